@@ -1,0 +1,146 @@
+//! The validated config: every value typed, every reference resolved.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ConfigError;
+
+/// A whole config file, as the worker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the text came from (a path or [`crate::DEFAULT_SOURCE`]).
+    pub source: String,
+    pub supervisor: Supervisor,
+    pub admin: Option<Admin>,
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Cluster>,
+}
+
+/// `[supervisor]`: what the long-lived supervisor process uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Supervisor {
+    /// The control socket's path (`baton upgrade|status|...` connect here).
+    pub control_socket: PathBuf,
+    /// How long a draining worker may take to finish its connections.
+    pub drain_timeout: Duration,
+    /// How long a new worker may take from spawn to `Ready`.
+    pub ready_timeout: Duration,
+    /// The worker binary; `None` means `baton-worker` beside `baton`.
+    pub worker_binary: Option<PathBuf>,
+    /// A tracing filter (`info`, `baton=debug`...); `RUST_LOG` wins.
+    pub log_level: Option<String>,
+}
+
+/// `[admin]`: the admin HTTP endpoint's address. Validated now; served once
+/// metrics land (`/metrics`, `/status`, `/ready`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub address: SocketAddr,
+}
+
+/// `[[listeners]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Unique; also names the socket for systemd (`FDNAME`).
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: Protocol,
+    /// Where accepted connections go.
+    pub target: Target,
+    /// `listen(2)` backlog: connections the kernel queues while no worker
+    /// accepts (during a restart, or when `max_connections` is reached).
+    pub backlog: u32,
+    /// Connections proxied at once; past it the listener stops accepting
+    /// and new connections wait in the kernel's accept queue.
+    pub max_connections: NonZeroU32,
+    /// A connection with no byte moving in either direction for this long
+    /// is closed.
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// L4: bytes both ways, half-close propagated.
+    Tcp,
+}
+
+/// A listener's destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Index into [`Config::clusters`].
+    Cluster(usize),
+    Builtin(Builtin),
+}
+
+/// Services built into the worker (spelled `builtin:<name>`). Not
+/// `non_exhaustive` on purpose, like [`Protocol`] and [`Lb`]: adding one
+/// must not compile until the worker serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// Writes back what it reads.
+    Echo,
+}
+
+impl Builtin {
+    pub const ALL: &[Builtin] = &[Builtin::Echo];
+    pub const PREFIX: &str = "builtin:";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Echo => "echo",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.iter().copied().find(|b| b.name() == name)
+    }
+}
+
+/// `[[clusters]]`: a set of upstream endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub name: String,
+    pub lb: Lb,
+    /// Never empty.
+    pub endpoints: Vec<SocketAddr>,
+    /// Per attempt; when it expires the next endpoint is tried.
+    pub connect_timeout: Duration,
+}
+
+/// Load-balancing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lb {
+    RoundRobin,
+}
+
+/// Parses and validates config `text`; `source_name` names it in errors.
+pub fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError> {
+    crate::raw::parse(source_name, text)
+}
+
+/// Reads and parses the config file at `path`.
+pub fn parse_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    parse(&path.display().to_string(), &text)
+}
+
+impl Config {
+    /// The embedded default config, parsed.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        parse(crate::DEFAULT_SOURCE, crate::DEFAULT_CONFIG)
+    }
+
+    pub fn cluster(&self, listener: &Listener) -> Option<&Cluster> {
+        match listener.target {
+            Target::Cluster(i) => self.clusters.get(i),
+            Target::Builtin(_) => None,
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Every example config parses; every kind of mistake is refused with the
+//! line, column and key that caused it.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use baton_config::{Builtin, Config, ConfigError, SupervisorView, Target, parse};
+
+#[test]
+fn every_config_in_the_directory_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml")
+            && path.file_name() != Some("Cargo.toml".as_ref())
+        {
+            let config = baton_config::parse_file(&path)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+            SupervisorView::parse(&config.source, &std::fs::read_to_string(&path).unwrap())
+                .unwrap();
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "default.toml and example.toml at least");
+}
+
+#[test]
+fn the_embedded_default_serves_echo_on_7000() {
+    let config = Config::embedded_default().unwrap();
+    assert_eq!(config.listeners.len(), 1);
+    let echo = &config.listeners[0];
+    assert_eq!(echo.address, "127.0.0.1:7000".parse().unwrap());
+    assert_eq!(echo.target, Target::Builtin(Builtin::Echo));
+    assert!(config.clusters.is_empty());
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let config = parse(
+        "t.toml",
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"c\"\n\
+         [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n",
+    )
+    .unwrap();
+    assert_eq!(config.supervisor.drain_timeout, Duration::from_secs(30));
+    assert_eq!(
+        config.supervisor.control_socket.to_str(),
+        Some("/run/baton/control.sock")
+    );
+    let l = &config.listeners[0];
+    assert_eq!(l.backlog, 1024);
+    assert_eq!(l.max_connections.get(), 10_000);
+    assert_eq!(l.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(l.target, Target::Cluster(0));
+    assert_eq!(config.clusters[0].connect_timeout, Duration::from_secs(5));
+}
+
+fn error(text: &str) -> (usize, usize, String, String) {
+    match parse("bad.toml", text) {
+        Err(ConfigError::Invalid {
+            source_name,
+            line,
+            column,
+            path,
+            message,
+        }) => {
+            assert_eq!(source_name, "bad.toml");
+            (line, column, path, message)
+        }
+        other => panic!("expected an Invalid error for {text:?}, got {other:?}"),
+    }
+}
+
+const GOOD_TAIL: &str = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n";
+
+fn listener(extra: &str) -> String {
+    format!(
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"c\"\n{extra}{GOOD_TAIL}"
+    )
+}
+
+#[test]
+fn unknown_keys_are_refused_with_line_column_and_path() {
+    let (line, column, path, message) = error(&listener("colour = \"blue\"\n"));
+    assert_eq!((line, column), (5, 1));
+    assert_eq!(path, "listeners[0].colour");
+    assert!(message.contains("unknown field `colour`"), "{message}");
+
+    let (line, _, path, _) = error("[supervisr]\nx = 1\n");
+    assert_eq!(line, 1);
+    assert_eq!(path, "supervisr");
+}
+
+#[test]
+fn the_message_reads_file_line_column_path() {
+    let err = parse("bad.toml", &listener("colour = 1\n")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("bad.toml:5:1: listeners[0].colour: unknown field"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_values_are_refused_where_they_are() {
+    let (line, column, path, _) = error(&format!(
+        "[[listeners]]\nname = \"a\"\naddress = \"localhost\"\ncluster = \"c\"\n{GOOD_TAIL}"
+    ));
+    assert_eq!(
+        (line, column, path.as_str()),
+        (3, 11, "listeners[0].address")
+    );
+
+    let (line, _, path, message) = error(&listener("idle_timeout = \"10 parsecs\"\n"));
+    assert_eq!((line, path.as_str()), (5, "listeners[0].idle_timeout"));
+    assert!(message.contains("invalid duration"), "{message}");
+
+    let (_, _, path, message) = error(&listener("idle_timeout = \"0s\"\n"));
+    assert_eq!(path, "listeners[0].idle_timeout");
+    assert!(message.contains("greater than zero"));
+
+    let (_, _, path, _) = error(&listener("max_connections = 0\n"));
+    assert_eq!(path, "listeners[0].max_connections");
+
+    let (_, _, path, message) = error(&listener("protocol = \"gopher\"\n"));
+    assert_eq!(path, "listeners[0].protocol");
+    assert!(message.contains("gopher"), "{message}");
+
+    let (line, _, path, _) = error("[supervisor]\ndrain_timeout = 30\n");
+    assert_eq!((line, path.as_str()), (2, "supervisor.drain_timeout"));
+}
+
+#[test]
+fn references_and_names_are_checked() {
+    let (line, column, path, message) =
+        error("[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"nope\"\n");
+    assert_eq!(
+        (line, column, path.as_str()),
+        (4, 11, "listeners[0].cluster")
+    );
+    assert!(message.contains("no cluster named \"nope\""), "{message}");
+
+    let (_, _, _, message) = error(
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"builtin:teapot\"\n",
+    );
+    assert!(
+        message.contains("builtin:echo"),
+        "lists the known built-ins: {message}"
+    );
+
+    let (line, _, path, message) = error(&format!(
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:5\"\ncluster = \"c\"\n\
+         [[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:6\"\ncluster = \"c\"\n{GOOD_TAIL}"
+    ));
+    assert_eq!((line, path.as_str()), (6, "listeners[1].name"));
+    assert!(message.contains("duplicate"));
+
+    let (line, _, path, _) = error(&format!(
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:5\"\ncluster = \"c\"\n\
+         [[listeners]]\nname = \"b\"\naddress = \"127.0.0.1:5\"\ncluster = \"c\"\n{GOOD_TAIL}"
+    ));
+    assert_eq!((line, path.as_str()), (7, "listeners[1].address"));
+
+    let (_, _, path, _) = error("[[clusters]]\nname = \"c:d\"\nendpoints = [\"127.0.0.1:1\"]\n");
+    assert_eq!(path, "clusters[0].name");
+    let (_, _, path, _) =
+        error("[[clusters]]\nname = \"builtin:x\"\nendpoints = [\"127.0.0.1:1\"]\n");
+    assert_eq!(path, "clusters[0].name");
+    let (line, _, path, _) = error("[[clusters]]\nname = \"c\"\nendpoints = []\n");
+    assert_eq!((line, path.as_str()), (3, "clusters[0].endpoints"));
+}
+
+#[test]
+fn syntax_errors_have_a_position_too() {
+    let (line, column, path, _) = error("[[listeners]\nname = \"a\"\n");
+    assert_eq!(line, 1);
+    assert!(column > 1);
+    assert_eq!(path, "");
+}
+
+#[test]
+fn the_supervisor_view_ignores_what_it_does_not_own() {
+    let text = "[supervisor]\ndrain_timeout = \"5s\"\n\
+        [future_section]\nx = 1\n\
+        [[listeners]]\nname = \"a\"\naddress = \"[::1]:0\"\nbacklog = 7\nnew_knob = true\n";
+    let view = SupervisorView::parse("v.toml", text).unwrap();
+    assert_eq!(view.supervisor.drain_timeout, Duration::from_secs(5));
+    assert_eq!(view.listeners.len(), 1);
+    assert_eq!(view.listeners[0].backlog, 7);
+    assert!(view.listeners[0].address.is_ipv6());
+    // The worker, parsing strictly, refuses the same text.
+    assert!(parse("v.toml", text).is_err());
+    // But the supervisor is strict about its own table.
+    let err = SupervisorView::parse("v.toml", "[supervisor]\ndrain_timout = \"5s\"\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("v.toml:2:1: supervisor.drain_timout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_read_error() {
+    let err = baton_config::parse_file("/nonexistent/baton.toml".as_ref()).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/baton.toml"));
+}

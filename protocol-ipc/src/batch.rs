@@ -1,0 +1,148 @@
+//! Splitting work that does not fit one datagram.
+//!
+//! A datagram carries at most [`MAX_FDS`] fds and [`MAX_BODY`] bytes of
+//! body. [`batches`] cuts a list of items into runs that respect both,
+//! measuring each item's exact bincode size; [`Channel::send_listeners`]
+//! and [`Channel::recv_listeners`] use it for listening sockets, and the
+//! connection handoff uses it for connection state.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use serde::Serialize;
+
+use crate::frame::{MAX_BODY, MAX_FDS};
+use crate::message::{ListenerBatch, Message, encode};
+use crate::{Channel, IpcError};
+
+/// Bytes kept free in each body for the batch's own fields (the vector's
+/// length prefix, flags, a sequence number): generous, since varints of
+/// those fields are a few bytes each.
+const BATCH_OVERHEAD: usize = 256;
+
+/// Splits `items` into consecutive runs of at most [`MAX_FDS`] fds in all
+/// (`fds_of` per item) and a serialized size within [`MAX_BODY`].
+///
+/// An item that alone exceeds either bound is an error: the caller must
+/// split its state first.
+pub fn batches<T: Serialize>(
+    items: Vec<T>,
+    fds_of: impl Fn(&T) -> usize,
+) -> Result<Vec<Vec<T>>, IpcError> {
+    let budget = MAX_BODY - BATCH_OVERHEAD;
+    let mut out: Vec<Vec<T>> = Vec::new();
+    let mut current = Vec::new();
+    let (mut fds, mut bytes) = (0usize, 0usize);
+    for item in items {
+        let item_fds = fds_of(&item);
+        let item_bytes = encode(&item)
+            .map_err(|e| IpcError::io("measure batch item")(std::io::Error::other(e)))?
+            .len();
+        if item_fds > MAX_FDS {
+            return Err(IpcError::TooManyFds { count: item_fds });
+        }
+        if item_bytes > budget {
+            return Err(IpcError::TooLarge { len: item_bytes });
+        }
+        if !current.is_empty() && (fds + item_fds > MAX_FDS || bytes + item_bytes > budget) {
+            out.push(std::mem::take(&mut current));
+            (fds, bytes) = (0, 0);
+        }
+        fds += item_fds;
+        bytes += item_bytes;
+        current.push(item);
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+impl Channel {
+    /// Sends named listening sockets in as many [`ListenerBatch`]es as
+    /// needed; the last one has `last` set (an empty list is one empty,
+    /// last batch).
+    pub async fn send_listeners<F: AsFd>(&self, listeners: &[(String, F)]) -> Result<(), IpcError> {
+        let indexed: Vec<(usize, &str)> = listeners
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (i, name.as_str()))
+            .collect();
+        let runs = batches(indexed, |_| 1)?;
+        let count = runs.len();
+        for (n, run) in runs.into_iter().enumerate() {
+            let names = run.iter().map(|(_, name)| name.to_string()).collect();
+            let fds: Vec<_> = run.iter().map(|(i, _)| listeners[*i].1.as_fd()).collect();
+            let message = Message::ListenerBatch(ListenerBatch {
+                names,
+                last: n + 1 == count,
+            });
+            self.send(&message, &fds).await?;
+        }
+        Ok(())
+    }
+
+    /// Receives what [`Channel::send_listeners`] sent.
+    pub async fn recv_listeners(&self) -> Result<Vec<(String, OwnedFd)>, IpcError> {
+        let mut out = Vec::new();
+        loop {
+            let received = self.recv().await?;
+            match received.message {
+                Message::ListenerBatch(batch) => {
+                    out.extend(batch.names.into_iter().zip(received.fds));
+                    if batch.last {
+                        return Ok(out);
+                    }
+                }
+                Message::Refuse(refuse) => return Err(IpcError::Refused(refuse.reason)),
+                other => {
+                    return Err(IpcError::Unexpected {
+                        expected: "ListenerBatch",
+                        got: other.kind(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_fd_bound() {
+        let runs = batches((0..600u32).collect(), |_| 2).unwrap();
+        assert!(runs.iter().all(|r| r.len() * 2 <= MAX_FDS));
+        assert_eq!(runs.iter().map(Vec::len).sum::<usize>(), 600);
+        let flat: Vec<u32> = runs.into_iter().flatten().collect();
+        assert_eq!(flat, (0..600).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn batches_respect_the_body_bound() {
+        let items: Vec<Vec<u8>> = (0..20).map(|_| vec![7u8; 10_000]).collect();
+        let runs = batches(items, |_| 0).unwrap();
+        assert!(runs.len() >= 4);
+        for run in &runs {
+            assert!(encode(run).unwrap().len() <= MAX_BODY);
+        }
+    }
+
+    #[test]
+    fn an_item_too_large_alone_is_an_error() {
+        assert!(matches!(
+            batches(vec![vec![0u8; MAX_BODY]], |_| 0),
+            Err(IpcError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            batches(vec![1u8], |_| MAX_FDS + 1),
+            Err(IpcError::TooManyFds { .. })
+        ));
+    }
+
+    #[test]
+    fn nothing_is_one_empty_batch() {
+        let runs = batches(Vec::<u8>::new(), |_| 1).unwrap();
+        assert_eq!(runs, vec![Vec::<u8>::new()]);
+    }
+}

@@ -1,0 +1,123 @@
+//! Descriptor plumbing, and the only `unsafe` code in baton.
+//!
+//! Rust's I/O safety says an `OwnedFd` is the sole owner of its number.
+//! Two places need to turn a bare number into an owner, and both live here
+//! so that the trust boundary is one screen of code:
+//!
+//! * [`adopt_inherited`] — a worker adopts the ctrl fd its supervisor left
+//!   open across `exec`, whose number arrives in an environment variable;
+//! * [`seqpacket_from_owned`] / [`seqpacket_into_owned`] — moving an owned
+//!   fd into and out of `tokio_seqpacket`, whose API speaks raw numbers.
+#![allow(unsafe_code)]
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+use tokio_seqpacket::UnixSeqpacket;
+
+/// Why an inherited fd could not be adopted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdoptError {
+    #[error("environment variable {0} is not set: was this process started by `baton run`?")]
+    Missing(&'static str),
+    #[error("{var}={value:?} is not an fd number between 3 and 63")]
+    Invalid { var: &'static str, value: String },
+    #[error("fd {0} named by the environment is not open")]
+    NotOpen(RawFd),
+    #[error("fd {0} was already adopted")]
+    AlreadyAdopted(RawFd),
+    #[error("fd {fd} is not a SOCK_SEQPACKET socket ({detail})")]
+    NotSeqpacket { fd: RawFd, detail: String },
+    #[error("fd {fd}: {source}")]
+    Io {
+        fd: RawFd,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Fd numbers already adopted, one bit each. Inherited fds are mapped to
+/// small numbers by the parent, so 64 bits are plenty; a number past them
+/// is refused rather than tracked.
+static ADOPTED: AtomicU64 = AtomicU64::new(0);
+
+/// Adopts the SEQPACKET socket whose number is in environment variable
+/// `var`, as left open across `exec` by the parent.
+///
+/// It checks that the number is open (through `/proc/self/fd`, which needs
+/// no ownership) before taking ownership, takes it at most once per
+/// process, then checks that it is a SEQPACKET socket and sets
+/// close-on-exec so that it does not leak into anything this process
+/// spawns.
+pub fn adopt_inherited(var: &'static str) -> Result<OwnedFd, AdoptError> {
+    let value = std::env::var(var).map_err(|_| AdoptError::Missing(var))?;
+    let fd: RawFd = match value.trim().parse() {
+        Ok(n) if (3..64).contains(&n) => n,
+        _ => return Err(AdoptError::Invalid { var, value }),
+    };
+    if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
+        return Err(AdoptError::NotOpen(fd));
+    }
+    let bit = 1u64 << fd;
+    if ADOPTED.fetch_or(bit, Ordering::SeqCst) & bit != 0 {
+        return Err(AdoptError::AlreadyAdopted(fd));
+    }
+    // SAFETY: `fd` is open (checked above), was handed to this process by
+    // its parent through `var` for exactly this purpose, and nothing else in
+    // the process knows the number; the ADOPTED bit makes this the only
+    // owner even if called twice.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+
+    let io = |source| AdoptError::Io { fd, source };
+    match rustix::net::sockopt::socket_type(&owned) {
+        Ok(SocketType::SEQPACKET) => {}
+        Ok(other) => {
+            return Err(AdoptError::NotSeqpacket {
+                fd,
+                detail: format!("type {other:?}"),
+            });
+        }
+        Err(e) => {
+            return Err(AdoptError::NotSeqpacket {
+                fd,
+                detail: e.to_string(),
+            });
+        }
+    }
+    let flags = fcntl_getfd(&owned).map_err(|e| io(e.into()))?;
+    fcntl_setfd(&owned, flags | FdFlags::CLOEXEC).map_err(|e| io(e.into()))?;
+    Ok(owned)
+}
+
+/// A connected SEQPACKET socketpair, both ends close-on-exec and
+/// non-blocking. Pass one end to a child with an fd mapping (which clears
+/// close-on-exec on the child's copy only).
+pub fn seqpacket_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    Ok(socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?)
+}
+
+/// Registers an owned SEQPACKET socket with tokio. Must be called inside a
+/// tokio runtime.
+pub fn seqpacket_from_owned(fd: OwnedFd) -> std::io::Result<UnixSeqpacket> {
+    rustix::io::ioctl_fionbio(&fd, true)?;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` comes from an `OwnedFd` we just consumed, so ownership
+    // moves to the socket and nothing else refers to the number.
+    unsafe { UnixSeqpacket::from_raw_fd(raw) }
+}
+
+/// Takes a socket back out of tokio as an owned fd.
+pub fn seqpacket_into_owned(socket: UnixSeqpacket) -> OwnedFd {
+    let raw = socket.into_raw_fd();
+    // SAFETY: `into_raw_fd` gave up the socket's ownership of `raw`; we are
+    // its only owner now.
+    unsafe { OwnedFd::from_raw_fd(raw) }
+}

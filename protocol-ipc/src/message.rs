@@ -1,0 +1,290 @@
+//! The typed messages and their wire kinds.
+//!
+//! Adding a message: a payload struct, a [`Kind`] with a new number (never
+//! reuse one), one line in each of the `messages!` arms below, and — if it
+//! changes what a peer must understand — a new entry in
+//! [`PROTOCOL_VERSIONS`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::IpcError;
+
+/// Message-set versions this build speaks, oldest first. The handshake
+/// picks the highest one both peers list.
+pub const PROTOCOL_VERSIONS: &[u16] = &[1];
+
+/// A worker generation: one worker process, numbered from 1, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Generation(pub u32);
+
+impl std::fmt::Display for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which end of a channel a peer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Role {
+    Supervisor,
+    Worker,
+}
+
+/// First message on every channel, sent by both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Message-set versions the sender speaks.
+    pub versions: Vec<u16>,
+    pub role: Role,
+    pub pid: u32,
+}
+
+/// The sender will not go on, and says why (no common version, a config it
+/// rejects, ...). The channel is closed after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refuse {
+    pub reason: String,
+}
+
+/// A piece of the config text. The text may be larger than one datagram,
+/// so it travels in order in parts; the part with `last` ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigPart {
+    /// The generation number the receiving worker is.
+    pub generation: Generation,
+    /// Where the text came from, for error messages (a path, or
+    /// `<embedded default>`).
+    pub source: String,
+    pub chunk: Vec<u8>,
+    pub last: bool,
+}
+
+/// Listening sockets: one fd per name, in the same order. Sent in several
+/// batches when there are more than a datagram carries; `last` ends them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerBatch {
+    pub names: Vec<String>,
+    pub last: bool,
+}
+
+/// The worker has parsed the config, adopted the listeners and accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ready {
+    pub pid: u32,
+    pub listeners: u32,
+}
+
+/// Stop accepting, let connections finish within `deadline`, then report
+/// [`Drained`] and exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    pub deadline: Duration,
+}
+
+/// The worker is done; `closed` connections were still open at the
+/// deadline and were closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drained {
+    pub finished: u64,
+    pub closed: u64,
+}
+
+/// One of every message, with its wire kind number.
+macro_rules! messages {
+    ($($variant:ident = $num:literal,)*) => {
+        /// The wire kind of a message: the header's `kind` byte.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        #[non_exhaustive]
+        pub enum Kind {
+            $($variant = $num,)*
+        }
+
+        impl Kind {
+            /// Every kind, for tests and diagnostics.
+            pub const ALL: &[Kind] = &[$(Kind::$variant,)*];
+
+            pub fn from_u8(byte: u8) -> Option<Kind> {
+                match byte {
+                    $($num => Some(Kind::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        /// A message on a baton ipc channel. Fds travel beside it (see
+        /// [`crate::Channel::send`]).
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Message {
+            $($variant($variant),)*
+        }
+
+        impl Message {
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $(Message::$variant(_) => Kind::$variant,)*
+                }
+            }
+
+            /// The bincode body of this message.
+            pub fn encode_body(&self) -> Result<Vec<u8>, IpcError> {
+                let encoded = match self {
+                    $(Message::$variant(payload) => encode(payload),)*
+                };
+                encoded.map_err(|e| IpcError::Encode { kind: self.kind(), reason: e.to_string() })
+            }
+
+            /// Decodes a body of the given kind; every byte must be used.
+            pub fn decode_body(kind: u8, body: &[u8]) -> Result<Message, IpcError> {
+                let kind = Kind::from_u8(kind).ok_or(IpcError::UnknownKind(kind))?;
+                let fail = |reason: String| IpcError::Decode { kind, reason };
+                Ok(match kind {
+                    $(Kind::$variant => Message::$variant(decode(body).map_err(fail)?),)*
+                })
+            }
+        }
+
+        $(
+            impl From<$variant> for Message {
+                fn from(payload: $variant) -> Message {
+                    Message::$variant(payload)
+                }
+            }
+        )*
+    };
+}
+
+messages! {
+    Hello = 1,
+    Refuse = 2,
+    ConfigPart = 3,
+    ListenerBatch = 4,
+    Ready = 5,
+    Drain = 6,
+    Drained = 7,
+}
+
+impl Message {
+    /// How many fds travel with this message. The receiver checks the fds
+    /// that arrived against it.
+    pub fn fd_count(&self) -> usize {
+        match self {
+            Message::ListenerBatch(batch) => batch.names.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// The bincode configuration of every body. The limit stops a hostile
+/// length prefix from allocating much more than a datagram could hold.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// bincode counts its limit in decoded (in-memory) bytes, not body bytes:
+/// a one-byte varint claims the 8 bytes of the `u64` or length it decodes
+/// to. So a valid body of up to [`crate::MAX_BODY`] bytes may claim up to
+/// eight times its size; a limit of one datagram refused full, valid
+/// batches of short names.
+const DECODE_LIMIT: usize = 8 * crate::MAX_DATAGRAM;
+
+/// Encodes one value as a body (also used to measure items for batching).
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(value, config())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| e.to_string())?;
+    if used != body.len() {
+        return Err(format!("{} trailing bytes", body.len() - used));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One sample of every message kind; the test below fails when a kind
+    /// is added without a sample.
+    pub(crate) fn samples() -> Vec<Message> {
+        vec![
+            Hello {
+                versions: vec![1, 2],
+                role: Role::Worker,
+                pid: 42,
+            }
+            .into(),
+            Refuse {
+                reason: "no".into(),
+            }
+            .into(),
+            ConfigPart {
+                generation: Generation(3),
+                source: "/etc/baton.toml".into(),
+                chunk: b"[supervisor]\n".to_vec(),
+                last: true,
+            }
+            .into(),
+            ListenerBatch {
+                names: vec!["a".into(), "b".into()],
+                last: false,
+            }
+            .into(),
+            Ready {
+                pid: 7,
+                listeners: 2,
+            }
+            .into(),
+            Drain {
+                deadline: Duration::from_millis(1500),
+            }
+            .into(),
+            Drained {
+                finished: 3,
+                closed: 1,
+            }
+            .into(),
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let samples = samples();
+        let kinds: Vec<Kind> = samples.iter().map(Message::kind).collect();
+        assert_eq!(kinds, Kind::ALL, "one sample per kind, in kind order");
+        for message in samples {
+            let body = message.encode_body().unwrap();
+            let back = Message::decode_body(message.kind() as u8, &body).unwrap();
+            assert_eq!(back, message);
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_and_unknown_kinds_are_errors() {
+        let mut body = Message::from(Refuse { reason: "x".into() })
+            .encode_body()
+            .unwrap();
+        body.push(0);
+        assert!(matches!(
+            Message::decode_body(Kind::Refuse as u8, &body),
+            Err(IpcError::Decode { .. })
+        ));
+        assert!(matches!(
+            Message::decode_body(200, &[]),
+            Err(IpcError::UnknownKind(200))
+        ));
+    }
+
+    #[test]
+    fn hostile_lengths_do_not_allocate() {
+        // A Refuse whose string length claims 2^60 bytes.
+        let body = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10];
+        assert!(Message::decode_body(Kind::Refuse as u8, &body).is_err());
+    }
+}

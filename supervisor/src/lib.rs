@@ -1,0 +1,25 @@
+//! `baton`: the supervisor — the long-lived process that owns baton's
+//! config, listening sockets and worker generations (`DESIGN.md` §1).
+//!
+//! It does no data-plane work. It binds every listener once and keeps it
+//! for its whole life, spawns `baton-worker` generations and hands them the
+//! config and the sockets over a SOCK_SEQPACKET ctrl channel
+//! (`baton_ipc`), restarts a worker that dies, and drains on SIGTERM.
+//!
+//! # Layout
+//!
+//! * [`source`] — where the config comes from; the supervisor's view of it;
+//! * [`listeners`] — binding the sockets (socket2);
+//! * [`worker`] — spawning a generation and bringing it to `Ready`;
+//! * [`supervise`] — the main loop: restart, backoff, stop;
+//! * [`backoff`] — restart delays;
+//! * [`check`] — `baton check`;
+//! * `logging` — the tracing subscriber.
+
+pub mod backoff;
+pub mod check;
+pub mod listeners;
+mod logging;
+pub mod source;
+pub mod supervise;
+pub mod worker;

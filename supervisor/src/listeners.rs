@@ -1,0 +1,121 @@
+//! Binding the listening sockets the supervisor keeps for its whole life.
+//!
+//! Each socket is bound once, here, and never closed by an upgrade or a
+//! worker crash: workers get duplicates over ctrl. While no worker accepts
+//! (a crash, a restart), the kernel keeps queueing connections up to the
+//! backlog, so clients wait instead of being refused.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use baton_config::ListenerBind;
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A bound, listening socket and its name.
+#[derive(Debug)]
+pub struct BoundListener {
+    pub name: String,
+    /// Where it is bound (the kernel's choice when the config says port 0).
+    pub address: SocketAddr,
+    socket: Socket,
+}
+
+impl AsFd for BoundListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("listener {name:?}: {op} {address}: {source}")]
+pub struct BindError {
+    pub name: String,
+    pub address: SocketAddr,
+    pub op: &'static str,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds and listens; close-on-exec (socket2's default on Linux), so only
+/// the copies sent over ctrl ever reach a worker.
+pub fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
+    let address = spec.address;
+    let fail = |op| {
+        let name = spec.name.clone();
+        move |source| BindError {
+            name,
+            address,
+            op,
+            source,
+        }
+    };
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(fail("socket"))?;
+    // Lets a restarted supervisor bind while old connections sit in
+    // TIME_WAIT.
+    socket
+        .set_reuse_address(true)
+        .map_err(fail("SO_REUSEADDR"))?;
+    if address.is_ipv6() {
+        // `[::]:80` and `0.0.0.0:80` can then be two listeners.
+        socket.set_only_v6(true).map_err(fail("IPV6_V6ONLY"))?;
+    }
+    socket.bind(&address.into()).map_err(fail("bind"))?;
+    let backlog = i32::try_from(spec.backlog).unwrap_or(i32::MAX);
+    socket.listen(backlog).map_err(fail("listen"))?;
+    let address = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .unwrap_or(address);
+    Ok(BoundListener {
+        name: spec.name.clone(),
+        address,
+        socket,
+    })
+}
+
+/// Binds every listener, or none: on the first failure the ones already
+/// bound are closed again.
+pub fn bind_all(specs: &[ListenerBind]) -> Result<Vec<BoundListener>, BindError> {
+    specs.iter().map(bind).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(address: &str) -> ListenerBind {
+        ListenerBind {
+            name: "t".into(),
+            address: address.parse().unwrap(),
+            backlog: 16,
+        }
+    }
+
+    #[test]
+    fn binds_v4_and_v6_with_kernel_ports() {
+        let v4 = bind(&spec("127.0.0.1:0")).unwrap();
+        assert_ne!(v4.address.port(), 0);
+        let v6 = bind(&spec("[::1]:0")).unwrap();
+        assert!(v6.address.is_ipv6());
+        // Accepts through the kernel queue even though nobody calls accept.
+        std::net::TcpStream::connect(v4.address).unwrap();
+    }
+
+    #[test]
+    fn a_taken_address_names_the_listener_and_the_step() {
+        let first = bind(&spec("127.0.0.1:0")).unwrap();
+        let err = bind(&spec(&first.address.to_string())).unwrap_err();
+        assert_eq!(err.op, "bind");
+        assert!(
+            err.to_string()
+                .starts_with("listener \"t\": bind 127.0.0.1:"),
+            "{err}"
+        );
+    }
+}

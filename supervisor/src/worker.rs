@@ -1,0 +1,184 @@
+//! Spawning a worker generation and bringing it to `Ready`.
+//!
+//! ```text
+//! socketpair ─▶ spawn baton-worker (our end stays, theirs becomes fd 3,
+//!               BATON_IPC_FD=3; nothing else is inherited: every other fd
+//!               of the supervisor is close-on-exec)
+//!   ─▶ Hello ─▶ ConfigPart* ─▶ ListenerBatch* ─▶ Ready | Refuse
+//! ```
+//!
+//! All of it runs under the config's `ready_timeout`, raced against the
+//! child's exit so that a worker that dies at start is reported with its
+//! exit status at once, not after the timeout. On any failure the child is
+//! killed and reaped.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use baton_ipc::{Channel, ConfigPart, Generation, IpcError, Message, Role};
+use command_fds::{CommandFdExt, FdMapping};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::listeners::BoundListener;
+use crate::source::Loaded;
+
+/// The fd number the worker finds its ctrl end at.
+const CHILD_IPC_FD: i32 = 3;
+
+/// Config text travels in parts this large: well under `MAX_BODY`, leaving
+/// room for the source name and the other fields.
+const CONFIG_CHUNK: usize = 32 * 1024;
+
+/// A running, ready worker generation.
+#[derive(Debug)]
+pub struct Worker {
+    pub generation: Generation,
+    pub pid: u32,
+    pub binary: PathBuf,
+    pub ctrl: Channel,
+    pub child: Child,
+    pub started: Instant,
+}
+
+/// Why a generation did not become ready.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("spawn {}: {source}", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the worker refused the config: {0}")]
+    Refused(String),
+    #[error("the worker exited during start-up ({})", describe(.0))]
+    Exited(ExitStatus),
+    #[error("the worker was not ready within {0:?}")]
+    Timeout(Duration),
+    #[error("ctrl channel to the new worker: {0}")]
+    Ipc(#[from] IpcError),
+}
+
+/// "exit code 1", "killed by signal 9".
+pub fn describe(status: &ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}
+
+/// What every spawn needs besides the generation number.
+#[derive(Debug, Clone)]
+pub struct Launch<'a> {
+    pub binary: &'a Path,
+    pub config: &'a Loaded,
+    pub listeners: &'a [BoundListener],
+    /// The tracing filter the worker should log with.
+    pub log_filter: &'a str,
+}
+
+/// Spawns generation `generation` and waits for it to be ready.
+pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker, StartError> {
+    let binary = launch.binary.to_path_buf();
+    let spawn_error = |source| StartError::Spawn {
+        binary: binary.clone(),
+        source,
+    };
+    let (ours, theirs) = baton_ipc::fd::seqpacket_pair().map_err(spawn_error)?;
+    let mut command = Command::new(&binary);
+    command
+        .env(baton_ipc::env::IPC_FD, CHILD_IPC_FD.to_string())
+        .env(baton_ipc::env::LOG, launch.log_filter)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+        .fd_mappings(vec![FdMapping {
+            parent_fd: theirs,
+            child_fd: CHILD_IPC_FD,
+        }])
+        .map_err(|e| spawn_error(std::io::Error::other(e)))?;
+    let mut child = command.spawn().map_err(spawn_error)?;
+    // The command holds the child's end; dropping it closes our copy, so
+    // the worker's death shows as EOF on ours.
+    drop(command);
+    let pid = child.id().unwrap_or(0);
+    let started = Instant::now();
+    info!(gen = %generation, pid, binary = %binary.display(), "worker spawned");
+
+    let ctrl = Channel::from_owned_fd(ours).map_err(spawn_error)?;
+    let timeout = launch.config.view.supervisor.ready_timeout;
+    let outcome = tokio::select! {
+        ready = tokio::time::timeout(timeout, bring_up(&ctrl, &launch, generation)) => {
+            ready.unwrap_or(Err(StartError::Timeout(timeout)))
+        }
+        status = child.wait() => Err(match status {
+            Ok(status) => StartError::Exited(status),
+            Err(e) => StartError::Spawn { binary: binary.clone(), source: e },
+        }),
+    };
+    match outcome {
+        Ok(()) => {
+            info!(gen = %generation, pid, elapsed = ?started.elapsed(), "worker ready");
+            Ok(Worker {
+                generation,
+                pid,
+                binary,
+                ctrl,
+                child,
+                started,
+            })
+        }
+        Err(error) => {
+            warn!(gen = %generation, pid, %error, "worker failed to start");
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            Err(error)
+        }
+    }
+}
+
+async fn bring_up(
+    ctrl: &Channel,
+    launch: &Launch<'_>,
+    generation: Generation,
+) -> Result<(), StartError> {
+    ctrl.hello(Role::Supervisor).await?;
+    let config = launch.config;
+    let bytes = config.text.as_bytes();
+    let parts: Vec<&[u8]> = if bytes.is_empty() {
+        vec![&[]]
+    } else {
+        bytes.chunks(CONFIG_CHUNK).collect()
+    };
+    let last = parts.len() - 1;
+    for (i, chunk) in parts.into_iter().enumerate() {
+        ctrl.send_msg(ConfigPart {
+            generation,
+            source: config.name.clone(),
+            chunk: chunk.to_vec(),
+            last: i == last,
+        })
+        .await?;
+    }
+    let named: Vec<(String, &BoundListener)> = launch
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l))
+        .collect();
+    ctrl.send_listeners(&named).await?;
+    match ctrl.recv_msg().await? {
+        Message::Ready(_) => Ok(()),
+        Message::Refuse(refuse) => Err(StartError::Refused(refuse.reason)),
+        other => Err(IpcError::Unexpected {
+            expected: "Ready",
+            got: other.kind(),
+        }
+        .into()),
+    }
+}

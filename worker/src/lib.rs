@@ -1,0 +1,98 @@
+//! `baton-worker`: one generation of baton's data plane.
+//!
+//! A worker is spawned by the supervisor (`baton run`) with one end of a
+//! SOCK_SEQPACKET socketpair inherited as the fd in `BATON_IPC_FD`. It
+//! receives the config text and the listening sockets over it, validates
+//! the whole config, accepts and proxies until told to drain, and never
+//! outlives its supervisor: channel EOF ends it, and `PR_SET_PDEATHSIG`
+//! kills it if the supervisor dies without closing the channel.
+//!
+//! `baton-worker check FILE` validates a config the way a new generation
+//! would (`baton check` runs it), so new config syntax ships with the
+//! worker and never needs a supervisor upgrade.
+//!
+//! # Layout
+//!
+//! * [`ctrl`] — the session with the supervisor;
+//! * [`serve`] — [`serve::Server`]: listeners, accept loops, connection
+//!   tracking, drain;
+//! * [`tunnel`] — the pausable byte pump (L4 proxy and the echo built-in);
+//! * [`upstream`] — clusters: round robin, connect with fall-through.
+
+pub mod ctrl;
+pub mod serve;
+pub mod tunnel;
+pub mod upstream;
+
+use std::process::ExitCode;
+
+/// Exit code for a config the worker refuses (`EX_CONFIG`).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Runs a worker generation over the ctrl fd inherited from the supervisor.
+pub fn run_inherited() -> ExitCode {
+    // Backstop for "never outlive the supervisor": channel EOF is the
+    // normal signal, this covers a supervisor killed while we are blocked.
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+    {
+        tracing::warn!(error = %e, "PR_SET_PDEATHSIG failed");
+    }
+    init_logging();
+    let fd = match baton_ipc::fd::adopt_inherited(baton_ipc::env::IPC_FD) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot adopt the ctrl channel");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let ctrl = baton_ipc::Channel::from_owned_fd(fd).map_err(|e| {
+            ctrl::WorkerError::Ipc(baton_ipc::IpcError::Io {
+                op: "register ctrl fd",
+                source: e,
+            })
+        })?;
+        ctrl::run(ctrl).await
+    });
+    // Connection tasks may still hold sockets; do not wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(ctrl::Ended::Drained) => ExitCode::SUCCESS,
+        Ok(ctrl::Ended::Orphaned) => ExitCode::FAILURE,
+        Err(ctrl::WorkerError::Config(_)) => ExitCode::from(EXIT_CONFIG),
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Validates config `text` as a new generation would.
+pub fn check(source: &str, text: &str) -> Result<baton_config::Config, baton_config::ConfigError> {
+    baton_config::parse(source, text)
+}
+
+fn init_logging() {
+    let filter = std::env::var(baton_ipc::env::LOG)
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,155 @@
+//! Clusters at run time: endpoint choice and connecting.
+//!
+//! Round robin: each new connection starts at the next endpoint in turn
+//! and, when a connect fails or times out, tries the following ones, each
+//! once, so a dead endpoint costs a retry but never a failed connection
+//! while another endpoint lives.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use baton_config::Cluster;
+use tokio::net::TcpStream;
+
+/// A cluster and its round-robin cursor.
+#[derive(Debug)]
+pub struct Upstream {
+    pub cluster: Cluster,
+    next: AtomicUsize,
+}
+
+/// Every endpoint of a cluster failed.
+#[derive(Debug, thiserror::Error)]
+#[error("connect to cluster {cluster}: {}", Attempts(attempts))]
+pub struct ConnectError {
+    pub cluster: String,
+    pub attempts: Vec<(SocketAddr, AttemptError)>,
+}
+
+#[derive(Debug)]
+pub enum AttemptError {
+    Io(std::io::Error),
+    Timeout(Duration),
+}
+
+struct Attempts<'a>(&'a [(SocketAddr, AttemptError)]);
+
+impl fmt::Display for Attempts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (addr, error)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match error {
+                AttemptError::Io(e) => write!(f, "{addr}: {e}")?,
+                AttemptError::Timeout(t) => write!(f, "{addr}: timed out after {t:?}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Upstream {
+    pub fn new(cluster: Cluster) -> Upstream {
+        Upstream {
+            cluster,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Connects to the next endpoint in turn, falling through to the
+    /// others on failure.
+    pub async fn connect(&self) -> Result<(TcpStream, SocketAddr), ConnectError> {
+        let endpoints = &self.cluster.endpoints;
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut attempts = Vec::new();
+        for i in 0..endpoints.len() {
+            let addr = endpoints[(start + i) % endpoints.len()];
+            let timeout = self.cluster.connect_timeout;
+            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    if !attempts.is_empty() {
+                        tracing::warn!(
+                            cluster = %self.cluster.name,
+                            failed = %Attempts(&attempts),
+                            %addr,
+                            "connected after failed attempts"
+                        );
+                    }
+                    return Ok((stream, addr));
+                }
+                Ok(Err(e)) => attempts.push((addr, AttemptError::Io(e))),
+                Err(_) => attempts.push((addr, AttemptError::Timeout(timeout))),
+            }
+        }
+        Err(ConnectError {
+            cluster: self.cluster.name.clone(),
+            attempts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn cluster(endpoints: Vec<SocketAddr>) -> Cluster {
+        Cluster {
+            name: "c".into(),
+            lb: baton_config::Lb::RoundRobin,
+            endpoints,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A port with nothing listening: bound, then closed.
+    async fn dead_port() -> SocketAddr {
+        TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn round_robin_takes_turns() {
+        let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let upstream = Upstream::new(cluster(vec![a_addr, b_addr]));
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(upstream.connect().await.unwrap().1);
+        }
+        assert_eq!(seen, vec![a_addr, b_addr, a_addr, b_addr]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_endpoint_falls_through_to_the_next() {
+        let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_addr = live.local_addr().unwrap();
+        let upstream = Upstream::new(cluster(vec![dead_port().await, live_addr]));
+        for _ in 0..3 {
+            assert_eq!(upstream.connect().await.unwrap().1, live_addr);
+        }
+    }
+
+    #[tokio::test]
+    async fn all_dead_names_every_attempt() {
+        let (d1, d2) = (dead_port().await, dead_port().await);
+        let err = Upstream::new(cluster(vec![d1, d2]))
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(err.attempts.len(), 2);
+        let text = err.to_string();
+        assert!(text.starts_with("connect to cluster c: "), "{text}");
+        assert!(
+            text.contains(&d1.to_string()) && text.contains(&d2.to_string()),
+            "{text}"
+        );
+    }
+}
