@@ -7,10 +7,13 @@
 //! * [`adopt_inherited`] — a worker adopts the ctrl fd its supervisor left
 //!   open across `exec`, whose number arrives in an environment variable;
 //! * [`seqpacket_from_owned`] / [`seqpacket_into_owned`] — moving an owned
-//!   fd into and out of `tokio_seqpacket`, whose API speaks raw numbers.
+//!   fd into and out of `tokio_seqpacket`, whose API speaks raw numbers;
+//! * [`cloexec_inherited`] — a process that was handed fds it does not
+//!   know (a shell's stray fd 10, say) marks them close-on-exec so that
+//!   they stop at it instead of leaking into its children.
 #![allow(unsafe_code)]
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
@@ -90,6 +93,33 @@ pub fn adopt_inherited(var: &'static str) -> Result<OwnedFd, AdoptError> {
     let flags = fcntl_getfd(&owned).map_err(|e| io(e.into()))?;
     fcntl_setfd(&owned, flags | FdFlags::CLOEXEC).map_err(|e| io(e.into()))?;
     Ok(owned)
+}
+
+/// Marks every fd from 3 up close-on-exec; returns how many were not
+/// already. Call it first thing in `main`, before any other thread exists.
+///
+/// The supervisor runs it so that whatever its parent left open (and did
+/// not mean for it) cannot reach a worker: a worker inherits its ctrl
+/// socket and stdio, nothing else.
+pub fn cloexec_inherited() -> std::io::Result<usize> {
+    let numbers: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&n| n >= 3)
+        .collect();
+    let mut changed = 0;
+    for n in numbers {
+        // SAFETY: `n` was listed as open a moment ago and no other thread
+        // exists yet to close it; the one number that is already closed
+        // again (the directory listing's own fd) makes fcntl fail with
+        // EBADF, which is skipped. The borrow ends within this iteration.
+        let fd = unsafe { BorrowedFd::borrow_raw(n) };
+        let Ok(flags) = fcntl_getfd(fd) else { continue };
+        if !flags.contains(FdFlags::CLOEXEC) {
+            fcntl_setfd(fd, flags | FdFlags::CLOEXEC)?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 /// A connected SEQPACKET socketpair, both ends close-on-exec and

@@ -34,6 +34,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Whatever our parent left open stays with us, never reaches a worker.
+    if let Err(e) = baton_ipc::fd::cloexec_inherited() {
+        eprintln!("baton: mark inherited fds close-on-exec: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

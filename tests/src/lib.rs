@@ -1,1 +1,315 @@
-//! x
+//! Harness for baton's process-level tests: the real `baton` and
+//! `baton-worker` binaries, real sockets on port 0, real clients.
+//!
+//! # Layout
+//!
+//! * [`Baton`] — a running supervisor: its config in a temp dir, its log
+//!   lines, the addresses its listeners got, its workers' pids;
+//! * [`upstream`] — in-process upstream servers (echo, scripted);
+//! * [`bin`] — where the binaries under test are;
+//! * `src/bin/fd-probe.rs` — a stand-in worker that records its inherited
+//!   fds and execs the real one.
+//!
+//! The binaries are found beside the test executable's `deps/` directory:
+//! `cargo test --workspace` builds them first (the supervisor and worker
+//! packages have integration tests of their own, which makes cargo build
+//! their binaries).
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub mod upstream;
+
+/// How long a test waits for something that normally takes milliseconds
+/// (a worker becoming ready, a process exiting). Only a broken build ever
+/// waits this long; it bounds a hang, it is not a performance claim.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The path of a binary built by this workspace.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (cargo test --workspace does it)",
+        path.display()
+    );
+    path
+}
+
+/// A running `baton run`.
+#[derive(Debug)]
+pub struct Baton {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    lines: mpsc::Receiver<String>,
+    /// Every stderr line seen so far.
+    pub log: Vec<String>,
+    /// Listener name → bound address, from the "listening" log lines.
+    pub addresses: HashMap<String, SocketAddr>,
+}
+
+impl Baton {
+    /// Writes `config` to a temp dir and starts `baton run -c` on it, then
+    /// waits until the first worker is ready.
+    pub fn start(config: &str) -> Baton {
+        Baton::start_with(config, &[])
+    }
+
+    /// Like [`Baton::start`], with extra environment variables.
+    pub fn start_with(config: &str, env: &[(&str, &str)]) -> Baton {
+        let mut baton = Baton::spawn(config, env);
+        baton.wait_for_log("worker ready");
+        baton
+    }
+
+    /// Starts `baton run -c` without waiting for anything.
+    pub fn spawn(config: &str, env: &[(&str, &str)]) -> Baton {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("baton.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut command = Command::new(bin("baton"));
+        command
+            .arg("run")
+            .arg("-c")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[baton] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Baton {
+            child,
+            dir,
+            config_path,
+            lines,
+            log: Vec::new(),
+            addresses: HashMap::new(),
+        }
+    }
+
+    fn absorb(&mut self, line: String) {
+        if let (true, Some(name), Some(addr)) = (
+            line.contains(" listening "),
+            field(&line, "name"),
+            field(&line, "address"),
+        ) {
+            self.addresses.insert(name, addr.parse().unwrap());
+        }
+        self.log.push(line);
+    }
+
+    /// Waits for a log line containing `needle` that was not seen before
+    /// this call's own earlier matches; returns it.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        self.wait_for_log_count(needle, self.count_log(needle) + 1)
+    }
+
+    /// Waits until `count` log lines contain `needle` in all; returns the last.
+    pub fn wait_for_log_count(&mut self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if self.count_log(needle) >= count {
+                return self
+                    .log
+                    .iter()
+                    .rev()
+                    .find(|l| l.contains(needle))
+                    .cloned()
+                    .unwrap();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.absorb(line),
+                Err(_) => panic!(
+                    "no log line containing {needle:?} (wanted {count}) within {PATIENCE:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Takes in log lines already printed, without waiting.
+    pub fn drain_log(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.absorb(line);
+        }
+    }
+
+    /// The bound address of listener `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        *self
+            .addresses
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener {name:?} in {:?}", self.addresses))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Pids of the supervisor's live child processes (its workers).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        children_of(self.pid())
+    }
+
+    /// The one worker's pid, waiting for there to be exactly one.
+    pub fn worker_pid(&self) -> u32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let pids = self.worker_pids();
+            if pids.len() == 1 {
+                return pids[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected one worker, found {pids:?}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits for the supervisor to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Collect the last words.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.absorb(line);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "baton did not exit within {PATIENCE:?}"
+            );
+            wait_a_little();
+        }
+    }
+}
+
+impl Drop for Baton {
+    fn drop(&mut self) {
+        // Never leave processes behind, whatever the test did.
+        for pid in self.worker_pids() {
+            kill9(pid);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `key=value` from a tracing log line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    let value = line[start..].split_whitespace().next()?;
+    Some(value.trim_matches('"').to_string())
+}
+
+/// Live (non-zombie) children of `parent`, from `/proc/*/stat`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may contain spaces; fields after ')' are fixed.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 1 && fields[0] != "Z" && fields[1] == parent.to_string() {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Whether `pid` is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn kill9(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Waits until `condition` holds, polling; panics with `what` after
+/// [`PATIENCE`].
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        wait_a_little();
+    }
+}
+
+/// A short pause between polls of another process's state.
+fn wait_a_little() {
+    // Polling another process: there is nothing to await.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+/// A config with one TCP listener on 127.0.0.1:0 to `endpoints`, plus
+/// `extra` lines appended to the listener table.
+pub fn tcp_config(endpoints: &[SocketAddr], listener_extra: &str) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    format!(
+        "[supervisor]\ndrain_timeout = \"5s\"\n\n\
+         [[listeners]]\nname = \"front\"\naddress = \"127.0.0.1:0\"\ncluster = \"back\"\n{listener_extra}\n\
+         [[clusters]]\nname = \"back\"\nendpoints = [{}]\nconnect_timeout = \"2s\"\n",
+        endpoints.join(", ")
+    )
+}
