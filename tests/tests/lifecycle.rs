@@ -329,3 +329,15 @@ fn the_embedded_default_echoes_in_a_fresh_network_namespace() {
 fn baton_config_address() -> std::net::SocketAddr {
     baton_config::Config::embedded_default().unwrap().listeners[0].address
 }
+
+/// A worker never outlives its supervisor, even one killed without a
+/// chance to clean up: the ctrl channel's EOF (and PR_SET_PDEATHSIG) end it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_dies_with_its_supervisor() {
+    let echo = Echo::start().await;
+    let mut baton = Baton::start(&tcp_config(&[echo.addr], ""));
+    let worker = baton.worker_pid();
+    kill9(baton.pid());
+    let _ = baton.child.wait();
+    eventually("the orphaned worker to exit", || !alive(worker));
+}
