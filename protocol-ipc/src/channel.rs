@@ -126,14 +126,28 @@ impl Channel {
     pub async fn recv(&self) -> Result<Received, IpcError> {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut anc = AncillaryBuf([0; 1088]);
-        let (info, ancillary) = self
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let first = self
             .socket
-            .recv_vectored_with_ancillary(&mut [IoSliceMut::new(&mut buf)], &mut anc.0)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionReset => IpcError::Closed,
-                _ => IpcError::io("recvmsg")(e),
-            })?;
+            .recv_vectored_with_ancillary(&mut iov, &mut anc.0)
+            .await;
+        // ECONNRESET: the peer closed with datagrams of ours unread. Linux
+        // reports that once, ahead of the datagrams the peer sent before
+        // closing (a `Refuse` with its reason, say); read on so that they
+        // are not lost. After them comes end of file.
+        let reset = matches!(&first, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset);
+        let received = if reset {
+            drop(first);
+            self.socket
+                .recv_vectored_with_ancillary(&mut iov, &mut anc.0)
+                .await
+        } else {
+            first
+        };
+        let (info, ancillary) = received.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionReset => IpcError::Closed,
+            _ => IpcError::io("recvmsg")(e),
+        })?;
         let mut fds = Vec::new();
         for item in ancillary.into_messages() {
             if let OwnedAncillaryMessage::FileDescriptors(received) = item {
