@@ -87,8 +87,9 @@ pub use channel::{Channel, Negotiated, Received};
 pub use error::IpcError;
 pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
-    ConfigPart, Drain, Drained, Generation, Hello, Kind, ListenerBatch, Message, PROTOCOL_VERSIONS,
-    Ready, Refuse, Role,
+    Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain, Drained,
+    Generation, HANDOFF_VERSIONS, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo, Hello, Kind,
+    ListenerBatch, Message, PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role, Stats, StatsRequest,
 };
 
 /// Environment variables of the supervisor→worker process contract.

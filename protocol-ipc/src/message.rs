@@ -11,9 +11,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::IpcError;
 
-/// Message-set versions this build speaks, oldest first. The handshake
-/// picks the highest one both peers list.
+/// Message-set versions this build speaks on ctrl, oldest first. The
+/// handshake picks the highest one both peers list.
 pub const PROTOCOL_VERSIONS: &[u16] = &[1];
+
+/// Versions of the connection state carried on the handoff channel
+/// ([`ConnState`]). Separate from [`PROTOCOL_VERSIONS`]: two workers may
+/// agree on ctrl with their supervisor and still not on how a connection is
+/// described.
+pub const HANDOFF_VERSIONS: &[u16] = &[1];
 
 /// A worker generation: one worker process, numbered from 1, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -84,12 +90,130 @@ pub struct Drain {
     pub deadline: Duration,
 }
 
-/// The worker is done; `closed` connections were still open at the
-/// deadline and were closed.
+/// The worker is done and exits: `finished` connections ended by
+/// themselves, `migrated` moved to the next generation, `closed` were still
+/// open at the deadline and were closed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drained {
     pub finished: u64,
+    pub migrated: u64,
     pub closed: u64,
+}
+
+/// Start accepting (a worker is `Ready` before it accepts, so that during
+/// an upgrade the supervisor decides when it takes the listeners).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activate {}
+
+/// To the old generation, with its end of the handoff channel: hand
+/// everything to generation `to`, within `deadline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffTo {
+    pub to: Generation,
+    pub deadline: Duration,
+}
+
+/// To the new generation, with its end of the handoff channel: take over
+/// from generation `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffFrom {
+    pub from: Generation,
+}
+
+/// From the old generation to the supervisor: the handoff failed; it has
+/// resumed accepting and every connection not acknowledged by the new
+/// generation (`resumed`), and keeps serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffFailed {
+    pub reason: String,
+    pub resumed: u64,
+    /// Connections the new generation had acknowledged before it failed:
+    /// they were closed here and are gone.
+    pub lost: u64,
+}
+
+/// Handoff, new → old: the new generation accepts on every listener; the
+/// old one may stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepting {}
+
+/// One direction of an L4 connection, as paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PipeWire {
+    /// Read from the source, not yet written to the destination.
+    pub pending: Vec<u8>,
+    /// The source has ended.
+    pub read_closed: bool,
+    /// The end has been passed on to the destination.
+    pub write_closed: bool,
+}
+
+/// What a connection is, with the state that moves with it. The fds that
+/// go with each kind are listed in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnKind {
+    /// fds: client, upstream.
+    Tunnel {
+        c2u: PipeWire,
+        u2c: PipeWire,
+        cluster: String,
+        upstream: std::net::SocketAddr,
+    },
+    /// The built-in echo service. fds: client.
+    Echo { pipe: PipeWire },
+}
+
+impl ConnKind {
+    /// How many fds travel with a connection of this kind.
+    pub fn fd_count(&self) -> usize {
+        match self {
+            ConnKind::Tunnel { .. } => 2,
+            ConnKind::Echo { .. } => 1,
+        }
+    }
+}
+
+/// One connection in a handoff batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnState {
+    /// The old generation's id for it (for logs).
+    pub id: u64,
+    /// The listener that accepted it.
+    pub listener: String,
+    pub idle_timeout: Duration,
+    pub kind: ConnKind,
+}
+
+/// Handoff, old → new: connections and their fds, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnBatch {
+    pub seq: u64,
+    pub conns: Vec<ConnState>,
+}
+
+/// Handoff, new → old: batch `seq` is adopted; the old generation may close
+/// its copies. The new generation moves no byte of it before sending this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnAck {
+    pub seq: u64,
+}
+
+/// Handoff, old → new: nothing more will come.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffDone {
+    pub migrated: u64,
+    pub lost: u64,
+}
+
+/// Supervisor → worker: how are you?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsRequest {}
+
+/// Worker → supervisor, answering [`StatsRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub active: u64,
+    pub accepted: u64,
 }
 
 /// One of every message, with its wire kind number.
@@ -166,6 +290,16 @@ messages! {
     Ready = 5,
     Drain = 6,
     Drained = 7,
+    Activate = 8,
+    HandoffTo = 9,
+    HandoffFrom = 10,
+    HandoffFailed = 11,
+    Accepting = 12,
+    ConnBatch = 13,
+    ConnAck = 14,
+    HandoffDone = 15,
+    StatsRequest = 16,
+    Stats = 17,
 }
 
 impl Message {
@@ -174,6 +308,8 @@ impl Message {
     pub fn fd_count(&self) -> usize {
         match self {
             Message::ListenerBatch(batch) => batch.names.len(),
+            Message::HandoffTo(_) | Message::HandoffFrom(_) => 1,
+            Message::ConnBatch(batch) => batch.conns.iter().map(|c| c.kind.fd_count()).sum(),
             _ => 0,
         }
     }
@@ -247,7 +383,66 @@ mod tests {
             .into(),
             Drained {
                 finished: 3,
+                migrated: 5,
                 closed: 1,
+            }
+            .into(),
+            Activate {}.into(),
+            HandoffTo {
+                to: Generation(4),
+                deadline: Duration::from_secs(30),
+            }
+            .into(),
+            HandoffFrom {
+                from: Generation(3),
+            }
+            .into(),
+            HandoffFailed {
+                reason: "gone".into(),
+                resumed: 9,
+                lost: 1,
+            }
+            .into(),
+            Accepting {}.into(),
+            ConnBatch {
+                seq: 2,
+                conns: vec![
+                    ConnState {
+                        id: 11,
+                        listener: "front".into(),
+                        idle_timeout: Duration::from_secs(60),
+                        kind: ConnKind::Tunnel {
+                            c2u: PipeWire {
+                                pending: b"abc".to_vec(),
+                                read_closed: true,
+                                write_closed: false,
+                            },
+                            u2c: PipeWire::default(),
+                            cluster: "back".into(),
+                            upstream: "127.0.0.1:9".parse().unwrap(),
+                        },
+                    },
+                    ConnState {
+                        id: 12,
+                        listener: "echo".into(),
+                        idle_timeout: Duration::from_secs(1),
+                        kind: ConnKind::Echo {
+                            pipe: PipeWire::default(),
+                        },
+                    },
+                ],
+            }
+            .into(),
+            ConnAck { seq: 2 }.into(),
+            HandoffDone {
+                migrated: 7,
+                lost: 0,
+            }
+            .into(),
+            StatsRequest {}.into(),
+            Stats {
+                active: 3,
+                accepted: 10,
             }
             .into(),
         ]

@@ -18,8 +18,10 @@ use std::time::Duration;
 
 use baton_ipc::fd::{self, AdoptError};
 use baton_ipc::{
-    Channel, ConfigPart, Drain, Drained, Generation, HELLO_TIMEOUT, Hello, IpcError, Kind,
-    ListenerBatch, MAX_BODY, MAX_FDS, Message, PROTOCOL_VERSIONS, Ready, Refuse, Role,
+    Accepting, Activate, Channel, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain,
+    Drained, Generation, HELLO_TIMEOUT, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo, Hello,
+    IpcError, Kind, ListenerBatch, MAX_BODY, MAX_FDS, Message, PROTOCOL_VERSIONS, PipeWire, Ready,
+    Refuse, Role, Stats, StatsRequest,
 };
 use command_fds::{CommandFdExt, FdMapping};
 use rustix::io::{FdFlags, fcntl_getfd};
@@ -82,7 +84,71 @@ fn samples() -> Vec<Message> {
         .into(),
         Drained {
             finished: u64::MAX,
+            migrated: 12,
             closed: 0,
+        }
+        .into(),
+        Activate {}.into(),
+        HandoffTo {
+            to: Generation(10),
+            deadline: Duration::from_secs(30),
+        }
+        .into(),
+        HandoffFrom {
+            from: Generation(9),
+        }
+        .into(),
+        HandoffFailed {
+            reason: "the new generation died".into(),
+            resumed: 40,
+            lost: 2,
+        }
+        .into(),
+        Accepting {}.into(),
+        // A tunnel (2 fds) and an echo connection (1 fd): three sockets.
+        ConnBatch {
+            seq: 7,
+            conns: vec![
+                ConnState {
+                    id: 1,
+                    listener: "front".into(),
+                    idle_timeout: Duration::from_secs(3600),
+                    kind: ConnKind::Tunnel {
+                        c2u: PipeWire {
+                            pending: (0..=255u8).collect(),
+                            read_closed: false,
+                            write_closed: false,
+                        },
+                        u2c: PipeWire {
+                            pending: Vec::new(),
+                            read_closed: true,
+                            write_closed: true,
+                        },
+                        cluster: "back".into(),
+                        upstream: "[::1]:9000".parse().unwrap(),
+                    },
+                },
+                ConnState {
+                    id: 2,
+                    listener: "echo".into(),
+                    idle_timeout: Duration::from_millis(1500),
+                    kind: ConnKind::Echo {
+                        pipe: PipeWire::default(),
+                    },
+                },
+            ],
+        }
+        .into(),
+        ConnAck { seq: 7 }.into(),
+        HandoffDone {
+            migrated: 2,
+            lost: 0,
+        }
+        .into(),
+        StatsRequest {}.into(),
+        Stats {
+            active: 5,
+            accepted: 99,
         }
         .into(),
     ]
@@ -361,6 +427,7 @@ async fn handshake_agrees_on_the_highest_common_version() {
 
     // The channel goes on after the handshake.
     a.send_msg(Drained {
+        migrated: 0,
         finished: 1,
         closed: 2,
     })

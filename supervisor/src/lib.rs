@@ -11,15 +11,21 @@
 //! * [`source`] — where the config comes from; the supervisor's view of it;
 //! * [`listeners`] — binding the sockets (socket2);
 //! * [`worker`] — spawning a generation and bringing it to `Ready`;
-//! * [`supervise`] — the main loop: restart, backoff, stop;
+//! * [`supervise`] — the main loop: restart, backoff, queueing, stop;
+//! * [`upgrade`] — upgrades and rollbacks, phase by phase;
+//! * [`release`] — a worker binary held open, with its config;
 //! * [`backoff`] — restart delays;
 //! * [`check`] — `baton check`;
+//! * [`control`] — the control socket (`baton upgrade|rollback|status|stop`);
 //! * `logging` — the tracing subscriber.
 
 pub mod backoff;
 pub mod check;
+pub mod control;
 pub mod listeners;
 mod logging;
+pub mod release;
 pub mod source;
 pub mod supervise;
+pub mod upgrade;
 pub mod worker;

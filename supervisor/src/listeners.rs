@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
 
 use baton_config::ListenerBind;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -17,6 +18,9 @@ pub struct BoundListener {
     pub name: String,
     /// Where it is bound (the kernel's choice when the config says port 0).
     pub address: SocketAddr,
+    /// The address as the config wrote it: what a new config must repeat
+    /// for the socket to be kept.
+    pub configured: SocketAddr,
     socket: Socket,
 }
 
@@ -75,14 +79,56 @@ pub fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
     Ok(BoundListener {
         name: spec.name.clone(),
         address,
+        configured: spec.address,
         socket,
     })
 }
 
-/// Binds every listener, or none: on the first failure the ones already
-/// bound are closed again.
-pub fn bind_all(specs: &[ListenerBind]) -> Result<Vec<BoundListener>, BindError> {
-    specs.iter().map(bind).collect()
+/// The listening sockets one generation uses, in config order. Sockets are
+/// shared between the sets of consecutive generations, and closed when the
+/// last set holding them is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerSet {
+    pub listeners: Vec<Arc<BoundListener>>,
+}
+
+impl ListenerSet {
+    /// Binds every listener, or none: on the first failure the ones already
+    /// bound are closed again.
+    pub fn bind_all(specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
+        ListenerSet::default().next(specs)
+    }
+
+    /// The set for a new config: a listener with the same name and
+    /// configured address keeps its socket (its accept queue, its clients
+    /// waiting in it); any other is bound now. Nothing of `self` changes,
+    /// so a failed upgrade just drops the result.
+    pub fn next(&self, specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
+        let mut listeners = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let kept = self
+                .listeners
+                .iter()
+                .find(|l| l.name == spec.name && l.configured == spec.address);
+            let listener = match kept {
+                Some(kept) => {
+                    // listen(2) again on a listening socket only resizes its
+                    // queue: a changed backlog applies without a rebind.
+                    let backlog = i32::try_from(spec.backlog).unwrap_or(i32::MAX);
+                    kept.socket.listen(backlog).map_err(|source| BindError {
+                        name: spec.name.clone(),
+                        address: spec.address,
+                        op: "listen",
+                        source,
+                    })?;
+                    Arc::clone(kept)
+                }
+                None => Arc::new(bind(spec)?),
+            };
+            listeners.push(listener);
+        }
+        Ok(ListenerSet { listeners })
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +151,31 @@ mod tests {
         assert!(v6.address.is_ipv6());
         // Accepts through the kernel queue even though nobody calls accept.
         std::net::TcpStream::connect(v4.address).unwrap();
+    }
+
+    #[test]
+    fn a_new_set_keeps_matching_sockets_and_binds_the_rest() {
+        let a = spec("127.0.0.1:0");
+        let first = ListenerSet::bind_all(std::slice::from_ref(&a)).unwrap();
+        let b = ListenerBind {
+            name: "u".into(),
+            ..spec("127.0.0.1:0")
+        };
+        let second = first.next(&[a.clone(), b]).unwrap();
+        assert!(
+            Arc::ptr_eq(&first.listeners[0], &second.listeners[0]),
+            "same name and address: same socket"
+        );
+        assert_eq!(second.listeners.len(), 2);
+        let moved = ListenerBind {
+            address: "[::1]:0".parse().unwrap(),
+            ..a
+        };
+        let third = second.next(&[moved]).unwrap();
+        assert!(
+            !Arc::ptr_eq(&second.listeners[0], &third.listeners[0]),
+            "a new address is a new socket"
+        );
     }
 
     #[test]

@@ -1,11 +1,21 @@
 //! `baton`: command line. Parses arguments, runs, maps errors to exit
-//! codes (64 usage, 78 config, 1 runtime).
+//! codes (64 usage, 78 config, 69 supervisor unreachable, 1 runtime: a
+//! refused or rolled-back upgrade, an error reply).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use baton_supervisor::control::proto::{Outcome, Reply, Request};
+use baton_supervisor::control::{self, ClientError, render};
 use baton_supervisor::source::ConfigSource;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+/// `EX_USAGE`: a command line that makes no sense.
+const EX_USAGE: u8 = 64;
+/// `EX_UNAVAILABLE`: no supervisor at the control socket.
+const EX_UNAVAILABLE: u8 = 69;
+/// `EX_CONFIG`: the config named with `-c` cannot be used.
+const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +41,53 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Replace the running worker with a new binary and/or config; waits
+    /// until the upgrade has succeeded, rolled back or been refused.
+    Upgrade {
+        /// The new worker binary (default: the config's worker binary,
+        /// else baton-worker beside baton).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+        /// The new config (default: the current config file, re-read). Its
+        /// supervisor.control_socket also says where the supervisor is,
+        /// unless --control-socket is given.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The control socket (default: $BATON_CONTROL_SOCKET, else the
+        /// config's supervisor.control_socket, else /run/baton/control.sock).
+        #[arg(long, value_name = "PATH")]
+        control_socket: Option<PathBuf>,
+    },
+    /// Go back to the previous generation's binary and config.
+    Rollback {
+        #[command(flatten)]
+        reach: Reach,
+    },
+    /// Show generations, listeners and the last upgrade.
+    Status {
+        /// Print the supervisor's reply as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        reach: Reach,
+    },
+    /// Stop gracefully: drain the workers within the deadline, then exit.
+    Stop {
+        #[command(flatten)]
+        reach: Reach,
+    },
+}
+
+/// Where the running supervisor's control socket is.
+#[derive(Args)]
+struct Reach {
+    /// The control socket (default: $BATON_CONTROL_SOCKET, else the
+    /// config's supervisor.control_socket, else /run/baton/control.sock).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
+    /// A config file whose supervisor.control_socket to use.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -62,5 +119,135 @@ fn main() -> ExitCode {
         Command::Check { config } => ExitCode::from(baton_supervisor::check::check(
             &ConfigSource::from_arg(config.as_deref()),
         )),
+        Command::Upgrade {
+            binary,
+            config,
+            control_socket,
+        } => {
+            // The supervisor's working directory is not ours: send paths
+            // it can use as they are.
+            let request = match (absolute(binary.as_deref()), absolute(config.as_deref())) {
+                (Ok(binary), Ok(config)) => Request::Upgrade { binary, config },
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("baton: {e}");
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            exit(ask(control_socket.as_deref(), config.as_deref(), &request).map(upgraded))
+        }
+        Command::Rollback { reach } => exit(reach.ask(&Request::Rollback).map(upgraded)),
+        Command::Status { json, reach } => {
+            exit(reach.ask(&Request::Status).map(|reply| status(reply, json)))
+        }
+        Command::Stop { reach } => exit(reach.ask(&Request::Stop).map(stopped)),
     }
+}
+
+fn exit(code: Result<u8, u8>) -> ExitCode {
+    ExitCode::from(code.unwrap_or_else(|code| code))
+}
+
+/// `path` made absolute against our working directory.
+fn absolute(path: Option<&Path>) -> Result<Option<PathBuf>, String> {
+    path.map(|p| std::path::absolute(p).map_err(|e| format!("resolve {}: {e}", p.display())))
+        .transpose()
+}
+
+impl Reach {
+    fn ask(&self, request: &Request) -> Result<Reply, u8> {
+        ask(
+            self.control_socket.as_deref(),
+            self.config.as_deref(),
+            request,
+        )
+    }
+}
+
+/// Sends `request` to the supervisor and waits for the reply; `Err` is the
+/// exit code, the reason already printed.
+fn ask(flag: Option<&Path>, config: Option<&Path>, request: &Request) -> Result<Reply, u8> {
+    // Read here, not in the library: main is the one place that looks at
+    // the environment. Set but empty counts as unset, as in most shells'
+    // conventions (`X=${X:-}`).
+    let env = std::env::var_os(control::SOCKET_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let path = control::socket_path(flag.or(env.as_deref()), config).map_err(|e| {
+        eprintln!("baton: find the control socket: {e}");
+        EX_CONFIG
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("baton: start the async runtime: {e}");
+            1
+        })?;
+    runtime
+        .block_on(control::call(&path, request))
+        .map_err(|e| {
+            eprintln!("baton: {e}");
+            if matches!(e, ClientError::Unreachable { .. }) {
+                EX_UNAVAILABLE
+            } else {
+                1
+            }
+        })
+}
+
+#[allow(clippy::print_stdout)]
+fn upgraded(reply: Reply) -> u8 {
+    match reply {
+        Reply::Upgrade(report) if report.outcome == Outcome::Succeeded => {
+            println!("{}", render::report_line(&report));
+            0
+        }
+        Reply::Upgrade(report) => {
+            eprintln!("baton: {}", render::report_line(&report));
+            1
+        }
+        other => unexpected(other),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn status(reply: Reply, json: bool) -> u8 {
+    let Reply::Status(status) = reply else {
+        return unexpected(reply);
+    };
+    if !json {
+        print!("{}", render::status_text(&status));
+        return 0;
+    }
+    match serde_json::to_string_pretty(&status) {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("baton: print the status as JSON: {e}");
+            1
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn stopped(reply: Reply) -> u8 {
+    match reply {
+        Reply::Stopped => {
+            println!("stopped");
+            0
+        }
+        other => unexpected(other),
+    }
+}
+
+/// An error reply, or one that does not answer the request (a supervisor
+/// of another version, or a bug): the reason on stderr, exit 1.
+fn unexpected(reply: Reply) -> u8 {
+    match reply {
+        Reply::Error { reason } => eprintln!("baton: {reason}"),
+        other => eprintln!("baton: unexpected reply from the supervisor: {other:?}"),
+    }
+    1
 }

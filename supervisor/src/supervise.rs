@@ -1,36 +1,60 @@
-//! The supervisor's main loop: one worker generation at a time, restarted
-//! when it dies, drained on SIGTERM/SIGINT.
+//! The supervisor's main loop.
 //!
 //! ```text
-//! load config ─▶ bind listeners ─▶ start gen 1 ─▶ loop:
-//!     worker exited    ─▶ back off ─▶ start gen N+1 (same binary, config, sockets)
-//!     ctrl lost        ─▶ kill the worker (then as above)
-//!     SIGTERM / SIGINT ─▶ Drain ─▶ wait ≤ drain_timeout + STOP_GRACE ─▶ exit 0
-//!                         (a second signal kills the worker at once)
+//! load config ─▶ bind listeners ─▶ open the worker binary ─▶ control socket
+//!   ─▶ start gen 1, Activate ─▶ loop:
+//!     worker exited        ─▶ back off ─▶ start gen N+1 (same release, sockets)
+//!     ctrl lost            ─▶ kill the worker (then as above)
+//!     SIGHUP, `upgrade`,   ─▶ queued; run one at a time (see `upgrade`)
+//!       `rollback`
+//!     `status`             ─▶ answered at once, even during an upgrade
+//!     SIGTERM, SIGINT,     ─▶ after any upgrade in progress: Drain ─▶ wait
+//!       `stop`                ≤ drain_timeout + STOP_GRACE ─▶ exit 0
 //! ```
 //!
+//! Triggers that arrive during an upgrade are **queued** behind it, in
+//! order, each answered when its own turn ends; a stop waits for the
+//! upgrade in progress. At most two workers are alive at once: an upgrade
+//! starts only when the previous one has finished, and finishes only when
+//! the old generation has exited.
+//!
 //! The listening sockets are bound before the first worker and kept until
-//! the supervisor exits, so a worker's death never closes one: connections
-//! that arrive meanwhile wait in the kernel's accept queue.
+//! the supervisor exits, so neither a worker's death nor an upgrade closes
+//! one: connections that arrive meanwhile wait in the kernel's accept queue.
 
-use std::path::PathBuf;
+use std::collections::VecDeque;
 use std::process::ExitStatus;
 use std::time::Duration;
 
 use baton_config::ConfigError;
-use baton_ipc::{Drain, Generation, IpcError, Message};
+use baton_ipc::{Drain, Generation, IpcError, Message, Stats, StatsRequest};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::listeners::{BindError, BoundListener, bind_all};
-use crate::source::{ConfigSource, Loaded};
+use crate::control::Command;
+use crate::control::proto::{
+    GenerationStatus, ListenerStatus, ReleaseStatus, Reply, Request, Status, UpgradeReport,
+};
+use crate::listeners::{BindError, ListenerSet};
+use crate::release::{BinaryError, Release};
+use crate::source::ConfigSource;
+use crate::upgrade::{Trigger, UpgradePhase};
 use crate::worker::{self, Launch, StartError, Worker, describe};
 
 /// After the drain deadline, how long a worker may take to report and
 /// exit before it is killed. The worker closes what is left at the
 /// deadline and exits at once; this only bounds a wedged worker.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long `status` waits for the worker's connection counts. The worker
+/// answers from counters at once; past this the counts are left out rather
+/// than the status delayed.
+const STATS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Requests waiting for the main loop (`status` is answered directly).
+const COMMAND_QUEUE: usize = 64;
 
 /// Why `baton run` ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +64,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Bind(#[from] BindError),
+    #[error("{0}")]
+    Binary(#[from] BinaryError),
     #[error("first worker: {0}")]
     FirstWorker(StartError),
     #[error("{op}: {source}")]
@@ -64,14 +90,15 @@ impl RunError {
 pub fn run(source: ConfigSource) -> Result<(), RunError> {
     let loaded = source.load()?;
     let log_filter = crate::logging::init(loaded.view.supervisor.log_level.as_deref());
-    let listeners = bind_all(&loaded.view.listeners)?;
-    for l in &listeners {
+    let listeners = ListenerSet::bind_all(&loaded.view.listeners)?;
+    for l in &listeners.listeners {
         info!(name = %l.name, address = %l.address, "listening");
     }
     let binary = loaded.worker_binary().map_err(|source| RunError::Io {
         op: "locate the worker binary",
         source,
     })?;
+    let release = Release::open(&binary, loaded)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -83,67 +110,209 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
     // from the main thread, which lives as long as the process, so their
     // PR_SET_PDEATHSIG fires only when the supervisor really dies.
     runtime.block_on(async {
-        let mut signals = Signals::new().map_err(|source| RunError::Io {
+        let signals = Signals::new().map_err(|source| RunError::Io {
             op: "install signal handlers",
             source,
         })?;
-        Supervisor {
-            loaded,
+        let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let control_path = release.config.view.supervisor.control_socket.clone();
+        let control = match crate::control::bind(&control_path) {
+            Ok(listener) => {
+                info!(path = %control_path.display(), "control socket");
+                Some(tokio::spawn(crate::control::serve(listener, commands_tx)))
+            }
+            Err(e) => {
+                // Still useful without it: SIGHUP upgrades, SIGTERM stops.
+                warn!(error = %e, "no control socket; `baton upgrade|status|...` cannot reach this supervisor");
+                None
+            }
+        };
+        let (snapshot, _) = watch::channel(Status::default());
+        let mut inbox = Inbox {
+            signals,
+            commands,
+            queue: VecDeque::new(),
+            stop: None,
+        };
+        let supervisor = Supervisor {
+            current: release,
+            previous: None,
             listeners,
-            binary,
             log_filter,
             generations: 0,
             backoff: Backoff::default(),
+            phase: UpgradePhase::Idle,
+            last_upgrade: None,
+            snapshot,
+        };
+        let result = supervisor.run(&mut inbox).await;
+        if let Some(control) = control {
+            control.abort();
+            let _ = std::fs::remove_file(&control_path);
         }
-        .run(&mut signals)
-        .await
+        result
     })
 }
 
-struct Supervisor {
-    loaded: Loaded,
-    listeners: Vec<BoundListener>,
-    binary: PathBuf,
-    log_filter: String,
+/// A trigger waiting for its turn, and who to tell how it went.
+#[derive(Debug)]
+pub struct Pending {
+    pub trigger: Trigger,
+    pub reply: Option<oneshot::Sender<Reply>>,
+}
+
+/// Everything that reaches the supervisor from outside while it is busy:
+/// signals and control requests. Upgrades queue, stops are remembered.
+#[derive(Debug)]
+pub struct Inbox {
+    signals: Signals,
+    commands: mpsc::Receiver<Command>,
+    pub queue: VecDeque<Pending>,
+    /// A stop was asked for (with whom to tell when done).
+    pub stop: Option<Option<oneshot::Sender<Reply>>>,
+}
+
+impl Inbox {
+    /// Takes one event in: queues triggers, remembers stops; a `status`
+    /// request is returned for the caller to answer. Never resolves if
+    /// nothing arrives.
+    pub async fn take_one(&mut self) -> Option<oneshot::Sender<Reply>> {
+        tokio::select! {
+            sig = self.signals.next() => match sig {
+                Sig::Hangup => {
+                    info!("SIGHUP: upgrade queued");
+                    self.queue.push_back(Pending { trigger: Trigger::Reload, reply: None });
+                }
+                sig => {
+                    info!(signal = sig.name(), "stop requested");
+                    self.stop.get_or_insert(None);
+                }
+            },
+            command = self.commands.recv() => {
+                let Some(Command { request, reply }) = command else {
+                    // The control server is gone; keep serving without it.
+                    return std::future::pending().await;
+                };
+                match request {
+                    Request::Status => return Some(reply),
+                    Request::Upgrade { binary, config } => self.queue.push_back(Pending {
+                        trigger: Trigger::Upgrade { binary, config },
+                        reply: Some(reply),
+                    }),
+                    Request::Rollback => self.queue.push_back(Pending {
+                        trigger: Trigger::Rollback,
+                        reply: Some(reply),
+                    }),
+                    Request::Stop => {
+                        info!("stop requested over the control socket");
+                        if let Some(Some(earlier)) = self.stop.replace(Some(reply)) {
+                            let _ = earlier.send(Reply::Error { reason: "superseded by a later stop".into() });
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes one event in, answering `status` from `snapshot` as it is.
+    pub async fn take_one_answering(&mut self, snapshot: &watch::Sender<Status>) {
+        if let Some(reply) = self.take_one().await {
+            let _ = reply.send(Reply::Status(snapshot.borrow().clone()));
+        }
+    }
+}
+
+/// The supervisor's state between events.
+#[derive(Debug)]
+pub struct Supervisor {
+    /// What the current generation runs; respawns use it too.
+    pub current: Release,
+    /// The rollback target.
+    pub previous: Option<Release>,
+    pub listeners: ListenerSet,
+    pub log_filter: String,
     /// The last generation number handed out.
-    generations: u32,
-    backoff: Backoff,
+    pub generations: u32,
+    pub backoff: Backoff,
+    pub phase: UpgradePhase,
+    pub last_upgrade: Option<UpgradeReport>,
+    /// What `status` answers with (connection counts are added when the
+    /// loop is idle).
+    pub snapshot: watch::Sender<Status>,
 }
 
 enum Event {
     Exited(std::io::Result<ExitStatus>),
     Ctrl(Result<Message, IpcError>),
-    Signal(Sig),
+    Status(Option<oneshot::Sender<Reply>>),
 }
 
 impl Supervisor {
-    async fn run(mut self, signals: &mut Signals) -> Result<(), RunError> {
+    async fn run(mut self, inbox: &mut Inbox) -> Result<(), RunError> {
         let generation = self.next_generation();
-        let first = tokio::select! {
-            started = worker::start(self.launch(), generation) => started,
-            sig = signals.next() => {
-                info!(signal = sig.name(), "stopping before the first worker was ready");
-                return Ok(());
+        self.publish(&[]);
+        let first = {
+            let start = worker::start(self.launch(), generation);
+            tokio::pin!(start);
+            loop {
+                tokio::select! {
+                    started = &mut start => break started,
+                    () = inbox.take_one_answering(&self.snapshot) => {
+                        if inbox.stop.is_some() {
+                            info!("stopping before the first worker was ready");
+                            if let Some(Some(reply)) = inbox.stop.take() {
+                                let _ = reply.send(Reply::Stopped);
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
             }
         };
         let mut worker = first.map_err(RunError::FirstWorker)?;
+        activate(&worker).await;
+        self.publish_serving(&worker);
         let mut ctrl_open = true;
         loop {
+            if let Some(reply) = inbox.stop.take() {
+                self.stop(worker, inbox).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(Reply::Stopped);
+                }
+                return Ok(());
+            }
+            if let Some(pending) = inbox.queue.pop_front() {
+                let (report, next) = self.upgrade(pending.trigger, worker, inbox).await;
+                worker = next;
+                ctrl_open = true;
+                self.publish_serving(&worker);
+                if let Some(reply) = pending.reply {
+                    let _ = reply.send(Reply::Upgrade(report));
+                }
+                continue;
+            }
             let event = tokio::select! {
                 status = worker.child.wait() => Event::Exited(status),
                 msg = worker.ctrl.recv_msg(), if ctrl_open => Event::Ctrl(msg),
-                sig = signals.next() => Event::Signal(sig),
+                status = inbox.take_one() => Event::Status(status),
             };
             match event {
                 Event::Exited(status) => {
                     let status = status.map_or_else(|e| e.to_string(), |s| describe(&s));
                     error!(gen = %worker.generation, pid = worker.pid, %status, "worker died");
                     let lived = worker.started.elapsed();
-                    match self.restart(lived, signals).await {
+                    match self.restart(lived, inbox).await {
                         Some(next) => worker = next,
-                        None => return Ok(()),
+                        None => {
+                            if let Some(Some(reply)) = inbox.stop.take() {
+                                let _ = reply.send(Reply::Stopped);
+                            }
+                            return Ok(());
+                        }
                     }
                     ctrl_open = true;
+                    self.publish_serving(&worker);
                 }
                 Event::Ctrl(Ok(message)) => {
                     debug!(kind = ?message.kind(), "ignoring an unexpected ctrl message");
@@ -155,56 +324,69 @@ impl Supervisor {
                     ctrl_open = false;
                     let _ = worker.child.start_kill();
                 }
-                Event::Signal(Sig::Hangup) => {
-                    warn!("SIGHUP ignored: live upgrade is not available in this build");
-                }
-                Event::Signal(sig) => {
-                    info!(signal = sig.name(), "stopping");
-                    self.stop(worker, signals).await;
-                    return Ok(());
+                Event::Status(None) => {}
+                Event::Status(Some(reply)) => {
+                    if ctrl_open {
+                        self.refresh_counts(&worker).await;
+                    }
+                    let _ = reply.send(Reply::Status(self.snapshot.borrow().clone()));
                 }
             }
         }
     }
 
     /// Generation numbers are never reused, not even after a failed start.
-    fn next_generation(&mut self) -> Generation {
+    pub fn next_generation(&mut self) -> Generation {
         self.generations += 1;
         Generation(self.generations)
     }
 
-    fn launch(&self) -> Launch<'_> {
+    pub fn launch(&self) -> Launch<'_> {
         Launch {
-            binary: &self.binary,
-            config: &self.loaded,
+            release: &self.current,
             listeners: &self.listeners,
             log_filter: &self.log_filter,
         }
     }
 
     /// Restarts after a death, backing off between attempts. `None` when a
-    /// stop signal arrived first.
-    async fn restart(&mut self, mut lived: Duration, signals: &mut Signals) -> Option<Worker> {
+    /// stop arrived first.
+    async fn restart(&mut self, mut lived: Duration, inbox: &mut Inbox) -> Option<Worker> {
         loop {
             let delay = self.backoff.delay(lived);
             info!(?delay, "restarting the worker");
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                sig = signals.stop() => {
-                    info!(signal = sig.name(), "stopping");
-                    return None;
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    () = inbox.take_one_answering(&self.snapshot) => {
+                        if inbox.stop.is_some() {
+                            return None;
+                        }
+                    }
                 }
             }
             let generation = self.next_generation();
-            let started = tokio::select! {
-                started = worker::start(self.launch(), generation) => started,
-                sig = signals.stop() => {
-                    info!(signal = sig.name(), "stopping");
-                    return None;
+            let started = {
+                let start = worker::start(self.launch(), generation);
+                tokio::pin!(start);
+                loop {
+                    tokio::select! {
+                        started = &mut start => break started,
+                        () = inbox.take_one_answering(&self.snapshot) => {
+                            if inbox.stop.is_some() {
+                                return None;
+                            }
+                        }
+                    }
                 }
             };
             match started {
-                Ok(worker) => return Some(worker),
+                Ok(worker) => {
+                    activate(&worker).await;
+                    return Some(worker);
+                }
                 Err(e) => {
                     error!(error = %e, "restart failed");
                     lived = Duration::ZERO;
@@ -216,8 +398,9 @@ impl Supervisor {
     /// Orders a drain and waits for the worker to exit, within the drain
     /// deadline plus [`STOP_GRACE`]; kills it past that, or at a second
     /// stop signal.
-    async fn stop(&self, mut worker: Worker, signals: &mut Signals) {
-        let deadline = self.loaded.view.supervisor.drain_timeout;
+    async fn stop(&self, mut worker: Worker, inbox: &mut Inbox) {
+        let deadline = self.current.config.view.supervisor.drain_timeout;
+        info!(gen = %worker.generation, ?deadline, "stopping: draining the worker");
         if let Err(e) = worker.ctrl.send_msg(Drain { deadline }).await {
             warn!(error = %e, "could not order the drain");
         }
@@ -239,7 +422,7 @@ impl Supervisor {
         };
         let outcome = tokio::select! {
             exited = tokio::time::timeout(deadline + STOP_GRACE, drained) => exited.ok(),
-            sig = signals.stop() => {
+            sig = inbox.signals.stop() => {
                 warn!(signal = sig.name(), "second stop signal; killing the worker");
                 None
             }
@@ -255,6 +438,76 @@ impl Supervisor {
                 let _ = worker.child.wait().await;
             }
         }
+    }
+
+    /// Asks the worker for its counts and puts them in the snapshot.
+    async fn refresh_counts(&self, worker: &Worker) {
+        if worker.ctrl.send_msg(StatsRequest {}).await.is_err() {
+            return;
+        }
+        let reply = tokio::time::timeout(STATS_TIMEOUT, async {
+            loop {
+                match worker.ctrl.recv_msg().await {
+                    Ok(Message::Stats(stats)) => return Some(stats),
+                    Ok(other) => debug!(kind = ?other.kind(), "ignoring a ctrl message"),
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        if let Ok(Some(Stats { active, .. })) = reply {
+            self.snapshot.send_modify(|s| {
+                for g in &mut s.generations {
+                    if g.pid == worker.pid {
+                        g.connections = Some(active);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Publishes the status with `workers` as the generations alive.
+    pub fn publish(&self, workers: &[(&Worker, &str)]) {
+        let status = Status {
+            supervisor_pid: std::process::id(),
+            config: self.current.config.name.clone(),
+            generations: workers
+                .iter()
+                .map(|(w, phase)| GenerationStatus {
+                    generation: w.generation.0,
+                    pid: w.pid,
+                    binary: w.binary.display().to_string(),
+                    phase: phase.to_string(),
+                    connections: None,
+                })
+                .collect(),
+            listeners: self
+                .listeners
+                .listeners
+                .iter()
+                .map(|l| ListenerStatus {
+                    name: l.name.clone(),
+                    address: l.address.to_string(),
+                })
+                .collect(),
+            upgrade_phase: self.phase.to_string(),
+            last_upgrade: self.last_upgrade.clone(),
+            rollback_target: self.previous.as_ref().map(|r| ReleaseStatus {
+                binary: r.binary.display().to_string(),
+                config: r.config.name.clone(),
+            }),
+        };
+        self.snapshot.send_replace(status);
+    }
+
+    fn publish_serving(&self, worker: &Worker) {
+        self.publish(&[(worker, "serving")]);
+    }
+}
+
+async fn activate(worker: &Worker) {
+    if let Err(e) = worker.activate().await {
+        warn!(gen = %worker.generation, error = %e, "could not tell the worker to accept");
     }
 }
 
@@ -278,6 +531,7 @@ impl Sig {
 /// The signals the supervisor handles. tokio's handlers sit on
 /// `signal-hook-registry`, so installing them here replaces the default
 /// actions (SIGHUP would otherwise kill the supervisor).
+#[derive(Debug)]
 struct Signals {
     terminate: Signal,
     interrupt: Signal,
@@ -301,11 +555,12 @@ impl Signals {
         }
     }
 
-    /// The next SIGTERM or SIGINT (SIGHUPs meanwhile are logged).
+    /// The next SIGTERM or SIGINT (SIGHUPs meanwhile are ignored: the
+    /// supervisor is stopping).
     async fn stop(&mut self) -> Sig {
         loop {
             match self.next().await {
-                Sig::Hangup => warn!("SIGHUP ignored: live upgrade is not available in this build"),
+                Sig::Hangup => warn!("SIGHUP ignored: stopping"),
                 sig => return sig,
             }
         }

@@ -13,18 +13,18 @@
 //! killed and reaped.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use baton_ipc::{Channel, ConfigPart, Generation, IpcError, Message, Role};
+use baton_ipc::{Activate, Channel, ConfigPart, Generation, IpcError, Message, Role};
 use command_fds::{CommandFdExt, FdMapping};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::listeners::BoundListener;
-use crate::source::Loaded;
+use crate::listeners::ListenerSet;
+use crate::release::Release;
 
 /// The fd number the worker finds its ctrl end at.
 const CHILD_IPC_FD: i32 = 3;
@@ -42,6 +42,14 @@ pub struct Worker {
     pub ctrl: Channel,
     pub child: Child,
     pub started: Instant,
+}
+
+impl Worker {
+    /// Tells a ready worker to start accepting (outside an upgrade, where
+    /// the handoff does it).
+    pub async fn activate(&self) -> Result<(), IpcError> {
+        self.ctrl.send_msg(Activate {}).await
+    }
 }
 
 /// Why a generation did not become ready.
@@ -76,23 +84,25 @@ pub fn describe(status: &ExitStatus) -> String {
 /// What every spawn needs besides the generation number.
 #[derive(Debug, Clone)]
 pub struct Launch<'a> {
-    pub binary: &'a Path,
-    pub config: &'a Loaded,
-    pub listeners: &'a [BoundListener],
+    pub release: &'a Release,
+    pub listeners: &'a ListenerSet,
     /// The tracing filter the worker should log with.
     pub log_filter: &'a str,
 }
 
 /// Spawns generation `generation` and waits for it to be ready.
 pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker, StartError> {
-    let binary = launch.binary.to_path_buf();
+    let binary = launch.release.binary.clone();
     let spawn_error = |source| StartError::Spawn {
         binary: binary.clone(),
         source,
     };
     let (ours, theirs) = baton_ipc::fd::seqpacket_pair().map_err(spawn_error)?;
-    let mut command = Command::new(&binary);
+    // Run the binary the release holds open (it may be gone from disk),
+    // under its own name.
+    let mut command = Command::new(launch.release.exec_path());
     command
+        .arg0(&binary)
         .env(baton_ipc::env::IPC_FD, CHILD_IPC_FD.to_string())
         .env(baton_ipc::env::LOG, launch.log_filter)
         .stdin(Stdio::null())
@@ -112,7 +122,7 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
     info!(gen = %generation, pid, binary = %binary.display(), "worker spawned");
 
     let ctrl = Channel::from_owned_fd(ours).map_err(spawn_error)?;
-    let timeout = launch.config.view.supervisor.ready_timeout;
+    let timeout = launch.release.config.view.supervisor.ready_timeout;
     let outcome = tokio::select! {
         ready = tokio::time::timeout(timeout, bring_up(&ctrl, &launch, generation)) => {
             ready.unwrap_or(Err(StartError::Timeout(timeout)))
@@ -149,7 +159,7 @@ async fn bring_up(
     generation: Generation,
 ) -> Result<(), StartError> {
     ctrl.hello(Role::Supervisor).await?;
-    let config = launch.config;
+    let config = &launch.release.config;
     let bytes = config.text.as_bytes();
     let parts: Vec<&[u8]> = if bytes.is_empty() {
         vec![&[]]
@@ -166,10 +176,11 @@ async fn bring_up(
         })
         .await?;
     }
-    let named: Vec<(String, &BoundListener)> = launch
+    let named: Vec<(String, &crate::listeners::BoundListener)> = launch
+        .listeners
         .listeners
         .iter()
-        .map(|l| (l.name.clone(), l))
+        .map(|l| (l.name.clone(), l.as_ref()))
         .collect();
     ctrl.send_listeners(&named).await?;
     match ctrl.recv_msg().await? {

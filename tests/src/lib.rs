@@ -25,6 +25,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod traffic;
 pub mod upstream;
 
 /// How long a test waits for something that normally takes milliseconds
@@ -76,17 +77,27 @@ impl Baton {
         baton
     }
 
-    /// Starts `baton run -c` without waiting for anything.
+    /// Starts `baton run -c` without waiting for anything. The control
+    /// socket goes in the test's temp dir unless the config names one.
     pub fn spawn(config: &str, env: &[(&str, &str)]) -> Baton {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("baton.toml");
-        std::fs::write(&config_path, config).unwrap();
+        std::fs::write(
+            &config_path,
+            with_control_socket(config, &dir.path().join("control.sock")),
+        )
+        .unwrap();
         let mut command = Command::new(bin("baton"));
         command
             .arg("run")
             .arg("-c")
             .arg(&config_path)
-            .env("RUST_LOG", "info")
+            // BATON_TEST_LOG=debug shows every connection when a test
+            // needs a closer look.
+            .env(
+                "RUST_LOG",
+                std::env::var("BATON_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -204,6 +215,36 @@ impl Baton {
         rustix::process::kill_process(pid, signal).unwrap();
     }
 
+    /// The control socket's path.
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    /// Runs `baton <args> --control-socket <ours>` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin("baton"))
+            .args(args)
+            .arg("--control-socket")
+            .arg(self.control_socket())
+            .output()
+            .unwrap()
+    }
+
+    /// `baton upgrade` with `args`; panics unless it succeeds.
+    pub fn upgrade(&self, args: &[&str]) -> String {
+        let mut all = vec!["upgrade"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "baton upgrade failed ({:?}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Waits for the supervisor to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;
@@ -232,6 +273,22 @@ impl Drop for Baton {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Puts `control_socket = <path>` in the `[supervisor]` table unless the
+/// config already sets one.
+fn with_control_socket(config: &str, path: &std::path::Path) -> String {
+    if config.contains("control_socket") {
+        return config.to_string();
+    }
+    let line = format!("control_socket = \"{}\"\n", path.display());
+    match config.find("[supervisor]\n") {
+        Some(at) => {
+            let end = at + "[supervisor]\n".len();
+            format!("{}{line}{}", &config[..end], &config[end..])
+        }
+        None => format!("[supervisor]\n{line}\n{config}"),
     }
 }
 

@@ -2,14 +2,24 @@
 //!
 //! ```text
 //! adopt BATON_IPC_FD ─▶ Hello ─▶ ConfigPart* ─▶ ListenerBatch* ─▶ parse + build
-//!    ─▶ Ready (or Refuse with the config error) ─▶ serve until
-//!         Drain  ─▶ drain ─▶ Drained ─▶ exit 0
-//!         EOF    ─▶ the supervisor is gone ─▶ exit at once
+//!    ─▶ Ready (or Refuse with the config error), then serve orders:
+//!         Activate          start accepting (a first or respawned generation)
+//!         HandoffFrom + fd  take over from the previous generation (see handoff)
+//!         HandoffTo + fd    hand everything to the next one, then Drained, exit 0;
+//!                           on failure HandoffFailed, and keep serving
+//!         StatsRequest      Stats
+//!         Drain             drain, Drained, exit 0
+//!         EOF               the supervisor is gone: exit at once
 //! ```
 
-use baton_ipc::{Channel, ConfigPart, Drained, Generation, IpcError, Message, Ready, Refuse, Role};
-use tracing::{error, info, warn};
+use baton_ipc::{
+    Channel, ConfigPart, Drained, Generation, HandoffFailed, IpcError, Message, Ready, Refuse,
+    Role, Stats,
+};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, error, info, warn};
 
+use crate::handoff::{self, HandedOff, HandoffFailure, Hooks};
 use crate::serve::Server;
 
 /// Why a worker stopped.
@@ -22,6 +32,8 @@ pub enum WorkerError {
     Config(String),
     #[error("config text from the supervisor is not UTF-8")]
     NotUtf8,
+    #[error("taking over from the previous generation: {0}")]
+    Takeover(IpcError),
 }
 
 /// How a worker that did not fail ended.
@@ -29,13 +41,18 @@ pub enum WorkerError {
 pub enum Ended {
     /// Drained on order.
     Drained,
+    /// Handed everything to the next generation.
+    HandedOff,
     /// The supervisor closed the channel (it exited or died).
     Orphaned,
 }
 
 /// Runs one generation over an established ctrl channel.
 pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
-    let negotiated = ctrl.hello(Role::Worker).await?;
+    let hooks = Hooks::from_env();
+    let versions = handoff::versions_var("BATON_TEST_CTRL_VERSIONS")
+        .unwrap_or_else(|| baton_ipc::PROTOCOL_VERSIONS.to_vec());
+    let negotiated = ctrl.handshake(Role::Worker, &versions).await?;
     let (generation, source, text) = recv_config(&ctrl).await?;
     let span = tracing::info_span!("gen", n = %generation);
     let _entered = span.enter();
@@ -50,11 +67,10 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
         Ok(config) => config,
         Err(e) => return refuse(&ctrl, WorkerError::Config(e.to_string())).await,
     };
-    let mut server = match Server::new(config, sockets) {
+    let server = match Server::new(config, sockets) {
         Ok(server) => server,
         Err(e) => return refuse(&ctrl, WorkerError::Config(e.to_string())).await,
     };
-    server.start();
     let listeners = server.local_addrs().len() as u32;
     ctrl.send_msg(Ready {
         pid: std::process::id(),
@@ -62,32 +78,170 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
     })
     .await?;
     info!(listeners, "ready");
+    Session {
+        ctrl,
+        server,
+        hooks,
+        handing_off: None,
+        taking_over: None,
+    }
+    .serve()
+    .await
+}
 
-    loop {
-        match ctrl.recv_msg().await {
-            Ok(Message::Drain(drain)) => {
-                info!(deadline = ?drain.deadline, active = server.active(), "draining");
-                let report = server.drain(drain.deadline).await;
+struct Session {
+    ctrl: Channel,
+    server: Server,
+    hooks: Hooks,
+    handing_off: Option<JoinHandle<Result<HandedOff, HandoffFailure>>>,
+    taking_over: Option<JoinHandle<Result<u64, IpcError>>>,
+}
+
+impl Session {
+    async fn serve(mut self) -> Result<Ended, WorkerError> {
+        loop {
+            tokio::select! {
+                received = self.ctrl.recv() => {
+                    let received = match received {
+                        Ok(received) => received,
+                        Err(IpcError::Closed) => {
+                            error!("the supervisor closed the ctrl channel; exiting");
+                            return Ok(Ended::Orphaned);
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    let fd = received.fds.into_iter().next();
+                    if let Some(ended) = self.order(received.message, fd).await? {
+                        return Ok(ended);
+                    }
+                }
+                joined = join(&mut self.handing_off) => {
+                    self.handing_off = None;
+                    let result = joined.unwrap_or_else(|e| Err(HandoffFailure {
+                        reason: format!("handoff task failed: {e}"),
+                        resumed: 0,
+                        lost: 0,
+                    }));
+                    match result {
+                        Ok(done) => {
+                            info!(migrated = done.migrated, lost = done.lost, "handed off; exiting");
+                            self.ctrl.send_msg(Drained {
+                                finished: 0,
+                                migrated: done.migrated,
+                                closed: done.lost,
+                            }).await?;
+                            return Ok(Ended::HandedOff);
+                        }
+                        Err(failure) => {
+                            warn!(reason = %failure.reason, resumed = failure.resumed, lost = failure.lost,
+                                "handoff failed; serving on");
+                            self.ctrl.send_msg(HandoffFailed {
+                                reason: failure.reason,
+                                resumed: failure.resumed,
+                                lost: failure.lost,
+                            }).await?;
+                        }
+                    }
+                }
+                joined = join(&mut self.taking_over) => {
+                    self.taking_over = None;
+                    match joined {
+                        Ok(Ok(adopted)) => info!(adopted, "took over from the previous generation"),
+                        Ok(Err(e)) => return Err(WorkerError::Takeover(e)),
+                        Err(e) => return Err(WorkerError::Takeover(IpcError::Io {
+                            op: "takeover task",
+                            source: std::io::Error::other(e),
+                        })),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out one order; `Some` when the worker is done.
+    async fn order(
+        &mut self,
+        message: Message,
+        fd: Option<std::os::fd::OwnedFd>,
+    ) -> Result<Option<Ended>, WorkerError> {
+        match message {
+            Message::Activate(_) => {
+                self.server.start_accepting();
+                info!("accepting");
+            }
+            Message::HandoffTo(order) => {
+                let chan = handoff_channel(fd)?;
+                info!(to = %order.to, deadline = ?order.deadline, "handing off");
+                self.handing_off = Some(tokio::spawn(
+                    handoff::hand_off(
+                        self.server.clone(),
+                        chan,
+                        order.deadline,
+                        self.hooks.clone(),
+                    )
+                    .in_current_span(),
+                ));
+            }
+            Message::HandoffFrom(order) => {
+                let chan = handoff_channel(fd)?;
+                info!(from = %order.from, "taking over");
+                self.taking_over = Some(tokio::spawn(
+                    handoff::take_over(self.server.clone(), chan, self.hooks.clone())
+                        .in_current_span(),
+                ));
+            }
+            Message::StatsRequest(_) => {
+                let stats = self.server.stats();
+                self.ctrl
+                    .send_msg(Stats {
+                        active: self.server.active(),
+                        accepted: stats.accepted.load(std::sync::atomic::Ordering::Relaxed),
+                    })
+                    .await?;
+            }
+            Message::Drain(drain) => {
+                info!(deadline = ?drain.deadline, active = self.server.active(), "draining");
+                let report = self.server.drain(drain.deadline).await;
                 info!(
                     finished = report.finished,
                     closed = report.closed,
                     "drained"
                 );
-                ctrl.send_msg(Drained {
-                    finished: report.finished,
-                    closed: report.closed,
-                })
-                .await?;
-                return Ok(Ended::Drained);
+                self.ctrl
+                    .send_msg(Drained {
+                        finished: report.finished,
+                        migrated: 0,
+                        closed: report.closed,
+                    })
+                    .await?;
+                return Ok(Some(Ended::Drained));
             }
-            Ok(other) => warn!(kind = ?other.kind(), "ignoring an unexpected ctrl message"),
-            Err(IpcError::Closed) => {
-                error!("the supervisor closed the ctrl channel; exiting");
-                return Ok(Ended::Orphaned);
-            }
-            Err(e) => return Err(e.into()),
+            other => warn!(kind = ?other.kind(), "ignoring an unexpected ctrl message"),
         }
+        Ok(None)
     }
+}
+
+/// Awaits an optional task; pending forever when there is none.
+async fn join<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn handoff_channel(fd: Option<std::os::fd::OwnedFd>) -> Result<Channel, WorkerError> {
+    let fd = fd.ok_or(IpcError::WrongFds {
+        kind: baton_ipc::Kind::HandoffTo,
+        expected: 1,
+        received: 0,
+    })?;
+    Channel::from_owned_fd(fd).map_err(|source| {
+        WorkerError::Ipc(IpcError::Io {
+            op: "register the handoff channel",
+            source,
+        })
+    })
 }
 
 async fn refuse(ctrl: &Channel, error: WorkerError) -> Result<Ended, WorkerError> {

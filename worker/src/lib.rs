@@ -14,12 +14,15 @@
 //! # Layout
 //!
 //! * [`ctrl`] — the session with the supervisor;
-//! * [`serve`] — [`serve::Server`]: listeners, accept loops, connection
-//!   tracking, drain;
+//! * [`serve`] — [`serve::Server`]: listeners, accept loops, drain;
+//! * [`conn`] — connection tasks and the registry that pauses them;
+//! * [`handoff`] — moving live connections to the next generation;
 //! * [`tunnel`] — the pausable byte pump (L4 proxy and the echo built-in);
 //! * [`upstream`] — clusters: round robin, connect with fall-through.
 
+pub mod conn;
 pub mod ctrl;
+pub mod handoff;
 pub mod serve;
 pub mod tunnel;
 pub mod upstream;
@@ -68,7 +71,7 @@ pub fn run_inherited() -> ExitCode {
     // Connection tasks may still hold sockets; do not wait for them.
     runtime.shutdown_background();
     match result {
-        Ok(ctrl::Ended::Drained) => ExitCode::SUCCESS,
+        Ok(ctrl::Ended::Drained | ctrl::Ended::HandedOff) => ExitCode::SUCCESS,
         Ok(ctrl::Ended::Orphaned) => ExitCode::FAILURE,
         Err(ctrl::WorkerError::Config(_)) => ExitCode::from(EXIT_CONFIG),
         Err(e) => {

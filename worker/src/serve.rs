@@ -1,27 +1,27 @@
-//! The data plane of one generation: accept, pick a target, pump bytes,
-//! and drain on order.
+//! The data plane of one generation: listeners, accept loops, the
+//! connection registry, drain.
 //!
 //! A [`Server`] is handed its world — a validated config and one listening
 //! socket per listener — so tests build one over ephemeral sockets and the
-//! worker builds one over the fds its supervisor sent.
-//!
-//! Every connection task watches one [`Order`] channel; `Close` (sent when
-//! a drain's deadline passes) stops its pump between two steps and closes
-//! its sockets.
+//! worker builds one over the fds its supervisor sent. It is `Ready` when
+//! built and accepts only once told to ([`Server::start_accepting`]): during
+//! an upgrade the new generation takes the listeners only after its handoff
+//! channel to the old one is up.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use baton_config::{Builtin, Config, Listener, Target};
-use tokio::net::{TcpListener, TcpStream};
+use baton_config::{Config, Listener};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::tunnel::{Echo, Outcome, Tunnel};
+use crate::conn::{self, Parked, Registry, Start};
 use crate::upstream::Upstream;
 
 /// After an accept error that a retry cannot fix at once (out of fds or
@@ -59,34 +59,32 @@ pub enum BuildError {
     },
 }
 
-/// Connection counts, and the order channel every connection watches.
-#[derive(Debug)]
-struct Connections {
-    active: AtomicUsize,
-    finished: AtomicU64,
-    all_closed: Notify,
-    order: watch::Sender<Order>,
+/// Connection counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connection tasks alive (accepted or adopted, not yet ended or
+    /// handed on).
+    pub active: AtomicU64,
+    /// Connections accepted by this generation.
+    pub accepted: AtomicU64,
+    /// Connections that ended here (not handed on).
+    pub finished: AtomicU64,
 }
 
-/// Counts a connection for as long as it lives.
-struct ConnGuard(Arc<Shared>);
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        let conns = &self.0.conns;
-        conns.finished.fetch_add(1, Ordering::Relaxed);
-        if conns.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            conns.all_closed.notify_waiters();
-        }
-    }
-}
-
+/// What connection tasks share.
 #[derive(Debug)]
-struct Shared {
-    config: Config,
+pub struct Shared {
+    pub config: Config,
     /// One per `config.clusters`, same index.
-    upstreams: Vec<Arc<Upstream>>,
-    conns: Connections,
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub registry: Registry,
+    pub stats: Stats,
+    pub all_closed: Notify,
+    pub order: watch::Sender<Order>,
+    /// One per listener: `max_connections` permits.
+    limits: Vec<Arc<Semaphore>>,
+    listeners: Vec<Arc<TcpListener>>,
+    accepting: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// How a drain ended.
@@ -98,15 +96,10 @@ pub struct DrainReport {
     pub closed: u64,
 }
 
-/// One generation's data plane.
-#[derive(Debug)]
+/// One generation's data plane. Cheap to clone: clones share everything.
+#[derive(Debug, Clone)]
 pub struct Server {
     shared: Arc<Shared>,
-    /// Each listener's name and bound address, in config order.
-    addresses: Vec<(String, SocketAddr)>,
-    /// Taken by [`Server::start`].
-    listeners: Vec<(usize, TcpListener)>,
-    accepting: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -130,102 +123,138 @@ impl Server {
                 name: spec.name.clone(),
                 source,
             })?;
-            listeners.push((index, listener));
+            listeners.push(Arc::new(listener));
         }
-        let addresses = listeners
-            .iter()
-            .map(|(i, l): &(usize, TcpListener)| {
-                let spec = &config.listeners[*i];
-                (spec.name.clone(), l.local_addr().unwrap_or(spec.address))
-            })
-            .collect();
         let upstreams = config
             .clusters
             .iter()
             .map(|c| Arc::new(Upstream::new(c.clone())))
+            .collect();
+        let limits = config
+            .listeners
+            .iter()
+            .map(|l| Arc::new(Semaphore::new(l.max_connections.get() as usize)))
             .collect();
         let (order, _) = watch::channel(Order::Run);
         Ok(Server {
             shared: Arc::new(Shared {
                 config,
                 upstreams,
-                conns: Connections {
-                    active: AtomicUsize::new(0),
-                    finished: AtomicU64::new(0),
-                    all_closed: Notify::new(),
-                    order,
-                },
+                registry: Registry::default(),
+                stats: Stats::default(),
+                all_closed: Notify::new(),
+                order,
+                limits,
+                listeners,
+                accepting: Mutex::new(Vec::new()),
             }),
-            addresses,
-            listeners,
-            accepting: Vec::new(),
         })
     }
 
-    /// The address each listener is bound to, by name.
-    pub fn local_addrs(&self) -> &[(String, SocketAddr)] {
-        &self.addresses
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Each listener's name and bound address, in config order.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.shared
+            .config
+            .listeners
+            .iter()
+            .zip(&self.shared.listeners)
+            .map(|(spec, l)| (spec.name.clone(), l.local_addr().unwrap_or(spec.address)))
+            .collect()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
     }
 
     /// Connections open right now.
-    pub fn active(&self) -> usize {
-        self.shared.conns.active.load(Ordering::Acquire)
+    pub fn active(&self) -> u64 {
+        self.shared.stats.active.load(Ordering::Acquire)
     }
 
-    /// Starts accepting on every listener.
-    pub fn start(&mut self) {
-        for (index, listener) in self.listeners.drain(..) {
-            let shared = Arc::clone(&self.shared);
-            let spec = &shared.config.listeners[index];
-            let span = tracing::info_span!("listener", name = %spec.name);
-            self.accepting.push(tokio::spawn(
-                accept_loop(shared, index, listener).instrument(span),
-            ));
+    /// Starts accepting on every listener (again, after a failed handoff).
+    pub fn start_accepting(&self) {
+        let mut accepting = self.shared.accepting.lock();
+        if !accepting.is_empty() {
+            return;
+        }
+        for (index, listener) in self.shared.listeners.iter().enumerate() {
+            let name = &self.shared.config.listeners[index].name;
+            let span = tracing::info_span!("listener", name = %name);
+            let task = accept_loop(Arc::clone(&self.shared), index, Arc::clone(listener));
+            accepting.push(tokio::spawn(task.instrument(span)));
         }
     }
 
-    /// Stops accepting (the sockets stay open in the supervisor, so nothing
-    /// queued is lost), lets connections finish until `deadline`, then
-    /// closes the rest.
-    pub async fn drain(mut self, deadline: Duration) -> DrainReport {
-        for task in self.accepting.drain(..) {
+    /// Stops accepting and waits until no accept loop can spawn another
+    /// connection. The sockets stay open (in the supervisor and here), so
+    /// clients keep queueing in the kernel.
+    pub async fn stop_accepting(&self) {
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.accepting.lock());
+        for task in &tasks {
             task.abort();
         }
-        self.listeners.clear();
-        let conns = &self.shared.conns;
-        let before = conns.finished.load(Ordering::Relaxed);
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Runs a connection handed over by the previous generation (or one of
+    /// ours resumed after a failed handoff).
+    pub fn adopt(&self, parked: Parked) {
+        conn::spawn(&self.shared, Start::Adopted(parked));
+    }
+
+    /// Stops accepting, lets connections finish until `deadline`, then
+    /// closes the rest.
+    pub async fn drain(&self, deadline: Duration) -> DrainReport {
+        self.stop_accepting().await;
+        let stats = &self.shared.stats;
+        let before = stats.finished.load(Ordering::Relaxed);
         let open_at_deadline = if self.wait_idle(deadline).await {
             0
         } else {
-            let open = self.active() as u64;
+            let open = self.active();
             warn!(
                 open,
                 ?deadline,
                 "drain deadline passed; closing the remaining connections"
             );
-            conns.order.send_replace(Order::Close);
-            if !self.wait_idle(CLOSE_GRACE).await {
-                warn!(
-                    open = self.active(),
-                    "connections still open after close was ordered"
-                );
-            }
+            self.close_all().await;
             open
         };
-        let ended = conns.finished.load(Ordering::Relaxed) - before;
+        let ended = stats.finished.load(Ordering::Relaxed) - before;
         DrainReport {
             finished: ended.saturating_sub(open_at_deadline),
             closed: open_at_deadline,
         }
     }
 
+    /// Orders every connection closed and waits (briefly) for them.
+    pub async fn close_all(&self) {
+        self.shared.order.send_replace(Order::Close);
+        if !self.wait_idle(CLOSE_GRACE).await {
+            warn!(
+                open = self.active(),
+                "connections still open after close was ordered"
+            );
+        }
+    }
+
     /// Waits up to `limit` for the last connection to end.
-    async fn wait_idle(&self, limit: Duration) -> bool {
-        let conns = &self.shared.conns;
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let shared = &self.shared;
         tokio::time::timeout(limit, async {
             loop {
-                let notified = conns.all_closed.notified();
-                if conns.active.load(Ordering::Acquire) == 0 {
+                let notified = shared.all_closed.notified();
+                if shared.stats.active.load(Ordering::Acquire) == 0 {
                     return;
                 }
                 notified.await;
@@ -233,14 +262,6 @@ impl Server {
         })
         .await
         .is_ok()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        for task in &self.accepting {
-            task.abort();
-        }
     }
 }
 
@@ -262,19 +283,22 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> std::io::Result<TcpListener> 
     TcpListener::from_std(std_listener)
 }
 
-async fn accept_loop(shared: Arc<Shared>, index: usize, listener: TcpListener) {
+async fn accept_loop(shared: Arc<Shared>, index: usize, listener: Arc<TcpListener>) {
     let spec = &shared.config.listeners[index];
-    let limit = Arc::new(Semaphore::new(spec.max_connections.get() as usize));
+    let limit = &shared.limits[index];
     info!(address = %listener.local_addr().map_or(spec.address, |a| a), "accepting");
     loop {
         // Past max_connections we stop accepting: new connections wait in
         // the kernel's accept queue (up to the backlog) instead of being
         // accepted and dropped.
-        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+        let Ok(permit) = Arc::clone(limit).acquire_owned().await else {
             return;
         };
-        let (client, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+        let client = match listener.accept().await {
+            Ok((client, peer)) => {
+                debug!(%peer, "accepted");
+                client
+            }
             Err(e) => {
                 if is_resource_exhaustion(&e) {
                     warn!(error = %e, pause = ?ACCEPT_ERROR_PAUSE, "accept failed; pausing this listener");
@@ -285,15 +309,14 @@ async fn accept_loop(shared: Arc<Shared>, index: usize, listener: TcpListener) {
                 continue;
             }
         };
-        shared.conns.active.fetch_add(1, Ordering::AcqRel);
-        let guard = ConnGuard(Arc::clone(&shared));
-        let span = tracing::debug_span!("conn", %peer);
-        tokio::spawn(
-            async move {
-                let _permit = permit;
-                serve_connection(guard, index, client).await;
-            }
-            .instrument(span),
+        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        conn::spawn(
+            &shared,
+            Start::Accepted {
+                listener: index,
+                client,
+                permit,
+            },
         );
     }
 }
@@ -305,51 +328,4 @@ fn is_resource_exhaustion(e: &std::io::Error) -> bool {
         errno,
         Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
     )
-}
-
-async fn serve_connection(guard: ConnGuard, index: usize, client: TcpStream) {
-    let shared = &guard.0;
-    let spec = &shared.config.listeners[index];
-    let mut order = shared.conns.order.subscribe();
-    let closing = async move {
-        let _ = order.wait_for(|o| *o == Order::Close).await;
-    };
-    // Latency over batching: a proxy must not add Nagle delays.
-    let _ = client.set_nodelay(true);
-    let outcome = match spec.target {
-        Target::Builtin(Builtin::Echo) => {
-            Echo::new(client, spec.idle_timeout)
-                .run_until(closing)
-                .await
-        }
-        Target::Cluster(cluster) => {
-            let upstream = &shared.upstreams[cluster];
-            let mut closing = std::pin::pin!(closing);
-            let connected = tokio::select! {
-                connected = upstream.connect() => connected,
-                () = &mut closing => return,
-            };
-            let (server, addr) = match connected {
-                Ok(ok) => ok,
-                Err(e) => {
-                    // Dropping the client closes it now: it learns at once
-                    // that no upstream answered.
-                    warn!(error = %e, "no upstream reachable; closing the client");
-                    return;
-                }
-            };
-            let _ = server.set_nodelay(true);
-            debug!(upstream = %addr, "connected");
-            let mut tunnel = Tunnel::new(client, server, spec.idle_timeout);
-            let outcome = tunnel.run_until(closing).await;
-            let (up, down) = tunnel.moved();
-            debug!(bytes_up = up, bytes_down = down, "tunnel ended");
-            outcome
-        }
-    };
-    match outcome {
-        Outcome::Finished | Outcome::Stopped => debug!(?outcome, "connection closed"),
-        Outcome::Idle => debug!(timeout = ?spec.idle_timeout, "idle connection closed"),
-        Outcome::Failed(e) => debug!(error = %e, "connection failed"),
-    }
 }

@@ -190,15 +190,16 @@ fn shutdown_write(dst: &TcpStream) -> io::Result<()> {
 
 /// How a tunnel's run ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Outcome<T = ()> {
     /// Both directions ended cleanly.
     Finished,
     /// Nothing moved for the idle timeout.
     Idle,
     /// A socket failed (reset, ...); the tunnel should be closed.
     Failed(io::Error),
-    /// The `stop` future fired; the state is intact for [`Tunnel::into_parts`].
-    Stopped,
+    /// The `stop` future fired with this value; the state is intact for
+    /// [`Tunnel::into_parts`].
+    Stopped(T),
 }
 
 /// A client socket, an upstream socket, and a pipe each way.
@@ -263,18 +264,18 @@ impl Tunnel {
     /// idles out, or `stop` resolves — whichever comes first. `stop` is
     /// checked before any I/O on each wake-up, so after `Stopped` no byte
     /// has moved since `stop` fired.
-    pub async fn run_until(&mut self, stop: impl Future<Output = ()>) -> Outcome {
+    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
         let mut stop = std::pin::pin!(stop);
         std::future::poll_fn(|cx| {
-            if stop.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Outcome::Stopped);
+            if let Poll::Ready(value) = stop.as_mut().poll(cx) {
+                return Poll::Ready(Outcome::Stopped(value));
             }
             self.poll_run(cx)
         })
         .await
     }
 
-    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+    fn poll_run<T>(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T>> {
         let step = self
             .c2u
             .poll_step(cx, &self.client, &self.upstream)
@@ -304,19 +305,27 @@ pub struct Echo {
 
 impl Echo {
     pub fn new(client: TcpStream, idle_timeout: Duration) -> Echo {
+        Echo::from_parts(client, PipeState::default(), idle_timeout)
+    }
+
+    pub fn from_parts(client: TcpStream, pipe: PipeState, idle_timeout: Duration) -> Echo {
         Echo {
             client,
-            pipe: Pipe::default(),
+            pipe: Pipe::from_state(pipe),
             idle: Idle::new(idle_timeout),
         }
     }
 
+    pub fn into_parts(self) -> (TcpStream, PipeState) {
+        (self.client, self.pipe.into_state())
+    }
+
     /// Like [`Tunnel::run_until`].
-    pub async fn run_until(&mut self, stop: impl Future<Output = ()>) -> Outcome {
+    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
         let mut stop = std::pin::pin!(stop);
         std::future::poll_fn(|cx| {
-            if stop.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Outcome::Stopped);
+            if let Poll::Ready(value) = stop.as_mut().poll(cx) {
+                return Poll::Ready(Outcome::Stopped(value));
             }
             match self.pipe.poll_step(cx, &self.client, &self.client) {
                 Err(e) => return Poll::Ready(Outcome::Failed(e)),
@@ -390,7 +399,8 @@ mod tests {
     async fn moves_bytes_both_ways_and_propagates_half_close() {
         let ((mut app, proxy_client), (proxy_upstream, mut server)) = pairs().await;
         let mut tunnel = Tunnel::new(proxy_client, proxy_upstream, Duration::from_secs(60));
-        let pump = tokio::spawn(async move { tunnel.run_until(std::future::pending()).await });
+        let pump =
+            tokio::spawn(async move { tunnel.run_until(std::future::pending::<()>()).await });
 
         app.write_all(b"ping").await.unwrap();
         app.shutdown().await.unwrap();
@@ -412,7 +422,7 @@ mod tests {
         let ((_app, proxy_client), (proxy_upstream, _server)) = pairs().await;
         let mut tunnel = Tunnel::new(proxy_client, proxy_upstream, Duration::from_secs(5));
         assert!(matches!(
-            tunnel.run_until(std::future::pending()).await,
+            tunnel.run_until(std::future::pending::<()>()).await,
             Outcome::Idle
         ));
     }
@@ -427,7 +437,7 @@ mod tests {
         drop(app);
         let mut tunnel = Tunnel::new(proxy_client, proxy_upstream, Duration::from_secs(60));
         assert!(matches!(
-            tunnel.run_until(std::future::pending()).await,
+            tunnel.run_until(std::future::pending::<()>()).await,
             Outcome::Failed(_)
         ));
     }
@@ -467,7 +477,7 @@ mod tests {
         loop {
             let after = Duration::from_micros(rng.random_range(0..2000));
             match tunnel.run_until(tokio::time::sleep(after)).await {
-                Outcome::Stopped => {
+                Outcome::Stopped(()) => {
                     stops += 1;
                     let parts = tunnel.into_parts();
                     let (client, upstream) = (

@@ -1,0 +1,107 @@
+//! What crosses the control socket: requests from the CLI, replies from
+//! the supervisor. JSON, so that `baton status --json` is the reply as is
+//! and a human can read a capture.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A CLI request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Replace the worker: `binary` (else the config's worker binary, else
+    /// `baton-worker` beside `baton`) with `config` (else the current
+    /// config source, re-read).
+    Upgrade {
+        binary: Option<PathBuf>,
+        config: Option<PathBuf>,
+    },
+    /// Go back to the previous generation's binary and config.
+    Rollback,
+    Status,
+    /// Drain and exit.
+    Stop,
+}
+
+/// The supervisor's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// An upgrade or rollback ended (see its outcome).
+    Upgrade(UpgradeReport),
+    Status(Status),
+    /// The supervisor is drained and about to exit.
+    Stopped,
+    /// The request was not understood or not allowed.
+    Error {
+        reason: String,
+    },
+}
+
+/// How an upgrade or rollback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The new generation serves everything.
+    Succeeded,
+    /// The new generation failed; the old one kept or resumed everything
+    /// not yet handed over.
+    RolledBack,
+    /// Nothing was started: bad config, missing binary, unbindable address.
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeReport {
+    pub outcome: Outcome,
+    /// Why, when it did not succeed (or a note when it did with losses).
+    pub reason: Option<String>,
+    /// `rollback` or `upgrade`.
+    pub kind: String,
+    pub from_generation: Option<u32>,
+    pub to_generation: Option<u32>,
+    /// Connections moved to the new generation.
+    pub migrated: u64,
+    /// Connections that could not be moved and were closed.
+    pub lost: u64,
+    pub duration_ms: u64,
+}
+
+/// `baton status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Status {
+    pub supervisor_pid: u32,
+    /// The config source in force (a path or `<embedded default>`).
+    pub config: String,
+    pub generations: Vec<GenerationStatus>,
+    pub listeners: Vec<ListenerStatus>,
+    /// The upgrade in progress, as a phase name (`idle` when none).
+    pub upgrade_phase: String,
+    pub last_upgrade: Option<UpgradeReport>,
+    /// What `baton rollback` would go back to.
+    pub rollback_target: Option<ReleaseStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationStatus {
+    pub generation: u32,
+    pub pid: u32,
+    pub binary: String,
+    /// `starting`, `serving`, `handing off`, `draining`...
+    pub phase: String,
+    /// Open connections, when the worker answered in time.
+    pub connections: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseStatus {
+    pub binary: String,
+    pub config: String,
+}

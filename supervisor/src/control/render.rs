@@ -1,0 +1,226 @@
+//! Replies as text for a human: `baton status`, and the one line that
+//! `baton upgrade|rollback` print. (`--json` prints the reply as is.)
+
+use std::fmt::Write as _;
+
+use super::proto::{Outcome, Status, UpgradeReport};
+
+/// The word for an outcome, as the CLI prints it.
+pub fn outcome(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::RolledBack => "rolled back",
+        Outcome::Refused => "refused",
+    }
+}
+
+/// One line: what happened, why (when there is a reason), and the numbers.
+///
+/// `upgrade succeeded (generation 1 -> 2, 12 migrated, 0 lost, 840 ms)`,
+/// `upgrade rolled back: worker 2 not ready within 10s (generation 1 -> 2, ...)`.
+pub fn report_line(report: &UpgradeReport) -> String {
+    let mut line = format!("{} {}", report.kind, outcome(report.outcome));
+    if let Some(reason) = &report.reason {
+        let _ = write!(line, ": {reason}");
+    }
+    line.push_str(" (");
+    match (report.from_generation, report.to_generation) {
+        (Some(from), Some(to)) => {
+            let _ = write!(line, "generation {from} -> {to}, ");
+        }
+        (Some(generation), None) | (None, Some(generation)) => {
+            let _ = write!(line, "generation {generation}, ");
+        }
+        (None, None) => {}
+    }
+    let _ = write!(
+        line,
+        "{} migrated, {} lost, {} ms)",
+        report.migrated, report.lost, report.duration_ms
+    );
+    line
+}
+
+/// `baton status` for a terminal: a few labelled lines and two tables.
+pub fn status_text(status: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "supervisor    pid {}, config {}",
+        status.supervisor_pid, status.config
+    );
+    let _ = writeln!(out, "upgrade       {}", status.upgrade_phase);
+    let _ = writeln!(
+        out,
+        "last upgrade  {}",
+        status
+            .last_upgrade
+            .as_ref()
+            .map_or_else(|| "none".to_string(), report_line)
+    );
+    let _ = writeln!(
+        out,
+        "rollback to   {}",
+        status.rollback_target.as_ref().map_or_else(
+            || "nothing (no previous generation)".to_string(),
+            |r| format!("{} with config {}", r.binary, r.config)
+        )
+    );
+
+    out.push('\n');
+    if status.generations.is_empty() {
+        out.push_str("no worker generation\n");
+    } else {
+        let rows = status.generations.iter().map(|g| {
+            vec![
+                g.generation.to_string(),
+                g.pid.to_string(),
+                g.phase.clone(),
+                g.connections
+                    .map_or_else(|| "-".to_string(), |c| c.to_string()),
+                g.binary.clone(),
+            ]
+        });
+        table(
+            &mut out,
+            &["GENERATION", "PID", "PHASE", "CONNECTIONS", "BINARY"],
+            rows,
+        );
+    }
+
+    out.push('\n');
+    if status.listeners.is_empty() {
+        out.push_str("no listener\n");
+    } else {
+        let rows = status
+            .listeners
+            .iter()
+            .map(|l| vec![l.name.clone(), l.address.clone()]);
+        table(&mut out, &["LISTENER", "ADDRESS"], rows);
+    }
+    out
+}
+
+/// Left-aligned columns two spaces apart, as wide as their widest cell.
+fn table(out: &mut String, header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
+        .chain(rows)
+        .collect();
+    let mut widths = vec![0; header.len()];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in &rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<width$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::control::proto::{GenerationStatus, ListenerStatus, ReleaseStatus};
+
+    fn report(outcome: Outcome, reason: Option<&str>) -> UpgradeReport {
+        UpgradeReport {
+            outcome,
+            reason: reason.map(str::to_string),
+            kind: "upgrade".to_string(),
+            from_generation: Some(1),
+            to_generation: Some(2),
+            migrated: 12,
+            lost: 0,
+            duration_ms: 840,
+        }
+    }
+
+    #[test]
+    fn report_lines() {
+        assert_eq!(
+            report_line(&report(Outcome::Succeeded, None)),
+            "upgrade succeeded (generation 1 -> 2, 12 migrated, 0 lost, 840 ms)"
+        );
+        assert_eq!(
+            report_line(&report(Outcome::RolledBack, Some("worker 2 exited"))),
+            "upgrade rolled back: worker 2 exited (generation 1 -> 2, 12 migrated, 0 lost, 840 ms)"
+        );
+        let refused = UpgradeReport {
+            to_generation: None,
+            migrated: 0,
+            duration_ms: 3,
+            ..report(Outcome::Refused, Some("bad config"))
+        };
+        assert_eq!(
+            report_line(&refused),
+            "upgrade refused: bad config (generation 1, 0 migrated, 0 lost, 3 ms)"
+        );
+    }
+
+    #[test]
+    fn status_as_text() {
+        let status = Status {
+            supervisor_pid: 4242,
+            config: "/etc/baton/baton.toml".to_string(),
+            generations: vec![
+                GenerationStatus {
+                    generation: 12,
+                    pid: 51234,
+                    binary: "/usr/bin/baton-worker".to_string(),
+                    phase: "serving".to_string(),
+                    connections: Some(7),
+                },
+                GenerationStatus {
+                    generation: 11,
+                    pid: 900,
+                    binary: "/opt/old/baton-worker".to_string(),
+                    phase: "draining".to_string(),
+                    connections: None,
+                },
+            ],
+            listeners: vec![ListenerStatus {
+                name: "orders".to_string(),
+                address: "0.0.0.0:7000".to_string(),
+            }],
+            upgrade_phase: "idle".to_string(),
+            last_upgrade: Some(report(Outcome::Succeeded, None)),
+            rollback_target: Some(ReleaseStatus {
+                binary: "/opt/old/baton-worker".to_string(),
+                config: "/etc/baton/old.toml".to_string(),
+            }),
+        };
+        let expected = "\
+supervisor    pid 4242, config /etc/baton/baton.toml
+upgrade       idle
+last upgrade  upgrade succeeded (generation 1 -> 2, 12 migrated, 0 lost, 840 ms)
+rollback to   /opt/old/baton-worker with config /etc/baton/old.toml
+
+GENERATION  PID    PHASE     CONNECTIONS  BINARY
+12          51234  serving   7            /usr/bin/baton-worker
+11          900    draining  -            /opt/old/baton-worker
+
+LISTENER  ADDRESS
+orders    0.0.0.0:7000
+";
+        assert_eq!(status_text(&status), expected);
+    }
+
+    #[test]
+    fn an_empty_status_says_so() {
+        let text = status_text(&Status {
+            upgrade_phase: "idle".to_string(),
+            ..Status::default()
+        });
+        assert!(text.contains("last upgrade  none\n"), "{text}");
+        assert!(text.contains("rollback to   nothing"), "{text}");
+        assert!(text.contains("no worker generation\n"), "{text}");
+        assert!(text.contains("no listener\n"), "{text}");
+    }
+}

@@ -1,0 +1,161 @@
+//! Live upgrades with real binaries: connections move to the new
+//! generation and no client can tell.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use baton_tests::traffic::{Checked, ModalUpstream, stream_echo, stream_half_closed};
+use baton_tests::upstream::round_trip;
+use baton_tests::{Baton, PATIENCE, alive, tcp_config};
+use rand::RngCore;
+use rustix::process::Signal;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+const LONG_LIVED: u64 = 200;
+const UPGRADES: usize = 20;
+
+/// 200 long-lived connections (echo, slow echo with bytes queued inside
+/// the proxy, half-closed) checking every byte, new short connections
+/// beside them, and 20 upgrades alternating SIGHUP and `baton upgrade`:
+/// no error of any kind, every connection alive at the end, every worker
+/// replaced and gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_upgrades_under_load_disturb_nothing() {
+    let upstream = ModalUpstream::start().await;
+    let mut baton = Baton::start(&tcp_config(&[upstream.addr], ""));
+    let addr = baton.addr("front");
+    let (stop, stopped) = watch::channel(false);
+
+    let mut long = Vec::new();
+    for i in 0..LONG_LIVED {
+        let stopped = stopped.clone();
+        long.push(tokio::spawn(async move {
+            match i % 4 {
+                0 | 1 => stream_echo(addr, i, false, stopped).await,
+                2 => stream_echo(addr, i, true, stopped).await,
+                _ => stream_half_closed(addr, i, stopped).await,
+            }
+        }));
+    }
+    let short = {
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut errors) = (0u64, Vec::<String>::new());
+            while !*stopped.borrow() {
+                let mut data = vec![0u8; 256];
+                rand::rng().fill_bytes(&mut data);
+                let result = async {
+                    let mut stream = TcpStream::connect(addr)
+                        .await
+                        .map_err(|e| format!("connect: {e}"))?;
+                    let local = stream.local_addr().map_err(|e| e.to_string())?;
+                    // The upstream's mode byte: echo.
+                    stream
+                        .write_all(b"E")
+                        .await
+                        .map_err(|e| format!("write: {e}"))?;
+                    let back = timeout(PATIENCE, round_trip(stream, &data))
+                        .await
+                        .map_err(|_| format!("no answer on {local}"))?;
+                    if back == data {
+                        Ok(())
+                    } else {
+                        Err("corrupted".to_string())
+                    }
+                }
+                .await;
+                match result {
+                    Ok(()) => ok += 1,
+                    Err(e) => errors.push(e),
+                }
+            }
+            (ok, errors)
+        })
+    };
+
+    // Every long-lived connection is through the proxy before the first
+    // upgrade (the short ones come and go).
+    baton_tests::eventually("200 connections through the proxy", || {
+        baton.drain_log();
+        let out = baton.cli(&["status", "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.contains(&format!("\"connections\": {}", LONG_LIVED))
+            || text.contains(&format!("\"connections\": {}", LONG_LIVED + 1))
+    });
+
+    let mut pids = vec![baton.worker_pid()];
+    for round in 0..UPGRADES {
+        if round % 2 == 0 {
+            baton.signal(Signal::HUP);
+            baton.wait_for_log_count("upgrade succeeded", round + 1);
+        } else {
+            baton.upgrade(&[]);
+            baton.wait_for_log_count("upgrade succeeded", round + 1);
+        }
+        pids.push(baton.worker_pid());
+    }
+    assert_eq!(baton.count_log("upgrade did not happen"), 0);
+
+    stop.send_replace(true);
+    let mut results: Vec<Checked> = Vec::new();
+    for task in long {
+        results.push(
+            timeout(PATIENCE, task)
+                .await
+                .expect("a connection hung")
+                .unwrap(),
+        );
+    }
+    let (short_ok, short_errors) = short.await.unwrap();
+
+    let failed: Vec<(usize, &Checked)> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.error.is_some())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {LONG_LIVED} connections failed: {failed:?}",
+        failed.len()
+    );
+    assert!(
+        results.iter().all(|c| c.verified > 0),
+        "every connection moved bytes"
+    );
+    assert!(
+        short_errors.is_empty(),
+        "short connections failed: {short_errors:?}"
+    );
+    assert!(short_ok > 0);
+
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        UPGRADES + 1,
+        "every upgrade replaced the worker: {pids:?}"
+    );
+    for pid in &pids[..UPGRADES] {
+        assert!(!alive(*pid), "old worker {pid} still alive");
+    }
+    let migrated: u64 = baton
+        .log
+        .iter()
+        .filter(|l| l.contains("upgrade succeeded"))
+        .filter_map(|l| {
+            l.split(" migrated=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(
+        migrated >= LONG_LIVED * UPGRADES as u64,
+        "each upgrade moved the long-lived connections ({migrated})"
+    );
+}

@@ -1,0 +1,352 @@
+//! Connection tasks and the registry that can pause them.
+//!
+//! Every connection is a task that pumps bytes ([`crate::tunnel`]) and
+//! watches two things: the server-wide [`Order`] (`Close` at a drain
+//! deadline) and its own pause slot in the [`Registry`]. A handoff pauses
+//! connections a wave at a time: the registry hands each a [`PauseReq`];
+//! the task stops between two pump steps and sends its sockets and pending
+//! bytes back as [`Paused::Parked`] — or [`Paused::Ended`] if it finished
+//! first. Pause and deregistration happen under the registry's lock, so a
+//! pause request is always answered exactly once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::serve::{Order, Shared};
+use crate::tunnel::{Echo, Outcome, Parts, PipeState, Tunnel};
+
+/// A connection's id within one generation (for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// "Stop and send me your state."
+#[derive(Debug)]
+pub struct PauseReq {
+    reply: mpsc::UnboundedSender<Paused>,
+}
+
+/// A pause request's answer.
+#[derive(Debug)]
+pub enum Paused {
+    /// Boxed: a parked connection is a few hundred bytes, an `Ended` one
+    /// word, and many of these queue at once.
+    Parked(Box<Parked>),
+    /// The connection ended before it could pause.
+    Ended(ConnId),
+}
+
+/// A paused connection: everything needed to resume it, here or in the
+/// next generation.
+#[derive(Debug)]
+pub struct Parked {
+    pub id: ConnId,
+    /// The accepting listener's name.
+    pub listener: Arc<str>,
+    pub idle_timeout: Duration,
+    pub conn: ConnParts,
+}
+
+#[derive(Debug)]
+pub enum ConnParts {
+    Tunnel {
+        parts: Parts,
+        cluster: Arc<str>,
+        upstream: SocketAddr,
+    },
+    Echo {
+        client: TcpStream,
+        pipe: PipeState,
+    },
+}
+
+/// Live connections, each with its pause slot.
+#[derive(Debug, Default)]
+pub struct Registry {
+    inner: Mutex<RegistryInner>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryInner {
+    next_id: u64,
+    slots: HashMap<ConnId, oneshot::Sender<PauseReq>>,
+}
+
+impl Registry {
+    fn register(&self) -> (ConnId, oneshot::Receiver<PauseReq>) {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.inner.lock();
+        inner.next_id += 1;
+        let id = ConnId(inner.next_id);
+        inner.slots.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Removes `id`; if a pause was requested meanwhile, answers it with
+    /// `Ended` (under the lock, so it cannot cross a new request).
+    fn deregister(&self, id: ConnId, slot: &mut oneshot::Receiver<PauseReq>) {
+        let mut inner = self.inner.lock();
+        inner.slots.remove(&id);
+        if let Ok(req) = slot.try_recv() {
+            let _ = req.reply.send(Paused::Ended(id));
+        }
+    }
+
+    /// Asks up to `max` connections to pause, answering on `reply`.
+    /// Returns how many were asked; each will answer exactly once.
+    pub fn pause_some(&self, max: usize, reply: &mpsc::UnboundedSender<Paused>) -> usize {
+        let mut inner = self.inner.lock();
+        let ids: Vec<ConnId> = inner.slots.keys().take(max).copied().collect();
+        let mut asked = 0;
+        for id in ids {
+            let Some(slot) = inner.slots.remove(&id) else {
+                continue;
+            };
+            let req = PauseReq {
+                reply: reply.clone(),
+            };
+            match slot.send(req) {
+                Ok(()) => asked += 1,
+                // The task is gone without deregistering (it panicked):
+                // nothing to pause.
+                Err(_) => warn!(conn = %id, "a connection task vanished"),
+            }
+        }
+        asked
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How a connection task starts.
+#[derive(Debug)]
+pub enum Start {
+    /// Freshly accepted on listener `listener` (config index).
+    Accepted {
+        listener: usize,
+        client: TcpStream,
+        permit: OwnedSemaphorePermit,
+    },
+    /// Handed over by the previous generation (or resumed after a failed
+    /// handoff).
+    Adopted(Parked),
+}
+
+/// Counts a connection while its task lives, and owns its pause slot.
+struct Guard {
+    shared: Arc<Shared>,
+    id: ConnId,
+    slot: oneshot::Receiver<PauseReq>,
+    parked: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.shared.registry.deregister(self.id, &mut self.slot);
+        let stats = &self.shared.stats;
+        if !self.parked {
+            stats.finished.fetch_add(1, Ordering::Relaxed);
+        }
+        if stats.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.all_closed.notify_waiters();
+        }
+    }
+}
+
+/// Registers a connection and spawns its task.
+pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
+    let (id, slot) = shared.registry.register();
+    shared.stats.active.fetch_add(1, Ordering::AcqRel);
+    let guard = Guard {
+        shared: Arc::clone(shared),
+        id,
+        slot,
+        parked: false,
+    };
+    let span = tracing::debug_span!("conn", id = %id);
+    tokio::spawn(tracing::Instrument::instrument(run(guard, start), span));
+}
+
+/// Why a pump stopped early.
+enum Stop {
+    Pause(PauseReq),
+    Close,
+}
+
+async fn run(mut guard: Guard, start: Start) {
+    let shared = Arc::clone(&guard.shared);
+    let mut order = shared.order.subscribe();
+    let slot = &mut guard.slot;
+    // Resolves when the connection must stop pumping: a pause request, or
+    // the Close order. A dropped registry (the worker is exiting) closes.
+    let stop = async move {
+        tokio::select! {
+            req = slot => match req {
+                Ok(req) => Stop::Pause(req),
+                Err(_) => Stop::Close,
+            },
+            _ = order.wait_for(|o| *o == Order::Close) => Stop::Close,
+        }
+    };
+    let (listener, idle_timeout, conn, _permit) = match start {
+        Start::Accepted {
+            listener,
+            client,
+            permit,
+        } => {
+            let spec = &shared.config.listeners[listener];
+            // Latency over batching: a proxy must not add Nagle delays.
+            let _ = client.set_nodelay(true);
+            let conn = match spec.target {
+                baton_config::Target::Builtin(baton_config::Builtin::Echo) => {
+                    Conn::Echo(Echo::new(client, spec.idle_timeout))
+                }
+                baton_config::Target::Cluster(cluster) => {
+                    let upstream = &shared.upstreams[cluster];
+                    // A connection still connecting is paused once the
+                    // connect resolves: `stop` stays pending until the pump
+                    // polls it, so a pause request that arrives meanwhile
+                    // takes effect right after.
+                    let mut closing = shared.order.subscribe();
+                    let connected = tokio::select! {
+                        connected = upstream.connect() => connected,
+                        _ = closing.wait_for(|o| *o == Order::Close) => return,
+                    };
+                    let (server, addr) = match connected {
+                        Ok(ok) => ok,
+                        Err(e) => {
+                            // Dropping the client closes it now: it learns
+                            // at once that no upstream answered.
+                            warn!(error = %e, "no upstream reachable; closing the client");
+                            return;
+                        }
+                    };
+                    let _ = server.set_nodelay(true);
+                    debug!(upstream = %addr, "connected");
+                    Conn::Tunnel {
+                        tunnel: Tunnel::new(client, server, spec.idle_timeout),
+                        cluster: Arc::from(upstream.cluster.name.as_str()),
+                        upstream: addr,
+                    }
+                }
+            };
+            (
+                Arc::from(spec.name.as_str()),
+                spec.idle_timeout,
+                conn,
+                Some(permit),
+            )
+        }
+        Start::Adopted(parked) => {
+            // The new config's idle timeout for the listener, if it still
+            // has one; else the one the connection came with.
+            let idle = shared
+                .config
+                .listeners
+                .iter()
+                .find(|l| *l.name == *parked.listener)
+                .map_or(parked.idle_timeout, |l| l.idle_timeout);
+            let conn = match parked.conn {
+                ConnParts::Tunnel {
+                    parts,
+                    cluster,
+                    upstream,
+                } => Conn::Tunnel {
+                    tunnel: Tunnel::from_parts(parts, idle),
+                    cluster,
+                    upstream,
+                },
+                ConnParts::Echo { client, pipe } => {
+                    Conn::Echo(Echo::from_parts(client, pipe, idle))
+                }
+            };
+            (parked.listener, idle, conn, None)
+        }
+    };
+    let (outcome, conn) = match conn {
+        Conn::Tunnel {
+            mut tunnel,
+            cluster,
+            upstream,
+        } => {
+            let outcome = tunnel.run_until(stop).await;
+            (
+                outcome,
+                Conn::Tunnel {
+                    tunnel,
+                    cluster,
+                    upstream,
+                },
+            )
+        }
+        Conn::Echo(mut echo) => {
+            let outcome = echo.run_until(stop).await;
+            (outcome, Conn::Echo(echo))
+        }
+    };
+    match outcome {
+        Outcome::Stopped(Stop::Pause(req)) => {
+            let parts = match conn {
+                Conn::Tunnel {
+                    tunnel,
+                    cluster,
+                    upstream,
+                } => ConnParts::Tunnel {
+                    parts: tunnel.into_parts(),
+                    cluster,
+                    upstream,
+                },
+                Conn::Echo(echo) => {
+                    let (client, pipe) = echo.into_parts();
+                    ConnParts::Echo { client, pipe }
+                }
+            };
+            guard.parked = true;
+            let parked = Parked {
+                id: guard.id,
+                listener,
+                idle_timeout,
+                conn: parts,
+            };
+            if let Err(e) = req.reply.send(Paused::Parked(Box::new(parked))) {
+                // Nobody to hand it to (the handoff ended): resume here,
+                // as a new task.
+                if let Paused::Parked(parked) = e.0 {
+                    spawn(&shared, Start::Adopted(*parked));
+                }
+            }
+        }
+        Outcome::Stopped(Stop::Close) => debug!("closed by order"),
+        Outcome::Finished => debug!("connection finished"),
+        Outcome::Idle => debug!(timeout = ?idle_timeout, "idle connection closed"),
+        Outcome::Failed(e) => debug!(error = %e, "connection failed"),
+    }
+}
+
+enum Conn {
+    Tunnel {
+        tunnel: Tunnel,
+        cluster: Arc<str>,
+        upstream: SocketAddr,
+    },
+    Echo(Echo),
+}

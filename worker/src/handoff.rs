@@ -1,0 +1,502 @@
+//! Moving live connections from one generation to the next.
+//!
+//! The handoff channel is a SEQPACKET socketpair the supervisor makes per
+//! upgrade and hands one end each to the old (N) and the new (N+1) worker
+//! over ctrl (`HandoffTo` / `HandoffFrom`). On it:
+//!
+//! ```text
+//!  N (old)                                             N+1 (new)
+//!   | <------------------------------ Hello --------> |  both ways; HANDOFF_VERSIONS
+//!   |                                                  |  N+1 starts accepting
+//!   | <--------------------------------- Accepting -- |
+//!   | N stops accepting (both held the same sockets,   |
+//!   |   so nothing queued is lost)                     |
+//!   | pause a wave of connections (≤ one datagram)     |
+//!   | -- ConnBatch{seq} + fds -----------------------> |  adopt: fds → sockets, no I/O yet
+//!   | <------------------------------ ConnAck{seq} -- |  then N+1 starts pumping them
+//!   | close our copies of batch seq                    |
+//!   |   ... up to WINDOW batches in flight ...         |
+//!   | -- HandoffDone ---------------------------------> |
+//!   | report Drained to the supervisor, exit           |
+//! ```
+//!
+//! **Exactness.** A connection is paused between two pump steps: every
+//! byte it read and did not write is in its state, and it reads nothing
+//! more. N+1 acknowledges a batch before it moves a byte of it, and N
+//! closes its copies only after the acknowledgement: until then N can
+//! resume the connection with its state intact.
+//!
+//! **Pauses are short.** Connections are paused a wave at a time (what one
+//! datagram carries) rather than all at once, so a connection stands still
+//! only for its own batch's round trip, not for the whole migration.
+//!
+//! **Failure.** If the channel fails before `HandoffDone` (N+1 died,
+//! refused, or sent nonsense), N resumes every connection it still holds —
+//! unsent, sent but unacknowledged, and those still answering the pause —
+//! and starts accepting again; the supervisor is told `HandoffFailed` and
+//! kills N+1. Connections N+1 had acknowledged are lost with it. If N dies
+//! instead, N+1 keeps what it adopted.
+//!
+//! **Timeouts.** The handshake is bounded by `HELLO_TIMEOUT`; N+1's
+//! `Accepting` by [`ACCEPTING_TIMEOUT`]; the whole migration by the drain
+//! deadline the supervisor sends with `HandoffTo`. Connections that could
+//! not be paused by then (say, one still connecting to a blackholed
+//! upstream) are closed and counted lost.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_ipc::{
+    Accepting, Channel, ConnAck, ConnBatch, ConnKind, ConnState, HandoffDone, IpcError, Message,
+    PipeWire, Role,
+};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::conn::{ConnId, ConnParts, Parked, Paused};
+use crate::serve::Server;
+use crate::tunnel::{Parts, PipeState};
+
+/// How long the new generation may take to start accepting once the
+/// handoff channel is up: it only spawns its accept loops, so this expires
+/// only on a wedged worker.
+pub const ACCEPTING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections paused at once: as many tunnels as one datagram's fds carry.
+const WAVE: usize = baton_ipc::MAX_FDS / 2;
+
+/// Batches sent and not yet acknowledged, at most. More overlaps the new
+/// generation's adoption with our next wave's pausing; each in-flight batch
+/// is a set of connections standing still.
+const WINDOW: usize = 2;
+
+/// Test hooks, read from the environment once at start. Never set in
+/// production; they make failure paths reachable from process tests.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// `BATON_TEST_ABORT_AFTER_ADOPT=K`: the new generation aborts (like a
+    /// crash) when adopting the batch that brings it to K connections,
+    /// before acknowledging it.
+    pub abort_after_adopt: Option<u64>,
+    /// `BATON_TEST_HANDOFF_VERSIONS=a,b`: handoff versions to announce.
+    pub handoff_versions: Option<Vec<u16>>,
+}
+
+impl Hooks {
+    pub fn from_env() -> Hooks {
+        Hooks {
+            abort_after_adopt: std::env::var("BATON_TEST_ABORT_AFTER_ADOPT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            handoff_versions: versions_var("BATON_TEST_HANDOFF_VERSIONS"),
+        }
+    }
+
+    fn handoff_versions(&self) -> Vec<u16> {
+        self.handoff_versions
+            .clone()
+            .unwrap_or_else(|| baton_ipc::HANDOFF_VERSIONS.to_vec())
+    }
+}
+
+/// `a,b,c` → versions.
+pub fn versions_var(name: &str) -> Option<Vec<u16>> {
+    let text = std::env::var(name).ok()?;
+    text.split(',').map(|v| v.trim().parse().ok()).collect()
+}
+
+/// The old side's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandedOff {
+    pub migrated: u64,
+    /// Could not be paused before the deadline; closed.
+    pub lost: u64,
+}
+
+/// The old side failed and took everything back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoffFailure {
+    pub reason: String,
+    /// Connections resumed here.
+    pub resumed: u64,
+    /// Connections the new generation had acknowledged: closed here, gone
+    /// with it.
+    pub lost: u64,
+}
+
+/// Old side: hands every connection of `server` to the peer on `chan`.
+pub async fn hand_off(
+    server: Server,
+    chan: Channel,
+    deadline: Duration,
+    hooks: Hooks,
+) -> Result<HandedOff, HandoffFailure> {
+    let deadline = Instant::now() + deadline;
+    let early = |reason: String| HandoffFailure {
+        reason,
+        resumed: 0,
+        lost: 0,
+    };
+    let negotiated = chan
+        .handshake(Role::Worker, &hooks.handoff_versions())
+        .await
+        .map_err(|e| early(format!("handoff handshake: {e}")))?;
+    debug!(
+        version = negotiated.version,
+        peer = negotiated.peer.pid,
+        "handoff channel up"
+    );
+    match tokio::time::timeout(ACCEPTING_TIMEOUT, chan.recv_msg()).await {
+        Ok(Ok(Message::Accepting(_))) => {}
+        Ok(Ok(other)) => return Err(early(format!("expected Accepting, got {:?}", other.kind()))),
+        Ok(Err(e)) => {
+            return Err(early(format!(
+                "waiting for the new generation to accept: {e}"
+            )));
+        }
+        Err(_) => {
+            return Err(early(format!(
+                "the new generation did not start accepting within {ACCEPTING_TIMEOUT:?}"
+            )));
+        }
+    }
+    server.stop_accepting().await;
+    info!(
+        connections = server.active(),
+        "new generation accepts; migrating connections"
+    );
+
+    let mut migration = Migration::new(server.clone());
+    match migration.run(&chan, deadline).await {
+        Ok(()) => {
+            let lost = migration.lost;
+            let _ = chan
+                .send_msg(HandoffDone {
+                    migrated: migration.migrated,
+                    lost,
+                })
+                .await;
+            Ok(HandedOff {
+                migrated: migration.migrated,
+                lost,
+            })
+        }
+        Err(reason) => {
+            let lost = migration.migrated;
+            let resumed = migration.resume();
+            server.start_accepting();
+            Err(HandoffFailure {
+                reason,
+                resumed,
+                lost,
+            })
+        }
+    }
+}
+
+/// The old side's migration state.
+struct Migration {
+    server: Server,
+    reply_tx: mpsc::UnboundedSender<Paused>,
+    reply_rx: mpsc::UnboundedReceiver<Paused>,
+    /// Pause requests not answered yet.
+    asked: usize,
+    /// Paused, not sent yet.
+    ready: Vec<Parked>,
+    /// Sent, not acknowledged yet, in order.
+    in_flight: VecDeque<(u64, Vec<Parked>)>,
+    next_seq: u64,
+    migrated: u64,
+    lost: u64,
+}
+
+impl Migration {
+    fn new(server: Server) -> Migration {
+        let (reply_tx, reply_rx) = mpsc::unbounded_channel();
+        Migration {
+            server,
+            reply_tx,
+            reply_rx,
+            asked: 0,
+            ready: Vec::new(),
+            in_flight: VecDeque::new(),
+            next_seq: 0,
+            migrated: 0,
+            lost: 0,
+        }
+    }
+
+    async fn run(&mut self, chan: &Channel, deadline: Instant) -> Result<(), String> {
+        loop {
+            // The next wave is asked once the last one has answered, while
+            // earlier batches may still await their acks.
+            if self.asked == 0 && self.ready.is_empty() && self.in_flight.len() < WINDOW {
+                self.asked = self.server.registry().pause_some(WAVE, &self.reply_tx);
+            }
+            if self.asked == 0 && !self.ready.is_empty() && self.in_flight.len() < WINDOW {
+                self.send_ready(chan).await?;
+                continue;
+            }
+            if self.asked == 0 && self.ready.is_empty() && self.in_flight.is_empty() {
+                if self.server.registry().is_empty() {
+                    return Ok(());
+                }
+                continue;
+            }
+            tokio::select! {
+                paused = self.reply_rx.recv(), if self.asked > 0 => {
+                    self.asked -= 1;
+                    if let Some(Paused::Parked(parked)) = paused {
+                        self.ready.push(*parked);
+                    }
+                }
+                ack = chan.recv_msg(), if !self.in_flight.is_empty() => self.acked(ack)?,
+                () = tokio::time::sleep_until(deadline) => return self.at_deadline().await,
+            }
+        }
+    }
+
+    /// Sends everything parked, in as many batches as datagrams need.
+    async fn send_ready(&mut self, chan: &Channel) -> Result<(), String> {
+        let parked = std::mem::take(&mut self.ready);
+        let states: Vec<ConnState> = parked.iter().map(describe).collect();
+        let runs =
+            baton_ipc::batch::batches(states, |s| s.kind.fd_count()).map_err(|e| e.to_string())?;
+        let mut parked = parked.into_iter();
+        for conns in runs {
+            let members: Vec<Parked> = parked.by_ref().take(conns.len()).collect();
+            let fds: Vec<BorrowedFd<'_>> = members.iter().flat_map(fds_of).collect();
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let batch = Message::ConnBatch(ConnBatch { seq, conns });
+            // Keep the connections even if the send fails: they resume.
+            let sent = chan.send(&batch, &fds).await;
+            drop(fds);
+            self.in_flight.push_back((seq, members));
+            sent.map_err(|e| format!("send batch {seq}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn acked(&mut self, ack: Result<Message, IpcError>) -> Result<(), String> {
+        match ack {
+            Ok(Message::ConnAck(ConnAck { seq })) => {
+                let Some((expected, members)) = self.in_flight.pop_front() else {
+                    return Err(format!("ack for batch {seq}, none in flight"));
+                };
+                if seq != expected {
+                    // Put it back: it resumes with the rest.
+                    self.in_flight.push_front((expected, members));
+                    return Err(format!("ack for batch {seq}, expected {expected}"));
+                }
+                self.migrated += members.len() as u64;
+                // Dropping closes our copies: the new generation owns them.
+                drop(members);
+                Ok(())
+            }
+            Ok(other) => Err(format!("expected ConnAck, got {:?}", other.kind())),
+            Err(e) => Err(format!("waiting for an ack: {e}")),
+        }
+    }
+
+    /// The deadline passed. With batches still unacknowledged the new
+    /// generation is wedged: fail (and resume). Otherwise only connections
+    /// that never paused are left: close them, count them lost.
+    async fn at_deadline(&mut self) -> Result<(), String> {
+        if !self.in_flight.is_empty() {
+            return Err("deadline passed with batches unacknowledged".to_string());
+        }
+        let left = self.server.active() + self.ready.len() as u64;
+        warn!(
+            left,
+            "migration deadline passed; closing what could not move"
+        );
+        self.ready.clear();
+        self.server.close_all().await;
+        self.lost += left;
+        Ok(())
+    }
+
+    /// Takes back everything not acknowledged; returns how many.
+    fn resume(&mut self) -> u64 {
+        let mut resumed = 0;
+        for parked in self
+            .in_flight
+            .drain(..)
+            .flat_map(|(_, m)| m)
+            .chain(self.ready.drain(..))
+        {
+            self.server.adopt(parked);
+            resumed += 1;
+        }
+        // Connections still answering the pause resume as their answers
+        // arrive.
+        let (asked, server) = (self.asked, self.server.clone());
+        let mut rx = std::mem::replace(&mut self.reply_rx, mpsc::unbounded_channel().1);
+        self.asked = 0;
+        tokio::spawn(async move {
+            for _ in 0..asked {
+                match rx.recv().await {
+                    Some(Paused::Parked(parked)) => server.adopt(*parked),
+                    Some(Paused::Ended(_)) => {}
+                    None => break,
+                }
+            }
+        });
+        resumed + asked as u64
+    }
+}
+
+/// New side: takes over from the peer on `chan`.
+pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u64, IpcError> {
+    chan.handshake(Role::Worker, &hooks.handoff_versions())
+        .await?;
+    server.start_accepting();
+    chan.send_msg(Accepting {}).await?;
+    let mut adopted: u64 = 0;
+    loop {
+        let received = match chan.recv().await {
+            Ok(received) => received,
+            Err(IpcError::Closed) => {
+                warn!(
+                    adopted,
+                    "the old generation closed the handoff before it was done"
+                );
+                return Ok(adopted);
+            }
+            Err(e) => return Err(e),
+        };
+        match received.message {
+            Message::ConnBatch(batch) => {
+                let parked =
+                    rebuild_batch(batch.conns, received.fds).map_err(|source| IpcError::Io {
+                        op: "adopt a connection batch",
+                        source,
+                    })?;
+                let count = parked.len() as u64;
+                if hooks
+                    .abort_after_adopt
+                    .is_some_and(|k| adopted + count >= k)
+                {
+                    error!(adopted, "test hook BATON_TEST_ABORT_AFTER_ADOPT: aborting");
+                    std::process::abort();
+                }
+                // Acknowledge before moving a byte: once the old side has
+                // the ack it closes its copies; before, it could resume.
+                chan.send_msg(ConnAck { seq: batch.seq }).await?;
+                for p in parked {
+                    server.adopt(p);
+                }
+                adopted += count;
+            }
+            Message::HandoffDone(done) => {
+                info!(adopted, lost = done.lost, "handoff complete");
+                return Ok(adopted);
+            }
+            other => {
+                return Err(IpcError::Unexpected {
+                    expected: "ConnBatch or HandoffDone",
+                    got: other.kind(),
+                });
+            }
+        }
+    }
+}
+
+/// A parked connection as it travels.
+fn describe(parked: &Parked) -> ConnState {
+    let kind = match &parked.conn {
+        ConnParts::Tunnel {
+            parts,
+            cluster,
+            upstream,
+        } => ConnKind::Tunnel {
+            c2u: to_wire(&parts.c2u),
+            u2c: to_wire(&parts.u2c),
+            cluster: cluster.to_string(),
+            upstream: *upstream,
+        },
+        ConnParts::Echo { pipe, .. } => ConnKind::Echo {
+            pipe: to_wire(pipe),
+        },
+    };
+    ConnState {
+        id: parked.id.0,
+        listener: parked.listener.to_string(),
+        idle_timeout: parked.idle_timeout,
+        kind,
+    }
+}
+
+/// The fds that travel with a parked connection, in [`ConnKind`] order.
+fn fds_of(parked: &Parked) -> Vec<BorrowedFd<'_>> {
+    match &parked.conn {
+        ConnParts::Tunnel { parts, .. } => vec![parts.client.as_fd(), parts.upstream.as_fd()],
+        ConnParts::Echo { client, .. } => vec![client.as_fd()],
+    }
+}
+
+fn to_wire(state: &PipeState) -> PipeWire {
+    PipeWire {
+        pending: state.pending.clone(),
+        read_closed: state.read_closed,
+        write_closed: state.write_closed,
+    }
+}
+
+fn from_wire(wire: PipeWire) -> PipeState {
+    PipeState {
+        pending: wire.pending,
+        read_closed: wire.read_closed,
+        write_closed: wire.write_closed,
+    }
+}
+
+/// Received states and fds → connections ready to run (registered with
+/// this runtime, not yet polled).
+fn rebuild_batch(conns: Vec<ConnState>, fds: Vec<OwnedFd>) -> std::io::Result<Vec<Parked>> {
+    let mut fds = fds.into_iter();
+    let mut out = Vec::with_capacity(conns.len());
+    let mut socket = || -> std::io::Result<TcpStream> {
+        let fd = fds
+            .next()
+            .ok_or_else(|| std::io::Error::other("fewer fds than the batch describes"))?;
+        let stream = std::net::TcpStream::from(fd);
+        stream.set_nonblocking(true)?;
+        TcpStream::from_std(stream)
+    };
+    for state in conns {
+        let conn = match state.kind {
+            ConnKind::Tunnel {
+                c2u,
+                u2c,
+                cluster,
+                upstream,
+            } => ConnParts::Tunnel {
+                parts: Parts {
+                    client: socket()?,
+                    upstream: socket()?,
+                    c2u: from_wire(c2u),
+                    u2c: from_wire(u2c),
+                },
+                cluster: Arc::from(cluster),
+                upstream,
+            },
+            ConnKind::Echo { pipe } => ConnParts::Echo {
+                client: socket()?,
+                pipe: from_wire(pipe),
+            },
+        };
+        out.push(Parked {
+            id: ConnId(state.id),
+            listener: Arc::from(state.listener),
+            idle_timeout: state.idle_timeout,
+            conn,
+        });
+    }
+    Ok(out)
+}
