@@ -55,10 +55,31 @@
 //! ```text
 //! supervisor                                   worker
 //!    | -- ConfigPart* (last = true) ------------> |   config text, split under MAX_BODY
-//!    | -- Listeners*  (last = true) + fds ------> |   one fd per listener name
-//!    | <------------------------ Ready | Refuse -- |   within the supervisor's ready timeout
+//!    | -- ListenerBatch* (last = true) + fds ---> |   one fd per listener name
+//!    | <------------------------ Ready | Refuse -- |   within the config's ready_timeout
+//!    | -- Activate -----------------------------> |   start accepting (no upgrade running)
+//!    | -- StatsRequest -------------------------> |
+//!    | <------------------------------- Stats --- |
 //!    | -- Drain { deadline } -------------------> |   stop accepting, finish, exit
 //!    | <--------------------------------- Drained -- |
+//! ```
+//!
+//! During an upgrade the supervisor makes a handoff socketpair and sends
+//! one end to each worker: `HandoffFrom { from } + fd` to the new one
+//! (instead of `Activate`), `HandoffTo { to, deadline } + fd` to the old
+//! one. The old one answers `Drained { migrated, .. }` and exits when all
+//! has moved, or `HandoffFailed { reason, resumed, lost }` and serves on.
+//!
+//! On the handoff channel (versions: [`HANDOFF_VERSIONS`]; sequence and
+//! failure handling in `baton-worker`'s `handoff` module):
+//!
+//! ```text
+//! old (N)                                          new (N+1)
+//!    | <----------------------------- Hello ------> |
+//!    | <---------------------------------- Accepting |
+//!    | -- ConnBatch { seq, conns } + fds ---------> |   ≤ 253 fds, ≤ MAX_BODY
+//!    | <---------------------------- ConnAck { seq } |   before N+1 moves a byte
+//!    | -- HandoffDone { migrated, lost } ---------> |
 //! ```
 //!
 //! # Failure

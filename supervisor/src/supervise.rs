@@ -68,6 +68,8 @@ pub enum RunError {
     Binary(#[from] BinaryError),
     #[error("first worker: {0}")]
     FirstWorker(StartError),
+    #[error("control socket: {0}")]
+    Control(crate::control::ControlError),
     #[error("{op}: {source}")]
     Io {
         op: &'static str,
@@ -121,6 +123,9 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
                 info!(path = %control_path.display(), "control socket");
                 Some(tokio::spawn(crate::control::serve(listener, commands_tx)))
             }
+            // Two supervisors on one control socket would take each
+            // other's commands: refuse to be the second.
+            Err(e @ crate::control::ControlError::InUse { .. }) => return Err(RunError::Control(e)),
             Err(e) => {
                 // Still useful without it: SIGHUP upgrades, SIGTERM stops.
                 warn!(error = %e, "no control socket; `baton upgrade|status|...` cannot reach this supervisor");
@@ -146,8 +151,11 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
             snapshot,
         };
         let result = supervisor.run(&mut inbox).await;
+        // Dropping the inbox closes the command channel: the server writes
+        // the replies still owed (`Stopped`) and returns within its grace.
+        drop(inbox);
         if let Some(control) = control {
-            control.abort();
+            let _ = control.await;
             let _ = std::fs::remove_file(&control_path);
         }
         result

@@ -231,6 +231,57 @@ async fn a_main_loop_that_is_gone_means_shutting_down() {
         .unwrap();
 }
 
+#[tokio::test]
+async fn a_reply_given_at_exit_is_written_before_serve_returns() {
+    // `baton stop`: the main loop answers, then is gone at once.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (commands, mut receiver) = mpsc::channel::<Command>(1);
+    let server = tokio::spawn(serve(bind(&path).unwrap(), commands));
+    let client = tokio::spawn({
+        let path = path.clone();
+        async move { call(&path, &Request::Stop).await }
+    });
+    let command = receiver.recv().await.unwrap();
+    command.reply.send(Reply::Stopped).unwrap();
+    drop(receiver);
+    server.await.unwrap();
+    // The process could exit here: the reply is already on its way.
+    assert_eq!(client.await.unwrap().unwrap(), Reply::Stopped);
+    // And nobody accepts any more.
+    let err = call(&path, &Request::Status).await.unwrap_err();
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_silent_client_delays_shutdown_by_the_grace_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (commands, mut receiver) = mpsc::channel::<Command>(1);
+    let server = tokio::spawn(serve(bind(&path).unwrap(), commands));
+    // The main loop answers one request and is gone.
+    tokio::spawn(async move {
+        let command = receiver.recv().await.unwrap();
+        let _ = command.reply.send(Reply::Stopped);
+    });
+    let mut silent = UnixStream::connect(&path).await.unwrap();
+    // Accepted in backlog order: once this one is answered, the silent
+    // one has been accepted too, and is open when the main loop goes.
+    assert_eq!(call(&path, &Request::Stop).await.unwrap(), Reply::Stopped);
+    // Real time (a paused clock would jump past the silent client's own
+    // timeout while sockets are polled), about SHUTDOWN_GRACE.
+    let started = std::time::Instant::now();
+    server.await.unwrap();
+    assert!(
+        started.elapsed() < REQUEST_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    silent.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "dropped without a reply");
+}
+
 // === bind: modes, stale and live sockets ===
 
 #[tokio::test]
@@ -428,10 +479,12 @@ fn runnable_by_others(path: &Path) -> bool {
 /// SO_PEERCRED check alone. Needs root, to run the CLI as nobody.
 #[tokio::test]
 async fn a_peer_of_another_uid_is_refused_and_logged() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root to run a client as uid 65534");
-        return;
-    }
+    // Not a skip: the suite runs as root (as CI does), and a run without
+    // it must not pass without having checked this.
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root to run a client as uid 65534 (run the suite as root, as .ci/run does)"
+    );
     let (log_tx, mut log_rx) = mpsc::unbounded_channel();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || LogSink(log_tx.clone()))

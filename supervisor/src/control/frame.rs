@@ -2,7 +2,7 @@
 //! of JSON. See the [module docs](super) for the protocol around it.
 //!
 //! The pure half ([`encode`], [`body_len`], [`decode_body`]) touches no
-//! socket and no clock; [`read`] and [`write`] move one frame over any
+//! socket and no clock; [`read()`] and [`write()`] move one frame over any
 //! async stream and leave timeouts to the caller, who knows why it waits.
 
 use serde::Serialize;

@@ -70,6 +70,8 @@
 //!   client-side bound could only be shorter than that by mistake, and
 //!   would then report an upgrade that is still running as failed. If the
 //!   supervisor dies meanwhile, the connection closes and the CLI says so.
+//! * [`SHUTDOWN_GRACE`] (1 s, supervisor): at exit, for replies already
+//!   given to be written.
 //!
 //! # Failure
 //!
@@ -83,7 +85,9 @@
 //! * The main loop is gone (its command receiver dropped, or a reply
 //!   sender dropped unanswered): `Reply::Error { reason: "the supervisor
 //!   is shutting down" }`. [`serve`] itself returns once the receiver is
-//!   dropped.
+//!   dropped and the replies already given have been written (at most
+//!   [`SHUTDOWN_GRACE`]): await it rather than abort it, or `baton stop`
+//!   loses its `Stopped`.
 //! * CLI side: [`ClientError::Unreachable`] when there is nothing to
 //!   connect to (the CLI exits 69, `EX_UNAVAILABLE`, naming the path);
 //!   other [`ClientError`]s when the exchange itself failed.
@@ -132,6 +136,13 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The CLI's bound on the reply to `status`, which the supervisor answers
 /// from its own tables without waiting for anything unbounded.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Once the main loop is gone, how long [`serve`] waits for open
+/// connections to write their replies before it returns. A reply already
+/// decided (the `Stopped` of `baton stop`) is written in microseconds;
+/// the bound only keeps a silent client from delaying the supervisor's
+/// exit.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// After a failed `accept(2)` (out of fds, out of memory), the pause
 /// before the next: retrying at once would spin on the same error, and a

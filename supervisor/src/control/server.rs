@@ -11,12 +11,13 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use super::frame::{self, FrameError};
 use super::proto::{Reply, Request};
-use super::{ACCEPT_ERROR_PAUSE, REPLY_WRITE_TIMEOUT, REQUEST_TIMEOUT};
+use super::{ACCEPT_ERROR_PAUSE, REPLY_WRITE_TIMEOUT, REQUEST_TIMEOUT, SHUTDOWN_GRACE};
 
 /// Mode of the directories [`bind`] creates: only the owner may even look
 /// for the socket.
@@ -202,30 +203,53 @@ fn probe(path: &Path) -> Result<(), Errno> {
 /// Each connection runs in its own task, so a slow, silent or malformed
 /// client never holds up another, and a long upgrade does not stop
 /// `status` from being *received* (answering it meanwhile is up to the main
-/// loop). Returns when the receiver of `commands` is dropped (the main loop
-/// is gone); connections still open then are told the supervisor is
-/// shutting down. It may also simply be aborted with its task.
+/// loop).
+///
+/// Returns once the receiver of `commands` is dropped (the main loop is
+/// done): it stops accepting, gives the open connections up to
+/// [`SHUTDOWN_GRACE`] to write their replies — so the `Stopped` that
+/// answers `baton stop` reaches the CLI before the process exits — and
+/// drops whatever is left. To shut down: answer what you will, drop the
+/// receiver and any reply senders still held, then await this future's
+/// task (do not abort it, or replies already sent to it are lost); then
+/// remove the socket file.
 pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>) {
     let owner = rustix::process::geteuid().as_raw();
+    let mut connections = JoinSet::new();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = commands.closed() => {
-                debug!("the main loop is gone; the control socket stops accepting");
-                return;
-            }
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(stream, commands.clone(), owner));
-            }
-            Err(e) => {
-                // EMFILE/ENFILE/ENOMEM: accepting again at once would spin
-                // on the same error; the client waits in the backlog.
-                warn!(error = %e, "control socket: accept failed");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-            }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, commands.clone(), owner));
+                }
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOMEM: accepting again at once would
+                    // spin on the same error; the client waits in the backlog.
+                    warn!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                }
+            },
+            // Reaps finished connections: the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = commands.closed() => break,
         }
+    }
+    // New clients now get ECONNREFUSED rather than waiting in a backlog
+    // nobody will accept from.
+    drop(listener);
+    debug!(
+        open = connections.len(),
+        "the main loop is gone; the control socket stops accepting"
+    );
+    let drained = timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        debug!(
+            left = connections.len(),
+            "control socket: connections still open at shutdown are dropped"
+        );
     }
 }
 
