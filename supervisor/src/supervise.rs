@@ -14,7 +14,9 @@
 //!
 //! Triggers that arrive during an upgrade are **queued** behind it, in
 //! order, each answered when its own turn ends; a stop waits for the
-//! upgrade in progress. At most two workers are alive at once: an upgrade
+//! upgrade in progress. (SIGHUPs sent faster than the supervisor takes
+//! them in merge into one: the kernel keeps one pending signal of a kind.
+//! `baton upgrade` requests never merge.) At most two workers are alive at once: an upgrade
 //! starts only when the previous one has finished, and finishes only when
 //! the old generation has exited.
 //!

@@ -33,7 +33,7 @@ use crate::control::proto::{Outcome, UpgradeReport};
 use crate::release::Release;
 use crate::source::ConfigSource;
 use crate::supervise::{Inbox, STOP_GRACE, Supervisor};
-use crate::worker::{self, Launch, Worker, describe};
+use crate::worker::{self, EXIT_REPORT_WAIT, Launch, StartError, Worker, describe};
 
 /// Past the drain deadline, how long the old generation may take to
 /// report how the handoff ended. It reports at the deadline at the
@@ -186,6 +186,9 @@ impl Supervisor {
         };
         let mut new = match started {
             Ok(new) => new,
+            // A config the new worker refuses changed nothing: refused,
+            // like one the supervisor refuses itself.
+            Err(StartError::Refused(reason)) => return (old, refused(reason)),
             Err(e) => return (old, Err((Outcome::RolledBack, e.to_string()))),
         };
 
@@ -310,6 +313,17 @@ impl Supervisor {
                         return Handoff::Succeeded { migrated: d.migrated, lost: d.closed, note: None };
                     }
                     Ok(Message::HandoffFailed(f)) => {
+                        // The old generation usually notices a dead new one
+                        // (its channel closes) before we reap it: wait a
+                        // moment for the exit, which names the cause.
+                        if new_died.is_none()
+                            && let Ok(Ok(status)) = tokio::time::timeout(EXIT_REPORT_WAIT, new.child.wait()).await
+                        {
+                            new_died = Some(format!(
+                                "the new generation died during the handoff ({})",
+                                describe(&status)
+                            ));
+                        }
                         let reason = match new_died {
                             Some(died) => format!("{died}; {}", f.reason),
                             None => f.reason,

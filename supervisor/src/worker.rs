@@ -29,6 +29,11 @@ use crate::release::Release;
 /// The fd number the worker finds its ctrl end at.
 const CHILD_IPC_FD: i32 = 3;
 
+/// After a worker's channel closes, how long to wait for its exit status
+/// to report it: the kernel closes the channel as the process exits, and
+/// the status follows within milliseconds.
+pub const EXIT_REPORT_WAIT: Duration = Duration::from_millis(500);
+
 /// Config text travels in parts this large: well under `MAX_BODY`, leaving
 /// room for the source name and the other fields.
 const CONFIG_CHUNK: usize = 32 * 1024;
@@ -123,7 +128,10 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
 
     let ctrl = Channel::from_owned_fd(ours).map_err(spawn_error)?;
     let timeout = launch.release.config.view.supervisor.ready_timeout;
+    // Biased towards the channel: when both are ready, what the worker
+    // said (a refusal, a version mismatch) beats its exit.
     let outcome = tokio::select! {
+        biased;
         ready = tokio::time::timeout(timeout, bring_up(&ctrl, &launch, generation)) => {
             ready.unwrap_or(Err(StartError::Timeout(timeout)))
         }
@@ -131,6 +139,17 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
             Ok(status) => StartError::Exited(status),
             Err(e) => StartError::Spawn { binary: binary.clone(), source: e },
         }),
+    };
+    // A closed channel means the worker is exiting; its exit status says
+    // more than the EOF, and follows within moments.
+    let outcome = match outcome {
+        Err(StartError::Ipc(IpcError::Closed)) => {
+            match tokio::time::timeout(EXIT_REPORT_WAIT, child.wait()).await {
+                Ok(Ok(status)) => Err(StartError::Exited(status)),
+                _ => Err(StartError::Ipc(IpcError::Closed)),
+            }
+        }
+        other => other,
     };
     match outcome {
         Ok(()) => {

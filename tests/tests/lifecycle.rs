@@ -158,6 +158,18 @@ fn a_bad_config_is_refused_by_check_and_run_with_its_position() {
         // Not TOML at all.
         ("[[listeners]\n", "bad.toml:1:"),
     ] {
+        // Each run gets its own control socket (appended: the positions
+        // above stay true), so that parallel tests never share one.
+        let control = dir.path().join("control.sock");
+        let text = if text == BAD_REFERENCE {
+            format!(
+                "{text}[supervisor]\ncontrol_socket = \"{}\"\n",
+                control.display()
+            )
+        } else {
+            text.to_string()
+        };
+        let text = text.as_str();
         std::fs::write(&path, text).unwrap();
         let check = std::process::Command::new(bin("baton"))
             .args(["check", "-c"])
@@ -250,8 +262,11 @@ fn a_first_worker_that_cannot_start_fails_the_run() {
     let path = dir.path().join("c.toml");
     std::fs::write(
         &path,
-        "[supervisor]\nworker_binary = \"/bin/false\"\n\
+        format!(
+            "[supervisor]\nworker_binary = \"/bin/false\"\ncontrol_socket = \"{}\"\n\
          [[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"builtin:echo\"\n",
+            dir.path().join("control.sock").display()
+        ),
     )
     .unwrap();
     let run = std::process::Command::new(bin("baton"))

@@ -200,7 +200,6 @@ impl Session {
                     .await?;
             }
             Message::Drain(drain) => {
-                info!(deadline = ?drain.deadline, active = self.server.active(), "draining");
                 let report = self.server.drain(drain.deadline).await;
                 info!(
                     finished = report.finished,

@@ -215,9 +215,12 @@ impl Server {
     /// Stops accepting, lets connections finish until `deadline`, then
     /// closes the rest.
     pub async fn drain(&self, deadline: Duration) -> DrainReport {
-        self.stop_accepting().await;
+        // Counted from the order on: a connection may end while the accept
+        // loops are being stopped.
         let stats = &self.shared.stats;
         let before = stats.finished.load(Ordering::Relaxed);
+        info!(?deadline, active = self.active(), "draining");
+        self.stop_accepting().await;
         let open_at_deadline = if self.wait_idle(deadline).await {
             0
         } else {

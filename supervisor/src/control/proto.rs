@@ -48,7 +48,8 @@ pub enum Outcome {
     /// The new generation failed; the old one kept or resumed everything
     /// not yet handed over.
     RolledBack,
-    /// Nothing was started: bad config, missing binary, unbindable address.
+    /// Nothing changed: a bad config (found by the supervisor or by the new
+    /// worker, which then exits), a missing binary, an unbindable address.
     Refused,
 }
 
