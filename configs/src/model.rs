@@ -33,8 +33,8 @@ pub struct Supervisor {
     pub log_level: Option<String>,
 }
 
-/// `[admin]`: the admin HTTP endpoint's address. Validated now; served once
-/// metrics land (`/metrics`, `/status`, `/ready`).
+/// `[admin]`: the admin HTTP endpoint's address, served by the supervisor:
+/// `/metrics` (Prometheus), `/status` (JSON), `/ready`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     pub address: SocketAddr,

@@ -63,10 +63,11 @@ pub(crate) struct RawSupervisor {
     log_level: Option<String>,
 }
 
+/// `[admin]`: the supervisor serves it, so it is strict for both readers.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAdmin {
-    address: SocketAddr,
+pub(crate) struct RawAdmin {
+    pub(crate) address: SocketAddr,
 }
 
 #[derive(Deserialize)]

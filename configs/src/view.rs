@@ -12,13 +12,16 @@ use serde::Deserialize;
 
 use crate::ConfigError;
 use crate::model::Supervisor;
-use crate::raw::{RawSupervisor, defaults};
+use crate::raw::{RawAdmin, RawSupervisor, defaults};
 
 /// What the supervisor reads from a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorView {
     pub source: String,
     pub supervisor: Supervisor,
+    /// The admin endpoint (`/metrics`, `/status`, `/ready`), which the
+    /// supervisor serves.
+    pub admin: Option<SocketAddr>,
     pub listeners: Vec<ListenerBind>,
 }
 
@@ -40,6 +43,7 @@ fn backlog() -> u32 {
 struct RawView {
     #[serde(default)]
     supervisor: RawSupervisor,
+    admin: Option<RawAdmin>,
     #[serde(default)]
     listeners: Vec<ListenerBind>,
 }
@@ -50,6 +54,7 @@ impl SupervisorView {
         Ok(SupervisorView {
             source: source_name.to_string(),
             supervisor: raw.supervisor.validate(source_name, text)?,
+            admin: raw.admin.map(|a| a.address),
             listeners: raw.listeners,
         })
     }

@@ -8,13 +8,16 @@
 //!   open across `exec`, whose number arrives in an environment variable;
 //! * [`seqpacket_from_owned`] / [`seqpacket_into_owned`] — moving an owned
 //!   fd into and out of `tokio_seqpacket`, whose API speaks raw numbers;
+//! * [`adopt_systemd_fds`] — the supervisor adopts the listening sockets
+//!   systemd passes it (socket activation, or its fd store after a
+//!   restart): `LISTEN_FDS` numbers from 3 up, named by `LISTEN_FDNAMES`;
 //! * [`cloexec_inherited`] — a process that was handed fds it does not
 //!   know (a shell's stray fd 10, say) marks them close-on-exec so that
 //!   they stop at it instead of leaking into its children.
 #![allow(unsafe_code)]
 
 use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
@@ -93,6 +96,69 @@ pub fn adopt_inherited(var: &'static str) -> Result<OwnedFd, AdoptError> {
     let flags = fcntl_getfd(&owned).map_err(|e| io(e.into()))?;
     fcntl_setfd(&owned, flags | FdFlags::CLOEXEC).map_err(|e| io(e.into()))?;
     Ok(owned)
+}
+
+/// Set once the systemd fds have been adopted: a second call would make a
+/// second owner.
+static SYSTEMD_ADOPTED: AtomicBool = AtomicBool::new(false);
+
+/// The fds systemd passed with `LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES`
+/// (sd_listen_fds(3)), as owned fds with their names, close-on-exec. Empty
+/// when the variables are absent or meant for another process (`LISTEN_PID`
+/// is not ours, as in a child that inherited them). Call it before anything
+/// else in the process opens fds, and at most once.
+pub fn adopt_systemd_fds() -> Result<Vec<(String, OwnedFd)>, AdoptError> {
+    const FIRST: RawFd = 3;
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::process::id());
+    if !for_us {
+        return Ok(Vec::new());
+    }
+    let count: RawFd = match std::env::var("LISTEN_FDS") {
+        Ok(n) => match n.trim().parse() {
+            Ok(n) if (0..=4096).contains(&n) => n,
+            _ => {
+                return Err(AdoptError::Invalid {
+                    var: "LISTEN_FDS",
+                    value: n,
+                });
+            }
+        },
+        Err(_) => return Ok(Vec::new()),
+    };
+    if SYSTEMD_ADOPTED.swap(true, Ordering::SeqCst) {
+        return Err(AdoptError::AlreadyAdopted(FIRST));
+    }
+    let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+        .map(|n| n.split(':').map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(count as usize);
+    for (i, fd) in (FIRST..FIRST + count).enumerate() {
+        if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
+            return Err(AdoptError::NotOpen(fd));
+        }
+        // SAFETY: systemd passed `fd` to this process (LISTEN_PID is ours)
+        // as one of LISTEN_FDS consecutive fds from 3; it is open (checked
+        // above) and SYSTEMD_ADOPTED makes this the only adoption.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let flags = fcntl_getfd(&owned).map_err(|e| AdoptError::Io {
+            fd,
+            source: e.into(),
+        })?;
+        fcntl_setfd(&owned, flags | FdFlags::CLOEXEC).map_err(|e| AdoptError::Io {
+            fd,
+            source: e.into(),
+        })?;
+        // systemd names unnamed fds "unknown".
+        let name = names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| "unknown".to_string());
+        out.push((name, owned));
+    }
+    Ok(out)
 }
 
 /// Marks every fd from 3 up close-on-exec; returns how many were not

@@ -58,8 +58,7 @@
 //!    | -- ListenerBatch* (last = true) + fds ---> |   one fd per listener name
 //!    | <------------------------ Ready | Refuse -- |   within the config's ready_timeout
 //!    | -- Activate -----------------------------> |   start accepting (no upgrade running)
-//!    | -- StatsRequest -------------------------> |
-//!    | <------------------------------- Stats --- |
+//!    | <----------------------------- Metrics --- |   every second: the heartbeat
 //!    | -- Drain { deadline } -------------------> |   stop accepting, finish, exit
 //!    | <--------------------------------- Drained -- |
 //! ```
@@ -110,7 +109,8 @@ pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
     Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain, Drained,
     Generation, HANDOFF_VERSIONS, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo, Hello, Kind,
-    ListenerBatch, Message, PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role, Stats, StatsRequest,
+    ListenerBatch, Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS,
+    PipeWire, Ready, Refuse, Role,
 };
 
 /// Environment variables of the supervisor→worker process contract.

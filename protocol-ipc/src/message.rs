@@ -205,15 +205,40 @@ pub struct HandoffDone {
     pub lost: u64,
 }
 
-/// Supervisor → worker: how are you?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatsRequest {}
+/// What a metric is, for aggregation: a counter only grows (the
+/// supervisor keeps a dead generation's last value), a gauge is a level
+/// (only live generations count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+}
 
-/// Worker → supervisor, answering [`StatsRequest`].
+/// One labelled value of a family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stats {
-    pub active: u64,
-    pub accepted: u64,
+pub struct MetricSample {
+    pub labels: Vec<(String, String)>,
+    pub value: u64,
+}
+
+/// A metric family as the worker defines it. The supervisor aggregates and
+/// exposes families without knowing them, so a new worker can bring new
+/// metrics without a supervisor upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricFamily {
+    /// Prometheus name (counters end in `_total`).
+    pub name: String,
+    pub help: String,
+    pub kind: MetricKind,
+    pub samples: Vec<MetricSample>,
+}
+
+/// Worker → supervisor, every heartbeat interval and once more before it
+/// exits: its metrics since it started (counters) and now (gauges). Its
+/// arrival is also the worker's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub families: Vec<MetricFamily>,
 }
 
 /// One of every message, with its wire kind number.
@@ -298,8 +323,8 @@ messages! {
     ConnBatch = 13,
     ConnAck = 14,
     HandoffDone = 15,
-    StatsRequest = 16,
-    Stats = 17,
+    // 16 and 17 were StatsRequest and Stats: retired, never reused.
+    Metrics = 18,
 }
 
 impl Message {
@@ -439,10 +464,16 @@ mod tests {
                 lost: 0,
             }
             .into(),
-            StatsRequest {}.into(),
-            Stats {
-                active: 3,
-                accepted: 10,
+            Metrics {
+                families: vec![MetricFamily {
+                    name: "baton_listener_connections_total".into(),
+                    help: "Connections accepted.".into(),
+                    kind: MetricKind::Counter,
+                    samples: vec![MetricSample {
+                        labels: vec![("listener".into(), "front".into())],
+                        value: 12,
+                    }],
+                }],
             }
             .into(),
         ]

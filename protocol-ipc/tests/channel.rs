@@ -20,8 +20,8 @@ use baton_ipc::fd::{self, AdoptError};
 use baton_ipc::{
     Accepting, Activate, Channel, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain,
     Drained, Generation, HELLO_TIMEOUT, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo, Hello,
-    IpcError, Kind, ListenerBatch, MAX_BODY, MAX_FDS, Message, PROTOCOL_VERSIONS, PipeWire, Ready,
-    Refuse, Role, Stats, StatsRequest,
+    IpcError, Kind, ListenerBatch, MAX_BODY, MAX_FDS, Message, MetricFamily, MetricKind,
+    MetricSample, Metrics, PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role,
 };
 use command_fds::{CommandFdExt, FdMapping};
 use rustix::io::{FdFlags, fcntl_getfd};
@@ -145,10 +145,16 @@ fn samples() -> Vec<Message> {
             lost: 0,
         }
         .into(),
-        StatsRequest {}.into(),
-        Stats {
-            active: 5,
-            accepted: 99,
+        Metrics {
+            families: vec![MetricFamily {
+                name: "baton_listener_bytes_received_total".into(),
+                help: "Bytes read from clients.".into(),
+                kind: MetricKind::Counter,
+                samples: vec![MetricSample {
+                    labels: vec![("listener".into(), "front".into())],
+                    value: u64::MAX,
+                }],
+            }],
         }
         .into(),
     ]

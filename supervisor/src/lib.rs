@@ -15,17 +15,23 @@
 //! * [`upgrade`] — upgrades and rollbacks, phase by phase;
 //! * [`release`] — a worker binary held open, with its config;
 //! * [`backoff`] — restart delays;
+//! * [`systemd`] — sd_notify, the watchdog, the fd store;
+//! * [`metrics`] — metrics across generations, Prometheus text;
+//! * [`admin`] — `/metrics`, `/status`, `/ready`;
 //! * [`check`] — `baton check`;
 //! * [`control`] — the control socket (`baton upgrade|rollback|status|stop`);
 //! * `logging` — the tracing subscriber.
 
+pub mod admin;
 pub mod backoff;
 pub mod check;
 pub mod control;
 pub mod listeners;
 mod logging;
+pub mod metrics;
 pub mod release;
 pub mod source;
 pub mod supervise;
+pub mod systemd;
 pub mod upgrade;
 pub mod worker;

@@ -6,11 +6,12 @@
 //! backlog, so clients wait instead of being refused.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use baton_config::ListenerBind;
 use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{info, warn};
 
 /// A bound, listening socket and its name.
 #[derive(Debug)]
@@ -97,6 +98,42 @@ impl ListenerSet {
     /// bound are closed again.
     pub fn bind_all(specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
         ListenerSet::default().next(specs)
+    }
+
+    /// Like [`ListenerSet::bind_all`], but a listener whose name matches a
+    /// socket handed over by systemd (socket activation, or the fd store
+    /// after a restart) and whose address fits takes that socket: its
+    /// accept queue, with the clients waiting in it, carries over. Sockets
+    /// no listener claims are closed.
+    pub fn adopt_or_bind(
+        specs: &[ListenerBind],
+        inherited: Vec<(String, OwnedFd)>,
+    ) -> Result<ListenerSet, BindError> {
+        let mut adopted = Vec::new();
+        for (name, fd) in inherited {
+            let socket = Socket::from(fd);
+            let Some(spec) = specs.iter().find(|s| s.name == name) else {
+                warn!(%name, "systemd passed a socket no listener is named after; closing it");
+                continue;
+            };
+            let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+            let fits = local.is_some_and(|local| {
+                local.ip() == spec.address.ip()
+                    && (spec.address.port() == 0 || local.port() == spec.address.port())
+            });
+            if !fits || !socket.is_listener().unwrap_or(false) {
+                warn!(%name, ?local, wanted = %spec.address, "the socket systemd passed does not fit the listener; binding anew");
+                continue;
+            }
+            info!(%name, address = ?local, "listener from systemd");
+            adopted.push(Arc::new(BoundListener {
+                name,
+                address: local.unwrap_or(spec.address),
+                configured: spec.address,
+                socket,
+            }));
+        }
+        ListenerSet { listeners: adopted }.next(specs)
     }
 
     /// The set for a new config: a listener with the same name and

@@ -26,22 +26,27 @@
 
 use std::collections::VecDeque;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton_config::ConfigError;
-use baton_ipc::{Drain, Generation, IpcError, Message, Stats, StatsRequest};
+use baton_ipc::{Drain, Generation, IpcError, Message};
+use parking_lot::Mutex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::admin::AdminState;
 use crate::backoff::Backoff;
 use crate::control::Command;
 use crate::control::proto::{
     GenerationStatus, ListenerStatus, ReleaseStatus, Reply, Request, Status, UpgradeReport,
 };
 use crate::listeners::{BindError, ListenerSet};
+use crate::metrics::MetricsStore;
 use crate::release::{BinaryError, Release};
 use crate::source::ConfigSource;
+use crate::systemd::{Health, Systemd};
 use crate::upgrade::{Trigger, UpgradePhase};
 use crate::worker::{self, Launch, StartError, Worker, describe};
 
@@ -50,13 +55,12 @@ use crate::worker::{self, Launch, StartError, Worker, describe};
 /// deadline and exits at once; this only bounds a wedged worker.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// How long `status` waits for the worker's connection counts. The worker
-/// answers from counters at once; past this the counts are left out rather
-/// than the status delayed.
-const STATS_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// Requests waiting for the main loop (`status` is answered directly).
 const COMMAND_QUEUE: usize = 64;
+
+/// How often the main loop shows the watchdog it still turns, even with
+/// nothing to do. Well under any sensible `WatchdogSec=`.
+const LOOP_TICK: Duration = Duration::from_millis(500);
 
 /// Why `baton run` ended with an error.
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +96,19 @@ impl RunError {
 
 /// `baton run`: loads the config, binds, and supervises until stopped.
 pub fn run(source: ConfigSource) -> Result<(), RunError> {
+    // First, before anything opens an fd: what systemd handed us.
+    let inherited = baton_ipc::fd::adopt_systemd_fds().map_err(|e| RunError::Io {
+        op: "adopt the sockets systemd passed",
+        source: std::io::Error::other(e),
+    })?;
     let loaded = source.load()?;
     let log_filter = crate::logging::init(loaded.view.supervisor.log_level.as_deref());
-    let listeners = ListenerSet::bind_all(&loaded.view.listeners)?;
+    let listeners = ListenerSet::adopt_or_bind(&loaded.view.listeners, inherited)?;
     for l in &listeners.listeners {
         info!(name = %l.name, address = %l.address, "listening");
     }
+    let systemd = Systemd::from_env();
+    systemd.sync_fd_store(&ListenerSet::default(), &listeners);
     let binary = loaded.worker_binary().map_err(|source| RunError::Io {
         op: "locate the worker binary",
         source,
@@ -134,12 +145,35 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
                 None
             }
         };
-        let (snapshot, _) = watch::channel(Status::default());
+        let (snapshot, status) = watch::channel(Status::default());
+        let metrics = Arc::new(Mutex::new(MetricsStore::default()));
+        let admin = match release.config.view.admin {
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| RunError::Io {
+                        op: "bind the admin address",
+                        source,
+                    })?;
+                let bound = listener.local_addr().unwrap_or(address);
+                info!(address = %bound, "admin endpoint (/metrics, /status, /ready)");
+                let state = AdminState {
+                    metrics: Arc::clone(&metrics),
+                    status,
+                };
+                Some(tokio::spawn(crate::admin::serve(listener, state)))
+            }
+            None => None,
+        };
+        let health = Health::new();
+        let watchdog = tokio::spawn(crate::systemd::watchdog(systemd.clone(), Arc::clone(&health)));
         let mut inbox = Inbox {
             signals,
             commands,
             queue: VecDeque::new(),
             stop: None,
+            tick: tokio::time::interval(LOOP_TICK),
+            health: Arc::clone(&health),
         };
         let supervisor = Supervisor {
             current: release,
@@ -151,11 +185,18 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
             phase: UpgradePhase::Idle,
             last_upgrade: None,
             snapshot,
+            metrics,
+            health,
+            systemd,
         };
         let result = supervisor.run(&mut inbox).await;
         // Dropping the inbox closes the command channel: the server writes
         // the replies still owed (`Stopped`) and returns within its grace.
         drop(inbox);
+        watchdog.abort();
+        if let Some(admin) = admin {
+            admin.abort();
+        }
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(&control_path);
@@ -180,6 +221,8 @@ pub struct Inbox {
     pub queue: VecDeque<Pending>,
     /// A stop was asked for (with whom to tell when done).
     pub stop: Option<Option<oneshot::Sender<Reply>>>,
+    tick: tokio::time::Interval,
+    health: Arc<Health>,
 }
 
 impl Inbox {
@@ -188,7 +231,16 @@ impl Inbox {
     /// nothing arrives.
     pub async fn take_one(&mut self) -> Option<oneshot::Sender<Reply>> {
         tokio::select! {
+            _ = self.tick.tick() => self.health.loop_alive(),
             sig = self.signals.next() => match sig {
+                Sig::Hang => {
+                    // Test hook (BATON_TEST_HANG_ON_SIGUSR2): wedge the main
+                    // loop, as a deadlock would, for the watchdog to notice.
+                    warn!("test hook: SIGUSR2, the main loop hangs now");
+                    loop {
+                        std::thread::park();
+                    }
+                }
                 Sig::Hangup => {
                     info!("SIGHUP: upgrade queued");
                     self.queue.push_back(Pending { trigger: Trigger::Reload, reply: None });
@@ -247,9 +299,13 @@ pub struct Supervisor {
     pub backoff: Backoff,
     pub phase: UpgradePhase,
     pub last_upgrade: Option<UpgradeReport>,
-    /// What `status` answers with (connection counts are added when the
-    /// loop is idle).
+    /// What `status` (and `/status`) answers with.
     pub snapshot: watch::Sender<Status>,
+    /// Every generation's metrics, for `/metrics`.
+    pub metrics: Arc<Mutex<MetricsStore>>,
+    /// What the watchdog task watches.
+    pub health: Arc<Health>,
+    pub systemd: Systemd,
 }
 
 enum Event {
@@ -282,7 +338,9 @@ impl Supervisor {
         };
         let mut worker = first.map_err(RunError::FirstWorker)?;
         activate(&worker).await;
+        self.health.expect_worker(true);
         self.publish_serving(&worker);
+        self.systemd.ready(&self.status_line(&worker));
         let mut ctrl_open = true;
         loop {
             if let Some(reply) = inbox.stop.take() {
@@ -293,10 +351,12 @@ impl Supervisor {
                 return Ok(());
             }
             if let Some(pending) = inbox.queue.pop_front() {
+                self.systemd.reloading();
                 let (report, next) = self.upgrade(pending.trigger, worker, inbox).await;
                 worker = next;
                 ctrl_open = true;
                 self.publish_serving(&worker);
+                self.systemd.ready(&self.status_line(&worker));
                 if let Some(reply) = pending.reply {
                     let _ = reply.send(Reply::Upgrade(report));
                 }
@@ -311,9 +371,15 @@ impl Supervisor {
                 Event::Exited(status) => {
                     let status = status.map_or_else(|e| e.to_string(), |s| describe(&s));
                     error!(gen = %worker.generation, pid = worker.pid, %status, "worker died");
+                    self.metrics.lock().retire(worker.generation.0);
+                    self.health.expect_worker(false);
                     let lived = worker.started.elapsed();
                     match self.restart(lived, inbox).await {
-                        Some(next) => worker = next,
+                        Some(next) => {
+                            worker = next;
+                            self.metrics.lock().worker_restarted();
+                            self.health.expect_worker(true);
+                        }
                         None => {
                             if let Some(Some(reply)) = inbox.stop.take() {
                                 let _ = reply.send(Reply::Stopped);
@@ -325,7 +391,9 @@ impl Supervisor {
                     self.publish_serving(&worker);
                 }
                 Event::Ctrl(Ok(message)) => {
-                    debug!(kind = ?message.kind(), "ignoring an unexpected ctrl message");
+                    if let Some(message) = self.absorb(worker.generation, message) {
+                        debug!(kind = ?message.kind(), "ignoring an unexpected ctrl message");
+                    }
                 }
                 Event::Ctrl(Err(e)) => {
                     // Without its channel the worker cannot be ordered
@@ -336,9 +404,6 @@ impl Supervisor {
                 }
                 Event::Status(None) => {}
                 Event::Status(Some(reply)) => {
-                    if ctrl_open {
-                        self.refresh_counts(&worker).await;
-                    }
                     let _ = reply.send(Reply::Status(self.snapshot.borrow().clone()));
                 }
             }
@@ -409,11 +474,13 @@ impl Supervisor {
     /// deadline plus [`STOP_GRACE`]; kills it past that, or at a second
     /// stop signal.
     async fn stop(&self, mut worker: Worker, inbox: &mut Inbox) {
+        self.systemd.stopping();
         let deadline = self.current.config.view.supervisor.drain_timeout;
         info!(gen = %worker.generation, ?deadline, "stopping: draining the worker");
         if let Err(e) = worker.ctrl.send_msg(Drain { deadline }).await {
             warn!(error = %e, "could not order the drain");
         }
+        let generation = worker.generation;
         let ctrl = &worker.ctrl;
         let child = &mut worker.child;
         let drained = async {
@@ -423,7 +490,9 @@ impl Supervisor {
                         info!(finished = d.finished, closed = d.closed, "worker drained");
                     }
                     Ok(other) => {
-                        debug!(kind = ?other.kind(), "ignoring a ctrl message while draining")
+                        if let Some(other) = self.absorb(generation, other) {
+                            debug!(kind = ?other.kind(), "ignoring a ctrl message while draining");
+                        }
                     }
                     Err(_) => break,
                 }
@@ -450,34 +519,46 @@ impl Supervisor {
         }
     }
 
-    /// Asks the worker for its counts and puts them in the snapshot.
-    async fn refresh_counts(&self, worker: &Worker) {
-        if worker.ctrl.send_msg(StatsRequest {}).await.is_err() {
-            return;
-        }
-        let reply = tokio::time::timeout(STATS_TIMEOUT, async {
-            loop {
-                match worker.ctrl.recv_msg().await {
-                    Ok(Message::Stats(stats)) => return Some(stats),
-                    Ok(other) => debug!(kind = ?other.kind(), "ignoring a ctrl message"),
-                    Err(_) => return None,
-                }
-            }
-        })
-        .await;
-        if let Ok(Some(Stats { active, .. })) = reply {
-            self.snapshot.send_modify(|s| {
-                for g in &mut s.generations {
-                    if g.pid == worker.pid {
-                        g.connections = Some(active);
+    /// Takes in what a worker says unasked: its metrics, whose arrival is
+    /// also its heartbeat. Anything else is returned.
+    pub fn absorb(&self, generation: Generation, message: Message) -> Option<Message> {
+        match message {
+            Message::Metrics(metrics) => {
+                self.health.worker_alive();
+                let mut store = self.metrics.lock();
+                store.update(generation.0, metrics);
+                self.snapshot.send_modify(|s| {
+                    for g in &mut s.generations {
+                        g.connections = store.connections(g.generation);
                     }
-                }
-            });
+                });
+                None
+            }
+            other => Some(other),
         }
+    }
+
+    /// One line for systemd's `STATUS=`.
+    fn status_line(&self, worker: &Worker) -> String {
+        format!(
+            "generation {} serving (pid {}); last upgrade: {}",
+            worker.generation,
+            worker.pid,
+            self.last_upgrade
+                .as_ref()
+                .map_or_else(|| "none".to_string(), crate::control::render::report_line)
+        )
     }
 
     /// Publishes the status with `workers` as the generations alive.
     pub fn publish(&self, workers: &[(&Worker, &str)]) {
+        let mut store = self.metrics.lock();
+        store.set_generations(
+            workers
+                .iter()
+                .map(|(w, _)| (w.generation.0, w.pid, w.binary.display().to_string()))
+                .collect(),
+        );
         let status = Status {
             supervisor_pid: std::process::id(),
             config: self.current.config.name.clone(),
@@ -488,7 +569,7 @@ impl Supervisor {
                     pid: w.pid,
                     binary: w.binary.display().to_string(),
                     phase: phase.to_string(),
-                    connections: None,
+                    connections: store.connections(w.generation.0),
                 })
                 .collect(),
             listeners: self
@@ -526,6 +607,8 @@ enum Sig {
     Terminate,
     Interrupt,
     Hangup,
+    /// SIGUSR2 with the hang test hook on.
+    Hang,
 }
 
 impl Sig {
@@ -534,6 +617,7 @@ impl Sig {
             Sig::Terminate => "SIGTERM",
             Sig::Interrupt => "SIGINT",
             Sig::Hangup => "SIGHUP",
+            Sig::Hang => "SIGUSR2",
         }
     }
 }
@@ -546,15 +630,32 @@ struct Signals {
     terminate: Signal,
     interrupt: Signal,
     hangup: Signal,
+    /// SIGUSR2, handled only when `BATON_TEST_HANG_ON_SIGUSR2` is set.
+    hang: Option<Signal>,
 }
 
 impl Signals {
     fn new() -> std::io::Result<Signals> {
+        let hang = match std::env::var_os("BATON_TEST_HANG_ON_SIGUSR2") {
+            Some(_) => Some(signal(SignalKind::user_defined2())?),
+            None => None,
+        };
         Ok(Signals {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
             hangup: signal(SignalKind::hangup())?,
+            hang,
         })
+    }
+
+    /// SIGUSR2 when the hang test hook is on; never otherwise.
+    async fn hang(hang: &mut Option<Signal>) {
+        match hang {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
     }
 
     async fn next(&mut self) -> Sig {
@@ -562,6 +663,7 @@ impl Signals {
             _ = self.terminate.recv() => Sig::Terminate,
             _ = self.interrupt.recv() => Sig::Interrupt,
             _ = self.hangup.recv() => Sig::Hangup,
+            () = Signals::hang(&mut self.hang) => Sig::Hang,
         }
     }
 
@@ -570,7 +672,7 @@ impl Signals {
     async fn stop(&mut self) -> Sig {
         loop {
             match self.next().await {
-                Sig::Hangup => warn!("SIGHUP ignored: stopping"),
+                Sig::Hangup | Sig::Hang => warn!("signal ignored: stopping"),
                 sig => return sig,
             }
         }

@@ -143,6 +143,14 @@ impl Supervisor {
         }
         self.phase = UpgradePhase::Idle;
         info!(phase = %self.phase, "upgrade phase");
+        let outcome = match report.outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Refused => "refused",
+        };
+        self.metrics
+            .lock()
+            .upgrade_done(&report.kind, outcome, started.elapsed().as_secs_f64());
         self.last_upgrade = Some(report.clone());
         (report, serving)
     }
@@ -177,9 +185,15 @@ impl Supervisor {
         let started = {
             let start = worker::start(launch, to);
             tokio::pin!(start);
+            let old_generation = old.generation;
             loop {
                 tokio::select! {
                     started = &mut start => break started,
+                    // The old generation serves on: keep taking its
+                    // heartbeats in.
+                    Ok(message) = old.ctrl.recv_msg() => {
+                        self.absorb(old_generation, message);
+                    }
                     () = inbox.take_one_answering(&self.snapshot) => {}
                 }
             }
@@ -210,15 +224,19 @@ impl Supervisor {
                 report.reason = note;
                 let previous = std::mem::replace(&mut self.current, release);
                 self.previous = Some(previous);
+                self.systemd.sync_fd_store(&self.listeners, &listeners);
                 self.listeners = listeners;
                 self.backoff = crate::backoff::Backoff::default();
+                let retired = old.generation.0;
                 reap(old).await;
+                self.metrics.lock().retire(retired);
                 (new, Ok(()))
             }
             Handoff::RolledBack { reason, lost } => {
                 report.lost = lost;
                 let _ = new.child.start_kill();
                 let _ = new.child.wait().await;
+                self.metrics.lock().retire(new.generation.0);
                 (old, Err((Outcome::RolledBack, reason)))
             }
         }
@@ -330,7 +348,11 @@ impl Supervisor {
                         };
                         return Handoff::RolledBack { reason, lost: f.lost };
                     }
-                    Ok(other) => tracing::debug!(kind = ?other.kind(), "ignoring a ctrl message from the old generation"),
+                    Ok(other) => {
+                        if let Some(other) = self.absorb(old.generation, other) {
+                            tracing::debug!(kind = ?other.kind(), "ignoring a ctrl message from the old generation");
+                        }
+                    }
                     Err(e) => {
                         // The old generation is gone mid-handoff: the new
                         // one keeps what it adopted (DESIGN §4).
@@ -343,6 +365,9 @@ impl Supervisor {
                         };
                     }
                 },
+                Ok(message) = new.ctrl.recv_msg(), if new_died.is_none() => {
+                    self.absorb(new.generation, message);
+                }
                 status = new.child.wait(), if new_died.is_none() => {
                     // The old generation sees the handoff channel close and
                     // resumes; its HandoffFailed ends the wait.

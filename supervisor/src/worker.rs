@@ -111,6 +111,14 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
         .env(baton_ipc::env::IPC_FD, CHILD_IPC_FD.to_string())
         .env(baton_ipc::env::LOG, launch.log_filter)
         .stdin(Stdio::null())
+        // What systemd gave the supervisor is the supervisor's: a worker
+        // must not notify systemd, adopt its sockets or feed its watchdog.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_FDNAMES")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("WATCHDOG_USEC")
         .kill_on_drop(true);
     command
         .fd_mappings(vec![FdMapping {

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::metrics::ListenerMeter;
 use crate::serve::{Order, Shared};
 use crate::tunnel::{Echo, Outcome, Parts, PipeState, Tunnel};
 
@@ -157,10 +158,12 @@ struct Guard {
     id: ConnId,
     slot: oneshot::Receiver<PauseReq>,
     parked: bool,
+    meter: Arc<ListenerMeter>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        self.meter.active.fetch_sub(1, Ordering::Relaxed);
         self.shared.registry.deregister(self.id, &mut self.slot);
         let stats = &self.shared.stats;
         if !self.parked {
@@ -174,6 +177,17 @@ impl Drop for Guard {
 
 /// Registers a connection and spawns its task.
 pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
+    let meter = match &start {
+        Start::Accepted { listener, .. } => {
+            let meter = shared
+                .meters
+                .listener(&shared.config.listeners[*listener].name);
+            meter.accepted.fetch_add(1, Ordering::Relaxed);
+            meter
+        }
+        Start::Adopted(parked) => shared.meters.listener(&parked.listener),
+    };
+    meter.active.fetch_add(1, Ordering::Relaxed);
     let (id, slot) = shared.registry.register();
     shared.stats.active.fetch_add(1, Ordering::AcqRel);
     let guard = Guard {
@@ -181,6 +195,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
         id,
         slot,
         parked: false,
+        meter,
     };
     let span = tracing::debug_span!("conn", id = %id);
     tokio::spawn(tracing::Instrument::instrument(run(guard, start), span));
@@ -194,6 +209,7 @@ enum Stop {
 
 async fn run(mut guard: Guard, start: Start) {
     let shared = Arc::clone(&guard.shared);
+    let bytes = Arc::clone(&guard.meter.bytes);
     let mut order = shared.order.subscribe();
     let slot = &mut guard.slot;
     // Resolves when the connection must stop pumping: a pause request, or
@@ -218,7 +234,7 @@ async fn run(mut guard: Guard, start: Start) {
             let _ = client.set_nodelay(true);
             let conn = match spec.target {
                 baton_config::Target::Builtin(baton_config::Builtin::Echo) => {
-                    Conn::Echo(Echo::new(client, spec.idle_timeout))
+                    Conn::Echo(Echo::new(client, spec.idle_timeout, bytes))
                 }
                 baton_config::Target::Cluster(cluster) => {
                     let upstream = &shared.upstreams[cluster];
@@ -243,7 +259,7 @@ async fn run(mut guard: Guard, start: Start) {
                     let _ = server.set_nodelay(true);
                     debug!(upstream = %addr, "connected");
                     Conn::Tunnel {
-                        tunnel: Tunnel::new(client, server, spec.idle_timeout),
+                        tunnel: Tunnel::new(client, server, spec.idle_timeout, bytes),
                         cluster: Arc::from(upstream.cluster.name.as_str()),
                         upstream: addr,
                     }
@@ -271,12 +287,12 @@ async fn run(mut guard: Guard, start: Start) {
                     cluster,
                     upstream,
                 } => Conn::Tunnel {
-                    tunnel: Tunnel::from_parts(parts, idle),
+                    tunnel: Tunnel::from_parts(parts, idle, bytes),
                     cluster,
                     upstream,
                 },
                 ConnParts::Echo { client, pipe } => {
-                    Conn::Echo(Echo::from_parts(client, pipe, idle))
+                    Conn::Echo(Echo::from_parts(client, pipe, idle, bytes))
                 }
             };
             (parked.listener, idle, conn, None)

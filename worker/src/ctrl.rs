@@ -7,19 +7,22 @@
 //!         HandoffFrom + fd  take over from the previous generation (see handoff)
 //!         HandoffTo + fd    hand everything to the next one, then Drained, exit 0;
 //!                           on failure HandoffFailed, and keep serving
-//!         StatsRequest      Stats
 //!         Drain             drain, Drained, exit 0
 //!         EOF               the supervisor is gone: exit at once
+//!    and meanwhile, every second, Metrics (the counters, and the heartbeat);
+//!    one last Metrics precedes every Drained.
 //! ```
 
 use baton_ipc::{
-    Channel, ConfigPart, Drained, Generation, HandoffFailed, IpcError, Message, Ready, Refuse,
-    Role, Stats,
+    Channel, ConfigPart, Drained, Generation, HandoffFailed, IpcError, Message, Ready, Refuse, Role,
 };
+use std::sync::Arc;
 use tokio::task::JoinHandle;
-use tracing::{Instrument, error, info, warn};
+
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::handoff::{self, HandedOff, HandoffFailure, Hooks};
+use crate::metrics::HEARTBEAT_INTERVAL;
 use crate::serve::Server;
 
 /// Why a worker stopped.
@@ -78,6 +81,8 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
     })
     .await?;
     info!(listeners, "ready");
+    let ctrl = Arc::new(ctrl);
+    tokio::spawn(heartbeat(Arc::clone(&ctrl), server.clone()).in_current_span());
     Session {
         ctrl,
         server,
@@ -90,7 +95,7 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
 }
 
 struct Session {
-    ctrl: Channel,
+    ctrl: Arc<Channel>,
     server: Server,
     hooks: Hooks,
     handing_off: Option<JoinHandle<Result<HandedOff, HandoffFailure>>>,
@@ -125,6 +130,8 @@ impl Session {
                     match result {
                         Ok(done) => {
                             info!(migrated = done.migrated, lost = done.lost, "handed off; exiting");
+                            // The last word on this generation's counters.
+                            self.ctrl.send_msg(self.server.meters().snapshot()).await?;
                             self.ctrl.send_msg(Drained {
                                 finished: 0,
                                 migrated: done.migrated,
@@ -146,7 +153,12 @@ impl Session {
                 joined = join(&mut self.taking_over) => {
                     self.taking_over = None;
                     match joined {
-                        Ok(Ok(adopted)) => info!(adopted, "took over from the previous generation"),
+                        Ok(Ok(adopted)) => {
+                            info!(adopted, "took over from the previous generation");
+                            // Counts as of the takeover, without waiting for
+                            // the next heartbeat.
+                            self.ctrl.send_msg(self.server.meters().snapshot()).await?;
+                        }
                         Ok(Err(e)) => return Err(WorkerError::Takeover(e)),
                         Err(e) => return Err(WorkerError::Takeover(IpcError::Io {
                             op: "takeover task",
@@ -190,15 +202,6 @@ impl Session {
                         .in_current_span(),
                 ));
             }
-            Message::StatsRequest(_) => {
-                let stats = self.server.stats();
-                self.ctrl
-                    .send_msg(Stats {
-                        active: self.server.active(),
-                        accepted: stats.accepted.load(std::sync::atomic::Ordering::Relaxed),
-                    })
-                    .await?;
-            }
             Message::Drain(drain) => {
                 let report = self.server.drain(drain.deadline).await;
                 info!(
@@ -218,6 +221,20 @@ impl Session {
             other => warn!(kind = ?other.kind(), "ignoring an unexpected ctrl message"),
         }
         Ok(None)
+    }
+}
+
+/// Sends the metrics every [`HEARTBEAT_INTERVAL`]: the supervisor's view of
+/// the counters, and its proof that this worker's runtime still turns.
+async fn heartbeat(ctrl: Arc<Channel>, server: Server) {
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = ctrl.send_msg(server.meters().snapshot()).await {
+            debug!(error = %e, "heartbeat stopped");
+            return;
+        }
     }
 }
 

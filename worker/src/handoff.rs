@@ -294,6 +294,11 @@ impl Migration {
                     return Err(format!("ack for batch {seq}, expected {expected}"));
                 }
                 self.migrated += members.len() as u64;
+                self.server
+                    .meters()
+                    .migration
+                    .moved
+                    .fetch_add(members.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 // Dropping closes our copies: the new generation owns them.
                 drop(members);
                 Ok(())
@@ -318,6 +323,11 @@ impl Migration {
         self.ready.clear();
         self.server.close_all().await;
         self.lost += left;
+        self.server
+            .meters()
+            .migration
+            .lost
+            .fetch_add(left, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

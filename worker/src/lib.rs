@@ -17,12 +17,14 @@
 //! * [`serve`] — [`serve::Server`]: listeners, accept loops, drain;
 //! * [`conn`] — connection tasks and the registry that pauses them;
 //! * [`handoff`] — moving live connections to the next generation;
+//! * [`metrics`] — counters, sent to the supervisor every heartbeat;
 //! * [`tunnel`] — the pausable byte pump (L4 proxy and the echo built-in);
 //! * [`upstream`] — clusters: round robin, connect with fall-through.
 
 pub mod conn;
 pub mod ctrl;
 pub mod handoff;
+pub mod metrics;
 pub mod serve;
 pub mod tunnel;
 pub mod upstream;

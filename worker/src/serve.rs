@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::conn::{self, Parked, Registry, Start};
+use crate::metrics::Meters;
 use crate::upstream::Upstream;
 
 /// After an accept error that a retry cannot fix at once (out of fds or
@@ -79,6 +80,7 @@ pub struct Shared {
     pub upstreams: Vec<Arc<Upstream>>,
     pub registry: Registry,
     pub stats: Stats,
+    pub meters: Meters,
     pub all_closed: Notify,
     pub order: watch::Sender<Order>,
     /// One per listener: `max_connections` permits.
@@ -125,10 +127,11 @@ impl Server {
             })?;
             listeners.push(Arc::new(listener));
         }
+        let meters = Meters::new(&config);
         let upstreams = config
             .clusters
             .iter()
-            .map(|c| Arc::new(Upstream::new(c.clone())))
+            .map(|c| Arc::new(Upstream::new(c.clone(), meters.endpoints(&c.name))))
             .collect();
         let limits = config
             .listeners
@@ -142,6 +145,7 @@ impl Server {
                 upstreams,
                 registry: Registry::default(),
                 stats: Stats::default(),
+                meters,
                 all_closed: Notify::new(),
                 order,
                 limits,
@@ -168,6 +172,10 @@ impl Server {
 
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    pub fn meters(&self) -> &Meters {
+        &self.shared.meters
     }
 
     pub fn registry(&self) -> &Registry {

@@ -23,11 +23,15 @@ use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+
+use crate::metrics::ByteMeter;
 
 /// Bytes one pipe holds at most. Small enough that a connection's whole
 /// state (two pipes) fits one ipc datagram; large enough that bulk copies
@@ -109,12 +113,14 @@ impl Pipe {
     /// forward is either finished or has registered `cx` for a wake-up
     /// (or `cx` was woken because the per-poll budget ran out).
     ///
-    /// `src` and `dst` may be the same socket (the echo service).
+    /// `src` and `dst` may be the same socket (the echo service). Every
+    /// byte written is added to `meter`.
     pub fn poll_step(
         &mut self,
         cx: &mut Context<'_>,
         src: &TcpStream,
         dst: &TcpStream,
+        meter: &AtomicU64,
     ) -> io::Result<bool> {
         let mut progressed = false;
         for _ in 0..BUFFERS_PER_POLL {
@@ -123,6 +129,7 @@ impl Pipe {
                     Poll::Ready(Ok(n)) => {
                         self.start += n;
                         self.moved += n as u64;
+                        meter.fetch_add(n as u64, Ordering::Relaxed);
                         progressed = true;
                     }
                     Poll::Ready(Err(e)) => return Err(e),
@@ -210,6 +217,7 @@ pub struct Tunnel {
     c2u: Pipe,
     u2c: Pipe,
     idle: Idle,
+    meter: Arc<ByteMeter>,
 }
 
 /// A tunnel's sockets and in-flight bytes, as handed between generations.
@@ -224,7 +232,12 @@ pub struct Parts {
 }
 
 impl Tunnel {
-    pub fn new(client: TcpStream, upstream: TcpStream, idle_timeout: Duration) -> Tunnel {
+    pub fn new(
+        client: TcpStream,
+        upstream: TcpStream,
+        idle_timeout: Duration,
+        meter: Arc<ByteMeter>,
+    ) -> Tunnel {
         Tunnel::from_parts(
             Parts {
                 client,
@@ -233,16 +246,18 @@ impl Tunnel {
                 u2c: PipeState::default(),
             },
             idle_timeout,
+            meter,
         )
     }
 
-    pub fn from_parts(parts: Parts, idle_timeout: Duration) -> Tunnel {
+    pub fn from_parts(parts: Parts, idle_timeout: Duration, meter: Arc<ByteMeter>) -> Tunnel {
         Tunnel {
             client: parts.client,
             upstream: parts.upstream,
             c2u: Pipe::from_state(parts.c2u),
             u2c: Pipe::from_state(parts.u2c),
             idle: Idle::new(idle_timeout),
+            meter,
         }
     }
 
@@ -276,10 +291,16 @@ impl Tunnel {
     }
 
     fn poll_run<T>(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<T>> {
+        let meter = &self.meter;
         let step = self
             .c2u
-            .poll_step(cx, &self.client, &self.upstream)
-            .and_then(|a| Ok(self.u2c.poll_step(cx, &self.upstream, &self.client)? || a));
+            .poll_step(cx, &self.client, &self.upstream, &meter.received)
+            .and_then(|a| {
+                Ok(self
+                    .u2c
+                    .poll_step(cx, &self.upstream, &self.client, &meter.sent)?
+                    || a)
+            });
         match step {
             Err(e) => return Poll::Ready(Outcome::Failed(e)),
             Ok(true) => self.idle.touch(),
@@ -301,18 +322,25 @@ pub struct Echo {
     client: TcpStream,
     pipe: Pipe,
     idle: Idle,
+    meter: Arc<ByteMeter>,
 }
 
 impl Echo {
-    pub fn new(client: TcpStream, idle_timeout: Duration) -> Echo {
-        Echo::from_parts(client, PipeState::default(), idle_timeout)
+    pub fn new(client: TcpStream, idle_timeout: Duration, meter: Arc<ByteMeter>) -> Echo {
+        Echo::from_parts(client, PipeState::default(), idle_timeout, meter)
     }
 
-    pub fn from_parts(client: TcpStream, pipe: PipeState, idle_timeout: Duration) -> Echo {
+    pub fn from_parts(
+        client: TcpStream,
+        pipe: PipeState,
+        idle_timeout: Duration,
+        meter: Arc<ByteMeter>,
+    ) -> Echo {
         Echo {
             client,
             pipe: Pipe::from_state(pipe),
             idle: Idle::new(idle_timeout),
+            meter,
         }
     }
 
@@ -327,7 +355,15 @@ impl Echo {
             if let Poll::Ready(value) = stop.as_mut().poll(cx) {
                 return Poll::Ready(Outcome::Stopped(value));
             }
-            match self.pipe.poll_step(cx, &self.client, &self.client) {
+            // What the echo writes back it has also received.
+            let before = self.pipe.moved();
+            let step = self
+                .pipe
+                .poll_step(cx, &self.client, &self.client, &self.meter.sent);
+            self.meter
+                .received
+                .fetch_add(self.pipe.moved() - before, Ordering::Relaxed);
+            match step {
                 Err(e) => return Poll::Ready(Outcome::Failed(e)),
                 Ok(true) => self.idle.touch(),
                 Ok(false) => {}
@@ -398,7 +434,12 @@ mod tests {
     #[tokio::test]
     async fn moves_bytes_both_ways_and_propagates_half_close() {
         let ((mut app, proxy_client), (proxy_upstream, mut server)) = pairs().await;
-        let mut tunnel = Tunnel::new(proxy_client, proxy_upstream, Duration::from_secs(60));
+        let mut tunnel = Tunnel::new(
+            proxy_client,
+            proxy_upstream,
+            Duration::from_secs(60),
+            Arc::default(),
+        );
         let pump =
             tokio::spawn(async move { tunnel.run_until(std::future::pending::<()>()).await });
 
@@ -420,7 +461,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_idle_tunnel_times_out() {
         let ((_app, proxy_client), (proxy_upstream, _server)) = pairs().await;
-        let mut tunnel = Tunnel::new(proxy_client, proxy_upstream, Duration::from_secs(5));
+        let mut tunnel = Tunnel::new(
+            proxy_client,
+            proxy_upstream,
+            Duration::from_secs(5),
+            Arc::default(),
+        );
         assert!(matches!(
             tunnel.run_until(std::future::pending::<()>()).await,
             Outcome::Idle
@@ -435,7 +481,12 @@ mod tests {
             .set_linger(Some(Duration::ZERO))
             .unwrap();
         drop(app);
-        let mut tunnel = Tunnel::new(proxy_client, proxy_upstream, Duration::from_secs(60));
+        let mut tunnel = Tunnel::new(
+            proxy_client,
+            proxy_upstream,
+            Duration::from_secs(60),
+            Arc::default(),
+        );
         assert!(matches!(
             tunnel.run_until(std::future::pending::<()>()).await,
             Outcome::Failed(_)
@@ -472,7 +523,12 @@ mod tests {
         let app_task = tokio::spawn(exchange(app, up_data.clone()));
         let server_task = tokio::spawn(exchange(server, down_data.clone()));
 
-        let mut tunnel = Tunnel::new(proxy_client, proxy_upstream, Duration::from_secs(60));
+        let mut tunnel = Tunnel::new(
+            proxy_client,
+            proxy_upstream,
+            Duration::from_secs(60),
+            Arc::default(),
+        );
         let mut stops = 0;
         loop {
             let after = Duration::from_micros(rng.random_range(0..2000));
@@ -492,6 +548,7 @@ mod tests {
                             u2c: parts.u2c,
                         },
                         Duration::from_secs(60),
+                        Arc::default(),
                     );
                 }
                 Outcome::Finished => break,

@@ -10,14 +10,20 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use baton_config::Cluster;
 use tokio::net::TcpStream;
+
+use crate::metrics::EndpointMeter;
 
 /// A cluster and its round-robin cursor.
 #[derive(Debug)]
 pub struct Upstream {
     pub cluster: Cluster,
     next: AtomicUsize,
+    /// One per endpoint, same order.
+    meters: Vec<Arc<EndpointMeter>>,
 }
 
 /// Every endpoint of a cluster failed.
@@ -52,10 +58,11 @@ impl fmt::Display for Attempts<'_> {
 }
 
 impl Upstream {
-    pub fn new(cluster: Cluster) -> Upstream {
+    pub fn new(cluster: Cluster, meters: Vec<Arc<EndpointMeter>>) -> Upstream {
         Upstream {
             cluster,
             next: AtomicUsize::new(0),
+            meters,
         }
     }
 
@@ -66,10 +73,18 @@ impl Upstream {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut attempts = Vec::new();
         for i in 0..endpoints.len() {
-            let addr = endpoints[(start + i) % endpoints.len()];
+            let index = (start + i) % endpoints.len();
+            let addr = endpoints[index];
+            let meter = self.meters.get(index);
+            let count = |pick: fn(&EndpointMeter) -> &std::sync::atomic::AtomicU64| {
+                if let Some(m) = meter {
+                    pick(m).fetch_add(1, Ordering::Relaxed);
+                }
+            };
             let timeout = self.cluster.connect_timeout;
             match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
+                    count(|m| &m.connections);
                     if !attempts.is_empty() {
                         tracing::warn!(
                             cluster = %self.cluster.name,
@@ -80,8 +95,14 @@ impl Upstream {
                     }
                     return Ok((stream, addr));
                 }
-                Ok(Err(e)) => attempts.push((addr, AttemptError::Io(e))),
-                Err(_) => attempts.push((addr, AttemptError::Timeout(timeout))),
+                Ok(Err(e)) => {
+                    count(|m| &m.connect_failures);
+                    attempts.push((addr, AttemptError::Io(e)));
+                }
+                Err(_) => {
+                    count(|m| &m.connect_timeouts);
+                    attempts.push((addr, AttemptError::Timeout(timeout)));
+                }
             }
         }
         Err(ConnectError {
@@ -119,7 +140,7 @@ mod tests {
         let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        let upstream = Upstream::new(cluster(vec![a_addr, b_addr]));
+        let upstream = Upstream::new(cluster(vec![a_addr, b_addr]), Vec::new());
         let mut seen = Vec::new();
         for _ in 0..4 {
             seen.push(upstream.connect().await.unwrap().1);
@@ -131,16 +152,21 @@ mod tests {
     async fn a_dead_endpoint_falls_through_to_the_next() {
         let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let live_addr = live.local_addr().unwrap();
-        let upstream = Upstream::new(cluster(vec![dead_port().await, live_addr]));
+        let meters = vec![Arc::default(), Arc::default()];
+        let upstream = Upstream::new(cluster(vec![dead_port().await, live_addr]), meters.clone());
         for _ in 0..3 {
             assert_eq!(upstream.connect().await.unwrap().1, live_addr);
         }
+        let (dead, live) = (&meters[0], &meters[1]);
+        assert_eq!(live.connections.load(Ordering::Relaxed), 3);
+        assert!(dead.connect_failures.load(Ordering::Relaxed) >= 1);
+        assert_eq!(dead.connections.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
     async fn all_dead_names_every_attempt() {
         let (d1, d2) = (dead_port().await, dead_port().await);
-        let err = Upstream::new(cluster(vec![d1, d2]))
+        let err = Upstream::new(cluster(vec![d1, d2]), Vec::new())
             .connect()
             .await
             .unwrap_err();

@@ -1,0 +1,121 @@
+//! `baton-bench`: benchmarks of baton as a whole — real binaries, real
+//! sockets, real clients — as opposed to the criterion benches beside the
+//! code they measure.
+//!
+//! Today it holds one benchmark, `migration` (issue 4, "Benchmark"): how
+//! long a live upgrade takes to move 1,000 and 5,000 idle connections and
+//! 500 busy ones from generation 1 to generation 2, and what the longest
+//! pause was that any single connection saw. Run it with
+//! `bash bench/run-migration`, which builds the workspace in release mode
+//! first; results are recorded in BENCHMARKS.md. It is not a test: nothing
+//! here runs under `cargo test` but the unit tests of the parsers and the
+//! arithmetic.
+//!
+//! # Layout
+//!
+//! * [`cli`] — the command line of `migration` (`src/bin/migration.rs`
+//!   only parses it and calls [`run`]);
+//! * [`scenario`] — one run: fresh baton, connections, traffic, upgrade,
+//!   measurements;
+//! * [`baton`] — a `baton run` under the bench: config, log, `upgrade`;
+//! * [`log`] — baton's log lines and their RFC 3339 timestamps;
+//! * [`clients`] — client connections and the checked ping-pong;
+//! * [`upstream`] — the echo server, run as a child process;
+//! * [`measure`] — gaps between pongs, median and range;
+//! * [`machine`] — how busy the CPUs are without the bench;
+//! * [`report`] — the Markdown table;
+//! * [`error`] — [`BenchError`].
+
+pub mod baton;
+pub mod cli;
+pub mod clients;
+pub mod error;
+pub mod log;
+pub mod machine;
+pub mod measure;
+pub mod report;
+pub mod scenario;
+pub mod upstream;
+
+use std::io::Write;
+use std::time::Duration;
+
+pub use error::{BenchError, Result};
+
+use crate::error::{Context, failed};
+use crate::scenario::RunConfig;
+
+/// Runs the benchmark `cli` describes and prints the table on stdout
+/// (progress goes to stderr).
+pub fn run(cli: &cli::Cli) -> Result<()> {
+    if cli.upstream {
+        return upstream::serve();
+    }
+    let exe = std::env::current_exe().context(|| "locate this executable".to_string())?;
+    let bin_dir = match &cli.bin_dir {
+        Some(dir) => dir.clone(),
+        None => exe
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .ok_or_else(|| failed(format!("{} has no parent directory", exe.display())))?,
+    };
+    let bins = baton::Binaries::in_dir(&bin_dir, cli.worker_binary.clone(), cli.presize_fds)?;
+    let config = RunConfig {
+        before: Duration::from_millis(cli.before_ms),
+        after: Duration::from_millis(cli.after_ms),
+        perf_dir: cli.perf.clone(),
+        log_dir: cli.log_dir.clone(),
+        quiet_below: cli.quiet_below / 100.0,
+        quiet_patience: Duration::from_secs(cli.quiet_wait_s),
+    };
+    let scenarios = cli.scenarios();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context(|| "start the client runtime".to_string())?;
+    let summaries = runtime.block_on(async {
+        let upstream = upstream::Upstream::start(&exe).await?;
+        let mut summaries = Vec::new();
+        for scenario in scenarios {
+            let mut runs = Vec::new();
+            for k in 1..=cli.runs {
+                let name = format!("{}-{k}", slug(&scenario.label));
+                let result =
+                    scenario::run_once(&bins, upstream.addr, &scenario, &config, &name).await?;
+                eprintln!("{}", report::run_line(&scenario.label, k as usize, &result));
+                if !result.clean() {
+                    eprintln!("    NOT CLEAN: see the counts above");
+                }
+                runs.push(result);
+            }
+            summaries.push(report::Summary { scenario, runs });
+        }
+        Ok::<_, BenchError>(summaries)
+    })?;
+    // Connection tasks of finished runs may linger; do not wait for them.
+    runtime.shutdown_background();
+    let mut out = std::io::stdout().lock();
+    out.write_all(report::table(&summaries).as_bytes())
+        .and_then(|()| out.flush())
+        .context(|| "print the table".to_string())?;
+    if summaries.iter().flat_map(|s| &s.runs).all(|r| r.clean()) {
+        Ok(())
+    } else {
+        Err(failed(
+            "some connections were lost or failed after the upgrade (see the runs above)",
+        ))
+    }
+}
+
+/// `5,000 idle (+8 probes)` → `5000-idle-8-probes`.
+fn slug(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if c == ' ' && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}

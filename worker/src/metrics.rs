@@ -1,0 +1,214 @@
+//! The worker's metrics: counters and gauges kept in atomics on the hot
+//! path, turned into [`baton_ipc::Metrics`] once a second for the
+//! supervisor, which aggregates them across generations and serves
+//! `/metrics` (so counters never go backwards across an upgrade: a dead
+//! generation's last values stay in the sum).
+//!
+//! Byte counters are bumped per write by the pump (one relaxed atomic add
+//! beside a syscall); connection counters per connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use baton_config::Config;
+use baton_ipc::{MetricFamily, MetricKind, MetricSample, Metrics};
+use parking_lot::Mutex;
+
+/// How often the worker sends its metrics — which is also its heartbeat
+/// for the supervisor's watchdog. Scrapes see values at most this old.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bytes through one listener's connections.
+#[derive(Debug, Default)]
+pub struct ByteMeter {
+    /// Read from clients (written upstream).
+    pub received: AtomicU64,
+    /// Written to clients.
+    pub sent: AtomicU64,
+}
+
+/// One listener's counters.
+#[derive(Debug, Default)]
+pub struct ListenerMeter {
+    pub accepted: AtomicU64,
+    pub active: AtomicU64,
+    pub bytes: Arc<ByteMeter>,
+}
+
+/// One upstream endpoint's counters.
+#[derive(Debug, Default)]
+pub struct EndpointMeter {
+    pub connections: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub connect_timeouts: AtomicU64,
+}
+
+/// Migration counters of this generation.
+#[derive(Debug, Default)]
+pub struct MigrationMeter {
+    /// Connections handed to the next generation.
+    pub moved: AtomicU64,
+    /// Connections that could not move and were closed.
+    pub lost: AtomicU64,
+}
+
+/// Every meter of a generation.
+#[derive(Debug, Default)]
+pub struct Meters {
+    /// By listener name; a connection adopted from a listener the new
+    /// config dropped gets its own entry.
+    listeners: Mutex<HashMap<Arc<str>, Arc<ListenerMeter>>>,
+    /// (cluster, endpoint, meter), in config order.
+    endpoints: Vec<(String, String, Arc<EndpointMeter>)>,
+    pub migration: MigrationMeter,
+}
+
+impl Meters {
+    pub fn new(config: &Config) -> Meters {
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| (Arc::from(l.name.as_str()), Arc::default()))
+            .collect();
+        let endpoints = config
+            .clusters
+            .iter()
+            .flat_map(|c| {
+                c.endpoints
+                    .iter()
+                    .map(|e| (c.name.clone(), e.to_string(), Arc::default()))
+            })
+            .collect();
+        Meters {
+            listeners: Mutex::new(listeners),
+            endpoints,
+            migration: MigrationMeter::default(),
+        }
+    }
+
+    pub fn listener(&self, name: &str) -> Arc<ListenerMeter> {
+        let mut listeners = self.listeners.lock();
+        if let Some(meter) = listeners.get(name) {
+            return Arc::clone(meter);
+        }
+        let meter: Arc<ListenerMeter> = Arc::default();
+        listeners.insert(Arc::from(name), Arc::clone(&meter));
+        meter
+    }
+
+    /// The meters of `cluster`'s endpoints, in config order.
+    pub fn endpoints(&self, cluster: &str) -> Vec<Arc<EndpointMeter>> {
+        self.endpoints
+            .iter()
+            .filter(|(c, _, _)| c == cluster)
+            .map(|(_, _, m)| Arc::clone(m))
+            .collect()
+    }
+
+    pub fn snapshot(&self) -> Metrics {
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let listeners: Vec<(Arc<str>, Arc<ListenerMeter>)> = {
+            let map = self.listeners.lock();
+            let mut all: Vec<_> = map
+                .iter()
+                .map(|(k, v)| (Arc::clone(k), Arc::clone(v)))
+                .collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all
+        };
+        let per_listener =
+            |name: &str, help: &str, kind, value: &dyn Fn(&ListenerMeter) -> u64| MetricFamily {
+                name: name.into(),
+                help: help.into(),
+                kind,
+                samples: listeners
+                    .iter()
+                    .map(|(l, m)| MetricSample {
+                        labels: vec![("listener".into(), l.to_string())],
+                        value: value(m),
+                    })
+                    .collect(),
+            };
+        let per_endpoint =
+            |name: &str, help: &str, value: &dyn Fn(&EndpointMeter) -> u64| MetricFamily {
+                name: name.into(),
+                help: help.into(),
+                kind: MetricKind::Counter,
+                samples: self
+                    .endpoints
+                    .iter()
+                    .map(|(c, e, m)| MetricSample {
+                        labels: vec![
+                            ("cluster".into(), c.clone()),
+                            ("endpoint".into(), e.clone()),
+                        ],
+                        value: value(m),
+                    })
+                    .collect(),
+            };
+        let single = |name: &str, help: &str, value: u64| MetricFamily {
+            name: name.into(),
+            help: help.into(),
+            kind: MetricKind::Counter,
+            samples: vec![MetricSample {
+                labels: Vec::new(),
+                value,
+            }],
+        };
+        Metrics {
+            families: vec![
+                per_listener(
+                    "baton_listener_connections_total",
+                    "Connections accepted.",
+                    MetricKind::Counter,
+                    &|m| load(&m.accepted),
+                ),
+                per_listener(
+                    "baton_listener_connections_active",
+                    "Connections open now.",
+                    MetricKind::Gauge,
+                    &|m| load(&m.active),
+                ),
+                per_listener(
+                    "baton_listener_received_bytes_total",
+                    "Bytes read from clients.",
+                    MetricKind::Counter,
+                    &|m| load(&m.bytes.received),
+                ),
+                per_listener(
+                    "baton_listener_sent_bytes_total",
+                    "Bytes written to clients.",
+                    MetricKind::Counter,
+                    &|m| load(&m.bytes.sent),
+                ),
+                per_endpoint(
+                    "baton_upstream_connections_total",
+                    "Upstream connections established.",
+                    &|m| load(&m.connections),
+                ),
+                per_endpoint(
+                    "baton_upstream_connect_failures_total",
+                    "Upstream connects that failed (refused, unreachable...).",
+                    &|m| load(&m.connect_failures),
+                ),
+                per_endpoint(
+                    "baton_upstream_connect_timeouts_total",
+                    "Upstream connects that timed out.",
+                    &|m| load(&m.connect_timeouts),
+                ),
+                single(
+                    "baton_migration_connections_moved_total",
+                    "Connections handed to the next generation.",
+                    load(&self.migration.moved),
+                ),
+                single(
+                    "baton_migration_connections_lost_total",
+                    "Connections that could not move across an upgrade and were closed.",
+                    load(&self.migration.lost),
+                ),
+            ],
+        }
+    }
+}
