@@ -40,7 +40,8 @@ pub mod view;
 
 pub use error::ConfigError;
 pub use model::{
-    Admin, Builtin, Cluster, Config, Lb, Listener, Protocol, Supervisor, Target, parse, parse_file,
+    AccessLog, Admin, Builtin, Cluster, Config, Lb, Listener, LogFormat, LogTarget, Protocol,
+    Supervisor, Target, parse, parse_file,
 };
 pub use view::{ListenerBind, SupervisorView};
 

@@ -14,8 +14,34 @@ pub struct Config {
     pub source: String,
     pub supervisor: Supervisor,
     pub admin: Option<Admin>,
+    /// Off when absent.
+    pub access_log: Option<AccessLog>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
+}
+
+/// `[access_log]`: one line per L4 connection (and, later, per L7 request),
+/// written by the worker; each generation reopens the file, so an upgrade
+/// (or SIGHUP) after a rotation starts the new file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    pub target: LogTarget,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Stderr,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// `key=value` pairs, values quoted when they need it.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[supervisor]`: what the long-lived supervisor process uses.

@@ -13,7 +13,10 @@ use toml::Spanned;
 
 use crate::ConfigError;
 use crate::duration::Text as DurationText;
-use crate::model::{Admin, Builtin, Cluster, Config, Lb, Listener, Protocol, Supervisor, Target};
+use crate::model::{
+    AccessLog, Admin, Builtin, Cluster, Config, Lb, Listener, LogFormat, LogTarget, Protocol,
+    Supervisor, Target,
+};
 
 /// Defaults, each with its reason.
 pub(crate) mod defaults {
@@ -45,10 +48,24 @@ struct RawConfig {
     #[serde(default)]
     supervisor: RawSupervisor,
     admin: Option<RawAdmin>,
+    access_log: Option<RawAccessLog>,
     #[serde(default)]
     listeners: Vec<RawListener>,
     #[serde(default)]
     clusters: Vec<RawCluster>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    /// `"stderr"` or a file path.
+    path: Spanned<String>,
+    #[serde(default = "logfmt")]
+    format: LogFormat,
+}
+
+fn logfmt() -> LogFormat {
+    LogFormat::Logfmt
 }
 
 /// `[supervisor]` is parsed by both readers with the same strictness: the
@@ -228,6 +245,26 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         source: source_name.to_string(),
         supervisor,
         admin: raw.admin.map(|a| Admin { address: a.address }),
+        access_log: match raw.access_log {
+            None => None,
+            Some(log) => {
+                let target = match log.path.get_ref().as_str() {
+                    "stderr" => LogTarget::Stderr,
+                    "" => {
+                        return Err(error(
+                            log.path.span(),
+                            "access_log.path".into(),
+                            "an empty path: write \"stderr\" or a file path".into(),
+                        ));
+                    }
+                    path => LogTarget::File(PathBuf::from(path)),
+                };
+                Some(AccessLog {
+                    target,
+                    format: log.format,
+                })
+            }
+        },
         listeners,
         clusters,
     })

@@ -182,6 +182,13 @@ pub struct ConnState {
     pub listener: String,
     pub idle_timeout: Duration,
     pub kind: ConnKind,
+    /// Its life so far, for the access log of the generation where it
+    /// ends: when it was accepted (ms since the Unix epoch), bytes moved
+    /// by earlier generations, upgrades crossed before this one.
+    pub started_unix_ms: u64,
+    pub received: u64,
+    pub sent: u64,
+    pub moves: u32,
 }
 
 /// Handoff, old → new: connections and their fds, in order.
@@ -446,6 +453,10 @@ mod tests {
                             cluster: "back".into(),
                             upstream: "127.0.0.1:9".parse().unwrap(),
                         },
+                        started_unix_ms: 1_795_910_400_000,
+                        received: 100,
+                        sent: 200,
+                        moves: 3,
                     },
                     ConnState {
                         id: 12,
@@ -454,6 +465,10 @@ mod tests {
                         kind: ConnKind::Echo {
                             pipe: PipeWire::default(),
                         },
+                        started_unix_ms: 0,
+                        received: 0,
+                        sent: 0,
+                        moves: 0,
                     },
                 ],
             }

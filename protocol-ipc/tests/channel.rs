@@ -127,6 +127,10 @@ fn samples() -> Vec<Message> {
                         cluster: "back".into(),
                         upstream: "[::1]:9000".parse().unwrap(),
                     },
+                    started_unix_ms: 1_795_910_400_123,
+                    received: u64::MAX,
+                    sent: 0,
+                    moves: 19,
                 },
                 ConnState {
                     id: 2,
@@ -135,6 +139,10 @@ fn samples() -> Vec<Message> {
                     kind: ConnKind::Echo {
                         pipe: PipeWire::default(),
                     },
+                    started_unix_ms: 0,
+                    received: 1,
+                    sent: 1,
+                    moves: 0,
                 },
             ],
         }

@@ -13,13 +13,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::access_log::Entry;
 use crate::metrics::ListenerMeter;
 use crate::serve::{Order, Shared};
 use crate::tunnel::{Echo, Outcome, Parts, PipeState, Tunnel};
@@ -59,6 +60,38 @@ pub struct Parked {
     pub listener: Arc<str>,
     pub idle_timeout: Duration,
     pub conn: ConnParts,
+    pub history: History,
+}
+
+/// A connection's life so far, across generations, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct History {
+    pub started: SystemTime,
+    /// Bytes moved by earlier generations.
+    pub received: u64,
+    pub sent: u64,
+    /// Upgrades crossed.
+    pub moves: u32,
+}
+
+impl History {
+    fn new() -> History {
+        History {
+            started: SystemTime::now(),
+            received: 0,
+            sent: 0,
+            moves: 0,
+        }
+    }
+
+    /// With `(received, sent)` more bytes from this generation.
+    fn plus(self, (received, sent): (u64, u64)) -> History {
+        History {
+            received: self.received + received,
+            sent: self.sent + sent,
+            ..self
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -223,13 +256,15 @@ async fn run(mut guard: Guard, start: Start) {
             _ = order.wait_for(|o| *o == Order::Close) => Stop::Close,
         }
     };
-    let (listener, idle_timeout, conn, _permit) = match start {
+    let client_addr;
+    let (listener, idle_timeout, conn, history, _permit) = match start {
         Start::Accepted {
             listener,
             client,
             permit,
         } => {
             let spec = &shared.config.listeners[listener];
+            client_addr = client.peer_addr().ok();
             // Latency over batching: a proxy must not add Nagle delays.
             let _ = client.set_nodelay(true);
             let conn = match spec.target {
@@ -253,6 +288,19 @@ async fn run(mut guard: Guard, start: Start) {
                             // Dropping the client closes it now: it learns
                             // at once that no upstream answered.
                             warn!(error = %e, "no upstream reachable; closing the client");
+                            if let Some(log) = &shared.access_log {
+                                log.log(&Entry {
+                                    started: History::new().started,
+                                    listener: &spec.name,
+                                    client: client_addr,
+                                    cluster: Some(&upstream.cluster.name),
+                                    upstream: None,
+                                    received: 0,
+                                    sent: 0,
+                                    outcome: "no_upstream",
+                                    moves: 0,
+                                });
+                            }
                             return;
                         }
                     };
@@ -269,6 +317,7 @@ async fn run(mut guard: Guard, start: Start) {
                 Arc::from(spec.name.as_str()),
                 spec.idle_timeout,
                 conn,
+                History::new(),
                 Some(permit),
             )
         }
@@ -281,6 +330,14 @@ async fn run(mut guard: Guard, start: Start) {
                 .iter()
                 .find(|l| *l.name == *parked.listener)
                 .map_or(parked.idle_timeout, |l| l.idle_timeout);
+            client_addr = match &parked.conn {
+                ConnParts::Tunnel { parts, .. } => parts.client.peer_addr().ok(),
+                ConnParts::Echo { client, .. } => client.peer_addr().ok(),
+            };
+            let history = History {
+                moves: parked.history.moves + 1,
+                ..parked.history
+            };
             let conn = match parked.conn {
                 ConnParts::Tunnel {
                     parts,
@@ -295,7 +352,7 @@ async fn run(mut guard: Guard, start: Start) {
                     Conn::Echo(Echo::from_parts(client, pipe, idle, bytes))
                 }
             };
-            (parked.listener, idle, conn, None)
+            (parked.listener, idle, conn, history, None)
         }
     };
     let (outcome, conn) = match conn {
@@ -319,6 +376,37 @@ async fn run(mut guard: Guard, start: Start) {
             (outcome, Conn::Echo(echo))
         }
     };
+    let moved = match &conn {
+        Conn::Tunnel { tunnel, .. } => tunnel.moved(),
+        Conn::Echo(echo) => echo.moved(),
+    };
+    let history = history.plus(moved);
+    let outcome_name = match &outcome {
+        Outcome::Stopped(Stop::Pause(_)) => None,
+        Outcome::Stopped(Stop::Close) => Some("closed"),
+        Outcome::Finished => Some("finished"),
+        Outcome::Idle => Some("idle"),
+        Outcome::Failed(_) => Some("failed"),
+    };
+    if let (Some(log), Some(outcome)) = (&shared.access_log, outcome_name) {
+        let (cluster, upstream) = match &conn {
+            Conn::Tunnel {
+                cluster, upstream, ..
+            } => (Some(&**cluster), Some(*upstream)),
+            Conn::Echo(_) => (None, None),
+        };
+        log.log(&Entry {
+            started: history.started,
+            listener: &listener,
+            client: client_addr,
+            cluster,
+            upstream,
+            received: history.received,
+            sent: history.sent,
+            outcome,
+            moves: history.moves,
+        });
+    }
     match outcome {
         Outcome::Stopped(Stop::Pause(req)) => {
             let parts = match conn {
@@ -342,6 +430,7 @@ async fn run(mut guard: Guard, start: Start) {
                 listener,
                 idle_timeout,
                 conn: parts,
+                history,
             };
             if let Err(e) = req.reply.send(Paused::Parked(Box::new(parked))) {
                 // Nobody to hand it to (the handoff ended): resume here,

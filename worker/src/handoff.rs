@@ -46,7 +46,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use baton_ipc::{
     Accepting, Channel, ConnAck, ConnBatch, ConnKind, ConnState, HandoffDone, IpcError, Message,
@@ -57,7 +57,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use crate::conn::{ConnId, ConnParts, Parked, Paused};
+use crate::conn::{ConnId, ConnParts, History, Parked, Paused};
 use crate::serve::Server;
 use crate::tunnel::{Parts, PipeState};
 
@@ -434,11 +434,19 @@ fn describe(parked: &Parked) -> ConnState {
             pipe: to_wire(pipe),
         },
     };
+    let history = &parked.history;
     ConnState {
         id: parked.id.0,
         listener: parked.listener.to_string(),
         idle_timeout: parked.idle_timeout,
         kind,
+        started_unix_ms: history
+            .started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        received: history.received,
+        sent: history.sent,
+        moves: history.moves,
     }
 }
 
@@ -506,6 +514,12 @@ fn rebuild_batch(conns: Vec<ConnState>, fds: Vec<OwnedFd>) -> std::io::Result<Ve
             listener: Arc::from(state.listener),
             idle_timeout: state.idle_timeout,
             conn,
+            history: History {
+                started: UNIX_EPOCH + Duration::from_millis(state.started_unix_ms),
+                received: state.received,
+                sent: state.sent,
+                moves: state.moves,
+            },
         });
     }
     Ok(out)

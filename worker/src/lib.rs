@@ -18,9 +18,11 @@
 //! * [`conn`] — connection tasks and the registry that pauses them;
 //! * [`handoff`] — moving live connections to the next generation;
 //! * [`metrics`] — counters, sent to the supervisor every heartbeat;
+//! * [`access_log`] — one line per connection, off the data path;
 //! * [`tunnel`] — the pausable byte pump (L4 proxy and the echo built-in);
 //! * [`upstream`] — clusters: round robin, connect with fall-through.
 
+pub mod access_log;
 pub mod conn;
 pub mod ctrl;
 pub mod handoff;

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
+use crate::access_log::AccessLog;
 use crate::conn::{self, Parked, Registry, Start};
 use crate::metrics::Meters;
 use crate::upstream::Upstream;
@@ -58,6 +59,8 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    AccessLog(std::io::Error),
 }
 
 /// Connection counters.
@@ -81,6 +84,7 @@ pub struct Shared {
     pub registry: Registry,
     pub stats: Stats,
     pub meters: Meters,
+    pub access_log: Option<AccessLog>,
     pub all_closed: Notify,
     pub order: watch::Sender<Order>,
     /// One per listener: `max_connections` permits.
@@ -127,6 +131,12 @@ impl Server {
             })?;
             listeners.push(Arc::new(listener));
         }
+        let access_log = match &config.access_log {
+            Some(log) => {
+                Some(AccessLog::open(&log.target, log.format).map_err(BuildError::AccessLog)?)
+            }
+            None => None,
+        };
         let meters = Meters::new(&config);
         let upstreams = config
             .clusters
@@ -146,6 +156,7 @@ impl Server {
                 registry: Registry::default(),
                 stats: Stats::default(),
                 meters,
+                access_log,
                 all_closed: Notify::new(),
                 order,
                 limits,

@@ -348,6 +348,11 @@ impl Echo {
         (self.client, self.pipe.into_state())
     }
 
+    /// Bytes received and sent (the same bytes, echoed) by this run.
+    pub fn moved(&self) -> (u64, u64) {
+        (self.pipe.moved(), self.pipe.moved())
+    }
+
     /// Like [`Tunnel::run_until`].
     pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
         let mut stop = std::pin::pin!(stop);

@@ -1,0 +1,272 @@
+//! The access log: one line per connection (and, with L7, per request),
+//! written off the data path.
+//!
+//! Connection tasks format a line and hand it to a writer thread through a
+//! bounded queue; when the queue is full (the disk is slower than the
+//! traffic) lines are dropped and counted, never waited for — a proxy must
+//! not stall its clients on its own log. Each generation opens the target
+//! anew (append, create), so rotating the file and then upgrading or
+//! sending SIGHUP starts the new file.
+//!
+//! A connection that moved across upgrades is logged once, by the
+//! generation where it ends, with its whole life: the start time and the
+//! byte counts travel with it.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use baton_config::{LogFormat, LogTarget};
+use tracing::warn;
+
+/// Lines waiting for the writer. At a few hundred bytes a line this is a
+/// few MiB; past it, lines are dropped rather than the proxy slowed.
+const QUEUE: usize = 16 * 1024;
+
+/// An open access log.
+#[derive(Debug)]
+pub struct AccessLog {
+    tx: SyncSender<String>,
+    format: LogFormat,
+    dropped: AtomicU64,
+}
+
+/// One connection's record.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    /// When the connection was accepted (by whichever generation).
+    pub started: SystemTime,
+    pub listener: &'a str,
+    pub client: Option<SocketAddr>,
+    pub cluster: Option<&'a str>,
+    pub upstream: Option<SocketAddr>,
+    pub received: u64,
+    pub sent: u64,
+    /// `finished`, `idle`, `failed`, `closed`, `no_upstream`.
+    pub outcome: &'a str,
+    /// Upgrades it crossed.
+    pub moves: u32,
+}
+
+impl AccessLog {
+    /// Opens `target` and starts the writer thread.
+    pub fn open(target: &LogTarget, format: LogFormat) -> std::io::Result<AccessLog> {
+        let mut sink: Box<dyn std::io::Write + Send> = match target {
+            LogTarget::Stderr => Box::new(std::io::stderr()),
+            LogTarget::File(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("open access log {}: {e}", path.display()),
+                        )
+                    })?,
+            ),
+        };
+        let (tx, rx) = sync_channel::<String>(QUEUE);
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut failed = false;
+                while let Ok(line) = rx.recv() {
+                    let mut batch = line;
+                    // Gather what is queued into one write.
+                    while let Ok(more) = rx.try_recv() {
+                        batch.push_str(&more);
+                        if batch.len() > 64 * 1024 {
+                            break;
+                        }
+                    }
+                    if let Err(e) = sink.write_all(batch.as_bytes()).and_then(|()| sink.flush()) {
+                        if !failed {
+                            warn!(error = %e, "access log write failed; lines are being lost");
+                            failed = true;
+                        }
+                    } else {
+                        failed = false;
+                    }
+                }
+            })?;
+        Ok(AccessLog {
+            tx,
+            format,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    pub fn log(&self, entry: &Entry<'_>) {
+        let line = format(entry, self.format);
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    warn!("access log queue full: dropping lines");
+                }
+            }
+        }
+    }
+
+    /// Lines dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn format(e: &Entry<'_>, format: LogFormat) -> String {
+    let duration = SystemTime::now()
+        .duration_since(e.started)
+        .unwrap_or(Duration::ZERO);
+    let opt = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+    let fields: [(&str, String); 11] = [
+        ("time", rfc3339(SystemTime::now())),
+        ("start", rfc3339(e.started)),
+        ("listener", e.listener.to_string()),
+        ("client", opt(e.client)),
+        ("cluster", e.cluster.unwrap_or_default().to_string()),
+        ("upstream", opt(e.upstream)),
+        ("received", e.received.to_string()),
+        ("sent", e.sent.to_string()),
+        ("duration_ms", duration.as_millis().to_string()),
+        ("outcome", e.outcome.to_string()),
+        ("moves", e.moves.to_string()),
+    ];
+    let numeric = ["received", "sent", "duration_ms", "moves"];
+    let mut out = String::with_capacity(256);
+    match format {
+        LogFormat::Logfmt => {
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                let plain = !v.is_empty()
+                    && v.chars()
+                        .all(|c| c.is_ascii_graphic() && c != '"' && c != '=' && c != '\\');
+                if plain {
+                    let _ = write!(out, "{k}={v}");
+                } else {
+                    let _ = write!(out, "{k}={}", quoted(v));
+                }
+            }
+        }
+        LogFormat::Json => {
+            out.push('{');
+            for (i, (k, v)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if numeric.contains(k) {
+                    let _ = write!(out, "\"{k}\":{v}");
+                } else {
+                    let _ = write!(out, "\"{k}\":{}", quoted(v));
+                }
+            }
+            out.push('}');
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// A JSON string literal (also valid logfmt quoting).
+fn quoted(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `2026-11-28T00:40:06.474Z` (UTC, milliseconds).
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (a leap day), 12:34:56.789
+        let t = UNIX_EPOCH + Duration::from_millis(951_827_696_789);
+        assert_eq!(rfc3339(t), "2000-02-29T12:34:56.789Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_910_400);
+        assert_eq!(rfc3339(t), "2026-11-28T00:00:00.000Z");
+    }
+
+    fn entry() -> Entry<'static> {
+        Entry {
+            started: UNIX_EPOCH,
+            listener: "front door",
+            client: "10.0.0.1:5555".parse().ok(),
+            cluster: Some("back"),
+            upstream: None,
+            received: 12,
+            sent: 34,
+            outcome: "finished",
+            moves: 2,
+        }
+    }
+
+    #[test]
+    fn logfmt_quotes_what_needs_it() {
+        let line = format(&entry(), LogFormat::Logfmt);
+        assert!(line.contains(r#"listener="front door""#), "{line}");
+        assert!(line.contains("client=10.0.0.1:5555 "), "{line}");
+        assert!(line.contains(r#"upstream="""#), "{line}");
+        assert!(line.contains("received=12 sent=34 "), "{line}");
+        assert!(line.ends_with("moves=2\n"), "{line}");
+    }
+
+    #[test]
+    fn json_lines_parse() {
+        let line = format(&entry(), LogFormat::Json);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["listener"], "front door");
+        assert_eq!(value["received"], 12);
+        assert_eq!(value["moves"], 2);
+        assert_eq!(value["start"], "1970-01-01T00:00:00.000Z");
+    }
+}
