@@ -181,8 +181,9 @@ pub enum Start {
         permit: OwnedSemaphorePermit,
     },
     /// Handed over by the previous generation (or resumed after a failed
-    /// handoff).
-    Adopted(Parked),
+    /// handoff). Boxed: a parked connection is several times the size of
+    /// an accepted one.
+    Adopted(Box<Parked>),
 }
 
 /// Counts a connection while its task lives, and owns its pause slot.
@@ -436,7 +437,7 @@ async fn run(mut guard: Guard, start: Start) {
                 // Nobody to hand it to (the handoff ended): resume here,
                 // as a new task.
                 if let Paused::Parked(parked) = e.0 {
-                    spawn(&shared, Start::Adopted(*parked));
+                    spawn(&shared, Start::Adopted(parked));
                 }
             }
         }

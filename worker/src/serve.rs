@@ -228,7 +228,7 @@ impl Server {
     /// Runs a connection handed over by the previous generation (or one of
     /// ours resumed after a failed handoff).
     pub fn adopt(&self, parked: Parked) {
-        conn::spawn(&self.shared, Start::Adopted(parked));
+        conn::spawn(&self.shared, Start::Adopted(Box::new(parked)));
     }
 
     /// Stops accepting, lets connections finish until `deadline`, then
