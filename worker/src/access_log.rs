@@ -232,7 +232,7 @@ mod tests {
         // 2000-02-29 (a leap day), 12:34:56.789
         let t = UNIX_EPOCH + Duration::from_millis(951_827_696_789);
         assert_eq!(rfc3339(t), "2000-02-29T12:34:56.789Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_910_400);
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_824_000);
         assert_eq!(rfc3339(t), "2026-11-28T00:00:00.000Z");
     }
 

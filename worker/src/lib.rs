@@ -13,6 +13,7 @@
 //!
 //! # Layout
 //!
+//! * [`codec`] — pure RPC codecs (Bolt, Dubbo, RocketMQ): frames, ids, hijack;
 //! * [`ctrl`] — the session with the supervisor;
 //! * [`serve`] — [`serve::Server`]: listeners, accept loops, drain;
 //! * [`conn`] — connection tasks and the registry that pauses them;
@@ -23,6 +24,7 @@
 //! * [`upstream`] — clusters: round robin, connect with fall-through.
 
 pub mod access_log;
+pub mod codec;
 pub mod conn;
 pub mod ctrl;
 pub mod handoff;
