@@ -80,6 +80,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 300)]
     pub quiet_wait_s: u64,
 
+    /// Runs that found the machine busier than --quiet-below just before
+    /// or just after them are discarded and run again, this many times at
+    /// most (the progress log shows every attempt).
+    #[arg(long, default_value_t = 3)]
+    pub retry_noisy: u32,
+
     /// Write baton's log of each run to DIR/<scenario>-<run>.log.
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,

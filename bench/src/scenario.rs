@@ -125,8 +125,8 @@ pub struct RunResult {
     pub pids: (u32, u32),
     /// What `baton upgrade` printed.
     pub cli_said: String,
-    /// Share of the CPUs busy just before the run, with the bench quiet:
-    /// other work on the machine.
+    /// Share of the CPUs busy just before the run and just after it (the
+    /// larger), with the bench quiet: other work on the machine.
     pub background_busy: Option<f64>,
 }
 
@@ -288,6 +288,12 @@ pub async fn run_once(
 
     drop(alive);
     let log = baton.stop().await?;
+    // Other work that started during the run shows up right after it.
+    let background_after = crate::machine::background_busy(BACKGROUND_WINDOW).await;
+    let background_busy = match (background_busy, background_after) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     if let Some(dir) = &config.log_dir {
         std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
         let path = dir.join(format!("{name}.log"));

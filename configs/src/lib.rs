@@ -41,7 +41,7 @@ pub mod view;
 pub use error::ConfigError;
 pub use model::{
     AccessLog, Admin, Builtin, Cluster, Config, Lb, Listener, LogFormat, LogTarget, Protocol,
-    Supervisor, Target, parse, parse_file,
+    Route, Rpc, Supervisor, Target, parse, parse_file,
 };
 pub use view::{ListenerBind, SupervisorView};
 

@@ -84,6 +84,39 @@ pub struct Listener {
     /// A connection with no byte moving in either direction for this long
     /// is closed.
     pub idle_timeout: Duration,
+    /// For the RPC protocols: timeouts, frame bound, routes.
+    pub rpc: Option<Rpc>,
+}
+
+/// What an RPC listener (`bolt`, `dubbo`, `rocketmq`) adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rpc {
+    /// A request not answered within this gets the protocol's timeout
+    /// error from the proxy.
+    pub request_timeout: Duration,
+    /// The largest frame accepted, header included.
+    pub max_frame_size: u32,
+    /// Tried in order; the first that matches picks the cluster, else the
+    /// listener's `cluster`.
+    pub routes: Vec<Route>,
+}
+
+/// One route: every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Route {
+    /// Bolt: the service (header `service` / `sofa_head_target_service`);
+    /// Dubbo: the interface.
+    pub service: Option<String>,
+    /// Dubbo: the method.
+    pub method: Option<String>,
+    /// RocketMQ: the request code.
+    pub code: Option<i32>,
+    /// RocketMQ: the topic.
+    pub topic: Option<String>,
+    /// Bolt: header values.
+    pub headers: Vec<(String, String)>,
+    /// Index into [`Config::clusters`].
+    pub cluster: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -91,6 +124,18 @@ pub struct Listener {
 pub enum Protocol {
     /// L4: bytes both ways, half-close propagated.
     Tcp,
+    /// SOFA Bolt v1 (multiplexed RPC).
+    Bolt,
+    /// Apache Dubbo 2 (multiplexed RPC).
+    Dubbo,
+    /// Apache RocketMQ remoting.
+    Rocketmq,
+}
+
+impl Protocol {
+    pub fn is_rpc(self) -> bool {
+        !matches!(self, Protocol::Tcp)
+    }
 }
 
 /// A listener's destination.
@@ -134,6 +179,8 @@ pub struct Cluster {
     pub endpoints: Vec<SocketAddr>,
     /// Per attempt; when it expires the next endpoint is tried.
     pub connect_timeout: Duration,
+    /// RPC: multiplexed connections kept open to each endpoint.
+    pub connections_per_endpoint: NonZeroU32,
 }
 
 /// Load-balancing policy.

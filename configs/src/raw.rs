@@ -15,7 +15,7 @@ use crate::ConfigError;
 use crate::duration::Text as DurationText;
 use crate::model::{
     AccessLog, Admin, Builtin, Cluster, Config, Lb, Listener, LogFormat, LogTarget, Protocol,
-    Supervisor, Target,
+    Route, Rpc, Supervisor, Target,
 };
 
 /// Defaults, each with its reason.
@@ -40,6 +40,15 @@ pub(crate) mod defaults {
     /// Envoy's default; a refused port fails at once anyway, this bounds
     /// blackholed endpoints.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// SOFARPC's and Dubbo's clients default to 3 s and 1 s; a proxy's
+    /// bound sits above its clients' so that they time out first and see
+    /// their own error.
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    /// RocketMQ's NettyDecoder default; Bolt and Dubbo frames are far
+    /// smaller.
+    pub const MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
+    /// Multiplexed: one connection carries many requests at once.
+    pub const CONNECTIONS_PER_ENDPOINT: u32 = 1;
 }
 
 #[derive(Deserialize)]
@@ -99,6 +108,21 @@ struct RawListener {
     backlog: u32,
     max_connections: Option<NonZeroU32>,
     idle_timeout: Option<Spanned<DurationText>>,
+    request_timeout: Option<Spanned<DurationText>>,
+    max_frame_size: Option<Spanned<u32>>,
+    routes: Option<Spanned<Vec<RawRoute>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    service: Option<String>,
+    method: Option<String>,
+    code: Option<i32>,
+    topic: Option<String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    cluster: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +133,7 @@ struct RawCluster {
     lb: Lb,
     endpoints: Spanned<Vec<SocketAddr>>,
     connect_timeout: Option<Spanned<DurationText>>,
+    connections_per_endpoint: Option<NonZeroU32>,
 }
 
 fn tcp() -> Protocol {
@@ -198,6 +223,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             lb: c.lb,
             endpoints: c.endpoints.into_inner(),
             connect_timeout,
+            connections_per_endpoint: c
+                .connections_per_endpoint
+                .unwrap_or(NonZeroU32::MIN.saturating_add(defaults::CONNECTIONS_PER_ENDPOINT - 1)),
         });
     }
 
@@ -228,6 +256,91 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             .map_err(|m| error(l.cluster.span(), path("cluster"), m))?;
         let idle_timeout = positive(l.idle_timeout, defaults::IDLE_TIMEOUT)
             .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
+        let rpc = if l.protocol.is_rpc() {
+            if matches!(target, Target::Builtin(_)) {
+                return Err(error(
+                    l.cluster.span(),
+                    path("cluster"),
+                    format!(
+                        "a {:?} listener proxies to a cluster, not to a built-in",
+                        l.protocol
+                    )
+                    .to_lowercase(),
+                ));
+            }
+            let request_timeout = positive(l.request_timeout, defaults::REQUEST_TIMEOUT)
+                .map_err(|(span, m)| error(span, path("request_timeout"), m))?;
+            let max_frame_size = match l.max_frame_size {
+                None => defaults::MAX_FRAME_SIZE,
+                Some(size) if (64..=i32::MAX as u32).contains(size.get_ref()) => size.into_inner(),
+                Some(size) => {
+                    return Err(error(
+                        size.span(),
+                        path("max_frame_size"),
+                        "must be between 64 and 2147483647 bytes".into(),
+                    ));
+                }
+            };
+            let mut routes = Vec::new();
+            for (r, route) in l
+                .routes
+                .map(Spanned::into_inner)
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let cluster = match resolve_target(route.cluster.get_ref(), &clusters) {
+                    Ok(Target::Cluster(i)) => i,
+                    Ok(Target::Builtin(_)) => {
+                        return Err(error(
+                            route.cluster.span(),
+                            format!("listeners[{i}].routes[{r}].cluster"),
+                            "routes go to clusters, not to built-ins".into(),
+                        ));
+                    }
+                    Err(m) => {
+                        return Err(error(
+                            route.cluster.span(),
+                            format!("listeners[{i}].routes[{r}].cluster"),
+                            m,
+                        ));
+                    }
+                };
+                routes.push(Route {
+                    service: route.service,
+                    method: route.method,
+                    code: route.code,
+                    topic: route.topic,
+                    headers: route.headers.into_iter().collect(),
+                    cluster,
+                });
+            }
+            Some(Rpc {
+                request_timeout,
+                max_frame_size,
+                routes,
+            })
+        } else {
+            let misplaced = [
+                (
+                    l.request_timeout.as_ref().map(Spanned::span),
+                    "request_timeout",
+                ),
+                (
+                    l.max_frame_size.as_ref().map(Spanned::span),
+                    "max_frame_size",
+                ),
+                (l.routes.as_ref().map(Spanned::span), "routes"),
+            ];
+            if let Some((Some(span), key)) = misplaced.into_iter().find(|(s, _)| s.is_some()) {
+                return Err(error(
+                    span,
+                    path(key),
+                    format!("{key} applies to bolt, dubbo and rocketmq listeners"),
+                ));
+            }
+            None
+        };
         listeners.push(Listener {
             name: l.name.into_inner(),
             address,
@@ -238,6 +351,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 .max_connections
                 .unwrap_or(NonZeroU32::MIN.saturating_add(defaults::MAX_CONNECTIONS - 1)),
             idle_timeout,
+            rpc,
         });
     }
 

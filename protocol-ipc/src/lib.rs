@@ -78,7 +78,8 @@
 //!    | <---------------------------------- Accepting |
 //!    | -- ConnBatch { seq, conns } + fds ---------> |   ≤ 253 fds, ≤ MAX_BODY
 //!    | <---------------------------- ConnAck { seq } |   before N+1 moves a byte
-//!    | -- HandoffDone { migrated, lost } ---------> |
+//!    | -- Forward { conn, chunk, last }* ---------> |   late RPC responses (write migration)
+//!    | -- HandoffDone { migrated, lost } ---------> |   after the last forwarded response
 //! ```
 //!
 //! # Failure
@@ -108,9 +109,9 @@ pub use error::IpcError;
 pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
     Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain, Drained,
-    Generation, HANDOFF_VERSIONS, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo, Hello, Kind,
-    ListenerBatch, Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS,
-    PipeWire, Ready, Refuse, Role,
+    Forward, Generation, HANDOFF_VERSIONS, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo,
+    Hello, Kind, ListenerBatch, Message, MetricFamily, MetricKind, MetricSample, Metrics,
+    PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role,
 };
 
 /// Environment variables of the supervisor→worker process contract.

@@ -161,6 +161,22 @@ pub enum ConnKind {
     },
     /// The built-in echo service. fds: client.
     Echo { pipe: PipeWire },
+    /// An RPC client connection (Bolt, Dubbo, RocketMQ), at a frame
+    /// boundary. fds: client, and when `spilled`, a memfd holding
+    /// `read_pending` then `write_pending` (too large for a datagram).
+    Rpc {
+        /// The worker's codec state, opaque here (bincode).
+        codec: Vec<u8>,
+        /// A partial frame not yet decoded (empty when spilled).
+        read_pending: Vec<u8>,
+        /// Bytes for the client not yet written (empty when spilled).
+        write_pending: Vec<u8>,
+        /// When spilled: the lengths of the two parts in the memfd.
+        spilled: Option<(u64, u64)>,
+        /// Requests whose responses the old generation will forward.
+        in_flight: u64,
+        read_closed: bool,
+    },
 }
 
 impl ConnKind {
@@ -169,6 +185,7 @@ impl ConnKind {
         match self {
             ConnKind::Tunnel { .. } => 2,
             ConnKind::Echo { .. } => 1,
+            ConnKind::Rpc { spilled, .. } => 1 + usize::from(spilled.is_some()),
         }
     }
 }
@@ -203,6 +220,21 @@ pub struct ConnBatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnAck {
     pub seq: u64,
+}
+
+/// Handoff, old → new: a piece of a frame for a connection that moved
+/// (write migration): a response to a request the old generation had sent
+/// upstream, already carrying the client's id. A frame larger than a
+/// datagram comes in several pieces; `last` ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forward {
+    /// The connection's id in the old generation ([`ConnState::id`]).
+    pub conn: u64,
+    /// A response (it settles one request in flight), not a request from
+    /// the server.
+    pub response: bool,
+    pub chunk: Vec<u8>,
+    pub last: bool,
 }
 
 /// Handoff, old → new: nothing more will come.
@@ -332,6 +364,7 @@ messages! {
     HandoffDone = 15,
     // 16 and 17 were StatsRequest and Stats: retired, never reused.
     Metrics = 18,
+    Forward = 19,
 }
 
 impl Message {
@@ -489,6 +522,13 @@ mod tests {
                         value: 12,
                     }],
                 }],
+            }
+            .into(),
+            Forward {
+                conn: 11,
+                response: true,
+                chunk: vec![1, 2, 3],
+                last: true,
             }
             .into(),
         ]

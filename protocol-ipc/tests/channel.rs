@@ -19,9 +19,9 @@ use std::time::Duration;
 use baton_ipc::fd::{self, AdoptError};
 use baton_ipc::{
     Accepting, Activate, Channel, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain,
-    Drained, Generation, HELLO_TIMEOUT, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo, Hello,
-    IpcError, Kind, ListenerBatch, MAX_BODY, MAX_FDS, Message, MetricFamily, MetricKind,
-    MetricSample, Metrics, PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role,
+    Drained, Forward, Generation, HELLO_TIMEOUT, HandoffDone, HandoffFailed, HandoffFrom,
+    HandoffTo, Hello, IpcError, Kind, ListenerBatch, MAX_BODY, MAX_FDS, Message, MetricFamily,
+    MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role,
 };
 use command_fds::{CommandFdExt, FdMapping};
 use rustix::io::{FdFlags, fcntl_getfd};
@@ -163,6 +163,13 @@ fn samples() -> Vec<Message> {
                     value: u64::MAX,
                 }],
             }],
+        }
+        .into(),
+        Forward {
+            conn: 1,
+            response: false,
+            chunk: vec![0xda, 0xbb],
+            last: false,
         }
         .into(),
     ]

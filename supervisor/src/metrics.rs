@@ -156,7 +156,8 @@ impl MetricsStore {
             &vec![("le".into(), "+Inf".into())],
             &all,
         );
-        let sum: f64 = self.upgrade_seconds.iter().sum();
+        // fold from +0.0: `sum()` of nothing is -0.0, which prints "-0".
+        let sum = self.upgrade_seconds.iter().fold(0.0, |a, b| a + b);
         sample(
             &mut out,
             &format!("{name}_sum"),

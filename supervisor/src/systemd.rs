@@ -177,7 +177,9 @@ pub async fn watchdog(systemd: Systemd, health: Arc<Health>) {
     let mut warned = false;
     loop {
         tick.tick().await;
-        if health.healthy(period / 2) {
+        // Life within a whole period: the worker heartbeats every second,
+        // so even `WatchdogSec=2s` leaves room for a late one.
+        if health.healthy(period) {
             systemd.watchdog_ping();
             warned = false;
         } else if !warned {

@@ -26,6 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod faults;
+pub mod systemd;
 pub mod traffic;
 pub mod upstream;
 

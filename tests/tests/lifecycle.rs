@@ -91,7 +91,8 @@ async fn a_stop_drains_open_connections() {
     client.read_exact(&mut buf).await.unwrap();
 
     baton.signal(Signal::TERM);
-    baton.wait_for_log("draining");
+    // The worker's own line: the drain order has reached it.
+    baton.wait_for_log("gen{n=1}: draining");
     // Still proxied during the drain.
     client.write_all(b"b").await.unwrap();
     client.read_exact(&mut buf).await.unwrap();

@@ -21,7 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::access_log::Entry;
-use crate::metrics::ListenerMeter;
+use crate::metrics::{ByteMeter, ListenerMeter};
+use crate::rpc::Outbound;
+use crate::rpc::downstream::{Downstream, RpcParts};
 use crate::serve::{Order, Shared};
 use crate::tunnel::{Echo, Outcome, Parts, PipeState, Tunnel};
 
@@ -105,6 +107,7 @@ pub enum ConnParts {
         client: TcpStream,
         pipe: PipeState,
     },
+    Rpc(RpcParts),
 }
 
 /// Live connections, each with its pause slot.
@@ -209,17 +212,57 @@ impl Drop for Guard {
     }
 }
 
-/// Registers a connection and spawns its task.
-pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
-    let meter = match &start {
-        Start::Accepted { listener, .. } => {
+/// A connection being served, whatever its kind.
+enum Conn {
+    Tunnel {
+        tunnel: Tunnel,
+        cluster: Arc<str>,
+        upstream: SocketAddr,
+    },
+    Echo(Echo),
+    Rpc(Box<Downstream>),
+}
+
+/// A connection ready to run (built before its task, for adopted ones).
+struct Ready {
+    conn: Conn,
+    listener: Arc<str>,
+    idle_timeout: Duration,
+    client_addr: Option<SocketAddr>,
+    history: History,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Registers a connection and spawns its task. For an adopted RPC
+/// connection, returns its inbox, where the previous generation's
+/// forwarded responses go.
+pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) -> Option<mpsc::UnboundedSender<Outbound>> {
+    let (meter, start) = match start {
+        Start::Accepted {
+            listener,
+            client,
+            permit,
+        } => {
             let meter = shared
                 .meters
-                .listener(&shared.config.listeners[*listener].name);
+                .listener(&shared.config.listeners[listener].name);
             meter.accepted.fetch_add(1, Ordering::Relaxed);
-            meter
+            (meter, Err((listener, client, permit)))
         }
-        Start::Adopted(parked) => shared.meters.listener(&parked.listener),
+        Start::Adopted(parked) => {
+            let meter = shared.meters.listener(&parked.listener);
+            match adopt(shared, *parked, Arc::clone(&meter.bytes)) {
+                Some(ready) => (meter, Ok(ready)),
+                None => return None,
+            }
+        }
+    };
+    let inbox = match &start {
+        Ok(Ready {
+            conn: Conn::Rpc(downstream),
+            ..
+        }) => Some(downstream.inbox()),
+        _ => None,
     };
     meter.active.fetch_add(1, Ordering::Relaxed);
     let (id, slot) = shared.registry.register();
@@ -233,6 +276,73 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) {
     };
     let span = tracing::debug_span!("conn", id = %id);
     tokio::spawn(tracing::Instrument::instrument(run(guard, start), span));
+    inbox
+}
+
+/// Rebuilds a parked connection for this generation.
+fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<Ready> {
+    // The new config's idle timeout for the listener, if it still has one;
+    // else the one the connection came with.
+    let spec = shared
+        .config
+        .listeners
+        .iter()
+        .position(|l| *l.name == *parked.listener);
+    let idle = spec.map_or(parked.idle_timeout, |i| {
+        shared.config.listeners[i].idle_timeout
+    });
+    let history = History {
+        moves: parked.history.moves + 1,
+        ..parked.history
+    };
+    let (conn, client_addr) = match parked.conn {
+        ConnParts::Tunnel {
+            parts,
+            cluster,
+            upstream,
+        } => {
+            let client_addr = parts.client.peer_addr().ok();
+            let tunnel = Tunnel::from_parts(parts, idle, bytes);
+            (
+                Conn::Tunnel {
+                    tunnel,
+                    cluster,
+                    upstream,
+                },
+                client_addr,
+            )
+        }
+        ConnParts::Echo { client, pipe } => {
+            let client_addr = client.peer_addr().ok();
+            (
+                Conn::Echo(Echo::from_parts(client, pipe, idle, bytes)),
+                client_addr,
+            )
+        }
+        ConnParts::Rpc(parts) => {
+            let client_addr = parts.client.peer_addr().ok();
+            // An RPC connection needs its listener's routes and pools.
+            let Some(ctx) = spec.and_then(|i| shared.rpc[i].clone()) else {
+                warn!(listener = %parked.listener, "no RPC listener of that name any more; closing the connection");
+                return None;
+            };
+            match Downstream::from_parts(parts, ctx, idle, bytes) {
+                Ok(downstream) => (Conn::Rpc(Box::new(downstream)), client_addr),
+                Err(e) => {
+                    warn!(error = %e, "cannot resume an RPC connection; closing it");
+                    return None;
+                }
+            }
+        }
+    };
+    Some(Ready {
+        conn,
+        listener: parked.listener,
+        idle_timeout: idle,
+        client_addr,
+        history,
+        permit: None,
+    })
 }
 
 /// Why a pump stopped early.
@@ -241,9 +351,26 @@ enum Stop {
     Close,
 }
 
-async fn run(mut guard: Guard, start: Start) {
+async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSemaphorePermit)>) {
     let shared = Arc::clone(&guard.shared);
-    let bytes = Arc::clone(&guard.meter.bytes);
+    let ready = match start {
+        Ok(ready) => ready,
+        Err((listener, client, permit)) => {
+            match accept(&shared, listener, client, permit, &guard).await {
+                Some(ready) => ready,
+                None => return,
+            }
+        }
+    };
+    let Ready {
+        conn,
+        listener,
+        idle_timeout,
+        client_addr,
+        history,
+        permit: _permit,
+    } = ready;
+
     let mut order = shared.order.subscribe();
     let slot = &mut guard.slot;
     // Resolves when the connection must stop pumping: a pause request, or
@@ -255,105 +382,6 @@ async fn run(mut guard: Guard, start: Start) {
                 Err(_) => Stop::Close,
             },
             _ = order.wait_for(|o| *o == Order::Close) => Stop::Close,
-        }
-    };
-    let client_addr;
-    let (listener, idle_timeout, conn, history, _permit) = match start {
-        Start::Accepted {
-            listener,
-            client,
-            permit,
-        } => {
-            let spec = &shared.config.listeners[listener];
-            client_addr = client.peer_addr().ok();
-            // Latency over batching: a proxy must not add Nagle delays.
-            let _ = client.set_nodelay(true);
-            let conn = match spec.target {
-                baton_config::Target::Builtin(baton_config::Builtin::Echo) => {
-                    Conn::Echo(Echo::new(client, spec.idle_timeout, bytes))
-                }
-                baton_config::Target::Cluster(cluster) => {
-                    let upstream = &shared.upstreams[cluster];
-                    // A connection still connecting is paused once the
-                    // connect resolves: `stop` stays pending until the pump
-                    // polls it, so a pause request that arrives meanwhile
-                    // takes effect right after.
-                    let mut closing = shared.order.subscribe();
-                    let connected = tokio::select! {
-                        connected = upstream.connect() => connected,
-                        _ = closing.wait_for(|o| *o == Order::Close) => return,
-                    };
-                    let (server, addr) = match connected {
-                        Ok(ok) => ok,
-                        Err(e) => {
-                            // Dropping the client closes it now: it learns
-                            // at once that no upstream answered.
-                            warn!(error = %e, "no upstream reachable; closing the client");
-                            if let Some(log) = &shared.access_log {
-                                log.log(&Entry {
-                                    started: History::new().started,
-                                    listener: &spec.name,
-                                    client: client_addr,
-                                    cluster: Some(&upstream.cluster.name),
-                                    upstream: None,
-                                    received: 0,
-                                    sent: 0,
-                                    outcome: "no_upstream",
-                                    moves: 0,
-                                });
-                            }
-                            return;
-                        }
-                    };
-                    let _ = server.set_nodelay(true);
-                    debug!(upstream = %addr, "connected");
-                    Conn::Tunnel {
-                        tunnel: Tunnel::new(client, server, spec.idle_timeout, bytes),
-                        cluster: Arc::from(upstream.cluster.name.as_str()),
-                        upstream: addr,
-                    }
-                }
-            };
-            (
-                Arc::from(spec.name.as_str()),
-                spec.idle_timeout,
-                conn,
-                History::new(),
-                Some(permit),
-            )
-        }
-        Start::Adopted(parked) => {
-            // The new config's idle timeout for the listener, if it still
-            // has one; else the one the connection came with.
-            let idle = shared
-                .config
-                .listeners
-                .iter()
-                .find(|l| *l.name == *parked.listener)
-                .map_or(parked.idle_timeout, |l| l.idle_timeout);
-            client_addr = match &parked.conn {
-                ConnParts::Tunnel { parts, .. } => parts.client.peer_addr().ok(),
-                ConnParts::Echo { client, .. } => client.peer_addr().ok(),
-            };
-            let history = History {
-                moves: parked.history.moves + 1,
-                ..parked.history
-            };
-            let conn = match parked.conn {
-                ConnParts::Tunnel {
-                    parts,
-                    cluster,
-                    upstream,
-                } => Conn::Tunnel {
-                    tunnel: Tunnel::from_parts(parts, idle, bytes),
-                    cluster,
-                    upstream,
-                },
-                ConnParts::Echo { client, pipe } => {
-                    Conn::Echo(Echo::from_parts(client, pipe, idle, bytes))
-                }
-            };
-            (parked.listener, idle, conn, history, None)
         }
     };
     let (outcome, conn) = match conn {
@@ -376,10 +404,15 @@ async fn run(mut guard: Guard, start: Start) {
             let outcome = echo.run_until(stop).await;
             (outcome, Conn::Echo(echo))
         }
+        Conn::Rpc(mut downstream) => {
+            let outcome = downstream.run_until(stop).await;
+            (outcome, Conn::Rpc(downstream))
+        }
     };
     let moved = match &conn {
         Conn::Tunnel { tunnel, .. } => tunnel.moved(),
         Conn::Echo(echo) => echo.moved(),
+        Conn::Rpc(downstream) => downstream.moved(),
     };
     let history = history.plus(moved);
     let outcome_name = match &outcome {
@@ -394,7 +427,7 @@ async fn run(mut guard: Guard, start: Start) {
             Conn::Tunnel {
                 cluster, upstream, ..
             } => (Some(&**cluster), Some(*upstream)),
-            Conn::Echo(_) => (None, None),
+            Conn::Echo(_) | Conn::Rpc(_) => (None, None),
         };
         log.log(&Entry {
             started: history.started,
@@ -424,6 +457,7 @@ async fn run(mut guard: Guard, start: Start) {
                     let (client, pipe) = echo.into_parts();
                     ConnParts::Echo { client, pipe }
                 }
+                Conn::Rpc(downstream) => ConnParts::Rpc(downstream.into_parts()),
             };
             guard.parked = true;
             let parked = Parked {
@@ -448,11 +482,81 @@ async fn run(mut guard: Guard, start: Start) {
     }
 }
 
-enum Conn {
-    Tunnel {
-        tunnel: Tunnel,
-        cluster: Arc<str>,
-        upstream: SocketAddr,
-    },
-    Echo(Echo),
+/// A freshly accepted connection: its upstream connected (for a tunnel),
+/// or its RPC state set up. `None` when it ended before it could run.
+async fn accept(
+    shared: &Arc<Shared>,
+    listener: usize,
+    client: TcpStream,
+    permit: OwnedSemaphorePermit,
+    guard: &Guard,
+) -> Option<Ready> {
+    let spec = &shared.config.listeners[listener];
+    let client_addr = client.peer_addr().ok();
+    // Latency over batching: a proxy must not add Nagle delays.
+    let _ = client.set_nodelay(true);
+    let bytes = Arc::clone(&guard.meter.bytes);
+    let conn = if let Some(ctx) = &shared.rpc[listener] {
+        Conn::Rpc(Box::new(Downstream::new(
+            client,
+            ctx.clone(),
+            spec.idle_timeout,
+            bytes,
+        )))
+    } else {
+        match spec.target {
+            baton_config::Target::Builtin(baton_config::Builtin::Echo) => {
+                Conn::Echo(Echo::new(client, spec.idle_timeout, bytes))
+            }
+            baton_config::Target::Cluster(cluster) => {
+                let upstream = &shared.upstreams[cluster];
+                // A connection still connecting is paused once the connect
+                // resolves: its pause slot is only polled by the pump, so a
+                // pause request that arrives meanwhile takes effect right
+                // after.
+                let mut closing = shared.order.subscribe();
+                let connected = tokio::select! {
+                    connected = upstream.connect() => connected,
+                    _ = closing.wait_for(|o| *o == Order::Close) => return None,
+                };
+                let (server, addr) = match connected {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        // Dropping the client closes it now: it learns at
+                        // once that no upstream answered.
+                        warn!(error = %e, "no upstream reachable; closing the client");
+                        if let Some(log) = &shared.access_log {
+                            log.log(&Entry {
+                                started: SystemTime::now(),
+                                listener: &spec.name,
+                                client: client_addr,
+                                cluster: Some(&upstream.cluster.name),
+                                upstream: None,
+                                received: 0,
+                                sent: 0,
+                                outcome: "no_upstream",
+                                moves: 0,
+                            });
+                        }
+                        return None;
+                    }
+                };
+                let _ = server.set_nodelay(true);
+                debug!(upstream = %addr, "connected");
+                Conn::Tunnel {
+                    tunnel: Tunnel::new(client, server, spec.idle_timeout, bytes),
+                    cluster: Arc::from(upstream.cluster.name.as_str()),
+                    upstream: addr,
+                }
+            }
+        }
+    };
+    Some(Ready {
+        conn,
+        listener: Arc::from(spec.name.as_str()),
+        idle_timeout: spec.idle_timeout,
+        client_addr,
+        history: History::new(),
+        permit: Some(permit),
+    })
 }

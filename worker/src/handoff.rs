@@ -55,9 +55,12 @@ use baton_ipc::{
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
+use crate::codec::CodecState;
 use crate::conn::{ConnId, ConnParts, History, Parked, Paused};
+use crate::rpc;
+use crate::rpc::downstream::RpcParts;
 use crate::serve::Server;
 use crate::tunnel::{Parts, PipeState};
 
@@ -135,6 +138,7 @@ pub async fn hand_off(
     deadline: Duration,
     hooks: Hooks,
 ) -> Result<HandedOff, HandoffFailure> {
+    let chan = Arc::new(chan);
     let deadline = Instant::now() + deadline;
     let early = |reason: String| HandoffFailure {
         reason,
@@ -170,9 +174,12 @@ pub async fn hand_off(
         "new generation accepts; migrating connections"
     );
 
-    let mut migration = Migration::new(server.clone());
+    let mut migration = Migration::new(server.clone(), Arc::clone(&chan));
     match migration.run(&chan, deadline).await {
         Ok(()) => {
+            // Every connection is across; what their requests in flight
+            // answer is still being forwarded.
+            migration.finish_forwarding(deadline).await;
             let lost = migration.lost;
             let _ = chan
                 .send_msg(HandoffDone {
@@ -201,6 +208,10 @@ pub async fn hand_off(
 /// The old side's migration state.
 struct Migration {
     server: Server,
+    chan: Arc<Channel>,
+    /// Write migration: one task per moved RPC connection with requests
+    /// in flight.
+    forwarders: tokio::task::JoinSet<Result<(), IpcError>>,
     reply_tx: mpsc::UnboundedSender<Paused>,
     reply_rx: mpsc::UnboundedReceiver<Paused>,
     /// Pause requests not answered yet.
@@ -215,10 +226,12 @@ struct Migration {
 }
 
 impl Migration {
-    fn new(server: Server) -> Migration {
+    fn new(server: Server, chan: Arc<Channel>) -> Migration {
         let (reply_tx, reply_rx) = mpsc::unbounded_channel();
         Migration {
             server,
+            chan,
+            forwarders: tokio::task::JoinSet::new(),
             reply_tx,
             reply_rx,
             asked: 0,
@@ -263,13 +276,36 @@ impl Migration {
     /// Sends everything parked, in as many batches as datagrams need.
     async fn send_ready(&mut self, chan: &Channel) -> Result<(), String> {
         let parked = std::mem::take(&mut self.ready);
-        let states: Vec<ConnState> = parked.iter().map(describe).collect();
+        let mut states = Vec::with_capacity(parked.len());
+        let mut spills = Vec::with_capacity(parked.len());
+        for p in &parked {
+            match describe(p) {
+                Ok((state, spill)) => {
+                    states.push(state);
+                    spills.push(spill);
+                }
+                Err(e) => {
+                    // Keep them all: the failure resumes them here.
+                    self.ready = parked;
+                    return Err(format!("describe a connection: {e}"));
+                }
+            }
+        }
         let runs =
             baton_ipc::batch::batches(states, |s| s.kind.fd_count()).map_err(|e| e.to_string())?;
-        let mut parked = parked.into_iter();
+        let mut parked = parked.into_iter().zip(spills);
         for conns in runs {
-            let members: Vec<Parked> = parked.by_ref().take(conns.len()).collect();
-            let fds: Vec<BorrowedFd<'_>> = members.iter().flat_map(fds_of).collect();
+            let (members, spills): (Vec<Parked>, Vec<Option<OwnedFd>>) =
+                parked.by_ref().take(conns.len()).unzip();
+            let fds: Vec<BorrowedFd<'_>> = members
+                .iter()
+                .zip(&spills)
+                .flat_map(|(m, spill)| {
+                    let mut fds = fds_of(m);
+                    fds.extend(spill.as_ref().map(AsFd::as_fd));
+                    fds
+                })
+                .collect();
             let seq = self.next_seq;
             self.next_seq += 1;
             let batch = Message::ConnBatch(ConnBatch { seq, conns });
@@ -299,8 +335,26 @@ impl Migration {
                     .migration
                     .moved
                     .fetch_add(members.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                // Dropping closes our copies: the new generation owns them.
-                drop(members);
+                let mut members = members;
+                for parked in &mut members {
+                    // Write migration: what its requests in flight answer
+                    // follows the connection.
+                    if let ConnParts::Rpc(parts) = &mut parked.conn
+                        && let Some((inbox, _)) = parts.inbox.take()
+                    {
+                        let meters = self.server.rpc_meters(&parked.listener);
+                        let task = rpc::forward::forward(
+                            Arc::clone(&self.chan),
+                            parked.id.0,
+                            inbox,
+                            meters,
+                        );
+                        self.forwarders.spawn(task.in_current_span());
+                    }
+                }
+                // Closing our copies (an epoll deregistration and a close per
+                // socket) off this loop: the next ack need not wait for it.
+                tokio::task::spawn_blocking(move || drop(members));
                 Ok(())
             }
             Ok(other) => Err(format!("expected ConnAck, got {:?}", other.kind())),
@@ -331,6 +385,38 @@ impl Migration {
         Ok(())
     }
 
+    /// Waits until every forwarded connection's requests are answered and
+    /// forwarded. At the deadline the upstream connections are closed,
+    /// which answers what is left with the protocol's error — forwarded
+    /// too — so no request is left without a response.
+    async fn finish_forwarding(&mut self, deadline: Instant) {
+        if self.forwarders.is_empty() {
+            return;
+        }
+        info!(
+            connections = self.forwarders.len(),
+            "forwarding late responses to the new generation"
+        );
+        let all = async {
+            while let Some(done) = self.forwarders.join_next().await {
+                if let Ok(Err(e)) = done {
+                    warn!(error = %e, "forwarding stopped");
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline, all).await.is_err() {
+            warn!(
+                left = self.forwarders.len(),
+                "drain deadline: answering the requests still in flight with errors"
+            );
+            self.server.close_all().await;
+            let rest = async { while self.forwarders.join_next().await.is_some() {} };
+            if tokio::time::timeout(ACCEPTING_TIMEOUT, rest).await.is_err() {
+                self.forwarders.abort_all();
+            }
+        }
+    }
+
     /// Takes back everything not acknowledged; returns how many.
     fn resume(&mut self) -> u64 {
         let mut resumed = 0;
@@ -351,7 +437,9 @@ impl Migration {
         tokio::spawn(async move {
             for _ in 0..asked {
                 match rx.recv().await {
-                    Some(Paused::Parked(parked)) => server.adopt(*parked),
+                    Some(Paused::Parked(parked)) => {
+                        server.adopt(*parked);
+                    }
                     Some(Paused::Ended(_)) => {}
                     None => break,
                 }
@@ -368,6 +456,7 @@ pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u6
     server.start_accepting();
     chan.send_msg(Accepting {}).await?;
     let mut adopted: u64 = 0;
+    let mut inboxes = rpc::forward::Inboxes::default();
     loop {
         let received = match chan.recv().await {
             Ok(received) => received,
@@ -399,10 +488,14 @@ pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u6
                 // the ack it closes its copies; before, it could resume.
                 chan.send_msg(ConnAck { seq: batch.seq }).await?;
                 for p in parked {
-                    server.adopt(p);
+                    let old_id = p.id.0;
+                    if let Some(inbox) = server.adopt(p) {
+                        inboxes.insert(old_id, inbox);
+                    }
                 }
                 adopted += count;
             }
+            Message::Forward(piece) => inboxes.deliver(piece),
             Message::HandoffDone(done) => {
                 info!(adopted, lost = done.lost, "handoff complete");
                 return Ok(adopted);
@@ -417,8 +510,18 @@ pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u6
     }
 }
 
-/// A parked connection as it travels.
-fn describe(parked: &Parked) -> ConnState {
+/// Pending RPC bytes up to this size travel inside the batch; more (a
+/// large partial frame, a slow client's backlog) go in a memfd beside it.
+const INLINE_RPC_BYTES: usize = 32 * 1024;
+
+/// The most spilled RPC bytes accepted from a peer: a frame's bound
+/// (16 MiB by default) plus a backlog of written-but-unsent responses.
+const MAX_SPILL: u64 = 64 * 1024 * 1024;
+
+/// A parked connection as it travels, and the memfd holding its large
+/// pending bytes, if any.
+fn describe(parked: &Parked) -> std::io::Result<(ConnState, Option<OwnedFd>)> {
+    let mut spill = None;
     let kind = match &parked.conn {
         ConnParts::Tunnel {
             parts,
@@ -433,9 +536,36 @@ fn describe(parked: &Parked) -> ConnState {
         ConnParts::Echo { pipe, .. } => ConnKind::Echo {
             pipe: to_wire(pipe),
         },
+        ConnParts::Rpc(parts) => {
+            let codec = bincode::serde::encode_to_vec(&parts.codec, bincode::config::standard())
+                .map_err(std::io::Error::other)?;
+            let big = parts.read_pending.len() + parts.write_pending.len() > INLINE_RPC_BYTES;
+            let (read_pending, write_pending, spilled) = if big {
+                spill = Some(spill_to_memfd(&parts.read_pending, &parts.write_pending)?);
+                let lens = (
+                    parts.read_pending.len() as u64,
+                    parts.write_pending.len() as u64,
+                );
+                (Vec::new(), Vec::new(), Some(lens))
+            } else {
+                (
+                    parts.read_pending.clone(),
+                    parts.write_pending.clone(),
+                    None,
+                )
+            };
+            ConnKind::Rpc {
+                codec,
+                read_pending,
+                write_pending,
+                spilled,
+                in_flight: parts.in_flight,
+                read_closed: parts.read_closed,
+            }
+        }
     };
     let history = &parked.history;
-    ConnState {
+    let state = ConnState {
         id: parked.id.0,
         listener: parked.listener.to_string(),
         idle_timeout: parked.idle_timeout,
@@ -447,14 +577,43 @@ fn describe(parked: &Parked) -> ConnState {
         received: history.received,
         sent: history.sent,
         moves: history.moves,
-    }
+    };
+    Ok((state, spill))
 }
 
-/// The fds that travel with a parked connection, in [`ConnKind`] order.
+fn spill_to_memfd(first: &[u8], second: &[u8]) -> std::io::Result<OwnedFd> {
+    use std::io::Write;
+    let fd = rustix::fs::memfd_create("baton-conn-state", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(first)?;
+    file.write_all(second)?;
+    Ok(OwnedFd::from(file))
+}
+
+fn read_spill(fd: OwnedFd, (first, second): (u64, u64)) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    if first.saturating_add(second) > MAX_SPILL {
+        return Err(std::io::Error::other(format!(
+            "spilled state of {} bytes is too large",
+            first + second
+        )));
+    }
+    let mut file = std::fs::File::from(fd);
+    file.seek(SeekFrom::Start(0))?;
+    let mut a = vec![0u8; first as usize];
+    let mut b = vec![0u8; second as usize];
+    file.read_exact(&mut a)?;
+    file.read_exact(&mut b)?;
+    Ok((a, b))
+}
+
+/// The fds that travel with a parked connection, in [`ConnKind`] order
+/// (a spill memfd, when there is one, is added after them).
 fn fds_of(parked: &Parked) -> Vec<BorrowedFd<'_>> {
     match &parked.conn {
         ConnParts::Tunnel { parts, .. } => vec![parts.client.as_fd(), parts.upstream.as_fd()],
         ConnParts::Echo { client, .. } => vec![client.as_fd()],
+        ConnParts::Rpc(parts) => vec![parts.client.as_fd()],
     }
 }
 
@@ -479,13 +638,13 @@ fn from_wire(wire: PipeWire) -> PipeState {
 fn rebuild_batch(conns: Vec<ConnState>, fds: Vec<OwnedFd>) -> std::io::Result<Vec<Parked>> {
     let mut fds = fds.into_iter();
     let mut out = Vec::with_capacity(conns.len());
-    let mut socket = || -> std::io::Result<TcpStream> {
+    let socket = |fds: &mut std::vec::IntoIter<OwnedFd>| -> std::io::Result<TcpStream> {
         let fd = fds
             .next()
             .ok_or_else(|| std::io::Error::other("fewer fds than the batch describes"))?;
-        let stream = std::net::TcpStream::from(fd);
-        stream.set_nonblocking(true)?;
-        TcpStream::from_std(stream)
+        // Already non-blocking: O_NONBLOCK lives on the open file
+        // description, which the old generation set and we share.
+        TcpStream::from_std(std::net::TcpStream::from(fd))
     };
     for state in conns {
         let conn = match state.kind {
@@ -496,8 +655,8 @@ fn rebuild_batch(conns: Vec<ConnState>, fds: Vec<OwnedFd>) -> std::io::Result<Ve
                 upstream,
             } => ConnParts::Tunnel {
                 parts: Parts {
-                    client: socket()?,
-                    upstream: socket()?,
+                    client: socket(&mut fds)?,
+                    upstream: socket(&mut fds)?,
                     c2u: from_wire(c2u),
                     u2c: from_wire(u2c),
                 },
@@ -505,9 +664,42 @@ fn rebuild_batch(conns: Vec<ConnState>, fds: Vec<OwnedFd>) -> std::io::Result<Ve
                 upstream,
             },
             ConnKind::Echo { pipe } => ConnParts::Echo {
-                client: socket()?,
+                client: socket(&mut fds)?,
                 pipe: from_wire(pipe),
             },
+            ConnKind::Rpc {
+                codec,
+                read_pending,
+                write_pending,
+                spilled,
+                in_flight,
+                read_closed,
+            } => {
+                let client = socket(&mut fds)?;
+                let (read_pending, write_pending) = match spilled {
+                    None => (read_pending, write_pending),
+                    Some(lens) => {
+                        let fd = fds.next().ok_or_else(|| {
+                            std::io::Error::other("a spilled connection state without its memfd")
+                        })?;
+                        read_spill(fd, lens)?
+                    }
+                };
+                let (codec, _): (CodecState, usize) = bincode::serde::decode_from_slice(
+                    &codec,
+                    bincode::config::standard().with_limit::<{ 1 << 20 }>(),
+                )
+                .map_err(|e| std::io::Error::other(format!("codec state: {e}")))?;
+                ConnParts::Rpc(RpcParts {
+                    client,
+                    codec,
+                    read_pending,
+                    write_pending,
+                    in_flight,
+                    read_closed,
+                    inbox: None,
+                })
+            }
         };
         out.push(Parked {
             id: ConnId(state.id),

@@ -16,6 +16,11 @@ use baton_config::Config;
 use baton_ipc::{MetricFamily, MetricKind, MetricSample, Metrics};
 use parking_lot::Mutex;
 
+use crate::rpc::RpcMeters;
+
+/// One sample of an RPC family: an extra label, and the value.
+type RpcSample = (Option<(&'static str, &'static str)>, u64);
+
 /// How often the worker sends its metrics — which is also its heartbeat
 /// for the supervisor's watchdog. Scrapes see values at most this old.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -63,6 +68,8 @@ pub struct Meters {
     /// (cluster, endpoint, meter), in config order.
     endpoints: Vec<(String, String, Arc<EndpointMeter>)>,
     pub migration: MigrationMeter,
+    /// RPC listeners: (listener, protocol, meters).
+    rpc: Mutex<Vec<(String, String, Arc<RpcMeters>)>>,
 }
 
 impl Meters {
@@ -85,7 +92,19 @@ impl Meters {
             listeners: Mutex::new(listeners),
             endpoints,
             migration: MigrationMeter::default(),
+            rpc: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The request counters of RPC listener `listener`.
+    pub fn rpc(&self, listener: &str, protocol: &str) -> Arc<RpcMeters> {
+        let meters: Arc<RpcMeters> = Arc::default();
+        self.rpc.lock().push((
+            listener.to_string(),
+            protocol.to_string(),
+            Arc::clone(&meters),
+        ));
+        meters
     }
 
     pub fn listener(&self, name: &str) -> Arc<ListenerMeter> {
@@ -157,58 +176,129 @@ impl Meters {
                 value,
             }],
         };
-        Metrics {
-            families: vec![
-                per_listener(
-                    "baton_listener_connections_total",
-                    "Connections accepted.",
-                    MetricKind::Counter,
-                    &|m| load(&m.accepted),
-                ),
-                per_listener(
-                    "baton_listener_connections_active",
-                    "Connections open now.",
-                    MetricKind::Gauge,
-                    &|m| load(&m.active),
-                ),
-                per_listener(
-                    "baton_listener_received_bytes_total",
-                    "Bytes read from clients.",
-                    MetricKind::Counter,
-                    &|m| load(&m.bytes.received),
-                ),
-                per_listener(
-                    "baton_listener_sent_bytes_total",
-                    "Bytes written to clients.",
-                    MetricKind::Counter,
-                    &|m| load(&m.bytes.sent),
-                ),
-                per_endpoint(
-                    "baton_upstream_connections_total",
-                    "Upstream connections established.",
-                    &|m| load(&m.connections),
-                ),
-                per_endpoint(
-                    "baton_upstream_connect_failures_total",
-                    "Upstream connects that failed (refused, unreachable...).",
-                    &|m| load(&m.connect_failures),
-                ),
-                per_endpoint(
-                    "baton_upstream_connect_timeouts_total",
-                    "Upstream connects that timed out.",
-                    &|m| load(&m.connect_timeouts),
-                ),
-                single(
-                    "baton_migration_connections_moved_total",
-                    "Connections handed to the next generation.",
-                    load(&self.migration.moved),
-                ),
-                single(
-                    "baton_migration_connections_lost_total",
-                    "Connections that could not move across an upgrade and were closed.",
-                    load(&self.migration.lost),
-                ),
-            ],
-        }
+        let rpc = self.rpc.lock().clone();
+        let per_rpc =
+            |name: &str,
+             help: &str,
+             values: &dyn Fn(&RpcMeters) -> Vec<RpcSample>| {
+                MetricFamily {
+                    name: name.into(),
+                    help: help.into(),
+                    kind: MetricKind::Counter,
+                    samples: rpc
+                        .iter()
+                        .flat_map(|(l, p, m)| {
+                            values(m).into_iter().map(move |(extra, value)| {
+                                let mut labels = vec![
+                                    ("listener".to_string(), l.clone()),
+                                    ("protocol".to_string(), p.clone()),
+                                ];
+                                if let Some((k, v)) = extra {
+                                    labels.push((k.to_string(), v.to_string()));
+                                }
+                                MetricSample { labels, value }
+                            })
+                        })
+                        .collect(),
+                }
+            };
+        let mut families = vec![
+            per_rpc(
+                "baton_rpc_requests_total",
+                "RPC requests sent upstream.",
+                &|m| vec![(None, load(&m.requests))],
+            ),
+            per_rpc(
+                "baton_rpc_responses_total",
+                "RPC responses from upstreams, by result.",
+                &|m| {
+                    vec![
+                        (Some(("result", "ok")), load(&m.responses_ok)),
+                        (Some(("result", "error")), load(&m.responses_error)),
+                    ]
+                },
+            ),
+            per_rpc(
+                "baton_rpc_proxy_errors_total",
+                "RPC requests the proxy answered with the protocol's error, by reason.",
+                &|m| {
+                    vec![
+                        (Some(("reason", "timeout")), load(&m.timeouts)),
+                        (Some(("reason", "unavailable")), load(&m.unavailable)),
+                        (Some(("reason", "no_route")), load(&m.no_route)),
+                        (Some(("reason", "other")), load(&m.other_errors)),
+                    ]
+                },
+            ),
+            per_rpc(
+                "baton_rpc_decode_errors_total",
+                "Client connections closed for an undecodable frame.",
+                &|m| vec![(None, load(&m.decode_errors))],
+            ),
+            per_rpc(
+                "baton_migration_forwarded_responses_total",
+                "Responses forwarded to the next generation (write migration).",
+                &|m| vec![(None, load(&m.forwarded))],
+            ),
+            per_rpc(
+                "baton_migration_forwarded_bytes_total",
+                "Bytes of responses forwarded to the next generation (write migration).",
+                &|m| vec![(None, load(&m.forwarded_bytes))],
+            ),
+        ];
+        families.retain(|f| !f.samples.is_empty());
+        let mut all = vec![
+            per_listener(
+                "baton_listener_connections_total",
+                "Connections accepted.",
+                MetricKind::Counter,
+                &|m| load(&m.accepted),
+            ),
+            per_listener(
+                "baton_listener_connections_active",
+                "Connections open now.",
+                MetricKind::Gauge,
+                &|m| load(&m.active),
+            ),
+            per_listener(
+                "baton_listener_received_bytes_total",
+                "Bytes read from clients.",
+                MetricKind::Counter,
+                &|m| load(&m.bytes.received),
+            ),
+            per_listener(
+                "baton_listener_sent_bytes_total",
+                "Bytes written to clients.",
+                MetricKind::Counter,
+                &|m| load(&m.bytes.sent),
+            ),
+            per_endpoint(
+                "baton_upstream_connections_total",
+                "Upstream connections established.",
+                &|m| load(&m.connections),
+            ),
+            per_endpoint(
+                "baton_upstream_connect_failures_total",
+                "Upstream connects that failed (refused, unreachable...).",
+                &|m| load(&m.connect_failures),
+            ),
+            per_endpoint(
+                "baton_upstream_connect_timeouts_total",
+                "Upstream connects that timed out.",
+                &|m| load(&m.connect_timeouts),
+            ),
+            single(
+                "baton_migration_connections_moved_total",
+                "Connections handed to the next generation.",
+                load(&self.migration.moved),
+            ),
+            single(
+                "baton_migration_connections_lost_total",
+                "Connections that could not move across an upgrade and were closed.",
+                load(&self.migration.lost),
+            ),
+        ];
+        all.append(&mut families);
+        Metrics { families: all }
     }
 }

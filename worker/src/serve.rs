@@ -24,6 +24,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::access_log::AccessLog;
 use crate::conn::{self, Parked, Registry, Start};
 use crate::metrics::Meters;
+use crate::rpc;
 use crate::upstream::Upstream;
 
 /// After an accept error that a retry cannot fix at once (out of fds or
@@ -61,6 +62,64 @@ pub enum BuildError {
     },
     #[error("{0}")]
     AccessLog(std::io::Error),
+    #[error("listener {name:?}: {reason}")]
+    Rpc { name: String, reason: String },
+}
+
+/// An RPC listener's context: its settings and a pool per cluster (pools
+/// connect lazily, so clusters it never routes to cost nothing).
+fn rpc_context(
+    spec: &Listener,
+    upstreams: &[Arc<Upstream>],
+    order: &watch::Sender<Order>,
+    meters: &Meters,
+) -> Result<Option<rpc::downstream::Context>, BuildError> {
+    let (Some(settings), Some(protocol)) =
+        (&spec.rpc, rpc::RpcListener::protocol_of(spec.protocol))
+    else {
+        return Ok(None);
+    };
+    let codec =
+        crate::codec::CodecConfig::with_max_frame_size(settings.max_frame_size).map_err(|e| {
+            BuildError::Rpc {
+                name: spec.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    let baton_config::Target::Cluster(default_cluster) = spec.target else {
+        return Err(BuildError::Rpc {
+            name: spec.name.clone(),
+            reason: "an RPC listener needs a cluster".into(),
+        });
+    };
+    let rpc_meters = meters.rpc(&spec.name, protocol.name());
+    let listener = Arc::new(rpc::RpcListener {
+        name: Arc::from(spec.name.as_str()),
+        protocol,
+        codec,
+        request_timeout: settings.request_timeout,
+        routes: settings.routes.clone(),
+        default_cluster,
+        meters: Arc::clone(&rpc_meters),
+    });
+    let pools: Vec<Arc<rpc::pool::Pool>> = upstreams
+        .iter()
+        .map(|u| {
+            Arc::new(rpc::pool::Pool::new(
+                Arc::clone(u),
+                protocol,
+                codec,
+                order.subscribe(),
+                Arc::clone(&rpc_meters),
+            ))
+        })
+        .collect();
+    Ok(Some(rpc::downstream::Context {
+        listener,
+        pools: pools.into(),
+        upstreams: upstreams.to_vec().into(),
+        order: order.subscribe(),
+    }))
 }
 
 /// Connection counters.
@@ -85,6 +144,8 @@ pub struct Shared {
     pub stats: Stats,
     pub meters: Meters,
     pub access_log: Option<AccessLog>,
+    /// By listener index: what an RPC listener's connections need.
+    pub rpc: Vec<Option<rpc::downstream::Context>>,
     pub all_closed: Notify,
     pub order: watch::Sender<Order>,
     /// One per listener: `max_connections` permits.
@@ -138,17 +199,22 @@ impl Server {
             None => None,
         };
         let meters = Meters::new(&config);
-        let upstreams = config
+        let upstreams: Vec<Arc<Upstream>> = config
             .clusters
             .iter()
             .map(|c| Arc::new(Upstream::new(c.clone(), meters.endpoints(&c.name))))
             .collect();
+        let (order, _) = watch::channel(Order::Run);
+        let rpc = config
+            .listeners
+            .iter()
+            .map(|l| rpc_context(l, &upstreams, &order, &meters))
+            .collect::<Result<Vec<_>, _>>()?;
         let limits = config
             .listeners
             .iter()
             .map(|l| Arc::new(Semaphore::new(l.max_connections.get() as usize)))
             .collect();
-        let (order, _) = watch::channel(Order::Run);
         Ok(Server {
             shared: Arc::new(Shared {
                 config,
@@ -157,6 +223,7 @@ impl Server {
                 stats: Stats::default(),
                 meters,
                 access_log,
+                rpc,
                 all_closed: Notify::new(),
                 order,
                 limits,
@@ -179,6 +246,16 @@ impl Server {
             .zip(&self.shared.listeners)
             .map(|(spec, l)| (spec.name.clone(), l.local_addr().unwrap_or(spec.address)))
             .collect()
+    }
+
+    /// The request counters of the RPC listener named `listener`.
+    pub fn rpc_meters(&self, listener: &str) -> Option<Arc<rpc::RpcMeters>> {
+        self.shared
+            .rpc
+            .iter()
+            .flatten()
+            .find(|ctx| *ctx.listener.name == *listener)
+            .map(|ctx| Arc::clone(&ctx.listener.meters))
     }
 
     pub fn stats(&self) -> &Stats {
@@ -226,9 +303,13 @@ impl Server {
     }
 
     /// Runs a connection handed over by the previous generation (or one of
-    /// ours resumed after a failed handoff).
-    pub fn adopt(&self, parked: Parked) {
-        conn::spawn(&self.shared, Start::Adopted(Box::new(parked)));
+    /// ours resumed after a failed handoff). For an RPC connection, returns
+    /// its inbox (for the responses the previous generation forwards).
+    pub fn adopt(
+        &self,
+        parked: Parked,
+    ) -> Option<tokio::sync::mpsc::UnboundedSender<rpc::Outbound>> {
+        conn::spawn(&self.shared, Start::Adopted(Box::new(parked)))
     }
 
     /// Stops accepting, lets connections finish until `deadline`, then

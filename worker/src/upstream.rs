@@ -123,6 +123,7 @@ mod tests {
             lb: baton_config::Lb::RoundRobin,
             endpoints,
             connect_timeout: Duration::from_secs(5),
+            connections_per_endpoint: std::num::NonZeroU32::MIN,
         }
     }
 

@@ -1,0 +1,399 @@
+//! The admin endpoint: `/metrics` read by a real Prometheus parser
+//! (`promtool check metrics`), counters that never go backwards across
+//! upgrades, `/status`, `/ready`, and what it answers to anything else.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use baton_tests::faults::status_json;
+use baton_tests::upstream::Echo;
+use baton_tests::{Baton, PATIENCE, eventually, tcp_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Connections that move a chunk between upgrades.
+const CONNECTIONS: usize = 4;
+/// Connections that move bytes all the time, upgrades included.
+const BUSY: usize = 2;
+const UPGRADES: u64 = 5;
+/// Bytes each connection sends per round.
+const CHUNK: usize = 16 * 1024;
+
+/// Five upgrades with long-lived connections moving bytes; `/metrics`
+/// scraped before and after each: promtool accepts every scrape, no
+/// counter sample ever decreases, the upgrade counter ends at 5, and the
+/// byte counters catch up with what the clients sent and received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_never_go_backwards_across_upgrades() {
+    let upstream = Echo::start().await;
+    let config = format!(
+        "{}\n[admin]\naddress = \"127.0.0.1:0\"\n",
+        tcp_config(&[upstream.addr], "")
+    );
+    let baton = Baton::start(&config);
+    let admin = admin_address(&baton);
+    let front = baton.addr("front");
+
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(TcpStream::connect(front).await.unwrap());
+    }
+    let mut sent = 0u64;
+    let mut scrapes = Scrapes::default();
+    scrapes.take(admin, "at start");
+
+    // A scraper of its own, all through the upgrades, so that a counter
+    // dipping only while two generations are alive is seen too; and
+    // connections busy all the while, so that the counters move then.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut busy = Vec::new();
+    for i in 0..BUSY {
+        let mut client = vec![TcpStream::connect(front).await.unwrap()];
+        let stop = Arc::clone(&stop);
+        busy.push(tokio::spawn(async move {
+            let mut moved = 0;
+            let mut round = 0;
+            while !stop.load(Ordering::SeqCst) {
+                moved += echo_round(&mut client, 1000 + i as u64 * 1000 + round).await;
+                round += 1;
+            }
+            // The connection stays open: it counts as active below.
+            (moved, client)
+        }));
+    }
+    let background = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut scrapes = Scrapes::default();
+            while !stop.load(Ordering::SeqCst) {
+                scrapes.take(admin, "while upgrading (background scraper)");
+            }
+            scrapes.count
+        })
+    };
+
+    for round in 0..UPGRADES {
+        sent += echo_round(&mut clients, round).await;
+        scrapes.take(admin, &format!("before upgrade {}", round + 1));
+        baton.upgrade(&[]);
+        scrapes.take(admin, &format!("after upgrade {}", round + 1));
+    }
+    sent += echo_round(&mut clients, UPGRADES).await;
+    stop.store(true, Ordering::SeqCst);
+    let background = background
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    assert!(background > 0, "the background scraper scraped");
+    for task in busy {
+        let (moved, client) = task.await.unwrap();
+        sent += moved;
+        clients.extend(client);
+    }
+
+    // Workers report once a second: wait for the counts to catch up with
+    // the bytes the clients moved (each byte sent came back).
+    eventually("the byte counters to count every byte", || {
+        let last = scrapes.take(admin, "catching up");
+        total(&last, "baton_listener_received_bytes_total") >= sent as f64
+            && total(&last, "baton_listener_sent_bytes_total") >= sent as f64
+    });
+    eventually("the active connections gauge to settle", || {
+        let last = scrapes.take(admin, "settling");
+        total(&last, "baton_listener_connections_active") == (CONNECTIONS + BUSY) as f64
+    });
+    let last = scrapes.last();
+    assert_eq!(
+        last.get(r#"baton_upgrades_total{kind="upgrade",outcome="succeeded"}"#),
+        Some(&(UPGRADES as f64)),
+        "{last:?}"
+    );
+    assert_eq!(
+        last.get("baton_upgrade_duration_seconds_count"),
+        Some(&(UPGRADES as f64))
+    );
+    assert_eq!(
+        total(last, "baton_listener_connections_total"),
+        (CONNECTIONS + BUSY) as f64,
+        "migrated connections are not counted again"
+    );
+    assert!(
+        total(last, "baton_migration_connections_moved_total")
+            >= ((CONNECTIONS + BUSY) as u64 * UPGRADES) as f64
+    );
+    assert_eq!(total(last, "baton_migration_connections_lost_total"), 0.0);
+    assert!(
+        scrapes.count > 2 * UPGRADES as usize,
+        "scraped around every upgrade"
+    );
+}
+
+/// `/ready` is 200, `/status` is what `baton status --json` says, an
+/// unknown path is 404 and anything but GET is 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_ready_and_what_else_the_admin_endpoint_answers() {
+    let upstream = Echo::start().await;
+    let config = format!(
+        "{}\n[admin]\naddress = \"127.0.0.1:0\"\n",
+        tcp_config(&[upstream.addr], "")
+    );
+    let baton = Baton::start(&config);
+    let admin = admin_address(&baton);
+    // One upgrade, so that the status has a last upgrade and a rollback
+    // target to compare too.
+    baton.upgrade(&[]);
+
+    let ready = http(admin, "GET", "/ready");
+    assert_eq!(ready.code, 200, "{ready:?}");
+
+    let over_http = http(admin, "GET", "/status");
+    assert_eq!(over_http.code, 200, "{over_http:?}");
+    assert!(over_http.head.contains("application/json"), "{over_http:?}");
+    let over_http: serde_json::Value = serde_json::from_str(&over_http.body).unwrap();
+    let from_cli = status_json(&baton);
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&over_http), keys(&from_cli));
+    for key in [
+        "supervisor_pid",
+        "config",
+        "generations",
+        "listeners",
+        "last_upgrade",
+        "rollback_target",
+    ] {
+        assert_eq!(
+            over_http[key], from_cli[key],
+            "/status and `baton status --json` differ in {key}"
+        );
+    }
+    let generations = from_cli["generations"].as_array().unwrap();
+    assert_eq!(generations.len(), 1, "{from_cli}");
+    assert_eq!(generations[0]["generation"], 2);
+    assert_eq!(generations[0]["phase"], "serving");
+
+    let unknown = http(admin, "GET", "/nope");
+    assert_eq!(unknown.code, 404, "{unknown:?}");
+    let post = http(admin, "POST", "/metrics");
+    assert_eq!(post.code, 405, "{post:?}");
+    let query = http(admin, "GET", "/metrics?name=x");
+    assert_eq!(query.code, 200, "a query string is ignored: {query:?}");
+}
+
+// === helpers ===
+
+/// The admin endpoint's bound address, from the supervisor's log line
+/// `admin endpoint (/metrics, /status, /ready) address=…` (printed before
+/// the first worker starts, so it is in the log once `Baton::start`
+/// returns).
+fn admin_address(baton: &Baton) -> SocketAddr {
+    let line = baton
+        .log
+        .iter()
+        .find(|l| l.contains("admin endpoint"))
+        .unwrap_or_else(|| panic!("no admin endpoint in the log:\n{}", baton.log.join("\n")));
+    line.split(" address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+/// Every client sends a chunk and reads it back; returns the bytes each
+/// direction moved.
+async fn echo_round(clients: &mut [TcpStream], round: u64) -> u64 {
+    let mut moved = 0;
+    for (i, client) in clients.iter_mut().enumerate() {
+        let data: Vec<u8> = (0..CHUNK)
+            .map(|n| (n as u64 * 31 + i as u64 * 7 + round) as u8)
+            .collect();
+        let mut back = vec![0u8; data.len()];
+        tokio::time::timeout(PATIENCE, async {
+            let (mut rd, mut wr) = client.split();
+            let write = async {
+                wr.write_all(&data).await.unwrap();
+            };
+            let read = async {
+                rd.read_exact(&mut back).await.unwrap();
+            };
+            tokio::join!(write, read);
+        })
+        .await
+        .unwrap_or_else(|_| panic!("connection {i} round {round}: no echo"));
+        assert_eq!(back, data, "connection {i} round {round}: corrupted");
+        moved += data.len() as u64;
+    }
+    moved
+}
+
+#[derive(Debug)]
+struct Response {
+    code: u16,
+    head: String,
+    body: String,
+}
+
+/// One request over a fresh connection (the endpoint closes after each).
+fn http(admin: SocketAddr, method: &str, path: &str) -> Response {
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {raw:?}"));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status code in {head:?}"));
+    Response {
+        code,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// Samples by `name{labels}`.
+type Samples = BTreeMap<String, f64>;
+
+/// One scrape, parsed.
+#[derive(Debug, Clone, Default)]
+struct Scrape {
+    /// Every sample.
+    all: Samples,
+    /// The samples that may never decrease: those of families typed
+    /// `counter`, and a histogram's `_bucket`, `_sum` and `_count`.
+    counters: Samples,
+}
+
+/// The scrapes so far; each new one is checked against the last.
+#[derive(Debug, Default)]
+struct Scrapes {
+    previous: Option<(String, Scrape)>,
+    count: usize,
+}
+
+impl Scrapes {
+    /// Scrapes `/metrics`, has promtool check it, and checks that no
+    /// counter sample of the previous scrape went down or disappeared.
+    fn take(&mut self, admin: SocketAddr, when: &str) -> Samples {
+        let response = http(admin, "GET", "/metrics");
+        assert_eq!(response.code, 200, "{when}: {response:?}");
+        assert!(
+            response.head.contains("text/plain; version=0.0.4"),
+            "{when}: {}",
+            response.head
+        );
+        promtool_check(&response.body, when);
+        let scrape = parse(&response.body);
+        if let Some((previous_when, previous)) = &self.previous {
+            for (sample, before) in &previous.counters {
+                let now = scrape.counters.get(sample).unwrap_or_else(|| {
+                    panic!("{sample} ({before} {previous_when}) is gone {when}")
+                });
+                assert!(
+                    now >= before,
+                    "{sample} went backwards: {before} {previous_when}, {now} {when}\n{}",
+                    response.body
+                );
+            }
+        }
+        let all = scrape.all.clone();
+        self.previous = Some((when.to_string(), scrape));
+        self.count += 1;
+        all
+    }
+
+    /// Every sample of the last scrape.
+    fn last(&self) -> &Samples {
+        &self.previous.as_ref().unwrap().1.all
+    }
+}
+
+/// `promtool check metrics` on `text` (its stdin); panics with its output
+/// unless it exits 0.
+fn promtool_check(text: &str, when: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool: {e} (install the Debian package `prometheus`; .ci/run does)")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics rejects the scrape {when} ({}):\n{}{}\n--- the scrape ---\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A scrape in the text format.
+fn parse(text: &str) -> Scrape {
+    let mut kinds: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            if let (Some(name), Some(kind)) = (parts.next(), parts.next()) {
+                kinds.insert(name, kind);
+            }
+        }
+    }
+    let is_counter = |name: &str| match kinds.get(name) {
+        Some(&"counter") => true,
+        _ => ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+            name.strip_suffix(suffix)
+                .is_some_and(|family| kinds.get(family) == Some(&"histogram"))
+        }),
+    };
+    let mut out = Scrape::default();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        // `name{labels} value`: label values may hold spaces, the value
+        // does not.
+        let (sample, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line:?}"));
+        let name = sample.split('{').next().unwrap();
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number in {line:?}"));
+        if is_counter(name) {
+            out.counters.insert(sample.to_string(), value);
+        }
+        out.all.insert(sample.to_string(), value);
+    }
+    out
+}
+
+/// The sum of a family's samples over all label sets.
+fn total(samples: &Samples, family: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(sample, _)| sample.split('{').next() == Some(family))
+        .map(|(_, v)| v)
+        .sum()
+}

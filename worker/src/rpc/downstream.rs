@@ -1,0 +1,417 @@
+//! One client connection of an RPC listener.
+//!
+//! The task decodes the client's frames and acts on each: a heartbeat is
+//! answered here; a request is routed and sent upstream (its response, or
+//! the proxy's error, comes back through the inbox); a response — only on
+//! a pinned RocketMQ connection, answering the broker — goes back up
+//! untouched. Everything it writes to the client goes through one buffer,
+//! whole frames at a time, so frames never interleave.
+//!
+//! It can stop at any wake-up ([`Downstream::run_until`]) and is then at a
+//! frame boundary by construction: complete frames are always processed
+//! before the task waits again, so what stays in the read buffer is at most
+//! one partial frame. [`Downstream::into_parts`] hands out the socket, the
+//! partial frame, the bytes not yet written, the codec state and the inbox
+//! where the requests still in flight will be answered.
+//!
+//! The client's end of stream is honoured like a half-close: the task
+//! stops reading, answers what is in flight, then closes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::codec::{
+    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Protocol,
+};
+use crate::metrics::ByteMeter;
+use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
+use crate::rpc::{Outbound, RpcListener, route};
+use crate::serve::Order;
+use crate::tunnel::{Idle, Outcome};
+use crate::upstream::Upstream;
+
+/// Bytes read per syscall from a client.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Past this much unwritten data to the client, stop reading its
+/// requests: a client that does not read its responses must not make the
+/// proxy buffer without bound.
+const HIGH_WATER: usize = 1024 * 1024;
+
+/// What a downstream needs from its generation.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub listener: Arc<RpcListener>,
+    /// By cluster index.
+    pub pools: Arc<[Arc<Pool>]>,
+    pub upstreams: Arc<[Arc<Upstream>]>,
+    pub order: watch::Receiver<Order>,
+}
+
+/// A client connection of an RPC listener.
+#[derive(Debug)]
+pub struct Downstream {
+    client: TcpStream,
+    codec: AnyCodec,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    inbox_tx: mpsc::UnboundedSender<Outbound>,
+    inbox_rx: mpsc::UnboundedReceiver<Outbound>,
+    /// Requests sent (here or by an earlier generation) and not answered.
+    in_flight: u64,
+    read_closed: bool,
+    /// Bytes from and to the client, this generation.
+    received: u64,
+    sent: u64,
+    /// RocketMQ: this client's own upstream connection.
+    pinned: Option<UpHandle>,
+    ctx: Context,
+    idle: Idle,
+    meter: Arc<ByteMeter>,
+}
+
+/// A paused downstream, as it moves or resumes.
+#[derive(Debug)]
+pub struct RpcParts {
+    pub client: TcpStream,
+    pub codec: CodecState,
+    /// A partial frame, not yet decoded.
+    pub read_pending: Vec<u8>,
+    /// Bytes for the client not yet written (whole frames, or the rest of
+    /// one).
+    pub write_pending: Vec<u8>,
+    pub in_flight: u64,
+    pub read_closed: bool,
+    /// Where the requests still in flight in this generation answer, and
+    /// a weak sender to resume with the same inbox if the move fails.
+    /// `None` in a connection that came from another process.
+    pub inbox: Option<(
+        mpsc::UnboundedReceiver<Outbound>,
+        mpsc::WeakUnboundedSender<Outbound>,
+    )>,
+}
+
+impl Downstream {
+    pub fn new(
+        client: TcpStream,
+        ctx: Context,
+        idle_timeout: Duration,
+        meter: Arc<ByteMeter>,
+    ) -> Downstream {
+        let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
+        Downstream {
+            client,
+            codec: ctx.listener.protocol.codec(ctx.listener.codec),
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
+            inbox_tx,
+            inbox_rx,
+            in_flight: 0,
+            read_closed: false,
+            received: 0,
+            sent: 0,
+            pinned: None,
+            ctx,
+            idle: Idle::new(idle_timeout),
+            meter,
+        }
+    }
+
+    /// Resumes from parts: here after a failed move (the same inbox, so
+    /// what its requests answer still arrives), or in a new generation (a
+    /// fresh inbox; the old one's answers are forwarded into it).
+    pub fn from_parts(
+        parts: RpcParts,
+        ctx: Context,
+        idle_timeout: Duration,
+        meter: Arc<ByteMeter>,
+    ) -> Result<Downstream, CodecError> {
+        let codec = AnyCodec::from_state(parts.codec)?;
+        let (kept, leftover) = match parts.inbox {
+            Some((rx, weak)) => match weak.upgrade() {
+                Some(tx) => (Some((tx, rx)), None),
+                // Closed: every request was answered; what it holds is
+                // all there is.
+                None => (None, Some(rx)),
+            },
+            None => (None, None),
+        };
+        let (inbox_tx, inbox_rx) = kept.unwrap_or_else(mpsc::unbounded_channel);
+        let mut downstream = Downstream {
+            client: parts.client,
+            codec,
+            read_buf: BytesMut::from(&parts.read_pending[..]),
+            write_buf: BytesMut::from(&parts.write_pending[..]),
+            inbox_tx,
+            inbox_rx,
+            in_flight: parts.in_flight,
+            read_closed: parts.read_closed,
+            received: 0,
+            sent: 0,
+            pinned: None,
+            ctx,
+            idle: Idle::new(idle_timeout),
+            meter,
+        };
+        if let Some(mut rx) = leftover {
+            while let Ok(out) = rx.try_recv() {
+                downstream.outbound(out);
+            }
+        }
+        Ok(downstream)
+    }
+
+    /// A sender into this connection's inbox (the new generation gives it
+    /// to the forwarding of the old generation's responses).
+    pub fn inbox(&self) -> mpsc::UnboundedSender<Outbound> {
+        self.inbox_tx.clone()
+    }
+
+    pub fn into_parts(self) -> RpcParts {
+        let inbox_weak = self.inbox_tx.downgrade();
+        // Dropping our sender (and the pinned connection's handle) lets the
+        // inbox close once the last request in flight is answered: that is
+        // how the forwarding knows it is done.
+        drop(self.inbox_tx);
+        RpcParts {
+            client: self.client,
+            codec: self.codec.state(),
+            read_pending: self.read_buf.to_vec(),
+            write_pending: self.write_buf.to_vec(),
+            in_flight: self.in_flight,
+            read_closed: self.read_closed,
+            inbox: Some((self.inbox_rx, inbox_weak)),
+        }
+    }
+
+    /// Bytes received from and sent to the client by this generation.
+    pub fn moved(&self) -> (u64, u64) {
+        (self.received, self.sent)
+    }
+
+    /// Serves the client until it is done, fails, idles out, or `stop`
+    /// resolves (checked first at every wake-up).
+    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            if self.read_closed && self.in_flight == 0 && self.write_buf.is_empty() {
+                let _ = socket2::SockRef::from(&self.client).shutdown(std::net::Shutdown::Write);
+                return Outcome::Finished;
+            }
+            let reading = !self.read_closed && self.write_buf.len() < HIGH_WATER;
+            let quiet = self.in_flight == 0;
+            let step = tokio::select! {
+                biased;
+                value = &mut stop => return Outcome::Stopped(value),
+                Some(out) = self.inbox_rx.recv() => {
+                    self.outbound(out);
+                    Ok(())
+                }
+                ready = self.client.readable(), if reading => match ready {
+                    Ok(()) => self.read().await,
+                    Err(e) => Err(e),
+                },
+                ready = self.client.writable(), if !self.write_buf.is_empty() => match ready {
+                    Ok(()) => self.write(),
+                    Err(e) => Err(e),
+                },
+                () = std::future::poll_fn(|cx| match self.idle.poll_expired(cx) {
+                    Poll::Ready(()) if quiet => Poll::Ready(()),
+                    Poll::Ready(()) => {
+                        // Requests in flight are bounded by their timeout,
+                        // not by idleness.
+                        self.idle.touch();
+                        Poll::Pending
+                    }
+                    Poll::Pending => Poll::Pending,
+                }) => return Outcome::Idle,
+            };
+            if let Err(e) = step {
+                return Outcome::Failed(e);
+            }
+        }
+    }
+
+    fn outbound(&mut self, out: Outbound) {
+        match out {
+            Outbound::Frame(frame) => {
+                if frame.kind() == FrameKind::Response {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+                self.codec.encode(&frame, &mut self.write_buf);
+            }
+            Outbound::Forwarded { bytes, response } => {
+                if response {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+                self.write_buf.extend_from_slice(&bytes);
+            }
+        }
+        // Write now if the socket takes it; the select covers the rest.
+        let _ = self.write();
+    }
+
+    /// Reads what is there, then acts on every complete frame.
+    async fn read(&mut self) -> std::io::Result<()> {
+        loop {
+            self.read_buf.reserve(READ_CHUNK);
+            match self.client.try_read_buf(&mut self.read_buf) {
+                Ok(0) => {
+                    self.read_closed = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.received += n as u64;
+                    self.meter.received.fetch_add(n as u64, Ordering::Relaxed);
+                    self.idle.touch();
+                    if self.read_buf.len() >= 4 * READ_CHUNK {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        loop {
+            match self.codec.decode(&mut self.read_buf) {
+                Ok(Some(frame)) => self.frame(frame).await,
+                Ok(None) => break,
+                Err(e) => {
+                    self.ctx
+                        .listener
+                        .meters
+                        .decode_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "undecodable frame from client; closing its connection");
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+        if self.read_closed && !self.read_buf.is_empty() {
+            debug!(bytes = self.read_buf.len(), "client closed mid-frame");
+            self.read_buf.clear();
+        }
+        self.write()
+    }
+
+    async fn frame(&mut self, frame: Frame) {
+        match frame.kind() {
+            FrameKind::Heartbeat(Direction::Request) => {
+                if let Some(reply) = self.codec.heartbeat_reply(&frame) {
+                    self.codec.encode(&reply, &mut self.write_buf);
+                }
+            }
+            FrameKind::Request | FrameKind::Oneway => self.request(frame).await,
+            FrameKind::Response => {
+                // The client answering its broker, on a pinned connection:
+                // up it goes, id untouched.
+                if let Some(pinned) = &self.pinned {
+                    let up = UpRequest {
+                        frame,
+                        reply: None,
+                        deadline: Instant::now(),
+                    };
+                    let _ = pinned.send(up).await;
+                }
+            }
+            _ => debug!(kind = ?frame.kind(), "frame from client ignored"),
+        }
+    }
+
+    async fn request(&mut self, frame: Frame) {
+        let listener = Arc::clone(&self.ctx.listener);
+        listener.meters.requests.fetch_add(1, Ordering::Relaxed);
+        let reply = frame.expects_response().then(|| ReplyTo {
+            inbox: self.inbox_tx.clone(),
+            client_id: frame.request_id(),
+        });
+        if reply.is_some() {
+            self.in_flight += 1;
+        }
+        let cluster = route::pick(
+            &listener.routes,
+            listener.default_cluster,
+            frame.attributes(),
+        );
+        let request = UpRequest {
+            frame,
+            reply,
+            deadline: Instant::now() + listener.request_timeout,
+        };
+        let sent = if listener.protocol == Protocol::RocketMq {
+            self.send_pinned(cluster, request).await
+        } else {
+            self.ctx.pools[cluster].send(request).await
+        };
+        if let Err((request, kind)) = sent {
+            // Answered here, in the protocol's own words; the frame still
+            // carries the client's id (ids are rewritten only upstream).
+            listener.meters.hijacked(kind);
+            if request.reply.is_some() {
+                let error = self.codec.hijack(&request.frame, kind);
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.codec.encode(&error, &mut self.write_buf);
+            }
+        }
+    }
+
+    /// RocketMQ: the client's own upstream connection, made at its first
+    /// request (to the cluster that request routes to).
+    async fn send_pinned(
+        &mut self,
+        cluster: usize,
+        request: UpRequest,
+    ) -> Result<(), (UpRequest, ErrorKind)> {
+        if self.pinned.as_ref().is_none_or(UpHandle::is_closed) {
+            let listener = &self.ctx.listener;
+            let connected = pool::connect(
+                &self.ctx.upstreams[cluster],
+                listener.protocol,
+                listener.codec,
+                self.ctx.order.clone(),
+                Arc::clone(&listener.meters),
+                Some(self.inbox_tx.downgrade()),
+            )
+            .await;
+            match connected {
+                Ok(handle) => self.pinned = Some(handle),
+                Err(_) => return Err((request, ErrorKind::Unavailable)),
+            }
+        }
+        match &self.pinned {
+            Some(pinned) => pinned
+                .send(request)
+                .await
+                .map_err(|r| (r, ErrorKind::Unavailable)),
+            None => Err((request, ErrorKind::Unavailable)),
+        }
+    }
+
+    fn write(&mut self) -> std::io::Result<()> {
+        while !self.write_buf.is_empty() {
+            match self.client.try_write(&self.write_buf) {
+                Ok(n) => {
+                    let _ = self.write_buf.split_to(n);
+                    self.sent += n as u64;
+                    self.meter.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    self.idle.touch();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! L7 proxying of the multiplexed RPC protocols — SOFA Bolt, Dubbo 2,
+//! RocketMQ remoting — over the pure codecs of [`crate::codec`].
+//!
+//! # Shape
+//!
+//! A client connection is a [`downstream::Downstream`]: it decodes the
+//! client's frames, answers heartbeats itself, routes each request by its
+//! attributes ([`route`]) to a cluster, and sends it through that cluster's
+//! [`pool::Pool`] of multiplexed upstream connections, which rewrite the
+//! request id into their own id space and deliver the response — or the
+//! protocol's own error on timeout, upstream loss or close — to the
+//! connection's inbox. Oneway requests are written and forgotten.
+//!
+//! RocketMQ brokers also send requests to clients (e.g.
+//! CHECK_TRANSACTION_STATE, NOTIFY_CONSUMER_IDS_CHANGED), so a RocketMQ
+//! client connection gets its own upstream connection (pinned, not pooled):
+//! what the broker sends unasked on it goes to that client, and the
+//! client's answers go back on it with the broker's ids untouched.
+//!
+//! # Across an upgrade (read and write migration)
+//!
+//! A client connection moves at a frame boundary: its socket, the bytes of
+//! a partial frame not yet decoded, the bytes decoded-and-answered but not
+//! yet written, and its codec state ([`crate::codec::CodecState`]). The
+//! requests it already sent upstream stay in the old generation, in the
+//! upstream connections that carry them; their responses (or errors, at
+//! the drain deadline) land in the moved connection's old inbox, and the
+//! old generation forwards them over the handoff channel to the new one,
+//! which writes them to the client between its own frames (write
+//! migration, [`forward`]). The client sees every response on the socket
+//! it always had. The old generation exits once the last forwarded
+//! response is out.
+
+pub mod downstream;
+pub mod forward;
+pub mod pool;
+pub mod route;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+use crate::codec::{CodecConfig, ErrorKind, Frame, Protocol};
+
+/// What an RPC connection's inbox receives.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A response (or error) already carrying the client's id, or a
+    /// server-initiated request on a pinned connection. Boxed: a frame
+    /// carries its parsed attributes.
+    Frame(Box<Frame>),
+    /// A frame forwarded from the previous generation, as bytes; a response
+    /// settles one request in flight.
+    Forwarded { bytes: BytesMut, response: bool },
+}
+
+/// One RPC listener's settings.
+#[derive(Debug)]
+pub struct RpcListener {
+    pub name: Arc<str>,
+    pub protocol: Protocol,
+    pub codec: CodecConfig,
+    pub request_timeout: Duration,
+    pub routes: Vec<baton_config::Route>,
+    /// The listener's `cluster`: where unrouted requests go.
+    pub default_cluster: usize,
+    pub meters: Arc<RpcMeters>,
+}
+
+impl RpcListener {
+    /// The codec protocol for a config protocol (`None` for `tcp`).
+    pub fn protocol_of(protocol: baton_config::Protocol) -> Option<Protocol> {
+        match protocol {
+            baton_config::Protocol::Tcp => None,
+            baton_config::Protocol::Bolt => Some(Protocol::Bolt),
+            baton_config::Protocol::Dubbo => Some(Protocol::Dubbo),
+            baton_config::Protocol::Rocketmq => Some(Protocol::RocketMq),
+        }
+    }
+}
+
+/// Request counters of one RPC listener.
+#[derive(Debug, Default)]
+pub struct RpcMeters {
+    /// Requests sent upstream (expecting a response or oneway).
+    pub requests: AtomicU64,
+    /// Responses from upstream, by whether their status is the protocol's
+    /// success (0 for Bolt and RocketMQ, 20 for Dubbo).
+    pub responses_ok: AtomicU64,
+    pub responses_error: AtomicU64,
+    /// Requests the proxy answered itself, by reason.
+    pub timeouts: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub no_route: AtomicU64,
+    pub other_errors: AtomicU64,
+    /// Client connections closed for an undecodable frame.
+    pub decode_errors: AtomicU64,
+    /// Responses forwarded to the next generation (write migration).
+    pub forwarded: AtomicU64,
+    pub forwarded_bytes: AtomicU64,
+}
+
+impl RpcMeters {
+    pub fn responded(&self, status: Option<i32>) {
+        let ok = matches!(status, Some(0) | Some(20) | None);
+        let counter = if ok {
+            &self.responses_ok
+        } else {
+            &self.responses_error
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn hijacked(&self, kind: ErrorKind) {
+        let counter = match kind {
+            ErrorKind::Timeout => &self.timeouts,
+            ErrorKind::Unavailable => &self.unavailable,
+            ErrorKind::NoRoute => &self.no_route,
+            _ => &self.other_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

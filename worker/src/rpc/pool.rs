@@ -1,0 +1,437 @@
+//! Multiplexed upstream connections: a pool per cluster, a task per
+//! connection, request ids rewritten into each connection's own id space.
+//!
+//! ```text
+//!  downstream task ──UpRequest{frame, reply: (inbox, client id), deadline}──▶ pool slot
+//!     ▲                                                                         │ mpsc
+//!     │ inbox (Outbound::Frame with the client's id)                             ▼
+//!     └──────────────────────────────────────────────────────────── upstream task
+//!                                                       id → Pending{reply, request, deadline}
+//! ```
+//!
+//! An upstream task gives each request an id unique on its connection,
+//! remembers where the answer goes, and when the response comes back puts
+//! the client's id back and drops it in the client's inbox. It answers by
+//! itself — with the protocol's own error ([`AnyCodec::hijack`]) — when a
+//! request's deadline passes (`Timeout`), when its connection fails
+//! (`Unavailable`), or when the generation is told to close (`Internal`):
+//! every request expecting a response gets exactly one.
+//!
+//! Slots are connected lazily, round robin over the cluster's endpoints
+//! (with fall-through to the next endpoint on connect failure), and
+//! replaced when their connection dies.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, warn};
+
+use crate::codec::{AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol, RequestId};
+use crate::rpc::{Outbound, RpcMeters};
+use crate::serve::Order;
+use crate::upstream::Upstream;
+
+/// Requests queued for one upstream connection before senders wait: a
+/// burst's worth; past it, clients feel backpressure instead of the proxy
+/// buffering without bound.
+const QUEUE: usize = 1024;
+
+/// Bytes read per syscall from an upstream.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Past this much unwritten data to an upstream, stop taking requests for
+/// it until the socket drains.
+const HIGH_WATER: usize = 1024 * 1024;
+
+/// Where a response goes.
+#[derive(Debug, Clone)]
+pub struct ReplyTo {
+    pub inbox: mpsc::UnboundedSender<Outbound>,
+    /// The id the client used.
+    pub client_id: RequestId,
+}
+
+/// A request on its way upstream.
+#[derive(Debug)]
+pub struct UpRequest {
+    pub frame: Frame,
+    /// `None` for a oneway request.
+    pub reply: Option<ReplyTo>,
+    pub deadline: Instant,
+}
+
+/// A handle on one upstream connection's task.
+#[derive(Debug, Clone)]
+pub struct UpHandle {
+    tx: mpsc::Sender<UpRequest>,
+}
+
+impl UpHandle {
+    /// Queues a request; gives it back if the connection is gone.
+    pub async fn send(&self, request: UpRequest) -> Result<(), UpRequest> {
+        self.tx.send(request).await.map_err(|e| e.0)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// One cluster's connections for one protocol.
+#[derive(Debug)]
+pub struct Pool {
+    upstream: Arc<Upstream>,
+    protocol: Protocol,
+    codec: CodecConfig,
+    slots: Vec<tokio::sync::Mutex<Option<UpHandle>>>,
+    next: AtomicUsize,
+    order: watch::Receiver<Order>,
+    meters: Arc<RpcMeters>,
+}
+
+impl Pool {
+    pub fn new(
+        upstream: Arc<Upstream>,
+        protocol: Protocol,
+        codec: CodecConfig,
+        order: watch::Receiver<Order>,
+        meters: Arc<RpcMeters>,
+    ) -> Pool {
+        let per_endpoint = upstream.cluster.connections_per_endpoint.get() as usize;
+        let count = (upstream.cluster.endpoints.len() * per_endpoint).max(1);
+        Pool {
+            upstream,
+            protocol,
+            codec,
+            slots: (0..count).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            order,
+            meters,
+        }
+    }
+
+    /// Sends `request` on the next connection in turn, connecting it first
+    /// if needed. On failure the request comes back with the reason.
+    pub async fn send(&self, mut request: UpRequest) -> Result<(), (UpRequest, ErrorKind)> {
+        // Two tries: a slot whose connection just died gets one reconnect.
+        for _ in 0..2 {
+            let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+            let handle = match self.handle(index).await {
+                Ok(handle) => handle,
+                Err(kind) => return Err((request, kind)),
+            };
+            match handle.send(request).await {
+                Ok(()) => return Ok(()),
+                Err(back) => request = back,
+            }
+        }
+        Err((request, ErrorKind::Unavailable))
+    }
+
+    async fn handle(&self, index: usize) -> Result<UpHandle, ErrorKind> {
+        let mut slot = self.slots[index].lock().await;
+        if let Some(handle) = slot.as_ref().filter(|h| !h.is_closed()) {
+            return Ok(handle.clone());
+        }
+        let handle = connect(
+            &self.upstream,
+            self.protocol,
+            self.codec,
+            self.order.clone(),
+            Arc::clone(&self.meters),
+            None,
+        )
+        .await
+        .map_err(|_| ErrorKind::Unavailable)?;
+        *slot = Some(handle.clone());
+        Ok(handle)
+    }
+}
+
+/// Connects to the cluster (round robin, fall-through) and starts the
+/// connection's task. `unsolicited` receives what the upstream sends
+/// unasked (RocketMQ broker requests on a pinned connection).
+pub async fn connect(
+    upstream: &Upstream,
+    protocol: Protocol,
+    codec: CodecConfig,
+    order: watch::Receiver<Order>,
+    meters: Arc<RpcMeters>,
+    unsolicited: Option<mpsc::WeakUnboundedSender<Outbound>>,
+) -> Result<UpHandle, crate::upstream::ConnectError> {
+    let (stream, addr) = upstream.connect().await.inspect_err(|e| {
+        warn!(error = %e, "no upstream reachable");
+    })?;
+    let _ = stream.set_nodelay(true);
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let conn = UpConn {
+        stream,
+        addr,
+        codec: protocol.codec(codec),
+        read_buf: BytesMut::new(),
+        write_buf: BytesMut::new(),
+        pending: HashMap::new(),
+        deadlines: BTreeSet::new(),
+        next_id: 0,
+        max_id: protocol.max_request_id().0,
+        unsolicited,
+        meters,
+    };
+    let span = tracing::debug_span!("upstream", %addr);
+    tokio::spawn(conn.run(rx, order).instrument(span));
+    Ok(UpHandle { tx })
+}
+
+/// A request waiting for its response.
+#[derive(Debug)]
+struct Pending {
+    reply: ReplyTo,
+    /// Kept to build an error response with the protocol's own framing.
+    request: Frame,
+    deadline: Instant,
+}
+
+/// One upstream connection's task state.
+struct UpConn {
+    stream: TcpStream,
+    addr: SocketAddr,
+    codec: AnyCodec,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    pending: HashMap<u64, Pending>,
+    /// (deadline, upstream id), for the next timeout.
+    deadlines: BTreeSet<(Instant, u64)>,
+    next_id: u64,
+    max_id: u64,
+    unsolicited: Option<mpsc::WeakUnboundedSender<Outbound>>,
+    meters: Arc<RpcMeters>,
+}
+
+enum Step {
+    Continue,
+    Closed(ErrorKind),
+}
+
+impl UpConn {
+    async fn run(mut self, mut rx: mpsc::Receiver<UpRequest>, mut order: watch::Receiver<Order>) {
+        let mut accepting = true;
+        let failure = loop {
+            let next_deadline = self.deadlines.first().map(|(d, _)| *d);
+            let step = tokio::select! {
+                request = rx.recv(), if accepting && self.write_buf.len() < HIGH_WATER => match request {
+                    Some(request) => self.enqueue(request),
+                    None => {
+                        // Nobody can send more: finish what is in flight.
+                        accepting = false;
+                        Step::Continue
+                    }
+                },
+                ready = self.stream.readable() => match ready {
+                    Ok(()) => self.read(),
+                    Err(_) => Step::Closed(ErrorKind::Unavailable),
+                },
+                ready = self.stream.writable(), if !self.write_buf.is_empty() => match ready {
+                    Ok(()) => self.write(),
+                    Err(_) => Step::Closed(ErrorKind::Unavailable),
+                },
+                () = sleep_until(next_deadline), if next_deadline.is_some() => self.expire(),
+                _ = order.wait_for(|o| *o == Order::Close) => Step::Closed(ErrorKind::Internal),
+            };
+            match step {
+                Step::Continue
+                    if !accepting && self.pending.is_empty() && self.write_buf.is_empty() =>
+                {
+                    break None;
+                }
+                Step::Continue => {}
+                Step::Closed(kind) => break Some(kind),
+            }
+        };
+        if let Some(kind) = failure {
+            if !self.pending.is_empty() {
+                debug!(
+                    pending = self.pending.len(),
+                    ?kind,
+                    "upstream connection ends with requests in flight"
+                );
+            }
+            for (_, pending) in self.pending.drain() {
+                answer(&self.codec, pending, kind, &self.meters);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, request: UpRequest) -> Step {
+        let UpRequest {
+            mut frame,
+            reply,
+            deadline,
+        } = request;
+        let Some(reply) = reply else {
+            // Oneway: no id to keep, nothing comes back.
+            self.codec.encode(&frame, &mut self.write_buf);
+            return self.write();
+        };
+        let id = self.allocate();
+        if let Err(e) = frame.set_request_id(RequestId(id)) {
+            warn!(error = %e, "cannot rewrite a request id");
+            answer(
+                &self.codec,
+                Pending {
+                    reply,
+                    request: frame,
+                    deadline,
+                },
+                ErrorKind::BadRequest,
+                &self.meters,
+            );
+            return Step::Continue;
+        }
+        self.codec.encode(&frame, &mut self.write_buf);
+        self.deadlines.insert((deadline, id));
+        self.pending.insert(
+            id,
+            Pending {
+                reply,
+                request: frame,
+                deadline,
+            },
+        );
+        self.write()
+    }
+
+    /// The next id not in use on this connection, wrapping at the
+    /// protocol's limit (0 is skipped: some clients treat it as unset).
+    fn allocate(&mut self) -> u64 {
+        loop {
+            self.next_id = if self.next_id >= self.max_id {
+                1
+            } else {
+                self.next_id + 1
+            };
+            if !self.pending.contains_key(&self.next_id) {
+                return self.next_id;
+            }
+        }
+    }
+
+    fn read(&mut self) -> Step {
+        loop {
+            self.read_buf.reserve(READ_CHUNK);
+            match self.stream.try_read_buf(&mut self.read_buf) {
+                Ok(0) => return Step::Closed(ErrorKind::Unavailable),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(error = %e, "upstream read failed");
+                    return Step::Closed(ErrorKind::Unavailable);
+                }
+            }
+            if self.read_buf.len() >= READ_CHUNK * 4 {
+                break;
+            }
+        }
+        loop {
+            match self.codec.decode(&mut self.read_buf) {
+                Ok(Some(frame)) => self.received(frame),
+                Ok(None) => return Step::Continue,
+                Err(e) => {
+                    warn!(error = %e, upstream = %self.addr, "undecodable data from upstream; closing the connection");
+                    return Step::Closed(ErrorKind::BadResponse);
+                }
+            }
+        }
+    }
+
+    fn received(&mut self, mut frame: Frame) {
+        match frame.kind() {
+            FrameKind::Response => {
+                let id = frame.request_id().0;
+                let Some(pending) = self.pending.remove(&id) else {
+                    // Late: its request already timed out and was answered.
+                    debug!(id, "response for no pending request");
+                    return;
+                };
+                self.deadlines.remove(&(pending.deadline, id));
+                if frame.set_request_id(pending.reply.client_id).is_err() {
+                    answer(&self.codec, pending, ErrorKind::BadResponse, &self.meters);
+                    return;
+                }
+                self.meters.responded(frame.status());
+                let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(frame)));
+            }
+            FrameKind::Heartbeat(crate::codec::Direction::Request) => {
+                if let Some(reply) = self.codec.heartbeat_reply(&frame) {
+                    self.codec.encode(&reply, &mut self.write_buf);
+                }
+            }
+            FrameKind::Heartbeat(_) | FrameKind::Event(_) => {}
+            _ => match self
+                .unsolicited
+                .as_ref()
+                .and_then(mpsc::WeakUnboundedSender::upgrade)
+            {
+                // A server-initiated request (RocketMQ broker → client) on a
+                // pinned connection: the client answers it on its own
+                // connection, with the broker's id, passed through.
+                Some(inbox) => {
+                    let _ = inbox.send(Outbound::Frame(Box::new(frame)));
+                }
+                None => debug!(kind = ?frame.kind(), "unsolicited frame from upstream dropped"),
+            },
+        }
+    }
+
+    fn write(&mut self) -> Step {
+        while !self.write_buf.is_empty() {
+            match self.stream.try_write(&self.write_buf) {
+                Ok(n) => {
+                    let _ = self.write_buf.split_to(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(error = %e, "upstream write failed");
+                    return Step::Closed(ErrorKind::Unavailable);
+                }
+            }
+        }
+        Step::Continue
+    }
+
+    fn expire(&mut self) -> Step {
+        let now = Instant::now();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(pending) = self.pending.remove(&id) {
+                answer(&self.codec, pending, ErrorKind::Timeout, &self.meters);
+            }
+        }
+        Step::Continue
+    }
+}
+
+/// Answers a pending request with the protocol's error response.
+fn answer(codec: &AnyCodec, pending: Pending, kind: ErrorKind, meters: &RpcMeters) {
+    let mut error = codec.hijack(&pending.request, kind);
+    if error.set_request_id(pending.reply.client_id).is_err() {
+        return;
+    }
+    meters.hijacked(kind);
+    let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(error)));
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,100 @@
+//! Picking a cluster for a request from its protocol attributes.
+//!
+//! Routes are tried in config order; the first whose every given condition
+//! holds wins; with none, the listener's default cluster. Conditions on
+//! attributes a protocol does not have (a `code` on a Bolt request) never
+//! hold.
+
+use baton_config::Route;
+
+use crate::codec::Attributes;
+
+/// The cluster index for a request with `attributes`.
+pub fn pick(routes: &[Route], default: usize, attributes: &Attributes) -> usize {
+    routes
+        .iter()
+        .find(|r| matches(r, attributes))
+        .map_or(default, |r| r.cluster)
+}
+
+fn matches(route: &Route, a: &Attributes) -> bool {
+    let eq =
+        |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
+    eq(&route.service, a.service.as_deref())
+        && eq(&route.method, a.method.as_deref())
+        && eq(&route.topic, a.topic.as_deref())
+        && route.code.is_none_or(|c| a.code == Some(c))
+        && route
+            .headers
+            .iter()
+            .all(|(k, v)| a.header(k) == Some(v.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(cluster: usize) -> Route {
+        Route {
+            cluster,
+            ..Route::default()
+        }
+    }
+
+    #[test]
+    fn first_match_wins_else_default() {
+        let mut a = Attributes {
+            service: Some("com.example.Hello".into()),
+            method: Some("hi".into()),
+            ..Attributes::default()
+        };
+        let routes = vec![
+            Route {
+                service: Some("com.example.Other".into()),
+                ..route(1)
+            },
+            Route {
+                service: Some("com.example.Hello".into()),
+                method: Some("bye".into()),
+                ..route(2)
+            },
+            Route {
+                service: Some("com.example.Hello".into()),
+                ..route(3)
+            },
+            route(4),
+        ];
+        assert_eq!(pick(&routes, 0, &a), 3);
+        a.method = Some("bye".into());
+        assert_eq!(pick(&routes, 0, &a), 2);
+        assert_eq!(pick(&routes[..2], 9, &Attributes::default()), 9);
+        // A route without conditions matches everything.
+        assert_eq!(pick(&routes[3..], 9, &Attributes::default()), 4);
+    }
+
+    #[test]
+    fn codes_topics_and_headers() {
+        let mut a = Attributes {
+            code: Some(10),
+            topic: Some("orders".into()),
+            ..Attributes::default()
+        };
+        let by_code = Route {
+            code: Some(10),
+            topic: Some("orders".into()),
+            ..route(1)
+        };
+        assert_eq!(pick(std::slice::from_ref(&by_code), 0, &a), 1);
+        a.code = Some(11);
+        assert_eq!(pick(std::slice::from_ref(&by_code), 0, &a), 0);
+        let by_header = Route {
+            headers: vec![("zone".into(), "gz".into())],
+            ..route(2)
+        };
+        assert_eq!(
+            pick(std::slice::from_ref(&by_header), 0, &a),
+            0,
+            "no such header"
+        );
+    }
+}
