@@ -178,29 +178,25 @@ impl Meters {
         };
         let rpc = self.rpc.lock().clone();
         let per_rpc =
-            |name: &str,
-             help: &str,
-             values: &dyn Fn(&RpcMeters) -> Vec<RpcSample>| {
-                MetricFamily {
-                    name: name.into(),
-                    help: help.into(),
-                    kind: MetricKind::Counter,
-                    samples: rpc
-                        .iter()
-                        .flat_map(|(l, p, m)| {
-                            values(m).into_iter().map(move |(extra, value)| {
-                                let mut labels = vec![
-                                    ("listener".to_string(), l.clone()),
-                                    ("protocol".to_string(), p.clone()),
-                                ];
-                                if let Some((k, v)) = extra {
-                                    labels.push((k.to_string(), v.to_string()));
-                                }
-                                MetricSample { labels, value }
-                            })
+            |name: &str, help: &str, values: &dyn Fn(&RpcMeters) -> Vec<RpcSample>| MetricFamily {
+                name: name.into(),
+                help: help.into(),
+                kind: MetricKind::Counter,
+                samples: rpc
+                    .iter()
+                    .flat_map(|(l, p, m)| {
+                        values(m).into_iter().map(move |(extra, value)| {
+                            let mut labels = vec![
+                                ("listener".to_string(), l.clone()),
+                                ("protocol".to_string(), p.clone()),
+                            ];
+                            if let Some((k, v)) = extra {
+                                labels.push((k.to_string(), v.to_string()));
+                            }
+                            MetricSample { labels, value }
                         })
-                        .collect(),
-                }
+                    })
+                    .collect(),
             };
         let mut families = vec![
             per_rpc(
