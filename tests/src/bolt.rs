@@ -90,9 +90,8 @@ pub fn response(id: u32, status: u16, content: &[u8]) -> Vec<u8> {
 /// Reads one frame; `None` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<BoltFrame>> {
     let mut first = [0u8; 1];
-    match r.read(&mut first).await? {
-        0 => return Ok(None),
-        _ => {}
+    if r.read(&mut first).await? == 0 {
+        return Ok(None);
     }
     if first[0] != 1 {
         return Err(std::io::Error::other(format!(
@@ -196,9 +195,12 @@ async fn serve(stream: TcpStream, delay: Duration, requests: Arc<AtomicUsize>) {
 
 /// A client on one connection with many requests in flight: responses are
 /// matched to requests by id.
+/// Bytes to write, and the id whose response the writer should expect.
+type Outgoing = (Vec<u8>, Option<(u32, oneshot::Sender<BoltFrame>)>);
+
 #[derive(Debug)]
 pub struct BoltClient {
-    tx: mpsc::UnboundedSender<(Vec<u8>, Option<(u32, oneshot::Sender<BoltFrame>)>)>,
+    tx: mpsc::UnboundedSender<Outgoing>,
     pub local: SocketAddr,
     /// Set when the connection failed or closed: the reason.
     pub closed: Arc<tokio::sync::Mutex<Option<String>>>,
