@@ -5,12 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use baton_tests::admin::http;
 use baton_tests::faults::status_json;
 use baton_tests::upstream::Echo;
 use baton_tests::{Baton, PATIENCE, eventually, tcp_config};
@@ -37,7 +38,7 @@ async fn metrics_pass_promtool_and_never_go_backwards_across_upgrades() {
         tcp_config(&[upstream.addr], "")
     );
     let baton = Baton::start(&config);
-    let admin = admin_address(&baton);
+    let admin = baton.admin_addr();
     let front = baton.addr("front");
 
     let mut clients = Vec::new();
@@ -143,7 +144,7 @@ async fn status_ready_and_what_else_the_admin_endpoint_answers() {
         tcp_config(&[upstream.addr], "")
     );
     let baton = Baton::start(&config);
-    let admin = admin_address(&baton);
+    let admin = baton.admin_addr();
     // One upgrade, so that the status has a last upgrade and a rollback
     // target to compare too.
     baton.upgrade(&[]);
@@ -187,23 +188,6 @@ async fn status_ready_and_what_else_the_admin_endpoint_answers() {
 
 // === helpers ===
 
-/// The admin endpoint's bound address, from the supervisor's log line
-/// `admin endpoint (/metrics, /status, /ready) address=…` (printed before
-/// the first worker starts, so it is in the log once `Baton::start`
-/// returns).
-fn admin_address(baton: &Baton) -> SocketAddr {
-    let line = baton
-        .log
-        .iter()
-        .find(|l| l.contains("admin endpoint"))
-        .unwrap_or_else(|| panic!("no admin endpoint in the log:\n{}", baton.log.join("\n")));
-    line.split(" address=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-}
-
 /// Every client sends a chunk and reads it back; returns the bytes each
 /// direction moved.
 async fn echo_round(clients: &mut [TcpStream], round: u64) -> u64 {
@@ -231,39 +215,7 @@ async fn echo_round(clients: &mut [TcpStream], round: u64) -> u64 {
     moved
 }
 
-#[derive(Debug)]
-struct Response {
-    code: u16,
-    head: String,
-    body: String,
-}
-
 /// One request over a fresh connection (the endpoint closes after each).
-fn http(admin: SocketAddr, method: &str, path: &str) -> Response {
-    let mut stream = std::net::TcpStream::connect(admin).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of head in {raw:?}"));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status code in {head:?}"));
-    Response {
-        code,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
 /// Samples by `name{labels}`.
 type Samples = BTreeMap<String, f64>;
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use baton_tests::admin::{http, sample};
 use baton_tests::bolt::{BoltClient, BoltServer, heartbeat};
 use baton_tests::faults::cli_at;
 use baton_tests::{Baton, PATIENCE};
@@ -126,7 +127,8 @@ async fn heartbeats_are_answered_by_the_proxy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_frame_closes_only_its_connection() {
     let server = BoltServer::start(Duration::ZERO).await;
-    let baton = Baton::start(&bolt_config(server.addr, "", ""));
+    let config = bolt_config(server.addr, "", "") + "[admin]\naddress = \"127.0.0.1:0\"\n";
+    let baton = Baton::start(&config);
     let good = BoltClient::connect(baton.addr("rpc")).await;
     assert_eq!(good.call(1, &[], b"a").await.unwrap().status, 0);
     for garbage in [

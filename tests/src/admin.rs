@@ -1,0 +1,75 @@
+//! Talking to the supervisor's admin endpoint (`/metrics`, `/status`,
+//! `/ready`).
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+
+use crate::{Baton, PATIENCE};
+
+/// A plain HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub code: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Baton {
+    /// The admin endpoint's bound address, from the supervisor's log line
+    /// `admin endpoint (/metrics, /status, /ready) address=…` (printed
+    /// before the first worker starts, so it is in the log once
+    /// [`Baton::start`] returns).
+    pub fn admin_addr(&self) -> SocketAddr {
+        let line = self
+            .log
+            .iter()
+            .find(|l| l.contains("admin endpoint"))
+            .unwrap_or_else(|| panic!("no admin endpoint in the log:\n{}", self.log.join("\n")));
+        line.split(" address=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+}
+
+/// One request, `Connection: close`, blocking.
+pub fn http(admin: SocketAddr, method: &str, path: &str) -> Response {
+    let mut stream = std::net::TcpStream::connect(admin).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {raw:?}"));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status code in {head:?}"));
+    Response {
+        code,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// The value of the sample `name{labels}` (exactly as printed) in a
+/// `/metrics` scrape, or `None`.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+}
