@@ -160,6 +160,17 @@ async fn a_malformed_frame_closes_only_its_connection() {
         0,
         "the good connection lives on"
     );
+    // Counted: the absurd length and the HTTP request are decode errors
+    // (the truncated header is only an early end of stream).
+    let admin = baton.admin_addr();
+    baton_tests::eventually("decode errors in /metrics", || {
+        let scrape = http(admin, "GET", "/metrics").body;
+        sample(
+            &scrape,
+            r#"baton_rpc_decode_errors_total{listener="rpc",protocol="bolt"}"#,
+        )
+        .is_some_and(|n| n >= 2.0)
+    });
 }
 
 /// 100 requests in flight on two client connections, the server answering

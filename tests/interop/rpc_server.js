@@ -1,0 +1,71 @@
+'use strict';
+// A sofa-rpc-node RpcServer for baton's interop tests, speaking Bolt
+// (sofa-bolt-node, the default) or Dubbo (dubbo-remoting).
+//
+//   node rpc_server.js '{"protocol":"bolt","name":"a","services":["com.example.Echo"]}'
+//
+// Every service has the same methods; each answer names the server and the
+// service that produced it, so a test can tell where a call went:
+//
+//   echo(value)            -> "<name>|<service>|<value>"
+//   slowEcho(value, ms)    -> the same, after `ms` milliseconds
+//
+// Events go to stdout, one JSON object per line:
+//
+//   {"event":"listening","port":N}
+//   {"event":"connection","remote":"127.0.0.1:P"}   a TCP connection accepted
+//   {"event":"close","remote":"127.0.0.1:P"}
+//   {"event":"request","service":S,"method":M,"value":V}
+//
+// The process lives until its stdin closes (the test's handle dropped).
+
+const { RpcServer } = require('sofa-rpc-node').server;
+
+const opts = JSON.parse(process.argv[2]);
+const emit = obj => process.stdout.write(JSON.stringify(obj) + '\n');
+// The library logs through this; keep stdout for events.
+const logger = {
+  debug() {},
+  info() {},
+  warn(...args) { console.error('[server warn]', ...args); },
+  error(...args) { console.error('[server error]', ...args); },
+};
+
+const protocol = opts.protocol === 'dubbo' ? require('dubbo-remoting') : require('sofa-bolt-node');
+const server = new RpcServer({ logger, port: opts.port || 0, protocol });
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+
+for (const service of opts.services) {
+  const answer = value => `${opts.name}|${service}|${value}`;
+  server.addService({ interfaceName: service }, {
+    async echo(value) {
+      emit({ event: 'request', service, method: 'echo', value });
+      return answer(value);
+    },
+    async slowEcho(value, ms) {
+      emit({ event: 'request', service, method: 'slowEcho', value });
+      await sleep(Number(ms));
+      return answer(value);
+    },
+  });
+}
+
+server.on('connection', conn => {
+  const remote = conn.remoteAddress;
+  emit({ event: 'connection', remote });
+  conn.once('close', () => emit({ event: 'close', remote }));
+});
+server.on('error', err => console.error('[server error event]', err && err.stack));
+
+server.start().then(() => {
+  emit({ event: 'listening', port: server.publishPort });
+}, err => {
+  console.error('start failed:', err && err.stack);
+  process.exit(1);
+});
+
+// The test holds our stdin; when it goes away (test over, or test process
+// killed), so do we.
+process.stdin.resume();
+process.stdin.on('end', () => process.exit(0));
