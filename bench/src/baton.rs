@@ -83,9 +83,28 @@ pub struct Baton {
 }
 
 impl Baton {
-    /// Writes the config and starts `baton run -c`; returns once the first
-    /// generation accepts.
+    /// Writes the L4 config (one `tcp` listener in front of `upstream`)
+    /// and starts `baton run -c`; returns once the first generation
+    /// accepts.
     pub async fn start(bins: &Binaries, upstream: SocketAddr) -> Result<Baton> {
+        Baton::start_with(
+            bins,
+            |control, worker| config(control, worker, upstream),
+            None,
+        )
+        .await
+    }
+
+    /// Writes the config that `config(control socket, worker binary)`
+    /// returns and starts `baton run -c`, under `taskset -c CPUS` when
+    /// `cpus` is given (every worker generation inherits it); returns once
+    /// the first generation accepts. The config must have a listener
+    /// named [`LISTENER`].
+    pub async fn start_with(
+        bins: &Binaries,
+        config: impl FnOnce(&Path, Option<&Path>) -> String,
+        cpus: Option<&str>,
+    ) -> Result<Baton> {
         let dir = tempfile::Builder::new()
             .prefix("baton-bench.")
             .tempdir()
@@ -102,9 +121,17 @@ impl Baton {
             }
             None => bins.worker.clone(),
         };
-        std::fs::write(&config_path, config(&control, worker.as_deref(), upstream))
+        std::fs::write(&config_path, config(&control, worker.as_deref()))
             .context(|| format!("write {}", config_path.display()))?;
-        let mut child = Command::new(&bins.baton)
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(cpus).arg(&bins.baton);
+                taskset
+            }
+            None => Command::new(&bins.baton),
+        };
+        let mut child = command
             .arg("run")
             .arg("-c")
             .arg(&config_path)
@@ -116,7 +143,13 @@ impl Baton {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .context(|| format!("start {} run", bins.baton.display()))?;
+            .context(|| match cpus {
+                Some(cpus) => format!(
+                    "start taskset -c {cpus} {} run (is taskset installed?)",
+                    bins.baton.display()
+                ),
+                None => format!("start {} run", bins.baton.display()),
+            })?;
         let stderr = child
             .stderr
             .take()
@@ -159,6 +192,58 @@ impl Baton {
             })
             .await?;
         Ok(baton)
+    }
+
+    /// The supervisor's pid (taskset execs it, so the pid is the same).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Every line seen so far and every line already written, without
+    /// waiting: what `matches` picks of them.
+    pub fn lines_so_far(&mut self, matches: impl Fn(&LogLine) -> bool) -> Vec<LogLine> {
+        while let Ok((line, raw)) = self.lines.try_recv() {
+            self.raw.push(raw);
+            self.log.push(line);
+        }
+        self.log.iter().filter(|l| matches(l)).cloned().collect()
+    }
+
+    /// The first `n` lines (already seen or still to come) that `matches`;
+    /// fails after [`PATIENCE`] or when baton's stderr closes.
+    pub async fn wait_for_count(
+        &mut self,
+        what: &str,
+        n: usize,
+        matches: impl Fn(&LogLine) -> bool,
+    ) -> Result<Vec<LogLine>> {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let seen = self.lines_so_far(&matches);
+            if seen.len() >= n {
+                return Ok(seen);
+            }
+            match tokio::time::timeout_at(until, self.lines.recv()).await {
+                Ok(Some((line, raw))) => {
+                    self.raw.push(raw);
+                    self.log.push(line);
+                }
+                Ok(None) => {
+                    return Err(failed(format!(
+                        "baton's stderr closed with {} of {n} lines for {what}; last lines:\n{}",
+                        seen.len(),
+                        self.tail()
+                    )));
+                }
+                Err(_) => {
+                    return Err(failed(format!(
+                        "{} of {n} log lines for {what} within {PATIENCE:?}; last lines:\n{}",
+                        seen.len(),
+                        self.tail()
+                    )));
+                }
+            }
+        }
     }
 
     /// The first line (already seen or still to come) that `matches`;

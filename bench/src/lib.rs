@@ -2,17 +2,25 @@
 //! sockets, real clients — as opposed to the criterion benches beside the
 //! code they measure.
 //!
-//! Today it holds one benchmark, `migration` (issue 4, "Benchmark"): how
-//! long a live upgrade takes to move 1,000 and 5,000 idle connections and
-//! 500 busy ones from generation 1 to generation 2, and what the longest
-//! pause was that any single connection saw. Run it with
-//! `bash bench/run-migration`, which builds the workspace in release mode
-//! first; results are recorded in BENCHMARKS.md. It is not a test: nothing
-//! here runs under `cargo test` but the unit tests of the parsers and the
-//! arithmetic.
+//! It holds two benchmarks, each a binary with a script that builds the
+//! workspace in release mode and runs it; results are recorded in
+//! BENCHMARKS.md:
+//!
+//! * `migration` (issue 4, "Benchmark"; `bash bench/run-migration`): how
+//!   long a live upgrade takes to move 1,000 and 5,000 idle connections
+//!   and 500 busy ones from generation 1 to generation 2, and what the
+//!   longest pause was that any single connection saw;
+//! * `bolt` (issue 5, "Benchmark"; `bash bench/run-bolt`): SOFA Bolt
+//!   requests/s and latency direct to a server, through baton, and through
+//!   baton upgrading every 2 s — see [`bolt`].
+//!
+//! Neither is a test: nothing here runs under `cargo test` but the unit
+//! tests of the parsers, codecs and arithmetic.
 //!
 //! # Layout
 //!
+//! * [`bolt`] — the Bolt benchmark, whole (its own command line, frames,
+//!   server, load generator, runs and report), on the shared pieces below;
 //! * [`cli`] — the command line of `migration` (`src/bin/migration.rs`
 //!   only parses it and calls [`run`]);
 //! * [`scenario`] — one run: fresh baton, connections, traffic, upgrade,
@@ -20,15 +28,19 @@
 //! * [`baton`] — a `baton run` under the bench: config, log, `upgrade`;
 //! * [`log`] — baton's log lines and their RFC 3339 timestamps;
 //! * [`clients`] — client connections and the checked ping-pong;
-//! * [`upstream`] — the echo server, run as a child process;
+//! * [`upstream`] — the echo server, run as a child process (and the
+//!   child-server protocol the Bolt server reuses);
 //! * [`measure`] — gaps between pongs, median and range;
 //! * [`machine`] — how busy the CPUs are without the bench;
+//! * [`cpu`] — CPU time of processes and cores, pinning;
 //! * [`report`] — the Markdown table;
 //! * [`error`] — [`BenchError`].
 
 pub mod baton;
+pub mod bolt;
 pub mod cli;
 pub mod clients;
+pub mod cpu;
 pub mod error;
 pub mod log;
 pub mod machine;
@@ -45,7 +57,7 @@ pub use error::{BenchError, Result};
 use crate::error::{Context, failed};
 use crate::scenario::RunConfig;
 
-/// Runs the benchmark `cli` describes and prints the table on stdout
+/// Runs the migration benchmark `cli` describes and prints the table on stdout
 /// (progress goes to stderr).
 pub fn run(cli: &cli::Cli) -> Result<()> {
     if cli.upstream {

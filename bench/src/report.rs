@@ -101,7 +101,7 @@ pub fn table(summaries: &[Summary]) -> String {
 
 /// `median (min–max)`, or one value when the runs agree at this
 /// precision.
-fn cell(spread: Option<Spread>, digits: usize) -> String {
+pub fn cell(spread: Option<Spread>, digits: usize) -> String {
     let Some(s) = spread else {
         return "–".to_string();
     };
@@ -115,7 +115,7 @@ fn cell(spread: Option<Spread>, digits: usize) -> String {
 }
 
 /// `0–7%`: the range of a share over runs.
-fn percent_range(values: impl Iterator<Item = f64>) -> String {
+pub fn percent_range(values: impl Iterator<Item = f64>) -> String {
     let values: Vec<f64> = values.map(|v| (v * 100.0).round()).collect();
     match Spread::of(&values) {
         Some(s) if s.min == s.max => format!("{:.0}%", s.min),

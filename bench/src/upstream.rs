@@ -10,7 +10,9 @@
 //! Protocol with the parent: the child (`migration --upstream`) binds
 //! 127.0.0.1:0, prints `listening <addr>` as its first stdout line, echoes
 //! on every connection, and exits when its stdin reaches EOF (the parent
-//! closed it, or died).
+//! closed it, or died). [`serve_child`] and [`Upstream::spawn`] are that
+//! protocol for any server: the Bolt benchmark's server child
+//! (`bolt --server`) speaks it too.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -33,7 +35,17 @@ const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The child side: runs the echo server until stdin closes.
 pub fn serve() -> Result<()> {
-    // One thread: echoing small messages is cheap, and the bench machine
+    serve_child(echo)
+}
+
+/// The child side of any server: binds 127.0.0.1:0, prints its address,
+/// runs `handle` on every accepted connection, returns once stdin closes.
+pub fn serve_child<F, Fut>(handle: F) -> Result<()>
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    // One thread: the servers answer small messages, and the bench machine
     // has two cores to share between client, baton and this.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -59,7 +71,7 @@ pub fn serve() -> Result<()> {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
-                        tokio::spawn(echo(stream));
+                        tokio::spawn(handle(stream));
                     }
                     // Out of fds, say: keep serving the connections we have.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
@@ -94,20 +106,26 @@ async fn echo(mut stream: TcpStream) {
 pub struct Upstream {
     pub addr: SocketAddr,
     // Killed on drop; closing its stdin also ends it.
-    _child: Child,
+    child: Child,
 }
 
 impl Upstream {
     /// Starts `exe --upstream` and learns its address.
     pub async fn start(exe: &Path) -> Result<Upstream> {
+        Upstream::spawn(exe, "--upstream").await
+    }
+
+    /// Starts `exe flag`, a child that speaks [`serve_child`]'s protocol,
+    /// and learns its address.
+    pub async fn spawn(exe: &Path, flag: &str) -> Result<Upstream> {
         let mut child = Command::new(exe)
-            .arg("--upstream")
+            .arg(flag)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .context(|| format!("start the upstream child {} --upstream", exe.display()))?;
+            .context(|| format!("start the upstream child {} {flag}", exe.display()))?;
         let stdout = child
             .stdout
             .take()
@@ -122,9 +140,11 @@ impl Upstream {
             .strip_prefix("listening ")
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| failed(format!("the upstream child printed {first:?}")))?;
-        Ok(Upstream {
-            addr,
-            _child: child,
-        })
+        Ok(Upstream { addr, child })
+    }
+
+    /// The child's pid (`None` once it has been waited for).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 }

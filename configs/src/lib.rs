@@ -40,8 +40,9 @@ pub mod view;
 
 pub use error::ConfigError;
 pub use model::{
-    AccessLog, Admin, Builtin, Cluster, Config, Lb, Listener, LogFormat, LogTarget, Protocol,
-    Route, Rpc, Supervisor, Target, parse, parse_file,
+    AccessLog, Admin, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb, Listener,
+    LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
+    UpstreamProtocol, UpstreamTls, parse, parse_file,
 };
 pub use view::{ListenerBind, SupervisorView};
 

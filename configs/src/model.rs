@@ -86,6 +86,77 @@ pub struct Listener {
     pub idle_timeout: Duration,
     /// For the RPC protocols: timeouts, frame bound, routes.
     pub rpc: Option<Rpc>,
+    /// For `http`: routes, limits, TLS.
+    pub http: Option<Http>,
+}
+
+/// What an HTTP listener adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http {
+    /// Tried in order; the first that matches decides. With none, the
+    /// listener's `cluster`, else 404.
+    pub routes: Vec<HttpRoute>,
+    /// Time to the upstream's response head, unless a route says otherwise.
+    pub request_timeout: Duration,
+    /// Request line and headers, in bytes, at most.
+    pub max_header_bytes: usize,
+    /// Header fields per request, at most.
+    pub max_headers: usize,
+    /// HTTPS: certificates chosen by SNI (the first is the default).
+    pub tls: Option<Tls>,
+}
+
+/// Server certificates of a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// (certificate chain PEM, private key PEM).
+    pub certificates: Vec<(PathBuf, PathBuf)>,
+}
+
+/// One HTTP route: every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// Host names (`example.com`, `*.example.com`); empty matches any.
+    pub hosts: Vec<String>,
+    pub path: PathMatch,
+    /// Empty matches any method.
+    pub methods: Vec<String>,
+    /// Header values that must be present (names lower-case).
+    pub headers: Vec<(String, String)>,
+    pub action: HttpAction,
+    /// Overrides the listener's `request_timeout`.
+    pub timeout: Option<Duration>,
+    /// Extra attempts for idempotent requests without a body, on connect
+    /// failure or a 5xx.
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Any,
+    Exact(String),
+    Prefix(String),
+    /// A regex (validated at load) matched against the path.
+    Regex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAction {
+    /// Index into [`Config::clusters`].
+    Cluster(usize),
+    /// (cluster index, weight), weights > 0.
+    Weighted(Vec<(usize, u32)>),
+    /// Answer without an upstream. `{generation}` and `{pid}` in the body
+    /// are replaced by the serving worker's.
+    Direct {
+        status: u16,
+        body: String,
+        content_type: String,
+    },
+    Redirect {
+        location: String,
+        status: u16,
+    },
 }
 
 /// What an RPC listener (`bolt`, `dubbo`, `rocketmq`) adds.
@@ -130,11 +201,13 @@ pub enum Protocol {
     Dubbo,
     /// Apache RocketMQ remoting.
     Rocketmq,
+    /// HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN with TLS).
+    Http,
 }
 
 impl Protocol {
     pub fn is_rpc(self) -> bool {
-        !matches!(self, Protocol::Tcp)
+        matches!(self, Protocol::Bolt | Protocol::Dubbo | Protocol::Rocketmq)
     }
 }
 
@@ -144,6 +217,9 @@ pub enum Target {
     /// Index into [`Config::clusters`].
     Cluster(usize),
     Builtin(Builtin),
+    /// HTTP listeners only: no default cluster, so a request no route
+    /// matches gets a 404.
+    NotFound,
 }
 
 /// Services built into the worker (spelled `builtin:<name>`). Not
@@ -181,6 +257,26 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// RPC: multiplexed connections kept open to each endpoint.
     pub connections_per_endpoint: NonZeroU32,
+    /// HTTP: how baton talks to the endpoints.
+    pub protocol: UpstreamProtocol,
+    /// HTTP: TLS to the endpoints.
+    pub tls: Option<UpstreamTls>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    Http1,
+    Http2,
+}
+
+/// TLS to a cluster's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// PEM bundle of trusted CAs; `None` trusts the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The name to send (SNI) and verify; default: the endpoint's IP.
+    pub server_name: Option<String>,
 }
 
 /// Load-balancing policy.
@@ -213,7 +309,7 @@ impl Config {
     pub fn cluster(&self, listener: &Listener) -> Option<&Cluster> {
         match listener.target {
             Target::Cluster(i) => self.clusters.get(i),
-            Target::Builtin(_) => None,
+            Target::Builtin(_) | Target::NotFound => None,
         }
     }
 }

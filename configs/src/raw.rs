@@ -14,8 +14,9 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::duration::Text as DurationText;
 use crate::model::{
-    AccessLog, Admin, Builtin, Cluster, Config, Lb, Listener, LogFormat, LogTarget, Protocol,
-    Route, Rpc, Supervisor, Target,
+    AccessLog, Admin, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb, Listener,
+    LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
+    UpstreamProtocol, UpstreamTls,
 };
 
 /// Defaults, each with its reason.
@@ -49,6 +50,13 @@ pub(crate) mod defaults {
     pub const MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
     /// Multiplexed: one connection carries many requests at once.
     pub const CONNECTIONS_PER_ENDPOINT: u32 = 1;
+    /// nginx's default `proxy_read_timeout`.
+    pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Request line and headers: generous beside nginx's 8 KiB buffers
+    /// (`large_client_header_buffers 4 8k`), bounded against abuse.
+    pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+    /// HAProxy's `tune.http.maxhdr` default.
+    pub const MAX_HEADERS: usize = 101;
 }
 
 #[derive(Deserialize)]
@@ -103,26 +111,93 @@ struct RawListener {
     address: Spanned<SocketAddr>,
     #[serde(default = "tcp")]
     protocol: Protocol,
-    cluster: Spanned<String>,
+    cluster: Option<Spanned<String>>,
     #[serde(default = "backlog")]
     backlog: u32,
     max_connections: Option<NonZeroU32>,
     idle_timeout: Option<Spanned<DurationText>>,
     request_timeout: Option<Spanned<DurationText>>,
     max_frame_size: Option<Spanned<u32>>,
+    max_header_bytes: Option<Spanned<usize>>,
+    max_headers: Option<Spanned<usize>>,
+    tls: Option<Spanned<RawTls>>,
     routes: Option<Spanned<Vec<RawRoute>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawTls {
+    certificates: Vec<RawCertificate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A route of either kind of listener; which keys apply depends on the
+/// listener's protocol, and the others are refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRoute {
-    service: Option<String>,
-    method: Option<String>,
-    code: Option<i32>,
-    topic: Option<String>,
+    // RPC.
+    service: Option<Spanned<String>>,
+    method: Option<Spanned<String>>,
+    code: Option<Spanned<i32>>,
+    topic: Option<Spanned<String>>,
+    // Both.
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
-    cluster: Spanned<String>,
+    cluster: Option<Spanned<String>>,
+    // HTTP.
+    hosts: Option<Spanned<Vec<String>>>,
+    path: Option<Spanned<String>>,
+    path_prefix: Option<Spanned<String>>,
+    path_regex: Option<Spanned<String>>,
+    methods: Option<Spanned<Vec<String>>>,
+    clusters: Option<Spanned<Vec<RawWeighted>>>,
+    direct: Option<Spanned<RawDirect>>,
+    redirect: Option<Spanned<RawRedirect>>,
+    timeout: Option<Spanned<DurationText>>,
+    retries: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeighted {
+    name: Spanned<String>,
+    weight: Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirect {
+    #[serde(default = "ok")]
+    status: u16,
+    #[serde(default)]
+    body: String,
+    #[serde(default = "text_plain")]
+    content_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedirect {
+    location: String,
+    #[serde(default = "moved")]
+    status: u16,
+}
+
+fn ok() -> u16 {
+    200
+}
+fn moved() -> u16 {
+    301
+}
+fn text_plain() -> String {
+    "text/plain; charset=utf-8".into()
 }
 
 #[derive(Deserialize)]
@@ -134,6 +209,20 @@ struct RawCluster {
     endpoints: Spanned<Vec<SocketAddr>>,
     connect_timeout: Option<Spanned<DurationText>>,
     connections_per_endpoint: Option<NonZeroU32>,
+    #[serde(default = "http1")]
+    protocol: UpstreamProtocol,
+    tls: Option<RawUpstreamTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTls {
+    ca: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+fn http1() -> UpstreamProtocol {
+    UpstreamProtocol::Http1
 }
 
 fn tcp() -> Protocol {
@@ -226,6 +315,11 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             connections_per_endpoint: c
                 .connections_per_endpoint
                 .unwrap_or(NonZeroU32::MIN.saturating_add(defaults::CONNECTIONS_PER_ENDPOINT - 1)),
+            protocol: c.protocol,
+            tls: c.tls.map(|t| UpstreamTls {
+                ca: t.ca,
+                server_name: t.server_name,
+            }),
         });
     }
 
@@ -252,94 +346,91 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 format!("address {address} is used by an earlier listener"),
             ));
         }
-        let target = resolve_target(l.cluster.get_ref(), &clusters)
-            .map_err(|m| error(l.cluster.span(), path("cluster"), m))?;
-        let idle_timeout = positive(l.idle_timeout, defaults::IDLE_TIMEOUT)
-            .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
-        let rpc = if l.protocol.is_rpc() {
-            if matches!(target, Target::Builtin(_)) {
+        let target = match &l.cluster {
+            Some(cluster) => resolve_target(cluster.get_ref(), &clusters)
+                .map_err(|m| error(cluster.span(), path("cluster"), m))?,
+            // An HTTP listener may serve from routes alone.
+            None if l.protocol == Protocol::Http => Target::NotFound,
+            None => {
                 return Err(error(
-                    l.cluster.span(),
+                    l.name.span(),
                     path("cluster"),
-                    format!(
-                        "a {:?} listener proxies to a cluster, not to a built-in",
-                        l.protocol
-                    )
-                    .to_lowercase(),
+                    "missing field `cluster`".into(),
                 ));
             }
-            let request_timeout = positive(l.request_timeout, defaults::REQUEST_TIMEOUT)
-                .map_err(|(span, m)| error(span, path("request_timeout"), m))?;
-            let max_frame_size = match l.max_frame_size {
-                None => defaults::MAX_FRAME_SIZE,
-                Some(size) if (64..=i32::MAX as u32).contains(size.get_ref()) => size.into_inner(),
-                Some(size) => {
-                    return Err(error(
-                        size.span(),
-                        path("max_frame_size"),
-                        "must be between 64 and 2147483647 bytes".into(),
-                    ));
+        };
+        let idle_timeout = positive(l.idle_timeout.clone(), defaults::IDLE_TIMEOUT)
+            .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
+        let misplaced = |keys: &[(&str, Option<std::ops::Range<usize>>)],
+                         what: &str|
+         -> Result<(), ConfigError> {
+            match keys.iter().find(|(_, span)| span.is_some()) {
+                Some((key, Some(span))) => {
+                    Err(error(span.clone(), path(key), format!("{key} {what}")))
                 }
-            };
-            let mut routes = Vec::new();
-            for (r, route) in l
-                .routes
-                .map(Spanned::into_inner)
-                .unwrap_or_default()
-                .into_iter()
-                .enumerate()
-            {
-                let cluster = match resolve_target(route.cluster.get_ref(), &clusters) {
-                    Ok(Target::Cluster(i)) => i,
-                    Ok(Target::Builtin(_)) => {
-                        return Err(error(
-                            route.cluster.span(),
-                            format!("listeners[{i}].routes[{r}].cluster"),
-                            "routes go to clusters, not to built-ins".into(),
-                        ));
-                    }
-                    Err(m) => {
-                        return Err(error(
-                            route.cluster.span(),
-                            format!("listeners[{i}].routes[{r}].cluster"),
-                            m,
-                        ));
-                    }
+                _ => Ok(()),
+            }
+        };
+        let (rpc, http) = match l.protocol {
+            Protocol::Tcp => {
+                misplaced(
+                    &[
+                        (
+                            "request_timeout",
+                            l.request_timeout.as_ref().map(Spanned::span),
+                        ),
+                        (
+                            "max_frame_size",
+                            l.max_frame_size.as_ref().map(Spanned::span),
+                        ),
+                        (
+                            "max_header_bytes",
+                            l.max_header_bytes.as_ref().map(Spanned::span),
+                        ),
+                        ("max_headers", l.max_headers.as_ref().map(Spanned::span)),
+                        ("tls", l.tls.as_ref().map(Spanned::span)),
+                        ("routes", l.routes.as_ref().map(Spanned::span)),
+                    ],
+                    "does not apply to tcp listeners",
+                )?;
+                (None, None)
+            }
+            Protocol::Http => {
+                misplaced(
+                    &[(
+                        "max_frame_size",
+                        l.max_frame_size.as_ref().map(Spanned::span),
+                    )],
+                    "applies to bolt, dubbo and rocketmq listeners",
+                )?;
+                let ctx = Ctx {
+                    source_name,
+                    text,
+                    clusters: &clusters,
+                    listener: i,
                 };
-                routes.push(Route {
-                    service: route.service,
-                    method: route.method,
-                    code: route.code,
-                    topic: route.topic,
-                    headers: route.headers.into_iter().collect(),
-                    cluster,
-                });
+                (None, Some(http_settings(&ctx, &l, &target)?))
             }
-            Some(Rpc {
-                request_timeout,
-                max_frame_size,
-                routes,
-            })
-        } else {
-            let misplaced = [
-                (
-                    l.request_timeout.as_ref().map(Spanned::span),
-                    "request_timeout",
-                ),
-                (
-                    l.max_frame_size.as_ref().map(Spanned::span),
-                    "max_frame_size",
-                ),
-                (l.routes.as_ref().map(Spanned::span), "routes"),
-            ];
-            if let Some((Some(span), key)) = misplaced.into_iter().find(|(s, _)| s.is_some()) {
-                return Err(error(
-                    span,
-                    path(key),
-                    format!("{key} applies to bolt, dubbo and rocketmq listeners"),
-                ));
+            _ => {
+                misplaced(
+                    &[
+                        (
+                            "max_header_bytes",
+                            l.max_header_bytes.as_ref().map(Spanned::span),
+                        ),
+                        ("max_headers", l.max_headers.as_ref().map(Spanned::span)),
+                        ("tls", l.tls.as_ref().map(Spanned::span)),
+                    ],
+                    "applies to http listeners",
+                )?;
+                let ctx = Ctx {
+                    source_name,
+                    text,
+                    clusters: &clusters,
+                    listener: i,
+                };
+                (Some(rpc_settings(&ctx, &l, &target)?), None)
             }
-            None
         };
         listeners.push(Listener {
             name: l.name.into_inner(),
@@ -352,6 +443,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 .unwrap_or(NonZeroU32::MIN.saturating_add(defaults::MAX_CONNECTIONS - 1)),
             idle_timeout,
             rpc,
+            http,
         });
     }
 
@@ -381,6 +473,327 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         },
         listeners,
         clusters,
+    })
+}
+
+/// What the per-protocol checks need to report errors.
+struct Ctx<'a> {
+    source_name: &'a str,
+    text: &'a str,
+    clusters: &'a [Cluster],
+    listener: usize,
+}
+
+impl Ctx<'_> {
+    fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::at(
+            self.source_name,
+            self.text,
+            Some(span.start),
+            format!("listeners[{}].{key}", self.listener),
+            message,
+        )
+    }
+
+    /// A route's cluster reference, which must be a cluster.
+    fn cluster(&self, name: &Spanned<String>, key: &str) -> Result<usize, ConfigError> {
+        match resolve_target(name.get_ref(), self.clusters) {
+            Ok(Target::Cluster(i)) => Ok(i),
+            Ok(_) => Err(self.error(name.span(), key, "routes go to clusters, not to built-ins")),
+            Err(m) => Err(self.error(name.span(), key, m)),
+        }
+    }
+}
+
+fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, ConfigError> {
+    if !matches!(target, Target::Cluster(_)) {
+        let span = l.cluster.as_ref().map_or(l.name.span(), Spanned::span);
+        return Err(ctx.error(
+            span,
+            "cluster",
+            format!(
+                "a {:?} listener proxies to a cluster, not to a built-in",
+                l.protocol
+            )
+            .to_lowercase(),
+        ));
+    }
+    let request_timeout = positive(l.request_timeout.clone(), defaults::REQUEST_TIMEOUT)
+        .map_err(|(span, m)| ctx.error(span, "request_timeout", m))?;
+    let max_frame_size = match &l.max_frame_size {
+        None => defaults::MAX_FRAME_SIZE,
+        Some(size) if (64..=i32::MAX as u32).contains(size.get_ref()) => *size.get_ref(),
+        Some(size) => {
+            return Err(ctx.error(
+                size.span(),
+                "max_frame_size",
+                "must be between 64 and 2147483647 bytes",
+            ));
+        }
+    };
+    let mut routes = Vec::new();
+    for (r, route) in l
+        .routes
+        .as_ref()
+        .map(Spanned::get_ref)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let key = |k: &str| format!("routes[{r}].{k}");
+        let http_only = [
+            ("hosts", route.hosts.as_ref().map(Spanned::span)),
+            ("path", route.path.as_ref().map(Spanned::span)),
+            ("path_prefix", route.path_prefix.as_ref().map(Spanned::span)),
+            ("path_regex", route.path_regex.as_ref().map(Spanned::span)),
+            ("methods", route.methods.as_ref().map(Spanned::span)),
+            ("clusters", route.clusters.as_ref().map(Spanned::span)),
+            ("direct", route.direct.as_ref().map(Spanned::span)),
+            ("redirect", route.redirect.as_ref().map(Spanned::span)),
+            ("timeout", route.timeout.as_ref().map(Spanned::span)),
+            ("retries", route.retries.as_ref().map(Spanned::span)),
+        ];
+        if let Some((k, Some(span))) = http_only.iter().find(|(_, s)| s.is_some()) {
+            return Err(ctx.error(span.clone(), &key(k), format!("{k} applies to http routes")));
+        }
+        let Some(cluster) = &route.cluster else {
+            return Err(ctx.error(
+                l.routes.as_ref().map_or(l.name.span(), Spanned::span),
+                &key("cluster"),
+                "a route needs a cluster",
+            ));
+        };
+        routes.push(Route {
+            service: route.service.as_ref().map(|s| s.get_ref().clone()),
+            method: route.method.as_ref().map(|s| s.get_ref().clone()),
+            code: route.code.as_ref().map(|s| *s.get_ref()),
+            topic: route.topic.as_ref().map(|s| s.get_ref().clone()),
+            headers: route.headers.clone().into_iter().collect(),
+            cluster: ctx.cluster(cluster, &key("cluster"))?,
+        });
+    }
+    Ok(Rpc {
+        request_timeout,
+        max_frame_size,
+        routes,
+    })
+}
+
+fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http, ConfigError> {
+    if let Target::Builtin(_) = target {
+        let span = l.cluster.as_ref().map_or(l.name.span(), Spanned::span);
+        return Err(ctx.error(
+            span,
+            "cluster",
+            "an http listener proxies to a cluster, not to a built-in",
+        ));
+    }
+    let request_timeout = positive(l.request_timeout.clone(), defaults::HTTP_REQUEST_TIMEOUT)
+        .map_err(|(span, m)| ctx.error(span, "request_timeout", m))?;
+    let bounded = |v: &Option<Spanned<usize>>,
+                   key: &str,
+                   default: usize,
+                   range: std::ops::RangeInclusive<usize>| match v {
+        None => Ok(default),
+        Some(v) if range.contains(v.get_ref()) => Ok(*v.get_ref()),
+        Some(v) => Err(ctx.error(
+            v.span(),
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        )),
+    };
+    let max_header_bytes = bounded(
+        &l.max_header_bytes,
+        "max_header_bytes",
+        defaults::MAX_HEADER_BYTES,
+        1024..=1024 * 1024,
+    )?;
+    let max_headers = bounded(
+        &l.max_headers,
+        "max_headers",
+        defaults::MAX_HEADERS,
+        8..=1000,
+    )?;
+    let tls = match &l.tls {
+        None => None,
+        Some(tls) if tls.get_ref().certificates.is_empty() => {
+            return Err(ctx.error(
+                tls.span(),
+                "tls.certificates",
+                "a TLS listener needs at least one certificate",
+            ));
+        }
+        Some(tls) => Some(Tls {
+            certificates: tls
+                .get_ref()
+                .certificates
+                .iter()
+                .map(|c| (c.cert.clone(), c.key.clone()))
+                .collect(),
+        }),
+    };
+    let mut routes = Vec::new();
+    for (r, route) in l
+        .routes
+        .as_ref()
+        .map(Spanned::get_ref)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let key = |k: &str| format!("routes[{r}].{k}");
+        let rpc_only = [
+            ("service", route.service.as_ref().map(Spanned::span)),
+            ("method", route.method.as_ref().map(Spanned::span)),
+            ("code", route.code.as_ref().map(Spanned::span)),
+            ("topic", route.topic.as_ref().map(Spanned::span)),
+        ];
+        if let Some((k, Some(span))) = rpc_only.iter().find(|(_, s)| s.is_some()) {
+            let hint = if *k == "method" {
+                " (http routes use `methods`)"
+            } else {
+                ""
+            };
+            return Err(ctx.error(
+                span.clone(),
+                &key(k),
+                format!("{k} applies to rpc routes{hint}"),
+            ));
+        }
+        let paths: Vec<(&str, &Spanned<String>)> = [
+            ("path", route.path.as_ref()),
+            ("path_prefix", route.path_prefix.as_ref()),
+            ("path_regex", route.path_regex.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+        let path = match paths.as_slice() {
+            [] => PathMatch::Any,
+            [("path", p)] => PathMatch::Exact(p.get_ref().clone()),
+            [("path_prefix", p)] => PathMatch::Prefix(p.get_ref().clone()),
+            [(_, p)] => {
+                regex::Regex::new(p.get_ref()).map_err(|e| {
+                    ctx.error(p.span(), &key("path_regex"), format!("invalid regex: {e}"))
+                })?;
+                PathMatch::Regex(p.get_ref().clone())
+            }
+            [_, (k, p), ..] => {
+                return Err(ctx.error(p.span(), &key(k), "one of path, path_prefix, path_regex"));
+            }
+        };
+        let span_of_route = || l.routes.as_ref().map_or(l.name.span(), Spanned::span);
+        let actions = usize::from(route.cluster.is_some())
+            + usize::from(route.clusters.is_some())
+            + usize::from(route.direct.is_some())
+            + usize::from(route.redirect.is_some());
+        if actions != 1 {
+            return Err(ctx.error(
+                span_of_route(),
+                &format!("routes[{r}]"),
+                "a route needs exactly one of cluster, clusters, direct, redirect",
+            ));
+        }
+        let action = if let Some(cluster) = &route.cluster {
+            HttpAction::Cluster(ctx.cluster(cluster, &key("cluster"))?)
+        } else if let Some(weighted) = &route.clusters {
+            let mut out = Vec::new();
+            for (w, c) in weighted.get_ref().iter().enumerate() {
+                let index = ctx.cluster(&c.name, &key(&format!("clusters[{w}].name")))?;
+                if *c.weight.get_ref() == 0 {
+                    return Err(ctx.error(
+                        c.weight.span(),
+                        &key(&format!("clusters[{w}].weight")),
+                        "a weight must be positive",
+                    ));
+                }
+                out.push((index, *c.weight.get_ref()));
+            }
+            if out.is_empty() {
+                return Err(ctx.error(weighted.span(), &key("clusters"), "at least one cluster"));
+            }
+            HttpAction::Weighted(out)
+        } else if let Some(direct) = &route.direct {
+            let d = direct.get_ref();
+            if !(100..=999).contains(&d.status) {
+                return Err(ctx.error(
+                    direct.span(),
+                    &key("direct.status"),
+                    "an HTTP status is 100 to 999",
+                ));
+            }
+            HttpAction::Direct {
+                status: d.status,
+                body: d.body.clone(),
+                content_type: d.content_type.clone(),
+            }
+        } else if let Some(redirect) = &route.redirect {
+            let rd = redirect.get_ref();
+            if !matches!(rd.status, 301 | 302 | 303 | 307 | 308) {
+                return Err(ctx.error(
+                    redirect.span(),
+                    &key("redirect.status"),
+                    "a redirect is 301, 302, 303, 307 or 308",
+                ));
+            }
+            if rd.location.is_empty() || rd.location.contains(['\r', '\n']) {
+                return Err(ctx.error(
+                    redirect.span(),
+                    &key("redirect.location"),
+                    "a location without line breaks",
+                ));
+            }
+            HttpAction::Redirect {
+                location: rd.location.clone(),
+                status: rd.status,
+            }
+        } else {
+            return Err(ctx.error(
+                span_of_route(),
+                &format!("routes[{r}]"),
+                "a route needs an action",
+            ));
+        };
+        let timeout = match &route.timeout {
+            Some(t) if t.get_ref().0.is_zero() => {
+                return Err(ctx.error(t.span(), &key("timeout"), "must be greater than zero"));
+            }
+            Some(t) => Some(t.get_ref().0),
+            None => None,
+        };
+        routes.push(HttpRoute {
+            hosts: route
+                .hosts
+                .as_ref()
+                .map(|h| h.get_ref().iter().map(|h| h.to_ascii_lowercase()).collect())
+                .unwrap_or_default(),
+            path,
+            methods: route
+                .methods
+                .as_ref()
+                .map(|m| m.get_ref().clone())
+                .unwrap_or_default(),
+            headers: route
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            action,
+            timeout,
+            retries: route.retries.as_ref().map_or(0, |r| *r.get_ref()),
+        });
+    }
+    Ok(Http {
+        routes,
+        request_timeout,
+        max_header_bytes,
+        max_headers,
+        tls,
     })
 }
 

@@ -27,9 +27,17 @@ fn every_config_in_the_directory_parses() {
 }
 
 #[test]
-fn the_embedded_default_serves_echo_on_7000() {
+fn the_embedded_default_serves_echo_on_7000_and_hello_on_8080() {
     let config = Config::embedded_default().unwrap();
-    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(config.listeners.len(), 2);
+    let hello = &config.listeners[1];
+    assert_eq!(hello.address, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(hello.protocol, baton_config::Protocol::Http);
+    assert_eq!(hello.target, Target::NotFound);
+    let http = hello.http.as_ref().unwrap();
+    assert!(
+        matches!(&http.routes[0].action, baton_config::HttpAction::Direct { body, .. } if body.contains("{generation}"))
+    );
     let echo = &config.listeners[0];
     assert_eq!(echo.address, "127.0.0.1:7000".parse().unwrap());
     assert_eq!(echo.target, Target::Builtin(Builtin::Echo));

@@ -177,6 +177,13 @@ pub enum ConnKind {
         in_flight: u64,
         read_closed: bool,
     },
+    /// A plaintext HTTP/1.1 connection between two requests. fds: client,
+    /// and when `spilled`, a memfd holding `read_pending`.
+    Http {
+        /// Read of the next request (pipelined, or part of its head).
+        read_pending: Vec<u8>,
+        spilled: Option<u64>,
+    },
 }
 
 impl ConnKind {
@@ -186,6 +193,7 @@ impl ConnKind {
             ConnKind::Tunnel { .. } => 2,
             ConnKind::Echo { .. } => 1,
             ConnKind::Rpc { spilled, .. } => 1 + usize::from(spilled.is_some()),
+            ConnKind::Http { spilled, .. } => 1 + usize::from(spilled.is_some()),
         }
     }
 }

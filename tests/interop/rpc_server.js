@@ -10,12 +10,18 @@
 //   echo(value)            -> "<name>|<service>|<value>"
 //   slowEcho(value, ms)    -> the same, after `ms` milliseconds
 //
+// With "holdSlow": true, slowEcho first waits for a line {"op":"release"}
+// on stdin, then `ms`: a test can make sure its calls are still unanswered
+// when something happens (an upgrade has moved the client's connection)
+// without betting on a sleep being long enough.
+//
 // Events go to stdout, one JSON object per line:
 //
 //   {"event":"listening","port":N}
 //   {"event":"connection","remote":"127.0.0.1:P"}   a TCP connection accepted
 //   {"event":"close","remote":"127.0.0.1:P"}
 //   {"event":"request","service":S,"method":M,"value":V}
+//   {"event":"released"}
 //
 // The process lives until its stdin closes (the test's handle dropped).
 
@@ -35,6 +41,8 @@ const protocol = opts.protocol === 'dubbo' ? require('dubbo-remoting') : require
 const server = new RpcServer({ logger, port: opts.port || 0, protocol });
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+let release;
+const released = opts.holdSlow ? new Promise(resolve => { release = resolve; }) : Promise.resolve();
 
 for (const service of opts.services) {
   const answer = value => `${opts.name}|${service}|${value}`;
@@ -45,6 +53,7 @@ for (const service of opts.services) {
     },
     async slowEcho(value, ms) {
       emit({ event: 'request', service, method: 'slowEcho', value });
+      await released;
       await sleep(Number(ms));
       return answer(value);
     },
@@ -67,5 +76,18 @@ server.start().then(() => {
 
 // The test holds our stdin; when it goes away (test over, or test process
 // killed), so do we.
-process.stdin.resume();
+let pending = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', chunk => {
+  pending += chunk;
+  let nl;
+  while ((nl = pending.indexOf('\n')) >= 0) {
+    const line = pending.slice(0, nl);
+    pending = pending.slice(nl + 1);
+    if (line.trim() && JSON.parse(line).op === 'release' && release) {
+      release();
+      emit({ event: 'released' });
+    }
+  }
+});
 process.stdin.on('end', () => process.exit(0));

@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::access_log::Entry;
+use crate::http::conn::H1Conn;
 use crate::metrics::{ByteMeter, ListenerMeter};
 use crate::rpc::Outbound;
 use crate::rpc::downstream::{Downstream, RpcParts};
@@ -108,6 +109,11 @@ pub enum ConnParts {
         pipe: PipeState,
     },
     Rpc(RpcParts),
+    /// An HTTP/1.1 connection between requests.
+    Http {
+        client: TcpStream,
+        pending: Vec<u8>,
+    },
 }
 
 /// Live connections, each with its pause slot.
@@ -221,6 +227,7 @@ enum Conn {
     },
     Echo(Echo),
     Rpc(Box<Downstream>),
+    Http(Box<H1Conn<TcpStream>>),
 }
 
 /// A connection ready to run (built before its task, for adopted ones).
@@ -319,6 +326,22 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
                 client_addr,
             )
         }
+        ConnParts::Http { client, pending } => {
+            let client_addr = client.peer_addr().ok();
+            let Some(ctx) = spec.and_then(|i| shared.http[i].clone()) else {
+                warn!(listener = %parked.listener, "no HTTP listener of that name any more; closing the connection");
+                return None;
+            };
+            let conn = H1Conn::new(
+                client,
+                client_addr,
+                bytes::BytesMut::from(&pending[..]),
+                ctx,
+                idle,
+                bytes,
+            );
+            (Conn::Http(Box::new(conn)), client_addr)
+        }
         ConnParts::Rpc(parts) => {
             let client_addr = parts.client.peer_addr().ok();
             // An RPC connection needs its listener's routes and pools.
@@ -371,50 +394,79 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
         permit: _permit,
     } = ready;
 
-    let mut order = shared.order.subscribe();
-    let slot = &mut guard.slot;
-    // Resolves when the connection must stop pumping: a pause request, or
-    // the Close order. A dropped registry (the worker is exiting) closes.
-    let stop = async move {
-        tokio::select! {
-            req = slot => match req {
-                Ok(req) => Stop::Pause(req),
-                Err(_) => Stop::Close,
-            },
-            _ = order.wait_for(|o| *o == Order::Close) => Stop::Close,
-        }
-    };
-    let (outcome, conn) = match conn {
-        Conn::Tunnel {
-            mut tunnel,
-            cluster,
-            upstream,
-        } => {
-            let outcome = tunnel.run_until(stop).await;
-            (
-                outcome,
-                Conn::Tunnel {
-                    tunnel,
-                    cluster,
-                    upstream,
+    let mut conn = conn;
+    let mut carried = (0, 0);
+    let (outcome, conn) = loop {
+        let mut order = shared.order.subscribe();
+        let slot = &mut guard.slot;
+        // Resolves when the connection must stop pumping: a pause request,
+        // or the Close order. A dropped registry (the worker is exiting)
+        // closes.
+        let stop = async move {
+            tokio::select! {
+                req = slot => match req {
+                    Ok(req) => Stop::Pause(req),
+                    Err(_) => Stop::Close,
                 },
-            )
-        }
-        Conn::Echo(mut echo) => {
-            let outcome = echo.run_until(stop).await;
-            (outcome, Conn::Echo(echo))
-        }
-        Conn::Rpc(mut downstream) => {
-            let outcome = downstream.run_until(stop).await;
-            (outcome, Conn::Rpc(downstream))
+                _ = order.wait_for(|o| *o == Order::Close) => Stop::Close,
+            }
+        };
+        match conn {
+            Conn::Tunnel {
+                mut tunnel,
+                cluster,
+                upstream,
+            } => {
+                let outcome = tunnel.run_until(stop).await;
+                break (
+                    outcome,
+                    Conn::Tunnel {
+                        tunnel,
+                        cluster,
+                        upstream,
+                    },
+                );
+            }
+            Conn::Echo(mut echo) => {
+                let outcome = echo.run_until(stop).await;
+                break (outcome, Conn::Echo(echo));
+            }
+            Conn::Rpc(mut downstream) => {
+                let outcome = downstream.run_until(stop).await;
+                break (outcome, Conn::Rpc(downstream));
+            }
+            Conn::Http(mut h1) => {
+                let outcome = h1.run_until(stop).await;
+                if matches!(outcome, Outcome::Finished) && h1.is_upgraded() {
+                    // Switched protocols (WebSocket...): from here on an L4
+                    // tunnel, which moves across upgrades like any other.
+                    carried = h1.moved();
+                    let bytes = Arc::clone(&guard.meter.bytes);
+                    let Some(parts) = h1.into_tunnel() else {
+                        return;
+                    };
+                    let upstream = parts
+                        .upstream
+                        .peer_addr()
+                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    conn = Conn::Tunnel {
+                        tunnel: Tunnel::from_parts(parts, idle_timeout, bytes),
+                        cluster: Arc::from("http-upgrade"),
+                        upstream,
+                    };
+                    continue;
+                }
+                break (outcome, Conn::Http(h1));
+            }
         }
     };
     let moved = match &conn {
         Conn::Tunnel { tunnel, .. } => tunnel.moved(),
         Conn::Echo(echo) => echo.moved(),
         Conn::Rpc(downstream) => downstream.moved(),
+        Conn::Http(h1) => h1.moved(),
     };
-    let history = history.plus(moved);
+    let history = history.plus(carried).plus(moved);
     let outcome_name = match &outcome {
         Outcome::Stopped(Stop::Pause(_)) => None,
         Outcome::Stopped(Stop::Close) => Some("closed"),
@@ -427,7 +479,7 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
             Conn::Tunnel {
                 cluster, upstream, ..
             } => (Some(&**cluster), Some(*upstream)),
-            Conn::Echo(_) | Conn::Rpc(_) => (None, None),
+            Conn::Echo(_) | Conn::Rpc(_) | Conn::Http(_) => (None, None),
         };
         log.log(&Entry {
             started: history.started,
@@ -458,6 +510,10 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                     ConnParts::Echo { client, pipe }
                 }
                 Conn::Rpc(downstream) => ConnParts::Rpc(downstream.into_parts()),
+                Conn::Http(h1) => {
+                    let (client, pending) = h1.into_parts();
+                    ConnParts::Http { client, pending }
+                }
             };
             guard.parked = true;
             let parked = Parked {
@@ -503,8 +559,19 @@ async fn accept(
             spec.idle_timeout,
             bytes,
         )))
+    } else if let Some(ctx) = &shared.http[listener] {
+        Conn::Http(Box::new(H1Conn::new(
+            client,
+            client_addr,
+            bytes::BytesMut::new(),
+            ctx.clone(),
+            spec.idle_timeout,
+            bytes,
+        )))
     } else {
         match spec.target {
+            // Only HTTP listeners have no default, and they are served above.
+            baton_config::Target::NotFound => return None,
             baton_config::Target::Builtin(baton_config::Builtin::Echo) => {
                 Conn::Echo(Echo::new(client, spec.idle_timeout, bytes))
             }

@@ -70,7 +70,7 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
         Ok(config) => config,
         Err(e) => return refuse(&ctrl, WorkerError::Config(e.to_string())).await,
     };
-    let server = match Server::new(config, sockets) {
+    let server = match Server::new(config, sockets, generation.0) {
         Ok(server) => server,
         Err(e) => return refuse(&ctrl, WorkerError::Config(e.to_string())).await,
     };

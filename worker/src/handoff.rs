@@ -536,6 +536,20 @@ fn describe(parked: &Parked) -> std::io::Result<(ConnState, Option<OwnedFd>)> {
         ConnParts::Echo { pipe, .. } => ConnKind::Echo {
             pipe: to_wire(pipe),
         },
+        ConnParts::Http { pending, .. } => {
+            if pending.len() > INLINE_RPC_BYTES {
+                spill = Some(spill_to_memfd(pending, &[])?);
+                ConnKind::Http {
+                    read_pending: Vec::new(),
+                    spilled: Some(pending.len() as u64),
+                }
+            } else {
+                ConnKind::Http {
+                    read_pending: pending.clone(),
+                    spilled: None,
+                }
+            }
+        }
         ConnParts::Rpc(parts) => {
             let codec = bincode::serde::encode_to_vec(&parts.codec, bincode::config::standard())
                 .map_err(std::io::Error::other)?;
@@ -614,6 +628,7 @@ fn fds_of(parked: &Parked) -> Vec<BorrowedFd<'_>> {
         ConnParts::Tunnel { parts, .. } => vec![parts.client.as_fd(), parts.upstream.as_fd()],
         ConnParts::Echo { client, .. } => vec![client.as_fd()],
         ConnParts::Rpc(parts) => vec![parts.client.as_fd()],
+        ConnParts::Http { client, .. } => vec![client.as_fd()],
     }
 }
 
@@ -667,6 +682,22 @@ fn rebuild_batch(conns: Vec<ConnState>, fds: Vec<OwnedFd>) -> std::io::Result<Ve
                 client: socket(&mut fds)?,
                 pipe: from_wire(pipe),
             },
+            ConnKind::Http {
+                read_pending,
+                spilled,
+            } => {
+                let client = socket(&mut fds)?;
+                let pending = match spilled {
+                    None => read_pending,
+                    Some(len) => {
+                        let fd = fds.next().ok_or_else(|| {
+                            std::io::Error::other("a spilled connection state without its memfd")
+                        })?;
+                        read_spill(fd, (len, 0))?.0
+                    }
+                };
+                ConnParts::Http { client, pending }
+            }
             ConnKind::Rpc {
                 codec,
                 read_pending,

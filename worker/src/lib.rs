@@ -20,6 +20,7 @@
 //! * [`handoff`] — moving live connections to the next generation;
 //! * [`metrics`] — counters, sent to the supervisor every heartbeat;
 //! * [`access_log`] — one line per connection, off the data path;
+//! * [`http`] — HTTP/1.1 proxying: routes, keep-alive pools, streaming;
 //! * [`rpc`] — Bolt, Dubbo, RocketMQ proxying: routing, multiplexed
 //!   upstream pools, write migration;
 //! * [`tunnel`] — the pausable byte pump (L4 proxy and the echo built-in);
@@ -30,6 +31,7 @@ pub mod codec;
 pub mod conn;
 pub mod ctrl;
 pub mod handoff;
+pub mod http;
 pub mod metrics;
 pub mod rpc;
 pub mod serve;

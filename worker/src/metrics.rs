@@ -16,6 +16,7 @@ use baton_config::Config;
 use baton_ipc::{MetricFamily, MetricKind, MetricSample, Metrics};
 use parking_lot::Mutex;
 
+use crate::http::conn::HttpMeters;
 use crate::rpc::RpcMeters;
 
 /// One sample of an RPC family: an extra label, and the value.
@@ -70,6 +71,8 @@ pub struct Meters {
     pub migration: MigrationMeter,
     /// RPC listeners: (listener, protocol, meters).
     rpc: Mutex<Vec<(String, String, Arc<RpcMeters>)>>,
+    /// HTTP listeners: (listener, meters).
+    http: Mutex<Vec<(String, Arc<HttpMeters>)>>,
 }
 
 impl Meters {
@@ -93,7 +96,17 @@ impl Meters {
             endpoints,
             migration: MigrationMeter::default(),
             rpc: Mutex::new(Vec::new()),
+            http: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The request counters of HTTP listener `listener`.
+    pub fn http(&self, listener: &str) -> Arc<HttpMeters> {
+        let meters: Arc<HttpMeters> = Arc::default();
+        self.http
+            .lock()
+            .push((listener.to_string(), Arc::clone(&meters)));
+        meters
     }
 
     /// The request counters of RPC listener `listener`.
@@ -242,6 +255,48 @@ impl Meters {
                 &|m| vec![(None, load(&m.forwarded_bytes))],
             ),
         ];
+        let http = self.http.lock().clone();
+        let per_http =
+            |name: &str, help: &str, values: &dyn Fn(&HttpMeters) -> Vec<RpcSample>| MetricFamily {
+                name: name.into(),
+                help: help.into(),
+                kind: MetricKind::Counter,
+                samples: http
+                    .iter()
+                    .flat_map(|(l, m)| {
+                        values(m).into_iter().map(move |(extra, value)| {
+                            let mut labels = vec![("listener".to_string(), l.clone())];
+                            if let Some((k, v)) = extra {
+                                labels.push((k.to_string(), v.to_string()));
+                            }
+                            MetricSample { labels, value }
+                        })
+                    })
+                    .collect(),
+            };
+        families.push(per_http(
+            "baton_http_responses_total",
+            "HTTP responses to clients, by status class.",
+            &|m| {
+                vec![
+                    (Some(("class", "1xx")), load(&m.status_1xx)),
+                    (Some(("class", "2xx")), load(&m.status_2xx)),
+                    (Some(("class", "3xx")), load(&m.status_3xx)),
+                    (Some(("class", "4xx")), load(&m.status_4xx)),
+                    (Some(("class", "5xx")), load(&m.status_5xx)),
+                ]
+            },
+        ));
+        families.push(per_http(
+            "baton_http_bad_requests_total",
+            "Requests refused as malformed or hostile (never forwarded).",
+            &|m| vec![(None, load(&m.bad_requests))],
+        ));
+        families.push(per_http(
+            "baton_http_upstream_timeouts_total",
+            "Requests answered 504: no response head within the timeout.",
+            &|m| vec![(None, load(&m.timeouts))],
+        ));
         families.retain(|f| !f.samples.is_empty());
         let mut all = vec![
             per_listener(

@@ -24,8 +24,8 @@ use tracing::{Instrument, debug, info, warn};
 use crate::access_log::AccessLog;
 use crate::conn::{self, Parked, Registry, Start};
 use crate::metrics::Meters;
-use crate::rpc;
 use crate::upstream::Upstream;
+use crate::{http, rpc};
 
 /// After an accept error that a retry cannot fix at once (out of fds or
 /// memory), how long a listener waits before it tries again. Without a
@@ -146,6 +146,8 @@ pub struct Shared {
     pub access_log: Option<AccessLog>,
     /// By listener index: what an RPC listener's connections need.
     pub rpc: Vec<Option<rpc::downstream::Context>>,
+    /// By listener index: what an HTTP listener's connections need.
+    pub http: Vec<Option<http::HttpContext>>,
     pub all_closed: Notify,
     pub order: watch::Sender<Order>,
     /// One per listener: `max_connections` permits.
@@ -172,7 +174,11 @@ pub struct Server {
 impl Server {
     /// Matches `sockets` to the config's listeners by name. Needs a tokio
     /// runtime.
-    pub fn new(config: Config, sockets: Vec<(String, OwnedFd)>) -> Result<Server, BuildError> {
+    pub fn new(
+        config: Config,
+        sockets: Vec<(String, OwnedFd)>,
+        generation: u32,
+    ) -> Result<Server, BuildError> {
         let mut slots: Vec<Option<OwnedFd>> = config.listeners.iter().map(|_| None).collect();
         for (name, fd) in sockets {
             let index = config
@@ -210,6 +216,29 @@ impl Server {
             .iter()
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
+        let pool = Arc::new(http::pool::H1Pool::default());
+        let upstream_list: Arc<[Arc<Upstream>]> = upstreams.clone().into();
+        let http = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let Some(listener) =
+                    http::HttpListener::new(l).map_err(|reason| BuildError::Rpc {
+                        name: l.name.clone(),
+                        reason,
+                    })?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(http::HttpContext {
+                    listener: Arc::new(listener),
+                    upstreams: Arc::clone(&upstream_list),
+                    pool: Arc::clone(&pool),
+                    meters: meters.http(&l.name),
+                    generation,
+                }))
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
         let limits = config
             .listeners
             .iter()
@@ -224,6 +253,7 @@ impl Server {
                 meters,
                 access_log,
                 rpc,
+                http,
                 all_closed: Notify::new(),
                 order,
                 limits,

@@ -124,6 +124,8 @@ mod tests {
             endpoints,
             connect_timeout: Duration::from_secs(5),
             connections_per_endpoint: std::num::NonZeroU32::MIN,
+            protocol: baton_config::UpstreamProtocol::Http1,
+            tls: None,
         }
     }
 

@@ -73,7 +73,7 @@ impl RpcListener {
     /// The codec protocol for a config protocol (`None` for `tcp`).
     pub fn protocol_of(protocol: baton_config::Protocol) -> Option<Protocol> {
         match protocol {
-            baton_config::Protocol::Tcp => None,
+            baton_config::Protocol::Tcp | baton_config::Protocol::Http => None,
             baton_config::Protocol::Bolt => Some(Protocol::Bolt),
             baton_config::Protocol::Dubbo => Some(Protocol::Dubbo),
             baton_config::Protocol::Rocketmq => Some(Protocol::RocketMq),

@@ -1,0 +1,723 @@
+//! One HTTP/1.1 client connection: requests one after another (pipelined
+//! ones wait in the read buffer), each routed and answered by the proxy or
+//! forwarded to an upstream with its body streamed both ways.
+//!
+//! # Exchange
+//!
+//! ```text
+//! read head (bounded) ─▶ 400 + close if hostile
+//!   ─▶ route ─▶ direct / redirect / 404: answered here (the body is read and dropped)
+//!            ─▶ cluster: upstream from the idle pool or a new connection
+//!                 write the head (hop-by-hop dropped, X-Forwarded-* added)
+//!                 ║ request body client → upstream   (as framed: length or chunked)
+//!                 ║ response head (1xx relayed), then its body upstream → client
+//!                 101 Switching Protocols ─▶ the connection becomes an L4 tunnel
+//! ```
+//!
+//! Both directions run at once, so a server that answers while it still
+//! reads (or answers early) never deadlocks against the proxy. Idempotent
+//! requests without a body are retried on another connection when the
+//! connect fails, a pooled connection turns out closed, or the answer is a
+//! 5xx — up to the route's `retries`.
+//!
+//! # Across an upgrade
+//!
+//! A connection moves only between requests: [`H1Conn::run_until`] honours
+//! its stop while waiting for the next request head, and otherwise after
+//! the response in progress is complete. What moves is the socket and the
+//! bytes already read of the next request (a pipelined request, or part of
+//! a head). A response in progress therefore finishes in the old
+//! generation, and the connection moves right after it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use baton_config::{HttpAction, Target};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use crate::http::h1::{self, Chunked, Framing, H1Error, Head};
+use crate::http::{HttpContext, route};
+use crate::metrics::ByteMeter;
+use crate::tunnel::{Idle, Outcome, Parts, PipeState};
+
+/// Bytes read per call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The most of a request body the proxy reads and drops before it answers
+/// itself (direct responses, redirects, 404s); past it the connection is
+/// closed instead of kept alive.
+const DISCARD_LIMIT: u64 = 1024 * 1024;
+
+/// What to do after an exchange.
+enum Next {
+    KeepAlive,
+    Close,
+    /// Switched protocols: tunnel to this upstream, with bytes it sent
+    /// after its 101 head.
+    Tunnel(TcpStream, BytesMut),
+}
+
+/// A failure that ends the connection.
+#[derive(Debug)]
+enum Fatal {
+    Io(std::io::Error),
+    /// Answered with 400 and closed.
+    Bad(H1Error),
+}
+
+impl From<std::io::Error> for Fatal {
+    fn from(e: std::io::Error) -> Fatal {
+        Fatal::Io(e)
+    }
+}
+
+/// An HTTP/1.1 connection on `S` (a TCP socket, or TLS over one).
+#[derive(Debug)]
+pub struct H1Conn<S> {
+    client: S,
+    client_addr: Option<SocketAddr>,
+    /// Read from the client, not yet consumed: the next head, or its start.
+    buf: BytesMut,
+    ctx: HttpContext,
+    idle: Idle,
+    meter: Arc<ByteMeter>,
+    received: u64,
+    sent: u64,
+    /// After a 101: the upstream to tunnel to, and what it sent after its
+    /// head. The run then ends `Finished`; see [`H1Conn::into_tunnel`].
+    upgraded: Option<(TcpStream, BytesMut)>,
+}
+
+impl<S> H1Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    pub fn new(
+        client: S,
+        client_addr: Option<SocketAddr>,
+        pending: BytesMut,
+        ctx: HttpContext,
+        idle_timeout: Duration,
+        meter: Arc<ByteMeter>,
+    ) -> H1Conn<S> {
+        H1Conn {
+            client,
+            client_addr,
+            buf: pending,
+            ctx,
+            idle: Idle::new(idle_timeout),
+            meter,
+            received: 0,
+            sent: 0,
+            upgraded: None,
+        }
+    }
+
+    /// Bytes received from and sent to the client.
+    pub fn moved(&self) -> (u64, u64) {
+        (self.received, self.sent)
+    }
+
+    /// Serves requests until the client is done, fails, idles out, or
+    /// `stop` resolves — at a request boundary (see the module docs).
+    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            // Between requests: a complete head may already be buffered.
+            let limits = self.ctx.listener.limits;
+            let head = match h1::parse_request(&mut self.buf, limits) {
+                Ok(head) => head,
+                Err(e) => return self.bad(e).await,
+            };
+            let Some(head) = head else {
+                let read = tokio::select! {
+                    biased;
+                    value = &mut stop => return Outcome::Stopped(value),
+                    read = read_more(&mut self.client, &mut self.buf) => read,
+                    () = std::future::poll_fn(|cx| match self.idle.poll_expired(cx) {
+                        Poll::Ready(()) => Poll::Ready(()),
+                        Poll::Pending => Poll::Pending,
+                    }) => return Outcome::Idle,
+                };
+                match read {
+                    Ok(0) => {
+                        if !self.buf.is_empty() {
+                            debug!(bytes = self.buf.len(), "client closed mid-head");
+                        }
+                        return Outcome::Finished;
+                    }
+                    Ok(n) => {
+                        self.count_in(n);
+                        continue;
+                    }
+                    Err(e) => return Outcome::Failed(e),
+                }
+            };
+            match self.exchange(head).await {
+                Ok(Next::KeepAlive) => {
+                    self.idle.touch();
+                    // A stop that fired during the exchange takes effect
+                    // now, between requests.
+                    if let Poll::Ready(value) = futures_now(&mut stop) {
+                        return Outcome::Stopped(value);
+                    }
+                }
+                Ok(Next::Close) => {
+                    let _ = self.client.shutdown().await;
+                    return Outcome::Finished;
+                }
+                Ok(Next::Tunnel(upstream, leftover)) => {
+                    self.upgraded = Some((upstream, leftover));
+                    return Outcome::Finished;
+                }
+                Err(Fatal::Bad(e)) => return self.bad(e).await,
+                Err(Fatal::Io(e)) => return Outcome::Failed(e),
+            }
+        }
+    }
+
+    /// A hostile or malformed request: 400 and close; never forwarded.
+    async fn bad<T>(&mut self, e: H1Error) -> Outcome<T> {
+        warn!(client = ?self.client_addr, error = %e, "refused a request");
+        self.ctx.meters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        let status = match e {
+            H1Error::HeadTooLarge(_) | H1Error::TooManyHeaders(_) => 431,
+            H1Error::UnsupportedEncoding => 501,
+            H1Error::Version => 505,
+            _ => 400,
+        };
+        let body = format!("{e}\n");
+        let response =
+            h1::simple_response(status, "text/plain", &[], body.as_bytes(), false, false);
+        let _ = self.write(&response).await;
+        let _ = self.client.shutdown().await;
+        Outcome::Failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.to_string(),
+        ))
+    }
+
+    fn count_in(&mut self, n: usize) {
+        self.received += n as u64;
+        self.meter.received.fetch_add(n as u64, Ordering::Relaxed);
+        self.idle.touch();
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.client.write_all(bytes).await?;
+        self.sent += bytes.len() as u64;
+        self.meter
+            .sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn exchange(&mut self, head: Head) -> Result<Next, Fatal> {
+        let listener = Arc::clone(&self.ctx.listener);
+        let keep_alive = head.keep_alive();
+        let route = route::pick(&listener.routes, &head);
+        let (action, timeout, retries) = match route {
+            Some(r) => (
+                Some(&r.action),
+                r.timeout.unwrap_or(listener.request_timeout),
+                r.retries,
+            ),
+            None => (None, listener.request_timeout, 0),
+        };
+        let cluster = match (action, &listener.default) {
+            (Some(HttpAction::Cluster(c)), _) => *c,
+            (Some(action @ HttpAction::Weighted(clusters)), _) => {
+                let roll = rand::random::<u64>() % route::total_weight(action).max(1);
+                route::weighted(clusters, roll).unwrap_or(clusters[0].0)
+            }
+            (
+                Some(HttpAction::Direct {
+                    status,
+                    body,
+                    content_type,
+                }),
+                _,
+            ) => {
+                let body = body
+                    .replace("{generation}", &self.ctx.generation.to_string())
+                    .replace("{pid}", &std::process::id().to_string());
+                let (status, ct) = (*status, content_type.clone());
+                return self
+                    .answer(&head, keep_alive, status, &ct, &[], body.as_bytes())
+                    .await;
+            }
+            (Some(HttpAction::Redirect { location, status }), _) => {
+                let (status, location) = (*status, location.clone());
+                return self
+                    .answer(
+                        &head,
+                        keep_alive,
+                        status,
+                        "text/plain",
+                        &[("Location", &location)],
+                        b"",
+                    )
+                    .await;
+            }
+            (None, Target::Cluster(c)) => *c,
+            (None, _) => {
+                return self
+                    .answer(&head, keep_alive, 404, "text/plain", &[], b"no route\n")
+                    .await;
+            }
+        };
+        self.forward(head, cluster, timeout, retries, keep_alive)
+            .await
+    }
+
+    /// Answers without an upstream, after reading and dropping the body.
+    async fn answer(
+        &mut self,
+        head: &Head,
+        keep_alive: bool,
+        status: u16,
+        content_type: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Next, Fatal> {
+        let drained = self.discard_body(head.framing).await?;
+        let keep_alive = keep_alive && drained;
+        self.ctx.meters.status(status);
+        let head_only = head.method.eq_ignore_ascii_case("HEAD");
+        let response =
+            h1::simple_response(status, content_type, extra, body, keep_alive, head_only);
+        self.write(&response).await?;
+        Ok(if keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        })
+    }
+
+    /// Reads a request body to its end and drops it; `false` when it is
+    /// too large to bother (the connection then closes).
+    async fn discard_body(&mut self, framing: Framing) -> Result<bool, Fatal> {
+        let mut chunked = Chunked::default();
+        let mut remaining = match framing {
+            Framing::None | Framing::Close => return Ok(true),
+            Framing::Length(n) if n > DISCARD_LIMIT => return Ok(false),
+            Framing::Length(n) => n,
+            Framing::Chunked => u64::MAX,
+        };
+        let mut dropped = 0u64;
+        loop {
+            if !self.buf.is_empty() {
+                let (used, done) = match framing {
+                    Framing::Chunked => chunked.feed(&self.buf).map_err(Fatal::Bad)?,
+                    _ => {
+                        let used = (remaining as usize).min(self.buf.len());
+                        remaining -= used as u64;
+                        (used, remaining == 0)
+                    }
+                };
+                let _ = self.buf.split_to(used);
+                dropped += used as u64;
+                if done {
+                    return Ok(true);
+                }
+                if dropped > DISCARD_LIMIT {
+                    return Ok(false);
+                }
+            }
+            let n = read_more(&mut self.client, &mut self.buf).await?;
+            if n == 0 {
+                return Err(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.count_in(n);
+        }
+    }
+
+    async fn forward(
+        &mut self,
+        head: Head,
+        cluster: usize,
+        timeout: Duration,
+        retries: u32,
+        keep_alive: bool,
+    ) -> Result<Next, Fatal> {
+        let upstream = Arc::clone(&self.ctx.upstreams[cluster]);
+        let mut request = BytesMut::with_capacity(512);
+        h1::write_request(
+            &head,
+            self.client_addr.map(|a| a.ip()),
+            self.ctx.listener.proto,
+            &mut request,
+        );
+        // Retrying is safe only when nothing can have been consumed: an
+        // idempotent request without a body.
+        let idempotent = matches!(
+            head.method.as_str(),
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "DELETE" | "PUT"
+        );
+        let retryable = idempotent && head.framing == Framing::None && !head.is_upgrade();
+        let mut attempts_left = if retryable { retries + 1 } else { 1 };
+        loop {
+            attempts_left -= 1;
+            let last = attempts_left == 0;
+            let (mut up, reused) = match self.ctx.pool.take(cluster) {
+                Some(up) => (up, true),
+                None => match upstream.connect().await {
+                    Ok((up, _)) => {
+                        let _ = up.set_nodelay(true);
+                        (up, false)
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "no upstream reachable");
+                        if !last {
+                            continue;
+                        }
+                        return self
+                            .answer(
+                                &head,
+                                keep_alive,
+                                502,
+                                "text/plain",
+                                &[],
+                                b"no upstream reachable\n",
+                            )
+                            .await;
+                    }
+                },
+            };
+            let attempt = self.attempt(&head, &request, &mut up, timeout).await;
+            match attempt {
+                Attempt::Response(response, up_buf) => {
+                    if response.head.status >= 500 && !last {
+                        debug!(status = response.head.status, "retrying after a 5xx");
+                        continue;
+                    }
+                    return self
+                        .respond(&head, response, up, up_buf, cluster, keep_alive)
+                        .await;
+                }
+                // A pooled connection the server had closed: nothing was
+                // answered, a fresh connection gets a fair try (once more
+                // than the budget allows, since nothing was consumed).
+                Attempt::Stale if reused && (retryable || head.framing == Framing::None) => {
+                    attempts_left += 1;
+                    continue;
+                }
+                Attempt::Stale | Attempt::UpstreamFailed(_) if !last => continue,
+                Attempt::Stale => {
+                    return self
+                        .answer(
+                            &head,
+                            false,
+                            502,
+                            "text/plain",
+                            &[],
+                            b"upstream closed the connection\n",
+                        )
+                        .await;
+                }
+                Attempt::UpstreamFailed(e) => {
+                    debug!(error = %e, "upstream failed before answering");
+                    return self
+                        .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
+                        .await;
+                }
+                Attempt::Timeout => {
+                    self.ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
+                    return self
+                        .answer(&head, false, 504, "text/plain", &[], b"upstream timeout\n")
+                        .await;
+                }
+                Attempt::Client(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends the request (head and body) and waits for the final response
+    /// head, relaying interim (1xx) responses.
+    async fn attempt(
+        &mut self,
+        head: &Head,
+        request: &[u8],
+        up: &mut TcpStream,
+        timeout: Duration,
+    ) -> Attempt {
+        if let Err(e) = up.write_all(request).await {
+            return if e.kind() == std::io::ErrorKind::BrokenPipe
+                || e.kind() == std::io::ErrorKind::ConnectionReset
+            {
+                Attempt::Stale
+            } else {
+                Attempt::UpstreamFailed(e)
+            };
+        }
+        let mut body = BodyCopy::new(head.framing);
+        let mut up_buf = BytesMut::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut got_any = false;
+        loop {
+            // The body goes up while the answer is awaited.
+            if !body.done && !self.buf.is_empty() {
+                match body.take(&mut self.buf) {
+                    Ok(chunk) => {
+                        if let Err(e) = up.write_all(&chunk).await {
+                            return Attempt::UpstreamFailed(e);
+                        }
+                    }
+                    Err(e) => return Attempt::Client(Fatal::Bad(e)),
+                }
+                continue;
+            }
+            let (up_read, _) = up.split();
+            tokio::select! {
+                read = read_more(&mut self.client, &mut self.buf), if !body.done => match read {
+                    Ok(0) => return Attempt::Client(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                    Ok(n) => self.count_in(n),
+                    Err(e) => return Attempt::Client(Fatal::Io(e)),
+                },
+                read = read_into(up_read, &mut up_buf) => match read {
+                    Ok(0) if !got_any => return Attempt::Stale,
+                    Ok(0) => return Attempt::UpstreamFailed(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => {
+                        got_any = true;
+                        loop {
+                            match h1::parse_response(&mut up_buf, &head.method, 64 * 1024) {
+                                Ok(Some(response)) if (100..200).contains(&response.status) && response.status != 101 => {
+                                    // Interim: relay (100 Continue lets the client send its body).
+                                    let mut interim = BytesMut::new();
+                                    h1::write_response(&response, true, &mut interim);
+                                    if let Err(e) = self.write(&interim).await {
+                                        return Attempt::Client(Fatal::Io(e));
+                                    }
+                                }
+                                Ok(Some(response)) => {
+                                    if !body.done {
+                                        // Answered before the whole body came: the rest
+                                        // is not forwarded, and the connection will close.
+                                        body.abandoned = true;
+                                    }
+                                    return Attempt::Response(Box::new(ResponseState { head: response, body }), up_buf);
+                                }
+                                Ok(None) => break,
+                                Err(e) => return Attempt::UpstreamFailed(std::io::Error::other(e.to_string())),
+                            }
+                        }
+                    }
+                    Err(e) if !got_any => {
+                        debug!(error = %e, "upstream read failed before any byte");
+                        return Attempt::Stale;
+                    }
+                    Err(e) => return Attempt::UpstreamFailed(e),
+                },
+                () = tokio::time::sleep_until(deadline) => return Attempt::Timeout,
+            }
+        }
+    }
+
+    /// Writes the response to the client and streams its body.
+    async fn respond(
+        &mut self,
+        head: &Head,
+        response: Box<ResponseState>,
+        mut up: TcpStream,
+        mut up_buf: BytesMut,
+        cluster: usize,
+        keep_alive: bool,
+    ) -> Result<Next, Fatal> {
+        let ResponseState {
+            head: response,
+            body: request_body,
+        } = *response;
+        self.ctx.meters.status(response.status);
+        if response.status == 101 && head.is_upgrade() {
+            let mut out = BytesMut::new();
+            h1::write_response(&response, true, &mut out);
+            self.write(&out).await?;
+            return Ok(Next::Tunnel(up, up_buf));
+        }
+        let upstream_keeps =
+            response.keep_alive() && response.framing != Framing::Close && !request_body.abandoned;
+        let keep_alive =
+            keep_alive && response.framing != Framing::Close && !request_body.abandoned;
+        let mut out = BytesMut::with_capacity(512);
+        h1::write_response(&response, keep_alive, &mut out);
+        self.write(&out).await?;
+        // The body, as framed.
+        let mut copy = BodyCopy::new(response.framing);
+        loop {
+            if !up_buf.is_empty() {
+                let chunk = copy
+                    .take(&mut up_buf)
+                    .map_err(|e| Fatal::Io(std::io::Error::other(e.to_string())))?;
+                self.write(&chunk).await?;
+            }
+            if copy.done {
+                break;
+            }
+            let n = read_into(&mut up, &mut up_buf).await?;
+            if n == 0 {
+                if response.framing == Framing::Close {
+                    break;
+                }
+                // Cut short by the upstream: the client must not wait.
+                return Err(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+        if upstream_keeps && up_buf.is_empty() {
+            self.ctx.pool.put(cluster, up);
+        }
+        Ok(if keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        })
+    }
+}
+
+impl H1Conn<TcpStream> {
+    /// The socket and the bytes read of the next request.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.client, self.buf.to_vec())
+    }
+
+    pub fn into_tunnel(self) -> Option<Parts> {
+        let (upstream, up_buf) = self.upgraded?;
+        Some(Parts {
+            client: self.client,
+            upstream,
+            // What the client sent after its upgrade request, and what the
+            // server sent after its 101, are the first bytes each way.
+            c2u: PipeState {
+                pending: self.buf.to_vec(),
+                read_closed: false,
+                write_closed: false,
+            },
+            u2c: PipeState {
+                pending: up_buf.to_vec(),
+                read_closed: false,
+                write_closed: false,
+            },
+        })
+    }
+
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.is_some()
+    }
+}
+
+/// The final response head and how the request body went.
+struct ResponseState {
+    head: Head,
+    body: BodyCopy,
+}
+
+enum Attempt {
+    Response(Box<ResponseState>, BytesMut),
+    /// The upstream closed before answering anything.
+    Stale,
+    UpstreamFailed(std::io::Error),
+    Timeout,
+    /// The client side failed; the connection ends.
+    Client(Fatal),
+}
+
+/// Cuts a message body out of a stream of bytes, as framed.
+struct BodyCopy {
+    framing: Framing,
+    remaining: u64,
+    chunked: Chunked,
+    done: bool,
+    /// The upstream answered before the body was complete.
+    abandoned: bool,
+}
+
+impl BodyCopy {
+    fn new(framing: Framing) -> BodyCopy {
+        let (remaining, done) = match framing {
+            Framing::None => (0, true),
+            Framing::Length(n) => (n, n == 0),
+            Framing::Chunked | Framing::Close => (u64::MAX, false),
+        };
+        BodyCopy {
+            framing,
+            remaining,
+            chunked: Chunked::default(),
+            done,
+            abandoned: false,
+        }
+    }
+
+    /// Splits off the front of `buf` what belongs to the body.
+    fn take(&mut self, buf: &mut BytesMut) -> Result<BytesMut, H1Error> {
+        let used = match self.framing {
+            Framing::None => 0,
+            Framing::Length(_) => {
+                let used = (self.remaining as usize).min(buf.len());
+                self.remaining -= used as u64;
+                self.done = self.remaining == 0;
+                used
+            }
+            Framing::Chunked => {
+                let (used, done) = self.chunked.feed(buf)?;
+                self.done = done;
+                used
+            }
+            Framing::Close => buf.len(),
+        };
+        Ok(buf.split_to(used))
+    }
+}
+
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    buf.reserve(READ_CHUNK);
+    stream.read_buf(buf).await
+}
+
+async fn read_into<S: AsyncRead + Unpin>(
+    mut stream: S,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    buf.reserve(READ_CHUNK);
+    stream.read_buf(buf).await
+}
+
+/// Polls a future once, without waiting.
+fn futures_now<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    std::pin::Pin::new(future).poll(&mut cx)
+}
+
+/// Request and response counters of one HTTP listener.
+#[derive(Debug, Default)]
+pub struct HttpMeters {
+    pub status_1xx: AtomicU64,
+    pub status_2xx: AtomicU64,
+    pub status_3xx: AtomicU64,
+    pub status_4xx: AtomicU64,
+    pub status_5xx: AtomicU64,
+    /// Refused as malformed or hostile (and never forwarded).
+    pub bad_requests: AtomicU64,
+    pub timeouts: AtomicU64,
+}
+
+impl HttpMeters {
+    pub fn status(&self, status: u16) {
+        let counter = match status {
+            100..=199 => &self.status_1xx,
+            200..=299 => &self.status_2xx,
+            300..=399 => &self.status_3xx,
+            400..=499 => &self.status_4xx,
+            _ => &self.status_5xx,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,188 @@
+//! Picking what serves an HTTP request: routes in config order, each a set
+//! of conditions (host, path, method, headers), the first match deciding.
+
+use baton_config::{HttpAction, HttpRoute, PathMatch};
+use regex::Regex;
+
+use crate::http::h1::Head;
+
+/// A route with its regex compiled.
+#[derive(Debug)]
+pub struct Compiled {
+    pub route: HttpRoute,
+    regex: Option<Regex>,
+}
+
+impl Compiled {
+    pub fn new(route: HttpRoute) -> Result<Compiled, regex::Error> {
+        let regex = match &route.path {
+            PathMatch::Regex(r) => Some(Regex::new(r)?),
+            _ => None,
+        };
+        Ok(Compiled { route, regex })
+    }
+
+    fn matches(&self, host: Option<&str>, head: &Head) -> bool {
+        let r = &self.route;
+        let host_ok = r.hosts.is_empty()
+            || host.is_some_and(|h| r.hosts.iter().any(|pattern| host_matches(pattern, h)));
+        let path = head.path();
+        let path_ok = match &r.path {
+            PathMatch::Any => true,
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            PathMatch::Regex(_) => self.regex.as_ref().is_some_and(|re| re.is_match(path)),
+        };
+        let method_ok = r.methods.is_empty()
+            || r.methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&head.method));
+        let headers_ok = r
+            .headers
+            .iter()
+            .all(|(name, value)| head.header(name).is_some_and(|v| v == value.as_bytes()));
+        host_ok && path_ok && method_ok && headers_ok
+    }
+}
+
+/// `example.com` matches itself; `*.example.com` matches any subdomain
+/// (not the bare domain); `*` matches everything.
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some("") => true,
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+/// The first route matching, if any.
+pub fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a HttpRoute> {
+    let host = head.host();
+    routes
+        .iter()
+        .find(|r| r.matches(host.as_deref(), head))
+        .map(|r| &r.route)
+}
+
+/// A weighted choice: `roll` in `0..sum(weights)`.
+pub fn weighted(clusters: &[(usize, u32)], roll: u64) -> Option<usize> {
+    let mut roll = roll;
+    for (cluster, weight) in clusters {
+        if roll < u64::from(*weight) {
+            return Some(*cluster);
+        }
+        roll -= u64::from(*weight);
+    }
+    None
+}
+
+/// Total weight of a weighted action.
+pub fn total_weight(action: &HttpAction) -> u64 {
+    match action {
+        HttpAction::Weighted(c) => c.iter().map(|(_, w)| u64::from(*w)).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::h1::{Limits, parse_request};
+
+    fn head(text: &str) -> Head {
+        let limits = Limits {
+            max_header_bytes: 4096,
+            max_headers: 32,
+        };
+        parse_request(&mut bytes::BytesMut::from(text.as_bytes()), limits)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn route(hosts: &[&str], path: PathMatch, cluster: usize) -> Compiled {
+        Compiled::new(HttpRoute {
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            path,
+            methods: Vec::new(),
+            headers: Vec::new(),
+            action: HttpAction::Cluster(cluster),
+            timeout: None,
+            retries: 0,
+        })
+        .unwrap()
+    }
+
+    fn cluster_of(routes: &[Compiled], text: &str) -> Option<usize> {
+        match pick(routes, &head(text))?.action {
+            HttpAction::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn hosts_paths_and_order() {
+        let routes = vec![
+            route(&["api.example.com"], PathMatch::Exact("/health".into()), 1),
+            route(&["*.example.com"], PathMatch::Prefix("/v1/".into()), 2),
+            route(&[], PathMatch::Regex("^/u/[0-9]+$".into()), 3),
+            route(&["example.com"], PathMatch::Any, 4),
+        ];
+        assert_eq!(
+            cluster_of(
+                &routes,
+                "GET /health HTTP/1.1\r\nHost: API.example.com:443\r\n\r\n"
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            cluster_of(
+                &routes,
+                "GET /v1/x?q HTTP/1.1\r\nHost: api.example.com\r\n\r\n"
+            ),
+            Some(2)
+        );
+        assert_eq!(
+            cluster_of(&routes, "GET /v1/x HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+            Some(4),
+            "no bare domain for *."
+        );
+        assert_eq!(
+            cluster_of(&routes, "GET /u/42 HTTP/1.1\r\nHost: other\r\n\r\n"),
+            Some(3)
+        );
+        assert_eq!(
+            cluster_of(&routes, "GET /u/x HTTP/1.1\r\nHost: other\r\n\r\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn methods_and_headers() {
+        let mut r = route(&[], PathMatch::Any, 7);
+        r.route.methods = vec!["GET".into()];
+        r.route.headers = vec![("x-canary".into(), "1".into())];
+        let routes = vec![r];
+        assert_eq!(
+            cluster_of(&routes, "GET / HTTP/1.1\r\nX-Canary: 1\r\n\r\n"),
+            Some(7)
+        );
+        assert_eq!(
+            cluster_of(&routes, "POST / HTTP/1.1\r\nX-Canary: 1\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            cluster_of(&routes, "GET / HTTP/1.1\r\nX-Canary: 2\r\n\r\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn weights_split_the_roll() {
+        let w = [(1, 90), (2, 10)];
+        assert_eq!(weighted(&w, 0), Some(1));
+        assert_eq!(weighted(&w, 89), Some(1));
+        assert_eq!(weighted(&w, 90), Some(2));
+        assert_eq!(weighted(&w, 99), Some(2));
+        assert_eq!(weighted(&w, 100), None);
+    }
+}
