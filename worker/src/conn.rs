@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 
 use crate::access_log::Entry;
 use crate::http::conn::H1Conn;
+use crate::http::h2::{BoxIo, H2Conn, Prefixed};
 use crate::metrics::{ByteMeter, ListenerMeter};
 use crate::rpc::Outbound;
 use crate::rpc::downstream::{Downstream, RpcParts};
@@ -228,6 +229,10 @@ enum Conn {
     Echo(Echo),
     Rpc(Box<Downstream>),
     Http(Box<H1Conn<TcpStream>>),
+    /// HTTP/2 (h2c or over TLS): drains instead of moving.
+    H2(Box<H2Conn<BoxIo>>),
+    /// HTTP/1.1 over TLS: closes between requests instead of moving.
+    TlsH1(Box<H1Conn<BoxIo>>),
 }
 
 /// A connection ready to run (built before its task, for adopted ones).
@@ -368,6 +373,16 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
     })
 }
 
+/// How long a client may take over its TLS handshake: a slow one holds
+/// a slot and memory; 10 s covers any honest client on any network.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Resolves at the server's Close order (a drain deadline).
+async fn closing(shared: &Arc<Shared>) {
+    let mut order = shared.order.subscribe();
+    let _ = order.wait_for(|o| *o == Order::Close).await;
+}
+
 /// Why a pump stopped early.
 enum Stop {
     Pause(PauseReq),
@@ -435,8 +450,55 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                 let outcome = downstream.run_until(stop).await;
                 break (outcome, Conn::Rpc(downstream));
             }
+            Conn::H2(mut h2) => {
+                let outcome = match h2.run_until(stop).await {
+                    Ok(Some(Stop::Pause(req))) => {
+                        // It stays: GOAWAY was sent; its streams finish
+                        // here, bounded by the drain deadline's Close.
+                        let _ = req.reply.send(Paused::Ended(guard.id));
+                        h2.drain(closing(&shared)).await;
+                        Outcome::Finished
+                    }
+                    Ok(Some(Stop::Close)) => {
+                        h2.drain(std::future::ready(())).await;
+                        Outcome::Stopped(Stop::Close)
+                    }
+                    Ok(None) => Outcome::Finished,
+                    Err(e) => Outcome::Failed(std::io::Error::other(e.to_string())),
+                };
+                break (outcome, Conn::H2(h2));
+            }
+            Conn::TlsH1(mut h1) => {
+                let outcome = match h1.run_until(stop).await {
+                    // A TLS session cannot move (no kTLS here): the
+                    // connection closes between two requests, and the
+                    // client reconnects to the new generation.
+                    Outcome::Stopped(Stop::Pause(req)) => {
+                        let _ = req.reply.send(Paused::Ended(guard.id));
+                        Outcome::Finished
+                    }
+                    other => other,
+                };
+                break (outcome, Conn::TlsH1(h1));
+            }
             Conn::Http(mut h1) => {
                 let outcome = h1.run_until(stop).await;
+                if matches!(outcome, Outcome::Finished) && h1.wants_h2() {
+                    let ctx = h1.context();
+                    let addr = h1.client_addr();
+                    let (tcp, prefix) = h1.into_h2();
+                    let io: BoxIo = Box::new(Prefixed::new(prefix, tcp));
+                    match H2Conn::handshake(io, ctx, addr).await {
+                        Ok(h2) => {
+                            conn = Conn::H2(Box::new(h2));
+                            continue;
+                        }
+                        Err(e) => {
+                            debug!(error = %e, "h2c handshake failed");
+                            return;
+                        }
+                    }
+                }
                 if matches!(outcome, Outcome::Finished) && h1.is_upgraded() {
                     // Switched protocols (WebSocket...): from here on an L4
                     // tunnel, which moves across upgrades like any other.
@@ -465,6 +527,8 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
         Conn::Echo(echo) => echo.moved(),
         Conn::Rpc(downstream) => downstream.moved(),
         Conn::Http(h1) => h1.moved(),
+        Conn::TlsH1(h1) => h1.moved(),
+        Conn::H2(_) => (0, 0),
     };
     let history = history.plus(carried).plus(moved);
     let outcome_name = match &outcome {
@@ -479,7 +543,7 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
             Conn::Tunnel {
                 cluster, upstream, ..
             } => (Some(&**cluster), Some(*upstream)),
-            Conn::Echo(_) | Conn::Rpc(_) | Conn::Http(_) => (None, None),
+            _ => (None, None),
         };
         log.log(&Entry {
             started: history.started,
@@ -514,6 +578,9 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                     let (client, pending) = h1.into_parts();
                     ConnParts::Http { client, pending }
                 }
+                // Drain-type connections answer a pause themselves and
+                // never stop with one.
+                Conn::H2(_) | Conn::TlsH1(_) => return,
             };
             guard.parked = true;
             let parked = Parked {
@@ -559,6 +626,41 @@ async fn accept(
             spec.idle_timeout,
             bytes,
         )))
+    } else if let Some(ctx) = shared.http[listener].as_ref().filter(|c| c.tls.is_some()) {
+        let tls = ctx.tls.clone()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let stream =
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(client)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    debug!(error = %e, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    debug!("TLS handshake timed out");
+                    return None;
+                }
+            };
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io: BoxIo = Box::new(stream);
+        if h2 {
+            match H2Conn::handshake(io, ctx.clone(), client_addr).await {
+                Ok(conn) => Conn::H2(Box::new(conn)),
+                Err(e) => {
+                    debug!(error = %e, "h2 handshake failed");
+                    return None;
+                }
+            }
+        } else {
+            Conn::TlsH1(Box::new(H1Conn::new(
+                io,
+                client_addr,
+                bytes::BytesMut::new(),
+                ctx.clone(),
+                spec.idle_timeout,
+                bytes,
+            )))
+        }
     } else if let Some(ctx) = &shared.http[listener] {
         Conn::Http(Box::new(H1Conn::new(
             client,

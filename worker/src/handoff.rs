@@ -180,6 +180,23 @@ pub async fn hand_off(
             // Every connection is across; what their requests in flight
             // answer is still being forwarded.
             migration.finish_forwarding(deadline).await;
+            // Connections that drain rather than move (HTTP/2 after its
+            // GOAWAY, TLS) finish here, within the same deadline.
+            let staying = server.active();
+            if staying > 0 {
+                info!(
+                    connections = staying,
+                    "waiting for draining connections (HTTP/2, TLS)"
+                );
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !server.wait_idle(left).await {
+                    warn!(
+                        open = server.active(),
+                        "drain deadline: closing what is left"
+                    );
+                    server.close_all().await;
+                }
+            }
             let lost = migration.lost;
             let _ = chan
                 .send_msg(HandoffDone {

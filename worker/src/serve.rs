@@ -217,6 +217,7 @@ impl Server {
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
         let pool = Arc::new(http::pool::H1Pool::default());
+        let h2_pool = Arc::new(http::h2::H2Pool::default());
         let upstream_list: Arc<[Arc<Upstream>]> = upstreams.clone().into();
         let http = config
             .listeners
@@ -230,10 +231,22 @@ impl Server {
                 else {
                     return Ok(None);
                 };
+                let tls =
+                    match l.http.as_ref().and_then(|h| h.tls.as_ref()) {
+                        Some(tls) => Some(http::tls::server_config(tls).map_err(|reason| {
+                            BuildError::Rpc {
+                                name: l.name.clone(),
+                                reason,
+                            }
+                        })?),
+                        None => None,
+                    };
                 Ok(Some(http::HttpContext {
                     listener: Arc::new(listener),
                     upstreams: Arc::clone(&upstream_list),
                     pool: Arc::clone(&pool),
+                    h2_pool: Arc::clone(&h2_pool),
+                    tls,
                     meters: meters.http(&l.name),
                     generation,
                 }))

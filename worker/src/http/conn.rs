@@ -92,6 +92,11 @@ pub struct H1Conn<S> {
     /// After a 101: the upstream to tunnel to, and what it sent after its
     /// head. The run then ends `Finished`; see [`H1Conn::into_tunnel`].
     upgraded: Option<(TcpStream, BytesMut)>,
+    /// The client opened with the HTTP/2 preface: the run ends `Finished`
+    /// and the connection continues as HTTP/2 ([`H1Conn::into_h2`]).
+    h2: bool,
+    /// Requests served on this connection.
+    served: u64,
 }
 
 impl<S> H1Conn<S>
@@ -116,7 +121,27 @@ where
             received: 0,
             sent: 0,
             upgraded: None,
+            h2: false,
+            served: 0,
         }
+    }
+
+    pub fn context(&self) -> HttpContext {
+        self.ctx.clone()
+    }
+
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.client_addr
+    }
+
+    /// Whether the client opened with the HTTP/2 preface.
+    pub fn wants_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// The stream and what was read of it, to continue as HTTP/2.
+    pub fn into_h2(self) -> (S, bytes::Bytes) {
+        (self.client, self.buf.freeze())
     }
 
     /// Bytes received from and sent to the client.
@@ -129,11 +154,24 @@ where
     pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
         let mut stop = std::pin::pin!(stop);
         loop {
+            // A client that speaks HTTP/2 with prior knowledge says so in
+            // its first bytes.
+            if self.served == 0
+                && crate::http::h2::looks_like_h2(&self.buf)
+                && self.buf.len() >= crate::http::h2::PREFACE.len()
+            {
+                self.h2 = true;
+                return Outcome::Finished;
+            }
             // Between requests: a complete head may already be buffered.
             let limits = self.ctx.listener.limits;
-            let head = match h1::parse_request(&mut self.buf, limits) {
-                Ok(head) => head,
-                Err(e) => return self.bad(e).await,
+            let head = if self.served == 0 && crate::http::h2::looks_like_h2(&self.buf) {
+                None
+            } else {
+                match h1::parse_request(&mut self.buf, limits) {
+                    Ok(head) => head,
+                    Err(e) => return self.bad(e).await,
+                }
             };
             let Some(head) = head else {
                 let read = tokio::select! {
@@ -159,6 +197,7 @@ where
                     Err(e) => return Outcome::Failed(e),
                 }
             };
+            self.served += 1;
             match self.exchange(head).await {
                 Ok(Next::KeepAlive) => {
                     self.idle.touch();

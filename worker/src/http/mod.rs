@@ -6,14 +6,23 @@
 //! clusters), a direct response or a redirect — and forwards it with its
 //! body streamed, over idle keep-alive upstream connections ([`pool`]).
 //!
+//! HTTP/2 ([`h2`]) is spoken to clients that open with its preface (h2c
+//! prior knowledge) or pick it by ALPN over TLS ([`tls`]), and to clusters
+//! with `protocol = "http2"`; streams to `http1` clusters are translated.
+//!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see [`conn`]); a
-//! connection upgraded to a tunnel (WebSocket) moves like any L4 tunnel.
+//! connection upgraded to a tunnel (WebSocket) moves like any L4 tunnel;
+//! an HTTP/2 connection drains with a two-step GOAWAY; a TLS connection
+//! (no kTLS here, so its session cannot move) closes after its current
+//! response (HTTP/1.1) or drains (HTTP/2).
 
 pub mod conn;
 pub mod h1;
+pub mod h2;
 pub mod pool;
 pub mod route;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +75,9 @@ pub struct HttpContext {
     /// By cluster index.
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub pool: Arc<pool::H1Pool>,
+    pub h2_pool: Arc<h2::H2Pool>,
+    /// TLS listeners: the server config (certificates, ALPN).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     pub meters: Arc<conn::HttpMeters>,
     /// This worker's generation, for direct responses.
     pub generation: u32,

@@ -1,0 +1,790 @@
+//! HTTP/2 towards clients (prior knowledge `h2c`, or ALPN `h2` over TLS),
+//! and towards clusters that speak it (`protocol = "http2"`).
+//!
+//! Each stream is proxied on its own task: routed like an HTTP/1.1
+//! request, then either translated to HTTP/1.1 for an `http1` cluster
+//! (over the same keep-alive pool) or forwarded as a stream on a shared
+//! multiplexed connection to an `http2` cluster — with trailers, which is
+//! what gRPC needs. Bodies move under HTTP/2 flow control in both
+//! directions: the proxy only takes what the other side has room for.
+//!
+//! Across an upgrade an HTTP/2 connection does not move: it drains with
+//! the two-step GOAWAY of RFC 9113 §6.8 (h2's graceful shutdown: a GOAWAY
+//! with the largest stream id and a PING, then the real last stream id),
+//! its streams in flight finish in the old generation, and the client
+//! opens new streams on a new connection — to the new generation.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use baton_config::{HttpAction, Target, UpstreamProtocol};
+use bytes::{Bytes, BytesMut};
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{Instrument, debug, warn};
+
+use crate::http::h1::{self, Chunked, Framing, Head};
+use crate::http::{HttpContext, route};
+use crate::upstream::Upstream;
+
+/// The client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Streams a client may open at once on one connection.
+const MAX_STREAMS: u32 = 256;
+
+/// A client HTTP/2 connection.
+pub struct H2Conn<S> {
+    conn: h2::server::Connection<S, Bytes>,
+    ctx: HttpContext,
+    client_addr: Option<SocketAddr>,
+    draining: bool,
+}
+
+impl<S> std::fmt::Debug for H2Conn<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "H2Conn({:?}, draining {})",
+            self.client_addr, self.draining
+        )
+    }
+}
+
+impl<S> H2Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    pub async fn handshake(
+        io: S,
+        ctx: HttpContext,
+        client_addr: Option<SocketAddr>,
+    ) -> Result<H2Conn<S>, h2::Error> {
+        let conn = h2::server::Builder::new()
+            .max_concurrent_streams(MAX_STREAMS)
+            .handshake(io)
+            .await?;
+        Ok(H2Conn {
+            conn,
+            ctx,
+            client_addr,
+            draining: false,
+        })
+    }
+
+    /// Serves streams until the connection ends or `stop` resolves; on
+    /// `stop`, starts the graceful shutdown and returns its value (the
+    /// streams in flight go on: call [`H2Conn::drain`]).
+    pub async fn run_until<T>(
+        &mut self,
+        stop: impl Future<Output = T>,
+    ) -> Result<Option<T>, h2::Error> {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            tokio::select! {
+                biased;
+                value = &mut stop, if !self.draining => {
+                    self.draining = true;
+                    self.conn.graceful_shutdown();
+                    return Ok(Some(value));
+                }
+                accepted = self.conn.accept() => match accepted {
+                    Some(Ok((request, respond))) => self.spawn(request, respond),
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(None),
+                },
+            }
+        }
+    }
+
+    /// After the graceful shutdown began: serves the streams in flight to
+    /// their end, or until `close` resolves.
+    pub async fn drain(&mut self, close: impl Future<Output = ()>) {
+        let mut close = std::pin::pin!(close);
+        loop {
+            tokio::select! {
+                () = &mut close => {
+                    self.conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    return;
+                }
+                accepted = self.conn.accept() => match accepted {
+                    Some(Ok((request, respond))) => self.spawn(request, respond),
+                    Some(Err(e)) => {
+                        debug!(error = %e, "h2 connection ended while draining");
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn spawn(&self, request: Request<RecvStream>, respond: SendResponse<Bytes>) {
+        let ctx = self.ctx.clone();
+        let client = self.client_addr;
+        tokio::spawn(
+            async move {
+                if let Err(e) = proxy_stream(request, respond, ctx, client).await {
+                    debug!(error = %e, "h2 stream failed");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+/// A stream failed.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("h2: {0}")]
+    H2(#[from] h2::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What routing looks at, from an HTTP/2 request.
+fn head_of(request: &Request<RecvStream>) -> Head {
+    let mut headers: Vec<(String, Vec<u8>)> = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    if let Some(authority) = request.uri().authority() {
+        headers.push(("host".into(), authority.as_str().as_bytes().to_vec()));
+    }
+    Head {
+        method: request.method().as_str().to_string(),
+        target: request
+            .uri()
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.as_str().to_string()),
+        status: 0,
+        reason: String::new(),
+        minor: 1,
+        headers,
+        framing: Framing::None,
+    }
+}
+
+async fn proxy_stream(
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    ctx: HttpContext,
+    client: Option<SocketAddr>,
+) -> Result<(), StreamError> {
+    let head = head_of(&request);
+    let listener = Arc::clone(&ctx.listener);
+    let route = route::pick(&listener.routes, &head);
+    let (action, timeout) = match route {
+        Some(r) => (
+            Some(&r.action),
+            r.timeout.unwrap_or(listener.request_timeout),
+        ),
+        None => (None, listener.request_timeout),
+    };
+    let cluster = match (action, &listener.default) {
+        (Some(HttpAction::Cluster(c)), _) => *c,
+        (Some(action @ HttpAction::Weighted(clusters)), _) => {
+            let roll = rand::random::<u64>() % route::total_weight(action).max(1);
+            route::weighted(clusters, roll).unwrap_or(clusters[0].0)
+        }
+        (
+            Some(HttpAction::Direct {
+                status,
+                body,
+                content_type,
+            }),
+            _,
+        ) => {
+            let body = body
+                .replace("{generation}", &ctx.generation.to_string())
+                .replace("{pid}", &std::process::id().to_string());
+            return answer(
+                &mut respond,
+                &ctx,
+                *status,
+                content_type,
+                None,
+                body.into_bytes(),
+            );
+        }
+        (Some(HttpAction::Redirect { location, status }), _) => {
+            return answer(
+                &mut respond,
+                &ctx,
+                *status,
+                "text/plain",
+                Some(location),
+                Vec::new(),
+            );
+        }
+        (None, Target::Cluster(c)) => *c,
+        (None, _) => {
+            return answer(
+                &mut respond,
+                &ctx,
+                404,
+                "text/plain",
+                None,
+                b"no route\n".to_vec(),
+            );
+        }
+    };
+    let upstream = Arc::clone(&ctx.upstreams[cluster]);
+    let result = match upstream.cluster.protocol {
+        UpstreamProtocol::Http2 => {
+            let pool = ctx.h2_pool.get(cluster, &upstream).await;
+            match pool {
+                Some(send) => {
+                    tokio::time::timeout(timeout, to_h2(request, &mut respond, send, &ctx)).await
+                }
+                None => {
+                    return answer(
+                        &mut respond,
+                        &ctx,
+                        502,
+                        "text/plain",
+                        None,
+                        b"no upstream reachable\n".to_vec(),
+                    );
+                }
+            }
+        }
+        UpstreamProtocol::Http1 => {
+            tokio::time::timeout(
+                timeout,
+                to_h1(request, &mut respond, cluster, &upstream, &ctx, client),
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(Fail::BeforeResponse(e))) => {
+            debug!(error = %e, "upstream failed before answering");
+            // A dead multiplexed connection is replaced for the next stream.
+            ctx.h2_pool.forget(cluster);
+            answer(
+                &mut respond,
+                &ctx,
+                502,
+                "text/plain",
+                None,
+                b"upstream failed\n".to_vec(),
+            )
+        }
+        Ok(Err(Fail::After(e))) => Err(e),
+        Err(_) => {
+            ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
+            // A response may already have begun; then the stream is reset.
+            answer(
+                &mut respond,
+                &ctx,
+                504,
+                "text/plain",
+                None,
+                b"upstream timeout\n".to_vec(),
+            )
+        }
+    }
+}
+
+/// Where a forward failed: before the response head (the proxy can still
+/// answer), or after.
+enum Fail {
+    BeforeResponse(StreamError),
+    After(StreamError),
+}
+
+fn answer(
+    respond: &mut SendResponse<Bytes>,
+    ctx: &HttpContext,
+    status: u16,
+    content_type: &str,
+    location: Option<&str>,
+    body: Vec<u8>,
+) -> Result<(), StreamError> {
+    ctx.meters.status(status);
+    let mut response = Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len());
+    if let Some(location) = location {
+        response = response.header("location", location);
+    }
+    let response = response
+        .body(())
+        .map_err(|e| StreamError::Other(e.to_string()))?;
+    let empty = body.is_empty();
+    let mut send = respond.send_response(response, empty)?;
+    if !empty {
+        send.send_data(Bytes::from(body), true)?;
+    }
+    Ok(())
+}
+
+/// Header fields that are connection-specific in HTTP/2 (RFC 9113
+/// §8.2.2), never forwarded either way.
+fn connection_specific(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "host"
+    )
+}
+
+/// Sends `data` on `to`, as the peer's flow control allows.
+async fn send_with_capacity(
+    to: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<(), StreamError> {
+    if data.is_empty() {
+        to.send_data(data, end)?;
+        return Ok(());
+    }
+    while !data.is_empty() {
+        to.reserve_capacity(data.len());
+        let granted = std::future::poll_fn(|cx| to.poll_capacity(cx))
+            .await
+            .ok_or_else(|| StreamError::Other("stream closed by the peer".into()))??;
+        let chunk = data.split_to(granted.min(data.len()));
+        to.send_data(chunk, end && data.is_empty())?;
+    }
+    Ok(())
+}
+
+/// Copies an HTTP/2 body, trailers included, from one stream to another.
+async fn pipe(mut from: RecvStream, to: &mut SendStream<Bytes>) -> Result<(), StreamError> {
+    while let Some(data) = from.data().await {
+        let data = data?;
+        let _ = from.flow_control().release_capacity(data.len());
+        send_with_capacity(to, data, false).await?;
+    }
+    match from.trailers().await? {
+        Some(trailers) => to.send_trailers(trailers)?,
+        None => to.send_data(Bytes::new(), true)?,
+    }
+    Ok(())
+}
+
+async fn to_h2(
+    request: Request<RecvStream>,
+    respond: &mut SendResponse<Bytes>,
+    mut send: h2::client::SendRequest<Bytes>,
+    ctx: &HttpContext,
+) -> Result<(), Fail> {
+    let (parts, body) = request.into_parts();
+    let mut upstream_request = Request::builder()
+        .method(parts.method)
+        .uri(parts.uri)
+        .body(())
+        .map_err(|e| Fail::BeforeResponse(StreamError::Other(e.to_string())))?;
+    for (name, value) in &parts.headers {
+        if !connection_specific(name.as_str()) {
+            upstream_request
+                .headers_mut()
+                .append(name.clone(), value.clone());
+        }
+    }
+    let end = body.is_end_stream();
+    send = send
+        .ready()
+        .await
+        .map_err(|e| Fail::BeforeResponse(e.into()))?;
+    let (response, mut upstream_body) = send
+        .send_request(upstream_request, end)
+        .map_err(|e| Fail::BeforeResponse(e.into()))?;
+    let request_pipe = async {
+        if !end {
+            pipe(body, &mut upstream_body).await?;
+        }
+        Ok::<(), StreamError>(())
+    };
+    let response_pipe = async {
+        let response = response.await.map_err(|e| Fail::BeforeResponse(e.into()))?;
+        let (parts, upstream_stream) = response.into_parts();
+        ctx.meters.status(parts.status.as_u16());
+        let mut client_response = Response::builder()
+            .status(parts.status)
+            .body(())
+            .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
+        for (name, value) in &parts.headers {
+            if !connection_specific(name.as_str()) {
+                client_response
+                    .headers_mut()
+                    .append(name.clone(), value.clone());
+            }
+        }
+        let end = upstream_stream.is_end_stream();
+        let mut client_stream = respond
+            .send_response(client_response, end)
+            .map_err(|e| Fail::After(e.into()))?;
+        if !end {
+            pipe(upstream_stream, &mut client_stream)
+                .await
+                .map_err(Fail::After)?;
+        }
+        Ok::<(), Fail>(())
+    };
+    let (sent, answered) = tokio::join!(request_pipe, response_pipe);
+    answered?;
+    if let Err(e) = sent {
+        debug!(error = %e, "request body not fully forwarded");
+    }
+    Ok(())
+}
+
+/// An HTTP/2 stream to an HTTP/1.1 upstream.
+async fn to_h1(
+    request: Request<RecvStream>,
+    respond: &mut SendResponse<Bytes>,
+    cluster: usize,
+    upstream: &Upstream,
+    ctx: &HttpContext,
+    client: Option<SocketAddr>,
+) -> Result<(), Fail> {
+    let (parts, mut body) = request.into_parts();
+    let end = body.is_end_stream();
+    let length = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = !end && length.is_none();
+    // The head, as HTTP/1.1.
+    let mut head = BytesMut::with_capacity(512);
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    head.extend_from_slice(format!("{} {target} HTTP/1.1\r\n", parts.method).as_bytes());
+    if let Some(authority) = parts.uri.authority() {
+        head.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
+    }
+    let mut forwarded_for = String::new();
+    for (name, value) in &parts.headers {
+        let name = name.as_str();
+        if connection_specific(name) || name == "te" || name == "x-forwarded-proto" {
+            continue;
+        }
+        if name == "x-forwarded-for" {
+            forwarded_for = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            continue;
+        }
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if let Some(ip) = client.map(|c| c.ip()) {
+        if !forwarded_for.is_empty() {
+            forwarded_for.push_str(", ");
+        }
+        forwarded_for.push_str(&ip.to_string());
+    }
+    if !forwarded_for.is_empty() {
+        head.extend_from_slice(format!("X-Forwarded-For: {forwarded_for}\r\n").as_bytes());
+    }
+    head.extend_from_slice(format!("X-Forwarded-Proto: {}\r\n", ctx.listener.proto).as_bytes());
+    if chunked {
+        head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    head.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
+
+    let mut up = match ctx.pool.take(cluster) {
+        Some(up) => up,
+        None => upstream
+            .connect()
+            .await
+            .map(|(s, _)| s)
+            .map_err(|e| Fail::BeforeResponse(StreamError::Other(e.to_string())))?,
+    };
+    let _ = up.set_nodelay(true);
+    up.write_all(&head)
+        .await
+        .map_err(|e| Fail::BeforeResponse(e.into()))?;
+    let (mut up_read, mut up_write) = up.split();
+    let request_body = async {
+        if end {
+            return Ok::<(), StreamError>(());
+        }
+        while let Some(data) = body.data().await {
+            let data = data?;
+            let _ = body.flow_control().release_capacity(data.len());
+            if chunked {
+                up_write
+                    .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                    .await?;
+                up_write.write_all(&data).await?;
+                up_write.write_all(b"\r\n").await?;
+            } else {
+                up_write.write_all(&data).await?;
+            }
+        }
+        if chunked {
+            up_write.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok(())
+    };
+    let response = async {
+        let mut buf = BytesMut::new();
+        let response = loop {
+            buf.reserve(16 * 1024);
+            let n = up_read
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| Fail::BeforeResponse(e.into()))?;
+            if n == 0 {
+                return Err(Fail::BeforeResponse(StreamError::Other(
+                    "upstream closed before answering".into(),
+                )));
+            }
+            match h1::parse_response(&mut buf, parts.method.as_str(), 64 * 1024) {
+                Ok(Some(r)) if (100..200).contains(&r.status) => continue,
+                Ok(Some(r)) => break r,
+                Ok(None) => continue,
+                Err(e) => return Err(Fail::BeforeResponse(StreamError::Other(e.to_string()))),
+            }
+        };
+        ctx.meters.status(response.status);
+        let mut client_response = Response::builder()
+            .status(StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY))
+            .body(())
+            .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
+        for (name, value) in &response.headers {
+            let lower = name.to_ascii_lowercase();
+            if connection_specific(&lower) || response.has_token("connection", &lower) {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(lower.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                client_response.headers_mut().append(n, v);
+            }
+        }
+        let empty = response.framing == Framing::None || response.framing == Framing::Length(0);
+        let mut stream = respond
+            .send_response(client_response, empty)
+            .map_err(|e| Fail::After(e.into()))?;
+        let mut remaining = match response.framing {
+            Framing::Length(n) => n,
+            _ => u64::MAX,
+        };
+        let mut chunks = Chunked::default();
+        let mut decoder = ChunkBody::default();
+        let mut complete = empty;
+        while !complete {
+            if buf.is_empty() {
+                buf.reserve(16 * 1024);
+                let n = up_read
+                    .read_buf(&mut buf)
+                    .await
+                    .map_err(|e| Fail::After(e.into()))?;
+                if n == 0 {
+                    if response.framing == Framing::Close {
+                        send_with_capacity(&mut stream, Bytes::new(), true)
+                            .await
+                            .map_err(Fail::After)?;
+                        return Ok(false);
+                    }
+                    return Err(Fail::After(StreamError::Other(
+                        "upstream cut the body short".into(),
+                    )));
+                }
+            }
+            let data = match response.framing {
+                Framing::Length(_) => {
+                    let take = (remaining as usize).min(buf.len());
+                    remaining -= take as u64;
+                    complete = remaining == 0;
+                    buf.split_to(take).freeze()
+                }
+                Framing::Chunked => {
+                    let (used, done) = chunks
+                        .feed(&buf)
+                        .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
+                    complete = done;
+                    let raw = buf.split_to(used);
+                    decoder.decode(&raw)
+                }
+                _ => buf.split().freeze(),
+            };
+            send_with_capacity(&mut stream, data, complete)
+                .await
+                .map_err(Fail::After)?;
+        }
+        Ok(response.keep_alive() && response.framing != Framing::Close)
+    };
+    let (sent, reusable) = tokio::join!(request_body, response);
+    let reusable = reusable?;
+    if sent.is_ok() && reusable {
+        ctx.pool.put(cluster, up);
+    }
+    Ok(())
+}
+
+/// Turns chunked framing into the data it carries (the framing itself is
+/// validated by [`Chunked`]; this only strips it).
+#[derive(Debug, Default)]
+struct ChunkBody {
+    /// Bytes still to copy in the current chunk.
+    data_left: u64,
+    /// Inside the size line / CRLF / trailer bookkeeping.
+    line: Vec<u8>,
+    in_trailer: bool,
+}
+
+impl ChunkBody {
+    fn decode(&mut self, raw: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            if self.data_left > 0 {
+                let take = (self.data_left as usize).min(raw.len() - i);
+                out.extend_from_slice(&raw[i..i + take]);
+                self.data_left -= take as u64;
+                i += take;
+                continue;
+            }
+            let b = raw[i];
+            i += 1;
+            if b != b'\n' {
+                self.line.push(b);
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            if self.in_trailer || line.is_empty() {
+                continue;
+            }
+            let size_text = line.split(|c| *c == b';').next().unwrap_or(b"");
+            let size = std::str::from_utf8(size_text)
+                .ok()
+                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+                .unwrap_or(0);
+            if size == 0 {
+                self.in_trailer = true;
+            } else {
+                self.data_left = size;
+            }
+        }
+        out.freeze()
+    }
+}
+
+/// Multiplexed connections to the `http2` clusters, one per cluster,
+/// made when first needed and again when one dies.
+#[derive(Debug, Default)]
+pub struct H2Pool {
+    senders: Mutex<std::collections::HashMap<usize, h2::client::SendRequest<Bytes>>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl H2Pool {
+    pub async fn get(
+        &self,
+        cluster: usize,
+        upstream: &Upstream,
+    ) -> Option<h2::client::SendRequest<Bytes>> {
+        if let Some(send) = self.senders.lock().get(&cluster).cloned() {
+            return Some(send);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(send) = self.senders.lock().get(&cluster).cloned() {
+            return Some(send);
+        }
+        let (stream, addr) = upstream
+            .connect()
+            .await
+            .inspect_err(|e| warn!(error = %e, "no upstream reachable"))
+            .ok()?;
+        let _ = stream.set_nodelay(true);
+        let (send, connection) = h2::client::handshake(stream)
+            .await
+            .inspect_err(|e| warn!(error = %e, %addr, "h2 handshake with upstream"))
+            .ok()?;
+        self.senders.lock().insert(cluster, send.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!(error = %e, %addr, "h2 upstream connection ended");
+            }
+        });
+        Some(send)
+    }
+
+    /// Forgets a cluster's connection (it failed); the next request makes
+    /// a new one.
+    pub fn forget(&self, cluster: usize) {
+        self.senders.lock().remove(&cluster);
+    }
+}
+
+/// A stream with bytes already read from it put back in front.
+#[derive(Debug)]
+pub struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(prefix: Bytes, inner: S) -> Prefixed<S> {
+        Prefixed { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Any client stream the HTTP code runs over (plain, TLS, prefixed).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// A boxed client stream.
+pub type BoxIo = Box<dyn Io>;
+
+/// Whether `buf` begins (or could begin) with the HTTP/2 preface.
+pub fn looks_like_h2(buf: &[u8]) -> bool {
+    let n = buf.len().min(PREFACE.len());
+    n > 0 && buf[..n] == PREFACE[..n]
+}
