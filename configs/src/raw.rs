@@ -211,7 +211,7 @@ struct RawCluster {
     connections_per_endpoint: Option<NonZeroU32>,
     #[serde(default = "http1")]
     protocol: UpstreamProtocol,
-    tls: Option<RawUpstreamTls>,
+    tls: Option<Spanned<RawUpstreamTls>>,
 }
 
 #[derive(Deserialize)]
@@ -307,6 +307,15 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         }
         let connect_timeout = positive(c.connect_timeout, defaults::CONNECT_TIMEOUT)
             .map_err(|(span, m)| error(span, path("connect_timeout"), m))?;
+        if let Some(tls) = &c.tls {
+            // Refused rather than ignored: a config that asks for TLS to
+            // its upstreams must not silently send plaintext.
+            return Err(error(
+                tls.span(),
+                path("tls"),
+                "TLS to upstreams is not supported by this worker yet".into(),
+            ));
+        }
         clusters.push(Cluster {
             name: c.name.into_inner(),
             lb: c.lb,
@@ -316,9 +325,12 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 .connections_per_endpoint
                 .unwrap_or(NonZeroU32::MIN.saturating_add(defaults::CONNECTIONS_PER_ENDPOINT - 1)),
             protocol: c.protocol,
-            tls: c.tls.map(|t| UpstreamTls {
-                ca: t.ca,
-                server_name: t.server_name,
+            tls: c.tls.map(|t| {
+                let t = t.into_inner();
+                UpstreamTls {
+                    ca: t.ca,
+                    server_name: t.server_name,
+                }
             }),
         });
     }

@@ -386,6 +386,9 @@ where
         keep_alive: bool,
     ) -> Result<Next, Fatal> {
         let upstream = Arc::clone(&self.ctx.upstreams[cluster]);
+        if upstream.cluster.protocol == baton_config::UpstreamProtocol::Http2 {
+            return self.forward_h2(head, cluster, timeout, keep_alive).await;
+        }
         let mut request = BytesMut::with_capacity(512);
         h1::write_request(
             &head,
@@ -609,6 +612,208 @@ where
         }
         if upstream_keeps && up_buf.is_empty() {
             self.ctx.pool.put(cluster, up);
+        }
+        Ok(if keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        })
+    }
+}
+
+impl<S> H1Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// An HTTP/1.1 request to an `http2` cluster: sent as a stream on the
+    /// cluster's multiplexed connection, the response written back as
+    /// HTTP/1.1 (chunked when its length is unknown).
+    async fn forward_h2(
+        &mut self,
+        head: Head,
+        cluster: usize,
+        timeout: Duration,
+        keep_alive: bool,
+    ) -> Result<Next, Fatal> {
+        let upstream = Arc::clone(&self.ctx.upstreams[cluster]);
+        let Some(send) = self.ctx.h2_pool.get(cluster, &upstream).await else {
+            return self
+                .answer(
+                    &head,
+                    false,
+                    502,
+                    "text/plain",
+                    &[],
+                    b"no upstream reachable\n",
+                )
+                .await;
+        };
+        let authority = head.header_str("host").unwrap_or("localhost").to_string();
+        let uri = format!(
+            "http://{authority}{}",
+            if head.target.starts_with('/') {
+                &head.target
+            } else {
+                "/"
+            }
+        );
+        let mut request = match http::Request::builder()
+            .method(head.method.as_str())
+            .uri(uri)
+            .body(())
+        {
+            Ok(r) => r,
+            Err(_) => {
+                return self
+                    .answer(
+                        &head,
+                        false,
+                        400,
+                        "text/plain",
+                        &[],
+                        b"bad request target\n",
+                    )
+                    .await;
+            }
+        };
+        for (name, value) in &head.headers {
+            let lower = name.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "host"
+                    | "connection"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "transfer-encoding"
+                    | "upgrade"
+                    | "te"
+            ) || head.has_token("connection", &lower)
+            {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(lower.as_bytes()),
+                http::HeaderValue::from_bytes(value),
+            ) {
+                request.headers_mut().append(n, v);
+            }
+        }
+        let no_body = head.framing == Framing::None;
+        let sent = async {
+            let mut send = send
+                .ready()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let (response, body) = send
+                .send_request(request, no_body)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok::<_, std::io::Error>((response, (!no_body).then_some(body)))
+        }
+        .await;
+        let (response, mut body) = match sent {
+            Ok(ok) => ok,
+            Err(e) => {
+                debug!(error = %e, "h2 upstream failed");
+                self.ctx.h2_pool.forget(cluster);
+                return self
+                    .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
+                    .await;
+            }
+        };
+        // The request body, as framed, into DATA frames.
+        if let Some(stream) = body.as_mut() {
+            let mut copy = BodyCopy::new(head.framing);
+            let mut dechunk = crate::http::h2::ChunkBody::default();
+            loop {
+                if !self.buf.is_empty() {
+                    let chunk = copy.take(&mut self.buf).map_err(Fatal::Bad)?;
+                    let data = if head.framing == Framing::Chunked {
+                        dechunk.decode(&chunk)
+                    } else {
+                        chunk.freeze()
+                    };
+                    if !data.is_empty() {
+                        stream
+                            .send_data(data, false)
+                            .map_err(|e| Fatal::Io(std::io::Error::other(e.to_string())))?;
+                    }
+                }
+                if copy.done {
+                    let _ = stream.send_data(bytes::Bytes::new(), true);
+                    break;
+                }
+                let n = read_more(&mut self.client, &mut self.buf).await?;
+                if n == 0 {
+                    return Err(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+                self.count_in(n);
+            }
+        }
+        let response = match tokio::time::timeout(timeout, response).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                debug!(error = %e, "h2 upstream failed before answering");
+                return self
+                    .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
+                    .await;
+            }
+            Err(_) => {
+                self.ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
+                return self
+                    .answer(&head, false, 504, "text/plain", &[], b"upstream timeout\n")
+                    .await;
+            }
+        };
+        let (parts, mut data) = response.into_parts();
+        self.ctx.meters.status(parts.status.as_u16());
+        let length = parts
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let no_body = head.method.eq_ignore_ascii_case("HEAD")
+            || data.is_end_stream() && length.is_none() && parts.status.as_u16() == 204
+            || parts.status.as_u16() == 304;
+        let chunked = !no_body && length.is_none();
+        let mut out = BytesMut::with_capacity(512);
+        out.extend_from_slice(
+            format!(
+                "HTTP/1.1 {} {}\r\n",
+                parts.status.as_u16(),
+                h1::reason(parts.status.as_u16())
+            )
+            .as_bytes(),
+        );
+        for (name, value) in &parts.headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if !keep_alive {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        self.write(&out).await?;
+        if !no_body {
+            while let Some(chunk) = data.data().await {
+                let chunk = chunk.map_err(|e| Fatal::Io(std::io::Error::other(e.to_string())))?;
+                let _ = data.flow_control().release_capacity(chunk.len());
+                if chunked {
+                    self.write(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .await?;
+                    self.write(&chunk).await?;
+                    self.write(b"\r\n").await?;
+                } else {
+                    self.write(&chunk).await?;
+                }
+            }
+            if chunked {
+                self.write(b"0\r\n\r\n").await?;
+            }
         }
         Ok(if keep_alive {
             Next::KeepAlive

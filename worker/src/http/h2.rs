@@ -630,7 +630,7 @@ async fn to_h1(
 /// Turns chunked framing into the data it carries (the framing itself is
 /// validated by [`Chunked`]; this only strips it).
 #[derive(Debug, Default)]
-struct ChunkBody {
+pub(crate) struct ChunkBody {
     /// Bytes still to copy in the current chunk.
     data_left: u64,
     /// Inside the size line / CRLF / trailer bookkeeping.
@@ -639,7 +639,7 @@ struct ChunkBody {
 }
 
 impl ChunkBody {
-    fn decode(&mut self, raw: &[u8]) -> Bytes {
+    pub(crate) fn decode(&mut self, raw: &[u8]) -> Bytes {
         let mut out = BytesMut::with_capacity(raw.len());
         let mut i = 0;
         while i < raw.len() {
