@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 pub mod admin;
 pub mod bolt;
 pub mod faults;
+pub mod http_peer;
 pub mod systemd;
 pub mod traffic;
 pub mod upstream;

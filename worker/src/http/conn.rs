@@ -97,6 +97,8 @@ pub struct H1Conn<S> {
     h2: bool,
     /// Requests served on this connection.
     served: u64,
+    /// The current request's body has started going upstream.
+    body_taken: bool,
 }
 
 impl<S> H1Conn<S>
@@ -123,6 +125,7 @@ where
             upgraded: None,
             h2: false,
             served: 0,
+            body_taken: false,
         }
     }
 
@@ -258,6 +261,7 @@ where
     }
 
     async fn exchange(&mut self, head: Head) -> Result<Next, Fatal> {
+        self.body_taken = false;
         let listener = Arc::clone(&self.ctx.listener);
         let keep_alive = head.keep_alive();
         let route = route::pick(&listener.routes, &head);
@@ -311,6 +315,11 @@ where
                     .await;
             }
         };
+        // A chunked body's first size line is checked before anything goes
+        // upstream: a request with a bad chunk is refused, never forwarded.
+        if head.framing == Framing::Chunked {
+            self.check_chunk_start().await?;
+        }
         self.forward(head, cluster, timeout, retries, keep_alive)
             .await
     }
@@ -325,7 +334,18 @@ where
         extra: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Next, Fatal> {
-        let drained = self.discard_body(head.framing).await?;
+        // A body already (partly) sent upstream cannot be drained again:
+        // the connection closes after this answer instead.
+        let drained = if self.body_taken {
+            false
+        } else {
+            if head.expects_continue() && head.framing != Framing::None {
+                // The client waits for this before it sends the body we
+                // are about to drop.
+                self.write(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            }
+            self.discard_body(head.framing).await?
+        };
         let keep_alive = keep_alive && drained;
         self.ctx.meters.status(status);
         let head_only = head.method.eq_ignore_ascii_case("HEAD");
@@ -337,6 +357,22 @@ where
         } else {
             Next::Close
         })
+    }
+
+    /// Waits for the first chunk-size line of a chunked body and checks
+    /// what has arrived of the body so far.
+    async fn check_chunk_start(&mut self) -> Result<(), Fatal> {
+        /// A size line longer than this (extensions included) is refused.
+        const MAX_SIZE_LINE: usize = 4096;
+        while !self.buf.windows(2).any(|w| w == b"\r\n") && self.buf.len() < MAX_SIZE_LINE {
+            let n = read_more(&mut self.client, &mut self.buf).await?;
+            if n == 0 {
+                return Err(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            self.count_in(n);
+        }
+        Chunked::default().feed(&self.buf).map_err(Fatal::Bad)?;
+        Ok(())
     }
 
     /// Reads a request body to its end and drops it; `false` when it is
@@ -499,6 +535,7 @@ where
             };
         }
         let mut body = BodyCopy::new(head.framing);
+        self.body_taken |= head.framing != Framing::None;
         let mut up_buf = BytesMut::new();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut got_any = false;
@@ -721,6 +758,7 @@ where
             }
         };
         // The request body, as framed, into DATA frames.
+        self.body_taken |= head.framing != Framing::None;
         if let Some(stream) = body.as_mut() {
             let mut copy = BodyCopy::new(head.framing);
             let mut dechunk = crate::http::h2::ChunkBody::default();

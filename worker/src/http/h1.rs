@@ -12,7 +12,13 @@
 //!   not a plain decimal;
 //! * a `Transfer-Encoding` other than exactly `chunked`;
 //! * header names or values with bytes httparse refuses (CR, LF, NUL...);
-//! * a bad chunk size line (non-hex, too long, an overflowing size).
+//! * a bad chunk size line (non-hex, too long, an overflowing size);
+//! * an HTTP/1.1 request without a `Host`, or with more than one
+//!   (RFC 9112 §3.2).
+//!
+//! An absolute-form target (`GET http://host/path`) routes by its
+//! authority, which replaces any `Host` the client sent, and goes upstream
+//! in origin form (RFC 9112 §3.2.2).
 
 use bytes::BytesMut;
 
@@ -38,6 +44,8 @@ pub enum H1Error {
     BadChunk(&'static str),
     #[error("unsupported HTTP version")]
     Version,
+    #[error("{0}")]
+    Host(&'static str),
 }
 
 /// Limits on a request head.
@@ -116,28 +124,50 @@ impl Head {
 
     /// The path without the query.
     pub fn path(&self) -> &str {
-        let target = self.target.as_str();
-        let path = target.split(['?', '#']).next().unwrap_or(target);
-        // Absolute form (`http://host/path`): its path.
-        match path
-            .strip_prefix("http://")
-            .or_else(|| path.strip_prefix("https://"))
-        {
-            Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-            None => path,
+        let target = match self.absolute_rest() {
+            Some(rest) => rest.find(['/', '?', '#']).map_or("", |i| &rest[i..]),
+            None => self.target.as_str(),
+        };
+        match target.split(['?', '#']).next().unwrap_or(target) {
+            "" => "/",
+            path => path,
         }
     }
 
-    /// Host for routing: the Host header, else the authority of an
-    /// absolute target; lower-case, without the port.
+    /// The target without `scheme://` when it is in absolute form.
+    fn absolute_rest(&self) -> Option<&str> {
+        let t = self.target.as_str();
+        let scheme = t.get(..8).filter(|s| s.eq_ignore_ascii_case("https://"));
+        let scheme = scheme.or_else(|| t.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")));
+        scheme.map(|s| &t[s.len()..])
+    }
+
+    /// The authority of an absolute-form target (`host[:port]`).
+    pub fn authority(&self) -> Option<&str> {
+        let rest = self.absolute_rest()?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        Some(&rest[..end])
+    }
+
+    /// The target in origin form (`/path?query`), as it goes upstream.
+    pub fn origin_form(&self) -> std::borrow::Cow<'_, str> {
+        let Some(rest) = self.absolute_rest() else {
+            return self.target.as_str().into();
+        };
+        let tail = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+        match tail.as_bytes().first() {
+            Some(b'/') => tail.into(),
+            _ => format!("/{tail}").into(),
+        }
+    }
+
+    /// Host for routing: the authority of an absolute target, else the
+    /// Host header; lower-case, without the port.
     pub fn host(&self) -> Option<String> {
-        let raw = self.header_str("host").map(str::to_string).or_else(|| {
-            let t = self
-                .target
-                .strip_prefix("http://")
-                .or_else(|| self.target.strip_prefix("https://"))?;
-            Some(t.split('/').next().unwrap_or(t).to_string())
-        })?;
+        let raw = match self.authority() {
+            Some(a) => a.to_string(),
+            None => self.header_str("host")?.to_string(),
+        };
         let host = if raw.starts_with('[') {
             raw.split(']')
                 .next()
@@ -188,6 +218,17 @@ pub fn parse_request(buf: &mut BytesMut, limits: Limits) -> Result<Option<Head>,
             .collect(),
         framing: Framing::None,
     };
+    let hosts = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .count();
+    if hosts > 1 {
+        return Err(H1Error::Host("more than one Host"));
+    }
+    if hosts == 0 && head.minor >= 1 {
+        return Err(H1Error::Host("HTTP/1.1 request without Host"));
+    }
     head.framing = request_framing(&head)?;
     let _ = buf.split_to(len);
     Ok(Some(head))
@@ -313,10 +354,17 @@ pub fn write_request(
 ) {
     out.extend_from_slice(head.method.as_bytes());
     out.extend_from_slice(b" ");
-    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(head.origin_form().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let authority = head.authority();
+    if let Some(a) = authority {
+        header(out, b"Host", a.as_bytes());
+    }
     let mut forwarded_for: Option<Vec<u8>> = None;
     for (name, value) in &head.headers {
+        if authority.is_some() && name.eq_ignore_ascii_case("host") {
+            continue;
+        }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
             // Merged below, with the client's address appended.
             let merged = forwarded_for.get_or_insert_with(Vec::new);
@@ -367,6 +415,10 @@ pub fn write_response(head: &Head, keep_alive: bool, out: &mut BytesMut) {
     out.extend_from_slice(line.as_bytes());
     for (name, value) in &head.headers {
         if hop_by_hop(head, name) && !name.eq_ignore_ascii_case("transfer-encoding") {
+            continue;
+        }
+        // A chunked body's length is the chunks' (RFC 9112 §6.3).
+        if head.framing == Framing::Chunked && name.eq_ignore_ascii_case("content-length") {
             continue;
         }
         header(out, name.as_bytes(), value);
@@ -604,33 +656,83 @@ mod tests {
 
     #[test]
     fn refuses_what_smuggles_or_overflows() {
-        let smuggle = "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let smuggle =
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(req(smuggle), Err(H1Error::Smuggling));
-        let dup = "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n";
+        let dup = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n";
         assert_eq!(req(dup), Err(H1Error::DuplicateLength));
         assert_eq!(
-            req("POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n"),
+            req("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n"),
             Err(H1Error::BadLength)
         );
         assert_eq!(
-            req("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             Err(H1Error::UnsupportedEncoding)
         );
-        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2000));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+            "a".repeat(2000)
+        );
         assert_eq!(req(&big), Err(H1Error::HeadTooLarge(1024)));
-        let partial_big = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(2000));
+        let partial_big = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}", "a".repeat(2000));
         assert_eq!(req(&partial_big), Err(H1Error::HeadTooLarge(1024)));
         let many: String = (0..20).map(|i| format!("H{i}: v\r\n")).collect();
         assert_eq!(
-            req(&format!("GET / HTTP/1.1\r\n{many}\r\n")),
+            req(&format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n")),
             Err(H1Error::TooManyHeaders(16))
         );
         // Header injection: a bare CR inside a value.
-        assert!(req("GET / HTTP/1.1\r\nX: a\rInjected: 1\r\n\r\n").is_err());
+        assert!(req("GET / HTTP/1.1\r\nHost: h\r\nX: a\rInjected: 1\r\n\r\n").is_err());
         assert!(
-            req("GET / HTTP/1.1\r\nX : a\r\n\r\n").is_err(),
+            req("GET / HTTP/1.1\r\nHost: h\r\nX : a\r\n\r\n").is_err(),
             "space before colon"
         );
+        let no_host = "GET / HTTP/1.1\r\n\r\n";
+        assert!(matches!(req(no_host), Err(H1Error::Host(_))));
+        let two_hosts = "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n";
+        assert!(matches!(req(two_hosts), Err(H1Error::Host(_))));
+        assert!(
+            req("GET / HTTP/1.0\r\n\r\n").unwrap().is_some(),
+            "1.0 needs no Host"
+        );
+    }
+
+    #[test]
+    fn absolute_targets_route_by_authority_and_go_in_origin_form() {
+        let head = req("GET http://Api.Example:81/a/b?q=1 HTTP/1.1\r\nHost: other\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.host().as_deref(), Some("api.example"));
+        assert_eq!(head.path(), "/a/b");
+        let mut out = BytesMut::new();
+        write_request(&head, None, "http", &mut out);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            text.starts_with("GET /a/b?q=1 HTTP/1.1\r\nHost: Api.Example:81\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("other"), "{text}");
+        let bare = req("GET http://h?x HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(bare.path(), "/");
+        assert_eq!(bare.origin_form(), "/?x");
+    }
+
+    #[test]
+    fn chunked_responses_lose_their_content_length() {
+        let mut b = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        );
+        let head = parse_response(&mut b, "GET", 1024).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        let mut out = BytesMut::new();
+        write_response(&head, true, &mut out);
+        let text = String::from_utf8(out.to_vec())
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(!text.contains("content-length"), "{text}");
+        assert!(text.contains("transfer-encoding: chunked"), "{text}");
     }
 
     #[test]

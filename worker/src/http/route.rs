@@ -163,15 +163,15 @@ mod tests {
         r.route.headers = vec![("x-canary".into(), "1".into())];
         let routes = vec![r];
         assert_eq!(
-            cluster_of(&routes, "GET / HTTP/1.1\r\nX-Canary: 1\r\n\r\n"),
+            cluster_of(&routes, "GET / HTTP/1.1\r\nHost: h\r\nX-Canary: 1\r\n\r\n"),
             Some(7)
         );
         assert_eq!(
-            cluster_of(&routes, "POST / HTTP/1.1\r\nX-Canary: 1\r\n\r\n"),
+            cluster_of(&routes, "POST / HTTP/1.1\r\nHost: h\r\nX-Canary: 1\r\n\r\n"),
             None
         );
         assert_eq!(
-            cluster_of(&routes, "GET / HTTP/1.1\r\nX-Canary: 2\r\n\r\n"),
+            cluster_of(&routes, "GET / HTTP/1.1\r\nHost: h\r\nX-Canary: 2\r\n\r\n"),
             None
         );
     }
