@@ -307,15 +307,6 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         }
         let connect_timeout = positive(c.connect_timeout, defaults::CONNECT_TIMEOUT)
             .map_err(|(span, m)| error(span, path("connect_timeout"), m))?;
-        if let Some(tls) = &c.tls {
-            // Refused rather than ignored: a config that asks for TLS to
-            // its upstreams must not silently send plaintext.
-            return Err(error(
-                tls.span(),
-                path("tls"),
-                "TLS to upstreams is not supported by this worker yet".into(),
-            ));
-        }
         clusters.push(Cluster {
             name: c.name.into_inner(),
             lb: c.lb,
@@ -371,6 +362,11 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 ));
             }
         };
+        if let (Target::Cluster(c), Some(span)) = (&target, &l.cluster)
+            && l.protocol != Protocol::Http
+        {
+            plain_only(&clusters[*c]).map_err(|m| error(span.span(), path("cluster"), m))?;
+        }
         let idle_timeout = positive(l.idle_timeout.clone(), defaults::IDLE_TIMEOUT)
             .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
         let misplaced = |keys: &[(&str, Option<std::ops::Range<usize>>)],
@@ -512,6 +508,16 @@ impl Ctx<'_> {
         )
     }
 
+    /// An RPC route's cluster, which must not ask for TLS (only HTTP
+    /// clusters speak it).
+    fn plain_cluster(&self, name: &Spanned<String>, key: &str) -> Result<usize, ConfigError> {
+        let index = self.cluster(name, key)?;
+        match plain_only(&self.clusters[index]) {
+            Ok(()) => Ok(index),
+            Err(m) => Err(self.error(name.span(), key, m)),
+        }
+    }
+
     /// A route's cluster reference, which must be a cluster.
     fn cluster(&self, name: &Spanned<String>, key: &str) -> Result<usize, ConfigError> {
         match resolve_target(name.get_ref(), self.clusters) {
@@ -586,7 +592,7 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
             code: route.code.as_ref().map(|s| *s.get_ref()),
             topic: route.topic.as_ref().map(|s| s.get_ref().clone()),
             headers: route.headers.clone().into_iter().collect(),
-            cluster: ctx.cluster(cluster, &key("cluster"))?,
+            cluster: ctx.plain_cluster(cluster, &key("cluster"))?,
         });
     }
     Ok(Rpc {
@@ -853,6 +859,18 @@ fn resolve_target(name: &str, clusters: &[Cluster]) -> Result<Target, String> {
         .position(|c| c.name == name)
         .map(Target::Cluster)
         .ok_or_else(|| format!("no cluster named {name:?} (clusters are declared in [[clusters]])"))
+}
+
+/// TLS to upstreams is spoken by HTTP listeners only: a tcp or RPC
+/// listener must not send plaintext to a cluster that asks for TLS.
+fn plain_only(cluster: &Cluster) -> Result<(), String> {
+    match cluster.tls {
+        Some(_) => Err(format!(
+            "cluster {:?} has a tls table, which only http listeners use (tcp and RPC listeners do not speak TLS to upstreams)",
+            cluster.name
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Names end up in logs, metrics labels and systemd's `FDNAME=`, which

@@ -215,3 +215,34 @@ fn a_missing_file_is_a_read_error() {
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/baton.toml"));
 }
+
+#[test]
+fn upstream_tls_is_for_http_listeners_only() {
+    let tls_cluster = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n\
+                       [clusters.tls]\nca = \"ca.pem\"\nserver_name = \"api.internal\"\n";
+    let http = format!(
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\ncluster = \"c\"\n{tls_cluster}"
+    );
+    let config = parse("good.toml", &http).unwrap();
+    let tls = config.clusters[0].tls.as_ref().unwrap();
+    assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+    assert_eq!(tls.server_name.as_deref(), Some("api.internal"));
+
+    for protocol in ["tcp", "bolt"] {
+        let text = format!(
+            "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{protocol}\"\ncluster = \"c\"\n{tls_cluster}"
+        );
+        let (line, _, path, message) = error(&text);
+        assert_eq!(
+            (line, path.as_str()),
+            (5, "listeners[0].cluster"),
+            "{protocol}"
+        );
+        assert!(message.contains("only http listeners"), "{message}");
+    }
+    let (_, _, _, message) = error(
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"c\"\n\
+         [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n[clusters.tls]\ncolour = 1\n",
+    );
+    assert!(message.contains("unknown field `colour`"), "{message}");
+}

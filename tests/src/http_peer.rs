@@ -630,6 +630,11 @@ impl Nginx {
     /// nginx with one `server` whose body is `server` (directives), plus
     /// `listen` on a free loopback port.
     pub fn start(server: &str) -> Nginx {
+        Nginx::start_listening("", server)
+    }
+
+    /// As [`Nginx::start`], with `listen` parameters (`ssl`, `http2`...).
+    pub fn start_listening(listen: &str, server: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let d = dir.path().display();
@@ -639,7 +644,7 @@ impl Nginx {
              http {{\n  access_log off;\n\
              client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
              uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             server {{\n    listen 127.0.0.1:{port};\n{server}\n  }}\n}}\n"
+             server {{\n    listen 127.0.0.1:{port} {listen};\n{server}\n  }}\n}}\n"
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();

@@ -6,6 +6,9 @@
 //! * [`Baton`] — a running supervisor: its config in a temp dir, its log
 //!   lines, the addresses its listeners got, its workers' pids;
 //! * [`upstream`] — in-process upstream servers (echo, scripted);
+//! * [`http_peer`] — HTTP peers: a scripted upstream, a raw client, nginx,
+//!   wrk and curl;
+//! * [`certs`] — a CA and server certificates per test (openssl);
 //! * [`bin`] — where the binaries under test are;
 //! * `src/bin/fd-probe.rs` — a stand-in worker that records its inherited
 //!   fds and execs the real one.
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub mod admin;
 pub mod bolt;
+pub mod certs;
 pub mod faults;
 pub mod http_peer;
 pub mod systemd;

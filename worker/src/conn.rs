@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 use crate::access_log::Entry;
 use crate::http::conn::H1Conn;
 use crate::http::h2::{BoxIo, H2Conn, Prefixed};
+use crate::http::relay::Relay;
 use crate::metrics::{ByteMeter, ListenerMeter};
 use crate::rpc::Outbound;
 use crate::rpc::downstream::{Downstream, RpcParts};
@@ -233,6 +234,8 @@ enum Conn {
     H2(Box<H2Conn<BoxIo>>),
     /// HTTP/1.1 over TLS: closes between requests instead of moving.
     TlsH1(Box<H1Conn<BoxIo>>),
+    /// A switched-protocol connection with TLS on a side: drains.
+    Relay(Box<Relay>),
 }
 
 /// A connection ready to run (built before its task, for adopted ones).
@@ -477,9 +480,34 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                         let _ = req.reply.send(Paused::Ended(guard.id));
                         Outcome::Finished
                     }
+                    Outcome::Finished if h1.is_upgraded() => {
+                        carried = h1.moved();
+                        let Some(relay) = h1.into_relay() else {
+                            return;
+                        };
+                        conn = Conn::Relay(Box::new(relay));
+                        continue;
+                    }
                     other => other,
                 };
                 break (outcome, Conn::TlsH1(h1));
+            }
+            Conn::Relay(mut relay) => {
+                let outcome = match relay.run_until(stop).await {
+                    // It stays (a TLS session cannot move): it goes on
+                    // here until done or the drain deadline.
+                    Outcome::Stopped(Stop::Pause(req)) => {
+                        let _ = req.reply.send(Paused::Ended(guard.id));
+                        match relay.run_until(closing(&shared)).await {
+                            Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
+                            Outcome::Finished => Outcome::Finished,
+                            Outcome::Idle => Outcome::Idle,
+                            Outcome::Failed(e) => Outcome::Failed(e),
+                        }
+                    }
+                    other => other,
+                };
+                break (outcome, Conn::Relay(relay));
             }
             Conn::Http(mut h1) => {
                 let outcome = h1.run_until(stop).await;
@@ -501,20 +529,24 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                 }
                 if matches!(outcome, Outcome::Finished) && h1.is_upgraded() {
                     // Switched protocols (WebSocket...): from here on an L4
-                    // tunnel, which moves across upgrades like any other.
+                    // tunnel, which moves across upgrades like any other
+                    // (or, over a TLS upstream, a relay that stays).
                     carried = h1.moved();
                     let bytes = Arc::clone(&guard.meter.bytes);
-                    let Some(parts) = h1.into_tunnel() else {
-                        return;
-                    };
-                    let upstream = parts
-                        .upstream
-                        .peer_addr()
-                        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                    conn = Conn::Tunnel {
-                        tunnel: Tunnel::from_parts(parts, idle_timeout, bytes),
-                        cluster: Arc::from("http-upgrade"),
-                        upstream,
+                    conn = match h1.into_tunnel() {
+                        Some(Ok(parts)) => {
+                            let upstream = parts
+                                .upstream
+                                .peer_addr()
+                                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                            Conn::Tunnel {
+                                tunnel: Tunnel::from_parts(parts, idle_timeout, bytes),
+                                cluster: Arc::from("http-upgrade"),
+                                upstream,
+                            }
+                        }
+                        Some(Err(relay)) => Conn::Relay(Box::new(relay)),
+                        None => return,
                     };
                     continue;
                 }
@@ -528,6 +560,7 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
         Conn::Rpc(downstream) => downstream.moved(),
         Conn::Http(h1) => h1.moved(),
         Conn::TlsH1(h1) => h1.moved(),
+        Conn::Relay(relay) => relay.moved(),
         Conn::H2(_) => (0, 0),
     };
     let history = history.plus(carried).plus(moved);
@@ -580,7 +613,7 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                 }
                 // Drain-type connections answer a pause themselves and
                 // never stop with one.
-                Conn::H2(_) | Conn::TlsH1(_) => return,
+                Conn::H2(_) | Conn::TlsH1(_) | Conn::Relay(_) => return,
             };
             guard.parked = true;
             let parked = Parked {

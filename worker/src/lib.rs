@@ -121,9 +121,12 @@ fn presize_fd_table(any: &std::os::fd::OwnedFd) {
     }
 }
 
-/// Validates config `text` as a new generation would.
-pub fn check(source: &str, text: &str) -> Result<baton_config::Config, baton_config::ConfigError> {
-    baton_config::parse(source, text)
+/// Validates config `text` as a new generation would: the text, then
+/// what it names (certificates, CA bundles) and compiles (route regexes).
+pub fn check(source: &str, text: &str) -> Result<baton_config::Config, String> {
+    let config = baton_config::parse(source, text).map_err(|e| e.to_string())?;
+    http::verify(&config).map_err(|e| format!("{source}: {e}"))?;
+    Ok(config)
 }
 
 fn init_logging() {

@@ -64,6 +64,8 @@ pub enum BuildError {
     AccessLog(std::io::Error),
     #[error("listener {name:?}: {reason}")]
     Rpc { name: String, reason: String },
+    #[error("cluster {name:?}: {reason}")]
+    Cluster { name: String, reason: String },
 }
 
 /// An RPC listener's context: its settings and a pool per cluster (pools
@@ -218,7 +220,17 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()?;
         let pool = Arc::new(http::pool::H1Pool::default());
         let h2_pool = Arc::new(http::h2::H2Pool::default());
-        let upstream_list: Arc<[Arc<Upstream>]> = upstreams.clone().into();
+        let upstream_list: Arc<[Arc<http::upstream::HttpUpstream>]> = upstreams
+            .iter()
+            .map(|u| {
+                http::upstream::HttpUpstream::new(Arc::clone(u))
+                    .map(Arc::new)
+                    .map_err(|reason| BuildError::Cluster {
+                        name: u.cluster.name.clone(),
+                        reason,
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         let http = config
             .listeners
             .iter()

@@ -55,3 +55,43 @@ fn without_a_supervisor_it_refuses_to_run() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("BATON_IPC_FD"));
 }
+
+/// What a generation would read is read: a missing certificate or CA
+/// bundle fails the check with the listener or cluster named (as does a
+/// regex that does not compile, with its key path).
+#[test]
+fn files_and_regexes_the_config_names_are_checked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.display();
+    let cases = [
+        (
+            format!(
+                "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\n\
+                 [listeners.tls]\ncertificates = [{{ cert = \"{missing}\", key = \"{missing}\" }}]\n"
+            ),
+            "listener \"web\": certificate",
+        ),
+        (
+            format!(
+                "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\ncluster = \"api\"\n\
+                 [[clusters]]\nname = \"api\"\nendpoints = [\"127.0.0.1:1\"]\n[clusters.tls]\nca = \"{missing}\"\n"
+            ),
+            "cluster \"api\": certificate",
+        ),
+        (
+            "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\n\
+             [[listeners.routes]]\npath_regex = \"([\"\ndirect = { status = 200 }\n"
+                .to_string(),
+            "listeners[0].routes[0].path_regex: invalid regex",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = worker().arg("check").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{text}\n{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
+}

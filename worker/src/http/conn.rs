@@ -42,6 +42,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::http::h1::{self, Chunked, Framing, H1Error, Head};
+use crate::http::relay::Relay;
+use crate::http::upstream::UpIo;
 use crate::http::{HttpContext, route};
 use crate::metrics::ByteMeter;
 use crate::tunnel::{Idle, Outcome, Parts, PipeState};
@@ -60,7 +62,7 @@ enum Next {
     Close,
     /// Switched protocols: tunnel to this upstream, with bytes it sent
     /// after its 101 head.
-    Tunnel(TcpStream, BytesMut),
+    Tunnel(UpIo, BytesMut),
 }
 
 /// A failure that ends the connection.
@@ -91,7 +93,7 @@ pub struct H1Conn<S> {
     sent: u64,
     /// After a 101: the upstream to tunnel to, and what it sent after its
     /// head. The run then ends `Finished`; see [`H1Conn::into_tunnel`].
-    upgraded: Option<(TcpStream, BytesMut)>,
+    upgraded: Option<(UpIo, BytesMut)>,
     /// The client opened with the HTTP/2 preface: the run ends `Finished`
     /// and the connection continues as HTTP/2 ([`H1Conn::into_h2`]).
     h2: bool,
@@ -422,7 +424,7 @@ where
         keep_alive: bool,
     ) -> Result<Next, Fatal> {
         let upstream = Arc::clone(&self.ctx.upstreams[cluster]);
-        if upstream.cluster.protocol == baton_config::UpstreamProtocol::Http2 {
+        if upstream.protocol() == baton_config::UpstreamProtocol::Http2 {
             return self.forward_h2(head, cluster, timeout, keep_alive).await;
         }
         let mut request = BytesMut::with_capacity(512);
@@ -446,10 +448,7 @@ where
             let (mut up, reused) = match self.ctx.pool.take(cluster) {
                 Some(up) => (up, true),
                 None => match upstream.connect().await {
-                    Ok((up, _)) => {
-                        let _ = up.set_nodelay(true);
-                        (up, false)
-                    }
+                    Ok((up, _)) => (up, false),
                     Err(e) => {
                         warn!(error = %e, "no upstream reachable");
                         if !last {
@@ -522,7 +521,7 @@ where
         &mut self,
         head: &Head,
         request: &[u8],
-        up: &mut TcpStream,
+        up: &mut UpIo,
         timeout: Duration,
     ) -> Attempt {
         if let Err(e) = up.write_all(request).await {
@@ -552,14 +551,13 @@ where
                 }
                 continue;
             }
-            let (up_read, _) = up.split();
             tokio::select! {
                 read = read_more(&mut self.client, &mut self.buf), if !body.done => match read {
                     Ok(0) => return Attempt::Client(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into())),
                     Ok(n) => self.count_in(n),
                     Err(e) => return Attempt::Client(Fatal::Io(e)),
                 },
-                read = read_into(up_read, &mut up_buf) => match read {
+                read = read_into(&mut *up, &mut up_buf) => match read {
                     Ok(0) if !got_any => return Attempt::Stale,
                     Ok(0) => return Attempt::UpstreamFailed(std::io::ErrorKind::UnexpectedEof.into()),
                     Ok(_) => {
@@ -603,7 +601,7 @@ where
         &mut self,
         head: &Head,
         response: Box<ResponseState>,
-        mut up: TcpStream,
+        mut up: UpIo,
         mut up_buf: BytesMut,
         cluster: usize,
         keep_alive: bool,
@@ -861,15 +859,45 @@ where
     }
 }
 
+impl<S: crate::http::h2::Io> H1Conn<S> {
+    /// The client switched protocols (see [`H1Conn::into_relay`]).
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.is_some()
+    }
+
+    /// After a 101, when a side speaks TLS: the tunnel relayed in this
+    /// process (it cannot move).
+    pub fn into_relay(self) -> Option<Relay> {
+        let (upstream, up_buf) = self.upgraded?;
+        Some(Relay::new(
+            Box::new(self.client),
+            self.buf,
+            upstream,
+            up_buf,
+            self.idle,
+            self.meter,
+        ))
+    }
+}
+
 impl H1Conn<TcpStream> {
     /// The socket and the bytes read of the next request.
     pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
         (self.client, self.buf.to_vec())
     }
 
-    pub fn into_tunnel(self) -> Option<Parts> {
-        let (upstream, up_buf) = self.upgraded?;
-        Some(Parts {
+    /// After a 101: an L4 tunnel that can move, when the upstream is
+    /// plain TCP too; else a [`Relay`] that stays.
+    pub fn into_tunnel(mut self) -> Option<Result<Parts, Relay>> {
+        let (upstream, up_buf) = self.upgraded.take()?;
+        let upstream = match upstream.into_plain() {
+            Ok(tcp) => tcp,
+            Err(tls) => {
+                self.upgraded = Some((tls, up_buf));
+                return self.into_relay().map(Err);
+            }
+        };
+        Some(Ok(Parts {
             client: self.client,
             upstream,
             // What the client sent after its upgrade request, and what the
@@ -884,11 +912,7 @@ impl H1Conn<TcpStream> {
                 read_closed: false,
                 write_closed: false,
             },
-        })
-    }
-
-    pub fn is_upgraded(&self) -> bool {
-        self.upgraded.is_some()
+        }))
     }
 }
 

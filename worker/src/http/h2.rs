@@ -28,8 +28,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{Instrument, debug, warn};
 
 use crate::http::h1::{self, Chunked, Framing, Head};
+use crate::http::upstream::HttpUpstream;
 use crate::http::{HttpContext, route};
-use crate::upstream::Upstream;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -237,7 +237,7 @@ async fn proxy_stream(
         }
     };
     let upstream = Arc::clone(&ctx.upstreams[cluster]);
-    let result = match upstream.cluster.protocol {
+    let result = match upstream.protocol() {
         UpstreamProtocol::Http2 => {
             let pool = ctx.h2_pool.get(cluster, &upstream).await;
             match pool {
@@ -445,7 +445,7 @@ async fn to_h1(
     request: Request<RecvStream>,
     respond: &mut SendResponse<Bytes>,
     cluster: usize,
-    upstream: &Upstream,
+    upstream: &HttpUpstream,
     ctx: &HttpContext,
     client: Option<SocketAddr>,
 ) -> Result<(), Fail> {
@@ -500,13 +500,12 @@ async fn to_h1(
             .connect()
             .await
             .map(|(s, _)| s)
-            .map_err(|e| Fail::BeforeResponse(StreamError::Other(e.to_string())))?,
+            .map_err(|e| Fail::BeforeResponse(StreamError::Other(e)))?,
     };
-    let _ = up.set_nodelay(true);
     up.write_all(&head)
         .await
         .map_err(|e| Fail::BeforeResponse(e.into()))?;
-    let (mut up_read, mut up_write) = up.split();
+    let (mut up_read, mut up_write) = tokio::io::split(&mut up);
     let request_body = async {
         if end {
             return Ok::<(), StreamError>(());
@@ -688,7 +687,7 @@ impl H2Pool {
     pub async fn get(
         &self,
         cluster: usize,
-        upstream: &Upstream,
+        upstream: &HttpUpstream,
     ) -> Option<h2::client::SendRequest<Bytes>> {
         if let Some(send) = self.senders.lock().get(&cluster).cloned() {
             return Some(send);
@@ -702,7 +701,6 @@ impl H2Pool {
             .await
             .inspect_err(|e| warn!(error = %e, "no upstream reachable"))
             .ok()?;
-        let _ = stream.set_nodelay(true);
         let (send, connection) = h2::client::handshake(stream)
             .await
             .inspect_err(|e| warn!(error = %e, %addr, "h2 handshake with upstream"))

@@ -9,10 +9,12 @@
 //! HTTP/2 ([`h2`]) is spoken to clients that open with its preface (h2c
 //! prior knowledge) or pick it by ALPN over TLS ([`tls`]), and to clusters
 //! with `protocol = "http2"`; streams to `http1` clusters are translated.
+//! Clusters with a `tls` table are reached over TLS ([`upstream`]).
 //!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see [`conn`]); a
-//! connection upgraded to a tunnel (WebSocket) moves like any L4 tunnel;
+//! connection upgraded to a tunnel (WebSocket) moves like any L4 tunnel
+//! when both of its sides are plain TCP, and drains otherwise ([`relay`]);
 //! an HTTP/2 connection drains with a two-step GOAWAY; a TLS connection
 //! (no kTLS here, so its session cannot move) closes after its current
 //! response (HTTP/1.1) or drains (HTTP/2).
@@ -21,15 +23,15 @@ pub mod conn;
 pub mod h1;
 pub mod h2;
 pub mod pool;
+pub mod relay;
 pub mod route;
 pub mod tls;
+pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_config::{Listener, Target};
-
-use crate::upstream::Upstream;
+use baton_config::{Config, Listener, Target};
 
 /// One HTTP listener's settings, compiled.
 #[derive(Debug)]
@@ -73,7 +75,7 @@ impl HttpListener {
 pub struct HttpContext {
     pub listener: Arc<HttpListener>,
     /// By cluster index.
-    pub upstreams: Arc<[Arc<Upstream>]>,
+    pub upstreams: Arc<[Arc<upstream::HttpUpstream>]>,
     pub pool: Arc<pool::H1Pool>,
     pub h2_pool: Arc<h2::H2Pool>,
     /// TLS listeners: the server config (certificates, ALPN).
@@ -81,4 +83,20 @@ pub struct HttpContext {
     pub meters: Arc<conn::HttpMeters>,
     /// This worker's generation, for direct responses.
     pub generation: u32,
+}
+
+/// Builds, and drops, what an HTTP generation reads or compiles beyond the
+/// config text — route regexes, listener certificates, cluster CA bundles —
+/// so that `check` reports what would stop a generation from starting.
+pub fn verify(config: &Config) -> Result<(), String> {
+    for l in &config.listeners {
+        HttpListener::new(l).map_err(|e| format!("listener {:?}: {e}", l.name))?;
+        if let Some(tls) = l.http.as_ref().and_then(|h| h.tls.as_ref()) {
+            tls::server_config(tls).map_err(|e| format!("listener {:?}: {e}", l.name))?;
+        }
+    }
+    for c in &config.clusters {
+        upstream::verify(c).map_err(|e| format!("cluster {:?}: {e}", c.name))?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! A connection goes back to the pool only after a complete exchange whose
 //! response allowed keep-alive; it comes out only if it still looks
-//! healthy (no end of stream, no unsolicited bytes) and has not idled past
+//! healthy (no end of stream, no unsolicited bytes: [`UpIo::idle_and_open`]) and has not idled past
 //! [`MAX_IDLE`]. A reused connection can still turn out to be closed by the
 //! server at the moment of reuse; the proxy then retries on a new one when
 //! nothing of the response had arrived.
@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::http::upstream::UpIo;
 
 /// Idle connections kept per cluster: enough for a burst's worth of
 /// concurrency, bounded so an idle proxy holds few fds.
@@ -24,34 +25,27 @@ pub const MAX_IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
 pub struct H1Pool {
-    idle: Mutex<HashMap<usize, Vec<(TcpStream, Instant)>>>,
+    idle: Mutex<HashMap<usize, Vec<(UpIo, Instant)>>>,
 }
 
 impl H1Pool {
     /// A healthy idle connection to `cluster`, if any.
-    pub fn take(&self, cluster: usize) -> Option<TcpStream> {
+    pub fn take(&self, cluster: usize) -> Option<UpIo> {
         let mut idle = self.idle.lock();
         let list = idle.get_mut(&cluster)?;
-        while let Some((stream, since)) = list.pop() {
-            if since.elapsed() < MAX_IDLE && healthy(&stream) {
+        while let Some((mut stream, since)) = list.pop() {
+            if since.elapsed() < MAX_IDLE && stream.idle_and_open() {
                 return Some(stream);
             }
         }
         None
     }
 
-    pub fn put(&self, cluster: usize, stream: TcpStream) {
+    pub fn put(&self, cluster: usize, stream: UpIo) {
         let mut idle = self.idle.lock();
         let list = idle.entry(cluster).or_default();
         if list.len() < MAX_IDLE_PER_CLUSTER {
             list.push((stream, Instant::now()));
         }
     }
-}
-
-/// An idle connection must have nothing to read: end of stream means the
-/// server closed it, bytes mean it is out of step.
-fn healthy(stream: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
