@@ -701,6 +701,25 @@ fn nginx_binary() -> PathBuf {
     on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"))
 }
 
+/// Reads from `stream` into `buf` until `want.len()` bytes are there,
+/// checks that they are `want`, and removes them (the rest stays for the
+/// next call). Panics if the stream ends or nothing comes within
+/// [`PATIENCE`].
+pub async fn expect_bytes<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>, want: &[u8]) {
+    timeout(PATIENCE, async {
+        while buf.len() < want.len() {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the stream ended");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("the bytes did not come");
+    assert_eq!(&buf[..want.len()], want);
+    buf.drain(..want.len());
+}
+
 /// A loopback port that was free a moment ago (bound to port 0, then
 /// closed), for a third-party server that must be told its port.
 pub fn free_port() -> u16 {

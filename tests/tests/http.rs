@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use baton_tests::admin::http;
 use baton_tests::faults::cli_at;
-use baton_tests::http_peer::{Client, HttpUpstream, Nginx, curl, pattern, wrk};
+use baton_tests::http_peer::{Client, HttpUpstream, Nginx, curl, expect_bytes, pattern, wrk};
 use baton_tests::{Baton, PATIENCE, eventually};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1003,24 +1003,9 @@ async fn a_switched_connection_is_a_tunnel_that_moves() {
     assert_eq!(r.header("upgrade"), Some("websocket"));
     let (mut stream, mut buf) = client.into_parts();
 
-    async fn echoed(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, want: &[u8]) {
-        timeout(PATIENCE, async {
-            while buf.len() < want.len() {
-                let mut chunk = [0u8; 4096];
-                let n = stream.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "the tunnel closed");
-                buf.extend_from_slice(&chunk[..n]);
-            }
-        })
-        .await
-        .expect("no echo");
-        assert_eq!(&buf[..want.len()], want);
-        buf.drain(..want.len());
-    }
-
-    echoed(&mut stream, &mut buf, b"early bytes|").await;
+    expect_bytes(&mut stream, &mut buf, b"early bytes|").await;
     stream.write_all(b"before the upgrade|").await.unwrap();
-    echoed(&mut stream, &mut buf, b"before the upgrade|").await;
+    expect_bytes(&mut stream, &mut buf, b"before the upgrade|").await;
 
     let out = cli_at(&baton.control_socket(), &["upgrade"]).await;
     let report = String::from_utf8_lossy(&out.stdout).into_owned();

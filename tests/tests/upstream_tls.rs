@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use baton_tests::certs::{Ca, ServerCert};
 use baton_tests::faults::cli_at;
-use baton_tests::http_peer::{Client, HttpUpstream, Nginx};
+use baton_tests::http_peer::{Client, HttpUpstream, Nginx, expect_bytes};
 use baton_tests::{Baton, PATIENCE};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
@@ -234,22 +234,6 @@ async fn an_http2_cluster_is_reached_over_tls_with_alpn_h2() {
     }
 }
 
-/// Reads from `stream` until `want` has come, then checks it.
-async fn echoed<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>, want: &[u8]) {
-    timeout(PATIENCE, async {
-        while buf.len() < want.len() {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "the tunnel closed");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("no echo");
-    assert_eq!(&buf[..want.len()], want);
-    buf.drain(..want.len());
-}
-
 /// Sends an upgrade request on `stream` and reads the 101's head; returns
 /// what came after it.
 async fn switch<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Vec<u8> {
@@ -305,7 +289,7 @@ async fn a_tunnel_over_a_tls_upstream_stays_and_finishes_across_an_upgrade() {
         .await
         .unwrap();
     let mut buf = switch(&mut stream).await;
-    echoed(&mut stream, &mut buf, b"early|").await;
+    expect_bytes(&mut stream, &mut buf, b"early|").await;
 
     let control = baton.control_socket();
     let upgrade = tokio::spawn(async move { cli_at(&control, &["upgrade"]).await });
@@ -410,11 +394,11 @@ async fn a_tls_client_can_switch_protocols() {
         .await
         .unwrap();
     let mut buf = switch(&mut stream).await;
-    echoed(&mut stream, &mut buf, b"early|").await;
+    expect_bytes(&mut stream, &mut buf, b"early|").await;
     for i in 0..20 {
         let line = format!("message {i}|");
         stream.write_all(line.as_bytes()).await.unwrap();
-        echoed(&mut stream, &mut buf, line.as_bytes()).await;
+        expect_bytes(&mut stream, &mut buf, line.as_bytes()).await;
     }
     assert_eq!(up.connections(), 1);
 }
