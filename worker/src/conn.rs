@@ -111,7 +111,9 @@ pub enum ConnParts {
         pipe: PipeState,
     },
     Rpc(RpcParts),
-    /// An HTTP/1.1 connection between requests.
+    /// An HTTP/1.1 connection between requests — or, on a TLS listener,
+    /// a connection whose client has not sent its ClientHello yet
+    /// (`pending` empty).
     Http {
         client: TcpStream,
         pending: Vec<u8>,
@@ -236,6 +238,76 @@ enum Conn {
     TlsH1(Box<H1Conn<BoxIo>>),
     /// A switched-protocol connection with TLS on a side: drains.
     Relay(Box<Relay>),
+    /// A TLS connection whose client has sent nothing yet: no session
+    /// exists, so it moves as a plain socket.
+    TlsHello(Box<TlsHello>),
+}
+
+/// A TLS connection waiting for its ClientHello.
+struct TlsHello {
+    client: TcpStream,
+    client_addr: Option<SocketAddr>,
+    ctx: crate::http::HttpContext,
+    idle_timeout: Duration,
+    bytes: Arc<ByteMeter>,
+    /// The hello must come (and the handshake end) by then.
+    deadline: tokio::time::Instant,
+}
+
+impl TlsHello {
+    fn new(
+        client: TcpStream,
+        ctx: crate::http::HttpContext,
+        idle_timeout: Duration,
+        bytes: Arc<ByteMeter>,
+    ) -> TlsHello {
+        TlsHello {
+            client_addr: client.peer_addr().ok(),
+            client,
+            ctx,
+            idle_timeout,
+            bytes,
+            deadline: tokio::time::Instant::now() + TLS_HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    /// The handshake, once the client has spoken; then HTTP/2 or HTTP/1.1
+    /// by ALPN. `None`: it failed or timed out (the connection closes).
+    async fn handshake(self) -> Option<Conn> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.ctx.tls.clone()?);
+        let stream =
+            match tokio::time::timeout_at(self.deadline, acceptor.accept(self.client)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    debug!(error = %e, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    debug!("TLS handshake timed out");
+                    return None;
+                }
+            };
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io: BoxIo = Box::new(stream);
+        if h2 {
+            match H2Conn::handshake(io, self.ctx, self.client_addr).await {
+                Ok(conn) => Some(Conn::H2(Box::new(conn))),
+                Err(e) => {
+                    debug!(error = %e, "h2 handshake failed");
+                    None
+                }
+            }
+        } else {
+            Some(Conn::TlsH1(Box::new(H1Conn::new(
+                io,
+                self.client_addr,
+                bytes::BytesMut::new(),
+                self.ctx,
+                self.idle_timeout,
+                self.bytes,
+            ))))
+        }
+    }
 }
 
 /// A connection ready to run (built before its task, for adopted ones).
@@ -340,6 +412,19 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
                 warn!(listener = %parked.listener, "no HTTP listener of that name any more; closing the connection");
                 return None;
             };
+            if ctx.tls.is_some() && pending.is_empty() {
+                // Moved before its ClientHello (a TLS connection never
+                // moves after it).
+                let hello = TlsHello::new(client, ctx, idle, bytes);
+                return Some(Ready {
+                    conn: Conn::TlsHello(Box::new(hello)),
+                    listener: parked.listener,
+                    idle_timeout: idle,
+                    client_addr,
+                    history,
+                    permit: None,
+                });
+            }
             let conn = H1Conn::new(
                 client,
                 client_addr,
@@ -492,6 +577,31 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                 };
                 break (outcome, Conn::TlsH1(h1));
             }
+            Conn::TlsHello(hello) => {
+                let mut probe = [0u8; 1];
+                let spoke = tokio::select! {
+                    biased;
+                    value = stop => Err(Outcome::Stopped(value)),
+                    // A peek, not `readable()`: that may wake spuriously.
+                    peeked = hello.client.peek(&mut probe) => match peeked {
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(Outcome::Failed(e)),
+                    },
+                    () = tokio::time::sleep_until(hello.deadline) => Err(Outcome::Idle),
+                };
+                if let Err(outcome) = spoke {
+                    break (outcome, Conn::TlsHello(hello));
+                }
+                // A pause that comes during the handshake waits for it,
+                // then finds a TLS connection, which stays and drains.
+                match hello.handshake().await {
+                    Some(next) => {
+                        conn = next;
+                        continue;
+                    }
+                    None => return,
+                }
+            }
             Conn::Relay(mut relay) => {
                 let outcome = match relay.run_until(stop).await {
                     // It stays (a TLS session cannot move): it goes on
@@ -561,7 +671,7 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
         Conn::Http(h1) => h1.moved(),
         Conn::TlsH1(h1) => h1.moved(),
         Conn::Relay(relay) => relay.moved(),
-        Conn::H2(_) => (0, 0),
+        Conn::H2(_) | Conn::TlsHello(_) => (0, 0),
     };
     let history = history.plus(carried).plus(moved);
     let outcome_name = match &outcome {
@@ -611,6 +721,11 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                     let (client, pending) = h1.into_parts();
                     ConnParts::Http { client, pending }
                 }
+                // Nothing read yet: the next generation shakes hands.
+                Conn::TlsHello(hello) => ConnParts::Http {
+                    client: hello.client,
+                    pending: Vec::new(),
+                },
                 // Drain-type connections answer a pause themselves and
                 // never stop with one.
                 Conn::H2(_) | Conn::TlsH1(_) | Conn::Relay(_) => return,
@@ -660,40 +775,12 @@ async fn accept(
             bytes,
         )))
     } else if let Some(ctx) = shared.http[listener].as_ref().filter(|c| c.tls.is_some()) {
-        let tls = ctx.tls.clone()?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let stream =
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(client)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    debug!(error = %e, "TLS handshake failed");
-                    return None;
-                }
-                Err(_) => {
-                    debug!("TLS handshake timed out");
-                    return None;
-                }
-            };
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io: BoxIo = Box::new(stream);
-        if h2 {
-            match H2Conn::handshake(io, ctx.clone(), client_addr).await {
-                Ok(conn) => Conn::H2(Box::new(conn)),
-                Err(e) => {
-                    debug!(error = %e, "h2 handshake failed");
-                    return None;
-                }
-            }
-        } else {
-            Conn::TlsH1(Box::new(H1Conn::new(
-                io,
-                client_addr,
-                bytes::BytesMut::new(),
-                ctx.clone(),
-                spec.idle_timeout,
-                bytes,
-            )))
-        }
+        Conn::TlsHello(Box::new(TlsHello::new(
+            client,
+            ctx.clone(),
+            spec.idle_timeout,
+            bytes,
+        )))
     } else if let Some(ctx) = &shared.http[listener] {
         Conn::Http(Box::new(H1Conn::new(
             client,

@@ -683,11 +683,16 @@ where
                 )
                 .await;
         };
-        let authority = head.header_str("host").unwrap_or("localhost").to_string();
+        let authority = head
+            .authority()
+            .or_else(|| head.header_str("host"))
+            .unwrap_or("localhost")
+            .to_string();
+        let target = head.origin_form();
         let uri = format!(
             "http://{authority}{}",
-            if head.target.starts_with('/') {
-                &head.target
+            if target.starts_with('/') {
+                &target
             } else {
                 "/"
             }
@@ -755,8 +760,11 @@ where
                     .await;
             }
         };
-        // The request body, as framed, into DATA frames.
+        // The request body, as framed, into DATA frames — as the
+        // upstream's flow control allows, so that a slow reader slows the
+        // client instead of filling memory; bounded by the request timeout.
         self.body_taken |= head.framing != Framing::None;
+        let deadline = tokio::time::Instant::now() + timeout;
         if let Some(stream) = body.as_mut() {
             let mut copy = BodyCopy::new(head.framing);
             let mut dechunk = crate::http::h2::ChunkBody::default();
@@ -769,9 +777,40 @@ where
                         chunk.freeze()
                     };
                     if !data.is_empty() {
-                        stream
-                            .send_data(data, false)
-                            .map_err(|e| Fatal::Io(std::io::Error::other(e.to_string())))?;
+                        let sent = tokio::time::timeout_at(
+                            deadline,
+                            crate::http::h2::send_with_capacity(stream, data, false),
+                        )
+                        .await;
+                        match sent {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                debug!(error = %e, "h2 upstream refused the request body");
+                                return self
+                                    .answer(
+                                        &head,
+                                        false,
+                                        502,
+                                        "text/plain",
+                                        &[],
+                                        b"upstream failed\n",
+                                    )
+                                    .await;
+                            }
+                            Err(_) => {
+                                self.ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
+                                return self
+                                    .answer(
+                                        &head,
+                                        false,
+                                        504,
+                                        "text/plain",
+                                        &[],
+                                        b"upstream timeout\n",
+                                    )
+                                    .await;
+                            }
+                        }
                     }
                 }
                 if copy.done {
@@ -785,7 +824,7 @@ where
                 self.count_in(n);
             }
         }
-        let response = match tokio::time::timeout(timeout, response).await {
+        let response = match tokio::time::timeout_at(deadline, response).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 debug!(error = %e, "h2 upstream failed before answering");

@@ -139,7 +139,7 @@ where
 
 /// A stream failed.
 #[derive(Debug, thiserror::Error)]
-enum StreamError {
+pub(crate) enum StreamError {
     #[error("h2: {0}")]
     H2(#[from] h2::Error),
     #[error("{0}")]
@@ -339,7 +339,7 @@ fn connection_specific(name: &str) -> bool {
 }
 
 /// Sends `data` on `to`, as the peer's flow control allows.
-async fn send_with_capacity(
+pub(crate) async fn send_with_capacity(
     to: &mut SendStream<Bytes>,
     mut data: Bytes,
     end: bool,
