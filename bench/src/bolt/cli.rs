@@ -10,7 +10,7 @@ use crate::bolt::load::{LoadSpec, MAX_DEPTH, MIN_PAYLOAD};
 /// Bolt RPC benchmark: requests/s and latency direct to a Bolt server,
 /// through baton, and through baton while it upgrades every 2 s.
 #[derive(Debug, Parser)]
-#[command(name = "bolt")]
+#[command(name = "bolt", args_override_self = true)]
 pub struct Cli {
     /// Run as the Bolt server (the bench starts itself this way).
     #[arg(long, hide = true)]
@@ -83,9 +83,10 @@ pub struct Cli {
     pub quiet_wait_s: u64,
 
     /// Runs that found the machine busier than --quiet-below just before
-    /// or just after them, or saw other work on the CPUs during them, are
-    /// discarded and run again, this many times at most.
-    #[arg(long, default_value_t = 3)]
+    /// or just after them, or saw other work during them taking more than
+    /// --quiet-below of one core, are discarded and run again, this many
+    /// times at most.
+    #[arg(long, default_value_t = 5)]
     pub retry_noisy: u32,
 
     /// Write baton's log of each run to DIR/<scenario>-<run>.log.
@@ -143,5 +144,43 @@ impl Cli {
 
     pub fn upgrade_every(&self) -> Duration {
         Duration::from_millis(self.upgrade_every_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_issues_scenario() {
+        let cli = Cli::try_parse_from(["bolt"]).unwrap();
+        assert_eq!(cli.modes(), vec![Mode::Direct, Mode::Baton, Mode::Upgrades]);
+        let load = cli.load();
+        assert_eq!((load.connections, load.depth, load.payload), (4, 16, 64));
+        assert_eq!(cli.upgrade_every(), Duration::from_secs(2));
+        assert_eq!(
+            (cli.load_cpus.as_str(), cli.baton_cpus.as_str()),
+            ("0", "1")
+        );
+    }
+
+    #[test]
+    fn a_later_bin_dir_wins_and_only_keeps_the_canonical_order() {
+        // bench/run-bolt passes its private copy first; the user's comes
+        // later and wins.
+        let cli = Cli::try_parse_from([
+            "bolt",
+            "--bin-dir",
+            "a",
+            "--bin-dir",
+            "b",
+            "--only",
+            "upgrades,direct",
+        ])
+        .unwrap();
+        assert_eq!(cli.bin_dir, Some(PathBuf::from("b")));
+        assert_eq!(cli.modes(), vec![Mode::Direct, Mode::Upgrades]);
+        assert!(Cli::try_parse_from(["bolt", "--in-flight", "257"]).is_err());
+        assert!(Cli::try_parse_from(["bolt", "--payload", "4"]).is_err());
     }
 }

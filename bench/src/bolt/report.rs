@@ -93,9 +93,19 @@ pub fn run_line(label: &str, round: u32, r: &RunResult) -> String {
     if let Some(w) = &r.worker {
         let _ = write!(
             line,
-            "; worker on CPUs {}, {} runtime thread(s) of {}",
-            w.cpus, w.runtime_threads, w.threads
+            "; worker (pid {}) on CPUs {}, {} runtime thread(s) of {}",
+            w.pid, w.cpus, w.runtime_threads, w.threads
         );
+    }
+    let requests = r.load.completed.max(1) as f64;
+    for s in &r.syscalls {
+        let per_request = s
+            .counts
+            .iter()
+            .map(|(name, n)| format!("{name} {:.3}", *n as f64 / requests))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(line, "\n    {} syscalls per request: {per_request}", s.who);
     }
     let u = &r.upgrades;
     if r.mode == Mode::Upgrades {
@@ -159,7 +169,7 @@ pub fn table(rounds: &[Round], modes: &[Mode], upgrade_every_ms: u64) -> String 
         "| scenario | runs | requests/s | ÷ direct | p50, µs | p99, µs | p99.9, µs | max, ms \
          | slowest 100 ms, % of mean rate | errors | upgrades (with responses in flight forwarded) \
          | CPU, % of a core: load gen + server / baton | baton CPU per request, µs | bound by \
-         | background CPU |\n",
+         | other work: during, % of a core / around, % of the machine |\n",
     );
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for &mode in modes {
@@ -207,7 +217,7 @@ pub fn table(rounds: &[Round], modes: &[Mode], upgrade_every_ms: u64) -> String 
         let _ = writeln!(
             out,
             "| {} | {} | {} | {vs_direct} | {} | {} | {} | {} | {} | {errors} | {upgrades} | {cpu} \
-             | {per_request} | {} | {} |",
+             | {per_request} | {} | {} / {} |",
             label(mode, upgrade_every_ms),
             runs.len(),
             col(&|r| Some(r.rate()), 0),
@@ -217,12 +227,31 @@ pub fn table(rounds: &[Round], modes: &[Mode], upgrade_every_ms: u64) -> String 
             col(&|r| Some(r.load.latency.max() as f64 / 1e6), 2),
             col(&|r| r.load.worst_slice().map(|w| w * 100.0), 0),
             verdicts(&runs),
+            percent_range(runs.iter().filter_map(|r| r.cpu.map(|c| c.other))),
             percent_range(runs.iter().filter_map(|r| r.background_busy)),
         );
     }
     out.push('\n');
     out.push_str(&aims(rounds));
     out
+}
+
+/// `95 % (75–98 %)` of percentages.
+fn percent_cell(values: &[f64]) -> String {
+    match Spread::of(values) {
+        None => "?".to_string(),
+        Some(s) if s.min.round() == s.max.round() => format!("{:.0} %", s.median),
+        Some(s) => format!("{:.0} % ({:.0}–{:.0} %)", s.median, s.min, s.max),
+    }
+}
+
+/// `1.36× (1.00–3.70×)`.
+fn times(s: Spread) -> String {
+    if format!("{:.2}", s.min) == format!("{:.2}", s.max) {
+        format!("{:.2}×", s.median)
+    } else {
+        format!("{:.2}× ({:.2}–{:.2}×)", s.median, s.min, s.max)
+    }
 }
 
 /// `load generator (3 of 3)`, or each verdict with its count.
@@ -268,18 +297,26 @@ fn aims(rounds: &[Round]) -> String {
             cell(Some(s), 2)
         );
     }
+    let upgrade_runs = runs_of(rounds, Mode::Upgrades);
+    let upgraded = upgrade_runs.iter().all(|r| r.upgrades.done > 0);
+    if !upgraded {
+        let _ = writeln!(
+            out,
+            "- NOTE: some upgrade runs had no upgrade in their window (the first comes half a \
+             period in): their p99 is not an upgrade's"
+        );
+    }
     let p99 = Spread::of(&ratios(rounds, Mode::Upgrades, Mode::Baton, |r| {
         r.load.latency_us(0.99)
     }));
-    if let Some(s) = p99 {
+    if let Some(s) = p99.filter(|_| upgraded) {
         let _ = writeln!(
             out,
-            "- p99 while upgrading ÷ p99 without: {}× — aim ≤ {P99_AIM:.0}×: {}",
-            cell(Some(s), 2),
+            "- p99 while upgrading ÷ p99 without: {} — aim ≤ {P99_AIM:.0}×: {}",
+            times(s),
             verdict(s.median <= P99_AIM)
         );
     }
-    let upgrade_runs = runs_of(rounds, Mode::Upgrades);
     if !upgrade_runs.is_empty() {
         let errors: u64 = upgrade_runs.iter().map(|r| r.errors()).sum();
         let done: u32 = upgrade_runs.iter().map(|r| r.upgrades.done).sum();
@@ -294,27 +331,37 @@ fn aims(rounds: &[Round]) -> String {
         .flatten()
         .filter(|r| r.mode.through_baton())
         .collect();
-    let load_bound = baton_runs
+    let load: Vec<f64> = baton_runs
         .iter()
-        .filter(|r| bound_by(r) == "load generator")
-        .count();
+        .filter_map(|r| r.cpu.map(|c| c.load * 100.0))
+        .collect();
+    let baton: Vec<f64> = baton_runs
+        .iter()
+        .filter_map(|r| r.cpu.and_then(|c| c.baton).map(|b| b * 100.0))
+        .collect();
+    let count = |verdict: &str| baton_runs.iter().filter(|r| bound_by(r) == verdict).count();
+    let baton_bound = count("baton");
+    if baton_bound > 0 {
+        let _ = writeln!(
+            out,
+            "- baton was the bottleneck in {baton_bound} of {} runs through baton (its core at \
+             {}, the load generator + server at {} of theirs): the rates through baton are \
+             baton's ceiling on one core",
+            baton_runs.len(),
+            percent_cell(&baton),
+            percent_cell(&load),
+        );
+    }
+    let load_bound = count("load generator");
     if load_bound > 0 {
-        let load: Vec<f64> = baton_runs
-            .iter()
-            .filter_map(|r| r.cpu.map(|c| c.load * 100.0))
-            .collect();
-        let baton: Vec<f64> = baton_runs
-            .iter()
-            .filter_map(|r| r.cpu.and_then(|c| c.baton).map(|b| b * 100.0))
-            .collect();
         let _ = writeln!(
             out,
             "- the load generator was the bottleneck in {load_bound} of {} runs through baton \
-             (load generator + server at {} % of their core, baton at {} % of its): the rates \
+             (load generator + server at {} of their core, baton at {} of its): the rates \
              through baton are what this client could send, not the most baton could carry",
             baton_runs.len(),
-            cell(Spread::of(&load), 0),
-            cell(Spread::of(&baton), 0),
+            percent_cell(&load),
+            percent_cell(&baton),
         );
     }
     out

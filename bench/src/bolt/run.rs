@@ -62,6 +62,9 @@ pub struct RunResult {
     pub cpu: Option<Usage>,
     /// baton's first worker: its allowed CPUs and its runtime threads.
     pub worker: Option<Placement>,
+    /// Profiled runs only: syscalls of the worker and the load generator
+    /// over the window.
+    pub syscalls: Vec<SyscallCounts>,
     /// Share of the CPUs busy just before and just after the run (the
     /// larger), with the bench quiet: other work on the machine.
     pub background_busy: Option<f64>,
@@ -112,6 +115,7 @@ pub struct Usage {
 /// Where baton's worker runs.
 #[derive(Debug, Clone)]
 pub struct Placement {
+    pub pid: u32,
     pub cpus: String,
     /// Threads named `tokio-r…` (`tokio-rt-worker`, formerly
     /// `tokio-runtime-worker`: the runtime's workers; blocking threads
@@ -196,11 +200,9 @@ pub async fn run_once(
         let (cpus, threads) = cpu::placement(pid)?;
         let names = cpu::thread_names(pid);
         Some(Placement {
+            pid,
             cpus,
-            runtime_threads: names
-                .iter()
-                .filter(|n| n.starts_with("tokio-r"))
-                .count(),
+            runtime_threads: names.iter().filter(|n| n.starts_with("tokio-r")).count(),
             threads: threads as usize,
         })
     });
@@ -221,10 +223,11 @@ pub async fn run_once(
         let first = snapshot(server_pid, baton_pid);
         tokio::time::sleep_until(window.until).await;
         let last = snapshot(server_pid, baton_pid);
-        if let Some(recording) = recording {
-            recording.stop().await?;
-        }
-        Ok::<_, crate::BenchError>((first, last))
+        let syscalls = match recording {
+            Some(recording) => recording.stop().await?,
+            None => Vec::new(),
+        };
+        Ok::<_, crate::BenchError>((first, last, syscalls))
     };
     let upgrading = async {
         match (mode, baton.as_ref()) {
@@ -235,7 +238,7 @@ pub async fn run_once(
     let (load, measured, mut upgrades) =
         tokio::join!(load::run(streams, setup.load, window), measuring, upgrading);
     let load = load?;
-    let (first, last) = measured?;
+    let (first, last, syscalls) = measured?;
 
     if let Some(b) = baton.as_mut()
         && upgrades.done > 0
@@ -263,6 +266,7 @@ pub async fn run_once(
         upgrades,
         cpu: Some(usage(&first, &last)),
         worker,
+        syscalls,
         background_busy,
     })
 }
@@ -350,55 +354,146 @@ endpoints = ["{server}"]
     )
 }
 
-/// `perf record -e cpu-clock -g -p <pid>` over the window.
+/// The syscalls counted in a profiled run: the writes and reads of a
+/// proxy's data path, and its waits.
+const COUNTED_SYSCALLS: &[&str] = &[
+    "sendto",
+    "write",
+    "writev",
+    "recvfrom",
+    "read",
+    "epoll_wait",
+];
+
+/// Syscalls one process made over a profiled window (`perf stat` on the
+/// `syscalls:sys_enter_*` tracepoints).
+#[derive(Debug, Clone)]
+pub struct SyscallCounts {
+    /// Whose: `baton worker` or `load generator`.
+    pub who: String,
+    /// (syscall, count), in [`COUNTED_SYSCALLS`] order.
+    pub counts: Vec<(String, u64)>,
+}
+
+/// Over the window of a profiled run: `perf record -e cpu-clock -g -p
+/// <worker>` into `out`, and `perf stat` of [`COUNTED_SYSCALLS`] on the
+/// worker and on the load generator into `out` with `.worker.stat` and
+/// `.load.stat` appended. perf runs on the bench's CPUs (it inherits them):
+/// a profiled run is not one of the measured ones.
 #[derive(Debug)]
 struct Perf {
-    child: Child,
+    children: Vec<Child>,
+    stats: Vec<(String, PathBuf)>,
 }
 
 impl Perf {
-    fn start(out: &Path, pid: u32) -> Result<Perf> {
+    fn start(out: &Path, worker: u32) -> Result<Perf> {
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
         }
-        let child = Command::new("perf")
-            .args(["record", "-e", "cpu-clock", "-g", "-q", "-p"])
-            .arg(pid.to_string())
-            .arg("-o")
-            .arg(out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context(|| "start perf record (is perf installed?)".to_string())?;
-        Ok(Perf { child })
+        let spawn = |command: &mut Command| {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .context(|| "start perf (is perf installed?)".to_string())
+        };
+        let mut children = vec![spawn(
+            Command::new("perf")
+                .args(["record", "-e", "cpu-clock", "-g", "-q", "-p"])
+                .arg(worker.to_string())
+                .arg("-o")
+                .arg(out),
+        )?];
+        let events = COUNTED_SYSCALLS
+            .iter()
+            .map(|s| format!("syscalls:sys_enter_{s}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut stats = Vec::new();
+        for (who, pid, suffix) in [
+            ("baton worker", worker, "worker.stat"),
+            ("load generator", std::process::id(), "load.stat"),
+        ] {
+            let path = PathBuf::from(format!("{}.{suffix}", out.display()));
+            children.push(spawn(
+                Command::new("perf")
+                    .args(["stat", "-x", ",", "-e"])
+                    .arg(&events)
+                    .arg("-p")
+                    .arg(pid.to_string())
+                    .arg("-o")
+                    .arg(&path),
+            )?);
+            stats.push((who.to_string(), path));
+        }
+        Ok(Perf { children, stats })
     }
 
-    /// SIGINT makes perf write its file and exit.
-    async fn stop(mut self) -> Result<()> {
-        if let Some(pid) = self
-            .child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+    /// SIGINT makes perf write its files and exit; then the counts.
+    async fn stop(mut self) -> Result<Vec<SyscallCounts>> {
+        for child in &self.children {
+            if let Some(pid) = child
+                .id()
+                .and_then(|p| i32::try_from(p).ok())
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+            }
         }
-        // perf exits non-zero after SIGINT on some versions; its file is
-        // what matters.
-        let _ = self
-            .child
-            .wait()
-            .await
-            .context(|| "wait for perf record".to_string())?;
-        Ok(())
+        for child in &mut self.children {
+            // perf exits non-zero after SIGINT on some versions; its files
+            // are what matter.
+            let _ = child.wait().await.context(|| "wait for perf".to_string())?;
+        }
+        let mut counts = Vec::new();
+        for (who, path) in self.stats {
+            let text =
+                std::fs::read_to_string(&path).context(|| format!("read {}", path.display()))?;
+            counts.push(SyscallCounts {
+                who,
+                counts: parse_perf_stat(&text),
+            });
+        }
+        Ok(counts)
     }
+}
+
+/// `perf stat -x ,` output: `count,unit,event,…` per line, `#` comments.
+/// Events perf could not count (`<not counted>`) are left out.
+fn parse_perf_stat(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let count: u64 = fields.next()?.trim().parse().ok()?;
+            let event = fields.nth(1)?;
+            let name = event.strip_prefix("syscalls:sys_enter_")?;
+            Some((name.to_string(), count))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perf_stat_csv() {
+        let text = "# started on Sat Nov 28 01:40:00 2026\n\n\
+                    120345,,syscalls:sys_enter_sendto,5000123456,100.00,,\n\
+                    <not counted>,,syscalls:sys_enter_writev,0,0.00,,\n\
+                    17,,syscalls:sys_enter_epoll_wait,5000123456,100.00,,\n";
+        assert_eq!(
+            parse_perf_stat(text),
+            vec![
+                ("sendto".to_string(), 120_345),
+                ("epoll_wait".to_string(), 17)
+            ]
+        );
+    }
 
     #[test]
     fn the_config_is_one_bolt_listener_in_front_of_the_server() {
