@@ -214,7 +214,15 @@ impl Downstream {
                 value = &mut stop => return Outcome::Stopped(value),
                 Some(out) = self.inbox_rx.recv() => {
                     self.outbound(out);
-                    Ok(())
+                    // Whatever else is queued goes out in the same write:
+                    // one send per wake-up, not per response.
+                    while self.write_buf.len() < HIGH_WATER {
+                        match self.inbox_rx.try_recv() {
+                            Ok(out) => self.outbound(out),
+                            Err(_) => break,
+                        }
+                    }
+                    self.write()
                 }
                 ready = self.client.readable(), if reading => match ready {
                     Ok(()) => self.read().await,
@@ -241,6 +249,8 @@ impl Downstream {
         }
     }
 
+    /// Encodes a response (or forwarded bytes) into the write buffer; the
+    /// caller writes.
     fn outbound(&mut self, out: Outbound) {
         match out {
             Outbound::Frame(frame) => {
@@ -256,8 +266,6 @@ impl Downstream {
                 self.write_buf.extend_from_slice(&bytes);
             }
         }
-        // Write now if the socket takes it; the select covers the rest.
-        let _ = self.write();
     }
 
     /// Reads what is there, then acts on every complete frame.

@@ -225,7 +225,18 @@ impl UpConn {
             let next_deadline = self.deadlines.first().map(|(d, _)| *d);
             let step = tokio::select! {
                 request = rx.recv(), if accepting && self.write_buf.len() < HIGH_WATER => match request {
-                    Some(request) => self.enqueue(request),
+                    Some(request) => {
+                        // Every request already queued goes in the same
+                        // write: one send per wake-up, not per request.
+                        self.enqueue(request);
+                        while self.write_buf.len() < HIGH_WATER {
+                            match rx.try_recv() {
+                                Ok(request) => self.enqueue(request),
+                                Err(_) => break,
+                            }
+                        }
+                        self.write()
+                    }
                     None => {
                         // Nobody can send more: finish what is in flight.
                         accepting = false;
@@ -267,7 +278,9 @@ impl UpConn {
         }
     }
 
-    fn enqueue(&mut self, request: UpRequest) -> Step {
+    /// Encodes a request into the write buffer, its id rewritten; the
+    /// caller writes.
+    fn enqueue(&mut self, request: UpRequest) {
         let UpRequest {
             mut frame,
             reply,
@@ -276,7 +289,7 @@ impl UpConn {
         let Some(reply) = reply else {
             // Oneway: no id to keep, nothing comes back.
             self.codec.encode(&frame, &mut self.write_buf);
-            return self.write();
+            return;
         };
         let id = self.allocate();
         if let Err(e) = frame.set_request_id(RequestId(id)) {
@@ -291,7 +304,7 @@ impl UpConn {
                 ErrorKind::BadRequest,
                 &self.meters,
             );
-            return Step::Continue;
+            return;
         }
         self.codec.encode(&frame, &mut self.write_buf);
         self.deadlines.insert((deadline, id));
@@ -303,7 +316,6 @@ impl UpConn {
                 deadline,
             },
         );
-        self.write()
     }
 
     /// The next id not in use on this connection, wrapping at the
