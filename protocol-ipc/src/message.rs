@@ -184,6 +184,19 @@ pub enum ConnKind {
         read_pending: Vec<u8>,
         spilled: Option<u64>,
     },
+    /// A [`ConnKind::Tunnel`] whose pending bytes do not fit a datagram
+    /// (a bulk stream's kernel pipe read out at the pause). fds: client,
+    /// upstream, and a memfd holding c2u's pending then u2c's, `spilled`
+    /// bytes each; the two [`PipeWire`]s carry the flags, no bytes. (A
+    /// variant of its own, last, so that a generation without it still
+    /// decodes every other kind.)
+    SpilledTunnel {
+        c2u: PipeWire,
+        u2c: PipeWire,
+        cluster: String,
+        upstream: std::net::SocketAddr,
+        spilled: (u64, u64),
+    },
 }
 
 impl ConnKind {
@@ -194,6 +207,7 @@ impl ConnKind {
             ConnKind::Echo { .. } => 1,
             ConnKind::Rpc { spilled, .. } => 1 + usize::from(spilled.is_some()),
             ConnKind::Http { spilled, .. } => 1 + usize::from(spilled.is_some()),
+            ConnKind::SpilledTunnel { .. } => 3,
         }
     }
 }

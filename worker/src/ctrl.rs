@@ -129,7 +129,12 @@ impl Session {
                     }));
                     match result {
                         Ok(done) => {
-                            info!(migrated = done.migrated, lost = done.lost, "handed off; exiting");
+                            info!(
+                                migrated = done.migrated,
+                                lost = done.lost,
+                                spilled = done.spilled,
+                                "handed off; exiting"
+                            );
                             // The last word on this generation's counters.
                             self.ctrl.send_msg(self.server.meters().snapshot()).await?;
                             self.ctrl.send_msg(Drained {

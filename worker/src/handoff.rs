@@ -118,6 +118,8 @@ pub struct HandedOff {
     pub migrated: u64,
     /// Could not be paused before the deadline; closed.
     pub lost: u64,
+    /// Of the migrated, those whose pending bytes went in a memfd.
+    pub spilled: u64,
 }
 
 /// The old side failed and took everything back.
@@ -207,6 +209,7 @@ pub async fn hand_off(
             Ok(HandedOff {
                 migrated: migration.migrated,
                 lost,
+                spilled: migration.spilled,
             })
         }
         Err(reason) => {
@@ -240,6 +243,8 @@ struct Migration {
     next_seq: u64,
     migrated: u64,
     lost: u64,
+    /// Sent with their pending bytes in a memfd.
+    spilled: u64,
 }
 
 impl Migration {
@@ -257,6 +262,7 @@ impl Migration {
             next_seq: 0,
             migrated: 0,
             lost: 0,
+            spilled: 0,
         }
     }
 
@@ -308,6 +314,7 @@ impl Migration {
                 }
             }
         }
+        self.spilled += spills.iter().filter(|s| s.is_some()).count() as u64;
         let runs =
             baton_ipc::batch::batches(states, |s| s.kind.fd_count()).map_err(|e| e.to_string())?;
         let mut parked = parked.into_iter().zip(spills);
@@ -527,11 +534,12 @@ pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u6
     }
 }
 
-/// Pending RPC bytes up to this size travel inside the batch; more (a
-/// large partial frame, a slow client's backlog) go in a memfd beside it.
-const INLINE_RPC_BYTES: usize = 32 * 1024;
+/// Pending bytes up to this size travel inside the batch; more (a large
+/// partial frame, a slow client's backlog, a bulk stream's kernel pipe) go
+/// in a memfd beside it.
+const INLINE_BYTES: usize = 32 * 1024;
 
-/// The most spilled RPC bytes accepted from a peer: a frame's bound
+/// The most spilled bytes accepted from a peer: an RPC frame's bound
 /// (16 MiB by default) plus a backlog of written-but-unsent responses.
 const MAX_SPILL: u64 = 64 * 1024 * 1024;
 
@@ -544,17 +552,31 @@ fn describe(parked: &Parked) -> std::io::Result<(ConnState, Option<OwnedFd>)> {
             parts,
             cluster,
             upstream,
-        } => ConnKind::Tunnel {
-            c2u: to_wire(&parts.c2u),
-            u2c: to_wire(&parts.u2c),
-            cluster: cluster.to_string(),
-            upstream: *upstream,
-        },
+        } => {
+            let (c2u, u2c) = (&parts.c2u.pending, &parts.u2c.pending);
+            if c2u.len() + u2c.len() > INLINE_BYTES {
+                spill = Some(spill_to_memfd(c2u, u2c)?);
+                ConnKind::SpilledTunnel {
+                    c2u: flags_to_wire(&parts.c2u),
+                    u2c: flags_to_wire(&parts.u2c),
+                    cluster: cluster.to_string(),
+                    upstream: *upstream,
+                    spilled: (c2u.len() as u64, u2c.len() as u64),
+                }
+            } else {
+                ConnKind::Tunnel {
+                    c2u: to_wire(&parts.c2u),
+                    u2c: to_wire(&parts.u2c),
+                    cluster: cluster.to_string(),
+                    upstream: *upstream,
+                }
+            }
+        }
         ConnParts::Echo { pipe, .. } => ConnKind::Echo {
             pipe: to_wire(pipe),
         },
         ConnParts::Http { pending, .. } => {
-            if pending.len() > INLINE_RPC_BYTES {
+            if pending.len() > INLINE_BYTES {
                 spill = Some(spill_to_memfd(pending, &[])?);
                 ConnKind::Http {
                     read_pending: Vec::new(),
@@ -570,7 +592,7 @@ fn describe(parked: &Parked) -> std::io::Result<(ConnState, Option<OwnedFd>)> {
         ConnParts::Rpc(parts) => {
             let codec = bincode::serde::encode_to_vec(&parts.codec, bincode::config::standard())
                 .map_err(std::io::Error::other)?;
-            let big = parts.read_pending.len() + parts.write_pending.len() > INLINE_RPC_BYTES;
+            let big = parts.read_pending.len() + parts.write_pending.len() > INLINE_BYTES;
             let (read_pending, write_pending, spilled) = if big {
                 spill = Some(spill_to_memfd(&parts.read_pending, &parts.write_pending)?);
                 let lens = (
@@ -652,6 +674,14 @@ fn fds_of(parked: &Parked) -> Vec<BorrowedFd<'_>> {
 fn to_wire(state: &PipeState) -> PipeWire {
     PipeWire {
         pending: state.pending.clone(),
+        ..flags_to_wire(state)
+    }
+}
+
+/// A direction's flags, its bytes left out (they are spilled).
+fn flags_to_wire(state: &PipeState) -> PipeWire {
+    PipeWire {
+        pending: Vec::new(),
         read_closed: state.read_closed,
         write_closed: state.write_closed,
     }
@@ -695,6 +725,36 @@ fn rebuild_batch(conns: Vec<ConnState>, fds: Vec<OwnedFd>) -> std::io::Result<Ve
                 cluster: Arc::from(cluster),
                 upstream,
             },
+            ConnKind::SpilledTunnel {
+                c2u,
+                u2c,
+                cluster,
+                upstream,
+                spilled,
+            } => {
+                let client = socket(&mut fds)?;
+                let upstream_socket = socket(&mut fds)?;
+                let fd = fds.next().ok_or_else(|| {
+                    std::io::Error::other("a spilled connection state without its memfd")
+                })?;
+                let (c2u_pending, u2c_pending) = read_spill(fd, spilled)?;
+                ConnParts::Tunnel {
+                    parts: Parts {
+                        client,
+                        upstream: upstream_socket,
+                        c2u: PipeState {
+                            pending: c2u_pending,
+                            ..from_wire(c2u)
+                        },
+                        u2c: PipeState {
+                            pending: u2c_pending,
+                            ..from_wire(u2c)
+                        },
+                    },
+                    cluster: Arc::from(cluster),
+                    upstream,
+                }
+            }
             ConnKind::Echo { pipe } => ConnParts::Echo {
                 client: socket(&mut fds)?,
                 pipe: from_wire(pipe),
