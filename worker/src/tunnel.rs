@@ -316,22 +316,55 @@ fn poll_splice(
     }
 }
 
+/// Reads into `buf`. A read that comes back short proves the socket
+/// drained, so its readiness is cleared at once (as tokio's own `AsyncRead`
+/// does) instead of by a second read that fails with `EAGAIN`: one
+/// syscall per message instead of two. Edge-triggered epoll reports bytes
+/// that arrive later, and a pending end of stream stays visible (tokio
+/// never clears "read closed").
 fn poll_read(cx: &mut Context<'_>, src: &TcpStream, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(src.poll_read_ready(cx))?;
-        match src.try_read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return Poll::Ready(other),
-        }
-    }
+    poll_io(cx, src, Interest::READABLE, buf.len(), || {
+        rustix::io::read(src, &mut *buf).map_err(io::Error::from)
+    })
 }
 
+/// Writes from `buf`; a short write proves the send buffer full (see
+/// [`poll_read`]).
 fn poll_write(cx: &mut Context<'_>, dst: &TcpStream, buf: &[u8]) -> Poll<io::Result<usize>> {
+    poll_io(cx, dst, Interest::WRITABLE, buf.len(), || {
+        rustix::io::write(dst, buf).map_err(io::Error::from)
+    })
+}
+
+/// Runs `io` (a read or write of up to `len` bytes) when `socket` is ready
+/// for `interest`; a partial transfer clears the readiness it used.
+fn poll_io(
+    cx: &mut Context<'_>,
+    socket: &TcpStream,
+    interest: Interest,
+    len: usize,
+    mut io: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
     loop {
-        ready!(dst.poll_write_ready(cx))?;
-        match dst.try_write(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return Poll::Ready(other),
+        if interest == Interest::READABLE {
+            ready!(socket.poll_read_ready(cx))?;
+        } else {
+            ready!(socket.poll_write_ready(cx))?;
+        }
+        let mut short = None;
+        let done = socket.try_io(interest, || match io() {
+            Ok(n) if n > 0 && n < len => {
+                // Reported as "would block" so that tokio clears the
+                // readiness; the count is kept aside.
+                short = Some(n);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            other => other,
+        });
+        match (done, short) {
+            (_, Some(n)) => return Poll::Ready(Ok(n)),
+            (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            (other, None) => return Poll::Ready(other),
         }
     }
 }
