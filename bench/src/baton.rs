@@ -395,13 +395,27 @@ pub fn presizing_wrapper(dir: &Path, real: &Path, fds: u32) -> Result<PathBuf> {
 }
 
 /// The bench's config: one L4 listener on a kernel-chosen port in front
-/// of the echo upstream.
+/// of the echo upstream. 5,000 connections fit under the default
+/// max_connections (10,000).
 fn config(control: &Path, worker: Option<&Path>, upstream: SocketAddr) -> String {
+    one_listener_toml(control, worker, "tcp", upstream, "")
+}
+
+/// A config with one listener named [`LISTENER`] on a kernel-chosen port,
+/// speaking `protocol`, whose cluster is the one `endpoint`;
+/// `cluster_extra` (whole lines) goes into the cluster's table. The drain
+/// deadline bounds a live upgrade's migration too: 30 s, far above what
+/// one takes in any benchmark here.
+pub fn one_listener_toml(
+    control: &Path,
+    worker: Option<&Path>,
+    protocol: &str,
+    endpoint: SocketAddr,
+    cluster_extra: &str,
+) -> String {
     let worker = worker.map_or_else(String::new, |w| {
         format!("worker_binary = \"{}\"\n", w.display())
     });
-    // 5,000 connections fit under the default max_connections (10,000);
-    // the drain deadline is the brief's, far above any migration time.
     format!(
         r#"[supervisor]
 control_socket = "{control}"
@@ -410,14 +424,14 @@ drain_timeout = "30s"
 [[listeners]]
 name = "{LISTENER}"
 address = "127.0.0.1:0"
-protocol = "tcp"
-cluster = "echo"
+protocol = "{protocol}"
+cluster = "target"
 backlog = 4096
 
 [[clusters]]
-name = "echo"
-endpoints = ["{upstream}"]
-"#,
+name = "target"
+endpoints = ["{endpoint}"]
+{cluster_extra}"#,
         control = control.display(),
     )
 }

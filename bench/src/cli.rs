@@ -69,22 +69,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub perf: Option<PathBuf>,
 
-    /// Start each run only once the CPUs are less busy than this, in
-    /// percent, without the bench (other work on a shared machine
-    /// lengthens pauses and migrations).
-    #[arg(long, default_value_t = 15.0)]
-    pub quiet_below: f64,
-
-    /// How long to wait for that, in seconds, before running anyway (the
-    /// background load is reported with each run).
-    #[arg(long, default_value_t = 300)]
-    pub quiet_wait_s: u64,
-
-    /// Runs that found the machine busier than --quiet-below just before
-    /// or just after them are discarded and run again, this many times at
-    /// most (the progress log shows every attempt).
-    #[arg(long, default_value_t = 3)]
-    pub retry_noisy: u32,
+    #[command(flatten)]
+    pub quiet: crate::machine::QuietArgs,
 
     /// Write baton's log of each run to DIR/<scenario>-<run>.log.
     #[arg(long, value_name = "DIR")]

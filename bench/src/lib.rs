@@ -2,7 +2,7 @@
 //! sockets, real clients — as opposed to the criterion benches beside the
 //! code they measure.
 //!
-//! It holds two benchmarks, each a binary with a script that builds the
+//! It holds three benchmarks, each a binary with a script that builds the
 //! workspace in release mode and runs it; results are recorded in
 //! BENCHMARKS.md:
 //!
@@ -12,15 +12,26 @@
 //!   longest pause was that any single connection saw;
 //! * `bolt` (issue 5, "Benchmark"; `bash bench/run-bolt`): SOFA Bolt
 //!   requests/s and latency direct to a server, through baton, and through
-//!   baton upgrading every 2 s — see [`bolt`].
+//!   baton upgrading every 2 s — see [`bolt`];
+//! * `suite` (issue 8; `bash bench/run`): baton against HAProxy, nginx and
+//!   a direct connection, side by side — HTTP/1.1 throughput, proxy CPU
+//!   and added latency at a fixed rate (HTTP and L4), bulk L4, memory per
+//!   idle connection, reloads under load, HTTP/2, Bolt — see [`suite`]. Its
+//!   `--smoke` mode runs in CI.
 //!
-//! Neither is a test: nothing here runs under `cargo test` but the unit
+//! None is a test: nothing here runs under `cargo test` but the unit
 //! tests of the parsers, codecs and arithmetic.
 //!
 //! # Layout
 //!
 //! * [`bolt`] — the Bolt benchmark, whole (its own command line, frames,
 //!   server, load generator, runs and report), on the shared pieces below;
+//! * [`suite`] — the suite: its command line, the peers' configs and
+//!   processes, the load tools (wrk, h2load, loadgen, iperf3), its runs and
+//!   report; the Bolt row runs [`bolt`]'s code;
+//! * [`loadgen`] — an HTTP/1.1 keep-alive load generator, closed loop or
+//!   at a fixed rate, counting reconnects (binary `loadgen`, spawned by
+//!   the benchmark suite);
 //! * [`cli`] — the command line of `migration` (`src/bin/migration.rs`
 //!   only parses it and calls [`run`]);
 //! * [`scenario`] — one run: fresh baton, connections, traffic, upgrade,
@@ -31,7 +42,8 @@
 //! * [`upstream`] — the echo server, run as a child process (and the
 //!   child-server protocol the Bolt server reuses);
 //! * [`measure`] — gaps between pongs, median and range;
-//! * [`machine`] — how busy the CPUs are without the bench;
+//! * [`machine`] — how busy the CPUs are without the bench, and running
+//!   a measurement again when other work disturbed it;
 //! * [`cpu`] — CPU time of processes and cores, pinning;
 //! * [`report`] — the Markdown table;
 //! * [`error`] — [`BenchError`].
@@ -42,11 +54,13 @@ pub mod cli;
 pub mod clients;
 pub mod cpu;
 pub mod error;
+pub mod loadgen;
 pub mod log;
 pub mod machine;
 pub mod measure;
 pub mod report;
 pub mod scenario;
+pub mod suite;
 pub mod upstream;
 
 use std::io::Write;
@@ -77,8 +91,8 @@ pub fn run(cli: &cli::Cli) -> Result<()> {
         after: Duration::from_millis(cli.after_ms),
         perf_dir: cli.perf.clone(),
         log_dir: cli.log_dir.clone(),
-        quiet_below: cli.quiet_below / 100.0,
-        quiet_patience: Duration::from_secs(cli.quiet_wait_s),
+        quiet_below: cli.quiet.below(),
+        quiet_patience: cli.quiet.patience(),
     };
     let scenarios = cli.scenarios();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -106,7 +120,7 @@ pub fn run(cli: &cli::Cli) -> Result<()> {
                     let noisy = result
                         .background_busy
                         .is_some_and(|b| b >= config.quiet_below);
-                    if noisy && result.clean() && retries < cli.retry_noisy {
+                    if noisy && result.clean() && retries < cli.quiet.retry_noisy {
                         retries += 1;
                         eprintln!("    discarded: the machine was busy with other work; again");
                         continue;

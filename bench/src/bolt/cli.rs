@@ -72,22 +72,8 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub upstream_connections: Option<u32>,
 
-    /// Start each run only once the CPUs are less busy than this, in
-    /// percent, without the bench.
-    #[arg(long, default_value_t = 15.0)]
-    pub quiet_below: f64,
-
-    /// How long to wait for that, in seconds, before running anyway (the
-    /// background load is reported with each run).
-    #[arg(long, default_value_t = 300)]
-    pub quiet_wait_s: u64,
-
-    /// Runs that found the machine busier than --quiet-below just before
-    /// or just after them, or saw other work during them taking more than
-    /// --quiet-below of one core, are discarded and run again, this many
-    /// times at most.
-    #[arg(long, default_value_t = 5)]
-    pub retry_noisy: u32,
+    #[command(flatten)]
+    pub quiet: crate::machine::QuietArgs,
 
     /// Write baton's log of each run to DIR/<scenario>-<run>.log.
     #[arg(long, value_name = "DIR")]

@@ -44,7 +44,6 @@ pub mod run;
 pub mod server;
 
 use std::io::Write;
-use std::time::Duration;
 
 use crate::baton::Binaries;
 use crate::bolt::cli::{Cli, Mode};
@@ -104,8 +103,8 @@ pub fn run(cli: &Cli) -> Result<()> {
             baton_cpus,
             upstream_connections: cli.upstream_connections,
             log_dir: cli.log_dir.clone(),
-            quiet_below: cli.quiet_below / 100.0,
-            quiet_patience: Duration::from_secs(cli.quiet_wait_s),
+            quiet_below: cli.quiet.below(),
+            quiet_patience: cli.quiet.patience(),
         };
         describe(&setup);
         let mut rounds: Vec<Round> = Vec::new();
@@ -148,51 +147,19 @@ pub fn run(cli: &Cli) -> Result<()> {
 
 /// One run of `mode` in round `k`, run again (up to `--retry-noisy`
 /// times) when other work on the machine was seen around or during it.
-/// When every attempt was noisy, the quietest is kept (and its noise is
-/// in the table).
 async fn measured(cli: &Cli, setup: &Setup, mode: Mode, k: u32) -> Result<RunResult> {
-    let label = report::label(mode, cli.upgrade_every_ms);
-    let mut quietest: Option<RunResult> = None;
-    for attempt in 0..=cli.retry_noisy {
-        let name = format!("bolt-{mode:?}-{k}").to_lowercase();
-        let r = run::run_once(setup, mode, &name, None).await?;
-        eprintln!("{}", report::run_line(&label, k, &r));
-        // Failed requests are never retried away.
-        if r.errors() > 0 {
-            return Ok(r);
-        }
-        let around = r.background_busy.is_some_and(|b| b >= setup.quiet_below);
-        // Other work during the run, in cores' worth: a tenth of a core
-        // taken from baton's is a tenth of its rate, so the bar is a share
-        // of one core, not of the machine.
-        let during = r.cpu.is_some_and(|c| c.other >= setup.quiet_below);
-        if !around && !during {
-            return Ok(r);
-        }
-        eprintln!(
-            "    noisy: other work on the machine {}{}",
-            if during {
-                "during the run"
-            } else {
-                "around the run"
-            },
-            if attempt < cli.retry_noisy {
-                "; again"
-            } else {
-                "; no retries left, keeping the quietest attempt"
-            }
-        );
-        if quietest.as_ref().is_none_or(|q| noise(&r) < noise(q)) {
-            quietest = Some(r);
-        }
-    }
-    quietest.ok_or_else(|| failed("no run"))
-}
-
-/// How much other work a run saw: during it (cores' worth) and around it
-/// (share of the machine), added up for ranking attempts only.
-fn noise(r: &RunResult) -> f64 {
-    r.cpu.map_or(1.0, |c| c.other) + r.background_busy.unwrap_or(1.0)
+    let label = &report::label(mode, cli.upgrade_every_ms);
+    crate::machine::quietest_of(
+        setup.quiet_below,
+        cli.quiet.retry_noisy,
+        move |_| async move {
+            let name = format!("bolt-{mode:?}-{k}").to_lowercase();
+            let r = run::run_once(setup, mode, &name, None).await?;
+            eprintln!("{}", report::run_line(label, k, &r));
+            Ok(r)
+        },
+    )
+    .await
 }
 
 /// Prints the setup to the progress log.

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::baton::{Baton, Binaries, LISTENER};
+use crate::baton::{Baton, Binaries};
 use crate::bolt::cli::Mode;
 use crate::bolt::load::{self, LoadResult, LoadSpec, Window};
 use crate::cpu;
@@ -68,6 +68,20 @@ pub struct RunResult {
     /// Share of the CPUs busy just before and just after the run (the
     /// larger), with the bench quiet: other work on the machine.
     pub background_busy: Option<f64>,
+}
+
+impl crate::machine::Noisy for RunResult {
+    fn errors(&self) -> u64 {
+        RunResult::errors(self)
+    }
+
+    fn background_busy(&self) -> Option<f64> {
+        self.background_busy
+    }
+
+    fn other_during(&self) -> Option<f64> {
+        self.cpu.map(|c| c.other)
+    }
 }
 
 impl RunResult {
@@ -327,31 +341,11 @@ fn config(
     server: SocketAddr,
     upstream_connections: Option<u32>,
 ) -> String {
-    let worker = worker.map_or_else(String::new, |w| {
-        format!("worker_binary = \"{}\"\n", w.display())
-    });
     let connections = upstream_connections
         .map_or_else(String::new, |n| format!("connections_per_endpoint = {n}\n"));
     // request_timeout stays at baton's default (10 s): the server answers
     // at once, so only a lost request would ever reach it.
-    format!(
-        r#"[supervisor]
-control_socket = "{control}"
-drain_timeout = "30s"
-{worker}
-[[listeners]]
-name = "{LISTENER}"
-address = "127.0.0.1:0"
-protocol = "bolt"
-cluster = "bolt"
-backlog = 4096
-
-[[clusters]]
-name = "bolt"
-endpoints = ["{server}"]
-{connections}"#,
-        control = control.display(),
-    )
+    crate::baton::one_listener_toml(control, worker, "bolt", server, &connections)
 }
 
 /// The syscalls counted in a profiled run: the writes and reads of a
@@ -479,6 +473,7 @@ fn parse_perf_stat(text: &str) -> Vec<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baton::LISTENER;
 
     #[test]
     fn perf_stat_csv() {
