@@ -681,13 +681,29 @@ mod tests {
         ));
     }
 
+    /// Ready on its second poll: what it stops is polled once first.
+    fn after_one_poll() -> impl Future<Output = ()> {
+        let mut polled = false;
+        std::future::poll_fn(move |cx| {
+            if polled {
+                return Poll::Ready(());
+            }
+            polled = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+    }
+
     /// The property a live upgrade relies on: stopped at arbitrary moments
     /// and rebuilt from its parts (sockets round-tripped through std, as
     /// over fd passing), a tunnel delivers every byte once, in order, both
     /// ways, with the half-closes.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn survives_being_stopped_and_rebuilt_anywhere() {
-        const LEN: usize = 1 << 20;
+        // More than one poll can move (a spliced direction moves up to
+        // 16 × 256 KiB per poll), so the first stop, after one poll,
+        // always finds the transfer under way.
+        const LEN: usize = 8 << 20;
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut up_data = vec![0u8; LEN];
         let mut down_data = vec![0u8; LEN];
@@ -719,13 +735,16 @@ mod tests {
         );
         let mut stops = 0;
         loop {
-            // The first stop at once, so that there is one however fast
-            // the transfer goes.
-            let after = match stops {
-                0 => Duration::ZERO,
-                _ => Duration::from_micros(rng.random_range(0..2000)),
+            // The first stop after a single poll, so that there is one
+            // however fast the transfer goes (a timer has 1 ms ticks).
+            let outcome = match stops {
+                0 => tunnel.run_until(after_one_poll()).await,
+                _ => {
+                    let after = Duration::from_micros(rng.random_range(0..2000));
+                    tunnel.run_until(tokio::time::sleep(after)).await
+                }
             };
-            match tunnel.run_until(tokio::time::sleep(after)).await {
+            match outcome {
                 Outcome::Stopped(()) => {
                     stops += 1;
                     let parts = tunnel.into_parts();
