@@ -505,125 +505,143 @@ async fn to_h1(
     up.write_all(&head)
         .await
         .map_err(|e| Fail::BeforeResponse(e.into()))?;
-    let (mut up_read, mut up_write) = tokio::io::split(&mut up);
-    let request_body = async {
-        if end {
-            return Ok::<(), StreamError>(());
-        }
-        while let Some(data) = body.data().await {
-            let data = data?;
-            let _ = body.flow_control().release_capacity(data.len());
+    // Without a request body the upstream is read in place; with one it
+    // is split so that the body goes up while the answer comes down.
+    let method = parts.method.as_str();
+    let (sent, reusable) = if end {
+        (Ok(()), relay_response(&mut up, method, respond, ctx).await)
+    } else {
+        let (mut up_read, mut up_write) = tokio::io::split(&mut up);
+        let request_body = async {
+            while let Some(data) = body.data().await {
+                let data = data?;
+                let _ = body.flow_control().release_capacity(data.len());
+                if chunked {
+                    up_write
+                        .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                        .await?;
+                    up_write.write_all(&data).await?;
+                    up_write.write_all(b"\r\n").await?;
+                } else {
+                    up_write.write_all(&data).await?;
+                }
+            }
             if chunked {
-                up_write
-                    .write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                    .await?;
-                up_write.write_all(&data).await?;
-                up_write.write_all(b"\r\n").await?;
-            } else {
-                up_write.write_all(&data).await?;
+                up_write.write_all(b"0\r\n\r\n").await?;
             }
-        }
-        if chunked {
-            up_write.write_all(b"0\r\n\r\n").await?;
-        }
-        Ok(())
-    };
-    let response = async {
-        let mut buf = BytesMut::new();
-        let response = loop {
-            buf.reserve(16 * 1024);
-            let n = up_read
-                .read_buf(&mut buf)
-                .await
-                .map_err(|e| Fail::BeforeResponse(e.into()))?;
-            if n == 0 {
-                return Err(Fail::BeforeResponse(StreamError::Other(
-                    "upstream closed before answering".into(),
-                )));
-            }
-            match h1::parse_response(&mut buf, parts.method.as_str(), 64 * 1024) {
-                Ok(Some(r)) if (100..200).contains(&r.status) => continue,
-                Ok(Some(r)) => break r,
-                Ok(None) => continue,
-                Err(e) => return Err(Fail::BeforeResponse(StreamError::Other(e.to_string()))),
-            }
+            Ok::<(), StreamError>(())
         };
-        ctx.meters.status(response.status);
-        let mut client_response = Response::builder()
-            .status(StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY))
-            .body(())
-            .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
-        for (name, value) in &response.headers {
-            let lower = name.to_ascii_lowercase();
-            if connection_specific(&lower) || response.has_token("connection", &lower) {
-                continue;
-            }
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(lower.as_bytes()),
-                HeaderValue::from_bytes(value),
-            ) {
-                client_response.headers_mut().append(n, v);
-            }
-        }
-        let empty = response.framing == Framing::None || response.framing == Framing::Length(0);
-        let mut stream = respond
-            .send_response(client_response, empty)
-            .map_err(|e| Fail::After(e.into()))?;
-        let mut remaining = match response.framing {
-            Framing::Length(n) => n,
-            _ => u64::MAX,
-        };
-        let mut chunks = Chunked::default();
-        let mut decoder = ChunkBody::default();
-        let mut complete = empty;
-        while !complete {
-            if buf.is_empty() {
-                buf.reserve(16 * 1024);
-                let n = up_read
-                    .read_buf(&mut buf)
-                    .await
-                    .map_err(|e| Fail::After(e.into()))?;
-                if n == 0 {
-                    if response.framing == Framing::Close {
-                        send_with_capacity(&mut stream, Bytes::new(), true)
-                            .await
-                            .map_err(Fail::After)?;
-                        return Ok(false);
-                    }
-                    return Err(Fail::After(StreamError::Other(
-                        "upstream cut the body short".into(),
-                    )));
-                }
-            }
-            let data = match response.framing {
-                Framing::Length(_) => {
-                    let take = (remaining as usize).min(buf.len());
-                    remaining -= take as u64;
-                    complete = remaining == 0;
-                    buf.split_to(take).freeze()
-                }
-                Framing::Chunked => {
-                    let (used, done) = chunks
-                        .feed(&buf)
-                        .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
-                    complete = done;
-                    let raw = buf.split_to(used);
-                    decoder.decode(&raw)
-                }
-                _ => buf.split().freeze(),
-            };
-            send_with_capacity(&mut stream, data, complete)
-                .await
-                .map_err(Fail::After)?;
-        }
-        Ok(response.keep_alive() && response.framing != Framing::Close)
+        tokio::join!(
+            request_body,
+            relay_response(&mut up_read, method, respond, ctx)
+        )
     };
-    let (sent, reusable) = tokio::join!(request_body, response);
     let reusable = reusable?;
     if sent.is_ok() && reusable {
         ctx.pool.put(cluster, up);
     }
     Ok(())
+}
+
+/// Reads the upstream's HTTP/1.1 response for `method` from `up_read` and
+/// sends it on the stream; returns whether the upstream connection can be
+/// reused.
+async fn relay_response<R: AsyncRead + Unpin>(
+    mut up_read: R,
+    method: &str,
+    respond: &mut SendResponse<Bytes>,
+    ctx: &HttpContext,
+) -> Result<bool, Fail> {
+    // A head, and often the whole of a small response, fits in 4 KiB; the
+    // buffer grows for more.
+    let mut buf = BytesMut::new();
+    let response = loop {
+        buf.reserve(4 * 1024);
+        let n = up_read
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| Fail::BeforeResponse(e.into()))?;
+        if n == 0 {
+            return Err(Fail::BeforeResponse(StreamError::Other(
+                "upstream closed before answering".into(),
+            )));
+        }
+        match h1::parse_response(&mut buf, method, 64 * 1024) {
+            Ok(Some(r)) if (100..200).contains(&r.status) => continue,
+            Ok(Some(r)) => break r,
+            Ok(None) => continue,
+            Err(e) => return Err(Fail::BeforeResponse(StreamError::Other(e.to_string()))),
+        }
+    };
+    ctx.meters.status(response.status);
+    let mut client_response = Response::builder()
+        .status(StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY))
+        .body(())
+        .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
+    for (name, value) in &response.headers {
+        let lower = name.to_ascii_lowercase();
+        if connection_specific(&lower) || response.has_token("connection", &lower) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(lower.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            client_response.headers_mut().append(n, v);
+        }
+    }
+    let empty = response.framing == Framing::None || response.framing == Framing::Length(0);
+    let mut stream = respond
+        .send_response(client_response, empty)
+        .map_err(|e| Fail::After(e.into()))?;
+    let mut remaining = match response.framing {
+        Framing::Length(n) => n,
+        _ => u64::MAX,
+    };
+    let mut chunks = Chunked::default();
+    let mut decoder = ChunkBody::default();
+    let mut complete = empty;
+    while !complete {
+        if buf.is_empty() {
+            buf.reserve(16 * 1024);
+            let n = up_read
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| Fail::After(e.into()))?;
+            if n == 0 {
+                if response.framing == Framing::Close {
+                    send_with_capacity(&mut stream, Bytes::new(), true)
+                        .await
+                        .map_err(Fail::After)?;
+                    return Ok(false);
+                }
+                return Err(Fail::After(StreamError::Other(
+                    "upstream cut the body short".into(),
+                )));
+            }
+        }
+        let data = match response.framing {
+            Framing::Length(_) => {
+                let take = (remaining as usize).min(buf.len());
+                remaining -= take as u64;
+                complete = remaining == 0;
+                buf.split_to(take).freeze()
+            }
+            Framing::Chunked => {
+                let (used, done) = chunks
+                    .feed(&buf)
+                    .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
+                complete = done;
+                let raw = buf.split_to(used);
+                decoder.decode(&raw)
+            }
+            _ => buf.split().freeze(),
+        };
+        send_with_capacity(&mut stream, data, complete)
+            .await
+            .map_err(Fail::After)?;
+    }
+    Ok(response.keep_alive() && response.framing != Framing::Close)
 }
 
 /// Turns chunked framing into the data it carries (the framing itself is
