@@ -28,8 +28,8 @@
 //! stream has none). What the kernel pipe holds is part of the state:
 //! [`Pipe::into_state`] reads it out into `pending`, so a handoff carries
 //! bytes, never pipe fds (the handoff puts large pending bytes in a memfd).
-//! Without a kernel pipe (the fd limit reached), the stream stays in user
-//! space.
+//! Without a kernel pipe (more than [`MAX_PIPES`] alive, or the kernel
+//! refusing one), the stream stays in user space.
 
 use std::future::Future;
 use std::io;
@@ -37,7 +37,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -63,6 +63,16 @@ const BUFFERS_PER_POLL: usize = 16;
 /// then the pipe keeps the capacity it has.
 const PIPE_SIZE: usize = 256 * 1024;
 
+/// The most kernel pipes a worker holds at once (like HAProxy's
+/// `maxpipes`): each costs 2 fds and up to [`PIPE_SIZE`] of kernel
+/// memory, and is kept for its connection's life, so without a bound many
+/// bulk connections could take the fds that accepting needs. Streams
+/// beyond it are copied in user space.
+const MAX_PIPES: usize = 1024;
+
+/// Kernel pipes alive in this process.
+static LIVE_PIPES: AtomicUsize = AtomicUsize::new(0);
+
 /// A kernel pipe a bulk stream is spliced through.
 #[derive(Debug)]
 struct Spliced {
@@ -75,18 +85,32 @@ struct Spliced {
 }
 
 impl Spliced {
-    fn new() -> io::Result<Spliced> {
-        let (read, write) = rustix::pipe::pipe_with(
+    /// A new kernel pipe, unless [`MAX_PIPES`] are alive or the kernel
+    /// refuses one.
+    fn new() -> Option<Spliced> {
+        if !take_slot(&LIVE_PIPES, MAX_PIPES) {
+            return None;
+        }
+        let made = rustix::pipe::pipe_with(
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-        )?;
-        let capacity = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE)
-            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))?;
-        Ok(Spliced {
-            read,
-            write,
-            held: 0,
-            capacity,
-        })
+        )
+        .and_then(|(read, write)| {
+            let capacity = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE)
+                .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))?;
+            Ok((read, write, capacity))
+        });
+        match made {
+            Ok((read, write, capacity)) => Some(Spliced {
+                read,
+                write,
+                held: 0,
+                capacity,
+            }),
+            Err(_) => {
+                LIVE_PIPES.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// Reads out what the kernel pipe holds.
@@ -104,6 +128,20 @@ impl Spliced {
         // cannot come up short; keep what came if it did.
         out.truncate(filled);
         self.held = 0;
+    }
+}
+
+/// Counts one more in `live` if fewer than `max` are; says whether it did.
+fn take_slot(live: &AtomicUsize, max: usize) -> bool {
+    live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        (n < max).then_some(n + 1)
+    })
+    .is_ok()
+}
+
+impl Drop for Spliced {
+    fn drop(&mut self) {
+        LIVE_PIPES.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -272,7 +310,7 @@ impl Pipe {
                     if n == BUF_SIZE {
                         // A bulk stream: the rest goes through the kernel
                         // (or stays here if no pipe can be made).
-                        self.spliced = Spliced::new().ok();
+                        self.spliced = Spliced::new();
                     }
                 }
                 Poll::Ready(Err(e)) => return Err(e),
@@ -679,6 +717,16 @@ mod tests {
             tunnel.run_until(std::future::pending::<()>()).await,
             Outcome::Failed(_)
         ));
+    }
+
+    #[test]
+    fn pipe_slots_stop_at_the_bound_and_come_back() {
+        let live = AtomicUsize::new(0);
+        assert!((0..3).all(|_| take_slot(&live, 3)));
+        assert!(!take_slot(&live, 3), "a fourth pipe past a bound of 3");
+        assert_eq!(live.load(Ordering::Relaxed), 3);
+        live.fetch_sub(1, Ordering::Relaxed);
+        assert!(take_slot(&live, 3), "a slot given back is taken again");
     }
 
     /// Ready on its second poll: what it stops is polled once first.
