@@ -4,7 +4,13 @@
 //! answered here; a request is routed and sent upstream (its response, or
 //! the proxy's error, comes back through the inbox); a response — only on
 //! a pinned RocketMQ connection, answering the broker — goes back up
-//! untouched. Everything it writes to the client goes through one buffer,
+//! untouched, to the connection the broker asked on.
+//!
+//! RocketMQ pinning: a client connection gets its own upstream connection
+//! per cluster its requests are routed to (at most one each), so that the
+//! requests a broker sends its clients reach the right one; the broker's
+//! request ids seen last remember which connection asked, and the
+//! client's answer goes there. Everything it writes to the client goes through one buffer,
 //! whole frames at a time, so frames never interleave.
 //!
 //! It can stop at any wake-up ([`Downstream::run_until`]) and is then at a
@@ -17,6 +23,7 @@
 //! The client's end of stream is honoured like a half-close: the task
 //! stops reading, answers what is in flight, then closes.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,7 +37,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::codec::{
-    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Protocol,
+    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Protocol, RequestId,
 };
 use crate::metrics::ByteMeter;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
@@ -46,6 +53,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// requests: a client that does not read its responses must not make the
 /// proxy buffer without bound.
 const HIGH_WATER: usize = 1024 * 1024;
+
+/// RocketMQ: how many broker requests a client connection remembers the
+/// asking connection of (a client answers within seconds; older entries
+/// go first).
+const MAX_ASKED: usize = 256;
 
 /// What a downstream needs from its generation.
 #[derive(Debug, Clone)]
@@ -72,8 +84,12 @@ pub struct Downstream {
     /// Bytes from and to the client, this generation.
     received: u64,
     sent: u64,
-    /// RocketMQ: this client's own upstream connection.
-    pinned: Option<UpHandle>,
+    /// RocketMQ: this client's own upstream connections, one per cluster
+    /// its requests were routed to.
+    pinned: Vec<(usize, UpHandle)>,
+    /// RocketMQ: the broker requests passed to the client, latest last:
+    /// (the broker's id, the cluster of the connection that asked).
+    asked: VecDeque<(RequestId, usize)>,
     ctx: Context,
     idle: Idle,
     meter: Arc<ByteMeter>,
@@ -119,7 +135,8 @@ impl Downstream {
             read_closed: false,
             received: 0,
             sent: 0,
-            pinned: None,
+            pinned: Vec::new(),
+            asked: VecDeque::new(),
             ctx,
             idle: Idle::new(idle_timeout),
             meter,
@@ -157,7 +174,8 @@ impl Downstream {
             read_closed: parts.read_closed,
             received: 0,
             sent: 0,
-            pinned: None,
+            pinned: Vec::new(),
+            asked: VecDeque::new(),
             ctx,
             idle: Idle::new(idle_timeout),
             meter,
@@ -259,6 +277,13 @@ impl Downstream {
                 }
                 self.codec.encode(&frame, &mut self.write_buf);
             }
+            Outbound::Asked { frame, cluster } => {
+                if self.asked.len() == MAX_ASKED {
+                    self.asked.pop_front();
+                }
+                self.asked.push_back((frame.request_id(), cluster));
+                self.codec.encode(&frame, &mut self.write_buf);
+            }
             Outbound::Forwarded { bytes, response } => {
                 if response {
                     self.in_flight = self.in_flight.saturating_sub(1);
@@ -324,8 +349,21 @@ impl Downstream {
             FrameKind::Request | FrameKind::Oneway => self.request(frame).await,
             FrameKind::Response => {
                 // The client answering its broker, on a pinned connection:
-                // up it goes, id untouched.
-                if let Some(pinned) = &self.pinned {
+                // up it goes, id untouched, to the connection that asked
+                // (or the first one, for an answer to a request unseen).
+                let id = frame.request_id();
+                let asked_by = self
+                    .asked
+                    .iter()
+                    .rposition(|(asked, _)| *asked == id)
+                    .and_then(|at| self.asked.remove(at))
+                    .map(|(_, cluster)| cluster);
+                let pinned = self
+                    .pinned
+                    .iter()
+                    .find(|(cluster, _)| Some(*cluster) == asked_by)
+                    .or_else(|| self.pinned.first());
+                if let Some((_, pinned)) = pinned {
                     let up = UpRequest {
                         frame,
                         reply: None,
@@ -382,29 +420,32 @@ impl Downstream {
         cluster: usize,
         request: UpRequest,
     ) -> Result<(), (UpRequest, ErrorKind)> {
-        if self.pinned.as_ref().is_none_or(UpHandle::is_closed) {
-            let listener = &self.ctx.listener;
-            let connected = pool::connect(
-                &self.ctx.upstreams[cluster],
-                listener.protocol,
-                listener.codec,
-                self.ctx.order.clone(),
-                Arc::clone(&listener.meters),
-                Some(self.inbox_tx.downgrade()),
-            )
-            .await;
-            match connected {
-                Ok(handle) => self.pinned = Some(handle),
-                Err(_) => return Err((request, ErrorKind::Unavailable)),
+        self.pinned.retain(|(_, handle)| !handle.is_closed());
+        let at = match self.pinned.iter().position(|(c, _)| *c == cluster) {
+            Some(at) => at,
+            None => {
+                let listener = &self.ctx.listener;
+                let connected = pool::connect(
+                    &self.ctx.upstreams[cluster],
+                    listener.protocol,
+                    listener.codec,
+                    self.ctx.order.clone(),
+                    Arc::clone(&listener.meters),
+                    Some((self.inbox_tx.downgrade(), cluster)),
+                )
+                .await;
+                match connected {
+                    Ok(handle) => self.pinned.push((cluster, handle)),
+                    Err(_) => return Err((request, ErrorKind::Unavailable)),
+                }
+                self.pinned.len() - 1
             }
-        }
-        match &self.pinned {
-            Some(pinned) => pinned
-                .send(request)
-                .await
-                .map_err(|r| (r, ErrorKind::Unavailable)),
-            None => Err((request, ErrorKind::Unavailable)),
-        }
+        };
+        self.pinned[at]
+            .1
+            .send(request)
+            .await
+            .map_err(|r| (r, ErrorKind::Unavailable))
     }
 
     fn write(&mut self) -> std::io::Result<()> {

@@ -45,6 +45,7 @@ pub async fn forward(
                 let response = frame.kind() == FrameKind::Response;
                 ((*frame).into_bytes(), response)
             }
+            Outbound::Asked { frame, .. } => ((*frame).into_bytes(), false),
             Outbound::Forwarded { bytes, response } => (bytes, response),
         };
         if let Some(m) = &meters {

@@ -13,9 +13,10 @@
 //!
 //! RocketMQ brokers also send requests to clients (e.g.
 //! CHECK_TRANSACTION_STATE, NOTIFY_CONSUMER_IDS_CHANGED), so a RocketMQ
-//! client connection gets its own upstream connection (pinned, not pooled):
-//! what the broker sends unasked on it goes to that client, and the
-//! client's answers go back on it with the broker's ids untouched.
+//! client connection gets its own upstream connection (pinned, not pooled)
+//! to each cluster its requests are routed to: what a broker sends unasked
+//! on one goes to that client, and the client's answer goes back on the
+//! connection that asked, with the broker's id untouched.
 //!
 //! # Across an upgrade (read and write migration)
 //!
@@ -51,6 +52,10 @@ pub enum Outbound {
     /// server-initiated request on a pinned connection. Boxed: a frame
     /// carries its parsed attributes.
     Frame(Box<Frame>),
+    /// A request the server sent on this client's pinned connection to
+    /// `cluster` (RocketMQ broker → client): the client's answer goes back
+    /// up that connection.
+    Asked { frame: Box<Frame>, cluster: usize },
     /// A frame forwarded from the previous generation, as bytes; a response
     /// settles one request in flight.
     Forwarded { bytes: BytesMut, response: bool },

@@ -163,7 +163,7 @@ pub async fn connect(
     codec: CodecConfig,
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
-    unsolicited: Option<mpsc::WeakUnboundedSender<Outbound>>,
+    unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, usize)>,
 ) -> Result<UpHandle, crate::upstream::ConnectError> {
     let (stream, addr) = upstream.connect().await.inspect_err(|e| {
         warn!(error = %e, "no upstream reachable");
@@ -209,7 +209,9 @@ struct UpConn {
     deadlines: BTreeSet<(Instant, u64)>,
     next_id: u64,
     max_id: u64,
-    unsolicited: Option<mpsc::WeakUnboundedSender<Outbound>>,
+    /// Where requests the server sends go, tagged with this connection's
+    /// cluster (pinned connections only).
+    unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, usize)>,
     meters: Arc<RpcMeters>,
 }
 
@@ -387,13 +389,16 @@ impl UpConn {
             _ => match self
                 .unsolicited
                 .as_ref()
-                .and_then(mpsc::WeakUnboundedSender::upgrade)
+                .and_then(|(inbox, cluster)| Some((inbox.upgrade()?, *cluster)))
             {
                 // A server-initiated request (RocketMQ broker → client) on a
                 // pinned connection: the client answers it on its own
                 // connection, with the broker's id, passed through.
-                Some(inbox) => {
-                    let _ = inbox.send(Outbound::Frame(Box::new(frame)));
+                Some((inbox, cluster)) => {
+                    let _ = inbox.send(Outbound::Asked {
+                        frame: Box::new(frame),
+                        cluster,
+                    });
                 }
                 None => debug!(kind = ?frame.kind(), "unsolicited frame from upstream dropped"),
             },

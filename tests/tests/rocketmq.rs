@@ -1,0 +1,311 @@
+//! RocketMQ remoting through baton, against a scripted broker: requests
+//! answered by `opaque` with their own bodies, routing by request code and
+//! topic, a broker-initiated request (CHECK_TRANSACTION_STATE) reaching the
+//! client on its pinned connection and the client's answer reaching the
+//! broker, and requests in flight across an upgrade answered on the same
+//! client socket.
+//!
+//! Frames are built here from the remoting format (JSON headers): a 4-byte
+//! length of what follows, a 4-byte header length (serialisation type 0 =
+//! JSON in the top byte), the header, the body; `flag` bit 0 marks a
+//! response.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use baton_tests::{Baton, PATIENCE};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+/// SEND_MESSAGE: answered by the broker with `echo:<body>`; a body of
+/// `ask` also makes the broker ask the client CHECK_TRANSACTION_STATE.
+const SEND_MESSAGE: i64 = 10;
+/// CHECK_TRANSACTION_STATE: broker → client.
+const CHECK_TRANSACTION_STATE: i64 = 39;
+/// A broker's own id for the request it sends a client.
+fn broker_opaque(name: &str) -> i64 {
+    if name == "orders" { 8888 } else { 7777 }
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    header: Value,
+    body: Vec<u8>,
+}
+
+impl Frame {
+    fn request(code: i64, opaque: i64, topic: &str, body: &[u8]) -> Frame {
+        Frame {
+            header: json!({
+                "code": code, "language": "JAVA", "version": 0, "opaque": opaque,
+                "flag": 0, "remark": null, "extFields": { "topic": topic },
+            }),
+            body: body.to_vec(),
+        }
+    }
+
+    fn response(opaque: i64, body: &[u8]) -> Frame {
+        Frame {
+            header: json!({
+                "code": 0, "language": "JAVA", "version": 0, "opaque": opaque,
+                "flag": 1, "remark": "ok",
+            }),
+            body: body.to_vec(),
+        }
+    }
+
+    fn code(&self) -> i64 {
+        self.header["code"].as_i64().unwrap()
+    }
+
+    fn opaque(&self) -> i64 {
+        self.header["opaque"].as_i64().unwrap()
+    }
+
+    fn is_response(&self) -> bool {
+        self.header["flag"].as_i64().unwrap() & 1 == 1
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).unwrap();
+        let mut out = Vec::new();
+        out.extend_from_slice(&((4 + header.len() + self.body.len()) as u32).to_be_bytes());
+        out.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    async fn read(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Frame> {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.ok()?;
+        let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut rest).await.ok()?;
+        let header_len = (u32::from_be_bytes(rest[..4].try_into().unwrap()) & 0xFF_FFFF) as usize;
+        assert_eq!(rest[0], 0, "a JSON header comes back as JSON");
+        let header = serde_json::from_slice(&rest[4..4 + header_len]).unwrap();
+        Some(Frame {
+            header,
+            body: rest[4 + header_len..].to_vec(),
+        })
+    }
+}
+
+/// What the broker saw.
+#[derive(Debug)]
+enum Seen {
+    /// A connection accepted.
+    Connection,
+    /// A request: its code.
+    Request(i64),
+    /// The client's answer to the broker's own request: its id and body.
+    Answer(i64, Vec<u8>),
+}
+
+/// A broker that answers every request after `delay` with `<name>:<body>`
+/// and reports what it sees.
+async fn broker(
+    name: &'static str,
+    delay: Duration,
+) -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = seen_tx.send(Seen::Connection);
+            let seen = seen_tx.clone();
+            tokio::spawn(async move {
+                let (mut rd, wr) = stream.into_split();
+                let wr = std::sync::Arc::new(tokio::sync::Mutex::new(wr));
+                while let Some(frame) = Frame::read(&mut rd).await {
+                    if frame.is_response() {
+                        let _ = seen.send(Seen::Answer(frame.opaque(), frame.body.clone()));
+                        continue;
+                    }
+                    let _ = seen.send(Seen::Request(frame.code()));
+                    let wr = std::sync::Arc::clone(&wr);
+                    tokio::spawn(async move {
+                        if frame.body == b"ask" {
+                            let ask = Frame::request(
+                                CHECK_TRANSACTION_STATE,
+                                broker_opaque(name),
+                                "",
+                                name.as_bytes(),
+                            );
+                            wr.lock().await.write_all(&ask.encode()).await.unwrap();
+                        }
+                        tokio::time::sleep(delay).await;
+                        let body = [name.as_bytes(), b":", &frame.body].concat();
+                        let answer = Frame::response(frame.opaque(), &body);
+                        let _ = wr.lock().await.write_all(&answer.encode()).await;
+                    });
+                }
+            });
+        }
+    });
+    (addr, seen_rx)
+}
+
+fn config(default: SocketAddr, orders: SocketAddr) -> String {
+    format!(
+        "[supervisor]\ndrain_timeout = \"10s\"\n\n\
+         [[listeners]]\nname = \"mq\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\ncluster = \"default\"\n\n\
+         [[listeners.routes]]\ncode = {SEND_MESSAGE}\ntopic = \"orders\"\ncluster = \"orders\"\n\n\
+         [[clusters]]\nname = \"default\"\nendpoints = [\"{default}\"]\n\n\
+         [[clusters]]\nname = \"orders\"\nendpoints = [\"{orders}\"]\n"
+    )
+}
+
+/// Sends `count` requests (opaque 1..=count, body `m<opaque>`) on
+/// `topic` and returns the responses by opaque.
+async fn exchange(client: &mut TcpStream, count: i64, topic: &str) -> BTreeMap<i64, Vec<u8>> {
+    for opaque in 1..=count {
+        let request = Frame::request(SEND_MESSAGE, opaque, topic, format!("m{opaque}").as_bytes());
+        client.write_all(&request.encode()).await.unwrap();
+    }
+    let mut answers = BTreeMap::new();
+    while answers.len() < count as usize {
+        let frame = timeout(PATIENCE, Frame::read(client))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            frame.is_response(),
+            "only responses come back: {:?}",
+            frame.header
+        );
+        let opaque = frame.opaque();
+        assert!(
+            answers.insert(opaque, frame.body).is_none(),
+            "opaque {opaque} answered twice"
+        );
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_answered_by_opaque_and_routed_by_code_and_topic() {
+    let (default, _default_seen) = broker("default", Duration::ZERO).await;
+    let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
+    let baton = Baton::start(&config(default, orders));
+    let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+    let answers = exchange(&mut client, 30, "logs").await;
+    for (opaque, body) in &answers {
+        assert_eq!(body, format!("default:m{opaque}").as_bytes());
+    }
+    let answers = exchange(&mut client, 30, "orders").await;
+    for (opaque, body) in &answers {
+        assert_eq!(
+            body,
+            format!("orders:m{opaque}").as_bytes(),
+            "routed by topic"
+        );
+    }
+}
+
+/// Each broker asks the client (CHECK_TRANSACTION_STATE) on the upstream
+/// connection pinned to that client for its cluster — the client has one
+/// per cluster its requests were routed to. Each request reaches the
+/// client with that broker's id, and each answer reaches the broker that
+/// asked, not the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_requests_reach_their_client_and_answers_the_broker_that_asked() {
+    let (default, mut default_seen) = broker("default", Duration::from_millis(50)).await;
+    let (orders, mut orders_seen) = broker("orders", Duration::from_millis(50)).await;
+    let baton = Baton::start(&config(default, orders));
+    let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+    for (opaque, topic, name) in [(1, "logs", "default"), (2, "orders", "orders")] {
+        let ask = Frame::request(SEND_MESSAGE, opaque, topic, b"ask");
+        client.write_all(&ask.encode()).await.unwrap();
+        let (mut asked, mut answered) = (false, false);
+        while !(asked && answered) {
+            let frame = timeout(PATIENCE, Frame::read(&mut client))
+                .await
+                .unwrap()
+                .unwrap();
+            if frame.is_response() {
+                assert_eq!(frame.opaque(), opaque);
+                assert_eq!(frame.body, format!("{name}:ask").as_bytes());
+                answered = true;
+            } else {
+                assert_eq!(frame.code(), CHECK_TRANSACTION_STATE);
+                assert_eq!(frame.opaque(), broker_opaque(name), "the broker's own id");
+                assert_eq!(frame.body, name.as_bytes(), "asked by {name}");
+                let reply = Frame::response(frame.opaque(), format!("to {name}").as_bytes());
+                client.write_all(&reply.encode()).await.unwrap();
+                asked = true;
+            }
+        }
+    }
+    for (name, seen) in [("default", &mut default_seen), ("orders", &mut orders_seen)] {
+        let answer = loop {
+            match timeout(PATIENCE, seen.recv()).await.unwrap().unwrap() {
+                Seen::Answer(opaque, body) => break (opaque, body),
+                Seen::Connection | Seen::Request(_) => {}
+            }
+        };
+        assert_eq!(answer.0, broker_opaque(name));
+        assert_eq!(
+            answer.1,
+            format!("to {name}").as_bytes(),
+            "{name} got its own answer"
+        );
+    }
+}
+
+/// 40 requests in flight (the broker answers after 1 s) when the worker is
+/// replaced: every one is answered once, by opaque and body, on the same
+/// client socket (the one connection the test ever opens), which then
+/// goes on working in the new generation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_survive_an_upgrade() {
+    let (default, mut seen) = broker("default", Duration::from_secs(1)).await;
+    let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
+    let mut baton = Baton::start(&config(default, orders));
+    let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+    const COUNT: i64 = 40;
+    for opaque in 1..=COUNT {
+        let request = Frame::request(
+            SEND_MESSAGE,
+            opaque,
+            "logs",
+            format!("m{opaque}").as_bytes(),
+        );
+        client.write_all(&request.encode()).await.unwrap();
+    }
+    // Every request reached the broker before the upgrade.
+    let mut requests = 0;
+    while requests < COUNT {
+        if let Seen::Request(code) = timeout(PATIENCE, seen.recv()).await.unwrap().unwrap() {
+            assert_eq!(code, SEND_MESSAGE);
+            requests += 1;
+        }
+    }
+    tokio::task::block_in_place(|| baton.upgrade(&[]));
+    baton.wait_for_log("handed off; exiting");
+    let mut answers = BTreeMap::new();
+    while answers.len() < COUNT as usize {
+        let frame = timeout(PATIENCE, Frame::read(&mut client))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            answers.insert(frame.opaque(), frame.body).is_none(),
+            "answered twice"
+        );
+    }
+    for (opaque, body) in &answers {
+        assert_eq!(body, format!("default:m{opaque}").as_bytes());
+    }
+    // And it goes on working in the new generation.
+    let more = exchange(&mut client, 5, "orders").await;
+    assert_eq!(more.len(), 5);
+}
