@@ -47,7 +47,8 @@ pub const BOOT_PATIENCE: Duration = Duration::from_secs(90);
 /// its own. It is also what `systemd/baton.socket` listens on.
 pub const ECHO: &str = "127.0.0.1:7000";
 
-/// The admin endpoint inside the container.
+/// The admin endpoint inside the container (fixed for the same reason as
+/// [`ECHO`]: nothing else lives in the container's network namespace).
 pub const ADMIN: &str = "127.0.0.1:9901";
 
 /// Where the config lives inside the container: what the unit names.

@@ -35,7 +35,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use baton_config::{HttpAction, Target};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -43,6 +42,7 @@ use tracing::{debug, warn};
 
 use crate::http::h1::{self, Chunked, Framing, H1Error, Head};
 use crate::http::relay::Relay;
+use crate::http::route::Decision;
 use crate::http::upstream::UpIo;
 use crate::http::{HttpContext, route};
 use crate::metrics::ByteMeter;
@@ -266,54 +266,30 @@ where
         self.body_taken = false;
         let listener = Arc::clone(&self.ctx.listener);
         let keep_alive = head.keep_alive();
-        let route = route::pick(&listener.routes, &head);
-        let (action, timeout, retries) = match route {
-            Some(r) => (
-                Some(&r.action),
-                r.timeout.unwrap_or(listener.request_timeout),
-                r.retries,
-            ),
-            None => (None, listener.request_timeout, 0),
-        };
-        let cluster = match (action, &listener.default) {
-            (Some(HttpAction::Cluster(c)), _) => *c,
-            (Some(action @ HttpAction::Weighted(clusters)), _) => {
-                let roll = rand::random::<u64>() % route::total_weight(action).max(1);
-                route::weighted(clusters, roll).unwrap_or(clusters[0].0)
-            }
-            (
-                Some(HttpAction::Direct {
-                    status,
-                    body,
-                    content_type,
-                }),
-                _,
-            ) => {
-                let body = body
-                    .replace("{generation}", &self.ctx.generation.to_string())
-                    .replace("{pid}", &std::process::id().to_string());
-                let (status, ct) = (*status, content_type.clone());
-                return self
-                    .answer(&head, keep_alive, status, &ct, &[], body.as_bytes())
-                    .await;
-            }
-            (Some(HttpAction::Redirect { location, status }), _) => {
-                let (status, location) = (*status, location.clone());
+        let (cluster, timeout, retries) = match route::decide(&listener, &head, self.ctx.generation)
+        {
+            Decision::Forward {
+                cluster,
+                timeout,
+                retries,
+            } => (cluster, timeout, retries),
+            Decision::Answer {
+                status,
+                content_type,
+                location,
+                body,
+            } => {
+                let location: Vec<(&str, &str)> =
+                    location.map(|l| ("Location", l)).into_iter().collect();
                 return self
                     .answer(
                         &head,
                         keep_alive,
                         status,
-                        "text/plain",
-                        &[("Location", &location)],
-                        b"",
+                        content_type,
+                        &location,
+                        body.as_bytes(),
                     )
-                    .await;
-            }
-            (None, Target::Cluster(c)) => *c,
-            (None, _) => {
-                return self
-                    .answer(&head, keep_alive, 404, "text/plain", &[], b"no route\n")
                     .await;
             }
         };

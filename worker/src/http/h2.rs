@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use baton_config::{HttpAction, Target, UpstreamProtocol};
+use baton_config::UpstreamProtocol;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{Instrument, debug, warn};
 
 use crate::http::h1::{self, Chunked, Framing, Head};
+use crate::http::route::Decision;
 use crate::http::upstream::HttpUpstream;
 use crate::http::{HttpContext, route};
 
@@ -179,60 +180,23 @@ async fn proxy_stream(
     client: Option<SocketAddr>,
 ) -> Result<(), StreamError> {
     let head = head_of(&request);
-    let listener = Arc::clone(&ctx.listener);
-    let route = route::pick(&listener.routes, &head);
-    let (action, timeout) = match route {
-        Some(r) => (
-            Some(&r.action),
-            r.timeout.unwrap_or(listener.request_timeout),
-        ),
-        None => (None, listener.request_timeout),
-    };
-    let cluster = match (action, &listener.default) {
-        (Some(HttpAction::Cluster(c)), _) => *c,
-        (Some(action @ HttpAction::Weighted(clusters)), _) => {
-            let roll = rand::random::<u64>() % route::total_weight(action).max(1);
-            route::weighted(clusters, roll).unwrap_or(clusters[0].0)
-        }
-        (
-            Some(HttpAction::Direct {
+    let (cluster, timeout) = match route::decide(&ctx.listener, &head, ctx.generation) {
+        Decision::Forward {
+            cluster, timeout, ..
+        } => (cluster, timeout),
+        Decision::Answer {
+            status,
+            content_type,
+            location,
+            body,
+        } => {
+            return answer(
+                &mut respond,
+                &ctx,
                 status,
-                body,
                 content_type,
-            }),
-            _,
-        ) => {
-            let body = body
-                .replace("{generation}", &ctx.generation.to_string())
-                .replace("{pid}", &std::process::id().to_string());
-            return answer(
-                &mut respond,
-                &ctx,
-                *status,
-                content_type,
-                None,
+                location,
                 body.into_bytes(),
-            );
-        }
-        (Some(HttpAction::Redirect { location, status }), _) => {
-            return answer(
-                &mut respond,
-                &ctx,
-                *status,
-                "text/plain",
-                Some(location),
-                Vec::new(),
-            );
-        }
-        (None, Target::Cluster(c)) => *c,
-        (None, _) => {
-            return answer(
-                &mut respond,
-                &ctx,
-                404,
-                "text/plain",
-                None,
-                b"no route\n".to_vec(),
             );
         }
     };

@@ -1,9 +1,12 @@
 //! Picking what serves an HTTP request: routes in config order, each a set
 //! of conditions (host, path, method, headers), the first match deciding.
 
-use baton_config::{HttpAction, HttpRoute, PathMatch};
+use std::time::Duration;
+
+use baton_config::{HttpAction, HttpRoute, PathMatch, Target};
 use regex::Regex;
 
+use crate::http::HttpListener;
 use crate::http::h1::Head;
 
 /// A route with its regex compiled.
@@ -76,6 +79,76 @@ pub fn weighted(clusters: &[(usize, u32)], roll: u64) -> Option<usize> {
     None
 }
 
+/// What a request gets once routed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision<'a> {
+    /// Forwarded to cluster `cluster`, within `timeout`, with up to
+    /// `retries` retries (HTTP/1.1 only).
+    Forward {
+        cluster: usize,
+        timeout: Duration,
+        retries: u32,
+    },
+    /// Answered by the proxy: a direct response (its body's
+    /// `{generation}` and `{pid}` filled in), a redirect, or a 404 when no
+    /// route matches and the listener has no cluster.
+    Answer {
+        status: u16,
+        content_type: &'a str,
+        location: Option<&'a str>,
+        body: String,
+    },
+}
+
+/// Routes `head` on `listener`, for the worker of generation `generation`.
+/// One decision for HTTP/1.1 and HTTP/2 alike.
+pub fn decide<'a>(listener: &'a HttpListener, head: &Head, generation: u32) -> Decision<'a> {
+    let route = pick(&listener.routes, head);
+    let timeout = route
+        .and_then(|r| r.timeout)
+        .unwrap_or(listener.request_timeout);
+    let retries = route.map_or(0, |r| r.retries);
+    let forward = |cluster| Decision::Forward {
+        cluster,
+        timeout,
+        retries,
+    };
+    match (route.map(|r| &r.action), &listener.default) {
+        (Some(HttpAction::Cluster(c)), _) | (None, Target::Cluster(c)) => forward(*c),
+        (Some(action @ HttpAction::Weighted(clusters)), _) => {
+            let roll = rand::random::<u64>() % total_weight(action).max(1);
+            forward(weighted(clusters, roll).unwrap_or(clusters[0].0))
+        }
+        (
+            Some(HttpAction::Direct {
+                status,
+                body,
+                content_type,
+            }),
+            _,
+        ) => Decision::Answer {
+            status: *status,
+            content_type,
+            location: None,
+            body: body
+                .replace("{generation}", &generation.to_string())
+                .replace("{pid}", &std::process::id().to_string()),
+        },
+        (Some(HttpAction::Redirect { location, status }), _) => Decision::Answer {
+            status: *status,
+            content_type: "text/plain",
+            location: Some(location),
+            body: String::new(),
+        },
+        (None, _) => Decision::Answer {
+            status: 404,
+            content_type: "text/plain",
+            location: None,
+            body: "no route\n".to_string(),
+        },
+    }
+}
+
 /// Total weight of a weighted action.
 pub fn total_weight(action: &HttpAction) -> u64 {
     match action {
@@ -117,6 +190,100 @@ mod tests {
             HttpAction::Cluster(c) => Some(c),
             _ => None,
         }
+    }
+
+    fn listener(actions: Vec<(PathMatch, HttpAction)>, default: Target) -> HttpListener {
+        let routes = actions
+            .into_iter()
+            .map(|(path, action)| {
+                Compiled::new(HttpRoute {
+                    hosts: Vec::new(),
+                    path,
+                    methods: Vec::new(),
+                    headers: Vec::new(),
+                    action,
+                    timeout: Some(Duration::from_secs(3)),
+                    retries: 2,
+                })
+                .unwrap()
+            })
+            .collect();
+        HttpListener {
+            name: "web".into(),
+            routes,
+            default,
+            request_timeout: Duration::from_secs(30),
+            limits: Limits {
+                max_header_bytes: 4096,
+                max_headers: 32,
+            },
+            proto: "http",
+        }
+    }
+
+    #[test]
+    fn decisions_forward_answer_or_404() {
+        let get = |path: &str| head(&format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n"));
+        let routes = vec![
+            (PathMatch::Exact("/api".into()), HttpAction::Cluster(1)),
+            (
+                PathMatch::Exact("/hello".into()),
+                HttpAction::Direct {
+                    status: 200,
+                    body: "gen {generation} pid {pid}".into(),
+                    content_type: "text/plain".into(),
+                },
+            ),
+            (
+                PathMatch::Exact("/old".into()),
+                HttpAction::Redirect {
+                    location: "https://new/".into(),
+                    status: 301,
+                },
+            ),
+        ];
+        let with_default = listener(routes.clone(), Target::Cluster(0));
+        assert_eq!(
+            decide(&with_default, &get("/api"), 7),
+            Decision::Forward {
+                cluster: 1,
+                timeout: Duration::from_secs(3),
+                retries: 2
+            },
+            "a route's own timeout and retries"
+        );
+        assert_eq!(
+            decide(&with_default, &get("/other"), 7),
+            Decision::Forward {
+                cluster: 0,
+                timeout: Duration::from_secs(30),
+                retries: 0
+            },
+            "the listener's cluster and timeout when no route matches"
+        );
+        assert_eq!(
+            decide(&with_default, &get("/hello"), 7),
+            Decision::Answer {
+                status: 200,
+                content_type: "text/plain",
+                location: None,
+                body: format!("gen 7 pid {}", std::process::id()),
+            }
+        );
+        assert_eq!(
+            decide(&with_default, &get("/old"), 7),
+            Decision::Answer {
+                status: 301,
+                content_type: "text/plain",
+                location: Some("https://new/"),
+                body: String::new(),
+            }
+        );
+        let without = listener(routes, Target::NotFound);
+        assert!(matches!(
+            decide(&without, &get("/other"), 7),
+            Decision::Answer { status: 404, .. }
+        ));
     }
 
     #[test]
