@@ -338,20 +338,11 @@ fn poll_splice(
     len: usize,
 ) -> Poll<io::Result<usize>> {
     let flags = rustix::pipe::SpliceFlags::MOVE | rustix::pipe::SpliceFlags::NONBLOCK;
-    loop {
-        if interest == Interest::READABLE {
-            ready!(socket.poll_read_ready(cx))?;
-        } else {
-            ready!(socket.poll_write_ready(cx))?;
-        }
-        let spliced = socket.try_io(interest, || {
-            rustix::pipe::splice(&from, None, &to, None, len, flags).map_err(io::Error::from)
-        });
-        match spliced {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return Poll::Ready(other),
-        }
-    }
+    // A short splice proves nothing: the pipe's slots may have run out
+    // before the socket drained, so readiness is left to `EAGAIN`.
+    poll_io(cx, socket, interest, None, || {
+        rustix::pipe::splice(&from, None, &to, None, len, flags).map_err(io::Error::from)
+    })
 }
 
 /// Reads into `buf`. A read that comes back short proves the socket
@@ -361,7 +352,7 @@ fn poll_splice(
 /// that arrive later, and a pending end of stream stays visible (tokio
 /// never clears "read closed").
 fn poll_read(cx: &mut Context<'_>, src: &TcpStream, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-    poll_io(cx, src, Interest::READABLE, buf.len(), || {
+    poll_io(cx, src, Interest::READABLE, Some(buf.len()), || {
         rustix::io::read(src, &mut *buf).map_err(io::Error::from)
     })
 }
@@ -369,18 +360,19 @@ fn poll_read(cx: &mut Context<'_>, src: &TcpStream, buf: &mut [u8]) -> Poll<io::
 /// Writes from `buf`; a short write proves the send buffer full (see
 /// [`poll_read`]).
 fn poll_write(cx: &mut Context<'_>, dst: &TcpStream, buf: &[u8]) -> Poll<io::Result<usize>> {
-    poll_io(cx, dst, Interest::WRITABLE, buf.len(), || {
+    poll_io(cx, dst, Interest::WRITABLE, Some(buf.len()), || {
         rustix::io::write(dst, buf).map_err(io::Error::from)
     })
 }
 
-/// Runs `io` (a read or write of up to `len` bytes) when `socket` is ready
-/// for `interest`; a partial transfer clears the readiness it used.
+/// Runs `io` when `socket` is ready for `interest`. With `full = Some(len)`
+/// (a read or write of up to `len` bytes), a partial transfer clears the
+/// readiness it used; otherwise only `EAGAIN` does.
 fn poll_io(
     cx: &mut Context<'_>,
     socket: &TcpStream,
     interest: Interest,
-    len: usize,
+    full: Option<usize>,
     mut io: impl FnMut() -> io::Result<usize>,
 ) -> Poll<io::Result<usize>> {
     loop {
@@ -391,7 +383,7 @@ fn poll_io(
         }
         let mut short = None;
         let done = socket.try_io(interest, || match io() {
-            Ok(n) if n > 0 && n < len => {
+            Ok(n) if n > 0 && full.is_some_and(|len| n < len) => {
                 // Reported as "would block" so that tokio clears the
                 // readiness; the count is kept aside.
                 short = Some(n);
