@@ -4,14 +4,15 @@
 //! answered here; a request is routed and sent upstream (its response, or
 //! the proxy's error, comes back through the inbox); a response — only on
 //! a pinned RocketMQ connection, answering the broker — goes back up
-//! untouched, to the connection the broker asked on.
+//! untouched, to the connection the broker asked on. Everything it writes
+//! to the client goes through one buffer, whole frames at a time, so
+//! frames never interleave.
 //!
 //! RocketMQ pinning: a client connection gets its own upstream connection
 //! per cluster its requests are routed to (at most one each), so that the
 //! requests a broker sends its clients reach the right one; the broker's
 //! request ids seen last remember which connection asked, and the
-//! client's answer goes there. Everything it writes to the client goes through one buffer,
-//! whole frames at a time, so frames never interleave.
+//! client's answer goes there.
 //!
 //! It can stop at any wake-up ([`Downstream::run_until`]) and is then at a
 //! frame boundary by construction: complete frames are always processed
