@@ -23,7 +23,26 @@ use crate::model::{
 pub(crate) mod defaults {
     use std::time::Duration;
 
+    /// Root's control socket: the directory the systemd unit's
+    /// `RuntimeDirectory=baton` makes.
     pub const CONTROL_SOCKET: &str = "/run/baton/control.sock";
+
+    /// Where the control socket is when the config does not say: for root,
+    /// [`CONTROL_SOCKET`]; anyone else cannot create `/run/baton`, so a
+    /// directory of their own: `$XDG_RUNTIME_DIR/baton/`, else
+    /// `/tmp/baton-<uid>/` (the supervisor refuses a directory there that
+    /// another user owns).
+    pub fn control_socket() -> std::path::PathBuf {
+        let uid = rustix::process::geteuid();
+        if uid.is_root() {
+            return CONTROL_SOCKET.into();
+        }
+        let dir = std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|d| !d.is_empty())
+            .map(|d| std::path::PathBuf::from(d).join("baton"))
+            .unwrap_or_else(|| format!("/tmp/baton-{}", uid.as_raw()).into());
+        dir.join("control.sock")
+    }
     /// Long enough for ordinary requests to finish, short enough that a
     /// stop does not hang a deploy (systemd's stop timeout is set above it).
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -828,9 +847,7 @@ impl RawSupervisor {
                 )
             })?;
         Ok(Supervisor {
-            control_socket: self
-                .control_socket
-                .unwrap_or_else(|| PathBuf::from(defaults::CONTROL_SOCKET)),
+            control_socket: self.control_socket.unwrap_or_else(defaults::control_socket),
             drain_timeout: self.drain_timeout.map_or(defaults::DRAIN_TIMEOUT, |d| d.0),
             ready_timeout,
             worker_binary: self.worker_binary,

@@ -11,12 +11,16 @@
 //! * [`adopt_systemd_fds`] — the supervisor adopts the listening sockets
 //!   systemd passes it (socket activation, or its fd store after a
 //!   restart): `LISTEN_FDS` numbers from 3 up, named by `LISTEN_FDNAMES`;
+//! * [`send_on_stream`] / [`recv_on_stream`] — descriptors over a unix
+//!   stream socket (SCM_RIGHTS through `sendfd`, whose receive side hands
+//!   out raw numbers): the CLI passes `baton upgrade --binary`'s open file
+//!   to the supervisor this way;
 //! * [`cloexec_inherited`] — a process that was handed fds it does not
 //!   know (a shell's stray fd 10, say) marks them close-on-exec so that
 //!   they stop at it instead of leaking into its children.
 #![allow(unsafe_code)]
 
-use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
@@ -216,4 +220,52 @@ pub fn seqpacket_into_owned(socket: UnixSeqpacket) -> OwnedFd {
     // SAFETY: `into_raw_fd` gave up the socket's ownership of `raw`; we are
     // its only owner now.
     unsafe { OwnedFd::from_raw_fd(raw) }
+}
+
+/// The most descriptors [`recv_on_stream`] takes from one `recvmsg`: the
+/// control protocol passes at most one per request. Linux closes whatever
+/// a sender attached beyond the room given (and flags `MSG_CTRUNC`).
+pub const MAX_STREAM_FDS: usize = 4;
+
+/// Sends `bytes` with `fds` attached (SCM_RIGHTS) on a connected unix
+/// stream socket; returns how many bytes went (the fds go with the first
+/// one). Non-blocking: `WouldBlock` when the socket is not writable.
+pub fn send_on_stream(
+    stream: &tokio::net::UnixStream,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<usize> {
+    use sendfd::SendWithFd;
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    stream.send_with_fd(bytes, &raw)
+}
+
+/// Receives bytes into `buf` and appends the descriptors that came with
+/// them to `fds`, each owned and close-on-exec; returns the byte count (0:
+/// the peer closed). Non-blocking: `WouldBlock` when nothing is readable.
+///
+/// `sendfd` receives without `MSG_CMSG_CLOEXEC`, so close-on-exec is set
+/// just after: a process that spawns children from another thread in that
+/// instant could leak the fd to one of them. The supervisor spawns from
+/// the one thread its runtime runs on, so it cannot happen there.
+pub fn recv_on_stream(
+    stream: &tokio::net::UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> std::io::Result<usize> {
+    use sendfd::RecvWithFd;
+    let mut raw = [-1 as RawFd; MAX_STREAM_FDS];
+    let (n, count) = stream.recv_with_fd(buf, &mut raw)?;
+    let received: Vec<OwnedFd> = raw[..count.min(MAX_STREAM_FDS)]
+        .iter()
+        // SAFETY: `recvmsg` just installed each of these numbers in this
+        // process's table for us (SCM_RIGHTS); nothing else has seen them.
+        // All are owned before anything can fail, so none leaks.
+        .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    for fd in &received {
+        fcntl_setfd(fd, fcntl_getfd(fd)? | FdFlags::CLOEXEC)?;
+    }
+    fds.extend(received);
+    Ok(n)
 }

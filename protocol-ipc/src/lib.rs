@@ -120,6 +120,15 @@ pub mod env {
     pub const IPC_FD: &str = "BATON_IPC_FD";
     /// The tracing filter the supervisor chose for the worker.
     pub const LOG: &str = "BATON_LOG";
+    /// Set to [`ROLE_WORKER`] on every process the supervisor runs as a
+    /// worker (a generation, or `check`). `baton-worker` ignores it; the
+    /// `baton` executable, which carries the worker too, becomes one when
+    /// it sees it: that is how the supervisor runs itself as a worker when
+    /// no `baton-worker` sits beside it. An environment variable rather
+    /// than an argument, so that any worker binary is run the same way.
+    pub const ROLE: &str = "BATON_ROLE";
+    /// The value of [`ROLE`] that makes `baton` a worker.
+    pub const ROLE_WORKER: &str = "worker";
 }
 
 /// How long a peer may take to send its [`Hello`] once the channel exists.

@@ -28,6 +28,7 @@ pub fn check(source: &ConfigSource) -> u8 {
     };
     let spawned = Command::new(&binary)
         .args(["check", "-", "--source-name", &loaded.name])
+        .env(baton_ipc::env::ROLE, baton_ipc::env::ROLE_WORKER)
         .stdin(Stdio::piped())
         .spawn();
     let mut child = match spawned {

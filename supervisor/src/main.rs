@@ -2,6 +2,7 @@
 //! codes (64 usage, 78 config, 69 supervisor unreachable, 1 runtime: a
 //! refused or rolled-back upgrade, an error reply).
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -91,6 +92,11 @@ struct Reach {
 }
 
 fn main() -> ExitCode {
+    // Run by a supervisor as a worker (no `baton-worker` beside it): be
+    // one, before anything else touches the inherited fds.
+    if std::env::var_os(baton_ipc::env::ROLE).is_some_and(|r| r == baton_ipc::env::ROLE_WORKER) {
+        return baton_worker::cli::main(std::env::args_os());
+    }
     // Whatever our parent left open stays with us, never reaches a worker.
     if let Err(e) = baton_ipc::fd::cloexec_inherited() {
         eprintln!("baton: mark inherited fds close-on-exec: {e}");
@@ -126,14 +132,27 @@ fn main() -> ExitCode {
         } => {
             // The supervisor's working directory is not ours: send paths
             // it can use as they are.
-            let request = match (absolute(binary.as_deref()), absolute(config.as_deref())) {
-                (Ok(binary), Ok(config)) => Request::Upgrade { binary, config },
+            let (binary, config) = match (absolute(binary.as_deref()), absolute(config.as_deref()))
+            {
+                (Ok(binary), Ok(config)) => (binary, config),
                 (Err(e), _) | (_, Err(e)) => {
                     eprintln!("baton: {e}");
                     return ExitCode::from(EX_USAGE);
                 }
             };
-            exit(ask(control_socket.as_deref(), config.as_deref(), &request).map(upgraded))
+            // The binary travels open: the supervisor runs the file we
+            // could read now. One we cannot open goes as a path, for the
+            // supervisor to try and refuse with its reason.
+            let file = binary
+                .as_deref()
+                .and_then(|path| std::fs::File::open(path).ok());
+            let request = Request::Upgrade {
+                binary,
+                config: config.clone(),
+                binary_attached: file.is_some(),
+            };
+            let fds: Vec<_> = file.iter().map(AsFd::as_fd).collect();
+            exit(ask(control_socket.as_deref(), config.as_deref(), &request, &fds).map(upgraded))
         }
         Command::Rollback { reach } => exit(reach.ask(&Request::Rollback).map(upgraded)),
         Command::Status { json, reach } => {
@@ -159,13 +178,19 @@ impl Reach {
             self.control_socket.as_deref(),
             self.config.as_deref(),
             request,
+            &[],
         )
     }
 }
 
 /// Sends `request` to the supervisor and waits for the reply; `Err` is the
 /// exit code, the reason already printed.
-fn ask(flag: Option<&Path>, config: Option<&Path>, request: &Request) -> Result<Reply, u8> {
+fn ask(
+    flag: Option<&Path>,
+    config: Option<&Path>,
+    request: &Request,
+    fds: &[BorrowedFd<'_>],
+) -> Result<Reply, u8> {
     // Read here, not in the library: main is the one place that looks at
     // the environment. Set but empty counts as unset, as in most shells'
     // conventions (`X=${X:-}`).
@@ -184,7 +209,7 @@ fn ask(flag: Option<&Path>, config: Option<&Path>, request: &Request) -> Result<
             1
         })?;
     runtime
-        .block_on(control::call(&path, request))
+        .block_on(control::call_attaching(&path, request, fds))
         .map_err(|e| {
             eprintln!("baton: {e}");
             if matches!(e, ClientError::Unreachable { .. }) {

@@ -7,6 +7,11 @@
 //! binary after it was deleted or replaced on disk by a rename (what
 //! package managers and `install` do). Rewriting the same file in place
 //! would change what the fd sees; deploys that do that lose the guarantee.
+//!
+//! `baton upgrade --binary PATH` opens PATH itself and passes the open file
+//! over the control socket ([`NamedBinary`]): the supervisor then runs the
+//! very file the operator's CLI could read, not whatever the path holds by
+//! the time the supervisor gets to it, and keeps it for rollback.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -25,6 +30,39 @@ pub struct Release {
     pub config: Loaded,
 }
 
+/// A worker binary named by `baton upgrade --binary`: its path (for logs,
+/// status and `argv[0]`), and the file the CLI opened, when it could.
+#[derive(Debug, Clone)]
+pub struct NamedBinary {
+    pub path: PathBuf,
+    pub file: Option<Arc<File>>,
+}
+
+impl NamedBinary {
+    /// The release of this binary with `config`: the CLI's file, else the
+    /// path opened now.
+    pub fn release(&self, config: Loaded) -> Result<Release, BinaryError> {
+        match &self.file {
+            Some(file) => Release::from_file(&self.path, Arc::clone(file), config),
+            None => Release::open(&self.path, config),
+        }
+    }
+}
+
+/// The same path, and the same open file (not merely an equal one).
+impl PartialEq for NamedBinary {
+    fn eq(&self, other: &NamedBinary) -> bool {
+        self.path == other.path
+            && match (&self.file, &other.file) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for NamedBinary {}
+
 /// Why a binary cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("worker binary {}: {reason}", path.display())]
@@ -37,11 +75,24 @@ impl Release {
     /// Opens `binary` (close-on-exec, read-only) and checks that it is an
     /// executable regular file.
     pub fn open(binary: &Path, config: Loaded) -> Result<Release, BinaryError> {
+        let file = File::open(binary).map_err(|e| BinaryError {
+            path: binary.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Release::from_file(binary, Arc::new(file), config)
+    }
+
+    /// A release of `file`, already open (by the CLI, say), known as
+    /// `binary`; checked like [`Release::open`].
+    pub fn from_file(
+        binary: &Path,
+        file: Arc<File>,
+        config: Loaded,
+    ) -> Result<Release, BinaryError> {
         let fail = |reason: String| BinaryError {
             path: binary.to_path_buf(),
             reason,
         };
-        let file = File::open(binary).map_err(|e| fail(e.to_string()))?;
         let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
         if !meta.is_file() {
             return Err(fail("not a regular file".into()));
@@ -51,7 +102,7 @@ impl Release {
         }
         Ok(Release {
             binary: binary.to_path_buf(),
-            file: Arc::new(file),
+            file,
             config,
         })
     }

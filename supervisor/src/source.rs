@@ -56,12 +56,31 @@ impl ConfigSource {
 
 impl Loaded {
     /// The worker binary: the config's `supervisor.worker_binary`, else
-    /// `baton-worker` beside this executable.
+    /// `baton-worker` beside this executable, else this executable itself,
+    /// which carries the worker (`main.rs` becomes one under
+    /// `BATON_ROLE=worker`). The last case is `cargo run --bin baton` on a
+    /// fresh checkout, which builds `baton` alone; an installed baton has
+    /// `baton-worker` beside it, and an upgrade runs whichever file is at
+    /// that path then.
     pub fn worker_binary(&self) -> std::io::Result<PathBuf> {
         if let Some(path) = &self.view.supervisor.worker_binary {
             return Ok(path.clone());
         }
-        let exe = std::env::current_exe()?;
-        Ok(exe.with_file_name("baton-worker"))
+        let exe = own_path()?;
+        let beside = exe.with_file_name("baton-worker");
+        Ok(if beside.exists() { beside } else { exe })
     }
+}
+
+/// Where this executable is. Linux names an executable whose file was
+/// replaced since it started `<path> (deleted)`; the path then holds the
+/// replacement, which is what a new generation should run.
+fn own_path() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(
+        match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+            Some(path) => PathBuf::from(path),
+            None => exe,
+        },
+    )
 }

@@ -32,7 +32,6 @@ use std::time::Duration;
 use baton_config::ConfigError;
 use baton_ipc::{Drain, Generation, IpcError, Message};
 use parking_lot::Mutex;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
@@ -44,7 +43,7 @@ use crate::control::proto::{
 };
 use crate::listeners::{BindError, ListenerSet};
 use crate::metrics::MetricsStore;
-use crate::release::{BinaryError, Release};
+use crate::release::{BinaryError, NamedBinary, Release};
 use crate::source::ConfigSource;
 use crate::systemd::{Health, Systemd};
 use crate::upgrade::{Trigger, UpgradePhase};
@@ -113,6 +112,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         op: "locate the worker binary",
         source,
     })?;
+    info!(binary = %binary.display(), "worker binary");
     let release = Release::open(&binary, loaded)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -251,14 +251,17 @@ impl Inbox {
                 }
             },
             command = self.commands.recv() => {
-                let Some(Command { request, reply }) = command else {
+                let Some(Command { request, binary: file, reply }) = command else {
                     // The control server is gone; keep serving without it.
                     return std::future::pending().await;
                 };
                 match request {
                     Request::Status => return Some(reply),
-                    Request::Upgrade { binary, config } => self.queue.push_back(Pending {
-                        trigger: Trigger::Upgrade { binary, config },
+                    Request::Upgrade { binary, config, .. } => self.queue.push_back(Pending {
+                        trigger: Trigger::Upgrade {
+                            binary: binary.map(|path| NamedBinary { path, file: file.map(Arc::new) }),
+                            config,
+                        },
                         reply: Some(reply),
                     }),
                     Request::Rollback => self.queue.push_back(Pending {
@@ -622,48 +625,50 @@ impl Sig {
     }
 }
 
-/// The signals the supervisor handles. tokio's handlers sit on
-/// `signal-hook-registry`, so installing them here replaces the default
-/// actions (SIGHUP would otherwise kill the supervisor).
-#[derive(Debug)]
+/// The signals the supervisor handles, as one stream through
+/// signal-hook's tokio integration: SIGTERM and SIGINT (stop), SIGHUP
+/// (upgrade), and SIGUSR2 only when `BATON_TEST_HANG_ON_SIGUSR2` is set.
+/// Registering them replaces their default actions (SIGHUP would otherwise
+/// kill the supervisor). SIGCHLD is not among them: tokio's process driver
+/// reaps the workers and wakes their `wait()` through the same
+/// signal-hook registry.
 struct Signals {
-    terminate: Signal,
-    interrupt: Signal,
-    hangup: Signal,
-    /// SIGUSR2, handled only when `BATON_TEST_HANG_ON_SIGUSR2` is set.
-    hang: Option<Signal>,
+    stream: signal_hook_tokio::Signals,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals").finish_non_exhaustive()
+    }
 }
 
 impl Signals {
     fn new() -> std::io::Result<Signals> {
-        let hang = match std::env::var_os("BATON_TEST_HANG_ON_SIGUSR2") {
-            Some(_) => Some(signal(SignalKind::user_defined2())?),
-            None => None,
-        };
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+        let mut set = vec![SIGTERM, SIGINT, SIGHUP];
+        if std::env::var_os("BATON_TEST_HANG_ON_SIGUSR2").is_some() {
+            set.push(SIGUSR2);
+        }
         Ok(Signals {
-            terminate: signal(SignalKind::terminate())?,
-            interrupt: signal(SignalKind::interrupt())?,
-            hangup: signal(SignalKind::hangup())?,
-            hang,
+            stream: signal_hook_tokio::Signals::new(set)?,
         })
     }
 
-    /// SIGUSR2 when the hang test hook is on; never otherwise.
-    async fn hang(hang: &mut Option<Signal>) {
-        match hang {
-            Some(signal) => {
-                signal.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    }
-
     async fn next(&mut self) -> Sig {
-        tokio::select! {
-            _ = self.terminate.recv() => Sig::Terminate,
-            _ = self.interrupt.recv() => Sig::Interrupt,
-            _ = self.hangup.recv() => Sig::Hangup,
-            () = Signals::hang(&mut self.hang) => Sig::Hang,
+        use futures_core::Stream;
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+        loop {
+            let next =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.stream).poll_next(cx));
+            match next.await {
+                Some(SIGTERM) => return Sig::Terminate,
+                Some(SIGINT) => return Sig::Interrupt,
+                Some(SIGHUP) => return Sig::Hangup,
+                Some(SIGUSR2) => return Sig::Hang,
+                Some(other) => debug!(signal = other, "unexpected signal ignored"),
+                // Closed: only by a handle this code never takes.
+                None => std::future::pending::<()>().await,
+            }
         }
     }
 

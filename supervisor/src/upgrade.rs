@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::control::proto::{Outcome, UpgradeReport};
-use crate::release::Release;
+use crate::release::{NamedBinary, Release};
 use crate::source::ConfigSource;
 use crate::supervise::{Inbox, STOP_GRACE, Supervisor};
 use crate::worker::{self, EXIT_REPORT_WAIT, Launch, StartError, Worker, describe};
@@ -47,7 +47,7 @@ pub enum Trigger {
     Reload,
     /// `baton upgrade`.
     Upgrade {
-        binary: Option<PathBuf>,
+        binary: Option<NamedBinary>,
         config: Option<PathBuf>,
     },
     /// `baton rollback`.
@@ -261,13 +261,16 @@ impl Supervisor {
             ),
         };
         let loaded = source.load().map_err(|e| e.to_string())?;
-        let binary = match binary {
-            Some(binary) => binary,
-            None => loaded
-                .worker_binary()
-                .map_err(|e| format!("locate the worker binary: {e}"))?,
+        let release = match binary {
+            Some(named) => named.release(loaded),
+            None => {
+                let binary = loaded
+                    .worker_binary()
+                    .map_err(|e| format!("locate the worker binary: {e}"))?;
+                Release::open(&binary, loaded)
+            }
         };
-        Release::open(&binary, loaded).map_err(|e| e.to_string())
+        release.map_err(|e| e.to_string())
     }
 
     /// Hands off from `old` to `new` and waits for the verdict, which comes

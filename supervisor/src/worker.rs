@@ -109,6 +109,7 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
     command
         .arg0(&binary)
         .env(baton_ipc::env::IPC_FD, CHILD_IPC_FD.to_string())
+        .env(baton_ipc::env::ROLE, baton_ipc::env::ROLE_WORKER)
         .env(baton_ipc::env::LOG, launch.log_filter)
         .stdin(Stdio::null())
         // What systemd gave the supervisor is the supervisor's: a worker

@@ -28,6 +28,8 @@ struct Fixture {
     dir: TempDir,
     path: PathBuf,
     seen: mpsc::UnboundedReceiver<Request>,
+    /// Per request: the (device, inode) of the binary file passed with it.
+    files: mpsc::UnboundedReceiver<Option<(u64, u64)>>,
 }
 
 fn start(answer: fn(&Request) -> Reply) -> Fixture {
@@ -36,14 +38,30 @@ fn start(answer: fn(&Request) -> Reply) -> Fixture {
     let listener = bind(&path).unwrap();
     let (commands, mut receiver) = mpsc::channel::<Command>(8);
     let (seen_tx, seen) = mpsc::unbounded_channel();
+    let (files_tx, files) = mpsc::unbounded_channel();
     tokio::spawn(serve(listener, commands));
     tokio::spawn(async move {
         while let Some(command) = receiver.recv().await {
             let _ = seen_tx.send(command.request.clone());
+            let _ = files_tx.send(
+                command
+                    .binary
+                    .map(|file| identity(&file.metadata().unwrap())),
+            );
             let _ = command.reply.send(answer(&command.request));
         }
     });
-    Fixture { dir, path, seen }
+    Fixture {
+        dir,
+        path,
+        seen,
+        files,
+    }
+}
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 fn report(kind: &str, outcome: Outcome, reason: Option<&str>) -> UpgradeReport {
@@ -189,10 +207,12 @@ async fn every_request_kind_round_trips() {
         Request::Upgrade {
             binary: Some("/opt/new/baton-worker".into()),
             config: Some("/etc/baton/new.toml".into()),
+            binary_attached: false,
         },
         Request::Upgrade {
             binary: None,
             config: None,
+            binary_attached: false,
         },
         Request::Rollback,
         Request::Status,
@@ -562,8 +582,11 @@ async fn status_prints_a_table_or_json() {
 }
 
 #[tokio::test]
-async fn upgrade_sends_absolute_paths_and_reports_success() {
+async fn upgrade_sends_absolute_paths_and_the_open_binary_and_reports_success() {
     let mut fx = start(happy);
+    std::fs::create_dir(fx.dir.path().join("bin")).unwrap();
+    let worker = fx.dir.path().join("bin/baton-worker");
+    std::fs::write(&worker, "#!/bin/sh\n").unwrap();
     let (code, stdout, stderr) = run(baton()
         .args(["upgrade", "--binary", "bin/baton-worker", "-c", "new.toml"])
         .arg("--control-socket")
@@ -581,7 +604,71 @@ async fn upgrade_sends_absolute_paths_and_reports_success() {
         Request::Upgrade {
             binary: Some(dir.join("bin/baton-worker")),
             config: Some(dir.join("new.toml")),
+            binary_attached: true,
         }
+    );
+    // The file the CLI opened, not a path to open again.
+    assert_eq!(
+        fx.files.recv().await.unwrap(),
+        Some(identity(&std::fs::metadata(&worker).unwrap()))
+    );
+}
+
+#[tokio::test]
+async fn a_binary_the_cli_cannot_open_goes_as_a_path() {
+    let mut fx = start(happy);
+    let (code, _, stderr) = run(baton()
+        .args(["upgrade", "--binary", "missing/baton-worker"])
+        .arg("--control-socket")
+        .arg(&fx.path)
+        .current_dir(fx.dir.path()))
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(matches!(
+        fx.seen.recv().await.unwrap(),
+        Request::Upgrade {
+            binary: Some(_),
+            binary_attached: false,
+            ..
+        }
+    ));
+    assert_eq!(fx.files.recv().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn descriptors_must_match_what_the_request_announces() {
+    let mut fx = start(happy);
+    let file = std::fs::File::open(fx.dir.path()).unwrap();
+    let announced = Request::Upgrade {
+        binary: Some("/opt/new/baton-worker".into()),
+        config: None,
+        binary_attached: true,
+    };
+    // Announced, but nothing attached.
+    let Reply::Error { reason } = call(&fx.path, &announced).await.unwrap() else {
+        panic!("an announced binary without its descriptor was accepted");
+    };
+    assert!(reason.contains("0 descriptors"), "{reason}");
+    // Attached, but not announced.
+    let fd = std::os::fd::AsFd::as_fd(&file);
+    let Reply::Error { reason } = control::call_attaching(&fx.path, &Request::Status, &[fd])
+        .await
+        .unwrap()
+    else {
+        panic!("a descriptor nobody announced was accepted");
+    };
+    assert!(reason.contains("carries none"), "{reason}");
+    // Announced and attached: through to the main loop.
+    assert_eq!(
+        control::call_attaching(&fx.path, &announced, &[fd])
+            .await
+            .unwrap(),
+        happy(&announced)
+    );
+    assert_eq!(fx.seen.recv().await.unwrap(), announced);
+    assert_eq!(
+        fx.files.recv().await.unwrap(),
+        Some(identity(&file.metadata().unwrap()))
     );
 }
 

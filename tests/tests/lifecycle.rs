@@ -357,3 +357,113 @@ async fn a_worker_dies_with_its_supervisor() {
     let _ = baton.child.wait();
     eventually("the orphaned worker to exit", || !alive(worker));
 }
+
+/// An ordinary user with nothing but the `baton` executable (no
+/// `baton-worker` beside it, as after `cargo run --bin baton`): the
+/// supervisor runs itself as the worker, and with no control socket
+/// configured the supervisor and the CLI meet at the per-user default,
+/// `$XDG_RUNTIME_DIR/baton/control.sock` (root's `/run/baton` is not
+/// theirs to create). Status, a live upgrade and a stop all work.
+#[test]
+fn an_unprivileged_user_runs_the_baton_executable_alone() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+
+    const NOBODY: &str = "65534";
+    let dir = tempfile::tempdir().unwrap();
+    let open = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    open(dir.path(), 0o755);
+    let exe = dir.path().join("baton");
+    std::fs::copy(bin("baton"), &exe).unwrap();
+    open(&exe, 0o755);
+    let runtime = dir.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    rustix::fs::chown(
+        &runtime,
+        Some(rustix::fs::Uid::from_raw(65534)),
+        Some(rustix::fs::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    open(&runtime, 0o700);
+    let config = dir.path().join("baton.toml");
+    std::fs::write(
+        &config,
+        "[[listeners]]\nname = \"echo\"\naddress = \"127.0.0.1:0\"\ncluster = \"builtin:echo\"\n",
+    )
+    .unwrap();
+    open(&config, 0o644);
+    let as_nobody = |args: &[&str]| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
+            .arg(&exe)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .current_dir(dir.path());
+        command
+    };
+
+    let mut supervisor = as_nobody(&["run", "-c", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(supervisor.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let mut echo_addr = None;
+    while !seen.iter().any(|l: &String| l.contains("worker ready")) {
+        let line = log
+            .next()
+            .expect("the supervisor exited before a worker was ready")
+            .unwrap();
+        if line.contains(" listening ") {
+            echo_addr = line.split("address=").nth(1).map(str::to_string);
+        }
+        seen.push(line);
+    }
+    let seen = seen.join("\n");
+    let socket = runtime.join("baton/control.sock");
+    assert!(
+        seen.contains(&format!("control socket path={}", socket.display())),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("worker binary binary={}", exe.display())),
+        "{seen}"
+    );
+    // The log goes on; drained on a thread so the supervisor never blocks.
+    std::thread::spawn(move || log.for_each(drop));
+
+    let addr: std::net::SocketAddr = echo_addr.expect("a listening line").parse().unwrap();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut echo = |line: &[u8]| {
+        client.write_all(line).unwrap();
+        let mut back = vec![0; line.len()];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(back, line);
+    };
+    echo(b"before\n");
+
+    let cli = |args: &[&str]| {
+        let out = as_nobody(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "baton {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    assert!(cli(&["status"]).contains("serving"));
+    assert!(cli(&["upgrade"]).contains("generation 1 -> 2, 1 migrated"));
+    echo(b"after\n");
+    drop(client);
+    cli(&["stop"]);
+    assert!(supervisor.wait().unwrap().success());
+}

@@ -159,3 +159,68 @@ async fn twenty_upgrades_under_load_disturb_nothing() {
         "each upgrade moved the long-lived connections ({migrated})"
     );
 }
+
+/// `baton upgrade --binary PATH` passes the file the CLI opened over the
+/// control socket, and the supervisor runs that file: here PATH exists
+/// only in the CLI's own mount namespace (a tmpfs the supervisor cannot
+/// see), so a supervisor that opened the path itself would refuse. An
+/// echo connection moves across, and the status names PATH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_runs_the_binary_file_the_cli_opened() {
+    let upstream = ModalUpstream::start().await;
+    let baton = Baton::start(&tcp_config(&[upstream.addr], ""));
+    let mut client = TcpStream::connect(baton.addr("front")).await.unwrap();
+    // `E`: the upstream echoes the rest (see `ModalUpstream`).
+    client.write_all(b"E").await.unwrap();
+    echo_line(&mut client, b"before").await;
+
+    let hidden = tempfile::tempdir().unwrap();
+    let path = hidden.path().join("baton-worker");
+    let script = r#"mount -t tmpfs tmpfs "$1" && cp "$2" "$1/baton-worker" && exec "$3" upgrade --binary "$1/baton-worker" --control-socket "$4""#;
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(hidden.path())
+        .arg(baton_tests::bin("baton-worker"))
+        .arg(baton_tests::bin("baton"))
+        .arg(baton.control_socket())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "upgrade from the CLI's namespace: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !path.exists(),
+        "the binary must be invisible outside the CLI's namespace"
+    );
+    let status = baton_tests::faults::status_json(&baton);
+    assert_eq!(
+        status["generations"][0]["binary"],
+        path.display().to_string(),
+        "{status:#}"
+    );
+    assert_eq!(status["generations"][0]["generation"], 2, "{status:#}");
+    echo_line(&mut client, b"after").await;
+}
+
+async fn echo_line(client: &mut TcpStream, line: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    client.write_all(line).await.unwrap();
+    let mut back = vec![0; line.len()];
+    timeout(PATIENCE, client.read_exact(&mut back))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    assert_eq!(back, line);
+}

@@ -13,6 +13,7 @@
 //!
 //! # Layout
 //!
+//! * [`cli`] — the command line (`baton-worker`, and `baton` as a worker);
 //! * [`codec`] — pure RPC codecs (Bolt, Dubbo, RocketMQ): frames, ids, hijack;
 //! * [`ctrl`] — the session with the supervisor;
 //! * [`serve`] — [`serve::Server`]: listeners, accept loops, drain;
@@ -27,6 +28,7 @@
 //! * [`upstream`] — clusters: round robin, connect with fall-through.
 
 pub mod access_log;
+pub mod cli;
 pub mod codec;
 pub mod conn;
 pub mod ctrl;

@@ -1,6 +1,7 @@
 //! The CLI's end of the control socket: find it ([`socket_path`]), then
 //! send one request and wait for its reply ([`call`]).
 
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,7 +76,17 @@ pub fn reply_timeout(request: &Request) -> Option<Duration> {
 /// Sends `request` to the supervisor at `path` and waits for its reply,
 /// as long as [`reply_timeout`] says.
 pub async fn call(path: &Path, request: &Request) -> Result<Reply, ClientError> {
-    call_with_timeout(path, request, reply_timeout(request)).await
+    call_with_timeout(path, request, &[], reply_timeout(request)).await
+}
+
+/// [`call`], passing `fds` with the request (SCM_RIGHTS): `upgrade` with
+/// `binary_attached` passes the binary's open file.
+pub async fn call_attaching(
+    path: &Path,
+    request: &Request,
+    fds: &[BorrowedFd<'_>],
+) -> Result<Reply, ClientError> {
+    call_with_timeout(path, request, fds, reply_timeout(request)).await
 }
 
 /// [`call`], with the wait for the reply bounded by `reply_timeout`
@@ -83,6 +94,7 @@ pub async fn call(path: &Path, request: &Request) -> Result<Reply, ClientError> 
 pub async fn call_with_timeout(
     path: &Path,
     request: &Request,
+    fds: &[BorrowedFd<'_>],
     reply_timeout: Option<Duration>,
 ) -> Result<Reply, ClientError> {
     let unreachable = |source| ClientError::Unreachable {
@@ -97,13 +109,16 @@ pub async fn call_with_timeout(
         .await
         .map_err(|_| timed_out(SEND_TIMEOUT))?
         .map_err(unreachable)?;
-    timeout(SEND_TIMEOUT, frame::write(&mut stream, request))
-        .await
-        .map_err(|_| timed_out(SEND_TIMEOUT))?
-        .map_err(|source| ClientError::Send {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    timeout(
+        SEND_TIMEOUT,
+        frame::write_with_fds(&mut stream, request, fds),
+    )
+    .await
+    .map_err(|_| timed_out(SEND_TIMEOUT))?
+    .map_err(|source| ClientError::Send {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let read = frame::read::<Reply, _>(&mut stream);
     let received = match reply_timeout {
         Some(waited) => timeout(waited, read).await.map_err(|_| timed_out(waited))?,

@@ -3,11 +3,16 @@
 //!
 //! The pure half ([`encode`], [`body_len`], [`decode_body`]) touches no
 //! socket and no clock; [`read()`] and [`write()`] move one frame over any
-//! async stream and leave timeouts to the caller, who knows why it waits.
+//! async stream and leave timeouts to the caller, who knows why it waits;
+//! [`read_with_fds`] and [`write_with_fds`] do the same on a unix socket
+//! with descriptors passed alongside (SCM_RIGHTS, on the frame's bytes).
+
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 /// The largest body a frame may announce. A request is a few hundred
 /// bytes and a status reply a few KiB even with hundreds of listeners, so
@@ -74,8 +79,26 @@ where
     T: DeserializeOwned,
     S: AsyncRead + Unpin,
 {
+    read_from(&mut Plain(stream)).await
+}
+
+/// [`read()`] on a unix stream socket, keeping the descriptors that came
+/// with the frame's bytes (at most [`baton_ipc::fd::MAX_STREAM_FDS`] per
+/// read; more are closed by the kernel).
+pub async fn read_with_fds<T: DeserializeOwned>(
+    stream: &UnixStream,
+) -> Result<(T, Vec<OwnedFd>), FrameError> {
+    let mut source = WithFds {
+        stream,
+        fds: Vec::new(),
+    };
+    let message = read_from(&mut source).await?;
+    Ok((message, source.fds))
+}
+
+async fn read_from<T: DeserializeOwned>(source: &mut impl Fill) -> Result<T, FrameError> {
     let mut header = [0; HEADER_LEN];
-    let got = fill(stream, &mut header).await?;
+    let got = source.fill(&mut header).await?;
     if got == 0 {
         return Err(FrameError::Closed);
     }
@@ -88,7 +111,7 @@ where
     let len = body_len(header)?;
     // Allocated only now that `len` is known to be within the bound.
     let mut body = vec![0; len];
-    let got = fill(stream, &mut body).await?;
+    let got = source.fill(&mut body).await?;
     if got < len {
         return Err(FrameError::Truncated {
             got: HEADER_LEN + got,
@@ -110,17 +133,70 @@ where
     Ok(())
 }
 
-/// Reads until `buf` is full or the peer closes; returns how much was read
-/// (so that a short frame can be reported with its numbers).
-async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match stream.read(&mut buf[got..]).await? {
-            0 => break,
-            n => got += n,
+/// [`write()`] on a unix stream socket with `fds` attached to the frame's
+/// first byte (SCM_RIGHTS), so that they arrive before the frame ends.
+pub async fn write_with_fds<T: Serialize>(
+    stream: &mut UnixStream,
+    message: &T,
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), FrameError> {
+    let frame = encode(message)?;
+    let sent = loop {
+        stream.writable().await?;
+        match baton_ipc::fd::send_on_stream(stream, &frame, fds) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
         }
+    };
+    stream.write_all(&frame[sent..]).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+/// Where frame bytes come from.
+trait Fill {
+    /// Reads until `buf` is full or the peer closes; returns how much was
+    /// read (so that a short frame can be reported with its numbers).
+    async fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// Any async stream: bytes only.
+struct Plain<'a, S>(&'a mut S);
+
+impl<S: AsyncRead + Unpin> Fill for Plain<'_, S> {
+    async fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.0.read(&mut buf[got..]).await? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        Ok(got)
     }
-    Ok(got)
+}
+
+/// A unix stream socket: bytes, and the descriptors passed with them.
+struct WithFds<'a> {
+    stream: &'a UnixStream,
+    fds: Vec<OwnedFd>,
+}
+
+impl Fill for WithFds<'_> {
+    async fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            self.stream.readable().await?;
+            match baton_ipc::fd::recv_on_stream(self.stream, &mut buf[got..], &mut self.fds) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
 }
 
 #[cfg(test)]

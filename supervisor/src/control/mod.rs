@@ -29,6 +29,17 @@
 //! bincode, because `baton status --json` prints the reply as it came and
 //! a capture of the socket is readable.
 //!
+//! # Descriptors
+//!
+//! `baton upgrade --binary PATH` opens PATH and passes the open file with
+//! its request (SCM_RIGHTS on the frame's bytes, through `sendfd`), and
+//! says so in the request (`binary_attached`): the supervisor runs the very
+//! file the operator's CLI could read, whatever PATH holds by then, and
+//! keeps it open for rollback. A request that announces a descriptor and
+//! brings none, or brings one it did not announce, is malformed. A CLI that
+//! cannot open PATH sends the path alone; the supervisor then tries it and
+//! refuses with its reason.
+//!
 //! # Sequence
 //!
 //! One request and one reply per connection:
@@ -116,7 +127,9 @@ pub mod proto;
 pub mod render;
 mod server;
 
-pub use client::{ClientError, SOCKET_ENV, call, call_with_timeout, reply_timeout, socket_path};
+pub use client::{
+    ClientError, SOCKET_ENV, call, call_attaching, call_with_timeout, reply_timeout, socket_path,
+};
 pub use frame::{FrameError, MAX_FRAME};
 pub use server::{Command, ControlError, bind, serve};
 

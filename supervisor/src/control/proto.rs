@@ -16,6 +16,13 @@ pub enum Request {
     Upgrade {
         binary: Option<PathBuf>,
         config: Option<PathBuf>,
+        /// The CLI opened `binary` and its open file comes with this
+        /// request (SCM_RIGHTS): the supervisor runs exactly the file the
+        /// operator could read, whatever the path holds later. False when
+        /// the CLI could not open it (the supervisor then tries the path
+        /// itself and refuses with its reason).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        binary_attached: bool,
     },
     /// Go back to the previous generation's binary and config.
     Rollback,

@@ -1,9 +1,10 @@
 //! The supervisor's end of the control socket: [`bind`] the path, then
 //! [`serve`] it, handing each request to the main loop as a [`Command`].
 
-use std::fs::{DirBuilder, Permissions};
+use std::fs::{DirBuilder, File, Permissions};
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
@@ -32,6 +33,9 @@ const SOCKET_MODE: u32 = 0o600;
 #[derive(Debug)]
 pub struct Command {
     pub request: Request,
+    /// The worker binary the CLI opened and passed with an `upgrade`
+    /// request (`binary_attached`).
+    pub binary: Option<File>,
     pub reply: oneshot::Sender<Reply>,
 }
 
@@ -45,6 +49,11 @@ pub enum ControlError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "control socket directory {}: owned by uid {owner}, not by this user or root; not using it",
+        dir.display()
+    )]
+    ForeignDir { dir: PathBuf, owner: u32 },
     #[error("another supervisor is listening on {}", path.display())]
     InUse { path: PathBuf },
     #[error("control socket {}: the path exists and is not a socket; not replacing it", path.display())]
@@ -91,8 +100,9 @@ pub enum ControlError {
 /// uid check in [`serve`] cover that window. Setting the umask instead
 /// would change it for every thread of the process.
 pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_dirs(dir)?;
+        check_owner(dir)?;
     }
     remove_if_stale(path)?;
     let listener = UnixListener::bind(path).map_err(|source| ControlError::Bind {
@@ -136,6 +146,27 @@ fn create_dirs(dir: &Path) -> Result<(), ControlError> {
         }
     }
     Ok(())
+}
+
+/// Refuses a directory that another user owns: they could swap the
+/// socket for their own, and `baton upgrade` would talk to them. (The
+/// non-root default lives in `/tmp/baton-<uid>/`, which anyone could have
+/// made first.)
+fn check_owner(dir: &Path) -> Result<(), ControlError> {
+    let meta = std::fs::metadata(dir).map_err(|source| ControlError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let owner = meta.uid();
+    let me = rustix::process::geteuid().as_raw();
+    if owner == me || owner == 0 {
+        Ok(())
+    } else {
+        Err(ControlError::ForeignDir {
+            dir: dir.to_path_buf(),
+            owner,
+        })
+    }
 }
 
 /// Removes a socket file at `path` that nobody listens on any more.
@@ -271,30 +302,31 @@ async fn connection(mut stream: UnixStream, commands: mpsc::Sender<Command>, own
         return;
     }
 
-    let request = match timeout(REQUEST_TIMEOUT, frame::read::<Request, _>(&mut stream)).await {
-        Ok(Ok(request)) => request,
-        // A peer that connects and closes: bind()'s liveness probe, or a
-        // monitoring check. Nothing to answer.
-        Ok(Err(FrameError::Closed)) => {
-            debug!(uid, pid, "control socket: peer closed without a request");
-            return;
-        }
-        Ok(Err(e)) => {
-            warn!(uid, pid, error = %e, "control socket: malformed request");
-            let reason = format!("malformed request: {e}");
-            reply_and_linger(stream, &Reply::Error { reason }).await;
-            return;
-        }
-        Err(_) => {
-            warn!(
-                uid,
-                pid, "control socket: no request in time; dropping the connection"
-            );
-            let reason = format!("no request within {REQUEST_TIMEOUT:?}");
-            reply(&mut stream, &Reply::Error { reason }).await;
-            return;
-        }
-    };
+    let (request, fds) =
+        match timeout(REQUEST_TIMEOUT, frame::read_with_fds::<Request>(&stream)).await {
+            Ok(Ok(received)) => received,
+            // A peer that connects and closes: bind()'s liveness probe, or a
+            // monitoring check. Nothing to answer.
+            Ok(Err(FrameError::Closed)) => {
+                debug!(uid, pid, "control socket: peer closed without a request");
+                return;
+            }
+            Ok(Err(e)) => {
+                warn!(uid, pid, error = %e, "control socket: malformed request");
+                let reason = format!("malformed request: {e}");
+                reply_and_linger(stream, &Reply::Error { reason }).await;
+                return;
+            }
+            Err(_) => {
+                warn!(
+                    uid,
+                    pid, "control socket: no request in time; dropping the connection"
+                );
+                let reason = format!("no request within {REQUEST_TIMEOUT:?}");
+                reply(&mut stream, &Reply::Error { reason }).await;
+                return;
+            }
+        };
 
     // Status is polled (monitoring); the others change things, and are the
     // audit trail of who did what.
@@ -303,8 +335,21 @@ async fn connection(mut stream: UnixStream, commands: mpsc::Sender<Command>, own
     } else {
         info!(uid, pid, ?request, "control request");
     }
+    let binary = match attached_binary(&request, fds) {
+        Ok(binary) => binary,
+        Err(reason) => {
+            warn!(uid, pid, reason, "control socket: refused a request");
+            reply_and_linger(stream, &Reply::Error { reason }).await;
+            return;
+        }
+    };
     let (tx, rx) = oneshot::channel();
-    let answer = match commands.send(Command { request, reply: tx }).await {
+    let command = Command {
+        request,
+        binary,
+        reply: tx,
+    };
+    let answer = match commands.send(command).await {
         // No bound on this wait: an upgrade's reply comes when the upgrade
         // ends, and the main loop bounds that (ready + drain timeouts). A
         // client that goes away meanwhile does not cancel it.
@@ -315,6 +360,30 @@ async fn connection(mut stream: UnixStream, commands: mpsc::Sender<Command>, own
         reason: "the supervisor is shutting down".to_string(),
     });
     reply(&mut stream, &answer).await;
+}
+
+/// The binary file an `upgrade` request says it carries. Descriptors a
+/// request did not announce, or a missing one it did, make it malformed:
+/// running some other file than the operator meant is worse than refusing.
+fn attached_binary(request: &Request, mut fds: Vec<OwnedFd>) -> Result<Option<File>, String> {
+    let announced = matches!(
+        request,
+        Request::Upgrade {
+            binary: Some(_),
+            binary_attached: true,
+            ..
+        }
+    );
+    match (announced, fds.len()) {
+        (true, 1) => Ok(fds.pop().map(File::from)),
+        (false, 0) => Ok(None),
+        (true, n) => Err(format!(
+            "malformed request: it carries the worker binary's file, but {n} descriptors came with it"
+        )),
+        (false, n) => Err(format!(
+            "malformed request: {n} descriptors came with a request that carries none"
+        )),
+    }
 }
 
 /// Writes the one reply of a connection, bounded by
