@@ -9,6 +9,8 @@
 //! * [`http_peer`] — HTTP peers: a scripted upstream, a raw client, nginx,
 //!   wrk and curl;
 //! * [`certs`] — a CA and server certificates per test (openssl);
+//! * [`systemd`] — a real systemd booted in namespaces, with baton's units
+//!   staged (or nothing of baton, for installing its Debian package);
 //! * [`bin`] — where the binaries under test are;
 //! * `src/bin/fd-probe.rs` — a stand-in worker that records its inherited
 //!   fds and execs the real one.

@@ -54,6 +54,15 @@ pub const ADMIN: &str = "127.0.0.1:9901";
 /// Where the config lives inside the container: what the unit names.
 pub const CONFIG_PATH: &str = "/etc/baton/baton.toml";
 
+/// Where the supervisor binary lives inside the container: what the unit
+/// names, and where the Debian package installs it (`baton-worker` beside
+/// it).
+pub const BATON_BIN: &str = "/usr/bin/baton";
+
+/// Where `systemd/baton.sysusers` goes, so that `systemd-sysusers
+/// baton.conf` creates the user the unit runs as (as the package does).
+const SYSUSERS_PATH: &str = "/usr/lib/sysusers.d/baton.conf";
+
 /// A config with one echo listener named `echo` (the name `baton.socket`
 /// gives its socket) and the admin endpoint. A short drain deadline keeps
 /// `systemctl stop` and `restart` with open connections quick.
@@ -126,14 +135,36 @@ pub struct Container {
 
 impl Container {
     /// Boots a container with baton inside: the workspace's `baton` and
-    /// `baton-worker` in /usr/local/bin, `config` at [`CONFIG_PATH`],
+    /// `baton-worker` in /usr/bin, `config` at [`CONFIG_PATH`],
     /// `systemd/baton.service` and `systemd/baton.socket` in
-    /// /etc/systemd/system (neither started), the services the host has
-    /// enabled masked; then `extra` adds what the test needs (drop-ins).
+    /// /etc/systemd/system (neither started), the user `baton` the unit
+    /// runs as (made by `systemd-sysusers` from `systemd/baton.sysusers`,
+    /// as the Debian package makes it), the services the host has enabled
+    /// masked; then `extra` adds what the test needs (drop-ins).
     ///
     /// Call it on the thread that will drop the container (the test's):
     /// the container is tied to that thread's life as a last resort.
     pub fn boot(config: &str, extra: impl FnOnce(&Stage)) -> Container {
+        let container = Container::boot_without_baton(|stage| {
+            stage.copy(&bin("baton"), BATON_BIN);
+            stage.copy(&bin("baton-worker"), "/usr/bin/baton-worker");
+            stage.file(CONFIG_PATH, config);
+            let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+            for unit in ["baton.service", "baton.socket"] {
+                stage.copy(&units.join(unit), &format!("/etc/systemd/system/{unit}"));
+            }
+            stage.copy(&units.join("baton.sysusers"), SYSUSERS_PATH);
+            extra(stage);
+        });
+        container.sh_ok("systemd-sysusers baton.conf");
+        container
+    }
+
+    /// Boots a container with nothing of baton inside (for installing it
+    /// the way an operator does, from the Debian package): the services
+    /// the host has enabled masked, then `extra` stages what the test
+    /// needs.
+    pub fn boot_without_baton(extra: impl FnOnce(&Stage)) -> Container {
         sweep_stale_dirs();
         let dir = tempfile::Builder::new()
             .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
@@ -142,13 +173,6 @@ impl Container {
         let stage = Stage {
             root: dir.path().join("stage"),
         };
-        stage.copy(&bin("baton"), "/usr/local/bin/baton");
-        stage.copy(&bin("baton-worker"), "/usr/local/bin/baton-worker");
-        stage.file(CONFIG_PATH, config);
-        let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
-        for unit in ["baton.service", "baton.socket"] {
-            stage.copy(&units.join(unit), &format!("/etc/systemd/system/{unit}"));
-        }
         for unit in host_enabled_units() {
             stage.mask(&unit);
         }
@@ -367,7 +391,7 @@ impl Container {
 
     /// `baton status --json` inside the container.
     pub fn baton_status(&self) -> serde_json::Value {
-        let out = self.run("/usr/local/bin/baton", &["status", "--json"]);
+        let out = self.run(BATON_BIN, &["status", "--json"]);
         assert!(out.status.success(), "baton status: {}", describe(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     }

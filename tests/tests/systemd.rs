@@ -13,7 +13,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use baton_tests::systemd::{CONFIG_PATH, Container, describe, echo_addr, echo_config, echo_round};
+use baton_tests::systemd::{
+    BATON_BIN, CONFIG_PATH, Container, describe, echo_addr, echo_config, echo_round,
+};
 
 /// Long-lived connections a test keeps open across an operation.
 const KEPT: usize = 3;
@@ -335,7 +337,7 @@ fn the_fd_store_keeps_clients_queued_across_a_restart() {
     assert_eq!(container.main_pid("baton"), 0);
     let left = container.sh_ok("for exe in /proc/[0-9]*/exe; do readlink $exe; done; true");
     assert!(
-        left.contains("systemd") && !left.contains("/usr/local/bin/baton"),
+        left.contains("systemd") && !left.contains(BATON_BIN),
         "no baton process during the gap:\n{left}"
     );
     let mut queued: Vec<TcpStream> = (0..KEPT)
