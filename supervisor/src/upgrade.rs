@@ -717,7 +717,8 @@ impl Supervisor {
         error!(phase = %self.phase, %status, "the old generation died during the handoff");
         // The new generation sees its handoff channel close now too, and
         // says what it adopted.
-        if seen.new_died.is_none() && seen.took.is_none() && new.reports_losses() {
+        let mut new_alive = seen.new_died.is_none();
+        if new_alive && seen.took.is_none() && new.reports_losses() {
             let wait = tokio::time::sleep(TAKEOVER_REPORT_WAIT);
             tokio::pin!(wait);
             loop {
@@ -730,13 +731,11 @@ impl Supervisor {
                         Ok(other) => {
                             self.absorb(to, other);
                         }
-                        Err(_) => break,
+                        Err(_) => {
+                            new_alive = false;
+                            break;
+                        }
                     },
-                    status = new.child.wait() => {
-                        let status = status.map_or_else(|e| e.to_string(), |s| describe(&s));
-                        seen.new_died = Some((status, self.phase));
-                        break;
-                    }
                     () = &mut wait => {
                         warn!("the new generation did not say what it adopted within {TAKEOVER_REPORT_WAIT:?}");
                         break;
@@ -745,10 +744,23 @@ impl Supervisor {
                 }
             }
         }
-        if seen.new_died.is_none()
-            && let Ok(Some(status)) = new.child.try_wait()
-        {
-            seen.new_died = Some((describe(&status), self.phase));
+        // It may not have started accepting (the old one died before the
+        // handshake); if it has, this changes nothing.
+        if new_alive && let Err(e) = new.activate().await {
+            warn!(gen = %to, error = %e, "could not tell the new worker to accept");
+            new_alive = false;
+        }
+        // A closed channel means it is exiting (it may have been killed
+        // with the old one): its exit status follows within moments.
+        if seen.new_died.is_none() {
+            let wait = if new_alive {
+                Duration::ZERO
+            } else {
+                EXIT_REPORT_WAIT
+            };
+            if let Ok(Ok(status)) = tokio::time::timeout(wait, new.child.wait()).await {
+                seen.new_died = Some((describe(&status), self.phase));
+            }
         }
         let (migrated, losses) = {
             let store = self.metrics.lock();
@@ -810,11 +822,6 @@ impl Supervisor {
                 closed: 0,
                 losses,
             };
-        }
-        // It may not have started accepting (the old one died before the
-        // handshake); if it has, this changes nothing.
-        if let Err(e) = new.activate().await {
-            warn!(gen = %to, error = %e, "could not tell the new worker to accept");
         }
         Handoff::New {
             migrated,

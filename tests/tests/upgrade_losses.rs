@@ -594,6 +594,70 @@ async fn the_old_generation_killed_while_forwarding() {
     assert_serves(&baton, 2, &upstream).await;
 }
 
+/// Killed after the new generation got ready, before their handshake (the
+/// new one held at `ready`): nothing had moved, so everything the old one
+/// held died with it — as its last heartbeat counted it, which the test
+/// waits for — and the new one, told to accept, serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_generation_killed_before_the_handshake() {
+    let upstream = HeldBoltServer::start().await;
+    let mut baton = Baton::start(&config(upstream.addr));
+    let clients = Clients::open(baton.addr("rpc"), FEW, &upstream).await;
+    let requests = clients.requests();
+    block_in_place(|| {
+        eventually("a heartbeat with every connection and request", || {
+            let scrape = http(baton.admin_addr(), "GET", "/metrics").body;
+            sample(
+                &scrape,
+                "baton_listener_connections_active{listener=\"rpc\"}",
+            ) == Some(FEW as f64)
+                && sample(
+                    &scrape,
+                    "baton_rpc_requests_pending{listener=\"rpc\",protocol=\"bolt\"}",
+                ) == Some(requests as f64)
+        })
+    });
+    let old = baton.worker_pid();
+    let scripts = tempfile::tempdir().unwrap();
+    let file = scripts.path().join("release");
+    let binary = holding_worker(scripts.path(), "ready", &file);
+
+    let upgrading = upgrade(&baton, &["--binary", &binary.display().to_string()]);
+    wait_for_hold(&mut baton, "ready");
+    wait_for_phase(&baton, "handing off 1 -> 2");
+    kill9(old);
+    release(&file);
+    let out = upgrading.await.unwrap();
+
+    let report = last_upgrade(&baton);
+    assert_cli(&out, &report, "failed");
+    assert_eq!(report.outcome, "failed");
+    assert_eq!(
+        (report.migrated, report.lost, report.requests_lost),
+        (0, FEW as u64, requests),
+        "{report:?}"
+    );
+    let expected = format!(
+        "the old generation died during the handoff, before any connection moved \
+         (generation 1, killed by signal 9): {FEW} connections and {requests} requests in \
+         flight were lost with it; generation 2 serves"
+    );
+    assert_eq!(report.reason, expected);
+    assert_metrics(&baton, &report, "failed");
+
+    upstream.release();
+    let saw = clients.saw(false).await;
+    assert_eq!(
+        saw,
+        Saw {
+            ended: FEW as u64,
+            answered: 0,
+            unanswered: requests,
+        }
+    );
+    assert_serves(&baton, 2, &upstream).await;
+}
+
 // === both ===
 
 /// Both killed mid-migration: everything is lost, and the supervisor starts

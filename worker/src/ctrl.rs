@@ -233,8 +233,13 @@ impl Session {
                 let chan = handoff_channel(fd)?;
                 info!(from = %order.from, "taking over");
                 self.taking_over = Some(tokio::spawn(
-                    handoff::take_over(self.server.clone(), chan, self.hooks.clone())
-                        .in_current_span(),
+                    handoff::take_over(
+                        self.server.clone(),
+                        chan,
+                        self.hooks.clone(),
+                        self.loss_reports,
+                    )
+                    .in_current_span(),
                 ));
             }
             Message::Drain(drain) => {

@@ -732,15 +732,22 @@ pub struct TookOver {
 
 /// New side: takes over from the peer on `chan`. If the peer's end closes
 /// before the handshake — the old generation died — this generation has
-/// not started accepting, and leaves that to the supervisor's `Activate`.
-pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<TookOver, IpcError> {
+/// not started accepting: with `activated` (a supervisor of ctrl version
+/// 2, which sends `Activate` when the old generation dies) it waits for
+/// that; otherwise it fails, and the supervisor restarts a worker.
+pub async fn take_over(
+    server: Server,
+    chan: Channel,
+    hooks: Hooks,
+    activated: bool,
+) -> Result<TookOver, IpcError> {
     hooks.pause(PausePoint::Ready).await;
     match chan
         .handshake(Role::Worker, &hooks.handoff_versions())
         .await
     {
         Ok(_) => {}
-        Err(IpcError::Closed) => {
+        Err(IpcError::Closed) if activated => {
             warn!("the old generation closed the handoff before its handshake");
             return Ok(TookOver::default());
         }
