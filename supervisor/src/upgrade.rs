@@ -451,7 +451,8 @@ impl Supervisor {
             store.retire(from.0);
         }
         let died = format!(
-            "the old generation died while the new one was starting (generation {from}, {status}): {losses}"
+            "the old generation died while the new one was starting (generation {from}, {status}): \
+             {losses} with it"
         );
         match started {
             Ok(new) => {

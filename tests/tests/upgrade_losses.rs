@@ -594,12 +594,37 @@ async fn the_old_generation_killed_while_forwarding() {
     assert_serves(&baton, 2, &upstream).await;
 }
 
+/// Killed while the new generation starts (held before `Ready`): once
+/// ready, the new one is told to accept and serves; everything the old one
+/// held died with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_generation_killed_while_the_new_one_starts() {
+    old_generation_killed_before_anything_moved(
+        "starting",
+        "starting generation 2",
+        "the old generation died while the new one was starting",
+    )
+    .await;
+}
+
 /// Killed after the new generation got ready, before their handshake (the
-/// new one held at `ready`): nothing had moved, so everything the old one
-/// held died with it — as its last heartbeat counted it, which the test
-/// waits for — and the new one, told to accept, serves.
+/// new one held at `ready`): the new one sees its handoff channel close,
+/// is told to accept, and serves; everything the old one held died with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_old_generation_killed_before_the_handshake() {
+    old_generation_killed_before_anything_moved(
+        "ready",
+        "handing off 1 -> 2",
+        "the old generation died during the handoff, before any connection moved",
+    )
+    .await;
+}
+
+/// Nothing had moved, so what the old generation held is counted from its
+/// last heartbeat, which the test waits for before the upgrade. The new
+/// one is released once the supervisor has seen the old one die (`died`
+/// is also the start of its log line).
+async fn old_generation_killed_before_anything_moved(point: &str, phase: &str, died: &str) {
     let upstream = HeldBoltServer::start().await;
     let mut baton = Baton::start(&config(upstream.addr));
     let clients = Clients::open(baton.addr("rpc"), FEW, &upstream).await;
@@ -620,12 +645,14 @@ async fn the_old_generation_killed_before_the_handshake() {
     let old = baton.worker_pid();
     let scripts = tempfile::tempdir().unwrap();
     let file = scripts.path().join("release");
-    let binary = holding_worker(scripts.path(), "ready", &file);
+    let binary = holding_worker(scripts.path(), point, &file);
 
     let upgrading = upgrade(&baton, &["--binary", &binary.display().to_string()]);
-    wait_for_hold(&mut baton, "ready");
-    wait_for_phase(&baton, "handing off 1 -> 2");
+    wait_for_hold(&mut baton, point);
+    wait_for_phase(&baton, phase);
     kill9(old);
+    let noticed = died.split(',').next().unwrap();
+    block_in_place(|| baton.wait_for_log(noticed));
     release(&file);
     let out = upgrading.await.unwrap();
 
@@ -638,9 +665,8 @@ async fn the_old_generation_killed_before_the_handshake() {
         "{report:?}"
     );
     let expected = format!(
-        "the old generation died during the handoff, before any connection moved \
-         (generation 1, killed by signal 9): {FEW} connections and {requests} requests in \
-         flight were lost with it; generation 2 serves"
+        "{died} (generation 1, killed by signal 9): {FEW} connections and {requests} requests \
+         in flight were lost with it; generation 2 serves"
     );
     assert_eq!(report.reason, expected);
     assert_metrics(&baton, &report, "failed");
