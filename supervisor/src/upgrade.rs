@@ -30,11 +30,11 @@
 //! # Deaths, and what they cost
 //!
 //! An upgrade is a success only if the new generation is alive when the
-//! old one has exited. A generation that dies before that makes the upgrade
-//! **failed** (`baton upgrade` exits 1) unless it provably lost nothing,
-//! and what died with it is reported — `lost` connections,
-//! `requests_lost` requests in flight — and added to
-//! `baton_migration_connections_lost_total` and
+//! old one has exited. A generation that dies before that makes it
+//! unsuccessful (`baton upgrade` exits 1): **rolled back** when the new
+//! one died before anything was lost, **failed** otherwise. What died is
+//! reported — `lost` connections, `requests_lost` requests in flight — and
+//! added to `baton_migration_connections_lost_total` and
 //! `baton_migration_requests_lost_total`. Which generation serves after:
 //!
 //! | dies | when | serves after | outcome |
