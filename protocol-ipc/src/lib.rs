@@ -69,6 +69,22 @@
 //! one. The old one answers `Drained { migrated, .. }` and exits when all
 //! has moved, or `HandoffFailed { reason, resumed, lost }` and serves on.
 //!
+//! Version 2 adds the reports that let the supervisor count what a
+//! generation's death loses (a peer sends them only when both speak 2):
+//!
+//! ```text
+//! old (N)                                supervisor                     new (N+1)
+//!    | -- HandoffProgress{Migrating,          |                              |
+//!    |      connections, requests} ---------> |  N stopped accepting         |
+//!    | -- HandoffProgress{Forwarding,         |                              |
+//!    |      moved, to forward} -------------> |  the last batch acknowledged |
+//!    | -- HandoffAborted{reason, resumed,     |                              |
+//!    |      lost, requests_lost} -----------> |  in place of HandoffFailed   |
+//!    |                                        | <-- TakeoverEnded{complete,  |
+//!    |                                        |     adopted, in flight,      |
+//!    |                                        |     awaiting} -------------- |
+//! ```
+//!
 //! On the handoff channel (versions: [`HANDOFF_VERSIONS`]; sequence and
 //! failure handling in `baton-worker`'s `handoff` module):
 //!
@@ -109,9 +125,10 @@ pub use error::IpcError;
 pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
     Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain, Drained,
-    Forward, Generation, HANDOFF_VERSIONS, HandoffDone, HandoffFailed, HandoffFrom, HandoffTo,
-    Hello, Kind, ListenerBatch, Message, MetricFamily, MetricKind, MetricSample, Metrics,
-    PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role,
+    Forward, Generation, HANDOFF_VERSIONS, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom,
+    HandoffProgress, HandoffStage, HandoffTo, Hello, Kind, LOSS_REPORTS_VERSION, ListenerBatch,
+    Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, PipeWire, Ready,
+    Refuse, Role, TakeoverEnded,
 };
 
 /// Environment variables of the supervisor→worker process contract.

@@ -13,7 +13,17 @@ use crate::IpcError;
 
 /// Message-set versions this build speaks on ctrl, oldest first. The
 /// handshake picks the highest one both peers list.
-pub const PROTOCOL_VERSIONS: &[u16] = &[1];
+///
+/// * 1 — the first message set.
+/// * 2 — adds what a handoff reports about its losses: the old generation's
+///   [`HandoffProgress`] and [`HandoffAborted`] (which replaces
+///   [`HandoffFailed`]), the new generation's [`TakeoverEnded`]. A peer sends
+///   them only when version 2 was negotiated, so either side may be older.
+pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2];
+
+/// The first ctrl version with [`HandoffProgress`], [`HandoffAborted`] and
+/// [`TakeoverEnded`].
+pub const LOSS_REPORTS_VERSION: u16 = 2;
 
 /// Versions of the connection state carried on the handoff channel
 /// ([`ConnState`]). Separate from [`PROTOCOL_VERSIONS`]: two workers may
@@ -130,6 +140,70 @@ pub struct HandoffFailed {
     /// Connections the new generation had acknowledged before it failed:
     /// they were closed here and are gone.
     pub lost: u64,
+}
+
+/// How far the old generation's side of a handoff has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandoffStage {
+    /// The new generation accepts and the old one has stopped; connections
+    /// move in batches. Until the last batch is acknowledged the old
+    /// generation can still take back what it has not seen acknowledged.
+    Migrating,
+    /// Every connection is acknowledged: the new generation owns them all
+    /// (the commit). The old generation forwards the responses to the
+    /// requests they had in flight and lets draining connections finish.
+    Forwarding,
+}
+
+/// Old generation → supervisor (ctrl version 2): the handoff reached
+/// `stage`, and what the old generation held at that moment. The
+/// supervisor shows the stage as the upgrade's phase, and uses the counts
+/// to tell what was lost if this generation dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffProgress {
+    pub stage: HandoffStage,
+    /// `Migrating`: connections open here, all to move. `Forwarding`:
+    /// connections moved.
+    pub connections: u64,
+    /// `Forwarding`: connections that drain here rather than move (HTTP/2
+    /// after its GOAWAY, TLS). 0 while `Migrating`.
+    pub draining: u64,
+    /// `Migrating`: requests waiting for an upstream response here.
+    /// `Forwarding`: responses still to forward to the moved connections.
+    pub requests: u64,
+}
+
+/// Old generation → supervisor (ctrl version 2, in place of
+/// [`HandoffFailed`]): the handoff failed — the new generation died,
+/// refused, or is wedged — and this generation accepts again and serves
+/// everything it resumed. What the new generation held is lost with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffAborted {
+    pub reason: String,
+    /// Connections taken back here (never acknowledged by the new one).
+    pub resumed: u64,
+    /// Connections the new generation had acknowledged: they were closed
+    /// here and are gone with it.
+    pub lost: u64,
+    /// Requests in flight on those connections whose responses had not
+    /// been forwarded yet: they can no longer reach their client.
+    pub requests_lost: u64,
+}
+
+/// New generation → supervisor (ctrl version 2): its side of the handoff
+/// ended, completely (`HandoffDone` arrived) or not (the old generation's
+/// end closed first: it died). It keeps serving what it adopted either
+/// way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeoverEnded {
+    pub complete: bool,
+    /// Connections adopted (and acknowledged).
+    pub adopted: u64,
+    /// Requests the adopted connections had in flight in the old
+    /// generation when they moved: their responses were to be forwarded.
+    pub in_flight_adopted: u64,
+    /// Of those, the ones whose response never arrived.
+    pub awaiting: u64,
 }
 
 /// Handoff, new → old: the new generation accepts on every listener; the
@@ -387,6 +461,9 @@ messages! {
     // 16 and 17 were StatsRequest and Stats: retired, never reused.
     Metrics = 18,
     Forward = 19,
+    HandoffProgress = 20,
+    HandoffAborted = 21,
+    TakeoverEnded = 22,
 }
 
 impl Message {
@@ -551,6 +628,27 @@ mod tests {
                 response: true,
                 chunk: vec![1, 2, 3],
                 last: true,
+            }
+            .into(),
+            HandoffProgress {
+                stage: HandoffStage::Forwarding,
+                connections: 300,
+                draining: 2,
+                requests: 600,
+            }
+            .into(),
+            HandoffAborted {
+                reason: "the new generation closed the handoff channel".into(),
+                resumed: 48,
+                lost: 252,
+                requests_lost: 504,
+            }
+            .into(),
+            TakeoverEnded {
+                complete: false,
+                adopted: 252,
+                in_flight_adopted: 504,
+                awaiting: 500,
             }
             .into(),
         ]

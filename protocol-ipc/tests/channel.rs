@@ -19,9 +19,10 @@ use std::time::Duration;
 use baton_ipc::fd::{self, AdoptError};
 use baton_ipc::{
     Accepting, Activate, Channel, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain,
-    Drained, Forward, Generation, HELLO_TIMEOUT, HandoffDone, HandoffFailed, HandoffFrom,
-    HandoffTo, Hello, IpcError, Kind, ListenerBatch, MAX_BODY, MAX_FDS, Message, MetricFamily,
-    MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, PipeWire, Ready, Refuse, Role,
+    Drained, Forward, Generation, HELLO_TIMEOUT, HandoffAborted, HandoffDone, HandoffFailed,
+    HandoffFrom, HandoffProgress, HandoffStage, HandoffTo, Hello, IpcError, Kind, ListenerBatch,
+    MAX_BODY, MAX_FDS, Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS,
+    PipeWire, Ready, Refuse, Role, TakeoverEnded,
 };
 use command_fds::{CommandFdExt, FdMapping};
 use rustix::io::{FdFlags, fcntl_getfd};
@@ -170,6 +171,27 @@ fn samples() -> Vec<Message> {
             response: false,
             chunk: vec![0xda, 0xbb],
             last: false,
+        }
+        .into(),
+        HandoffProgress {
+            stage: HandoffStage::Migrating,
+            connections: 2062,
+            draining: 0,
+            requests: 400,
+        }
+        .into(),
+        HandoffAborted {
+            reason: "the new generation's end of the handoff failed".into(),
+            resumed: 0,
+            lost: 2062,
+            requests_lost: 400,
+        }
+        .into(),
+        TakeoverEnded {
+            complete: false,
+            adopted: 1000,
+            in_flight_adopted: 200,
+            awaiting: 200,
         }
         .into(),
     ]

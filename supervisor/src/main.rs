@@ -1,6 +1,6 @@
 //! `baton`: command line. Parses arguments, runs, maps errors to exit
 //! codes (64 usage, 78 config, 69 supervisor unreachable, 1 runtime: a
-//! refused or rolled-back upgrade, an error reply).
+//! refused, rolled-back or failed upgrade, an error reply).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Replace the running worker with a new binary and/or config; waits
-    /// until the upgrade has succeeded, rolled back or been refused.
+    /// until the upgrade has succeeded, rolled back, failed or been refused.
     Upgrade {
         /// The new worker binary (default: the config's worker binary,
         /// else baton-worker beside baton).

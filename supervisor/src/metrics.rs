@@ -10,7 +10,12 @@
 //!
 //! The supervisor does not know the workers' families: it sums by name and
 //! labels, so a new worker brings new metrics without a supervisor upgrade.
-//! Its own families (upgrades, restarts, generations) are added here.
+//! Its own families (upgrades, restarts, generations, requests lost) are
+//! added here. One worker family gets the supervisor's counts too:
+//! `baton_migration_connections_lost_total` counts what workers closed at
+//! a drain deadline (their own count) plus what died with a generation
+//! during an upgrade, which only the supervisor can count
+//! ([`MetricsStore::count_losses`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,6 +23,10 @@ use std::fmt::Write as _;
 use baton_ipc::{MetricFamily, MetricKind, Metrics};
 
 type Labels = Vec<(String, String)>;
+
+/// The worker family that the supervisor adds the losses of dead
+/// generations to.
+const CONNECTIONS_LOST: &str = "baton_migration_connections_lost_total";
 
 /// Upper bounds of the upgrade duration histogram, in seconds: from a
 /// handful of idle connections (milliseconds) to a drain deadline.
@@ -34,6 +43,8 @@ pub struct MetricsStore {
     upgrades: BTreeMap<(String, String), u64>,
     upgrade_seconds: Vec<f64>,
     restarts: u64,
+    /// Requests in flight that died with a generation during an upgrade.
+    requests_lost: u64,
     /// (generation, pid, binary) of the workers alive.
     generations: Vec<(u32, u32, String)>,
 }
@@ -73,6 +84,32 @@ impl MetricsStore {
             .iter()
             .find(|f| f.name == "baton_listener_connections_active")?;
         Some(active.samples.iter().map(|s| s.value).sum())
+    }
+
+    /// Requests waiting for an upstream response in a live generation, from
+    /// its last snapshot.
+    pub fn pending_requests(&self, generation: u32) -> Option<u64> {
+        let families = self.live.get(&generation)?;
+        let pending = families
+            .iter()
+            .find(|f| f.name == "baton_rpc_requests_pending")?;
+        Some(pending.samples.iter().map(|s| s.value).sum())
+    }
+
+    /// Connections and requests in flight that died with a generation
+    /// during an upgrade.
+    pub fn count_losses(&mut self, connections: u64, requests: u64) {
+        let name = CONNECTIONS_LOST.to_string();
+        self.meta.entry(name.clone()).or_insert_with(|| {
+            (
+                "Connections that did not survive an upgrade: closed at the drain \
+                 deadline, or gone with a generation that died."
+                    .to_string(),
+                MetricKind::Counter,
+            )
+        });
+        *self.retired.entry((name, Vec::new())).or_default() += connections;
+        self.requests_lost += requests;
     }
 
     pub fn upgrade_done(&mut self, kind: &str, outcome: &str, seconds: f64) {
@@ -165,6 +202,19 @@ impl MetricsStore {
             &sum.to_string(),
         );
         sample(&mut out, &format!("{name}_count"), &Vec::new(), &all);
+
+        header(
+            &mut out,
+            "baton_migration_requests_lost_total",
+            "Requests in flight whose responses died with a generation during an upgrade.",
+            "counter",
+        );
+        sample(
+            &mut out,
+            "baton_migration_requests_lost_total",
+            &Vec::new(),
+            &self.requests_lost.to_string(),
+        );
 
         header(
             &mut out,
@@ -299,9 +349,48 @@ mod tests {
         assert!(text.contains(r#"baton_upgrade_duration_seconds_bucket{le="0.01"} 0"#));
         assert!(text.contains("baton_upgrade_duration_seconds_count 1"));
         assert!(text.contains("baton_worker_restarts_total 1"));
+        assert!(text.contains("baton_migration_requests_lost_total 0\n"));
         assert!(
             text.contains(r#"binary="/usr/bin/baton-\"worker\"""#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn losses_add_to_the_workers_count_and_stay() {
+        let lost = |n| Metrics {
+            families: vec![MetricFamily {
+                name: CONNECTIONS_LOST.into(),
+                help: "h".into(),
+                kind: MetricKind::Counter,
+                samples: vec![MetricSample {
+                    labels: Vec::new(),
+                    value: n,
+                }],
+            }],
+        };
+        let mut store = MetricsStore::default();
+        // Before any worker reported the family, it is shown anyway.
+        store.count_losses(2, 5);
+        let text = store.render();
+        assert_eq!(value(&text, "baton_migration_connections_lost_total "), 2);
+        assert_eq!(value(&text, "baton_migration_requests_lost_total "), 5);
+        // A worker's own count (deadline closes) adds to it, and survives
+        // the generation.
+        store.update(1, lost(3));
+        assert_eq!(
+            value(&store.render(), "baton_migration_connections_lost_total "),
+            5
+        );
+        store.retire(1);
+        store.count_losses(10, 1);
+        let text = store.render();
+        assert_eq!(value(&text, "baton_migration_connections_lost_total "), 15);
+        assert_eq!(value(&text, "baton_migration_requests_lost_total "), 6);
+        assert_eq!(
+            text.matches("# TYPE baton_migration_connections_lost_total")
+                .count(),
+            1
         );
     }
 }

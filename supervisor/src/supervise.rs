@@ -5,8 +5,9 @@
 //!   ─▶ start gen 1, Activate ─▶ loop:
 //!     worker exited        ─▶ back off ─▶ start gen N+1 (same release, sockets)
 //!     ctrl lost            ─▶ kill the worker (then as above)
-//!     SIGHUP, `upgrade`,   ─▶ queued; run one at a time (see `upgrade`)
-//!       `rollback`
+//!     SIGHUP, `upgrade`,   ─▶ queued; run one at a time (see `upgrade`);
+//!       `rollback`            one that leaves no generation alive ─▶ start
+//!                             gen N+1 as after a death
 //!     `status`             ─▶ answered at once, even during an upgrade
 //!     SIGTERM, SIGINT,     ─▶ after any upgrade in progress: Drain ─▶ wait
 //!       `stop`                ≤ drain_timeout + STOP_GRACE ─▶ exit 0
@@ -356,13 +357,35 @@ impl Supervisor {
             if let Some(pending) = inbox.queue.pop_front() {
                 self.systemd.reloading();
                 let (report, next) = self.upgrade(pending.trigger, worker, inbox).await;
-                worker = next;
-                ctrl_open = true;
-                self.publish_serving(&worker);
-                self.systemd.ready(&self.status_line(&worker));
                 if let Some(reply) = pending.reply {
                     let _ = reply.send(Reply::Upgrade(report));
                 }
+                worker = match next {
+                    Some(next) => next,
+                    None => {
+                        // Both generations died during the upgrade (its
+                        // report says so): start a fresh one, as after a
+                        // crash.
+                        self.publish(&[]);
+                        self.health.expect_worker(false);
+                        match self.restart(Duration::ZERO, inbox).await {
+                            Some(next) => {
+                                self.metrics.lock().worker_restarted();
+                                self.health.expect_worker(true);
+                                next
+                            }
+                            None => {
+                                if let Some(Some(reply)) = inbox.stop.take() {
+                                    let _ = reply.send(Reply::Stopped);
+                                }
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
+                ctrl_open = true;
+                self.publish_serving(&worker);
+                self.systemd.ready(&self.status_line(&worker));
                 continue;
             }
             let event = tokio::select! {

@@ -47,13 +47,21 @@ pub struct Worker {
     pub ctrl: Channel,
     pub child: Child,
     pub started: Instant,
+    /// The ctrl message-set version agreed with it.
+    pub version: u16,
 }
 
 impl Worker {
     /// Tells a ready worker to start accepting (outside an upgrade, where
-    /// the handoff does it).
+    /// the handoff does it — or in one whose old generation died).
     pub async fn activate(&self) -> Result<(), IpcError> {
         self.ctrl.send_msg(Activate {}).await
+    }
+
+    /// It reports what a handoff moves and loses
+    /// ([`baton_ipc::LOSS_REPORTS_VERSION`]).
+    pub fn reports_losses(&self) -> bool {
+        self.version >= baton_ipc::LOSS_REPORTS_VERSION
     }
 }
 
@@ -161,7 +169,7 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
         other => other,
     };
     match outcome {
-        Ok(()) => {
+        Ok(version) => {
             info!(gen = %generation, pid, elapsed = ?started.elapsed(), "worker ready");
             Ok(Worker {
                 generation,
@@ -170,6 +178,7 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
                 ctrl,
                 child,
                 started,
+                version,
             })
         }
         Err(error) => {
@@ -181,12 +190,13 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
     }
 }
 
+/// Returns the ctrl version agreed.
 async fn bring_up(
     ctrl: &Channel,
     launch: &Launch<'_>,
     generation: Generation,
-) -> Result<(), StartError> {
-    ctrl.hello(Role::Supervisor).await?;
+) -> Result<u16, StartError> {
+    let version = ctrl.hello(Role::Supervisor).await?.version;
     let config = &launch.release.config;
     let bytes = config.text.as_bytes();
     let parts: Vec<&[u8]> = if bytes.is_empty() {
@@ -212,7 +222,7 @@ async fn bring_up(
         .collect();
     ctrl.send_listeners(&named).await?;
     match ctrl.recv_msg().await? {
-        Message::Ready(_) => Ok(()),
+        Message::Ready(_) => Ok(version),
         Message::Refuse(refuse) => Err(StartError::Refused(refuse.reason)),
         other => Err(IpcError::Unexpected {
             expected: "Ready",

@@ -73,6 +73,7 @@ fn report(kind: &str, outcome: Outcome, reason: Option<&str>) -> UpgradeReport {
         to_generation: Some(2),
         migrated: 12,
         lost: 0,
+        requests_lost: 0,
         duration_ms: 840,
     }
 }

@@ -16,12 +16,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 const CLASS: &[u8] = b"com.alipay.sofa.rpc.core.request.SofaRequest";
 
@@ -193,8 +193,92 @@ async fn serve(stream: TcpStream, delay: Duration, requests: Arc<AtomicUsize>) {
     }
 }
 
+/// A Bolt server that holds every response until [`HeldBoltServer::release`]
+/// (heartbeats are answered at once): requests stay in flight for as long
+/// as a test needs, whatever the machine's speed. After the release each
+/// request is answered with its own content at once.
+#[derive(Debug, Clone)]
+pub struct HeldBoltServer {
+    pub addr: SocketAddr,
+    /// Requests received (oneway or not), over all connections.
+    pub requests: Arc<AtomicUsize>,
+    release: watch::Sender<bool>,
+}
+
+impl HeldBoltServer {
+    pub async fn start() -> HeldBoltServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (release, released) = watch::channel(false);
+        let server = HeldBoltServer {
+            addr: listener.local_addr().unwrap(),
+            requests: Arc::default(),
+            release,
+        };
+        let requests = Arc::clone(&server.requests);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_held(stream, released.clone(), Arc::clone(&requests)));
+            }
+        });
+        server
+    }
+
+    /// Answers every request held, and every later one at once.
+    pub fn release(&self) {
+        self.release.send_replace(true);
+    }
+
+    /// Waits until `count` requests have arrived; panics after
+    /// [`crate::PATIENCE`].
+    pub async fn wait_requests(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + crate::PATIENCE;
+        while self.requests.load(Ordering::SeqCst) < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the upstream got {} of {count} requests",
+                self.requests.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn serve_held(
+    stream: TcpStream,
+    released: watch::Receiver<bool>,
+    requests: Arc<AtomicUsize>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    while let Ok(Some(frame)) = read_frame(&mut rd).await {
+        if frame.cmd == 0 {
+            let _ = tx.send(response(frame.id, 0, b""));
+            continue;
+        }
+        requests.fetch_add(1, Ordering::SeqCst);
+        if frame.kind == 2 {
+            continue;
+        }
+        let tx = tx.clone();
+        let mut released = released.clone();
+        tokio::spawn(async move {
+            if released.wait_for(|r| *r).await.is_ok() {
+                let _ = tx.send(response(frame.id, 0, &frame.content));
+            }
+        });
+    }
+}
+
 /// A client on one connection with many requests in flight: responses are
-/// matched to requests by id.
+/// matched to requests by id. Once the connection has ended, every call
+/// waiting on it (and every later one) resolves to `None`.
 /// Bytes to write, and the id whose response the writer should expect.
 type Outgoing = (Vec<u8>, Option<(u32, oneshot::Sender<BoltFrame>)>);
 
@@ -204,6 +288,8 @@ pub struct BoltClient {
     pub local: SocketAddr,
     /// Set when the connection failed or closed: the reason.
     pub closed: Arc<tokio::sync::Mutex<Option<String>>>,
+    /// Set (before `closed`) when the connection has ended.
+    ended: Arc<AtomicBool>,
 }
 
 impl BoltClient {
@@ -214,13 +300,20 @@ impl BoltClient {
         let waiting: Arc<tokio::sync::Mutex<HashMap<u32, oneshot::Sender<BoltFrame>>>> =
             Arc::default();
         let closed: Arc<tokio::sync::Mutex<Option<String>>> = Arc::default();
+        let ended: Arc<AtomicBool> = Arc::default();
         let (tx, mut rx) =
             mpsc::unbounded_channel::<(Vec<u8>, Option<(u32, oneshot::Sender<BoltFrame>)>)>();
         let writer_waiting = Arc::clone(&waiting);
+        let writer_ended = Arc::clone(&ended);
         tokio::spawn(async move {
             while let Some((bytes, wait)) = rx.recv().await {
                 if let Some((id, reply)) = wait {
-                    writer_waiting.lock().await.insert(id, reply);
+                    let mut waiting = writer_waiting.lock().await;
+                    // After the end, nothing can answer: dropping the
+                    // reply resolves the call to `None`.
+                    if !writer_ended.load(Ordering::SeqCst) {
+                        waiting.insert(id, reply);
+                    }
                 }
                 if wr.write_all(&bytes).await.is_err() {
                     return;
@@ -228,6 +321,7 @@ impl BoltClient {
             }
         });
         let reader_closed = Arc::clone(&closed);
+        let reader_ended = Arc::clone(&ended);
         tokio::spawn(async move {
             let why = loop {
                 match read_frame(&mut rd).await {
@@ -240,9 +334,21 @@ impl BoltClient {
                     Err(e) => break e.to_string(),
                 }
             };
+            reader_ended.store(true, Ordering::SeqCst);
             *reader_closed.lock().await = Some(why);
+            waiting.lock().await.clear();
         });
-        BoltClient { tx, local, closed }
+        BoltClient {
+            tx,
+            local,
+            closed,
+            ended,
+        }
+    }
+
+    /// Whether the connection has ended (closed or reset by the proxy).
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::SeqCst)
     }
 
     /// Sends a request and waits for its response.

@@ -4,9 +4,12 @@
 //! adopt BATON_IPC_FD ─▶ Hello ─▶ ConfigPart* ─▶ ListenerBatch* ─▶ parse + build
 //!    ─▶ Ready (or Refuse with the config error), then serve orders:
 //!         Activate          start accepting (a first or respawned generation)
-//!         HandoffFrom + fd  take over from the previous generation (see handoff)
+//!         HandoffFrom + fd  take over from the previous generation (see handoff);
+//!                           on version 2, TakeoverEnded when its side ends
 //!         HandoffTo + fd    hand everything to the next one, then Drained, exit 0;
-//!                           on failure HandoffFailed, and keep serving
+//!                           on failure HandoffFailed (HandoffAborted on ctrl
+//!                           version 2, with the requests lost), and keep serving;
+//!                           on version 2, HandoffProgress at each stage
 //!         Drain             drain, Drained, exit 0
 //!         EOF               the supervisor is gone: exit at once
 //!    and meanwhile, every second, Metrics (the counters, and the heartbeat);
@@ -14,14 +17,15 @@
 //! ```
 
 use baton_ipc::{
-    Channel, ConfigPart, Drained, Generation, HandoffFailed, IpcError, Message, Ready, Refuse, Role,
+    Channel, ConfigPart, Drained, Generation, HandoffAborted, HandoffFailed, IpcError,
+    LOSS_REPORTS_VERSION, Message, Ready, Refuse, Role, TakeoverEnded,
 };
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use tracing::{Instrument, debug, error, info, warn};
 
-use crate::handoff::{self, HandedOff, HandoffFailure, Hooks};
+use crate::handoff::{self, HandedOff, HandoffFailure, Hooks, PausePoint, TookOver};
 use crate::metrics::HEARTBEAT_INTERVAL;
 use crate::serve::Server;
 
@@ -65,6 +69,7 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
         "ctrl channel up"
     );
     let sockets = ctrl.recv_listeners().await?;
+    hooks.pause(PausePoint::Starting).await;
 
     let config = match baton_config::parse(&source, &text) {
         Ok(config) => config,
@@ -87,6 +92,7 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
         ctrl,
         server,
         hooks,
+        loss_reports: negotiated.version >= LOSS_REPORTS_VERSION,
         handing_off: None,
         taking_over: None,
     }
@@ -98,8 +104,11 @@ struct Session {
     ctrl: Arc<Channel>,
     server: Server,
     hooks: Hooks,
+    /// The supervisor speaks ctrl version 2: it takes `HandoffProgress`,
+    /// `HandoffAborted` and `TakeoverEnded`.
+    loss_reports: bool,
     handing_off: Option<JoinHandle<Result<HandedOff, HandoffFailure>>>,
-    taking_over: Option<JoinHandle<Result<u64, IpcError>>>,
+    taking_over: Option<JoinHandle<Result<TookOver, IpcError>>>,
 }
 
 impl Session {
@@ -126,6 +135,7 @@ impl Session {
                         reason: format!("handoff task failed: {e}"),
                         resumed: 0,
                         lost: 0,
+                        requests_lost: 0,
                     }));
                     match result {
                         Ok(done) => {
@@ -146,23 +156,41 @@ impl Session {
                         }
                         Err(failure) => {
                             warn!(reason = %failure.reason, resumed = failure.resumed, lost = failure.lost,
-                                "handoff failed; serving on");
-                            self.ctrl.send_msg(HandoffFailed {
-                                reason: failure.reason,
-                                resumed: failure.resumed,
-                                lost: failure.lost,
-                            }).await?;
+                                requests_lost = failure.requests_lost, "handoff failed; serving on");
+                            if self.loss_reports {
+                                self.ctrl.send_msg(HandoffAborted {
+                                    reason: failure.reason,
+                                    resumed: failure.resumed,
+                                    lost: failure.lost,
+                                    requests_lost: failure.requests_lost,
+                                }).await?;
+                            } else {
+                                self.ctrl.send_msg(HandoffFailed {
+                                    reason: failure.reason,
+                                    resumed: failure.resumed,
+                                    lost: failure.lost,
+                                }).await?;
+                            }
                         }
                     }
                 }
                 joined = join(&mut self.taking_over) => {
                     self.taking_over = None;
                     match joined {
-                        Ok(Ok(adopted)) => {
-                            info!(adopted, "took over from the previous generation");
+                        Ok(Ok(took)) => {
+                            info!(adopted = took.adopted, complete = took.complete,
+                                "took over from the previous generation");
                             // Counts as of the takeover, without waiting for
                             // the next heartbeat.
                             self.ctrl.send_msg(self.server.meters().snapshot()).await?;
+                            if self.loss_reports {
+                                self.ctrl.send_msg(TakeoverEnded {
+                                    complete: took.complete,
+                                    adopted: took.adopted,
+                                    in_flight_adopted: took.in_flight_adopted,
+                                    awaiting: took.in_flight_adopted.saturating_sub(took.answered),
+                                }).await?;
+                            }
                         }
                         Ok(Err(e)) => return Err(WorkerError::Takeover(e)),
                         Err(e) => return Err(WorkerError::Takeover(IpcError::Io {
@@ -189,12 +217,14 @@ impl Session {
             Message::HandoffTo(order) => {
                 let chan = handoff_channel(fd)?;
                 info!(to = %order.to, deadline = ?order.deadline, "handing off");
+                let progress = self.loss_reports.then(|| Arc::clone(&self.ctrl));
                 self.handing_off = Some(tokio::spawn(
                     handoff::hand_off(
                         self.server.clone(),
                         chan,
                         order.deadline,
                         self.hooks.clone(),
+                        progress,
                     )
                     .in_current_span(),
                 ));
@@ -203,8 +233,13 @@ impl Session {
                 let chan = handoff_channel(fd)?;
                 info!(from = %order.from, "taking over");
                 self.taking_over = Some(tokio::spawn(
-                    handoff::take_over(self.server.clone(), chan, self.hooks.clone())
-                        .in_current_span(),
+                    handoff::take_over(
+                        self.server.clone(),
+                        chan,
+                        self.hooks.clone(),
+                        self.loss_reports,
+                    )
+                    .in_current_span(),
                 ));
             }
             Message::Drain(drain) => {

@@ -33,9 +33,27 @@
 //! **Failure.** If the channel fails before `HandoffDone` (N+1 died,
 //! refused, or sent nonsense), N resumes every connection it still holds —
 //! unsent, sent but unacknowledged, and those still answering the pause —
-//! and starts accepting again; the supervisor is told `HandoffFailed` and
-//! kills N+1. Connections N+1 had acknowledged are lost with it. If N dies
-//! instead, N+1 keeps what it adopted.
+//! and starts accepting again; the supervisor is told `HandoffFailed` (on
+//! ctrl version 2 `HandoffAborted`) and kills N+1. Connections N+1 had
+//! acknowledged are lost with it, and so are the requests they had in
+//! flight whose responses N had not forwarded yet: both are counted and
+//! reported. That holds after the commit too (the last batch
+//! acknowledged): while N forwards late responses it watches the channel,
+//! whose end of file means N+1 is gone, and then serves on instead of
+//! exiting. If N dies instead, N+1 keeps what it adopted and tells the
+//! supervisor how much (`TakeoverEnded`); if N dies before the handshake,
+//! N+1 waits for the supervisor's `Activate` to accept.
+//!
+//! **Reports** (ctrl version 2): `HandoffProgress` when N stops accepting
+//! (`Migrating`: connections and requests in flight here) and at the
+//! commit (`Forwarding`: connections moved, draining, responses still to
+//! forward) — the supervisor's phases, and its count of what N's death
+//! would lose.
+//!
+//! **Test hook.** `BATON_TEST_PAUSE_AT` + `BATON_TEST_PAUSE_FILE` hold a
+//! generation at a named point ([`PausePoint`]) until a file exists, so
+//! that process tests can kill a generation at a phase of their choosing
+//! (see [`Hooks`]).
 //!
 //! **Timeouts.** The handshake is bounded by `HELLO_TIMEOUT`; N+1's
 //! `Accepting` by [`ACCEPTING_TIMEOUT`]; the whole migration by the drain
@@ -46,11 +64,12 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use baton_ipc::{
-    Accepting, Channel, ConnAck, ConnBatch, ConnKind, ConnState, HandoffDone, IpcError, Message,
-    PipeWire, Role,
+    Accepting, Channel, ConnAck, ConnBatch, ConnKind, ConnState, HandoffDone, HandoffProgress,
+    HandoffStage, IpcError, Message, PipeWire, Role,
 };
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -87,7 +106,62 @@ pub struct Hooks {
     pub abort_after_adopt: Option<u64>,
     /// `BATON_TEST_HANDOFF_VERSIONS=a,b`: handoff versions to announce.
     pub handoff_versions: Option<Vec<u16>>,
+    /// `BATON_TEST_PAUSE_AT=<point>` together with
+    /// `BATON_TEST_PAUSE_FILE=<path>`: hold this generation at `point`
+    /// until `path` exists, so that a process test can kill a generation
+    /// at a phase of its choosing. Both variables must be set, and the
+    /// point must be one of [`PausePoint`]'s names; anything else leaves
+    /// the hook off (with a warning). Every hold is logged (`test hook
+    /// BATON_TEST_PAUSE_AT: holding`) and ends after [`PAUSE_LIMIT`] at
+    /// the latest, so a forgotten variable delays a worker, never wedges it.
+    pub pause: Option<Pause>,
 }
+
+/// Where [`Hooks::pause`] can hold a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePoint {
+    /// `starting`: a new generation has its config and listeners, and has
+    /// not parsed them or said `Ready`.
+    Starting,
+    /// `ready`: a new generation was ordered to take over and has not
+    /// started its handoff handshake.
+    Ready,
+    /// `migrating`: an old generation has had its first batch of
+    /// connections acknowledged and has not sent the rest.
+    Migrating,
+}
+
+impl PausePoint {
+    const ALL: [PausePoint; 3] = [
+        PausePoint::Starting,
+        PausePoint::Ready,
+        PausePoint::Migrating,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PausePoint::Starting => "starting",
+            PausePoint::Ready => "ready",
+            PausePoint::Migrating => "migrating",
+        }
+    }
+}
+
+/// An armed [`Hooks::pause`].
+#[derive(Debug, Clone)]
+pub struct Pause {
+    at: PausePoint,
+    release: std::path::PathBuf,
+}
+
+/// How often a held generation looks for its release file: often enough
+/// not to slow a test down, rarely enough to cost nothing.
+const PAUSE_POLL: Duration = Duration::from_millis(10);
+
+/// The longest [`Hooks::pause`] holds a generation: far beyond what a
+/// test needs to act on a held phase, short enough that a hook left set by
+/// mistake delays an upgrade instead of wedging it.
+pub const PAUSE_LIMIT: Duration = Duration::from_secs(60);
 
 impl Hooks {
     pub fn from_env() -> Hooks {
@@ -96,6 +170,38 @@ impl Hooks {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             handoff_versions: versions_var("BATON_TEST_HANDOFF_VERSIONS"),
+            pause: pause_var(),
+        }
+    }
+
+    /// Holds here while the pause hook is armed for `point` and its file
+    /// does not exist (at most [`PAUSE_LIMIT`]). Only this task waits: the
+    /// generation's connections, accept loops and heartbeat go on.
+    pub async fn pause(&self, point: PausePoint) {
+        let Some(pause) = self.pause.as_ref().filter(|p| p.at == point) else {
+            return;
+        };
+        warn!(
+            point = point.name(),
+            pid = std::process::id(),
+            release = %pause.release.display(),
+            "test hook BATON_TEST_PAUSE_AT: holding"
+        );
+        let released = tokio::time::timeout(PAUSE_LIMIT, async {
+            while !pause.release.exists() {
+                tokio::time::sleep(PAUSE_POLL).await;
+            }
+        })
+        .await;
+        match released {
+            Ok(()) => warn!(
+                point = point.name(),
+                "test hook BATON_TEST_PAUSE_AT: released"
+            ),
+            Err(_) => warn!(
+                point = point.name(),
+                "test hook BATON_TEST_PAUSE_AT: not released within {PAUSE_LIMIT:?}; going on"
+            ),
         }
     }
 
@@ -104,6 +210,32 @@ impl Hooks {
             .clone()
             .unwrap_or_else(|| baton_ipc::HANDOFF_VERSIONS.to_vec())
     }
+}
+
+/// `BATON_TEST_PAUSE_AT` and `BATON_TEST_PAUSE_FILE`, both or nothing.
+fn pause_var() -> Option<Pause> {
+    let at = std::env::var("BATON_TEST_PAUSE_AT").ok();
+    let release = std::env::var_os("BATON_TEST_PAUSE_FILE");
+    let (at, release) = match (at, release) {
+        (None, None) => return None,
+        (Some(at), Some(release)) if !release.is_empty() => (at, release),
+        _ => {
+            warn!("test hook ignored: BATON_TEST_PAUSE_AT and BATON_TEST_PAUSE_FILE go together");
+            return None;
+        }
+    };
+    let Some(at) = PausePoint::ALL.into_iter().find(|p| p.name() == at) else {
+        warn!(point = %at, "test hook ignored: BATON_TEST_PAUSE_AT names no pause point");
+        return None;
+    };
+    warn!(
+        point = at.name(),
+        "test hook BATON_TEST_PAUSE_AT armed: this worker will hold there"
+    );
+    Some(Pause {
+        at,
+        release: std::path::PathBuf::from(release),
+    })
 }
 
 /// `a,b,c` → versions.
@@ -131,14 +263,20 @@ pub struct HandoffFailure {
     /// Connections the new generation had acknowledged: closed here, gone
     /// with it.
     pub lost: u64,
+    /// Requests in flight on those connections whose responses had not
+    /// been forwarded: their clients will not get them.
+    pub requests_lost: u64,
 }
 
 /// Old side: hands every connection of `server` to the peer on `chan`.
+/// With `progress` (the ctrl channel, when the supervisor speaks ctrl
+/// version 2) each stage is reported as [`HandoffProgress`].
 pub async fn hand_off(
     server: Server,
     chan: Channel,
     deadline: Duration,
     hooks: Hooks,
+    progress: Option<Arc<Channel>>,
 ) -> Result<HandedOff, HandoffFailure> {
     let chan = Arc::new(chan);
     let deadline = Instant::now() + deadline;
@@ -146,6 +284,7 @@ pub async fn hand_off(
         reason,
         resumed: 0,
         lost: 0,
+        requests_lost: 0,
     };
     let negotiated = chan
         .handshake(Role::Worker, &hooks.handoff_versions())
@@ -175,53 +314,88 @@ pub async fn hand_off(
         connections = server.active(),
         "new generation accepts; migrating connections"
     );
+    report(
+        progress.as_deref(),
+        HandoffProgress {
+            stage: HandoffStage::Migrating,
+            connections: server.active(),
+            draining: 0,
+            requests: server.meters().rpc_pending(),
+        },
+    )
+    .await;
 
-    let mut migration = Migration::new(server.clone(), Arc::clone(&chan));
-    match migration.run(&chan, deadline).await {
-        Ok(()) => {
-            // Every connection is across; what their requests in flight
-            // answer is still being forwarded.
-            migration.finish_forwarding(deadline).await;
-            // Connections that drain rather than move (HTTP/2 after its
-            // GOAWAY, TLS) finish here, within the same deadline.
-            let staying = server.active();
-            if staying > 0 {
-                info!(
-                    connections = staying,
-                    "waiting for draining connections (HTTP/2, TLS)"
-                );
-                let left = deadline.saturating_duration_since(Instant::now());
-                if !server.wait_idle(left).await {
-                    warn!(
-                        open = server.active(),
-                        "drain deadline: closing what is left"
-                    );
-                    server.close_all().await;
-                }
-            }
-            let lost = migration.lost;
-            let _ = chan
-                .send_msg(HandoffDone {
-                    migrated: migration.migrated,
-                    lost,
-                })
-                .await;
-            Ok(HandedOff {
-                migrated: migration.migrated,
-                lost,
-                spilled: migration.spilled,
-            })
+    let mut migration = Migration::new(server.clone(), Arc::clone(&chan), hooks);
+    if let Err(reason) = migration.run(&chan, deadline).await {
+        return Err(migration.fail(reason));
+    }
+    // The commit: every connection is acknowledged and belongs to the new
+    // generation. What their requests in flight answer is still to be
+    // forwarded, and connections that drain rather than move (HTTP/2 after
+    // its GOAWAY, TLS) finish here.
+    report(
+        progress.as_deref(),
+        HandoffProgress {
+            stage: HandoffStage::Forwarding,
+            connections: migration.migrated,
+            draining: server.active(),
+            requests: migration.to_forward.load(Ordering::Relaxed),
+        },
+    )
+    .await;
+    // The new generation sends nothing more until it has our HandoffDone:
+    // anything on the channel meanwhile — end of file when it dies — means
+    // the connections it took are gone with it. Then this generation
+    // serves again rather than exit and leave the listeners to nobody.
+    let gone = {
+        let rest = migration.finish(deadline);
+        tokio::select! {
+            () = rest => None,
+            gone = chan.recv() => Some(gone),
         }
-        Err(reason) => {
-            let lost = migration.migrated;
-            let resumed = migration.resume();
-            server.start_accepting();
-            Err(HandoffFailure {
-                reason,
-                resumed,
-                lost,
-            })
+    };
+    if let Some(gone) = gone {
+        let why = match gone {
+            Err(e) => e.to_string(),
+            Ok(received) => format!("unexpected {:?}", received.message.kind()),
+        };
+        if !migration.closed_all {
+            return Err(migration.fail(format!(
+                "the new generation's end of the handoff failed after it had taken every connection: {why}"
+            )));
         }
+        // Past the deadline this generation has closed everything and
+        // cannot serve again; it reports and exits as planned, and the
+        // supervisor, seeing both gone, starts a fresh one.
+        warn!(error = %why, "the new generation is gone, past the drain deadline");
+    }
+    let lost = migration.lost;
+    let _ = chan
+        .send_msg(HandoffDone {
+            migrated: migration.migrated,
+            lost,
+        })
+        .await;
+    Ok(HandedOff {
+        migrated: migration.migrated,
+        lost,
+        spilled: migration.spilled,
+    })
+}
+
+/// Tells the supervisor (when it listens) where the handoff is. Best
+/// effort: a supervisor that cannot be told is gone, and the ctrl loop
+/// sees that on its own.
+async fn report(progress: Option<&Channel>, now: HandoffProgress) {
+    info!(
+        stage = ?now.stage,
+        connections = now.connections,
+        draining = now.draining,
+        requests = now.requests,
+        "handoff stage"
+    );
+    if let Some(ctrl) = progress {
+        let _ = ctrl.send_msg(now).await;
     }
 }
 
@@ -245,10 +419,18 @@ struct Migration {
     lost: u64,
     /// Sent with their pending bytes in a memfd.
     spilled: u64,
+    /// Requests in flight on the moved connections whose responses have
+    /// not been forwarded yet (the forwarders take theirs off).
+    to_forward: Arc<AtomicU64>,
+    hooks: Hooks,
+    /// Whether the `migrating` pause hook has had its turn.
+    paused: bool,
+    /// The drain deadline closed what was left here.
+    closed_all: bool,
 }
 
 impl Migration {
-    fn new(server: Server, chan: Arc<Channel>) -> Migration {
+    fn new(server: Server, chan: Arc<Channel>, hooks: Hooks) -> Migration {
         let (reply_tx, reply_rx) = mpsc::unbounded_channel();
         Migration {
             server,
@@ -263,6 +445,57 @@ impl Migration {
             migrated: 0,
             lost: 0,
             spilled: 0,
+            to_forward: Arc::default(),
+            hooks,
+            paused: false,
+            closed_all: false,
+        }
+    }
+
+    /// Orders every connection here closed (at the drain deadline). From
+    /// then on this generation can only finish and exit: its connections'
+    /// order to close stays.
+    async fn close_all(&mut self) {
+        self.closed_all = true;
+        self.server.close_all().await;
+    }
+
+    /// The handoff failed: takes back everything not acknowledged, accepts
+    /// again, and counts what the new generation took along.
+    fn fail(&mut self, reason: String) -> HandoffFailure {
+        let lost = self.migrated;
+        let requests_lost = self.to_forward.load(Ordering::Relaxed);
+        // Forwarding to a dead peer is pointless: stop at once.
+        self.forwarders.abort_all();
+        let resumed = self.resume();
+        self.server.start_accepting();
+        HandoffFailure {
+            reason,
+            resumed,
+            lost,
+            requests_lost,
+        }
+    }
+
+    /// After the commit: forwards the late responses, then lets the
+    /// connections that drain rather than move finish, all within the
+    /// deadline.
+    async fn finish(&mut self, deadline: Instant) {
+        self.finish_forwarding(deadline).await;
+        let staying = self.server.active();
+        if staying > 0 {
+            info!(
+                connections = staying,
+                "waiting for draining connections (HTTP/2, TLS)"
+            );
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !self.server.wait_idle(left).await {
+                warn!(
+                    open = self.server.active(),
+                    "drain deadline: closing what is left"
+                );
+                self.close_all().await;
+            }
         }
     }
 
@@ -290,7 +523,13 @@ impl Migration {
                         self.ready.push(*parked);
                     }
                 }
-                ack = chan.recv_msg(), if !self.in_flight.is_empty() => self.acked(ack)?,
+                ack = chan.recv_msg(), if !self.in_flight.is_empty() => {
+                    self.acked(ack)?;
+                    if !self.paused {
+                        self.paused = true;
+                        self.hooks.pause(PausePoint::Migrating).await;
+                    }
+                }
                 () = tokio::time::sleep_until(deadline) => return self.at_deadline().await,
             }
         }
@@ -367,11 +606,14 @@ impl Migration {
                         && let Some((inbox, _)) = parts.inbox.take()
                     {
                         let meters = self.server.rpc_meters(&parked.listener);
+                        self.to_forward
+                            .fetch_add(parts.in_flight, Ordering::Relaxed);
                         let task = rpc::forward::forward(
                             Arc::clone(&self.chan),
                             parked.id.0,
                             inbox,
                             meters,
+                            Arc::clone(&self.to_forward),
                         );
                         self.forwarders.spawn(task.in_current_span());
                     }
@@ -399,7 +641,7 @@ impl Migration {
             "migration deadline passed; closing what could not move"
         );
         self.ready.clear();
-        self.server.close_all().await;
+        self.close_all().await;
         self.lost += left;
         self.server
             .meters()
@@ -433,7 +675,7 @@ impl Migration {
                 left = self.forwarders.len(),
                 "drain deadline: answering the requests still in flight with errors"
             );
-            self.server.close_all().await;
+            self.close_all().await;
             let rest = async { while self.forwarders.join_next().await.is_some() {} };
             if tokio::time::timeout(ACCEPTING_TIMEOUT, rest).await.is_err() {
                 self.forwarders.abort_all();
@@ -473,23 +715,58 @@ impl Migration {
     }
 }
 
-/// New side: takes over from the peer on `chan`.
-pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u64, IpcError> {
-    chan.handshake(Role::Worker, &hooks.handoff_versions())
-        .await?;
+/// The new side's result: what it took over, for the supervisor's count
+/// of what a death lost ([`baton_ipc::TakeoverEnded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TookOver {
+    /// `HandoffDone` arrived; otherwise the old generation's end closed
+    /// first (it died), and what it still held is gone.
+    pub complete: bool,
+    pub adopted: u64,
+    /// Requests the adopted connections had in flight in the old
+    /// generation when they moved.
+    pub in_flight_adopted: u64,
+    /// Responses forwarded to them.
+    pub answered: u64,
+}
+
+/// New side: takes over from the peer on `chan`. If the peer's end closes
+/// before the handshake — the old generation died — this generation has
+/// not started accepting: with `activated` (a supervisor of ctrl version
+/// 2, which sends `Activate` when the old generation dies) it waits for
+/// that; otherwise it fails, and the supervisor restarts a worker.
+pub async fn take_over(
+    server: Server,
+    chan: Channel,
+    hooks: Hooks,
+    activated: bool,
+) -> Result<TookOver, IpcError> {
+    hooks.pause(PausePoint::Ready).await;
+    match chan
+        .handshake(Role::Worker, &hooks.handoff_versions())
+        .await
+    {
+        Ok(_) => {}
+        Err(IpcError::Closed) if activated => {
+            warn!("the old generation closed the handoff before its handshake");
+            return Ok(TookOver::default());
+        }
+        Err(e) => return Err(e),
+    }
     server.start_accepting();
     chan.send_msg(Accepting {}).await?;
-    let mut adopted: u64 = 0;
+    let mut took = TookOver::default();
     let mut inboxes = rpc::forward::Inboxes::default();
     loop {
         let received = match chan.recv().await {
             Ok(received) => received,
             Err(IpcError::Closed) => {
                 warn!(
-                    adopted,
+                    adopted = took.adopted,
+                    awaiting = took.in_flight_adopted.saturating_sub(took.answered),
                     "the old generation closed the handoff before it was done"
                 );
-                return Ok(adopted);
+                return Ok(took);
             }
             Err(e) => return Err(e),
         };
@@ -503,9 +780,12 @@ pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u6
                 let count = parked.len() as u64;
                 if hooks
                     .abort_after_adopt
-                    .is_some_and(|k| adopted + count >= k)
+                    .is_some_and(|k| took.adopted + count >= k)
                 {
-                    error!(adopted, "test hook BATON_TEST_ABORT_AFTER_ADOPT: aborting");
+                    error!(
+                        adopted = took.adopted,
+                        "test hook BATON_TEST_ABORT_AFTER_ADOPT: aborting"
+                    );
                     std::process::abort();
                 }
                 // Acknowledge before moving a byte: once the old side has
@@ -513,16 +793,25 @@ pub async fn take_over(server: Server, chan: Channel, hooks: Hooks) -> Result<u6
                 chan.send_msg(ConnAck { seq: batch.seq }).await?;
                 for p in parked {
                     let old_id = p.id.0;
+                    if let ConnParts::Rpc(parts) = &p.conn {
+                        took.in_flight_adopted += parts.in_flight;
+                    }
                     if let Some(inbox) = server.adopt(p) {
                         inboxes.insert(old_id, inbox);
                     }
                 }
-                adopted += count;
+                took.adopted += count;
             }
-            Message::Forward(piece) => inboxes.deliver(piece),
+            Message::Forward(piece) => {
+                if piece.response && piece.last {
+                    took.answered += 1;
+                }
+                inboxes.deliver(piece);
+            }
             Message::HandoffDone(done) => {
-                info!(adopted, lost = done.lost, "handoff complete");
-                return Ok(adopted);
+                info!(adopted = took.adopted, lost = done.lost, "handoff complete");
+                took.complete = true;
+                return Ok(took);
             }
             other => {
                 return Err(IpcError::Unexpected {

@@ -109,6 +109,16 @@ impl Meters {
         meters
     }
 
+    /// Requests waiting for an upstream response now, over every RPC
+    /// listener.
+    pub fn rpc_pending(&self) -> u64 {
+        self.rpc
+            .lock()
+            .iter()
+            .map(|(_, _, m)| m.pending.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The request counters of RPC listener `listener`.
     pub fn rpc(&self, listener: &str, protocol: &str) -> Arc<RpcMeters> {
         let meters: Arc<RpcMeters> = Arc::default();
@@ -244,6 +254,14 @@ impl Meters {
                 "Client connections closed for an undecodable frame.",
                 &|m| vec![(None, load(&m.decode_errors))],
             ),
+            MetricFamily {
+                kind: MetricKind::Gauge,
+                ..per_rpc(
+                    "baton_rpc_requests_pending",
+                    "RPC requests waiting for an upstream's response now.",
+                    &|m| vec![(None, load(&m.pending))],
+                )
+            },
             per_rpc(
                 "baton_migration_forwarded_responses_total",
                 "Responses forwarded to the next generation (write migration).",

@@ -52,9 +52,14 @@ pub enum Reply {
 pub enum Outcome {
     /// The new generation serves everything.
     Succeeded,
-    /// The new generation failed; the old one kept or resumed everything
-    /// not yet handed over.
+    /// The new generation failed; the old one kept or resumed everything,
+    /// and nothing was lost.
     RolledBack,
+    /// A generation died during the upgrade and took connections or
+    /// requests in flight with it (counted in `lost` and
+    /// `requests_lost`); the survivor serves, or a fresh worker is started
+    /// when neither survived. Never called a success.
+    Failed,
     /// Nothing changed: a bad config (found by the supervisor or by the new
     /// worker, which then exits), a missing binary, an unbindable address.
     Refused,
@@ -71,8 +76,13 @@ pub struct UpgradeReport {
     pub to_generation: Option<u32>,
     /// Connections moved to the new generation.
     pub migrated: u64,
-    /// Connections that could not be moved and were closed.
+    /// Connections that did not survive: closed at the drain deadline, or
+    /// gone with a generation that died.
     pub lost: u64,
+    /// Requests in flight whose responses died with a generation.
+    /// (Absent from an older supervisor's reply: 0.)
+    #[serde(default)]
+    pub requests_lost: u64,
     pub duration_ms: u64,
 }
 

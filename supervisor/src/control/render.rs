@@ -10,14 +10,17 @@ pub fn outcome(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Succeeded => "succeeded",
         Outcome::RolledBack => "rolled back",
+        Outcome::Failed => "failed",
         Outcome::Refused => "refused",
     }
 }
 
-/// One line: what happened, why (when there is a reason), and the numbers.
+/// One line: what happened, why (when there is a reason), and the numbers
+/// (requests lost only when there were any).
 ///
 /// `upgrade succeeded (generation 1 -> 2, 12 migrated, 0 lost, 840 ms)`,
-/// `upgrade rolled back: worker 2 not ready within 10s (generation 1 -> 2, ...)`.
+/// `upgrade rolled back: worker 2 not ready within 10s (generation 1 -> 2, ...)`,
+/// `upgrade failed: ... (generation 1 -> 2, 0 migrated, 300 lost, 600 requests lost, 95 ms)`.
 pub fn report_line(report: &UpgradeReport) -> String {
     let mut line = format!("{} {}", report.kind, outcome(report.outcome));
     if let Some(reason) = &report.reason {
@@ -33,11 +36,11 @@ pub fn report_line(report: &UpgradeReport) -> String {
         }
         (None, None) => {}
     }
-    let _ = write!(
-        line,
-        "{} migrated, {} lost, {} ms)",
-        report.migrated, report.lost, report.duration_ms
-    );
+    let _ = write!(line, "{} migrated, {} lost, ", report.migrated, report.lost);
+    if report.requests_lost > 0 {
+        let _ = write!(line, "{} requests lost, ", report.requests_lost);
+    }
+    let _ = write!(line, "{} ms)", report.duration_ms);
     line
 }
 
@@ -138,6 +141,7 @@ mod tests {
             to_generation: Some(2),
             migrated: 12,
             lost: 0,
+            requests_lost: 0,
             duration_ms: 840,
         }
     }
@@ -161,6 +165,17 @@ mod tests {
         assert_eq!(
             report_line(&refused),
             "upgrade refused: bad config (generation 1, 0 migrated, 0 lost, 3 ms)"
+        );
+        let failed = UpgradeReport {
+            migrated: 0,
+            lost: 300,
+            requests_lost: 600,
+            ..report(Outcome::Failed, Some("the new generation died"))
+        };
+        assert_eq!(
+            report_line(&failed),
+            "upgrade failed: the new generation died \
+             (generation 1 -> 2, 0 migrated, 300 lost, 600 requests lost, 840 ms)"
         );
     }
 

@@ -11,6 +11,9 @@
 //! At the drain deadline the old generation orders its upstream
 //! connections closed; they answer what is left with the protocol's error,
 //! which is forwarded like any response: no request goes unanswered.
+//! Every response handed to the channel is taken off a count shared by the
+//! forwarders (`to_forward`): if the new generation dies, what is left
+//! there is the number of requests whose answers died with it.
 //!
 //! New side ([`Inboxes`]): each moved connection's new inbox, by its old
 //! id; forwarded pieces are reassembled and dropped into it, and the
@@ -18,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use baton_ipc::{Channel, Forward, IpcError};
 use bytes::BytesMut;
@@ -32,12 +35,13 @@ use crate::rpc::{Outbound, RpcMeters};
 const PIECE: usize = 48 * 1024;
 
 /// Old side: forwards what arrives in `inbox` for connection `conn` until
-/// it closes.
+/// it closes, taking each response sent off `to_forward`.
 pub async fn forward(
     chan: Arc<Channel>,
     conn: u64,
     mut inbox: mpsc::UnboundedReceiver<Outbound>,
     meters: Option<Arc<RpcMeters>>,
+    to_forward: Arc<AtomicU64>,
 ) -> Result<(), IpcError> {
     while let Some(out) = inbox.recv().await {
         let (bytes, response) = match out {
@@ -66,6 +70,12 @@ pub async fn forward(
                 last,
             })
             .await?;
+        }
+        if response {
+            // Saturating: never below zero, whatever the counts were.
+            let _ = to_forward.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
         }
     }
     Ok(())

@@ -105,6 +105,10 @@ pub struct RpcMeters {
     /// Responses forwarded to the next generation (write migration).
     pub forwarded: AtomicU64,
     pub forwarded_bytes: AtomicU64,
+    /// Requests waiting for an upstream's response now, in this
+    /// generation's upstream connections (a gauge). A handoff reports it,
+    /// so that a generation's death counts the requests it took along.
+    pub pending: AtomicU64,
 }
 
 impl RpcMeters {

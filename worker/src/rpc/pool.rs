@@ -274,6 +274,9 @@ impl UpConn {
                     "upstream connection ends with requests in flight"
                 );
             }
+            self.meters
+                .pending
+                .fetch_sub(self.pending.len() as u64, Ordering::Relaxed);
             for (_, pending) in self.pending.drain() {
                 answer(&self.codec, pending, kind, &self.meters);
             }
@@ -310,6 +313,7 @@ impl UpConn {
         }
         self.codec.encode(&frame, &mut self.write_buf);
         self.deadlines.insert((deadline, id));
+        self.meters.pending.fetch_add(1, Ordering::Relaxed);
         self.pending.insert(
             id,
             Pending {
@@ -372,6 +376,7 @@ impl UpConn {
                     debug!(id, "response for no pending request");
                     return;
                 };
+                self.meters.pending.fetch_sub(1, Ordering::Relaxed);
                 self.deadlines.remove(&(pending.deadline, id));
                 if frame.set_request_id(pending.reply.client_id).is_err() {
                     answer(&self.codec, pending, ErrorKind::BadResponse, &self.meters);
@@ -429,6 +434,7 @@ impl UpConn {
             }
             self.deadlines.pop_first();
             if let Some(pending) = self.pending.remove(&id) {
+                self.meters.pending.fetch_sub(1, Ordering::Relaxed);
                 answer(&self.codec, pending, ErrorKind::Timeout, &self.meters);
             }
         }
