@@ -98,9 +98,10 @@ pub struct Http {
     pub routes: Vec<HttpRoute>,
     /// Time to the upstream's response head, unless a route says otherwise.
     pub request_timeout: Duration,
-    /// Request line and headers, in bytes, at most.
+    /// Request line and headers, in bytes, at most (an HTTP/2 head
+    /// measured as its HTTP/1.1 form; trailers too).
     pub max_header_bytes: usize,
-    /// Header fields per request, at most.
+    /// Header fields per request, at most (HTTP/2 too; trailers too).
     pub max_headers: usize,
     /// HTTPS: certificates chosen by SNI (the first is the default).
     pub tls: Option<Tls>,

@@ -311,6 +311,22 @@ impl Meters {
             &|m| vec![(None, load(&m.bad_requests))],
         ));
         families.push(per_http(
+            "baton_http_requests_rejected_total",
+            "Requests refused before they were forwarded, by reason (also in baton_http_bad_requests_total).",
+            &|m| {
+                vec![
+                    (
+                        Some(("reason", "header_too_large")),
+                        load(&m.rejected_header_too_large),
+                    ),
+                    (
+                        Some(("reason", "too_many_headers")),
+                        load(&m.rejected_too_many_headers),
+                    ),
+                ]
+            },
+        ));
+        families.push(per_http(
             "baton_http_upstream_timeouts_total",
             "Requests answered 504: no response head within the timeout.",
             &|m| vec![(None, load(&m.timeouts))],

@@ -230,6 +230,7 @@ where
     async fn bad<T>(&mut self, e: H1Error) -> Outcome<T> {
         warn!(client = ?self.client_addr, error = %e, "refused a request");
         self.ctx.meters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        self.ctx.meters.rejected(&e);
         let status = match e {
             H1Error::HeadTooLarge(_) | H1Error::TooManyHeaders(_) => 431,
             H1Error::UnsupportedEncoding => 501,
@@ -539,7 +540,7 @@ where
                     Ok(_) => {
                         got_any = true;
                         loop {
-                            match h1::parse_response(&mut up_buf, &head.method, 64 * 1024) {
+                            match h1::parse_response(&mut up_buf, &head.method, h1::RESPONSE_LIMITS.max_header_bytes) {
                                 Ok(Some(response)) if (100..200).contains(&response.status) && response.status != 101 => {
                                     // Interim: relay (100 Continue lets the client send its body).
                                     let mut interim = BytesMut::new();
@@ -832,6 +833,17 @@ where
             }
         };
         let (parts, mut data) = response.into_parts();
+        let size = crate::http::h2_limits::response_head(parts.status, &parts.headers);
+        if size.check(h1::RESPONSE_LIMITS).is_err() {
+            warn!(
+                fields = size.fields,
+                bytes = size.bytes,
+                "h2 upstream's response head over the bound"
+            );
+            return self
+                .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
+                .await;
+        }
         self.ctx.meters.status(parts.status.as_u16());
         let length = parts
             .headers
@@ -1048,6 +1060,10 @@ pub struct HttpMeters {
     /// Refused as malformed or hostile (and never forwarded).
     pub bad_requests: AtomicU64,
     pub timeouts: AtomicU64,
+    /// Refused for a head over `max_header_bytes` (HTTP/1.1 or HTTP/2).
+    pub rejected_header_too_large: AtomicU64,
+    /// Refused for more than `max_headers` fields (HTTP/1.1 or HTTP/2).
+    pub rejected_too_many_headers: AtomicU64,
 }
 
 impl HttpMeters {
@@ -1058,6 +1074,18 @@ impl HttpMeters {
             300..=399 => &self.status_3xx,
             400..=499 => &self.status_4xx,
             _ => &self.status_5xx,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused before it was forwarded, by why
+    /// (`baton_http_requests_rejected_total{reason}`); other refusals are
+    /// counted in `bad_requests` only.
+    pub fn rejected(&self, why: &H1Error) {
+        let counter = match why {
+            H1Error::HeadTooLarge(_) => &self.rejected_header_too_large,
+            H1Error::TooManyHeaders(_) => &self.rejected_too_many_headers,
+            _ => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

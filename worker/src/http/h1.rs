@@ -55,6 +55,14 @@ pub struct Limits {
     pub max_headers: usize,
 }
 
+/// Limits on an upstream's response head, whatever the listener: a
+/// response over them is answered 502 (HTTP/1.1 here, HTTP/2 in
+/// `h2_limits`).
+pub const RESPONSE_LIMITS: Limits = Limits {
+    max_header_bytes: 64 * 1024,
+    max_headers: 256,
+};
+
 /// How a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -285,7 +293,7 @@ pub fn parse_response(
     request_method: &str,
     max: usize,
 ) -> Result<Option<Head>, H1Error> {
-    let mut headers = vec![httparse::EMPTY_HEADER; 256];
+    let mut headers = vec![httparse::EMPTY_HEADER; RESPONSE_LIMITS.max_headers];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,

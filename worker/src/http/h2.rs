@@ -13,10 +13,14 @@
 //! with the largest stream id and a PING, then the real last stream id),
 //! its streams in flight finish in the old generation, and the client
 //! opens new streams on a new connection — to the new generation.
+//!
+//! The listener's head limits apply to requests and their trailers, and
+//! the HTTP/1.1 response bound to responses from `http2` clusters: see
+//! [`h2_limits`] for how, and for what the h2 crate enforces itself.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use baton_config::UpstreamProtocol;
 use bytes::{Bytes, BytesMut};
@@ -27,7 +31,8 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{Instrument, debug, warn};
 
-use crate::http::h1::{self, Chunked, Framing, Head};
+use crate::http::h1::{self, Chunked, Framing, H1Error, Head, Limits};
+use crate::http::h2_limits::{self, Accepted, Refusal, Watched};
 use crate::http::route::Decision;
 use crate::http::upstream::HttpUpstream;
 use crate::http::{HttpContext, route};
@@ -40,7 +45,10 @@ const MAX_STREAMS: u32 = 256;
 
 /// A client HTTP/2 connection.
 pub struct H2Conn<S> {
-    conn: h2::server::Connection<S, Bytes>,
+    conn: h2::server::Connection<Watched<S>, Bytes>,
+    /// Tells the watch on the connection's bytes which streams were
+    /// taken, so that it can count those h2 answered itself.
+    accepted: Accepted,
     ctx: HttpContext,
     client_addr: Option<SocketAddr>,
     draining: bool,
@@ -65,12 +73,25 @@ where
         ctx: HttpContext,
         client_addr: Option<SocketAddr>,
     ) -> Result<H2Conn<S>, h2::Error> {
+        let limits = ctx.listener.limits;
+        let meters = Arc::clone(&ctx.meters);
+        // What h2 refused itself: a header list over the bound it enforces.
+        let on_refused = Arc::new(move |refusal| {
+            meters.bad_requests.fetch_add(1, Ordering::Relaxed);
+            meters.rejected(&H1Error::HeadTooLarge(limits.max_header_bytes));
+            if refusal == Refusal::Stream {
+                meters.status(431);
+            }
+        });
+        let (io, accepted) = Watched::new(io, on_refused);
         let conn = h2::server::Builder::new()
             .max_concurrent_streams(MAX_STREAMS)
+            .max_header_list_size(h2_limits::header_list_bound(limits))
             .handshake(io)
             .await?;
         Ok(H2Conn {
             conn,
+            accepted,
             ctx,
             client_addr,
             draining: false,
@@ -125,6 +146,7 @@ where
     }
 
     fn spawn(&self, request: Request<RecvStream>, respond: SendResponse<Bytes>) {
+        self.accepted.stream(respond.stream_id().as_u32());
         let ctx = self.ctx.clone();
         let client = self.client_addr;
         tokio::spawn(
@@ -147,6 +169,9 @@ pub(crate) enum StreamError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
+    /// Trailers over the limits ([`h2_limits`]).
+    #[error("trailers: {0}")]
+    Limit(H1Error),
 }
 
 /// What routing looks at, from an HTTP/2 request.
@@ -179,6 +204,16 @@ async fn proxy_stream(
     ctx: HttpContext,
     client: Option<SocketAddr>,
 ) -> Result<(), StreamError> {
+    // The limits, before anything is copied out of h2's header map.
+    let limits = ctx.listener.limits;
+    let size = h2_limits::request_head(request.method(), request.uri(), request.headers());
+    if let Err(why) = size.check(limits) {
+        warn!(client = ?client, error = %why, "refused a request");
+        ctx.meters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        ctx.meters.rejected(&why);
+        let body = format!("{why}\n").into_bytes();
+        return answer(&mut respond, &ctx, 431, "text/plain", None, body);
+    }
     let head = head_of(&request);
     let (cluster, timeout) = match route::decide(&ctx.listener, &head, ctx.generation) {
         Decision::Forward {
@@ -323,15 +358,26 @@ pub(crate) async fn send_with_capacity(
     Ok(())
 }
 
-/// Copies an HTTP/2 body, trailers included, from one stream to another.
-async fn pipe(mut from: RecvStream, to: &mut SendStream<Bytes>) -> Result<(), StreamError> {
+/// Copies an HTTP/2 body, trailers included, from one stream to another;
+/// trailers over `limits` are not sent ([`StreamError::Limit`]: the
+/// caller resets the streams).
+async fn pipe(
+    mut from: RecvStream,
+    to: &mut SendStream<Bytes>,
+    limits: Limits,
+) -> Result<(), StreamError> {
     while let Some(data) = from.data().await {
         let data = data?;
         let _ = from.flow_control().release_capacity(data.len());
         send_with_capacity(to, data, false).await?;
     }
     match from.trailers().await? {
-        Some(trailers) => to.send_trailers(trailers)?,
+        Some(trailers) => {
+            h2_limits::trailers(&trailers)
+                .check(limits)
+                .map_err(StreamError::Limit)?;
+            to.send_trailers(trailers)?
+        }
         None => to.send_data(Bytes::new(), true)?,
     }
     Ok(())
@@ -364,15 +410,30 @@ async fn to_h2(
     let (response, mut upstream_body) = send
         .send_request(upstream_request, end)
         .map_err(|e| Fail::BeforeResponse(e.into()))?;
+    let limits = ctx.listener.limits;
+    // Set once the response head went to the client: past it, a refusal
+    // can only reset the stream.
+    let responded = AtomicBool::new(false);
     let request_pipe = async {
         if !end {
-            pipe(body, &mut upstream_body).await?;
+            pipe(body, &mut upstream_body, limits).await?;
         }
         Ok::<(), StreamError>(())
     };
     let response_pipe = async {
         let response = response.await.map_err(|e| Fail::BeforeResponse(e.into()))?;
         let (parts, upstream_stream) = response.into_parts();
+        let size = h2_limits::response_head(parts.status, &parts.headers);
+        if size.check(h1::RESPONSE_LIMITS).is_err() {
+            // As an HTTP/1.1 response over the bound: 502 (the caller's).
+            return Err(Fail::BeforeResponse(StreamError::Other(format!(
+                "response head of {} fields, {} bytes: over {} fields or {} bytes",
+                size.fields,
+                size.bytes,
+                h1::RESPONSE_LIMITS.max_headers,
+                h1::RESPONSE_LIMITS.max_header_bytes
+            ))));
+        }
         ctx.meters.status(parts.status.as_u16());
         let mut client_response = Response::builder()
             .status(parts.status)
@@ -389,16 +450,55 @@ async fn to_h2(
         let mut client_stream = respond
             .send_response(client_response, end)
             .map_err(|e| Fail::After(e.into()))?;
+        responded.store(true, Ordering::Relaxed);
         if !end {
-            pipe(upstream_stream, &mut client_stream)
-                .await
-                .map_err(Fail::After)?;
+            let piped = pipe(upstream_stream, &mut client_stream, h1::RESPONSE_LIMITS).await;
+            if let Err(StreamError::Limit(why)) = &piped {
+                warn!(error = %why, "refused an upstream's response trailers");
+                client_stream.send_reset(h2::Reason::INTERNAL_ERROR);
+            }
+            piped.map_err(Fail::After)?;
         }
         Ok::<(), Fail>(())
     };
-    let (sent, answered) = tokio::join!(request_pipe, response_pipe);
-    answered?;
-    if let Err(e) = sent {
+    // Both ways at once, until both are done — or the request's trailers
+    // are refused, which ends the response too.
+    let (sent, refused) = {
+        tokio::pin!(request_pipe, response_pipe);
+        let (mut sent, mut answered) = (None, None);
+        let refused = loop {
+            if sent.is_some() && answered.is_some() {
+                break None;
+            }
+            tokio::select! {
+                s = &mut request_pipe, if sent.is_none() => match s {
+                    Err(StreamError::Limit(why)) => break Some(why),
+                    s => sent = Some(s),
+                },
+                a = &mut response_pipe, if answered.is_none() => answered = Some(a),
+            }
+        };
+        if refused.is_none()
+            && let Some(answered) = answered
+        {
+            answered?;
+        }
+        (sent, refused)
+    };
+    if let Some(why) = refused {
+        // Not forwarded whole: the upstream must not take it as complete.
+        upstream_body.send_reset(h2::Reason::CANCEL);
+        warn!(error = %why, "refused a request's trailers");
+        ctx.meters.bad_requests.fetch_add(1, Ordering::Relaxed);
+        ctx.meters.rejected(&why);
+        if responded.load(Ordering::Relaxed) {
+            respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+            return Ok(());
+        }
+        let body = format!("trailers: {why}\n").into_bytes();
+        return answer(respond, ctx, 431, "text/plain", None, body).map_err(Fail::After);
+    }
+    if let Some(Err(e)) = sent {
         debug!(error = %e, "request body not fully forwarded");
     }
     Ok(())
@@ -530,7 +630,7 @@ async fn relay_response<R: AsyncRead + Unpin>(
                 "upstream closed before answering".into(),
             )));
         }
-        match h1::parse_response(&mut buf, method, 64 * 1024) {
+        match h1::parse_response(&mut buf, method, h1::RESPONSE_LIMITS.max_header_bytes) {
             Ok(Some(r)) if (100..200).contains(&r.status) => continue,
             Ok(Some(r)) => break r,
             Ok(None) => continue,
@@ -683,7 +783,10 @@ impl H2Pool {
             .await
             .inspect_err(|e| warn!(error = %e, "no upstream reachable"))
             .ok()?;
-        let (send, connection) = h2::client::handshake(stream)
+        // Responses are held to the HTTP/1.1 bound ([`h2_limits`]).
+        let (send, connection) = h2::client::Builder::new()
+            .max_header_list_size(h2_limits::response_list_bound())
+            .handshake::<_, Bytes>(stream)
             .await
             .inspect_err(|e| warn!(error = %e, %addr, "h2 handshake with upstream"))
             .ok()?;

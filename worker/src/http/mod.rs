@@ -10,6 +10,8 @@
 //! prior knowledge) or pick it by ALPN over TLS ([`tls`]), and to clusters
 //! with `protocol = "http2"`; streams to `http1` clusters are translated.
 //! Clusters with a `tls` table are reached over TLS ([`upstream`]).
+//! The head limits (`max_headers`, `max_header_bytes`) apply to both
+//! protocols, measured the same way ([`h2_limits`] for HTTP/2).
 //!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see [`conn`]); a
@@ -22,6 +24,7 @@
 pub mod conn;
 pub mod h1;
 pub mod h2;
+pub mod h2_limits;
 pub mod pool;
 pub mod relay;
 pub mod route;
