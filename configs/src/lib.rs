@@ -42,7 +42,7 @@ pub use error::ConfigError;
 pub use model::{
     AccessLog, Admin, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb, Listener,
     LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
-    UpstreamProtocol, UpstreamTls, parse, parse_file,
+    UpstreamProtocol, UpstreamTls,
 };
 pub use view::{ListenerBind, SupervisorView};
 
@@ -54,3 +54,26 @@ pub const DEFAULT_SOURCE: &str = "<embedded default>";
 
 /// The annotated example config (`configs/example.toml`).
 pub const EXAMPLE_CONFIG: &str = include_str!("../example.toml");
+
+/// Parses and validates config `text`; `source_name` names it in errors.
+/// (Here at the root, not in `model`: `raw` builds the model's types, so
+/// `model` must not call back into it.)
+pub fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError> {
+    crate::raw::parse(source_name, text)
+}
+
+/// Reads and parses the config file at `path`.
+pub fn parse_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    parse(&path.display().to_string(), &text)
+}
+
+impl Config {
+    /// The embedded default config, parsed.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        parse(DEFAULT_SOURCE, DEFAULT_CONFIG)
+    }
+}

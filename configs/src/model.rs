@@ -2,10 +2,8 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::ConfigError;
 
 /// A whole config file, as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,26 +285,7 @@ pub enum Lb {
     RoundRobin,
 }
 
-/// Parses and validates config `text`; `source_name` names it in errors.
-pub fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError> {
-    crate::raw::parse(source_name, text)
-}
-
-/// Reads and parses the config file at `path`.
-pub fn parse_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    parse(&path.display().to_string(), &text)
-}
-
 impl Config {
-    /// The embedded default config, parsed.
-    pub fn embedded_default() -> Result<Config, ConfigError> {
-        parse(crate::DEFAULT_SOURCE, crate::DEFAULT_CONFIG)
-    }
-
     pub fn cluster(&self, listener: &Listener) -> Option<&Cluster> {
         match listener.target {
             Target::Cluster(i) => self.clusters.get(i),

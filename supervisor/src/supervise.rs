@@ -25,35 +25,28 @@
 //! the supervisor exits, so neither a worker's death nor an upgrade closes
 //! one: connections that arrive meanwhile wait in the kernel's accept queue.
 
-use std::collections::VecDeque;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_config::ConfigError;
-use baton_ipc::{Drain, Generation, IpcError, Message};
+use baton_ipc::{Drain, IpcError, Message};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::admin::AdminState;
 use crate::backoff::Backoff;
-use crate::control::Command;
-use crate::control::proto::{
-    GenerationStatus, ListenerStatus, ReleaseStatus, Reply, Request, Status, UpgradeReport,
-};
+use crate::control::proto::{Reply, Status};
+use crate::inbox::{Inbox, Signals};
 use crate::listeners::{BindError, ListenerSet};
 use crate::metrics::MetricsStore;
-use crate::release::{BinaryError, NamedBinary, Release};
+use crate::phase::UpgradePhase;
+use crate::release::{BinaryError, Release};
 use crate::source::ConfigSource;
+use crate::state::Supervisor;
 use crate::systemd::{Health, Systemd};
-use crate::upgrade::{Trigger, UpgradePhase};
-use crate::worker::{self, Launch, StartError, Worker, describe};
-
-/// After the drain deadline, how long a worker may take to report and
-/// exit before it is killed. The worker closes what is left at the
-/// deadline and exits at once; this only bounds a wedged worker.
-pub const STOP_GRACE: Duration = Duration::from_secs(2);
+use crate::worker::{self, STOP_GRACE, StartError, Worker, describe};
 
 /// Requests waiting for the main loop (`status` is answered directly).
 const COMMAND_QUEUE: usize = 64;
@@ -168,14 +161,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         };
         let health = Health::new();
         let watchdog = tokio::spawn(crate::systemd::watchdog(systemd.clone(), Arc::clone(&health)));
-        let mut inbox = Inbox {
-            signals,
-            commands,
-            queue: VecDeque::new(),
-            stop: None,
-            tick: tokio::time::interval(LOOP_TICK),
-            health: Arc::clone(&health),
-        };
+        let mut inbox = Inbox::new(signals, commands, LOOP_TICK, Arc::clone(&health));
         let supervisor = Supervisor {
             current: release,
             previous: None,
@@ -204,112 +190,6 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         }
         result
     })
-}
-
-/// A trigger waiting for its turn, and who to tell how it went.
-#[derive(Debug)]
-pub struct Pending {
-    pub trigger: Trigger,
-    pub reply: Option<oneshot::Sender<Reply>>,
-}
-
-/// Everything that reaches the supervisor from outside while it is busy:
-/// signals and control requests. Upgrades queue, stops are remembered.
-#[derive(Debug)]
-pub struct Inbox {
-    signals: Signals,
-    commands: mpsc::Receiver<Command>,
-    pub queue: VecDeque<Pending>,
-    /// A stop was asked for (with whom to tell when done).
-    pub stop: Option<Option<oneshot::Sender<Reply>>>,
-    tick: tokio::time::Interval,
-    health: Arc<Health>,
-}
-
-impl Inbox {
-    /// Takes one event in: queues triggers, remembers stops; a `status`
-    /// request is returned for the caller to answer. Never resolves if
-    /// nothing arrives.
-    pub async fn take_one(&mut self) -> Option<oneshot::Sender<Reply>> {
-        tokio::select! {
-            _ = self.tick.tick() => self.health.loop_alive(),
-            sig = self.signals.next() => match sig {
-                Sig::Hang => {
-                    // Test hook (BATON_TEST_HANG_ON_SIGUSR2): wedge the main
-                    // loop, as a deadlock would, for the watchdog to notice.
-                    warn!("test hook: SIGUSR2, the main loop hangs now");
-                    loop {
-                        std::thread::park();
-                    }
-                }
-                Sig::Hangup => {
-                    info!("SIGHUP: upgrade queued");
-                    self.queue.push_back(Pending { trigger: Trigger::Reload, reply: None });
-                }
-                sig => {
-                    info!(signal = sig.name(), "stop requested");
-                    self.stop.get_or_insert(None);
-                }
-            },
-            command = self.commands.recv() => {
-                let Some(Command { request, binary: file, reply }) = command else {
-                    // The control server is gone; keep serving without it.
-                    return std::future::pending().await;
-                };
-                match request {
-                    Request::Status => return Some(reply),
-                    Request::Upgrade { binary, config, .. } => self.queue.push_back(Pending {
-                        trigger: Trigger::Upgrade {
-                            binary: binary.map(|path| NamedBinary { path, file: file.map(Arc::new) }),
-                            config,
-                        },
-                        reply: Some(reply),
-                    }),
-                    Request::Rollback => self.queue.push_back(Pending {
-                        trigger: Trigger::Rollback,
-                        reply: Some(reply),
-                    }),
-                    Request::Stop => {
-                        info!("stop requested over the control socket");
-                        if let Some(Some(earlier)) = self.stop.replace(Some(reply)) {
-                            let _ = earlier.send(Reply::Error { reason: "superseded by a later stop".into() });
-                        }
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// Takes one event in, answering `status` from `snapshot` as it is.
-    pub async fn take_one_answering(&mut self, snapshot: &watch::Sender<Status>) {
-        if let Some(reply) = self.take_one().await {
-            let _ = reply.send(Reply::Status(snapshot.borrow().clone()));
-        }
-    }
-}
-
-/// The supervisor's state between events.
-#[derive(Debug)]
-pub struct Supervisor {
-    /// What the current generation runs; respawns use it too.
-    pub current: Release,
-    /// The rollback target.
-    pub previous: Option<Release>,
-    pub listeners: ListenerSet,
-    pub log_filter: String,
-    /// The last generation number handed out.
-    pub generations: u32,
-    pub backoff: Backoff,
-    pub phase: UpgradePhase,
-    pub last_upgrade: Option<UpgradeReport>,
-    /// What `status` (and `/status`) answers with.
-    pub snapshot: watch::Sender<Status>,
-    /// Every generation's metrics, for `/metrics`.
-    pub metrics: Arc<Mutex<MetricsStore>>,
-    /// What the watchdog task watches.
-    pub health: Arc<Health>,
-    pub systemd: Systemd,
 }
 
 enum Event {
@@ -436,20 +316,6 @@ impl Supervisor {
         }
     }
 
-    /// Generation numbers are never reused, not even after a failed start.
-    pub fn next_generation(&mut self) -> Generation {
-        self.generations += 1;
-        Generation(self.generations)
-    }
-
-    pub fn launch(&self) -> Launch<'_> {
-        Launch {
-            release: &self.current,
-            listeners: &self.listeners,
-            log_filter: &self.log_filter,
-        }
-    }
-
     /// Restarts after a death, backing off between attempts. `None` when a
     /// stop arrived first.
     async fn restart(&mut self, mut lived: Duration, inbox: &mut Inbox) -> Option<Worker> {
@@ -527,7 +393,7 @@ impl Supervisor {
         };
         let outcome = tokio::select! {
             exited = tokio::time::timeout(deadline + STOP_GRACE, drained) => exited.ok(),
-            sig = inbox.signals.stop() => {
+            sig = inbox.stop_signal() => {
                 warn!(signal = sig.name(), "second stop signal; killing the worker");
                 None
             }
@@ -544,165 +410,10 @@ impl Supervisor {
             }
         }
     }
-
-    /// Takes in what a worker says unasked: its metrics, whose arrival is
-    /// also its heartbeat. Anything else is returned.
-    pub fn absorb(&self, generation: Generation, message: Message) -> Option<Message> {
-        match message {
-            Message::Metrics(metrics) => {
-                self.health.worker_alive();
-                let mut store = self.metrics.lock();
-                store.update(generation.0, metrics);
-                self.snapshot.send_modify(|s| {
-                    for g in &mut s.generations {
-                        g.connections = store.connections(g.generation);
-                    }
-                });
-                None
-            }
-            other => Some(other),
-        }
-    }
-
-    /// One line for systemd's `STATUS=`.
-    fn status_line(&self, worker: &Worker) -> String {
-        format!(
-            "generation {} serving (pid {}); last upgrade: {}",
-            worker.generation,
-            worker.pid,
-            self.last_upgrade
-                .as_ref()
-                .map_or_else(|| "none".to_string(), crate::control::render::report_line)
-        )
-    }
-
-    /// Publishes the status with `workers` as the generations alive.
-    pub fn publish(&self, workers: &[(&Worker, &str)]) {
-        let mut store = self.metrics.lock();
-        store.set_generations(
-            workers
-                .iter()
-                .map(|(w, _)| (w.generation.0, w.pid, w.binary.display().to_string()))
-                .collect(),
-        );
-        let status = Status {
-            supervisor_pid: std::process::id(),
-            config: self.current.config.name.clone(),
-            generations: workers
-                .iter()
-                .map(|(w, phase)| GenerationStatus {
-                    generation: w.generation.0,
-                    pid: w.pid,
-                    binary: w.binary.display().to_string(),
-                    phase: phase.to_string(),
-                    connections: store.connections(w.generation.0),
-                })
-                .collect(),
-            listeners: self
-                .listeners
-                .listeners
-                .iter()
-                .map(|l| ListenerStatus {
-                    name: l.name.clone(),
-                    address: l.address.to_string(),
-                })
-                .collect(),
-            upgrade_phase: self.phase.to_string(),
-            last_upgrade: self.last_upgrade.clone(),
-            rollback_target: self.previous.as_ref().map(|r| ReleaseStatus {
-                binary: r.binary.display().to_string(),
-                config: r.config.name.clone(),
-            }),
-        };
-        self.snapshot.send_replace(status);
-    }
-
-    fn publish_serving(&self, worker: &Worker) {
-        self.publish(&[(worker, "serving")]);
-    }
 }
 
 async fn activate(worker: &Worker) {
     if let Err(e) = worker.activate().await {
         warn!(gen = %worker.generation, error = %e, "could not tell the worker to accept");
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sig {
-    Terminate,
-    Interrupt,
-    Hangup,
-    /// SIGUSR2 with the hang test hook on.
-    Hang,
-}
-
-impl Sig {
-    fn name(self) -> &'static str {
-        match self {
-            Sig::Terminate => "SIGTERM",
-            Sig::Interrupt => "SIGINT",
-            Sig::Hangup => "SIGHUP",
-            Sig::Hang => "SIGUSR2",
-        }
-    }
-}
-
-/// The signals the supervisor handles, as one stream through
-/// signal-hook's tokio integration: SIGTERM and SIGINT (stop), SIGHUP
-/// (upgrade), and SIGUSR2 only when `BATON_TEST_HANG_ON_SIGUSR2` is set.
-/// Registering them replaces their default actions (SIGHUP would otherwise
-/// kill the supervisor). SIGCHLD is not among them: tokio's process driver
-/// reaps the workers and wakes their `wait()` through the same
-/// signal-hook registry.
-struct Signals {
-    stream: signal_hook_tokio::Signals,
-}
-
-impl std::fmt::Debug for Signals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signals").finish_non_exhaustive()
-    }
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
-        let mut set = vec![SIGTERM, SIGINT, SIGHUP];
-        if std::env::var_os("BATON_TEST_HANG_ON_SIGUSR2").is_some() {
-            set.push(SIGUSR2);
-        }
-        Ok(Signals {
-            stream: signal_hook_tokio::Signals::new(set)?,
-        })
-    }
-
-    async fn next(&mut self) -> Sig {
-        use futures_core::Stream;
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
-        loop {
-            let next =
-                std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.stream).poll_next(cx));
-            match next.await {
-                Some(SIGTERM) => return Sig::Terminate,
-                Some(SIGINT) => return Sig::Interrupt,
-                Some(SIGHUP) => return Sig::Hangup,
-                Some(SIGUSR2) => return Sig::Hang,
-                Some(other) => debug!(signal = other, "unexpected signal ignored"),
-                // Closed: only by a handle this code never takes.
-                None => std::future::pending::<()>().await,
-            }
-        }
-    }
-
-    /// The next SIGTERM or SIGINT (SIGHUPs meanwhile are ignored: the
-    /// supervisor is stopping).
-    async fn stop(&mut self) -> Sig {
-        loop {
-            match self.next().await {
-                Sig::Hangup | Sig::Hang => warn!("signal ignored: stopping"),
-                sig => return sig,
-            }
-        }
     }
 }

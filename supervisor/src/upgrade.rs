@@ -70,7 +70,6 @@
 //! yet, and requests a dying N had on connections it did not report.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use baton_ipc::{
@@ -81,10 +80,12 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::control::proto::{Outcome, UpgradeReport};
-use crate::release::{NamedBinary, Release};
+use crate::inbox::Inbox;
+use crate::phase::{Trigger, UpgradePhase};
+use crate::release::Release;
 use crate::source::ConfigSource;
-use crate::supervise::{Inbox, STOP_GRACE, Supervisor};
-use crate::worker::{self, EXIT_REPORT_WAIT, Launch, StartError, Worker, describe};
+use crate::state::Supervisor;
+use crate::worker::{self, EXIT_REPORT_WAIT, Launch, STOP_GRACE, StartError, Worker, describe};
 
 /// Past the drain deadline, how long the old generation may take to
 /// report how the handoff ended. It reports at the deadline at the
@@ -96,68 +97,6 @@ pub const HANDOFF_GRACE: Duration = Duration::from_secs(5);
 /// channel close when we see the old one's ctrl close, and reports within
 /// milliseconds; this bounds a wedged one, whose share then counts as lost.
 const TAKEOVER_REPORT_WAIT: Duration = Duration::from_secs(2);
-
-/// What started an upgrade.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    /// SIGHUP: the configured binary, the config source re-read.
-    Reload,
-    /// `baton upgrade`.
-    Upgrade {
-        binary: Option<NamedBinary>,
-        config: Option<PathBuf>,
-    },
-    /// `baton rollback`.
-    Rollback,
-}
-
-impl Trigger {
-    fn kind(&self) -> &'static str {
-        match self {
-            Trigger::Reload => "reload",
-            Trigger::Upgrade { .. } => "upgrade",
-            Trigger::Rollback => "rollback",
-        }
-    }
-}
-
-/// Where an upgrade is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpgradePhase {
-    Idle,
-    Loading,
-    Starting(Generation),
-    /// Handoff ordered: handshake, the new generation takes the listeners.
-    HandingOff {
-        from: Generation,
-        to: Generation,
-    },
-    /// Connections move in batches; the old generation can still resume
-    /// what the new one has not acknowledged.
-    Migrating {
-        from: Generation,
-        to: Generation,
-    },
-    /// Committed: the new generation owns every connection; the old one
-    /// forwards late responses and lets draining connections finish.
-    Forwarding {
-        from: Generation,
-        to: Generation,
-    },
-}
-
-impl fmt::Display for UpgradePhase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UpgradePhase::Idle => f.write_str("idle"),
-            UpgradePhase::Loading => f.write_str("loading"),
-            UpgradePhase::Starting(g) => write!(f, "starting generation {g}"),
-            UpgradePhase::HandingOff { from, to } => write!(f, "handing off {from} -> {to}"),
-            UpgradePhase::Migrating { from, to } => write!(f, "migrating {from} -> {to}"),
-            UpgradePhase::Forwarding { from, to } => write!(f, "forwarding {from} -> {to}"),
-        }
-    }
-}
 
 /// What died with a generation, as the supervisor counts it (on top of
 /// what a worker closed at the drain deadline, which it counts itself).

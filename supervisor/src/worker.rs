@@ -26,6 +26,11 @@ use tracing::{info, warn};
 use crate::listeners::ListenerSet;
 use crate::release::Release;
 
+/// After the drain deadline, how long a worker may take to report and
+/// exit before it is killed. The worker closes what is left at the
+/// deadline and exits at once; this only bounds a wedged worker.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// The fd number the worker finds its ctrl end at.
 const CHILD_IPC_FD: i32 = 3;
 

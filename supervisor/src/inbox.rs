@@ -1,0 +1,201 @@
+//! Everything that reaches the supervisor from outside while it works:
+//! signals (through signal-hook's tokio integration) and control requests.
+//! Upgrade triggers queue in order; a stop is remembered; `status` is
+//! handed back to whoever is waiting, to answer at once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::control::Command;
+use crate::control::proto::{Reply, Request, Status};
+use crate::phase::Trigger;
+use crate::release::NamedBinary;
+use crate::systemd::Health;
+
+/// A trigger waiting for its turn, and who to tell how it went.
+#[derive(Debug)]
+pub struct Pending {
+    pub trigger: Trigger,
+    pub reply: Option<oneshot::Sender<Reply>>,
+}
+
+/// Everything that reaches the supervisor from outside while it is busy:
+/// signals and control requests. Upgrades queue, stops are remembered.
+#[derive(Debug)]
+pub struct Inbox {
+    signals: Signals,
+    commands: mpsc::Receiver<Command>,
+    pub queue: VecDeque<Pending>,
+    /// A stop was asked for (with whom to tell when done).
+    pub stop: Option<Option<oneshot::Sender<Reply>>>,
+    tick: tokio::time::Interval,
+    health: Arc<Health>,
+}
+
+impl Inbox {
+    /// An inbox over `signals` and the control server's `commands`, with a
+    /// `tick` for the watchdog's `health`.
+    pub fn new(
+        signals: Signals,
+        commands: mpsc::Receiver<Command>,
+        tick: std::time::Duration,
+        health: Arc<Health>,
+    ) -> Inbox {
+        Inbox {
+            signals,
+            commands,
+            queue: VecDeque::new(),
+            stop: None,
+            tick: tokio::time::interval(tick),
+            health,
+        }
+    }
+
+    /// The next SIGTERM or SIGINT, for a stop already under way.
+    pub async fn stop_signal(&mut self) -> Sig {
+        self.signals.stop().await
+    }
+
+    /// Takes one event in: queues triggers, remembers stops; a `status`
+    /// request is returned for the caller to answer. Never resolves if
+    /// nothing arrives.
+    pub async fn take_one(&mut self) -> Option<oneshot::Sender<Reply>> {
+        tokio::select! {
+            _ = self.tick.tick() => self.health.loop_alive(),
+            sig = self.signals.next() => match sig {
+                Sig::Hang => {
+                    // Test hook (BATON_TEST_HANG_ON_SIGUSR2): wedge the main
+                    // loop, as a deadlock would, for the watchdog to notice.
+                    warn!("test hook: SIGUSR2, the main loop hangs now");
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Sig::Hangup => {
+                    info!("SIGHUP: upgrade queued");
+                    self.queue.push_back(Pending { trigger: Trigger::Reload, reply: None });
+                }
+                sig => {
+                    info!(signal = sig.name(), "stop requested");
+                    self.stop.get_or_insert(None);
+                }
+            },
+            command = self.commands.recv() => {
+                let Some(Command { request, binary: file, reply }) = command else {
+                    // The control server is gone; keep serving without it.
+                    return std::future::pending().await;
+                };
+                match request {
+                    Request::Status => return Some(reply),
+                    Request::Upgrade { binary, config, .. } => self.queue.push_back(Pending {
+                        trigger: Trigger::Upgrade {
+                            binary: binary.map(|path| NamedBinary { path, file: file.map(Arc::new) }),
+                            config,
+                        },
+                        reply: Some(reply),
+                    }),
+                    Request::Rollback => self.queue.push_back(Pending {
+                        trigger: Trigger::Rollback,
+                        reply: Some(reply),
+                    }),
+                    Request::Stop => {
+                        info!("stop requested over the control socket");
+                        if let Some(Some(earlier)) = self.stop.replace(Some(reply)) {
+                            let _ = earlier.send(Reply::Error { reason: "superseded by a later stop".into() });
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes one event in, answering `status` from `snapshot` as it is.
+    pub async fn take_one_answering(&mut self, snapshot: &watch::Sender<Status>) {
+        if let Some(reply) = self.take_one().await {
+            let _ = reply.send(Reply::Status(snapshot.borrow().clone()));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sig {
+    Terminate,
+    Interrupt,
+    Hangup,
+    /// SIGUSR2 with the hang test hook on.
+    Hang,
+}
+
+impl Sig {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sig::Terminate => "SIGTERM",
+            Sig::Interrupt => "SIGINT",
+            Sig::Hangup => "SIGHUP",
+            Sig::Hang => "SIGUSR2",
+        }
+    }
+}
+
+/// The signals the supervisor handles, as one stream through
+/// signal-hook's tokio integration: SIGTERM and SIGINT (stop), SIGHUP
+/// (upgrade), and SIGUSR2 only when `BATON_TEST_HANG_ON_SIGUSR2` is set.
+/// Registering them replaces their default actions (SIGHUP would otherwise
+/// kill the supervisor). SIGCHLD is not among them: tokio's process driver
+/// reaps the workers and wakes their `wait()` through the same
+/// signal-hook registry.
+pub struct Signals {
+    stream: signal_hook_tokio::Signals,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals").finish_non_exhaustive()
+    }
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+        let mut set = vec![SIGTERM, SIGINT, SIGHUP];
+        if std::env::var_os("BATON_TEST_HANG_ON_SIGUSR2").is_some() {
+            set.push(SIGUSR2);
+        }
+        Ok(Signals {
+            stream: signal_hook_tokio::Signals::new(set)?,
+        })
+    }
+
+    pub async fn next(&mut self) -> Sig {
+        use futures_core::Stream;
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+        loop {
+            let next =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.stream).poll_next(cx));
+            match next.await {
+                Some(SIGTERM) => return Sig::Terminate,
+                Some(SIGINT) => return Sig::Interrupt,
+                Some(SIGHUP) => return Sig::Hangup,
+                Some(SIGUSR2) => return Sig::Hang,
+                Some(other) => debug!(signal = other, "unexpected signal ignored"),
+                // Closed: only by a handle this code never takes.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// The next SIGTERM or SIGINT (SIGHUPs meanwhile are ignored: the
+    /// supervisor is stopping).
+    pub async fn stop(&mut self) -> Sig {
+        loop {
+            match self.next().await {
+                Sig::Hangup | Sig::Hang => warn!("signal ignored: stopping"),
+                sig => return sig,
+            }
+        }
+    }
+}

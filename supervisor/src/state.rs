@@ -1,0 +1,136 @@
+//! The supervisor's state between events: the releases, the listeners,
+//! the generation counter, the upgrade phase and last result, and what it
+//! publishes (`status`, `/metrics`, systemd's `STATUS=`). The main loop
+//! (`supervise`) and the upgrade state machine (`upgrade`) both work on it;
+//! it knows neither.
+
+use std::sync::Arc;
+
+use baton_ipc::{Generation, Message};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::backoff::Backoff;
+use crate::control::proto::{
+    GenerationStatus, ListenerStatus, ReleaseStatus, Status, UpgradeReport,
+};
+use crate::listeners::ListenerSet;
+use crate::metrics::MetricsStore;
+use crate::phase::UpgradePhase;
+use crate::release::Release;
+use crate::systemd::{Health, Systemd};
+use crate::worker::{Launch, Worker};
+
+/// The supervisor's state between events.
+#[derive(Debug)]
+pub struct Supervisor {
+    /// What the current generation runs; respawns use it too.
+    pub current: Release,
+    /// The rollback target.
+    pub previous: Option<Release>,
+    pub listeners: ListenerSet,
+    pub log_filter: String,
+    /// The last generation number handed out.
+    pub generations: u32,
+    pub backoff: Backoff,
+    pub phase: UpgradePhase,
+    pub last_upgrade: Option<UpgradeReport>,
+    /// What `status` (and `/status`) answers with.
+    pub snapshot: watch::Sender<Status>,
+    /// Every generation's metrics, for `/metrics`.
+    pub metrics: Arc<Mutex<MetricsStore>>,
+    /// What the watchdog task watches.
+    pub health: Arc<Health>,
+    pub systemd: Systemd,
+}
+
+impl Supervisor {
+    /// Generation numbers are never reused, not even after a failed start.
+    pub fn next_generation(&mut self) -> Generation {
+        self.generations += 1;
+        Generation(self.generations)
+    }
+
+    pub fn launch(&self) -> Launch<'_> {
+        Launch {
+            release: &self.current,
+            listeners: &self.listeners,
+            log_filter: &self.log_filter,
+        }
+    }
+    /// Takes in what a worker says unasked: its metrics, whose arrival is
+    /// also its heartbeat. Anything else is returned.
+    pub fn absorb(&self, generation: Generation, message: Message) -> Option<Message> {
+        match message {
+            Message::Metrics(metrics) => {
+                self.health.worker_alive();
+                let mut store = self.metrics.lock();
+                store.update(generation.0, metrics);
+                self.snapshot.send_modify(|s| {
+                    for g in &mut s.generations {
+                        g.connections = store.connections(g.generation);
+                    }
+                });
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// One line for systemd's `STATUS=`.
+    pub fn status_line(&self, worker: &Worker) -> String {
+        format!(
+            "generation {} serving (pid {}); last upgrade: {}",
+            worker.generation,
+            worker.pid,
+            self.last_upgrade
+                .as_ref()
+                .map_or_else(|| "none".to_string(), crate::control::render::report_line)
+        )
+    }
+
+    /// Publishes the status with `workers` as the generations alive.
+    pub fn publish(&self, workers: &[(&Worker, &str)]) {
+        let mut store = self.metrics.lock();
+        store.set_generations(
+            workers
+                .iter()
+                .map(|(w, _)| (w.generation.0, w.pid, w.binary.display().to_string()))
+                .collect(),
+        );
+        let status = Status {
+            supervisor_pid: std::process::id(),
+            config: self.current.config.name.clone(),
+            generations: workers
+                .iter()
+                .map(|(w, phase)| GenerationStatus {
+                    generation: w.generation.0,
+                    pid: w.pid,
+                    binary: w.binary.display().to_string(),
+                    phase: phase.to_string(),
+                    connections: store.connections(w.generation.0),
+                })
+                .collect(),
+            listeners: self
+                .listeners
+                .listeners
+                .iter()
+                .map(|l| ListenerStatus {
+                    name: l.name.clone(),
+                    address: l.address.to_string(),
+                })
+                .collect(),
+            upgrade_phase: self.phase.to_string(),
+            last_upgrade: self.last_upgrade.clone(),
+            rollback_target: self.previous.as_ref().map(|r| ReleaseStatus {
+                binary: r.binary.display().to_string(),
+                config: r.config.name.clone(),
+            }),
+        };
+        self.snapshot.send_replace(status);
+    }
+
+    pub fn publish_serving(&self, worker: &Worker) {
+        self.publish(&[(worker, "serving")]);
+    }
+}
