@@ -293,6 +293,22 @@ impl Meters {
             &|m| vec![(None, load(&m.bad_requests))],
         ));
         families.push(per_http(
+            "baton_http_requests_rejected_total",
+            "Requests refused as malformed or hostile (never forwarded), by reason.",
+            &|m| {
+                crate::http::h1::REJECT_REASONS
+                    .iter()
+                    .zip(&m.rejected)
+                    .map(|(reason, n)| (Some(("reason", *reason)), load(n)))
+                    .collect()
+            },
+        ));
+        families.push(per_http(
+            "baton_http_upstream_bad_responses_total",
+            "Upstream responses refused as malformed or ambiguously framed (502, or the client connection cut).",
+            &|m| vec![(None, load(&m.bad_responses))],
+        ));
+        families.push(per_http(
             "baton_http_upstream_timeouts_total",
             "Requests answered 504: no response head within the timeout.",
             &|m| vec![(None, load(&m.timeouts))],
