@@ -11,6 +11,9 @@
 //! with `protocol = "http2"`; streams to `http1` clusters are translated.
 //! Clusters with a `tls` table are reached over TLS ([`upstream`]).
 //!
+//! The HTTP/1 head and chunked parsers have fuzz targets (`fuzz/`), whose
+//! harness is the (hidden) `fuzzing` module.
+//!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see [`conn`]); a
 //! connection upgraded to a tunnel (WebSocket) moves like any L4 tunnel
@@ -20,6 +23,8 @@
 //! response (HTTP/1.1) or drains (HTTP/2).
 
 pub mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1;
 pub mod h2;
 pub mod pool;
