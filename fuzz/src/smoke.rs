@@ -4,16 +4,23 @@
 //! crash files under `artifacts/fuzz_<target>/`) and then runs random
 //! mutations of the corpus and of the built-in fixtures for a time budget,
 //! through the same harness as the libFuzzer targets
-//! (`baton_worker::codec::fuzzing::decode_stream`). Without coverage
-//! feedback it finds less than `cargo fuzz`, but it runs anywhere, in CI.
+//! (`baton_worker::codec::fuzzing::decode_stream` for the RPC decoders,
+//! `baton_worker::http::fuzzing::{head, chunked}` for HTTP/1). Without
+//! coverage feedback it finds less than `cargo fuzz`, but it runs anywhere,
+//! in CI.
+//!
+//! The HTTP targets' fixtures are the request-smuggling corpus of the
+//! process tests (`tests/src/smuggle_corpus.rs`, included here by path:
+//! plain data) and `http::fuzzing::SEEDS`; their mutations add HTTP's
+//! delimiters and framing words to the byte-level ones.
 //!
 //! A contract violation panics inside the harness; the runner catches it,
 //! writes the input to `artifacts/fuzz_<target>/crash-<hash>` (replayable by
 //! `cargo fuzz run fuzz_<target> <file>` and by this runner), and exits 1.
 //!
 //! ```text
-//! smoke [--seconds N] [--target bolt|dubbo|rocketmq|all] [--seed N]
-//!       [--dir FUZZ_DIR] [--write-corpus]
+//! smoke [--seconds N] [--target bolt|dubbo|rocketmq|http_head|http_chunked|all]
+//!       [--seed N] [--dir FUZZ_DIR] [--write-corpus]
 //! ```
 //!
 //! `--write-corpus` (re)writes the seed corpus from the fixtures and exits.
@@ -25,11 +32,47 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use baton_worker::codec::{Protocol, fixtures, fuzzing};
+use baton_worker::http::fuzzing as http_fuzzing;
 
-const TARGETS: [(&str, Protocol); 3] = [
-    ("bolt", Protocol::Bolt),
-    ("dubbo", Protocol::Dubbo),
-    ("rocketmq", Protocol::RocketMq),
+// The smuggling corpus: plain data, shared with the process tests.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../tests/src/smuggle_corpus.rs"]
+mod smuggle_corpus;
+
+/// What a target runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Harness {
+    Codec(Protocol),
+    HttpHead,
+    HttpChunked,
+}
+
+const TARGETS: [(&str, Harness); 5] = [
+    ("bolt", Harness::Codec(Protocol::Bolt)),
+    ("dubbo", Harness::Codec(Protocol::Dubbo)),
+    ("rocketmq", Harness::Codec(Protocol::RocketMq)),
+    ("http_head", Harness::HttpHead),
+    ("http_chunked", Harness::HttpChunked),
+];
+
+/// Bytes worth inserting into HTTP inputs: delimiters and framing words.
+const HTTP_TOKENS: [&[u8]; 16] = [
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b": ",
+    b" ",
+    b"\t",
+    b",",
+    b";",
+    b"chunked",
+    b"Transfer-Encoding: ",
+    b"Content-Length: ",
+    b"Connection: ",
+    b"Host: ",
+    b"0\r\n\r\n",
+    b"ffffffff",
+    b"HTTP/1.0",
 ];
 
 /// Values worth planting in length fields.
@@ -47,7 +90,7 @@ const INTERESTING_U32: [u32; 9] = [
 
 struct Options {
     seconds: f64,
-    targets: Vec<(&'static str, Protocol)>,
+    targets: Vec<(&'static str, Harness)>,
     seed: u64,
     dir: PathBuf,
     write_corpus: bool,
@@ -81,7 +124,7 @@ fn parse_args() -> Result<Options, String> {
                 };
             }
             "-h" | "--help" => {
-                return Err("smoke [--seconds N] [--target bolt|dubbo|rocketmq|all] [--seed N] [--dir FUZZ_DIR] [--write-corpus]".into());
+                return Err("smoke [--seconds N] [--target bolt|dubbo|rocketmq|http_head|http_chunked|all] [--seed N] [--dir FUZZ_DIR] [--write-corpus]".into());
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -116,13 +159,18 @@ fn main() -> ExitCode {
     panic::set_hook(Box::new(|_| {}));
     let budget = Duration::from_secs_f64(options.seconds / options.targets.len() as f64);
     let started = Instant::now();
-    for &(name, protocol) in &options.targets {
-        match run_target(&options, name, protocol, budget) {
+    for &(name, harness) in &options.targets {
+        match run_target(&options, name, harness, budget) {
             Ok(stats) => println!(
-                "fuzz_{name}: {} corpus files replayed, {} inputs, {} frames decoded, {:.1}s",
+                "fuzz_{name}: {} corpus files replayed, {} inputs, {} {} decoded, {:.1}s",
                 stats.replayed,
                 stats.inputs,
                 stats.frames,
+                match harness {
+                    Harness::Codec(_) => "frames",
+                    Harness::HttpHead => "heads",
+                    Harness::HttpChunked => "complete bodies",
+                },
                 stats.elapsed.as_secs_f64()
             ),
             Err(crash) => {
@@ -145,7 +193,7 @@ struct Stats {
 fn run_target(
     o: &Options,
     name: &str,
-    protocol: Protocol,
+    harness: Harness,
     budget: Duration,
 ) -> Result<Stats, String> {
     let started = Instant::now();
@@ -154,27 +202,21 @@ fn run_target(
     let mut frames = 0u64;
     for sub in ["corpus", "artifacts"] {
         for input in read_dir_files(&o.dir.join(sub).join(format!("fuzz_{name}"))) {
-            frames += run_one(o, name, protocol, &input)? as u64;
+            frames += run_one(o, name, harness, &input)? as u64;
             replayed += 1;
             if sub == "corpus" {
                 seeds.push(input);
             }
         }
     }
-    for &(_, p, bytes) in fixtures::ALL {
-        if p == protocol {
-            let mut seed = vec![0u8];
-            seed.extend_from_slice(bytes);
-            seeds.push(seed);
-        }
-    }
+    seeds.extend(builtin_seeds(harness).into_iter().map(|(_, seed)| seed));
     let mut rng = Rng(o.seed ^ hash(name.as_bytes()));
     let mut inputs = 0u64;
     while started.elapsed() < budget {
         // Check the clock every batch, not every input.
         for _ in 0..256 {
-            let input = mutate(&mut rng, &seeds);
-            frames += run_one(o, name, protocol, &input)? as u64;
+            let input = mutate(&mut rng, &seeds, harness);
+            frames += run_one(o, name, harness, &input)? as u64;
             inputs += 1;
         }
     }
@@ -186,8 +228,13 @@ fn run_target(
     })
 }
 
-fn run_one(o: &Options, name: &str, protocol: Protocol, input: &[u8]) -> Result<usize, String> {
-    match panic::catch_unwind(AssertUnwindSafe(|| fuzzing::decode_stream(protocol, input))) {
+fn run_one(o: &Options, name: &str, harness: Harness, input: &[u8]) -> Result<usize, String> {
+    let run = || match harness {
+        Harness::Codec(protocol) => fuzzing::decode_stream(protocol, input),
+        Harness::HttpHead => usize::from(http_fuzzing::head(input)),
+        Harness::HttpChunked => usize::from(http_fuzzing::chunked(input)),
+    };
+    match panic::catch_unwind(AssertUnwindSafe(run)) {
         Ok(frames) => Ok(frames),
         Err(payload) => {
             let message = payload
@@ -207,7 +254,51 @@ fn run_one(o: &Options, name: &str, protocol: Protocol, input: &[u8]) -> Result<
     }
 }
 
-fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+/// The fixtures of a target, with their control byte, named for the seed
+/// corpus: the codec's byte fixtures, or the smuggling corpus and the
+/// HTTP seeds (for the chunked target, the bytes after each head).
+fn builtin_seeds(harness: Harness) -> Vec<(String, Vec<u8>)> {
+    let with_control = |control: u8, bytes: &[u8]| {
+        let mut seed = vec![control];
+        seed.extend_from_slice(bytes);
+        seed
+    };
+    match harness {
+        Harness::Codec(protocol) => fixtures::ALL
+            .iter()
+            .filter(|(_, p, _)| *p == protocol)
+            .map(|(name, _, bytes)| (name.to_string(), with_control(0, bytes)))
+            .collect(),
+        Harness::HttpHead => smuggle_corpus::cases()
+            .iter()
+            .map(|c| (c.name.to_string(), with_control(0, &c.bytes())))
+            .chain(
+                http_fuzzing::SEEDS
+                    .iter()
+                    .map(|(name, bytes)| (name.to_string(), bytes.to_vec())),
+            )
+            .collect(),
+        Harness::HttpChunked => smuggle_corpus::cases()
+            .iter()
+            .filter_map(|c| {
+                let bytes = c.bytes();
+                let lower = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+                let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+                lower[..end]
+                    .contains("chunked")
+                    .then(|| (c.name.to_string(), with_control(0, &bytes[end..])))
+            })
+            .chain(
+                http_fuzzing::SEEDS
+                    .iter()
+                    .filter(|(name, _)| name.contains("chunked-body"))
+                    .map(|(name, bytes)| (name.to_string(), bytes.to_vec())),
+            )
+            .collect(),
+    }
+}
+
+fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], harness: Harness) -> Vec<u8> {
     let pick = |rng: &mut Rng| &seeds[rng.below(seeds.len())];
     let mut data = if rng.below(16) == 0 {
         // Pure noise now and then.
@@ -227,6 +318,12 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
             3 => data.insert(at, rng.next() as u8),
             4 => {
                 data.remove(at);
+            }
+            5 if matches!(harness, Harness::HttpHead | Harness::HttpChunked) => {
+                // HTTP: a delimiter or a framing word.
+                let token = HTTP_TOKENS[rng.below(HTTP_TOKENS.len())];
+                let at = at.max(1);
+                data.splice(at..at, token.iter().copied());
             }
             5 => {
                 // Plant an interesting big-endian u32 (lengths, ids).
@@ -252,22 +349,22 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 
 fn write_corpus(dir: &Path) -> std::io::Result<usize> {
     let mut n = 0;
-    for &(fixture, protocol, bytes) in fixtures::ALL {
-        let Some((target, _)) = TARGETS.iter().find(|(_, p)| *p == protocol) else {
-            continue;
-        };
+    for &(target, harness) in &TARGETS {
         let sub = dir.join("corpus").join(format!("fuzz_{target}"));
         fs::create_dir_all(&sub)?;
-        // Control byte 0: default frame-size limit, first chunking seed.
-        let mut data = vec![0u8];
-        data.extend_from_slice(bytes);
-        fs::write(sub.join(format!("{fixture}.bin")), &data)?;
-        // Two frames back to back, split differently (control 0x5c).
-        let mut twice = vec![0x5cu8];
-        twice.extend_from_slice(bytes);
-        twice.extend_from_slice(bytes);
-        fs::write(sub.join(format!("{fixture}_x2.bin")), &twice)?;
-        n += 2;
+        for (name, seed) in builtin_seeds(harness) {
+            // Control byte 0: default limits, first chunking seed.
+            fs::write(sub.join(format!("{name}.bin")), &seed)?;
+            n += 1;
+            if let Harness::Codec(_) = harness {
+                // Two frames back to back, split differently (control 0x5c).
+                let mut twice = vec![0x5cu8];
+                twice.extend_from_slice(&seed[1..]);
+                twice.extend_from_slice(&seed[1..]);
+                fs::write(sub.join(format!("{name}_x2.bin")), &twice)?;
+                n += 1;
+            }
+        }
     }
     Ok(n)
 }

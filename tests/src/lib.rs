@@ -8,6 +8,13 @@
 //! * [`upstream`] — in-process upstream servers (echo, scripted);
 //! * [`http_peer`] — HTTP peers: a scripted upstream, a raw client, nginx,
 //!   wrk and curl;
+//! * [`recording`] — a strict recording HTTP/1.1 upstream (and an HTTP/2
+//!   one) that logs every request it parses, for the smuggling tests;
+//! * [`smuggle_corpus`] — the request-smuggling corpus (plain data, also
+//!   the HTTP fuzz targets' seeds);
+//! * [`h2_raw`] — an HTTP/2 client that writes frames as told, even
+//!   malformed ones;
+//! * [`haproxy`] — HAProxy run from a temp dir;
 //! * [`certs`] — a CA and server certificates per test (openssl);
 //! * [`systemd`] — a real systemd booted in namespaces, with baton's units
 //!   staged (or nothing of baton, for installing its Debian package);
@@ -34,7 +41,11 @@ pub mod admin;
 pub mod bolt;
 pub mod certs;
 pub mod faults;
+pub mod h2_raw;
+pub mod haproxy;
 pub mod http_peer;
+pub mod recording;
+pub mod smuggle_corpus;
 pub mod systemd;
 pub mod traffic;
 pub mod upstream;

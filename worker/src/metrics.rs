@@ -312,19 +312,19 @@ impl Meters {
         ));
         families.push(per_http(
             "baton_http_requests_rejected_total",
-            "Requests refused before they were forwarded, by reason (also in baton_http_bad_requests_total).",
+            "Requests refused as malformed or hostile (never forwarded), by reason.",
             &|m| {
-                vec![
-                    (
-                        Some(("reason", "header_too_large")),
-                        load(&m.rejected_header_too_large),
-                    ),
-                    (
-                        Some(("reason", "too_many_headers")),
-                        load(&m.rejected_too_many_headers),
-                    ),
-                ]
+                crate::http::h1::REJECT_REASONS
+                    .iter()
+                    .zip(&m.rejected)
+                    .map(|(reason, n)| (Some(("reason", *reason)), load(n)))
+                    .collect()
             },
+        ));
+        families.push(per_http(
+            "baton_http_upstream_bad_responses_total",
+            "Upstream responses refused as malformed or ambiguously framed (502, or the client connection cut).",
+            &|m| vec![(None, load(&m.bad_responses))],
         ));
         families.push(per_http(
             "baton_http_upstream_timeouts_total",

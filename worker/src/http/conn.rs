@@ -40,7 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::http::h1::{self, Chunked, Framing, H1Error, Head};
+use crate::http::h1::{self, Chunked, Framing, H1Error, Head, Rechunk};
 use crate::http::relay::Relay;
 use crate::http::route::Decision;
 use crate::http::upstream::UpIo;
@@ -229,14 +229,8 @@ where
     /// A hostile or malformed request: 400 and close; never forwarded.
     async fn bad<T>(&mut self, e: H1Error) -> Outcome<T> {
         warn!(client = ?self.client_addr, error = %e, "refused a request");
-        self.ctx.meters.bad_requests.fetch_add(1, Ordering::Relaxed);
-        self.ctx.meters.rejected(&e);
-        let status = match e {
-            H1Error::HeadTooLarge(_) | H1Error::TooManyHeaders(_) => 431,
-            H1Error::UnsupportedEncoding => 501,
-            H1Error::Version => 505,
-            _ => 400,
-        };
+        self.ctx.meters.reject(&e);
+        let status = e.status();
         let body = format!("{e}\n");
         let response =
             h1::simple_response(status, "text/plain", &[], body.as_bytes(), false, false);
@@ -542,12 +536,21 @@ where
                         loop {
                             match h1::parse_response(&mut up_buf, &head.method, h1::RESPONSE_LIMITS.max_header_bytes) {
                                 Ok(Some(response)) if (100..200).contains(&response.status) && response.status != 101 => {
-                                    // Interim: relay (100 Continue lets the client send its body).
+                                    // Interim: relay (100 Continue lets the client send its body),
+                                    // but never to an HTTP/1.0 client (RFC 9110 §15.2).
+                                    if head.minor == 0 {
+                                        continue;
+                                    }
                                     let mut interim = BytesMut::new();
                                     h1::write_response(&response, true, &mut interim);
                                     if let Err(e) = self.write(&interim).await {
                                         return Attempt::Client(Fatal::Io(e));
                                     }
+                                }
+                                Ok(Some(response)) if response.status == 101 && !head.is_upgrade() => {
+                                    // Switching protocols unasked: nothing after it can be framed.
+                                    self.ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
+                                    return Attempt::UpstreamFailed(std::io::Error::other("101 to a request that did not ask to upgrade"));
                                 }
                                 Ok(Some(response)) => {
                                     if !body.done {
@@ -558,7 +561,11 @@ where
                                     return Attempt::Response(Box::new(ResponseState { head: response, body }), up_buf);
                                 }
                                 Ok(None) => break,
-                                Err(e) => return Attempt::UpstreamFailed(std::io::Error::other(e.to_string())),
+                                Err(e) => {
+                                    warn!(error = %e, "refused an upstream response");
+                                    self.ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
+                                    return Attempt::UpstreamFailed(std::io::Error::other(e.to_string()));
+                                }
                             }
                         }
                     }
@@ -607,9 +614,15 @@ where
         let mut copy = BodyCopy::new(response.framing);
         loop {
             if !up_buf.is_empty() {
-                let chunk = copy
-                    .take(&mut up_buf)
-                    .map_err(|e| Fatal::Io(std::io::Error::other(e.to_string())))?;
+                let chunk = copy.take(&mut up_buf).map_err(|e| {
+                    // Mid-body: the client has the head, so the connection
+                    // is cut (and the upstream one dropped).
+                    self.ctx
+                        .meters
+                        .bad_responses
+                        .fetch_add(1, Ordering::Relaxed);
+                    Fatal::Io(std::io::Error::other(e.to_string()))
+                })?;
                 match head_out.take() {
                     Some(mut out) if chunk.len() <= COALESCE_BODY => {
                         out.extend_from_slice(&chunk);
@@ -979,11 +992,12 @@ enum Attempt {
 /// one write; a larger first chunk is written on its own.
 const COALESCE_BODY: usize = 16 * 1024;
 
-/// Cuts a message body out of a stream of bytes, as framed.
+/// Cuts a message body out of a stream of bytes, as framed; a chunked
+/// one comes out re-chunked ([`Rechunk`]).
 struct BodyCopy {
     framing: Framing,
     remaining: u64,
-    chunked: Chunked,
+    chunked: Rechunk,
     done: bool,
     /// The upstream answered before the body was complete.
     abandoned: bool,
@@ -999,7 +1013,7 @@ impl BodyCopy {
         BodyCopy {
             framing,
             remaining,
-            chunked: Chunked::default(),
+            chunked: Rechunk::default(),
             done,
             abandoned: false,
         }
@@ -1016,9 +1030,9 @@ impl BodyCopy {
                 used
             }
             Framing::Chunked => {
-                let (used, done) = self.chunked.feed(buf)?;
-                self.done = done;
-                used
+                let mut out = BytesMut::with_capacity(buf.len() + 32);
+                self.done = self.chunked.take(buf, &mut out)?;
+                return Ok(out);
             }
             Framing::Close => buf.len(),
         };
@@ -1059,14 +1073,21 @@ pub struct HttpMeters {
     pub status_5xx: AtomicU64,
     /// Refused as malformed or hostile (and never forwarded).
     pub bad_requests: AtomicU64,
+    /// The same, by [`H1Error::reason`] (indexed as [`h1::REJECT_REASONS`]).
+    pub rejected: [AtomicU64; h1::REJECT_REASONS.len()],
+    /// Upstream responses refused as malformed or ambiguously framed
+    /// (answered 502, or the client connection cut mid-body).
+    pub bad_responses: AtomicU64,
     pub timeouts: AtomicU64,
-    /// Refused for a head over `max_header_bytes` (HTTP/1.1 or HTTP/2).
-    pub rejected_header_too_large: AtomicU64,
-    /// Refused for more than `max_headers` fields (HTTP/1.1 or HTTP/2).
-    pub rejected_too_many_headers: AtomicU64,
 }
 
 impl HttpMeters {
+    /// Counts a request refused with `e`.
+    pub fn reject(&self, e: &H1Error) {
+        self.bad_requests.fetch_add(1, Ordering::Relaxed);
+        self.rejected[e.reason_index()].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn status(&self, status: u16) {
         let counter = match status {
             100..=199 => &self.status_1xx,
@@ -1074,18 +1095,6 @@ impl HttpMeters {
             300..=399 => &self.status_3xx,
             400..=499 => &self.status_4xx,
             _ => &self.status_5xx,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a request refused before it was forwarded, by why
-    /// (`baton_http_requests_rejected_total{reason}`); other refusals are
-    /// counted in `bad_requests` only.
-    pub fn rejected(&self, why: &H1Error) {
-        let counter = match why {
-            H1Error::HeadTooLarge(_) => &self.rejected_header_too_large,
-            H1Error::TooManyHeaders(_) => &self.rejected_too_many_headers,
-            _ => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -1,20 +1,58 @@
 //! HTTP/1.1 message framing, sans I/O: request and response heads
 //! (httparse, bounded), body framing (RFC 9112 §6), a streaming chunked
-//! decoder that finds where a body ends, and rewriting heads for the hop
+//! decoder that finds where a body ends ([`Chunked`]) and one that
+//! re-frames it canonically ([`Rechunk`]), and rewriting heads for the hop
 //! to the other side.
 //!
-//! Security rules enforced here, each answered with 400 by the caller and
-//! the connection closed (the request is never forwarded):
+//! # Request smuggling
+//!
+//! A proxy and the server behind it must agree on where every request
+//! ends; any message two parsers could frame differently is refused. Each
+//! rule below is answered with a 4xx (or 501/505) by the caller, the
+//! connection closed, the request never forwarded, and the refusal
+//! counted by [`H1Error::reason`]:
 //! * a request line and headers over `max_header_bytes`, or over
 //!   `max_headers` fields;
-//! * `Transfer-Encoding` together with `Content-Length` (request
-//!   smuggling), more than one `Content-Length`, a `Content-Length` that is
-//!   not a plain decimal;
-//! * a `Transfer-Encoding` other than exactly `chunked`;
-//! * header names or values with bytes httparse refuses (CR, LF, NUL...);
-//! * a bad chunk size line (non-hex, too long, an overflowing size);
-//! * an HTTP/1.1 request without a `Host`, or with more than one
-//!   (RFC 9112 §3.2).
+//! * `Transfer-Encoding` together with `Content-Length` (RFC 9112 §6.3
+//!   item 3 allows a server to go on; a proxy cannot know which one the
+//!   next hop believes), more than one `Content-Length` (a list `5, 5`
+//!   included), a `Content-Length` that is not a plain decimal;
+//! * a `Transfer-Encoding` whose codings do not end with `chunked`, or
+//!   name it twice (400, RFC 9112 §6.3 item 4), or name another coding
+//!   before it (501: we decode none); any `Transfer-Encoding` in an
+//!   HTTP/1.0 message (RFC 9112 §6.1: faulty framing);
+//! * a `Connection` header that names `Content-Length`,
+//!   `Transfer-Encoding` or `Host` (RFC 9110 §7.6.1 lets a proxy drop the
+//!   fields `Connection` names; dropping these would forward a body the
+//!   next hop cannot frame, or a request it cannot route);
+//! * a header name that is one of those three with `_` for `-`
+//!   (`Transfer_Encoding`): servers that fold `_` into `-` would frame by
+//!   it while we do not;
+//! * header names or values with bytes httparse refuses (CR, LF, NUL,
+//!   obs-fold, whitespace before the colon...);
+//! * a bad chunk: a size line that is not hex, over 15 digits, with bare
+//!   CR or LF, or longer than [`MAX_CHUNK_LINE`] with its extensions; data
+//!   not followed by CRLF; a trailer section over [`MAX_TRAILER_BYTES`];
+//! * an HTTP/1.1 request without a `Host`, with more than one, or with one
+//!   that is not `host[:port]` (RFC 9112 §3.2);
+//! * a target that is not origin-form (`/path`), absolute-form with an
+//!   `http`/`https` scheme and a non-empty host without userinfo, `*` (for
+//!   `OPTIONS`) or authority-form (for `CONNECT`) (RFC 9112 §3.2).
+//!
+//! What goes upstream is re-serialised, never copied: the framing headers
+//! are written from what we parsed (`Content-Length: N` or
+//! `Transfer-Encoding: chunked`), chunked bodies are re-chunked (one chunk
+//! per read, extensions dropped, trailers kept), and hop-by-hop fields are
+//! dropped. A request asking to upgrade to `h2c` is served as the plain
+//! HTTP/1.1 request it also is: the upgrade is for this hop only, and an
+//! upstream that switched would take the client past our routes.
+//!
+//! Responses follow the same rules (an upstream's ambiguous framing or
+//! `Connection: Content-Length` make [`parse_response`] fail, and the
+//! caller answers 502 and drops that upstream connection), except that a
+//! response `Transfer-Encoding` may carry other codings before `chunked`,
+//! and one where `chunked` is not last is read until the connection
+//! closes (RFC 9112 §6.3 item 4).
 //!
 //! An absolute-form target (`GET http://host/path`) routes by its
 //! authority, which replaces any `Host` the client sent, and goes upstream
@@ -40,13 +78,84 @@ pub enum H1Error {
     BadLength,
     #[error("unsupported Transfer-Encoding")]
     UnsupportedEncoding,
+    #[error("invalid Transfer-Encoding: {0}")]
+    BadEncoding(&'static str),
+    #[error("Transfer-Encoding in an HTTP/1.0 message")]
+    Http10Encoding,
+    #[error("Connection names {0}, which frames or routes the message")]
+    ConnectionOption(&'static str),
     #[error("invalid chunk: {0}")]
     BadChunk(&'static str),
     #[error("unsupported HTTP version")]
     Version,
     #[error("{0}")]
     Host(&'static str),
+    #[error("invalid request target: {0}")]
+    Target(&'static str),
 }
+
+/// Every value of [`H1Error::reason`], in a fixed order (metric labels).
+pub const REJECT_REASONS: [&str; 14] = [
+    "header_too_large",
+    "too_many_headers",
+    "malformed",
+    "content_length_and_transfer_encoding",
+    "duplicate_content_length",
+    "bad_content_length",
+    "unsupported_transfer_encoding",
+    "bad_transfer_encoding",
+    "http10_transfer_encoding",
+    "connection_option",
+    "bad_chunk",
+    "version",
+    "host",
+    "target",
+];
+
+impl H1Error {
+    /// A short label for metrics: one of [`REJECT_REASONS`].
+    pub fn reason(&self) -> &'static str {
+        REJECT_REASONS[self.reason_index()]
+    }
+
+    /// The index of [`H1Error::reason`] in [`REJECT_REASONS`].
+    pub fn reason_index(&self) -> usize {
+        match self {
+            H1Error::HeadTooLarge(_) => 0,
+            H1Error::TooManyHeaders(_) => 1,
+            H1Error::Malformed(_) => 2,
+            H1Error::Smuggling => 3,
+            H1Error::DuplicateLength => 4,
+            H1Error::BadLength => 5,
+            H1Error::UnsupportedEncoding => 6,
+            H1Error::BadEncoding(_) => 7,
+            H1Error::Http10Encoding => 8,
+            H1Error::ConnectionOption(_) => 9,
+            H1Error::BadChunk(_) => 10,
+            H1Error::Version => 11,
+            H1Error::Host(_) => 12,
+            H1Error::Target(_) => 13,
+        }
+    }
+
+    /// The status a client gets for a request refused with this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            H1Error::HeadTooLarge(_) | H1Error::TooManyHeaders(_) => 431,
+            H1Error::UnsupportedEncoding => 501,
+            H1Error::Version => 505,
+            _ => 400,
+        }
+    }
+}
+
+/// The longest chunk-size line, extensions included: real clients send a
+/// few hex digits; a longer line only costs the proxy memory and time.
+pub const MAX_CHUNK_LINE: usize = 4096;
+
+/// The largest trailer section of a chunked body: trailers are a few
+/// fields at most (gRPC's status), and they are held until the body ends.
+pub const MAX_TRAILER_BYTES: usize = 16 * 1024;
 
 /// Limits on a request head.
 #[derive(Debug, Clone, Copy)]
@@ -120,9 +229,14 @@ impl Head {
         self.minor >= 1 || self.has_token("connection", "keep-alive")
     }
 
-    /// A request asking to switch protocols (WebSocket...).
+    /// A request asking to switch protocols (WebSocket...). An upgrade to
+    /// `h2c` is not one: it would switch this hop, which we do not do, and
+    /// an upstream that switched would serve the client past our routes
+    /// (RFC 9113 §3.1 deprecates it); the request is served as HTTP/1.1.
     pub fn is_upgrade(&self) -> bool {
-        self.has_token("connection", "upgrade") && self.header("upgrade").is_some()
+        self.has_token("connection", "upgrade")
+            && self.header("upgrade").is_some()
+            && !self.has_token("upgrade", "h2c")
     }
 
     pub fn expects_continue(&self) -> bool {
@@ -226,20 +340,137 @@ pub fn parse_request(buf: &mut BytesMut, limits: Limits) -> Result<Option<Head>,
             .collect(),
         framing: Framing::None,
     };
-    let hosts = head
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
-        .count();
-    if hosts > 1 {
-        return Err(H1Error::Host("more than one Host"));
-    }
-    if hosts == 0 && head.minor >= 1 {
-        return Err(H1Error::Host("HTTP/1.1 request without Host"));
-    }
+    check_request(&head)?;
     head.framing = request_framing(&head)?;
     let _ = buf.split_to(len);
     Ok(Some(head))
+}
+
+/// The rules on a request head beyond its syntax (see the module docs).
+fn check_request(head: &Head) -> Result<(), H1Error> {
+    let mut hosts = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(H1Error::Host("more than one Host"));
+    }
+    match host {
+        None if head.minor >= 1 => return Err(H1Error::Host("HTTP/1.1 request without Host")),
+        // Empty is allowed: a target without an authority (RFC 9112 §3.2).
+        Some((_, value)) if !value.is_empty() && !valid_authority(value) => {
+            return Err(H1Error::Host("invalid Host"));
+        }
+        _ => {}
+    }
+    check_target(head)?;
+    check_connection(head)?;
+    for (name, _) in &head.headers {
+        if name.contains('_') {
+            let folded = name.replace('_', "-");
+            if FRAMING_FIELDS
+                .iter()
+                .any(|f| folded.eq_ignore_ascii_case(f))
+            {
+                return Err(H1Error::Malformed(
+                    "a framing field's name with '_' for '-'",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fields that frame or route a message: `Connection` may not name
+/// them (see the module docs).
+const FRAMING_FIELDS: [&str; 3] = ["content-length", "transfer-encoding", "host"];
+
+fn check_connection(head: &Head) -> Result<(), H1Error> {
+    for field in FRAMING_FIELDS {
+        if head.has_token("connection", field) {
+            return Err(H1Error::ConnectionOption(field));
+        }
+    }
+    Ok(())
+}
+
+/// The request target's form must be the one its method allows
+/// (RFC 9112 §3.2).
+fn check_target(head: &Head) -> Result<(), H1Error> {
+    let target = head.target.as_str();
+    if target.starts_with('/') {
+        return Ok(());
+    }
+    if let Some(authority) = head.authority() {
+        if authority.is_empty() {
+            return Err(H1Error::Target("absolute-form without a host"));
+        }
+        if !valid_authority(authority.as_bytes()) {
+            return Err(H1Error::Target("absolute-form with an invalid authority"));
+        }
+        return Ok(());
+    }
+    if target == "*" && head.method == "OPTIONS" {
+        return Ok(());
+    }
+    if head.method == "CONNECT" && valid_authority(target.as_bytes()) && !target.is_empty() {
+        return Ok(());
+    }
+    Err(H1Error::Target(
+        "neither origin-form nor http(s) absolute-form",
+    ))
+}
+
+/// `host [":" port]` (RFC 3986 §3.2.2): an IP literal in brackets, or
+/// reg-name / IPv4 characters; no userinfo (RFC 9110 §4.2.4 makes `@` an
+/// error), no whitespace.
+pub fn valid_authority(value: &[u8]) -> bool {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let Some(end) = value.iter().position(|b| *b == b']') else {
+            return false;
+        };
+        let literal = &value[1..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.' | b'v' | b'V'))
+        {
+            return false;
+        }
+        match &value[end + 1..] {
+            [] => (&value[..0], None),
+            [b':', port @ ..] => (&value[..0], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().rposition(|b| *b == b':') {
+            Some(at) => (&value[..at], Some(&value[at + 1..])),
+            None => (value, None),
+        }
+    };
+    let reg_name = host.iter().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+    });
+    reg_name && port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit))
 }
 
 fn content_length(head: &Head) -> Result<Option<u64>, H1Error> {
@@ -260,19 +491,43 @@ fn content_length(head: &Head) -> Result<Option<u64>, H1Error> {
     text.parse().map(Some).map_err(|_| H1Error::BadLength)
 }
 
-fn transfer_encoding(head: &Head) -> Result<bool, H1Error> {
-    let mut found = false;
-    for (_, v) in head
+/// The codings of every `Transfer-Encoding` field, in order (empty list
+/// elements skipped, RFC 9110 §5.6.1); `None` without the field.
+fn codings(head: &Head) -> Option<Vec<&[u8]>> {
+    let mut present = false;
+    let codings = head
         .headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
-    {
-        if found || !v.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            return Err(H1Error::UnsupportedEncoding);
-        }
-        found = true;
+        .inspect(|_| present = true)
+        .flat_map(|(_, v)| v.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .collect();
+    present.then_some(codings)
+}
+
+/// A request's `Transfer-Encoding`: absent, or `chunked` once and last
+/// (else 400, RFC 9112 §6.3 item 4), with no coding before it (else 501:
+/// we do not decode gzip & co., §6.1). Never in HTTP/1.0 (§6.1).
+fn transfer_encoding(head: &Head) -> Result<bool, H1Error> {
+    let Some(codings) = codings(head) else {
+        return Ok(false);
+    };
+    if head.minor == 0 {
+        return Err(H1Error::Http10Encoding);
     }
-    Ok(found)
+    let chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+    if !codings.last().is_some_and(|c| chunked(c)) {
+        return Err(H1Error::BadEncoding("chunked is not the final coding"));
+    }
+    if codings.iter().filter(|c| chunked(c)).count() > 1 {
+        return Err(H1Error::BadEncoding("chunked more than once"));
+    }
+    if codings.len() > 1 {
+        return Err(H1Error::UnsupportedEncoding);
+    }
+    Ok(true)
 }
 
 fn request_framing(head: &Head) -> Result<Framing, H1Error> {
@@ -283,6 +538,31 @@ fn request_framing(head: &Head) -> Result<Framing, H1Error> {
         (true, None) => Ok(Framing::Chunked),
         (false, Some(0) | None) => Ok(Framing::None),
         (false, Some(n)) => Ok(Framing::Length(n)),
+    }
+}
+
+/// How a response's `Transfer-Encoding` frames it: `None` without one,
+/// `Chunked` when `chunked` is the last coding (and not also an earlier
+/// one), `Close` otherwise (RFC 9112 §6.3 item 4).
+fn response_encoding(head: &Head) -> Result<Option<Framing>, H1Error> {
+    let Some(codings) = codings(head) else {
+        return Ok(None);
+    };
+    let Some(last) = codings.last() else {
+        return Err(H1Error::BadEncoding("no coding"));
+    };
+    if head.minor == 0 {
+        return Err(H1Error::Http10Encoding);
+    }
+    let chunked = codings
+        .iter()
+        .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
+        .count();
+    match (chunked, last.eq_ignore_ascii_case(b"chunked")) {
+        (0, _) => Ok(Some(Framing::Close)),
+        (1, true) => Ok(Some(Framing::Chunked)),
+        // Chunked twice, or not last: no reading of it is safe.
+        _ => Err(H1Error::BadEncoding("chunked not once and last")),
     }
 }
 
@@ -301,6 +581,10 @@ pub fn parse_response(
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(H1Error::Malformed("response head")),
     };
+    // The bound holds however the head arrived (whole, or in pieces).
+    if len > max {
+        return Err(H1Error::HeadTooLarge(max));
+    }
     let mut head = Head {
         method: String::new(),
         target: String::new(),
@@ -314,18 +598,32 @@ pub fn parse_response(
             .collect(),
         framing: Framing::None,
     };
+    if head.status < 100 {
+        // Three digits, but no status: it would not survive being
+        // written again (RFC 9110 §15: 1xx to 5xx, room up to 999).
+        return Err(H1Error::Malformed("response status under 100"));
+    }
+    check_connection(&head)?;
+    // Checked whatever the status: a head framed two ways is a broken (or
+    // hostile) upstream, even where the status means no body.
+    let encoding = response_encoding(&head)?;
+    let length = content_length(&head)?;
+    if encoding.is_some() && length.is_some() {
+        // RFC 9112 §6.3 item 3 lets a proxy forward it chunked; we do
+        // not: the upstream may have meant the length, and then the rest
+        // of its bytes are a response nobody asked for.
+        return Err(H1Error::Smuggling);
+    }
     head.framing = if request_method.eq_ignore_ascii_case("HEAD")
         || (100..200).contains(&head.status)
         || head.status == 204
         || head.status == 304
     {
         Framing::None
-    } else if transfer_encoding(&head).unwrap_or(false) {
-        // A server's own TE wins over a CL it may also send (RFC 9112
-        // §6.3 item 3); we forward it chunked.
-        Framing::Chunked
+    } else if let Some(framing) = encoding {
+        framing
     } else {
-        match content_length(&head)? {
+        match length {
             Some(n) => Framing::Length(n),
             None => Framing::Close,
         }
@@ -345,6 +643,8 @@ fn hop_by_hop(head: &Head, name: &str) -> bool {
         "te",
         "trailer",
         "upgrade",
+        // The settings of an h2c upgrade, for this hop only (RFC 7540 §3.2.1).
+        "http2-settings",
     ];
     ALWAYS.iter().any(|h| name.eq_ignore_ascii_case(h))
         // Fields the Connection header names are hop-by-hop too.
@@ -352,8 +652,11 @@ fn hop_by_hop(head: &Head, name: &str) -> bool {
 }
 
 /// Writes a request head for the upstream hop: hop-by-hop fields dropped,
+/// the framing fields written from [`Head::framing`] (never copied),
 /// `X-Forwarded-For` and `X-Forwarded-Proto` added, keep-alive (or the
-/// upgrade) asked for.
+/// upgrade) asked for. A request without `Host` (HTTP/1.0) gets an empty
+/// one, as HTTP/1.1 requires of a request whose target has no authority
+/// (RFC 9112 §3.2).
 pub fn write_request(
     head: &Head,
     client_ip: Option<std::net::IpAddr>,
@@ -365,12 +668,22 @@ pub fn write_request(
     out.extend_from_slice(head.origin_form().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let authority = head.authority();
-    if let Some(a) = authority {
-        header(out, b"Host", a.as_bytes());
+    match authority {
+        Some(a) => header(out, b"Host", a.as_bytes()),
+        None if head.header("host").is_none() => header(out, b"Host", b""),
+        None => {}
     }
     let mut forwarded_for: Option<Vec<u8>> = None;
+    let mut had_length = false;
     for (name, value) in &head.headers {
         if authority.is_some() && name.eq_ignore_ascii_case("host") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            // Written below, from the framing.
+            had_length |= name.eq_ignore_ascii_case("content-length");
             continue;
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
@@ -385,11 +698,17 @@ pub fn write_request(
         if name.eq_ignore_ascii_case("x-forwarded-proto") {
             continue;
         }
-        // Transfer-Encoding is framing and stays: the body goes as it came.
-        if hop_by_hop(head, name) && !name.eq_ignore_ascii_case("transfer-encoding") {
+        if hop_by_hop(head, name) {
             continue;
         }
         header(out, name.as_bytes(), value);
+    }
+    match head.framing {
+        Framing::Length(n) => header(out, b"Content-Length", n.to_string().as_bytes()),
+        Framing::Chunked => header(out, b"Transfer-Encoding", b"chunked"),
+        // `Content-Length: 0` stays: some servers want a length on a POST.
+        Framing::None | Framing::Close if had_length => header(out, b"Content-Length", b"0"),
+        Framing::None | Framing::Close => {}
     }
     if let Some(ip) = client_ip {
         let merged = forwarded_for.get_or_insert_with(Vec::new);
@@ -509,15 +828,21 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Finds where a chunked body ends, byte by byte, without copying it:
-/// the proxy forwards the chunked bytes as they are and only needs to know
-/// how many of them belong to this message.
+/// Finds where a chunked body ends, byte by byte, and what it carries
+/// (RFC 9112 §7.1): `chunk-size [ext] CRLF data CRLF ... 0 [ext] CRLF
+/// trailers CRLF`. Strict: hex sizes of at most 15 digits, CRLF only (a
+/// bare CR or LF anywhere in the framing is an error), size lines of at
+/// most [`MAX_CHUNK_LINE`] bytes with their extensions, trailer sections
+/// of at most [`MAX_TRAILER_BYTES`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Chunked {
     state: ChunkState,
     /// Digits of the current size line, for its bound.
     size_digits: u8,
     size: u64,
+    /// Bytes of the current size line (extensions included), or of the
+    /// trailer section, for their bounds.
+    line: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -543,9 +868,46 @@ impl Chunked {
     /// How many bytes of `input` belong to the body, and whether the body
     /// ends there.
     pub fn feed(&mut self, input: &[u8]) -> Result<(usize, bool), H1Error> {
+        self.step(input, &mut |_| {}, &mut |_| {})
+    }
+
+    /// As [`Chunked::feed`], and appends the data the chunks carry (the
+    /// body without its framing) to `body`.
+    pub fn decode(&mut self, input: &[u8], body: &mut BytesMut) -> Result<(usize, bool), H1Error> {
+        self.step(input, &mut |d| body.extend_from_slice(d), &mut |_| {})
+    }
+
+    /// Whether the whole body has been seen.
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// The state machine: `data` gets the chunk data, `trailer` the bytes
+    /// of the trailer field lines (each with its CRLF; not the final one).
+    fn step(
+        &mut self,
+        input: &[u8],
+        data: &mut dyn FnMut(&[u8]),
+        trailer: &mut dyn FnMut(&[u8]),
+    ) -> Result<(usize, bool), H1Error> {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
+            match self.state {
+                ChunkState::Size | ChunkState::Extension => {
+                    self.line += 1;
+                    if self.line > MAX_CHUNK_LINE {
+                        return Err(H1Error::BadChunk("chunk size line too long"));
+                    }
+                }
+                ChunkState::Trailer | ChunkState::TrailerStart | ChunkState::TrailerLf => {
+                    self.line += 1;
+                    if self.line > MAX_TRAILER_BYTES {
+                        return Err(H1Error::BadChunk("trailer section too large"));
+                    }
+                }
+                _ => {}
+            }
             match self.state {
                 ChunkState::Size => match b {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
@@ -564,6 +926,11 @@ impl Chunked {
                 ChunkState::Extension => match b {
                     b'\r' => self.state = ChunkState::SizeLf,
                     b'\n' => return Err(H1Error::BadChunk("bare LF in chunk extension")),
+                    // Other controls (NUL, DEL...) have no place in an
+                    // extension (RFC 9112 §7.1.1: tokens, quoted strings).
+                    0..=0x08 | 0x0a..=0x1f | 0x7f => {
+                        return Err(H1Error::BadChunk("control byte in chunk extension"));
+                    }
                     _ => {}
                 },
                 ChunkState::SizeLf => {
@@ -571,6 +938,7 @@ impl Chunked {
                         return Err(H1Error::BadChunk("expected LF after chunk size"));
                     }
                     self.size_digits = 0;
+                    self.line = 0;
                     self.state = if self.size == 0 {
                         ChunkState::TrailerStart
                     } else {
@@ -578,7 +946,10 @@ impl Chunked {
                     };
                 }
                 ChunkState::Data => {
-                    let take = (self.size as usize).min(input.len() - i);
+                    let take = usize::try_from(self.size)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len() - i);
+                    data(&input[i..i + take]);
                     self.size -= take as u64;
                     i += take;
                     if self.size == 0 {
@@ -601,17 +972,28 @@ impl Chunked {
                 ChunkState::TrailerStart => match b {
                     b'\r' => self.state = ChunkState::EndLf,
                     b'\n' => return Err(H1Error::BadChunk("bare LF in trailer")),
-                    _ => self.state = ChunkState::Trailer,
+                    // A trailer line starts with a field name, not
+                    // whitespace (no obs-fold).
+                    b' ' | b'\t' => return Err(H1Error::BadChunk("folded trailer line")),
+                    0..=0x1f | 0x7f => return Err(H1Error::BadChunk("control byte in trailer")),
+                    _ => {
+                        trailer(&[b]);
+                        self.state = ChunkState::Trailer;
+                    }
                 },
                 ChunkState::Trailer => match b {
                     b'\r' => self.state = ChunkState::TrailerLf,
                     b'\n' => return Err(H1Error::BadChunk("bare LF in trailer")),
-                    _ => {}
+                    0..=0x08 | 0x0a..=0x1f | 0x7f => {
+                        return Err(H1Error::BadChunk("control byte in trailer"));
+                    }
+                    _ => trailer(&[b]),
                 },
                 ChunkState::TrailerLf => {
                     if b != b'\n' {
                         return Err(H1Error::BadChunk("expected LF in trailer"));
                     }
+                    trailer(b"\r\n");
                     self.state = ChunkState::TrailerStart;
                 }
                 ChunkState::EndLf => {
@@ -626,6 +1008,46 @@ impl Chunked {
             i += 1;
         }
         Ok((i, self.state == ChunkState::Done))
+    }
+}
+
+/// Re-frames a chunked body canonically as it streams through: the data
+/// of each piece of input becomes one chunk with a plain hex size, chunk
+/// extensions are dropped, and the trailer section (validated by
+/// [`Chunked`]) follows the last chunk unchanged. The next hop then never
+/// sees a size, extension or line ending that it might read differently
+/// from us (a 32-bit size that wraps, say).
+#[derive(Debug, Clone, Default)]
+pub struct Rechunk {
+    decoder: Chunked,
+    /// The trailer section so far: sent with the last chunk.
+    trailers: Vec<u8>,
+}
+
+impl Rechunk {
+    /// Takes from the front of `input` what belongs to the body and
+    /// appends its canonical form to `out`; returns whether the body ended.
+    pub fn take(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, H1Error> {
+        let mut data = BytesMut::new();
+        let trailers = &mut self.trailers;
+        let (used, done) =
+            self.decoder
+                .step(input, &mut |d| data.extend_from_slice(d), &mut |t| {
+                    trailers.extend_from_slice(t)
+                })?;
+        let _ = input.split_to(used);
+        if !data.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+        }
+        if done {
+            out.extend_from_slice(b"0\r\n");
+            out.extend_from_slice(&self.trailers);
+            out.extend_from_slice(b"\r\n");
+            self.trailers.clear();
+        }
+        Ok(done)
     }
 }
 
@@ -676,6 +1098,36 @@ mod tests {
         assert_eq!(
             req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             Err(H1Error::UnsupportedEncoding)
+        );
+        for (te, why) in [
+            ("gzip", "chunked is not the final coding"),
+            ("chunked, identity", "chunked is not the final coding"),
+            ("xchunked", "chunked is not the final coding"),
+            ("\"chunked\"", "chunked is not the final coding"),
+            (",", "chunked is not the final coding"),
+            ("chunked, chunked", "chunked more than once"),
+        ] {
+            assert_eq!(
+                req(&format!(
+                    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: {te}\r\n\r\n"
+                )),
+                Err(H1Error::BadEncoding(why)),
+                "{te}"
+            );
+        }
+        assert_eq!(
+            req(
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            Err(H1Error::BadEncoding("chunked more than once"))
+        );
+        let head = req("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: , CHUNKED\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            head.framing,
+            Framing::Chunked,
+            "empty list elements are skipped"
         );
         let big = format!(
             "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
@@ -728,19 +1180,193 @@ mod tests {
     }
 
     #[test]
-    fn chunked_responses_lose_their_content_length() {
-        let mut b = BytesMut::from(
-            &b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+    fn responses_framed_two_ways_or_out_of_order_are_refused() {
+        let parse = |text: &str| {
+            parse_response(&mut BytesMut::from(text.as_bytes()), "GET", 1024)
+                .map(|h| h.map(|h| h.framing))
+        };
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(H1Error::Smuggling)
         );
-        let head = parse_response(&mut b, "GET", 1024).unwrap().unwrap();
-        assert_eq!(head.framing, Framing::Chunked);
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n"),
+            Err(H1Error::DuplicateLength)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length\r\n\r\n"),
+            Err(H1Error::ConnectionOption("content-length"))
+        );
+        assert_eq!(
+            parse("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Err(H1Error::Http10Encoding)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            Ok(Some(Framing::Chunked))
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Ok(Some(Framing::Close)),
+            "chunked not last: until the end of the connection"
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            Err(H1Error::BadEncoding("chunked not once and last"))
+        );
+        assert_eq!(
+            parse(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            Err(H1Error::BadEncoding("chunked not once and last"))
+        );
+    }
+
+    #[test]
+    fn connection_cannot_name_the_fields_that_frame_or_route() {
+        for field in ["Content-Length", "transfer-encoding", "HOST"] {
+            let text = format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: keep-alive, {field}\r\n\r\nabc"
+            );
+            assert_eq!(
+                req(&text),
+                Err(H1Error::ConnectionOption(
+                    FRAMING_FIELDS
+                        .iter()
+                        .find(|f| f.eq_ignore_ascii_case(field))
+                        .unwrap()
+                )),
+                "{field}"
+            );
+        }
+        assert!(
+            matches!(
+                req("GET / HTTP/1.1\r\nHost: x\r\nTransfer_Encoding: chunked\r\n\r\n"),
+                Err(H1Error::Malformed(_))
+            ),
+            "a look-alike of Transfer-Encoding"
+        );
+        assert!(
+            req("GET / HTTP/1.1\r\nHost: x\r\nX_Custom: 1\r\n\r\n")
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            req("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            Err(H1Error::Http10Encoding)
+        );
+    }
+
+    #[test]
+    fn hosts_and_targets_are_checked() {
+        for bad_host in ["a b", "x@evil", "a:b:c", "[::1", "h:123456", "a/b"] {
+            assert_eq!(
+                req(&format!("GET / HTTP/1.1\r\nHost: {bad_host}\r\n\r\n")),
+                Err(H1Error::Host("invalid Host")),
+                "{bad_host}"
+            );
+        }
+        for good_host in [
+            "",
+            "x",
+            "Example.COM:8080",
+            "[::1]:80",
+            "10.0.0.1",
+            "a-b_c~d",
+        ] {
+            assert!(
+                req(&format!("GET / HTTP/1.1\r\nHost: {good_host}\r\n\r\n")).is_ok(),
+                "{good_host}"
+            );
+        }
+        for (line, ok) in [
+            ("GET /a HTTP/1.1", true),
+            ("GET http://x/a HTTP/1.1", true),
+            ("GET https://x HTTP/1.1", true),
+            ("OPTIONS * HTTP/1.1", true),
+            ("CONNECT x:443 HTTP/1.1", true),
+            ("GET * HTTP/1.1", false),
+            ("GET admin/secret HTTP/1.1", false),
+            ("GET ftp://x/a HTTP/1.1", false),
+            ("GET http:///a HTTP/1.1", false),
+            ("GET http://user@admin/a HTTP/1.1", false),
+        ] {
+            let got = req(&format!("{line}\r\nHost: x\r\n\r\n"));
+            assert_eq!(got.is_ok(), ok, "{line}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn framing_fields_go_upstream_as_parsed_not_as_sent() {
+        let upstream = |text: &str| {
+            let head = req(text).unwrap().unwrap();
+            let mut out = BytesMut::new();
+            write_request(&head, None, "http", &mut out);
+            String::from_utf8(out.to_vec()).unwrap()
+        };
+        let text = upstream("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  CHUNKED \r\n\r\n");
+        assert!(
+            text.contains("\r\nTransfer-Encoding: chunked\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("ransfer-").count(), 1, "{text}");
+        let text = upstream("POST / HTTP/1.1\r\nHost: x\r\ncontent-length: 007\r\n\r\n");
+        assert!(text.contains("\r\nContent-Length: 7\r\n"), "{text}");
+        assert!(!text.contains("007"), "{text}");
+        let text = upstream("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        assert!(text.contains("\r\nContent-Length: 0\r\n"), "{text}");
+        let text = upstream("GET / HTTP/1.0\r\n\r\n");
+        assert!(text.starts_with("GET / HTTP/1.1\r\nHost: \r\n"), "{text}");
+        // An h2c upgrade is this hop's: the request goes as a plain one.
+        let text = upstream(
+            "POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 2\r\n\r\nhi",
+        );
+        assert!(!text.to_ascii_lowercase().contains("upgrade"), "{text}");
+        assert!(
+            !text.to_ascii_lowercase().contains("http2-settings"),
+            "{text}"
+        );
+        assert!(text.ends_with("Connection: keep-alive\r\n\r\n"), "{text}");
+        let ws =
+            req("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert!(ws.is_upgrade());
+    }
+
+    #[test]
+    fn rechunking_keeps_the_data_and_trailers_and_drops_the_rest() {
+        let body = b"4;name=\"v\"\r\nWiki\r\n005\r\npedia\r\n0;last\r\nX-T: 1\r\n\r\nNEXT";
+        let mut input = BytesMut::from(&body[..]);
         let mut out = BytesMut::new();
-        write_response(&head, true, &mut out);
-        let text = String::from_utf8(out.to_vec())
-            .unwrap()
-            .to_ascii_lowercase();
-        assert!(!text.contains("content-length"), "{text}");
-        assert!(text.contains("transfer-encoding: chunked"), "{text}");
+        assert!(Rechunk::default().take(&mut input, &mut out).unwrap());
+        assert_eq!(&input[..], b"NEXT");
+        assert_eq!(&out[..], b"9\r\nWikipedia\r\n0\r\nX-T: 1\r\n\r\n");
+        // Byte by byte: a chunk per byte, the same data.
+        let mut r = Rechunk::default();
+        let mut out = BytesMut::new();
+        let mut done = false;
+        for b in body {
+            let mut one = BytesMut::from(&[*b][..]);
+            done = r.take(&mut one, &mut out).unwrap();
+            if done {
+                break;
+            }
+        }
+        assert!(done);
+        let mut data = BytesMut::new();
+        let (used, end) = Chunked::default().decode(&out, &mut data).unwrap();
+        assert_eq!((used, end, &data[..]), (out.len(), true, &b"Wikipedia"[..]));
+        let long_ext = format!("1;{}\r\n", "e".repeat(MAX_CHUNK_LINE));
+        assert_eq!(
+            Chunked::default().feed(long_ext.as_bytes()),
+            Err(H1Error::BadChunk("chunk size line too long"))
+        );
+        let big_trailers = format!("0\r\n{}", "X-A: b\r\n".repeat(MAX_TRAILER_BYTES / 8 + 1));
+        assert_eq!(
+            Chunked::default().feed(big_trailers.as_bytes()),
+            Err(H1Error::BadChunk("trailer section too large"))
+        );
     }
 
     #[test]

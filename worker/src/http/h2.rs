@@ -77,8 +77,7 @@ where
         let meters = Arc::clone(&ctx.meters);
         // What h2 refused itself: a header list over the bound it enforces.
         let on_refused = Arc::new(move |refusal| {
-            meters.bad_requests.fetch_add(1, Ordering::Relaxed);
-            meters.rejected(&H1Error::HeadTooLarge(limits.max_header_bytes));
+            meters.reject(&H1Error::HeadTooLarge(limits.max_header_bytes));
             if refusal == Refusal::Stream {
                 meters.status(431);
             }
@@ -174,15 +173,44 @@ pub(crate) enum StreamError {
     Limit(H1Error),
 }
 
+/// The request's authority: `:authority`, else its one `Host` field.
+/// Both, and different, is malformed (RFC 9113 §8.3.1): we would route by
+/// one while the upstream served the other. The h2 crate has already
+/// refused the connection-specific fields (`Connection`,
+/// `Transfer-Encoding`, `TE` but `trailers`...) and a `content-length`
+/// that disagrees with the DATA (RFC 9113 §8.2.2, §8.1.1) as stream errors.
+fn authority_of(request: &Request<RecvStream>) -> Result<Option<String>, h1::H1Error> {
+    let mut hosts = request.headers().get_all(http::header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(h1::H1Error::Host("more than one Host"));
+    }
+    let host = match host {
+        Some(v) if !h1::valid_authority(v.as_bytes()) => {
+            return Err(h1::H1Error::Host("invalid Host"));
+        }
+        Some(v) => v.to_str().ok().map(str::to_string),
+        None => None,
+    };
+    match (request.uri().authority(), host) {
+        (Some(a), Some(h)) if !a.as_str().eq_ignore_ascii_case(&h) => {
+            Err(h1::H1Error::Host("Host differs from :authority"))
+        }
+        (Some(a), _) => Ok(Some(a.as_str().to_string())),
+        (None, h) => Ok(h),
+    }
+}
+
 /// What routing looks at, from an HTTP/2 request.
-fn head_of(request: &Request<RecvStream>) -> Head {
+fn head_of(request: &Request<RecvStream>, authority: Option<&str>) -> Head {
     let mut headers: Vec<(String, Vec<u8>)> = request
         .headers()
         .iter()
+        .filter(|(n, _)| *n != http::header::HOST)
         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
-    if let Some(authority) = request.uri().authority() {
-        headers.push(("host".into(), authority.as_str().as_bytes().to_vec()));
+    if let Some(authority) = authority {
+        headers.push(("host".into(), authority.as_bytes().to_vec()));
     }
     Head {
         method: request.method().as_str().to_string(),
@@ -209,12 +237,26 @@ async fn proxy_stream(
     let size = h2_limits::request_head(request.method(), request.uri(), request.headers());
     if let Err(why) = size.check(limits) {
         warn!(client = ?client, error = %why, "refused a request");
-        ctx.meters.bad_requests.fetch_add(1, Ordering::Relaxed);
-        ctx.meters.rejected(&why);
+        ctx.meters.reject(&why);
         let body = format!("{why}\n").into_bytes();
-        return answer(&mut respond, &ctx, 431, "text/plain", None, body);
+        return answer(&mut respond, &ctx, why.status(), "text/plain", None, body);
     }
-    let head = head_of(&request);
+    let authority = match authority_of(&request) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(?client, error = %e, "refused an h2 request");
+            ctx.meters.reject(&e);
+            return answer(
+                &mut respond,
+                &ctx,
+                e.status(),
+                "text/plain",
+                None,
+                format!("{e}\n").into_bytes(),
+            );
+        }
+    };
+    let head = head_of(&request, authority.as_deref());
     let (cluster, timeout) = match route::decide(&ctx.listener, &head, ctx.generation) {
         Decision::Forward {
             cluster, timeout, ..
@@ -241,7 +283,11 @@ async fn proxy_stream(
             let pool = ctx.h2_pool.get(cluster, &upstream).await;
             match pool {
                 Some(send) => {
-                    tokio::time::timeout(timeout, to_h2(request, &mut respond, send, &ctx)).await
+                    tokio::time::timeout(
+                        timeout,
+                        to_h2(request, authority, &mut respond, send, &ctx),
+                    )
+                    .await
                 }
                 None => {
                     return answer(
@@ -258,7 +304,15 @@ async fn proxy_stream(
         UpstreamProtocol::Http1 => {
             tokio::time::timeout(
                 timeout,
-                to_h1(request, &mut respond, cluster, &upstream, &ctx, client),
+                to_h1(
+                    request,
+                    authority,
+                    &mut respond,
+                    cluster,
+                    &upstream,
+                    &ctx,
+                    client,
+                ),
             )
             .await
         }
@@ -385,14 +439,25 @@ async fn pipe(
 
 async fn to_h2(
     request: Request<RecvStream>,
+    authority: Option<String>,
     respond: &mut SendResponse<Bytes>,
     mut send: h2::client::SendRequest<Bytes>,
     ctx: &HttpContext,
 ) -> Result<(), Fail> {
     let (parts, body) = request.into_parts();
+    let mut uri = parts.uri.into_parts();
+    if uri.authority.is_none() {
+        // From the client's Host (`host` itself is not forwarded).
+        uri.authority = authority.and_then(|a| a.parse().ok());
+        if uri.scheme.is_none() && uri.authority.is_some() {
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+        }
+    }
+    let uri = http::Uri::from_parts(uri)
+        .map_err(|e| Fail::BeforeResponse(StreamError::Other(e.to_string())))?;
     let mut upstream_request = Request::builder()
         .method(parts.method)
-        .uri(parts.uri)
+        .uri(uri)
         .body(())
         .map_err(|e| Fail::BeforeResponse(StreamError::Other(e.to_string())))?;
     for (name, value) in &parts.headers {
@@ -489,8 +554,7 @@ async fn to_h2(
         // Not forwarded whole: the upstream must not take it as complete.
         upstream_body.send_reset(h2::Reason::CANCEL);
         warn!(error = %why, "refused a request's trailers");
-        ctx.meters.bad_requests.fetch_add(1, Ordering::Relaxed);
-        ctx.meters.rejected(&why);
+        ctx.meters.reject(&why);
         if responded.load(Ordering::Relaxed) {
             respond.send_reset(h2::Reason::PROTOCOL_ERROR);
             return Ok(());
@@ -507,6 +571,7 @@ async fn to_h2(
 /// An HTTP/2 stream to an HTTP/1.1 upstream.
 async fn to_h1(
     request: Request<RecvStream>,
+    authority: Option<String>,
     respond: &mut SendResponse<Bytes>,
     cluster: usize,
     upstream: &HttpUpstream,
@@ -525,13 +590,16 @@ async fn to_h1(
     let mut head = BytesMut::with_capacity(512);
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     head.extend_from_slice(format!("{} {target} HTTP/1.1\r\n", parts.method).as_bytes());
-    if let Some(authority) = parts.uri.authority() {
-        head.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
-    }
+    // `:authority`, else the client's `host`; HTTP/1.1 needs a Host, if
+    // empty (RFC 9112 §3.2).
+    head.extend_from_slice(format!("Host: {}\r\n", authority.unwrap_or_default()).as_bytes());
     let mut forwarded_for = String::new();
     for (name, value) in &parts.headers {
         let name = name.as_str();
-        if connection_specific(name) || name == "te" || name == "x-forwarded-proto" {
+        // The framing is written below from what the h2 crate checked.
+        if connection_specific(name)
+            || matches!(name, "te" | "x-forwarded-proto" | "content-length")
+        {
             continue;
         }
         if name == "x-forwarded-for" {
@@ -555,6 +623,8 @@ async fn to_h1(
     head.extend_from_slice(format!("X-Forwarded-Proto: {}\r\n", ctx.listener.proto).as_bytes());
     if chunked {
         head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    } else if let Some(n) = length {
+        head.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes());
     }
     head.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
 
@@ -595,10 +665,19 @@ async fn to_h1(
             }
             Ok::<(), StreamError>(())
         };
-        tokio::join!(
-            request_body,
-            relay_response(&mut up_read, method, respond, ctx)
-        )
+        let mut request_body = std::pin::pin!(request_body);
+        let mut response = std::pin::pin!(relay_response(&mut up_read, method, respond, ctx));
+        tokio::select! {
+            sent = &mut request_body => match sent {
+                // The client's stream failed (reset, or a content-length
+                // the DATA broke): the upstream has part of a request, so
+                // its connection is dropped now, not after a timeout.
+                Err(e @ StreamError::H2(_)) => return Err(Fail::After(e)),
+                // Sent, or the upstream stopped reading: its answer counts.
+                sent => (sent, response.await),
+            },
+            reusable = &mut response => (request_body.await, reusable),
+        }
     };
     let reusable = reusable?;
     if sent.is_ok() && reusable {
@@ -631,10 +710,20 @@ async fn relay_response<R: AsyncRead + Unpin>(
             )));
         }
         match h1::parse_response(&mut buf, method, h1::RESPONSE_LIMITS.max_header_bytes) {
+            Ok(Some(r)) if r.status == 101 => {
+                ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
+                return Err(Fail::BeforeResponse(StreamError::Other(
+                    "101 to an HTTP/2 stream".into(),
+                )));
+            }
             Ok(Some(r)) if (100..200).contains(&r.status) => continue,
             Ok(Some(r)) => break r,
             Ok(None) => continue,
-            Err(e) => return Err(Fail::BeforeResponse(StreamError::Other(e.to_string()))),
+            Err(e) => {
+                warn!(error = %e, "refused an upstream response");
+                ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
+                return Err(Fail::BeforeResponse(StreamError::Other(e.to_string())));
+            }
         }
     };
     ctx.meters.status(response.status);
@@ -692,9 +781,10 @@ async fn relay_response<R: AsyncRead + Unpin>(
                 buf.split_to(take).freeze()
             }
             Framing::Chunked => {
-                let (used, done) = chunks
-                    .feed(&buf)
-                    .map_err(|e| Fail::After(StreamError::Other(e.to_string())))?;
+                let (used, done) = chunks.feed(&buf).map_err(|e| {
+                    ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
+                    Fail::After(StreamError::Other(e.to_string()))
+                })?;
                 complete = done;
                 let raw = buf.split_to(used);
                 decoder.decode(&raw)
@@ -705,7 +795,8 @@ async fn relay_response<R: AsyncRead + Unpin>(
             .await
             .map_err(Fail::After)?;
     }
-    Ok(response.keep_alive() && response.framing != Framing::Close)
+    // Bytes past the response are an upstream out of step: not reused.
+    Ok(response.keep_alive() && response.framing != Framing::Close && buf.is_empty())
 }
 
 /// Turns chunked framing into the data it carries (the framing itself is

@@ -13,6 +13,9 @@
 //! The head limits (`max_headers`, `max_header_bytes`) apply to both
 //! protocols, measured the same way ([`h2_limits`] for HTTP/2).
 //!
+//! The HTTP/1 head and chunked parsers have fuzz targets (`fuzz/`), whose
+//! harness is the (hidden) `fuzzing` module.
+//!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see [`conn`]); a
 //! connection upgraded to a tunnel (WebSocket) moves like any L4 tunnel
@@ -22,6 +25,8 @@
 //! response (HTTP/1.1) or drains (HTTP/2).
 
 pub mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1;
 pub mod h2;
 pub mod h2_limits;

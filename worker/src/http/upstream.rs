@@ -58,9 +58,27 @@ impl UpIo {
     }
 
     /// An idle connection must have nothing to read: end of stream means
-    /// the server closed it, bytes mean it is out of step. (Over TLS the
-    /// read consumes records that carry no data, such as session tickets.)
+    /// the server closed it, bytes mean it is out of step (a response
+    /// nobody asked for: reused, it would answer the next client's
+    /// request). The socket is asked directly (`MSG_PEEK | MSG_DONTWAIT`):
+    /// tokio's cached readiness can lag behind a FIN or bytes that have
+    /// already arrived. (Over TLS, bytes may be records that carry no
+    /// data, such as session tickets: the TLS read below consumes those.)
     pub fn idle_and_open(&mut self) -> bool {
+        let mut peek = [0u8; 1];
+        match rustix::net::recv(
+            self.tcp(),
+            &mut peek[..],
+            rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+        ) {
+            Err(rustix::io::Errno::AGAIN) if matches!(self, UpIo::Plain(_)) => return true,
+            Ok((0, _)) => return false,
+            Err(e) if e != rustix::io::Errno::AGAIN => return false,
+            Ok(_) if matches!(self, UpIo::Plain(_)) => return false,
+            // TLS: rustls may hold plaintext already, or the bytes may be
+            // records without data; its read decides.
+            _ => {}
+        }
         let mut probe = [0u8; 1];
         let mut buf = ReadBuf::new(&mut probe);
         let mut cx = Context::from_waker(std::task::Waker::noop());
