@@ -12,7 +12,7 @@
 //! `cargo fuzz run fuzz_<target> <file>` and by this runner), and exits 1.
 //!
 //! ```text
-//! smoke [--seconds N] [--target bolt|dubbo|rocketmq|all] [--seed N]
+//! smoke [--seconds N] [--target bolt|dubbo|rocketmq|tars|all] [--seed N]
 //!       [--dir FUZZ_DIR] [--write-corpus]
 //! ```
 //!
@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use baton_worker::codec::{Protocol, fixtures, fuzzing};
 
-const TARGETS: [(&str, Protocol); 3] = [
+const TARGETS: [(&str, Protocol); 4] = [
     ("bolt", Protocol::Bolt),
     ("dubbo", Protocol::Dubbo),
     ("rocketmq", Protocol::RocketMq),
+    ("tars", Protocol::Tars),
 ];
 
 /// Values worth planting in length fields.
@@ -81,7 +82,7 @@ fn parse_args() -> Result<Options, String> {
                 };
             }
             "-h" | "--help" => {
-                return Err("smoke [--seconds N] [--target bolt|dubbo|rocketmq|all] [--seed N] [--dir FUZZ_DIR] [--write-corpus]".into());
+                return Err("smoke [--seconds N] [--target bolt|dubbo|rocketmq|tars|all] [--seed N] [--dir FUZZ_DIR] [--write-corpus]".into());
             }
             other => return Err(format!("unknown argument {other}")),
         }
