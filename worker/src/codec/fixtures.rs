@@ -428,8 +428,8 @@ pub const ROCKETMQ_BINARY_REQUEST: [u8; 56] = hex!(
 ///
 /// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
 /// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
-/// `tests/interop/tars/fixtures` (`cd tests/interop/tars/fixtures && go
-/// run .`, Go 1.26).
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26).
 pub const TARS_REQUEST_ECHO: [u8; 71] = hex!(
     "00 00 00 47 10 01 2c 3c 40 01 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72 2e 45 63 68"
     "6f 4f 62 6a 66 04 65 63 68 6f 7d 00 00 07 16 05 68 65 6c 6c 6f 81 0b b8 98 00 01 06 04 7a 6f 6e"
@@ -441,8 +441,8 @@ pub const TARS_REQUEST_ECHO: [u8; 71] = hex!(
 ///
 /// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
 /// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
-/// `tests/interop/tars/fixtures` (`cd tests/interop/tars/fixtures && go
-/// run .`, Go 1.26).
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26).
 pub const TARS_REQUEST_ONEWAY_ZERO_ID: [u8; 70] = hex!(
     "00 00 00 46 10 01 20 01 3c 4c 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72 2e 45 63 68"
     "6f 4f 62 6a 66 04 6e 6f 74 65 7d 00 00 11 16 0f 66 69 72 65 20 61 6e 64 20 66 6f 72 67 65 74 81"
@@ -455,8 +455,8 @@ pub const TARS_REQUEST_ONEWAY_ZERO_ID: [u8; 70] = hex!(
 ///
 /// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
 /// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
-/// `tests/interop/tars/fixtures` (`cd tests/interop/tars/fixtures && go
-/// run .`, Go 1.26).
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26).
 pub const TARS_REQUEST_LONG_CONTEXT: [u8; 409] = hex!(
     "00 00 01 99 10 01 2c 30 04 42 00 01 11 70 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72"
     "2e 45 63 68 6f 4f 62 6a 66 08 73 6c 6f 77 45 63 68 6f 7d 00 00 06 16 04 73 6c 6f 77 82 00 00 ea"
@@ -479,8 +479,8 @@ pub const TARS_REQUEST_LONG_CONTEXT: [u8; 409] = hex!(
 ///
 /// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
 /// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
-/// `tests/interop/tars/fixtures` (`cd tests/interop/tars/fixtures && go
-/// run .`, Go 1.26).
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26).
 pub const TARS_RESPONSE_ECHO: [u8; 26] =
     hex!("00 00 00 1a 10 01 2c 30 01 4c 5c 6d 00 00 09 06 07 61 7c 68 65 6c 6c 6f 78 0c");
 
@@ -490,8 +490,8 @@ pub const TARS_RESPONSE_ECHO: [u8; 26] =
 ///
 /// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
 /// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
-/// `tests/interop/tars/fixtures` (`cd tests/interop/tars/fixtures && go
-/// run .`, Go 1.26).
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26).
 pub const TARS_RESPONSE_NO_FUNC: [u8; 33] = hex!(
     "00 00 00 21 10 01 2c 31 01 2c 4c 50 fd 6d 00 0c 78 0c 86 0d 66 75 6e 63 20 6d 69 73 6d 61 74 63"
     "68"
@@ -502,8 +502,8 @@ pub const TARS_RESPONSE_NO_FUNC: [u8; 33] = hex!(
 ///
 /// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
 /// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
-/// `tests/interop/tars/fixtures` (`cd tests/interop/tars/fixtures && go
-/// run .`, Go 1.26).
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26).
 pub const TARS_REQUEST_TUP: [u8; 71] = hex!(
     "00 00 00 47 10 03 2c 3c 40 fe 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72 2e 45 63 68"
     "6f 4f 62 6a 66 04 65 63 68 6f 7d 00 00 12 08 00 01 06 05 76 61 6c 75 65 1d 00 00 04 06 02 68 69"
@@ -517,8 +517,8 @@ pub const TARS_REQUEST_TUP: [u8; 71] = hex!(
 ///
 /// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
 /// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
-/// `tests/interop/tars/fixtures` (`cd tests/interop/tars/fixtures && go
-/// run .`, Go 1.26).
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26).
 pub const TARS_RESPONSE_INVOKE_TIMEOUT: [u8; 42] = hex!(
     "00 00 00 2a 10 01 2c 30 01 4c 50 f9 6d 00 0c 78 0c 86 17 62 61 74 6f 6e 3a 20 75 70 73 74 72 65"
     "61 6d 20 74 69 6d 65 6f 75 74"

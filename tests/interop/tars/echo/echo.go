@@ -1,0 +1,143 @@
+// Package echo is the client proxy and server dispatcher of Echo.tars: the
+// code tars2go generates for an interface (compare TarsGo's own
+// tars/protocol/res/adminf/AdminF.tars.go), written out by hand for the
+// three functions. tars2go for TarsGo v1.4.x is a module of its own
+// (github.com/TarsCloud/TarsGo/tars/tools/tars2go), which the Go module
+// proxy this project uses does not serve; see README.md.
+//
+// Arguments go in sBuffer at tags 1, 2, … and the return value at tag 0,
+// in the TARS encoding (iVersion 1).
+package echo
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/TarsCloud/TarsGo/tars"
+	"github.com/TarsCloud/TarsGo/tars/model"
+	"github.com/TarsCloud/TarsGo/tars/protocol/codec"
+	"github.com/TarsCloud/TarsGo/tars/protocol/res/basef"
+	"github.com/TarsCloud/TarsGo/tars/protocol/res/requestf"
+	"github.com/TarsCloud/TarsGo/tars/util/tools"
+)
+
+// Servant is what a server implements.
+type Servant interface {
+	Echo(ctx context.Context, value string) (string, error)
+	SlowEcho(ctx context.Context, value string, ms int32) (string, error)
+	Note(ctx context.Context, value string) error
+}
+
+// Proxy is the client side (tars2go's `Echo` struct).
+type Proxy struct {
+	servant model.Servant
+}
+
+// SetServant is called by Communicator.StringToProxy.
+func (p *Proxy) SetServant(s model.Servant) { p.servant = s }
+
+// TarsSetTimeout sets the call timeout in ms.
+func (p *Proxy) TarsSetTimeout(ms int) { p.servant.TarsSetTimeout(ms) }
+
+func (p *Proxy) call(ctx context.Context, packetType byte, fn string, args func(*codec.Buffer) error) (*requestf.ResponsePacket, error) {
+	buf := codec.NewBuffer()
+	if err := args(buf); err != nil {
+		return nil, err
+	}
+	resp := new(requestf.ResponsePacket)
+	err := p.servant.TarsInvoke(ctx, packetType, fn, buf.ToBytes(), nil, nil, resp)
+	return resp, err
+}
+
+func stringResult(resp *requestf.ResponsePacket) (string, error) {
+	var ret string
+	err := codec.NewReader(tools.Int8ToByte(resp.SBuffer)).ReadString(&ret, 0, true)
+	return ret, err
+}
+
+// Echo calls echo(value).
+func (p *Proxy) Echo(ctx context.Context, value string) (string, error) {
+	resp, err := p.call(ctx, byte(basef.TARSNORMAL), "echo", func(b *codec.Buffer) error {
+		return b.WriteString(value, 1)
+	})
+	if err != nil {
+		return "", err
+	}
+	return stringResult(resp)
+}
+
+// SlowEcho calls slowEcho(value, ms).
+func (p *Proxy) SlowEcho(ctx context.Context, value string, ms int32) (string, error) {
+	resp, err := p.call(ctx, byte(basef.TARSNORMAL), "slowEcho", func(b *codec.Buffer) error {
+		if err := b.WriteString(value, 1); err != nil {
+			return err
+		}
+		return b.WriteInt32(ms, 2)
+	})
+	if err != nil {
+		return "", err
+	}
+	return stringResult(resp)
+}
+
+// NoteOneWay calls note(value) oneway (tars2go's `NoteOneWayWithContext`).
+func (p *Proxy) NoteOneWay(ctx context.Context, value string) error {
+	_, err := p.call(ctx, byte(basef.TARSONEWAY), "note", func(b *codec.Buffer) error {
+		return b.WriteString(value, 1)
+	})
+	return err
+}
+
+// Dispatcher is the server side (tars2go's `Dispatch`), TARS version only.
+type Dispatcher struct{}
+
+// Dispatch decodes a request's arguments, calls the servant, encodes its
+// answer.
+func (Dispatcher) Dispatch(ctx context.Context, val interface{}, req *requestf.RequestPacket, resp *requestf.ResponsePacket, withContext bool) error {
+	if req.IVersion != basef.TARSVERSION {
+		return fmt.Errorf("only iVersion 1 is served here, not %d", req.IVersion)
+	}
+	imp := val.(Servant)
+	in := codec.NewReader(tools.Int8ToByte(req.SBuffer))
+	out := codec.NewBuffer()
+	var value string
+	if err := in.ReadString(&value, 1, true); err != nil {
+		return err
+	}
+	switch req.SFuncName {
+	case "echo":
+		ret, err := imp.Echo(ctx, value)
+		if err != nil {
+			return err
+		}
+		if err := out.WriteString(ret, 0); err != nil {
+			return err
+		}
+	case "slowEcho":
+		var ms int32
+		if err := in.ReadInt32(&ms, 2, true); err != nil {
+			return err
+		}
+		ret, err := imp.SlowEcho(ctx, value, ms)
+		if err != nil {
+			return err
+		}
+		if err := out.WriteString(ret, 0); err != nil {
+			return err
+		}
+	case "note":
+		if err := imp.Note(ctx, value); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("func mismatch")
+	}
+	*resp = requestf.ResponsePacket{
+		IVersion:   req.IVersion,
+		IRequestId: req.IRequestId,
+		SBuffer:    tools.ByteToInt8(out.ToBytes()),
+	}
+	return nil
+}
+
+var _ tars.ProxyPrx = (*Proxy)(nil)
