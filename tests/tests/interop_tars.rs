@@ -1,7 +1,10 @@
-//! Interop with a real Tars implementation through baton: a TarsGo v1.4.5
-//! server and client (`tests/interop/tars/`, built by `.ci/run` with
-//! `tests/interop/tars/build.sh`), with a `protocol = "tars"` listener in
-//! between.
+//! Interop with real Tars implementations through baton, a
+//! `protocol = "tars"` listener in between: a TarsGo v1.4.5 server, and two
+//! clients with encoders of their own — TarsGo v1.4.5 and TarsNode
+//! (`@tars/rpc` 2.0.15 on `@tars/stream` 2.0.3). They live in
+//! `tests/interop/tars/`; `.ci/run` builds the Go ones
+//! (`tests/interop/tars/build.sh`) and installs the npm ones (`npm ci` in
+//! `tests/interop/tars/node/`).
 //!
 //! The server prints every request it sees (function, value, the remote
 //! address of the connection it came on) and every answer names the
@@ -55,16 +58,29 @@ struct Peer {
 }
 
 impl Peer {
+    /// `program` is a binary in `bin/` or a `.js` script in `node/`.
     fn spawn(name: &str, program: &str, arg: Value) -> Peer {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("interop/tars/bin")
-            .join(program);
-        assert!(
-            path.is_file(),
-            "{} is missing: `bash .ci/run` builds it (bash tests/interop/tars/build.sh)",
-            path.display()
-        );
-        let mut child = Command::new(&path)
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop/tars");
+        let mut command = if program.ends_with(".js") {
+            let node = dir.join("node");
+            assert!(
+                node.join("node_modules").is_dir(),
+                "{}/node_modules is missing: `bash .ci/run` installs it (npm ci --prefix tests/interop/tars/node)",
+                node.display()
+            );
+            let mut c = Command::new("node");
+            c.arg(program).current_dir(node);
+            c
+        } else {
+            let path = dir.join("bin").join(program);
+            assert!(
+                path.is_file(),
+                "{} is missing: `bash .ci/run` builds it (bash tests/interop/tars/build.sh)",
+                path.display()
+            );
+            Command::new(path)
+        };
+        let mut child = command
             .arg(arg.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -72,7 +88,7 @@ impl Peer {
             // The programs also exit when their stdin closes.
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let stdin = child.stdin.take().unwrap();
@@ -225,7 +241,17 @@ impl Server {
     }
 }
 
-/// `tars-client`: a TarsGo client of [`SERVANT`] at one address.
+/// Which client library drives a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    /// TarsGo v1.4.5 (`tars-client`).
+    TarsGo,
+    /// TarsNode: `@tars/rpc` 2.0.15 (`node/tars_client.js`).
+    TarsNode,
+}
+
+/// A Tars client of [`SERVANT`] at one address; both kinds take the same
+/// commands.
 struct Client {
     peer: Peer,
     next_tag: u64,
@@ -235,10 +261,14 @@ struct Client {
 type Outcome = Result<String, (String, i64)>;
 
 impl Client {
-    async fn start(addr: SocketAddr) -> Client {
+    async fn start(kind: ClientKind, addr: SocketAddr) -> Client {
+        let (name, program) = match kind {
+            ClientKind::TarsGo => ("client tarsgo", "tars-client"),
+            ClientKind::TarsNode => ("client @tars/rpc", "tars_client.js"),
+        };
         let mut peer = Peer::spawn(
-            "tars-client",
-            "tars-client",
+            name,
+            program,
             json!({ "address": addr.to_string(), "timeoutMs": CALL_TIMEOUT_MS }),
         );
         peer.wait_until("ready", |seen| seen.iter().any(|v| v["event"] == "ready"))
@@ -257,10 +287,17 @@ impl Client {
 
     /// Starts one call of `func` per argument list, all at once.
     async fn start_calls(&mut self, func: &str, args: Vec<Value>) -> String {
+        self.start_calls_with(func, args, json!({})).await
+    }
+
+    /// [`Client::start_calls`] with `context` in every RequestPacket.
+    async fn start_calls_with(&mut self, func: &str, args: Vec<Value>, context: Value) -> String {
         self.next_tag += 1;
         let tag = format!("t{}", self.next_tag);
         self.peer
-            .send(json!({ "op": "invoke", "tag": tag, "func": func, "args": args }))
+            .send(json!({
+                "op": "invoke", "tag": tag, "func": func, "args": args, "context": context,
+            }))
             .await;
         tag
     }
@@ -356,16 +393,15 @@ fn cluster(name: &str, endpoint: SocketAddr) -> String {
     )
 }
 
-// === tests ===
+// === scenarios, shared by the clients ===
 
 /// Rounds of concurrent two-way calls of two functions and oneway calls of
 /// a third: every call gets its own answer, the server sees each request
 /// exactly once over baton's pool, and the client uses one connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tarsgo_calls_through_baton() {
+async fn many_concurrent_calls(kind: ClientKind) {
     let mut server = Server::start("a", false).await;
     let baton = Baton::start(&config(server.addr, "10s", "", ""));
-    let mut client = Client::start(baton.addr("rpc")).await;
+    let mut client = Client::start(kind, baton.addr("rpc")).await;
 
     let (mut echoed, mut slow, mut noted) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..4 {
@@ -429,31 +465,62 @@ async fn tarsgo_calls_through_baton() {
     );
 }
 
-/// Two servers behind one listener, a route on servant and function:
-/// `slowEcho` goes to b, everything else to a (the default).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tarsgo_routes_by_servant_and_function() {
+/// Two servers behind one listener, routes on servant and function and
+/// on a context entry: `slowEcho` and calls whose context has `zone = b`
+/// go to b, everything else to a (the default).
+async fn routes_by_servant_function_and_context(kind: ClientKind) {
     let mut a = Server::start("a", false).await;
     let mut b = Server::start("b", false).await;
     let routes = format!(
         "[[listeners.routes]]\nservice = \"{SERVANT}\"\nmethod = \"slowEcho\"\ncluster = \"b\"\n\n\
-         [[listeners.routes]]\nservice = \"Baton.Other.Obj\"\ncluster = \"b\"\n"
+         [[listeners.routes]]\nservice = \"Baton.Other.Obj\"\ncluster = \"b\"\n\n\
+         [[listeners.routes]]\nheaders = {{ zone = \"b\" }}\ncluster = \"b\"\n"
     );
     let baton = Baton::start(&config(a.addr, "10s", &routes, &cluster("b", b.addr)));
-    let mut client = Client::start(baton.addr("rpc")).await;
+    let mut client = Client::start(kind, baton.addr("rpc")).await;
 
     let e = values("echo", 40);
     let s = values("slow", 40);
+    let z = values("zone-b", 40);
+    let y = values("zone-a", 40);
     let te = client.start_calls("echo", one_arg(&e)).await;
     let ts = client
         .start_calls("slowEcho", s.iter().map(|v| json!([v, 5])).collect())
         .await;
+    let tz = client
+        .start_calls_with("echo", one_arg(&z), json!({ "zone": "b", "trace": "t-1" }))
+        .await;
+    let ty = client
+        .start_calls_with("echo", one_arg(&y), json!({ "zone": "a" }))
+        .await;
     assert_answers("echo", &client.results(&te).await, "a", &e);
     assert_answers("slowEcho", &client.results(&ts).await, "b", &s);
-    a.wait_requests("echo", 40).await;
-    b.wait_requests("slowEcho", 40).await;
+    assert_answers(
+        "echo with context zone=b",
+        &client.results(&tz).await,
+        "b",
+        &z,
+    );
+    assert_answers(
+        "echo with context zone=a",
+        &client.results(&ty).await,
+        "a",
+        &y,
+    );
+    a.wait_requests("echo", e.len() + y.len()).await;
+    b.wait_requests("slowEcho", s.len()).await;
+    b.wait_requests("echo", z.len()).await;
     assert_eq!(a.values("slowEcho").len(), 0, "no slowEcho reached a");
-    assert_eq!(b.values("echo").len(), 0, "no echo reached b");
+    assert_eq!(
+        a.values("echo").len(),
+        e.len() + y.len(),
+        "echo without zone=b to a"
+    );
+    assert_eq!(
+        b.values("echo").len(),
+        z.len(),
+        "only echo with zone=b reached b"
+    );
 }
 
 /// 100 calls the server holds, an upgrade while they are in flight, 20
@@ -465,11 +532,10 @@ async fn tarsgo_routes_by_servant_and_function() {
 /// The server holds the 100 until the old generation reports that the
 /// client's connection has moved and it is forwarding late responses, so
 /// every one of them takes the write-migration path.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tarsgo_calls_in_flight_survive_an_upgrade() {
+async fn calls_in_flight_survive_an_upgrade(kind: ClientKind) {
     let mut server = Server::start("a", true).await;
     let mut baton = Baton::start(&config(server.addr, "10s", "", ""));
-    let mut client = Client::start(baton.addr("rpc")).await;
+    let mut client = Client::start(kind, baton.addr("rpc")).await;
 
     let warm = values("warm", POOL * 2);
     let tag = client.start_calls("echo", one_arg(&warm)).await;
@@ -550,25 +616,27 @@ async fn tarsgo_calls_in_flight_survive_an_upgrade() {
 /// call routed to a cluster nobody listens on — reach the TarsGo client as
 /// Tars errors with baton's `iRet` and `sResultDesc` (not as the client's
 /// own timeout), and the same connection goes on serving calls.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tarsgo_gets_the_proxys_errors() {
+async fn the_proxys_errors_reach_the_client(kind: ClientKind) {
     let server = Server::start("a", false).await;
     let dead = baton_tests::upstream::dead_addr().await;
     let routes = format!(
         "[[listeners.routes]]\nservice = \"{SERVANT}\"\nmethod = \"echo\"\ncluster = \"dead\"\n"
     );
     let baton = Baton::start(&config(server.addr, "2s", &routes, &cluster("dead", dead)));
-    let mut client = Client::start(baton.addr("rpc")).await;
+    let mut client = Client::start(kind, baton.addr("rpc")).await;
 
+    // Two of each: TarsNode closes its connection after 5 failed calls in
+    // a row (its circuit breaker, `frequenceFailInvoke`), whoever answers
+    // them; 4 keep every answer on the one connection.
     // Answered by the server after 10 s, by baton's timeout after 2 s.
-    let slow: Vec<Value> = values("slow", 3)
+    let slow: Vec<Value> = values("slow", 2)
         .iter()
         .map(|v| json!([v, 10_000]))
         .collect();
     let slow = client.start_calls("slowEcho", slow).await;
     // Routed to the dead cluster: connect refused.
     let unreachable = client
-        .start_calls("echo", one_arg(&values("dead", 3)))
+        .start_calls("echo", one_arg(&values("dead", 2)))
         .await;
     for (i, r) in client.results(&slow).await.iter().enumerate() {
         assert_eq!(
@@ -595,4 +663,48 @@ async fn tarsgo_gets_the_proxys_errors() {
         1,
         "the client kept its one connection: {sockets:?}"
     );
+}
+
+// === TarsGo client ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsgo_calls_through_baton() {
+    many_concurrent_calls(ClientKind::TarsGo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsgo_routes_by_servant_function_and_context() {
+    routes_by_servant_function_and_context(ClientKind::TarsGo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsgo_calls_in_flight_survive_an_upgrade() {
+    calls_in_flight_survive_an_upgrade(ClientKind::TarsGo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsgo_gets_the_proxys_errors() {
+    the_proxys_errors_reach_the_client(ClientKind::TarsGo).await;
+}
+
+// === TarsNode client (@tars/rpc) ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_calls_through_baton() {
+    many_concurrent_calls(ClientKind::TarsNode).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_routes_by_servant_function_and_context() {
+    routes_by_servant_function_and_context(ClientKind::TarsNode).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_calls_in_flight_survive_an_upgrade() {
+    calls_in_flight_survive_an_upgrade(ClientKind::TarsNode).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_gets_the_proxys_errors() {
+    the_proxys_errors_reach_the_client(ClientKind::TarsNode).await;
 }

@@ -1,14 +1,15 @@
 // A TarsGo (v1.4.5) client of Echo.tars, for baton's interop test
 // (tests/tests/interop_tars.rs), driven by JSON lines on stdin:
 //
-//	{"op":"invoke","tag":T,"func":"echo"|"slowEcho","args":[[v],[v,ms],…]}
+//	{"op":"invoke","tag":T,"func":"echo"|"slowEcho","args":[[v],[v,ms],…],"context":{k:v}}
 //	{"op":"invoke","tag":T,"func":"note","args":[[v],…]}      (oneway)
 //	{"op":"sockets","tag":T}
 //
 // Every call of one invoke runs at once, on the client's one connection;
 // the answer is one line {"tag":T,"results":[{"ok":true,"value":V} |
 // {"ok":false,"error":E,"code":C}, …]} in call order (a oneway call is ok once
-// sent). "sockets" answers {"tag":T,"sockets":[{"local":PORT}, …]}: this
+// sent); "context", if given, goes in every call's RequestPacket.context.
+// "sockets" answers {"tag":T,"sockets":[{"local":PORT}, …]}: this
 // process's established TCP connections to the server's port, read from
 // /proc, so that a test can tell the client never reconnected.
 //
@@ -53,7 +54,7 @@ type result struct {
 	Code int32 `json:"code,omitempty"`
 }
 
-func call(prx *echo.Proxy, fn string, args []json.RawMessage) result {
+func call(prx *echo.Proxy, fn string, args []json.RawMessage, reqContext map[string]string) result {
 	var value string
 	var ms int32
 	if len(args) < 1 || json.Unmarshal(args[0], &value) != nil {
@@ -67,11 +68,11 @@ func call(prx *echo.Proxy, fn string, args []json.RawMessage) result {
 	var err error
 	switch fn {
 	case "echo":
-		ret, err = prx.Echo(ctx, value)
+		ret, err = prx.Echo(ctx, value, reqContext)
 	case "slowEcho":
-		ret, err = prx.SlowEcho(ctx, value, ms)
+		ret, err = prx.SlowEcho(ctx, value, ms, reqContext)
 	case "note":
-		err = prx.NoteOneWay(ctx, value)
+		err = prx.NoteOneWay(ctx, value, reqContext)
 	default:
 		err = fmt.Errorf("unknown func %q", fn)
 	}
@@ -148,6 +149,8 @@ func main() {
 			Tag  string              `json:"tag"`
 			Func string              `json:"func"`
 			Args [][]json.RawMessage `json:"args"`
+			// Goes in every call's RequestPacket.context.
+			Context map[string]string `json:"context"`
 		}
 		if err := json.Unmarshal(in.Bytes(), &cmd); err != nil {
 			emit(map[string]string{"fatal": "bad command: " + err.Error()})
@@ -162,7 +165,7 @@ func main() {
 					wg.Add(1)
 					go func(i int, a []json.RawMessage) {
 						defer wg.Done()
-						results[i] = call(prx, cmd.Func, a)
+						results[i] = call(prx, cmd.Func, a, cmd.Context)
 					}(i, a)
 				}
 				wg.Wait()

@@ -39,13 +39,13 @@ func (p *Proxy) SetServant(s model.Servant) { p.servant = s }
 // TarsSetTimeout sets the call timeout in ms.
 func (p *Proxy) TarsSetTimeout(ms int) { p.servant.TarsSetTimeout(ms) }
 
-func (p *Proxy) call(ctx context.Context, packetType byte, fn string, args func(*codec.Buffer) error) (*requestf.ResponsePacket, error) {
+func (p *Proxy) call(ctx context.Context, packetType byte, fn string, reqContext map[string]string, args func(*codec.Buffer) error) (*requestf.ResponsePacket, error) {
 	buf := codec.NewBuffer()
 	if err := args(buf); err != nil {
 		return nil, err
 	}
 	resp := new(requestf.ResponsePacket)
-	err := p.servant.TarsInvoke(ctx, packetType, fn, buf.ToBytes(), nil, nil, resp)
+	err := p.servant.TarsInvoke(ctx, packetType, fn, buf.ToBytes(), nil, reqContext, resp)
 	return resp, err
 }
 
@@ -55,9 +55,10 @@ func stringResult(resp *requestf.ResponsePacket) (string, error) {
 	return ret, err
 }
 
-// Echo calls echo(value).
-func (p *Proxy) Echo(ctx context.Context, value string) (string, error) {
-	resp, err := p.call(ctx, byte(basef.TARSNORMAL), "echo", func(b *codec.Buffer) error {
+// Echo calls echo(value); reqContext goes in RequestPacket.context (what
+// tars2go's `opts ...map[string]string` carries).
+func (p *Proxy) Echo(ctx context.Context, value string, reqContext map[string]string) (string, error) {
+	resp, err := p.call(ctx, byte(basef.TARSNORMAL), "echo", reqContext, func(b *codec.Buffer) error {
 		return b.WriteString(value, 1)
 	})
 	if err != nil {
@@ -67,8 +68,8 @@ func (p *Proxy) Echo(ctx context.Context, value string) (string, error) {
 }
 
 // SlowEcho calls slowEcho(value, ms).
-func (p *Proxy) SlowEcho(ctx context.Context, value string, ms int32) (string, error) {
-	resp, err := p.call(ctx, byte(basef.TARSNORMAL), "slowEcho", func(b *codec.Buffer) error {
+func (p *Proxy) SlowEcho(ctx context.Context, value string, ms int32, reqContext map[string]string) (string, error) {
+	resp, err := p.call(ctx, byte(basef.TARSNORMAL), "slowEcho", reqContext, func(b *codec.Buffer) error {
 		if err := b.WriteString(value, 1); err != nil {
 			return err
 		}
@@ -81,8 +82,8 @@ func (p *Proxy) SlowEcho(ctx context.Context, value string, ms int32) (string, e
 }
 
 // NoteOneWay calls note(value) oneway (tars2go's `NoteOneWayWithContext`).
-func (p *Proxy) NoteOneWay(ctx context.Context, value string) error {
-	_, err := p.call(ctx, byte(basef.TARSONEWAY), "note", func(b *codec.Buffer) error {
+func (p *Proxy) NoteOneWay(ctx context.Context, value string, reqContext map[string]string) error {
+	_, err := p.call(ctx, byte(basef.TARSONEWAY), "note", reqContext, func(b *codec.Buffer) error {
 		return b.WriteString(value, 1)
 	})
 	return err
