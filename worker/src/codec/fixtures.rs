@@ -524,6 +524,31 @@ pub const TARS_RESPONSE_INVOKE_TIMEOUT: [u8; 42] = hex!(
     "61 6d 20 74 69 6d 65 6f 75 74"
 );
 
+/// A Tars RequestPacket from TarsNode: iRequestId 40000 (INT4), function
+/// `echo`, the argument `"hello"`, iTimeout 15000, context `{zone: b}`.
+///
+/// Source: encoded by TarsNode, `@tars/rpc` 2.0.15's request composer
+/// (`core/rpc-tars/tars-client.js`) on `@tars/stream` 2.0.3, by
+/// `tests/interop/tars/node/fixtures.js` (`cd tests/interop/tars/node &&
+/// node fixtures.js`, Node 20).
+pub const TARS_NODE_REQUEST_CONTEXT: [u8; 73] = hex!(
+    "00 00 00 49 10 01 2c 3c 42 00 00 9c 40 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72 2e"
+    "45 63 68 6f 4f 62 6a 66 04 65 63 68 6f 7d 00 00 07 16 05 68 65 6c 6c 6f 81 3a 98 98 00 01 06 04"
+    "7a 6f 6e 65 16 01 62 a8 0c"
+);
+
+/// A Tars oneway RequestPacket from TarsNode: cPacketType 1, iRequestId 2,
+/// function `note`, empty context and status.
+///
+/// Source: encoded by TarsNode, `@tars/rpc` 2.0.15's request composer
+/// (`core/rpc-tars/tars-client.js`) on `@tars/stream` 2.0.3, by
+/// `tests/interop/tars/node/fixtures.js` (`cd tests/interop/tars/node &&
+/// node fixtures.js`, Node 20).
+pub const TARS_NODE_REQUEST_ONEWAY: [u8; 57] = hex!(
+    "00 00 00 39 10 01 20 01 3c 40 02 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72 2e 45 63"
+    "68 6f 4f 62 6a 66 04 6e 6f 74 65 7d 00 00 03 16 01 6e 81 3a 98 98 0c a8 0c"
+);
+
 /// Every fixture with the protocol it belongs to, for corpus seeding and
 /// table-driven tests.
 pub const ALL: &[(&str, super::Protocol, &[u8])] = &[
@@ -653,5 +678,15 @@ pub const ALL: &[(&str, super::Protocol, &[u8])] = &[
         "tars_response_invoke_timeout",
         super::Protocol::Tars,
         &TARS_RESPONSE_INVOKE_TIMEOUT,
+    ),
+    (
+        "tars_node_request_context",
+        super::Protocol::Tars,
+        &TARS_NODE_REQUEST_CONTEXT,
+    ),
+    (
+        "tars_node_request_oneway",
+        super::Protocol::Tars,
+        &TARS_NODE_REQUEST_ONEWAY,
     ),
 ];

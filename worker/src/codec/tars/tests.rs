@@ -191,6 +191,24 @@ fn tarsgo_tup_request_proxies_like_any_version() {
 }
 
 #[test]
+fn tarsnode_requests_decode_alike() {
+    let f = assert_framing(P, &fx::TARS_NODE_REQUEST_CONTEXT);
+    assert_eq!(f.kind(), FrameKind::Request);
+    assert_eq!(f.request_id(), RequestId(40_000));
+    assert_eq!(
+        f.attributes().service.as_deref(),
+        Some("Baton.EchoServer.EchoObj")
+    );
+    assert_eq!(f.attributes().method.as_deref(), Some("echo"));
+    assert_eq!(f.attributes().timeout_ms, Some(15_000));
+    assert_eq!(f.attributes().header("zone"), Some("b"));
+    let f = assert_framing(P, &fx::TARS_NODE_REQUEST_ONEWAY);
+    assert_eq!(f.kind(), FrameKind::Oneway);
+    assert_eq!(f.request_id(), RequestId(2));
+    assert_lossless(P, &fx::TARS_NODE_REQUEST_ONEWAY);
+}
+
+#[test]
 fn tarsgo_responses_carry_iret_as_status() {
     let f = assert_framing(P, &fx::TARS_RESPONSE_ECHO);
     assert_eq!(f.kind(), FrameKind::Response);
