@@ -549,6 +549,53 @@ pub const TARS_NODE_REQUEST_ONEWAY: [u8; 57] = hex!(
     "68 6f 4f 62 6a 66 04 6e 6f 74 65 7d 00 00 03 16 01 6e 81 3a 98 98 0c a8 0c"
 );
 
+/// A TUP response from TarsGo's server: a RequestPacket (iVersion 3,
+/// iRequestId 9) with empty servant and function names and no result code
+/// (TarsGo's `req2Byte` copies neither), the result `"a|hi"` in a
+/// UniAttribute under `""` and `tars_ret`.
+///
+/// Source: encoded by TarsGo v1.4.5 (`github.com/TarsCloud/TarsGo`, its
+/// tars2go-generated `requestf` structs and `protocol.TarsProtocol`), by
+/// `tests/interop/tars/fixtures` (`cd tests/interop/tars && go run
+/// ./fixtures`, Go 1.26; TarsGo writes a UniAttribute's map in Go's map
+/// order, so a rerun may swap its two entries).
+pub const TARS_GO_TUP_RESPONSE: [u8; 58] = hex!(
+    "00 00 00 3a 10 03 2c 3c 40 09 56 00 66 00 7d 00 00 23 08 00 02 06 00 1d 00 00 06 06 04 61 7c 68"
+    "69 06 08 74 61 72 73 5f 72 65 74 1d 00 00 06 06 04 61 7c 68 69 8c 98 0c a8 0c"
+);
+
+/// A TUP response from TarsNode's server: a RequestPacket (iVersion 3,
+/// iRequestId 7) with the request's servant and function,
+/// `STATUS_RESULT_CODE` 0 in status, the result in a UniAttribute.
+///
+/// Source: encoded by TarsNode, `@tars/rpc` 2.0.15's server composer
+/// (`core/rpc-tars/tars-server.js`, `composeTUP`) on `@tars/stream` 2.0.3,
+/// by `tests/interop/tars/node/fixtures.js` (`cd tests/interop/tars/node &&
+/// node fixtures.js`, Node 20).
+pub const TARS_NODE_TUP_RESPONSE: [u8; 132] = hex!(
+    "00 00 00 84 10 03 2c 3c 40 07 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72 2e 45 63 68"
+    "6f 4f 62 6a 66 04 65 63 68 6f 7d 00 00 23 08 00 02 06 00 1d 00 00 06 06 04 61 7c 68 69 06 08 74"
+    "61 72 73 5f 72 65 74 1d 00 00 06 06 04 61 7c 68 69 8c 98 0c a8 00 02 06 12 53 54 41 54 55 53 5f"
+    "52 45 53 55 4c 54 5f 43 4f 44 45 16 01 30 06 12 53 54 41 54 55 53 5f 52 45 53 55 4c 54 5f 44 45"
+    "53 43 16 00"
+);
+
+/// What baton's hijack must write for a timed-out TUP call with id 8 to
+/// `Baton.EchoServer.EchoObj.echo`: TarsNode's TUP response with
+/// `STATUS_RESULT_CODE` -7 and `STATUS_RESULT_DESC`
+/// `baton: upstream timeout`, an empty UniAttribute.
+///
+/// Source: encoded by TarsNode, `@tars/rpc` 2.0.15's server composer
+/// (`core/rpc-tars/tars-server.js`, `composeTUP`) on `@tars/stream` 2.0.3,
+/// by `tests/interop/tars/node/fixtures.js` (`cd tests/interop/tars/node &&
+/// node fixtures.js`, Node 20).
+pub const TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT: [u8; 123] = hex!(
+    "00 00 00 7b 10 03 2c 3c 40 08 56 18 42 61 74 6f 6e 2e 45 63 68 6f 53 65 72 76 65 72 2e 45 63 68"
+    "6f 4f 62 6a 66 04 65 63 68 6f 7d 00 00 02 08 0c 8c 98 0c a8 00 02 06 12 53 54 41 54 55 53 5f 52"
+    "45 53 55 4c 54 5f 43 4f 44 45 16 02 2d 37 06 12 53 54 41 54 55 53 5f 52 45 53 55 4c 54 5f 44 45"
+    "53 43 16 17 62 61 74 6f 6e 3a 20 75 70 73 74 72 65 61 6d 20 74 69 6d 65 6f 75 74"
+);
+
 /// Every fixture with the protocol it belongs to, for corpus seeding and
 /// table-driven tests.
 pub const ALL: &[(&str, super::Protocol, &[u8])] = &[
@@ -688,5 +735,20 @@ pub const ALL: &[(&str, super::Protocol, &[u8])] = &[
         "tars_node_request_oneway",
         super::Protocol::Tars,
         &TARS_NODE_REQUEST_ONEWAY,
+    ),
+    (
+        "tars_go_tup_response",
+        super::Protocol::Tars,
+        &TARS_GO_TUP_RESPONSE,
+    ),
+    (
+        "tars_node_tup_response",
+        super::Protocol::Tars,
+        &TARS_NODE_TUP_RESPONSE,
+    ),
+    (
+        "tars_node_tup_response_invoke_timeout",
+        super::Protocol::Tars,
+        &TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT,
     ),
 ];

@@ -32,7 +32,19 @@
 //! A request and a response are told apart by the type of tag 5: a string
 //! (the servant) or an integer (`iRet`), as MOSN's `getStreamType` does —
 //! here with every integer encoding, since TarsGo writes a small `iRet` as
-//! INT1 (`-3` is `50 fd`). Every field is read with its reference type and
+//! INT1 (`-3` is `50 fd`).
+//!
+//! Except in TUP (iVersion 3, or 2 for TarsNode's `TUP_COMPLEX`), whose
+//! responses are RequestPackets too: TarsGo's server (`req2Byte`) leaves
+//! their servant and function names empty, TarsNode's (`composeTUP`) and
+//! TarsCpp's copy them and put the code in `status["STATUS_RESULT_CODE"]`
+//! (the message in `STATUS_RESULT_DESC`). So a TUP RequestPacket with an
+//! empty `sFuncName` or a `STATUS_RESULT_CODE` is a response, its `iRet`
+//! that status entry (0 when absent); a TUP request always names the
+//! function it calls and has no result code. MOSN's Tars support reads
+//! such a response as a request.
+//!
+//! Every field is read with its reference type and
 //! the packet must end exactly after its last field; fields with unknown
 //! tags (a newer peer's) are skipped and kept. `sBuffer` (the arguments
 //! or result, in the IDL's own encoding, TUP or JSON for iVersion 3 or 5)
@@ -94,7 +106,9 @@
 //! Hijacked responses ([`TarsCodec::hijack`]) are ResponsePackets with the
 //! request's `iVersion` and `iRequestId`, `cPacketType` 0, `iMessageType`
 //! 0, an empty `sBuffer` and `status`, `sResultDesc` = [`ErrorKind::message`]
-//! and this `iRet` (`BaseF.tars`):
+//! and this `iRet` (`BaseF.tars`) — or, to a TUP request, the RequestPacket
+//! TarsNode's server would write (names copied, an empty UniAttribute,
+//! `STATUS_RESULT_CODE` and `STATUS_RESULT_DESC`):
 //!
 //! | [`ErrorKind`] | `iRet` |
 //! |---|---|
@@ -127,10 +141,17 @@ const PROTOCOL: Protocol = Protocol::Tars;
 /// The length prefix.
 pub const PREFIX_LEN: usize = 4;
 
-/// `BaseF.tars` packet versions.
+/// `BaseF.tars` packet versions, and TUP's other one (`TUP_COMPLEX` in
+/// `@tars/stream`; `TUPVERSION` is its `TUP_SIMPLE`).
 pub const TARSVERSION: i16 = 1;
+pub const TUP_COMPLEX: i16 = 2;
 pub const TUPVERSION: i16 = 3;
 pub const JSONVERSION: i16 = 5;
+
+/// The `status` keys of a TUP response that carry `iRet` and
+/// `sResultDesc` (TarsNode `tars-server.js` `composeTUP`).
+pub const STATUS_RESULT_CODE: &str = "STATUS_RESULT_CODE";
+pub const STATUS_RESULT_DESC: &str = "STATUS_RESULT_DESC";
 
 /// `BaseF.tars` packet types.
 pub const TARSNORMAL: i8 = 0;
@@ -257,6 +278,14 @@ impl Codec for TarsCodec {
         // Tars ids are 32 bits; a frame decoded here always fits.
         #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
         let id = request.request_id().0 as u32 as i32;
+        if is_tup(version) {
+            let a = request.attributes();
+            let names = (
+                a.service.as_deref().unwrap_or(""),
+                a.method.as_deref().unwrap_or(""),
+            );
+            return tup_response(version, id, names, code, kind.message());
+        }
         response(version, id, code, kind.message())
     }
 
@@ -308,7 +337,7 @@ fn required(r: &mut Reader<'_>, tag: u8, what: &'static str) -> Result<Head, Cod
 /// Parses one complete frame (prefix included) into its frame parts.
 fn parse(frame: &[u8]) -> Result<FrameParts, CodecError> {
     let mut r = Reader::new(frame, PREFIX_LEN);
-    int_field(&mut r, 1, Width::Short, "iVersion (tag 1) missing")?;
+    let version = int_field(&mut r, 1, Width::Short, "iVersion (tag 1) missing")?.value;
     let packet_type = int_field(&mut r, 2, Width::Byte, "cPacketType (tag 2) missing")?;
     let third = int_field(
         &mut r,
@@ -324,7 +353,7 @@ fn parse(frame: &[u8]) -> Result<FrameParts, CodecError> {
     )?;
     let fifth = required(&mut r, 5, "tag 5 (sServantName or iRet) missing")?;
     match fifth.ty {
-        tlv::STRING1 | tlv::STRING4 => request(&mut r, fifth, &packet_type, &fourth),
+        tlv::STRING1 | tlv::STRING4 => request(&mut r, version, fifth, &packet_type, &fourth),
         _ => {
             let code = r.int(fifth.ty, Width::Int)?;
             response_parts(&mut r, code, &third)
@@ -332,8 +361,14 @@ fn parse(frame: &[u8]) -> Result<FrameParts, CodecError> {
     }
 }
 
+/// Whether `version` is one of TUP's, whose responses are RequestPackets.
+fn is_tup(version: i32) -> bool {
+    version == i32::from(TUPVERSION) || version == i32::from(TUP_COMPLEX)
+}
+
 fn request(
     r: &mut Reader<'_>,
+    version: i32,
     servant: Head,
     packet_type: &IntField,
     id: &IntField,
@@ -352,8 +387,37 @@ fn request(
         }
     })?;
     let status = required(r, 10, "status (tag 10) missing")?;
-    r.string_map(status.ty, |_, _| {})?;
+    let mut result_code = None;
+    r.string_map(status.ty, |k, v| {
+        if k == STATUS_RESULT_CODE.as_bytes() && result_code.is_none() {
+            result_code = Some(v);
+        }
+    })?;
     r.skip_rest()?;
+
+    if is_tup(version) && (func.is_empty() || result_code.is_some()) {
+        // A TUP response (see the module docs): its code, if any, is the
+        // status entry; an unreadable one is not a success.
+        let code = result_code.map_or(ret::TARSSERVERSUCCESS, |v| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(ret::TARSSERVERUNKNOWNERR)
+        });
+        return Ok(FrameParts {
+            protocol: PROTOCOL,
+            kind: FrameKind::Response,
+            request_id: id_of(id.value),
+            expects_response: false,
+            status: Some(code),
+            attributes: Attributes::default(),
+            id_slot: IdSlot::TarsInt {
+                at: id.head.at,
+                end: id.end,
+                tag: REQUEST_ID_TAG,
+            },
+        });
+    }
 
     let (kind, expects_response) = match i8::try_from(packet_type.value) {
         Ok(TARSNORMAL) => (FrameKind::Request, true),
@@ -453,6 +517,58 @@ fn response(version: i32, id: i32, code: i32, message: &str) -> Frame {
                 at: id_at,
                 end: id_end,
                 tag: RESPONSE_ID_TAG,
+            },
+        },
+        raw,
+    )
+}
+
+/// A TUP response with no result: a RequestPacket (what TUP clients read)
+/// with the request's version, id, servant and function, an empty
+/// UniAttribute in `sBuffer` (a map with no entries, at tag 0: `08 0c`), and
+/// `code` and `message` in `status`, as TarsNode's `composeTUP` writes one.
+fn tup_response(version: i32, id: i32, names: (&str, &str), code: i32, message: &str) -> Frame {
+    let mut raw = BytesMut::with_capacity(96 + names.0.len() + names.1.len() + message.len());
+    raw.put_u32(0);
+    let mut field = [0u8; 5];
+    raw.extend_from_slice(tars_int_field(1, version, &mut field));
+    raw.extend_from_slice(tars_int_field(2, i32::from(TARSNORMAL), &mut field));
+    raw.extend_from_slice(tars_int_field(3, 0, &mut field));
+    let id_at = raw.len();
+    raw.extend_from_slice(tars_int_field(REQUEST_ID_TAG, id, &mut field));
+    let id_end = raw.len();
+    tlv::put_string(&mut raw, 5, names.0.as_bytes());
+    tlv::put_string(&mut raw, 6, names.1.as_bytes());
+    // sBuffer: a SIMPLE_LIST of the 2 bytes of an empty UniAttribute.
+    tlv::put_head(&mut raw, tlv::SIMPLE_LIST, 7);
+    tlv::put_head(&mut raw, tlv::INT1, 0);
+    raw.extend_from_slice(tars_int_field(0, 2, &mut field));
+    tlv::put_head(&mut raw, tlv::MAP, 0);
+    tlv::put_head(&mut raw, tlv::ZERO_TAG, 0);
+    raw.extend_from_slice(tars_int_field(8, 0, &mut field));
+    // context: empty; status: the code and the message.
+    tlv::put_head(&mut raw, tlv::MAP, 9);
+    tlv::put_head(&mut raw, tlv::ZERO_TAG, 0);
+    tlv::put_head(&mut raw, tlv::MAP, 10);
+    raw.extend_from_slice(tars_int_field(0, 2, &mut field));
+    tlv::put_string(&mut raw, 0, STATUS_RESULT_CODE.as_bytes());
+    tlv::put_string(&mut raw, 1, code.to_string().as_bytes());
+    tlv::put_string(&mut raw, 0, STATUS_RESULT_DESC.as_bytes());
+    tlv::put_string(&mut raw, 1, message.as_bytes());
+    let total = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+    wire::put_u32_at(&mut raw, 0, total);
+    Frame::new(
+        FrameParts {
+            protocol: PROTOCOL,
+            kind: FrameKind::Response,
+            request_id: id_of(id),
+            expects_response: false,
+            status: Some(code),
+            attributes: Attributes::default(),
+            id_slot: IdSlot::TarsInt {
+                at: id_at,
+                end: id_end,
+                tag: REQUEST_ID_TAG,
             },
         },
         raw,

@@ -257,6 +257,63 @@ fn hijack_codes_follow_basef() {
 }
 
 #[test]
+fn tup_responses_are_request_packets_told_apart_by_name_or_code() {
+    // TarsGo: no names, no code.
+    let f = assert_framing(P, &fx::TARS_GO_TUP_RESPONSE);
+    assert_eq!(f.kind(), FrameKind::Response);
+    assert!(!f.expects_response());
+    assert_eq!(f.request_id(), RequestId(9));
+    assert_eq!(f.status(), Some(0));
+    assert_eq!(f.attributes(), &Attributes::default());
+    // TarsNode: the names, and STATUS_RESULT_CODE.
+    let f = assert_framing(P, &fx::TARS_NODE_TUP_RESPONSE);
+    assert_eq!(f.kind(), FrameKind::Response);
+    assert_eq!(f.request_id(), RequestId(7));
+    assert_eq!(f.status(), Some(0));
+    let f = assert_framing(P, &fx::TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT);
+    assert_eq!(f.status(), Some(ret::TARSINVOKETIMEOUT));
+    for bytes in [
+        &fx::TARS_GO_TUP_RESPONSE[..],
+        &fx::TARS_NODE_TUP_RESPONSE,
+        &fx::TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT,
+    ] {
+        assert_lossless(P, bytes);
+        assert_id_rewrite(P, bytes, 70_000);
+    }
+    // A TUP request names its function and has no code: still a request.
+    assert_eq!(
+        decode_one(P, &fx::TARS_REQUEST_TUP).kind(),
+        FrameKind::Request
+    );
+    // Without a function name, a TARS (version 1) packet is a request too.
+    let f = decode_one(
+        P,
+        &req(&Req {
+            func: String::new(),
+            ..Req::default()
+        }),
+    );
+    assert_eq!(f.kind(), FrameKind::Request);
+}
+
+#[test]
+fn a_tup_request_is_answered_in_tup() {
+    let mut request = decode_one(P, &fx::TARS_REQUEST_TUP);
+    request.set_request_id(RequestId(8)).unwrap();
+    let h = codec(P).hijack(&request, ErrorKind::Timeout);
+    assert_eq!(h.as_bytes(), &fx::TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT[..]);
+    assert_eq!(h, decode_one(P, &fx::TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT));
+    // A code that does not parse is not a success.
+    let mut bad = fx::TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT.to_vec();
+    let at = bad.windows(3).position(|w| w == b"-7\x06").unwrap();
+    bad[at] = b'x';
+    assert_eq!(
+        decode_one(P, &bad).status(),
+        Some(ret::TARSSERVERUNKNOWNERR)
+    );
+}
+
+#[test]
 fn no_transport_heartbeat_and_tars_ping_is_a_call() {
     let ping = req(&Req {
         func: "tars_ping".into(),
@@ -634,7 +691,7 @@ fn req_spec() -> impl Strategy<Value = Req> {
         any::<i32>(),
         prop_oneof![any::<i32>(), -200i32..200],
         ".{0,20}",
-        "[a-zA-Z_]{0,12}",
+        "[a-zA-Z_]{1,12}",
         proptest::collection::vec(any::<u8>(), 0..300),
         any::<i32>(),
         proptest::collection::vec(("[a-z]{0,8}", ".{0,300}"), 0..4),
