@@ -245,12 +245,14 @@ impl Server {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientKind {
     /// TarsGo v1.4.5 (`tars-client`).
-    TarsGo,
+    Go,
     /// TarsNode: `@tars/rpc` 2.0.15 (`node/tars_client.js`).
-    TarsNode,
+    Node,
+    /// TarsNode calling in TUP (iVersion 3), answered with RequestPackets.
+    NodeTup,
 }
 
-/// A Tars client of [`SERVANT`] at one address; both kinds take the same
+/// A Tars client of [`SERVANT`] at one address; every kind takes the same
 /// commands.
 struct Client {
     peer: Peer,
@@ -262,14 +264,15 @@ type Outcome = Result<String, (String, i64)>;
 
 impl Client {
     async fn start(kind: ClientKind, addr: SocketAddr) -> Client {
-        let (name, program) = match kind {
-            ClientKind::TarsGo => ("client tarsgo", "tars-client"),
-            ClientKind::TarsNode => ("client @tars/rpc", "tars_client.js"),
+        let (name, program, version) = match kind {
+            ClientKind::Go => ("client tarsgo", "tars-client", 1),
+            ClientKind::Node => ("client @tars/rpc", "tars_client.js", 1),
+            ClientKind::NodeTup => ("client @tars/rpc tup", "tars_client.js", 3),
         };
         let mut peer = Peer::spawn(
             name,
             program,
-            json!({ "address": addr.to_string(), "timeoutMs": CALL_TIMEOUT_MS }),
+            json!({ "address": addr.to_string(), "timeoutMs": CALL_TIMEOUT_MS, "version": version }),
         );
         peer.wait_until("ready", |seen| seen.iter().any(|v| v["event"] == "ready"))
             .await;
@@ -638,17 +641,23 @@ async fn the_proxys_errors_reach_the_client(kind: ClientKind) {
     let unreachable = client
         .start_calls("echo", one_arg(&values("dead", 2)))
         .await;
+    // TarsNode's TUP client reads the code of a TUP answer
+    // (STATUS_RESULT_CODE) but not its message (STATUS_RESULT_DESC).
+    let message = |m: &str| match kind {
+        ClientKind::NodeTup => String::new(),
+        _ => m.to_string(),
+    };
     for (i, r) in client.results(&slow).await.iter().enumerate() {
         assert_eq!(
             r,
-            &Err(("baton: upstream timeout".to_string(), -7)),
+            &Err((message("baton: upstream timeout"), -7)),
             "timed-out call {i}: TARSINVOKETIMEOUT from baton"
         );
     }
     for (i, r) in client.results(&unreachable).await.iter().enumerate() {
         assert_eq!(
             r,
-            &Err(("baton: no upstream available".to_string(), -8)),
+            &Err((message("baton: no upstream available"), -8)),
             "unreachable call {i}: TARSPROXYCONNECTERR from baton"
         );
     }
@@ -669,42 +678,64 @@ async fn the_proxys_errors_reach_the_client(kind: ClientKind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsgo_calls_through_baton() {
-    many_concurrent_calls(ClientKind::TarsGo).await;
+    many_concurrent_calls(ClientKind::Go).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsgo_routes_by_servant_function_and_context() {
-    routes_by_servant_function_and_context(ClientKind::TarsGo).await;
+    routes_by_servant_function_and_context(ClientKind::Go).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsgo_calls_in_flight_survive_an_upgrade() {
-    calls_in_flight_survive_an_upgrade(ClientKind::TarsGo).await;
+    calls_in_flight_survive_an_upgrade(ClientKind::Go).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsgo_gets_the_proxys_errors() {
-    the_proxys_errors_reach_the_client(ClientKind::TarsGo).await;
+    the_proxys_errors_reach_the_client(ClientKind::Go).await;
 }
 
 // === TarsNode client (@tars/rpc) ===
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsnode_calls_through_baton() {
-    many_concurrent_calls(ClientKind::TarsNode).await;
+    many_concurrent_calls(ClientKind::Node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsnode_routes_by_servant_function_and_context() {
-    routes_by_servant_function_and_context(ClientKind::TarsNode).await;
+    routes_by_servant_function_and_context(ClientKind::Node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsnode_calls_in_flight_survive_an_upgrade() {
-    calls_in_flight_survive_an_upgrade(ClientKind::TarsNode).await;
+    calls_in_flight_survive_an_upgrade(ClientKind::Node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsnode_gets_the_proxys_errors() {
-    the_proxys_errors_reach_the_client(ClientKind::TarsNode).await;
+    the_proxys_errors_reach_the_client(ClientKind::Node).await;
+}
+
+// === TarsNode client in TUP ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_tup_calls_through_baton() {
+    many_concurrent_calls(ClientKind::NodeTup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_tup_routes_by_servant_function_and_context() {
+    routes_by_servant_function_and_context(ClientKind::NodeTup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_tup_calls_in_flight_survive_an_upgrade() {
+    calls_in_flight_survive_an_upgrade(ClientKind::NodeTup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarsnode_tup_gets_the_proxys_errors() {
+    the_proxys_errors_reach_the_client(ClientKind::NodeTup).await;
 }

@@ -6,7 +6,9 @@
 // proxy this project uses does not serve; see README.md.
 //
 // Arguments go in sBuffer at tags 1, 2, … and the return value at tag 0,
-// in the TARS encoding (iVersion 1).
+// in the TARS encoding (iVersion 1); the server also takes TUP calls
+// (iVersion 3), whose arguments sit in a UniAttribute by name ("value",
+// "ms") and whose answer goes back under "" and "tars_ret".
 package echo
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/TarsCloud/TarsGo/tars/protocol/codec"
 	"github.com/TarsCloud/TarsGo/tars/protocol/res/basef"
 	"github.com/TarsCloud/TarsGo/tars/protocol/res/requestf"
+	"github.com/TarsCloud/TarsGo/tars/protocol/tup"
 	"github.com/TarsCloud/TarsGo/tars/util/tools"
 )
 
@@ -89,20 +92,64 @@ func (p *Proxy) NoteOneWay(ctx context.Context, value string, reqContext map[str
 	return err
 }
 
-// Dispatcher is the server side (tars2go's `Dispatch`), TARS version only.
+// Dispatcher is the server side (tars2go's `Dispatch`), for the TARS
+// (iVersion 1) and TUP (iVersion 3) encodings of the arguments.
 type Dispatcher struct{}
+
+// args reads the arguments by tag (TARS) or by name from a UniAttribute
+// (TUP), as tars2go's dispatch does.
+type args struct {
+	tars *codec.Reader
+	tup  *tup.UniAttribute
+}
+
+func (a *args) reader(tag byte, name string) (*codec.Reader, byte, error) {
+	if a.tup == nil {
+		return a.tars, tag, nil
+	}
+	var buf []byte
+	if err := a.tup.GetBuffer(name, &buf); err != nil {
+		return nil, 0, err
+	}
+	return codec.NewReader(buf), 0, nil
+}
+
+func (a *args) str(tag byte, name string) (string, error) {
+	var v string
+	r, tag, err := a.reader(tag, name)
+	if err == nil {
+		err = r.ReadString(&v, tag, true)
+	}
+	return v, err
+}
+
+func (a *args) int32(tag byte, name string) (int32, error) {
+	var v int32
+	r, tag, err := a.reader(tag, name)
+	if err == nil {
+		err = r.ReadInt32(&v, tag, true)
+	}
+	return v, err
+}
 
 // Dispatch decodes a request's arguments, calls the servant, encodes its
 // answer.
 func (Dispatcher) Dispatch(ctx context.Context, val interface{}, req *requestf.RequestPacket, resp *requestf.ResponsePacket, withContext bool) error {
-	if req.IVersion != basef.TARSVERSION {
-		return fmt.Errorf("only iVersion 1 is served here, not %d", req.IVersion)
+	in := &args{tars: codec.NewReader(tools.Int8ToByte(req.SBuffer))}
+	switch req.IVersion {
+	case basef.TARSVERSION:
+	case basef.TUPVERSION:
+		in.tup = tup.NewUniAttribute()
+		if err := in.tup.Decode(in.tars); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("iVersion %d is not served here", req.IVersion)
 	}
 	imp := val.(Servant)
-	in := codec.NewReader(tools.Int8ToByte(req.SBuffer))
 	out := codec.NewBuffer()
-	var value string
-	if err := in.ReadString(&value, 1, true); err != nil {
+	value, err := in.str(1, "value")
+	if err != nil {
 		return err
 	}
 	switch req.SFuncName {
@@ -115,8 +162,8 @@ func (Dispatcher) Dispatch(ctx context.Context, val interface{}, req *requestf.R
 			return err
 		}
 	case "slowEcho":
-		var ms int32
-		if err := in.ReadInt32(&ms, 2, true); err != nil {
+		ms, err := in.int32(2, "ms")
+		if err != nil {
 			return err
 		}
 		ret, err := imp.SlowEcho(ctx, value, ms)
@@ -133,10 +180,22 @@ func (Dispatcher) Dispatch(ctx context.Context, val interface{}, req *requestf.R
 	default:
 		return fmt.Errorf("func mismatch")
 	}
+	result := out.ToBytes()
+	if in.tup != nil {
+		// TUP: the return value under "" and "tars_ret".
+		rsp := tup.NewUniAttribute()
+		rsp.PutBuffer("", result)
+		rsp.PutBuffer("tars_ret", result)
+		encoded := codec.NewBuffer()
+		if err := rsp.Encode(encoded); err != nil {
+			return err
+		}
+		result = encoded.ToBytes()
+	}
 	*resp = requestf.ResponsePacket{
 		IVersion:   req.IVersion,
 		IRequestId: req.IRequestId,
-		SBuffer:    tools.ByteToInt8(out.ToBytes()),
+		SBuffer:    tools.ByteToInt8(result),
 	}
 	return nil
 }

@@ -65,3 +65,28 @@ Baton.EchoProxy.prototype.note = function (value, property) {
       return fail(data);
     });
 };
+
+// The same calls in TUP (iVersion 3, `TUP_SIMPLE`), with the proxy's
+// version set to 3: the arguments by name in a UniAttribute, the answer
+// read from the response's UniAttribute under "" (TarsNode's TUP proxies,
+// `tup_invoke`).
+function decodeTup(data) {
+  try {
+    return { request: data.request, response: { costtime: data.request.costtime, return: data.response.tup.readString('') } };
+  } catch (e) {
+    throw { request: data.request, response: { costtime: data.request.costtime, error: { code: decodeError(), message: e.message } } };
+  }
+}
+
+Baton.EchoProxy.prototype.tupEcho = function (value, property) {
+  const attr = new TarsStream.UniAttribute();
+  attr.writeString('value', value);
+  return this._worker.tup_invoke('echo', attr, property).then(decodeTup, fail);
+};
+
+Baton.EchoProxy.prototype.tupSlowEcho = function (value, ms, property) {
+  const attr = new TarsStream.UniAttribute();
+  attr.writeString('value', value);
+  attr.writeInt32('ms', ms);
+  return this._worker.tup_invoke('slowEcho', attr, property).then(decodeTup, fail);
+};

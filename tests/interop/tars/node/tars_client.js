@@ -4,7 +4,10 @@
 // (tests/tests/interop_tars.rs), with the same commands and output as the
 // TarsGo client (../client/main.go):
 //
-//   node tars_client.js '{"address":"127.0.0.1:PORT","timeoutMs":15000}'
+//   node tars_client.js '{"address":"127.0.0.1:PORT","timeoutMs":15000,"version":1}'
+//
+// With "version": 3 it calls echo and slowEcho in TUP (`tup_invoke`, the
+// arguments by name in a UniAttribute); note is TARS-encoded either way.
 //
 //   {"op":"invoke","tag":T,"func":"echo"|"slowEcho"|"note","args":[[v],[v,ms],...],"context":{k:v}}
 //       all calls start at once; {"tag":T,"results":[{"ok":true,"value":V}|
@@ -42,11 +45,15 @@ const emit = obj => process.stdout.write(JSON.stringify(obj) + '\n');
 const [host, port] = opts.address.split(':');
 const prx = Tars.stringToProxy(Baton.EchoProxy, `Baton.EchoServer.EchoObj@tcp -h ${host} -p ${port} -t 600000`);
 prx.setTimeout(opts.timeoutMs || 15000);
+const tup = opts.version === 3;
+if (tup) {
+  prx._worker.version = 3;
+}
 
 function call(func, args, context) {
   const property = context ? { context } : undefined;
-  const p = func === 'echo' ? prx.echo(args[0], property)
-    : func === 'slowEcho' ? prx.slowEcho(args[0], args[1] || 0, property)
+  const p = func === 'echo' ? (tup ? prx.tupEcho(args[0], property) : prx.echo(args[0], property))
+    : func === 'slowEcho' ? (tup ? prx.tupSlowEcho(args[0], args[1] || 0, property) : prx.slowEcho(args[0], args[1] || 0, property))
     : func === 'note' ? prx.note(args[0], property)
     : Promise.reject({ response: { error: { code: 0, message: 'unknown func ' + func } } });
   return p.then(
