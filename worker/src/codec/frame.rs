@@ -68,9 +68,11 @@ pub enum FrameKind {
 #[non_exhaustive]
 pub struct Attributes {
     /// Bolt: header `service` (SOFARPC's key), else `sofa_head_target_service`
-    /// (its older key). Dubbo: the service path (interface name).
+    /// (its older key). Dubbo: the service path (interface name). Tars:
+    /// `sServantName`.
     pub service: Option<String>,
-    /// Bolt: header `sofa_head_method_name`. Dubbo: the method name.
+    /// Bolt: header `sofa_head_method_name`. Dubbo: the method name. Tars:
+    /// `sFuncName`.
     pub method: Option<String>,
     /// Dubbo: the service version (`version` in the body, e.g. `1.0.0`).
     pub service_version: Option<String>,
@@ -85,8 +87,10 @@ pub struct Attributes {
     /// RocketMQ: the request code (e.g. 310 SEND_MESSAGE_V2).
     pub code: Option<i32>,
     /// Bolt: the request's timeout field in milliseconds, when positive.
+    /// Tars: `iTimeout`, when positive.
     pub timeout_ms: Option<u32>,
-    /// Bolt: the header map; RocketMQ: the ext fields. In wire order.
+    /// Bolt: the header map; RocketMQ: the ext fields; Tars: the `context`
+    /// map (its first 64 entries). In wire order.
     pub headers: Vec<(String, String)>,
 }
 
