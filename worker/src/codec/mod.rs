@@ -232,6 +232,14 @@ pub trait Codec: fmt::Debug + Send + Sync + Sized + 'static {
 
     fn new(config: CodecConfig) -> Self;
 
+    /// A codec for the proxy's end of an upstream connection, where what
+    /// arrives answers what the proxy sent. Only a protocol whose frames do
+    /// not always say whether they are requests or responses needs to know
+    /// (Tars: TUP answers are RequestPackets); the others are [`Codec::new`].
+    fn upstream(config: CodecConfig) -> Self {
+        Self::new(config)
+    }
+
     /// Rebuilds a codec from a state another process produced. Validates it:
     /// a state is input from another binary version.
     fn from_state(config: CodecConfig, state: Self::State) -> Result<Self, CodecError>;
@@ -297,6 +305,11 @@ macro_rules! registry {
             /// A fresh codec for a new connection.
             pub fn codec(self, config: CodecConfig) -> AnyCodec {
                 match self { $( Protocol::$variant => AnyCodec::$variant(<$codec as Codec>::new(config)), )+ }
+            }
+
+            /// A fresh codec for a new upstream connection ([`Codec::upstream`]).
+            pub fn upstream_codec(self, config: CodecConfig) -> AnyCodec {
+                match self { $( Protocol::$variant => AnyCodec::$variant(<$codec as Codec>::upstream(config)), )+ }
             }
 
             fn known_names() -> &'static str {

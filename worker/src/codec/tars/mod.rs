@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The length counts itself (TarsGo `protocol.TarsRequest`, TarsCpp
-//! `TC_NetWorkBuffer::parseTars`). The packet is the fields of one struct
+//! `AppProtocol.h` `parseBinary4`). The packet is the fields of one struct
 //! in the tag-length-value encoding described in the private `tlv` module;
 //! the structs are `RequestF.tars`:
 //!
@@ -36,13 +36,17 @@
 //!
 //! Except in TUP (iVersion 3, or 2 for TarsNode's `TUP_COMPLEX`), whose
 //! responses are RequestPackets too: TarsGo's server (`req2Byte`) leaves
-//! their servant and function names empty, TarsNode's (`composeTUP`) and
-//! TarsCpp's copy them and put the code in `status["STATUS_RESULT_CODE"]`
-//! (the message in `STATUS_RESULT_DESC`). So a TUP RequestPacket with an
-//! empty `sFuncName` or a `STATUS_RESULT_CODE` is a response, its `iRet`
-//! that status entry (0 when absent); a TUP request always names the
-//! function it calls and has no result code. MOSN's Tars support reads
-//! such a response as a request.
+//! their servant and function names empty; TarsNode's (`composeTUP`)
+//! copies them and always puts the code in `status["STATUS_RESULT_CODE"]`
+//! (the message in `STATUS_RESULT_DESC`); TarsCpp's (`Current::
+//! sendResponse`) copies them and puts the code there only when it is not
+//! 0. So a TUP RequestPacket is a response when its `sFuncName` is empty
+//! or it has a `STATUS_RESULT_CODE` (a TUP request always names the
+//! function it calls and has no result code), or — the only way to tell a
+//! successful TarsCpp answer — when it arrives on the proxy's end of an
+//! upstream connection (a codec made by [`Protocol::upstream_codec`],
+//! [`TarsState::upstream`]). Its `iRet` is the status entry, 0 when absent.
+//! MOSN's Tars support reads every TUP response as a request.
 //!
 //! Every field is read with its reference type and
 //! the packet must end exactly after its last field; fields with unknown
@@ -92,10 +96,11 @@
 //!
 //! # Failure handling
 //!
-//! * A length below 5 → `Malformed`; above the max frame size →
-//!   `FrameTooLarge`, from the 4 length bytes alone, before the body is
-//!   waited for (TarsGo refuses above 10 MiB by default, TarsCpp above
-//!   100 MiB; the listener's `max_frame_size`, default 16 MiB, applies).
+//! * A length below 5 (TarsCpp's `TARS_NET_MIN_PACKAGE_SIZE`) →
+//!   `Malformed`; above the max frame size → `FrameTooLarge`, from the 4
+//!   length bytes alone, before the body is waited for (TarsGo refuses
+//!   above 10 MiB by default, TarsCpp above 100 MiB; the listener's
+//!   `max_frame_size`, default 16 MiB, applies).
 //! * A packet whose first field is not `iVersion` (a head byte of tag 1
 //!   with an integer type: 0x10, 0x11 or 0x1c) → `BadMagic`, as soon as
 //!   that byte is in: a stream of something else is refused early.
@@ -186,15 +191,21 @@ const RESPONSE_ID_TAG: u8 = 3;
 /// be routed on. Real contexts carry a few trace and dyeing keys.
 pub const MAX_HEADERS: usize = 64;
 
-/// What a Tars connection remembers between frames: nothing. The protocol
-/// has no per-connection negotiation (every packet carries its version).
+/// What a Tars connection remembers: which end of the proxy it is (see
+/// [`TarsCodec::upstream`]). Every packet carries its own version; there is
+/// no per-connection negotiation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TarsState {}
+pub struct TarsState {
+    /// The proxy's end of an upstream connection: what it reads are the
+    /// server's answers, so a TUP RequestPacket is one whatever its fields.
+    pub upstream: bool,
+}
 
 /// The Tars codec.
 #[derive(Debug)]
 pub struct TarsCodec {
     config: CodecConfig,
+    state: TarsState,
 }
 
 pub(crate) fn malformed(what: &'static str) -> CodecError {
@@ -219,15 +230,27 @@ impl Codec for TarsCodec {
     const REQUEST_ID_BITS: u32 = 32;
 
     fn new(config: CodecConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            state: TarsState::default(),
+        }
     }
 
-    fn from_state(config: CodecConfig, _state: TarsState) -> Result<Self, CodecError> {
-        Ok(Self { config })
+    /// Knows it reads answers: the only way to tell a successful TarsCpp
+    /// TUP answer from a request (see the module docs).
+    fn upstream(config: CodecConfig) -> Self {
+        Self {
+            config,
+            state: TarsState { upstream: true },
+        }
+    }
+
+    fn from_state(config: CodecConfig, state: TarsState) -> Result<Self, CodecError> {
+        Ok(Self { config, state })
     }
 
     fn state(&self) -> TarsState {
-        TarsState {}
+        self.state.clone()
     }
 
     fn config(&self) -> CodecConfig {
@@ -259,7 +282,7 @@ impl Codec for TarsCodec {
         }
         // Parse before splitting: an error leaves the buffer as it was
         // (the stream is broken either way, but nothing is half-consumed).
-        let parts = parse(buf.get(..size).unwrap_or_default())?;
+        let parts = parse(buf.get(..size).unwrap_or_default(), self.state.upstream)?;
         let raw = buf.split_to(size);
         Ok(Some(Frame::new(parts, raw)))
     }
@@ -335,7 +358,7 @@ fn required(r: &mut Reader<'_>, tag: u8, what: &'static str) -> Result<Head, Cod
 }
 
 /// Parses one complete frame (prefix included) into its frame parts.
-fn parse(frame: &[u8]) -> Result<FrameParts, CodecError> {
+fn parse(frame: &[u8], answers: bool) -> Result<FrameParts, CodecError> {
     let mut r = Reader::new(frame, PREFIX_LEN);
     let version = int_field(&mut r, 1, Width::Short, "iVersion (tag 1) missing")?.value;
     let packet_type = int_field(&mut r, 2, Width::Byte, "cPacketType (tag 2) missing")?;
@@ -353,7 +376,9 @@ fn parse(frame: &[u8]) -> Result<FrameParts, CodecError> {
     )?;
     let fifth = required(&mut r, 5, "tag 5 (sServantName or iRet) missing")?;
     match fifth.ty {
-        tlv::STRING1 | tlv::STRING4 => request(&mut r, version, fifth, &packet_type, &fourth),
+        tlv::STRING1 | tlv::STRING4 => {
+            request(&mut r, version, answers, fifth, &packet_type, &fourth)
+        }
         _ => {
             let code = r.int(fifth.ty, Width::Int)?;
             response_parts(&mut r, code, &third)
@@ -369,6 +394,7 @@ fn is_tup(version: i32) -> bool {
 fn request(
     r: &mut Reader<'_>,
     version: i32,
+    answers: bool,
     servant: Head,
     packet_type: &IntField,
     id: &IntField,
@@ -395,7 +421,7 @@ fn request(
     })?;
     r.skip_rest()?;
 
-    if is_tup(version) && (func.is_empty() || result_code.is_some()) {
+    if is_tup(version) && (answers || func.is_empty() || result_code.is_some()) {
         // A TUP response (see the module docs): its code, if any, is the
         // status entry; an unreadable one is not a success.
         let code = result_code.map_or(ret::TARSSERVERSUCCESS, |v| {

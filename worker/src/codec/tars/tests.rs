@@ -296,6 +296,59 @@ fn tup_responses_are_request_packets_told_apart_by_name_or_code() {
     assert_eq!(f.kind(), FrameKind::Request);
 }
 
+/// A successful TUP answer as TarsCpp's `Current::sendResponse` writes one:
+/// the request's names copied, no `STATUS_RESULT_CODE` (it is left out for
+/// 0). Built here from those fields (no TarsCpp peer runs here).
+fn tarscpp_tup_success(id: i32) -> Vec<u8> {
+    let mut p = Vec::new();
+    int(&mut p, 1, 3);
+    int(&mut p, 2, 0);
+    int(&mut p, 3, 0);
+    int(&mut p, 4, id);
+    string(&mut p, 5, b"Baton.EchoServer.EchoObj");
+    string(&mut p, 6, b"echo");
+    simple_list(&mut p, 7, &[0x08, 0x0c]);
+    int(&mut p, 8, 0);
+    map(&mut p, 9, &[]);
+    map(&mut p, 10, &[]);
+    frame(&p)
+}
+
+#[test]
+fn a_tup_answer_without_a_code_is_told_by_the_upstream_end() {
+    let bytes = tarscpp_tup_success(11);
+    // Read by a client connection's codec, it looks like a request: the
+    // bytes alone cannot tell.
+    assert_eq!(decode_one(P, &bytes).kind(), FrameKind::Request);
+    // The proxy's end of an upstream connection reads answers.
+    let mut upstream = P.upstream_codec(CodecConfig::default());
+    let mut buf = BytesMut::from(&bytes[..]);
+    let f = upstream.decode(&mut buf).unwrap().unwrap();
+    assert_eq!(f.kind(), FrameKind::Response);
+    assert_eq!(f.status(), Some(0));
+    assert_eq!(f.request_id(), RequestId(11));
+    assert_id_rewrite(P, &fx::TARS_NODE_TUP_RESPONSE, 3);
+    // TARS (version 1) packets are still told apart by tag 5 there.
+    let mut buf = BytesMut::from(&fx::TARS_REQUEST_ECHO[..]);
+    assert_eq!(
+        upstream.decode(&mut buf).unwrap().unwrap().kind(),
+        FrameKind::Request
+    );
+    // The role is codec state.
+    let state = upstream.state();
+    assert_eq!(
+        state.protocol,
+        crate::codec::ProtocolState::Tars(TarsState { upstream: true })
+    );
+    let mut restored = crate::codec::AnyCodec::from_state(state).unwrap();
+    let mut buf = BytesMut::from(&bytes[..]);
+    assert!(restored.decode(&mut buf).unwrap().unwrap().is_response());
+    assert_eq!(
+        codec(P).state().protocol,
+        crate::codec::ProtocolState::Tars(TarsState::default())
+    );
+}
+
 #[test]
 fn a_tup_request_is_answered_in_tup() {
     let mut request = decode_one(P, &fx::TARS_REQUEST_TUP);
@@ -360,7 +413,7 @@ fn id_rewrite_to_every_width_and_back_is_byte_identical() {
             );
             // The frame differs from the original at most by the id field
             // and the length prefix: same head before it, same tail after.
-            let IdSlot::TarsInt { at, end, .. } = parse(bytes).unwrap().id_slot else {
+            let IdSlot::TarsInt { at, end, .. } = parse(bytes, false).unwrap().id_slot else {
                 panic!("{name}: not a Tars id slot");
             };
             assert_eq!(&out[4..at], &bytes[4..at], "{name} -> {id}: before the id");
