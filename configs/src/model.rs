@@ -158,7 +158,7 @@ pub enum HttpAction {
     },
 }
 
-/// What an RPC listener (`bolt`, `dubbo`, `rocketmq`) adds.
+/// What an RPC listener (`bolt`, `dubbo`, `rocketmq`, `tars`) adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rpc {
     /// A request not answered within this gets the protocol's timeout
@@ -200,13 +200,18 @@ pub enum Protocol {
     Dubbo,
     /// Apache RocketMQ remoting.
     Rocketmq,
+    /// TARS (Tencent's RPC protocol, multiplexed).
+    Tars,
     /// HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN with TLS).
     Http,
 }
 
 impl Protocol {
     pub fn is_rpc(self) -> bool {
-        matches!(self, Protocol::Bolt | Protocol::Dubbo | Protocol::Rocketmq)
+        matches!(
+            self,
+            Protocol::Bolt | Protocol::Dubbo | Protocol::Rocketmq | Protocol::Tars
+        )
     }
 }
 

@@ -19,7 +19,7 @@
 //! `cargo fuzz run fuzz_<target> <file>` and by this runner), and exits 1.
 //!
 //! ```text
-//! smoke [--seconds N] [--target bolt|dubbo|rocketmq|http_head|http_chunked|all]
+//! smoke [--seconds N] [--target bolt|dubbo|rocketmq|tars|http_head|http_chunked|all]
 //!       [--seed N] [--dir FUZZ_DIR] [--write-corpus]
 //! ```
 //!
@@ -47,10 +47,11 @@ enum Harness {
     HttpChunked,
 }
 
-const TARGETS: [(&str, Harness); 5] = [
+const TARGETS: [(&str, Harness); 6] = [
     ("bolt", Harness::Codec(Protocol::Bolt)),
     ("dubbo", Harness::Codec(Protocol::Dubbo)),
     ("rocketmq", Harness::Codec(Protocol::RocketMq)),
+    ("tars", Harness::Codec(Protocol::Tars)),
     ("http_head", Harness::HttpHead),
     ("http_chunked", Harness::HttpChunked),
 ];
@@ -124,7 +125,7 @@ fn parse_args() -> Result<Options, String> {
                 };
             }
             "-h" | "--help" => {
-                return Err("smoke [--seconds N] [--target bolt|dubbo|rocketmq|http_head|http_chunked|all] [--seed N] [--dir FUZZ_DIR] [--write-corpus]".into());
+                return Err("smoke [--seconds N] [--target bolt|dubbo|rocketmq|tars|http_head|http_chunked|all] [--seed N] [--dir FUZZ_DIR] [--write-corpus]".into());
             }
             other => return Err(format!("unknown argument {other}")),
         }

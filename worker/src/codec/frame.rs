@@ -5,10 +5,10 @@
 //! attributes — is a view computed once at decode time. Proxying a frame is
 //! writing those bytes; the only mutation a proxy needs, rewriting the
 //! request id into another connection's id space, edits them in place (Bolt,
-//! Dubbo, RocketMQ binary headers) or splices the new decimal into the JSON
-//! header (RocketMQ JSON, the one variable-width case), so a frame is never
-//! re-serialised from parsed fields and nothing the codec does not model is
-//! lost.
+//! Dubbo, RocketMQ binary headers) or splices the new value in where its
+//! width varies (the decimal in a RocketMQ JSON header, a Tars integer
+//! field), so a frame is never re-serialised from parsed fields and
+//! nothing the codec does not model is lost.
 
 use std::fmt;
 
@@ -68,9 +68,11 @@ pub enum FrameKind {
 #[non_exhaustive]
 pub struct Attributes {
     /// Bolt: header `service` (SOFARPC's key), else `sofa_head_target_service`
-    /// (its older key). Dubbo: the service path (interface name).
+    /// (its older key). Dubbo: the service path (interface name). Tars:
+    /// `sServantName`.
     pub service: Option<String>,
-    /// Bolt: header `sofa_head_method_name`. Dubbo: the method name.
+    /// Bolt: header `sofa_head_method_name`. Dubbo: the method name. Tars:
+    /// `sFuncName`.
     pub method: Option<String>,
     /// Dubbo: the service version (`version` in the body, e.g. `1.0.0`).
     pub service_version: Option<String>,
@@ -85,8 +87,10 @@ pub struct Attributes {
     /// RocketMQ: the request code (e.g. 310 SEND_MESSAGE_V2).
     pub code: Option<i32>,
     /// Bolt: the request's timeout field in milliseconds, when positive.
+    /// Tars: `iTimeout`, when positive.
     pub timeout_ms: Option<u32>,
-    /// Bolt: the header map; RocketMQ: the ext fields. In wire order.
+    /// Bolt: the header map; RocketMQ: the ext fields; Tars: the `context`
+    /// map (its first 64 entries). In wire order.
     pub headers: Vec<(String, String)>,
 }
 
@@ -111,6 +115,10 @@ pub(crate) enum IdSlot {
     /// `raw[start..end]`. Bytes 0..4 hold the frame length minus 4 and bytes
     /// 5..8 the header length; both move with the text's width.
     JsonDecimal { start: usize, end: usize },
+    /// Tars: the whole `iRequestId` field (head and value) at
+    /// `raw[at..end]`, an integer in its smallest encoding (1 to 5 bytes).
+    /// Bytes 0..4 hold the frame length; it moves with the field's width.
+    TarsInt { at: usize, end: usize, tag: u8 },
 }
 
 /// The decoded parts a codec hands to [`Frame::new`].
@@ -248,6 +256,13 @@ impl Frame {
                 self.splice_json_decimal(start, end, signed)?;
                 true
             }
+            IdSlot::TarsInt { at, end, tag } => {
+                // Tars ids are `int`s; keep the bit pattern.
+                #[allow(clippy::cast_possible_wrap)]
+                let signed = narrow as i32;
+                self.splice_tars_int(at, end, tag, signed)?;
+                true
+            }
         };
         if !written {
             // Only reachable if a codec built an IdSlot outside the frame.
@@ -316,6 +331,77 @@ impl Frame {
         };
         Ok(())
     }
+}
+
+impl Frame {
+    /// Replaces the Tars integer field at `raw[at..end]` with `value` in its
+    /// smallest encoding, moving the rest of the frame if the width changed
+    /// and fixing the length prefix (see the `tars` module docs).
+    fn splice_tars_int(
+        &mut self,
+        at: usize,
+        end: usize,
+        tag: u8,
+        value: i32,
+    ) -> Result<(), CodecError> {
+        let rewrite = |what| CodecError::Rewrite {
+            protocol: self.protocol,
+            what,
+        };
+        let mut buf = [0u8; 5];
+        let field = tars_int_field(tag, value, &mut buf);
+        let old_len = self.raw.len();
+        if at < 4 || at > end || end > old_len {
+            return Err(rewrite("request id field outside the frame"));
+        }
+        let new_len = old_len - (end - at) + field.len();
+        let total = u32::try_from(new_len).map_err(|_| rewrite("frame length out of range"))?;
+        let new_end = at + field.len();
+        if new_end > end {
+            self.raw.resize(new_len, 0);
+            self.raw.copy_within(end..old_len, new_end);
+        } else if new_end < end {
+            self.raw.copy_within(end..old_len, new_end);
+            self.raw.truncate(new_len);
+        }
+        if let Some(slot) = self.raw.get_mut(at..new_end) {
+            slot.copy_from_slice(field);
+        }
+        if !wire::put_u32_at(&mut self.raw, 0, total) {
+            return Err(rewrite("frame shorter than its length prefix"));
+        }
+        self.id_slot = IdSlot::TarsInt {
+            at,
+            end: new_end,
+            tag,
+        };
+        Ok(())
+    }
+}
+
+/// A Tars integer field (head with `tag` < 15, then the value) in the
+/// smallest encoding that holds `value`, as every Tars encoder writes it
+/// (TarsGo `WriteInt32`): ZERO_TAG (type 12) for 0, INT1 (0), INT2 (1) or
+/// INT4 (2).
+pub(crate) fn tars_int_field(tag: u8, value: i32, buf: &mut [u8; 5]) -> &[u8] {
+    let tag = (tag & 0x0f) << 4;
+    let len = if value == 0 {
+        buf[0] = tag | 12;
+        1
+    } else if let Ok(v) = i8::try_from(value) {
+        buf[0] = tag;
+        buf[1..2].copy_from_slice(&v.to_be_bytes());
+        2
+    } else if let Ok(v) = i16::try_from(value) {
+        buf[0] = tag | 1;
+        buf[1..3].copy_from_slice(&v.to_be_bytes());
+        3
+    } else {
+        buf[0] = tag | 2;
+        buf[1..5].copy_from_slice(&value.to_be_bytes());
+        5
+    };
+    &buf[..len]
 }
 
 /// Formats `value` in decimal into `buf` without allocating.

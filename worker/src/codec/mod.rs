@@ -1,5 +1,5 @@
 //! Pure codecs for the multiplexed RPC protocols baton proxies at L7: SOFA
-//! Bolt v1, Apache Dubbo 2 and Apache RocketMQ remoting.
+//! Bolt v1, Apache Dubbo 2, Apache RocketMQ remoting and TARS.
 //!
 //! No sockets, no clocks, no tasks: a codec turns bytes into [`Frame`]s and
 //! frames back into bytes. The connection task that owns a socket drives it:
@@ -63,7 +63,8 @@
 //!   states its width ([`Protocol::request_id_bits`]) and refuses wider ids.
 //! * **Hijack always succeeds** and writes the protocol's own error response,
 //!   so a client sees an error it understands (a Bolt `TIMEOUT` status, a
-//!   Dubbo `SERVER_TIMEOUT`, a RocketMQ `SYSTEM_BUSY`) instead of a dropped
+//!   Dubbo `SERVER_TIMEOUT`, a RocketMQ `SYSTEM_BUSY`, a Tars
+//!   `TARSINVOKETIMEOUT`) instead of a dropped
 //!   request.
 //!
 //! # Adding a protocol
@@ -105,6 +106,7 @@ pub mod fixtures;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod rocketmq;
+pub mod tars;
 
 pub use error::{CodecError, UnknownProtocol};
 pub use frame::{Attributes, Direction, Frame, FrameKind, RequestId};
@@ -230,6 +232,14 @@ pub trait Codec: fmt::Debug + Send + Sync + Sized + 'static {
 
     fn new(config: CodecConfig) -> Self;
 
+    /// A codec for the proxy's end of an upstream connection, where what
+    /// arrives answers what the proxy sent. Only a protocol whose frames do
+    /// not always say whether they are requests or responses needs to know
+    /// (Tars: TUP answers are RequestPackets); the others are [`Codec::new`].
+    fn upstream(config: CodecConfig) -> Self {
+        Self::new(config)
+    }
+
     /// Rebuilds a codec from a state another process produced. Validates it:
     /// a state is input from another binary version.
     fn from_state(config: CodecConfig, state: Self::State) -> Result<Self, CodecError>;
@@ -295,6 +305,11 @@ macro_rules! registry {
             /// A fresh codec for a new connection.
             pub fn codec(self, config: CodecConfig) -> AnyCodec {
                 match self { $( Protocol::$variant => AnyCodec::$variant(<$codec as Codec>::new(config)), )+ }
+            }
+
+            /// A fresh codec for a new upstream connection ([`Codec::upstream`]).
+            pub fn upstream_codec(self, config: CodecConfig) -> AnyCodec {
+                match self { $( Protocol::$variant => AnyCodec::$variant(<$codec as Codec>::upstream(config)), )+ }
             }
 
             fn known_names() -> &'static str {
@@ -396,6 +411,8 @@ registry! {
     Dubbo = "dubbo" => dubbo::DubboCodec,
     /// Apache RocketMQ remoting ([`rocketmq`]).
     RocketMq = "rocketmq" => rocketmq::RocketMqCodec,
+    /// TARS `RequestPacket` / `ResponsePacket` ([`tars`]).
+    Tars = "tars" => tars::TarsCodec,
 }
 
 impl fmt::Display for Protocol {

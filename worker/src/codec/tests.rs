@@ -15,10 +15,10 @@ fn registry_names_round_trip() {
         assert_eq!(p.codec(CodecConfig::default()).protocol(), p);
     }
     let err = "thrift".parse::<Protocol>().unwrap_err();
-    assert_eq!(err.known, "bolt dubbo rocketmq");
+    assert_eq!(err.known, "bolt dubbo rocketmq tars");
     assert_eq!(
         err.to_string(),
-        "unknown protocol \"thrift\" (known: bolt dubbo rocketmq)"
+        "unknown protocol \"thrift\" (known: bolt dubbo rocketmq tars)"
     );
     assert_eq!(
         Protocol::Bolt.max_request_id(),

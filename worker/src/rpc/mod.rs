@@ -82,6 +82,7 @@ impl RpcListener {
             baton_config::Protocol::Bolt => Some(Protocol::Bolt),
             baton_config::Protocol::Dubbo => Some(Protocol::Dubbo),
             baton_config::Protocol::Rocketmq => Some(Protocol::RocketMq),
+            baton_config::Protocol::Tars => Some(Protocol::Tars),
         }
     }
 }

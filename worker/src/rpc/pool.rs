@@ -173,7 +173,7 @@ pub async fn connect(
     let conn = UpConn {
         stream,
         addr,
-        codec: protocol.codec(codec),
+        codec: protocol.upstream_codec(codec),
         read_buf: BytesMut::new(),
         write_buf: BytesMut::new(),
         pending: HashMap::new(),
