@@ -781,7 +781,7 @@ mod tests {
         let (body, used) = parse_chunked(b"5;x=1\r\nhello\r\n0\r\nT: 1\r\n\r\nNEXT")
             .unwrap()
             .unwrap();
-        assert_eq!((body.data.as_slice(), used), (&b"hello"[..], 26));
+        assert_eq!((body.data.as_slice(), used), (&b"hello"[..], 25));
         assert_eq!(body.trailers, vec![("T".to_string(), "1".to_string())]);
         assert!(parse_chunked(b"5\r\nhelloX").is_err());
         assert!(parse_chunked(b"5\nhello\r\n").is_err());
