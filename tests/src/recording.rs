@@ -505,15 +505,20 @@ fn parse_chunked(buf: &[u8]) -> Result<Option<(ChunkedBody, usize)>, String> {
                 body.trailers.push(field(l)?);
             }
         }
-        if buf.len() < at + size + 2 {
+        if buf.len() < at + size {
+            return Ok(None);
+        }
+        // Strict like a backend: a wrong byte after the data is an error
+        // as soon as it arrives, not once two bytes are there.
+        let after = &buf[at + size..buf.len().min(at + size + 2)];
+        if !b"\r\n".starts_with(after) {
+            return Err("no CRLF after chunk data".into());
+        }
+        if after.len() < 2 {
             return Ok(None);
         }
         body.data.extend_from_slice(&buf[at..at + size]);
-        at += size;
-        if &buf[at..at + 2] != b"\r\n" {
-            return Err("no CRLF after chunk data".into());
-        }
-        at += 2;
+        at += size + 2;
     }
 }
 
