@@ -27,12 +27,25 @@ pub(crate) mod defaults {
     /// `RuntimeDirectory=baton` makes.
     pub const CONTROL_SOCKET: &str = "/run/baton/control.sock";
 
-    /// Where the control socket is when the config does not say: for root,
-    /// [`CONTROL_SOCKET`]; anyone else cannot create `/run/baton`, so a
+    /// Where the control socket is when the config does not say: under a
+    /// systemd unit with `RuntimeDirectory=` (baton.service's is `baton`),
+    /// in that directory (`$RUNTIME_DIRECTORY`, its first entry), whatever
+    /// user the unit runs as; otherwise, for root, [`CONTROL_SOCKET`]
+    /// (the same place); anyone else cannot create `/run/baton`, so a
     /// directory of their own: `$XDG_RUNTIME_DIR/baton/`, else
     /// `/tmp/baton-<uid>/` (the supervisor refuses a directory there that
     /// another user owns).
     pub fn control_socket() -> std::path::PathBuf {
+        if let Some(dir) = std::env::var_os("RUNTIME_DIRECTORY")
+            .and_then(|d| {
+                d.to_str()
+                    .and_then(|d| d.split(':').next())
+                    .map(str::to_string)
+            })
+            .filter(|d| !d.is_empty())
+        {
+            return std::path::Path::new(&dir).join("control.sock");
+        }
         let uid = rustix::process::geteuid();
         if uid.is_root() {
             return CONTROL_SOCKET.into();
