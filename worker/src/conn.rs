@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::access_log::Entry;
+use crate::http::TimeoutKind;
 use crate::http::conn::H1Conn;
 use crate::http::h2::{BoxIo, H2Conn, Prefixed};
 use crate::http::relay::Relay;
@@ -266,10 +267,12 @@ impl TlsHello {
         TlsHello {
             client_addr: client.peer_addr().ok(),
             client,
-            ctx,
             idle_timeout,
             bytes,
-            deadline: tokio::time::Instant::now() + TLS_HANDSHAKE_TIMEOUT,
+            // A slow handshake holds a slot and memory like a slow head:
+            // the listener's header_timeout bounds it, ClientHello included.
+            deadline: tokio::time::Instant::now() + ctx.listener.timeouts.header,
+            ctx,
         }
     }
 
@@ -286,19 +289,16 @@ impl TlsHello {
                 }
                 Err(_) => {
                     debug!("TLS handshake timed out");
+                    self.ctx.meters.timed_out(TimeoutKind::Handshake);
                     return None;
                 }
             };
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let io: BoxIo = Box::new(stream);
         if h2 {
-            match H2Conn::handshake(io, self.ctx, self.client_addr).await {
-                Ok(conn) => Some(Conn::H2(Box::new(conn))),
-                Err(e) => {
-                    debug!(error = %e, "h2 handshake failed");
-                    None
-                }
-            }
+            h2_handshake(io, self.ctx, self.client_addr)
+                .await
+                .map(|conn| Conn::H2(Box::new(conn)))
         } else {
             Some(Conn::TlsH1(Box::new(H1Conn::new(
                 io,
@@ -434,7 +434,8 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
                 ctx,
                 idle,
                 bytes,
-            );
+            )
+            .between_requests();
             (Conn::Http(Box::new(conn)), client_addr)
         }
         ConnParts::Rpc(parts) => {
@@ -463,9 +464,29 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
     })
 }
 
-/// How long a client may take over its TLS handshake: a slow one holds
-/// a slot and memory; 10 s covers any honest client on any network.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The HTTP/2 handshake (the client's preface, our SETTINGS), bounded by
+/// the listener's header_timeout like a request head; `None` when it fails
+/// or times out (counted as a header timeout).
+async fn h2_handshake(
+    io: BoxIo,
+    ctx: crate::http::HttpContext,
+    client_addr: Option<SocketAddr>,
+) -> Option<H2Conn<BoxIo>> {
+    let limit = ctx.listener.timeouts.header;
+    let meters = Arc::clone(&ctx.meters);
+    match tokio::time::timeout(limit, H2Conn::handshake(io, ctx, client_addr)).await {
+        Ok(Ok(conn)) => Some(conn),
+        Ok(Err(e)) => {
+            debug!(error = %e, "h2 handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!("h2 handshake timed out");
+            meters.timed_out(TimeoutKind::Header);
+            None
+        }
+    }
+}
 
 /// Resolves at the server's Close order (a drain deadline).
 async fn closing(shared: &Arc<Shared>) {
@@ -592,7 +613,10 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                         Ok(_) => Ok(()),
                         Err(e) => Err(Outcome::Failed(e)),
                     },
-                    () = tokio::time::sleep_until(hello.deadline) => Err(Outcome::Idle),
+                    () = tokio::time::sleep_until(hello.deadline) => {
+                        hello.ctx.meters.timed_out(TimeoutKind::Handshake);
+                        Err(Outcome::Idle)
+                    }
                 };
                 if let Err(outcome) = spoke {
                     break (outcome, Conn::TlsHello(hello));
@@ -631,15 +655,12 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                     let addr = h1.client_addr();
                     let (tcp, prefix) = h1.into_h2();
                     let io: BoxIo = Box::new(Prefixed::new(prefix, tcp));
-                    match Box::pin(H2Conn::handshake(io, ctx, addr)).await {
-                        Ok(h2) => {
+                    match Box::pin(h2_handshake(io, ctx, addr)).await {
+                        Some(h2) => {
                             conn = Conn::H2(Box::new(h2));
                             continue;
                         }
-                        Err(e) => {
-                            debug!(error = %e, "h2c handshake failed");
-                            return;
-                        }
+                        None => return,
                     }
                 }
                 if matches!(outcome, Outcome::Finished) && h1.is_upgraded() {
