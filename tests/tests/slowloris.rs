@@ -131,17 +131,19 @@ async fn trickle(addr: SocketAddr, attack: Arc<Attack>) {
         let mut got = Vec::new();
         let mut buf = [0u8; 1024];
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
+        // How the connection ended: end of stream, or the read error.
+        let end = loop {
             tokio::select! {
                 read = stream.read(&mut buf) => match read {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) => break "end of stream".to_string(),
+                    Err(e) => break e.to_string(),
                     Ok(n) => got.extend_from_slice(&buf[..n]),
                 },
                 _ = tick.tick() => {
                     let _ = stream.write_all(b"a").await;
                 }
             }
-        }
+        };
         attack.open.fetch_sub(1, Ordering::SeqCst);
         if got.starts_with(b"HTTP/1.1 408 ") {
             attack.answered_408.fetch_add(1, Ordering::SeqCst);
@@ -149,7 +151,7 @@ async fn trickle(addr: SocketAddr, attack: Arc<Attack>) {
             attack.other_count.fetch_add(1, Ordering::SeqCst);
             let mut other = attack.other.lock().await;
             if other.len() < 5 {
-                other.push(String::from_utf8_lossy(&got).into_owned());
+                other.push(format!("{} ({end})", String::from_utf8_lossy(&got)));
             }
         }
     }
@@ -170,7 +172,11 @@ async fn trickled_heads_get_408_and_other_clients_are_served_meanwhile() {
     let up = HttpUpstream::start("up").await;
     let baton = Baton::start(&config(
         up.addr,
-        &format!("max_connections = {SLOTS}\nheader_timeout = \"2s\"\n"),
+        // An accept queue that holds every waiting client: past it the
+        // kernel drops handshakes and, with SYN cookies, resets a client
+        // whose second segment comes before its connection exists —
+        // noise that is not the proxy's.
+        &format!("max_connections = {SLOTS}\nbacklog = 4096\nheader_timeout = \"2s\"\n"),
     ));
     let addr = baton.addr("web");
 

@@ -80,9 +80,10 @@ const READ_CHUNK: usize = 16 * 1024;
 const HEAD_CHUNK: usize = 16 * 1024;
 
 /// How long a connection closed for a timeout may take to take its 408
-/// (and, over TLS, the close_notify). The answer is a hundred bytes, which
-/// fit any socket buffer at once; this only bounds a client that reads
-/// nothing, so that it cannot hold the connection by not reading.
+/// (and, over TLS, the close_notify), and to close its side after ours
+/// (a lingering close, like nginx's): the answer is a hundred bytes, which
+/// fit any socket buffer at once, and an honest client closes as soon as
+/// it reads our end of stream. This bounds one that does neither.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The most of a request body the proxy reads and drops before it answers
@@ -363,7 +364,17 @@ where
                     h1::simple_response(408, "text/plain", &[], body.as_bytes(), false, false);
                 self.write(&response).await?;
             }
-            self.client.shutdown().await
+            self.client.shutdown().await?;
+            // A lingering close: what the client still sends is read and
+            // dropped until it closes too. Closing with unread bytes would
+            // make the kernel reset the connection, which can destroy the
+            // 408 before the client reads it.
+            loop {
+                self.buf.clear();
+                if read_head(&mut self.client, &mut self.buf).await? == 0 {
+                    return Ok::<(), std::io::Error>(());
+                }
+            }
         };
         let _ = tokio::time::timeout(FAREWELL_TIMEOUT, farewell).await;
         Outcome::Idle
