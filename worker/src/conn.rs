@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::access_log::Entry;
+use crate::fds::FdUnits;
 use crate::http::TimeoutKind;
 use crate::http::conn::H1Conn;
 use crate::http::h2::{BoxIo, H2Conn, Prefixed};
@@ -193,6 +194,8 @@ pub enum Start {
         listener: usize,
         client: TcpStream,
         permit: OwnedSemaphorePermit,
+        /// The connection's units of the fd budget.
+        fds: FdUnits,
     },
     /// Handed over by the previous generation (or resumed after a failed
     /// handoff). Boxed: a parked connection is several times the size of
@@ -320,6 +323,8 @@ struct Ready {
     client_addr: Option<SocketAddr>,
     history: History,
     permit: Option<OwnedSemaphorePermit>,
+    /// Its units of the fd budget, held while the task lives.
+    fds: FdUnits,
 }
 
 /// Registers a connection and spawns its task. For an adopted RPC
@@ -331,12 +336,13 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) -> Option<mpsc::Unbounde
             listener,
             client,
             permit,
+            fds,
         } => {
             let meter = shared
                 .meters
                 .listener(&shared.config.listeners[listener].name);
             meter.accepted.fetch_add(1, Ordering::Relaxed);
-            (meter, Err((listener, client, permit)))
+            (meter, Err((listener, client, permit, fds)))
         }
         Start::Adopted(parked) => {
             let meter = shared.meters.listener(&parked.listener);
@@ -384,6 +390,16 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
         moves: parked.history.moves + 1,
         ..parked.history
     };
+    // Its descriptors are open already: they take their units even if
+    // none are free (see crate::fds).
+    let cost = spec.map_or_else(
+        || match &parked.conn {
+            ConnParts::Tunnel { .. } | ConnParts::Http { .. } => 2,
+            ConnParts::Echo { .. } | ConnParts::Rpc(_) => 1,
+        },
+        |i| shared.costs[i],
+    );
+    let fds = shared.fds.force(cost);
     let (conn, client_addr) = match parked.conn {
         ConnParts::Tunnel {
             parts,
@@ -425,6 +441,7 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
                     client_addr,
                     history,
                     permit: None,
+                    fds,
                 });
             }
             let conn = H1Conn::new(
@@ -461,6 +478,7 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
         client_addr,
         history,
         permit: None,
+        fds,
     })
 }
 
@@ -500,12 +518,16 @@ enum Stop {
     Close,
 }
 
-async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSemaphorePermit)>) {
+/// A freshly accepted connection, before it is set up: its listener, its
+/// socket, its `max_connections` permit and its fd units.
+type Fresh = (usize, TcpStream, OwnedSemaphorePermit, FdUnits);
+
+async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
     let shared = Arc::clone(&guard.shared);
     let ready = match start {
         Ok(ready) => ready,
-        Err((listener, client, permit)) => {
-            match Box::pin(accept(&shared, listener, client, permit, &guard)).await {
+        Err((listener, client, permit, fds)) => {
+            match Box::pin(accept(&shared, listener, client, permit, fds, &guard)).await {
                 Some(ready) => ready,
                 None => return,
             }
@@ -518,6 +540,7 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
         client_addr,
         history,
         permit: _permit,
+        fds: _fds,
     } = ready;
 
     // Futures of the kinds with large states (HTTP, RPC, handshakes) are
@@ -786,6 +809,7 @@ async fn accept(
     listener: usize,
     client: TcpStream,
     permit: OwnedSemaphorePermit,
+    fds: FdUnits,
     guard: &Guard,
 ) -> Option<Ready> {
     let spec = &shared.config.listeners[listener];
@@ -873,6 +897,7 @@ async fn accept(
         client_addr,
         history: History::new(),
         permit: Some(permit),
+        fds,
     })
 }
 

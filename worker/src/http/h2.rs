@@ -635,6 +635,11 @@ async fn to_h1(
     }
     head.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
 
+    // This stream's upstream connection is beyond what its client
+    // connection's units cover (one upstream at a time): it takes a unit of
+    // the fd budget while it lives, waiting for one (within the request
+    // timeout) rather than meeting EMFILE.
+    let _upstream_fd = ctx.fds.acquire(1).await;
     let mut up = match ctx.pool.take(cluster) {
         Some(up) => up,
         None => upstream

@@ -142,6 +142,9 @@ pub struct HttpContext {
     pub meters: Arc<conn::HttpMeters>,
     /// This worker's generation, for direct responses.
     pub generation: u32,
+    /// The worker's fd budget: an HTTP/2 stream's upstream connection
+    /// takes a unit of it.
+    pub fds: Arc<crate::fds::FdBudget>,
 }
 
 /// Builds, and drops, what an HTTP generation reads or compiles beyond the
