@@ -96,6 +96,15 @@ pub struct Http {
     pub routes: Vec<HttpRoute>,
     /// Time to the upstream's response head, unless a route says otherwise.
     pub request_timeout: Duration,
+    /// A request head must arrive whole within this (from the accept, or
+    /// from its first byte on a keep-alive connection); it also bounds a
+    /// TLS handshake and an HTTP/2 connection's wait for its first stream.
+    pub header_timeout: Duration,
+    /// Between two requests, the wait for the next one (HTTP/2: for the
+    /// next stream once none is open).
+    pub keepalive_timeout: Duration,
+    /// The longest stall between two reads of a request body.
+    pub body_timeout: Duration,
     /// Request line and headers, in bytes, at most (an HTTP/2 head
     /// measured as its HTTP/1.1 form; trailers too).
     pub max_header_bytes: usize,

@@ -89,6 +89,23 @@ pub(crate) mod defaults {
     pub const MAX_HEADER_BYTES: usize = 64 * 1024;
     /// HAProxy's `tune.http.maxhdr` default.
     pub const MAX_HEADERS: usize = 101;
+    /// HAProxy's `timeout http-request` as its manual advises: an honest
+    /// client sends a request head in one round trip; a slowloris client
+    /// trickling one holds a connection slot and memory until this cuts
+    /// it off.
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// nginx's `keepalive_timeout`: a minute of quiet keeps browsers' and
+    /// pooled clients' connections reused, and idle connections give
+    /// their fds and memory back after it. (HAProxy falls back to its
+    /// 10 s `http-request` timeout, which closes pools sooner than most
+    /// clients expect and so races their next request more often.)
+    pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+    /// A stall between two reads of a request body. Below the default HTTP
+    /// `request_timeout` (60 s) so that a client stalling its upload is
+    /// answered 408 (its fault) before the upstream would be blamed with a
+    /// 504; nginx's `client_body_timeout` is 60 s, HAProxy's manual uses
+    /// 30 s for `timeout client`.
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
 #[derive(Deserialize)]
@@ -152,6 +169,9 @@ struct RawListener {
     max_frame_size: Option<Spanned<u32>>,
     max_header_bytes: Option<Spanned<usize>>,
     max_headers: Option<Spanned<usize>>,
+    header_timeout: Option<Spanned<DurationText>>,
+    keepalive_timeout: Option<Spanned<DurationText>>,
+    body_timeout: Option<Spanned<DurationText>>,
     tls: Option<Spanned<RawTls>>,
     routes: Option<Spanned<Vec<RawRoute>>>,
 }
@@ -428,6 +448,15 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                             l.max_header_bytes.as_ref().map(Spanned::span),
                         ),
                         ("max_headers", l.max_headers.as_ref().map(Spanned::span)),
+                        (
+                            "header_timeout",
+                            l.header_timeout.as_ref().map(Spanned::span),
+                        ),
+                        (
+                            "keepalive_timeout",
+                            l.keepalive_timeout.as_ref().map(Spanned::span),
+                        ),
+                        ("body_timeout", l.body_timeout.as_ref().map(Spanned::span)),
                         ("tls", l.tls.as_ref().map(Spanned::span)),
                         ("routes", l.routes.as_ref().map(Spanned::span)),
                     ],
@@ -459,6 +488,15 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                             l.max_header_bytes.as_ref().map(Spanned::span),
                         ),
                         ("max_headers", l.max_headers.as_ref().map(Spanned::span)),
+                        (
+                            "header_timeout",
+                            l.header_timeout.as_ref().map(Spanned::span),
+                        ),
+                        (
+                            "keepalive_timeout",
+                            l.keepalive_timeout.as_ref().map(Spanned::span),
+                        ),
+                        ("body_timeout", l.body_timeout.as_ref().map(Spanned::span)),
                         ("tls", l.tls.as_ref().map(Spanned::span)),
                     ],
                     "applies to http listeners",
@@ -645,6 +683,12 @@ fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http
     }
     let request_timeout = positive(l.request_timeout.clone(), defaults::HTTP_REQUEST_TIMEOUT)
         .map_err(|(span, m)| ctx.error(span, "request_timeout", m))?;
+    let header_timeout = positive(l.header_timeout.clone(), defaults::HEADER_TIMEOUT)
+        .map_err(|(span, m)| ctx.error(span, "header_timeout", m))?;
+    let keepalive_timeout = positive(l.keepalive_timeout.clone(), defaults::KEEPALIVE_TIMEOUT)
+        .map_err(|(span, m)| ctx.error(span, "keepalive_timeout", m))?;
+    let body_timeout = positive(l.body_timeout.clone(), defaults::BODY_TIMEOUT)
+        .map_err(|(span, m)| ctx.error(span, "body_timeout", m))?;
     let bounded = |v: &Option<Spanned<usize>>,
                    key: &str,
                    default: usize,
@@ -841,6 +885,9 @@ fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http
     Ok(Http {
         routes,
         request_timeout,
+        header_timeout,
+        keepalive_timeout,
+        body_timeout,
         max_header_bytes,
         max_headers,
         tls,

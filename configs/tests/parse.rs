@@ -246,3 +246,49 @@ fn upstream_tls_is_for_http_listeners_only() {
     );
     assert!(message.contains("unknown field `colour`"), "{message}");
 }
+
+#[test]
+fn http_timeouts_have_defaults_and_belong_to_http_listeners() {
+    let http = |extra: &str| {
+        format!(
+            "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\ncluster = \"c\"\n{extra}{GOOD_TAIL}"
+        )
+    };
+    let config = parse("good.toml", &http("")).unwrap();
+    let h = config.listeners[0].http.as_ref().unwrap();
+    assert_eq!(
+        (h.header_timeout, h.keepalive_timeout, h.body_timeout),
+        (
+            Duration::from_secs(10),
+            Duration::from_secs(75),
+            Duration::from_secs(30)
+        )
+    );
+    let config = parse(
+        "good.toml",
+        &http("header_timeout = \"2s\"\nkeepalive_timeout = \"500ms\"\nbody_timeout = \"1m\"\n"),
+    )
+    .unwrap();
+    let h = config.listeners[0].http.as_ref().unwrap();
+    assert_eq!(
+        (h.header_timeout, h.keepalive_timeout, h.body_timeout),
+        (
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+            Duration::from_secs(60)
+        )
+    );
+
+    for key in ["header_timeout", "keepalive_timeout", "body_timeout"] {
+        let (line, column, path, message) = error(&http(&format!("{key} = \"0s\"\n")));
+        assert_eq!(
+            (line, column, path.as_str()),
+            (6, key.len() + 4, format!("listeners[0].{key}").as_str())
+        );
+        assert!(message.contains("greater than zero"), "{message}");
+
+        let (line, _, path, message) = error(&listener(&format!("{key} = \"5s\"\n")));
+        assert_eq!((line, path), (5, format!("listeners[0].{key}")));
+        assert!(message.contains("does not apply to tcp"), "{message}");
+    }
+}

@@ -102,6 +102,18 @@ impl Baton {
     /// Starts `baton run -c` without waiting for anything. The control
     /// socket goes in the test's temp dir unless the config names one.
     pub fn spawn(config: &str, env: &[(&str, &str)]) -> Baton {
+        Baton::spawn_wrapped(&[], config, env)
+    }
+
+    /// Like [`Baton::start`], run through `wrapper` (a command and its
+    /// arguments that execs the rest, such as `prlimit --nofile=N:N --`).
+    pub fn start_wrapped(wrapper: &[&str], config: &str) -> Baton {
+        let mut baton = Baton::spawn_wrapped(wrapper, config, &[]);
+        baton.wait_for_log("worker ready");
+        baton
+    }
+
+    fn spawn_wrapped(wrapper: &[&str], config: &str, env: &[(&str, &str)]) -> Baton {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("baton.toml");
         std::fs::write(
@@ -109,7 +121,14 @@ impl Baton {
             with_control_socket(config, &dir.path().join("control.sock")),
         )
         .unwrap();
-        let mut command = Command::new(bin("baton"));
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(bin("baton"));
+                command
+            }
+            None => Command::new(bin("baton")),
+        };
         command
             .arg("run")
             .arg("-c")

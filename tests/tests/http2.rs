@@ -1700,7 +1700,7 @@ except Exception as e:
 /// it lost, and when it does say hello it is served.
 ///
 /// The drain deadline (2 s) is shorter than the proxy's TLS handshake
-/// bound (10 s), so a connection the old worker holds on to until the
+/// bound (`header_timeout`, 10 s), so a connection the old worker holds on to until the
 /// deadline shows as "1 lost" in the report.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_client_that_has_not_said_hello_is_not_lost_in_an_upgrade() {

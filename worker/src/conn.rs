@@ -21,6 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::access_log::Entry;
+use crate::fds::FdUnits;
+use crate::http::TimeoutKind;
 use crate::http::conn::H1Conn;
 use crate::http::h2::{BoxIo, H2Conn, Prefixed};
 use crate::http::relay::Relay;
@@ -192,6 +194,8 @@ pub enum Start {
         listener: usize,
         client: TcpStream,
         permit: OwnedSemaphorePermit,
+        /// The connection's units of the fd budget.
+        fds: FdUnits,
     },
     /// Handed over by the previous generation (or resumed after a failed
     /// handoff). Boxed: a parked connection is several times the size of
@@ -266,10 +270,12 @@ impl TlsHello {
         TlsHello {
             client_addr: client.peer_addr().ok(),
             client,
-            ctx,
             idle_timeout,
             bytes,
-            deadline: tokio::time::Instant::now() + TLS_HANDSHAKE_TIMEOUT,
+            // A slow handshake holds a slot and memory like a slow head:
+            // the listener's header_timeout bounds it, ClientHello included.
+            deadline: tokio::time::Instant::now() + ctx.listener.timeouts.header,
+            ctx,
         }
     }
 
@@ -286,19 +292,16 @@ impl TlsHello {
                 }
                 Err(_) => {
                     debug!("TLS handshake timed out");
+                    self.ctx.meters.timed_out(TimeoutKind::Handshake);
                     return None;
                 }
             };
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let io: BoxIo = Box::new(stream);
         if h2 {
-            match H2Conn::handshake(io, self.ctx, self.client_addr).await {
-                Ok(conn) => Some(Conn::H2(Box::new(conn))),
-                Err(e) => {
-                    debug!(error = %e, "h2 handshake failed");
-                    None
-                }
-            }
+            h2_handshake(io, self.ctx, self.client_addr)
+                .await
+                .map(|conn| Conn::H2(Box::new(conn)))
         } else {
             Some(Conn::TlsH1(Box::new(H1Conn::new(
                 io,
@@ -320,6 +323,8 @@ struct Ready {
     client_addr: Option<SocketAddr>,
     history: History,
     permit: Option<OwnedSemaphorePermit>,
+    /// Its units of the fd budget, held while the task lives.
+    fds: FdUnits,
 }
 
 /// Registers a connection and spawns its task. For an adopted RPC
@@ -331,12 +336,13 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) -> Option<mpsc::Unbounde
             listener,
             client,
             permit,
+            fds,
         } => {
             let meter = shared
                 .meters
                 .listener(&shared.config.listeners[listener].name);
             meter.accepted.fetch_add(1, Ordering::Relaxed);
-            (meter, Err((listener, client, permit)))
+            (meter, Err((listener, client, permit, fds)))
         }
         Start::Adopted(parked) => {
             let meter = shared.meters.listener(&parked.listener);
@@ -384,6 +390,16 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
         moves: parked.history.moves + 1,
         ..parked.history
     };
+    // Its descriptors are open already: they take their units even if
+    // none are free (see crate::fds).
+    let cost = spec.map_or_else(
+        || match &parked.conn {
+            ConnParts::Tunnel { .. } | ConnParts::Http { .. } => 2,
+            ConnParts::Echo { .. } | ConnParts::Rpc(_) => 1,
+        },
+        |i| shared.costs[i],
+    );
+    let fds = shared.fds.force(cost);
     let (conn, client_addr) = match parked.conn {
         ConnParts::Tunnel {
             parts,
@@ -425,6 +441,7 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
                     client_addr,
                     history,
                     permit: None,
+                    fds,
                 });
             }
             let conn = H1Conn::new(
@@ -434,7 +451,8 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
                 ctx,
                 idle,
                 bytes,
-            );
+            )
+            .between_requests();
             (Conn::Http(Box::new(conn)), client_addr)
         }
         ConnParts::Rpc(parts) => {
@@ -460,12 +478,33 @@ fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<
         client_addr,
         history,
         permit: None,
+        fds,
     })
 }
 
-/// How long a client may take over its TLS handshake: a slow one holds
-/// a slot and memory; 10 s covers any honest client on any network.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The HTTP/2 handshake (the client's preface, our SETTINGS), bounded by
+/// the listener's header_timeout like a request head; `None` when it fails
+/// or times out (counted as a header timeout).
+async fn h2_handshake(
+    io: BoxIo,
+    ctx: crate::http::HttpContext,
+    client_addr: Option<SocketAddr>,
+) -> Option<H2Conn<BoxIo>> {
+    let limit = ctx.listener.timeouts.header;
+    let meters = Arc::clone(&ctx.meters);
+    match tokio::time::timeout(limit, H2Conn::handshake(io, ctx, client_addr)).await {
+        Ok(Ok(conn)) => Some(conn),
+        Ok(Err(e)) => {
+            debug!(error = %e, "h2 handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!("h2 handshake timed out");
+            meters.timed_out(TimeoutKind::Header);
+            None
+        }
+    }
+}
 
 /// Resolves at the server's Close order (a drain deadline).
 async fn closing(shared: &Arc<Shared>) {
@@ -479,12 +518,16 @@ enum Stop {
     Close,
 }
 
-async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSemaphorePermit)>) {
+/// A freshly accepted connection, before it is set up: its listener, its
+/// socket, its `max_connections` permit and its fd units.
+type Fresh = (usize, TcpStream, OwnedSemaphorePermit, FdUnits);
+
+async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
     let shared = Arc::clone(&guard.shared);
     let ready = match start {
         Ok(ready) => ready,
-        Err((listener, client, permit)) => {
-            match Box::pin(accept(&shared, listener, client, permit, &guard)).await {
+        Err((listener, client, permit, fds)) => {
+            match Box::pin(accept(&shared, listener, client, permit, fds, &guard)).await {
                 Some(ready) => ready,
                 None => return,
             }
@@ -497,6 +540,7 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
         client_addr,
         history,
         permit: _permit,
+        fds: _fds,
     } = ready;
 
     // Futures of the kinds with large states (HTTP, RPC, handshakes) are
@@ -592,7 +636,10 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                         Ok(_) => Ok(()),
                         Err(e) => Err(Outcome::Failed(e)),
                     },
-                    () = tokio::time::sleep_until(hello.deadline) => Err(Outcome::Idle),
+                    () = tokio::time::sleep_until(hello.deadline) => {
+                        hello.ctx.meters.timed_out(TimeoutKind::Handshake);
+                        Err(Outcome::Idle)
+                    }
                 };
                 if let Err(outcome) = spoke {
                     break (outcome, Conn::TlsHello(hello));
@@ -631,15 +678,12 @@ async fn run(mut guard: Guard, start: Result<Ready, (usize, TcpStream, OwnedSema
                     let addr = h1.client_addr();
                     let (tcp, prefix) = h1.into_h2();
                     let io: BoxIo = Box::new(Prefixed::new(prefix, tcp));
-                    match Box::pin(H2Conn::handshake(io, ctx, addr)).await {
-                        Ok(h2) => {
+                    match Box::pin(h2_handshake(io, ctx, addr)).await {
+                        Some(h2) => {
                             conn = Conn::H2(Box::new(h2));
                             continue;
                         }
-                        Err(e) => {
-                            debug!(error = %e, "h2c handshake failed");
-                            return;
-                        }
+                        None => return,
                     }
                 }
                 if matches!(outcome, Outcome::Finished) && h1.is_upgraded() {
@@ -765,6 +809,7 @@ async fn accept(
     listener: usize,
     client: TcpStream,
     permit: OwnedSemaphorePermit,
+    fds: FdUnits,
     guard: &Guard,
 ) -> Option<Ready> {
     let spec = &shared.config.listeners[listener];
@@ -852,6 +897,7 @@ async fn accept(
         client_addr,
         history: History::new(),
         permit: Some(permit),
+        fds,
     })
 }
 

@@ -18,6 +18,7 @@
 //! * [`ctrl`] — the session with the supervisor;
 //! * [`serve`] — [`serve::Server`]: listeners, accept loops, drain;
 //! * [`conn`] — connection tasks and the registry that pauses them;
+//! * [`fds`] — the fd budget: connection limits from `RLIMIT_NOFILE`;
 //! * [`handoff`] — moving live connections to the next generation;
 //! * [`metrics`] — counters, sent to the supervisor every heartbeat;
 //! * [`access_log`] — one line per connection, off the data path;
@@ -32,6 +33,7 @@ pub mod cli;
 pub mod codec;
 pub mod conn;
 pub mod ctrl;
+pub mod fds;
 pub mod handoff;
 pub mod http;
 pub mod metrics;
@@ -66,6 +68,17 @@ pub fn run_inherited() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match fds::raise_open_file_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(
+                ?before,
+                ?after,
+                "raised the open-file limit to the hard limit"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     presize_fd_table(&fd);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

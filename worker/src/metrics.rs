@@ -331,6 +331,24 @@ impl Meters {
             "Requests answered 504: no response head within the timeout.",
             &|m| vec![(None, load(&m.timeouts))],
         ));
+        families.push(per_http(
+            "baton_http_timeouts_total",
+            "Client connections cut off for being too slow, by what was awaited: a request head \
+             (header), the next request (keepalive), a request body (body), a TLS handshake \
+             (handshake).",
+            &|m| {
+                use crate::http::TimeoutKind;
+                [
+                    (TimeoutKind::Header, &m.header_timeouts),
+                    (TimeoutKind::Keepalive, &m.keepalive_timeouts),
+                    (TimeoutKind::Body, &m.body_timeouts),
+                    (TimeoutKind::Handshake, &m.handshake_timeouts),
+                ]
+                .into_iter()
+                .map(|(kind, counter)| (Some(("kind", kind.label())), load(counter)))
+                .collect()
+            },
+        ));
         families.retain(|f| !f.samples.is_empty());
         let mut all = vec![
             per_listener(

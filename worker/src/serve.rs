@@ -7,6 +7,10 @@
 //! built and accepts only once told to ([`Server::start_accepting`]): during
 //! an upgrade the new generation takes the listeners only after its handoff
 //! channel to the old one is up.
+//!
+//! A listener accepts while it has both a `max_connections` permit and
+//! the connection's units of the worker's fd budget ([`crate::fds`]);
+//! without either, clients wait in the kernel's accept queue.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -23,6 +27,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::access_log::AccessLog;
 use crate::conn::{self, Parked, Registry, Start};
+use crate::fds::{self, FdBudget};
 use crate::metrics::Meters;
 use crate::upstream::Upstream;
 use crate::{http, rpc};
@@ -32,6 +37,11 @@ use crate::{http, rpc};
 /// pause the loop would spin on the same error; 100 ms lets connections
 /// close and free descriptors.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// While the fd budget keeps a listener from accepting, how often it says
+/// so: once per episode would flood the log when connections come and go
+/// at the edge of the budget.
+const BUDGET_WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// After a drain's deadline has passed and `Close` was ordered, how long to
 /// wait for the connection tasks to notice. They stop at their next poll,
@@ -66,6 +76,8 @@ pub enum BuildError {
     Rpc { name: String, reason: String },
     #[error("cluster {name:?}: {reason}")]
     Cluster { name: String, reason: String },
+    #[error("{0}")]
+    FdBudget(#[from] fds::TooFew),
 }
 
 /// An RPC listener's context: its settings and a pool per cluster (pools
@@ -154,6 +166,10 @@ pub struct Shared {
     pub order: watch::Sender<Order>,
     /// One per listener: `max_connections` permits.
     limits: Vec<Arc<Semaphore>>,
+    /// The units of the fd budget left for connections.
+    pub fds: Arc<FdBudget>,
+    /// By listener index: the units one connection takes.
+    pub costs: Vec<u32>,
     listeners: Vec<Arc<TcpListener>>,
     accepting: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -206,6 +222,28 @@ impl Server {
             }
             None => None,
         };
+        let plan = fds::plan(fds::open_file_limit(), &config)?;
+        info!(
+            limit = plan.limit,
+            process = plan.process,
+            listeners = plan.listeners,
+            handoff = plan.handoff,
+            shared_upstreams = plan.shared,
+            pipes = plan.pipes,
+            units = plan.units,
+            "fd budget"
+        );
+        for (index, l) in config.listeners.iter().enumerate() {
+            info!(
+                listener = %l.name,
+                cost = plan.costs[index],
+                max_connections = l.max_connections.get(),
+                effective = plan.effective(index, l),
+                "fd budget for the listener"
+            );
+        }
+        crate::tunnel::limit_pipes(plan.pipes);
+        let fd_budget = FdBudget::new(plan.units);
         let meters = Meters::new(&config);
         let upstreams: Vec<Arc<Upstream>> = config
             .clusters
@@ -218,7 +256,7 @@ impl Server {
             .iter()
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
-        let pool = Arc::new(http::pool::H1Pool::default());
+        let pool = Arc::new(http::pool::H1Pool::new(Arc::clone(&fd_budget)));
         let h2_pool = Arc::new(http::h2::H2Pool::default());
         let upstream_list: Arc<[Arc<http::upstream::HttpUpstream>]> = upstreams
             .iter()
@@ -261,6 +299,7 @@ impl Server {
                     tls,
                     meters: meters.http(&l.name),
                     generation,
+                    fds: Arc::clone(&fd_budget),
                 }))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
@@ -282,6 +321,8 @@ impl Server {
                 all_closed: Notify::new(),
                 order,
                 limits,
+                fds: fd_budget,
+                costs: plan.costs,
                 listeners,
                 accepting: Mutex::new(Vec::new()),
             }),
@@ -444,13 +485,30 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> std::io::Result<TcpListener> 
 async fn accept_loop(shared: Arc<Shared>, index: usize, listener: Arc<TcpListener>) {
     let spec = &shared.config.listeners[index];
     let limit = &shared.limits[index];
+    let cost = shared.costs[index];
+    let mut warned: Option<tokio::time::Instant> = None;
     info!(address = %listener.local_addr().map_or(spec.address, |a| a), "accepting");
     loop {
-        // Past max_connections we stop accepting: new connections wait in
-        // the kernel's accept queue (up to the backlog) instead of being
-        // accepted and dropped.
+        // Past max_connections, or past the fd budget, we stop accepting:
+        // new connections wait in the kernel's accept queue (up to the
+        // backlog) instead of being accepted and dropped, or accepted and
+        // failing their upstream connect with EMFILE.
         let Ok(permit) = Arc::clone(limit).acquire_owned().await else {
             return;
+        };
+        let units = match shared.fds.try_acquire(cost) {
+            Some(units) => units,
+            None => {
+                if warned.is_none_or(|at| at.elapsed() >= BUDGET_WARN_EVERY) {
+                    warned = Some(tokio::time::Instant::now());
+                    warn!(
+                        in_use = shared.fds.in_use(),
+                        units = shared.fds.capacity(),
+                        "fd budget spent: not accepting until connections close"
+                    );
+                }
+                shared.fds.acquire(cost).await
+            }
         };
         let client = match listener.accept().await {
             Ok((client, peer)) => {
@@ -474,6 +532,7 @@ async fn accept_loop(shared: Arc<Shared>, index: usize, listener: Arc<TcpListene
                 listener: index,
                 client,
                 permit,
+                fds: units,
             },
         );
     }

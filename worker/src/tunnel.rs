@@ -67,11 +67,22 @@ const PIPE_SIZE: usize = 256 * 1024;
 /// `maxpipes`): each costs 2 fds and up to [`PIPE_SIZE`] of kernel
 /// memory, and is kept for its connection's life, so without a bound many
 /// bulk connections could take the fds that accepting needs. Streams
-/// beyond it are copied in user space.
-const MAX_PIPES: usize = 1024;
+/// beyond it are copied in user space. The fd budget may lower it
+/// ([`limit_pipes`]).
+pub const MAX_PIPES: usize = 1024;
 
 /// Kernel pipes alive in this process.
 static LIVE_PIPES: AtomicUsize = AtomicUsize::new(0);
+
+/// The most kernel pipes this process may hold: [`MAX_PIPES`], or what
+/// the fd budget leaves for them ([`crate::fds`]).
+static PIPE_LIMIT: AtomicUsize = AtomicUsize::new(MAX_PIPES);
+
+/// Caps the kernel pipes of this process at `max` (at most
+/// [`MAX_PIPES`]); pipes alive beyond it stay until their streams end.
+pub fn limit_pipes(max: usize) {
+    PIPE_LIMIT.store(max.min(MAX_PIPES), Ordering::Relaxed);
+}
 
 /// A kernel pipe a bulk stream is spliced through.
 #[derive(Debug)]
@@ -85,10 +96,10 @@ struct Spliced {
 }
 
 impl Spliced {
-    /// A new kernel pipe, unless [`MAX_PIPES`] are alive or the kernel
+    /// A new kernel pipe, unless the pipe limit is reached or the kernel
     /// refuses one.
     fn new() -> Option<Spliced> {
-        if !take_slot(&LIVE_PIPES, MAX_PIPES) {
+        if !take_slot(&LIVE_PIPES, PIPE_LIMIT.load(Ordering::Relaxed)) {
             return None;
         }
         let made = rustix::pipe::pipe_with(

@@ -17,10 +17,24 @@
 //! The listener's head limits apply to requests and their trailers, and
 //! the HTTP/1.1 response bound to responses from `http2` clusters: see
 //! [`h2_limits`] for how, and for what the h2 crate enforces itself.
+//!
+//! # Timeouts
+//!
+//! The preface is bounded by the listener's `header_timeout` (by the
+//! caller, around [`H2Conn::handshake`]); so is the wait for the first
+//! stream, which also bounds a first HEADERS that never ends. Once a
+//! stream has been served, a connection with no stream open for
+//! `keepalive_timeout` is idle. Either way the connection is closed with
+//! GOAWAY (NO_ERROR, the last stream id processed: a stream the client
+//! opened meanwhile is retried elsewhere) and counted. A request body that
+//! stalls for `body_timeout` gets 408 on its stream; the connection and
+//! its other streams go on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use baton_config::UpstreamProtocol;
 use bytes::{Bytes, BytesMut};
@@ -29,19 +43,24 @@ use h2::{RecvStream, SendStream};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
 use crate::http::h1::{self, Chunked, Framing, H1Error, Head, Limits};
 use crate::http::h2_limits::{self, Accepted, Refusal, Watched};
 use crate::http::route::Decision;
 use crate::http::upstream::HttpUpstream;
-use crate::http::{HttpContext, route};
+use crate::http::{HttpContext, TimeoutKind, route};
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Streams a client may open at once on one connection.
 const MAX_STREAMS: u32 = 256;
+
+/// After an idle connection's GOAWAY, how long it may take to flush and
+/// close: a few bytes; this only bounds a client that stopped reading.
+const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
 
 /// A client HTTP/2 connection.
 pub struct H2Conn<S> {
@@ -105,6 +124,7 @@ where
         stop: impl Future<Output = T>,
     ) -> Result<Option<T>, h2::Error> {
         let mut stop = std::pin::pin!(stop);
+        let mut idle = IdleWait::new(self.ctx.listener.timeouts);
         loop {
             tokio::select! {
                 biased;
@@ -114,10 +134,22 @@ where
                     return Ok(Some(value));
                 }
                 accepted = self.conn.accept() => match accepted {
-                    Some(Ok((request, respond))) => self.spawn(request, respond),
+                    Some(Ok((request, respond))) => {
+                        let open = idle.stream_opened();
+                        self.spawn(request, respond, Some(open));
+                    }
                     Some(Err(e)) => return Err(e),
                     None => return Ok(None),
                 },
+                () = std::future::poll_fn(|cx| idle.poll_expired(cx)), if !self.draining => {
+                    let kind = idle.kind();
+                    self.ctx.meters.timed_out(kind);
+                    debug!(client = ?self.client_addr, kind = kind.label(), "h2 connection timed out");
+                    self.draining = true;
+                    self.conn.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    self.drain(tokio::time::sleep(GOAWAY_FLUSH)).await;
+                    return Ok(None);
+                }
             }
         }
     }
@@ -133,7 +165,7 @@ where
                     return;
                 }
                 accepted = self.conn.accept() => match accepted {
-                    Some(Ok((request, respond))) => self.spawn(request, respond),
+                    Some(Ok((request, respond))) => self.spawn(request, respond, None),
                     Some(Err(e)) => {
                         debug!(error = %e, "h2 connection ended while draining");
                         return;
@@ -144,7 +176,12 @@ where
         }
     }
 
-    fn spawn(&self, request: Request<RecvStream>, respond: SendResponse<Bytes>) {
+    fn spawn(
+        &self,
+        request: Request<RecvStream>,
+        respond: SendResponse<Bytes>,
+        open: Option<OpenStream>,
+    ) {
         self.accepted.stream(respond.stream_id().as_u32());
         let ctx = self.ctx.clone();
         let client = self.client_addr;
@@ -153,9 +190,96 @@ where
                 if let Err(e) = proxy_stream(request, respond, ctx, client).await {
                     debug!(error = %e, "h2 stream failed");
                 }
+                drop(open);
             }
             .in_current_span(),
         );
+    }
+}
+
+/// A connection's wait while no stream is open: for its first stream
+/// (`header_timeout` from the handshake), then for the next one
+/// (`keepalive_timeout` from the end of the last). One timer, re-armed
+/// only when it fires early.
+struct IdleWait {
+    timeouts: crate::http::Timeouts,
+    streams: Arc<Streams>,
+    /// A stream was opened: the wait is keep-alive from now on.
+    served: bool,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+/// Streams in progress on one connection, and when the last one ended.
+#[derive(Debug)]
+struct Streams {
+    open: AtomicUsize,
+    base: Instant,
+    /// Milliseconds from `base` at which the last stream ended.
+    last_end_ms: AtomicU64,
+}
+
+/// Counts a stream as open until dropped (by its task, when it ends).
+#[derive(Debug)]
+struct OpenStream(Arc<Streams>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let streams = &self.0;
+        let ms = u64::try_from(streams.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // The end time first: whoever sees no stream open sees it.
+        streams.last_end_ms.store(ms, Ordering::Release);
+        streams.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl IdleWait {
+    fn new(timeouts: crate::http::Timeouts) -> IdleWait {
+        let base = Instant::now();
+        IdleWait {
+            timeouts,
+            streams: Arc::new(Streams {
+                open: AtomicUsize::new(0),
+                base,
+                last_end_ms: AtomicU64::new(0),
+            }),
+            served: false,
+            sleep: Box::pin(tokio::time::sleep_until(base + timeouts.header)),
+        }
+    }
+
+    fn stream_opened(&mut self) -> OpenStream {
+        self.served = true;
+        self.streams.open.fetch_add(1, Ordering::AcqRel);
+        OpenStream(Arc::clone(&self.streams))
+    }
+
+    /// What the connection was waiting for.
+    fn kind(&self) -> TimeoutKind {
+        if self.served {
+            TimeoutKind::Keepalive
+        } else {
+            TimeoutKind::Header
+        }
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            ready!(self.sleep.as_mut().poll(cx));
+            let now = Instant::now();
+            let deadline = if !self.served {
+                self.streams.base + self.timeouts.header
+            } else if self.streams.open.load(Ordering::Acquire) > 0 {
+                // Busy: look again a keep-alive period from now.
+                now + self.timeouts.keepalive
+            } else {
+                let ms = self.streams.last_end_ms.load(Ordering::Acquire);
+                self.streams.base + Duration::from_millis(ms) + self.timeouts.keepalive
+            };
+            if deadline <= now {
+                return Poll::Ready(());
+            }
+            self.sleep.as_mut().reset(deadline);
+        }
     }
 }
 
@@ -171,6 +295,9 @@ pub(crate) enum StreamError {
     /// Trailers over the limits ([`h2_limits`]).
     #[error("trailers: {0}")]
     Limit(H1Error),
+    /// The client's request body stalled past `body_timeout`.
+    #[error("request body stalled")]
+    BodyStalled,
 }
 
 /// The request's authority: `:authority`, else its one `Host` field.
@@ -333,6 +460,19 @@ async fn proxy_stream(
             )
         }
         Ok(Err(Fail::After(e))) => Err(e),
+        Ok(Err(Fail::BodyTimeout)) => {
+            ctx.meters.timed_out(TimeoutKind::Body);
+            // As for an upstream timeout, a response that had begun
+            // cannot be replaced: the stream is reset instead.
+            answer(
+                &mut respond,
+                &ctx,
+                408,
+                "text/plain",
+                None,
+                b"body timed out\n".to_vec(),
+            )
+        }
         Err(_) => {
             ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
             // A response may already have begun; then the stream is reset.
@@ -353,6 +493,8 @@ async fn proxy_stream(
 enum Fail {
     BeforeResponse(StreamError),
     After(StreamError),
+    /// The client's request body stalled past `body_timeout`.
+    BodyTimeout,
 }
 
 fn answer(
@@ -414,18 +556,20 @@ pub(crate) async fn send_with_capacity(
 
 /// Copies an HTTP/2 body, trailers included, from one stream to another;
 /// trailers over `limits` are not sent ([`StreamError::Limit`]: the
-/// caller resets the streams).
+/// caller resets the streams); with a `stall` bound, waiting longer than it
+/// for the next piece is [`StreamError::BodyStalled`].
 async fn pipe(
     mut from: RecvStream,
     to: &mut SendStream<Bytes>,
     limits: Limits,
+    stall: Option<Duration>,
 ) -> Result<(), StreamError> {
-    while let Some(data) = from.data().await {
+    while let Some(data) = bounded(stall, from.data()).await? {
         let data = data?;
         let _ = from.flow_control().release_capacity(data.len());
         send_with_capacity(to, data, false).await?;
     }
-    match from.trailers().await? {
+    match bounded(stall, from.trailers()).await?? {
         Some(trailers) => {
             h2_limits::trailers(&trailers)
                 .check(limits)
@@ -435,6 +579,16 @@ async fn pipe(
         None => to.send_data(Bytes::new(), true)?,
     }
     Ok(())
+}
+
+/// `wait`, bounded by `stall` when there is one.
+async fn bounded<F: Future>(stall: Option<Duration>, wait: F) -> Result<F::Output, StreamError> {
+    match stall {
+        Some(stall) => tokio::time::timeout(stall, wait)
+            .await
+            .map_err(|_| StreamError::BodyStalled),
+        None => Ok(wait.await),
+    }
 }
 
 async fn to_h2(
@@ -476,12 +630,13 @@ async fn to_h2(
         .send_request(upstream_request, end)
         .map_err(|e| Fail::BeforeResponse(e.into()))?;
     let limits = ctx.listener.limits;
+    let stall = Some(ctx.listener.timeouts.body);
     // Set once the response head went to the client: past it, a refusal
     // can only reset the stream.
     let responded = AtomicBool::new(false);
     let request_pipe = async {
         if !end {
-            pipe(body, &mut upstream_body, limits).await?;
+            pipe(body, &mut upstream_body, limits, stall).await?;
         }
         Ok::<(), StreamError>(())
     };
@@ -517,7 +672,13 @@ async fn to_h2(
             .map_err(|e| Fail::After(e.into()))?;
         responded.store(true, Ordering::Relaxed);
         if !end {
-            let piped = pipe(upstream_stream, &mut client_stream, h1::RESPONSE_LIMITS).await;
+            let piped = pipe(
+                upstream_stream,
+                &mut client_stream,
+                h1::RESPONSE_LIMITS,
+                None,
+            )
+            .await;
             if let Err(StreamError::Limit(why)) = &piped {
                 warn!(error = %why, "refused an upstream's response trailers");
                 client_stream.send_reset(h2::Reason::INTERNAL_ERROR);
@@ -538,6 +699,9 @@ async fn to_h2(
             tokio::select! {
                 s = &mut request_pipe, if sent.is_none() => match s {
                     Err(StreamError::Limit(why)) => break Some(why),
+                    // The upstream has part of a request: dropping its
+                    // stream resets it; the client gets 408.
+                    Err(StreamError::BodyStalled) => return Err(Fail::BodyTimeout),
                     s => sent = Some(s),
                 },
                 a = &mut response_pipe, if answered.is_none() => answered = Some(a),
@@ -628,6 +792,11 @@ async fn to_h1(
     }
     head.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
 
+    // This stream's upstream connection is beyond what its client
+    // connection's units cover (one upstream at a time): it takes a unit of
+    // the fd budget while it lives, waiting for one (within the request
+    // timeout) rather than meeting EMFILE.
+    let _upstream_fd = ctx.fds.acquire(1).await;
     let mut up = match ctx.pool.take(cluster) {
         Some(up) => up,
         None => upstream
@@ -646,8 +815,9 @@ async fn to_h1(
         (Ok(()), relay_response(&mut up, method, respond, ctx).await)
     } else {
         let (mut up_read, mut up_write) = tokio::io::split(&mut up);
+        let stall = Some(ctx.listener.timeouts.body);
         let request_body = async {
-            while let Some(data) = body.data().await {
+            while let Some(data) = bounded(stall, body.data()).await? {
                 let data = data?;
                 let _ = body.flow_control().release_capacity(data.len());
                 if chunked {
@@ -673,6 +843,9 @@ async fn to_h1(
                 // the DATA broke): the upstream has part of a request, so
                 // its connection is dropped now, not after a timeout.
                 Err(e @ StreamError::H2(_)) => return Err(Fail::After(e)),
+                // Stalled past body_timeout: likewise, and the client
+                // gets 408.
+                Err(StreamError::BodyStalled) => return Err(Fail::BodyTimeout),
                 // Sent, or the upstream stopped reading: its answer counts.
                 sent => (sent, response.await),
             },

@@ -23,6 +23,26 @@
 //! an HTTP/2 connection drains with a two-step GOAWAY; a TLS connection
 //! (no kTLS here, so its session cannot move) closes after its current
 //! response (HTTP/1.1) or drains (HTTP/2).
+//!
+//! # Timeouts (slowloris and friends)
+//!
+//! A client holds a connection slot, an fd and memory while it is slow, so
+//! every wait on it is bounded ([`Timeouts`], per listener):
+//!
+//! * `header_timeout`: a request head must arrive whole within it — from
+//!   the accept for the first request, from its first byte on a
+//!   kept-alive connection (HAProxy's `timeout http-request`). It also
+//!   bounds a TLS handshake and an HTTP/2 connection's preface and first
+//!   stream. A head that began gets a 408; a connection that sent nothing
+//!   is closed quietly (a browser's preconnect, like HAProxy's
+//!   `option http-ignore-probes`).
+//! * `keepalive_timeout`: between two requests (HTTP/2: while no stream is
+//!   open), the wait for the next one; the connection then closes quietly
+//!   (HTTP/2: GOAWAY).
+//! * `body_timeout`: the longest stall between two reads of a request
+//!   body; then 408 (HTTP/2: on the stream) and the connection closes.
+//!
+//! Each is counted by kind in `baton_http_timeouts_total`.
 
 pub mod conn;
 #[doc(hidden)]
@@ -49,6 +69,7 @@ pub struct HttpListener {
     /// The listener's `cluster`, or `NotFound`.
     pub default: Target,
     pub request_timeout: Duration,
+    pub timeouts: Timeouts,
     pub limits: h1::Limits,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: &'static str,
@@ -69,12 +90,50 @@ impl HttpListener {
             routes,
             default: spec.target.clone(),
             request_timeout: http.request_timeout,
+            timeouts: Timeouts {
+                header: http.header_timeout,
+                keepalive: http.keepalive_timeout,
+                body: http.body_timeout,
+            },
             limits: h1::Limits {
                 max_header_bytes: http.max_header_bytes,
                 max_headers: http.max_headers,
             },
             proto: if http.tls.is_some() { "https" } else { "http" },
         }))
+    }
+}
+
+/// How long an HTTP listener waits on a client (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// For a whole request head (and a TLS handshake, an HTTP/2 preface).
+    pub header: Duration,
+    /// For the next request on a kept-alive connection.
+    pub keepalive: Duration,
+    /// The longest stall inside a request body.
+    pub body: Duration,
+}
+
+/// What a client was too slow with; the label of
+/// `baton_http_timeouts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    Header,
+    Keepalive,
+    Body,
+    /// A TLS handshake (the ClientHello included).
+    Handshake,
+}
+
+impl TimeoutKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            TimeoutKind::Header => "header",
+            TimeoutKind::Keepalive => "keepalive",
+            TimeoutKind::Body => "body",
+            TimeoutKind::Handshake => "handshake",
+        }
     }
 }
 
@@ -91,6 +150,9 @@ pub struct HttpContext {
     pub meters: Arc<conn::HttpMeters>,
     /// This worker's generation, for direct responses.
     pub generation: u32,
+    /// The worker's fd budget: an HTTP/2 stream's upstream connection
+    /// takes a unit of it.
+    pub fds: Arc<crate::fds::FdBudget>,
 }
 
 /// Builds, and drops, what an HTTP generation reads or compiles beyond the

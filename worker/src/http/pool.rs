@@ -6,13 +6,19 @@
 //! [`MAX_IDLE`]. A reused connection can still turn out to be closed by the
 //! server at the moment of reuse; the proxy then retries on a new one when
 //! nothing of the response had arrived.
+//!
+//! An idle connection holds a unit of the worker's fd budget
+//! ([`crate::fds`]) while pooled, and is closed instead of pooled when
+//! none is free: the budget is for clients first.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use crate::fds::{FdBudget, FdUnits};
 use crate::http::upstream::UpIo;
 
 /// Idle connections kept per cluster: enough for a burst's worth of
@@ -23,17 +29,29 @@ const MAX_IDLE_PER_CLUSTER: usize = 128;
 /// the outlier the staleness check catches).
 pub const MAX_IDLE: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Default)]
+/// A pooled connection: since when it idles, and its fd budget unit.
+type Idle = (UpIo, Instant, FdUnits);
+
+#[derive(Debug)]
 pub struct H1Pool {
-    idle: Mutex<HashMap<usize, Vec<(UpIo, Instant)>>>,
+    idle: Mutex<HashMap<usize, Vec<Idle>>>,
+    fds: Arc<FdBudget>,
 }
 
 impl H1Pool {
+    pub fn new(fds: Arc<FdBudget>) -> H1Pool {
+        H1Pool {
+            idle: Mutex::default(),
+            fds,
+        }
+    }
+
     /// A healthy idle connection to `cluster`, if any.
     pub fn take(&self, cluster: usize) -> Option<UpIo> {
         let mut idle = self.idle.lock();
         let list = idle.get_mut(&cluster)?;
-        while let Some((mut stream, since)) = list.pop() {
+        // The taker's own units cover the connection from here.
+        while let Some((mut stream, since, _units)) = list.pop() {
             if since.elapsed() < MAX_IDLE && stream.idle_and_open() {
                 return Some(stream);
             }
@@ -44,8 +62,10 @@ impl H1Pool {
     pub fn put(&self, cluster: usize, stream: UpIo) {
         let mut idle = self.idle.lock();
         let list = idle.entry(cluster).or_default();
-        if list.len() < MAX_IDLE_PER_CLUSTER {
-            list.push((stream, Instant::now()));
+        if list.len() < MAX_IDLE_PER_CLUSTER
+            && let Some(units) = self.fds.try_acquire(1)
+        {
+            list.push((stream, Instant::now(), units));
         }
     }
 }

@@ -213,6 +213,11 @@ mod tests {
             routes,
             default,
             request_timeout: Duration::from_secs(30),
+            timeouts: crate::http::Timeouts {
+                header: Duration::from_secs(10),
+                keepalive: Duration::from_secs(75),
+                body: Duration::from_secs(30),
+            },
             limits: Limits {
                 max_header_bytes: 4096,
                 max_headers: 32,
