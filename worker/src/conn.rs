@@ -20,17 +20,18 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::access_log::Entry;
 use crate::fds::FdUnits;
-use crate::http::TimeoutKind;
 use crate::http::conn::H1Conn;
-use crate::http::h2::{BoxIo, H2Conn, Prefixed};
+use crate::http::h2::H2Conn;
 use crate::http::relay::Relay;
-use crate::metrics::{ByteMeter, ListenerMeter};
+use crate::io::{BoxIo, Outcome, Prefixed};
+use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::rpc::downstream::{Downstream, RpcParts};
-use crate::serve::{Order, Shared};
-use crate::tunnel::{Echo, Outcome, Parts, PipeState, Tunnel};
+use crate::serve::Shared;
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
+use crate::tunnel::{Echo, Parts, PipeState, Tunnel};
 
 /// A connection's id within one generation (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

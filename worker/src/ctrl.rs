@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::handoff::{self, HandedOff, HandoffFailure, Hooks, PausePoint, TookOver};
-use crate::metrics::HEARTBEAT_INTERVAL;
 use crate::serve::Server;
+use crate::telemetry::metrics::HEARTBEAT_INTERVAL;
 
 /// Why a worker stopped.
 #[derive(Debug, thiserror::Error)]

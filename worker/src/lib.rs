@@ -28,7 +28,6 @@
 //! * [`tunnel`] — the pausable byte pump (L4 proxy and the echo built-in);
 //! * [`upstream`] — clusters: round robin, connect with fall-through.
 
-pub mod access_log;
 pub mod cli;
 pub mod codec;
 pub mod conn;
@@ -36,9 +35,11 @@ pub mod ctrl;
 pub mod fds;
 pub mod handoff;
 pub mod http;
-pub mod metrics;
+pub mod io;
+pub mod lifecycle;
 pub mod rpc;
 pub mod serve;
+pub mod telemetry;
 pub mod tunnel;
 pub mod upstream;
 

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use baton_config::{Config, Listener};
@@ -25,10 +25,12 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::access_log::AccessLog;
 use crate::conn::{self, Parked, Registry, Start};
 use crate::fds::{self, FdBudget};
-use crate::metrics::Meters;
+use crate::lifecycle::{DrainReport, Order, Stats};
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::meters::RpcMeters;
+use crate::telemetry::metrics::Meters;
 use crate::upstream::Upstream;
 use crate::{http, rpc};
 
@@ -47,14 +49,6 @@ const BUDGET_WARN_EVERY: Duration = Duration::from_secs(60);
 /// wait for the connection tasks to notice. They stop at their next poll,
 /// which is immediate; this bounds a wedged task.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// What every connection task obeys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    Run,
-    /// Stop pumping and close both sockets now.
-    Close,
-}
 
 /// The listeners did not match the config.
 #[derive(Debug, thiserror::Error)]
@@ -136,18 +130,6 @@ fn rpc_context(
     }))
 }
 
-/// Connection counters.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Connection tasks alive (accepted or adopted, not yet ended or
-    /// handed on).
-    pub active: AtomicU64,
-    /// Connections accepted by this generation.
-    pub accepted: AtomicU64,
-    /// Connections that ended here (not handed on).
-    pub finished: AtomicU64,
-}
-
 /// What connection tasks share.
 #[derive(Debug)]
 pub struct Shared {
@@ -172,15 +154,6 @@ pub struct Shared {
     pub costs: Vec<u32>,
     listeners: Vec<Arc<TcpListener>>,
     accepting: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// How a drain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Connections that ended by themselves during the drain.
-    pub finished: u64,
-    /// Connections still open at the deadline, closed by force.
-    pub closed: u64,
 }
 
 /// One generation's data plane. Cheap to clone: clones share everything.
@@ -345,7 +318,7 @@ impl Server {
     }
 
     /// The request counters of the RPC listener named `listener`.
-    pub fn rpc_meters(&self, listener: &str) -> Option<Arc<rpc::RpcMeters>> {
+    pub fn rpc_meters(&self, listener: &str) -> Option<Arc<RpcMeters>> {
         self.shared
             .rpc
             .iter()

@@ -35,7 +35,6 @@ use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
@@ -43,9 +42,10 @@ use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
 
-use crate::metrics::ByteMeter;
+use crate::fds::MAX_PIPES;
+use crate::io::{Idle, Outcome};
+use crate::telemetry::meters::ByteMeter;
 
 /// Bytes one pipe holds at most. Small enough that a connection's whole
 /// state (two pipes) fits one ipc datagram; large enough that bulk copies
@@ -62,14 +62,6 @@ const BUFFERS_PER_POLL: usize = 16;
 /// The kernel may refuse (`fs.pipe-max-size`, the per-user pipe quota);
 /// then the pipe keeps the capacity it has.
 const PIPE_SIZE: usize = 256 * 1024;
-
-/// The most kernel pipes a worker holds at once (like HAProxy's
-/// `maxpipes`): each costs 2 fds and up to [`PIPE_SIZE`] of kernel
-/// memory, and is kept for its connection's life, so without a bound many
-/// bulk connections could take the fds that accepting needs. Streams
-/// beyond it are copied in user space. The fd budget may lower it
-/// ([`limit_pipes`]).
-pub const MAX_PIPES: usize = 1024;
 
 /// Kernel pipes alive in this process.
 static LIVE_PIPES: AtomicUsize = AtomicUsize::new(0);
@@ -419,20 +411,6 @@ fn shutdown_write(dst: &TcpStream) -> io::Result<()> {
     }
 }
 
-/// How a tunnel's run ended.
-#[derive(Debug)]
-pub enum Outcome<T = ()> {
-    /// Both directions ended cleanly.
-    Finished,
-    /// Nothing moved for the idle timeout.
-    Idle,
-    /// A socket failed (reset, ...); the tunnel should be closed.
-    Failed(io::Error),
-    /// The `stop` future fired with this value; the state is intact for
-    /// [`Tunnel::into_parts`].
-    Stopped(T),
-}
-
 /// A client socket, an upstream socket, and a pipe each way.
 #[derive(Debug)]
 pub struct Tunnel {
@@ -603,41 +581,6 @@ impl Echo {
             self.idle.poll_expired(cx).map(|()| Outcome::Idle)
         })
         .await
-    }
-}
-
-/// An idle timer that costs one clock read per active poll instead of a
-/// timer reset per read: the sleep is only re-armed when it fires early.
-#[derive(Debug)]
-pub struct Idle {
-    timeout: Duration,
-    last_activity: Instant,
-    sleep: Pin<Box<Sleep>>,
-}
-
-impl Idle {
-    pub fn new(timeout: Duration) -> Idle {
-        let now = Instant::now();
-        Idle {
-            timeout,
-            last_activity: now,
-            sleep: Box::pin(tokio::time::sleep_until(now + timeout)),
-        }
-    }
-
-    pub fn touch(&mut self) {
-        self.last_activity = Instant::now();
-    }
-
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            ready!(self.sleep.as_mut().poll(cx));
-            let deadline = self.last_activity + self.timeout;
-            if deadline <= Instant::now() {
-                return Poll::Ready(());
-            }
-            self.sleep.as_mut().reset(deadline);
-        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! HTTP proxying.
 //!
-//! An `http` listener speaks HTTP/1.1 ([`conn`], on the framing of [`h1`]),
-//! routes each request ([`route`]): by host (exact or `*.` wildcard), path
+//! An `http` listener speaks HTTP/1.1 ([`conn`], on the framing of
+//! [`http1`]), routes each request ([`route`]): by host (exact or `*.`
+//! wildcard), path
 //! (exact, prefix, regex), method and headers, to a cluster (or weighted
 //! clusters), a direct response or a redirect — and forwards it with its
 //! body streamed, over idle keep-alive upstream connections ([`pool`]).
@@ -47,7 +48,6 @@
 pub mod conn;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod h1;
 pub mod h2;
 pub mod h2_limits;
 pub mod pool;
@@ -61,6 +61,9 @@ use std::time::Duration;
 
 use baton_config::{Config, Listener, Target};
 
+use crate::codec::http1;
+use crate::telemetry::meters::HttpMeters;
+
 /// One HTTP listener's settings, compiled.
 #[derive(Debug)]
 pub struct HttpListener {
@@ -70,7 +73,7 @@ pub struct HttpListener {
     pub default: Target,
     pub request_timeout: Duration,
     pub timeouts: Timeouts,
-    pub limits: h1::Limits,
+    pub limits: http1::Limits,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: &'static str,
 }
@@ -95,7 +98,7 @@ impl HttpListener {
                 keepalive: http.keepalive_timeout,
                 body: http.body_timeout,
             },
-            limits: h1::Limits {
+            limits: http1::Limits {
                 max_header_bytes: http.max_header_bytes,
                 max_headers: http.max_headers,
             },
@@ -115,28 +118,6 @@ pub struct Timeouts {
     pub body: Duration,
 }
 
-/// What a client was too slow with; the label of
-/// `baton_http_timeouts_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutKind {
-    Header,
-    Keepalive,
-    Body,
-    /// A TLS handshake (the ClientHello included).
-    Handshake,
-}
-
-impl TimeoutKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            TimeoutKind::Header => "header",
-            TimeoutKind::Keepalive => "keepalive",
-            TimeoutKind::Body => "body",
-            TimeoutKind::Handshake => "handshake",
-        }
-    }
-}
-
 /// What an HTTP connection needs from its generation.
 #[derive(Debug, Clone)]
 pub struct HttpContext {
@@ -147,7 +128,7 @@ pub struct HttpContext {
     pub h2_pool: Arc<h2::H2Pool>,
     /// TLS listeners: the server config (certificates, ALPN).
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub meters: Arc<conn::HttpMeters>,
+    pub meters: Arc<HttpMeters>,
     /// This worker's generation, for direct responses.
     pub generation: u32,
     /// The worker's fd budget: an HTTP/2 stream's upstream connection

@@ -17,10 +17,9 @@ use std::task::Poll;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::http::h2::BoxIo;
 use crate::http::upstream::UpIo;
-use crate::metrics::ByteMeter;
-use crate::tunnel::{Idle, Outcome};
+use crate::io::{BoxIo, Idle, Outcome};
+use crate::telemetry::meters::ByteMeter;
 
 /// Room made before each read.
 const READ_CHUNK: usize = 16 * 1024;

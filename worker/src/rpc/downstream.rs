@@ -40,11 +40,11 @@ use tracing::{debug, warn};
 use crate::codec::{
     AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Protocol, RequestId,
 };
-use crate::metrics::ByteMeter;
+use crate::io::{Idle, Outcome};
+use crate::lifecycle::Order;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
-use crate::serve::Order;
-use crate::tunnel::{Idle, Outcome};
+use crate::telemetry::meters::ByteMeter;
 use crate::upstream::Upstream;
 
 /// Bytes read per syscall from a client.

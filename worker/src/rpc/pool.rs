@@ -33,8 +33,9 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
 use crate::codec::{AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol, RequestId};
-use crate::rpc::{Outbound, RpcMeters};
-use crate::serve::Order;
+use crate::lifecycle::Order;
+use crate::rpc::Outbound;
+use crate::telemetry::meters::RpcMeters;
 use crate::upstream::Upstream;
 
 /// Requests queued for one upstream connection before senders wait: a
