@@ -1,6 +1,6 @@
 //! Connection tasks and the registry that can pause them.
 //!
-//! Every connection is a task that pumps bytes ([`crate::tunnel`]) and
+//! Every connection is a task that pumps bytes ([`crate::l4`]) and
 //! watches two things: the server-wide [`Order`] (`Close` at a drain
 //! deadline) and its own pause slot in the [`Registry`]. A handoff pauses
 //! connections a wave at a time: the registry hands each a [`PauseReq`];
@@ -25,13 +25,14 @@ use crate::http::conn::H1Conn;
 use crate::http::h2::H2Conn;
 use crate::http::relay::Relay;
 use crate::io::{BoxIo, Outcome, Prefixed};
+use crate::l4::pipe::PipeState;
+use crate::l4::tunnel::{Echo, Parts, Tunnel};
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::rpc::downstream::{Downstream, RpcParts};
 use crate::serve::Shared;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
-use crate::tunnel::{Echo, Parts, PipeState, Tunnel};
 
 /// A connection's id within one generation (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -78,10 +78,11 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use crate::codec::CodecState;
 use crate::conn::{ConnId, ConnParts, History, Parked, Paused};
+use crate::l4::pipe::PipeState;
+use crate::l4::tunnel::Parts;
 use crate::rpc;
 use crate::rpc::downstream::RpcParts;
 use crate::serve::Server;
-use crate::tunnel::{Parts, PipeState};
 
 /// How long the new generation may take to start accepting once the
 /// handoff channel is up: it only spawns its accept loops, so this expires

@@ -36,11 +36,11 @@ pub mod fds;
 pub mod handoff;
 pub mod http;
 pub mod io;
+pub mod l4;
 pub mod lifecycle;
 pub mod rpc;
 pub mod serve;
 pub mod telemetry;
-pub mod tunnel;
 pub mod upstream;
 
 use std::process::ExitCode;

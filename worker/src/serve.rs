@@ -31,7 +31,7 @@ use crate::lifecycle::{DrainReport, Order, Stats};
 use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::meters::RpcMeters;
 use crate::telemetry::metrics::Meters;
-use crate::upstream::Upstream;
+use crate::upstream::cluster::Upstream;
 use crate::{http, rpc};
 
 /// After an accept error that a retry cannot fix at once (out of fds or
@@ -215,7 +215,7 @@ impl Server {
                 "fd budget for the listener"
             );
         }
-        crate::tunnel::limit_pipes(plan.pipes);
+        crate::l4::pipe::limit_pipes(plan.pipes);
         let fd_budget = FdBudget::new(plan.units);
         let meters = Meters::new(&config);
         let upstreams: Vec<Arc<Upstream>> = config

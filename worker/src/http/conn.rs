@@ -70,8 +70,9 @@ use crate::http::route::Decision;
 use crate::http::upstream::UpIo;
 use crate::http::{HttpContext, route};
 use crate::io::{Idle, Io, Outcome};
+use crate::l4::pipe::PipeState;
+use crate::l4::tunnel::Parts;
 use crate::telemetry::meters::{ByteMeter, TimeoutKind};
-use crate::tunnel::{Parts, PipeState};
 
 /// Bytes read per call.
 const READ_CHUNK: usize = 16 * 1024;

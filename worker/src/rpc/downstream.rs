@@ -45,7 +45,7 @@ use crate::lifecycle::Order;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
 use crate::telemetry::meters::ByteMeter;
-use crate::upstream::Upstream;
+use crate::upstream::cluster::Upstream;
 
 /// Bytes read per syscall from a client.
 const READ_CHUNK: usize = 16 * 1024;

@@ -36,7 +36,7 @@ use crate::codec::{AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol,
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::telemetry::meters::RpcMeters;
-use crate::upstream::Upstream;
+use crate::upstream::cluster::Upstream;
 
 /// Requests queued for one upstream connection before senders wait: a
 /// burst's worth; past it, clients feel backpressure instead of the proxy
@@ -165,7 +165,7 @@ pub async fn connect(
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
     unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, usize)>,
-) -> Result<UpHandle, crate::upstream::ConnectError> {
+) -> Result<UpHandle, crate::upstream::cluster::ConnectError> {
     let (stream, addr) = upstream.connect().await.inspect_err(|e| {
         warn!(error = %e, "no upstream reachable");
     })?;
