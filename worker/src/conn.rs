@@ -21,9 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::fds::FdUnits;
-use crate::http::conn::H1Conn;
 use crate::http::h2::H2Conn;
 use crate::http::relay::Relay;
+use crate::http::session_h1::H1Conn;
 use crate::io::{BoxIo, Outcome, Prefixed};
 use crate::l4::pipe::PipeState;
 use crate::l4::tunnel::{Echo, Parts, Tunnel};

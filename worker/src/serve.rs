@@ -229,12 +229,12 @@ impl Server {
             .iter()
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
-        let pool = Arc::new(http::pool::H1Pool::new(Arc::clone(&fd_budget)));
+        let pool = Arc::new(http::h1_pool::H1Pool::new(Arc::clone(&fd_budget)));
         let h2_pool = Arc::new(http::h2::H2Pool::default());
-        let upstream_list: Arc<[Arc<http::upstream::HttpUpstream>]> = upstreams
+        let upstream_list: Arc<[Arc<http::connect::HttpUpstream>]> = upstreams
             .iter()
             .map(|u| {
-                http::upstream::HttpUpstream::new(Arc::clone(u))
+                http::connect::HttpUpstream::new(Arc::clone(u))
                     .map(Arc::new)
                     .map_err(|reason| BuildError::Cluster {
                         name: u.cluster.name.clone(),

@@ -47,9 +47,9 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
 use crate::codec::http1::{self, Chunked, Framing, H1Error, Head, Limits};
+use crate::http::connect::HttpUpstream;
 use crate::http::h2_limits::{self, Accepted, Refusal, Watched};
 use crate::http::route::Decision;
-use crate::http::upstream::HttpUpstream;
 use crate::http::{HttpContext, route};
 use crate::telemetry::meters::TimeoutKind;
 

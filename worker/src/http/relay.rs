@@ -17,7 +17,7 @@ use std::task::Poll;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::http::upstream::UpIo;
+use crate::http::connect::UpIo;
 use crate::io::{BoxIo, Idle, Outcome};
 use crate::telemetry::meters::ByteMeter;
 

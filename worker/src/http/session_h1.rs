@@ -65,9 +65,9 @@ use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
 use crate::codec::http1::{self, Chunked, Framing, H1Error, Head, Rechunk};
+use crate::http::connect::UpIo;
 use crate::http::relay::Relay;
 use crate::http::route::Decision;
-use crate::http::upstream::UpIo;
 use crate::http::{HttpContext, route};
 use crate::io::{Idle, Io, Outcome};
 use crate::l4::pipe::PipeState;
