@@ -28,12 +28,11 @@
 //! the drain deadline) land in the moved connection's old inbox, and the
 //! old generation forwards them over the handoff channel to the new one,
 //! which writes them to the client between its own frames (write
-//! migration, [`forward`]). The client sees every response on the socket
-//! it always had. The old generation exits once the last forwarded
-//! response is out.
+//! migration: the `forward` module of `migrate`). The client sees every
+//! response on the socket it always had. The old generation exits once
+//! the last forwarded response is out.
 
 pub mod downstream;
-pub mod forward;
 pub mod pool;
 pub mod route;
 
