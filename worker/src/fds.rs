@@ -18,7 +18,7 @@
 //!              connections_per_endpoint of each cluster a bolt or dubbo
 //!              listener routes to), http2 clusters (2 each: one alive, one
 //!              replacing it)
-//! − pipes      splice's kernel pipes, 2 fds each: at most tunnel::MAX_PIPES
+//! − pipes      splice's kernel pipes, 2 fds each: at most MAX_PIPES
 //!              and at most an eighth of what is left (the cap is lowered)
 //! = units, shared by the connections of every listener
 //! ```
@@ -47,7 +47,15 @@ use baton_config::{Config, Listener, Protocol, Target, UpstreamProtocol};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
-use crate::tunnel::MAX_PIPES;
+/// The most kernel pipes a worker holds at once (like HAProxy's
+/// `maxpipes`): each costs 2 fds and up to 256 KiB of kernel memory (the
+/// L4 pump's `PIPE_SIZE`), and is kept for its connection's life, so
+/// without a bound many bulk connections could take the fds that
+/// accepting needs. Streams beyond it are copied in user space. The
+/// budget may lower it ([`Plan::pipes`]). Defined here, where the budget
+/// plans for it, rather than beside the pipes, so that the budget depends
+/// on no layer above it.
+pub const MAX_PIPES: usize = 1024;
 
 /// Descriptors the process holds besides listeners and connections:
 /// stdin/out/err, the ctrl channel, the runtime's epoll instance and

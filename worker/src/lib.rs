@@ -11,35 +11,99 @@
 //! would (`baton check` runs it), so new config syntax ships with the
 //! worker and never needs a supervisor upgrade.
 //!
-//! # Layout
+//! # Layers
 //!
-//! * [`cli`] — the command line (`baton-worker`, and `baton` as a worker);
-//! * [`codec`] — pure RPC codecs (Bolt, Dubbo, RocketMQ): frames, ids, hijack;
-//! * [`ctrl`] — the session with the supervisor;
-//! * [`serve`] — [`serve::Server`]: listeners, accept loops, drain;
-//! * [`conn`] — connection tasks and the registry that pauses them;
-//! * [`fds`] — the fd budget: connection limits from `RLIMIT_NOFILE`;
-//! * [`handoff`] — moving live connections to the next generation;
-//! * [`metrics`] — counters, sent to the supervisor every heartbeat;
-//! * [`access_log`] — one line per connection, off the data path;
-//! * [`http`] — HTTP/1.1 proxying: routes, keep-alive pools, streaming;
-//! * [`rpc`] — Bolt, Dubbo, RocketMQ proxying: routing, multiplexed
-//!   upstream pools, write migration;
-//! * [`tunnel`] — the pausable byte pump (L4 proxy and the echo built-in);
-//! * [`upstream`] — clusters: round robin, connect with fall-through.
+//! The crate is layered, and the folder tree shows it. Each layer depends
+//! only on the layers below it — never on its own callers — so no module
+//! imports one that imports it back (`.ci/module-cycles worker/src`
+//! checks it in CI; doc links count as imports there too):
+//!
+//! ```text
+//!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
+//!  5  migrate/      old (hand_off), new (take_over), wire, forward (write migration), hooks
+//!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked), task
+//!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
+//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo); clusters (connect with fall-through)
+//!  1  io  lifecycle  fds  telemetry/   pump vocabulary; Order and Stats; fd budget; meters, log
+//!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
+//! ```
+//!
+//! * [`codec`] — pure codecs (Bolt, Dubbo, RocketMQ, Tars) and
+//!   [`codec::http1`], HTTP/1.1 message framing: bytes in, frames out, no
+//!   sockets or clocks; each decoder bounded and fuzzed;
+//! * [`io`] — how a pump's run ends ([`io::Outcome`]), the idle timer,
+//!   the boxed client stream types; [`lifecycle`] — the close [`lifecycle::Order`],
+//!   connection counters, drain report; [`fds`] — the fd budget;
+//!   [`telemetry`] — meters, their snapshot for the supervisor, the access
+//!   log;
+//! * [`l4`] — the pausable byte pumps (a [`l4::pipe::Pipe`] per direction,
+//!   splice for bulk streams; [`l4::tunnel::Tunnel`] and the echo);
+//!   [`upstream`] — clusters at run time;
+//! * [`http`] — HTTP/1.1 and HTTP/2 proxying: routes, keep-alive and
+//!   HTTP/2 upstream pools, TLS; [`rpc`] — the multiplexed RPC protocols:
+//!   routing, multiplexed upstream pools, RocketMQ pinning;
+//! * [`conn`] — one task per connection, whatever its kind, pausable into
+//!   a [`conn::state::Parked`] form and rebuilt from one;
+//! * [`migrate`] — moving parked connections to the next generation over
+//!   the handoff channel, and forwarding the responses that arrive late;
+//! * [`generation`] — the data plane of one generation and its session
+//!   with the supervisor; [`cli`] and this root sit on top (the binaries'
+//!   entry points).
+//!
+//! # The path of a request
+//!
+//! **An L4 connection.** [`generation::serve`]'s accept loop takes a
+//! `max_connections` permit and the connection's units of the fd budget,
+//! accepts, and hands the socket to `conn::task::spawn`. The task
+//! connects to the listener's cluster ([`upstream::cluster::Upstream::connect`]:
+//! round robin, falling through to the next endpoint on failure), then runs
+//! an [`l4::tunnel::Tunnel`] — a [`l4::pipe::Pipe`] each way, counted in the
+//! listener's [`telemetry::meters::ByteMeter`] — until both directions end,
+//! it idles out, or it is paused or closed; the end is one access log line.
+//!
+//! **An HTTP/1.1 request.** The task (on an `http` listener) runs an
+//! [`http::session_h1::H1Conn`]; it reads a head with [`codec::http1`],
+//! routes it ([`http::route`]), takes an upstream connection from
+//! [`http::h1_pool`] or opens one ([`http::connect`], plain or TLS, over the
+//! cluster's endpoints), writes the re-serialised request, streams the body
+//! both ways and counts the status in [`telemetry::meters::HttpMeters`].
+//! A client that opens with the HTTP/2 preface (or picks `h2` by ALPN)
+//! becomes an [`http::h2::H2Conn`] instead, one task per stream.
+//!
+//! **An RPC request.** The task runs an [`rpc::downstream::Downstream`]: it
+//! decodes the client's frames ([`codec::AnyCodec`]), answers heartbeats,
+//! routes each request by its attributes ([`rpc::route`]) and sends it
+//! through the cluster's [`rpc::pool::Pool`], which rewrites the request id
+//! into its upstream connection's id space; the response (or the protocol's
+//! own error, on timeout or upstream loss) comes back to the connection's
+//! inbox ([`rpc::Outbound`]) with the client's id, and is written between
+//! frames.
+//!
+//! **A handoff.** [`generation::ctrl`] receives `HandoffTo` and runs
+//! [`migrate::old::hand_off`] with its `Server` as the [`migrate::Host`]:
+//! once the new generation is accepting, the old one stops, asks connections
+//! to pause a wave at a time ([`conn::registry::Registry::pause_some`]); each
+//! task stops between two pump steps and answers with a
+//! [`conn::state::Parked`], which [`migrate::wire`] describes as a
+//! `baton_ipc::ConnState` plus fds. On the other side
+//! [`migrate::new::take_over`] rebuilds the batch, acknowledges it, and
+//! starts each connection with [`conn::task::adopt`]. Responses to requests
+//! a moved RPC connection had in flight arrive in the old generation and
+//! are forwarded ([`migrate::forward`]) to the new one, which writes them to
+//! the client.
 
-pub mod access_log;
 pub mod cli;
 pub mod codec;
 pub mod conn;
-pub mod ctrl;
 pub mod fds;
-pub mod handoff;
+pub mod generation;
 pub mod http;
-pub mod metrics;
+pub mod io;
+pub mod l4;
+pub mod lifecycle;
+pub mod migrate;
 pub mod rpc;
-pub mod serve;
-pub mod tunnel;
+pub mod telemetry;
 pub mod upstream;
 
 use std::process::ExitCode;
@@ -92,19 +156,21 @@ pub fn run_inherited() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let ctrl = baton_ipc::Channel::from_owned_fd(fd).map_err(|e| {
-            ctrl::WorkerError::Ipc(baton_ipc::IpcError::Io {
+            generation::ctrl::WorkerError::Ipc(baton_ipc::IpcError::Io {
                 op: "register ctrl fd",
                 source: e,
             })
         })?;
-        ctrl::run(ctrl).await
+        generation::ctrl::run(ctrl).await
     });
     // Connection tasks may still hold sockets; do not wait for them.
     runtime.shutdown_background();
     match result {
-        Ok(ctrl::Ended::Drained | ctrl::Ended::HandedOff) => ExitCode::SUCCESS,
-        Ok(ctrl::Ended::Orphaned) => ExitCode::FAILURE,
-        Err(ctrl::WorkerError::Config(_)) => ExitCode::from(EXIT_CONFIG),
+        Ok(generation::ctrl::Ended::Drained | generation::ctrl::Ended::HandedOff) => {
+            ExitCode::SUCCESS
+        }
+        Ok(generation::ctrl::Ended::Orphaned) => ExitCode::FAILURE,
+        Err(generation::ctrl::WorkerError::Config(_)) => ExitCode::from(EXIT_CONFIG),
         Err(e) => {
             tracing::error!(error = %e, "worker failed");
             ExitCode::FAILURE

@@ -86,6 +86,14 @@
 //!
 //! New variants go at the end of the registry: [`CodecState`] is serialised
 //! by variant index, so the order is part of the handoff format.
+//!
+//! # HTTP/1.1 framing
+//!
+//! [`http1`] sits here too, outside the registry: HTTP/1.1 request and
+//! response heads and body framing, sans I/O under the same rules (pure,
+//! bounded, fuzzed). It is not a [`Codec`] — HTTP is not multiplexed and
+//! the HTTP proxy drives it differently — but it is the same
+//! layer: the bottom one, which depends on nothing else in the worker.
 
 use std::fmt;
 use std::str::FromStr;
@@ -105,6 +113,7 @@ pub mod dubbo;
 pub mod fixtures;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http1;
 pub mod rocketmq;
 pub mod tars;
 

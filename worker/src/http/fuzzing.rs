@@ -11,7 +11,9 @@
 
 use bytes::BytesMut;
 
-use super::h1::{self, Chunked, H1Error, Limits, MAX_CHUNK_LINE, MAX_TRAILER_BYTES, Rechunk};
+use crate::codec::http1::{
+    self, Chunked, H1Error, Limits, MAX_CHUNK_LINE, MAX_TRAILER_BYTES, Rechunk,
+};
 
 /// The head limits the control byte's low two bits select: the defaults,
 /// and small ones so that the "too large" paths are reached.
@@ -63,9 +65,9 @@ pub fn head(data: &[u8]) -> bool {
         return response_head(control, input, method, limits.max_header_bytes);
     }
     let mut buf = BytesMut::from(input);
-    let whole = h1::parse_request(&mut buf, limits);
+    let whole = http1::parse_request(&mut buf, limits);
     let consumed = input.len() - buf.len();
-    let same_in_pieces = in_pieces(control, input, |buf| h1::parse_request(buf, limits));
+    let same_in_pieces = in_pieces(control, input, |buf| http1::parse_request(buf, limits));
     match &whole {
         Ok(Some(head)) => {
             assert!(
@@ -128,15 +130,15 @@ fn in_pieces<T>(
 
 /// The head written for the upstream parses back to the same request,
 /// and writing that again gives the same bytes.
-fn request_round_trip(head: &h1::Head) {
+fn request_round_trip(head: &http1::Head) {
     let mut out = BytesMut::new();
-    h1::write_request(head, None, "http", &mut out);
+    http1::write_request(head, None, "http", &mut out);
     let written = out.clone();
     let generous = Limits {
         max_header_bytes: out.len() + 1,
         max_headers: head.headers.len() + 8,
     };
-    let again = match h1::parse_request(&mut out, generous) {
+    let again = match http1::parse_request(&mut out, generous) {
         Ok(Some(again)) => again,
         other => panic!(
             "the head written upstream does not parse: {other:?}\n{:?}",
@@ -154,7 +156,7 @@ fn request_round_trip(head: &h1::Head) {
     );
     assert_eq!(again.is_upgrade(), head.is_upgrade(), "upgrade");
     let mut twice = BytesMut::new();
-    h1::write_request(&again, None, "http", &mut twice);
+    http1::write_request(&again, None, "http", &mut twice);
     assert_eq!(
         String::from_utf8_lossy(&twice),
         String::from_utf8_lossy(&written),
@@ -164,9 +166,11 @@ fn request_round_trip(head: &h1::Head) {
 
 fn response_head(control: u8, input: &[u8], method: &str, max: usize) -> bool {
     let mut buf = BytesMut::from(input);
-    let whole = h1::parse_response(&mut buf, method, max);
+    let whole = http1::parse_response(&mut buf, method, max);
     let consumed = input.len() - buf.len();
-    let same_in_pieces = in_pieces(control, input, |buf| h1::parse_response(buf, method, max));
+    let same_in_pieces = in_pieces(control, input, |buf| {
+        http1::parse_response(buf, method, max)
+    });
     let Ok(Some(head)) = &whole else {
         assert_eq!(
             consumed, 0,
@@ -188,9 +192,9 @@ fn response_head(control: u8, input: &[u8], method: &str, max: usize) -> bool {
     );
     let keep_alive = control & 16 != 0;
     let mut out = BytesMut::new();
-    h1::write_response(head, keep_alive, &mut out);
+    http1::write_response(head, keep_alive, &mut out);
     let written = out.clone();
-    let again = match h1::parse_response(&mut out, method, written.len() + 1) {
+    let again = match http1::parse_response(&mut out, method, written.len() + 1) {
         Ok(Some(again)) => again,
         other => panic!(
             "the response head written to the client does not parse: {other:?}\n{:?}",
@@ -201,7 +205,7 @@ fn response_head(control: u8, input: &[u8], method: &str, max: usize) -> bool {
     assert_eq!(again.status, head.status, "status");
     assert_eq!(again.framing, head.framing, "framing");
     let mut twice = BytesMut::new();
-    h1::write_response(&again, keep_alive, &mut twice);
+    http1::write_response(&again, keep_alive, &mut twice);
     assert_eq!(
         String::from_utf8_lossy(&twice),
         String::from_utf8_lossy(&written),

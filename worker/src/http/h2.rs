@@ -46,11 +46,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
-use crate::http::h1::{self, Chunked, Framing, H1Error, Head, Limits};
+use crate::codec::http1::{self, Chunked, Framing, H1Error, Head, Limits};
+use crate::http::connect::HttpUpstream;
 use crate::http::h2_limits::{self, Accepted, Refusal, Watched};
 use crate::http::route::Decision;
-use crate::http::upstream::HttpUpstream;
-use crate::http::{HttpContext, TimeoutKind, route};
+use crate::http::{HttpContext, route};
+use crate::telemetry::meters::TimeoutKind;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -306,22 +307,22 @@ pub(crate) enum StreamError {
 /// refused the connection-specific fields (`Connection`,
 /// `Transfer-Encoding`, `TE` but `trailers`...) and a `content-length`
 /// that disagrees with the DATA (RFC 9113 §8.2.2, §8.1.1) as stream errors.
-fn authority_of(request: &Request<RecvStream>) -> Result<Option<String>, h1::H1Error> {
+fn authority_of(request: &Request<RecvStream>) -> Result<Option<String>, http1::H1Error> {
     let mut hosts = request.headers().get_all(http::header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
-        return Err(h1::H1Error::Host("more than one Host"));
+        return Err(http1::H1Error::Host("more than one Host"));
     }
     let host = match host {
-        Some(v) if !h1::valid_authority(v.as_bytes()) => {
-            return Err(h1::H1Error::Host("invalid Host"));
+        Some(v) if !http1::valid_authority(v.as_bytes()) => {
+            return Err(http1::H1Error::Host("invalid Host"));
         }
         Some(v) => v.to_str().ok().map(str::to_string),
         None => None,
     };
     match (request.uri().authority(), host) {
         (Some(a), Some(h)) if !a.as_str().eq_ignore_ascii_case(&h) => {
-            Err(h1::H1Error::Host("Host differs from :authority"))
+            Err(http1::H1Error::Host("Host differs from :authority"))
         }
         (Some(a), _) => Ok(Some(a.as_str().to_string())),
         (None, h) => Ok(h),
@@ -644,14 +645,14 @@ async fn to_h2(
         let response = response.await.map_err(|e| Fail::BeforeResponse(e.into()))?;
         let (parts, upstream_stream) = response.into_parts();
         let size = h2_limits::response_head(parts.status, &parts.headers);
-        if size.check(h1::RESPONSE_LIMITS).is_err() {
+        if size.check(http1::RESPONSE_LIMITS).is_err() {
             // As an HTTP/1.1 response over the bound: 502 (the caller's).
             return Err(Fail::BeforeResponse(StreamError::Other(format!(
                 "response head of {} fields, {} bytes: over {} fields or {} bytes",
                 size.fields,
                 size.bytes,
-                h1::RESPONSE_LIMITS.max_headers,
-                h1::RESPONSE_LIMITS.max_header_bytes
+                http1::RESPONSE_LIMITS.max_headers,
+                http1::RESPONSE_LIMITS.max_header_bytes
             ))));
         }
         ctx.meters.status(parts.status.as_u16());
@@ -675,7 +676,7 @@ async fn to_h2(
             let piped = pipe(
                 upstream_stream,
                 &mut client_stream,
-                h1::RESPONSE_LIMITS,
+                http1::RESPONSE_LIMITS,
                 None,
             )
             .await;
@@ -882,7 +883,7 @@ async fn relay_response<R: AsyncRead + Unpin>(
                 "upstream closed before answering".into(),
             )));
         }
-        match h1::parse_response(&mut buf, method, h1::RESPONSE_LIMITS.max_header_bytes) {
+        match http1::parse_response(&mut buf, method, http1::RESPONSE_LIMITS.max_header_bytes) {
             Ok(Some(r)) if r.status == 101 => {
                 ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
                 return Err(Fail::BeforeResponse(StreamError::Other(
@@ -1069,66 +1070,6 @@ impl H2Pool {
         self.senders.lock().remove(&cluster);
     }
 }
-
-/// A stream with bytes already read from it put back in front.
-#[derive(Debug)]
-pub struct Prefixed<S> {
-    prefix: Bytes,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    pub fn new(prefix: Bytes, inner: S) -> Prefixed<S> {
-        Prefixed { prefix, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let head = self.prefix.split_to(n);
-            buf.put_slice(&head);
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        data: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Any client stream the HTTP code runs over (plain, TLS, prefixed).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
-
-/// A boxed client stream.
-pub type BoxIo = Box<dyn Io>;
 
 /// Whether `buf` begins (or could begin) with the HTTP/2 preface.
 pub fn looks_like_h2(buf: &[u8]) -> bool {

@@ -1,5 +1,5 @@
 //! The head limits (`max_headers`, `max_header_bytes`) on HTTP/2, where
-//! HTTP/1.1 applies them while it parses ([`h1`]).
+//! HTTP/1.1 applies them while it parses ([`http1`]).
 //!
 //! # One measure for both protocols
 //!
@@ -17,7 +17,7 @@
 //!
 //! Trailers (HTTP/2 has them as a second header block) are held to the
 //! same limits, measured as their field lines; responses from `http2`
-//! clusters to [`h1::RESPONSE_LIMITS`], the bound HTTP/1.1 responses have
+//! clusters to [`http1::RESPONSE_LIMITS`], the bound HTTP/1.1 responses have
 //! (a response over it is answered 502, as over HTTP/1.1).
 //!
 //! # Who enforces what, in order
@@ -78,7 +78,7 @@ use http::{HeaderMap, Method, StatusCode, Uri};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::http::h1::{self, H1Error, Limits};
+use crate::codec::http1::{self, H1Error, Limits};
 
 /// HPACK's per-field overhead in the RFC 9113 §6.5.2 measure.
 const FIELD_OVERHEAD: usize = 32;
@@ -97,10 +97,10 @@ pub fn header_list_bound(limits: Limits) -> u32 {
     u32::try_from(bound).unwrap_or(u32::MAX)
 }
 
-/// The same for responses from `http2` clusters ([`h1::RESPONSE_LIMITS`];
+/// The same for responses from `http2` clusters ([`http1::RESPONSE_LIMITS`];
 /// a response has one pseudo-header field, `:status`).
 pub fn response_list_bound() -> u32 {
-    let limits = h1::RESPONSE_LIMITS;
+    let limits = http1::RESPONSE_LIMITS;
     let bound = limits.max_header_bytes + FIELD_OVERHEAD * (limits.max_headers + 1);
     u32::try_from(bound).unwrap_or(u32::MAX)
 }
@@ -161,7 +161,7 @@ pub fn request_head(method: &Method, uri: &Uri, headers: &HeaderMap) -> HeadSize
 /// An HTTP/2 response head measured as HTTP/1.1: `HTTP/1.1 SSS Reason
 /// CRLF`, the fields, the final CRLF.
 pub fn response_head(status: StatusCode, headers: &HeaderMap) -> HeadSize {
-    let line = 8 + 1 + 3 + 1 + h1::reason(status.as_u16()).len() + 2;
+    let line = 8 + 1 + 3 + 1 + http1::reason(status.as_u16()).len() + 2;
     HeadSize {
         fields: headers.len(),
         bytes: line + field_lines(headers) + 2,
@@ -554,7 +554,7 @@ mod tests {
             }
             text.push_str("\r\n");
             let mut buf = BytesMut::from(text.as_bytes());
-            let head = h1::parse_request(
+            let head = http1::parse_request(
                 &mut buf,
                 Limits {
                     max_header_bytes: 1 << 20,

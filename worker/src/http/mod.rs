@@ -1,15 +1,16 @@
 //! HTTP proxying.
 //!
-//! An `http` listener speaks HTTP/1.1 ([`conn`], on the framing of [`h1`]),
-//! routes each request ([`route`]): by host (exact or `*.` wildcard), path
-//! (exact, prefix, regex), method and headers, to a cluster (or weighted
-//! clusters), a direct response or a redirect — and forwards it with its
-//! body streamed, over idle keep-alive upstream connections ([`pool`]).
+//! An `http` listener speaks HTTP/1.1 ([`session_h1`], on the framing of
+//! [`http1`]), routes each request ([`route`]): by host (exact or `*.`
+//! wildcard), path (exact, prefix, regex), method and headers, to a
+//! cluster (or weighted clusters), a direct response or a redirect — and
+//! forwards it with its body streamed, over idle keep-alive upstream
+//! connections ([`h1_pool`]).
 //!
 //! HTTP/2 ([`h2`]) is spoken to clients that open with its preface (h2c
 //! prior knowledge) or pick it by ALPN over TLS ([`tls`]), and to clusters
 //! with `protocol = "http2"`; streams to `http1` clusters are translated.
-//! Clusters with a `tls` table are reached over TLS ([`upstream`]).
+//! Clusters with a `tls` table are reached over TLS ([`connect`]).
 //! The head limits (`max_headers`, `max_header_bytes`) apply to both
 //! protocols, measured the same way ([`h2_limits`] for HTTP/2).
 //!
@@ -17,9 +18,10 @@
 //! harness is the (hidden) `fuzzing` module.
 //!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
-//! requests with the bytes it has read of the next one (see [`conn`]); a
-//! connection upgraded to a tunnel (WebSocket) moves like any L4 tunnel
-//! when both of its sides are plain TCP, and drains otherwise ([`relay`]);
+//! requests with the bytes it has read of the next one (see
+//! [`session_h1`]); a connection upgraded to a tunnel (WebSocket) moves
+//! like any L4 tunnel when both of its sides are plain TCP, and drains
+//! otherwise ([`relay`]);
 //! an HTTP/2 connection drains with a two-step GOAWAY; a TLS connection
 //! (no kTLS here, so its session cannot move) closes after its current
 //! response (HTTP/1.1) or drains (HTTP/2).
@@ -43,23 +45,44 @@
 //!   body; then 408 (HTTP/2: on the stream) and the connection closes.
 //!
 //! Each is counted by kind in `baton_http_timeouts_total`.
+//!
+//! # Layout
+//!
+//! One request goes through one of four exchange paths (client protocol ×
+//! cluster protocol), today written separately:
+//!
+//! | client → cluster | where |
+//! |---|---|
+//! | HTTP/1.1 → HTTP/1.1 | [`session_h1`]: `forward`, `attempt`, `respond` |
+//! | HTTP/1.1 → HTTP/2 | [`session_h1`]: `forward_h2` |
+//! | HTTP/2 → HTTP/1.1 | [`h2`]: `proxy_stream`, then `to_h1` |
+//! | HTTP/2 → HTTP/2 | [`h2`]: `proxy_stream`, then `to_h2` |
+//!
+//! Upstream connections: [`connect`] (plain or TLS, per cluster),
+//! [`h1_pool`] (idle HTTP/1.1 ones), [`h2::H2Pool`] (one shared HTTP/2
+//! connection per cluster). Client side: [`session_h1`] (the HTTP/1.1
+//! connection loop, and the hand-over to h2c or a tunnel), [`h2`] (the
+//! HTTP/2 connection), [`tls`] (listener certificates), [`relay`]
+//! (switched protocols over TLS).
 
-pub mod conn;
+pub mod connect;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod h1;
+pub mod h1_pool;
 pub mod h2;
 pub mod h2_limits;
-pub mod pool;
 pub mod relay;
 pub mod route;
+pub mod session_h1;
 pub mod tls;
-pub mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_config::{Config, Listener, Target};
+
+use crate::codec::http1;
+use crate::telemetry::meters::HttpMeters;
 
 /// One HTTP listener's settings, compiled.
 #[derive(Debug)]
@@ -70,7 +93,7 @@ pub struct HttpListener {
     pub default: Target,
     pub request_timeout: Duration,
     pub timeouts: Timeouts,
-    pub limits: h1::Limits,
+    pub limits: http1::Limits,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub proto: &'static str,
 }
@@ -95,7 +118,7 @@ impl HttpListener {
                 keepalive: http.keepalive_timeout,
                 body: http.body_timeout,
             },
-            limits: h1::Limits {
+            limits: http1::Limits {
                 max_header_bytes: http.max_header_bytes,
                 max_headers: http.max_headers,
             },
@@ -115,39 +138,17 @@ pub struct Timeouts {
     pub body: Duration,
 }
 
-/// What a client was too slow with; the label of
-/// `baton_http_timeouts_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeoutKind {
-    Header,
-    Keepalive,
-    Body,
-    /// A TLS handshake (the ClientHello included).
-    Handshake,
-}
-
-impl TimeoutKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            TimeoutKind::Header => "header",
-            TimeoutKind::Keepalive => "keepalive",
-            TimeoutKind::Body => "body",
-            TimeoutKind::Handshake => "handshake",
-        }
-    }
-}
-
 /// What an HTTP connection needs from its generation.
 #[derive(Debug, Clone)]
 pub struct HttpContext {
     pub listener: Arc<HttpListener>,
     /// By cluster index.
-    pub upstreams: Arc<[Arc<upstream::HttpUpstream>]>,
-    pub pool: Arc<pool::H1Pool>,
+    pub upstreams: Arc<[Arc<connect::HttpUpstream>]>,
+    pub pool: Arc<h1_pool::H1Pool>,
     pub h2_pool: Arc<h2::H2Pool>,
     /// TLS listeners: the server config (certificates, ALPN).
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    pub meters: Arc<conn::HttpMeters>,
+    pub meters: Arc<HttpMeters>,
     /// This worker's generation, for direct responses.
     pub generation: u32,
     /// The worker's fd budget: an HTTP/2 stream's upstream connection
@@ -166,7 +167,7 @@ pub fn verify(config: &Config) -> Result<(), String> {
         }
     }
     for c in &config.clusters {
-        upstream::verify(c).map_err(|e| format!("cluster {:?}: {e}", c.name))?;
+        connect::verify(c).map_err(|e| format!("cluster {:?}: {e}", c.name))?;
     }
     Ok(())
 }

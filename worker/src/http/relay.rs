@@ -2,7 +2,7 @@
 //! bytes relayed both ways in this process.
 //!
 //! When both sides are plain TCP, a switched connection becomes an L4
-//! [`Tunnel`](crate::tunnel::Tunnel), which moves across upgrades. A TLS
+//! [`Tunnel`](crate::l4::tunnel::Tunnel), which moves across upgrades. A TLS
 //! session cannot move (no kTLS here), so a tunnel whose client or
 //! upstream speaks TLS stays with its generation instead: it is relayed
 //! until either side is done, it idles out, or the drain deadline closes
@@ -17,10 +17,9 @@ use std::task::Poll;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::http::h2::BoxIo;
-use crate::http::upstream::UpIo;
-use crate::metrics::ByteMeter;
-use crate::tunnel::{Idle, Outcome};
+use crate::http::connect::UpIo;
+use crate::io::{BoxIo, Idle, Outcome};
+use crate::telemetry::meters::ByteMeter;
 
 /// Room made before each read.
 const READ_CHUNK: usize = 16 * 1024;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use baton_config::{HttpAction, HttpRoute, PathMatch, Target};
 use regex::Regex;
 
+use crate::codec::http1::Head;
 use crate::http::HttpListener;
-use crate::http::h1::Head;
 
 /// A route with its regex compiled.
 #[derive(Debug)]
@@ -160,7 +160,7 @@ pub fn total_weight(action: &HttpAction) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::h1::{Limits, parse_request};
+    use crate::codec::http1::{Limits, parse_request};
 
     fn head(text: &str) -> Head {
         let limits = Limits {

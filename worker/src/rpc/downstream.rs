@@ -40,12 +40,12 @@ use tracing::{debug, warn};
 use crate::codec::{
     AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Protocol, RequestId,
 };
-use crate::metrics::ByteMeter;
+use crate::io::{Idle, Outcome};
+use crate::lifecycle::Order;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
-use crate::serve::Order;
-use crate::tunnel::{Idle, Outcome};
-use crate::upstream::Upstream;
+use crate::telemetry::meters::ByteMeter;
+use crate::upstream::cluster::Upstream;
 
 /// Bytes read per syscall from a client.
 const READ_CHUNK: usize = 16 * 1024;

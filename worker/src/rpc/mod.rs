@@ -28,22 +28,21 @@
 //! the drain deadline) land in the moved connection's old inbox, and the
 //! old generation forwards them over the handoff channel to the new one,
 //! which writes them to the client between its own frames (write
-//! migration, [`forward`]). The client sees every response on the socket
-//! it always had. The old generation exits once the last forwarded
-//! response is out.
+//! migration: the `forward` module of `migrate`). The client sees every
+//! response on the socket it always had. The old generation exits once
+//! the last forwarded response is out.
 
 pub mod downstream;
-pub mod forward;
 pub mod pool;
 pub mod route;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
 
-use crate::codec::{CodecConfig, ErrorKind, Frame, Protocol};
+use crate::codec::{CodecConfig, Frame, Protocol};
+use crate::telemetry::meters::RpcMeters;
 
 /// What an RPC connection's inbox receives.
 #[derive(Debug)]
@@ -84,52 +83,5 @@ impl RpcListener {
             baton_config::Protocol::Rocketmq => Some(Protocol::RocketMq),
             baton_config::Protocol::Tars => Some(Protocol::Tars),
         }
-    }
-}
-
-/// Request counters of one RPC listener.
-#[derive(Debug, Default)]
-pub struct RpcMeters {
-    /// Requests sent upstream (expecting a response or oneway).
-    pub requests: AtomicU64,
-    /// Responses from upstream, by whether their status is the protocol's
-    /// success (0 for Bolt and RocketMQ, 20 for Dubbo).
-    pub responses_ok: AtomicU64,
-    pub responses_error: AtomicU64,
-    /// Requests the proxy answered itself, by reason.
-    pub timeouts: AtomicU64,
-    pub unavailable: AtomicU64,
-    pub no_route: AtomicU64,
-    pub other_errors: AtomicU64,
-    /// Client connections closed for an undecodable frame.
-    pub decode_errors: AtomicU64,
-    /// Responses forwarded to the next generation (write migration).
-    pub forwarded: AtomicU64,
-    pub forwarded_bytes: AtomicU64,
-    /// Requests waiting for an upstream's response now, in this
-    /// generation's upstream connections (a gauge). A handoff reports it,
-    /// so that a generation's death counts the requests it took along.
-    pub pending: AtomicU64,
-}
-
-impl RpcMeters {
-    pub fn responded(&self, status: Option<i32>) {
-        let ok = matches!(status, Some(0) | Some(20) | None);
-        let counter = if ok {
-            &self.responses_ok
-        } else {
-            &self.responses_error
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn hijacked(&self, kind: ErrorKind) {
-        let counter = match kind {
-            ErrorKind::Timeout => &self.timeouts,
-            ErrorKind::Unavailable => &self.unavailable,
-            ErrorKind::NoRoute => &self.no_route,
-            _ => &self.other_errors,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -33,9 +33,10 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
 use crate::codec::{AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol, RequestId};
-use crate::rpc::{Outbound, RpcMeters};
-use crate::serve::Order;
-use crate::upstream::Upstream;
+use crate::lifecycle::Order;
+use crate::rpc::Outbound;
+use crate::telemetry::meters::RpcMeters;
+use crate::upstream::cluster::Upstream;
 
 /// Requests queued for one upstream connection before senders wait: a
 /// burst's worth; past it, clients feel backpressure instead of the proxy
@@ -164,7 +165,7 @@ pub async fn connect(
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
     unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, usize)>,
-) -> Result<UpHandle, crate::upstream::ConnectError> {
+) -> Result<UpHandle, crate::upstream::cluster::ConnectError> {
     let (stream, addr) = upstream.connect().await.inspect_err(|e| {
         warn!(error = %e, "no upstream reachable");
     })?;

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::upstream::Upstream;
+use crate::upstream::cluster::Upstream;
 
 /// Where a system's CA bundle usually is, when `SSL_CERT_FILE` is unset.
 const SYSTEM_BUNDLES: &[&str] = &[

@@ -1,190 +1,43 @@
-//! Connection tasks and the registry that can pause them.
+//! Connection tasks: one per connection, whatever its kind.
 //!
-//! Every connection is a task that pumps bytes ([`crate::tunnel`]) and
-//! watches two things: the server-wide [`Order`] (`Close` at a drain
-//! deadline) and its own pause slot in the [`Registry`]. A handoff pauses
-//! connections a wave at a time: the registry hands each a [`PauseReq`];
-//! the task stops between two pump steps and sends its sockets and pending
-//! bytes back as [`Paused::Parked`] — or [`Paused::Ended`] if it finished
-//! first. Pause and deregistration happen under the registry's lock, so a
-//! pause request is always answered exactly once.
+//! Every connection is a task that pumps bytes (an L4 [`Tunnel`] or
+//! [`Echo`], an HTTP/1.1 or HTTP/2 session, an RPC [`Downstream`], a TLS
+//! relay) and watches two things: the server-wide [`Order`] (`Close` at a
+//! drain deadline) and its own pause slot in the
+//! [`Registry`](crate::conn::registry::Registry). Asked to
+//! pause, it stops between two pump steps and answers with its sockets and
+//! pending bytes as [`Paused::Parked`] (or, for a kind that cannot move —
+//! HTTP/2, TLS — with [`Paused::Ended`], and drains here).
+//!
+//! A task starts from a freshly accepted socket (`spawn` with
+//! [`Start::Accepted`]: it connects the upstream or sets up the protocol's
+//! state first) or from a [`Parked`] connection ([`adopt`]: one the
+//! previous generation handed over, or one of ours resumed after a failed
+//! handoff).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::access_log::Entry;
+use crate::conn::ctx::Ctx;
+use crate::conn::registry::{PauseReq, Paused};
+use crate::conn::state::{ConnId, ConnParts, History, Parked};
 use crate::fds::FdUnits;
-use crate::http::TimeoutKind;
-use crate::http::conn::H1Conn;
-use crate::http::h2::{BoxIo, H2Conn, Prefixed};
+use crate::http::h2::H2Conn;
 use crate::http::relay::Relay;
-use crate::metrics::{ByteMeter, ListenerMeter};
+use crate::http::session_h1::H1Conn;
+use crate::io::{BoxIo, Outcome, Prefixed};
+use crate::l4::tunnel::{Echo, Tunnel};
+use crate::lifecycle::Order;
 use crate::rpc::Outbound;
-use crate::rpc::downstream::{Downstream, RpcParts};
-use crate::serve::{Order, Shared};
-use crate::tunnel::{Echo, Outcome, Parts, PipeState, Tunnel};
-
-/// A connection's id within one generation (for logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(pub u64);
-
-impl std::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// "Stop and send me your state."
-#[derive(Debug)]
-pub struct PauseReq {
-    reply: mpsc::UnboundedSender<Paused>,
-}
-
-/// A pause request's answer.
-#[derive(Debug)]
-pub enum Paused {
-    /// Boxed: a parked connection is a few hundred bytes, an `Ended` one
-    /// word, and many of these queue at once.
-    Parked(Box<Parked>),
-    /// The connection ended before it could pause.
-    Ended(ConnId),
-}
-
-/// A paused connection: everything needed to resume it, here or in the
-/// next generation.
-#[derive(Debug)]
-pub struct Parked {
-    pub id: ConnId,
-    /// The accepting listener's name.
-    pub listener: Arc<str>,
-    pub idle_timeout: Duration,
-    pub conn: ConnParts,
-    pub history: History,
-}
-
-/// A connection's life so far, across generations, for the access log.
-#[derive(Debug, Clone, Copy)]
-pub struct History {
-    pub started: SystemTime,
-    /// Bytes moved by earlier generations.
-    pub received: u64,
-    pub sent: u64,
-    /// Upgrades crossed.
-    pub moves: u32,
-}
-
-impl History {
-    fn new() -> History {
-        History {
-            started: SystemTime::now(),
-            received: 0,
-            sent: 0,
-            moves: 0,
-        }
-    }
-
-    /// With `(received, sent)` more bytes from this generation.
-    fn plus(self, (received, sent): (u64, u64)) -> History {
-        History {
-            received: self.received + received,
-            sent: self.sent + sent,
-            ..self
-        }
-    }
-}
-
-#[derive(Debug)]
-pub enum ConnParts {
-    Tunnel {
-        parts: Parts,
-        cluster: Arc<str>,
-        upstream: SocketAddr,
-    },
-    Echo {
-        client: TcpStream,
-        pipe: PipeState,
-    },
-    Rpc(RpcParts),
-    /// An HTTP/1.1 connection between requests — or, on a TLS listener,
-    /// a connection whose client has not sent its ClientHello yet
-    /// (`pending` empty).
-    Http {
-        client: TcpStream,
-        pending: Vec<u8>,
-    },
-}
-
-/// Live connections, each with its pause slot.
-#[derive(Debug, Default)]
-pub struct Registry {
-    inner: Mutex<RegistryInner>,
-}
-
-#[derive(Debug, Default)]
-struct RegistryInner {
-    next_id: u64,
-    slots: HashMap<ConnId, oneshot::Sender<PauseReq>>,
-}
-
-impl Registry {
-    fn register(&self) -> (ConnId, oneshot::Receiver<PauseReq>) {
-        let (tx, rx) = oneshot::channel();
-        let mut inner = self.inner.lock();
-        inner.next_id += 1;
-        let id = ConnId(inner.next_id);
-        inner.slots.insert(id, tx);
-        (id, rx)
-    }
-
-    /// Removes `id`; if a pause was requested meanwhile, answers it with
-    /// `Ended` (under the lock, so it cannot cross a new request).
-    fn deregister(&self, id: ConnId, slot: &mut oneshot::Receiver<PauseReq>) {
-        let mut inner = self.inner.lock();
-        inner.slots.remove(&id);
-        if let Ok(req) = slot.try_recv() {
-            let _ = req.reply.send(Paused::Ended(id));
-        }
-    }
-
-    /// Asks up to `max` connections to pause, answering on `reply`.
-    /// Returns how many were asked; each will answer exactly once.
-    pub fn pause_some(&self, max: usize, reply: &mpsc::UnboundedSender<Paused>) -> usize {
-        let mut inner = self.inner.lock();
-        let ids: Vec<ConnId> = inner.slots.keys().take(max).copied().collect();
-        let mut asked = 0;
-        for id in ids {
-            let Some(slot) = inner.slots.remove(&id) else {
-                continue;
-            };
-            let req = PauseReq {
-                reply: reply.clone(),
-            };
-            match slot.send(req) {
-                Ok(()) => asked += 1,
-                // The task is gone without deregistering (it panicked):
-                // nothing to pause.
-                Err(_) => warn!(conn = %id, "a connection task vanished"),
-            }
-        }
-        asked
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.lock().slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+use crate::rpc::downstream::Downstream;
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
 
 /// How a connection task starts.
 #[derive(Debug)]
@@ -205,7 +58,7 @@ pub enum Start {
 
 /// Counts a connection while its task lives, and owns its pause slot.
 struct Guard {
-    shared: Arc<Shared>,
+    shared: Arc<Ctx>,
     id: ConnId,
     slot: oneshot::Receiver<PauseReq>,
     parked: bool,
@@ -330,7 +183,7 @@ struct Ready {
 /// Registers a connection and spawns its task. For an adopted RPC
 /// connection, returns its inbox, where the previous generation's
 /// forwarded responses go.
-pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) -> Option<mpsc::UnboundedSender<Outbound>> {
+pub(crate) fn spawn(shared: &Arc<Ctx>, start: Start) -> Option<mpsc::UnboundedSender<Outbound>> {
     let (meter, start) = match start {
         Start::Accepted {
             listener,
@@ -346,7 +199,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) -> Option<mpsc::Unbounde
         }
         Start::Adopted(parked) => {
             let meter = shared.meters.listener(&parked.listener);
-            match adopt(shared, *parked, Arc::clone(&meter.bytes)) {
+            match rebuild(shared, *parked, Arc::clone(&meter.bytes)) {
                 Some(ready) => (meter, Ok(ready)),
                 None => return None,
             }
@@ -374,8 +227,15 @@ pub(crate) fn spawn(shared: &Arc<Shared>, start: Start) -> Option<mpsc::Unbounde
     inbox
 }
 
+/// Runs a connection handed over by the previous generation (or one of
+/// ours resumed after a failed handoff). For an RPC connection, returns
+/// its inbox (for the responses the previous generation forwards).
+pub fn adopt(ctx: &Arc<Ctx>, parked: Parked) -> Option<mpsc::UnboundedSender<Outbound>> {
+    spawn(ctx, Start::Adopted(Box::new(parked)))
+}
+
 /// Rebuilds a parked connection for this generation.
-fn adopt(shared: &Arc<Shared>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<Ready> {
+fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<Ready> {
     // The new config's idle timeout for the listener, if it still has one;
     // else the one the connection came with.
     let spec = shared
@@ -507,7 +367,7 @@ async fn h2_handshake(
 }
 
 /// Resolves at the server's Close order (a drain deadline).
-async fn closing(shared: &Arc<Shared>) {
+async fn closing(shared: &Arc<Ctx>) {
     let mut order = shared.order.subscribe();
     let _ = order.wait_for(|o| *o == Order::Close).await;
 }
@@ -805,7 +665,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
 /// A freshly accepted connection: its upstream connected (for a tunnel),
 /// or its RPC state set up. `None` when it ended before it could run.
 async fn accept(
-    shared: &Arc<Shared>,
+    shared: &Arc<Ctx>,
     listener: usize,
     client: TcpStream,
     permit: OwnedSemaphorePermit,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use baton_config::Cluster;
 use tokio::net::TcpStream;
 
-use crate::metrics::EndpointMeter;
+use crate::telemetry::meters::EndpointMeter;
 
 /// A cluster and its round-robin cursor.
 #[derive(Debug)]

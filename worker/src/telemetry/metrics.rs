@@ -1,5 +1,6 @@
-//! The worker's metrics: counters and gauges kept in atomics on the hot
-//! path, turned into [`baton_ipc::Metrics`] once a second for the
+//! The worker's metrics: every meter of a generation ([`Meters`], the
+//! counters and gauges of [`super::meters`], kept in atomics on the hot
+//! path), turned into [`baton_ipc::Metrics`] once a second for the
 //! supervisor, which aggregates them across generations and serves
 //! `/metrics` (so counters never go backwards across an upgrade: a dead
 //! generation's last values stay in the sum).
@@ -16,8 +17,9 @@ use baton_config::Config;
 use baton_ipc::{MetricFamily, MetricKind, MetricSample, Metrics};
 use parking_lot::Mutex;
 
-use crate::http::conn::HttpMeters;
-use crate::rpc::RpcMeters;
+use crate::telemetry::meters::{
+    EndpointMeter, HttpMeters, ListenerMeter, MigrationMeter, RpcMeters, TimeoutKind,
+};
 
 /// One sample of an RPC family: an extra label, and the value.
 type RpcSample = (Option<(&'static str, &'static str)>, u64);
@@ -25,40 +27,6 @@ type RpcSample = (Option<(&'static str, &'static str)>, u64);
 /// How often the worker sends its metrics — which is also its heartbeat
 /// for the supervisor's watchdog. Scrapes see values at most this old.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Bytes through one listener's connections.
-#[derive(Debug, Default)]
-pub struct ByteMeter {
-    /// Read from clients (written upstream).
-    pub received: AtomicU64,
-    /// Written to clients.
-    pub sent: AtomicU64,
-}
-
-/// One listener's counters.
-#[derive(Debug, Default)]
-pub struct ListenerMeter {
-    pub accepted: AtomicU64,
-    pub active: AtomicU64,
-    pub bytes: Arc<ByteMeter>,
-}
-
-/// One upstream endpoint's counters.
-#[derive(Debug, Default)]
-pub struct EndpointMeter {
-    pub connections: AtomicU64,
-    pub connect_failures: AtomicU64,
-    pub connect_timeouts: AtomicU64,
-}
-
-/// Migration counters of this generation.
-#[derive(Debug, Default)]
-pub struct MigrationMeter {
-    /// Connections handed to the next generation.
-    pub moved: AtomicU64,
-    /// Connections that could not move and were closed.
-    pub lost: AtomicU64,
-}
 
 /// Every meter of a generation.
 #[derive(Debug, Default)]
@@ -314,7 +282,7 @@ impl Meters {
             "baton_http_requests_rejected_total",
             "Requests refused as malformed or hostile (never forwarded), by reason.",
             &|m| {
-                crate::http::h1::REJECT_REASONS
+                crate::codec::http1::REJECT_REASONS
                     .iter()
                     .zip(&m.rejected)
                     .map(|(reason, n)| (Some(("reason", *reason)), load(n)))
@@ -337,7 +305,6 @@ impl Meters {
              (header), the next request (keepalive), a request body (body), a TLS handshake \
              (handshake).",
             &|m| {
-                use crate::http::TimeoutKind;
                 [
                     (TimeoutKind::Header, &m.header_timeouts),
                     (TimeoutKind::Keepalive, &m.keepalive_timeouts),

@@ -54,7 +54,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -64,13 +64,15 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
-use crate::http::h1::{self, Chunked, Framing, H1Error, Head, Rechunk};
+use crate::codec::http1::{self, Chunked, Framing, H1Error, Head, Rechunk};
+use crate::http::connect::UpIo;
 use crate::http::relay::Relay;
 use crate::http::route::Decision;
-use crate::http::upstream::UpIo;
-use crate::http::{HttpContext, TimeoutKind, route};
-use crate::metrics::ByteMeter;
-use crate::tunnel::{Idle, Outcome, Parts, PipeState};
+use crate::http::{HttpContext, route};
+use crate::io::{Idle, Io, Outcome};
+use crate::l4::pipe::PipeState;
+use crate::l4::tunnel::Parts;
+use crate::telemetry::meters::{ByteMeter, TimeoutKind};
 
 /// Bytes read per call.
 const READ_CHUNK: usize = 16 * 1024;
@@ -273,7 +275,7 @@ where
             let head = if self.served == 0 && crate::http::h2::looks_like_h2(&self.buf) {
                 None
             } else {
-                match h1::parse_request(&mut self.buf, limits) {
+                match http1::parse_request(&mut self.buf, limits) {
                     Ok(head) => head,
                     Err(e) => return self.bad(e).await,
                 }
@@ -361,7 +363,7 @@ where
                 self.ctx.meters.status(408);
                 let body = format!("{} timed out\n", kind.label());
                 let response =
-                    h1::simple_response(408, "text/plain", &[], body.as_bytes(), false, false);
+                    http1::simple_response(408, "text/plain", &[], body.as_bytes(), false, false);
                 self.write(&response).await?;
             }
             self.client.shutdown().await?;
@@ -402,7 +404,7 @@ where
         let status = e.status();
         let body = format!("{e}\n");
         let response =
-            h1::simple_response(status, "text/plain", &[], body.as_bytes(), false, false);
+            http1::simple_response(status, "text/plain", &[], body.as_bytes(), false, false);
         let _ = self.write(&response).await;
         let _ = self.client.shutdown().await;
         Outcome::Failed(std::io::Error::new(
@@ -492,7 +494,7 @@ where
         self.ctx.meters.status(status);
         let head_only = head.method.eq_ignore_ascii_case("HEAD");
         let response =
-            h1::simple_response(status, content_type, extra, body, keep_alive, head_only);
+            http1::simple_response(status, content_type, extra, body, keep_alive, head_only);
         self.write(&response).await?;
         Ok(if keep_alive {
             Next::KeepAlive
@@ -560,7 +562,7 @@ where
             return self.forward_h2(head, cluster, timeout, keep_alive).await;
         }
         let mut request = BytesMut::with_capacity(512);
-        h1::write_request(
+        http1::write_request(
             &head,
             self.client_addr.map(|a| a.ip()),
             self.ctx.listener.proto,
@@ -710,7 +712,7 @@ where
                     Ok(_) => {
                         got_any = true;
                         loop {
-                            match h1::parse_response(&mut up_buf, &head.method, h1::RESPONSE_LIMITS.max_header_bytes) {
+                            match http1::parse_response(&mut up_buf, &head.method, http1::RESPONSE_LIMITS.max_header_bytes) {
                                 Ok(Some(response)) if (100..200).contains(&response.status) && response.status != 101 => {
                                     // Interim: relay (100 Continue lets the client send its body),
                                     // but never to an HTTP/1.0 client (RFC 9110 §15.2).
@@ -718,7 +720,7 @@ where
                                         continue;
                                     }
                                     let mut interim = BytesMut::new();
-                                    h1::write_response(&response, true, &mut interim);
+                                    http1::write_response(&response, true, &mut interim);
                                     if let Err(e) = self.write(&interim).await {
                                         return Attempt::Client(Fatal::Io(e));
                                     }
@@ -779,7 +781,7 @@ where
         self.ctx.meters.status(response.status);
         if response.status == 101 && head.is_upgrade() {
             let mut out = BytesMut::new();
-            h1::write_response(&response, true, &mut out);
+            http1::write_response(&response, true, &mut out);
             self.write(&out).await?;
             return Ok(Next::Tunnel(up, up_buf));
         }
@@ -788,7 +790,7 @@ where
         let keep_alive =
             keep_alive && response.framing != Framing::Close && !request_body.abandoned;
         let mut out = BytesMut::with_capacity(512);
-        h1::write_response(&response, keep_alive, &mut out);
+        http1::write_response(&response, keep_alive, &mut out);
         // The body, as framed. What came with the head goes out in the same
         // write when it is small: one send instead of two, and the client
         // woken once (a small response costs the proxy ~20 % less CPU).
@@ -1025,7 +1027,7 @@ where
         };
         let (parts, mut data) = response.into_parts();
         let size = crate::http::h2_limits::response_head(parts.status, &parts.headers);
-        if size.check(h1::RESPONSE_LIMITS).is_err() {
+        if size.check(http1::RESPONSE_LIMITS).is_err() {
             warn!(
                 fields = size.fields,
                 bytes = size.bytes,
@@ -1050,7 +1052,7 @@ where
             format!(
                 "HTTP/1.1 {} {}\r\n",
                 parts.status.as_u16(),
-                h1::reason(parts.status.as_u16())
+                http1::reason(parts.status.as_u16())
             )
             .as_bytes(),
         );
@@ -1093,7 +1095,7 @@ where
     }
 }
 
-impl<S: crate::http::h2::Io> H1Conn<S> {
+impl<S: Io> H1Conn<S> {
     /// The client switched protocols (see [`H1Conn::into_relay`]).
     pub fn is_upgraded(&self) -> bool {
         self.upgraded.is_some()
@@ -1256,56 +1258,4 @@ fn futures_now<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     std::pin::Pin::new(future).poll(&mut cx)
-}
-
-/// Request and response counters of one HTTP listener.
-#[derive(Debug, Default)]
-pub struct HttpMeters {
-    pub status_1xx: AtomicU64,
-    pub status_2xx: AtomicU64,
-    pub status_3xx: AtomicU64,
-    pub status_4xx: AtomicU64,
-    pub status_5xx: AtomicU64,
-    /// Refused as malformed or hostile (and never forwarded).
-    pub bad_requests: AtomicU64,
-    /// The same, by [`H1Error::reason`] (indexed as [`h1::REJECT_REASONS`]).
-    pub rejected: [AtomicU64; h1::REJECT_REASONS.len()],
-    /// Upstream responses refused as malformed or ambiguously framed
-    /// (answered 502, or the client connection cut mid-body).
-    pub bad_responses: AtomicU64,
-    pub timeouts: AtomicU64,
-    /// Clients cut off for being too slow, by [`TimeoutKind`].
-    pub header_timeouts: AtomicU64,
-    pub keepalive_timeouts: AtomicU64,
-    pub body_timeouts: AtomicU64,
-    pub handshake_timeouts: AtomicU64,
-}
-
-impl HttpMeters {
-    /// Counts a request refused with `e`.
-    pub fn reject(&self, e: &H1Error) {
-        self.bad_requests.fetch_add(1, Ordering::Relaxed);
-        self.rejected[e.reason_index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn status(&self, status: u16) {
-        let counter = match status {
-            100..=199 => &self.status_1xx,
-            200..=299 => &self.status_2xx,
-            300..=399 => &self.status_3xx,
-            400..=499 => &self.status_4xx,
-            _ => &self.status_5xx,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn timed_out(&self, kind: TimeoutKind) {
-        let counter = match kind {
-            TimeoutKind::Header => &self.header_timeouts,
-            TimeoutKind::Keepalive => &self.keepalive_timeouts,
-            TimeoutKind::Body => &self.body_timeouts,
-            TimeoutKind::Handshake => &self.handshake_timeouts,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
 }

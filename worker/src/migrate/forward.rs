@@ -28,7 +28,8 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use crate::codec::FrameKind;
-use crate::rpc::{Outbound, RpcMeters};
+use crate::rpc::Outbound;
+use crate::telemetry::meters::RpcMeters;
 
 /// Forwarded frames are cut into pieces this large: well under a
 /// datagram's body bound, with room for the message's own fields.

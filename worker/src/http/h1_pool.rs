@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::fds::{FdBudget, FdUnits};
-use crate::http::upstream::UpIo;
+use crate::http::connect::UpIo;
 
 /// Idle connections kept per cluster: enough for a burst's worth of
 /// concurrency, bounded so an idle proxy holds few fds.

@@ -4,7 +4,7 @@
 //! adopt BATON_IPC_FD ─▶ Hello ─▶ ConfigPart* ─▶ ListenerBatch* ─▶ parse + build
 //!    ─▶ Ready (or Refuse with the config error), then serve orders:
 //!         Activate          start accepting (a first or respawned generation)
-//!         HandoffFrom + fd  take over from the previous generation (see handoff);
+//!         HandoffFrom + fd  take over from the previous generation (see migrate);
 //!                           on version 2, TakeoverEnded when its side ends
 //!         HandoffTo + fd    hand everything to the next one, then Drained, exit 0;
 //!                           on failure HandoffFailed (HandoffAborted on ctrl
@@ -25,9 +25,11 @@ use tokio::task::JoinHandle;
 
 use tracing::{Instrument, debug, error, info, warn};
 
-use crate::handoff::{self, HandedOff, HandoffFailure, Hooks, PausePoint, TookOver};
-use crate::metrics::HEARTBEAT_INTERVAL;
-use crate::serve::Server;
+use crate::generation::serve::Server;
+use crate::migrate::hooks::{self, Hooks, PausePoint};
+use crate::migrate::new::{self, TookOver};
+use crate::migrate::old::{self, HandedOff, HandoffFailure};
+use crate::telemetry::metrics::HEARTBEAT_INTERVAL;
 
 /// Why a worker stopped.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +59,7 @@ pub enum Ended {
 /// Runs one generation over an established ctrl channel.
 pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
     let hooks = Hooks::from_env();
-    let versions = handoff::versions_var("BATON_TEST_CTRL_VERSIONS")
+    let versions = hooks::versions_var("BATON_TEST_CTRL_VERSIONS")
         .unwrap_or_else(|| baton_ipc::PROTOCOL_VERSIONS.to_vec());
     let negotiated = ctrl.handshake(Role::Worker, &versions).await?;
     let (generation, source, text) = recv_config(&ctrl).await?;
@@ -219,7 +221,7 @@ impl Session {
                 info!(to = %order.to, deadline = ?order.deadline, "handing off");
                 let progress = self.loss_reports.then(|| Arc::clone(&self.ctrl));
                 self.handing_off = Some(tokio::spawn(
-                    handoff::hand_off(
+                    old::hand_off(
                         self.server.clone(),
                         chan,
                         order.deadline,
@@ -233,7 +235,7 @@ impl Session {
                 let chan = handoff_channel(fd)?;
                 info!(from = %order.from, "taking over");
                 self.taking_over = Some(tokio::spawn(
-                    handoff::take_over(
+                    new::take_over(
                         self.server.clone(),
                         chan,
                         self.hooks.clone(),

@@ -1,5 +1,4 @@
-//! The data plane of one generation: listeners, accept loops, the
-//! connection registry, drain.
+//! The data plane of one generation: listeners, accept loops, drain.
 //!
 //! A [`Server`] is handed its world — a validated config and one listening
 //! socket per listener — so tests build one over ephemeral sockets and the
@@ -8,14 +7,21 @@
 //! an upgrade the new generation takes the listeners only after its handoff
 //! channel to the old one is up.
 //!
+//! [`Server::new`] builds everything the connection tasks share (the
+//! [`Ctx`]: clusters, each listener's HTTP or RPC context, meters, the fd
+//! budget) and keeps the listening side for itself: the sockets, their
+//! `max_connections` permits and the accept loops, which hand each
+//! accepted socket to a connection task (`conn::task::spawn`).
+//!
 //! A listener accepts while it has both a `max_connections` permit and
 //! the connection's units of the worker's fd budget ([`crate::fds`]);
 //! without either, clients wait in the kernel's accept queue.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use baton_config::{Config, Listener};
@@ -25,11 +31,17 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::access_log::AccessLog;
-use crate::conn::{self, Parked, Registry, Start};
+use crate::conn::ctx::Ctx;
+use crate::conn::registry::Registry;
+use crate::conn::state::Parked;
+use crate::conn::task::{self, Start};
 use crate::fds::{self, FdBudget};
-use crate::metrics::Meters;
-use crate::upstream::Upstream;
+use crate::lifecycle::{DrainReport, Order, Stats};
+use crate::migrate::Host;
+use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::meters::RpcMeters;
+use crate::telemetry::metrics::Meters;
+use crate::upstream::cluster::Upstream;
 use crate::{http, rpc};
 
 /// After an accept error that a retry cannot fix at once (out of fds or
@@ -42,19 +54,6 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// so: once per episode would flood the log when connections come and go
 /// at the edge of the budget.
 const BUDGET_WARN_EVERY: Duration = Duration::from_secs(60);
-
-/// After a drain's deadline has passed and `Close` was ordered, how long to
-/// wait for the connection tasks to notice. They stop at their next poll,
-/// which is immediate; this bounds a wedged task.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// What every connection task obeys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    Run,
-    /// Stop pumping and close both sockets now.
-    Close,
-}
 
 /// The listeners did not match the config.
 #[derive(Debug, thiserror::Error)]
@@ -136,57 +135,21 @@ fn rpc_context(
     }))
 }
 
-/// Connection counters.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Connection tasks alive (accepted or adopted, not yet ended or
-    /// handed on).
-    pub active: AtomicU64,
-    /// Connections accepted by this generation.
-    pub accepted: AtomicU64,
-    /// Connections that ended here (not handed on).
-    pub finished: AtomicU64,
-}
-
-/// What connection tasks share.
-#[derive(Debug)]
-pub struct Shared {
-    pub config: Config,
-    /// One per `config.clusters`, same index.
-    pub upstreams: Vec<Arc<Upstream>>,
-    pub registry: Registry,
-    pub stats: Stats,
-    pub meters: Meters,
-    pub access_log: Option<AccessLog>,
-    /// By listener index: what an RPC listener's connections need.
-    pub rpc: Vec<Option<rpc::downstream::Context>>,
-    /// By listener index: what an HTTP listener's connections need.
-    pub http: Vec<Option<http::HttpContext>>,
-    pub all_closed: Notify,
-    pub order: watch::Sender<Order>,
-    /// One per listener: `max_connections` permits.
-    limits: Vec<Arc<Semaphore>>,
-    /// The units of the fd budget left for connections.
-    pub fds: Arc<FdBudget>,
-    /// By listener index: the units one connection takes.
-    pub costs: Vec<u32>,
-    listeners: Vec<Arc<TcpListener>>,
-    accepting: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// How a drain ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Connections that ended by themselves during the drain.
-    pub finished: u64,
-    /// Connections still open at the deadline, closed by force.
-    pub closed: u64,
-}
-
 /// One generation's data plane. Cheap to clone: clones share everything.
 #[derive(Debug, Clone)]
 pub struct Server {
-    shared: Arc<Shared>,
+    ctx: Arc<Ctx>,
+    accept: Arc<Accept>,
+}
+
+/// The listening side of a generation: its sockets, their
+/// `max_connections` permits, and the accept loops running now.
+#[derive(Debug)]
+struct Accept {
+    listeners: Vec<Arc<TcpListener>>,
+    /// One per listener: `max_connections` permits.
+    limits: Vec<Arc<Semaphore>>,
+    loops: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Server {
@@ -242,7 +205,7 @@ impl Server {
                 "fd budget for the listener"
             );
         }
-        crate::tunnel::limit_pipes(plan.pipes);
+        crate::l4::pipe::limit_pipes(plan.pipes);
         let fd_budget = FdBudget::new(plan.units);
         let meters = Meters::new(&config);
         let upstreams: Vec<Arc<Upstream>> = config
@@ -256,12 +219,12 @@ impl Server {
             .iter()
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
-        let pool = Arc::new(http::pool::H1Pool::new(Arc::clone(&fd_budget)));
+        let pool = Arc::new(http::h1_pool::H1Pool::new(Arc::clone(&fd_budget)));
         let h2_pool = Arc::new(http::h2::H2Pool::default());
-        let upstream_list: Arc<[Arc<http::upstream::HttpUpstream>]> = upstreams
+        let upstream_list: Arc<[Arc<http::connect::HttpUpstream>]> = upstreams
             .iter()
             .map(|u| {
-                http::upstream::HttpUpstream::new(Arc::clone(u))
+                http::connect::HttpUpstream::new(Arc::clone(u))
                     .map(Arc::new)
                     .map_err(|reason| BuildError::Cluster {
                         name: u.cluster.name.clone(),
@@ -309,7 +272,7 @@ impl Server {
             .map(|l| Arc::new(Semaphore::new(l.max_connections.get() as usize)))
             .collect();
         Ok(Server {
-            shared: Arc::new(Shared {
+            ctx: Arc::new(Ctx {
                 config,
                 upstreams,
                 registry: Registry::default(),
@@ -320,67 +283,74 @@ impl Server {
                 http,
                 all_closed: Notify::new(),
                 order,
-                limits,
                 fds: fd_budget,
                 costs: plan.costs,
+            }),
+            accept: Arc::new(Accept {
                 listeners,
-                accepting: Mutex::new(Vec::new()),
+                limits,
+                loops: Mutex::new(Vec::new()),
             }),
         })
     }
 
+    /// What this generation's connection tasks share.
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.ctx.config
     }
 
     /// Each listener's name and bound address, in config order.
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.shared
+        self.ctx
             .config
             .listeners
             .iter()
-            .zip(&self.shared.listeners)
+            .zip(&self.accept.listeners)
             .map(|(spec, l)| (spec.name.clone(), l.local_addr().unwrap_or(spec.address)))
             .collect()
     }
 
     /// The request counters of the RPC listener named `listener`.
-    pub fn rpc_meters(&self, listener: &str) -> Option<Arc<rpc::RpcMeters>> {
-        self.shared
-            .rpc
-            .iter()
-            .flatten()
-            .find(|ctx| *ctx.listener.name == *listener)
-            .map(|ctx| Arc::clone(&ctx.listener.meters))
+    pub fn rpc_meters(&self, listener: &str) -> Option<Arc<RpcMeters>> {
+        self.ctx.rpc_meters(listener)
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.shared.stats
+        &self.ctx.stats
     }
 
     pub fn meters(&self) -> &Meters {
-        &self.shared.meters
+        &self.ctx.meters
     }
 
     pub fn registry(&self) -> &Registry {
-        &self.shared.registry
+        &self.ctx.registry
     }
 
     /// Connections open right now.
     pub fn active(&self) -> u64 {
-        self.shared.stats.active.load(Ordering::Acquire)
+        self.ctx.active()
     }
 
     /// Starts accepting on every listener (again, after a failed handoff).
     pub fn start_accepting(&self) {
-        let mut accepting = self.shared.accepting.lock();
+        let mut accepting = self.accept.loops.lock();
         if !accepting.is_empty() {
             return;
         }
-        for (index, listener) in self.shared.listeners.iter().enumerate() {
-            let name = &self.shared.config.listeners[index].name;
+        for (index, listener) in self.accept.listeners.iter().enumerate() {
+            let name = &self.ctx.config.listeners[index].name;
             let span = tracing::info_span!("listener", name = %name);
-            let task = accept_loop(Arc::clone(&self.shared), index, Arc::clone(listener));
+            let task = accept_loop(
+                Arc::clone(&self.ctx),
+                index,
+                Arc::clone(listener),
+                Arc::clone(&self.accept.limits[index]),
+            );
             accepting.push(tokio::spawn(task.instrument(span)));
         }
     }
@@ -389,7 +359,7 @@ impl Server {
     /// connection. The sockets stay open (in the supervisor and here), so
     /// clients keep queueing in the kernel.
     pub async fn stop_accepting(&self) {
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.accepting.lock());
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.accept.loops.lock());
         for task in &tasks {
             task.abort();
         }
@@ -405,7 +375,7 @@ impl Server {
         &self,
         parked: Parked,
     ) -> Option<tokio::sync::mpsc::UnboundedSender<rpc::Outbound>> {
-        conn::spawn(&self.shared, Start::Adopted(Box::new(parked)))
+        task::adopt(&self.ctx, parked)
     }
 
     /// Stops accepting, lets connections finish until `deadline`, then
@@ -413,7 +383,7 @@ impl Server {
     pub async fn drain(&self, deadline: Duration) -> DrainReport {
         // Counted from the order on: a connection may end while the accept
         // loops are being stopped.
-        let stats = &self.shared.stats;
+        let stats = &self.ctx.stats;
         let before = stats.finished.load(Ordering::Relaxed);
         info!(?deadline, active = self.active(), "draining");
         self.stop_accepting().await;
@@ -438,29 +408,26 @@ impl Server {
 
     /// Orders every connection closed and waits (briefly) for them.
     pub async fn close_all(&self) {
-        self.shared.order.send_replace(Order::Close);
-        if !self.wait_idle(CLOSE_GRACE).await {
-            warn!(
-                open = self.active(),
-                "connections still open after close was ordered"
-            );
-        }
+        self.ctx.close_all().await;
     }
 
     /// Waits up to `limit` for the last connection to end.
     pub async fn wait_idle(&self, limit: Duration) -> bool {
-        let shared = &self.shared;
-        tokio::time::timeout(limit, async {
-            loop {
-                let notified = shared.all_closed.notified();
-                if shared.stats.active.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        })
-        .await
-        .is_ok()
+        self.ctx.wait_idle(limit).await
+    }
+}
+
+impl Host for Server {
+    fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    fn start_accepting(&self) {
+        Server::start_accepting(self);
+    }
+
+    fn stop_accepting(&self) -> impl Future<Output = ()> + Send {
+        Server::stop_accepting(self)
     }
 }
 
@@ -482,10 +449,14 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> std::io::Result<TcpListener> 
     TcpListener::from_std(std_listener)
 }
 
-async fn accept_loop(shared: Arc<Shared>, index: usize, listener: Arc<TcpListener>) {
-    let spec = &shared.config.listeners[index];
-    let limit = &shared.limits[index];
-    let cost = shared.costs[index];
+async fn accept_loop(
+    ctx: Arc<Ctx>,
+    index: usize,
+    listener: Arc<TcpListener>,
+    limit: Arc<Semaphore>,
+) {
+    let spec = &ctx.config.listeners[index];
+    let cost = ctx.costs[index];
     let mut warned: Option<tokio::time::Instant> = None;
     info!(address = %listener.local_addr().map_or(spec.address, |a| a), "accepting");
     loop {
@@ -493,21 +464,21 @@ async fn accept_loop(shared: Arc<Shared>, index: usize, listener: Arc<TcpListene
         // new connections wait in the kernel's accept queue (up to the
         // backlog) instead of being accepted and dropped, or accepted and
         // failing their upstream connect with EMFILE.
-        let Ok(permit) = Arc::clone(limit).acquire_owned().await else {
+        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
             return;
         };
-        let units = match shared.fds.try_acquire(cost) {
+        let units = match ctx.fds.try_acquire(cost) {
             Some(units) => units,
             None => {
                 if warned.is_none_or(|at| at.elapsed() >= BUDGET_WARN_EVERY) {
                     warned = Some(tokio::time::Instant::now());
                     warn!(
-                        in_use = shared.fds.in_use(),
-                        units = shared.fds.capacity(),
+                        in_use = ctx.fds.in_use(),
+                        units = ctx.fds.capacity(),
                         "fd budget spent: not accepting until connections close"
                     );
                 }
-                shared.fds.acquire(cost).await
+                ctx.fds.acquire(cost).await
             }
         };
         let client = match listener.accept().await {
@@ -525,9 +496,9 @@ async fn accept_loop(shared: Arc<Shared>, index: usize, listener: Arc<TcpListene
                 continue;
             }
         };
-        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        conn::spawn(
-            &shared,
+        ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        task::spawn(
+            &ctx,
             Start::Accepted {
                 listener: index,
                 client,

@@ -1,0 +1,16 @@
+//! The byte pumps: what moves an L4 connection's bytes, pausable at any
+//! instant with its state exact (so that it can move to the next
+//! generation whole).
+//!
+//! * [`pipe`] — one direction: a bounded buffer, or `splice(2)` through a
+//!   kernel pipe for bulk streams; its state ([`pipe::PipeState`]) is the
+//!   bytes read and not yet written, and the half-close flags;
+//! * [`tunnel`] — a client and an upstream socket with a pipe each way
+//!   ([`tunnel::Tunnel`]), and the echo built-in ([`tunnel::Echo`]).
+//!
+//! Depends only on the leaves: [`crate::io`] (how a run ends, the idle
+//! timer), [`crate::telemetry`] (byte meters), [`crate::fds`] (the cap on
+//! kernel pipes).
+
+pub mod pipe;
+pub mod tunnel;

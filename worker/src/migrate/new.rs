@@ -1,0 +1,125 @@
+//! The new side of a handoff: take over from the previous generation.
+//!
+//! Start accepting once the channel is up, say `Accepting`, then adopt
+//! each `ConnBatch` (fds to sockets, no I/O), acknowledge it, and only then
+//! start the connections; `Forward` pieces go to the moved connections'
+//! inboxes ([`forward::Inboxes`]); `HandoffDone` ends it. See the module
+//! doc of `migrate` for the whole protocol.
+
+use baton_ipc::{Accepting, Channel, ConnAck, IpcError, Message, Role};
+use tracing::{error, info, warn};
+
+use crate::conn::state::ConnParts;
+use crate::conn::task;
+use crate::migrate::Host;
+use crate::migrate::forward;
+use crate::migrate::hooks::{Hooks, PausePoint};
+use crate::migrate::wire::rebuild_batch;
+
+/// The new side's result: what it took over, for the supervisor's count
+/// of what a death lost ([`baton_ipc::TakeoverEnded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TookOver {
+    /// `HandoffDone` arrived; otherwise the old generation's end closed
+    /// first (it died), and what it still held is gone.
+    pub complete: bool,
+    pub adopted: u64,
+    /// Requests the adopted connections had in flight in the old
+    /// generation when they moved.
+    pub in_flight_adopted: u64,
+    /// Responses forwarded to them.
+    pub answered: u64,
+}
+
+/// New side: takes over from the peer on `chan`. If the peer's end closes
+/// before the handshake — the old generation died — this generation has
+/// not started accepting: with `activated` (a supervisor of ctrl version
+/// 2, which sends `Activate` when the old generation dies) it waits for
+/// that; otherwise it fails, and the supervisor restarts a worker.
+pub async fn take_over<H: Host>(
+    server: H,
+    chan: Channel,
+    hooks: Hooks,
+    activated: bool,
+) -> Result<TookOver, IpcError> {
+    hooks.pause(PausePoint::Ready).await;
+    match chan
+        .handshake(Role::Worker, &hooks.handoff_versions())
+        .await
+    {
+        Ok(_) => {}
+        Err(IpcError::Closed) if activated => {
+            warn!("the old generation closed the handoff before its handshake");
+            return Ok(TookOver::default());
+        }
+        Err(e) => return Err(e),
+    }
+    server.start_accepting();
+    chan.send_msg(Accepting {}).await?;
+    let mut took = TookOver::default();
+    let mut inboxes = forward::Inboxes::default();
+    loop {
+        let received = match chan.recv().await {
+            Ok(received) => received,
+            Err(IpcError::Closed) => {
+                warn!(
+                    adopted = took.adopted,
+                    awaiting = took.in_flight_adopted.saturating_sub(took.answered),
+                    "the old generation closed the handoff before it was done"
+                );
+                return Ok(took);
+            }
+            Err(e) => return Err(e),
+        };
+        match received.message {
+            Message::ConnBatch(batch) => {
+                let parked =
+                    rebuild_batch(batch.conns, received.fds).map_err(|source| IpcError::Io {
+                        op: "adopt a connection batch",
+                        source,
+                    })?;
+                let count = parked.len() as u64;
+                if hooks
+                    .abort_after_adopt
+                    .is_some_and(|k| took.adopted + count >= k)
+                {
+                    error!(
+                        adopted = took.adopted,
+                        "test hook BATON_TEST_ABORT_AFTER_ADOPT: aborting"
+                    );
+                    std::process::abort();
+                }
+                // Acknowledge before moving a byte: once the old side has
+                // the ack it closes its copies; before, it could resume.
+                chan.send_msg(ConnAck { seq: batch.seq }).await?;
+                for p in parked {
+                    let old_id = p.id.0;
+                    if let ConnParts::Rpc(parts) = &p.conn {
+                        took.in_flight_adopted += parts.in_flight;
+                    }
+                    if let Some(inbox) = task::adopt(server.ctx(), p) {
+                        inboxes.insert(old_id, inbox);
+                    }
+                }
+                took.adopted += count;
+            }
+            Message::Forward(piece) => {
+                if piece.response && piece.last {
+                    took.answered += 1;
+                }
+                inboxes.deliver(piece);
+            }
+            Message::HandoffDone(done) => {
+                info!(adopted = took.adopted, lost = done.lost, "handoff complete");
+                took.complete = true;
+                return Ok(took);
+            }
+            other => {
+                return Err(IpcError::Unexpected {
+                    expected: "ConnBatch or HandoffDone",
+                    got: other.kind(),
+                });
+            }
+        }
+    }
+}

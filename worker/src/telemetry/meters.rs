@@ -1,0 +1,170 @@
+//! The meters: counters and gauges kept in atomics on the hot path, one
+//! type per thing measured, bumped by the layers above (the pumps, the
+//! upstreams, the HTTP and RPC proxies, the handoff) and read by the
+//! sibling `metrics` module, which turns them into the supervisor's
+//! metrics.
+//!
+//! A leaf: it knows the meters' shapes, and of the protocols only the
+//! labels it counts by (HTTP's reject reasons from the sans-I/O
+//! [`http1`] framing, RPC's error kinds from [`crate::codec`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::codec::ErrorKind;
+use crate::codec::http1::{self, H1Error};
+
+/// Bytes through one listener's connections.
+#[derive(Debug, Default)]
+pub struct ByteMeter {
+    /// Read from clients (written upstream).
+    pub received: AtomicU64,
+    /// Written to clients.
+    pub sent: AtomicU64,
+}
+
+/// One listener's counters.
+#[derive(Debug, Default)]
+pub struct ListenerMeter {
+    pub accepted: AtomicU64,
+    pub active: AtomicU64,
+    pub bytes: Arc<ByteMeter>,
+}
+
+/// One upstream endpoint's counters.
+#[derive(Debug, Default)]
+pub struct EndpointMeter {
+    pub connections: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub connect_timeouts: AtomicU64,
+}
+
+/// Migration counters of this generation.
+#[derive(Debug, Default)]
+pub struct MigrationMeter {
+    /// Connections handed to the next generation.
+    pub moved: AtomicU64,
+    /// Connections that could not move and were closed.
+    pub lost: AtomicU64,
+}
+
+/// Request counters of one RPC listener.
+#[derive(Debug, Default)]
+pub struct RpcMeters {
+    /// Requests sent upstream (expecting a response or oneway).
+    pub requests: AtomicU64,
+    /// Responses from upstream, by whether their status is the protocol's
+    /// success (0 for Bolt and RocketMQ, 20 for Dubbo).
+    pub responses_ok: AtomicU64,
+    pub responses_error: AtomicU64,
+    /// Requests the proxy answered itself, by reason.
+    pub timeouts: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub no_route: AtomicU64,
+    pub other_errors: AtomicU64,
+    /// Client connections closed for an undecodable frame.
+    pub decode_errors: AtomicU64,
+    /// Responses forwarded to the next generation (write migration).
+    pub forwarded: AtomicU64,
+    pub forwarded_bytes: AtomicU64,
+    /// Requests waiting for an upstream's response now, in this
+    /// generation's upstream connections (a gauge). A handoff reports it,
+    /// so that a generation's death counts the requests it took along.
+    pub pending: AtomicU64,
+}
+
+impl RpcMeters {
+    pub fn responded(&self, status: Option<i32>) {
+        let ok = matches!(status, Some(0) | Some(20) | None);
+        let counter = if ok {
+            &self.responses_ok
+        } else {
+            &self.responses_error
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn hijacked(&self, kind: ErrorKind) {
+        let counter = match kind {
+            ErrorKind::Timeout => &self.timeouts,
+            ErrorKind::Unavailable => &self.unavailable,
+            ErrorKind::NoRoute => &self.no_route,
+            _ => &self.other_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Request and response counters of one HTTP listener.
+#[derive(Debug, Default)]
+pub struct HttpMeters {
+    pub status_1xx: AtomicU64,
+    pub status_2xx: AtomicU64,
+    pub status_3xx: AtomicU64,
+    pub status_4xx: AtomicU64,
+    pub status_5xx: AtomicU64,
+    /// Refused as malformed or hostile (and never forwarded).
+    pub bad_requests: AtomicU64,
+    /// The same, by [`H1Error::reason`] (indexed as [`http1::REJECT_REASONS`]).
+    pub rejected: [AtomicU64; http1::REJECT_REASONS.len()],
+    /// Upstream responses refused as malformed or ambiguously framed
+    /// (answered 502, or the client connection cut mid-body).
+    pub bad_responses: AtomicU64,
+    pub timeouts: AtomicU64,
+    /// Clients cut off for being too slow, by [`TimeoutKind`].
+    pub header_timeouts: AtomicU64,
+    pub keepalive_timeouts: AtomicU64,
+    pub body_timeouts: AtomicU64,
+    pub handshake_timeouts: AtomicU64,
+}
+
+impl HttpMeters {
+    /// Counts a request refused with `e`.
+    pub fn reject(&self, e: &H1Error) {
+        self.bad_requests.fetch_add(1, Ordering::Relaxed);
+        self.rejected[e.reason_index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn status(&self, status: u16) {
+        let counter = match status {
+            100..=199 => &self.status_1xx,
+            200..=299 => &self.status_2xx,
+            300..=399 => &self.status_3xx,
+            400..=499 => &self.status_4xx,
+            _ => &self.status_5xx,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn timed_out(&self, kind: TimeoutKind) {
+        let counter = match kind {
+            TimeoutKind::Header => &self.header_timeouts,
+            TimeoutKind::Keepalive => &self.keepalive_timeouts,
+            TimeoutKind::Body => &self.body_timeouts,
+            TimeoutKind::Handshake => &self.handshake_timeouts,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What a client was too slow with; the label of
+/// `baton_http_timeouts_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutKind {
+    Header,
+    Keepalive,
+    Body,
+    /// A TLS handshake (the ClientHello included).
+    Handshake,
+}
+
+impl TimeoutKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            TimeoutKind::Header => "header",
+            TimeoutKind::Keepalive => "keepalive",
+            TimeoutKind::Body => "body",
+            TimeoutKind::Handshake => "handshake",
+        }
+    }
+}

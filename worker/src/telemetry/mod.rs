@@ -1,0 +1,13 @@
+//! What the worker tells about itself: meters and the access log.
+//!
+//! A leaf layer: the data path bumps these, nothing here calls back up.
+//!
+//! * [`meters`] — the counter types, one per thing measured (bytes,
+//!   listeners, endpoints, migration, HTTP and RPC requests);
+//! * [`metrics`] — [`metrics::Meters`], every meter of a generation, and
+//!   its snapshot for the supervisor (also the worker's heartbeat);
+//! * [`access_log`] — one line per connection, off the data path.
+
+pub mod access_log;
+pub mod meters;
+pub mod metrics;
