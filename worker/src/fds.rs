@@ -424,8 +424,6 @@ mod tests {
             assert_eq!(plan.costs, vec![cost], "{protocol}");
             assert_eq!(plan.shared, shared, "{protocol}");
         }
-        assert_eq!(codec::Protocol::Tars.pinning(), Pinning::Pooled);
-        assert_eq!(codec::Protocol::RocketMq.pinning(), Pinning::PerClient);
     }
 
     #[test]

@@ -69,20 +69,55 @@
 //!
 //! # Adding a protocol
 //!
-//! One module plus one line of registration:
+//! A protocol is its own module plus two registration edits; nothing in
+//! the proxy (`rpc/`), the fd budget (`fds.rs`), the metrics or the frame
+//! type names a protocol, because everything that differs between
+//! protocols is a [`Codec`] item the module answers:
 //!
-//! 1. Write `codec/myproto.rs` with a type implementing [`Codec`]. Its
-//!    module docs show the wire format (a header diagram), the request/
-//!    response sequence and how each failure is handled, like the three
-//!    here; the crate-private `wire` module has the bounds-checked reads.
-//!    Add unit tests with byte fixtures from the protocol's own
-//!    implementation (cited, in [`fixtures`] so `fixtures::ALL` feeds them
-//!    to the framework tests and the seed corpus), the proptest round trips
-//!    (`testkit` has the framing checks), and a target in `fuzz/`.
-//! 2. Declare the module below (`pub mod myproto;`) and add one line to the
-//!    `registry!` invocation: `MyProto = "myproto" => myproto::MyProtoCodec,`.
-//!    That line creates `Protocol::MyProto`, its config name, its
-//!    [`AnyCodec`] and [`ProtocolState`] variants, and the dispatch.
+//! | question | answered by |
+//! |---|---|
+//! | framing, routing attributes | [`Codec::decode`], [`Codec::encode`] |
+//! | id width; rewriting an id | [`Codec::REQUEST_ID_BITS`]; a fixed slot, or [`Codec::splice_id`] for a variable-width field |
+//! | heartbeats | [`Codec::heartbeat_reply`] |
+//! | the proxy's own error answer (hijack) | [`Codec::hijack`] |
+//! | which responses succeeded (`baton_rpc_responses_total{result}`) | [`Codec::classify`] |
+//! | shared pools, or upstream connections per client | [`Codec::PINNING`] |
+//! | a different codec on the proxy's upstream end | [`Codec::upstream`] |
+//! | what survives an upgrade | [`Codec::State`], [`Codec::state`], [`Codec::from_state`] |
+//!
+//! The files a new protocol `myproto` touches — Tars was added this way
+//! (`tars/`, and the two files of step 2):
+//!
+//! 1. Its own module, `codec/myproto.rs` or `codec/myproto/mod.rs`, with a
+//!    type implementing [`Codec`]. Its module docs show the wire format (a
+//!    header diagram), the request/response sequence, how each failure is
+//!    handled, which status is a success and whether clients are pinned,
+//!    like the ones here; the crate-private `wire` module has the
+//!    bounds-checked reads. Beside it: `myproto/fixtures.rs` (`#[doc(hidden)]
+//!    pub mod fixtures;`), byte fixtures from the protocol's own
+//!    implementations (cited) and a `pub const ALL: &[(&str, &[u8])]`
+//!    listing them, which the registry hands to the framework tests
+//!    (`codec/tests.rs`, `rpc/tests.rs`) and the fuzz seed corpus; and
+//!    `myproto/tests.rs`: unit tests (classification and pinning among
+//!    them) and the proptest round trips (`testkit` has the framing checks).
+//! 2. Registration, the only edits outside the module:
+//!    * this file: `pub mod myproto;` below, and one line at the end of the
+//!      `registry!` invocation, `MyProto = "myproto" =>
+//!      myproto::MyProtoCodec,`, which creates `Protocol::MyProto`, its
+//!      config name, its [`AnyCodec`] and [`ProtocolState`] variants and
+//!      the dispatch;
+//!    * `configs/src/model.rs`: the config's `Protocol` variant, in its
+//!      `ALL` and `name()` under the same name (the config crate does not
+//!      depend on the worker; `rpc::tests` fails if the two lists differ).
+//!
+//! Beside the code, as for any feature: a libFuzzer target
+//! (`fuzz/fuzz_targets/fuzz_myproto.rs` and its `[[bin]]` in
+//! `fuzz/Cargo.toml`; the stable smoke runner finds the protocol in the
+//! registry by itself, and `smoke --write-corpus` writes
+//! `fuzz/corpus/fuzz_myproto/`), the protocol in README.md ("Proxy RPC"
+//! and the config reference), and interop tests with real peers
+//! (`tests/tests/interop_myproto.rs`, `tests/interop/myproto/`, the lines
+//! of `.ci/run` that install them).
 //!
 //! New variants go at the end of the registry: [`CodecState`] is serialised
 //! by variant index, so the order is part of the handoff format.

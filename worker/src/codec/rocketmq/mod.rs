@@ -92,7 +92,7 @@
 //! is Dubbo's OK, not RocketMQ's.
 //!
 //! Brokers call their clients, so a client connection is pinned to
-//! upstream connections of its own ([`Pinning::PerClient`](super::Pinning::PerClient)),
+//! upstream connections of its own ([`Pinning::PerClient`]),
 //! one per cluster its requests are routed to: what a broker asks on one
 //! reaches that client, and the client's answer (a response with the
 //! broker's `opaque`, untouched) goes back up it.
@@ -335,7 +335,7 @@ impl Codec for RocketMqCodec {
         ResponseClass::success_if(response.status() == Some(code::SUCCESS))
     }
 
-    /// The decimal text of `opaque` in a JSON header: see [`splice_opaque`].
+    /// The decimal text of `opaque` in a JSON header: see `splice_opaque`.
     fn splice_id(raw: &mut BytesMut, slot: Splice, id: RequestId) -> Result<Splice, &'static str> {
         let id = u32::try_from(id.0).map_err(|_| "opaque wider than 32 bits")?;
         // Java writes `opaque` as a signed int; keep its bit pattern.

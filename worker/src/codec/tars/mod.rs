@@ -325,7 +325,7 @@ impl Codec for TarsCodec {
         ResponseClass::success_if(response.status() == Some(ret::TARSSERVERSUCCESS))
     }
 
-    /// The whole `iRequestId` field: see [`splice_int_field`].
+    /// The whole `iRequestId` field: see `splice_int_field`.
     fn splice_id(raw: &mut BytesMut, slot: Splice, id: RequestId) -> Result<Splice, &'static str> {
         let id = u32::try_from(id.0).map_err(|_| "iRequestId wider than 32 bits")?;
         // Tars ids are `int`s; keep the bit pattern.
