@@ -75,6 +75,7 @@ impl Inbox {
         tokio::select! {
             _ = self.tick.tick() => self.health.loop_alive(),
             sig = self.signals.next() => match sig {
+                #[cfg(feature = "test-hooks")]
                 Sig::Hang => hang(),
                 Sig::Hangup => {
                     info!("SIGHUP: upgrade queued");
@@ -131,6 +132,7 @@ impl Inbox {
         tokio::select! {
             _ = self.tick.tick() => self.health.loop_alive(),
             sig = self.signals.next() => match sig {
+                #[cfg(feature = "test-hooks")]
                 Sig::Hang => hang(),
                 Sig::Hangup => warn!("SIGHUP ignored: stopping"),
                 sig => return Some(sig),
@@ -158,8 +160,9 @@ impl Inbox {
     }
 }
 
-/// Test hook (`BATON_TEST_HANG_ON_SIGUSR2`): wedges
+/// Test hook (`BATON_TEST_HANG_ON_SIGUSR2`, feature `test-hooks`): wedges
 /// the main loop, as a deadlock would, for the watchdog to notice.
+#[cfg(feature = "test-hooks")]
 fn hang() -> ! {
     warn!("test hook: SIGUSR2, the main loop hangs now");
     loop {
@@ -172,7 +175,8 @@ pub enum Sig {
     Terminate,
     Interrupt,
     Hangup,
-    /// SIGUSR2 with the hang test hook on.
+    /// SIGUSR2 with the hang test hook on (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     Hang,
 }
 
@@ -182,6 +186,7 @@ impl Sig {
             Sig::Terminate => "SIGTERM",
             Sig::Interrupt => "SIGINT",
             Sig::Hangup => "SIGHUP",
+            #[cfg(feature = "test-hooks")]
             Sig::Hang => "SIGUSR2",
         }
     }
@@ -189,7 +194,8 @@ impl Sig {
 
 /// The signals the supervisor handles, as one stream through
 /// signal-hook's tokio integration: SIGTERM and SIGINT (stop), SIGHUP
-/// (upgrade), and SIGUSR2 only when `BATON_TEST_HANG_ON_SIGUSR2` is set.
+/// (upgrade), and — built with the feature `test-hooks` only — SIGUSR2
+/// when `BATON_TEST_HANG_ON_SIGUSR2` is set.
 /// Registering them replaces their default actions (SIGHUP would otherwise
 /// kill the supervisor). SIGCHLD is not among them: tokio's process driver
 /// reaps the workers and wakes their `wait()` through the same
@@ -207,7 +213,9 @@ impl std::fmt::Debug for Signals {
 impl Signals {
     pub fn new() -> std::io::Result<Signals> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
         let mut set = vec![SIGTERM, SIGINT, SIGHUP];
+        #[cfg(feature = "test-hooks")]
         if std::env::var_os("BATON_TEST_HANG_ON_SIGUSR2").is_some() {
             set.push(signal_hook::consts::SIGUSR2);
         }
@@ -226,6 +234,7 @@ impl Signals {
                 Some(SIGTERM) => return Sig::Terminate,
                 Some(SIGINT) => return Sig::Interrupt,
                 Some(SIGHUP) => return Sig::Hangup,
+                #[cfg(feature = "test-hooks")]
                 Some(signal_hook::consts::SIGUSR2) => return Sig::Hang,
                 Some(other) => debug!(signal = other, "unexpected signal ignored"),
                 // Closed: only by a handle this code never takes.
