@@ -216,11 +216,32 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in declaration order.
+    pub const ALL: &'static [Protocol] = &[
+        Protocol::Tcp,
+        Protocol::Bolt,
+        Protocol::Dubbo,
+        Protocol::Rocketmq,
+        Protocol::Tars,
+        Protocol::Http,
+    ];
+
+    /// Every protocol but `tcp` and `http` is one of the worker's RPC
+    /// codecs, which knows it by this same name.
     pub fn is_rpc(self) -> bool {
-        matches!(
-            self,
-            Protocol::Bolt | Protocol::Dubbo | Protocol::Rocketmq | Protocol::Tars
-        )
+        !matches!(self, Protocol::Tcp | Protocol::Http)
+    }
+
+    /// The name a config file gives it (`protocol = "tars"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Bolt => "bolt",
+            Protocol::Dubbo => "dubbo",
+            Protocol::Rocketmq => "rocketmq",
+            Protocol::Tars => "tars",
+            Protocol::Http => "http",
+        }
     }
 }
 

@@ -470,7 +470,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                         "max_frame_size",
                         l.max_frame_size.as_ref().map(Spanned::span),
                     )],
-                    "applies to bolt, dubbo, rocketmq and tars listeners",
+                    "applies to RPC listeners (any protocol but tcp and http)",
                 )?;
                 let ctx = Ctx {
                     source_name,

@@ -140,6 +140,21 @@ fn bad_values_are_refused_where_they_are() {
     assert_eq!((line, path.as_str()), (2, "supervisor.drain_timeout"));
 }
 
+/// `Protocol::name` is the name a config file uses: every protocol
+/// parses from its own name, so the worker can find its codec by it.
+#[test]
+fn every_protocol_parses_from_its_name() {
+    for &protocol in baton_config::Protocol::ALL {
+        let text = format!(
+            "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{}\"\n\
+             cluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n",
+            protocol.name()
+        );
+        let config = parse("test.toml", &text).unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        assert_eq!(config.listeners[0].protocol, protocol);
+    }
+}
+
 #[test]
 fn references_and_names_are_checked() {
     let (line, column, path, message) =

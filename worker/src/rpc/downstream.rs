@@ -2,17 +2,20 @@
 //!
 //! The task decodes the client's frames and acts on each: a heartbeat is
 //! answered here; a request is routed and sent upstream (its response, or
-//! the proxy's error, comes back through the inbox); a response — only on
-//! a pinned RocketMQ connection, answering the broker — goes back up
-//! untouched, to the connection the broker asked on. Everything it writes
+//! the proxy's error, comes back through the inbox); a response — only
+//! where the protocol pins, answering the server — goes back up
+//! untouched, to the connection the server asked on. Everything it writes
 //! to the client goes through one buffer, whole frames at a time, so
 //! frames never interleave.
 //!
-//! RocketMQ pinning: a client connection gets its own upstream connection
-//! per cluster its requests are routed to (at most one each), so that the
-//! requests a broker sends its clients reach the right one; the broker's
-//! request ids seen last remember which connection asked, and the
-//! client's answer goes there.
+//! Pinning is the protocol's to ask for
+//! ([`crate::codec::Protocol::pinning`]; RocketMQ does): with
+//! [`Pinning::PerClient`] a client connection gets its own upstream
+//! connection per cluster its requests are routed to (at most one each)
+//! instead of the cluster's shared pool, so that the requests a server
+//! sends its clients reach the right one; the server's request ids seen
+//! last remember which connection asked, and the client's answer goes
+//! there.
 //!
 //! It can stop at any wake-up ([`Downstream::run_until`]) and is then at a
 //! frame boundary by construction: complete frames are always processed
@@ -38,7 +41,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::codec::{
-    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Protocol, RequestId,
+    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Pinning, RequestId,
 };
 use crate::io::{Idle, Outcome};
 use crate::lifecycle::Order;
@@ -55,9 +58,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// proxy buffer without bound.
 const HIGH_WATER: usize = 1024 * 1024;
 
-/// RocketMQ: how many broker requests a client connection remembers the
-/// asking connection of (a client answers within seconds; older entries
-/// go first).
+/// Pinned protocols: how many server requests a client connection
+/// remembers the asking connection of (a client answers within seconds;
+/// older entries go first).
 const MAX_ASKED: usize = 256;
 
 /// What a downstream needs from its generation.
@@ -85,11 +88,11 @@ pub struct Downstream {
     /// Bytes from and to the client, this generation.
     received: u64,
     sent: u64,
-    /// RocketMQ: this client's own upstream connections, one per cluster
-    /// its requests were routed to.
+    /// Pinned protocols: this client's own upstream connections, one per
+    /// cluster its requests were routed to.
     pinned: Vec<(usize, UpHandle)>,
-    /// RocketMQ: the broker requests passed to the client, latest last:
-    /// (the broker's id, the cluster of the connection that asked).
+    /// Pinned protocols: the server requests passed to the client, latest
+    /// last: (the server's id, the cluster of the connection that asked).
     asked: VecDeque<(RequestId, usize)>,
     ctx: Context,
     idle: Idle,
@@ -349,7 +352,7 @@ impl Downstream {
             }
             FrameKind::Request | FrameKind::Oneway => self.request(frame).await,
             FrameKind::Response => {
-                // The client answering its broker, on a pinned connection:
+                // The client answering its server, on a pinned connection:
                 // up it goes, id untouched, to the connection that asked
                 // (or the first one, for an answer to a request unseen).
                 let id = frame.request_id();
@@ -397,10 +400,9 @@ impl Downstream {
             reply,
             deadline: Instant::now() + listener.request_timeout,
         };
-        let sent = if listener.protocol == Protocol::RocketMq {
-            self.send_pinned(cluster, request).await
-        } else {
-            self.ctx.pools[cluster].send(request).await
+        let sent = match listener.protocol.pinning() {
+            Pinning::PerClient => self.send_pinned(cluster, request).await,
+            Pinning::Pooled => self.ctx.pools[cluster].send(request).await,
         };
         if let Err((request, kind)) = sent {
             // Answered here, in the protocol's own words; the frame still
@@ -414,8 +416,8 @@ impl Downstream {
         }
     }
 
-    /// RocketMQ: the client's own upstream connection, made at its first
-    /// request (to the cluster that request routes to).
+    /// Pinned protocols: the client's own upstream connection to
+    /// `cluster`, made at its first request there.
     async fn send_pinned(
         &mut self,
         cluster: usize,

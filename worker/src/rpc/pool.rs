@@ -11,7 +11,11 @@
 //!
 //! An upstream task gives each request an id unique on its connection,
 //! remembers where the answer goes, and when the response comes back puts
-//! the client's id back and drops it in the client's inbox. It answers by
+//! the client's id back and drops it in the client's inbox. A oneway
+//! request gets an id of the connection's too (never a client's own,
+//! which could be one the connection gave another client's request), not
+//! remembered: an answer to it, or to any id the task did not issue, is
+//! dropped. It answers by
 //! itself — with the protocol's own error ([`AnyCodec::hijack`]) — when a
 //! request's deadline passes (`Timeout`), when its connection fails
 //! (`Unavailable`), or when the generation is told to close (`Internal`):
@@ -293,7 +297,12 @@ impl UpConn {
             deadline,
         } = request;
         let Some(reply) = reply else {
-            // Oneway: no id to keep, nothing comes back.
+            if frame.kind() == FrameKind::Oneway && !self.oneway(&mut frame) {
+                return;
+            }
+            // A oneway, now with an id of this connection's; or a client's
+            // answer to the server's own request (pinned connections),
+            // whose id is the server's and goes up untouched.
             self.codec.encode(&frame, &mut self.write_buf);
             return;
         };
@@ -323,6 +332,27 @@ impl UpConn {
                 deadline,
             },
         );
+    }
+
+    /// Gives a oneway request an id of this connection's own, as a request
+    /// gets: sent with its client's id, it could carry an id this
+    /// connection has given another client's request, and a server that
+    /// answers oneways anyway (nothing in Bolt, Dubbo or RocketMQ stops
+    /// one) would then settle that request with the wrong answer. The id is
+    /// not remembered: an answer to it finds nothing pending and is
+    /// dropped, and [`Self::allocate`] moves past it, so no request gets it
+    /// before the id space wraps. False (the oneway dropped) if the id
+    /// cannot be written, which the protocol's id width rules out.
+    fn oneway(&mut self, frame: &mut Frame) -> bool {
+        let id = self.allocate();
+        match frame.set_request_id(RequestId(id)) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "cannot rewrite a oneway request's id; dropped");
+                self.meters.hijacked(ErrorKind::BadRequest);
+                false
+            }
+        }
     }
 
     /// The next id not in use on this connection, wrapping at the
@@ -383,7 +413,7 @@ impl UpConn {
                     answer(&self.codec, pending, ErrorKind::BadResponse, &self.meters);
                     return;
                 }
-                self.meters.responded(frame.status());
+                self.meters.responded(self.codec.classify(&frame));
                 let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(frame)));
             }
             FrameKind::Heartbeat(crate::codec::Direction::Request) => {
