@@ -220,7 +220,7 @@ impl Server {
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
         let pool = Arc::new(http::h1_pool::H1Pool::new(Arc::clone(&fd_budget)));
-        let h2_pool = Arc::new(http::h2::H2Pool::default());
+        let h2_pool = Arc::new(http::client_h2::H2Pool::default());
         let upstream_list: Arc<[Arc<http::connect::HttpUpstream>]> = upstreams
             .iter()
             .map(|u| {

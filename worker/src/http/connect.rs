@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::http::error::ConnectError;
 use crate::upstream::cluster::Upstream;
 
 /// Where a system's CA bundle usually is, when `SSL_CERT_FILE` is unset.
@@ -131,7 +132,7 @@ struct ClientTls {
     connector: TlsConnector,
     server_name: Option<ServerName<'static>>,
     /// The ALPN protocol the cluster must speak.
-    alpn: &'static [u8],
+    alpn: &'static str,
 }
 
 /// An HTTP cluster: its endpoints and how to speak to them.
@@ -166,8 +167,8 @@ impl HttpUpstream {
     /// Connects to the next endpoint (falling through to the others), then
     /// shakes hands over TLS if the cluster asks for it. The connect
     /// timeout bounds the handshake too.
-    pub async fn connect(&self) -> Result<(UpIo, SocketAddr), String> {
-        let (tcp, addr) = self.base.connect().await.map_err(|e| e.to_string())?;
+    pub async fn connect(&self) -> Result<(UpIo, SocketAddr), ConnectError> {
+        let (tcp, addr) = self.base.connect().await?;
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
             return Ok((UpIo::Plain(tcp), addr));
@@ -179,19 +180,19 @@ impl HttpUpstream {
         let timeout = self.base.cluster.connect_timeout;
         let stream = match tokio::time::timeout(timeout, tls.connector.connect(name, tcp)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(format!("TLS handshake with {addr}: {e}")),
-            Err(_) => return Err(format!("TLS handshake with {addr}: timed out")),
+            Ok(Err(source)) => return Err(ConnectError::Tls { addr, source }),
+            Err(_) => return Err(ConnectError::TlsTimeout { addr }),
         };
         match stream.get_ref().1.alpn_protocol() {
             // No ALPN at all: the server speaks what it was configured to.
             None => {}
-            Some(p) if p == tls.alpn => {}
+            Some(p) if p == tls.alpn.as_bytes() => {}
             Some(p) => {
-                return Err(format!(
-                    "TLS to {addr}: the server chose ALPN {:?}, not {:?}",
-                    String::from_utf8_lossy(p),
-                    String::from_utf8_lossy(tls.alpn)
-                ));
+                return Err(ConnectError::Alpn {
+                    addr,
+                    chosen: String::from_utf8_lossy(p).into_owned(),
+                    wanted: tls.alpn,
+                });
             }
         }
         Ok((UpIo::Tls(Box::new(stream)), addr))
@@ -223,11 +224,11 @@ fn client_tls(tls: &UpstreamTls, protocol: UpstreamProtocol) -> Result<ClientTls
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let alpn: &'static [u8] = match protocol {
-        UpstreamProtocol::Http1 => b"http/1.1",
-        UpstreamProtocol::Http2 => b"h2",
+    let alpn = match protocol {
+        UpstreamProtocol::Http1 => "http/1.1",
+        UpstreamProtocol::Http2 => "h2",
     };
-    config.alpn_protocols = vec![alpn.to_vec()];
+    config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
     let server_name = match &tls.server_name {
         Some(name) => Some(
             ServerName::try_from(name.clone())
