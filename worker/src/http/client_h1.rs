@@ -12,6 +12,10 @@
 //! (closed by the server at the moment of reuse) from a failed one:
 //! nothing at all came back is [`UpstreamError::Stale`].
 //!
+//! Every write goes out through `crate::io::send` (written and flushed):
+//! each precedes a wait on the upstream, and over TLS an unflushed write
+//! can leave its record in the session.
+//!
 //! A connection goes back to the pool only after a complete exchange
 //! (both messages whole) whose response allowed keep-alive, with no byte
 //! past the response: bytes past it are an upstream out of step.
@@ -22,7 +26,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::codec::http1::{self, Chunked, Framing};
 use crate::http::HttpContext;
@@ -110,7 +114,7 @@ impl Client for H1Client {
     async fn send(&mut self, request: &BytesMut, info: &RequestInfo) -> Result<(), UpstreamError> {
         self.head_request = info.head_request;
         self.request_framing = info.framing;
-        if let Err(e) = self.up.write_all(request).await {
+        if let Err(e) = crate::io::send(&mut self.up, request).await {
             return Err(
                 if matches!(
                     e.kind(),
@@ -176,9 +180,9 @@ impl BodySink for H1BodyOut<'_> {
         if self.framing == Framing::Chunked {
             self.scratch.clear();
             http1::write_chunk(&data, &mut self.scratch);
-            self.wr.write_all(&self.scratch).await?;
+            crate::io::send(&mut self.wr, &self.scratch).await?;
         } else {
-            self.wr.write_all(&data).await?;
+            crate::io::send(&mut self.wr, &data).await?;
         }
         Ok(())
     }
@@ -196,7 +200,7 @@ impl BodySink for H1BodyOut<'_> {
             self.ended = true;
             self.scratch.clear();
             http1::write_last_chunk(&self.trailers, &mut self.scratch);
-            self.wr.write_all(&self.scratch).await?;
+            crate::io::send(&mut self.wr, &self.scratch).await?;
         }
         Ok(())
     }

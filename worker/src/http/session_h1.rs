@@ -458,7 +458,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     }
 
     async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.client.write_all(bytes).await?;
+        crate::io::send(&mut self.client, bytes).await?;
         self.sent += bytes.len() as u64;
         self.meter
             .sent
@@ -741,8 +741,10 @@ struct H1Respond<'a, W> {
 }
 
 impl<W: AsyncWrite + Unpin> H1Respond<'_, W> {
+    /// Written and flushed: a wait on the upstream or the client follows,
+    /// and over TLS an unflushed write can stay in the session.
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.wr.write_all(bytes).await?;
+        crate::io::send(&mut self.wr, bytes).await?;
         *self.sent += bytes.len() as u64;
         self.meter
             .sent
