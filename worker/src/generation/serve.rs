@@ -228,7 +228,7 @@ impl Server {
                     .map(Arc::new)
                     .map_err(|reason| BuildError::Cluster {
                         name: u.cluster.name.clone(),
-                        reason,
+                        reason: reason.to_string(),
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -239,7 +239,7 @@ impl Server {
                 let Some(listener) =
                     http::HttpListener::new(l).map_err(|reason| BuildError::Rpc {
                         name: l.name.clone(),
-                        reason,
+                        reason: reason.to_string(),
                     })?
                 else {
                     return Ok(None);
@@ -249,7 +249,7 @@ impl Server {
                         Some(tls) => Some(http::tls::server_config(tls).map_err(|reason| {
                             BuildError::Rpc {
                                 name: l.name.clone(),
-                                reason,
+                                reason: reason.to_string(),
                             }
                         })?),
                         None => None,

@@ -1,6 +1,8 @@
 //! What can go wrong in an HTTP exchange, by side: the client's
 //! ([`ClientError`]), an upstream attempt's ([`UpstreamError`]), and
-//! reaching a cluster at all ([`ConnectError`]).
+//! reaching a cluster at all ([`ConnectError`]); and, before any exchange,
+//! what stops a generation's HTTP state from being built ([`SetupError`]:
+//! certificates, keys, CA bundles, route regexes).
 //!
 //! The exchange decides from the variant alone what the client still gets
 //! (see `http::exchange`): a local answer (502, 504, 408, 400,
@@ -8,6 +10,7 @@
 //! or reset stream (HTTP/2) once one has.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::codec::http1::H1Error;
 use crate::upstream::cluster;
@@ -112,4 +115,75 @@ pub enum ExchangeError {
     /// timeout: cut likewise.
     #[error("response cut short: the upstream stalled")]
     Stalled,
+}
+
+/// What stops an HTTP listener's or cluster's state from being built
+/// (reported by `check` and refused by a generation before it serves).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("listener {name:?}: {source}")]
+    Listener {
+        name: String,
+        #[source]
+        source: Box<SetupError>,
+    },
+    #[error("cluster {name:?}: {source}")]
+    Cluster {
+        name: String,
+        #[source]
+        source: Box<SetupError>,
+    },
+    #[error("route: {0}")]
+    Route(#[from] regex::Error),
+    #[error("certificate {}: {source}", path.display())]
+    CertFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("certificate {}: no PEM certificate in it", path.display())]
+    NoCert { path: PathBuf },
+    #[error("key {}: {source}", path.display())]
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key {}: no PEM private key in it", path.display())]
+    NoKey { path: PathBuf },
+    #[error("key {}: {source}", path.display())]
+    Key {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("CA bundle {}: {source}", path.display())]
+    CaBundle {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("no system CA bundle (SSL_CERT_FILE unset, none of {tried}); set the cluster's tls.ca")]
+    NoSystemBundle { tried: String },
+    #[error("tls.server_name {name:?}: {source}")]
+    ServerName {
+        name: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error(transparent)]
+    Tls(#[from] rustls::Error),
+}
+
+impl SetupError {
+    /// This error, said of listener `name`.
+    pub fn listener(name: &str) -> impl FnOnce(SetupError) -> SetupError + '_ {
+        move |e| SetupError::Listener {
+            name: name.to_string(),
+            source: Box::new(e),
+        }
+    }
+
+    /// This error, said of cluster `name`.
+    pub fn cluster(name: &str) -> impl FnOnce(SetupError) -> SetupError + '_ {
+        move |e| SetupError::Cluster {
+            name: name.to_string(),
+            source: Box::new(e),
+        }
+    }
 }

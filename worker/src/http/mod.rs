@@ -110,14 +110,14 @@ pub struct HttpListener {
 }
 
 impl HttpListener {
-    pub fn new(spec: &Listener) -> Result<Option<HttpListener>, String> {
+    pub fn new(spec: &Listener) -> Result<Option<HttpListener>, error::SetupError> {
         let Some(http) = &spec.http else {
             return Ok(None);
         };
         let routes = http
             .routes
             .iter()
-            .map(|r| route::Compiled::new(r.clone()).map_err(|e| e.to_string()))
+            .map(|r| route::Compiled::new(r.clone()))
             .collect::<Result<_, _>>()?;
         Ok(Some(HttpListener {
             name: Arc::from(spec.name.as_str()),
@@ -170,15 +170,16 @@ pub struct HttpContext {
 /// Builds, and drops, what an HTTP generation reads or compiles beyond the
 /// config text — route regexes, listener certificates, cluster CA bundles —
 /// so that `check` reports what would stop a generation from starting.
-pub fn verify(config: &Config) -> Result<(), String> {
+pub fn verify(config: &Config) -> Result<(), error::SetupError> {
+    use error::SetupError;
     for l in &config.listeners {
-        HttpListener::new(l).map_err(|e| format!("listener {:?}: {e}", l.name))?;
+        HttpListener::new(l).map_err(SetupError::listener(&l.name))?;
         if let Some(tls) = l.http.as_ref().and_then(|h| h.tls.as_ref()) {
-            tls::server_config(tls).map_err(|e| format!("listener {:?}: {e}", l.name))?;
+            tls::server_config(tls).map_err(SetupError::listener(&l.name))?;
         }
     }
     for c in &config.clusters {
-        connect::verify(c).map_err(|e| format!("cluster {:?}: {e}", c.name))?;
+        connect::verify(c).map_err(SetupError::cluster(&c.name))?;
     }
     Ok(())
 }
