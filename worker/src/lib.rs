@@ -62,13 +62,18 @@
 //! it idles out, or it is paused or closed; the end is one access log line.
 //!
 //! **An HTTP/1.1 request.** The task (on an `http` listener) runs an
-//! [`http::session_h1::H1Conn`]; it reads a head with [`codec::http1`],
-//! routes it ([`http::route`]), takes an upstream connection from
-//! [`http::h1_pool`] or opens one ([`http::connect`], plain or TLS, over the
-//! cluster's endpoints), writes the re-serialised request, streams the body
-//! both ways and counts the status in [`telemetry::meters::HttpMeters`].
-//! A client that opens with the HTTP/2 preface (or picks `h2` by ALPN)
-//! becomes an [`http::h2::H2Conn`] instead, one task per stream.
+//! [`http::session_h1::H1Conn`]; it reads a head with [`codec::http1`] and
+//! hands the request to [`http::exchange`], the one pipeline for both
+//! client and both cluster protocols: it routes the request
+//! ([`http::route`]), answers it itself or applies the request transforms
+//! ([`http::transform`]) and forwards it with its timeout and retries over
+//! an upstream connection from [`http::h1_pool`] (or a new one,
+//! [`http::connect`], plain or TLS) or a stream of [`http::client_h2`],
+//! streams the body both ways and counts the status in
+//! [`telemetry::meters::HttpMeters`]. A client that opens with the HTTP/2
+//! preface (or picks `h2` by ALPN) becomes an
+//! [`http::session_h2::H2Conn`] instead, one task per stream, each stream
+//! through the same exchange.
 //!
 //! **An RPC request.** The task runs an [`rpc::downstream::Downstream`]: it
 //! decodes the client's frames ([`codec::AnyCodec`]), answers heartbeats,

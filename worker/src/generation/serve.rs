@@ -220,7 +220,7 @@ impl Server {
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
         let pool = Arc::new(http::h1_pool::H1Pool::new(Arc::clone(&fd_budget)));
-        let h2_pool = Arc::new(http::h2::H2Pool::default());
+        let h2_pool = Arc::new(http::client_h2::H2Pool::default());
         let upstream_list: Arc<[Arc<http::connect::HttpUpstream>]> = upstreams
             .iter()
             .map(|u| {
@@ -228,7 +228,7 @@ impl Server {
                     .map(Arc::new)
                     .map_err(|reason| BuildError::Cluster {
                         name: u.cluster.name.clone(),
-                        reason,
+                        reason: reason.to_string(),
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -239,7 +239,7 @@ impl Server {
                 let Some(listener) =
                     http::HttpListener::new(l).map_err(|reason| BuildError::Rpc {
                         name: l.name.clone(),
-                        reason,
+                        reason: reason.to_string(),
                     })?
                 else {
                     return Ok(None);
@@ -249,7 +249,7 @@ impl Server {
                         Some(tls) => Some(http::tls::server_config(tls).map_err(|reason| {
                             BuildError::Rpc {
                                 name: l.name.clone(),
-                                reason,
+                                reason: reason.to_string(),
                             }
                         })?),
                         None => None,
