@@ -23,7 +23,7 @@
 //!  5  migrate/      old (hand_off), new (take_over), wire, forward (write migration), hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
-//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo); clusters (connect with fall-through)
+//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo); clusters, balancers (connect with fall-through)
 //!  1  io  lifecycle  fds  telemetry/   pump vocabulary; Order and Stats; fd budget; meters, log
 //!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
 //! ```
@@ -38,7 +38,8 @@
 //!   log;
 //! * [`l4`] — the pausable byte pumps (a [`l4::pipe::Pipe`] per direction,
 //!   splice for bulk streams; [`l4::tunnel::Tunnel`] and the echo);
-//!   [`upstream`] — clusters at run time;
+//!   [`upstream`] — clusters at run time and their balancers
+//!   ([`upstream::lb::Balancer`], chosen by a cluster's `lb`);
 //! * [`http`] — HTTP/1.1 and HTTP/2 proxying: routes, keep-alive and
 //!   HTTP/2 upstream pools, TLS; [`rpc`] — the multiplexed RPC protocols:
 //!   routing, multiplexed upstream pools, RocketMQ pinning;
@@ -56,7 +57,8 @@
 //! `max_connections` permit and the connection's units of the fd budget,
 //! accepts, and hands the socket to `conn::task::spawn`. The task
 //! connects to the listener's cluster ([`upstream::cluster::Upstream::connect`]:
-//! round robin, falling through to the next endpoint on failure), then runs
+//! the cluster's balancer picks, a failed connect falls through to the next
+//! endpoint), then runs
 //! an [`l4::tunnel::Tunnel`] — a [`l4::pipe::Pipe`] each way, counted in the
 //! listener's [`telemetry::meters::ByteMeter`] — until both directions end,
 //! it idles out, or it is paused or closed; the end is one access log line.
