@@ -60,10 +60,11 @@
 //!
 //! **An L4 connection.** [`generation::serve`]'s accept loop takes a
 //! `max_connections` permit and the connection's units of the fd budget,
-//! accepts, and hands the socket to `conn::task::spawn`. The task
-//! connects to the listener's cluster ([`upstream::cluster::Upstream::connect`]:
-//! the cluster's balancer picks, a failed connect falls through to the next
-//! endpoint), then runs
+//! accepts, and hands the socket to `conn::task::spawn`. The task runs the
+//! listener's L4 filters' accept stage ([`filter::network::NetworkChain`]:
+//! a filter may refuse), connects to the listener's cluster
+//! ([`upstream::cluster::Upstream::connect_for`]: the cluster's balancer
+//! picks, a failed connect falls through to the next endpoint), then runs
 //! an [`l4::tunnel::Tunnel`] — a [`l4::pipe::Pipe`] each way, counted in the
 //! listener's [`telemetry::meters::ByteMeter`] — until both directions end,
 //! it idles out, or it is paused or closed; the end is one access log line.

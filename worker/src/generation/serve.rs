@@ -36,6 +36,7 @@ use crate::conn::registry::Registry;
 use crate::conn::state::Parked;
 use crate::conn::task::{self, Start};
 use crate::fds::{self, FdBudget};
+use crate::filter;
 use crate::lifecycle::{DrainReport, Order, Stats};
 use crate::migrate::Host;
 use crate::telemetry::access_log::AccessLog;
@@ -266,6 +267,7 @@ impl Server {
                 }))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
+        let filters = filter::network::chains(&config);
         let limits = config
             .listeners
             .iter()
@@ -281,6 +283,7 @@ impl Server {
                 access_log,
                 rpc,
                 http,
+                filters,
                 all_closed: Notify::new(),
                 order,
                 fds: fd_budget,
