@@ -1,7 +1,10 @@
 //! Everything that reaches the supervisor from outside while it works:
 //! signals (through signal-hook's tokio integration) and control requests.
-//! Upgrade triggers queue in order; a stop is remembered; `status` is
-//! handed back to whoever is waiting, to answer at once.
+//! Upgrade triggers queue in order (and are counted in the published
+//! status as they arrive: `upgrades.requested`); a stop is remembered;
+//! `status` is handed back to whoever is waiting, to answer at once. While
+//! a stop drains the worker, [`Inbox::take_one_stopping`] answers `status`
+//! itself and turns upgrades away.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,16 +36,20 @@ pub struct Inbox {
     pub stop: Option<Option<oneshot::Sender<Reply>>>,
     tick: tokio::time::Interval,
     health: Arc<Health>,
+    /// The published status, where queued triggers are counted.
+    snapshot: watch::Sender<Status>,
 }
 
 impl Inbox {
     /// An inbox over `signals` and the control server's `commands`, with a
-    /// `tick` for the watchdog's `health`.
+    /// `tick` for the watchdog's `health`; it counts the triggers it queues
+    /// in `snapshot` (the status the supervisor publishes).
     pub fn new(
         signals: Signals,
         commands: mpsc::Receiver<Command>,
         tick: std::time::Duration,
         health: Arc<Health>,
+        snapshot: watch::Sender<Status>,
     ) -> Inbox {
         Inbox {
             signals,
@@ -51,12 +58,14 @@ impl Inbox {
             stop: None,
             tick: tokio::time::interval(tick),
             health,
+            snapshot,
         }
     }
 
-    /// The next SIGTERM or SIGINT, for a stop already under way.
-    pub async fn stop_signal(&mut self) -> Sig {
-        self.signals.stop().await
+    /// Queues a trigger behind the others, and counts it.
+    fn enqueue(&mut self, pending: Pending) {
+        self.queue.push_back(pending);
+        self.snapshot.send_modify(|s| s.upgrades.requested += 1);
     }
 
     /// Takes one event in: queues triggers, remembers stops; a `status`
@@ -66,17 +75,11 @@ impl Inbox {
         tokio::select! {
             _ = self.tick.tick() => self.health.loop_alive(),
             sig = self.signals.next() => match sig {
-                Sig::Hang => {
-                    // Test hook (BATON_TEST_HANG_ON_SIGUSR2): wedge the main
-                    // loop, as a deadlock would, for the watchdog to notice.
-                    warn!("test hook: SIGUSR2, the main loop hangs now");
-                    loop {
-                        std::thread::park();
-                    }
-                }
+                #[cfg(feature = "test-hooks")]
+                Sig::Hang => hang(),
                 Sig::Hangup => {
                     info!("SIGHUP: upgrade queued");
-                    self.queue.push_back(Pending { trigger: Trigger::Reload, reply: None });
+                    self.enqueue(Pending { trigger: Trigger::Reload, reply: None });
                 }
                 sig => {
                     info!(signal = sig.name(), "stop requested");
@@ -90,14 +93,14 @@ impl Inbox {
                 };
                 match request {
                     Request::Status => return Some(reply),
-                    Request::Upgrade { binary, config, .. } => self.queue.push_back(Pending {
+                    Request::Upgrade { binary, config, .. } => self.enqueue(Pending {
                         trigger: Trigger::Upgrade {
                             binary: binary.map(|path| NamedBinary { path, file: file.map(Arc::new) }),
                             config,
                         },
                         reply: Some(reply),
                     }),
-                    Request::Rollback => self.queue.push_back(Pending {
+                    Request::Rollback => self.enqueue(Pending {
                         trigger: Trigger::Rollback,
                         reply: Some(reply),
                     }),
@@ -119,6 +122,52 @@ impl Inbox {
             let _ = reply.send(Reply::Status(snapshot.borrow().clone()));
         }
     }
+
+    /// Takes one event in while a stop drains the worker: `status` is
+    /// answered from the published status, `upgrade` and `rollback` are
+    /// turned away, a further `stop` waits in [`Inbox::stop`] for the same
+    /// end, SIGHUP is ignored. Returns a SIGTERM or SIGINT: the operator
+    /// insists. Never resolves if nothing arrives.
+    pub async fn take_one_stopping(&mut self) -> Option<Sig> {
+        tokio::select! {
+            _ = self.tick.tick() => self.health.loop_alive(),
+            sig = self.signals.next() => match sig {
+                #[cfg(feature = "test-hooks")]
+                Sig::Hang => hang(),
+                Sig::Hangup => warn!("SIGHUP ignored: stopping"),
+                sig => return Some(sig),
+            },
+            command = self.commands.recv() => {
+                let Some(Command { request, reply, .. }) = command else {
+                    return std::future::pending().await;
+                };
+                match request {
+                    Request::Status => {
+                        let _ = reply.send(Reply::Status(self.snapshot.borrow().clone()));
+                    }
+                    Request::Stop => {
+                        if let Some(Some(earlier)) = self.stop.replace(Some(reply)) {
+                            let _ = earlier.send(Reply::Error { reason: "superseded by a later stop".into() });
+                        }
+                    }
+                    Request::Upgrade { .. } | Request::Rollback => {
+                        let _ = reply.send(Reply::Error { reason: "the supervisor is stopping".into() });
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Test hook (`BATON_TEST_HANG_ON_SIGUSR2`, feature `test-hooks`): wedges
+/// the main loop, as a deadlock would, for the watchdog to notice.
+#[cfg(feature = "test-hooks")]
+fn hang() -> ! {
+    warn!("test hook: SIGUSR2, the main loop hangs now");
+    loop {
+        std::thread::park();
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +175,8 @@ pub enum Sig {
     Terminate,
     Interrupt,
     Hangup,
-    /// SIGUSR2 with the hang test hook on.
+    /// SIGUSR2 with the hang test hook on (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     Hang,
 }
 
@@ -136,6 +186,7 @@ impl Sig {
             Sig::Terminate => "SIGTERM",
             Sig::Interrupt => "SIGINT",
             Sig::Hangup => "SIGHUP",
+            #[cfg(feature = "test-hooks")]
             Sig::Hang => "SIGUSR2",
         }
     }
@@ -143,7 +194,8 @@ impl Sig {
 
 /// The signals the supervisor handles, as one stream through
 /// signal-hook's tokio integration: SIGTERM and SIGINT (stop), SIGHUP
-/// (upgrade), and SIGUSR2 only when `BATON_TEST_HANG_ON_SIGUSR2` is set.
+/// (upgrade), and — built with the feature `test-hooks` only — SIGUSR2
+/// when `BATON_TEST_HANG_ON_SIGUSR2` is set.
 /// Registering them replaces their default actions (SIGHUP would otherwise
 /// kill the supervisor). SIGCHLD is not among them: tokio's process driver
 /// reaps the workers and wakes their `wait()` through the same
@@ -160,10 +212,12 @@ impl std::fmt::Debug for Signals {
 
 impl Signals {
     pub fn new() -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
         let mut set = vec![SIGTERM, SIGINT, SIGHUP];
+        #[cfg(feature = "test-hooks")]
         if std::env::var_os("BATON_TEST_HANG_ON_SIGUSR2").is_some() {
-            set.push(SIGUSR2);
+            set.push(signal_hook::consts::SIGUSR2);
         }
         Ok(Signals {
             stream: signal_hook_tokio::Signals::new(set)?,
@@ -172,7 +226,7 @@ impl Signals {
 
     pub async fn next(&mut self) -> Sig {
         use futures_core::Stream;
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         loop {
             let next =
                 std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.stream).poll_next(cx));
@@ -180,21 +234,11 @@ impl Signals {
                 Some(SIGTERM) => return Sig::Terminate,
                 Some(SIGINT) => return Sig::Interrupt,
                 Some(SIGHUP) => return Sig::Hangup,
-                Some(SIGUSR2) => return Sig::Hang,
+                #[cfg(feature = "test-hooks")]
+                Some(signal_hook::consts::SIGUSR2) => return Sig::Hang,
                 Some(other) => debug!(signal = other, "unexpected signal ignored"),
                 // Closed: only by a handle this code never takes.
                 None => std::future::pending::<()>().await,
-            }
-        }
-    }
-
-    /// The next SIGTERM or SIGINT (SIGHUPs meanwhile are ignored: the
-    /// supervisor is stopping).
-    pub async fn stop(&mut self) -> Sig {
-        loop {
-            match self.next().await {
-                Sig::Hangup | Sig::Hang => warn!("signal ignored: stopping"),
-                sig => return sig,
             }
         }
     }

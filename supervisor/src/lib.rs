@@ -30,6 +30,22 @@
 //! `upgrade` → `state`, `inbox` → `phase`, `worker`, `release`, `control`…
 //! (`.ci/module-cycles` checks that no module imports one that imports it
 //! back).
+//!
+//! # Features
+//!
+//! * `test-hooks` (off by default) — hooks that make the supervisor
+//!   misbehave on purpose, for the process tests, and the worker's hooks
+//!   with them (`baton-worker/test-hooks`). Today one: with
+//!   `BATON_TEST_HANG_ON_SIGUSR2` set, SIGUSR2 wedges the main loop as a
+//!   deadlock would, so that a test sees systemd's watchdog fire
+//!   ([`inbox`]). Without the feature the variable is not even read, and
+//!   SIGUSR2 keeps its default action. The test crate (`tests/`) depends on
+//!   this crate with the feature, so `cargo test --workspace` and `cargo
+//!   build --workspace --bins` build `baton` with it; the release build of
+//!   `.ci/run` and the Debian package (`cargo build --release -p
+//!   baton-supervisor -p baton-worker`) and `cargo run --release --bin
+//!   baton` do not, and `.ci/run` checks that the released `baton` has no
+//!   trace of the hook.
 
 pub mod admin;
 pub mod backoff;

@@ -124,6 +124,11 @@ impl MetricsStore {
         self.restarts += 1;
     }
 
+    /// Workers restarted after a death, so far.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
     pub fn set_generations(&mut self, generations: Vec<(u32, u32, String)>) {
         self.generations = generations;
     }

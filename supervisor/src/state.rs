@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::backoff::Backoff;
 use crate::control::proto::{
-    GenerationStatus, ListenerStatus, ReleaseStatus, Status, UpgradeReport,
+    GenerationStatus, ListenerStatus, ReleaseStatus, Status, UpgradeCounts, UpgradeReport,
 };
 use crate::listeners::ListenerSet;
 use crate::metrics::MetricsStore;
@@ -35,6 +35,11 @@ pub struct Supervisor {
     pub backoff: Backoff,
     pub phase: UpgradePhase,
     pub last_upgrade: Option<UpgradeReport>,
+    /// How the upgrades so far ended. (`requested` is the inbox's: it
+    /// counts triggers as they arrive, in the published status.)
+    pub upgrades: UpgradeCounts,
+    /// The admin endpoint's bound address, if it has one.
+    pub admin: Option<std::net::SocketAddr>,
     /// What `status` (and `/status`) answers with.
     pub snapshot: watch::Sender<Status>,
     /// Every generation's metrics, for `/metrics`.
@@ -89,7 +94,8 @@ impl Supervisor {
         )
     }
 
-    /// Publishes the status with `workers` as the generations alive.
+    /// Publishes the status with `workers` as the generations alive, each
+    /// with its phase.
     pub fn publish(&self, workers: &[(&Worker, &str)]) {
         let mut store = self.metrics.lock();
         store.set_generations(
@@ -120,8 +126,14 @@ impl Supervisor {
                     address: l.address.to_string(),
                 })
                 .collect(),
+            admin: self.admin.map(|a| a.to_string()),
             upgrade_phase: self.phase.to_string(),
             last_upgrade: self.last_upgrade.clone(),
+            upgrades: UpgradeCounts {
+                requested: self.snapshot.borrow().upgrades.requested,
+                ..self.upgrades
+            },
+            worker_restarts: store.restarts(),
             rollback_target: self.previous.as_ref().map(|r| ReleaseStatus {
                 binary: r.binary.display().to_string(),
                 config: r.config.name.clone(),

@@ -8,14 +8,17 @@
 //!     SIGHUP, `upgrade`,   ─▶ queued; run one at a time (see `upgrade`);
 //!       `rollback`            one that leaves no generation alive ─▶ start
 //!                             gen N+1 as after a death
-//!     `status`             ─▶ answered at once, even during an upgrade
+//!     `status`             ─▶ answered at once, even during an upgrade or a stop
 //!     SIGTERM, SIGINT,     ─▶ after any upgrade in progress: Drain ─▶ wait
 //!       `stop`                ≤ drain_timeout + STOP_GRACE ─▶ exit 0
 //! ```
 //!
 //! Triggers that arrive during an upgrade are **queued** behind it, in
 //! order, each answered when its own turn ends; a stop waits for the
-//! upgrade in progress. (SIGHUPs sent faster than the supervisor takes
+//! upgrade in progress. While a stop drains the worker, `status` is still
+//! answered (the generation is `draining`), `upgrade` and `rollback` are
+//! turned away, SIGHUP is ignored, and a second SIGTERM or SIGINT kills
+//! the worker. (SIGHUPs sent faster than the supervisor takes
 //! them in merge into one: the kernel keeps one pending signal of a kind.
 //! `baton upgrade` requests never merge.) At most two workers are alive at once: an upgrade
 //! starts only when the previous one has finished, and finishes only when
@@ -37,7 +40,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::admin::AdminState;
 use crate::backoff::Backoff;
-use crate::control::proto::{Reply, Status};
+use crate::control::proto::{Reply, Status, UpgradeCounts};
 use crate::inbox::{Inbox, Signals};
 use crate::listeners::{BindError, ListenerSet};
 use crate::metrics::MetricsStore;
@@ -141,7 +144,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         };
         let (snapshot, status) = watch::channel(Status::default());
         let metrics = Arc::new(Mutex::new(MetricsStore::default()));
-        let admin = match release.config.view.admin {
+        let (admin, admin_address) = match release.config.view.admin {
             Some(address) => {
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
@@ -155,13 +158,19 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
                     metrics: Arc::clone(&metrics),
                     status,
                 };
-                Some(tokio::spawn(crate::admin::serve(listener, state)))
+                (Some(tokio::spawn(crate::admin::serve(listener, state))), Some(bound))
             }
-            None => None,
+            None => (None, None),
         };
         let health = Health::new();
         let watchdog = tokio::spawn(crate::systemd::watchdog(systemd.clone(), Arc::clone(&health)));
-        let mut inbox = Inbox::new(signals, commands, LOOP_TICK, Arc::clone(&health));
+        let mut inbox = Inbox::new(
+            signals,
+            commands,
+            LOOP_TICK,
+            Arc::clone(&health),
+            snapshot.clone(),
+        );
         let supervisor = Supervisor {
             current: release,
             previous: None,
@@ -171,6 +180,8 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
             backoff: Backoff::default(),
             phase: UpgradePhase::Idle,
             last_upgrade: None,
+            upgrades: UpgradeCounts::default(),
+            admin: admin_address,
             snapshot,
             metrics,
             health,
@@ -229,7 +240,8 @@ impl Supervisor {
         loop {
             if let Some(reply) = inbox.stop.take() {
                 self.stop(worker, inbox).await;
-                if let Some(reply) = reply {
+                // And a `stop` that came while draining, if any.
+                for reply in [reply, inbox.stop.take().flatten()].into_iter().flatten() {
                     let _ = reply.send(Reply::Stopped);
                 }
                 return Ok(());
@@ -278,6 +290,8 @@ impl Supervisor {
                     let status = status.map_or_else(|e| e.to_string(), |s| describe(&s));
                     error!(gen = %worker.generation, pid = worker.pid, %status, "worker died");
                     self.metrics.lock().retire(worker.generation.0);
+                    // No generation serves until the next is ready.
+                    self.publish(&[]);
                     self.health.expect_worker(false);
                     let lived = worker.started.elapsed();
                     match self.restart(lived, inbox).await {
@@ -364,7 +378,8 @@ impl Supervisor {
 
     /// Orders a drain and waits for the worker to exit, within the drain
     /// deadline plus [`STOP_GRACE`]; kills it past that, or at a second
-    /// stop signal.
+    /// stop signal. `status` is answered meanwhile: the generation is
+    /// `draining`.
     async fn stop(&self, mut worker: Worker, inbox: &mut Inbox) {
         self.systemd.stopping();
         let deadline = self.current.config.view.supervisor.drain_timeout;
@@ -372,6 +387,7 @@ impl Supervisor {
         if let Err(e) = worker.ctrl.send_msg(Drain { deadline }).await {
             warn!(error = %e, "could not order the drain");
         }
+        self.publish(&[(&worker, "draining")]);
         let generation = worker.generation;
         let ctrl = &worker.ctrl;
         let child = &mut worker.child;
@@ -391,9 +407,16 @@ impl Supervisor {
             }
             child.wait().await
         };
+        let insisted = async {
+            loop {
+                if let Some(sig) = inbox.take_one_stopping().await {
+                    return sig;
+                }
+            }
+        };
         let outcome = tokio::select! {
             exited = tokio::time::timeout(deadline + STOP_GRACE, drained) => exited.ok(),
-            sig = inbox.stop_signal() => {
+            sig = insisted => {
                 warn!(signal = sig.name(), "second stop signal; killing the worker");
                 None
             }

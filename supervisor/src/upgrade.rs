@@ -222,6 +222,7 @@ impl Supervisor {
             .lock()
             .upgrade_done(&report.kind, outcome, started.elapsed().as_secs_f64());
         self.last_upgrade = Some(report.clone());
+        self.upgrades.count(report.outcome);
         (report, serving)
     }
 
@@ -269,6 +270,7 @@ impl Supervisor {
                         let status = status.map_or_else(|e| e.to_string(), |s| describe(&s));
                         error!(gen = %from, %status, "the old generation died while the new one was starting");
                         old_died = Some(status);
+                        self.publish(&[]);
                     }
                     () = inbox.take_one_answering(&self.snapshot) => {}
                 }
@@ -658,6 +660,11 @@ impl Supervisor {
             _ => format!("its ctrl channel failed: {error}"),
         };
         error!(phase = %self.phase, %status, "the old generation died during the handoff");
+        if seen.new_died.is_none() {
+            self.publish(&[(new, "taking over")]);
+        } else {
+            self.publish(&[]);
+        }
         // The new generation sees its handoff channel close now too, and
         // says what it adopted.
         let mut new_alive = seen.new_died.is_none();

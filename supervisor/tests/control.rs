@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use baton_supervisor::control::proto::{
-    GenerationStatus, ListenerStatus, Outcome, ReleaseStatus, Reply, Request, Status, UpgradeReport,
+    GenerationStatus, ListenerStatus, Outcome, ReleaseStatus, Reply, Request, Status,
+    UpgradeCounts, UpgradeReport,
 };
 use baton_supervisor::control::{
     self, ClientError, Command, ControlError, MAX_FRAME, REQUEST_TIMEOUT, bind, call, serve,
@@ -93,8 +94,17 @@ fn sample_status() -> Status {
             name: "orders".to_string(),
             address: "0.0.0.0:7000".to_string(),
         }],
+        admin: Some("127.0.0.1:9901".to_string()),
         upgrade_phase: "idle".to_string(),
         last_upgrade: Some(report("upgrade", Outcome::Succeeded, None)),
+        upgrades: UpgradeCounts {
+            requested: 3,
+            succeeded: 1,
+            rolled_back: 0,
+            failed: 1,
+            refused: 1,
+        },
+        worker_restarts: 2,
         rollback_target: Some(ReleaseStatus {
             binary: "/opt/old/baton-worker".to_string(),
             config: "/etc/baton/old.toml".to_string(),
@@ -580,6 +590,25 @@ async fn status_prints_a_table_or_json() {
     assert_eq!(code, Some(0), "{stderr}");
     let status: Status = serde_json::from_str(&stdout).unwrap();
     assert_eq!(status, sample_status());
+}
+
+/// A status from a supervisor older than its `admin`, `upgrades` and
+/// `worker_restarts` fields still parses, with nothing and zeros there.
+#[test]
+fn an_older_supervisors_status_parses() {
+    let old = r#"{"supervisor_pid":7,"config":"<embedded default>","generations":[],
+        "listeners":[],"upgrade_phase":"idle","last_upgrade":null,"rollback_target":null}"#;
+    let status: Status = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        status,
+        Status {
+            supervisor_pid: 7,
+            config: "<embedded default>".to_string(),
+            upgrade_phase: "idle".to_string(),
+            ..Status::default()
+        }
+    );
+    assert_eq!(status.upgrades.finished(), 0);
 }
 
 #[tokio::test]

@@ -15,21 +15,11 @@ pub struct Response {
 }
 
 impl Baton {
-    /// The admin endpoint's bound address, from the supervisor's log line
-    /// `admin endpoint (/metrics, /status, /ready) address=…` (printed
-    /// before the first worker starts, so it is in the log once
-    /// [`Baton::start`] returns).
+    /// The admin endpoint's bound address, as the status showed it when
+    /// [`Baton::start`] returned. Panics when the config has no `[admin]`.
     pub fn admin_addr(&self) -> SocketAddr {
-        let line = self
-            .log
-            .iter()
-            .find(|l| l.contains("admin endpoint"))
-            .unwrap_or_else(|| panic!("no admin endpoint in the log:\n{}", self.log.join("\n")));
-        line.split(" address=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
+        self.admin
+            .unwrap_or_else(|| panic!("no admin endpoint: the config has no [admin] address"))
     }
 }
 

@@ -5,6 +5,11 @@
 //!
 //! * [`Baton`] — a running supervisor: its config in a temp dir, its log
 //!   lines, the addresses its listeners got, its workers' pids;
+//! * [`state`] — waiting for what the supervisor publishes (`baton status`,
+//!   `/metrics`): phases, generations, finished upgrades, metrics. Tests
+//!   wait for states, never for log wording; the log is read to assert
+//!   that a line was written, after a state wait ([`Baton::logged`]);
+//! * [`admin`] — the admin endpoint (`/metrics`, `/status`, `/ready`);
 //! * [`upstream`] — in-process upstream servers (echo, scripted);
 //! * [`http_peer`] — HTTP peers: a scripted upstream, a raw client, nginx,
 //!   wrk and curl;
@@ -25,7 +30,11 @@
 //! The binaries are found beside the test executable's `deps/` directory:
 //! `cargo test --workspace` builds them first (the supervisor and worker
 //! packages have integration tests of their own, which makes cargo build
-//! their binaries).
+//! their binaries), with their test hooks: this crate depends on both
+//! packages with the feature `test-hooks`, and cargo builds a package with
+//! the features any package in the build asks for. (`cargo build
+//! --workspace --bins` does the same; a build of the supervisor's package
+//! alone leaves `target/<profile>/baton` without them.)
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -46,6 +55,7 @@ pub mod haproxy;
 pub mod http_peer;
 pub mod recording;
 pub mod smuggle_corpus;
+pub mod state;
 pub mod systemd;
 pub mod traffic;
 pub mod upstream;
@@ -72,6 +82,28 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The path of binary `name`, which must have been built with the cargo
+/// feature `test-hooks` (the harness's dependency on the supervisor and
+/// worker turns it on): `marker` is a string only a hook's code holds, such
+/// as the variable it reads. A build of the supervisor's package alone
+/// (`cargo test -p baton-supervisor`) leaves the hooks out of
+/// `target/<profile>/baton`; this says so instead of letting a test wait
+/// for a hook that is not there.
+pub fn bin_with_test_hooks(name: &str, marker: &str) -> PathBuf {
+    let path = bin(name);
+    let found = Command::new("grep")
+        .args(["-qF", marker])
+        .arg(&path)
+        .status()
+        .expect("run grep");
+    assert!(
+        found.success(),
+        "{} has no test hooks (no {marker:?}): rebuild it with `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
+}
+
 /// A running `baton run`.
 #[derive(Debug)]
 pub struct Baton {
@@ -79,15 +111,20 @@ pub struct Baton {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     lines: mpsc::Receiver<String>,
-    /// Every stderr line seen so far.
+    /// Every stderr line taken in so far (see [`Baton::drain_log`]).
     pub log: Vec<String>,
-    /// Listener name → bound address, from the "listening" log lines.
+    /// Listener name → bound address, from the status once a generation
+    /// serves.
     pub addresses: HashMap<String, SocketAddr>,
+    /// The admin endpoint's bound address, from the same status.
+    admin: Option<SocketAddr>,
 }
 
 impl Baton {
     /// Writes `config` to a temp dir and starts `baton run -c` on it, then
-    /// waits until the first worker is ready.
+    /// waits until the first worker serves (asking the status at
+    /// [`Baton::control_socket`]: a config for `start` names no control
+    /// socket of its own).
     pub fn start(config: &str) -> Baton {
         Baton::start_with(config, &[])
     }
@@ -95,8 +132,33 @@ impl Baton {
     /// Like [`Baton::start`], with extra environment variables.
     pub fn start_with(config: &str, env: &[(&str, &str)]) -> Baton {
         let mut baton = Baton::spawn(config, env);
-        baton.wait_for_log("worker ready");
+        baton.wait_until_serving();
         baton
+    }
+
+    /// Waits for the status to show a generation `serving` (it is told to
+    /// accept just before), and takes the listeners' and the admin
+    /// endpoint's bound addresses from it.
+    fn wait_until_serving(&mut self) {
+        let status = self.wait_for_status("a generation serving", |s| {
+            s.generations.iter().any(|g| g.phase == "serving")
+        });
+        self.addresses = status
+            .listeners
+            .iter()
+            .map(|l| {
+                let address = l
+                    .address
+                    .parse()
+                    .unwrap_or_else(|e| panic!("listener {} address {:?}: {e}", l.name, l.address));
+                (l.name.clone(), address)
+            })
+            .collect();
+        self.admin = status.admin.as_deref().map(|a| {
+            a.parse()
+                .unwrap_or_else(|e| panic!("admin address {a:?}: {e}"))
+        });
+        self.drain_log();
     }
 
     /// Starts `baton run -c` without waiting for anything. The control
@@ -109,7 +171,7 @@ impl Baton {
     /// arguments that execs the rest, such as `prlimit --nofile=N:N --`).
     pub fn start_wrapped(wrapper: &[&str], config: &str) -> Baton {
         let mut baton = Baton::spawn_wrapped(wrapper, config, &[]);
-        baton.wait_for_log("worker ready");
+        baton.wait_until_serving();
         baton
     }
 
@@ -163,28 +225,22 @@ impl Baton {
             lines,
             log: Vec::new(),
             addresses: HashMap::new(),
+            admin: None,
         }
     }
 
-    fn absorb(&mut self, line: String) {
-        if let (true, Some(name), Some(addr)) = (
-            line.contains(" listening "),
-            field(&line, "name"),
-            field(&line, "address"),
-        ) {
-            self.addresses.insert(name, addr.parse().unwrap());
-        }
-        self.log.push(line);
+    /// The last log line containing `needle`, which must be (or come) in
+    /// the log: for asserting that a line was written, **after** a state
+    /// wait has shown that what writes it has happened. It waits only for
+    /// the log pipe to deliver the line (up to [`PATIENCE`]), never to
+    /// decide when a test acts. Panics if the line never comes.
+    pub fn logged(&mut self, needle: &str) -> String {
+        self.logged_count(needle, 1)
     }
 
-    /// Waits for a log line containing `needle` that was not seen before
-    /// this call's own earlier matches; returns it.
-    pub fn wait_for_log(&mut self, needle: &str) -> String {
-        self.wait_for_log_count(needle, self.count_log(needle) + 1)
-    }
-
-    /// Waits until `count` log lines contain `needle` in all; returns the last.
-    pub fn wait_for_log_count(&mut self, needle: &str, count: usize) -> String {
+    /// Like [`Baton::logged`], for the `count`th line containing `needle`
+    /// (`count` lines in all); returns the last of them.
+    pub fn logged_count(&mut self, needle: &str, count: usize) -> String {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if self.count_log(needle) >= count {
@@ -198,15 +254,17 @@ impl Baton {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => self.absorb(line),
+                Ok(line) => self.log.push(line),
                 Err(_) => panic!(
-                    "no log line containing {needle:?} (wanted {count}) within {PATIENCE:?}; log so far:\n{}",
+                    "{} log lines containing {needle:?} were written, not {count}; log:\n{}",
+                    self.count_log(needle),
                     self.log.join("\n")
                 ),
             }
         }
     }
 
+    /// Log lines taken in so far that contain `needle`.
     pub fn count_log(&self, needle: &str) -> usize {
         self.log.iter().filter(|l| l.contains(needle)).count()
     }
@@ -214,8 +272,17 @@ impl Baton {
     /// Takes in log lines already printed, without waiting.
     pub fn drain_log(&mut self) {
         while let Ok(line) = self.lines.try_recv() {
-            self.absorb(line);
+            self.log.push(line);
         }
+    }
+
+    /// The log so far, for a failure message from code that holds the
+    /// handle shared: the lines taken in and those the pipe has brought
+    /// since (which this takes out of the pipe without keeping).
+    fn log_so_far(&self) -> Vec<String> {
+        let mut log = self.log.clone();
+        log.extend(self.lines.try_iter());
+        log
     }
 
     /// The bound address of listener `name`.
@@ -293,7 +360,7 @@ impl Baton {
             if let Some(status) = self.child.try_wait().unwrap() {
                 // Collect the last words.
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.absorb(line);
+                    self.log.push(line);
                 }
                 return status;
             }
@@ -331,13 +398,6 @@ fn with_control_socket(config: &str, path: &std::path::Path) -> String {
         }
         None => format!("[supervisor]\n{line}\n{config}"),
     }
-}
-
-/// `key=value` from a tracing log line.
-fn field(line: &str, key: &str) -> Option<String> {
-    let start = line.find(&format!(" {key}="))? + key.len() + 2;
-    let value = line[start..].split_whitespace().next()?;
-    Some(value.trim_matches('"').to_string())
 }
 
 /// Live (non-zombie) children of `parent`, from `/proc/*/stat`.

@@ -45,13 +45,14 @@ fn field(line: &str, key: &str) -> Option<u64> {
     line[start..].split_whitespace().next()?.parse().ok()
 }
 
-/// The worker's budget as it logged it: (units, the listener's cost, its
-/// effective limit).
+/// The worker's budget as it logged it at start (what this asserts: the
+/// figures are logged): (units, the listener's cost, its effective limit).
+/// Called once [`Baton::start`] has seen the worker serve.
 fn logged_budget(baton: &mut Baton) -> (u64, u64, u64) {
-    let budget = baton.wait_for_log_count("fd budget limit=", 1);
+    let budget = baton.logged("fd budget limit=");
     assert_eq!(field(&budget, "limit"), Some(LIMIT), "{budget}");
     let units = field(&budget, "units").unwrap();
-    let listener = baton.wait_for_log_count("fd budget for the listener", 1);
+    let listener = baton.logged("fd budget for the listener");
     let cost = field(&listener, "cost").unwrap();
     let effective = field(&listener, "effective").unwrap();
     assert_eq!(effective, units / cost, "{listener}");
@@ -68,9 +69,11 @@ fn metric(baton: &Baton, family: &str) -> u64 {
         .sum()
 }
 
-/// What would show an fd shortage: EMFILE on accept, failed connects.
-fn assert_no_fd_trouble(baton: &Baton) {
+/// What would show an fd shortage: EMFILE on accept, failed connects (in
+/// the log as far as it has come).
+fn assert_no_fd_trouble(baton: &mut Baton) {
     assert_eq!(metric(baton, "baton_upstream_connect_failures_total"), 0);
+    baton.drain_log();
     let trouble: Vec<&String> = baton
         .log
         .iter()
@@ -156,7 +159,7 @@ async fn an_l4_listener_stops_at_its_fd_budget_and_serves_the_rest_later() {
     eventually("every connection counted as accepted", || {
         metric(&baton, "baton_listener_connections_total") == total as u64
     });
-    assert_no_fd_trouble(&baton);
+    assert_no_fd_trouble(&mut baton);
 }
 
 /// An HTTP listener under the same limit, with the two ways a client
@@ -255,6 +258,6 @@ async fn http_streams_and_clients_past_the_budget_wait_instead_of_failing() {
     }
     assert_eq!(answered.load(Ordering::SeqCst), CLIENTS);
     assert_eq!(up.requests(), STREAMS + CLIENTS);
-    assert_no_fd_trouble(&baton);
+    assert_no_fd_trouble(&mut baton);
     drop(h2_connections);
 }

@@ -963,7 +963,7 @@ async fn an_idle_keep_alive_connection_moves_to_the_new_generation() {
 async fn a_response_in_progress_finishes_then_its_connection_moves() {
     let up = HttpUpstream::start("up").await;
     let routes = "[[listeners.routes]]\npath = \"/generation\"\ndirect = { body = \"generation {generation}\" }\n";
-    let mut baton = Baton::start(&config(Some("main"), "", routes, &[("main", &[up.addr])]));
+    let baton = Baton::start(&config(Some("main"), "", routes, &[("main", &[up.addr])]));
     let mut client = Client::connect(baton.addr("web")).await;
     client.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n").await;
     let held = tokio::spawn(async move {
@@ -973,7 +973,9 @@ async fn a_response_in_progress_finishes_then_its_connection_moves() {
     eventually("the request at the upstream", || up.requests() == 1);
     let socket = baton.control_socket();
     let upgrade = tokio::spawn(async move { cli_at(&socket, &["upgrade"]).await });
-    baton.wait_for_log("handing off");
+    // Held there: the response in progress keeps its connection from
+    // moving until the upstream answers.
+    tokio::task::block_in_place(|| baton.wait_for_phase_reached("handing off"));
     up.release(1);
     let (mut client, r) = held.await.unwrap();
     assert_eq!((r.status(), r.text().as_str()), (200, "up GET /hold\n"));

@@ -361,9 +361,10 @@ async fn until(what: &str, mut condition: impl FnMut() -> bool) {
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
-/// [`Baton::wait_for_log`] from async code: it blocks on the log pipe.
-fn wait_for_log(baton: &mut Baton, needle: &str) -> String {
-    tokio::task::block_in_place(|| baton.wait_for_log(needle))
+/// [`Baton::wait_for_phase_reached`] from async code: it blocks while it
+/// polls the status.
+fn wait_for_phase_reached(baton: &Baton, phase: &str) {
+    tokio::task::block_in_place(|| baton.wait_for_phase_reached(phase));
 }
 
 /// `baton upgrade`, awaited; panics unless it succeeded.
@@ -881,7 +882,7 @@ async fn a_tls_http11_response_in_progress_finishes_then_the_connection_closes()
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let alpha = make_cert(dir.path(), "alpha", "alpha.test", "first").await;
-    let mut baton = Baton::start(&config(
+    let baton = Baton::start(&config(
         &(tls(&[&alpha]) + GEN_ROUTE),
         &cluster("app", "http1", upstream.addr),
     ));
@@ -896,7 +897,9 @@ async fn a_tls_http11_response_in_progress_finishes_then_the_connection_closes()
     .await;
     let socket = baton.control_socket();
     let upgrading = tokio::spawn(async move { cli_at(&socket, &["upgrade"]).await });
-    wait_for_log(&mut baton, "migrating connections");
+    // The new generation accepts and the old one has stopped: migrating,
+    // or already forwarding (a TLS connection drains rather than moves).
+    wait_for_phase_reached(&baton, "migrating");
     upstream.release();
     let response = client.read_until("released\n").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -1379,7 +1382,7 @@ fn check_grpc_basic(r: &serde_json::Value) {
 async fn a_grpc_stream_in_flight_finishes_across_an_upgrade() {
     require_grpcio().await;
     let mut server = GrpcServer::start("backend").await;
-    let mut baton = Baton::start(&config("", &cluster("app", "http2", server.addr())));
+    let baton = Baton::start(&config("", &cluster("app", "http2", server.addr())));
     let old = baton.worker_pid();
     let mut client = Command::new(interop_python())
         .arg(grpc_script("client.py"))
@@ -1400,9 +1403,11 @@ async fn a_grpc_stream_in_flight_finishes_across_an_upgrade() {
 
     let socket = baton.control_socket();
     let upgrading = tokio::spawn(async move { cli_at(&socket, &["upgrade"]).await });
-    // The GOAWAY is out once the old worker waits for its HTTP/2
-    // connections; only then does the server finish the stream.
-    wait_for_log(&mut baton, "waiting for draining connections");
+    // The GOAWAY is out once the handoff is committed and the old worker
+    // waits for its HTTP/2 connections to drain (`forwarding`); only then
+    // does the server finish the stream.
+    let status = tokio::task::block_in_place(|| baton.wait_for_phase("forwarding"));
+    assert_eq!(status.upgrade_phase, "forwarding 1 -> 2");
     server.release().await;
 
     let done = event(next_line(&mut lines).await);
@@ -1870,7 +1875,7 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (String, Ve
 async fn an_http11_request_in_flight_to_an_http2_cluster_finishes_then_moves() {
     let upstream = Upstream::start().await;
     let inner = Baton::start(&config("", &cluster("app", "http1", upstream.addr)));
-    let mut outer = Baton::start(&config(
+    let outer = Baton::start(&config(
         GEN_ROUTE,
         &cluster("app", "http2", inner.addr("web")),
     ));
@@ -1887,7 +1892,8 @@ async fn an_http11_request_in_flight_to_an_http2_cluster_finishes_then_moves() {
     .await;
     let socket = outer.control_socket();
     let upgrading = tokio::spawn(async move { cli_at(&socket, &["upgrade"]).await });
-    wait_for_log(&mut outer, "migrating connections");
+    // Held there: the request in flight keeps its connection from moving.
+    wait_for_phase_reached(&outer, "migrating");
     upstream.release();
     let (status, body) = read_response(&mut client, &mut buf).await;
     assert_eq!(

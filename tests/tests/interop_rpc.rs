@@ -511,7 +511,7 @@ async fn many_concurrent_calls(protocol: &str, kind: ClientKind) {
 /// machine's speed; then each answers 1–2 s later.
 async fn calls_in_flight_survive_an_upgrade(protocol: &str, kind: ClientKind) {
     let mut server = Server::start_with(protocol, "a", &[ECHO], true).await;
-    let mut baton = Baton::start(&config(protocol, server.addr, "", ""));
+    let baton = Baton::start(&config(protocol, server.addr, "", ""));
     let mut client = Client::start(kind, baton.addr("rpc")).await;
 
     // Warm up: the client connects, baton's pool fills (round robin over
@@ -541,8 +541,10 @@ async fn calls_in_flight_survive_an_upgrade(protocol: &str, kind: ClientKind) {
     let upgrade = tokio::spawn(async move { cli_at(&socket, &["upgrade"]).await });
     let during = values("during", 20);
     let during_tag = client.start_calls(ECHO, "echo", echo_args(&during)).await;
-    // The Baton handle reads its log synchronously.
-    tokio::task::block_in_place(|| baton.wait_for_log("forwarding late responses"));
+    // The connection has moved with the calls held at the server: the old
+    // generation forwards their late responses (the status polls block).
+    let status = tokio::task::block_in_place(|| baton.wait_for_phase("forwarding"));
+    assert_eq!(status.upgrade_phase, "forwarding 1 -> 2");
     server.release().await;
 
     assert_answers(

@@ -537,7 +537,7 @@ async fn routes_by_servant_function_and_context(kind: ClientKind) {
 /// every one of them takes the write-migration path.
 async fn calls_in_flight_survive_an_upgrade(kind: ClientKind) {
     let mut server = Server::start("a", true).await;
-    let mut baton = Baton::start(&config(server.addr, "10s", "", ""));
+    let baton = Baton::start(&config(server.addr, "10s", "", ""));
     let mut client = Client::start(kind, baton.addr("rpc")).await;
 
     let warm = values("warm", POOL * 2);
@@ -561,8 +561,10 @@ async fn calls_in_flight_survive_an_upgrade(kind: ClientKind) {
     let during_tag = client.start_calls("echo", one_arg(&during)).await;
     let notes = values("note", 20);
     let notes_tag = client.start_calls("note", one_arg(&notes)).await;
-    // The Baton handle reads its log synchronously.
-    tokio::task::block_in_place(|| baton.wait_for_log("forwarding late responses"));
+    // The connection has moved with the calls held at the server: the old
+    // generation forwards their late responses (the status polls block).
+    let status = tokio::task::block_in_place(|| baton.wait_for_phase("forwarding"));
+    assert_eq!(status.upgrade_phase, "forwarding 1 -> 2");
     server.release().await;
 
     assert_answers("in flight", &client.results(&slow_tag).await, "a", &slow);

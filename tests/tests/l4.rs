@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use baton_tests::state::Outcome;
 use baton_tests::upstream::{Echo, Scripted, dead_addr, round_trip};
 use baton_tests::{Baton, PATIENCE, tcp_config};
 use rand::RngCore;
@@ -294,9 +295,17 @@ async fn a_bulk_stream_survives_upgrades_with_its_kernel_pipe_full() {
         // Not read for a while: the client's writes fill every buffer on
         // the way, the proxy's kernel pipe included.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        tokio::task::block_in_place(|| baton.upgrade(&[]));
         upgrades += 1;
-        let done = baton.wait_for_log("handed off; exiting");
+        let status = tokio::task::block_in_place(|| {
+            baton.upgrade(&[]);
+            baton.wait_for_upgrades(upgrades as u64)
+        });
+        let report = status.last_upgrade.unwrap();
+        assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+        assert_eq!(report.migrated, 1, "the stream moved: {report:?}");
+        // Whether the kernel pipe spilled only the old worker knows: its
+        // last line says, written before it reported the handoff done.
+        let done = baton.logged_count("handed off; exiting", upgrades);
         assert!(done.contains("migrated=1 "), "the stream moved: {done}");
         spilled += done
             .split("spilled=")

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use baton_tests::state::Outcome;
 use baton_tests::{Baton, PATIENCE};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -269,7 +270,7 @@ async fn broker_requests_reach_their_client_and_answers_the_broker_that_asked() 
 async fn requests_in_flight_survive_an_upgrade() {
     let (default, mut seen) = broker("default", Duration::from_secs(1)).await;
     let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
-    let mut baton = Baton::start(&config(default, orders));
+    let baton = Baton::start(&config(default, orders));
     let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
     const COUNT: i64 = 40;
     for opaque in 1..=COUNT {
@@ -289,8 +290,19 @@ async fn requests_in_flight_survive_an_upgrade() {
             requests += 1;
         }
     }
-    tokio::task::block_in_place(|| baton.upgrade(&[]));
-    baton.wait_for_log("handed off; exiting");
+    let status = tokio::task::block_in_place(|| {
+        baton.upgrade(&[]);
+        baton.wait_for_upgrades(1)
+    });
+    // The old generation handed the connection over and has exited.
+    let report = status.last_upgrade.as_ref().unwrap();
+    assert_eq!(
+        (report.outcome, report.migrated, report.lost),
+        (Outcome::Succeeded, 1, 0),
+        "{status:#?}"
+    );
+    assert_eq!(status.generations.len(), 1, "{status:#?}");
+    assert_eq!(status.generations[0].generation, 2, "{status:#?}");
     let mut answers = BTreeMap::new();
     while answers.len() < COUNT as usize {
         let frame = timeout(PATIENCE, Frame::read(&mut client))

@@ -184,6 +184,8 @@ fn start_reload_failed_reload_and_stop() {
 /// heartbeat interval, leaving no slack on a loaded machine.
 #[test]
 fn the_watchdog_restarts_a_hung_supervisor() {
+    // The hook is compiled in with the feature `test-hooks` only.
+    baton_tests::bin_with_test_hooks("baton", "BATON_TEST_HANG_ON_SIGUSR2");
     let container = Container::boot(&echo_config(), |stage| {
         stage.file(
             "/etc/systemd/system/baton.service.d/watchdog.conf",

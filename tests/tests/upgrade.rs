@@ -3,6 +3,7 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use baton_tests::state::Outcome;
 use baton_tests::traffic::{Checked, ModalUpstream, stream_echo, stream_half_closed};
 use baton_tests::upstream::round_trip;
 use baton_tests::{Baton, PATIENCE, alive, tcp_config};
@@ -24,7 +25,7 @@ const UPGRADES: usize = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_upgrades_under_load_disturb_nothing() {
     let upstream = ModalUpstream::start().await;
-    let mut baton = Baton::start(&tcp_config(&[upstream.addr], ""));
+    let baton = Baton::start(&tcp_config(&[upstream.addr], ""));
     let addr = baton.addr("front");
     let (stop, stopped) = watch::channel(false);
 
@@ -77,26 +78,37 @@ async fn twenty_upgrades_under_load_disturb_nothing() {
 
     // Every long-lived connection is through the proxy before the first
     // upgrade (the short ones come and go).
-    baton_tests::eventually("200 connections through the proxy", || {
-        baton.drain_log();
-        let out = baton.cli(&["status", "--json"]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.contains(&format!("\"connections\": {}", LONG_LIVED))
-            || text.contains(&format!("\"connections\": {}", LONG_LIVED + 1))
+    baton.wait_for_status("200 connections through the proxy", |s| {
+        matches!(
+            s.generations.as_slice(),
+            [one] if one.connections.is_some_and(|c| c == LONG_LIVED || c == LONG_LIVED + 1)
+        )
     });
 
     let mut pids = vec![baton.worker_pid()];
+    let mut migrated = 0;
     for round in 0..UPGRADES {
         if round % 2 == 0 {
             baton.signal(Signal::HUP);
-            baton.wait_for_log_count("upgrade succeeded", round + 1);
         } else {
             baton.upgrade(&[]);
-            baton.wait_for_log_count("upgrade succeeded", round + 1);
         }
+        let status = baton.wait_for_upgrades(round as u64 + 1);
+        let report = status.last_upgrade.as_ref().unwrap();
+        assert_eq!(
+            report.outcome,
+            Outcome::Succeeded,
+            "round {round}: {report:?}"
+        );
+        migrated += report.migrated;
         pids.push(baton.worker_pid());
     }
-    assert_eq!(baton.count_log("upgrade did not happen"), 0);
+    let counts = baton.status().upgrades;
+    assert_eq!(
+        (counts.requested, counts.succeeded, counts.finished()),
+        (UPGRADES as u64, UPGRADES as u64, UPGRADES as u64),
+        "every upgrade succeeded: {counts:?}"
+    );
 
     stop.send_replace(true);
     let mut results: Vec<Checked> = Vec::new();
@@ -141,19 +153,6 @@ async fn twenty_upgrades_under_load_disturb_nothing() {
     for pid in &pids[..UPGRADES] {
         assert!(!alive(*pid), "old worker {pid} still alive");
     }
-    let migrated: u64 = baton
-        .log
-        .iter()
-        .filter(|l| l.contains("upgrade succeeded"))
-        .filter_map(|l| {
-            l.split(" migrated=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
     assert!(
         migrated >= LONG_LIVED * UPGRADES as u64,
         "each upgrade moved the long-lived connections ({migrated})"

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use baton_tests::faults::{
-    Fleet, ShortLoop, WorkerSampler, cli_at, failures, script, serving_connections, short_echo,
-    status_json, worker_with_env,
+    Fleet, ShortLoop, WorkerSampler, cli_at, failures, script, short_echo, status_json,
+    worker_with_env,
 };
 use baton_tests::traffic::ModalUpstream;
-use baton_tests::{Baton, alive, bin, eventually, tcp_config};
+use baton_tests::{Baton, alive, bin, tcp_config};
 use rustix::process::Signal;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -49,9 +49,10 @@ fn describe(out: &Output) -> String {
 
 /// Waits until the one generation serves exactly `count` connections.
 fn wait_for_connections(baton: &Baton, count: u64) {
-    eventually(&format!("{count} connections through the proxy"), || {
-        serving_connections(&status_json(baton)) == Some(count)
-    });
+    baton.wait_for_status(
+        &format!("{count} connections through the proxy"),
+        |s| matches!(s.generations.as_slice(), [one] if one.connections == Some(count)),
+    );
 }
 
 /// `generations[0].binary` and `rollback_target.binary` from `status`.
@@ -444,15 +445,15 @@ async fn a_bad_config_is_refused_and_changes_nothing() {
 /// A burst may reach the supervisor as fewer SIGHUPs than were sent: the
 /// kernel keeps one pending SIGHUP per process, and tokio's `Signal`
 /// coalesces deliveries between two polls. So the burst is asserted
-/// "every received SIGHUP succeeded", the paced ones "all 5".
+/// "every received SIGHUP succeeded", the paced ones "all 5". What the
+/// supervisor received is its status's count of triggers taken in
+/// (`upgrades.requested`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_to_back_upgrades_all_succeed_with_at_most_two_workers() {
-    const UPGRADES: usize = 20;
-    const HANGUPS: usize = 5;
-    const QUEUED: &str = "SIGHUP: upgrade queued";
-    const SUCCEEDED: &str = "upgrade succeeded";
+    const UPGRADES: u64 = 20;
+    const HANGUPS: u64 = 5;
     let upstream = ModalUpstream::start().await;
-    let mut baton = Baton::start(&tcp_config(&[upstream.addr], ""));
+    let baton = Baton::start(&tcp_config(&[upstream.addr], ""));
     let addr = baton.addr("front");
     let fleet = Fleet::echo(addr, 20, 4000);
     wait_for_connections(&baton, 20);
@@ -462,34 +463,42 @@ async fn back_to_back_upgrades_all_succeed_with_at_most_two_workers() {
         let out = cli_at(&baton.control_socket(), &["upgrade"]).await;
         assert!(out.status.success(), "upgrade {round}: {}", describe(&out));
     }
-    baton.wait_for_log_count(SUCCEEDED, UPGRADES);
+    let status = baton.wait_for_upgrades(UPGRADES);
+    assert_eq!(status.upgrades.requested, UPGRADES, "{status:#?}");
 
     // A burst.
     for _ in 0..HANGUPS {
         baton.signal(Signal::HUP);
     }
-    baton.wait_for_log_count(QUEUED, 1);
-    eventually("every queued SIGHUP to end", || {
-        baton.drain_log();
-        baton.count_log(SUCCEEDED) == UPGRADES + baton.count_log(QUEUED)
-            && status_json(&baton)["upgrade_phase"] == "idle"
+    baton.wait_for_status("the first SIGHUP taken in", |s| {
+        s.upgrades.requested > UPGRADES
     });
-    let burst = baton.count_log(QUEUED);
+    let status = baton.wait_for_status("every queued SIGHUP to end", |s| {
+        s.upgrades.finished() == s.upgrades.requested && s.upgrade_phase == "idle"
+    });
+    let burst = status.upgrades.requested - UPGRADES;
     eprintln!("{HANGUPS} SIGHUPs fired at once reached the supervisor as {burst}");
     assert!(burst <= HANGUPS);
 
-    // Paced by the supervisor's own log, not by the upgrades.
+    // Paced by the supervisor's count of triggers taken in, not by the
+    // upgrades.
     for sent in 1..=HANGUPS {
         baton.signal(Signal::HUP);
-        baton.wait_for_log_count(QUEUED, burst + sent);
+        baton.wait_for_status(&format!("SIGHUP {sent} of the paced ones taken in"), |s| {
+            s.upgrades.requested == UPGRADES + burst + sent
+        });
     }
-    baton.wait_for_log_count(SUCCEEDED, UPGRADES + burst + HANGUPS);
+    let status = baton.wait_for_upgrades(UPGRADES + burst + HANGUPS);
 
     let most = sampler.finish().await;
     eprintln!("at most {most} workers seen alive at once");
     assert!(most <= 2, "{most} workers alive at once");
-    assert_eq!(baton.count_log(QUEUED), burst + HANGUPS);
-    assert_eq!(baton.count_log("upgrade did not happen"), 0);
+    let counts = status.upgrades;
+    assert_eq!(counts.requested, UPGRADES + burst + HANGUPS, "{counts:?}");
+    assert_eq!(
+        counts.succeeded, counts.requested,
+        "none failed: {counts:?}"
+    );
     assert_eq!(baton.worker_pids().len(), 1);
     assert_fleet_intact(fleet).await;
 }
@@ -588,7 +597,8 @@ async fn the_control_socket_admits_only_its_owner() {
         "{}",
         describe(&out)
     );
-    let logged = baton.wait_for_log("refused a peer of another uid");
+    // The refusal was logged before it was answered.
+    let logged = baton.logged("refused a peer of another uid");
     assert!(logged.contains(&format!("uid={NOBODY}")), "{logged}");
     // The owner still gets in.
     assert!(baton.cli(&["status"]).status.success());
@@ -603,7 +613,10 @@ async fn the_control_socket_admits_only_its_owner() {
 
 // === phases ===
 
-/// The phases an upgrade went through, from the supervisor's log.
+/// The phases an upgrade went through, from the supervisor's log: each
+/// phase is published (a test cannot poll every one of them, some last
+/// microseconds) and logged, `upgrade phase phase=<name>`, and the log is
+/// the record of the sequence.
 fn phases(baton: &Baton) -> Vec<String> {
     baton
         .log
@@ -620,7 +633,8 @@ async fn upgrade_phases_come_in_order() {
     let upstream = ModalUpstream::start().await;
     let mut baton = Baton::start(&tcp_config(&[upstream.addr], ""));
     baton.upgrade(&[]);
-    baton.wait_for_log_count("phase=idle", 1);
+    baton.wait_for_upgrades(1);
+    baton.logged_count("phase=idle", 1);
     assert_eq!(
         phases(&baton),
         [
@@ -641,7 +655,14 @@ async fn upgrade_phases_come_in_order() {
         "{}",
         describe(&out)
     );
-    baton.wait_for_log_count("phase=idle", 2);
+    let status = baton.wait_for_upgrades(2);
+    assert_eq!(status.upgrade_phase, "idle");
+    assert_eq!(
+        (status.upgrades.succeeded, status.upgrades.refused),
+        (1, 1),
+        "{status:#?}"
+    );
+    baton.logged_count("phase=idle", 2);
     assert_eq!(
         phases(&baton)[6..],
         ["loading", "idle"],

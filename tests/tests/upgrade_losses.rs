@@ -9,7 +9,8 @@
 //! file exists) for `starting`, `ready` and `migrating`, and by the held
 //! responses themselves for `forwarding` (the old generation forwards until
 //! the last one is answered). Each test waits for the phase in
-//! `baton status` and, when a hook holds it, for the hook's log line; it
+//! `baton status` — and for what the hook holds: the new worker's process,
+//! or the first batch moved in `/metrics` — never for log wording; it
 //! never sleeps.
 //!
 //! What the clients saw: after the kill and the upstream's release, each
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use baton_tests::admin::{http, sample};
 use baton_tests::bolt::{BoltClient, BoltFrame, HeldBoltServer};
 use baton_tests::faults::{cli_at, status_json, worker_with_env};
-use baton_tests::{Baton, PATIENCE, bin, eventually, kill9};
+use baton_tests::{Baton, PATIENCE, bin, children_of, eventually, kill9};
 use tokio::task::{JoinHandle, block_in_place};
 use tokio::time::timeout;
 
@@ -291,18 +292,41 @@ fn wait_for_phase(baton: &Baton, phase: &str) {
     });
 }
 
-/// Waits for the pause hook to hold a worker at `point`; returns its pid.
-fn wait_for_hold(baton: &mut Baton, point: &str) -> u32 {
-    let line = block_in_place(|| {
-        baton.wait_for_log(&format!(
-            "test hook BATON_TEST_PAUSE_AT: holding point=\"{point}\""
-        ))
+/// The new generation's pid while the upgrade is held in `starting` or
+/// `handing off` (the new worker held at `starting` or `ready`): the
+/// supervisor's other child than `old` — the only trace of a worker not
+/// ready yet — and, once ready, generation 2 in the status.
+fn new_worker(baton: &Baton, old: u32) -> u32 {
+    let mut new = 0;
+    block_in_place(|| {
+        eventually("the new worker's process", || {
+            match children_of(baton.pid()).as_slice() {
+                [a, b] if *a == old || *b == old => {
+                    new = if *a == old { *b } else { *a };
+                    true
+                }
+                _ => false,
+            }
+        })
     });
-    line.split(" pid=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {line:?}"))
+    let status = baton.status();
+    if let Some(ready) = status.generations.iter().find(|g| g.generation == 2) {
+        assert_eq!(ready.pid, new, "{status:#?}");
+    }
+    new
+}
+
+/// Waits until the old generation, held by the pause hook at `migrating`,
+/// has had its first batch acknowledged: it counts the batch moved right
+/// before it holds, and its next heartbeat brings the count to `/metrics`.
+fn wait_for_first_batch_moved(baton: &Baton) {
+    block_in_place(|| {
+        baton.wait_for_metric(
+            "baton_migration_connections_moved_total",
+            "above 0",
+            |moved| moved.is_some_and(|m| m > 0.0),
+        )
+    });
 }
 
 /// `baton upgrade` with `args`, in the background.
@@ -345,7 +369,7 @@ async fn the_new_generation_killed_after_ready() {
 
 async fn new_generation_killed_before_migrating(point: &str, phase: &str) {
     let upstream = HeldBoltServer::start().await;
-    let mut baton = Baton::start(&config(upstream.addr));
+    let baton = Baton::start(&config(upstream.addr));
     let clients = Clients::open(baton.addr("rpc"), FEW, &upstream).await;
     let old = baton.worker_pid();
     let scripts = tempfile::tempdir().unwrap();
@@ -353,8 +377,8 @@ async fn new_generation_killed_before_migrating(point: &str, phase: &str) {
     let binary = holding_worker(scripts.path(), point, &file);
 
     let upgrading = upgrade(&baton, &["--binary", &binary.display().to_string()]);
-    let new = wait_for_hold(&mut baton, point);
     wait_for_phase(&baton, phase);
+    let new = new_worker(&baton, old);
     assert_ne!(new, old);
     assert!(baton.worker_pids().contains(&new), "{new} is a worker");
     kill9(new);
@@ -392,13 +416,14 @@ async fn the_new_generation_killed_mid_migration() {
     let file = scripts.path().join("release");
     let env = hold_at("migrating", &file);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut baton = Baton::start_with(&config(upstream.addr), &env);
+    let baton = Baton::start_with(&config(upstream.addr), &env);
     let clients = Clients::open(baton.addr("rpc"), MANY, &upstream).await;
     let old = baton.worker_pid();
 
     let upgrading = upgrade(&baton, &[]);
-    assert_eq!(wait_for_hold(&mut baton, "migrating"), old);
     wait_for_phase(&baton, "migrating 1 -> 2");
+    wait_for_first_batch_moved(&baton);
+    assert_eq!(pid_of(&baton, 1), old);
     kill9(pid_of(&baton, 2));
     release(&file);
     let out = upgrading.await.unwrap();
@@ -502,13 +527,14 @@ async fn the_old_generation_killed_mid_migration() {
     let file = scripts.path().join("release");
     let env = hold_at("migrating", &file);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut baton = Baton::start_with(&config(upstream.addr), &env);
+    let baton = Baton::start_with(&config(upstream.addr), &env);
     let clients = Clients::open(baton.addr("rpc"), MANY, &upstream).await;
     let old = baton.worker_pid();
 
     let upgrading = upgrade(&baton, &[]);
-    assert_eq!(wait_for_hold(&mut baton, "migrating"), old);
     wait_for_phase(&baton, "migrating 1 -> 2");
+    wait_for_first_batch_moved(&baton);
+    assert_eq!(pid_of(&baton, 1), old);
     kill9(old);
     let out = upgrading.await.unwrap();
 
@@ -622,11 +648,11 @@ async fn the_old_generation_killed_before_the_handshake() {
 
 /// Nothing had moved, so what the old generation held is counted from its
 /// last heartbeat, which the test waits for before the upgrade. The new
-/// one is released once the supervisor has seen the old one die (`died`
-/// is also the start of its log line).
+/// one is released once the supervisor has seen the old one die: it is
+/// gone from the status.
 async fn old_generation_killed_before_anything_moved(point: &str, phase: &str, died: &str) {
     let upstream = HeldBoltServer::start().await;
-    let mut baton = Baton::start(&config(upstream.addr));
+    let baton = Baton::start(&config(upstream.addr));
     let clients = Clients::open(baton.addr("rpc"), FEW, &upstream).await;
     let requests = clients.requests();
     block_in_place(|| {
@@ -648,11 +674,14 @@ async fn old_generation_killed_before_anything_moved(point: &str, phase: &str, d
     let binary = holding_worker(scripts.path(), point, &file);
 
     let upgrading = upgrade(&baton, &["--binary", &binary.display().to_string()]);
-    wait_for_hold(&mut baton, point);
     wait_for_phase(&baton, phase);
+    new_worker(&baton, old);
     kill9(old);
-    let noticed = died.split(',').next().unwrap();
-    block_in_place(|| baton.wait_for_log(noticed));
+    block_in_place(|| {
+        baton.wait_for_status("the supervisor to see generation 1 die", |s| {
+            s.generations.iter().all(|g| g.generation != 1)
+        })
+    });
     release(&file);
     let out = upgrading.await.unwrap();
 
@@ -696,13 +725,14 @@ async fn both_generations_killed_mid_migration() {
     let file = scripts.path().join("release");
     let env = hold_at("migrating", &file);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut baton = Baton::start_with(&config(upstream.addr), &env);
+    let baton = Baton::start_with(&config(upstream.addr), &env);
     let clients = Clients::open(baton.addr("rpc"), MANY, &upstream).await;
     let old = baton.worker_pid();
 
     let upgrading = upgrade(&baton, &[]);
-    assert_eq!(wait_for_hold(&mut baton, "migrating"), old);
     wait_for_phase(&baton, "migrating 1 -> 2");
+    wait_for_first_batch_moved(&baton);
+    assert_eq!(pid_of(&baton, 1), old);
     kill9(pid_of(&baton, 2));
     kill9(old);
     let out = upgrading.await.unwrap();

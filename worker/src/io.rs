@@ -116,6 +116,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     }
 }
 
+/// Writes all of `bytes` and flushes: what every write before waiting on
+/// the peer must be. Over TLS a write can return with ciphertext still
+/// held by the session (tokio-rustls accepts plaintext, and when the
+/// socket is full keeps the record for the next write); with nothing
+/// written after it, only a flush puts it on the wire. For a plain
+/// socket the flush is free.
+pub async fn send<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
 /// Any client stream the HTTP code runs over (plain, TLS, prefixed).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}

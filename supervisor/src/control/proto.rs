@@ -32,6 +32,9 @@ pub enum Request {
 }
 
 /// The supervisor's answer.
+// One reply per control request, built, sent and dropped: the size of the
+// `Status` variant costs nothing worth a box at every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
@@ -92,13 +95,61 @@ pub struct Status {
     pub supervisor_pid: u32,
     /// The config source in force (a path or `<embedded default>`).
     pub config: String,
+    /// The generations alive, oldest first: none while a worker that died
+    /// is being replaced.
     pub generations: Vec<GenerationStatus>,
     pub listeners: Vec<ListenerStatus>,
+    /// The admin endpoint's bound address (`[admin] address`, its port
+    /// resolved when it was 0), when there is one. (Absent from an older
+    /// supervisor's reply.)
+    #[serde(default)]
+    pub admin: Option<String>,
     /// The upgrade in progress, as a phase name (`idle` when none).
     pub upgrade_phase: String,
     pub last_upgrade: Option<UpgradeReport>,
+    /// Upgrades and rollbacks since the supervisor started: asked for, and
+    /// how each one ended. (Absent from an older supervisor's reply: 0.)
+    #[serde(default)]
+    pub upgrades: UpgradeCounts,
+    /// Workers started again after one died on its own (outside an
+    /// upgrade, or both generations during one) since the supervisor
+    /// started: `baton_worker_restarts_total` of `/metrics`. (Absent from
+    /// an older supervisor's reply: 0.)
+    #[serde(default)]
+    pub worker_restarts: u64,
     /// What `baton rollback` would go back to.
     pub rollback_target: Option<ReleaseStatus>,
+}
+
+/// How many upgrades and rollbacks were asked for, and how they ended.
+/// `requested - finished()` are queued or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct UpgradeCounts {
+    /// Triggers taken in — SIGHUPs, `baton upgrade`, `baton rollback` —
+    /// counted as each is queued. (SIGHUPs sent faster than the supervisor
+    /// takes them in merge into one, and count as one.)
+    pub requested: u64,
+    pub succeeded: u64,
+    pub rolled_back: u64,
+    pub failed: u64,
+    pub refused: u64,
+}
+
+impl UpgradeCounts {
+    /// The upgrades that have ended, however they ended.
+    pub fn finished(&self) -> u64 {
+        self.succeeded + self.rolled_back + self.failed + self.refused
+    }
+
+    /// Counts one that ended with `outcome`.
+    pub fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Succeeded => self.succeeded += 1,
+            Outcome::RolledBack => self.rolled_back += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Refused => self.refused += 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +157,9 @@ pub struct GenerationStatus {
     pub generation: u32,
     pub pid: u32,
     pub binary: String,
-    /// `starting`, `serving`, `handing off`, `draining`...
+    /// `serving`; during an upgrade `handing off` (the old generation) and
+    /// `taking over` (the new one); `draining` once a stop has ordered it
+    /// to drain.
     pub phase: String,
     /// Open connections, when the worker answered in time.
     pub connections: Option<u64>,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::proto::{Outcome, Status, UpgradeReport};
+use super::proto::{Outcome, Status, UpgradeCounts, UpgradeReport};
 
 /// The word for an outcome, as the CLI prints it.
 pub fn outcome(outcome: Outcome) -> &'static str {
@@ -44,6 +44,14 @@ pub fn report_line(report: &UpgradeReport) -> String {
     line
 }
 
+/// `3 requested: 2 succeeded, 0 rolled back, 0 failed, 1 refused`.
+pub fn counts_line(counts: &UpgradeCounts) -> String {
+    format!(
+        "{} requested: {} succeeded, {} rolled back, {} failed, {} refused",
+        counts.requested, counts.succeeded, counts.rolled_back, counts.failed, counts.refused
+    )
+}
+
 /// `baton status` for a terminal: a few labelled lines and two tables.
 pub fn status_text(status: &Status) -> String {
     let mut out = String::new();
@@ -51,6 +59,11 @@ pub fn status_text(status: &Status) -> String {
         out,
         "supervisor    pid {}, config {}",
         status.supervisor_pid, status.config
+    );
+    let _ = writeln!(
+        out,
+        "admin         {}",
+        status.admin.as_deref().unwrap_or("none")
     );
     let _ = writeln!(out, "upgrade       {}", status.upgrade_phase);
     let _ = writeln!(
@@ -61,6 +74,8 @@ pub fn status_text(status: &Status) -> String {
             .as_ref()
             .map_or_else(|| "none".to_string(), report_line)
     );
+    let _ = writeln!(out, "upgrades      {}", counts_line(&status.upgrades));
+    let _ = writeln!(out, "restarts      {}", status.worker_restarts);
     let _ = writeln!(
         out,
         "rollback to   {}",
@@ -204,8 +219,17 @@ mod tests {
                 name: "orders".to_string(),
                 address: "0.0.0.0:7000".to_string(),
             }],
+            admin: Some("127.0.0.1:9901".to_string()),
             upgrade_phase: "idle".to_string(),
             last_upgrade: Some(report(Outcome::Succeeded, None)),
+            upgrades: UpgradeCounts {
+                requested: 4,
+                succeeded: 2,
+                rolled_back: 0,
+                failed: 0,
+                refused: 1,
+            },
+            worker_restarts: 3,
             rollback_target: Some(ReleaseStatus {
                 binary: "/opt/old/baton-worker".to_string(),
                 config: "/etc/baton/old.toml".to_string(),
@@ -213,8 +237,11 @@ mod tests {
         };
         let expected = "\
 supervisor    pid 4242, config /etc/baton/baton.toml
+admin         127.0.0.1:9901
 upgrade       idle
 last upgrade  upgrade succeeded (generation 1 -> 2, 12 migrated, 0 lost, 840 ms)
+upgrades      4 requested: 2 succeeded, 0 rolled back, 0 failed, 1 refused
+restarts      3
 rollback to   /opt/old/baton-worker with config /etc/baton/old.toml
 
 GENERATION  PID    PHASE     CONNECTIONS  BINARY
@@ -234,6 +261,13 @@ orders    0.0.0.0:7000
             ..Status::default()
         });
         assert!(text.contains("last upgrade  none\n"), "{text}");
+        assert!(text.contains("admin         none\n"), "{text}");
+        assert!(
+            text.contains(
+                "upgrades      0 requested: 0 succeeded, 0 rolled back, 0 failed, 0 refused\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("rollback to   nothing"), "{text}");
         assert!(text.contains("no worker generation\n"), "{text}");
         assert!(text.contains("no listener\n"), "{text}");

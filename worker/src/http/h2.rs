@@ -806,7 +806,7 @@ async fn to_h1(
             .map(|(s, _)| s)
             .map_err(|e| Fail::BeforeResponse(StreamError::Other(e)))?,
     };
-    up.write_all(&head)
+    crate::io::send(&mut up, &head)
         .await
         .map_err(|e| Fail::BeforeResponse(e.into()))?;
     // Without a request body the upstream is read in place; with one it
@@ -826,13 +826,13 @@ async fn to_h1(
                         .write_all(format!("{:x}\r\n", data.len()).as_bytes())
                         .await?;
                     up_write.write_all(&data).await?;
-                    up_write.write_all(b"\r\n").await?;
+                    crate::io::send(&mut up_write, b"\r\n").await?;
                 } else {
-                    up_write.write_all(&data).await?;
+                    crate::io::send(&mut up_write, &data).await?;
                 }
             }
             if chunked {
-                up_write.write_all(b"0\r\n\r\n").await?;
+                crate::io::send(&mut up_write, b"0\r\n\r\n").await?;
             }
             Ok::<(), StreamError>(())
         };

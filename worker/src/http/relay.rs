@@ -97,13 +97,13 @@ impl Relay {
         } = self;
         loop {
             if !to_upstream.is_empty() {
-                if let Err(e) = upstream.write_all(to_upstream).await {
+                if let Err(e) = crate::io::send(upstream, to_upstream).await {
                     return Outcome::Failed(e);
                 }
                 to_upstream.clear();
             }
             if !to_client.is_empty() {
-                if let Err(e) = client.write_all(to_client).await {
+                if let Err(e) = crate::io::send(client, to_client).await {
                     return Outcome::Failed(e);
                 }
                 *sent += to_client.len() as u64;

@@ -420,7 +420,7 @@ where
     }
 
     async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.client.write_all(bytes).await?;
+        crate::io::send(&mut self.client, bytes).await?;
         self.sent += bytes.len() as u64;
         self.meter
             .sent
@@ -658,7 +658,7 @@ where
         up: &mut UpIo,
         timeout: Duration,
     ) -> Attempt {
-        if let Err(e) = up.write_all(request).await {
+        if let Err(e) = crate::io::send(up, request).await {
             return if e.kind() == std::io::ErrorKind::BrokenPipe
                 || e.kind() == std::io::ErrorKind::ConnectionReset
             {
@@ -681,7 +681,7 @@ where
             if !body.done && !self.buf.is_empty() {
                 match body.take(&mut self.buf) {
                     Ok(chunk) => {
-                        if let Err(e) = up.write_all(&chunk).await {
+                        if let Err(e) = crate::io::send(up, &chunk).await {
                             return Attempt::UpstreamFailed(e);
                         }
                         // Time spent waiting on the upstream is not the
