@@ -453,7 +453,10 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     // or the drain deadline.
                     Outcome::Stopped(Stop::Pause(req)) if !tunnel.moves() => {
                         let _ = req.reply.send(Paused::Ended(guard.id));
-                        match tunnel.run_until(closing(&shared)).await {
+                        // Boxed: inline, this rare state would grow
+                        // every connection task (measured: +0.15 KB per
+                        // idle L4 connection).
+                        match Box::pin(tunnel.run_until(closing(&shared))).await {
                             Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
                             Outcome::Finished => Outcome::Finished,
                             Outcome::Idle => Outcome::Idle,

@@ -45,6 +45,9 @@ use crate::telemetry::metrics::Meters;
 use crate::upstream::cluster::Upstream;
 use crate::{http, rpc};
 
+#[cfg(test)]
+mod filter_tests;
+
 /// After an accept error that a retry cannot fix at once (out of fds or
 /// memory), how long a listener waits before it tries again. Without a
 /// pause the loop would spin on the same error; 100 ms lets connections
