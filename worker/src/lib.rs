@@ -23,7 +23,8 @@
 //!  5  migrate/      old (hand_off), new (take_over), wire, forward (write migration), hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
-//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo); clusters (connect with fall-through)
+//! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
+//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap); clusters, balancers (connect with fall-through)
 //!  1  io  lifecycle  fds  telemetry/   pump vocabulary; Order and Stats; fd budget; meters, log
 //!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
 //! ```
@@ -38,7 +39,12 @@
 //!   log;
 //! * [`l4`] — the pausable byte pumps (a [`l4::pipe::Pipe`] per direction,
 //!   splice for bulk streams; [`l4::tunnel::Tunnel`] and the echo);
-//!   [`upstream`] — clusters at run time;
+//!   [`upstream`] — clusters at run time and their balancers
+//!   ([`upstream::lb::Balancer`], chosen by a cluster's `lb`);
+//! * [`filter`] — the filter chains: L4 network filters (refuse on accept;
+//!   see, rewrite or close on bytes, through an [`l4::tap::Tap`]) and L7
+//!   stream filters for HTTP and RPC (continue, modify, answer locally);
+//!   which connections move and which drain when filters keep state;
 //! * [`http`] — HTTP/1.1 and HTTP/2 proxying: routes, keep-alive and
 //!   HTTP/2 upstream pools, TLS; [`rpc`] — the multiplexed RPC protocols:
 //!   routing, multiplexed upstream pools, RocketMQ pinning;
@@ -54,9 +60,11 @@
 //!
 //! **An L4 connection.** [`generation::serve`]'s accept loop takes a
 //! `max_connections` permit and the connection's units of the fd budget,
-//! accepts, and hands the socket to `conn::task::spawn`. The task
-//! connects to the listener's cluster ([`upstream::cluster::Upstream::connect`]:
-//! round robin, falling through to the next endpoint on failure), then runs
+//! accepts, and hands the socket to `conn::task::spawn`. The task runs the
+//! listener's L4 filters' accept stage ([`filter::network::NetworkChain`]:
+//! a filter may refuse), connects to the listener's cluster
+//! ([`upstream::cluster::Upstream::connect_for`]: the cluster's balancer
+//! picks, a failed connect falls through to the next endpoint), then runs
 //! an [`l4::tunnel::Tunnel`] — a [`l4::pipe::Pipe`] each way, counted in the
 //! listener's [`telemetry::meters::ByteMeter`] — until both directions end,
 //! it idles out, or it is paused or closed; the end is one access log line.
@@ -101,6 +109,7 @@ pub mod cli;
 pub mod codec;
 pub mod conn;
 pub mod fds;
+pub mod filter;
 pub mod generation;
 pub mod http;
 pub mod io;

@@ -36,6 +36,7 @@ use crate::conn::registry::Registry;
 use crate::conn::state::Parked;
 use crate::conn::task::{self, Start};
 use crate::fds::{self, FdBudget};
+use crate::filter;
 use crate::lifecycle::{DrainReport, Order, Stats};
 use crate::migrate::Host;
 use crate::telemetry::access_log::AccessLog;
@@ -43,6 +44,9 @@ use crate::telemetry::meters::RpcMeters;
 use crate::telemetry::metrics::Meters;
 use crate::upstream::cluster::Upstream;
 use crate::{http, rpc};
+
+#[cfg(test)]
+mod filter_tests;
 
 /// After an accept error that a retry cannot fix at once (out of fds or
 /// memory), how long a listener waits before it tries again. Without a
@@ -266,6 +270,7 @@ impl Server {
                 }))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
+        let filters = filter::network::chains(&config);
         let limits = config
             .listeners
             .iter()
@@ -281,6 +286,7 @@ impl Server {
                 access_log,
                 rpc,
                 http,
+                filters,
                 all_closed: Notify::new(),
                 order,
                 fds: fd_budget,

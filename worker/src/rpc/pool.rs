@@ -21,14 +21,15 @@
 //! (`Unavailable`), or when the generation is told to close (`Internal`):
 //! every request expecting a response gets exactly one.
 //!
-//! Slots are connected lazily, round robin over the cluster's endpoints
-//! (with fall-through to the next endpoint on connect failure), and
-//! replaced when their connection dies.
+//! Requests take the slots in turn (the cluster's round robin,
+//! [`RoundRobin`], over slots); slots are connected lazily through the
+//! cluster's balancer (with fall-through to the next endpoint on connect
+//! failure), and replaced when their connection dies.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
@@ -41,6 +42,7 @@ use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::telemetry::meters::RpcMeters;
 use crate::upstream::cluster::Upstream;
+use crate::upstream::lb::RoundRobin;
 
 /// Requests queued for one upstream connection before senders wait: a
 /// burst's worth; past it, clients feel backpressure instead of the proxy
@@ -95,7 +97,8 @@ pub struct Pool {
     protocol: Protocol,
     codec: CodecConfig,
     slots: Vec<tokio::sync::Mutex<Option<UpHandle>>>,
-    next: AtomicUsize,
+    /// Whose turn it is, over `slots`.
+    turns: RoundRobin,
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
 }
@@ -115,7 +118,7 @@ impl Pool {
             protocol,
             codec,
             slots: (0..count).map(|_| tokio::sync::Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
+            turns: RoundRobin::new(count),
             order,
             meters,
         }
@@ -126,7 +129,7 @@ impl Pool {
     pub async fn send(&self, mut request: UpRequest) -> Result<(), (UpRequest, ErrorKind)> {
         // Two tries: a slot whose connection just died gets one reconnect.
         for _ in 0..2 {
-            let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+            let index = self.turns.next_index();
             let handle = match self.handle(index).await {
                 Ok(handle) => handle,
                 Err(kind) => return Err((request, kind)),

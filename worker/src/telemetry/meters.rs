@@ -29,6 +29,8 @@ pub struct ByteMeter {
 #[derive(Debug, Default)]
 pub struct ListenerMeter {
     pub accepted: AtomicU64,
+    /// Accepted, then refused by an L4 filter.
+    pub refused: AtomicU64,
     pub active: AtomicU64,
     pub bytes: Arc<ByteMeter>,
 }
