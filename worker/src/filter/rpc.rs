@@ -180,7 +180,7 @@ impl RpcFilters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{CodecConfig, Protocol, RequestId, fixtures};
+    use crate::codec::{CodecConfig, Protocol, RequestId, bolt, tars};
     use bytes::BytesMut;
     use parking_lot::Mutex;
 
@@ -275,7 +275,7 @@ mod tests {
     /// upstream was asked.
     fn exchange(filters: &mut RpcFilters, upstream_answer: &[u8]) -> (Option<Frame>, bool) {
         let mut codec = bolt();
-        let mut request = decode(&mut codec, &fixtures::BOLT_REQUEST_PROTOBUF);
+        let mut request = decode(&mut codec, &bolt::fixtures::BOLT_REQUEST_PROTOBUF);
         match filters.request(&mut request, &codec) {
             RpcFlow::Answer(answer) => return (Some(*answer), false),
             RpcFlow::Drop => return (None, false),
@@ -293,12 +293,12 @@ mod tests {
     #[test]
     fn frames_pass_in_order_and_back_in_reverse() {
         let (mut filters, log) = chain(&[("a", None), ("b", None)]);
-        let (got, asked) = exchange(&mut filters, &fixtures::BOLT_RESPONSE_PROTOBUF);
+        let (got, asked) = exchange(&mut filters, &bolt::fixtures::BOLT_RESPONSE_PROTOBUF);
         assert!(asked);
         let got = got.unwrap();
         assert_eq!(
             got.as_bytes(),
-            &fixtures::BOLT_RESPONSE_PROTOBUF,
+            &bolt::fixtures::BOLT_RESPONSE_PROTOBUF,
             "passed through unchanged"
         );
         assert_eq!(
@@ -320,10 +320,10 @@ mod tests {
             ("b", Some(("request", ErrorKind::Overloaded))),
             ("c", None),
         ]);
-        let (got, asked) = exchange(&mut filters, &fixtures::BOLT_RESPONSE_PROTOBUF);
+        let (got, asked) = exchange(&mut filters, &bolt::fixtures::BOLT_RESPONSE_PROTOBUF);
         assert!(!asked, "the upstream was not asked");
         let got = got.unwrap();
-        let request = decode(&mut bolt(), &fixtures::BOLT_REQUEST_PROTOBUF);
+        let request = decode(&mut bolt(), &bolt::fixtures::BOLT_REQUEST_PROTOBUF);
         assert_eq!(got, bolt().hijack(&request, ErrorKind::Overloaded));
         assert!(got.is_response());
         assert_eq!(got.request_id(), request.request_id());
@@ -346,9 +346,9 @@ mod tests {
             ("b", Some(("response", ErrorKind::BadResponse))),
         ]);
         let mut codec = bolt();
-        let mut request = decode(&mut codec, &fixtures::BOLT_REQUEST_PROTOBUF);
+        let mut request = decode(&mut codec, &bolt::fixtures::BOLT_REQUEST_PROTOBUF);
         assert_eq!(filters.request(&mut request, &codec), RpcFlow::Forward);
-        let mut response = decode(&mut bolt(), &fixtures::BOLT_RESPONSE_PROTOBUF);
+        let mut response = decode(&mut bolt(), &bolt::fixtures::BOLT_RESPONSE_PROTOBUF);
         response.set_request_id(RequestId(77)).unwrap();
         let RpcFlow::Answer(answer) = filters.response(&mut response, &request, &codec) else {
             panic!("b answers");
@@ -366,7 +366,7 @@ mod tests {
     fn an_answered_oneway_is_dropped() {
         let (mut filters, _) = chain(&[("a", Some(("request", ErrorKind::Overloaded)))]);
         let mut codec = Protocol::Tars.codec(CodecConfig::default());
-        let mut oneway = decode(&mut codec, &fixtures::TARS_NODE_REQUEST_ONEWAY);
+        let mut oneway = decode(&mut codec, &tars::fixtures::TARS_NODE_REQUEST_ONEWAY);
         assert!(!oneway.expects_response());
         assert_eq!(filters.request(&mut oneway, &codec), RpcFlow::Drop);
     }
@@ -380,8 +380,11 @@ mod tests {
             source: None,
             local: None,
         });
-        let (got, asked) = exchange(&mut filters, &fixtures::BOLT_RESPONSE_PROTOBUF);
+        let (got, asked) = exchange(&mut filters, &bolt::fixtures::BOLT_RESPONSE_PROTOBUF);
         assert!(asked);
-        assert_eq!(got.unwrap().as_bytes(), &fixtures::BOLT_RESPONSE_PROTOBUF);
+        assert_eq!(
+            got.unwrap().as_bytes(),
+            &bolt::fixtures::BOLT_RESPONSE_PROTOBUF
+        );
     }
 }

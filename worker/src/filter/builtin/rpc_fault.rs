@@ -53,7 +53,7 @@ impl RpcFrameFilter for RpcFault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{CodecConfig, Protocol, fixtures};
+    use crate::codec::{CodecConfig, Protocol, bolt, dubbo, tars};
     use crate::filter::rpc::{RpcChain, RpcFlow};
     use bytes::BytesMut;
     use std::sync::Arc;
@@ -78,9 +78,12 @@ mod tests {
     #[test]
     fn answers_the_service_with_the_protocols_error() {
         for (protocol, bytes) in [
-            (Protocol::Bolt, &fixtures::BOLT_REQUEST_PROTOBUF[..]),
-            (Protocol::Dubbo, &fixtures::DUBBO_REQUEST_NOTIFY_JOB[..]),
-            (Protocol::Tars, &fixtures::TARS_REQUEST_ECHO[..]),
+            (Protocol::Bolt, &bolt::fixtures::BOLT_REQUEST_PROTOBUF[..]),
+            (
+                Protocol::Dubbo,
+                &dubbo::fixtures::DUBBO_REQUEST_NOTIFY_JOB[..],
+            ),
+            (Protocol::Tars, &tars::fixtures::TARS_REQUEST_ECHO[..]),
         ] {
             let (frame, codec) = request(protocol, bytes);
             let service = frame.attributes().service.clone().expect("a service");
