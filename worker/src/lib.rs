@@ -85,7 +85,8 @@
 //! to pause a wave at a time ([`conn::registry::Registry::pause_some`]); each
 //! task stops between two pump steps and answers with a
 //! [`conn::state::Parked`], which [`migrate::wire`] describes as a
-//! `baton_ipc::ConnState` plus fds. On the other side
+//! [`migrate::schema::ConnState`] plus fds, written in the handoff schema
+//! both generations speak. On the other side
 //! [`migrate::new::take_over`] rebuilds the batch, acknowledges it, and
 //! starts each connection with [`conn::task::adopt`]. Responses to requests
 //! a moved RPC connection had in flight arrive in the old generation and

@@ -1,7 +1,8 @@
 //! The old side of a handoff: hand every connection to the next
 //! generation ([`hand_off`]), forward the late responses of the moved RPC
 //! connections, or — if the new generation fails — take everything back and
-//! serve on. See the module doc of `migrate` for the whole protocol.
+//! serve on; or, with no handoff schema in common, drain here instead. See
+//! the module doc of `migrate` for the whole protocol.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -9,10 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use baton_ipc::{
-    Channel, ConnAck, ConnBatch, HandoffDone, HandoffProgress, HandoffStage, IpcError, Message,
-    Role,
-};
+use baton_ipc::{Channel, ConnAck, HandoffDone, HandoffProgress, HandoffStage, IpcError, Message};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
@@ -23,6 +21,7 @@ use crate::conn::task;
 use crate::migrate::Host;
 use crate::migrate::forward;
 use crate::migrate::hooks::{Hooks, PausePoint};
+use crate::migrate::schema::{self, Agreed, Schema};
 use crate::migrate::wire::{describe, fds_of};
 
 /// How long the new generation may take to start accepting once the
@@ -46,6 +45,13 @@ pub struct HandedOff {
     pub lost: u64,
     /// Of the migrated, those whose pending bytes went in a memfd.
     pub spilled: u64,
+    /// Connections that had no form in the agreed handoff schema (or all
+    /// of them, with none agreed) and drained here instead.
+    pub stayed: u64,
+    /// Of the connections that drained here, those that ended by
+    /// themselves (the rest were closed at the deadline: `lost`). Only
+    /// counted when nothing could move.
+    pub finished: u64,
 }
 
 /// The old side failed and took everything back.
@@ -80,15 +86,10 @@ pub async fn hand_off<H: Host>(
         lost: 0,
         requests_lost: 0,
     };
-    let negotiated = chan
-        .handshake(Role::Worker, &hooks.handoff_versions())
+    let agreed = schema::handshake(&chan, &hooks.handoff_versions())
         .await
         .map_err(|e| early(format!("handoff handshake: {e}")))?;
-    debug!(
-        version = negotiated.version,
-        peer = negotiated.peer.pid,
-        "handoff channel up"
-    );
+    debug!(?agreed, "handoff channel up");
     match tokio::time::timeout(ACCEPTING_TIMEOUT, chan.recv_msg()).await {
         Ok(Ok(Message::Accepting(_))) => {}
         Ok(Ok(other)) => return Err(early(format!("expected Accepting, got {:?}", other.kind()))),
@@ -119,7 +120,18 @@ pub async fn hand_off<H: Host>(
     )
     .await;
 
-    let mut migration = Migration::new(server.clone(), Arc::clone(&chan), hooks);
+    let schema = match agreed {
+        Agreed::Schema(schema) => schema,
+        Agreed::Drain { ours, theirs } => {
+            warn!(
+                ?ours,
+                ?theirs,
+                "no handoff schema in common with the new generation: draining here, nothing moves"
+            );
+            return Ok(drain_instead(&server, &chan, deadline, progress.as_deref()).await);
+        }
+    };
+    let mut migration = Migration::new(server.clone(), Arc::clone(&chan), hooks, schema);
     if let Err(reason) = migration.run(&chan, deadline).await {
         return Err(migration.fail(reason));
     }
@@ -174,7 +186,57 @@ pub async fn hand_off<H: Host>(
         migrated: migration.migrated,
         lost,
         spilled: migration.spilled,
+        stayed: migration.stayed,
+        finished: 0,
     })
+}
+
+/// The drain fallback (DESIGN §4): no handoff schema in common, so nothing
+/// moves. The new generation accepts already; this one lets every
+/// connection finish until the deadline, closes what is left then, and
+/// counts both. Then `HandoffDone`, as after a migration.
+async fn drain_instead<H: Host>(
+    server: &H,
+    chan: &Channel,
+    deadline: Instant,
+    progress: Option<&Channel>,
+) -> HandedOff {
+    let ctx = server.ctx();
+    let before = ctx.stats.finished.load(Ordering::Relaxed);
+    let open = ctx.active();
+    report(
+        progress,
+        HandoffProgress {
+            stage: HandoffStage::Forwarding,
+            connections: 0,
+            draining: open,
+            requests: 0,
+        },
+    )
+    .await;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let closed = if ctx.wait_idle(left).await {
+        0
+    } else {
+        let open = ctx.active();
+        warn!(open, "drain deadline: closing what is left");
+        ctx.close_all().await;
+        open
+    };
+    let ended = ctx.stats.finished.load(Ordering::Relaxed) - before;
+    let _ = chan
+        .send_msg(HandoffDone {
+            migrated: 0,
+            lost: closed,
+        })
+        .await;
+    HandedOff {
+        migrated: 0,
+        lost: closed,
+        spilled: 0,
+        stayed: open,
+        finished: ended.saturating_sub(closed),
+    }
 }
 
 /// Tells the supervisor (when it listens) where the handoff is. Best
@@ -202,6 +264,10 @@ struct Migration<H> {
     forwarders: tokio::task::JoinSet<Result<(), IpcError>>,
     reply_tx: mpsc::UnboundedSender<Paused>,
     reply_rx: mpsc::UnboundedReceiver<Paused>,
+    /// The handoff schema both generations speak.
+    schema: Schema,
+    /// Paused, but with no form in `schema`: resumed here to drain.
+    stayed: u64,
     /// Pause requests not answered yet.
     asked: usize,
     /// Paused, not sent yet.
@@ -224,7 +290,7 @@ struct Migration<H> {
 }
 
 impl<H: Host> Migration<H> {
-    fn new(server: H, chan: Arc<Channel>, hooks: Hooks) -> Migration<H> {
+    fn new(server: H, chan: Arc<Channel>, hooks: Hooks, schema: Schema) -> Migration<H> {
         let (reply_tx, reply_rx) = mpsc::unbounded_channel();
         Migration {
             server,
@@ -232,6 +298,8 @@ impl<H: Host> Migration<H> {
             forwarders: tokio::task::JoinSet::new(),
             reply_tx,
             reply_rx,
+            schema,
+            stayed: 0,
             asked: 0,
             ready: Vec::new(),
             in_flight: VecDeque::new(),
@@ -331,25 +399,41 @@ impl<H: Host> Migration<H> {
 
     /// Sends everything parked, in as many batches as datagrams need.
     async fn send_ready(&mut self, chan: &Channel) -> Result<(), String> {
-        let parked = std::mem::take(&mut self.ready);
-        let mut states = Vec::with_capacity(parked.len());
-        let mut spills = Vec::with_capacity(parked.len());
-        for p in &parked {
-            match describe(p) {
-                Ok((state, spill)) => {
-                    states.push(state);
-                    spills.push(spill);
-                }
+        let mut rest = std::mem::take(&mut self.ready).into_iter();
+        let mut parked = Vec::with_capacity(rest.len());
+        let mut states = Vec::with_capacity(rest.len());
+        let mut spills = Vec::with_capacity(rest.len());
+        while let Some(p) = rest.next() {
+            let (state, spill) = match describe(&p) {
+                Ok(described) => described,
                 Err(e) => {
                     // Keep them all: the failure resumes them here.
                     self.ready = parked;
+                    self.ready.push(p);
+                    self.ready.extend(rest);
                     return Err(format!("describe a connection: {e}"));
                 }
+            };
+            if let Err(why) = state.writable_in(self.schema) {
+                // The new generation could not read it: it stays, out of
+                // reach of the next pause, and drains here.
+                debug!(conn = %p.id, %why, "stays here and drains");
+                task::stay(self.server.ctx(), p);
+                self.stayed += 1;
+                continue;
             }
+            parked.push(p);
+            states.push(state);
+            spills.push(spill);
         }
         self.spilled += spills.iter().filter(|s| s.is_some()).count() as u64;
-        let runs =
-            baton_ipc::batch::batches(states, |s| s.kind.fd_count()).map_err(|e| e.to_string())?;
+        let runs = match baton_ipc::batch::batches(states, |s| s.kind.fd_count()) {
+            Ok(runs) => runs,
+            Err(e) => {
+                self.ready = parked;
+                return Err(format!("cut connections into batches: {e}"));
+            }
+        };
         let mut parked = parked.into_iter().zip(spills);
         for conns in runs {
             let (members, spills): (Vec<Parked>, Vec<Option<OwnedFd>>) =
@@ -365,12 +449,17 @@ impl<H: Host> Migration<H> {
                 .collect();
             let seq = self.next_seq;
             self.next_seq += 1;
-            let batch = Message::ConnBatch(ConnBatch { seq, conns });
-            // Keep the connections even if the send fails: they resume.
-            let sent = chan.send(&batch, &fds).await;
+            let sent = match schema::encode_batch(self.schema, seq, &conns) {
+                Ok(batch) => chan
+                    .send(&batch, &fds)
+                    .await
+                    .map_err(|e| format!("send batch {seq}: {e}")),
+                Err(e) => Err(format!("write batch {seq}: {e}")),
+            };
             drop(fds);
+            // Keep the connections even if the send fails: they resume.
             self.in_flight.push_back((seq, members));
-            sent.map_err(|e| format!("send batch {seq}: {e}"))?;
+            sent?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! A parked connection on the wire and back: `describe` turns a
-//! [`Parked`] into `baton_ipc`'s [`ConnState`] (with `fds_of` the
+//! [`Parked`] into the handoff schema's [`ConnState`] (with `fds_of` the
 //! descriptors that travel beside it), and `rebuild_batch` turns received
 //! states and fds back into parked connections.
 //!
@@ -11,13 +11,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use baton_ipc::{ConnKind, ConnState, PipeWire};
 use tokio::net::TcpStream;
 
 use crate::codec::CodecState;
 use crate::conn::state::{ConnId, ConnParts, History, Parked};
 use crate::l4::pipe::PipeState;
 use crate::l4::tunnel::Parts;
+use crate::migrate::schema::{ConnKind, ConnState, PipeWire};
 use crate::rpc::downstream::RpcParts;
 
 /// Pending bytes up to this size travel inside the batch; more (a large
@@ -29,9 +29,36 @@ const INLINE_BYTES: usize = 32 * 1024;
 /// (16 MiB by default) plus a backlog of written-but-unsent responses.
 const MAX_SPILL: u64 = 64 * 1024 * 1024;
 
+/// Why a parked connection could not be described, or a received one
+/// rebuilt.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("encode an RPC connection's codec state: {0}")]
+    EncodeCodec(#[source] bincode::error::EncodeError),
+    #[error("decode an RPC connection's codec state: {0}")]
+    DecodeCodec(#[source] bincode::error::DecodeError),
+    #[error("{op} a spill memfd: {source}")]
+    Spill {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("spilled state of {len} bytes is larger than {MAX_SPILL}")]
+    SpillTooLarge { len: u64 },
+    #[error("fewer fds than the batch describes")]
+    MissingFd,
+    #[error("register a received socket: {0}")]
+    Socket(#[source] std::io::Error),
+}
+
+fn spill_error(op: &'static str) -> impl FnOnce(std::io::Error) -> WireError {
+    move |source| WireError::Spill { op, source }
+}
+
 /// A parked connection as it travels, and the memfd holding its large
 /// pending bytes, if any.
-pub(crate) fn describe(parked: &Parked) -> std::io::Result<(ConnState, Option<OwnedFd>)> {
+pub(crate) fn describe(parked: &Parked) -> Result<(ConnState, Option<OwnedFd>), WireError> {
     let mut spill = None;
     let kind = match &parked.conn {
         ConnParts::Tunnel {
@@ -77,7 +104,7 @@ pub(crate) fn describe(parked: &Parked) -> std::io::Result<(ConnState, Option<Ow
         }
         ConnParts::Rpc(parts) => {
             let codec = bincode::serde::encode_to_vec(&parts.codec, bincode::config::standard())
-                .map_err(std::io::Error::other)?;
+                .map_err(WireError::EncodeCodec)?;
             let big = parts.read_pending.len() + parts.write_pending.len() > INLINE_BYTES;
             let (read_pending, write_pending, spilled) = if big {
                 spill = Some(spill_to_memfd(&parts.read_pending, &parts.write_pending)?);
@@ -120,29 +147,29 @@ pub(crate) fn describe(parked: &Parked) -> std::io::Result<(ConnState, Option<Ow
     Ok((state, spill))
 }
 
-fn spill_to_memfd(first: &[u8], second: &[u8]) -> std::io::Result<OwnedFd> {
+fn spill_to_memfd(first: &[u8], second: &[u8]) -> Result<OwnedFd, WireError> {
     use std::io::Write;
-    let fd = rustix::fs::memfd_create("baton-conn-state", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let fd = rustix::fs::memfd_create("baton-conn-state", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| spill_error("create")(e.into()))?;
     let mut file = std::fs::File::from(fd);
-    file.write_all(first)?;
-    file.write_all(second)?;
+    file.write_all(first).map_err(spill_error("write"))?;
+    file.write_all(second).map_err(spill_error("write"))?;
     Ok(OwnedFd::from(file))
 }
 
-fn read_spill(fd: OwnedFd, (first, second): (u64, u64)) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+fn read_spill(fd: OwnedFd, (first, second): (u64, u64)) -> Result<(Vec<u8>, Vec<u8>), WireError> {
     use std::io::{Read, Seek, SeekFrom};
-    if first.saturating_add(second) > MAX_SPILL {
-        return Err(std::io::Error::other(format!(
-            "spilled state of {} bytes is too large",
-            first + second
-        )));
+    let len = first.saturating_add(second);
+    if len > MAX_SPILL {
+        return Err(WireError::SpillTooLarge { len });
     }
     let mut file = std::fs::File::from(fd);
-    file.seek(SeekFrom::Start(0))?;
+    file.seek(SeekFrom::Start(0)).map_err(spill_error("seek"))?;
+    // Both within MAX_SPILL, checked above.
     let mut a = vec![0u8; first as usize];
     let mut b = vec![0u8; second as usize];
-    file.read_exact(&mut a)?;
-    file.read_exact(&mut b)?;
+    file.read_exact(&mut a).map_err(spill_error("read"))?;
+    file.read_exact(&mut b).map_err(spill_error("read"))?;
     Ok((a, b))
 }
 
@@ -186,16 +213,14 @@ fn from_wire(wire: PipeWire) -> PipeState {
 pub(crate) fn rebuild_batch(
     conns: Vec<ConnState>,
     fds: Vec<OwnedFd>,
-) -> std::io::Result<Vec<Parked>> {
+) -> Result<Vec<Parked>, WireError> {
     let mut fds = fds.into_iter();
     let mut out = Vec::with_capacity(conns.len());
-    let socket = |fds: &mut std::vec::IntoIter<OwnedFd>| -> std::io::Result<TcpStream> {
-        let fd = fds
-            .next()
-            .ok_or_else(|| std::io::Error::other("fewer fds than the batch describes"))?;
+    let socket = |fds: &mut std::vec::IntoIter<OwnedFd>| -> Result<TcpStream, WireError> {
+        let fd = fds.next().ok_or(WireError::MissingFd)?;
         // Already non-blocking: O_NONBLOCK lives on the open file
         // description, which the old generation set and we share.
-        TcpStream::from_std(std::net::TcpStream::from(fd))
+        TcpStream::from_std(std::net::TcpStream::from(fd)).map_err(WireError::Socket)
     };
     for state in conns {
         let conn = match state.kind {
@@ -223,9 +248,7 @@ pub(crate) fn rebuild_batch(
             } => {
                 let client = socket(&mut fds)?;
                 let upstream_socket = socket(&mut fds)?;
-                let fd = fds.next().ok_or_else(|| {
-                    std::io::Error::other("a spilled connection state without its memfd")
-                })?;
+                let fd = fds.next().ok_or(WireError::MissingFd)?;
                 let (c2u_pending, u2c_pending) = read_spill(fd, spilled)?;
                 ConnParts::Tunnel {
                     parts: Parts {
@@ -256,9 +279,7 @@ pub(crate) fn rebuild_batch(
                 let pending = match spilled {
                     None => read_pending,
                     Some(len) => {
-                        let fd = fds.next().ok_or_else(|| {
-                            std::io::Error::other("a spilled connection state without its memfd")
-                        })?;
+                        let fd = fds.next().ok_or(WireError::MissingFd)?;
                         read_spill(fd, (len, 0))?.0
                     }
                 };
@@ -276,9 +297,7 @@ pub(crate) fn rebuild_batch(
                 let (read_pending, write_pending) = match spilled {
                     None => (read_pending, write_pending),
                     Some(lens) => {
-                        let fd = fds.next().ok_or_else(|| {
-                            std::io::Error::other("a spilled connection state without its memfd")
-                        })?;
+                        let fd = fds.next().ok_or(WireError::MissingFd)?;
                         read_spill(fd, lens)?
                     }
                 };
@@ -286,7 +305,7 @@ pub(crate) fn rebuild_batch(
                     &codec,
                     bincode::config::standard().with_limit::<{ 1 << 20 }>(),
                 )
-                .map_err(|e| std::io::Error::other(format!("codec state: {e}")))?;
+                .map_err(WireError::DecodeCodec)?;
                 ConnParts::Rpc(RpcParts {
                     client,
                     codec,
