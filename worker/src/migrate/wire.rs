@@ -332,3 +332,231 @@ pub(crate) fn rebuild_batch(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::codec::{CodecConfig, Protocol};
+    use crate::migrate::schema::{Schema, decode_batch, encode_batch};
+
+    /// A connected pair of sockets: ours (to park) and the peer's.
+    async fn socket() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        (ours, peer)
+    }
+
+    fn parked(conn: ConnParts) -> Parked {
+        Parked {
+            id: ConnId(42),
+            listener: Arc::from("front"),
+            idle_timeout: Duration::from_secs(90),
+            conn,
+            history: History {
+                started: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_910_400_123),
+                received: 10,
+                sent: 20,
+                moves: 1,
+            },
+        }
+    }
+
+    fn pipe(pending: Vec<u8>, read_closed: bool) -> PipeState {
+        PipeState {
+            pending,
+            read_closed,
+            write_closed: false,
+        }
+    }
+
+    /// Large enough to go in a memfd.
+    fn big(seed: u8) -> Vec<u8> {
+        (0..INLINE_BYTES + 1000)
+            .map(|i| (i as u8).wrapping_mul(seed))
+            .collect()
+    }
+
+    /// Describes `parked`, writes it in `schema` and reads it back the
+    /// way the next generation does (fds duplicated, as SCM_RIGHTS would).
+    fn round_trip(parked: &Parked, schema: Schema) -> (ConnState, Parked) {
+        let (state, spill) = describe(parked).unwrap();
+        let mut fds: Vec<OwnedFd> = fds_of(parked)
+            .into_iter()
+            .map(|fd| fd.try_clone_to_owned().unwrap())
+            .collect();
+        fds.extend(spill);
+        assert_eq!(fds.len(), state.kind.fd_count());
+        let message = encode_batch(schema, 3, std::slice::from_ref(&state)).unwrap();
+        let (seq, conns) = decode_batch(schema, &message).unwrap();
+        assert_eq!(seq, 3);
+        let mut back = rebuild_batch(conns, fds).unwrap();
+        assert_eq!(back.len(), 1);
+        (state, back.remove(0))
+    }
+
+    fn same_socket(a: &TcpStream, b: &TcpStream) {
+        let addrs = |s: &TcpStream| -> (SocketAddr, SocketAddr) {
+            (s.local_addr().unwrap(), s.peer_addr().unwrap())
+        };
+        assert_eq!(addrs(a), addrs(b));
+    }
+
+    fn same_head(a: &Parked, b: &Parked) {
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.listener, b.listener);
+        assert_eq!(a.idle_timeout, b.idle_timeout);
+        assert_eq!(a.history.started, b.history.started);
+        assert_eq!(
+            (a.history.received, a.history.sent, a.history.moves),
+            (b.history.received, b.history.sent, b.history.moves)
+        );
+    }
+
+    /// A tunnel, small or spilled, moves with its bytes, flags and both
+    /// sockets; a spilled one is schema 2's alone.
+    #[tokio::test]
+    async fn a_tunnel_round_trips_inline_and_spilled() {
+        for (c2u, u2c, spilled) in [(b"abc".to_vec(), Vec::new(), false), (big(3), big(7), true)] {
+            let ((client, _c), (upstream, _u)) = (socket().await, socket().await);
+            let original = parked(ConnParts::Tunnel {
+                parts: Parts {
+                    client,
+                    upstream,
+                    c2u: pipe(c2u.clone(), true),
+                    u2c: pipe(u2c.clone(), false),
+                },
+                cluster: Arc::from("back"),
+                upstream: "127.0.0.1:9".parse().unwrap(),
+            });
+            let (state, back) = round_trip(&original, Schema::V2);
+            assert_eq!(
+                matches!(state.kind, ConnKind::SpilledTunnel { .. }),
+                spilled
+            );
+            assert_eq!(state.writable_in(Schema::V1).is_ok(), !spilled);
+            same_head(&original, &back);
+            let (
+                ConnParts::Tunnel {
+                    parts: a,
+                    cluster: ca,
+                    upstream: ua,
+                },
+                ConnParts::Tunnel {
+                    parts: b,
+                    cluster: cb,
+                    upstream: ub,
+                },
+            ) = (&original.conn, &back.conn)
+            else {
+                panic!("a tunnel comes back a tunnel")
+            };
+            assert_eq!((ca, ua), (cb, ub));
+            assert_eq!(b.c2u.pending, c2u);
+            assert_eq!(b.u2c.pending, u2c);
+            assert_eq!(
+                (b.c2u.read_closed, b.u2c.read_closed),
+                (a.c2u.read_closed, a.u2c.read_closed)
+            );
+            same_socket(&a.client, &b.client);
+            same_socket(&a.upstream, &b.upstream);
+        }
+    }
+
+    #[tokio::test]
+    async fn echo_and_http_round_trip_in_both_schemas() {
+        for schema in [Schema::V1, Schema::V2] {
+            let (client, _peer) = socket().await;
+            let original = parked(ConnParts::Echo {
+                client,
+                pipe: pipe(b"echo".to_vec(), false),
+            });
+            let (_, back) = round_trip(&original, schema);
+            same_head(&original, &back);
+            let (ConnParts::Echo { client: a, .. }, ConnParts::Echo { client: b, pipe }) =
+                (&original.conn, &back.conn)
+            else {
+                panic!("an echo comes back an echo")
+            };
+            assert_eq!(pipe.pending, b"echo");
+            same_socket(a, b);
+
+            for pending in [b"GET / HTTP/1.1\r\n".to_vec(), big(5)] {
+                let (client, _peer) = socket().await;
+                let original = parked(ConnParts::Http {
+                    client,
+                    pending: pending.clone(),
+                });
+                let (state, back) = round_trip(&original, schema);
+                assert_eq!(
+                    state.kind.fd_count(),
+                    1 + usize::from(pending.len() > INLINE_BYTES)
+                );
+                let (
+                    ConnParts::Http { client: a, .. },
+                    ConnParts::Http {
+                        client: b,
+                        pending: got,
+                    },
+                ) = (&original.conn, &back.conn)
+                else {
+                    panic!("HTTP/1.1 comes back HTTP/1.1")
+                };
+                assert_eq!(*got, pending);
+                same_socket(a, b);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_rpc_connection_round_trips_with_its_codec_state() {
+        for (read, write) in [(vec![1, 2, 3], b"answer".to_vec()), (big(9), big(11))] {
+            let (client, _peer) = socket().await;
+            let codec = Protocol::Dubbo
+                .codec(CodecConfig::with_max_frame_size(1 << 20).unwrap())
+                .state();
+            let original = parked(ConnParts::Rpc(RpcParts {
+                client,
+                codec: codec.clone(),
+                read_pending: read.clone(),
+                write_pending: write.clone(),
+                in_flight: 4,
+                read_closed: true,
+                inbox: None,
+            }));
+            let (_, back) = round_trip(&original, Schema::V1);
+            same_head(&original, &back);
+            let (ConnParts::Rpc(a), ConnParts::Rpc(b)) = (&original.conn, &back.conn) else {
+                panic!("RPC comes back RPC")
+            };
+            assert_eq!(b.codec, codec);
+            assert_eq!((&b.read_pending, &b.write_pending), (&read, &write));
+            assert_eq!((b.in_flight, b.read_closed), (4, true));
+            same_socket(&a.client, &b.client);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_short_of_fds_or_with_a_huge_spill_is_refused() {
+        let (client, _peer) = socket().await;
+        let original = parked(ConnParts::Echo {
+            client,
+            pipe: pipe(Vec::new(), false),
+        });
+        let (state, _) = describe(&original).unwrap();
+        assert!(matches!(
+            rebuild_batch(vec![state.clone()], Vec::new()),
+            Err(WireError::MissingFd)
+        ));
+        let memfd = spill_to_memfd(b"x", b"").unwrap();
+        assert!(matches!(
+            read_spill(memfd, (MAX_SPILL, 1)),
+            Err(WireError::SpillTooLarge { .. })
+        ));
+    }
+}
