@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use baton_ipc::{Channel, ConnAck, HandoffDone, HandoffProgress, HandoffStage, IpcError, Message};
+use baton_ipc::{
+    Channel, ConnAck, HandoffDone, HandoffProgress, HandoffStage, IpcError, Kind, Message,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
@@ -21,8 +23,8 @@ use crate::conn::task;
 use crate::migrate::Host;
 use crate::migrate::forward;
 use crate::migrate::hooks::{Hooks, PausePoint};
-use crate::migrate::schema::{self, Agreed, Schema};
-use crate::migrate::wire::{describe, fds_of};
+use crate::migrate::schema::{self, Agreed, Schema, SchemaError};
+use crate::migrate::wire::{WireError, describe, fds_of};
 
 /// How long the new generation may take to start accepting once the
 /// handoff channel is up: it only spawns its accept loops, so this expires
@@ -54,9 +56,58 @@ pub struct HandedOff {
     pub finished: u64,
 }
 
+/// Why the old side of a handoff failed (and took everything back).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandoffError {
+    #[error("handoff handshake: {0}")]
+    Handshake(#[source] IpcError),
+    #[error("expected Accepting, got {0:?}")]
+    NotAccepting(Kind),
+    #[error("waiting for the new generation to accept: {0}")]
+    Accepting(#[source] IpcError),
+    #[error("the new generation did not start accepting within {ACCEPTING_TIMEOUT:?}")]
+    AcceptingTimeout,
+    #[error("describe a connection: {0}")]
+    Describe(#[source] WireError),
+    #[error("cut connections into batches: {0}")]
+    Batches(#[source] IpcError),
+    #[error("write batch {seq}: {source}")]
+    Write {
+        seq: u64,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("send batch {seq}: {source}")]
+    Send {
+        seq: u64,
+        #[source]
+        source: IpcError,
+    },
+    #[error("ack for batch {got}, none in flight")]
+    AckNoneInFlight { got: u64 },
+    #[error("ack for batch {got}, expected {expected}")]
+    AckOutOfOrder { got: u64, expected: u64 },
+    #[error("expected ConnAck, got {0:?}")]
+    NotAnAck(Kind),
+    #[error("waiting for an ack: {0}")]
+    Ack(#[source] IpcError),
+    #[error("deadline passed with batches unacknowledged")]
+    Unacknowledged,
+    #[error(
+        "the new generation's end of the handoff failed after it had taken every connection: {0}"
+    )]
+    GoneAfterCommit(#[source] IpcError),
+    #[error(
+        "the new generation's end of the handoff failed after it had taken every connection: unexpected {0:?}"
+    )]
+    UnexpectedAfterCommit(Kind),
+}
+
 /// The old side failed and took everything back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandoffFailure {
+    /// Why (a [`HandoffError`], as text: it is reported to the supervisor).
     pub reason: String,
     /// Connections resumed here.
     pub resumed: u64,
@@ -80,29 +131,21 @@ pub async fn hand_off<H: Host>(
 ) -> Result<HandedOff, HandoffFailure> {
     let chan = Arc::new(chan);
     let deadline = Instant::now() + deadline;
-    let early = |reason: String| HandoffFailure {
-        reason,
+    let early = |reason: HandoffError| HandoffFailure {
+        reason: reason.to_string(),
         resumed: 0,
         lost: 0,
         requests_lost: 0,
     };
     let agreed = schema::handshake(&chan, &hooks.handoff_versions())
         .await
-        .map_err(|e| early(format!("handoff handshake: {e}")))?;
+        .map_err(|e| early(HandoffError::Handshake(e)))?;
     debug!(?agreed, "handoff channel up");
     match tokio::time::timeout(ACCEPTING_TIMEOUT, chan.recv_msg()).await {
         Ok(Ok(Message::Accepting(_))) => {}
-        Ok(Ok(other)) => return Err(early(format!("expected Accepting, got {:?}", other.kind()))),
-        Ok(Err(e)) => {
-            return Err(early(format!(
-                "waiting for the new generation to accept: {e}"
-            )));
-        }
-        Err(_) => {
-            return Err(early(format!(
-                "the new generation did not start accepting within {ACCEPTING_TIMEOUT:?}"
-            )));
-        }
+        Ok(Ok(other)) => return Err(early(HandoffError::NotAccepting(other.kind()))),
+        Ok(Err(e)) => return Err(early(HandoffError::Accepting(e))),
+        Err(_) => return Err(early(HandoffError::AcceptingTimeout)),
     }
     server.stop_accepting().await;
     info!(
@@ -162,13 +205,11 @@ pub async fn hand_off<H: Host>(
     };
     if let Some(gone) = gone {
         let why = match gone {
-            Err(e) => e.to_string(),
-            Ok(received) => format!("unexpected {:?}", received.message.kind()),
+            Err(e) => HandoffError::GoneAfterCommit(e),
+            Ok(received) => HandoffError::UnexpectedAfterCommit(received.message.kind()),
         };
         if !migration.closed_all {
-            return Err(migration.fail(format!(
-                "the new generation's end of the handoff failed after it had taken every connection: {why}"
-            )));
+            return Err(migration.fail(why));
         }
         // Past the deadline this generation has closed everything and
         // cannot serve again; it reports and exits as planned, and the
@@ -324,7 +365,7 @@ impl<H: Host> Migration<H> {
 
     /// The handoff failed: takes back everything not acknowledged, accepts
     /// again, and counts what the new generation took along.
-    fn fail(&mut self, reason: String) -> HandoffFailure {
+    fn fail(&mut self, reason: HandoffError) -> HandoffFailure {
         let lost = self.migrated;
         let requests_lost = self.to_forward.load(Ordering::Relaxed);
         // Forwarding to a dead peer is pointless: stop at once.
@@ -332,7 +373,7 @@ impl<H: Host> Migration<H> {
         let resumed = self.resume();
         self.server.start_accepting();
         HandoffFailure {
-            reason,
+            reason: reason.to_string(),
             resumed,
             lost,
             requests_lost,
@@ -361,7 +402,7 @@ impl<H: Host> Migration<H> {
         }
     }
 
-    async fn run(&mut self, chan: &Channel, deadline: Instant) -> Result<(), String> {
+    async fn run(&mut self, chan: &Channel, deadline: Instant) -> Result<(), HandoffError> {
         loop {
             // The next wave is asked once the last one has answered, while
             // earlier batches may still await their acks.
@@ -398,7 +439,7 @@ impl<H: Host> Migration<H> {
     }
 
     /// Sends everything parked, in as many batches as datagrams need.
-    async fn send_ready(&mut self, chan: &Channel) -> Result<(), String> {
+    async fn send_ready(&mut self, chan: &Channel) -> Result<(), HandoffError> {
         let mut rest = std::mem::take(&mut self.ready).into_iter();
         let mut parked = Vec::with_capacity(rest.len());
         let mut states = Vec::with_capacity(rest.len());
@@ -411,7 +452,7 @@ impl<H: Host> Migration<H> {
                     self.ready = parked;
                     self.ready.push(p);
                     self.ready.extend(rest);
-                    return Err(format!("describe a connection: {e}"));
+                    return Err(HandoffError::Describe(e));
                 }
             };
             if let Err(why) = state.writable_in(self.schema) {
@@ -431,7 +472,7 @@ impl<H: Host> Migration<H> {
             Ok(runs) => runs,
             Err(e) => {
                 self.ready = parked;
-                return Err(format!("cut connections into batches: {e}"));
+                return Err(HandoffError::Batches(e));
             }
         };
         let mut parked = parked.into_iter().zip(spills);
@@ -453,8 +494,8 @@ impl<H: Host> Migration<H> {
                 Ok(batch) => chan
                     .send(&batch, &fds)
                     .await
-                    .map_err(|e| format!("send batch {seq}: {e}")),
-                Err(e) => Err(format!("write batch {seq}: {e}")),
+                    .map_err(|source| HandoffError::Send { seq, source }),
+                Err(source) => Err(HandoffError::Write { seq, source }),
             };
             drop(fds);
             // Keep the connections even if the send fails: they resume.
@@ -464,16 +505,16 @@ impl<H: Host> Migration<H> {
         Ok(())
     }
 
-    fn acked(&mut self, ack: Result<Message, IpcError>) -> Result<(), String> {
+    fn acked(&mut self, ack: Result<Message, IpcError>) -> Result<(), HandoffError> {
         match ack {
             Ok(Message::ConnAck(ConnAck { seq })) => {
                 let Some((expected, members)) = self.in_flight.pop_front() else {
-                    return Err(format!("ack for batch {seq}, none in flight"));
+                    return Err(HandoffError::AckNoneInFlight { got: seq });
                 };
                 if seq != expected {
                     // Put it back: it resumes with the rest.
                     self.in_flight.push_front((expected, members));
-                    return Err(format!("ack for batch {seq}, expected {expected}"));
+                    return Err(HandoffError::AckOutOfOrder { got: seq, expected });
                 }
                 self.migrated += members.len() as u64;
                 self.server
@@ -507,17 +548,17 @@ impl<H: Host> Migration<H> {
                 tokio::task::spawn_blocking(move || drop(members));
                 Ok(())
             }
-            Ok(other) => Err(format!("expected ConnAck, got {:?}", other.kind())),
-            Err(e) => Err(format!("waiting for an ack: {e}")),
+            Ok(other) => Err(HandoffError::NotAnAck(other.kind())),
+            Err(e) => Err(HandoffError::Ack(e)),
         }
     }
 
     /// The deadline passed. With batches still unacknowledged the new
     /// generation is wedged: fail (and resume). Otherwise only connections
     /// that never paused are left: close them, count them lost.
-    async fn at_deadline(&mut self) -> Result<(), String> {
+    async fn at_deadline(&mut self) -> Result<(), HandoffError> {
         if !self.in_flight.is_empty() {
-            return Err("deadline passed with batches unacknowledged".to_string());
+            return Err(HandoffError::Unacknowledged);
         }
         let left = self.server.ctx().active() + self.ready.len() as u64;
         warn!(
