@@ -20,7 +20,7 @@
 //!
 //! ```text
 //!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
-//!  5  migrate/      old (hand_off), new (take_over), wire, forward (write migration), hooks
+//!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
 //!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo); clusters (connect with fall-through)
