@@ -20,7 +20,7 @@
 //!
 //! ```text
 //!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
-//!  5  migrate/      old (hand_off), new (take_over), wire, forward (write migration), hooks
+//!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
 //! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
@@ -98,7 +98,8 @@
 //! to pause a wave at a time ([`conn::registry::Registry::pause_some`]); each
 //! task stops between two pump steps and answers with a
 //! [`conn::state::Parked`], which [`migrate::wire`] describes as a
-//! `baton_ipc::ConnState` plus fds. On the other side
+//! [`migrate::schema::ConnState`] plus fds, written in the handoff schema
+//! both generations speak. On the other side
 //! [`migrate::new::take_over`] rebuilds the batch, acknowledges it, and
 //! starts each connection with [`conn::task::adopt`]. Responses to requests
 //! a moved RPC connection had in flight arrive in the old generation and

@@ -188,6 +188,16 @@ struct Ready {
 /// connection, returns its inbox, where the previous generation's
 /// forwarded responses go.
 pub(crate) fn spawn(shared: &Arc<Ctx>, start: Start) -> Option<mpsc::UnboundedSender<Outbound>> {
+    spawn_as(shared, start, true)
+}
+
+/// [`spawn`], with a pause slot a handoff can reach (`pausable`) or one it
+/// never does (the connection stays here).
+fn spawn_as(
+    shared: &Arc<Ctx>,
+    start: Start,
+    pausable: bool,
+) -> Option<mpsc::UnboundedSender<Outbound>> {
     let (meter, start) = match start {
         Start::Accepted {
             listener,
@@ -217,7 +227,11 @@ pub(crate) fn spawn(shared: &Arc<Ctx>, start: Start) -> Option<mpsc::UnboundedSe
         _ => None,
     };
     meter.active.fetch_add(1, Ordering::Relaxed);
-    let (id, slot) = shared.registry.register();
+    let (id, slot) = if pausable {
+        shared.registry.register()
+    } else {
+        shared.registry.register_staying()
+    };
     shared.stats.active.fetch_add(1, Ordering::AcqRel);
     let guard = Guard {
         shared: Arc::clone(shared),
@@ -236,6 +250,13 @@ pub(crate) fn spawn(shared: &Arc<Ctx>, start: Start) -> Option<mpsc::UnboundedSe
 /// its inbox (for the responses the previous generation forwards).
 pub fn adopt(ctx: &Arc<Ctx>, parked: Parked) -> Option<mpsc::UnboundedSender<Outbound>> {
     spawn(ctx, Start::Adopted(Box::new(parked)))
+}
+
+/// Resumes a parked connection of ours that cannot move (it has no form
+/// the next generation reads): it runs on here, out of reach of any
+/// further pause, until it ends or the drain deadline closes it.
+pub fn stay(ctx: &Arc<Ctx>, parked: Parked) {
+    spawn_as(ctx, Start::Adopted(Box::new(parked)), false);
 }
 
 /// Rebuilds a parked connection for this generation.

@@ -27,7 +27,7 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use crate::generation::serve::Server;
 use crate::migrate::hooks::{self, Hooks, PausePoint};
-use crate::migrate::new::{self, TookOver};
+use crate::migrate::new::{self, TakeoverError, TookOver};
 use crate::migrate::old::{self, HandedOff, HandoffFailure};
 use crate::telemetry::metrics::HEARTBEAT_INTERVAL;
 
@@ -42,7 +42,7 @@ pub enum WorkerError {
     #[error("config text from the supervisor is not UTF-8")]
     NotUtf8,
     #[error("taking over from the previous generation: {0}")]
-    Takeover(IpcError),
+    Takeover(#[from] TakeoverError),
 }
 
 /// How a worker that did not fail ended.
@@ -110,7 +110,7 @@ struct Session {
     /// `HandoffAborted` and `TakeoverEnded`.
     loss_reports: bool,
     handing_off: Option<JoinHandle<Result<HandedOff, HandoffFailure>>>,
-    taking_over: Option<JoinHandle<Result<TookOver, IpcError>>>,
+    taking_over: Option<JoinHandle<Result<TookOver, TakeoverError>>>,
 }
 
 impl Session {
@@ -145,12 +145,13 @@ impl Session {
                                 migrated = done.migrated,
                                 lost = done.lost,
                                 spilled = done.spilled,
+                                stayed = done.stayed,
                                 "handed off; exiting"
                             );
                             // The last word on this generation's counters.
                             self.ctrl.send_msg(self.server.meters().snapshot()).await?;
                             self.ctrl.send_msg(Drained {
-                                finished: 0,
+                                finished: done.finished,
                                 migrated: done.migrated,
                                 closed: done.lost,
                             }).await?;
@@ -194,11 +195,8 @@ impl Session {
                                 }).await?;
                             }
                         }
-                        Ok(Err(e)) => return Err(WorkerError::Takeover(e)),
-                        Err(e) => return Err(WorkerError::Takeover(IpcError::Io {
-                            op: "takeover task",
-                            source: std::io::Error::other(e),
-                        })),
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(e) => return Err(TakeoverError::from(e).into()),
                     }
                 }
             }

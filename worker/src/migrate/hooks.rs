@@ -119,7 +119,7 @@ impl Hooks {
     pub(crate) fn handoff_versions(&self) -> Vec<u16> {
         self.handoff_versions
             .clone()
-            .unwrap_or_else(|| baton_ipc::HANDOFF_VERSIONS.to_vec())
+            .unwrap_or_else(|| crate::migrate::schema::HANDOFF_VERSIONS.to_vec())
     }
 }
 
