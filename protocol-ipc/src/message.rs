@@ -19,7 +19,12 @@ use crate::IpcError;
 ///   [`HandoffProgress`] and [`HandoffAborted`] (which replaces
 ///   [`HandoffFailed`]), the new generation's [`TakeoverEnded`]. A peer sends
 ///   them only when version 2 was negotiated, so either side may be older.
-pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2];
+/// * 3 — adds [`SetLogLevel`] (the admin API's `/logging`); the supervisor
+///   sends it only when version 3 was negotiated.
+pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2, 3];
+
+/// The first ctrl version with [`SetLogLevel`].
+pub const LOG_LEVEL_VERSION: u16 = 3;
 
 /// The first ctrl version with [`HandoffProgress`], [`HandoffAborted`] and
 /// [`TakeoverEnded`].
@@ -376,6 +381,14 @@ pub struct Metrics {
     pub families: Vec<MetricFamily>,
 }
 
+/// To a worker: log with this tracing filter from now on (`info`,
+/// `baton=debug`...). The worker keeps its filter when this one does not
+/// parse, and says so in its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetLogLevel {
+    pub filter: String,
+}
+
 /// One of every message, with its wire kind number.
 macro_rules! messages {
     ($($variant:ident = $num:literal,)*) => {
@@ -464,6 +477,7 @@ messages! {
     HandoffProgress = 20,
     HandoffAborted = 21,
     TakeoverEnded = 22,
+    SetLogLevel = 23,
 }
 
 impl Message {
@@ -649,6 +663,10 @@ mod tests {
                 adopted: 252,
                 in_flight_adopted: 504,
                 awaiting: 500,
+            }
+            .into(),
+            SetLogLevel {
+                filter: "baton=debug".into(),
             }
             .into(),
         ]

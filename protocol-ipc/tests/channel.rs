@@ -194,6 +194,10 @@ fn samples() -> Vec<Message> {
             awaiting: 200,
         }
         .into(),
+        baton_ipc::SetLogLevel {
+            filter: "baton=debug,warn".into(),
+        }
+        .into(),
     ]
 }
 
