@@ -43,6 +43,8 @@ pub struct Supervisor {
     pub upgrades: UpgradeCounts,
     /// The admin endpoint's bound address, if it has one.
     pub admin: Option<std::net::SocketAddr>,
+    /// The admin control address, bound, if configured.
+    pub admin_control: Option<std::net::SocketAddr>,
     /// What `status` (and `/status`) answers with.
     pub snapshot: watch::Sender<Status>,
     /// The config in force and the upgrade history, for the admin API.
@@ -147,6 +149,7 @@ impl Supervisor {
                 })
                 .collect(),
             admin: self.admin.map(|a| a.to_string()),
+            admin_control: self.admin_control.map(|a| a.to_string()),
             upgrade_phase: self.phase.to_string(),
             last_upgrade: self.last_upgrade.clone(),
             upgrades: UpgradeCounts {

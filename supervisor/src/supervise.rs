@@ -151,6 +151,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         let (published, published_rx) = watch::channel(Published::default());
         let mut admin = Vec::new();
         let mut admin_address = None;
+        let mut admin_control = None;
         if let Some(config) = release.config.view.admin.clone() {
             let state = AdminState {
                 metrics: Arc::clone(&metrics),
@@ -174,6 +175,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
                     admin_address = Some(bound);
                 } else {
                     info!(address = %bound, "admin control address (mutating calls without the token)");
+                    admin_control = Some(bound);
                 }
                 admin.push(tokio::spawn(crate::admin::serve(listener, state.clone(), access)));
             }
@@ -199,6 +201,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
             last_upgrade: None,
             upgrades: UpgradeCounts::default(),
             admin: admin_address,
+            admin_control,
             snapshot,
             published,
             metrics,
