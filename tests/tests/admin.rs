@@ -30,6 +30,11 @@ const CHROMIUM_PATIENCE: Duration = Duration::from_secs(90);
 /// for the first refresh (three fetches) and one more at its 2 s period.
 const PAGE_BUDGET_MS: u32 = 5000;
 
+/// An HTTP listener that answers by itself: requests to count.
+const HELLO: &str = "\n[[listeners]]\nname = \"hello\"\naddress = \"127.0.0.1:0\"\n\
+                     protocol = \"http\"\n[[listeners.routes]]\n\
+                     direct = { status = 200, body = \"hello\\n\" }\n";
+
 /// `tcp_config` to `upstream`, with an admin endpoint: a token, and a
 /// control address when `control` is set.
 fn config(upstream: SocketAddr, control: bool) -> String {
@@ -296,8 +301,19 @@ async fn generations_keep_the_upgrade_history_with_moved_counts() {
     });
     baton.signal(Signal::HUP);
     baton.wait_for_upgrades(1);
-    baton.upgrade(&[]);
+    // The second brings a new config: /config_dump follows it.
+    let next = baton.dir.path().join("next.toml");
+    let text = std::fs::read_to_string(&baton.config_path).unwrap();
+    std::fs::write(
+        &next,
+        text.replace("drain_timeout = \"5s\"", "drain_timeout = \"6s\""),
+    )
+    .unwrap();
+    baton.upgrade(&["-c", next.to_str().unwrap()]);
     baton.wait_for_upgrades(2);
+    let dump = get(admin, "/config_dump");
+    assert_eq!(dump["source"], next.display().to_string());
+    assert_eq!(dump["config"]["supervisor"]["drain_timeout"], "6s");
 
     let generations = get(admin, "/generations");
     let history = generations["history"].as_array().unwrap();
@@ -353,12 +369,17 @@ async fn drain_stops_the_supervisor_gracefully() {
 async fn the_status_page_renders_in_headless_chromium() {
     let chromium = chromium();
     let upstream = Echo::start().await;
-    let baton = Baton::start(&config(upstream.addr, false));
+    let baton = Baton::start(&format!("{}{HELLO}", config(upstream.addr, false)));
     let admin = baton.admin_addr();
     let front = baton.addr("front");
-    // Traffic: three connections come and go, one stays across an upgrade.
+    // Traffic: three connections come and go, one stays across an upgrade;
+    // five HTTP requests.
     for _ in 0..3 {
         one_connection(front).await;
+    }
+    for _ in 0..5 {
+        let response = http(baton.addr("hello"), "GET", "/");
+        assert_eq!(response.code, 200, "{}", response.body);
     }
     let held = echoed(TcpStream::connect(front).await.unwrap(), b"x").await;
     baton.wait_for_status("the held connection through the proxy", |s| {
@@ -367,15 +388,16 @@ async fn the_status_page_renders_in_headless_chromium() {
     baton.signal(Signal::HUP);
     baton.wait_for_upgrades(1);
     eventually("the counts of generation 2 in /listeners", || {
-        let l = &get(admin, "/listeners")["listeners"][0];
-        l["connections_total"] == 4 && l["connections_active"] == 1
+        let listeners = get(admin, "/listeners");
+        let [l, hello] = [&listeners["listeners"][0], &listeners["listeners"][1]];
+        l["connections_total"] == 4 && l["connections_active"] == 1 && hello["requests"] == 5
     });
 
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{admin}/");
     let dom = run_chromium(&chromium, profile.path(), &["--dump-dom", &url]);
     let rows = |class: &str| dom.matches(&format!("<tr class=\"{class}\"")).count();
-    assert_eq!(rows("listener"), 1, "{dom}");
+    assert_eq!(rows("listener"), 2, "{dom}");
     assert_eq!(rows("endpoint"), 1, "{dom}");
     assert_eq!(rows("generation"), 1, "{dom}");
     assert_eq!(rows("upgrade"), 1, "{dom}");
@@ -388,6 +410,10 @@ async fn the_status_page_renders_in_headless_chromium() {
         "<td class=\"num\">4</td>",
     ] {
         assert!(listener.contains(cell), "{cell} not in {listener}");
+    }
+    let hello = row(&dom, "<tr class=\"listener\" data-name=\"hello\"");
+    for cell in ["<td>http</td>", "<td class=\"num\">5</td>"] {
+        assert!(hello.contains(cell), "{cell} not in {hello}");
     }
     let endpoint = row(&dom, "<tr class=\"endpoint\"");
     assert!(endpoint.contains(&upstream.addr.to_string()), "{endpoint}");
