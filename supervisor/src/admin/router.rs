@@ -173,3 +173,222 @@ impl Response {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use baton_ipc::{MetricFamily, MetricKind, MetricSample, Metrics};
+    use parking_lot::Mutex;
+    use tokio::sync::{mpsc, watch};
+
+    use super::*;
+    use crate::admin::Published;
+    use crate::admin::http::parse_query;
+    use crate::control::proto::{ListenerStatus, Status};
+    use crate::logging::LogLevel;
+    use crate::metrics::MetricsStore;
+
+    const TOKEN: &str = "0123456789abcdef";
+    const CONFIG: &str = r#"
+[admin]
+address = "127.0.0.1:9901"
+token = "0123456789abcdef"
+
+[[listeners]]
+name = "front"
+address = "127.0.0.1:7000"
+protocol = "http"
+cluster = "back"
+
+[[clusters]]
+name = "back"
+endpoints = ["10.0.0.5:9000"]
+"#;
+
+    fn state() -> (AdminState, mpsc::Receiver<Command>) {
+        let mut metrics = MetricsStore::default();
+        let sample = |labels: &[(&str, &str)], value| MetricSample {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+        };
+        let family = |name: &str, kind, samples| MetricFamily {
+            name: name.into(),
+            help: "h".into(),
+            kind,
+            samples,
+        };
+        metrics.update(
+            1,
+            Metrics {
+                families: vec![
+                    family(
+                        "baton_listener_connections_active",
+                        MetricKind::Gauge,
+                        vec![sample(&[("listener", "front")], 3)],
+                    ),
+                    family(
+                        "baton_http_responses_total",
+                        MetricKind::Counter,
+                        vec![
+                            sample(&[("listener", "front"), ("class", "2xx")], 40),
+                            sample(&[("listener", "front"), ("class", "5xx")], 2),
+                        ],
+                    ),
+                    family(
+                        "baton_upstream_connect_failures_total",
+                        MetricKind::Counter,
+                        vec![sample(
+                            &[("cluster", "back"), ("endpoint", "10.0.0.5:9000")],
+                            7,
+                        )],
+                    ),
+                ],
+            },
+        );
+        let status = Status {
+            listeners: vec![ListenerStatus {
+                name: "front".into(),
+                address: "127.0.0.1:7000".into(),
+            }],
+            ..Status::default()
+        };
+        let published = Published {
+            config_name: "baton.toml".into(),
+            config_text: CONFIG.into(),
+            history: Default::default(),
+        };
+        let (commands, queue) = mpsc::channel(1);
+        let state = AdminState {
+            metrics: Arc::new(Mutex::new(metrics)),
+            status: watch::channel(status).1,
+            published: watch::channel(published).1,
+            log: Arc::new(LogLevel::detached("info")),
+            commands,
+            token: Some(Arc::from(TOKEN)),
+        };
+        (state, queue)
+    }
+
+    fn request(method: &str, target: &str, authorization: Option<&str>) -> Request {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        Request {
+            method: method.into(),
+            path: path.into(),
+            query: parse_query(query),
+            authorization: authorization.map(str::to_string),
+            accept: None,
+        }
+    }
+
+    fn body(response: &Response) -> serde_json::Value {
+        serde_json::from_str(&response.body).unwrap()
+    }
+
+    #[test]
+    fn listeners_and_clusters_carry_the_metrics_they_have_and_no_more() {
+        let (state, _queue) = state();
+        let listeners = route(
+            &request("GET", "/listeners", None),
+            &state,
+            Access::ReadOnly,
+        );
+        let front = &body(&listeners)["listeners"][0];
+        assert_eq!(front["protocol"], "http");
+        assert_eq!(front["connections_active"], 3);
+        assert_eq!(front["requests"], 42);
+        // Not reported by the worker: null, not 0.
+        assert_eq!(front["connections_total"], serde_json::Value::Null);
+        assert_eq!(
+            front["metrics"]["baton_http_responses_total{class=\"5xx\"}"],
+            2
+        );
+        let clusters = route(&request("GET", "/clusters", None), &state, Access::ReadOnly);
+        let endpoint = &body(&clusters)["clusters"][0]["endpoints"][0];
+        assert_eq!(endpoint["connect_failures"], 7);
+        assert_eq!(endpoint["upstream_connections"], serde_json::Value::Null);
+        assert_eq!(endpoint["health"], "unknown");
+    }
+
+    #[test]
+    fn the_config_dump_hides_the_token() {
+        let (state, _queue) = state();
+        let dump = route(
+            &request("GET", "/config_dump", None),
+            &state,
+            Access::ReadOnly,
+        );
+        assert_eq!(dump.code, 200);
+        assert!(!dump.body.contains(TOKEN), "{}", dump.body);
+        assert_eq!(body(&dump)["config"]["admin"]["token"], "<redacted>");
+    }
+
+    #[test]
+    fn mutations_pass_the_gate_first() {
+        let (state, mut queue) = state();
+        let bearer = format!("Bearer {TOKEN}");
+        let set = |auth, access| {
+            route(
+                &request("POST", "/logging?level=debug", auth),
+                &state,
+                access,
+            )
+            .code
+        };
+        assert_eq!(set(None, Access::ReadOnly), 403);
+        assert_eq!(state.log.current(), "info");
+        assert_eq!(set(Some(bearer.as_str()), Access::ReadOnly), 200);
+        assert_eq!(state.log.current(), "debug");
+        let bad = route(
+            &request("POST", "/logging?level=%5B", None),
+            &state,
+            Access::Control,
+        );
+        assert_eq!(bad.code, 400);
+        assert_eq!(state.log.current(), "debug");
+
+        let drain = route(&request("POST", "/drain", None), &state, Access::ReadOnly);
+        assert_eq!(drain.code, 403);
+        assert!(queue.try_recv().is_err(), "nothing queued");
+        let drain = route(&request("POST", "/drain", None), &state, Access::Control);
+        assert_eq!(drain.code, 202);
+        let queued = queue.try_recv().unwrap();
+        assert_eq!(queued.request, proto::Request::Stop);
+        // The queue is full (one slot): said so, not dropped silently.
+        let (reply, _) = oneshot::channel();
+        state
+            .commands
+            .try_send(Command {
+                request: proto::Request::Stop,
+                binary: None,
+                reply,
+            })
+            .unwrap();
+        let full = route(&request("POST", "/drain", None), &state, Access::Control);
+        assert_eq!(full.code, 503);
+    }
+
+    #[test]
+    fn text_is_for_whoever_asks() {
+        let (state, _queue) = state();
+        let mut asked = request("GET", "/logging", None);
+        assert!(
+            route(&asked, &state, Access::ReadOnly)
+                .content_type
+                .contains("json")
+        );
+        asked.accept = Some("text/plain".into());
+        let text = route(&asked, &state, Access::ReadOnly);
+        assert!(text.content_type.starts_with("text/plain"), "{text:?}");
+        assert!(text.body.contains("info"));
+        let explicit = request("GET", "/generations?format=text", None);
+        assert!(
+            route(&explicit, &state, Access::ReadOnly)
+                .body
+                .contains("upgrades (last 50)")
+        );
+    }
+}
