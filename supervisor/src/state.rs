@@ -164,11 +164,15 @@ impl Supervisor {
         };
         self.snapshot.send_replace(status);
         let config = &self.current.config;
+        let token = config.view.admin.as_ref().and_then(|a| a.token.as_ref());
         self.published.send_if_modified(|p| {
-            let changed = p.config_text != config.text || p.config_name != config.name;
+            let changed = p.config_text != config.text
+                || p.config_name != config.name
+                || p.token.as_deref() != token.map(|t| t.0.as_str());
             if changed {
                 p.config_name.clone_from(&config.name);
                 p.config_text.clone_from(&config.text);
+                p.token = token.map(|t| Arc::from(t.0.as_str()));
             }
             changed
         });

@@ -159,7 +159,6 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
                 published: published_rx,
                 log: Arc::clone(&log),
                 commands: commands_tx.clone(),
-                token: config.token.map(|t| Arc::from(t.0)),
             };
             let mut addresses = vec![(config.address, Access::ReadOnly, "bind the admin address")];
             if let Some(control) = config.control_address {

@@ -26,6 +26,10 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 /// only bounds a wedged browser.
 const CHROMIUM_PATIENCE: Duration = Duration::from_secs(90);
 
+/// Between two connections while waiting for a worker to log at debug:
+/// the level reaches it within milliseconds.
+const LOG_POLL: Duration = Duration::from_millis(50);
+
 /// Virtual time chromium gives the page's script before dumping: enough
 /// for the first refresh (three fetches) and one more at its 2 s period.
 const PAGE_BUDGET_MS: u32 = 5000;
@@ -111,8 +115,9 @@ async fn read_only_endpoints_describe_the_proxy_in_force() {
     assert!(!text.body.contains(TOKEN));
 
     // /listeners: the bound address and the counts from the metrics.
-    eventually("the connection counted in /listeners", || {
-        get(admin, "/listeners")["listeners"][0]["connections_total"] == 1
+    eventually("the connection counted and closed in /listeners", || {
+        let l = &get(admin, "/listeners")["listeners"][0];
+        l["connections_total"] == 1 && l["connections_active"] == 0
     });
     let listeners = get(admin, "/listeners");
     let l = &listeners["listeners"][0];
@@ -264,8 +269,27 @@ async fn logging_changes_what_the_workers_log() {
     let quiet = one_connection(front).await;
     let set = post_with_token(admin, "/logging?level=debug");
     assert_eq!(set.code, 200, "{}", set.body);
-    let loud = one_connection(front).await;
-    let line = baton.logged(&format!("accepted peer={loud}"));
+    // The worker applies the level when its ctrl channel delivers it, a
+    // moment after the answer: connect until one of ours is logged.
+    let mut peers = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    let line = loop {
+        peers.push(one_connection(front).await);
+        tokio::time::sleep(LOG_POLL).await;
+        baton.drain_log();
+        let logged = baton.log.iter().find(|l| {
+            peers
+                .iter()
+                .any(|p| l.contains(&format!("accepted peer={p}")))
+        });
+        if let Some(line) = logged {
+            break line.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never logged at debug"
+        );
+    };
     assert!(
         line.contains("DEBUG") && line.contains("gen{n=1}"),
         "{line}"
@@ -301,12 +325,15 @@ async fn generations_keep_the_upgrade_history_with_moved_counts() {
     });
     baton.signal(Signal::HUP);
     baton.wait_for_upgrades(1);
-    // The second brings a new config: /config_dump follows it.
+    // The second brings a new config: /config_dump follows it, and so
+    // does the token (rotated).
     let next = baton.dir.path().join("next.toml");
     let text = std::fs::read_to_string(&baton.config_path).unwrap();
+    let rotated = "rotated-token-0123456789ab";
     std::fs::write(
         &next,
-        text.replace("drain_timeout = \"5s\"", "drain_timeout = \"6s\""),
+        text.replace("drain_timeout = \"5s\"", "drain_timeout = \"6s\"")
+            .replace(TOKEN, rotated),
     )
     .unwrap();
     baton.upgrade(&["-c", next.to_str().unwrap()]);
@@ -314,6 +341,15 @@ async fn generations_keep_the_upgrade_history_with_moved_counts() {
     let dump = get(admin, "/config_dump");
     assert_eq!(dump["source"], next.display().to_string());
     assert_eq!(dump["config"]["supervisor"]["drain_timeout"], "6s");
+    assert_eq!(post_with_token(admin, "/logging?level=info").code, 403);
+    let auth = format!("Bearer {rotated}");
+    let set = http_with(
+        admin,
+        "POST",
+        "/logging?level=info",
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(set.code, 200, "{}", set.body);
 
     let generations = get(admin, "/generations");
     let history = generations["history"].as_array().unwrap();

@@ -16,7 +16,7 @@
 //! | GET | `/clusters` | each cluster and its endpoints, with the endpoints' metrics |
 //! | GET | `/generations` | the workers alive, and the last [`HISTORY`] upgrades |
 //! | GET | `/logging` | the log filter in force (supervisor and workers) |
-//! | POST | `/logging?level=FILTER` | **mutating**: sets it for the supervisor and every worker |
+//! | POST | `/logging?level=FILTER` | **mutating**: sets it for the supervisor (at once) and every worker (as its ctrl channel delivers it: milliseconds later) |
 //! | POST | `/drain` | **mutating**: a graceful stop, exactly as `baton stop` |
 //!
 //! JSON by default; `?format=text` or `Accept: text/plain` (without
@@ -40,7 +40,10 @@
 //!   network, a firewall): there the token is not needed.
 //!
 //! Otherwise they are refused with 403 and a message that says which of
-//! the two is missing. A mutating call must be a POST (a GET of `/drain`
+//! the two is missing. The token in force is the current release's: an
+//! upgrade whose config changes it rotates it. The two addresses are bound
+//! once, when the supervisor starts (it never blinks); changing them takes
+//! a restart of the supervisor. A mutating call must be a POST (a GET of `/drain`
 //! is 405), so that a link, a prefetch or an `<img>` cannot trigger it;
 //! `GET /logging` only reads. There is no TLS here: send the token only
 //! over a network you trust, or use `control_address` on loopback.
@@ -114,8 +117,6 @@ pub struct AdminState {
     /// The main loop's command queue, as the control socket feeds it:
     /// `/drain` asks for a stop there.
     pub commands: mpsc::Sender<Command>,
-    /// `[admin] token`, if configured.
-    pub token: Option<Arc<str>>,
 }
 
 /// What the supervisor publishes for the admin endpoint besides its status.
@@ -125,6 +126,9 @@ pub struct Published {
     pub config_name: String,
     /// Its text, as the current generation received it.
     pub config_text: String,
+    /// Its `[admin] token`, if any: a token rotated by an upgrade's new
+    /// config takes effect with it.
+    pub token: Option<Arc<str>>,
     /// The last [`HISTORY`] upgrades and rollbacks, oldest first.
     pub history: VecDeque<UpgradeRecord>,
 }

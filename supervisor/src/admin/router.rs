@@ -110,7 +110,7 @@ pub fn route(request: &Request, state: &AdminState, access: Access) -> Response 
 fn authorize(request: &Request, state: &AdminState, access: Access) -> Result<(), auth::Refusal> {
     auth::allow_mutation(
         access,
-        state.token.as_deref(),
+        state.published.borrow().token.as_deref(),
         request.authorization.as_deref(),
         &request.path,
     )
@@ -259,6 +259,7 @@ endpoints = ["10.0.0.5:9000"]
         let published = Published {
             config_name: "baton.toml".into(),
             config_text: CONFIG.into(),
+            token: Some(Arc::from(TOKEN)),
             history: Default::default(),
         };
         let (commands, queue) = mpsc::channel(1);
@@ -268,7 +269,6 @@ endpoints = ["10.0.0.5:9000"]
             published: watch::channel(published).1,
             log: Arc::new(LogLevel::detached("info")),
             commands,
-            token: Some(Arc::from(TOKEN)),
         };
         (state, queue)
     }
