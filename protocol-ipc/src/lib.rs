@@ -85,6 +85,10 @@
 //!    |                                        |     awaiting} -------------- |
 //! ```
 //!
+//! Version 3 adds [`SetLogLevel`] { filter }, supervisor → worker, at any
+//! time after `Ready` (the admin API's `/logging`); no answer. A worker that
+//! cannot parse the filter keeps its own and logs why.
+//!
 //! On the handoff channel (sequence, versions and failure handling in
 //! `baton-worker`'s `migrate` module, which owns what a connection is on
 //! the wire: here a batch's body is opaque bytes):
@@ -128,9 +132,9 @@ pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
     Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnBatchV1, Drain, Drained, Forward,
     Generation, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom, HandoffProgress,
-    HandoffStage, HandoffTo, Hello, Kind, LOSS_REPORTS_VERSION, ListenerBatch, Message,
-    MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse, Role,
-    TakeoverEnded,
+    HandoffStage, HandoffTo, Hello, Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch,
+    Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse,
+    Role, SetLogLevel, TakeoverEnded,
 };
 
 /// Environment variables of the supervisor→worker process contract.

@@ -19,7 +19,12 @@ use crate::IpcError;
 ///   [`HandoffProgress`] and [`HandoffAborted`] (which replaces
 ///   [`HandoffFailed`]), the new generation's [`TakeoverEnded`]. A peer sends
 ///   them only when version 2 was negotiated, so either side may be older.
-pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2];
+/// * 3 — adds [`SetLogLevel`] (the admin API's `/logging`); the supervisor
+///   sends it only when version 3 was negotiated.
+pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2, 3];
+
+/// The first ctrl version with [`SetLogLevel`].
+pub const LOG_LEVEL_VERSION: u16 = 3;
 
 /// The first ctrl version with [`HandoffProgress`], [`HandoffAborted`] and
 /// [`TakeoverEnded`].
@@ -293,6 +298,14 @@ pub struct Metrics {
     pub families: Vec<MetricFamily>,
 }
 
+/// To a worker: log with this tracing filter from now on (`info`,
+/// `baton=debug`...). The worker keeps its filter when this one does not
+/// parse, and says so in its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetLogLevel {
+    pub filter: String,
+}
+
 /// One of every message, with its wire kind number.
 macro_rules! messages {
     ($($variant:ident = $num:literal,)*) => {
@@ -399,6 +412,7 @@ messages! {
     HandoffAborted = 21,
     TakeoverEnded = 22,
     ConnBatch = 23,
+    SetLogLevel = 24,
 }
 
 impl Message {
@@ -560,6 +574,10 @@ mod tests {
                 schema: 2,
                 fds: 0,
                 body: vec![1, 2, 3],
+            }
+            .into(),
+            SetLogLevel {
+                filter: "baton=debug".into(),
             }
             .into(),
         ]

@@ -167,6 +167,10 @@ fn samples() -> Vec<Message> {
             body: (0..=255u8).collect(),
         }
         .into(),
+        baton_ipc::SetLogLevel {
+            filter: "baton=debug,warn".into(),
+        }
+        .into(),
     ]
 }
 

@@ -139,7 +139,7 @@ pub fn run_inherited() -> ExitCode {
     {
         tracing::warn!(error = %e, "PR_SET_PDEATHSIG failed");
     }
-    init_logging();
+    let set_filter = init_logging();
     let fd = match baton_ipc::fd::adopt_inherited(baton_ipc::env::IPC_FD) {
         Ok(fd) => fd,
         Err(e) => {
@@ -176,7 +176,7 @@ pub fn run_inherited() -> ExitCode {
                 source: e,
             })
         })?;
-        generation::ctrl::run(ctrl).await
+        generation::ctrl::run(ctrl, set_filter).await
     });
     // Connection tasks may still hold sockets; do not wait for them.
     runtime.shutdown_background();
@@ -225,16 +225,24 @@ pub fn check(source: &str, text: &str) -> Result<baton_config::Config, String> {
     Ok(config)
 }
 
-fn init_logging() {
+/// Installs the subscriber; returns how to replace its filter later
+/// (`SetLogLevel`).
+fn init_logging() -> generation::ctrl::SetFilter {
     let filter = std::env::var(baton_ipc::env::LOG)
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder.init();
+    Box::new(move |filter| {
+        let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }

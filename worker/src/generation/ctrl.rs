@@ -11,6 +11,7 @@
 //!                           version 2, with the requests lost), and keep serving;
 //!                           on version 2, HandoffProgress at each stage
 //!         Drain             drain, Drained, exit 0
+//!         SetLogLevel       log with this filter from now on (ctrl version 3)
 //!         EOF               the supervisor is gone: exit at once
 //!    and meanwhile, every second, Metrics (the counters, and the heartbeat);
 //!    one last Metrics precedes every Drained.
@@ -56,8 +57,11 @@ pub enum Ended {
     Orphaned,
 }
 
+/// Replaces the log filter (`SetLogLevel`); `Err` says why a filter was refused.
+pub type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Runs one generation over an established ctrl channel.
-pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
+pub async fn run(ctrl: Channel, set_filter: SetFilter) -> Result<Ended, WorkerError> {
     let hooks = Hooks::from_env();
     let versions = hooks::versions_var("BATON_TEST_CTRL_VERSIONS")
         .unwrap_or_else(|| baton_ipc::PROTOCOL_VERSIONS.to_vec());
@@ -94,6 +98,7 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
         ctrl,
         server,
         hooks,
+        set_filter,
         loss_reports: negotiated.version >= LOSS_REPORTS_VERSION,
         handing_off: None,
         taking_over: None,
@@ -106,6 +111,7 @@ struct Session {
     ctrl: Arc<Channel>,
     server: Server,
     hooks: Hooks,
+    set_filter: SetFilter,
     /// The supervisor speaks ctrl version 2: it takes `HandoffProgress`,
     /// `HandoffAborted` and `TakeoverEnded`.
     loss_reports: bool,
@@ -258,6 +264,10 @@ impl Session {
                     .await?;
                 return Ok(Some(Ended::Drained));
             }
+            Message::SetLogLevel(set) => match (self.set_filter)(&set.filter) {
+                Ok(()) => info!(filter = %set.filter, "log level set"),
+                Err(e) => warn!(filter = %set.filter, error = %e, "log level refused"),
+            },
             other => warn!(kind = ?other.kind(), "ignoring an unexpected ctrl message"),
         }
         Ok(None)
