@@ -180,10 +180,7 @@ async fn with_no_schema_in_common_the_old_generation_drains() {
     let mut clients = clients(addr, COUNT).await;
     wait_active(&old_gen, COUNT as u64).await;
 
-    let future = Hooks {
-        handoff_versions: Some(vec![99]),
-        ..Hooks::default()
-    };
+    let future = Hooks::speaking(vec![99]);
     let (a, b) = Channel::pair().unwrap();
     let handing = tokio::spawn(old::hand_off(
         old_gen.clone(),
@@ -387,10 +384,7 @@ async fn a_spilled_tunnel_stays_and_drains_when_the_peer_speaks_only_schema_1() 
         client
     });
     let (mut upstream, _) = upstream_listener.accept().await.unwrap();
-    let schema_1 = Hooks {
-        handoff_versions: Some(vec![1]),
-        ..Hooks::default()
-    };
+    let schema_1 = Hooks::speaking(vec![1]);
     let mut received = 0u64;
     // Each round before this one moved the tunnel.
     for round in 0..MAX_ROUNDS {

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::generation::serve::Server;
-use crate::migrate::hooks::{self, Hooks, PausePoint};
+use crate::migrate::hooks::{Hooks, PausePoint};
 use crate::migrate::new::{self, TakeoverError, TookOver};
 use crate::migrate::old::{self, HandedOff, HandoffFailure};
 use crate::telemetry::metrics::HEARTBEAT_INTERVAL;
@@ -63,9 +63,7 @@ pub type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 /// Runs one generation over an established ctrl channel.
 pub async fn run(ctrl: Channel, set_filter: SetFilter) -> Result<Ended, WorkerError> {
     let hooks = Hooks::from_env();
-    let versions = hooks::versions_var("BATON_TEST_CTRL_VERSIONS")
-        .unwrap_or_else(|| baton_ipc::PROTOCOL_VERSIONS.to_vec());
-    let negotiated = ctrl.handshake(Role::Worker, &versions).await?;
+    let negotiated = ctrl.handshake(Role::Worker, &hooks.ctrl_versions()).await?;
     let (generation, source, text) = recv_config(&ctrl).await?;
     let span = tracing::info_span!("gen", n = %generation);
     let _entered = span.enter();

@@ -7,7 +7,7 @@
 //! doc of `migrate` for the whole protocol.
 
 use baton_ipc::{Accepting, Channel, ConnAck, IpcError, Message};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::conn::state::ConnParts;
 use crate::conn::task;
@@ -104,11 +104,12 @@ pub async fn take_over<H: Host>(
                 let (seq, conns) = schema::decode_batch(schema, &message)?;
                 let parked = rebuild_batch(conns, received.fds)?;
                 let count = parked.len() as u64;
+                #[cfg(feature = "test-hooks")]
                 if hooks
                     .abort_after_adopt
                     .is_some_and(|k| took.adopted + count >= k)
                 {
-                    error!(
+                    tracing::error!(
                         adopted = took.adopted,
                         "test hook BATON_TEST_ABORT_AFTER_ADOPT: aborting"
                     );
