@@ -136,6 +136,7 @@ fn rpc_context(
         pools: pools.into(),
         upstreams: upstreams.to_vec().into(),
         order: order.subscribe(),
+        filters: filter::rpc::RpcChain::default(),
     }))
 }
 
@@ -267,6 +268,7 @@ impl Server {
                     meters: meters.http(&l.name),
                     generation,
                     fds: Arc::clone(&fd_budget),
+                    filters: filter::http::HttpChain::default(),
                 }))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;

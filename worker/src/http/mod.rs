@@ -93,6 +93,7 @@ use std::time::Duration;
 use baton_config::{Config, Listener, Target};
 
 use crate::codec::http1;
+use crate::filter::http::HttpChain;
 use crate::telemetry::meters::HttpMeters;
 
 /// One HTTP listener's settings, compiled.
@@ -165,6 +166,9 @@ pub struct HttpContext {
     /// The worker's fd budget: an HTTP/2 stream's upstream connection
     /// takes a unit of it.
     pub fds: Arc<crate::fds::FdBudget>,
+    /// The listener's L7 filters (empty until issue 15's config builds
+    /// them: then the exchange makes no stream and calls nothing).
+    pub filters: HttpChain,
 }
 
 /// Builds, and drops, what an HTTP generation reads or compiles beyond the

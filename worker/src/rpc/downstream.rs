@@ -43,6 +43,7 @@ use tracing::{debug, warn};
 use crate::codec::{
     AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Pinning, RequestId,
 };
+use crate::filter::rpc::RpcChain;
 use crate::io::{Idle, Outcome};
 use crate::lifecycle::Order;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
@@ -71,6 +72,9 @@ pub struct Context {
     pub pools: Arc<[Arc<Pool>]>,
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub order: watch::Receiver<Order>,
+    /// The listener's RPC filters (empty until issue 15's config builds
+    /// them: then no frame goes through them).
+    pub filters: RpcChain,
 }
 
 /// A client connection of an RPC listener.
