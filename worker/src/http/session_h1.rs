@@ -233,6 +233,13 @@ where
         self.io.client_addr
     }
 
+    /// Whether the connection may move at an upgrade as far as its
+    /// listener's filters go (else it closes between two requests; see
+    /// crate::filter).
+    pub fn filters_move(&self) -> bool {
+        self.ctx.filters.mobility() == crate::filter::Mobility::Moves
+    }
+
     /// Whether the client opened with the HTTP/2 preface.
     pub fn wants_h2(&self) -> bool {
         self.h2
