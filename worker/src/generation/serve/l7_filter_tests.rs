@@ -2,7 +2,8 @@
 //! (real sockets on 127.0.0.1:0, the chain set in place of the config's,
 //! which issue 15 will build): HTTP header edits reach the upstream and
 //! the client over HTTP/1.1 and HTTP/2 clients, a filter's local answer
-//! never contacts the upstream, an RPC fault is the protocol's own error,
+//! never contacts the upstream, routing sees what a filter set, bodies and
+//! trailers pass through the filters, an RPC fault is the protocol's own error,
 //! and a chain that keeps state makes its connection stay instead of
 //! moving.
 
@@ -25,7 +26,8 @@ use crate::conn::registry::Paused;
 use crate::filter::builtin::headers::{Edit, Headers};
 use crate::filter::builtin::rpc_fault::RpcFault;
 use crate::filter::http::{
-    Action, HttpChain, HttpFilter, HttpStreamFilter, LocalResponse, RequestHead, ResponseHead,
+    Action, HeaderBlock, HttpChain, HttpFilter, HttpStreamFilter, LocalResponse, RequestHead,
+    ResponseHead,
 };
 use crate::filter::rpc::{RpcAction, RpcChain, RpcFilter, RpcFrameFilter};
 use crate::filter::{ConnInfo, Mobility};
@@ -85,6 +87,17 @@ async fn upstream() -> (SocketAddr, Arc<Seen>) {
 /// A served generation with one HTTP listener to `upstream`, its HTTP
 /// chain `filters`.
 fn serve_http(upstream: SocketAddr, filters: HttpChain) -> (Server, SocketAddr) {
+    serve_http_with("", upstream, "", filters)
+}
+
+/// The same, with `routes` (TOML of the listener) and `clusters` (more
+/// TOML).
+fn serve_http_with(
+    routes: &str,
+    upstream: SocketAddr,
+    clusters: &str,
+    filters: HttpChain,
+) -> (Server, SocketAddr) {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
     let text = format!(
@@ -94,9 +107,11 @@ fn serve_http(upstream: SocketAddr, filters: HttpChain) -> (Server, SocketAddr) 
         address = "{addr}"
         protocol = "http"
         cluster = "c"
+        {routes}
         [[clusters]]
         name = "c"
         endpoints = ["{upstream}"]
+        {clusters}
         "#
     );
     let config = baton_config::parse("test.toml", &text).unwrap();
@@ -382,6 +397,153 @@ async fn a_response_side_answer_replaces_the_upstreams() {
     assert_eq!(parts.status, 403);
     assert!(parts.headers.get("x-upstream").is_none());
     assert_eq!(body, "denied\n");
+}
+
+#[tokio::test]
+async fn the_route_sees_a_header_a_filter_set() {
+    let (a, seen_a) = upstream().await;
+    let (b, seen_b) = upstream().await;
+    let routes = "[[listeners.routes]]\nheaders = { x-tag = \"request\" }\ncluster = \"b\"\n";
+    let clusters = format!("[[clusters]]\nname = \"b\"\nendpoints = [\"{b}\"]\n");
+    let (_server, addr) = serve_http_with(routes, a, &clusters, tagging());
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(h1_get(&mut client).await.status(), "200");
+    assert_eq!(seen_a.heads.lock().len(), 0, "not the listener's cluster");
+    assert_eq!(
+        seen_b.heads.lock().len(),
+        1,
+        "routed by the filter's header"
+    );
+}
+
+/// Uppercases body pieces both ways, sets the `x-sum` trailer to `2` on
+/// the request and `x-rsum` on the response, and logs where bodies end.
+#[derive(Debug)]
+struct Shout(Arc<Mutex<Vec<&'static str>>>);
+
+struct ShoutStream(Arc<Mutex<Vec<&'static str>>>);
+
+impl HttpFilter for Shout {
+    fn name(&self) -> &'static str {
+        "shout"
+    }
+    fn mobility(&self) -> Mobility {
+        Mobility::Moves
+    }
+    fn stream(&self, _conn: &ConnInfo) -> Box<dyn HttpStreamFilter> {
+        Box::new(ShoutStream(Arc::clone(&self.0)))
+    }
+}
+
+impl HttpStreamFilter for ShoutStream {
+    fn on_request_body(&mut self, chunk: &mut BytesMut, end: bool) -> Action {
+        chunk.make_ascii_uppercase();
+        if end {
+            self.0.lock().push("request body end");
+        }
+        Action::Continue
+    }
+    fn on_request_trailers(&mut self, trailers: &mut dyn HeaderBlock) -> Action {
+        trailers.set("x-sum", b"2").unwrap();
+        self.0.lock().push("request trailers");
+        Action::Continue
+    }
+    fn on_response_body(&mut self, chunk: &mut BytesMut, end: bool) -> Action {
+        chunk.make_ascii_uppercase();
+        if end {
+            self.0.lock().push("response body end");
+        }
+        Action::Continue
+    }
+    fn on_response_trailers(&mut self, trailers: &mut dyn HeaderBlock) -> Action {
+        trailers.set("x-rsum", b"2").unwrap();
+        self.0.lock().push("response trailers");
+        Action::Continue
+    }
+}
+
+/// An HTTP/1.1 upstream that records the raw bytes of one chunked
+/// request (with trailers) and answers it chunked, with a trailer.
+async fn chunked_upstream() -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let raw = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&raw);
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let mut buf = Vec::new();
+        while !(buf.windows(5).any(|w| w == b"\r\n0\r\n") && buf.ends_with(b"\r\n\r\n")) {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        *record.lock() = buf;
+        let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                       5\r\nhello\r\n0\r\nx-rsum: 1\r\n\r\n";
+        let _ = stream.write_all(answer).await;
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+    });
+    (addr, raw)
+}
+
+#[tokio::test]
+async fn bodies_and_trailers_go_through_the_filters_both_ways() {
+    let (upstream, raw) = chunked_upstream().await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let chain = HttpChain::new(vec![Arc::new(Shout(Arc::clone(&log)))]);
+    let (_server, addr) = serve_http(upstream, chain);
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(
+            b"POST /p HTTP/1.1\r\nHost: example\r\nTE: trailers\r\ntransfer-encoding: chunked\r\n\r\n\
+              6\r\nhello \r\n5\r\nworld\r\n0\r\nx-sum: 1\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    timeout(PATIENCE, async {
+        while !(got.windows(5).any(|w| w == b"\r\n0\r\n") && got.ends_with(b"\r\n\r\n")) {
+            let mut chunk = [0u8; 4096];
+            let n = client.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("answered in time");
+    let raw = String::from_utf8_lossy(&raw.lock()).into_owned();
+    assert!(raw.contains("HELLO ") && raw.contains("WORLD"), "{raw:?}");
+    assert!(!raw.contains("hello"), "{raw:?}");
+    assert!(raw.to_ascii_lowercase().contains("x-sum: 2\r\n"), "{raw:?}");
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(got.contains("\r\nHELLO\r\n"), "{got:?}");
+    assert!(
+        got.to_ascii_lowercase().contains("x-rsum: 2\r\n"),
+        "{got:?}"
+    );
+    assert_eq!(
+        *log.lock(),
+        ["request trailers", "response trailers"],
+        "trailers end each body: no empty last piece"
+    );
+}
+
+#[tokio::test]
+async fn a_body_without_trailers_ends_with_an_empty_last_piece() {
+    let (upstream, _) = upstream().await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let chain = HttpChain::new(vec![Arc::new(Shout(Arc::clone(&log)))]);
+    let (_server, addr) = serve_http(upstream, chain);
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let got = h1_get(&mut client).await;
+    assert_eq!(got.body, b"OK", "rewritten, its length kept");
+    // A GET has no body: its head said so, and no body callback runs.
+    assert_eq!(*log.lock(), ["response body end"]);
 }
 
 #[tokio::test]
