@@ -19,7 +19,8 @@
 //!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see
-//! [`session_h1`]); a connection upgraded to a tunnel (WebSocket) moves
+//! [`session_h1`]) — unless its listener's filters keep state that
+//! cannot move (`crate::filter`): then it closes there; a connection upgraded to a tunnel (WebSocket) moves
 //! like any L4 tunnel when both of its sides are plain TCP, and drains
 //! otherwise ([`relay`]);
 //! an HTTP/2 connection drains with a two-step GOAWAY; a TLS connection
@@ -57,6 +58,9 @@
 //! |---|---|---|
 //! | client side (the connection, its requests) | [`session_h1`] | [`session_h2`] |
 //! | upstream side (a connection or a stream) | [`client_h1`], pooled by [`h1_pool`] | [`client_h2`] (`H2Pool`: one connection per cluster) |
+//!
+//! The listener's L7 filters ([`crate::filter::http`], in
+//! [`HttpContext::filters`]) run in the exchange (see its "Filters").
 //!
 //! Between them: [`message`] (what moves: heads, body pieces, trailers,
 //! local answers), [`transform`] (what a message carries to the next hop:
