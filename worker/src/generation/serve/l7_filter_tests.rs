@@ -1,7 +1,7 @@
 //! Component tests of a listener's L7 filter chains in a served generation
 //! (real sockets on 127.0.0.1:0, the chain set in place of the config's,
 //! which issue 15 will build): HTTP header edits reach the upstream and
-//! the client over HTTP/1.1 and HTTP/2 clients, a filter's local answer
+//! the client over HTTP/1.1 and HTTP/2 clients and upstreams, a filter's local answer
 //! never contacts the upstream, routing sees what a filter set, bodies and
 //! trailers pass through the filters, an RPC fault is the protocol's own error,
 //! and a chain that keeps state makes its connection stay instead of
@@ -90,8 +90,9 @@ fn serve_http(upstream: SocketAddr, filters: HttpChain) -> (Server, SocketAddr) 
     serve_http_with("", upstream, "", filters)
 }
 
-/// The same, with `routes` (TOML of the listener) and `clusters` (more
-/// TOML).
+/// The same, with `routes` (TOML of the listener) and `clusters` (TOML
+/// after cluster `c`'s endpoints: more of `c`'s keys, then more
+/// clusters).
 fn serve_http_with(
     routes: &str,
     upstream: SocketAddr,
@@ -334,6 +335,59 @@ async fn h2_headers_added_reach_the_h1_upstream_and_the_client() {
     let heads = seen.heads.lock();
     assert_eq!(heads.len(), 1);
     assert!(heads[0].contains("\r\nx-tag: request\r\n"), "{heads:?}");
+}
+
+/// An HTTP/2 upstream that answers every stream `200 ok` with an
+/// `x-upstream` header: the `x-tag` of each request it got.
+async fn h2_upstream() -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tags = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&tags);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = Arc::clone(&record);
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(stream).await else {
+                    return;
+                };
+                while let Some(Ok((request, mut respond))) = conn.accept().await {
+                    let tag = request.headers().get("x-tag");
+                    record
+                        .lock()
+                        .push(tag.and_then(|v| v.to_str().ok()).map(str::to_owned));
+                    let response = ::http::Response::builder()
+                        .header("x-upstream", "yes")
+                        .header("content-length", "2")
+                        .body(())
+                        .unwrap();
+                    if let Ok(mut send) = respond.send_response(response, false) {
+                        let _ = send.send_data(Bytes::from_static(b"ok"), true);
+                    }
+                }
+            });
+        }
+    });
+    (addr, tags)
+}
+
+#[tokio::test]
+async fn headers_added_over_an_h2_upstream_from_both_clients() {
+    let (upstream, tags) = h2_upstream().await;
+    let (_server, addr) = serve_http_with("", upstream, "protocol = \"http2\"\n", tagging());
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let got = h1_get(&mut client).await;
+    assert_eq!(got.status(), "200", "{got:?}");
+    assert!(got.has("x-tag: response"), "{got:?}");
+    assert!(got.has("x-upstream: yes"), "{got:?}");
+    let (parts, body) = h2_get(addr).await;
+    assert_eq!(parts.headers["x-tag"], "response");
+    assert_eq!(parts.headers["x-upstream"], "yes");
+    assert_eq!(body, "ok");
+    assert_eq!(
+        *tags.lock(),
+        [Some("request".to_string()), Some("request".to_string())]
+    );
 }
 
 #[tokio::test]
