@@ -1,11 +1,12 @@
 //! Component tests of a listener's L7 filter chains in a served generation
 //! (real sockets on 127.0.0.1:0, the chain set in place of the config's,
 //! which issue 15 will build): HTTP header edits reach the upstream and
-//! the client over HTTP/1.1 and HTTP/2 clients and upstreams, a filter's local answer
-//! never contacts the upstream, routing sees what a filter set, bodies and
-//! trailers pass through the filters, an RPC fault is the protocol's own error,
-//! and a chain that keeps state makes its connection stay instead of
-//! moving.
+//! the client (HTTP/1.1 and HTTP/2 clients and upstreams), routing sees
+//! what a filter set, bodies and trailers go through the filters, a
+//! filter's local answer never contacts the upstream and one on the
+//! response side replaces the upstream's; an RPC fault is the protocol's
+//! own error, RPC responses go through the filters; and a chain that
+//! keeps state makes its connection stay instead of moving.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -788,4 +789,96 @@ async fn an_rpc_connection_whose_filters_move_moves() {
     rpc_round_trip(&mut client, &expected).await;
     let paused = pause_one(&server).await;
     assert!(matches!(paused, Paused::Parked(_)), "{paused:?}");
+}
+
+/// A Bolt upstream that answers every request with the response fixture,
+/// under the request's id.
+async fn bolt_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut codec = Protocol::Bolt.codec(CodecConfig::default());
+                let mut buf = BytesMut::new();
+                loop {
+                    while let Ok(Some(request)) = codec.decode(&mut buf) {
+                        let mut response = Protocol::Bolt
+                            .upstream_codec(CodecConfig::default())
+                            .decode(&mut BytesMut::from(
+                                &bolt::fixtures::BOLT_RESPONSE_PROTOBUF[..],
+                            ))
+                            .unwrap()
+                            .expect("a whole frame");
+                        response.set_request_id(request.request_id()).unwrap();
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Answers every response `BadResponse` (`veto`), or passes it.
+#[derive(Debug, Clone)]
+struct Veto(bool);
+
+impl RpcFilter for Veto {
+    fn name(&self) -> &'static str {
+        "veto"
+    }
+    fn mobility(&self) -> Mobility {
+        Mobility::Moves
+    }
+    fn connection(&self, _conn: &ConnInfo) -> Box<dyn RpcFrameFilter> {
+        Box::new(self.clone())
+    }
+}
+
+impl RpcFrameFilter for Veto {
+    fn on_response(&mut self, _response: &mut Frame, _request: &Frame) -> RpcAction {
+        if self.0 {
+            RpcAction::Respond(ErrorKind::BadResponse)
+        } else {
+            RpcAction::Continue
+        }
+    }
+}
+
+#[tokio::test]
+async fn rpc_responses_go_through_the_filters() {
+    let upstream = bolt_upstream().await;
+    let request = bolt_request();
+    let mut passed = Protocol::Bolt
+        .upstream_codec(CodecConfig::default())
+        .decode(&mut BytesMut::from(
+            &bolt::fixtures::BOLT_RESPONSE_PROTOBUF[..],
+        ))
+        .unwrap()
+        .expect("a whole frame");
+    passed.set_request_id(request.request_id()).unwrap();
+    // A filter that lets it pass: the upstream's response, as it was.
+    let (_server, addr) = serve_rpc(upstream, RpcChain::new(vec![Arc::new(Veto(false))]));
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        rpc_round_trip(&mut client, &passed).await,
+        passed.as_bytes()
+    );
+    // One that answers: the protocol's error, with the client's id.
+    let (_server, addr) = serve_rpc(upstream, RpcChain::new(vec![Arc::new(Veto(true))]));
+    let expected = Protocol::Bolt
+        .codec(CodecConfig::default())
+        .hijack(&request, ErrorKind::BadResponse);
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(
+        rpc_round_trip(&mut client, &expected).await,
+        expected.as_bytes()
+    );
 }
