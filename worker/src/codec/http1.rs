@@ -810,7 +810,7 @@ fn header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 pub fn simple_response(
     status: u16,
     content_type: &str,
-    extra: &[(&str, &str)],
+    extra: &[(&str, &[u8])],
     body: &[u8],
     keep_alive: bool,
     head_only: bool,
@@ -824,7 +824,7 @@ pub fn simple_response(
         body.len().to_string().as_bytes(),
     );
     for (k, v) in extra {
-        header(&mut out, k.as_bytes(), v.as_bytes());
+        header(&mut out, k.as_bytes(), v);
     }
     if !keep_alive {
         header(&mut out, b"Connection", b"close");

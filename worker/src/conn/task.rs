@@ -7,7 +7,9 @@
 //! [`Registry`](crate::conn::registry::Registry). Asked to
 //! pause, it stops between two pump steps and answers with its sockets and
 //! pending bytes as [`Paused::Parked`] (or, for a kind that cannot move —
-//! HTTP/2, TLS — with [`Paused::Ended`], and drains here).
+//! HTTP/2, TLS, a connection whose filters keep state
+//! ([`crate::filter::Mobility::Stays`]) — with [`Paused::Ended`], and
+//! drains here; an HTTP/1.1 one closes between two requests instead).
 //!
 //! A task starts from a freshly accepted socket (`spawn` with
 //! [`Start::Accepted`]: it connects the upstream or sets up the protocol's
@@ -500,7 +502,20 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                 break (outcome, Conn::Echo(echo));
             }
             Conn::Rpc(mut downstream) => {
-                let outcome = Box::pin(downstream.run_until(stop)).await;
+                let outcome = match Box::pin(downstream.run_until(stop)).await {
+                    // Its RPC filters keep state that cannot move (see
+                    // crate::filter): it drains here instead.
+                    Outcome::Stopped(Stop::Pause(req)) if !downstream.moves() => {
+                        let _ = req.reply.send(Paused::Ended(guard.id));
+                        match Box::pin(downstream.run_until(closing(&shared))).await {
+                            Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
+                            Outcome::Finished => Outcome::Finished,
+                            Outcome::Idle => Outcome::Idle,
+                            Outcome::Failed(e) => Outcome::Failed(e),
+                        }
+                    }
+                    other => other,
+                };
                 break (outcome, Conn::Rpc(downstream));
             }
             Conn::H2(mut h2) => {
@@ -588,7 +603,17 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                 break (outcome, Conn::Relay(relay));
             }
             Conn::Http(mut h1) => {
-                let outcome = Box::pin(h1.run_until(stop)).await;
+                let outcome = match Box::pin(h1.run_until(stop)).await {
+                    // Its HTTP filters keep state that cannot move (see
+                    // crate::filter): it closes between two requests, as
+                    // a TLS connection does, and the client reconnects
+                    // to the new generation.
+                    Outcome::Stopped(Stop::Pause(req)) if !h1.filters_move() => {
+                        let _ = req.reply.send(Paused::Ended(guard.id));
+                        Outcome::Finished
+                    }
+                    other => other,
+                };
                 if matches!(outcome, Outcome::Finished) && h1.wants_h2() {
                     let ctx = h1.context();
                     let addr = h1.client_addr();

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! `end_of_stream` says the message ends with this callback (no body, or
-//! the last chunk with no trailers after it). Each callback returns an
+//! the last chunk with no trailers after it; the exchange learns that a
+//! body has ended only when it has, so its last piece is an empty one
+//! with `end_of_stream`). Each callback returns an
 //! [`Action`]:
 //!
 //! * [`Action::Continue`] — on to the next filter, with whatever the
@@ -41,8 +43,12 @@
 //! `transfer-encoding`, `connection`, `keep-alive`, `proxy-connection`,
 //! `upgrade`, `te`) belong to the exchange, which frames each hop itself:
 //! a filter that tries to change one gets [`HeaderError::Reserved`]. A
-//! filter that changes a body's length mid-stream leaves the framing to the
-//! exchange too (chunked on HTTP/1.1, DATA frames on HTTP/2).
+//! filter may change a body piece's length where the message is streamed
+//! (chunked on HTTP/1.1, no `content-length` on HTTP/2): the exchange
+//! frames what it is given. Where the head carried the length, it went
+//! out before the body: a changed length is refused (a 500 in place of
+//! the message while nothing of it has reached the client, else the
+//! message is cut).
 //!
 //! # Cost
 //!
@@ -460,7 +466,7 @@ impl HttpStream {
     }
 }
 
-/// A mock exchange that drives a chain the way the HTTP proxies will:
+/// A mock exchange that drives a chain the way `http::exchange` does:
 /// shared with the built-in filters' tests.
 #[cfg(test)]
 pub(crate) mod mock {

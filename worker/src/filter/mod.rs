@@ -41,7 +41,9 @@
 //! * a connection with one [`Mobility::Stays`] filter drains instead: it
 //!   answers the pause with "ended", keeps running in the old generation
 //!   until it finishes or the drain deadline closes it (counted like every
-//!   drained connection), and the next generation never sees it.
+//!   drained connection), and the next generation never sees it. (An
+//!   HTTP/1.1 connection, paused only between two requests, has nothing
+//!   in flight to drain: it closes there.)
 //!
 //! A filter whose per-connection state is only what its config implies
 //! (a header it adds, an address list it checks) is `Moves`; one that
@@ -50,22 +52,33 @@
 //! listener rather than per connection (a rate limit's buckets) is not
 //! what this is about.
 //!
-//! Where migration checks it: an L4 tunnel asks its tap
-//! ([`crate::l4::tap::Tap::moves`], answered by
-//! [`network::ConnFilters`]) in the pause arm of `conn::task`; the HTTP
-//! and RPC proxies will ask [`http::HttpChain::mobility`] and
-//! [`rpc::RpcFilters::moves`] the same way once their chains are wired
-//! in (an HTTP/1.1 connection that must stay closes between two requests,
-//! as over TLS; an RPC one drains).
+//! Where migration checks it, in the pause arms of `conn::task`: an L4
+//! tunnel asks its tap ([`crate::l4::tap::Tap::moves`], answered by
+//! [`network::ConnFilters`]); an HTTP/1.1 connection asks its listener's
+//! [`http::HttpChain::mobility`] (HTTP filters are made per request, so
+//! the listener's chain is what the connection's filters are) and, if it
+//! must stay, closes between two requests, as a TLS connection does — the
+//! client reconnects to the new generation; an RPC connection asks
+//! [`rpc::RpcFilters::moves`] and drains. An HTTP/2 connection drains
+//! whatever its filters (a two-step GOAWAY: it cannot move yet).
 //!
 //! # Wired so far
 //!
-//! The L4 chain runs on every accepted connection (the accept stage) and
-//! taps L4 tunnels (the byte stage). On HTTP and RPC listeners and for the
-//! echo built-in only the accept stage runs for now; the L7 chains are
-//! defined and tested against a mock exchange, and are wired into the
-//! HTTP exchange and the RPC proxy once those are rewritten (issue 13,
-//! stage 2).
+//! * L4: the chain runs on every accepted connection (the accept stage)
+//!   and taps L4 tunnels (the byte stage); on HTTP, RPC and echo
+//!   listeners only the accept stage runs.
+//! * HTTP: the listener's [`http::HttpChain`] (in `http::HttpContext`)
+//!   runs in the HTTP exchange (`http::exchange`, every client and
+//!   upstream protocol), request headers before routing.
+//! * RPC: the listener's [`rpc::RpcChain`] (in
+//!   `rpc::downstream::Context`) runs in each client connection
+//!   (`rpc::downstream`) on request frames before routing and on the
+//!   responses to them.
+//!
+//! Every chain is empty until issue 15's config builds them; the
+//! component tests set them in place of the config's
+//! (`generation::serve`'s `filter_tests`). Not wired yet: route-level
+//! chains (issue 15), the L4 byte stage on HTTP and RPC connections.
 
 pub mod builtin;
 pub mod http;

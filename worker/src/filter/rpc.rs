@@ -10,9 +10,9 @@
 //! * [`RpcFilters::request`] — a request or oneway frame from the client,
 //!   in chain order, before it is routed;
 //! * [`RpcFilters::response`] — the response to it, in reverse order,
-//!   before it is written to the client. The proxy keeps each request
-//!   until its response anyway (to answer it if the upstream fails), and
-//!   hands both.
+//!   before it is written to the client, with the request it answers (a
+//!   connection with filters keeps a copy of each request in flight for
+//!   this: `rpc::downstream`).
 //!
 //! Heartbeats and protocol events are the proxy's (answered on the side
 //! they arrive on) and never reach the filters.
@@ -73,7 +73,8 @@ pub trait RpcFrameFilter: fmt::Debug + Send {
         RpcAction::Continue
     }
 
-    /// `request` is what was sent upstream (its id the upstream one).
+    /// `request` is the request as the filters passed it on (with the
+    /// client's id).
     fn on_response(&mut self, response: &mut Frame, request: &Frame) -> RpcAction {
         let _ = (response, request);
         RpcAction::Continue

@@ -47,6 +47,8 @@ use crate::{http, rpc};
 
 #[cfg(test)]
 mod filter_tests;
+#[cfg(test)]
+mod l7_filter_tests;
 
 /// After an accept error that a retry cannot fix at once (out of fds or
 /// memory), how long a listener waits before it tries again. Without a
@@ -136,6 +138,7 @@ fn rpc_context(
         pools: pools.into(),
         upstreams: upstreams.to_vec().into(),
         order: order.subscribe(),
+        filters: filter::rpc::RpcChain::default(),
     }))
 }
 
@@ -267,6 +270,7 @@ impl Server {
                     meters: meters.http(&l.name),
                     generation,
                     fds: Arc::clone(&fd_budget),
+                    filters: filter::http::HttpChain::default(),
                 }))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;

@@ -115,6 +115,10 @@ pub enum ExchangeError {
     /// timeout: cut likewise.
     #[error("response cut short: the upstream stalled")]
     Stalled,
+    /// A filter answered (or changed the length of a body whose length
+    /// was sent) once the response head had gone: cut likewise.
+    #[error("response cut short by a filter")]
+    Filtered,
 }
 
 /// What stops an HTTP listener's or cluster's state from being built

@@ -5,18 +5,49 @@
 //! HTTP/2 clusters ([`client_h1`], [`client_h2`]).
 //!
 //! ```text
+//!  filters     request headers (before routing) ─▶ a filter's answer: answered here
 //!  decide      route::decide ─▶ direct / redirect / 404: answered here
-//!                │   (filter hook: request headers, before routing)
 //!  transform   Outgoing: hop-by-hop dropped, Host/:authority, framing,
 //!                │   X-Forwarded-For/-Proto (see `transform`)
 //!  forward     per attempt: a connection (pool or new) or a stream ─▶ head
-//!                │   ║ request body, piece by piece  (filter hooks: request body, trailers)
-//!                │   ║ response head                  (filter hook: response headers)
-//!  respond       ▼   ║ response body, trailers        (filter hooks: response body, trailers)
+//!                │   ║ request body, piece by piece  (filters: request body, trailers)
+//!                │   ║ response head                  (filters: response headers)
+//!  respond       ▼   ║ response body, trailers        (filters: response body, trailers)
 //! ```
 //!
 //! [`client_h1`]: crate::http::client_h1
 //! [`client_h2`]: crate::http::client_h2
+//!
+//! # Filters
+//!
+//! The listener's L7 chain ([`crate::filter::http`]) runs on every
+//! request when it is not empty (an empty one costs one branch: no
+//! stream is made, nothing is called). Its request-headers callbacks run
+//! **before routing**, as Envoy's decoder filters run before its router:
+//! a header a filter sets can choose the route. Body pieces go through
+//! the filters as they pass (request side in chain order, response side
+//! in reverse); the end of a body without trailers is told by one more
+//! call with an empty piece and `end_of_stream`; HTTP/1.1 trailers are
+//! split into fields for them and joined again.
+//!
+//! A filter's answer ([`Action::Respond`]) goes to the client through the
+//! response side of the filters before it. From the request headers, the
+//! upstream is never contacted (the body is read and dropped as for a
+//! direct response); from the request body or trailers, the upstream's
+//! stream is reset (HTTP/2) or its connection dropped (HTTP/1.1), and the
+//! client's connection closes after the answer; from the response head,
+//! the upstream's response is dropped with its connection the same way.
+//! Once the response head has gone to the client nothing can replace it:
+//! an answer from the response body or trailers cuts the response
+//! ([`ExchangeError::Filtered`]). The proxy's own answers (direct
+//! responses, 404, 502, 504...) go through the response side of the
+//! filters too. A filter that changes the length of a body piece where
+//! the message's length went out in its head (`content-length`) breaks
+//! the framing: the proxy answers 500 if it still can, else cuts.
+//!
+//! The stream is shared by the two directions of an attempt (the request
+//! body going up, the response coming down, polled by one task) behind a
+//! lock that is never contended nor held across an await.
 //!
 //! # Both ways at once
 //!
@@ -74,13 +105,18 @@ use std::task::Poll;
 use std::time::Duration;
 
 use baton_config::UpstreamProtocol;
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::codec::http1::{self, Framing, Head};
+use crate::filter::ConnInfo;
+use crate::filter::http::{Action, HeaderBlock, HttpStream, LocalResponse};
 use crate::http::client_h1::H1Client;
 use crate::http::client_h2::H2Client;
 use crate::http::error::{ClientError, ExchangeError, UpstreamError};
-use crate::http::message::{Done, Local, Piece, RequestInfo};
+use crate::http::message::{BodyLength, Done, Local, Piece, RequestInfo, ResponseHead, Trailers};
 use crate::http::route::Decision;
 use crate::http::sides::{
     BodySink, Buffered, Client, Downstream, RequestBody, Respond, ResponseSource, Stalled,
@@ -96,13 +132,33 @@ struct Plan {
     retries: u32,
 }
 
+/// One request's filters (see "Filters" in the module docs): `None` when
+/// the listener has none.
+type Filters<'a> = Option<&'a Mutex<HttpStream>>;
+
 /// Serves one request: routes it, then answers it or forwards it.
 pub(crate) async fn exchange<D: Downstream>(
     down: &mut D,
     ctx: &HttpContext,
 ) -> Result<Done, ExchangeError> {
-    // filter hook: request headers (before routing, which may then see
-    // what a filter changed; a filter may answer instead).
+    // An empty chain, the common case, costs this branch.
+    let filters = (!ctx.filters.is_empty()).then(|| {
+        let conn = ConnInfo {
+            listener: Arc::clone(&ctx.listener.name),
+            source: down.client_addr(),
+            local: None,
+        };
+        Mutex::new(ctx.filters.stream(&conn))
+    });
+    let filters = filters.as_ref();
+    if let Some(stream) = filters {
+        // Before routing: the route sees what the filters changed.
+        let end = down.head().framing == Framing::None;
+        let action = stream.lock().request_headers(down.head_mut(), end);
+        if let Action::Respond(local) = action {
+            return answer_local(down, filters, *local, false).await;
+        }
+    }
     let listener = Arc::clone(&ctx.listener);
     let plan = match route::decide(&listener, down.head(), ctx.generation) {
         Decision::Forward {
@@ -126,14 +182,15 @@ pub(crate) async fn exchange<D: Downstream>(
                 location,
                 body: body.as_bytes(),
                 close: false,
+                extra: &[],
             };
-            return Ok(down.answer(local).await?);
+            return respond_local(down, filters, local).await;
         }
     };
     down.check_body().await?;
     match ctx.upstreams[plan.cluster].protocol() {
-        UpstreamProtocol::Http1 => forward::<D, H1Client>(down, ctx, plan).await,
-        UpstreamProtocol::Http2 => forward::<D, H2Client>(down, ctx, plan).await,
+        UpstreamProtocol::Http1 => forward::<D, H1Client>(down, ctx, plan, filters).await,
+        UpstreamProtocol::Http2 => forward::<D, H2Client>(down, ctx, plan, filters).await,
     }
 }
 
@@ -142,6 +199,7 @@ async fn forward<D: Downstream, C: Client>(
     down: &mut D,
     ctx: &HttpContext,
     plan: Plan,
+    filters: Filters<'_>,
 ) -> Result<Done, ExchangeError> {
     let info = RequestInfo::of(down.head());
     // The request transforms, once for every attempt.
@@ -153,9 +211,8 @@ async fn forward<D: Downstream, C: Client>(
         Ok(prepared) => prepared,
         Err(e) => {
             debug!(error = %e, "cannot forward the request");
-            return Ok(down
-                .answer(Local::error(400, b"bad request target\n"))
-                .await?);
+            let local = Local::error(400, b"bad request target\n");
+            return respond_local(down, filters, local).await;
         }
     };
     let mut attempts_left = if info.retryable { plan.retries + 1 } else { 1 };
@@ -169,7 +226,7 @@ async fn forward<D: Downstream, C: Client>(
             let units = down.upstream_units();
             match tokio::time::timeout(plan.timeout, units).await {
                 Ok(units) => units,
-                Err(_) => return upstream_timeout(down, ctx).await,
+                Err(_) => return upstream_timeout(down, ctx, filters).await,
             }
         } else {
             None
@@ -185,7 +242,7 @@ async fn forward<D: Downstream, C: Client>(
                     close: false,
                     ..Local::error(502, b"no upstream reachable\n")
                 };
-                return Ok(down.answer(local).await?);
+                return respond_local(down, filters, local).await;
             }
         };
         let deadline = Instant::now() + plan.timeout;
@@ -195,6 +252,7 @@ async fn forward<D: Downstream, C: Client>(
             stall: plan.timeout,
             may_retry: !last,
             ctx,
+            filters,
         };
         match attempt.run(down, &mut up, &prepared).await {
             Ended::Complete {
@@ -215,7 +273,17 @@ async fn forward<D: Downstream, C: Client>(
                     None => Done::Close,
                 });
             }
-            Ended::Timeout => return upstream_timeout(down, ctx).await,
+            Ended::Timeout => return upstream_timeout(down, ctx, filters).await,
+            // A filter answered in place of the upstream: what the
+            // upstream sent is dropped with its connection (or stream).
+            Ended::Answer(local) => {
+                up.finish(ctx, plan.cluster, false);
+                if down.responded() {
+                    down.abort(false);
+                    return Err(ExchangeError::Filtered);
+                }
+                return answer_local(down, filters, *local, true).await;
+            }
             // A pooled connection the server had closed: nothing was
             // answered, a fresh connection gets a fair try (once more
             // than the budget allows, since nothing was consumed).
@@ -230,7 +298,7 @@ async fn forward<D: Downstream, C: Client>(
                         UpstreamError::Stale => b"upstream closed the connection\n",
                         _ => b"upstream failed\n",
                     };
-                    return Ok(down.answer(Local::error(502, body)).await?);
+                    return respond_local(down, filters, Local::error(502, body)).await;
                 }
             }
             Ended::Error(ExchangeError::Client(ClientError::Trailers(why))) => {
@@ -242,7 +310,7 @@ async fn forward<D: Downstream, C: Client>(
                     return Err(ClientError::Trailers(why).into());
                 }
                 let body = format!("trailers: {why}\n");
-                return Ok(down.answer(Local::error(431, body.as_bytes())).await?);
+                return respond_local(down, filters, Local::error(431, body.as_bytes())).await;
             }
             Ended::Error(e) => {
                 if let ExchangeError::Cut(e) = &e {
@@ -261,11 +329,168 @@ async fn forward<D: Downstream, C: Client>(
 async fn upstream_timeout<D: Downstream>(
     down: &mut D,
     ctx: &HttpContext,
+    filters: Filters<'_>,
 ) -> Result<Done, ExchangeError> {
     ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
-    Ok(down
-        .answer(Local::error(504, b"upstream timeout\n"))
-        .await?)
+    respond_local(down, filters, Local::error(504, b"upstream timeout\n")).await
+}
+
+// === local answers and the filters ===
+
+/// Answers with the proxy's own response: straight to the client without
+/// filters, else through their response side like a filter's answer.
+async fn respond_local<D: Downstream>(
+    down: &mut D,
+    filters: Filters<'_>,
+    local: Local<'_>,
+) -> Result<Done, ExchangeError> {
+    if filters.is_none() {
+        return Ok(down.answer(local).await?);
+    }
+    let mut headers = vec![(
+        "content-type".to_owned(),
+        local.content_type.as_bytes().to_vec(),
+    )];
+    if let Some(location) = local.location {
+        headers.push(("location".to_owned(), location.as_bytes().to_vec()));
+    }
+    headers.extend(local.extra.iter().cloned());
+    let response = LocalResponse {
+        status: local.status,
+        headers,
+        body: Bytes::copy_from_slice(local.body),
+    };
+    answer_local(down, filters, response, local.close).await
+}
+
+/// Answers with `response` (a filter's, or the proxy's own), through the
+/// response side of the filters that take part (those before the one
+/// that answered, in reverse); one of them answering in turn replaces it
+/// — each answer shortens the chain, so this ends. `close`: the request
+/// went (part way) upstream (see [`Local::close`]).
+async fn answer_local<D: Downstream>(
+    down: &mut D,
+    filters: Filters<'_>,
+    mut response: LocalResponse,
+    close: bool,
+) -> Result<Done, ExchangeError> {
+    let (head, body) = loop {
+        let mut head = Head {
+            method: String::new(),
+            target: String::new(),
+            status: response.status,
+            reason: http1::reason(response.status).to_owned(),
+            minor: 1,
+            headers: std::mem::take(&mut response.headers),
+            framing: Framing::Length(response.body.len() as u64),
+        };
+        let mut body = BytesMut::from(&response.body[..]);
+        let Some(stream) = filters else {
+            break (head, body);
+        };
+        let mut stream = stream.lock();
+        if let Action::Respond(next) = stream.response_headers(&mut head, body.is_empty()) {
+            response = *next;
+            continue;
+        }
+        if !body.is_empty()
+            && let Action::Respond(next) = stream.response_body(&mut body, true)
+        {
+            response = *next;
+            continue;
+        }
+        break (head, body);
+    };
+    let content_type = head.header_str("content-type").unwrap_or("text/plain");
+    let extra: Vec<(String, Vec<u8>)> = head
+        .headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+        .cloned()
+        .collect();
+    let local = Local {
+        status: head.status,
+        content_type,
+        location: None,
+        body: &body,
+        close,
+        extra: &extra,
+    };
+    Ok(down.answer(local).await?)
+}
+
+/// A body piece through the filters (request side in chain order,
+/// response side in reverse): the piece as it goes on, or the answer that
+/// replaces the message. `fixed`: the message's length went out in its
+/// head, so a filter that changes a piece's length breaks it — answered
+/// with a 500 while that can still be done.
+fn filter_data(
+    stream: &Mutex<HttpStream>,
+    data: Bytes,
+    end: bool,
+    fixed: bool,
+    request: bool,
+) -> Result<Bytes, Box<LocalResponse>> {
+    let mut chunk = BytesMut::from(data);
+    let before = chunk.len();
+    let action = {
+        let mut stream = stream.lock();
+        if request {
+            stream.request_body(&mut chunk, end)
+        } else {
+            stream.response_body(&mut chunk, end)
+        }
+    };
+    if let Action::Respond(local) = action {
+        return Err(local);
+    }
+    if fixed && chunk.len() != before {
+        warn!("a filter changed the length of a body whose length was sent");
+        return Err(Box::new(LocalResponse {
+            status: 500,
+            headers: vec![("content-type".into(), b"text/plain".to_vec())],
+            body: Bytes::from_static(b"a filter changed the length of a body\n"),
+        }));
+    }
+    Ok(chunk.freeze())
+}
+
+/// Trailers through the filters. HTTP/1.1 trailers (field lines, as the
+/// chunked parser checked them) are split into fields for the filters
+/// and joined again.
+fn filter_trailers(stream: &Mutex<HttpStream>, trailers: &mut Trailers, request: bool) -> Action {
+    let run = |block: &mut dyn HeaderBlock| {
+        let mut stream = stream.lock();
+        if request {
+            stream.request_trailers(block)
+        } else {
+            stream.response_trailers(block)
+        }
+    };
+    match trailers {
+        Trailers::H2(map) => run(map),
+        Trailers::H1(lines) => {
+            let mut fields: Vec<(String, Vec<u8>)> = lines
+                .split(|b| *b == b'\n')
+                .filter_map(|line| {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let colon = line.iter().position(|b| *b == b':')?;
+                    let name = std::str::from_utf8(&line[..colon]).ok()?;
+                    Some((name.to_owned(), line[colon + 1..].trim_ascii().to_vec()))
+                })
+                .collect();
+            let action = run(&mut fields);
+            let mut joined = BytesMut::new();
+            for (name, value) in &fields {
+                joined.extend_from_slice(name.as_bytes());
+                joined.extend_from_slice(b": ");
+                joined.extend_from_slice(value);
+                joined.extend_from_slice(b"\r\n");
+            }
+            *lines = joined.freeze();
+            action
+        }
+    }
 }
 
 /// Counts an upstream's answer that breaks the rules.
@@ -292,6 +517,7 @@ struct Attempt<'a> {
     /// A 5xx is dropped and the request tried again.
     may_retry: bool,
     ctx: &'a HttpContext,
+    filters: Filters<'a>,
 }
 
 /// How an attempt ended.
@@ -311,6 +537,8 @@ enum Ended {
     Timeout,
     /// The upstream failed before a response head.
     Failed(UpstreamError),
+    /// A filter answered, on the request body's side or the response's.
+    Answer(Box<LocalResponse>),
     Error(ExchangeError),
 }
 
@@ -318,6 +546,8 @@ enum Ended {
 enum PumpStop {
     Client(ClientError),
     Upstream(UpstreamError),
+    /// A filter answered.
+    Answered(Box<LocalResponse>),
 }
 
 impl Attempt<'_> {
@@ -346,15 +576,56 @@ impl Attempt<'_> {
         {
             return Ended::Error(e.into());
         }
+        let filters = self.filters;
+        let fixed = matches!(info.framing, Framing::Length(_));
         let pump = async {
+            let mut trailers_seen = false;
             loop {
                 let sent = match body.next().await {
-                    // filter hook: request body
                     Ok(Some(Piece::Data(data))) if data.is_empty() => continue,
-                    Ok(Some(Piece::Data(data))) => body_out.data(data).await,
-                    // filter hook: request trailers
-                    Ok(Some(Piece::Trailers(trailers))) => body_out.trailers(trailers).await,
+                    Ok(Some(Piece::Data(data))) => {
+                        let data = match filters {
+                            None => data,
+                            Some(f) => match filter_data(f, data, false, fixed, true) {
+                                Ok(data) if data.is_empty() => continue,
+                                Ok(data) => data,
+                                Err(local) => {
+                                    body_out.cancel();
+                                    return Err(PumpStop::Answered(local));
+                                }
+                            },
+                        };
+                        body_out.data(data).await
+                    }
+                    Ok(Some(Piece::Trailers(mut trailers))) => {
+                        trailers_seen = true;
+                        if let Some(f) = filters
+                            && let Action::Respond(local) = filter_trailers(f, &mut trailers, true)
+                        {
+                            body_out.cancel();
+                            return Err(PumpStop::Answered(local));
+                        }
+                        body_out.trailers(trailers).await
+                    }
                     Ok(None) => {
+                        // The filters hear of the end: an empty last
+                        // piece, unless trailers ended the body.
+                        if let Some(f) = filters
+                            && !trailers_seen
+                        {
+                            match filter_data(f, Bytes::new(), true, fixed, true) {
+                                Ok(last) if last.is_empty() => {}
+                                Ok(last) => {
+                                    if let Err(e) = body_out.data(last).await {
+                                        return Err(PumpStop::Upstream(e));
+                                    }
+                                }
+                                Err(local) => {
+                                    body_out.cancel();
+                                    return Err(PumpStop::Answered(local));
+                                }
+                            }
+                        }
                         let ended = body_out.end().await;
                         if ended.is_ok() {
                             body_done.store(true, Ordering::Relaxed);
@@ -410,6 +681,7 @@ impl Attempt<'_> {
                         pumped = Some(false);
                     }
                     Err(PumpStop::Client(e)) => return Ended::Error(e.into()),
+                    Err(PumpStop::Answered(local)) => return Ended::Answer(local),
                 },
             }
         }
@@ -457,9 +729,25 @@ impl Attempt<'_> {
         if self.may_retry && status >= 500 {
             return Ended::Retry.into();
         }
-        // filter hook: response headers
+        let mut head = head;
+        if let Some(filters) = self.filters {
+            let end = head.length(info.head_request) == BodyLength::None;
+            let action = {
+                let mut stream = filters.lock();
+                match &mut head {
+                    ResponseHead::H1(head) => stream.response_headers(head, end),
+                    ResponseHead::H2 { parts, .. } => stream.response_headers(parts, end),
+                }
+            };
+            if let Action::Respond(local) = action {
+                return Ended::Answer(local).into();
+            }
+        }
+        let status = head.status();
         meters.status(status);
         let length = head.length(info.head_request);
+        let fixed = matches!(length, BodyLength::Known(_));
+        let mut trailers_seen = false;
         responded.store(true, Ordering::Relaxed);
         let cut = |e: ExchangeError| Relayed::Ended(Ended::Error(e));
         if let Err(e) = respond
@@ -488,12 +776,44 @@ impl Attempt<'_> {
                 }
                 Err(e) => return cut(ExchangeError::Cut(e)),
             };
+            // A filter's answer, once the head has gone, cannot be sent.
             let sent = match piece {
-                // filter hook: response body
-                Some(Piece::Data(data)) => respond.data(data).await,
-                // filter hook: response trailers
-                Some(Piece::Trailers(trailers)) => respond.trailers(trailers).await,
+                Some(Piece::Data(data)) => {
+                    match self.filters {
+                        None => respond.data(data).await,
+                        Some(f) => match filter_data(f, data, false, fixed, false) {
+                            // An empty piece would end a chunked body.
+                            Ok(data) if data.is_empty() => Ok(()),
+                            Ok(data) => respond.data(data).await,
+                            Err(_) => return cut(ExchangeError::Filtered),
+                        },
+                    }
+                }
+                Some(Piece::Trailers(mut trailers)) => {
+                    trailers_seen = true;
+                    if let Some(f) = self.filters
+                        && let Action::Respond(_) = filter_trailers(f, &mut trailers, false)
+                    {
+                        return cut(ExchangeError::Filtered);
+                    }
+                    respond.trailers(trailers).await
+                }
                 None => {
+                    // The filters hear of the end as the request's do.
+                    if let Some(f) = self.filters
+                        && !trailers_seen
+                        && length != BodyLength::None
+                    {
+                        match filter_data(f, Bytes::new(), true, fixed, false) {
+                            Ok(last) if last.is_empty() => {}
+                            Ok(last) => {
+                                if let Err(e) = respond.data(last).await {
+                                    return cut(e.into());
+                                }
+                            }
+                            Err(_) => return cut(ExchangeError::Filtered),
+                        }
+                    }
                     return match respond.end().await {
                         Ok(()) => Relayed::Complete {
                             keep_alive: respond.keeps_alive(),

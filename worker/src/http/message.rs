@@ -156,6 +156,9 @@ pub struct Local<'a> {
     /// Close the connection after it (HTTP/1.1): the request went (part
     /// way) upstream, so the connection's state is not to be trusted.
     pub close: bool,
+    /// More header fields: a filter's local response's (checked as
+    /// `filter::http` checks them: no framing, no CR/LF).
+    pub extra: &'a [(String, Vec<u8>)],
 }
 
 impl<'a> Local<'a> {
@@ -167,6 +170,7 @@ impl<'a> Local<'a> {
             location: None,
             body,
             close: true,
+            extra: &[],
         }
     }
 }

@@ -19,7 +19,8 @@
 //!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see
-//! [`session_h1`]); a connection upgraded to a tunnel (WebSocket) moves
+//! [`session_h1`]) — unless its listener's filters keep state that
+//! cannot move (`crate::filter`): then it closes there; a connection upgraded to a tunnel (WebSocket) moves
 //! like any L4 tunnel when both of its sides are plain TCP, and drains
 //! otherwise ([`relay`]);
 //! an HTTP/2 connection drains with a two-step GOAWAY; a TLS connection
@@ -58,6 +59,9 @@
 //! | client side (the connection, its requests) | [`session_h1`] | [`session_h2`] |
 //! | upstream side (a connection or a stream) | [`client_h1`], pooled by [`h1_pool`] | [`client_h2`] (`H2Pool`: one connection per cluster) |
 //!
+//! The listener's L7 filters ([`crate::filter::http`], in
+//! [`HttpContext::filters`]) run in the exchange (see its "Filters").
+//!
 //! Between them: [`message`] (what moves: heads, body pieces, trailers,
 //! local answers), [`transform`] (what a message carries to the next hop:
 //! XFF/`X-Forwarded-Proto`, hop-by-hop removal, Host/`:authority`,
@@ -93,6 +97,7 @@ use std::time::Duration;
 use baton_config::{Config, Listener, Target};
 
 use crate::codec::http1;
+use crate::filter::http::HttpChain;
 use crate::telemetry::meters::HttpMeters;
 
 /// One HTTP listener's settings, compiled.
@@ -165,6 +170,9 @@ pub struct HttpContext {
     /// The worker's fd budget: an HTTP/2 stream's upstream connection
     /// takes a unit of it.
     pub fds: Arc<crate::fds::FdBudget>,
+    /// The listener's L7 filters (empty until issue 15's config builds
+    /// them: then the exchange makes no stream and calls nothing).
+    pub filters: HttpChain,
 }
 
 /// Builds, and drops, what an HTTP generation reads or compiles beyond the

@@ -233,6 +233,13 @@ where
         self.io.client_addr
     }
 
+    /// Whether the connection may move at an upgrade as far as its
+    /// listener's filters go (else it closes between two requests; see
+    /// crate::filter).
+    pub fn filters_move(&self) -> bool {
+        self.ctx.filters.mobility() == crate::filter::Mobility::Moves
+    }
+
     /// Whether the client opened with the HTTP/2 preface.
     pub fn wants_h2(&self) -> bool {
         self.h2
@@ -491,8 +498,12 @@ impl<'c, S: Duplex + 'static> Downstream for H1Request<'c, S> {
         &self.head
     }
 
-    fn client_ip(&self) -> Option<std::net::IpAddr> {
-        self.client_addr.map(|a| a.ip())
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+
+    fn client_addr(&self) -> Option<SocketAddr> {
+        self.client_addr
     }
 
     async fn check_body(&mut self) -> Result<(), ClientError> {
@@ -522,11 +533,15 @@ impl<'c, S: Duplex + 'static> Downstream for H1Request<'c, S> {
         let keep_alive = self.keep_alive && !local.close && drained;
         self.ctx.meters.status(local.status);
         let head_only = head.method.eq_ignore_ascii_case("HEAD");
-        let location: Option<(&str, &str)> = local.location.map(|l| ("Location", l));
+        let location = local.location.map(|l| ("Location", l.as_bytes()));
+        let extra: Vec<(&str, &[u8])> = location
+            .into_iter()
+            .chain(local.extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+            .collect();
         let response = http1::simple_response(
             local.status,
             local.content_type,
-            location.as_slice(),
+            &extra,
             local.body,
             keep_alive,
             head_only,

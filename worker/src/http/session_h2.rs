@@ -437,6 +437,16 @@ fn answer(
     {
         headers.insert(http::header::LOCATION, v);
     }
+    for (name, value) in local.extra {
+        // Checked when the filter made them; a field h2 would refuse is
+        // skipped rather than failing the answer.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
     let empty = local.body.is_empty();
     let mut send = respond.send_response(response, empty)?;
     if !empty {
@@ -464,8 +474,12 @@ impl Downstream for H2Stream<'_> {
         &self.head
     }
 
-    fn client_ip(&self) -> Option<std::net::IpAddr> {
-        self.client.map(|a| a.ip())
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+
+    fn client_addr(&self) -> Option<SocketAddr> {
+        self.client
     }
 
     async fn check_body(&mut self) -> Result<(), ClientError> {

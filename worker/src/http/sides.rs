@@ -37,7 +37,14 @@ pub(crate) trait Downstream {
 
     fn head(&self) -> &Head;
 
-    fn client_ip(&self) -> Option<std::net::IpAddr>;
+    /// The head, for the request filters to change before routing.
+    fn head_mut(&mut self) -> &mut Head;
+
+    fn client_addr(&self) -> Option<std::net::SocketAddr>;
+
+    fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.client_addr().map(|a| a.ip())
+    }
 
     /// What must be checked of the body before anything goes upstream
     /// (HTTP/1.1: a chunked body's first size line; a bad one is refused,

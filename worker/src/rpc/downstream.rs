@@ -26,8 +26,24 @@
 //!
 //! The client's end of stream is honoured like a half-close: the task
 //! stops reading, answers what is in flight, then closes.
+//!
+//! # Filters
+//!
+//! When the listener's RPC chain ([`crate::filter::rpc`]) is not empty,
+//! the connection has its filters ([`RpcFilters`]): every request (or
+//! oneway) frame goes through them before it is routed, and every
+//! response that answers one of them through them (in reverse) before it
+//! is written. For that the connection keeps a copy of each request in
+//! flight, by the client's id — only when it has filters; an empty chain
+//! costs a branch per frame. A filter's answer is the codec's hijack of
+//! the request, with the client's id: written to the client in place of
+//! routing (or in place of the upstream's response); an answered oneway
+//! is dropped. Responses forwarded from a previous generation (requests
+//! sent before the connection moved) arrive as bytes and skip the
+//! response side. Whether the connection may move is its filters' to say
+//! ([`Downstream::moves`]): one that must stay drains in its generation.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -43,6 +59,8 @@ use tracing::{debug, warn};
 use crate::codec::{
     AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Pinning, RequestId,
 };
+use crate::filter::ConnInfo;
+use crate::filter::rpc::{RpcChain, RpcFilters, RpcFlow};
 use crate::io::{Idle, Outcome};
 use crate::lifecycle::Order;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
@@ -71,6 +89,9 @@ pub struct Context {
     pub pools: Arc<[Arc<Pool>]>,
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub order: watch::Receiver<Order>,
+    /// The listener's RPC filters (empty until issue 15's config builds
+    /// them: then no frame goes through them).
+    pub filters: RpcChain,
 }
 
 /// A client connection of an RPC listener.
@@ -97,6 +118,35 @@ pub struct Downstream {
     ctx: Context,
     idle: Idle,
     meter: Arc<ByteMeter>,
+    /// `None` when the listener has no RPC filters.
+    filters: Option<Box<Filtering>>,
+}
+
+/// A connection's RPC filters, and the requests in flight they will see
+/// answered.
+#[derive(Debug)]
+struct Filtering {
+    filters: RpcFilters,
+    /// By the client's id: what the filters passed on.
+    requests: HashMap<RequestId, Frame>,
+}
+
+impl Filtering {
+    /// The filters of `client`'s connection, if the listener has any.
+    fn of(ctx: &Context, client: &TcpStream) -> Option<Box<Filtering>> {
+        if ctx.filters.is_empty() {
+            return None;
+        }
+        let conn = ConnInfo {
+            listener: Arc::clone(&ctx.listener.name),
+            source: client.peer_addr().ok(),
+            local: client.local_addr().ok(),
+        };
+        Some(Box::new(Filtering {
+            filters: ctx.filters.connection(&conn),
+            requests: HashMap::new(),
+        }))
+    }
 }
 
 /// A paused downstream, as it moves or resumes.
@@ -129,6 +179,7 @@ impl Downstream {
     ) -> Downstream {
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         Downstream {
+            filters: Filtering::of(&ctx, &client),
             client,
             codec: ctx.listener.protocol.codec(ctx.listener.codec),
             read_buf: BytesMut::new(),
@@ -168,6 +219,8 @@ impl Downstream {
         };
         let (inbox_tx, inbox_rx) = kept.unwrap_or_else(mpsc::unbounded_channel);
         let mut downstream = Downstream {
+            // This generation's filters, afresh (see crate::filter).
+            filters: Filtering::of(&ctx, &parts.client),
             client: parts.client,
             codec,
             read_buf: BytesMut::from(&parts.read_pending[..]),
@@ -213,6 +266,12 @@ impl Downstream {
             read_closed: self.read_closed,
             inbox: Some((self.inbox_rx, inbox_weak)),
         }
+    }
+
+    /// Whether the connection may move at an upgrade: its filters all
+    /// move (else it drains here; see crate::filter).
+    pub fn moves(&self) -> bool {
+        self.filters.as_ref().is_none_or(|f| f.filters.moves())
     }
 
     /// Bytes received from and sent to the client by this generation.
@@ -275,9 +334,18 @@ impl Downstream {
     /// caller writes.
     fn outbound(&mut self, out: Outbound) {
         match out {
-            Outbound::Frame(frame) => {
+            Outbound::Frame(mut frame) => {
                 if frame.kind() == FrameKind::Response {
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    if let Some(filtering) = self.filters.as_mut()
+                        && let Some(request) = filtering.requests.remove(&frame.request_id())
+                        && let RpcFlow::Answer(answer) =
+                            filtering
+                                .filters
+                                .response(&mut frame, &request, &self.codec)
+                    {
+                        frame = answer;
+                    }
                 }
                 self.codec.encode(&frame, &mut self.write_buf);
             }
@@ -380,9 +448,22 @@ impl Downstream {
         }
     }
 
-    async fn request(&mut self, frame: Frame) {
+    async fn request(&mut self, mut frame: Frame) {
         let listener = Arc::clone(&self.ctx.listener);
         listener.meters.requests.fetch_add(1, Ordering::Relaxed);
+        // The filters, before routing; what they pass on is kept for
+        // the response side.
+        let kept = match self.filters.as_mut() {
+            None => None,
+            Some(filtering) => match filtering.filters.request(&mut frame, &self.codec) {
+                RpcFlow::Forward => frame.expects_response().then(|| frame.clone()),
+                RpcFlow::Answer(answer) => {
+                    self.codec.encode(&answer, &mut self.write_buf);
+                    return;
+                }
+                RpcFlow::Drop => return,
+            },
+        };
         let reply = frame.expects_response().then(|| ReplyTo {
             inbox: self.inbox_tx.clone(),
             client_id: frame.request_id(),
@@ -404,14 +485,28 @@ impl Downstream {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
             Pinning::Pooled => self.ctx.pools[cluster].send(request).await,
         };
-        if let Err((request, kind)) = sent {
-            // Answered here, in the protocol's own words; the frame still
-            // carries the client's id (ids are rewritten only upstream).
-            listener.meters.hijacked(kind);
-            if request.reply.is_some() {
-                let error = self.codec.hijack(&request.frame, kind);
-                self.in_flight = self.in_flight.saturating_sub(1);
-                self.codec.encode(&error, &mut self.write_buf);
+        match sent {
+            Ok(()) => {
+                if let (Some(filtering), Some(kept)) = (self.filters.as_mut(), kept) {
+                    filtering.requests.insert(kept.request_id(), kept);
+                }
+            }
+            Err((request, kind)) => {
+                // Answered here, in the protocol's own words; the frame
+                // still carries the client's id (ids are rewritten only
+                // upstream).
+                listener.meters.hijacked(kind);
+                if request.reply.is_some() {
+                    let mut error = self.codec.hijack(&request.frame, kind);
+                    if let (Some(filtering), Some(kept)) = (self.filters.as_mut(), kept)
+                        && let RpcFlow::Answer(answer) =
+                            filtering.filters.response(&mut error, &kept, &self.codec)
+                    {
+                        error = *answer;
+                    }
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.codec.encode(&error, &mut self.write_buf);
+                }
             }
         }
     }

@@ -34,7 +34,9 @@
 //! which writes them to the client between its own frames (write
 //! migration: the `forward` module of `migrate`). The client sees every
 //! response on the socket it always had. The old generation exits once
-//! the last forwarded response is out.
+//! the last forwarded response is out. A connection whose RPC filters
+//! keep state that cannot move (`crate::filter`) does not move: it
+//! drains in the old generation.
 
 pub mod downstream;
 pub mod pool;

@@ -22,6 +22,7 @@ use crate::codec::{
     AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Pinning, Protocol, RequestId,
     ResponseClass, fixtures,
 };
+use crate::filter::rpc::RpcChain;
 use crate::lifecycle::Order;
 use crate::telemetry::meters::{ByteMeter, EndpointMeter, RpcMeters};
 use crate::upstream::cluster::Upstream;
@@ -384,6 +385,7 @@ async fn clients_share_a_pool_or_get_their_own_upstream_as_the_codec_says() {
             pools: vec![pool].into(),
             upstreams: vec![upstream].into(),
             order,
+            filters: RpcChain::default(),
         };
         let mut clients = [client(&ctx).await, client(&ctx).await];
         let mut request = fixture(protocol, FrameKind::Request);
