@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use baton_config::{Config, Listener};
+use baton_config::{Config, Listener, ListenerId};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -150,6 +150,7 @@ pub struct Server {
 /// `max_connections` permits, and the accept loops running now.
 #[derive(Debug)]
 struct Accept {
+    /// One per `config.listeners`, same order.
     listeners: Vec<Arc<TcpListener>>,
     /// One per listener: `max_connections` permits.
     limits: Vec<Arc<Semaphore>>,
@@ -166,16 +167,13 @@ impl Server {
     ) -> Result<Server, BuildError> {
         let mut slots: Vec<Option<OwnedFd>> = config.listeners.iter().map(|_| None).collect();
         for (name, fd) in sockets {
-            let index = config
-                .listeners
-                .iter()
-                .position(|l| l.name == name)
+            let id = config
+                .listener_id(&name)
                 .ok_or_else(|| BuildError::UnknownListener(name.clone()))?;
-            slots[index] = Some(fd);
+            slots[id.index()] = Some(fd);
         }
         let mut listeners = Vec::with_capacity(slots.len());
-        for (index, slot) in slots.into_iter().enumerate() {
-            let spec = &config.listeners[index];
+        for ((_, spec), slot) in config.listeners_by_id().zip(slots) {
             let fd = slot.ok_or_else(|| BuildError::MissingListener(spec.name.clone()))?;
             let listener = adopt_listener(fd, spec).map_err(|source| BuildError::Listener {
                 name: spec.name.clone(),
@@ -200,12 +198,12 @@ impl Server {
             units = plan.units,
             "fd budget"
         );
-        for (index, l) in config.listeners.iter().enumerate() {
+        for ((id, l), cost) in config.listeners_by_id().zip(&plan.costs) {
             info!(
                 listener = %l.name,
-                cost = plan.costs[index],
+                cost,
                 max_connections = l.max_connections.get(),
-                effective = plan.effective(index, l),
+                effective = plan.effective(id, l),
                 "fd budget for the listener"
             );
         }
@@ -348,14 +346,14 @@ impl Server {
         if !accepting.is_empty() {
             return;
         }
-        for (index, listener) in self.accept.listeners.iter().enumerate() {
-            let name = &self.ctx.config.listeners[index].name;
-            let span = tracing::info_span!("listener", name = %name);
+        let sides = self.accept.listeners.iter().zip(&self.accept.limits);
+        for ((id, spec), (listener, limit)) in self.ctx.config.listeners_by_id().zip(sides) {
+            let span = tracing::info_span!("listener", name = %spec.name);
             let task = accept_loop(
                 Arc::clone(&self.ctx),
-                index,
+                id,
                 Arc::clone(listener),
-                Arc::clone(&self.accept.limits[index]),
+                Arc::clone(limit),
             );
             accepting.push(tokio::spawn(task.instrument(span)));
         }
@@ -457,12 +455,12 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> std::io::Result<TcpListener> 
 
 async fn accept_loop(
     ctx: Arc<Ctx>,
-    index: usize,
+    id: ListenerId,
     listener: Arc<TcpListener>,
     limit: Arc<Semaphore>,
 ) {
-    let spec = &ctx.config.listeners[index];
-    let cost = ctx.costs[index];
+    let spec = ctx.config.listener(id);
+    let cost = ctx.cost_of(id);
     let mut warned: Option<tokio::time::Instant> = None;
     info!(address = %listener.local_addr().map_or(spec.address, |a| a), "accepting");
     loop {
@@ -506,7 +504,7 @@ async fn accept_loop(
         task::spawn(
             &ctx,
             Start::Accepted {
-                listener: index,
+                listener: id,
                 client,
                 permit,
                 fds: units,

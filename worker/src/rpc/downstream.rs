@@ -34,6 +34,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
+use baton_config::ClusterId;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -67,10 +68,23 @@ const MAX_ASKED: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub listener: Arc<RpcListener>,
-    /// By cluster index.
+    /// One per `config.clusters`, same order, as are `upstreams`: read
+    /// through [`Context::pool`] and [`Context::upstream`].
     pub pools: Arc<[Arc<Pool>]>,
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub order: watch::Receiver<Order>,
+}
+
+impl Context {
+    /// This listener's pool to cluster `id`.
+    pub fn pool(&self, id: ClusterId) -> &Arc<Pool> {
+        &self.pools[id.index()]
+    }
+
+    /// Cluster `id`.
+    pub fn upstream(&self, id: ClusterId) -> &Arc<Upstream> {
+        &self.upstreams[id.index()]
+    }
 }
 
 /// A client connection of an RPC listener.
@@ -90,10 +104,10 @@ pub struct Downstream {
     sent: u64,
     /// Pinned protocols: this client's own upstream connections, one per
     /// cluster its requests were routed to.
-    pinned: Vec<(usize, UpHandle)>,
+    pinned: Vec<(ClusterId, UpHandle)>,
     /// Pinned protocols: the server requests passed to the client, latest
     /// last: (the server's id, the cluster of the connection that asked).
-    asked: VecDeque<(RequestId, usize)>,
+    asked: VecDeque<(RequestId, ClusterId)>,
     ctx: Context,
     idle: Idle,
     meter: Arc<ByteMeter>,
@@ -402,7 +416,7 @@ impl Downstream {
         };
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
-            Pinning::Pooled => self.ctx.pools[cluster].send(request).await,
+            Pinning::Pooled => self.ctx.pool(cluster).send(request).await,
         };
         if let Err((request, kind)) = sent {
             // Answered here, in the protocol's own words; the frame still
@@ -420,7 +434,7 @@ impl Downstream {
     /// `cluster`, made at its first request there.
     async fn send_pinned(
         &mut self,
-        cluster: usize,
+        cluster: ClusterId,
         request: UpRequest,
     ) -> Result<(), (UpRequest, ErrorKind)> {
         self.pinned.retain(|(_, handle)| !handle.is_closed());
@@ -429,7 +443,7 @@ impl Downstream {
             None => {
                 let listener = &self.ctx.listener;
                 let connected = pool::connect(
-                    &self.ctx.upstreams[cluster],
+                    self.ctx.upstream(cluster),
                     listener.protocol,
                     listener.codec,
                     self.ctx.order.clone(),
