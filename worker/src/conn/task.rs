@@ -31,6 +31,7 @@ use crate::conn::state::{ConnId, ConnParts, History, Parked};
 use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
 use crate::filter::network::Refused;
+use crate::http::error::SessionError;
 use crate::http::relay::Relay;
 use crate::http::session_h1::H1Conn;
 use crate::http::session_h2::H2Conn;
@@ -39,7 +40,7 @@ use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
-use crate::rpc::downstream::Downstream;
+use crate::rpc::downstream::{Downstream, DownstreamError};
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
 use crate::upstream::lb::Pick;
@@ -414,6 +415,18 @@ enum Stop {
     Close,
 }
 
+/// Why a connection failed, whatever its kind: a byte pump's socket, or
+/// an HTTP or RPC session (which have their own reasons).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Http(SessionError),
+    #[error(transparent)]
+    Rpc(DownstreamError),
+}
+
 /// A freshly accepted connection, before it is set up: its listener, its
 /// socket, its `max_connections` permit and its fd units.
 type Fresh = (ListenerId, TcpStream, OwnedSemaphorePermit, FdUnits);
@@ -484,7 +497,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     other => other,
                 };
                 break (
-                    outcome,
+                    outcome.map_failure(Failure::Io),
                     Conn::Tunnel {
                         tunnel,
                         cluster,
@@ -494,11 +507,11 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
             }
             Conn::Echo(mut echo) => {
                 let outcome = echo.run_until(stop).await;
-                break (outcome, Conn::Echo(echo));
+                break (outcome.map_failure(Failure::Io), Conn::Echo(echo));
             }
             Conn::Rpc(mut downstream) => {
                 let outcome = Box::pin(downstream.run_until(stop)).await;
-                break (outcome, Conn::Rpc(downstream));
+                break (outcome.map_failure(Failure::Rpc), Conn::Rpc(downstream));
             }
             Conn::H2(mut h2) => {
                 let outcome = match Box::pin(h2.run_until(stop)).await {
@@ -514,7 +527,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                         Outcome::Stopped(Stop::Close)
                     }
                     Ok(None) => Outcome::Finished,
-                    Err(e) => Outcome::Failed(std::io::Error::other(e.to_string())),
+                    Err(e) => Outcome::Failed(Failure::Http(SessionError::H2(e))),
                 };
                 break (outcome, Conn::H2(h2));
             }
@@ -537,7 +550,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     }
                     other => other,
                 };
-                break (outcome, Conn::TlsH1(h1));
+                break (outcome.map_failure(Failure::Http), Conn::TlsH1(h1));
             }
             Conn::TlsHello(hello) => {
                 let mut probe = [0u8; 1];
@@ -547,7 +560,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     // A peek, not `readable()`: that may wake spuriously.
                     peeked = hello.client.peek(&mut probe) => match peeked {
                         Ok(_) => Ok(()),
-                        Err(e) => Err(Outcome::Failed(e)),
+                        Err(e) => Err(Outcome::Failed(Failure::Io(e))),
                     },
                     () = tokio::time::sleep_until(hello.deadline) => {
                         hello.ctx.meters.timed_out(TimeoutKind::Handshake);
@@ -582,7 +595,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     }
                     other => other,
                 };
-                break (outcome, Conn::Relay(relay));
+                break (outcome.map_failure(Failure::Io), Conn::Relay(relay));
             }
             Conn::Http(mut h1) => {
                 let outcome = Box::pin(h1.run_until(stop)).await;
@@ -622,7 +635,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     };
                     continue;
                 }
-                break (outcome, Conn::Http(h1));
+                break (outcome.map_failure(Failure::Http), Conn::Http(h1));
             }
         }
     };

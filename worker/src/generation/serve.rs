@@ -31,15 +31,17 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
+use crate::codec::CodecError;
 use crate::conn::ctx::Ctx;
 use crate::conn::registry::Registry;
 use crate::conn::state::Parked;
 use crate::conn::task::{self, Start};
 use crate::fds::{self, FdBudget};
 use crate::filter;
+use crate::http::error::SetupError;
 use crate::lifecycle::{DrainReport, Order, Stats};
 use crate::migrate::Host;
-use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::access_log::{self, AccessLog};
 use crate::telemetry::meters::RpcMeters;
 use crate::telemetry::metrics::Meters;
 use crate::upstream::cluster::Upstream;
@@ -59,7 +61,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// at the edge of the budget.
 const BUDGET_WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// The listeners did not match the config.
+/// Why a generation could not be built from its config and sockets.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -71,16 +73,47 @@ pub enum BuildError {
     Listener {
         name: String,
         #[source]
-        source: std::io::Error,
+        source: SocketError,
     },
     #[error("{0}")]
-    AccessLog(std::io::Error),
-    #[error("listener {name:?}: {reason}")]
-    Rpc { name: String, reason: String },
-    #[error("cluster {name:?}: {reason}")]
-    Cluster { name: String, reason: String },
+    AccessLog(access_log::OpenError),
+    #[error("listener {name:?}: {source}")]
+    Codec {
+        name: String,
+        #[source]
+        source: CodecError,
+    },
+    #[error("listener {name:?}: an RPC listener needs a cluster")]
+    NoCluster { name: String },
+    #[error("listener {name:?}: {source}")]
+    Http {
+        name: String,
+        #[source]
+        source: SetupError,
+    },
+    #[error("cluster {name:?}: {source}")]
+    Cluster {
+        name: String,
+        #[source]
+        source: SetupError,
+    },
     #[error("{0}")]
     FdBudget(#[from] fds::TooFew),
+}
+
+/// Why a listening socket passed by the supervisor was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    #[error("the passed socket is not listening")]
+    NotListening,
+    #[error("the passed socket is bound to {bound}, the config says {configured}")]
+    WrongAddress {
+        bound: SocketAddr,
+        configured: SocketAddr,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// An RPC listener's context: its settings and a pool per cluster (pools
@@ -96,17 +129,15 @@ fn rpc_context(
     else {
         return Ok(None);
     };
-    let codec =
-        crate::codec::CodecConfig::with_max_frame_size(settings.max_frame_size).map_err(|e| {
-            BuildError::Rpc {
-                name: spec.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-    let baton_config::Target::Cluster(default_cluster) = spec.target else {
-        return Err(BuildError::Rpc {
+    let codec = crate::codec::CodecConfig::with_max_frame_size(settings.max_frame_size).map_err(
+        |source| BuildError::Codec {
             name: spec.name.clone(),
-            reason: "an RPC listener needs a cluster".into(),
+            source,
+        },
+    )?;
+    let baton_config::Target::Cluster(default_cluster) = spec.target else {
+        return Err(BuildError::NoCluster {
+            name: spec.name.clone(),
         });
     };
     let rpc_meters = meters.rpc(&spec.name, protocol.name());
@@ -228,9 +259,9 @@ impl Server {
             .map(|u| {
                 http::connect::HttpUpstream::new(Arc::clone(u))
                     .map(Arc::new)
-                    .map_err(|reason| BuildError::Cluster {
+                    .map_err(|source| BuildError::Cluster {
                         name: u.cluster.name.clone(),
-                        reason: reason.to_string(),
+                        source,
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -239,19 +270,19 @@ impl Server {
             .iter()
             .map(|l| {
                 let Some(listener) =
-                    http::HttpListener::new(l).map_err(|reason| BuildError::Rpc {
+                    http::HttpListener::new(l).map_err(|source| BuildError::Http {
                         name: l.name.clone(),
-                        reason: reason.to_string(),
+                        source,
                     })?
                 else {
                     return Ok(None);
                 };
                 let tls =
                     match l.http.as_ref().and_then(|h| h.tls.as_ref()) {
-                        Some(tls) => Some(http::tls::server_config(tls).map_err(|reason| {
-                            BuildError::Rpc {
+                        Some(tls) => Some(http::tls::server_config(tls).map_err(|source| {
+                            BuildError::Http {
                                 name: l.name.clone(),
-                                reason: reason.to_string(),
+                                source,
                             }
                         })?),
                         None => None,
@@ -435,22 +466,22 @@ impl Host for Server {
     }
 }
 
-fn adopt_listener(fd: OwnedFd, spec: &Listener) -> std::io::Result<TcpListener> {
+fn adopt_listener(fd: OwnedFd, spec: &Listener) -> Result<TcpListener, SocketError> {
     let std_listener = std::net::TcpListener::from(fd);
     if !socket2::SockRef::from(&std_listener).is_listener()? {
-        return Err(std::io::Error::other("the passed socket is not listening"));
+        return Err(SocketError::NotListening);
     }
     let local = std_listener.local_addr()?;
     if local.ip() != spec.address.ip()
         || (spec.address.port() != 0 && local.port() != spec.address.port())
     {
-        return Err(std::io::Error::other(format!(
-            "the passed socket is bound to {local}, the config says {}",
-            spec.address
-        )));
+        return Err(SocketError::WrongAddress {
+            bound: local,
+            configured: spec.address,
+        });
     }
     std_listener.set_nonblocking(true)?;
-    TcpListener::from_std(std_listener)
+    Ok(TcpListener::from_std(std_listener)?)
 }
 
 async fn accept_loop(

@@ -87,6 +87,18 @@ impl Context {
     }
 }
 
+/// Why an RPC client connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    /// The client's socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The client sent a frame its protocol's codec refuses: the stream
+    /// cannot be resynchronised, so the connection closes.
+    #[error(transparent)]
+    Undecodable(CodecError),
+}
+
 /// A client connection of an RPC listener.
 #[derive(Debug)]
 pub struct Downstream {
@@ -236,7 +248,10 @@ impl Downstream {
 
     /// Serves the client until it is done, fails, idles out, or `stop`
     /// resolves (checked first at every wake-up).
-    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+    pub async fn run_until<T>(
+        &mut self,
+        stop: impl Future<Output = T>,
+    ) -> Outcome<T, DownstreamError> {
         let mut stop = std::pin::pin!(stop);
         loop {
             if self.read_closed && self.in_flight == 0 && self.write_buf.is_empty() {
@@ -258,15 +273,15 @@ impl Downstream {
                             Err(_) => break,
                         }
                     }
-                    self.write()
+                    self.write().map_err(DownstreamError::Io)
                 }
                 ready = self.client.readable(), if reading => match ready {
                     Ok(()) => self.read().await,
-                    Err(e) => Err(e),
+                    Err(e) => Err(DownstreamError::Io(e)),
                 },
                 ready = self.client.writable(), if !self.write_buf.is_empty() => match ready {
-                    Ok(()) => self.write(),
-                    Err(e) => Err(e),
+                    Ok(()) => self.write().map_err(DownstreamError::Io),
+                    Err(e) => Err(DownstreamError::Io(e)),
                 },
                 () = std::future::poll_fn(|cx| match self.idle.poll_expired(cx) {
                     Poll::Ready(()) if quiet => Poll::Ready(()),
@@ -312,7 +327,7 @@ impl Downstream {
     }
 
     /// Reads what is there, then acts on every complete frame.
-    async fn read(&mut self) -> std::io::Result<()> {
+    async fn read(&mut self) -> Result<(), DownstreamError> {
         loop {
             self.read_buf.reserve(READ_CHUNK);
             match self.client.try_read_buf(&mut self.read_buf) {
@@ -329,7 +344,7 @@ impl Downstream {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(DownstreamError::Io(e)),
             }
         }
         loop {
@@ -343,10 +358,7 @@ impl Downstream {
                         .decode_errors
                         .fetch_add(1, Ordering::Relaxed);
                     warn!(error = %e, "undecodable frame from client; closing its connection");
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        e.to_string(),
-                    ));
+                    return Err(DownstreamError::Undecodable(e));
                 }
             }
         }
@@ -354,7 +366,7 @@ impl Downstream {
             debug!(bytes = self.read_buf.len(), "client closed mid-frame");
             self.read_buf.clear();
         }
-        self.write()
+        Ok(self.write()?)
     }
 
     async fn frame(&mut self, frame: Frame) {
