@@ -552,3 +552,75 @@ fn is_resource_exhaustion(e: &std::io::Error) -> bool {
         Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One tcp listener at `address` (to a cluster nothing connects to).
+    fn config(address: &str) -> Config {
+        let text = format!(
+            r#"
+            [[listeners]]
+            name = "l"
+            address = "{address}"
+            protocol = "tcp"
+            cluster = "c"
+            [[clusters]]
+            name = "c"
+            endpoints = ["127.0.0.1:9"]
+            "#
+        );
+        baton_config::parse("test", &text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_is_not_listening_is_refused() {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let sockets = vec![("l".to_string(), OwnedFd::from(socket))];
+        let Err(e) = Server::new(config("127.0.0.1:0"), sockets, 1) else {
+            panic!("a socket that is not listening was adopted");
+        };
+        assert!(
+            matches!(
+                &e,
+                BuildError::Listener {
+                    source: SocketError::NotListening,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "listener \"l\": the passed socket is not listening"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_bound_elsewhere_than_the_config_says_is_refused() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let bound = socket.local_addr().unwrap();
+        let sockets = vec![("l".to_string(), OwnedFd::from(socket))];
+        let Err(e) = Server::new(config("127.0.0.2:0"), sockets, 1) else {
+            panic!("a socket bound elsewhere was adopted");
+        };
+        let BuildError::Listener {
+            source:
+                SocketError::WrongAddress {
+                    bound: b,
+                    configured,
+                },
+            ..
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*b, bound);
+        assert_eq!(*configured, SocketAddr::from(([127, 0, 0, 2], 0)));
+    }
+}
