@@ -1,7 +1,7 @@
 //! Descriptor plumbing, and the only `unsafe` code in baton.
 //!
 //! Rust's I/O safety says an `OwnedFd` is the sole owner of its number.
-//! Two places need to turn a bare number into an owner, and both live here
+//! The places that need to turn a bare number into an owner all live here,
 //! so that the trust boundary is one screen of code:
 //!
 //! * [`adopt_inherited`] — a worker adopts the ctrl fd its supervisor left
