@@ -18,6 +18,43 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
 }
 
+/// A listener's place in [`Config::listeners`]: how the tables built per
+/// listener (accept loops, limits, contexts, fd costs) refer to one, so that
+/// it cannot be mixed up with a cluster's index or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(usize);
+
+impl ListenerId {
+    pub const fn new(index: usize) -> ListenerId {
+        ListenerId(index)
+    }
+
+    /// The position in [`Config::listeners`] (and in every table built in
+    /// the same order).
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A cluster's place in [`Config::clusters`]: what listener targets and
+/// routes resolve a cluster name to, and how the tables built per cluster
+/// (upstreams, pools) refer to one. The default is the first cluster (for
+/// [`Route`]'s `Default`, which tests fill in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ClusterId(usize);
+
+impl ClusterId {
+    pub const fn new(index: usize) -> ClusterId {
+        ClusterId(index)
+    }
+
+    /// The position in [`Config::clusters`] (and in every table built in
+    /// the same order).
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// `[access_log]`: one line per L4 connection (and, later, per L7 request),
 /// written by the worker; each generation reopens the file, so an upgrade
 /// (or SIGHUP) after a rotation starts the new file.
@@ -169,10 +206,9 @@ pub enum PathMatch {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpAction {
-    /// Index into [`Config::clusters`].
-    Cluster(usize),
-    /// (cluster index, weight), weights > 0.
-    Weighted(Vec<(usize, u32)>),
+    Cluster(ClusterId),
+    /// (cluster, weight), weights > 0.
+    Weighted(Vec<(ClusterId, u32)>),
     /// Answer without an upstream. `{generation}` and `{pid}` in the body
     /// are replaced by the serving worker's.
     Direct {
@@ -213,8 +249,7 @@ pub struct Route {
     pub topic: Option<String>,
     /// Bolt: header values.
     pub headers: Vec<(String, String)>,
-    /// Index into [`Config::clusters`].
-    pub cluster: usize,
+    pub cluster: ClusterId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -267,8 +302,7 @@ impl Protocol {
 /// A listener's destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Index into [`Config::clusters`].
-    Cluster(usize),
+    Cluster(ClusterId),
     Builtin(Builtin),
     /// HTTP listeners only: no default cluster, so a request no route
     /// matches gets a 404.
@@ -342,8 +376,34 @@ pub enum Lb {
 impl Config {
     pub fn cluster(&self, listener: &Listener) -> Option<&Cluster> {
         match listener.target {
-            Target::Cluster(i) => self.clusters.get(i),
+            Target::Cluster(id) => self.clusters.get(id.index()),
             Target::Builtin(_) | Target::NotFound => None,
         }
+    }
+
+    /// The listener `id` names. Ids come from this config, so it is there.
+    pub fn listener(&self, id: ListenerId) -> &Listener {
+        &self.listeners[id.index()]
+    }
+
+    /// The listener named `name`.
+    pub fn listener_id(&self, name: &str) -> Option<ListenerId> {
+        self.listeners
+            .iter()
+            .position(|l| l.name == name)
+            .map(ListenerId::new)
+    }
+
+    /// The listeners with their ids, in config order.
+    pub fn listeners_by_id(&self) -> impl ExactSizeIterator<Item = (ListenerId, &Listener)> {
+        self.listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (ListenerId::new(i), l))
+    }
+
+    /// The cluster `id` names. Ids come from this config, so it is there.
+    pub fn cluster_by_id(&self, id: ClusterId) -> &Cluster {
+        &self.clusters[id.index()]
     }
 }

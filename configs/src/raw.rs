@@ -14,9 +14,9 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::duration::Text as DurationText;
 use crate::model::{
-    AccessLog, Admin, AdminToken, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb,
-    Listener, LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
-    UpstreamProtocol, UpstreamTls,
+    AccessLog, Admin, AdminToken, Builtin, Cluster, ClusterId, Config, Http, HttpAction, HttpRoute,
+    Lb, Listener, ListenerId, LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor,
+    Target, Tls, UpstreamProtocol, UpstreamTls,
 };
 
 /// Defaults, each with its reason.
@@ -463,7 +463,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         if let (Target::Cluster(c), Some(span)) = (&target, &l.cluster)
             && l.protocol != Protocol::Http
         {
-            plain_only(&clusters[*c]).map_err(|m| error(span.span(), path("cluster"), m))?;
+            plain_only(&clusters[c.index()]).map_err(|m| error(span.span(), path("cluster"), m))?;
         }
         let idle_timeout = positive(l.idle_timeout.clone(), defaults::IDLE_TIMEOUT)
             .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
@@ -522,7 +522,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                     source_name,
                     text,
                     clusters: &clusters,
-                    listener: i,
+                    listener: ListenerId::new(i),
                 };
                 (None, Some(http_settings(&ctx, &l, &target)?))
             }
@@ -551,7 +551,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                     source_name,
                     text,
                     clusters: &clusters,
-                    listener: i,
+                    listener: ListenerId::new(i),
                 };
                 (Some(rpc_settings(&ctx, &l, &target)?), None)
             }
@@ -608,7 +608,7 @@ struct Ctx<'a> {
     source_name: &'a str,
     text: &'a str,
     clusters: &'a [Cluster],
-    listener: usize,
+    listener: ListenerId,
 }
 
 impl Ctx<'_> {
@@ -622,25 +622,25 @@ impl Ctx<'_> {
             self.source_name,
             self.text,
             Some(span.start),
-            format!("listeners[{}].{key}", self.listener),
+            format!("listeners[{}].{key}", self.listener.index()),
             message,
         )
     }
 
     /// An RPC route's cluster, which must not ask for TLS (only HTTP
     /// clusters speak it).
-    fn plain_cluster(&self, name: &Spanned<String>, key: &str) -> Result<usize, ConfigError> {
-        let index = self.cluster(name, key)?;
-        match plain_only(&self.clusters[index]) {
-            Ok(()) => Ok(index),
+    fn plain_cluster(&self, name: &Spanned<String>, key: &str) -> Result<ClusterId, ConfigError> {
+        let id = self.cluster(name, key)?;
+        match plain_only(&self.clusters[id.index()]) {
+            Ok(()) => Ok(id),
             Err(m) => Err(self.error(name.span(), key, m)),
         }
     }
 
     /// A route's cluster reference, which must be a cluster.
-    fn cluster(&self, name: &Spanned<String>, key: &str) -> Result<usize, ConfigError> {
+    fn cluster(&self, name: &Spanned<String>, key: &str) -> Result<ClusterId, ConfigError> {
         match resolve_target(name.get_ref(), self.clusters) {
-            Ok(Target::Cluster(i)) => Ok(i),
+            Ok(Target::Cluster(id)) => Ok(id),
             Ok(_) => Err(self.error(name.span(), key, "routes go to clusters, not to built-ins")),
             Err(m) => Err(self.error(name.span(), key, m)),
         }
@@ -983,7 +983,7 @@ fn resolve_target(name: &str, clusters: &[Cluster]) -> Result<Target, String> {
     clusters
         .iter()
         .position(|c| c.name == name)
-        .map(Target::Cluster)
+        .map(|i| Target::Cluster(ClusterId::new(i)))
         .ok_or_else(|| format!("no cluster named {name:?} (clusters are declared in [[clusters]])"))
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use baton_config::{Builtin, Config, ConfigError, SupervisorView, Target, parse};
+use baton_config::{Builtin, ClusterId, Config, ConfigError, SupervisorView, Target, parse};
 
 #[test]
 fn every_config_in_the_directory_parses() {
@@ -61,7 +61,7 @@ fn defaults_fill_what_is_left_out() {
     assert_eq!(l.backlog, 1024);
     assert_eq!(l.max_connections.get(), 10_000);
     assert_eq!(l.idle_timeout, Duration::from_secs(3600));
-    assert_eq!(l.target, Target::Cluster(0));
+    assert_eq!(l.target, Target::Cluster(ClusterId::new(0)));
     assert_eq!(config.clusters[0].connect_timeout, Duration::from_secs(5));
 }
 

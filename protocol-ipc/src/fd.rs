@@ -1,7 +1,7 @@
 //! Descriptor plumbing, and the only `unsafe` code in baton.
 //!
 //! Rust's I/O safety says an `OwnedFd` is the sole owner of its number.
-//! Two places need to turn a bare number into an owner, and both live here
+//! The places that need to turn a bare number into an owner all live here,
 //! so that the trust boundary is one screen of code:
 //!
 //! * [`adopt_inherited`] — a worker adopts the ctrl fd its supervisor left
@@ -18,7 +18,18 @@
 //! * [`cloexec_inherited`] — a process that was handed fds it does not
 //!   know (a shell's stray fd 10, say) marks them close-on-exec so that
 //!   they stop at it instead of leaking into its children.
+//!
+//! Bare fd numbers (`RawFd`, `as_raw_fd`, `into_raw_fd`) are banned
+//! elsewhere by `.clippy.toml`; here they are the subject matter: numbers
+//! arrive from the environment and from `recvmsg`, and `tokio_seqpacket`
+//! and `sendfd` speak nothing else. Each number is turned into an owner (or
+//! a borrow) in the same function that meets it.
 #![allow(unsafe_code)]
+#![expect(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "the one module that converts between fd numbers and owners (see the module doc)"
+)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

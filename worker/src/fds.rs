@@ -45,7 +45,7 @@
 
 use std::sync::Arc;
 
-use baton_config::{Config, Listener, Protocol, Target, UpstreamProtocol};
+use baton_config::{ClusterId, Config, Listener, ListenerId, Protocol, Target, UpstreamProtocol};
 
 use crate::codec::{self, Pinning};
 use parking_lot::Mutex;
@@ -94,10 +94,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The connections listener `index` may hold with the budget to itself
+    /// The connections listener `id` may hold with the budget to itself
     /// (all listeners share it).
-    pub fn effective(&self, index: usize, listener: &Listener) -> u32 {
-        let cost = self.costs.get(index).copied().unwrap_or(1).max(1) as usize;
+    pub fn effective(&self, id: ListenerId, listener: &Listener) -> u32 {
+        let cost = self.costs.get(id.index()).copied().unwrap_or(1).max(1) as usize;
         let fit = u32::try_from(self.units / cost).unwrap_or(u32::MAX);
         fit.min(listener.max_connections.get())
     }
@@ -180,8 +180,8 @@ fn pinning(listener: &Listener) -> Option<Pinning> {
 }
 
 /// The clusters an RPC listener may send to: its default and its routes'.
-fn routed_clusters(listener: &Listener) -> Vec<usize> {
-    let mut clusters: Vec<usize> = listener
+fn routed_clusters(listener: &Listener) -> Vec<ClusterId> {
+    let mut clusters: Vec<ClusterId> = listener
         .rpc
         .iter()
         .flat_map(|rpc| rpc.routes.iter().map(|r| r.cluster))
@@ -203,7 +203,7 @@ pub fn plan(limit: u64, config: &Config) -> Result<Plan, TooFew> {
         .iter()
         .filter(|l| pinning(l) == Some(Pinning::Pooled))
         .flat_map(routed_clusters)
-        .filter_map(|c| config.clusters.get(c))
+        .filter_map(|c| config.clusters.get(c.index()))
         .map(|c| c.endpoints.len() * c.connections_per_endpoint.get() as usize)
         .sum();
     let http2 = if config
@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(plan.units, 20_000 - fixed - 2 * MAX_PIPES);
         // 10,000 tcp connections (20,000 fds) do not fit: the listener's
         // limit comes down to what does.
-        let effective = plan.effective(0, &config.listeners[0]);
+        let effective = plan.effective(ListenerId::new(0), &config.listeners[0]);
         assert_eq!(effective as usize, plan.units / 2);
         assert!(effective < config.listeners[0].max_connections.get());
 

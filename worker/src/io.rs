@@ -15,17 +15,32 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
 /// How a pump's run ended (an L4 tunnel's, an HTTP or RPC connection's).
+/// A pump that speaks a protocol fails with its own error type `E`; a byte
+/// pump's failures are its sockets'.
 #[derive(Debug)]
-pub enum Outcome<T = ()> {
+pub enum Outcome<T = (), E = io::Error> {
     /// Ended cleanly (a tunnel: both directions).
     Finished,
     /// Nothing moved for the idle timeout.
     Idle,
-    /// A socket failed (reset, ...); the connection should be closed.
-    Failed(io::Error),
+    /// A socket failed (reset, ...), or the peer broke the protocol; the
+    /// connection should be closed.
+    Failed(E),
     /// The `stop` future fired with this value; the state is intact, to be
     /// taken apart and moved (each pump's `into_parts`).
     Stopped(T),
+}
+
+impl<T, E> Outcome<T, E> {
+    /// The same outcome, a failure turned into `F` by `f`.
+    pub fn map_failure<F>(self, f: impl FnOnce(E) -> F) -> Outcome<T, F> {
+        match self {
+            Outcome::Finished => Outcome::Finished,
+            Outcome::Idle => Outcome::Idle,
+            Outcome::Failed(e) => Outcome::Failed(f(e)),
+            Outcome::Stopped(value) => Outcome::Stopped(value),
+        }
+    }
 }
 
 /// An idle timer that costs one clock read per active poll instead of a

@@ -219,10 +219,28 @@ fn presize_fd_table(any: &std::os::fd::OwnedFd) {
 
 /// Validates config `text` as a new generation would: the text, then
 /// what it names (certificates, CA bundles) and compiles (route regexes).
-pub fn check(source: &str, text: &str) -> Result<baton_config::Config, String> {
-    let config = baton_config::parse(source, text).map_err(|e| e.to_string())?;
-    http::verify(&config).map_err(|e| format!("{source}: {e}"))?;
+pub fn check(source: &str, text: &str) -> Result<baton_config::Config, CheckError> {
+    let config = baton_config::parse(source, text)?;
+    http::verify(&config).map_err(|error| CheckError::Setup {
+        source_name: source.to_string(),
+        error,
+    })?;
     Ok(config)
+}
+
+/// Why [`check`] refused a config.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The text: its syntax, a key or a value.
+    #[error(transparent)]
+    Config(#[from] baton_config::ConfigError),
+    /// What it names or compiles (a certificate, a CA bundle, a regex).
+    #[error("{source_name}: {error}")]
+    Setup {
+        source_name: String,
+        #[source]
+        error: http::error::SetupError,
+    },
 }
 
 /// Installs the subscriber; returns how to replace its filter later
@@ -242,7 +260,7 @@ fn init_logging() -> generation::ctrl::SetFilter {
     let handle = builder.reload_handle();
     builder.init();
     Box::new(move |filter| {
-        let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
-        handle.reload(filter).map_err(|e| e.to_string())
+        let filter = tracing_subscriber::EnvFilter::try_new(filter)?;
+        Ok(handle.reload(filter)?)
     })
 }

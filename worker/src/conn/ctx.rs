@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use baton_config::Config;
+use baton_config::{ClusterId, Config, ListenerId};
 use tokio::sync::{Notify, watch};
 use tracing::warn;
 
@@ -34,27 +34,56 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Ctx {
     pub config: Config,
-    /// One per `config.clusters`, same index.
+    /// One per `config.clusters`, same order ([`Ctx::upstream`]).
     pub upstreams: Vec<Arc<Upstream>>,
     pub registry: Registry,
     pub stats: Stats,
     pub meters: Meters,
     pub access_log: Option<AccessLog>,
-    /// By listener index: what an RPC listener's connections need.
+    /// One per `config.listeners`, same order ([`Ctx::rpc_of`]): what an
+    /// RPC listener's connections need.
     pub rpc: Vec<Option<RpcContext>>,
-    /// By listener index: what an HTTP listener's connections need.
+    /// One per listener ([`Ctx::http_of`]): what an HTTP listener's
+    /// connections need.
     pub http: Vec<Option<HttpContext>>,
-    /// By listener index: its L4 filters (empty: no cost).
+    /// One per listener ([`Ctx::filters_of`]): its L4 filters (empty: no
+    /// cost).
     pub filters: Vec<NetworkChain>,
     pub all_closed: Notify,
     pub order: watch::Sender<Order>,
     /// The units of the fd budget left for connections.
     pub fds: Arc<FdBudget>,
-    /// By listener index: the units one connection takes.
+    /// One per listener ([`Ctx::cost_of`]): the units one connection
+    /// takes.
     pub costs: Vec<u32>,
 }
 
 impl Ctx {
+    /// Cluster `id`.
+    pub fn upstream(&self, id: ClusterId) -> &Arc<Upstream> {
+        &self.upstreams[id.index()]
+    }
+
+    /// What listener `id`'s connections need, if it is an RPC listener.
+    pub fn rpc_of(&self, id: ListenerId) -> Option<&RpcContext> {
+        self.rpc[id.index()].as_ref()
+    }
+
+    /// What listener `id`'s connections need, if it is an HTTP listener.
+    pub fn http_of(&self, id: ListenerId) -> Option<&HttpContext> {
+        self.http[id.index()].as_ref()
+    }
+
+    /// Listener `id`'s L4 filters.
+    pub fn filters_of(&self, id: ListenerId) -> &NetworkChain {
+        &self.filters[id.index()]
+    }
+
+    /// The units of the fd budget one connection of listener `id` takes.
+    pub fn cost_of(&self, id: ListenerId) -> u32 {
+        self.costs[id.index()]
+    }
+
     /// Connections open right now.
     pub fn active(&self) -> u64 {
         self.stats.active.load(Ordering::Acquire)

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use baton_config::ListenerId;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
@@ -32,6 +33,7 @@ use crate::conn::state::{ConnId, ConnParts, History, Parked};
 use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
 use crate::filter::network::Refused;
+use crate::http::error::SessionError;
 use crate::http::relay::Relay;
 use crate::http::session_h1::H1Conn;
 use crate::http::session_h2::H2Conn;
@@ -40,7 +42,7 @@ use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
-use crate::rpc::downstream::Downstream;
+use crate::rpc::downstream::{Downstream, DownstreamError};
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
 use crate::upstream::lb::Pick;
@@ -48,9 +50,9 @@ use crate::upstream::lb::Pick;
 /// How a connection task starts.
 #[derive(Debug)]
 pub enum Start {
-    /// Freshly accepted on listener `listener` (config index).
+    /// Freshly accepted on listener `listener`.
     Accepted {
-        listener: usize,
+        listener: ListenerId,
         client: TcpStream,
         permit: OwnedSemaphorePermit,
         /// The connection's units of the fd budget.
@@ -209,7 +211,7 @@ fn spawn_as(
         } => {
             let meter = shared
                 .meters
-                .listener(&shared.config.listeners[listener].name);
+                .listener(&shared.config.listener(listener).name);
             meter.accepted.fetch_add(1, Ordering::Relaxed);
             (meter, Err((listener, client, permit, fds)))
         }
@@ -265,13 +267,9 @@ pub fn stay(ctx: &Arc<Ctx>, parked: Parked) {
 fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<Ready> {
     // The new config's idle timeout for the listener, if it still has one;
     // else the one the connection came with.
-    let spec = shared
-        .config
-        .listeners
-        .iter()
-        .position(|l| *l.name == *parked.listener);
-    let idle = spec.map_or(parked.idle_timeout, |i| {
-        shared.config.listeners[i].idle_timeout
+    let spec = shared.config.listener_id(&parked.listener);
+    let idle = spec.map_or(parked.idle_timeout, |id| {
+        shared.config.listener(id).idle_timeout
     });
     let history = History {
         moves: parked.history.moves + 1,
@@ -284,7 +282,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
             ConnParts::Tunnel { .. } | ConnParts::Http { .. } => 2,
             ConnParts::Echo { .. } | ConnParts::Rpc(_) => 1,
         },
-        |i| shared.costs[i],
+        |id| shared.cost_of(id),
     );
     let fds = shared.fds.force(cost);
     let (conn, client_addr) = match parked.conn {
@@ -297,7 +295,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
             // Only connections whose filters all move come here: they get
             // this generation's filters, afresh (see crate::filter).
             let tap = spec
-                .map(|i| &shared.filters[i])
+                .map(|id| shared.filters_of(id))
                 .filter(|chain| !chain.is_empty())
                 .and_then(|chain| {
                     chain.adopt(&ConnInfo {
@@ -327,7 +325,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
         }
         ConnParts::Http { client, pending } => {
             let client_addr = client.peer_addr().ok();
-            let Some(ctx) = spec.and_then(|i| shared.http[i].clone()) else {
+            let Some(ctx) = spec.and_then(|id| shared.http_of(id).cloned()) else {
                 warn!(listener = %parked.listener, "no HTTP listener of that name any more; closing the connection");
                 return None;
             };
@@ -359,7 +357,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
         ConnParts::Rpc(parts) => {
             let client_addr = parts.client.peer_addr().ok();
             // An RPC connection needs its listener's routes and pools.
-            let Some(ctx) = spec.and_then(|i| shared.rpc[i].clone()) else {
+            let Some(ctx) = spec.and_then(|id| shared.rpc_of(id).cloned()) else {
                 warn!(listener = %parked.listener, "no RPC listener of that name any more; closing the connection");
                 return None;
             };
@@ -419,9 +417,21 @@ enum Stop {
     Close,
 }
 
+/// Why a connection failed, whatever its kind: a byte pump's socket, or
+/// an HTTP or RPC session (which have their own reasons).
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Http(SessionError),
+    #[error(transparent)]
+    Rpc(DownstreamError),
+}
+
 /// A freshly accepted connection, before it is set up: its listener, its
 /// socket, its `max_connections` permit and its fd units.
-type Fresh = (usize, TcpStream, OwnedSemaphorePermit, FdUnits);
+type Fresh = (ListenerId, TcpStream, OwnedSemaphorePermit, FdUnits);
 
 async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
     let shared = Arc::clone(&guard.shared);
@@ -489,7 +499,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     other => other,
                 };
                 break (
-                    outcome,
+                    outcome.map_failure(Failure::Io),
                     Conn::Tunnel {
                         tunnel,
                         cluster,
@@ -499,7 +509,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
             }
             Conn::Echo(mut echo) => {
                 let outcome = echo.run_until(stop).await;
-                break (outcome, Conn::Echo(echo));
+                break (outcome.map_failure(Failure::Io), Conn::Echo(echo));
             }
             Conn::Rpc(mut downstream) => {
                 let outcome = match Box::pin(downstream.run_until(stop)).await {
@@ -516,7 +526,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     }
                     other => other,
                 };
-                break (outcome, Conn::Rpc(downstream));
+                break (outcome.map_failure(Failure::Rpc), Conn::Rpc(downstream));
             }
             Conn::H2(mut h2) => {
                 let outcome = match Box::pin(h2.run_until(stop)).await {
@@ -532,7 +542,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                         Outcome::Stopped(Stop::Close)
                     }
                     Ok(None) => Outcome::Finished,
-                    Err(e) => Outcome::Failed(std::io::Error::other(e.to_string())),
+                    Err(e) => Outcome::Failed(Failure::Http(SessionError::H2(e))),
                 };
                 break (outcome, Conn::H2(h2));
             }
@@ -555,7 +565,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     }
                     other => other,
                 };
-                break (outcome, Conn::TlsH1(h1));
+                break (outcome.map_failure(Failure::Http), Conn::TlsH1(h1));
             }
             Conn::TlsHello(hello) => {
                 let mut probe = [0u8; 1];
@@ -565,7 +575,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     // A peek, not `readable()`: that may wake spuriously.
                     peeked = hello.client.peek(&mut probe) => match peeked {
                         Ok(_) => Ok(()),
-                        Err(e) => Err(Outcome::Failed(e)),
+                        Err(e) => Err(Outcome::Failed(Failure::Io(e))),
                     },
                     () = tokio::time::sleep_until(hello.deadline) => {
                         hello.ctx.meters.timed_out(TimeoutKind::Handshake);
@@ -600,7 +610,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     }
                     other => other,
                 };
-                break (outcome, Conn::Relay(relay));
+                break (outcome.map_failure(Failure::Io), Conn::Relay(relay));
             }
             Conn::Http(mut h1) => {
                 let outcome = match Box::pin(h1.run_until(stop)).await {
@@ -650,7 +660,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     };
                     continue;
                 }
-                break (outcome, Conn::Http(h1));
+                break (outcome.map_failure(Failure::Http), Conn::Http(h1));
             }
         }
     };
@@ -747,13 +757,13 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
 /// or its RPC state set up. `None` when it ended before it could run.
 async fn accept(
     shared: &Arc<Ctx>,
-    listener: usize,
+    listener: ListenerId,
     client: TcpStream,
     permit: OwnedSemaphorePermit,
     fds: FdUnits,
     guard: &Guard,
 ) -> Option<Ready> {
-    let spec = &shared.config.listeners[listener];
+    let spec = shared.config.listener(listener);
     let client_addr = client.peer_addr().ok();
     // The listener's L4 filters: the accept stage here, the byte stage as
     // the tunnel's tap (HTTP, RPC and echo connections run the accept
@@ -783,21 +793,21 @@ async fn accept(
     // Latency over batching: a proxy must not add Nagle delays.
     let _ = client.set_nodelay(true);
     let bytes = Arc::clone(&guard.meter.bytes);
-    let conn = if let Some(ctx) = &shared.rpc[listener] {
+    let conn = if let Some(ctx) = shared.rpc_of(listener) {
         Conn::Rpc(Box::new(Downstream::new(
             client,
             ctx.clone(),
             spec.idle_timeout,
             bytes,
         )))
-    } else if let Some(ctx) = shared.http[listener].as_ref().filter(|c| c.tls.is_some()) {
+    } else if let Some(ctx) = shared.http_of(listener).filter(|c| c.tls.is_some()) {
         Conn::TlsHello(Box::new(TlsHello::new(
             client,
             ctx.clone(),
             spec.idle_timeout,
             bytes,
         )))
-    } else if let Some(ctx) = &shared.http[listener] {
+    } else if let Some(ctx) = shared.http_of(listener) {
         Conn::Http(Box::new(H1Conn::new(
             client,
             client_addr,
@@ -814,7 +824,7 @@ async fn accept(
                 Conn::Echo(Box::new(Echo::new(client, spec.idle_timeout, bytes)))
             }
             baton_config::Target::Cluster(cluster) => {
-                let upstream = &shared.upstreams[cluster];
+                let upstream = shared.upstream(cluster);
                 // A connection still connecting is paused once the connect
                 // resolves: its pause slot is only polled by the pump, so a
                 // pause request that arrives meanwhile takes effect right
@@ -877,16 +887,16 @@ async fn accept(
 /// connection's tap (for a tunnel), or who refused it.
 fn filter_accepted(
     shared: &Ctx,
-    listener: usize,
+    listener: ListenerId,
     client: &TcpStream,
     client_addr: Option<SocketAddr>,
 ) -> Result<Option<Box<dyn Tap>>, Refused> {
-    let chain = &shared.filters[listener];
+    let chain = shared.filters_of(listener);
     if chain.is_empty() {
         return Ok(None);
     }
     let info = ConnInfo {
-        listener: Arc::from(shared.config.listeners[listener].name.as_str()),
+        listener: Arc::from(shared.config.listener(listener).name.as_str()),
         source: client_addr,
         local: client.local_addr().ok(),
     };

@@ -58,7 +58,18 @@ pub enum Ended {
 }
 
 /// Replaces the log filter (`SetLogLevel`); `Err` says why a filter was refused.
-pub type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+pub type SetFilter = Box<dyn Fn(&str) -> Result<(), FilterError> + Send + Sync>;
+
+/// Why a log filter (`SetLogLevel`) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// Not a filter (`info`, `baton=debug`...).
+    #[error(transparent)]
+    Parse(#[from] tracing_subscriber::filter::ParseError),
+    /// The subscriber is gone (the process is exiting).
+    #[error(transparent)]
+    Reload(#[from] tracing_subscriber::reload::Error),
+}
 
 /// Runs one generation over an established ctrl channel.
 pub async fn run(ctrl: Channel, set_filter: SetFilter) -> Result<Ended, WorkerError> {

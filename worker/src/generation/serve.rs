@@ -24,22 +24,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use baton_config::{Config, Listener};
+use baton_config::{Config, Listener, ListenerId};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
+use crate::codec::CodecError;
 use crate::conn::ctx::Ctx;
 use crate::conn::registry::Registry;
 use crate::conn::state::Parked;
 use crate::conn::task::{self, Start};
 use crate::fds::{self, FdBudget};
 use crate::filter;
+use crate::http::error::SetupError;
 use crate::lifecycle::{DrainReport, Order, Stats};
 use crate::migrate::Host;
-use crate::telemetry::access_log::AccessLog;
+use crate::telemetry::access_log::{self, AccessLog};
 use crate::telemetry::meters::RpcMeters;
 use crate::telemetry::metrics::Meters;
 use crate::upstream::cluster::Upstream;
@@ -61,7 +63,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// at the edge of the budget.
 const BUDGET_WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// The listeners did not match the config.
+/// Why a generation could not be built from its config and sockets.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -73,16 +75,47 @@ pub enum BuildError {
     Listener {
         name: String,
         #[source]
-        source: std::io::Error,
+        source: SocketError,
     },
     #[error("{0}")]
-    AccessLog(std::io::Error),
-    #[error("listener {name:?}: {reason}")]
-    Rpc { name: String, reason: String },
-    #[error("cluster {name:?}: {reason}")]
-    Cluster { name: String, reason: String },
+    AccessLog(access_log::OpenError),
+    #[error("listener {name:?}: {source}")]
+    Codec {
+        name: String,
+        #[source]
+        source: CodecError,
+    },
+    #[error("listener {name:?}: an RPC listener needs a cluster")]
+    NoCluster { name: String },
+    #[error("listener {name:?}: {source}")]
+    Http {
+        name: String,
+        #[source]
+        source: SetupError,
+    },
+    #[error("cluster {name:?}: {source}")]
+    Cluster {
+        name: String,
+        #[source]
+        source: SetupError,
+    },
     #[error("{0}")]
     FdBudget(#[from] fds::TooFew),
+}
+
+/// Why a listening socket passed by the supervisor was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    #[error("the passed socket is not listening")]
+    NotListening,
+    #[error("the passed socket is bound to {bound}, the config says {configured}")]
+    WrongAddress {
+        bound: SocketAddr,
+        configured: SocketAddr,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 /// An RPC listener's context: its settings and a pool per cluster (pools
@@ -98,17 +131,15 @@ fn rpc_context(
     else {
         return Ok(None);
     };
-    let codec =
-        crate::codec::CodecConfig::with_max_frame_size(settings.max_frame_size).map_err(|e| {
-            BuildError::Rpc {
-                name: spec.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-    let baton_config::Target::Cluster(default_cluster) = spec.target else {
-        return Err(BuildError::Rpc {
+    let codec = crate::codec::CodecConfig::with_max_frame_size(settings.max_frame_size).map_err(
+        |source| BuildError::Codec {
             name: spec.name.clone(),
-            reason: "an RPC listener needs a cluster".into(),
+            source,
+        },
+    )?;
+    let baton_config::Target::Cluster(default_cluster) = spec.target else {
+        return Err(BuildError::NoCluster {
+            name: spec.name.clone(),
         });
     };
     let rpc_meters = meters.rpc(&spec.name, protocol.name());
@@ -153,6 +184,7 @@ pub struct Server {
 /// `max_connections` permits, and the accept loops running now.
 #[derive(Debug)]
 struct Accept {
+    /// One per `config.listeners`, same order.
     listeners: Vec<Arc<TcpListener>>,
     /// One per listener: `max_connections` permits.
     limits: Vec<Arc<Semaphore>>,
@@ -169,16 +201,13 @@ impl Server {
     ) -> Result<Server, BuildError> {
         let mut slots: Vec<Option<OwnedFd>> = config.listeners.iter().map(|_| None).collect();
         for (name, fd) in sockets {
-            let index = config
-                .listeners
-                .iter()
-                .position(|l| l.name == name)
+            let id = config
+                .listener_id(&name)
                 .ok_or_else(|| BuildError::UnknownListener(name.clone()))?;
-            slots[index] = Some(fd);
+            slots[id.index()] = Some(fd);
         }
         let mut listeners = Vec::with_capacity(slots.len());
-        for (index, slot) in slots.into_iter().enumerate() {
-            let spec = &config.listeners[index];
+        for ((_, spec), slot) in config.listeners_by_id().zip(slots) {
             let fd = slot.ok_or_else(|| BuildError::MissingListener(spec.name.clone()))?;
             let listener = adopt_listener(fd, spec).map_err(|source| BuildError::Listener {
                 name: spec.name.clone(),
@@ -203,12 +232,12 @@ impl Server {
             units = plan.units,
             "fd budget"
         );
-        for (index, l) in config.listeners.iter().enumerate() {
+        for ((id, l), cost) in config.listeners_by_id().zip(&plan.costs) {
             info!(
                 listener = %l.name,
-                cost = plan.costs[index],
+                cost,
                 max_connections = l.max_connections.get(),
-                effective = plan.effective(index, l),
+                effective = plan.effective(id, l),
                 "fd budget for the listener"
             );
         }
@@ -233,9 +262,9 @@ impl Server {
             .map(|u| {
                 http::connect::HttpUpstream::new(Arc::clone(u))
                     .map(Arc::new)
-                    .map_err(|reason| BuildError::Cluster {
+                    .map_err(|source| BuildError::Cluster {
                         name: u.cluster.name.clone(),
-                        reason: reason.to_string(),
+                        source,
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -244,19 +273,19 @@ impl Server {
             .iter()
             .map(|l| {
                 let Some(listener) =
-                    http::HttpListener::new(l).map_err(|reason| BuildError::Rpc {
+                    http::HttpListener::new(l).map_err(|source| BuildError::Http {
                         name: l.name.clone(),
-                        reason: reason.to_string(),
+                        source,
                     })?
                 else {
                     return Ok(None);
                 };
                 let tls =
                     match l.http.as_ref().and_then(|h| h.tls.as_ref()) {
-                        Some(tls) => Some(http::tls::server_config(tls).map_err(|reason| {
-                            BuildError::Rpc {
+                        Some(tls) => Some(http::tls::server_config(tls).map_err(|source| {
+                            BuildError::Http {
                                 name: l.name.clone(),
-                                reason: reason.to_string(),
+                                source,
                             }
                         })?),
                         None => None,
@@ -352,14 +381,14 @@ impl Server {
         if !accepting.is_empty() {
             return;
         }
-        for (index, listener) in self.accept.listeners.iter().enumerate() {
-            let name = &self.ctx.config.listeners[index].name;
-            let span = tracing::info_span!("listener", name = %name);
+        let sides = self.accept.listeners.iter().zip(&self.accept.limits);
+        for ((id, spec), (listener, limit)) in self.ctx.config.listeners_by_id().zip(sides) {
+            let span = tracing::info_span!("listener", name = %spec.name);
             let task = accept_loop(
                 Arc::clone(&self.ctx),
-                index,
+                id,
                 Arc::clone(listener),
-                Arc::clone(&self.accept.limits[index]),
+                Arc::clone(limit),
             );
             accepting.push(tokio::spawn(task.instrument(span)));
         }
@@ -441,32 +470,32 @@ impl Host for Server {
     }
 }
 
-fn adopt_listener(fd: OwnedFd, spec: &Listener) -> std::io::Result<TcpListener> {
+fn adopt_listener(fd: OwnedFd, spec: &Listener) -> Result<TcpListener, SocketError> {
     let std_listener = std::net::TcpListener::from(fd);
     if !socket2::SockRef::from(&std_listener).is_listener()? {
-        return Err(std::io::Error::other("the passed socket is not listening"));
+        return Err(SocketError::NotListening);
     }
     let local = std_listener.local_addr()?;
     if local.ip() != spec.address.ip()
         || (spec.address.port() != 0 && local.port() != spec.address.port())
     {
-        return Err(std::io::Error::other(format!(
-            "the passed socket is bound to {local}, the config says {}",
-            spec.address
-        )));
+        return Err(SocketError::WrongAddress {
+            bound: local,
+            configured: spec.address,
+        });
     }
     std_listener.set_nonblocking(true)?;
-    TcpListener::from_std(std_listener)
+    Ok(TcpListener::from_std(std_listener)?)
 }
 
 async fn accept_loop(
     ctx: Arc<Ctx>,
-    index: usize,
+    id: ListenerId,
     listener: Arc<TcpListener>,
     limit: Arc<Semaphore>,
 ) {
-    let spec = &ctx.config.listeners[index];
-    let cost = ctx.costs[index];
+    let spec = ctx.config.listener(id);
+    let cost = ctx.cost_of(id);
     let mut warned: Option<tokio::time::Instant> = None;
     info!(address = %listener.local_addr().map_or(spec.address, |a| a), "accepting");
     loop {
@@ -510,7 +539,7 @@ async fn accept_loop(
         task::spawn(
             &ctx,
             Start::Accepted {
-                listener: index,
+                listener: id,
                 client,
                 permit,
                 fds: units,
@@ -526,4 +555,76 @@ fn is_resource_exhaustion(e: &std::io::Error) -> bool {
         errno,
         Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One tcp listener at `address` (to a cluster nothing connects to).
+    fn config(address: &str) -> Config {
+        let text = format!(
+            r#"
+            [[listeners]]
+            name = "l"
+            address = "{address}"
+            protocol = "tcp"
+            cluster = "c"
+            [[clusters]]
+            name = "c"
+            endpoints = ["127.0.0.1:9"]
+            "#
+        );
+        baton_config::parse("test", &text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_is_not_listening_is_refused() {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let sockets = vec![("l".to_string(), OwnedFd::from(socket))];
+        let Err(e) = Server::new(config("127.0.0.1:0"), sockets, 1) else {
+            panic!("a socket that is not listening was adopted");
+        };
+        assert!(
+            matches!(
+                &e,
+                BuildError::Listener {
+                    source: SocketError::NotListening,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "listener \"l\": the passed socket is not listening"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_bound_elsewhere_than_the_config_says_is_refused() {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let bound = socket.local_addr().unwrap();
+        let sockets = vec![("l".to_string(), OwnedFd::from(socket))];
+        let Err(e) = Server::new(config("127.0.0.2:0"), sockets, 1) else {
+            panic!("a socket bound elsewhere was adopted");
+        };
+        let BuildError::Listener {
+            source:
+                SocketError::WrongAddress {
+                    bound: b,
+                    configured,
+                },
+            ..
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*b, bound);
+        assert_eq!(*configured, SocketAddr::from(([127, 0, 0, 2], 0)));
+    }
 }

@@ -25,6 +25,7 @@
 
 use std::time::Duration;
 
+use baton_config::ClusterId;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 
@@ -90,10 +91,10 @@ impl Client for H1Client {
         Ok(request)
     }
 
-    async fn open(ctx: &HttpContext, cluster: usize) -> Result<H1Client, UpstreamError> {
+    async fn open(ctx: &HttpContext, cluster: ClusterId) -> Result<H1Client, UpstreamError> {
         let (up, reused) = match ctx.pool.take(cluster) {
             Some(up) => (up, true),
-            None => (ctx.upstreams[cluster].connect().await?.0, false),
+            None => (ctx.upstream(cluster).connect().await?.0, false),
         };
         Ok(H1Client {
             up,
@@ -150,7 +151,7 @@ impl Client for H1Client {
         )
     }
 
-    fn finish(self, ctx: &HttpContext, cluster: usize, complete: bool) {
+    fn finish(self, ctx: &HttpContext, cluster: ClusterId, complete: bool) {
         if complete && self.keep && self.buf.is_empty() && matches!(self.body, Body::Done) {
             ctx.pool.put(cluster, self.up);
         }

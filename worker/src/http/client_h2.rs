@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_config::ClusterId;
 use bytes::{Bytes, BytesMut};
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{RecvStream, SendStream};
@@ -35,7 +36,7 @@ use crate::http::translate;
 /// made when first needed and again when one dies.
 #[derive(Debug, Default)]
 pub struct H2Pool {
-    senders: Mutex<HashMap<usize, SendRequest<Bytes>>>,
+    senders: Mutex<HashMap<ClusterId, SendRequest<Bytes>>>,
     connecting: tokio::sync::Mutex<()>,
 }
 
@@ -44,7 +45,7 @@ impl H2Pool {
     /// is made when there is none).
     pub async fn get(
         &self,
-        cluster: usize,
+        cluster: ClusterId,
         upstream: &HttpUpstream,
     ) -> Result<(SendRequest<Bytes>, bool), ConnectError> {
         if let Some(send) = self.senders.lock().get(&cluster).cloned() {
@@ -72,7 +73,7 @@ impl H2Pool {
 
     /// Forgets a cluster's connection (it failed); the next request makes
     /// a new one.
-    pub fn forget(&self, cluster: usize) {
+    pub fn forget(&self, cluster: ClusterId) {
         self.senders.lock().remove(&cluster);
     }
 }
@@ -103,7 +104,7 @@ pub(crate) async fn send_with_capacity(
 pub(crate) struct H2Client {
     send: SendRequest<Bytes>,
     pool: Arc<H2Pool>,
-    cluster: usize,
+    cluster: ClusterId,
     reused: bool,
     response: Option<ResponseFuture>,
     body: Option<SendStream<Bytes>>,
@@ -139,8 +140,8 @@ impl Client for H2Client {
         Ok(translate::h2_request(outgoing)?)
     }
 
-    async fn open(ctx: &HttpContext, cluster: usize) -> Result<H2Client, UpstreamError> {
-        let (send, reused) = ctx.h2_pool.get(cluster, &ctx.upstreams[cluster]).await?;
+    async fn open(ctx: &HttpContext, cluster: ClusterId) -> Result<H2Client, UpstreamError> {
+        let (send, reused) = ctx.h2_pool.get(cluster, ctx.upstream(cluster)).await?;
         Ok(H2Client {
             send,
             pool: Arc::clone(&ctx.h2_pool),
@@ -195,7 +196,7 @@ impl Client for H2Client {
         )
     }
 
-    fn finish(mut self, _ctx: &HttpContext, _cluster: usize, complete: bool) {
+    fn finish(mut self, _ctx: &HttpContext, _cluster: ClusterId, complete: bool) {
         if !complete {
             // Not forwarded whole: the upstream must not take it as
             // complete.

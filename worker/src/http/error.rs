@@ -121,6 +121,24 @@ pub enum ExchangeError {
     Filtered,
 }
 
+/// Why an HTTP connection failed rather than ended: what its session
+/// reports to the connection task (which logs it).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The client's socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A malformed or hostile request, answered with a 400 and a close.
+    #[error(transparent)]
+    Refused(H1Error),
+    /// An exchange that could not end with a complete response.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// The HTTP/2 connection failed.
+    #[error(transparent)]
+    H2(#[from] h2::Error),
+}
+
 /// What stops an HTTP listener's or cluster's state from being built
 /// (reported by `check` and refused by a generation before it serves).
 #[derive(Debug, thiserror::Error)]

@@ -104,7 +104,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use baton_config::UpstreamProtocol;
+use baton_config::{ClusterId, UpstreamProtocol};
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -127,7 +127,7 @@ use crate::http::{HttpContext, route};
 /// A routed request's forwarding plan.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
-    cluster: usize,
+    cluster: ClusterId,
     timeout: Duration,
     retries: u32,
 }
@@ -188,7 +188,7 @@ pub(crate) async fn exchange<D: Downstream>(
         }
     };
     down.check_body().await?;
-    match ctx.upstreams[plan.cluster].protocol() {
+    match ctx.upstream(plan.cluster).protocol() {
         UpstreamProtocol::Http1 => forward::<D, H1Client>(down, ctx, plan, filters).await,
         UpstreamProtocol::Http2 => forward::<D, H2Client>(down, ctx, plan, filters).await,
     }

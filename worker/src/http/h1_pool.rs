@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_config::ClusterId;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -34,7 +35,7 @@ type Idle = (UpIo, Instant, FdUnits);
 
 #[derive(Debug)]
 pub struct H1Pool {
-    idle: Mutex<HashMap<usize, Vec<Idle>>>,
+    idle: Mutex<HashMap<ClusterId, Vec<Idle>>>,
     fds: Arc<FdBudget>,
 }
 
@@ -47,7 +48,7 @@ impl H1Pool {
     }
 
     /// A healthy idle connection to `cluster`, if any.
-    pub fn take(&self, cluster: usize) -> Option<UpIo> {
+    pub fn take(&self, cluster: ClusterId) -> Option<UpIo> {
         let mut idle = self.idle.lock();
         let list = idle.get_mut(&cluster)?;
         // The taker's own units cover the connection from here.
@@ -59,7 +60,7 @@ impl H1Pool {
         None
     }
 
-    pub fn put(&self, cluster: usize, stream: UpIo) {
+    pub fn put(&self, cluster: ClusterId, stream: UpIo) {
         let mut idle = self.idle.lock();
         let list = idle.entry(cluster).or_default();
         if list.len() < MAX_IDLE_PER_CLUSTER

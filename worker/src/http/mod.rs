@@ -94,7 +94,7 @@ pub mod translate;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_config::{Config, Listener, Target};
+use baton_config::{ClusterId, Config, Listener, Target};
 
 use crate::codec::http1;
 use crate::filter::http::HttpChain;
@@ -158,7 +158,8 @@ pub struct Timeouts {
 #[derive(Debug, Clone)]
 pub struct HttpContext {
     pub listener: Arc<HttpListener>,
-    /// By cluster index.
+    /// One per `config.clusters`, same order: read through
+    /// [`HttpContext::upstream`].
     pub upstreams: Arc<[Arc<connect::HttpUpstream>]>,
     pub pool: Arc<h1_pool::H1Pool>,
     pub h2_pool: Arc<client_h2::H2Pool>,
@@ -173,6 +174,13 @@ pub struct HttpContext {
     /// The listener's L7 filters (empty until issue 15's config builds
     /// them: then the exchange makes no stream and calls nothing).
     pub filters: HttpChain,
+}
+
+impl HttpContext {
+    /// The upstream of cluster `id`.
+    pub fn upstream(&self, id: ClusterId) -> &Arc<connect::HttpUpstream> {
+        &self.upstreams[id.index()]
+    }
 }
 
 /// Builds, and drops, what an HTTP generation reads or compiles beyond the

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use baton_config::{HttpAction, HttpRoute, PathMatch, Target};
+use baton_config::{ClusterId, HttpAction, HttpRoute, PathMatch, Target};
 use regex::Regex;
 
 use crate::codec::http1::Head;
@@ -68,7 +68,7 @@ pub fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a HttpRoute> {
 }
 
 /// A weighted choice: `roll` in `0..sum(weights)`.
-pub fn weighted(clusters: &[(usize, u32)], roll: u64) -> Option<usize> {
+pub fn weighted(clusters: &[(ClusterId, u32)], roll: u64) -> Option<ClusterId> {
     let mut roll = roll;
     for (cluster, weight) in clusters {
         if roll < u64::from(*weight) {
@@ -85,7 +85,7 @@ pub enum Decision<'a> {
     /// Forwarded to cluster `cluster`, within `timeout`, with up to
     /// `retries` retries (HTTP/1.1 only).
     Forward {
-        cluster: usize,
+        cluster: ClusterId,
         timeout: Duration,
         retries: u32,
     },
@@ -173,6 +173,7 @@ mod tests {
     }
 
     fn route(hosts: &[&str], path: PathMatch, cluster: usize) -> Compiled {
+        let cluster = ClusterId::new(cluster);
         Compiled::new(HttpRoute {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             path,
@@ -187,7 +188,7 @@ mod tests {
 
     fn cluster_of(routes: &[Compiled], text: &str) -> Option<usize> {
         match pick(routes, &head(text))?.action {
-            HttpAction::Cluster(c) => Some(c),
+            HttpAction::Cluster(c) => Some(c.index()),
             _ => None,
         }
     }
@@ -230,7 +231,10 @@ mod tests {
     fn decisions_forward_answer_or_404() {
         let get = |path: &str| head(&format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n"));
         let routes = vec![
-            (PathMatch::Exact("/api".into()), HttpAction::Cluster(1)),
+            (
+                PathMatch::Exact("/api".into()),
+                HttpAction::Cluster(ClusterId::new(1)),
+            ),
             (
                 PathMatch::Exact("/hello".into()),
                 HttpAction::Direct {
@@ -247,11 +251,11 @@ mod tests {
                 },
             ),
         ];
-        let with_default = listener(routes.clone(), Target::Cluster(0));
+        let with_default = listener(routes.clone(), Target::Cluster(ClusterId::new(0)));
         assert_eq!(
             decide(&with_default, &get("/api"), 7),
             Decision::Forward {
-                cluster: 1,
+                cluster: ClusterId::new(1),
                 timeout: Duration::from_secs(3),
                 retries: 2
             },
@@ -260,7 +264,7 @@ mod tests {
         assert_eq!(
             decide(&with_default, &get("/other"), 7),
             Decision::Forward {
-                cluster: 0,
+                cluster: ClusterId::new(0),
                 timeout: Duration::from_secs(30),
                 retries: 0
             },
@@ -350,11 +354,12 @@ mod tests {
 
     #[test]
     fn weights_split_the_roll() {
-        let w = [(1, 90), (2, 10)];
-        assert_eq!(weighted(&w, 0), Some(1));
-        assert_eq!(weighted(&w, 89), Some(1));
-        assert_eq!(weighted(&w, 90), Some(2));
-        assert_eq!(weighted(&w, 99), Some(2));
+        let (a, b) = (ClusterId::new(1), ClusterId::new(2));
+        let w = [(a, 90), (b, 10)];
+        assert_eq!(weighted(&w, 0), Some(a));
+        assert_eq!(weighted(&w, 89), Some(a));
+        assert_eq!(weighted(&w, 90), Some(b));
+        assert_eq!(weighted(&w, 99), Some(b));
         assert_eq!(weighted(&w, 100), None);
     }
 }

@@ -67,7 +67,7 @@ use crate::codec::http1::{self, Chunked, Framing, H1Error, Head};
 use crate::fds::FdUnits;
 use crate::http::connect::UpIo;
 use crate::http::duplex::Duplex;
-use crate::http::error::{ClientError, ExchangeError};
+use crate::http::error::{ClientError, ExchangeError, SessionError};
 use crate::http::message::{BodyLength, Done, Local, Piece, ResponseHead, Trailers};
 use crate::http::relay::Relay;
 use crate::http::sides::{Downstream, RequestBody, Respond};
@@ -257,7 +257,10 @@ where
 
     /// Serves requests until the client is done, fails, idles out, or
     /// `stop` resolves — at a request boundary (see the module docs).
-    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+    pub async fn run_until<T>(
+        &mut self,
+        stop: impl Future<Output = T>,
+    ) -> Outcome<T, SessionError> {
         let mut stop = std::pin::pin!(stop);
         loop {
             // A client that speaks HTTP/2 with prior knowledge says so in
@@ -312,7 +315,7 @@ where
                         self.io.count_in(n);
                         continue;
                     }
-                    Err(e) => return Outcome::Failed(e),
+                    Err(e) => return Outcome::Failed(SessionError::Io(e)),
                 }
             };
             self.served += 1;
@@ -393,17 +396,17 @@ where
 
     /// An exchange that could not end with a complete response: what the
     /// client still gets, if anything, and the connection closes.
-    async fn failed<T>(&mut self, e: ExchangeError) -> Outcome<T> {
+    async fn failed<T>(&mut self, e: ExchangeError) -> Outcome<T, SessionError> {
         let responded = self.io.responded;
         match e {
             ExchangeError::Client(ClientError::Malformed(e)) if !responded => self.bad(e).await,
             ExchangeError::Client(ClientError::Stalled) if !responded => {
                 self.timed_out(TimeoutKind::Body).await
             }
-            ExchangeError::Client(ClientError::Io(e)) => Outcome::Failed(e),
+            ExchangeError::Client(ClientError::Io(e)) => Outcome::Failed(SessionError::Io(e)),
             e => {
                 debug!(client = ?self.io.client_addr, error = %e, "exchange cut short");
-                Outcome::Failed(std::io::Error::other(e))
+                Outcome::Failed(SessionError::Exchange(e))
             }
         }
     }
@@ -411,7 +414,7 @@ where
     /// The client was too slow with `kind`: counted, then a 408 if it had
     /// begun a request (a head or a body), else a quiet close (see the
     /// module docs). Ends as `Idle`: the client went quiet.
-    async fn timed_out<T>(&mut self, kind: TimeoutKind) -> Outcome<T> {
+    async fn timed_out<T>(&mut self, kind: TimeoutKind) -> Outcome<T, SessionError> {
         let meters = &self.ctx.meters;
         meters.timed_out(kind);
         let io = &mut self.io;
@@ -442,7 +445,7 @@ where
     }
 
     /// A hostile or malformed request: 400 and close; never forwarded.
-    async fn bad<T>(&mut self, e: H1Error) -> Outcome<T> {
+    async fn bad<T>(&mut self, e: H1Error) -> Outcome<T, SessionError> {
         warn!(client = ?self.io.client_addr, error = %e, "refused a request");
         self.ctx.meters.reject(&e);
         let status = e.status();
@@ -451,7 +454,7 @@ where
             http1::simple_response(status, "text/plain", &[], body.as_bytes(), false, false);
         let _ = self.io.write(&response).await;
         let _ = self.io.client.shutdown().await;
-        Outcome::Failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        Outcome::Failed(SessionError::Refused(e))
     }
 }
 

@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use baton_config::ClusterId;
 use bytes::Bytes;
 
 use crate::codec::http1::Head;
@@ -145,7 +146,7 @@ pub(crate) trait Client: Sized {
     fn prepare(outgoing: &Outgoing<'_>) -> Result<Self::Prepared, UpstreamError>;
 
     /// A connection from the pool, or a new one.
-    async fn open(ctx: &HttpContext, cluster: usize) -> Result<Self, UpstreamError>;
+    async fn open(ctx: &HttpContext, cluster: ClusterId) -> Result<Self, UpstreamError>;
 
     /// Whether the connection served a request before (so a failure before
     /// any answer may be a connection the server had closed).
@@ -162,7 +163,7 @@ pub(crate) trait Client: Sized {
 
     /// After the exchange: `complete` when both messages went whole; the
     /// connection may then be reused.
-    fn finish(self, ctx: &HttpContext, cluster: usize, complete: bool);
+    fn finish(self, ctx: &HttpContext, cluster: ClusterId, complete: bool);
 
     /// After a 101: the connection, to tunnel to, and what it sent after
     /// its head.

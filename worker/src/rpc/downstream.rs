@@ -50,6 +50,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
+use baton_config::ClusterId;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -85,13 +86,38 @@ const MAX_ASKED: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Context {
     pub listener: Arc<RpcListener>,
-    /// By cluster index.
+    /// One per `config.clusters`, same order, as are `upstreams`: read
+    /// through [`Context::pool`] and [`Context::upstream`].
     pub pools: Arc<[Arc<Pool>]>,
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub order: watch::Receiver<Order>,
     /// The listener's RPC filters (empty until issue 15's config builds
     /// them: then no frame goes through them).
     pub filters: RpcChain,
+}
+
+impl Context {
+    /// This listener's pool to cluster `id`.
+    pub fn pool(&self, id: ClusterId) -> &Arc<Pool> {
+        &self.pools[id.index()]
+    }
+
+    /// Cluster `id`.
+    pub fn upstream(&self, id: ClusterId) -> &Arc<Upstream> {
+        &self.upstreams[id.index()]
+    }
+}
+
+/// Why an RPC client connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DownstreamError {
+    /// The client's socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The client sent a frame its protocol's codec refuses: the stream
+    /// cannot be resynchronised, so the connection closes.
+    #[error(transparent)]
+    Undecodable(CodecError),
 }
 
 /// A client connection of an RPC listener.
@@ -111,10 +137,10 @@ pub struct Downstream {
     sent: u64,
     /// Pinned protocols: this client's own upstream connections, one per
     /// cluster its requests were routed to.
-    pinned: Vec<(usize, UpHandle)>,
+    pinned: Vec<(ClusterId, UpHandle)>,
     /// Pinned protocols: the server requests passed to the client, latest
     /// last: (the server's id, the cluster of the connection that asked).
-    asked: VecDeque<(RequestId, usize)>,
+    asked: VecDeque<(RequestId, ClusterId)>,
     ctx: Context,
     idle: Idle,
     meter: Arc<ByteMeter>,
@@ -281,7 +307,10 @@ impl Downstream {
 
     /// Serves the client until it is done, fails, idles out, or `stop`
     /// resolves (checked first at every wake-up).
-    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+    pub async fn run_until<T>(
+        &mut self,
+        stop: impl Future<Output = T>,
+    ) -> Outcome<T, DownstreamError> {
         let mut stop = std::pin::pin!(stop);
         loop {
             if self.read_closed && self.in_flight == 0 && self.write_buf.is_empty() {
@@ -303,15 +332,15 @@ impl Downstream {
                             Err(_) => break,
                         }
                     }
-                    self.write()
+                    self.write().map_err(DownstreamError::Io)
                 }
                 ready = self.client.readable(), if reading => match ready {
                     Ok(()) => self.read().await,
-                    Err(e) => Err(e),
+                    Err(e) => Err(DownstreamError::Io(e)),
                 },
                 ready = self.client.writable(), if !self.write_buf.is_empty() => match ready {
-                    Ok(()) => self.write(),
-                    Err(e) => Err(e),
+                    Ok(()) => self.write().map_err(DownstreamError::Io),
+                    Err(e) => Err(DownstreamError::Io(e)),
                 },
                 () = std::future::poll_fn(|cx| match self.idle.poll_expired(cx) {
                     Poll::Ready(()) if quiet => Poll::Ready(()),
@@ -366,7 +395,7 @@ impl Downstream {
     }
 
     /// Reads what is there, then acts on every complete frame.
-    async fn read(&mut self) -> std::io::Result<()> {
+    async fn read(&mut self) -> Result<(), DownstreamError> {
         loop {
             self.read_buf.reserve(READ_CHUNK);
             match self.client.try_read_buf(&mut self.read_buf) {
@@ -383,7 +412,7 @@ impl Downstream {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(DownstreamError::Io(e)),
             }
         }
         loop {
@@ -397,10 +426,7 @@ impl Downstream {
                         .decode_errors
                         .fetch_add(1, Ordering::Relaxed);
                     warn!(error = %e, "undecodable frame from client; closing its connection");
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        e.to_string(),
-                    ));
+                    return Err(DownstreamError::Undecodable(e));
                 }
             }
         }
@@ -408,7 +434,7 @@ impl Downstream {
             debug!(bytes = self.read_buf.len(), "client closed mid-frame");
             self.read_buf.clear();
         }
-        self.write()
+        Ok(self.write()?)
     }
 
     async fn frame(&mut self, frame: Frame) {
@@ -483,7 +509,7 @@ impl Downstream {
         };
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
-            Pinning::Pooled => self.ctx.pools[cluster].send(request).await,
+            Pinning::Pooled => self.ctx.pool(cluster).send(request).await,
         };
         match sent {
             Ok(()) => {
@@ -515,7 +541,7 @@ impl Downstream {
     /// `cluster`, made at its first request there.
     async fn send_pinned(
         &mut self,
-        cluster: usize,
+        cluster: ClusterId,
         request: UpRequest,
     ) -> Result<(), (UpRequest, ErrorKind)> {
         self.pinned.retain(|(_, handle)| !handle.is_closed());
@@ -524,7 +550,7 @@ impl Downstream {
             None => {
                 let listener = &self.ctx.listener;
                 let connected = pool::connect(
-                    &self.ctx.upstreams[cluster],
+                    self.ctx.upstream(cluster),
                     listener.protocol,
                     listener.codec,
                     self.ctx.order.clone(),

@@ -45,6 +45,7 @@ pub mod route;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_config::ClusterId;
 use bytes::BytesMut;
 
 use crate::codec::{CodecConfig, Frame, Protocol};
@@ -60,7 +61,10 @@ pub enum Outbound {
     /// A request the server sent on this client's pinned connection to
     /// `cluster` (e.g. RocketMQ broker → client): the client's answer goes
     /// back up that connection.
-    Asked { frame: Box<Frame>, cluster: usize },
+    Asked {
+        frame: Box<Frame>,
+        cluster: ClusterId,
+    },
     /// A frame forwarded from the previous generation, as bytes; a response
     /// settles one request in flight.
     Forwarded { bytes: BytesMut, response: bool },
@@ -75,7 +79,7 @@ pub struct RpcListener {
     pub request_timeout: Duration,
     pub routes: Vec<baton_config::Route>,
     /// The listener's `cluster`: where unrouted requests go.
-    pub default_cluster: usize,
+    pub default_cluster: ClusterId,
     pub meters: Arc<RpcMeters>,
 }
 

@@ -31,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use baton_config::ClusterId;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -171,7 +172,7 @@ pub async fn connect(
     codec: CodecConfig,
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
-    unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, usize)>,
+    unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, ClusterId)>,
 ) -> Result<UpHandle, crate::upstream::cluster::ConnectError> {
     let (stream, addr) = upstream.connect().await.inspect_err(|e| {
         warn!(error = %e, "no upstream reachable");
@@ -219,7 +220,7 @@ struct UpConn {
     max_id: u64,
     /// Where requests the server sends go, tagged with this connection's
     /// cluster (pinned connections only).
-    unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, usize)>,
+    unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, ClusterId)>,
     meters: Arc<RpcMeters>,
 }
 

@@ -5,12 +5,12 @@
 //! attributes a protocol does not have (a `code` on a Bolt request) never
 //! hold.
 
-use baton_config::Route;
+use baton_config::{ClusterId, Route};
 
 use crate::codec::Attributes;
 
-/// The cluster index for a request with `attributes`.
-pub fn pick(routes: &[Route], default: usize, attributes: &Attributes) -> usize {
+/// The cluster for a request with `attributes`.
+pub fn pick(routes: &[Route], default: ClusterId, attributes: &Attributes) -> ClusterId {
     routes
         .iter()
         .find(|r| matches(r, attributes))
@@ -34,9 +34,13 @@ fn matches(route: &Route, a: &Attributes) -> bool {
 mod tests {
     use super::*;
 
+    fn c(index: usize) -> ClusterId {
+        ClusterId::new(index)
+    }
+
     fn route(cluster: usize) -> Route {
         Route {
-            cluster,
+            cluster: c(cluster),
             ..Route::default()
         }
     }
@@ -64,12 +68,12 @@ mod tests {
             },
             route(4),
         ];
-        assert_eq!(pick(&routes, 0, &a), 3);
+        assert_eq!(pick(&routes, c(0), &a), c(3));
         a.method = Some("bye".into());
-        assert_eq!(pick(&routes, 0, &a), 2);
-        assert_eq!(pick(&routes[..2], 9, &Attributes::default()), 9);
+        assert_eq!(pick(&routes, c(0), &a), c(2));
+        assert_eq!(pick(&routes[..2], c(9), &Attributes::default()), c(9));
         // A route without conditions matches everything.
-        assert_eq!(pick(&routes[3..], 9, &Attributes::default()), 4);
+        assert_eq!(pick(&routes[3..], c(9), &Attributes::default()), c(4));
     }
 
     #[test]
@@ -84,16 +88,16 @@ mod tests {
             topic: Some("orders".into()),
             ..route(1)
         };
-        assert_eq!(pick(std::slice::from_ref(&by_code), 0, &a), 1);
+        assert_eq!(pick(std::slice::from_ref(&by_code), c(0), &a), c(1));
         a.code = Some(11);
-        assert_eq!(pick(std::slice::from_ref(&by_code), 0, &a), 0);
+        assert_eq!(pick(std::slice::from_ref(&by_code), c(0), &a), c(0));
         let by_header = Route {
             headers: vec![("zone".into(), "gz".into())],
             ..route(2)
         };
         assert_eq!(
-            pick(std::slice::from_ref(&by_header), 0, &a),
-            0,
+            pick(std::slice::from_ref(&by_header), c(0), &a),
+            c(0),
             "no such header"
         );
     }

@@ -370,7 +370,7 @@ async fn clients_share_a_pool_or_get_their_own_upstream_as_the_codec_says() {
             codec: CodecConfig::default(),
             request_timeout: PATIENCE,
             routes: Vec::new(),
-            default_cluster: 0,
+            default_cluster: baton_config::ClusterId::new(0),
             meters: Arc::clone(&meters),
         });
         let pool = Arc::new(Pool::new(

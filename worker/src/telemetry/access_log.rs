@@ -52,9 +52,23 @@ pub struct Entry<'a> {
     pub moves: u32,
 }
 
+/// Why the access log could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("open access log {}: {source}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The writer thread could not be spawned.
+    #[error(transparent)]
+    Spawn(std::io::Error),
+}
+
 impl AccessLog {
     /// Opens `target` and starts the writer thread.
-    pub fn open(target: &LogTarget, format: LogFormat) -> std::io::Result<AccessLog> {
+    pub fn open(target: &LogTarget, format: LogFormat) -> Result<AccessLog, OpenError> {
         let mut sink: Box<dyn std::io::Write + Send> = match target {
             LogTarget::Stderr => Box::new(std::io::stderr()),
             LogTarget::File(path) => Box::new(
@@ -62,11 +76,9 @@ impl AccessLog {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!("open access log {}: {e}", path.display()),
-                        )
+                    .map_err(|source| OpenError::Open {
+                        path: path.clone(),
+                        source,
                     })?,
             ),
         };
@@ -93,7 +105,8 @@ impl AccessLog {
                         failed = false;
                     }
                 }
-            })?;
+            })
+            .map_err(OpenError::Spawn)?;
         Ok(AccessLog {
             tx,
             format,
