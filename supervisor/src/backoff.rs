@@ -10,17 +10,17 @@ use std::time::Duration;
 
 /// Short: the listeners stay open, so clients that connect meanwhile wait
 /// in the accept queue for the new worker; each moment counts.
-pub const INITIAL_DELAY: Duration = Duration::from_millis(100);
+pub(crate) const INITIAL_DELAY: Duration = Duration::from_millis(100);
 
 /// Long enough not to burn CPU on a crash loop, short enough that a fixed
 /// problem (a full disk, a missing dependency) heals without an operator.
-pub const MAX_DELAY: Duration = Duration::from_secs(10);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(10);
 
 /// A worker that ran this long was healthy; its death resets the delay.
-pub const HEALTHY_PERIOD: Duration = Duration::from_secs(30);
+pub(crate) const HEALTHY_PERIOD: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -34,7 +34,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The delay before the next restart of a worker that lived `lived`.
-    pub fn delay(&mut self, lived: Duration) -> Duration {
+    pub(crate) fn delay(&mut self, lived: Duration) -> Duration {
         if lived >= HEALTHY_PERIOD {
             self.next = INITIAL_DELAY;
         }

@@ -20,7 +20,7 @@ use crate::systemd::Health;
 
 /// A trigger waiting for its turn, and who to tell how it went.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub trigger: Trigger,
     pub reply: Option<oneshot::Sender<Reply>>,
 }
@@ -28,7 +28,7 @@ pub struct Pending {
 /// Everything that reaches the supervisor from outside while it is busy:
 /// signals and control requests. Upgrades queue, stops are remembered.
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     signals: Signals,
     commands: mpsc::Receiver<Command>,
     pub queue: VecDeque<Pending>,
@@ -44,7 +44,7 @@ impl Inbox {
     /// An inbox over `signals` and the control server's `commands`, with a
     /// `tick` for the watchdog's `health`; it counts the triggers it queues
     /// in `snapshot` (the status the supervisor publishes).
-    pub fn new(
+    pub(crate) fn new(
         signals: Signals,
         commands: mpsc::Receiver<Command>,
         tick: std::time::Duration,
@@ -71,7 +71,7 @@ impl Inbox {
     /// Takes one event in: queues triggers, remembers stops; a `status`
     /// request is returned for the caller to answer. Never resolves if
     /// nothing arrives.
-    pub async fn take_one(&mut self) -> Option<oneshot::Sender<Reply>> {
+    pub(crate) async fn take_one(&mut self) -> Option<oneshot::Sender<Reply>> {
         tokio::select! {
             _ = self.tick.tick() => self.health.loop_alive(),
             sig = self.signals.next() => match sig {
@@ -117,7 +117,7 @@ impl Inbox {
     }
 
     /// Takes one event in, answering `status` from `snapshot` as it is.
-    pub async fn take_one_answering(&mut self, snapshot: &watch::Sender<Status>) {
+    pub(crate) async fn take_one_answering(&mut self, snapshot: &watch::Sender<Status>) {
         if let Some(reply) = self.take_one().await {
             let _ = reply.send(Reply::Status(snapshot.borrow().clone()));
         }
@@ -128,7 +128,7 @@ impl Inbox {
     /// turned away, a further `stop` waits in [`Inbox::stop`] for the same
     /// end, SIGHUP is ignored. Returns a SIGTERM or SIGINT: the operator
     /// insists. Never resolves if nothing arrives.
-    pub async fn take_one_stopping(&mut self) -> Option<Sig> {
+    pub(crate) async fn take_one_stopping(&mut self) -> Option<Sig> {
         tokio::select! {
             _ = self.tick.tick() => self.health.loop_alive(),
             sig = self.signals.next() => match sig {
@@ -171,7 +171,7 @@ fn hang() -> ! {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sig {
+pub(crate) enum Sig {
     Terminate,
     Interrupt,
     Hangup,
@@ -181,7 +181,7 @@ pub enum Sig {
 }
 
 impl Sig {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Sig::Terminate => "SIGTERM",
             Sig::Interrupt => "SIGINT",
@@ -200,7 +200,7 @@ impl Sig {
 /// kill the supervisor). SIGCHLD is not among them: tokio's process driver
 /// reaps the workers and wakes their `wait()` through the same
 /// signal-hook registry.
-pub struct Signals {
+pub(crate) struct Signals {
     stream: signal_hook_tokio::Signals,
 }
 
@@ -211,7 +211,7 @@ impl std::fmt::Debug for Signals {
 }
 
 impl Signals {
-    pub fn new() -> std::io::Result<Signals> {
+    pub(crate) fn new() -> std::io::Result<Signals> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
         let mut set = vec![SIGTERM, SIGINT, SIGHUP];
@@ -224,7 +224,7 @@ impl Signals {
         })
     }
 
-    pub async fn next(&mut self) -> Sig {
+    pub(crate) async fn next(&mut self) -> Sig {
         use futures_core::Stream;
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         loop {

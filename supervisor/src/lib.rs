@@ -49,20 +49,21 @@
 //!   baton-supervisor -p baton-worker`) and `cargo run --release --bin
 //!   baton` do not, and `.ci/run` checks that the released `baton` has no
 //!   trace of the hook.
+#![warn(unreachable_pub)]
 
-pub mod admin;
-pub mod backoff;
+pub(crate) mod admin;
+pub(crate) mod backoff;
 pub mod check;
 pub mod control;
-pub mod inbox;
-pub mod listeners;
-pub mod logging;
-pub mod metrics;
-pub mod phase;
-pub mod release;
+pub(crate) mod inbox;
+pub(crate) mod listeners;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod phase;
+pub(crate) mod release;
 pub mod source;
-pub mod state;
+pub(crate) mod state;
 pub mod supervise;
-pub mod systemd;
-pub mod upgrade;
-pub mod worker;
+pub(crate) mod systemd;
+pub(crate) mod upgrade;
+pub(crate) mod worker;

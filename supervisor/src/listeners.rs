@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 /// A bound, listening socket and its name.
 #[derive(Debug)]
-pub struct BoundListener {
+pub(crate) struct BoundListener {
     pub name: String,
     /// Where it is bound (the kernel's choice when the config says port 0).
     pub address: SocketAddr,
@@ -43,7 +43,7 @@ pub struct BindError {
 
 /// Binds and listens; close-on-exec (socket2's default on Linux), so only
 /// the copies sent over ctrl ever reach a worker.
-pub fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
+pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
     let address = spec.address;
     let fail = |op| {
         let name = spec.name.clone();
@@ -89,23 +89,26 @@ pub fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
 /// shared between the sets of consecutive generations, and closed when the
 /// last set holding them is dropped.
 #[derive(Debug, Clone, Default)]
-pub struct ListenerSet {
+pub(crate) struct ListenerSet {
     pub listeners: Vec<Arc<BoundListener>>,
 }
 
 impl ListenerSet {
     /// Binds every listener, or none: on the first failure the ones already
-    /// bound are closed again.
-    pub fn bind_all(specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
+    /// bound are closed again. (The supervisor binds with
+    /// [`ListenerSet::adopt_or_bind`]; this is its case with nothing
+    /// inherited, for tests.)
+    #[cfg(test)]
+    pub(crate) fn bind_all(specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
         ListenerSet::default().next(specs)
     }
 
-    /// Like [`ListenerSet::bind_all`], but a listener whose name matches a
-    /// socket handed over by systemd (socket activation, or the fd store
-    /// after a restart) and whose address fits takes that socket: its
+    /// Binds every listener, or none, except that a listener whose name
+    /// matches a socket handed over by systemd (socket activation, or the
+    /// fd store after a restart) and whose address fits takes that socket: its
     /// accept queue, with the clients waiting in it, carries over. Sockets
     /// no listener claims are closed.
-    pub fn adopt_or_bind(
+    pub(crate) fn adopt_or_bind(
         specs: &[ListenerBind],
         inherited: Vec<(String, OwnedFd)>,
     ) -> Result<ListenerSet, BindError> {
@@ -140,7 +143,7 @@ impl ListenerSet {
     /// configured address keeps its socket (its accept queue, its clients
     /// waiting in it); any other is bound now. Nothing of `self` changes,
     /// so a failed upgrade just drops the result.
-    pub fn next(&self, specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
+    pub(crate) fn next(&self, specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
         let mut listeners = Vec::with_capacity(specs.len());
         for spec in specs {
             let kept = self

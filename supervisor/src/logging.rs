@@ -11,7 +11,7 @@ type Reload = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
 /// supervisor's own subscriber is reloaded at once; the workers follow
 /// [`LogLevel::watch`] (the main loop sends each one `SetLogLevel`), and a
 /// new generation starts with [`LogLevel::current`] (`BATON_LOG`).
-pub struct LogLevel {
+pub(crate) struct LogLevel {
     reload: Reload,
     filter: watch::Sender<String>,
 }
@@ -26,18 +26,18 @@ impl std::fmt::Debug for LogLevel {
 
 impl LogLevel {
     /// The filter in force.
-    pub fn current(&self) -> String {
+    pub(crate) fn current(&self) -> String {
         self.filter.borrow().clone()
     }
 
     /// Changes of the filter, for the workers.
-    pub fn watch(&self) -> watch::Receiver<String> {
+    pub(crate) fn watch(&self) -> watch::Receiver<String> {
         self.filter.subscribe()
     }
 
     /// Sets the filter (`info`, `baton=debug,warn`...): refused, with the
     /// parser's reason, when it is not a valid tracing filter.
-    pub fn set(&self, filter: &str) -> Result<(), String> {
+    pub(crate) fn set(&self, filter: &str) -> Result<(), String> {
         let parsed = EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
         (self.reload)(parsed)?;
         self.filter.send_replace(filter.to_string());
@@ -46,7 +46,7 @@ impl LogLevel {
 
     /// A level that changes nothing but itself, for tests.
     #[cfg(test)]
-    pub fn detached(filter: &str) -> LogLevel {
+    pub(crate) fn detached(filter: &str) -> LogLevel {
         LogLevel {
             reload: Box::new(|_| Ok(())),
             filter: watch::channel(filter.to_string()).0,
@@ -57,7 +57,7 @@ impl LogLevel {
 /// Installs the subscriber and returns the filter in force, which the
 /// workers inherit (`BATON_LOG`): `RUST_LOG` if set, else the config's
 /// `supervisor.log_level`, else `info`.
-pub fn init(config_level: Option<&str>) -> LogLevel {
+pub(crate) fn init(config_level: Option<&str>) -> LogLevel {
     let wanted = std::env::var("RUST_LOG")
         .ok()
         .or_else(|| config_level.map(str::to_string))

@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use baton_ipc::{MetricFamily, MetricKind, Metrics};
 
 /// A sample's labels, in the order the worker gave them.
-pub type Labels = Vec<(String, String)>;
+pub(crate) type Labels = Vec<(String, String)>;
 
 /// The worker family that the supervisor adds the losses of dead
 /// generations to.
@@ -34,7 +34,7 @@ const CONNECTIONS_LOST: &str = "baton_migration_connections_lost_total";
 const UPGRADE_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 #[derive(Debug, Default)]
-pub struct MetricsStore {
+pub(crate) struct MetricsStore {
     /// Counters of generations that are gone, by (family, labels).
     retired: BTreeMap<(String, Labels), u64>,
     /// Help and kind of every family seen.
@@ -52,7 +52,7 @@ pub struct MetricsStore {
 
 impl MetricsStore {
     /// A generation's latest snapshot.
-    pub fn update(&mut self, generation: u32, metrics: Metrics) {
+    pub(crate) fn update(&mut self, generation: u32, metrics: Metrics) {
         for family in &metrics.families {
             self.meta
                 .insert(family.name.clone(), (family.help.clone(), family.kind));
@@ -61,7 +61,7 @@ impl MetricsStore {
     }
 
     /// A generation ended: keep its counters, forget its gauges.
-    pub fn retire(&mut self, generation: u32) {
+    pub(crate) fn retire(&mut self, generation: u32) {
         let Some(families) = self.live.remove(&generation) else {
             return;
         };
@@ -79,7 +79,7 @@ impl MetricsStore {
     }
 
     /// Active connections of a live generation, from its last snapshot.
-    pub fn connections(&self, generation: u32) -> Option<u64> {
+    pub(crate) fn connections(&self, generation: u32) -> Option<u64> {
         let families = self.live.get(&generation)?;
         let active = families
             .iter()
@@ -89,7 +89,7 @@ impl MetricsStore {
 
     /// Requests waiting for an upstream response in a live generation, from
     /// its last snapshot.
-    pub fn pending_requests(&self, generation: u32) -> Option<u64> {
+    pub(crate) fn pending_requests(&self, generation: u32) -> Option<u64> {
         let families = self.live.get(&generation)?;
         let pending = families
             .iter()
@@ -99,7 +99,7 @@ impl MetricsStore {
 
     /// Connections and requests in flight that died with a generation
     /// during an upgrade.
-    pub fn count_losses(&mut self, connections: u64, requests: u64) {
+    pub(crate) fn count_losses(&mut self, connections: u64, requests: u64) {
         let name = CONNECTIONS_LOST.to_string();
         self.meta.entry(name.clone()).or_insert_with(|| {
             (
@@ -113,7 +113,7 @@ impl MetricsStore {
         self.requests_lost += requests;
     }
 
-    pub fn upgrade_done(&mut self, kind: &str, outcome: &str, seconds: f64) {
+    pub(crate) fn upgrade_done(&mut self, kind: &str, outcome: &str, seconds: f64) {
         *self
             .upgrades
             .entry((kind.to_string(), outcome.to_string()))
@@ -121,19 +121,19 @@ impl MetricsStore {
         self.upgrade_seconds.push(seconds);
     }
 
-    pub fn worker_restarted(&mut self) {
+    pub(crate) fn worker_restarted(&mut self) {
         self.restarts += 1;
     }
 
     /// Workers restarted after a death, so far.
-    pub fn restarts(&self) -> u64 {
+    pub(crate) fn restarts(&self) -> u64 {
         self.restarts
     }
 
     /// A worker family's values by label set, as `/metrics` shows them
     /// (retired + live for counters, live for gauges); empty when no
     /// worker reported it.
-    pub fn family(&self, name: &str) -> BTreeMap<&Labels, u64> {
+    pub(crate) fn family(&self, name: &str) -> BTreeMap<&Labels, u64> {
         match self.meta.get(name) {
             Some((_, kind)) => self.sums(name, *kind),
             None => BTreeMap::new(),
@@ -141,7 +141,7 @@ impl MetricsStore {
     }
 
     /// The names of the workers' families seen so far.
-    pub fn family_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn family_names(&self) -> impl Iterator<Item = &str> {
         self.meta.keys().map(String::as_str)
     }
 
@@ -162,12 +162,12 @@ impl MetricsStore {
         values
     }
 
-    pub fn set_generations(&mut self, generations: Vec<(u32, u32, String)>) {
+    pub(crate) fn set_generations(&mut self, generations: Vec<(u32, u32, String)>) {
         self.generations = generations;
     }
 
     /// Everything, in the Prometheus text exposition format (0.0.4).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         // Workers' families: retired + live for counters, live for gauges.
         for (name, (help, kind)) in &self.meta {

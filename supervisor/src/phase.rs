@@ -12,7 +12,7 @@ use crate::release::NamedBinary;
 
 /// What started an upgrade.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// SIGHUP: the configured binary, the config source re-read.
     Reload,
     /// `baton upgrade`.
@@ -25,7 +25,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Trigger::Reload => "reload",
             Trigger::Upgrade { .. } => "upgrade",
@@ -36,7 +36,7 @@ impl Trigger {
 
 /// Where an upgrade is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpgradePhase {
+pub(crate) enum UpgradePhase {
     Idle,
     Loading,
     Starting(Generation),

@@ -23,7 +23,7 @@ use crate::source::Loaded;
 
 /// A worker binary held open, and the config it runs with.
 #[derive(Debug, Clone)]
-pub struct Release {
+pub(crate) struct Release {
     /// The path it was opened at (for logs, status and `argv[0]`).
     pub binary: PathBuf,
     file: Arc<File>,
@@ -33,7 +33,7 @@ pub struct Release {
 /// A worker binary named by `baton upgrade --binary`: its path (for logs,
 /// status and `argv[0]`), and the file the CLI opened, when it could.
 #[derive(Debug, Clone)]
-pub struct NamedBinary {
+pub(crate) struct NamedBinary {
     pub path: PathBuf,
     pub file: Option<Arc<File>>,
 }
@@ -41,7 +41,7 @@ pub struct NamedBinary {
 impl NamedBinary {
     /// The release of this binary with `config`: the CLI's file, else the
     /// path opened now.
-    pub fn release(&self, config: Loaded) -> Result<Release, BinaryError> {
+    pub(crate) fn release(&self, config: Loaded) -> Result<Release, BinaryError> {
         match &self.file {
             Some(file) => Release::from_file(&self.path, Arc::clone(file), config),
             None => Release::open(&self.path, config),
@@ -74,7 +74,7 @@ pub struct BinaryError {
 impl Release {
     /// Opens `binary` (close-on-exec, read-only) and checks that it is an
     /// executable regular file.
-    pub fn open(binary: &Path, config: Loaded) -> Result<Release, BinaryError> {
+    pub(crate) fn open(binary: &Path, config: Loaded) -> Result<Release, BinaryError> {
         let file = File::open(binary).map_err(|e| BinaryError {
             path: binary.to_path_buf(),
             reason: e.to_string(),
@@ -84,7 +84,7 @@ impl Release {
 
     /// A release of `file`, already open (by the CLI, say), known as
     /// `binary`; checked like [`Release::open`].
-    pub fn from_file(
+    pub(crate) fn from_file(
         binary: &Path,
         file: Arc<File>,
         config: Loaded,
@@ -112,7 +112,7 @@ impl Release {
         clippy::disallowed_methods,
         reason = "the number only names the file in a /proc path; `self` keeps owning it"
     )]
-    pub fn exec_path(&self) -> PathBuf {
+    pub(crate) fn exec_path(&self) -> PathBuf {
         PathBuf::from(format!(
             "/proc/{}/fd/{}",
             std::process::id(),

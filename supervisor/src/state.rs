@@ -25,7 +25,7 @@ use crate::worker::{Launch, Worker};
 
 /// The supervisor's state between events.
 #[derive(Debug)]
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     /// What the current generation runs; respawns use it too.
     pub current: Release,
     /// The rollback target.
@@ -58,12 +58,12 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Generation numbers are never reused, not even after a failed start.
-    pub fn next_generation(&mut self) -> Generation {
+    pub(crate) fn next_generation(&mut self) -> Generation {
         self.generations += 1;
         Generation(self.generations)
     }
 
-    pub fn launch(&self) -> Launch<'_> {
+    pub(crate) fn launch(&self) -> Launch<'_> {
         Launch {
             release: &self.current,
             listeners: &self.listeners,
@@ -73,7 +73,7 @@ impl Supervisor {
 
     /// Ends an upgrade's bookkeeping: the last report, and the history
     /// the admin API shows (with the wall-clock time it was triggered).
-    pub fn record_upgrade(&mut self, report: &UpgradeReport) {
+    pub(crate) fn record_upgrade(&mut self, report: &UpgradeReport) {
         self.last_upgrade = Some(report.clone());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -87,7 +87,7 @@ impl Supervisor {
     }
     /// Takes in what a worker says unasked: its metrics, whose arrival is
     /// also its heartbeat. Anything else is returned.
-    pub fn absorb(&self, generation: Generation, message: Message) -> Option<Message> {
+    pub(crate) fn absorb(&self, generation: Generation, message: Message) -> Option<Message> {
         match message {
             Message::Metrics(metrics) => {
                 self.health.worker_alive();
@@ -105,7 +105,7 @@ impl Supervisor {
     }
 
     /// One line for systemd's `STATUS=`.
-    pub fn status_line(&self, worker: &Worker) -> String {
+    pub(crate) fn status_line(&self, worker: &Worker) -> String {
         format!(
             "generation {} serving (pid {}); last upgrade: {}",
             worker.generation,
@@ -118,7 +118,7 @@ impl Supervisor {
 
     /// Publishes the status with `workers` as the generations alive, each
     /// with its phase.
-    pub fn publish(&self, workers: &[(&Worker, &str)]) {
+    pub(crate) fn publish(&self, workers: &[(&Worker, &str)]) {
         let mut store = self.metrics.lock();
         store.set_generations(
             workers
@@ -178,7 +178,7 @@ impl Supervisor {
         });
     }
 
-    pub fn publish_serving(&self, worker: &Worker) {
+    pub(crate) fn publish_serving(&self, worker: &Worker) {
         self.publish(&[(worker, "serving")]);
     }
 }

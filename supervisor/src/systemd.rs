@@ -32,20 +32,20 @@ use crate::listeners::ListenerSet;
 
 /// What the supervisor tells systemd.
 #[derive(Debug, Clone)]
-pub struct Systemd {
+pub(crate) struct Systemd {
     enabled: bool,
     watchdog: Option<Duration>,
 }
 
 impl Systemd {
-    pub fn from_env() -> Systemd {
+    pub(crate) fn from_env() -> Systemd {
         Systemd {
             enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
             watchdog: sd_notify::watchdog_enabled(),
         }
     }
 
-    pub fn watchdog(&self) -> Option<Duration> {
+    pub(crate) fn watchdog(&self) -> Option<Duration> {
         self.watchdog
     }
 
@@ -58,26 +58,22 @@ impl Systemd {
         }
     }
 
-    pub fn ready(&self, status: &str) {
+    pub(crate) fn ready(&self, status: &str) {
         self.notify(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
 
-    pub fn reloading(&self) {
+    pub(crate) fn reloading(&self) {
         match NotifyState::monotonic_usec_now() {
             Ok(now) => self.notify(&[NotifyState::Reloading, now]),
             Err(_) => self.notify(&[NotifyState::Reloading]),
         }
     }
 
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         self.notify(&[
             NotifyState::Stopping,
             NotifyState::Status("stopping: draining"),
         ]);
-    }
-
-    pub fn status(&self, status: &str) {
-        self.notify(&[NotifyState::Status(status)]);
     }
 
     fn watchdog_ping(&self) {
@@ -87,7 +83,7 @@ impl Systemd {
     /// Puts `next`'s sockets in the fd store and takes out those of `old`
     /// that `next` no longer uses. systemd ignores a socket stored twice,
     /// so storing them all again is harmless.
-    pub fn sync_fd_store(&self, old: &ListenerSet, next: &ListenerSet) {
+    pub(crate) fn sync_fd_store(&self, old: &ListenerSet, next: &ListenerSet) {
         if !self.enabled {
             return;
         }
@@ -118,7 +114,7 @@ impl Systemd {
 
 /// Liveness of the main loop and of the current worker, for the watchdog.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     start: Instant,
     loop_ms: AtomicU64,
     worker_ms: AtomicU64,
@@ -128,7 +124,7 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new() -> Arc<Health> {
+    pub(crate) fn new() -> Arc<Health> {
         Arc::new(Health {
             start: Instant::now(),
             loop_ms: AtomicU64::new(0),
@@ -141,15 +137,15 @@ impl Health {
         self.start.elapsed().as_millis() as u64
     }
 
-    pub fn loop_alive(&self) {
+    pub(crate) fn loop_alive(&self) {
         self.loop_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    pub fn worker_alive(&self) {
+    pub(crate) fn worker_alive(&self) {
         self.worker_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    pub fn expect_worker(&self, expect: bool) {
+    pub(crate) fn expect_worker(&self, expect: bool) {
         if expect {
             self.worker_alive();
         }
@@ -169,7 +165,7 @@ impl Health {
 
 /// Pings the watchdog every half period while [`Health`] is good. Runs as
 /// a task for the supervisor's life.
-pub async fn watchdog(systemd: Systemd, health: Arc<Health>) {
+pub(crate) async fn watchdog(systemd: Systemd, health: Arc<Health>) {
     let Some(period) = systemd.watchdog() else {
         return;
     };

@@ -90,7 +90,7 @@ use crate::worker::{self, EXIT_REPORT_WAIT, Launch, STOP_GRACE, StartError, Work
 /// Past the drain deadline, how long the old generation may take to
 /// report how the handoff ended. It reports at the deadline at the
 /// latest; this bounds a wedged worker.
-pub const HANDOFF_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const HANDOFF_GRACE: Duration = Duration::from_secs(5);
 
 /// After the old generation died mid-handoff, how long to wait for the new
 /// one's `TakeoverEnded` (what it adopted). It sees its end of the handoff
@@ -170,7 +170,7 @@ impl Supervisor {
     /// Runs one upgrade from `old`; returns its report and the generation
     /// that serves afterwards (the new one, or `old` again) — `None` when
     /// both died, and the caller has to start a fresh one.
-    pub async fn upgrade(
+    pub(crate) async fn upgrade(
         &mut self,
         trigger: Trigger,
         old: Worker,

@@ -29,7 +29,7 @@ use crate::release::Release;
 /// After the drain deadline, how long a worker may take to report and
 /// exit before it is killed. The worker closes what is left at the
 /// deadline and exits at once; this only bounds a wedged worker.
-pub const STOP_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// The fd number the worker finds its ctrl end at.
 const CHILD_IPC_FD: i32 = 3;
@@ -37,7 +37,7 @@ const CHILD_IPC_FD: i32 = 3;
 /// After a worker's channel closes, how long to wait for its exit status
 /// to report it: the kernel closes the channel as the process exits, and
 /// the status follows within milliseconds.
-pub const EXIT_REPORT_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const EXIT_REPORT_WAIT: Duration = Duration::from_millis(500);
 
 /// Config text travels in parts this large: well under `MAX_BODY`, leaving
 /// room for the source name and the other fields.
@@ -45,7 +45,7 @@ const CONFIG_CHUNK: usize = 32 * 1024;
 
 /// A running, ready worker generation.
 #[derive(Debug)]
-pub struct Worker {
+pub(crate) struct Worker {
     pub generation: Generation,
     pub pid: u32,
     pub binary: PathBuf,
@@ -59,13 +59,13 @@ pub struct Worker {
 impl Worker {
     /// Tells a ready worker to start accepting (outside an upgrade, where
     /// the handoff does it — or in one whose old generation died).
-    pub async fn activate(&self) -> Result<(), IpcError> {
+    pub(crate) async fn activate(&self) -> Result<(), IpcError> {
         self.ctrl.send_msg(Activate {}).await
     }
 
     /// It reports what a handoff moves and loses
     /// ([`baton_ipc::LOSS_REPORTS_VERSION`]).
-    pub fn reports_losses(&self) -> bool {
+    pub(crate) fn reports_losses(&self) -> bool {
         self.version >= baton_ipc::LOSS_REPORTS_VERSION
     }
 }
@@ -91,7 +91,7 @@ pub enum StartError {
 }
 
 /// "exit code 1", "killed by signal 9".
-pub fn describe(status: &ExitStatus) -> String {
+pub(crate) fn describe(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
@@ -101,7 +101,7 @@ pub fn describe(status: &ExitStatus) -> String {
 
 /// What every spawn needs besides the generation number.
 #[derive(Debug, Clone)]
-pub struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     pub release: &'a Release,
     pub listeners: &'a ListenerSet,
     /// The tracing filter the worker should log with (the one in force).
@@ -109,7 +109,10 @@ pub struct Launch<'a> {
 }
 
 /// Spawns generation `generation` and waits for it to be ready.
-pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker, StartError> {
+pub(crate) async fn start(
+    launch: Launch<'_>,
+    generation: Generation,
+) -> Result<Worker, StartError> {
     let binary = launch.release.binary.clone();
     let spawn_error = |source| StartError::Spawn {
         binary: binary.clone(),

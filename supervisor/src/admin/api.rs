@@ -24,7 +24,7 @@ const HEALTH_NOTE: &str = "baton does not check endpoint health or weigh endpoin
                            (upstream management): health is \"unknown\", weight is null";
 
 /// `/config_dump`: the current release's config, secrets redacted.
-pub fn config_dump(state: &AdminState, text: bool) -> Response {
+pub(crate) fn config_dump(state: &AdminState, text: bool) -> Response {
     let published = state.published.borrow().clone();
     let mut config = match config_value(&published.config_text) {
         Ok(config) => config,
@@ -54,7 +54,7 @@ pub fn config_dump(state: &AdminState, text: bool) -> Response {
 }
 
 /// `/listeners`: each listener with its connections and requests.
-pub fn listeners(state: &AdminState, text: bool) -> Response {
+pub(crate) fn listeners(state: &AdminState, text: bool) -> Response {
     let config = match config_value(&state.published.borrow().config_text) {
         Ok(config) => config,
         Err(e) => return Response::error(500, &e, text),
@@ -119,7 +119,7 @@ pub fn listeners(state: &AdminState, text: bool) -> Response {
 }
 
 /// `/clusters`: each cluster and its endpoints, with what the metrics have.
-pub fn clusters(state: &AdminState, text: bool) -> Response {
+pub(crate) fn clusters(state: &AdminState, text: bool) -> Response {
     let config = match config_value(&state.published.borrow().config_text) {
         Ok(config) => config,
         Err(e) => return Response::error(500, &e, text),
@@ -195,7 +195,7 @@ pub fn clusters(state: &AdminState, text: bool) -> Response {
 }
 
 /// `/generations`: the workers alive and the upgrade history.
-pub fn generations(state: &AdminState, text: bool) -> Response {
+pub(crate) fn generations(state: &AdminState, text: bool) -> Response {
     let status = state.status.borrow().clone();
     let history: Vec<_> = state.published.borrow().history.iter().cloned().collect();
     if !text {
@@ -271,7 +271,7 @@ pub fn generations(state: &AdminState, text: bool) -> Response {
 }
 
 /// `/logging`: the filter in force.
-pub fn logging(state: &AdminState, text: bool) -> Response {
+pub(crate) fn logging(state: &AdminState, text: bool) -> Response {
     let level = state.log.current();
     if text {
         return Response::text(200, format!("log level: {level} (supervisor and workers)"));
@@ -363,7 +363,7 @@ fn n(value: &Value) -> String {
 }
 
 /// `2026-12-07T06:18:01Z` for a time in milliseconds since the epoch.
-pub fn utc(unix_ms: u64) -> String {
+pub(crate) fn utc(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);

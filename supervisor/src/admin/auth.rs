@@ -3,7 +3,7 @@
 
 /// Which admin address a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// `[admin] address`: reads; mutations need the token.
     ReadOnly,
     /// `[admin] control_address`: mutations allowed without the token.
@@ -13,25 +13,25 @@ pub enum Access {
 /// Why a mutating call is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error(
         "{path} changes the running proxy: this admin address is read-only and no [admin] token \
          is configured; configure [admin] token (and send `Authorization: Bearer <token>`) \
          or call it on [admin] control_address"
     )]
-    NoToken { path: String },
+    Unconfigured { path: String },
     #[error(
         "{path} changes the running proxy: send `Authorization: Bearer <[admin] token>`, \
          or call it on [admin] control_address"
     )]
-    MissingToken { path: String },
+    Missing { path: String },
     #[error("{path}: the bearer token is wrong")]
-    WrongToken { path: String },
+    Wrong { path: String },
 }
 
 /// Whether a mutating call to `path` may run: on the control address
 /// always; elsewhere with `authorization` = `Bearer <token>`.
-pub fn allow_mutation(
+pub(crate) fn allow_mutation(
     access: Access,
     token: Option<&str>,
     authorization: Option<&str>,
@@ -42,15 +42,15 @@ pub fn allow_mutation(
     }
     let path = path.to_string();
     let Some(token) = token else {
-        return Err(Refusal::NoToken { path });
+        return Err(Refusal::Unconfigured { path });
     };
     let Some(sent) = authorization.and_then(bearer) else {
-        return Err(Refusal::MissingToken { path });
+        return Err(Refusal::Missing { path });
     };
     if constant_time_eq(sent.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
-        Err(Refusal::WrongToken { path })
+        Err(Refusal::Wrong { path })
     }
 }
 
@@ -96,21 +96,21 @@ mod tests {
         let ask = |auth| allow_mutation(Access::ReadOnly, Some(TOKEN), auth, "/drain");
         assert_eq!(ask(Some("Bearer 0123456789abcdef")), Ok(()));
         assert_eq!(ask(Some("bearer  0123456789abcdef ")), Ok(()));
-        assert!(matches!(ask(None), Err(Refusal::MissingToken { .. })));
+        assert!(matches!(ask(None), Err(Refusal::Missing { .. })));
         assert!(matches!(
             ask(Some("Basic 0123456789abcdef")),
-            Err(Refusal::MissingToken { .. })
+            Err(Refusal::Missing { .. })
         ));
         assert!(matches!(
             ask(Some("Bearer 0123456789abcdeF")),
-            Err(Refusal::WrongToken { .. })
+            Err(Refusal::Wrong { .. })
         ));
         assert!(matches!(
             ask(Some("Bearer 0123456789abcde")),
-            Err(Refusal::WrongToken { .. })
+            Err(Refusal::Wrong { .. })
         ));
         let none = allow_mutation(Access::ReadOnly, None, Some("Bearer x"), "/logging");
-        assert!(matches!(none, Err(Refusal::NoToken { .. })));
+        assert!(matches!(none, Err(Refusal::Unconfigured { .. })));
         assert!(none.unwrap_err().to_string().contains("control_address"));
     }
 

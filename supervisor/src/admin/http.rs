@@ -3,17 +3,17 @@
 
 /// The largest request head accepted: a scraper's or a browser's GET is a
 /// few hundred bytes, a browser with cookies a few KiB.
-pub const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 
 /// The largest request body read (and ignored: the admin API takes its
 /// parameters in the query). Read rather than left unread, because closing
 /// a socket with unread bytes sends a reset that can destroy the response
 /// before the client reads it.
-pub const MAX_BODY: usize = 16 * 1024;
+pub(crate) const MAX_BODY: usize = 16 * 1024;
 
 /// A parsed request: what the router needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     /// The path without the query.
     pub path: String,
@@ -24,7 +24,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == name)
@@ -34,7 +34,7 @@ impl Request {
 
 /// A response to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
+pub(crate) struct Response {
     pub code: u16,
     pub content_type: &'static str,
     pub body: String,
@@ -43,7 +43,7 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn new(code: u16, content_type: &'static str, body: String) -> Response {
+    pub(crate) fn new(code: u16, content_type: &'static str, body: String) -> Response {
         Response {
             code,
             content_type,
@@ -52,7 +52,7 @@ impl Response {
         }
     }
 
-    pub fn text(code: u16, body: impl Into<String>) -> Response {
+    pub(crate) fn text(code: u16, body: impl Into<String>) -> Response {
         let mut body = body.into();
         if !body.ends_with('\n') {
             body.push('\n');
@@ -60,7 +60,7 @@ impl Response {
         Response::new(code, "text/plain; charset=utf-8", body)
     }
 
-    pub fn json(code: u16, value: &serde_json::Value) -> Response {
+    pub(crate) fn json(code: u16, value: &serde_json::Value) -> Response {
         match serde_json::to_string_pretty(value) {
             Ok(json) => Response::new(code, "application/json", json + "\n"),
             Err(e) => Response::text(500, format!("encode JSON: {e}")),
@@ -68,7 +68,7 @@ impl Response {
     }
 
     /// An error as JSON (`{"error": ...}`) or text, as the client asked.
-    pub fn error(code: u16, message: &str, text: bool) -> Response {
+    pub(crate) fn error(code: u16, message: &str, text: bool) -> Response {
         if text {
             Response::text(code, message)
         } else {
@@ -76,7 +76,7 @@ impl Response {
         }
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let reason = match self.code {
             200 => "OK",
             202 => "Accepted",
@@ -110,7 +110,7 @@ impl Response {
 /// Parses a complete head: the request, the head's length and the body's
 /// (`Content-Length`; chunked bodies are refused). `Ok(None)` when more
 /// bytes are needed.
-pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, usize)>, Response> {
+pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, usize)>, Response> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut parsed = httparse::Request::new(&mut headers);
     let head_len = match parsed.parse(buf) {
@@ -152,7 +152,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, usize)>, Respons
 }
 
 /// `a=1&b=x%3Dy` → `[("a", "1"), ("b", "x=y")]`; `+` is a space.
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())

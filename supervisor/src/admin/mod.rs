@@ -91,24 +91,24 @@ use crate::control::proto::{Status, UpgradeReport};
 use crate::logging::LogLevel;
 use crate::metrics::MetricsStore;
 
-pub mod api;
-pub mod auth;
-pub mod http;
-pub mod redact;
-pub mod router;
-pub mod server;
+pub(crate) mod api;
+pub(crate) mod auth;
+pub(crate) mod http;
+pub(crate) mod redact;
+pub(crate) mod router;
+pub(crate) mod server;
 
-pub use auth::Access;
-pub use server::serve;
+pub(crate) use auth::Access;
+pub(crate) use server::serve;
 
 /// How many finished upgrades `/generations` remembers: enough for a day
 /// of deploys and the page's timeline, bounded so that a supervisor that
 /// runs for months (and a SIGHUP loop) does not grow.
-pub const HISTORY: usize = 50;
+pub(crate) const HISTORY: usize = 50;
 
 /// What the admin endpoint reads.
 #[derive(Debug, Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub metrics: Arc<Mutex<MetricsStore>>,
     pub status: watch::Receiver<Status>,
     /// The config in force and the upgrade history.
@@ -121,7 +121,7 @@ pub struct AdminState {
 
 /// What the supervisor publishes for the admin endpoint besides its status.
 #[derive(Debug, Clone, Default)]
-pub struct Published {
+pub(crate) struct Published {
     /// The current release's config source (a path or `<embedded default>`).
     pub config_name: String,
     /// Its text, as the current generation received it.
@@ -135,7 +135,7 @@ pub struct Published {
 
 /// One finished upgrade, for `/generations` and the page's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UpgradeRecord {
+pub(crate) struct UpgradeRecord {
     /// When it was triggered, in milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
     #[serde(flatten)]
@@ -144,7 +144,7 @@ pub struct UpgradeRecord {
 
 impl Published {
     /// Remembers a finished upgrade, forgetting the oldest past [`HISTORY`].
-    pub fn record(&mut self, record: UpgradeRecord) {
+    pub(crate) fn record(&mut self, record: UpgradeRecord) {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }

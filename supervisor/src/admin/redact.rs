@@ -4,7 +4,7 @@
 use toml::Value;
 
 /// What a redacted value reads as.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Key names whose values are credentials.
 const SECRET_KEYS: &[&str] = &[
@@ -21,7 +21,7 @@ const SECRET_KEYS: &[&str] = &[
 const SECRET_SUFFIXES: &[&str] = &["_token", "_password", "_secret", "_api_key"];
 
 /// Redacts `value` in place: every secret replaced with [`REDACTED`].
-pub fn redact(value: &mut Value) {
+pub(crate) fn redact(value: &mut Value) {
     match value {
         Value::Table(table) => {
             for (key, value) in table.iter_mut() {

@@ -16,7 +16,7 @@ const PATHS: &str = "/, /metrics, /status, /ready, /config_dump, /listeners, /cl
                      /generations, /logging, /drain";
 
 /// Answers one request that came in on an address with `access`.
-pub fn route(request: &Request, state: &AdminState, access: Access) -> Response {
+pub(crate) fn route(request: &Request, state: &AdminState, access: Access) -> Response {
     let text = wants_text(request);
     let get = request.method == "GET";
     let post = request.method == "POST";

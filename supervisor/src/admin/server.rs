@@ -21,7 +21,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `listener` (an admin address with `access`) until the task is
 /// aborted.
-pub async fn serve(listener: TcpListener, state: AdminState, access: Access) {
+pub(crate) async fn serve(listener: TcpListener, state: AdminState, access: Access) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
