@@ -25,7 +25,7 @@
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
 //! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
 //!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap); clusters, balancers (connect with fall-through)
-//!  1  io  lifecycle  fds  telemetry/   pump vocabulary; Order and Stats; fd budget; meters, log
+//!  1  io  kind  lifecycle  fds  telemetry/   pump vocabulary; a connection kind's forms; Order and Stats; fd budget; meters, log
 //!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
 //! ```
 //!
@@ -33,7 +33,10 @@
 //!   [`codec::http1`], HTTP/1.1 message framing: bytes in, frames out, no
 //!   sockets or clocks; each decoder bounded and fuzzed;
 //! * [`io`] — how a pump's run ends ([`io::Outcome`]), the idle timer,
-//!   the boxed client stream types; [`lifecycle`] — the close [`lifecycle::Order`],
+//!   the boxed client stream types; [`kind`] — the traits a kind of
+//!   connection implements for its parked and wire forms
+//!   ([`kind::Kind`], [`kind::Encode`], [`kind::WireForm`]);
+//!   [`lifecycle`] — the close [`lifecycle::Order`],
 //!   connection counters, drain report; [`fds`] — the fd budget;
 //!   [`telemetry`] — meters, their snapshot for the supervisor, the access
 //!   log;
@@ -114,6 +117,7 @@ pub mod filter;
 pub mod generation;
 pub mod http;
 pub mod io;
+pub mod kind;
 pub mod l4;
 pub mod lifecycle;
 pub mod migrate;

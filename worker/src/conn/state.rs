@@ -1,20 +1,24 @@
 //! A connection at rest: what a paused connection is ([`Parked`]: its
 //! id, listener, idle timeout, [`History`] and [`ConnParts`]), here or on
-//! its way to the next generation.
+//! its way to the next generation; and the registry of kinds (`kinds!`),
+//! which builds the enums that dispatch to them: [`ConnParts`] (parked)
+//! and [`ConnKind`] (the wire form the handoff schema writes).
 //!
 //! This is the one form every kind of connection takes between running
 //! (the sibling `task` module) and the wire (the handoff's `wire` module, which
 //! describes it in the handoff schema and rebuilds it on the other side).
 
-use std::net::SocketAddr;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::net::TcpStream;
+use serde::{Deserialize, Serialize};
 
-use crate::l4::pipe::PipeState;
-use crate::l4::tunnel::Parts;
+use crate::http::parked::{HttpWire, ParkedH1};
+use crate::kind::{Encode, Fds, Kind, WireError, WireForm};
+use crate::l4::parked::{EchoWire, ParkedEcho, ParkedTunnel, SpilledTunnelWire, TunnelWire};
 use crate::rpc::downstream::RpcParts;
+use crate::rpc::parked::RpcWire;
 
 /// A connection's id within one generation (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,26 +73,126 @@ impl History {
     }
 }
 
-/// A paused connection's sockets and state, by kind: what
-/// the connection task takes a running connection apart into, and what
-/// the handoff describes on the wire and rebuilds.
-#[derive(Debug)]
-pub enum ConnParts {
-    Tunnel {
-        parts: Parts,
-        cluster: Arc<str>,
-        upstream: SocketAddr,
-    },
-    Echo {
-        client: TcpStream,
-        pipe: PipeState,
-    },
-    Rpc(RpcParts),
-    /// An HTTP/1.1 connection between requests — or, on a TLS listener,
-    /// a connection whose client has not sent its ClientHello yet
-    /// (`pending` empty).
-    Http {
-        client: TcpStream,
-        pending: Vec<u8>,
-    },
+/// The kinds of connection that can be parked, and their wire forms:
+/// the one list generic code dispatches through (see [`crate::kind`] and
+/// the `conn` module doc's checklist).
+///
+/// `parked` lists each kind once, as `Variant(its parked type)`: it builds
+/// [`ConnParts`]. `wire` lists every wire form, as `Variant(its type)`, in
+/// the order the handoff schema writes them (by index): it builds
+/// [`ConnKind`]. A new form goes at the end of `wire`, and with a new
+/// schema version (its `SINCE`); never reorder either list's wire part.
+macro_rules! kinds {
+    (
+        parked { $($kind:ident($parts:ty),)* }
+        wire { $($form:ident($wire:ty),)* }
+    ) => {
+        /// A paused connection's sockets and state, by kind: what the
+        /// connection task takes a running connection apart into, and what
+        /// the handoff describes on the wire and rebuilds.
+        #[derive(Debug)]
+        pub enum ConnParts {
+            $($kind($parts),)*
+        }
+
+        $(impl From<$parts> for ConnParts {
+            fn from(parts: $parts) -> ConnParts {
+                ConnParts::$kind(parts)
+            }
+        })*
+
+        impl ConnParts {
+            /// The kind's name, for logs and errors.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(ConnParts::$kind(_) => <$parts as Kind>::NAME,)*
+                }
+            }
+
+            /// Its units of the fd budget when its listener is gone.
+            pub fn fd_units(&self) -> u32 {
+                match self {
+                    $(ConnParts::$kind(_) => <$parts as Kind>::FD_UNITS,)*
+                }
+            }
+
+            /// The fds that travel with it, in wire order (a spill memfd
+            /// goes after them).
+            pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+                match self {
+                    $(ConnParts::$kind(parts) => parts.fds(),)*
+                }
+            }
+
+            /// Its wire form, and the memfd holding its large pending
+            /// bytes, if any.
+            pub fn encode(&self) -> Result<(ConnKind, Option<OwnedFd>), WireError> {
+                match self {
+                    $(ConnParts::$kind(parts) => Encode::<ConnKind>::encode(parts),)*
+                }
+            }
+        }
+
+        /// What a connection is on the handoff channel, with the state that
+        /// moves with it (each form's fds are listed on its type). Written
+        /// by variant index, then the form's fields in order: never reorder
+        /// them; a new one is a new schema version.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum ConnKind {
+            $($form($wire),)*
+        }
+
+        $(impl From<$wire> for ConnKind {
+            fn from(wire: $wire) -> ConnKind {
+                ConnKind::$form(wire)
+            }
+        })*
+
+        impl ConnKind {
+            /// How many fds travel with a connection of this form.
+            pub fn fd_count(&self) -> usize {
+                match self {
+                    $(ConnKind::$form(wire) => wire.fd_count(),)*
+                }
+            }
+
+            /// The form's name, for logs and errors.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(ConnKind::$form(_) => <$wire as WireForm>::NAME,)*
+                }
+            }
+
+            /// The first handoff schema version that writes this form.
+            pub fn since(&self) -> u16 {
+                match self {
+                    $(ConnKind::$form(_) => <$wire as WireForm>::SINCE,)*
+                }
+            }
+
+            /// The parked connection it describes, its fds taken from
+            /// `fds`.
+            pub fn adopt(self, fds: &mut Fds) -> Result<ConnParts, WireError> {
+                match self {
+                    $(ConnKind::$form(wire) => wire.adopt(fds).map(ConnParts::from),)*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    parked {
+        Tunnel(ParkedTunnel),
+        Echo(ParkedEcho),
+        Rpc(RpcParts),
+        Http(ParkedH1),
+    }
+    wire {
+        Tunnel(TunnelWire),
+        Echo(EchoWire),
+        Rpc(RpcWire),
+        Http(HttpWire),
+        SpilledTunnel(SpilledTunnelWire),
+    }
 }

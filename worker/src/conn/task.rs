@@ -34,10 +34,12 @@ use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
 use crate::filter::network::Refused;
 use crate::http::error::SessionError;
+use crate::http::parked::ParkedH1;
 use crate::http::relay::Relay;
 use crate::http::session_h1::H1Conn;
 use crate::http::session_h2::H2Conn;
 use crate::io::{BoxIo, Outcome, Prefixed};
+use crate::l4::parked::{ParkedEcho, ParkedTunnel};
 use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
 use crate::lifecycle::Order;
@@ -277,20 +279,14 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
     };
     // Its descriptors are open already: they take their units even if
     // none are free (see crate::fds).
-    let cost = spec.map_or_else(
-        || match &parked.conn {
-            ConnParts::Tunnel { .. } | ConnParts::Http { .. } => 2,
-            ConnParts::Echo { .. } | ConnParts::Rpc(_) => 1,
-        },
-        |id| shared.cost_of(id),
-    );
+    let cost = spec.map_or_else(|| parked.conn.fd_units(), |id| shared.cost_of(id));
     let fds = shared.fds.force(cost);
     let (conn, client_addr) = match parked.conn {
-        ConnParts::Tunnel {
+        ConnParts::Tunnel(ParkedTunnel {
             parts,
             cluster,
             upstream,
-        } => {
+        }) => {
             let client_addr = parts.client.peer_addr().ok();
             // Only connections whose filters all move come here: they get
             // this generation's filters, afresh (see crate::filter).
@@ -316,14 +312,14 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
                 client_addr,
             )
         }
-        ConnParts::Echo { client, pipe } => {
+        ConnParts::Echo(ParkedEcho { client, pipe }) => {
             let client_addr = client.peer_addr().ok();
             (
                 Conn::Echo(Box::new(Echo::from_parts(client, pipe, idle, bytes))),
                 client_addr,
             )
         }
-        ConnParts::Http { client, pending } => {
+        ConnParts::Http(ParkedH1 { client, pending }) => {
             let client_addr = client.peer_addr().ok();
             let Some(ctx) = spec.and_then(|id| shared.http_of(id).cloned()) else {
                 warn!(listener = %parked.listener, "no HTTP listener of that name any more; closing the connection");
@@ -707,25 +703,25 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     tunnel,
                     cluster,
                     upstream,
-                } => ConnParts::Tunnel {
+                } => ConnParts::Tunnel(ParkedTunnel {
                     parts: tunnel.into_parts(),
                     cluster,
                     upstream,
-                },
+                }),
                 Conn::Echo(echo) => {
                     let (client, pipe) = echo.into_parts();
-                    ConnParts::Echo { client, pipe }
+                    ConnParts::Echo(ParkedEcho { client, pipe })
                 }
                 Conn::Rpc(downstream) => ConnParts::Rpc(downstream.into_parts()),
                 Conn::Http(h1) => {
                     let (client, pending) = h1.into_parts();
-                    ConnParts::Http { client, pending }
+                    ConnParts::Http(ParkedH1 { client, pending })
                 }
                 // Nothing read yet: the next generation shakes hands.
-                Conn::TlsHello(hello) => ConnParts::Http {
+                Conn::TlsHello(hello) => ConnParts::Http(ParkedH1 {
                     client: hello.client,
                     pending: Vec::new(),
-                },
+                }),
                 // Drain-type connections answer a pause themselves and
                 // never stop with one.
                 Conn::H2(_) | Conn::TlsH1(_) | Conn::Relay(_) => return,

@@ -69,7 +69,8 @@
 //! [`error`] (typed errors by side), [`duplex`] (an HTTP/1.1 stream split
 //! into halves for an exchange). Also: [`connect`] (upstream connections,
 //! plain or TLS), [`tls`] (listener certificates), [`relay`] (switched
-//! protocols over TLS), [`h2_limits`] (HTTP/2 head limits).
+//! protocols over TLS), [`h2_limits`] (HTTP/2 head limits), [`parked`]
+//! (a paused HTTP/1.1 connection at rest and on the wire).
 
 pub mod client_h1;
 pub mod client_h2;
@@ -82,6 +83,7 @@ pub mod fuzzing;
 pub mod h1_pool;
 pub mod h2_limits;
 pub mod message;
+pub mod parked;
 pub mod relay;
 pub mod route;
 pub mod session_h1;

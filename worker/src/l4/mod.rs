@@ -7,14 +7,17 @@
 //!   bytes read and not yet written, and the half-close flags;
 //! * [`tunnel`] — a client and an upstream socket with a pipe each way
 //!   ([`tunnel::Tunnel`]), and the echo built-in ([`tunnel::Echo`]);
+//! * [`parked`] — the tunnel and the echo at rest and on the wire (their
+//!   [`crate::kind`] implementations);
 //! * [`tap`] — what a tunnel shows its bytes to when something above
 //!   wants to see or rewrite them (the L4 filter chain): a
 //!   [`tap::Tap`], and no splicing while one is attached.
 //!
 //! Depends only on the leaves: [`crate::io`] (how a run ends, the idle
 //! timer), [`crate::telemetry`] (byte meters), [`crate::fds`] (the cap on
-//! kernel pipes).
+//! kernel pipes), [`crate::kind`] (the forms of a kind of connection).
 
+pub mod parked;
 pub mod pipe;
 pub mod tap;
 pub mod tunnel;

@@ -21,6 +21,8 @@
 //!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
 //! ConnKind variants: 0 Tunnel, 1 Echo, 2 Rpc, 3 Http (also TLS before its
 //!   ClientHello: nothing pending), 4 SpilledTunnel (schema 2 only, see below)
+//!   — each variant one kind's wire form, a struct defined in the kind's
+//!   module, listed in this order by the registry in `conn::state`
 //! ```
 //!
 //! (bincode 2, standard config: integers as varints, a string or a byte
@@ -113,93 +115,10 @@ pub fn agree(ours: &[u16], theirs: &[u16]) -> Agreed {
     }
 }
 
-/// One direction of an L4 connection, as paused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct PipeWire {
-    /// Read from the source, not yet written to the destination.
-    pub pending: Vec<u8>,
-    /// The source has ended.
-    pub read_closed: bool,
-    /// The end has been passed on to the destination.
-    pub write_closed: bool,
-}
-
-/// What a connection is, with the state that moves with it. The fds that
-/// go with each kind are listed in order. Variants are written by index:
-/// never reorder them; a new one is a new schema version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ConnKind {
-    /// fds: client, upstream.
-    Tunnel {
-        c2u: PipeWire,
-        u2c: PipeWire,
-        cluster: String,
-        upstream: std::net::SocketAddr,
-    },
-    /// The built-in echo service. fds: client.
-    Echo { pipe: PipeWire },
-    /// An RPC client connection (Bolt, Dubbo, RocketMQ, Tars), at a frame
-    /// boundary. fds: client, and when `spilled`, a memfd holding
-    /// `read_pending` then `write_pending` (too large for a datagram).
-    Rpc {
-        /// The codec's state (`codec::CodecState`, bincode).
-        codec: Vec<u8>,
-        /// A partial frame not yet decoded (empty when spilled).
-        read_pending: Vec<u8>,
-        /// Bytes for the client not yet written (empty when spilled).
-        write_pending: Vec<u8>,
-        /// When spilled: the lengths of the two parts in the memfd.
-        spilled: Option<(u64, u64)>,
-        /// Requests whose responses the old generation will forward.
-        in_flight: u64,
-        read_closed: bool,
-    },
-    /// A plaintext HTTP/1.1 connection between two requests — or, on a
-    /// TLS listener, one whose client has not sent its ClientHello
-    /// (nothing pending). fds: client, and when `spilled`, a memfd holding
-    /// `read_pending`.
-    Http {
-        /// Read of the next request (pipelined, or part of its head).
-        read_pending: Vec<u8>,
-        spilled: Option<u64>,
-    },
-    /// A [`ConnKind::Tunnel`] whose pending bytes do not fit a datagram
-    /// (a bulk stream's kernel pipe read out at the pause). fds: client,
-    /// upstream, and a memfd holding c2u's pending then u2c's, `spilled`
-    /// bytes each; the two [`PipeWire`]s carry the flags, no bytes.
-    /// Written in schema 2 only.
-    SpilledTunnel {
-        c2u: PipeWire,
-        u2c: PipeWire,
-        cluster: String,
-        upstream: std::net::SocketAddr,
-        spilled: (u64, u64),
-    },
-}
-
-impl ConnKind {
-    /// How many fds travel with a connection of this kind.
-    pub fn fd_count(&self) -> usize {
-        match self {
-            ConnKind::Tunnel { .. } => 2,
-            ConnKind::Echo { .. } => 1,
-            ConnKind::Rpc { spilled, .. } => 1 + usize::from(spilled.is_some()),
-            ConnKind::Http { spilled, .. } => 1 + usize::from(spilled.is_some()),
-            ConnKind::SpilledTunnel { .. } => 3,
-        }
-    }
-
-    /// The kind's name, for logs and errors.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ConnKind::Tunnel { .. } => "tunnel",
-            ConnKind::Echo { .. } => "echo",
-            ConnKind::Rpc { .. } => "rpc",
-            ConnKind::Http { .. } => "http1",
-            ConnKind::SpilledTunnel { .. } => "spilled tunnel",
-        }
-    }
-}
+// The wire forms are the kinds' own (each kind's `parked` module),
+// listed in wire order by the registry in `conn::state`.
+pub use crate::conn::state::ConnKind;
+pub use crate::l4::parked::PipeWire;
 
 /// One connection in a handoff batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,14 +143,16 @@ impl ConnState {
     /// Whether this connection has a form in `schema`; if not, it stays
     /// in the old generation and drains there.
     pub fn writable_in(&self, schema: Schema) -> Result<(), SchemaError> {
-        match (&self.kind, schema) {
-            (ConnKind::SpilledTunnel { .. }, Schema::V1) => Err(SchemaError::Unsupported {
+        if !matches!(schema, Schema::V1 | Schema::V2) {
+            return Err(SchemaError::UnknownSchema(schema));
+        }
+        if schema.0 < self.kind.since() {
+            return Err(SchemaError::Unsupported {
                 kind: self.kind.name(),
                 schema,
-            }),
-            (_, Schema::V1 | Schema::V2) => Ok(()),
-            (_, other) => Err(SchemaError::UnknownSchema(other)),
+            });
         }
+        Ok(())
     }
 }
 

@@ -26,7 +26,8 @@
 //!
 //! A client connection moves at a frame boundary: its socket, the bytes of
 //! a partial frame not yet decoded, the bytes decoded-and-answered but not
-//! yet written, and its codec state ([`crate::codec::CodecState`]). The
+//! yet written, and its codec state ([`crate::codec::CodecState`]) — its
+//! parked form, [`downstream::RpcParts`], written as a [`parked::RpcWire`]. The
 //! requests it already sent upstream stay in the old generation, in the
 //! upstream connections that carry them; their responses (or errors, at
 //! the drain deadline) land in the moved connection's old inbox, and the
@@ -39,6 +40,7 @@
 //! drains in the old generation.
 
 pub mod downstream;
+pub mod parked;
 pub mod pool;
 pub mod route;
 

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::codec::{CodecConfig, Protocol};
+use crate::http::parked::HttpWire;
+use crate::l4::parked::{EchoWire, SpilledTunnelWire, TunnelWire};
+use crate::rpc::parked::RpcWire;
 
 fn head(kind: ConnKind) -> ConnState {
     ConnState {
@@ -38,7 +41,7 @@ fn samples() -> Vec<(String, ConnState)> {
     let mut out = vec![
         (
             "tunnel".to_string(),
-            head(ConnKind::Tunnel {
+            head(ConnKind::Tunnel(TunnelWire {
                 c2u: PipeWire {
                     pending: b"GET / HTTP/1.1\r\n".to_vec(),
                     read_closed: false,
@@ -51,11 +54,11 @@ fn samples() -> Vec<(String, ConnState)> {
                 },
                 cluster: "back".into(),
                 upstream: "127.0.0.1:9000".parse().unwrap(),
-            }),
+            })),
         ),
         (
             "tunnel_spilled".to_string(),
-            head(ConnKind::SpilledTunnel {
+            head(ConnKind::SpilledTunnel(SpilledTunnelWire {
                 c2u: PipeWire {
                     pending: Vec::new(),
                     read_closed: true,
@@ -65,64 +68,64 @@ fn samples() -> Vec<(String, ConnState)> {
                 cluster: "back".into(),
                 upstream: "[::1]:9000".parse().unwrap(),
                 spilled: (40_000, 3),
-            }),
+            })),
         ),
         (
             "echo".to_string(),
-            head(ConnKind::Echo {
+            head(ConnKind::Echo(EchoWire {
                 pipe: PipeWire {
                     pending: b"echo me".to_vec(),
                     read_closed: false,
                     write_closed: false,
                 },
-            }),
+            })),
         ),
     ];
     for p in Protocol::ALL {
         out.push((
             format!("rpc_{}", p.name()),
-            head(ConnKind::Rpc {
+            head(ConnKind::Rpc(RpcWire {
                 codec: codec(*p, CodecConfig::with_max_frame_size(1 << 20).unwrap()),
                 read_pending: vec![0xbc, 0x01],
                 write_pending: b"answer".to_vec(),
                 spilled: None,
                 in_flight: 3,
                 read_closed: false,
-            }),
+            })),
         ));
     }
     out.extend([
         (
             "rpc_spilled".to_string(),
-            head(ConnKind::Rpc {
+            head(ConnKind::Rpc(RpcWire {
                 codec: codec(Protocol::Bolt, CodecConfig::default()),
                 read_pending: Vec::new(),
                 write_pending: Vec::new(),
                 spilled: Some((40_000, 10)),
                 in_flight: 0,
                 read_closed: true,
-            }),
+            })),
         ),
         (
             "http1".to_string(),
-            head(ConnKind::Http {
+            head(ConnKind::Http(HttpWire {
                 read_pending: b"GET /next HTTP/1.1\r\nHost: a\r\n".to_vec(),
                 spilled: None,
-            }),
+            })),
         ),
         (
             "http1_spilled".to_string(),
-            head(ConnKind::Http {
+            head(ConnKind::Http(HttpWire {
                 read_pending: Vec::new(),
                 spilled: Some(40_000),
-            }),
+            })),
         ),
         (
             "tls_hello".to_string(),
-            head(ConnKind::Http {
+            head(ConnKind::Http(HttpWire {
                 read_pending: Vec::new(),
                 spilled: None,
-            }),
+            })),
         ),
     ]);
     out

@@ -1,0 +1,163 @@
+//! What a kind of connection is at rest and on the wire: the traits every
+//! movable kind implements in its own module, and the helpers they share.
+//!
+//! A kind of connection (an L4 tunnel, the echo, an RPC client
+//! connection, an HTTP/1.1 session) has three forms: running (its pump,
+//! in its protocol's module), paused (its *parked* form: sockets and
+//! pending bytes, what the pump is taken apart into) and on the handoff
+//! channel (one or more *wire forms*, serde structs written by index in
+//! the handoff schema, plus the fds that travel beside them). The kind's
+//! module defines all three and ties them together here:
+//!
+//! * [`Kind`] — the parked form: its name, its fds (in wire order), its
+//!   units of the fd budget;
+//! * [`Encode`] — parked → wire: the form it is written in (and a spill
+//!   memfd for pending bytes too large for a datagram);
+//! * [`WireForm`] — wire → parked: how many fds it carries, the first
+//!   handoff schema that writes it, and [`WireForm::adopt`] from the wire
+//!   and the received fds ([`Fds`]).
+//!
+//! The generic code never names a kind: `conn::state` lists the kinds
+//! once (`kinds!`), which builds the enums that dispatch to them — the
+//! parked `ConnParts` and the wire `ConnKind`, in wire order — and
+//! `migrate::wire` and `conn::task` call those.
+//!
+//! This module sits at layer 1 (see the crate root) so that the kinds
+//! (`l4`, `rpc`, `http`) implement it without importing the layers that
+//! dispatch to them.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use tokio::net::TcpStream;
+
+/// Pending bytes up to this size travel inside the batch; more (a large
+/// partial frame, a slow client's backlog, a bulk stream's kernel pipe) go
+/// in a memfd beside it.
+pub const INLINE_BYTES: usize = 32 * 1024;
+
+/// The most spilled bytes accepted from a peer: an RPC frame's bound
+/// (16 MiB by default) plus a backlog of written-but-unsent responses.
+pub const MAX_SPILL: u64 = 64 * 1024 * 1024;
+
+/// A parked connection of one kind: what its running form is taken apart
+/// into at a pause, and rebuilt from.
+pub trait Kind: Sized + Send + std::fmt::Debug + 'static {
+    /// The kind's name, for logs and errors.
+    const NAME: &'static str;
+    /// Its units of the fd budget, for an adopted connection whose
+    /// listener is gone (a listener's own cost applies otherwise).
+    const FD_UNITS: u32;
+
+    /// The fds that travel with it, in its wire forms' order (a spill
+    /// memfd, when there is one, goes after them).
+    fn fds(&self) -> Vec<BorrowedFd<'_>>;
+}
+
+/// A parked connection written as wire form `W`: `W` is the registry's
+/// wire enum, built from each of the kind's wire forms (`From`), so a kind
+/// with two forms (a tunnel, inline or spilled) picks one here.
+pub trait Encode<W>: Kind {
+    /// Its wire form, and the memfd holding its large pending bytes, if
+    /// any.
+    fn encode(&self) -> Result<(W, Option<OwnedFd>), WireError>;
+}
+
+/// One wire form of a kind: a serde struct, one variant of the handoff
+/// schema's connection enum, written by its fields in order. Changing its
+/// fields changes the wire bytes: that is a new schema version (the golden
+/// fixtures in `migrate::schema` fail otherwise).
+pub trait WireForm: Sized {
+    /// The parked kind it is read into.
+    type Kind: Kind;
+    /// The form's name, for logs and errors.
+    const NAME: &'static str;
+    /// The first handoff schema version that writes it; in an older one
+    /// the connection has no form, and stays and drains.
+    const SINCE: u16 = 1;
+
+    /// How many fds travel with it.
+    fn fd_count(&self) -> usize;
+
+    /// The parked connection it describes, with its fds taken from `fds`.
+    fn adopt(self, fds: &mut Fds) -> Result<Self::Kind, WireError>;
+}
+
+/// The fds received with a batch, taken in order as its connections are
+/// rebuilt.
+#[derive(Debug)]
+pub struct Fds(std::vec::IntoIter<OwnedFd>);
+
+impl Fds {
+    pub fn new(fds: Vec<OwnedFd>) -> Fds {
+        Fds(fds.into_iter())
+    }
+
+    /// The next fd (a spill memfd).
+    pub fn next_fd(&mut self) -> Result<OwnedFd, WireError> {
+        self.0.next().ok_or(WireError::MissingFd)
+    }
+
+    /// The next fd, as a socket registered with this runtime.
+    pub fn socket(&mut self) -> Result<TcpStream, WireError> {
+        let fd = self.next_fd()?;
+        // Already non-blocking: O_NONBLOCK lives on the open file
+        // description, which the old generation set and we share.
+        TcpStream::from_std(std::net::TcpStream::from(fd)).map_err(WireError::Socket)
+    }
+}
+
+/// Why a parked connection could not be described, or a received one
+/// rebuilt.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("encode an RPC connection's codec state: {0}")]
+    EncodeCodec(#[source] bincode::error::EncodeError),
+    #[error("decode an RPC connection's codec state: {0}")]
+    DecodeCodec(#[source] bincode::error::DecodeError),
+    #[error("{op} a spill memfd: {source}")]
+    Spill {
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("spilled state of {len} bytes is larger than {MAX_SPILL}")]
+    SpillTooLarge { len: u64 },
+    #[error("fewer fds than the batch describes")]
+    MissingFd,
+    #[error("register a received socket: {0}")]
+    Socket(#[source] std::io::Error),
+}
+
+fn spill_error(op: &'static str) -> impl FnOnce(std::io::Error) -> WireError {
+    move |source| WireError::Spill { op, source }
+}
+
+/// A memfd holding `first` then `second`.
+pub fn spill(first: &[u8], second: &[u8]) -> Result<OwnedFd, WireError> {
+    use std::io::Write;
+    let fd = rustix::fs::memfd_create("baton-conn-state", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| spill_error("create")(e.into()))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(first).map_err(spill_error("write"))?;
+    file.write_all(second).map_err(spill_error("write"))?;
+    Ok(OwnedFd::from(file))
+}
+
+/// The two parts of a peer's spill memfd, of the lengths its wire form
+/// gives; refused past [`MAX_SPILL`].
+pub fn unspill(fd: OwnedFd, (first, second): (u64, u64)) -> Result<(Vec<u8>, Vec<u8>), WireError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = first.saturating_add(second);
+    if len > MAX_SPILL {
+        return Err(WireError::SpillTooLarge { len });
+    }
+    let mut file = std::fs::File::from(fd);
+    file.seek(SeekFrom::Start(0)).map_err(spill_error("seek"))?;
+    // Both within MAX_SPILL, checked above.
+    let mut a = vec![0u8; first as usize];
+    let mut b = vec![0u8; second as usize];
+    file.read_exact(&mut a).map_err(spill_error("read"))?;
+    file.read_exact(&mut b).map_err(spill_error("read"))?;
+    Ok((a, b))
+}
