@@ -52,7 +52,9 @@
 //!   HTTP/2 upstream pools, TLS; [`rpc`] — the multiplexed RPC protocols:
 //!   routing, multiplexed upstream pools, RocketMQ pinning;
 //! * [`conn`] — one task per connection, whatever its kind, pausable into
-//!   a [`conn::state::Parked`] form and rebuilt from one;
+//!   a [`conn::state::Parked`] form and rebuilt from one; the registry of
+//!   kinds (each defines its parked and wire forms in its own module, see
+//!   [`kind`]; the `conn` module doc has the checklist for a new one);
 //! * [`migrate`] — moving parked connections to the next generation over
 //!   the handoff channel, and forwarding the responses that arrive late;
 //! * [`generation`] — the data plane of one generation and its session

@@ -8,13 +8,53 @@
 //!   asks a connection to stop ([`registry::PauseReq`]) and hears back
 //!   ([`registry::Paused`]);
 //! * [`state`] — a connection at rest ([`state::Parked`],
-//!   [`state::ConnParts`]): what it is between running and the wire;
+//!   [`state::ConnParts`]): what it is between running and the wire; the
+//!   registry of kinds;
 //! * [`task`] — the task itself: from an accepted socket or a parked
 //!   connection to running, and back to parked on a pause.
 //!
 //! Below it are the per-protocol proxies (`http`, `rpc`) and the byte
 //! pumps (`l4`) it runs; above it, `migrate` moves parked connections
 //! between generations and `generation` accepts and builds the [`ctx::Ctx`].
+//!
+//! # The connection model
+//!
+//! A kind of connection has three forms, all defined in the kind's own
+//! module: *running* (its pump: [`crate::l4::tunnel::Tunnel`],
+//! [`crate::rpc::downstream::Downstream`],
+//! [`crate::http::session_h1::H1Conn`], ...), *parked* (what a pause takes
+//! it apart into: sockets and pending bytes) and *wire* (one or more serde
+//! structs the handoff schema writes, plus the fds beside them). The
+//! parked and wire forms are tied together by the traits of
+//! [`crate::kind`] — [`crate::kind::Kind`] (name, fds, fd units),
+//! [`crate::kind::Encode`] (parked → wire, spilling large pending bytes
+//! to a memfd) and [`crate::kind::WireForm`] (wire + fds → parked; its fd
+//! count; the first schema that writes it). [`state`] registers every
+//! kind once (`kinds!`), which builds [`state::ConnParts`] and the wire
+//! enum [`state::ConnKind`] in wire order; `migrate::wire` and the
+//! handoff only call those, and never name a kind.
+//!
+//! Kinds that never move (HTTP/2, TLS sessions, relays) have a running
+//! form only: [`task`] drains or closes them at a pause.
+//!
+//! ## Adding a kind that moves: the checklist
+//!
+//! 1. Its running form and pump, in its protocol's module (`l4`, `http`,
+//!    `rpc`), with `into_parts`/`from_parts`;
+//! 2. its parked and wire forms in that protocol's `parked` module (see
+//!    `crate::l4::parked`): `impl Kind` for the parked form,
+//!    `impl<W: From<ItsWire>> Encode<W>` for it, `impl WireForm` for each
+//!    wire form (with `SINCE` the new schema version);
+//! 3. one line in `kinds!` in [`state`]: `parked { Name(Parked) }`, and
+//!    each new wire form at the end of `wire { ... }` (the schema writes
+//!    variants by index: never reorder);
+//! 4. a new handoff schema version for the new wire form
+//!    (`migrate::schema`'s "Versioning": a `Schema` constant, its arms,
+//!    `HANDOFF_VERSIONS`) and its golden fixtures;
+//! 5. in [`task`]: how an accepted connection of a listener becomes one
+//!    (`accept`), how it pauses into its parked form and how a parked one
+//!    resumes (`rebuild`) — the running half is still an enum there
+//!    (`Conn`), not yet behind a trait.
 
 pub mod ctx;
 pub mod registry;
