@@ -17,6 +17,13 @@
 //!   handoff schema that writes it, and [`WireForm::adopt`] from the wire
 //!   and the received fds ([`Fds`]).
 //!
+//! * [`Live`] — the running form: run until stopped, what a pause does
+//!   to it ([`Mobility`]), drain, what it becomes when it finishes (an
+//!   HTTP/1.1 connection switching to HTTP/2 or to a tunnel), and
+//!   [`Live::park`] into its parked form. Generic over the task that runs
+//!   it ([`Task`]: its stop reason, failure and parked types), so the
+//!   kinds name none of them.
+//!
 //! The generic code never names a kind: `conn::state` lists the kinds
 //! once (`kinds!`), which builds the enums that dispatch to them — the
 //! parked `ConnParts` and the wire `ConnKind`, in wire order — and
@@ -26,9 +33,17 @@
 //! (`l4`, `rpc`, `http`) implement it without importing the layers that
 //! dispatch to them.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
+
+use crate::io::Outcome;
+use crate::telemetry::meters::ByteMeter;
 
 /// Pending bytes up to this size travel inside the batch; more (a large
 /// partial frame, a slow client's backlog, a bulk stream's kernel pipe) go
@@ -80,6 +95,120 @@ pub trait WireForm: Sized {
 
     /// The parked connection it describes, with its fds taken from `fds`.
     fn adopt(self, fds: &mut Fds) -> Result<Self::Kind, WireError>;
+}
+
+/// A boxed future, as the running forms' methods return them (they are
+/// called through `dyn Live`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What runs the connections, as the kinds see it: the connection task
+/// (`conn::task`) is the one implementation.
+pub trait Task: 'static {
+    /// Why a pump stopped early (a pause request, or the close order).
+    type Stop: Send + 'static;
+    /// Why a connection failed, whatever its kind.
+    type Failure: Send + 'static;
+    /// A parked connection, whatever its kind.
+    type Parts;
+    /// Where a moved RPC connection's forwarded responses go.
+    type Inbox;
+
+    /// The stop a drain ends with (the drain deadline's close).
+    fn deadline() -> Self::Stop;
+}
+
+/// What a pause does to a running connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mobility {
+    /// It stops and parks ([`Live::park`]), to move.
+    Moves,
+    /// It stays, and goes on until done or the drain deadline
+    /// ([`Live::drain`]): its filters keep state that cannot move, or it
+    /// holds a TLS session, or it is HTTP/2 (GOAWAY sent).
+    Drains,
+    /// It stays, and closes at once (it stopped between two requests):
+    /// the client reconnects to the new generation.
+    Closes,
+}
+
+/// What a running connection needs to become another kind.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub idle_timeout: Duration,
+    /// Its listener's byte meter.
+    pub bytes: Arc<ByteMeter>,
+}
+
+/// What a connection that finished becomes.
+pub type Next<W> = Option<(Box<dyn Live<W>>, (u64, u64))>;
+
+/// A running connection of one kind, as the connection task drives it.
+pub trait Live<W: Task>: Send {
+    /// Serves until it ends, idles out or fails, or `stop` resolves (the
+    /// state then intact, between two pump steps).
+    fn run_until<'a>(
+        &'a mut self,
+        stop: BoxFuture<'a, W::Stop>,
+    ) -> BoxFuture<'a, Outcome<W::Stop, W::Failure>>;
+
+    /// What a pause does to it now.
+    fn mobility(&self) -> Mobility;
+
+    /// After a pause it cannot follow ([`Mobility::Drains`]): serves on
+    /// until done, or `closing` (the drain deadline).
+    fn drain<'a>(
+        &'a mut self,
+        closing: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, Outcome<(), W::Failure>> {
+        let run = self.run_until(Box::pin(async move {
+            closing.await;
+            W::deadline()
+        }));
+        Box::pin(async move {
+            match run.await {
+                Outcome::Stopped(_) => Outcome::Stopped(()),
+                Outcome::Finished => Outcome::Finished,
+                Outcome::Idle => Outcome::Idle,
+                Outcome::Failed(e) => Outcome::Failed(e),
+            }
+        })
+    }
+
+    /// At the close order, before it is dropped (HTTP/2 says GOAWAY).
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Bytes received from and sent to the client by this generation.
+    fn moved(&self) -> (u64, u64);
+
+    /// Its cluster and upstream, for the access log (an L4 tunnel).
+    fn upstream(&self) -> Option<(&str, SocketAddr)> {
+        None
+    }
+
+    /// Where its forwarded responses go (an RPC connection).
+    fn inbox(&self) -> Option<W::Inbox> {
+        None
+    }
+
+    /// Whether, having finished, it goes on as another kind
+    /// ([`Live::next`]).
+    fn becomes(&self) -> bool {
+        false
+    }
+
+    /// What it becomes once finished (only when [`Live::becomes`]), with
+    /// the bytes it moved so far to carry into the access log; `None`: it
+    /// ended on the way (a failed handshake).
+    fn next(self: Box<Self>, env: Env) -> BoxFuture<'static, Next<W>> {
+        let _ = env;
+        Box::pin(std::future::ready(None))
+    }
+
+    /// Its parked form, at a pause it follows ([`Mobility::Moves`]);
+    /// `None` for a kind that never moves.
+    fn park(self: Box<Self>) -> Option<W::Parts>;
 }
 
 /// The fds received with a batch, taken in order as its connections are

@@ -34,8 +34,14 @@
 //! enum [`state::ConnKind`] in wire order; `migrate::wire` and the
 //! handoff only call those, and never name a kind.
 //!
-//! Kinds that never move (HTTP/2, TLS sessions, relays) have a running
-//! form only: [`task`] drains or closes them at a pause.
+//! The running form implements [`crate::kind::Live`] (in the kind's
+//! `live` module: [`crate::l4::live`], [`crate::http::live`],
+//! [`crate::rpc::live`]): run until stopped, its [`crate::kind::Mobility`]
+//! at a pause (moves, drains, or closes between requests), drain, what it
+//! becomes once finished (HTTP/1.1 → HTTP/2, or a tunnel after a 101), and
+//! park into its parked form. [`task`] holds it as a `Box<dyn Live>` and
+//! never matches on kinds while it runs one. Kinds that never move
+//! (HTTP/2, TLS sessions, relays) have a running form only.
 //!
 //! ## Adding a kind that moves: the checklist
 //!
@@ -51,10 +57,11 @@
 //! 4. a new handoff schema version for the new wire form
 //!    (`migrate::schema`'s "Versioning": a `Schema` constant, its arms,
 //!    `HANDOFF_VERSIONS`) and its golden fixtures;
-//! 5. in [`task`]: how an accepted connection of a listener becomes one
-//!    (`accept`), how it pauses into its parked form and how a parked one
-//!    resumes (`rebuild`) — the running half is still an enum there
-//!    (`Conn`), not yet behind a trait.
+//! 5. its running form: `impl<W: Task> Live<W>` in the protocol's `live`
+//!    module, with `park` giving its parked form;
+//! 6. in [`task`], the two places that still name kinds: `accept` (which
+//!    listeners' new connections are of this kind) and `rebuild` (how a
+//!    parked one resumes, with this generation's listener context).
 
 pub mod ctx;
 pub mod registry;

@@ -11,6 +11,14 @@
 //! ([`crate::filter::Mobility::Stays`]) — with [`Paused::Ended`], and
 //! drains here; an HTTP/1.1 one closes between two requests instead).
 //!
+//! The task never names a kind while it runs one: a running connection is
+//! a `Box<dyn Live>` ([`crate::kind::Live`], implemented in each kind's
+//! module), and the task only asks it to run until stopped, what a pause
+//! does to it ([`crate::kind::Mobility`]), to drain, what it becomes once
+//! finished, and to park. Kinds are named in two places only: `accept`
+//! (what a listener's new connection is) and `rebuild` (what a parked one
+//! resumes as, with this generation's contexts and filters).
+//!
 //! A task starts from a freshly accepted socket (`spawn` with
 //! [`Start::Accepted`]: it connects the upstream or sets up the protocol's
 //! state first) or from a [`Parked`] connection ([`adopt`]: one the
@@ -34,11 +42,12 @@ use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
 use crate::filter::network::Refused;
 use crate::http::error::SessionError;
+use crate::http::live::TlsHello;
 use crate::http::parked::ParkedH1;
-use crate::http::relay::Relay;
 use crate::http::session_h1::H1Conn;
-use crate::http::session_h2::H2Conn;
-use crate::io::{BoxIo, Outcome, Prefixed};
+use crate::io::Outcome;
+use crate::kind::{Env, Live, Mobility, Task};
+use crate::l4::live::TunnelConn;
 use crate::l4::parked::{ParkedEcho, ParkedTunnel};
 use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
@@ -46,7 +55,7 @@ use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::rpc::downstream::{Downstream, DownstreamError};
 use crate::telemetry::access_log::Entry;
-use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
+use crate::telemetry::meters::{ByteMeter, ListenerMeter};
 use crate::upstream::lb::Pick;
 
 /// How a connection task starts.
@@ -89,92 +98,21 @@ impl Drop for Guard {
     }
 }
 
-/// A connection being served, whatever its kind.
-enum Conn {
-    // Boxed, like every kind: the task's state holds a `Conn` in several
-    // places, and keeps each of them for the connection's whole life.
-    Tunnel {
-        tunnel: Box<Tunnel>,
-        cluster: Arc<str>,
-        upstream: SocketAddr,
-    },
-    Echo(Box<Echo>),
-    Rpc(Box<Downstream>),
-    Http(Box<H1Conn<TcpStream>>),
-    /// HTTP/2 (h2c or over TLS): drains instead of moving.
-    H2(Box<H2Conn<BoxIo>>),
-    /// HTTP/1.1 over TLS: closes between requests instead of moving.
-    TlsH1(Box<H1Conn<BoxIo>>),
-    /// A switched-protocol connection with TLS on a side: drains.
-    Relay(Box<Relay>),
-    /// A TLS connection whose client has sent nothing yet: no session
-    /// exists, so it moves as a plain socket.
-    TlsHello(Box<TlsHello>),
-}
+/// A connection being served, whatever its kind: its running form,
+/// driven through [`Live`] (each kind implements it in its own module).
+type Conn = Box<dyn Live<ConnTask>>;
 
-/// A TLS connection waiting for its ClientHello.
-struct TlsHello {
-    client: TcpStream,
-    client_addr: Option<SocketAddr>,
-    ctx: crate::http::HttpContext,
-    idle_timeout: Duration,
-    bytes: Arc<ByteMeter>,
-    /// The hello must come (and the handshake end) by then.
-    deadline: tokio::time::Instant,
-}
+/// The connection task, as the kinds see it ([`crate::kind::Task`]).
+struct ConnTask;
 
-impl TlsHello {
-    fn new(
-        client: TcpStream,
-        ctx: crate::http::HttpContext,
-        idle_timeout: Duration,
-        bytes: Arc<ByteMeter>,
-    ) -> TlsHello {
-        TlsHello {
-            client_addr: client.peer_addr().ok(),
-            client,
-            idle_timeout,
-            bytes,
-            // A slow handshake holds a slot and memory like a slow head:
-            // the listener's header_timeout bounds it, ClientHello included.
-            deadline: tokio::time::Instant::now() + ctx.listener.timeouts.header,
-            ctx,
-        }
-    }
+impl Task for ConnTask {
+    type Stop = Stop;
+    type Failure = Failure;
+    type Parts = ConnParts;
+    type Inbox = mpsc::UnboundedSender<Outbound>;
 
-    /// The handshake, once the client has spoken; then HTTP/2 or HTTP/1.1
-    /// by ALPN. `None`: it failed or timed out (the connection closes).
-    async fn handshake(self) -> Option<Conn> {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.ctx.tls.clone()?);
-        let stream =
-            match tokio::time::timeout_at(self.deadline, acceptor.accept(self.client)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    debug!(error = %e, "TLS handshake failed");
-                    return None;
-                }
-                Err(_) => {
-                    debug!("TLS handshake timed out");
-                    self.ctx.meters.timed_out(TimeoutKind::Handshake);
-                    return None;
-                }
-            };
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io: BoxIo = Box::new(stream);
-        if h2 {
-            h2_handshake(io, self.ctx, self.client_addr)
-                .await
-                .map(|conn| Conn::H2(Box::new(conn)))
-        } else {
-            Some(Conn::TlsH1(Box::new(H1Conn::new(
-                io,
-                self.client_addr,
-                bytes::BytesMut::new(),
-                self.ctx,
-                self.idle_timeout,
-                self.bytes,
-            ))))
-        }
+    fn deadline() -> Stop {
+        Stop::Close
     }
 }
 
@@ -226,11 +164,8 @@ fn spawn_as(
         }
     };
     let inbox = match &start {
-        Ok(Ready {
-            conn: Conn::Rpc(downstream),
-            ..
-        }) => Some(downstream.inbox()),
-        _ => None,
+        Ok(ready) => ready.conn.inbox(),
+        Err(_) => None,
     };
     meter.active.fetch_add(1, Ordering::Relaxed);
     let (id, slot) = if pausable {
@@ -300,24 +235,19 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
                         local: parts.client.local_addr().ok(),
                     })
                 });
-            let tunnel = Box::new(
-                Tunnel::from_parts(parts, idle, bytes).with_tap(tap.map(|t| t as Box<dyn Tap>)),
-            );
-            (
-                Conn::Tunnel {
-                    tunnel,
-                    cluster,
-                    upstream,
-                },
-                client_addr,
-            )
+            let tunnel =
+                Tunnel::from_parts(parts, idle, bytes).with_tap(tap.map(|t| t as Box<dyn Tap>));
+            let conn: Conn = Box::new(TunnelConn {
+                tunnel,
+                cluster,
+                upstream,
+            });
+            (conn, client_addr)
         }
         ConnParts::Echo(ParkedEcho { client, pipe }) => {
             let client_addr = client.peer_addr().ok();
-            (
-                Conn::Echo(Box::new(Echo::from_parts(client, pipe, idle, bytes))),
-                client_addr,
-            )
+            let conn: Conn = Box::new(Echo::from_parts(client, pipe, idle, bytes));
+            (conn, client_addr)
         }
         ConnParts::Http(ParkedH1 { client, pending }) => {
             let client_addr = client.peer_addr().ok();
@@ -330,7 +260,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
                 // moves after it).
                 let hello = TlsHello::new(client, ctx, idle, bytes);
                 return Some(Ready {
-                    conn: Conn::TlsHello(Box::new(hello)),
+                    conn: Box::new(hello),
                     listener: parked.listener,
                     idle_timeout: idle,
                     client_addr,
@@ -348,7 +278,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
                 bytes,
             )
             .between_requests();
-            (Conn::Http(Box::new(conn)), client_addr)
+            (Box::new(conn) as Conn, client_addr)
         }
         ConnParts::Rpc(parts) => {
             let client_addr = parts.client.peer_addr().ok();
@@ -358,7 +288,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
                 return None;
             };
             match Downstream::from_parts(parts, ctx, idle, bytes) {
-                Ok(downstream) => (Conn::Rpc(Box::new(downstream)), client_addr),
+                Ok(downstream) => (Box::new(downstream) as Conn, client_addr),
                 Err(e) => {
                     warn!(error = %e, "cannot resume an RPC connection; closing it");
                     return None;
@@ -375,30 +305,6 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
         permit: None,
         fds,
     })
-}
-
-/// The HTTP/2 handshake (the client's preface, our SETTINGS), bounded by
-/// the listener's header_timeout like a request head; `None` when it fails
-/// or times out (counted as a header timeout).
-async fn h2_handshake(
-    io: BoxIo,
-    ctx: crate::http::HttpContext,
-    client_addr: Option<SocketAddr>,
-) -> Option<H2Conn<BoxIo>> {
-    let limit = ctx.listener.timeouts.header;
-    let meters = Arc::clone(&ctx.meters);
-    match tokio::time::timeout(limit, H2Conn::handshake(io, ctx, client_addr)).await {
-        Ok(Ok(conn)) => Some(conn),
-        Ok(Err(e)) => {
-            debug!(error = %e, "h2 handshake failed");
-            None
-        }
-        Err(_) => {
-            debug!("h2 handshake timed out");
-            meters.timed_out(TimeoutKind::Header);
-            None
-        }
-    }
 }
 
 /// Resolves at the server's Close order (a drain deadline).
@@ -418,11 +324,11 @@ enum Stop {
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error(transparent)]
-    Io(std::io::Error),
+    Io(#[from] std::io::Error),
     #[error(transparent)]
-    Http(SessionError),
+    Http(#[from] SessionError),
     #[error(transparent)]
-    Rpc(DownstreamError),
+    Rpc(#[from] DownstreamError),
 }
 
 /// A freshly accepted connection, before it is set up: its listener, its
@@ -450,9 +356,9 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
         fds: _fds,
     } = ready;
 
-    // Futures of the kinds with large states (HTTP, RPC, handshakes) are
-    // boxed, so that this task's own state — what every connection pays
-    // for, an idle L4 tunnel included — stays small.
+    // Every kind's futures are boxed (they are called through `dyn
+    // Live`), so this task's own state — what every connection pays for,
+    // an idle L4 tunnel included — stays small.
     let mut conn = conn;
     let mut carried = (0, 0);
     let (outcome, conn) = loop {
@@ -470,205 +376,52 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                 _ = order.wait_for(|o| *o == Order::Close) => Stop::Close,
             }
         };
-        match conn {
-            Conn::Tunnel {
-                mut tunnel,
-                cluster,
-                upstream,
-            } => {
-                let outcome = match tunnel.run_until(stop).await {
-                    // Its L4 filters keep state that cannot move (see
-                    // crate::filter): it drains here instead, until done
-                    // or the drain deadline.
-                    Outcome::Stopped(Stop::Pause(req)) if !tunnel.moves() => {
-                        let _ = req.reply.send(Paused::Ended(guard.id));
-                        // Boxed: inline, this rare state would grow
-                        // every connection task (measured: +0.15 KB per
-                        // idle L4 connection).
-                        match Box::pin(tunnel.run_until(closing(&shared))).await {
-                            Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
-                            Outcome::Finished => Outcome::Finished,
-                            Outcome::Idle => Outcome::Idle,
-                            Outcome::Failed(e) => Outcome::Failed(e),
-                        }
-                    }
-                    other => other,
-                };
-                break (
-                    outcome.map_failure(Failure::Io),
-                    Conn::Tunnel {
-                        tunnel,
-                        cluster,
-                        upstream,
-                    },
-                );
-            }
-            Conn::Echo(mut echo) => {
-                let outcome = echo.run_until(stop).await;
-                break (outcome.map_failure(Failure::Io), Conn::Echo(echo));
-            }
-            Conn::Rpc(mut downstream) => {
-                let outcome = match Box::pin(downstream.run_until(stop)).await {
-                    // Its RPC filters keep state that cannot move (see
-                    // crate::filter): it drains here instead.
-                    Outcome::Stopped(Stop::Pause(req)) if !downstream.moves() => {
-                        let _ = req.reply.send(Paused::Ended(guard.id));
-                        match Box::pin(downstream.run_until(closing(&shared))).await {
-                            Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
-                            Outcome::Finished => Outcome::Finished,
-                            Outcome::Idle => Outcome::Idle,
-                            Outcome::Failed(e) => Outcome::Failed(e),
-                        }
-                    }
-                    other => other,
-                };
-                break (outcome.map_failure(Failure::Rpc), Conn::Rpc(downstream));
-            }
-            Conn::H2(mut h2) => {
-                let outcome = match Box::pin(h2.run_until(stop)).await {
-                    Ok(Some(Stop::Pause(req))) => {
-                        // It stays: GOAWAY was sent; its streams finish
-                        // here, bounded by the drain deadline's Close.
-                        let _ = req.reply.send(Paused::Ended(guard.id));
-                        Box::pin(h2.drain(closing(&shared))).await;
-                        Outcome::Finished
-                    }
-                    Ok(Some(Stop::Close)) => {
-                        Box::pin(h2.drain(std::future::ready(()))).await;
-                        Outcome::Stopped(Stop::Close)
-                    }
-                    Ok(None) => Outcome::Finished,
-                    Err(e) => Outcome::Failed(Failure::Http(SessionError::H2(e))),
-                };
-                break (outcome, Conn::H2(h2));
-            }
-            Conn::TlsH1(mut h1) => {
-                let outcome = match Box::pin(h1.run_until(stop)).await {
-                    // A TLS session cannot move (no kTLS here): the
-                    // connection closes between two requests, and the
-                    // client reconnects to the new generation.
-                    Outcome::Stopped(Stop::Pause(req)) => {
-                        let _ = req.reply.send(Paused::Ended(guard.id));
-                        Outcome::Finished
-                    }
-                    Outcome::Finished if h1.is_upgraded() => {
-                        carried = h1.moved();
-                        let Some(relay) = h1.into_relay() else {
-                            return;
-                        };
-                        conn = Conn::Relay(Box::new(relay));
-                        continue;
-                    }
-                    other => other,
-                };
-                break (outcome.map_failure(Failure::Http), Conn::TlsH1(h1));
-            }
-            Conn::TlsHello(hello) => {
-                let mut probe = [0u8; 1];
-                let spoke = tokio::select! {
-                    biased;
-                    value = stop => Err(Outcome::Stopped(value)),
-                    // A peek, not `readable()`: that may wake spuriously.
-                    peeked = hello.client.peek(&mut probe) => match peeked {
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(Outcome::Failed(Failure::Io(e))),
-                    },
-                    () = tokio::time::sleep_until(hello.deadline) => {
-                        hello.ctx.meters.timed_out(TimeoutKind::Handshake);
-                        Err(Outcome::Idle)
-                    }
-                };
-                if let Err(outcome) = spoke {
-                    break (outcome, Conn::TlsHello(hello));
-                }
-                // A pause that comes during the handshake waits for it,
-                // then finds a TLS connection, which stays and drains.
-                match Box::pin(hello.handshake()).await {
-                    Some(next) => {
-                        conn = next;
-                        continue;
-                    }
-                    None => return,
-                }
-            }
-            Conn::Relay(mut relay) => {
-                let outcome = match Box::pin(relay.run_until(stop)).await {
-                    // It stays (a TLS session cannot move): it goes on
-                    // here until done or the drain deadline.
-                    Outcome::Stopped(Stop::Pause(req)) => {
-                        let _ = req.reply.send(Paused::Ended(guard.id));
-                        match Box::pin(relay.run_until(closing(&shared))).await {
-                            Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
-                            Outcome::Finished => Outcome::Finished,
-                            Outcome::Idle => Outcome::Idle,
-                            Outcome::Failed(e) => Outcome::Failed(e),
-                        }
-                    }
-                    other => other,
-                };
-                break (outcome.map_failure(Failure::Io), Conn::Relay(relay));
-            }
-            Conn::Http(mut h1) => {
-                let outcome = match Box::pin(h1.run_until(stop)).await {
-                    // Its HTTP filters keep state that cannot move (see
-                    // crate::filter): it closes between two requests, as
-                    // a TLS connection does, and the client reconnects
-                    // to the new generation.
-                    Outcome::Stopped(Stop::Pause(req)) if !h1.filters_move() => {
-                        let _ = req.reply.send(Paused::Ended(guard.id));
-                        Outcome::Finished
-                    }
-                    other => other,
-                };
-                if matches!(outcome, Outcome::Finished) && h1.wants_h2() {
-                    let ctx = h1.context();
-                    let addr = h1.client_addr();
-                    let (tcp, prefix) = h1.into_h2();
-                    let io: BoxIo = Box::new(Prefixed::new(prefix, tcp));
-                    match Box::pin(h2_handshake(io, ctx, addr)).await {
-                        Some(h2) => {
-                            conn = Conn::H2(Box::new(h2));
-                            continue;
-                        }
-                        None => return,
+        let outcome = match conn.run_until(Box::pin(stop)).await {
+            Outcome::Stopped(Stop::Pause(req)) => match conn.mobility() {
+                Mobility::Moves => Outcome::Stopped(Stop::Pause(req)),
+                // It stays: it goes on here until done or the drain
+                // deadline.
+                Mobility::Drains => {
+                    let _ = req.reply.send(Paused::Ended(guard.id));
+                    match conn.drain(Box::pin(closing(&shared))).await {
+                        Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
+                        Outcome::Finished => Outcome::Finished,
+                        Outcome::Idle => Outcome::Idle,
+                        Outcome::Failed(e) => Outcome::Failed(e),
                     }
                 }
-                if matches!(outcome, Outcome::Finished) && h1.is_upgraded() {
-                    // Switched protocols (WebSocket...): from here on an L4
-                    // tunnel, which moves across upgrades like any other
-                    // (or, over a TLS upstream, a relay that stays).
-                    carried = h1.moved();
-                    let bytes = Arc::clone(&guard.meter.bytes);
-                    conn = match h1.into_tunnel() {
-                        Some(Ok(parts)) => {
-                            let upstream = parts
-                                .upstream
-                                .peer_addr()
-                                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                            Conn::Tunnel {
-                                tunnel: Box::new(Tunnel::from_parts(parts, idle_timeout, bytes)),
-                                cluster: Arc::from("http-upgrade"),
-                                upstream,
-                            }
-                        }
-                        Some(Err(relay)) => Conn::Relay(Box::new(relay)),
-                        None => return,
-                    };
+                // It stopped between two requests and closes: the client
+                // reconnects to the new generation.
+                Mobility::Closes => {
+                    let _ = req.reply.send(Paused::Ended(guard.id));
+                    Outcome::Finished
+                }
+            },
+            Outcome::Stopped(Stop::Close) => {
+                conn.close().await;
+                Outcome::Stopped(Stop::Close)
+            }
+            other => other,
+        };
+        if matches!(outcome, Outcome::Finished) && conn.becomes() {
+            // It goes on as another kind (HTTP/2, or a tunnel after a
+            // 101), or ended on the way there.
+            let env = Env {
+                idle_timeout,
+                bytes: Arc::clone(&guard.meter.bytes),
+            };
+            match conn.next(env).await {
+                Some((next, moved)) => {
+                    carried = (carried.0 + moved.0, carried.1 + moved.1);
+                    conn = next;
                     continue;
                 }
-                break (outcome.map_failure(Failure::Http), Conn::Http(h1));
+                None => return,
             }
         }
+        break (outcome, conn);
     };
-    let moved = match &conn {
-        Conn::Tunnel { tunnel, .. } => tunnel.moved(),
-        Conn::Echo(echo) => echo.moved(),
-        Conn::Rpc(downstream) => downstream.moved(),
-        Conn::Http(h1) => h1.moved(),
-        Conn::TlsH1(h1) => h1.moved(),
-        Conn::Relay(relay) => relay.moved(),
-        Conn::H2(_) | Conn::TlsHello(_) => (0, 0),
-    };
+    let moved = conn.moved();
     let history = history.plus(carried).plus(moved);
     let outcome_name = match &outcome {
         Outcome::Stopped(Stop::Pause(_)) => None,
@@ -678,11 +431,9 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
         Outcome::Failed(_) => Some("failed"),
     };
     if let (Some(log), Some(outcome)) = (&shared.access_log, outcome_name) {
-        let (cluster, upstream) = match &conn {
-            Conn::Tunnel {
-                cluster, upstream, ..
-            } => (Some(&**cluster), Some(*upstream)),
-            _ => (None, None),
+        let (cluster, upstream) = match conn.upstream() {
+            Some((cluster, upstream)) => (Some(cluster), Some(upstream)),
+            None => (None, None),
         };
         log.log(&Entry {
             started: history.started,
@@ -698,33 +449,10 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
     }
     match outcome {
         Outcome::Stopped(Stop::Pause(req)) => {
-            let parts = match conn {
-                Conn::Tunnel {
-                    tunnel,
-                    cluster,
-                    upstream,
-                } => ConnParts::Tunnel(ParkedTunnel {
-                    parts: tunnel.into_parts(),
-                    cluster,
-                    upstream,
-                }),
-                Conn::Echo(echo) => {
-                    let (client, pipe) = echo.into_parts();
-                    ConnParts::Echo(ParkedEcho { client, pipe })
-                }
-                Conn::Rpc(downstream) => ConnParts::Rpc(downstream.into_parts()),
-                Conn::Http(h1) => {
-                    let (client, pending) = h1.into_parts();
-                    ConnParts::Http(ParkedH1 { client, pending })
-                }
-                // Nothing read yet: the next generation shakes hands.
-                Conn::TlsHello(hello) => ConnParts::Http(ParkedH1 {
-                    client: hello.client,
-                    pending: Vec::new(),
-                }),
-                // Drain-type connections answer a pause themselves and
-                // never stop with one.
-                Conn::H2(_) | Conn::TlsH1(_) | Conn::Relay(_) => return,
+            // Kinds that cannot move answer a pause themselves
+            // (`Mobility`) and never stop with one.
+            let Some(parts) = conn.park() else {
+                return;
             };
             guard.parked = true;
             let parked = Parked {
@@ -789,35 +517,30 @@ async fn accept(
     // Latency over batching: a proxy must not add Nagle delays.
     let _ = client.set_nodelay(true);
     let bytes = Arc::clone(&guard.meter.bytes);
-    let conn = if let Some(ctx) = shared.rpc_of(listener) {
-        Conn::Rpc(Box::new(Downstream::new(
+    let conn: Conn = if let Some(ctx) = shared.rpc_of(listener) {
+        Box::new(Downstream::new(
             client,
             ctx.clone(),
             spec.idle_timeout,
             bytes,
-        )))
+        ))
     } else if let Some(ctx) = shared.http_of(listener).filter(|c| c.tls.is_some()) {
-        Conn::TlsHello(Box::new(TlsHello::new(
-            client,
-            ctx.clone(),
-            spec.idle_timeout,
-            bytes,
-        )))
+        Box::new(TlsHello::new(client, ctx.clone(), spec.idle_timeout, bytes))
     } else if let Some(ctx) = shared.http_of(listener) {
-        Conn::Http(Box::new(H1Conn::new(
+        Box::new(H1Conn::new(
             client,
             client_addr,
             bytes::BytesMut::new(),
             ctx.clone(),
             spec.idle_timeout,
             bytes,
-        )))
+        ))
     } else {
         match spec.target {
             // Only HTTP listeners have no default, and they are served above.
             baton_config::Target::NotFound => return None,
             baton_config::Target::Builtin(baton_config::Builtin::Echo) => {
-                Conn::Echo(Box::new(Echo::new(client, spec.idle_timeout, bytes)))
+                Box::new(Echo::new(client, spec.idle_timeout, bytes))
             }
             baton_config::Target::Cluster(cluster) => {
                 let upstream = shared.upstream(cluster);
@@ -858,13 +581,11 @@ async fn accept(
                 };
                 let _ = server.set_nodelay(true);
                 debug!(upstream = %addr, "connected");
-                Conn::Tunnel {
-                    tunnel: Box::new(
-                        Tunnel::new(client, server, spec.idle_timeout, bytes).with_tap(tap),
-                    ),
+                Box::new(TunnelConn {
+                    tunnel: Tunnel::new(client, server, spec.idle_timeout, bytes).with_tap(tap),
                     cluster: Arc::from(upstream.cluster.name.as_str()),
                     upstream: addr,
-                }
+                })
             }
         }
     };
@@ -906,7 +627,8 @@ mod tests {
     /// Every connection's task keeps a `Conn` in several places of its
     /// state for its whole life (measured: an idle L4 connection's task
     /// took 4.9 KB before the kinds were boxed, 2.3 KB with only the
-    /// large futures boxed): it must stay a pointer and a few fields.
+    /// large futures boxed): it must stay a pointer and a few fields (it
+    /// is a `Box<dyn Live>` now, two words).
     #[test]
     fn a_conn_is_small() {
         let size = std::mem::size_of::<Conn>();

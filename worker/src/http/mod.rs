@@ -70,7 +70,8 @@
 //! into halves for an exchange). Also: [`connect`] (upstream connections,
 //! plain or TLS), [`tls`] (listener certificates), [`relay`] (switched
 //! protocols over TLS), [`h2_limits`] (HTTP/2 head limits), [`parked`]
-//! (a paused HTTP/1.1 connection at rest and on the wire).
+//! (a paused HTTP/1.1 connection at rest and on the wire), [`live`] (the
+//! HTTP kinds running, as the connection task drives them).
 
 pub mod client_h1;
 pub mod client_h2;
@@ -82,6 +83,7 @@ pub mod exchange;
 pub mod fuzzing;
 pub mod h1_pool;
 pub mod h2_limits;
+pub mod live;
 pub mod message;
 pub mod parked;
 pub mod relay;

@@ -7,6 +7,8 @@
 //!   bytes read and not yet written, and the half-close flags;
 //! * [`tunnel`] — a client and an upstream socket with a pipe each way
 //!   ([`tunnel::Tunnel`]), and the echo built-in ([`tunnel::Echo`]);
+//! * [`live`] — the tunnel and the echo running, as the connection task
+//!   drives them ([`crate::kind::Live`]);
 //! * [`parked`] — the tunnel and the echo at rest and on the wire (their
 //!   [`crate::kind`] implementations);
 //! * [`tap`] — what a tunnel shows its bytes to when something above
@@ -17,6 +19,7 @@
 //! timer), [`crate::telemetry`] (byte meters), [`crate::fds`] (the cap on
 //! kernel pipes), [`crate::kind`] (the forms of a kind of connection).
 
+pub mod live;
 pub mod parked;
 pub mod pipe;
 pub mod tap;

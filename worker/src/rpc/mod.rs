@@ -27,7 +27,8 @@
 //! A client connection moves at a frame boundary: its socket, the bytes of
 //! a partial frame not yet decoded, the bytes decoded-and-answered but not
 //! yet written, and its codec state ([`crate::codec::CodecState`]) — its
-//! parked form, [`downstream::RpcParts`], written as a [`parked::RpcWire`]. The
+//! parked form, [`downstream::RpcParts`], written as a [`parked::RpcWire`]
+//! (its running form's [`crate::kind::Live`] is in [`live`]). The
 //! requests it already sent upstream stay in the old generation, in the
 //! upstream connections that carry them; their responses (or errors, at
 //! the drain deadline) land in the moved connection's old inbox, and the
@@ -40,6 +41,7 @@
 //! drains in the old generation.
 
 pub mod downstream;
+pub mod live;
 pub mod parked;
 pub mod pool;
 pub mod route;
