@@ -66,6 +66,28 @@ pub trait Kind: Sized + Send + std::fmt::Debug + 'static {
     /// The fds that travel with it, in its wire forms' order (a spill
     /// memfd, when there is one, goes after them).
     fn fds(&self) -> Vec<BorrowedFd<'_>>;
+
+    /// Its client's socket.
+    fn client(&self) -> &TcpStream;
+}
+
+/// A parked connection resuming in this generation, as a running one.
+pub trait Resume<W: Task>: Kind {
+    /// Its running form on `site`; `None` when it cannot run there (its
+    /// listener has gone, or is of another protocol now): it closes.
+    fn resume(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>>;
+}
+
+/// The listener a connection resumes on (see [`Task::Site`]).
+pub trait Site {
+    /// Its name (for logs).
+    fn listener(&self) -> &str;
+}
+
+/// What a [`Site`] gives the kinds that need it, for a connection on
+/// `client`: `None` when the listener has none.
+pub trait Provides<T> {
+    fn provide(&self, client: &TcpStream) -> Option<T>;
 }
 
 /// A parked connection written as wire form `W`: `W` is the registry's
@@ -112,6 +134,10 @@ pub trait Task: 'static {
     type Parts;
     /// Where a moved RPC connection's forwarded responses go.
     type Inbox;
+    /// The listener a parked connection resumes on, in this generation:
+    /// what it [`Provides`] to the kinds that need it (their protocol's
+    /// context, the L4 filters' tap).
+    type Site: Site;
 
     /// The stop a drain ends with (the drain deadline's close).
     fn deadline() -> Self::Stop;

@@ -39,8 +39,10 @@
 //! [`crate::rpc::live`]): run until stopped, its [`crate::kind::Mobility`]
 //! at a pause (moves, drains, or closes between requests), drain, what it
 //! becomes once finished (HTTP/1.1 → HTTP/2, or a tunnel after a 101), and
-//! park into its parked form. [`task`] holds it as a `Box<dyn Live>` and
-//! never matches on kinds while it runs one. Kinds that never move
+//! park into its parked form; a parked form resumes as a running one
+//! through [`crate::kind::Resume`]. [`task`] holds a running connection
+//! as a `Box<dyn Live>` and never matches on kinds while it runs, pauses
+//! or resumes one. Kinds that never move
 //! (HTTP/2, TLS sessions, relays) have a running form only.
 //!
 //! ## Adding a kind that moves: the checklist
@@ -58,10 +60,13 @@
 //!    (`migrate::schema`'s "Versioning": a `Schema` constant, its arms,
 //!    `HANDOFF_VERSIONS`) and its golden fixtures;
 //! 5. its running form: `impl<W: Task> Live<W>` in the protocol's `live`
-//!    module, with `park` giving its parked form;
-//! 6. in [`task`], the two places that still name kinds: `accept` (which
-//!    listeners' new connections are of this kind) and `rebuild` (how a
-//!    parked one resumes, with this generation's listener context).
+//!    module, with `park` giving its parked form; and
+//!    `impl<W: Task> Resume<W>` for the parked form (what it needs from
+//!    the listener it resumes on: `W::Site: Provides<ItsContext>`, and if
+//!    that context is new, a `Provides` impl for `task`'s `ListenerSite`);
+//! 6. in [`task`]'s `accept`, the one place that names kinds: which
+//!    listeners' new connections are of this kind (a listener config
+//!    decision, not a match on kinds).
 
 pub mod ctx;
 pub mod registry;

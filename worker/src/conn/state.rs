@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
 
 use crate::http::parked::{HttpWire, ParkedH1};
-use crate::kind::{Encode, Fds, Kind, WireError, WireForm};
+use crate::kind::{Encode, Env, Fds, Kind, Live, Resume, Task, WireError, WireForm};
 use crate::l4::parked::{EchoWire, ParkedEcho, ParkedTunnel, SpilledTunnelWire, TunnelWire};
 use crate::rpc::downstream::RpcParts;
 use crate::rpc::parked::RpcWire;
@@ -121,6 +122,25 @@ macro_rules! kinds {
             pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
                 match self {
                     $(ConnParts::$kind(parts) => parts.fds(),)*
+                }
+            }
+
+            /// Its client's socket.
+            pub fn client(&self) -> &TcpStream {
+                match self {
+                    $(ConnParts::$kind(parts) => parts.client(),)*
+                }
+            }
+
+            /// Its running form on `site`, in this generation; `None`
+            /// when it cannot run there (it closes).
+            pub fn resume<W>(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>>
+            where
+                W: Task,
+                $($parts: Resume<W>,)*
+            {
+                match self {
+                    $(ConnParts::$kind(parts) => parts.resume(site, env),)*
                 }
             }
 

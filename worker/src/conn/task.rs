@@ -15,9 +15,11 @@
 //! a `Box<dyn Live>` ([`crate::kind::Live`], implemented in each kind's
 //! module), and the task only asks it to run until stopped, what a pause
 //! does to it ([`crate::kind::Mobility`]), to drain, what it becomes once
-//! finished, and to park. Kinds are named in two places only: `accept`
-//! (what a listener's new connection is) and `rebuild` (what a parked one
-//! resumes as, with this generation's contexts and filters).
+//! finished, and to park. A parked connection resumes through the
+//! registry ([`ConnParts::resume`], each kind's [`crate::kind::Resume`])
+//! on its listener's `ListenerSite`, which provides this generation's
+//! contexts and filters. Kinds are named in one place only: `accept`
+//! (what a listener's new connection is, from its config).
 //!
 //! A task starts from a freshly accepted socket (`spawn` with
 //! [`Start::Accepted`]: it connects the upstream or sets up the protocol's
@@ -41,19 +43,18 @@ use crate::conn::state::{ConnId, ConnParts, History, Parked};
 use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
 use crate::filter::network::Refused;
+use crate::http::HttpContext;
 use crate::http::error::SessionError;
 use crate::http::live::TlsHello;
-use crate::http::parked::ParkedH1;
 use crate::http::session_h1::H1Conn;
 use crate::io::Outcome;
-use crate::kind::{Env, Live, Mobility, Task};
+use crate::kind::{Env, Live, Mobility, Provides, Site, Task};
 use crate::l4::live::TunnelConn;
-use crate::l4::parked::{ParkedEcho, ParkedTunnel};
 use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
-use crate::rpc::downstream::{Downstream, DownstreamError};
+use crate::rpc::downstream::{Context as RpcContext, Downstream, DownstreamError};
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter};
 use crate::upstream::lb::Pick;
@@ -110,9 +111,52 @@ impl Task for ConnTask {
     type Failure = Failure;
     type Parts = ConnParts;
     type Inbox = mpsc::UnboundedSender<Outbound>;
+    type Site = ListenerSite;
 
     fn deadline() -> Stop {
         Stop::Close
+    }
+}
+
+/// The listener a parked connection resumes on, in this generation (by
+/// name: it may have gone, `id` then `None`).
+struct ListenerSite {
+    shared: Arc<Ctx>,
+    id: Option<ListenerId>,
+    name: Arc<str>,
+}
+
+impl Site for ListenerSite {
+    fn listener(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Provides<HttpContext> for ListenerSite {
+    fn provide(&self, _client: &TcpStream) -> Option<HttpContext> {
+        self.shared.http_of(self.id?).cloned()
+    }
+}
+
+impl Provides<RpcContext> for ListenerSite {
+    fn provide(&self, _client: &TcpStream) -> Option<RpcContext> {
+        self.shared.rpc_of(self.id?).cloned()
+    }
+}
+
+/// This generation's L4 filters for a moved tunnel, afresh.
+impl Provides<Box<dyn Tap>> for ListenerSite {
+    fn provide(&self, client: &TcpStream) -> Option<Box<dyn Tap>> {
+        let chain = self.shared.filters_of(self.id?);
+        if chain.is_empty() {
+            return None;
+        }
+        let info = ConnInfo {
+            listener: Arc::clone(&self.name),
+            source: client.peer_addr().ok(),
+            local: client.local_addr().ok(),
+        };
+        chain.adopt(&info).map(|tap| tap as Box<dyn Tap>)
     }
 }
 
@@ -216,86 +260,17 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
     // none are free (see crate::fds).
     let cost = spec.map_or_else(|| parked.conn.fd_units(), |id| shared.cost_of(id));
     let fds = shared.fds.force(cost);
-    let (conn, client_addr) = match parked.conn {
-        ConnParts::Tunnel(ParkedTunnel {
-            parts,
-            cluster,
-            upstream,
-        }) => {
-            let client_addr = parts.client.peer_addr().ok();
-            // Only connections whose filters all move come here: they get
-            // this generation's filters, afresh (see crate::filter).
-            let tap = spec
-                .map(|id| shared.filters_of(id))
-                .filter(|chain| !chain.is_empty())
-                .and_then(|chain| {
-                    chain.adopt(&ConnInfo {
-                        listener: Arc::clone(&parked.listener),
-                        source: client_addr,
-                        local: parts.client.local_addr().ok(),
-                    })
-                });
-            let tunnel =
-                Tunnel::from_parts(parts, idle, bytes).with_tap(tap.map(|t| t as Box<dyn Tap>));
-            let conn: Conn = Box::new(TunnelConn {
-                tunnel,
-                cluster,
-                upstream,
-            });
-            (conn, client_addr)
-        }
-        ConnParts::Echo(ParkedEcho { client, pipe }) => {
-            let client_addr = client.peer_addr().ok();
-            let conn: Conn = Box::new(Echo::from_parts(client, pipe, idle, bytes));
-            (conn, client_addr)
-        }
-        ConnParts::Http(ParkedH1 { client, pending }) => {
-            let client_addr = client.peer_addr().ok();
-            let Some(ctx) = spec.and_then(|id| shared.http_of(id).cloned()) else {
-                warn!(listener = %parked.listener, "no HTTP listener of that name any more; closing the connection");
-                return None;
-            };
-            if ctx.tls.is_some() && pending.is_empty() {
-                // Moved before its ClientHello (a TLS connection never
-                // moves after it).
-                let hello = TlsHello::new(client, ctx, idle, bytes);
-                return Some(Ready {
-                    conn: Box::new(hello),
-                    listener: parked.listener,
-                    idle_timeout: idle,
-                    client_addr,
-                    history,
-                    permit: None,
-                    fds,
-                });
-            }
-            let conn = H1Conn::new(
-                client,
-                client_addr,
-                bytes::BytesMut::from(&pending[..]),
-                ctx,
-                idle,
-                bytes,
-            )
-            .between_requests();
-            (Box::new(conn) as Conn, client_addr)
-        }
-        ConnParts::Rpc(parts) => {
-            let client_addr = parts.client.peer_addr().ok();
-            // An RPC connection needs its listener's routes and pools.
-            let Some(ctx) = spec.and_then(|id| shared.rpc_of(id).cloned()) else {
-                warn!(listener = %parked.listener, "no RPC listener of that name any more; closing the connection");
-                return None;
-            };
-            match Downstream::from_parts(parts, ctx, idle, bytes) {
-                Ok(downstream) => (Box::new(downstream) as Conn, client_addr),
-                Err(e) => {
-                    warn!(error = %e, "cannot resume an RPC connection; closing it");
-                    return None;
-                }
-            }
-        }
+    let client_addr = parked.conn.client().peer_addr().ok();
+    let site = ListenerSite {
+        shared: Arc::clone(shared),
+        id: spec,
+        name: Arc::clone(&parked.listener),
     };
+    let env = Env {
+        idle_timeout: idle,
+        bytes,
+    };
+    let conn = parked.conn.resume::<ConnTask>(&site, env)?;
     Some(Ready {
         conn,
         listener: parked.listener,

@@ -5,14 +5,16 @@
 //! over TLS (closes between requests), HTTP/2 (GOAWAY, then drains) and a
 //! switched-protocol [`Relay`] with TLS on a side (drains). An HTTP/1.1
 //! session that finishes may go on as HTTP/2 (h2c, or the preface) or, after
-//! a 101, as an L4 tunnel or a relay.
+//! a 101, as an L4 tunnel or a relay. A parked HTTP/1.1 connection
+//! resumes ([`crate::kind::Resume`]) as a session between requests, or as
+//! a [`TlsHello`] on a TLS listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::http::HttpContext;
 use crate::http::error::SessionError;
@@ -21,7 +23,7 @@ use crate::http::relay::Relay;
 use crate::http::session_h1::H1Conn;
 use crate::http::session_h2::H2Conn;
 use crate::io::{BoxIo, Outcome, Prefixed};
-use crate::kind::{BoxFuture, Env, Live, Mobility, Next, Task};
+use crate::kind::{BoxFuture, Env, Live, Mobility, Next, Provides, Resume, Site, Task};
 use crate::l4::live::TunnelConn;
 use crate::l4::parked::ParkedTunnel;
 use crate::l4::tunnel::Tunnel;
@@ -271,6 +273,37 @@ where
     fn park(self: Box<Self>) -> Option<W::Parts> {
         let (client, pending) = self.into_parts();
         Some(ParkedH1 { client, pending }.into())
+    }
+}
+
+impl<W: Task> Resume<W> for ParkedH1
+where
+    W::Failure: From<SessionError> + From<std::io::Error>,
+    W::Parts: From<ParkedH1> + From<ParkedTunnel>,
+    W::Site: Provides<HttpContext>,
+{
+    fn resume(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>> {
+        let Some(ctx) = site.provide(&self.client) else {
+            warn!(listener = %site.listener(), "no HTTP listener of that name any more; closing the connection");
+            return None;
+        };
+        if ctx.tls.is_some() && self.pending.is_empty() {
+            // Moved before its ClientHello (a TLS connection never moves
+            // after it).
+            let hello = TlsHello::new(self.client, ctx, env.idle_timeout, env.bytes);
+            return Some(Box::new(hello));
+        }
+        let client_addr = self.client.peer_addr().ok();
+        let conn = H1Conn::new(
+            self.client,
+            client_addr,
+            bytes::BytesMut::from(&self.pending[..]),
+            ctx,
+            env.idle_timeout,
+            env.bytes,
+        )
+        .between_requests();
+        Some(Box::new(conn))
     }
 }
 

@@ -38,6 +38,10 @@ impl Kind for ParkedH1 {
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
         vec![self.client.as_fd()]
     }
+
+    fn client(&self) -> &TcpStream {
+        &self.client
+    }
 }
 
 impl<W: From<HttpWire>> Encode<W> for ParkedH1 {

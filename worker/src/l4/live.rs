@@ -1,13 +1,14 @@
 //! The L4 kinds running, as the connection task drives them
 //! ([`crate::kind::Live`]): a tunnel to a cluster ([`TunnelConn`]) and
-//! the echo.
+//! the echo; and how their parked forms resume ([`crate::kind::Resume`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::io::Outcome;
-use crate::kind::{BoxFuture, Live, Mobility, Task};
+use crate::kind::{BoxFuture, Env, Live, Mobility, Provides, Resume, Task};
 use crate::l4::parked::{ParkedEcho, ParkedTunnel};
+use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
 
 /// A running tunnel, and where it goes (for the access log).
@@ -97,5 +98,35 @@ where
     fn park(self: Box<Self>) -> Option<W::Parts> {
         let (client, pipe) = self.into_parts();
         Some(ParkedEcho { client, pipe }.into())
+    }
+}
+
+impl<W: Task> Resume<W> for ParkedTunnel
+where
+    W::Failure: From<std::io::Error>,
+    W::Parts: From<ParkedTunnel>,
+    W::Site: Provides<Box<dyn Tap>>,
+{
+    /// Only connections whose filters all move come here: they get this
+    /// generation's filters, afresh (see crate::filter).
+    fn resume(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>> {
+        let tap = site.provide(&self.parts.client);
+        let tunnel = Tunnel::from_parts(self.parts, env.idle_timeout, env.bytes).with_tap(tap);
+        Some(Box::new(TunnelConn {
+            tunnel,
+            cluster: self.cluster,
+            upstream: self.upstream,
+        }))
+    }
+}
+
+impl<W: Task> Resume<W> for ParkedEcho
+where
+    W::Failure: From<std::io::Error>,
+    W::Parts: From<ParkedEcho>,
+{
+    fn resume(self, _site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>> {
+        let echo = Echo::from_parts(self.client, self.pipe, env.idle_timeout, env.bytes);
+        Some(Box::new(echo))
     }
 }

@@ -105,6 +105,10 @@ impl Kind for ParkedTunnel {
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
         vec![self.parts.client.as_fd(), self.parts.upstream.as_fd()]
     }
+
+    fn client(&self) -> &TcpStream {
+        &self.parts.client
+    }
 }
 
 impl<W: From<TunnelWire> + From<SpilledTunnelWire>> Encode<W> for ParkedTunnel {
@@ -196,6 +200,10 @@ impl Kind for ParkedEcho {
 
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
         vec![self.client.as_fd()]
+    }
+
+    fn client(&self) -> &TcpStream {
+        &self.client
     }
 }
 

@@ -1,12 +1,14 @@
 //! An RPC client connection running, as the connection task drives it
-//! ([`crate::kind::Live`]).
+//! ([`crate::kind::Live`]), and how its parked form resumes
+//! ([`crate::kind::Resume`]).
 
 use tokio::sync::mpsc;
+use tracing::warn;
 
 use crate::io::Outcome;
-use crate::kind::{BoxFuture, Live, Mobility, Task};
+use crate::kind::{BoxFuture, Env, Live, Mobility, Provides, Resume, Site, Task};
 use crate::rpc::Outbound;
-use crate::rpc::downstream::{Downstream, DownstreamError, RpcParts};
+use crate::rpc::downstream::{Context, Downstream, DownstreamError, RpcParts};
 
 impl<W> Live<W> for Downstream
 where
@@ -45,5 +47,28 @@ where
 
     fn park(self: Box<Self>) -> Option<W::Parts> {
         Some(self.into_parts().into())
+    }
+}
+
+impl<W> Resume<W> for RpcParts
+where
+    W: Task<Inbox = mpsc::UnboundedSender<Outbound>>,
+    W::Failure: From<DownstreamError>,
+    W::Parts: From<RpcParts>,
+    W::Site: Provides<Context>,
+{
+    /// An RPC connection needs its listener's routes and pools.
+    fn resume(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>> {
+        let Some(ctx) = site.provide(&self.client) else {
+            warn!(listener = %site.listener(), "no RPC listener of that name any more; closing the connection");
+            return None;
+        };
+        match Downstream::from_parts(self, ctx, env.idle_timeout, env.bytes) {
+            Ok(downstream) => Some(Box::new(downstream)),
+            Err(e) => {
+                warn!(error = %e, "cannot resume an RPC connection; closing it");
+                None
+            }
+        }
     }
 }

@@ -36,6 +36,10 @@ impl Kind for RpcParts {
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
         vec![self.client.as_fd()]
     }
+
+    fn client(&self) -> &tokio::net::TcpStream {
+        &self.client
+    }
 }
 
 impl<W: From<RpcWire>> Encode<W> for RpcParts {
