@@ -22,12 +22,16 @@
 //!   HTTP/1.1 connection switching to HTTP/2 or to a tunnel), and
 //!   [`Live::park`] into its parked form. Generic over the task that runs
 //!   it ([`Task`]: its stop reason, failure and parked types), so the
-//!   kinds name none of them.
+//!   kinds name none of them;
+//! * [`Resume`] — parked → running in this generation, on the listener's
+//!   [`Site`], which [`Provides`] what the kind needs (its protocol's
+//!   context, the L4 filters' tap).
 //!
 //! The generic code never names a kind: `conn::state` lists the kinds
 //! once (`kinds!`), which builds the enums that dispatch to them — the
 //! parked `ConnParts` and the wire `ConnKind`, in wire order — and
-//! `migrate::wire` and `conn::task` call those.
+//! `migrate::wire` calls those; `conn::task` runs a `Box<dyn Live>` and
+//! names kinds only where a listener's new connection is built.
 //!
 //! This module sits at layer 1 (see the crate root) so that the kinds
 //! (`l4`, `rpc`, `http`) implement it without importing the layers that

@@ -34,8 +34,9 @@
 //!   sockets or clocks; each decoder bounded and fuzzed;
 //! * [`io`] — how a pump's run ends ([`io::Outcome`]), the idle timer,
 //!   the boxed client stream types; [`kind`] — the traits a kind of
-//!   connection implements for its parked and wire forms
-//!   ([`kind::Kind`], [`kind::Encode`], [`kind::WireForm`]);
+//!   connection implements for its running, parked and wire forms
+//!   ([`kind::Live`], [`kind::Resume`], [`kind::Kind`], [`kind::Encode`],
+//!   [`kind::WireForm`]);
 //!   [`lifecycle`] — the close [`lifecycle::Order`],
 //!   connection counters, drain report; [`fds`] — the fd budget;
 //!   [`telemetry`] — meters, their snapshot for the supervisor, the access

@@ -216,3 +216,157 @@ kinds! {
         SpilledTunnel(SpilledTunnelWire),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::net::TcpStream;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::http::HttpContext;
+    use crate::http::error::SessionError;
+    use crate::kind::{Mobility, Provides, Site};
+    use crate::l4::pipe::PipeState;
+    use crate::l4::tap::Tap;
+    use crate::rpc::Outbound;
+    use crate::rpc::downstream::{Context as RpcContext, DownstreamError};
+    use crate::telemetry::meters::ByteMeter;
+
+    /// A task that only resumes and parks.
+    struct Bare;
+
+    /// Why a connection failed: not looked at here.
+    #[derive(Debug)]
+    struct Failed;
+
+    impl From<std::io::Error> for Failed {
+        fn from(_: std::io::Error) -> Failed {
+            Failed
+        }
+    }
+
+    impl From<SessionError> for Failed {
+        fn from(_: SessionError) -> Failed {
+            Failed
+        }
+    }
+
+    impl From<DownstreamError> for Failed {
+        fn from(_: DownstreamError) -> Failed {
+            Failed
+        }
+    }
+
+    impl Task for Bare {
+        type Stop = ();
+        type Failure = Failed;
+        type Parts = ConnParts;
+        type Inbox = mpsc::UnboundedSender<Outbound>;
+        type Site = Gone;
+
+        fn deadline() {}
+    }
+
+    /// A listener that is gone from the config: it provides nothing.
+    struct Gone;
+
+    impl Site for Gone {
+        fn listener(&self) -> &str {
+            "gone"
+        }
+    }
+
+    impl Provides<HttpContext> for Gone {
+        fn provide(&self, _: &TcpStream) -> Option<HttpContext> {
+            None
+        }
+    }
+
+    impl Provides<RpcContext> for Gone {
+        fn provide(&self, _: &TcpStream) -> Option<RpcContext> {
+            None
+        }
+    }
+
+    impl Provides<Box<dyn Tap>> for Gone {
+        fn provide(&self, _: &TcpStream) -> Option<Box<dyn Tap>> {
+            None
+        }
+    }
+
+    async fn socket() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        (ours, peer)
+    }
+
+    fn env() -> Env {
+        Env {
+            idle_timeout: Duration::from_secs(60),
+            bytes: Arc::new(ByteMeter::default()),
+        }
+    }
+
+    /// Parked → running → parked gives back what was parked, through the
+    /// registry alone; a kind whose listener context is gone does not
+    /// resume (it closes), and one that needs none does.
+    #[tokio::test]
+    async fn a_parked_kind_resumes_and_parks_back_through_the_registry() {
+        let ((client, _c), (upstream, _u)) = (socket().await, socket().await);
+        let pending = |bytes: &[u8]| PipeState {
+            pending: bytes.to_vec(),
+            read_closed: false,
+            write_closed: false,
+        };
+        let tunnel = ConnParts::from(ParkedTunnel {
+            parts: crate::l4::tunnel::Parts {
+                client,
+                upstream,
+                c2u: pending(b"up"),
+                u2c: pending(b"down"),
+            },
+            cluster: Arc::from("back"),
+            upstream: "127.0.0.1:9".parse().unwrap(),
+        });
+        let live = tunnel
+            .resume::<Bare>(&Gone, env())
+            .expect("a tunnel needs no context");
+        assert_eq!(live.mobility(), Mobility::Moves, "no filters: it moves");
+        assert_eq!(
+            live.upstream().map(|(c, _)| c.to_string()).as_deref(),
+            Some("back")
+        );
+        let Some(ConnParts::Tunnel(back)) = live.park() else {
+            panic!("a tunnel parks as a tunnel")
+        };
+        assert_eq!(back.parts.c2u.pending, b"up");
+        assert_eq!(back.parts.u2c.pending, b"down");
+
+        let (client, _peer) = socket().await;
+        let echo = ConnParts::from(ParkedEcho {
+            client,
+            pipe: pending(b"echo"),
+        });
+        let live = echo
+            .resume::<Bare>(&Gone, env())
+            .expect("an echo needs no context");
+        let Some(ConnParts::Echo(back)) = live.park() else {
+            panic!("an echo parks as an echo")
+        };
+        assert_eq!(back.pipe.pending, b"echo");
+
+        let (client, _peer) = socket().await;
+        let http = ConnParts::from(ParkedH1 {
+            client,
+            pending: b"GET / HTTP/1.1\r\n".to_vec(),
+        });
+        assert_eq!(http.name(), "http1");
+        assert!(http.resume::<Bare>(&Gone, env()).is_none());
+    }
+}
