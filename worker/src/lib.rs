@@ -21,10 +21,10 @@
 //! ```text
 //!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
 //!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, hooks
-//!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked), task
-//!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
+//!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked; kinds!), task
+//!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients; live, parked
 //! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
-//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap); clusters, balancers (connect with fall-through)
+//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap; live, parked); clusters, balancers (connect with fall-through)
 //!  1  io  kind  lifecycle  fds  telemetry/   pump vocabulary; a connection kind's forms; Order and Stats; fd budget; meters, log
 //!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
 //! ```
