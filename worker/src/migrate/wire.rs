@@ -7,7 +7,8 @@
 //! parked form encodes itself, its wire forms adopt themselves); this
 //! module writes and reads what every connection has (id, listener, idle
 //! timeout, history) and dispatches the rest through the registry's enums
-//! ([`ConnParts`], [`ConnKind`]). Pending bytes up to
+//! ([`crate::conn::state::ConnParts`], [`crate::conn::state::ConnKind`]).
+//! Pending bytes up to
 //! [`crate::kind::INLINE_BYTES`] travel inside the state; more go in a
 //! memfd sent after the connection's own fds, and a peer's spill is
 //! refused past [`crate::kind::MAX_SPILL`].
