@@ -105,21 +105,31 @@
 //! a moved RPC connection had in flight arrive in the old generation and
 //! are forwarded ([`migrate::forward`]) to the new one, which writes them to
 //! the client.
+//!
+//! # Visibility
+//!
+//! `pub(crate)` by default: `unreachable_pub` warns (CI denies warnings),
+//! so an item is public only when something outside the crate uses it —
+//! the binary ([`cli`]), the fuzz targets and codec tests ([`codec`],
+//! `http::fuzzing`), and the component tests in `worker/tests/`
+//! (`conn::ctx`, `generation::serve`, `migrate::{hooks, new, old,
+//! schema}`).
+#![warn(unreachable_pub)]
 
 pub mod cli;
 pub mod codec;
 pub mod conn;
-pub mod fds;
-pub mod filter;
+pub(crate) mod fds;
+pub(crate) mod filter;
 pub mod generation;
 pub mod http;
-pub mod io;
-pub mod l4;
-pub mod lifecycle;
+pub(crate) mod io;
+pub(crate) mod l4;
+pub(crate) mod lifecycle;
 pub mod migrate;
-pub mod rpc;
-pub mod telemetry;
-pub mod upstream;
+pub(crate) mod rpc;
+pub(crate) mod telemetry;
+pub(crate) mod upstream;
 
 use std::process::ExitCode;
 

@@ -17,6 +17,6 @@
 //! between generations and `generation` accepts and builds the [`ctx::Ctx`].
 
 pub mod ctx;
-pub mod registry;
-pub mod state;
-pub mod task;
+pub(crate) mod registry;
+pub(crate) mod state;
+pub(crate) mod task;

@@ -49,7 +49,7 @@ use crate::upstream::lb::Pick;
 
 /// How a connection task starts.
 #[derive(Debug)]
-pub enum Start {
+pub(crate) enum Start {
     /// Freshly accepted on listener `listener`.
     Accepted {
         listener: ListenerId,
@@ -252,14 +252,14 @@ fn spawn_as(
 /// Runs a connection handed over by the previous generation (or one of
 /// ours resumed after a failed handoff). For an RPC connection, returns
 /// its inbox (for the responses the previous generation forwards).
-pub fn adopt(ctx: &Arc<Ctx>, parked: Parked) -> Option<mpsc::UnboundedSender<Outbound>> {
+pub(crate) fn adopt(ctx: &Arc<Ctx>, parked: Parked) -> Option<mpsc::UnboundedSender<Outbound>> {
     spawn(ctx, Start::Adopted(Box::new(parked)))
 }
 
 /// Resumes a parked connection of ours that cannot move (it has no form
 /// the next generation reads): it runs on here, out of reach of any
 /// further pause, until it ends or the drain deadline closes it.
-pub fn stay(ctx: &Arc<Ctx>, parked: Parked) {
+pub(crate) fn stay(ctx: &Arc<Ctx>, parked: Parked) {
     spawn_as(ctx, Start::Adopted(Box::new(parked)), false);
 }
 

@@ -200,7 +200,7 @@ impl HttpUpstream {
 }
 
 /// Reads a cluster's CA bundle, as [`HttpUpstream::new`] will.
-pub fn verify(cluster: &baton_config::Cluster) -> Result<(), SetupError> {
+pub(crate) fn verify(cluster: &baton_config::Cluster) -> Result<(), SetupError> {
     match &cluster.tls {
         Some(tls) => client_tls(tls, cluster.protocol).map(drop),
         None => Ok(()),

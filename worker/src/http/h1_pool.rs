@@ -28,7 +28,7 @@ const MAX_IDLE_PER_CLUSTER: usize = 128;
 
 /// Below the common server keep-alive timeouts (nginx 75 s, Apache 5 s is
 /// the outlier the staleness check catches).
-pub const MAX_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// A pooled connection: since when it idles, and its fd budget unit.
 type Idle = (UpIo, Instant, FdUnits);

@@ -71,25 +71,25 @@
 //! plain or TLS), [`tls`] (listener certificates), [`relay`] (switched
 //! protocols over TLS), [`h2_limits`] (HTTP/2 head limits).
 
-pub mod client_h1;
-pub mod client_h2;
-pub mod connect;
-pub mod duplex;
-pub mod error;
-pub mod exchange;
+pub(crate) mod client_h1;
+pub(crate) mod client_h2;
+pub(crate) mod connect;
+pub(crate) mod duplex;
+pub(crate) mod error;
+pub(crate) mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod h1_pool;
-pub mod h2_limits;
-pub mod message;
-pub mod relay;
-pub mod route;
-pub mod session_h1;
-pub mod session_h2;
-pub mod sides;
-pub mod tls;
-pub mod transform;
-pub mod translate;
+pub(crate) mod h1_pool;
+pub(crate) mod h2_limits;
+pub(crate) mod message;
+pub(crate) mod relay;
+pub(crate) mod route;
+pub(crate) mod session_h1;
+pub(crate) mod session_h2;
+pub(crate) mod sides;
+pub(crate) mod tls;
+pub(crate) mod transform;
+pub(crate) mod translate;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,6 +15,6 @@
 //! timer), [`crate::telemetry`] (byte meters), [`crate::fds`] (the cap on
 //! kernel pipes).
 
-pub mod pipe;
-pub mod tap;
-pub mod tunnel;
+pub(crate) mod pipe;
+pub(crate) mod tap;
+pub(crate) mod tunnel;

@@ -110,7 +110,7 @@ impl Context {
 
 /// Why an RPC client connection failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DownstreamError {
+pub(crate) enum DownstreamError {
     /// The client's socket failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -122,7 +122,7 @@ pub enum DownstreamError {
 
 /// A client connection of an RPC listener.
 #[derive(Debug)]
-pub struct Downstream {
+pub(crate) struct Downstream {
     client: TcpStream,
     codec: AnyCodec,
     read_buf: BytesMut,
@@ -197,7 +197,7 @@ pub struct RpcParts {
 }
 
 impl Downstream {
-    pub fn new(
+    pub(crate) fn new(
         client: TcpStream,
         ctx: Context,
         idle_timeout: Duration,
@@ -227,7 +227,7 @@ impl Downstream {
     /// Resumes from parts: here after a failed move (the same inbox, so
     /// what its requests answer still arrives), or in a new generation (a
     /// fresh inbox; the old one's answers are forwarded into it).
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         parts: RpcParts,
         ctx: Context,
         idle_timeout: Duration,
@@ -273,11 +273,11 @@ impl Downstream {
 
     /// A sender into this connection's inbox (the new generation gives it
     /// to the forwarding of the old generation's responses).
-    pub fn inbox(&self) -> mpsc::UnboundedSender<Outbound> {
+    pub(crate) fn inbox(&self) -> mpsc::UnboundedSender<Outbound> {
         self.inbox_tx.clone()
     }
 
-    pub fn into_parts(self) -> RpcParts {
+    pub(crate) fn into_parts(self) -> RpcParts {
         let inbox_weak = self.inbox_tx.downgrade();
         // Dropping our sender (and the pinned connection's handle) lets the
         // inbox close once the last request in flight is answered: that is
@@ -296,18 +296,18 @@ impl Downstream {
 
     /// Whether the connection may move at an upgrade: its filters all
     /// move (else it drains here; see crate::filter).
-    pub fn moves(&self) -> bool {
+    pub(crate) fn moves(&self) -> bool {
         self.filters.as_ref().is_none_or(|f| f.filters.moves())
     }
 
     /// Bytes received from and sent to the client by this generation.
-    pub fn moved(&self) -> (u64, u64) {
+    pub(crate) fn moved(&self) -> (u64, u64) {
         (self.received, self.sent)
     }
 
     /// Serves the client until it is done, fails, idles out, or `stop`
     /// resolves (checked first at every wake-up).
-    pub async fn run_until<T>(
+    pub(crate) async fn run_until<T>(
         &mut self,
         stop: impl Future<Output = T>,
     ) -> Outcome<T, DownstreamError> {

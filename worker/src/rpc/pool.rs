@@ -76,17 +76,17 @@ pub struct UpRequest {
 
 /// A handle on one upstream connection's task.
 #[derive(Debug, Clone)]
-pub struct UpHandle {
+pub(crate) struct UpHandle {
     tx: mpsc::Sender<UpRequest>,
 }
 
 impl UpHandle {
     /// Queues a request; gives it back if the connection is gone.
-    pub async fn send(&self, request: UpRequest) -> Result<(), UpRequest> {
+    pub(crate) async fn send(&self, request: UpRequest) -> Result<(), UpRequest> {
         self.tx.send(request).await.map_err(|e| e.0)
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
 }
@@ -166,7 +166,7 @@ impl Pool {
 /// Connects to the cluster (round robin, fall-through) and starts the
 /// connection's task. `unsolicited` receives what the upstream sends
 /// unasked (RocketMQ broker requests on a pinned connection).
-pub async fn connect(
+pub(crate) async fn connect(
     upstream: &Upstream,
     protocol: Protocol,
     codec: CodecConfig,

@@ -13,5 +13,5 @@
 //! ([`crate::telemetry`] for the endpoint meters, [`crate::codec`] for the
 //! RPC attributes a balancer may hash).
 
-pub mod cluster;
-pub mod lb;
+pub(crate) mod cluster;
+pub(crate) mod lb;

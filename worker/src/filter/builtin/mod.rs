@@ -11,7 +11,7 @@
 //! None is configurable yet: issue 15 gives them config keys; until then
 //! they are built in code (tests).
 
-pub mod byte_limit;
-pub mod headers;
-pub mod rpc_fault;
-pub mod sources;
+pub(crate) mod byte_limit;
+pub(crate) mod headers;
+pub(crate) mod rpc_fault;
+pub(crate) mod sources;
