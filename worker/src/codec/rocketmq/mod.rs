@@ -84,6 +84,7 @@
 //! proxy-side failure calls for.
 
 mod json;
+pub mod route;
 
 use std::ops::Range;
 

@@ -1,0 +1,228 @@
+//! Apache RocketMQ, the real thing (issue 18): the name server and broker
+//! from Maven Central (rocketmq-namesrv, rocketmq-broker 5.3.3, remoting
+//! mode) and the official Java client (rocketmq-client), run by
+//! [`baton_tests::rocketmq_broker`] from `tests/interop/rocketmq/`.
+//!
+//! This file is the baseline the proxied tests are measured against: the
+//! client talks to the broker **directly**. One broker serves both tests
+//! of the file in turn (a JVM start costs seconds on two cores):
+//!
+//! * the name server's route answers (GET_ROUTEINFO_BY_TOPIC as a current
+//!   and as a pre-4.9.4 client asks for it, GET_BROKER_CLUSTER_INFO) are
+//!   the fixtures of the worker's broker-address rewriting
+//!   (`worker/src/codec/rocketmq/fixtures/`): this test checks that they
+//!   are still what the broker sends, byte for byte once the broker's
+//!   ephemeral address is replaced by [`FIXTURE_BROKER`].
+//!   `BATON_CAPTURE_FIXTURES=1` rewrites them instead;
+//! * 10,000 messages (5,000 sync, 5,000 async, 1 KiB) plus a few oneway,
+//!   batched and transactional ones, consumed by a push-consumer group of
+//!   2: every message consumed at least once (duplicates counted and
+//!   printed), the transactional ones committed only through the broker's
+//!   CHECK_TRANSACTION_STATE, both consumers holding queues. The client's
+//!   rates and send latencies are printed, never asserted.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use baton_tests::rocketmq_broker::{ClientSpec, RocketMq, code, remoting_call, run_client};
+use serde_json::json;
+
+const TOPIC: &str = "BatonTopic";
+
+/// The broker address written into the fixtures in place of the
+/// ephemeral one (RocketMQ's default broker port; same digit count as an
+/// ephemeral port, so the frame lengths rarely change).
+const FIXTURE_BROKER: &str = "127.0.0.1:10911";
+
+/// The request version a 5.3.3 Java client sends (`MQVersion.CURRENT_VERSION`,
+/// the ordinal of V5_3_3). From V4_9_4 (401) on, the name server writes
+/// route data as standard JSON (quoted map keys); below, fastjson's
+/// default (`{0:"addr"}`).
+const CLIENT_VERSION: i32 = 479;
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../worker/src/codec/rocketmq/fixtures")
+}
+
+/// `raw` (a whole frame) with `from` replaced by `to` in its body, the
+/// frame length fixed up. Only bodies carry broker addresses here.
+fn substitute(raw: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let header_len = (u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]) & 0x00ff_ffff) as usize;
+    let (head, body) = raw.split_at(8 + header_len);
+    let body = String::from_utf8(body.to_vec()).expect("route bodies are UTF-8 JSON");
+    assert!(
+        body.contains(from),
+        "the answer names the broker {from}: {body}"
+    );
+    let body = body.replace(from, to);
+    let mut out = head.to_vec();
+    let len = u32::try_from(out.len() - 4 + body.len()).expect("fits");
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// The route answers as captured, checked against (or written to) the
+/// fixtures.
+fn route_answers_match_the_fixtures(rmq: &RocketMq) {
+    let broker = rmq.broker.to_string();
+    let captures = [
+        (
+            "get_routeinfo_by_topic.v479.frame",
+            remoting_call(
+                rmq.namesrv,
+                code::GET_ROUTEINFO_BY_TOPIC,
+                json!({ "topic": TOPIC }),
+                CLIENT_VERSION,
+            ),
+        ),
+        (
+            "get_routeinfo_by_topic.v0.frame",
+            remoting_call(
+                rmq.namesrv,
+                code::GET_ROUTEINFO_BY_TOPIC,
+                json!({ "topic": TOPIC }),
+                0,
+            ),
+        ),
+        (
+            "get_broker_cluster_info.frame",
+            remoting_call(
+                rmq.namesrv,
+                code::GET_BROKER_CLUSTER_INFO,
+                json!({}),
+                CLIENT_VERSION,
+            ),
+        ),
+    ];
+    let capture = std::env::var_os("BATON_CAPTURE_FIXTURES").is_some();
+    for (name, frame) in captures {
+        assert_eq!(
+            frame.header["code"], 0,
+            "{name}: the name server answered {}",
+            frame.header
+        );
+        let normalised = substitute(&frame.raw, &broker, FIXTURE_BROKER);
+        let path = fixtures_dir().join(name);
+        if capture {
+            std::fs::write(&path, &normalised).expect("write fixture");
+            eprintln!("captured {}", path.display());
+            continue;
+        }
+        let fixture = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            String::from_utf8_lossy(&normalised),
+            String::from_utf8_lossy(&fixture),
+            "{name}: the real name server's answer differs from the fixture \
+             (BATON_CAPTURE_FIXTURES=1 rewrites the fixtures)"
+        );
+    }
+}
+
+/// 10,000 messages and a transactional few, directly to the broker.
+fn messages_reach_the_consumer_group(rmq: &RocketMq) {
+    let mut spec = ClientSpec::new(TOPIC);
+    spec.sync = 5_000;
+    spec.async_ = 5_000;
+    spec.oneway = 100;
+    spec.batch = 200;
+    spec.tx = 10;
+    let expected = (spec.sync + spec.async_ + spec.oneway + spec.batch + spec.tx) as usize;
+    let run = run_client(rmq.namesrv, &spec);
+
+    assert_eq!(
+        run.send_failures,
+        Vec::<serde_json::Value>::new(),
+        "sends failed"
+    );
+    assert_eq!(
+        run.sent.len(),
+        expected,
+        "every send acknowledged (summary: {})",
+        run.summary
+    );
+    assert_eq!(run.missing(), Vec::<&str>::new(), "sent but never consumed");
+    for mode in ["sync", "async", "oneway", "batch", "tx"] {
+        let n = run
+            .consumed
+            .keys()
+            .filter(|k| k.contains(&format!("-{mode}-")))
+            .count();
+        assert!(n > 0, "no {mode} message consumed");
+    }
+    // The group of 2 shares the topic's 4 queues: both consumed.
+    assert_eq!(
+        run.consumed_by.len(),
+        2,
+        "consumers that consumed: {:?}",
+        run.consumed_by
+    );
+    // Committed only by answering the broker's check: every transactional
+    // key was checked, and the checks came as broker → client requests.
+    let mut checked: Vec<&str> = run.tx_checks.iter().map(String::as_str).collect();
+    checked.sort_unstable();
+    checked.dedup();
+    assert_eq!(
+        checked.len(),
+        spec.tx as usize,
+        "transactions checked: {checked:?}"
+    );
+    let checks = run
+        .broker_requests
+        .get(&i64::from(code::CHECK_TRANSACTION_STATE))
+        .copied();
+    assert!(
+        checks >= Some(spec.tx as usize),
+        "CHECK_TRANSACTION_STATE requests: {checks:?}"
+    );
+    assert!(
+        !run.rebalances.is_empty(),
+        "the consumers were assigned queues"
+    );
+
+    let s = &run.summary;
+    eprintln!(
+        "rocketmq direct: {} sent, {} consumed once or more, {} duplicates, {} rebalances, \
+         {} NOTIFY_CONSUMER_IDS_CHANGED, client ran {:.1} s",
+        run.sent.len(),
+        run.consumed.len(),
+        run.duplicates(),
+        run.rebalances.len(),
+        run.broker_requests
+            .get(&i64::from(code::NOTIFY_CONSUMER_IDS_CHANGED))
+            .copied()
+            .unwrap_or(0),
+        run.elapsed.as_secs_f64(),
+    );
+    eprintln!(
+        "rocketmq direct ({} B messages): sync {} msg/s (p50 {} us, p99 {} us), async {} msg/s, \
+         consumed {} msg/s",
+        s["size"],
+        s["sync_msgs_per_s"],
+        s["sync_p50_us"],
+        s["sync_p99_us"],
+        s["async_msgs_per_s"],
+        s["consumed_msgs_per_s"]
+    );
+}
+
+#[test]
+fn the_real_broker_directly() {
+    let started = Instant::now();
+    let rmq = RocketMq::start(&[TOPIC]);
+    route_answers_match_the_fixtures(&rmq);
+    messages_reach_the_consumer_group(&rmq);
+    let pid = rmq.pid();
+    drop(rmq);
+    // Nothing left behind: the launcher's JVM is gone.
+    assert!(
+        !PathBuf::from(format!("/proc/{pid}")).exists(),
+        "the broker's JVM (pid {pid}) outlived its handle"
+    );
+    eprintln!(
+        "the_real_broker_directly: {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+}
