@@ -40,8 +40,8 @@ pub mod view;
 
 pub use error::ConfigError;
 pub use model::{
-    AccessLog, Admin, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb, Listener,
-    LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
+    AccessLog, Admin, AdminToken, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb,
+    Listener, LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
     UpstreamProtocol, UpstreamTls,
 };
 pub use view::{ListenerBind, SupervisorView};

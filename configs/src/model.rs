@@ -57,11 +57,30 @@ pub struct Supervisor {
     pub log_level: Option<String>,
 }
 
-/// `[admin]`: the admin HTTP endpoint's address, served by the supervisor:
-/// `/metrics` (Prometheus), `/status` (JSON), `/ready`.
+/// `[admin]`: the admin HTTP endpoint, served by the supervisor:
+/// `/metrics` (Prometheus), `/status` (JSON), `/ready`, the admin API
+/// (`/config_dump`, `/listeners`, `/clusters`, `/generations`, `/logging`,
+/// `/drain`) and the status page `/`. The mutating calls (`/logging` with
+/// a level, `/drain`) need `token` or a request on `control_address`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
+    /// Read-only endpoints (and mutating ones with the token).
     pub address: SocketAddr,
+    /// The bearer token that allows the mutating calls on any admin address.
+    pub token: Option<AdminToken>,
+    /// A second address on which the mutating calls need no token: for
+    /// deployments that guard it otherwise (loopback, a private network).
+    pub control_address: Option<SocketAddr>,
+}
+
+/// `[admin] token`: a secret, so its `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
 }
 
 /// `[[listeners]]`.
@@ -216,11 +235,32 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol, in declaration order.
+    pub const ALL: &'static [Protocol] = &[
+        Protocol::Tcp,
+        Protocol::Bolt,
+        Protocol::Dubbo,
+        Protocol::Rocketmq,
+        Protocol::Tars,
+        Protocol::Http,
+    ];
+
+    /// Every protocol but `tcp` and `http` is one of the worker's RPC
+    /// codecs, which knows it by this same name.
     pub fn is_rpc(self) -> bool {
-        matches!(
-            self,
-            Protocol::Bolt | Protocol::Dubbo | Protocol::Rocketmq | Protocol::Tars
-        )
+        !matches!(self, Protocol::Tcp | Protocol::Http)
+    }
+
+    /// The name a config file gives it (`protocol = "tars"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Bolt => "bolt",
+            Protocol::Dubbo => "dubbo",
+            Protocol::Rocketmq => "rocketmq",
+            Protocol::Tars => "tars",
+            Protocol::Http => "http",
+        }
     }
 }
 

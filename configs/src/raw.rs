@@ -14,8 +14,8 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::duration::Text as DurationText;
 use crate::model::{
-    AccessLog, Admin, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb, Listener,
-    LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
+    AccessLog, Admin, AdminToken, Builtin, Cluster, Config, Http, HttpAction, HttpRoute, Lb,
+    Listener, LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor, Target, Tls,
     UpstreamProtocol, UpstreamTls,
 };
 
@@ -150,7 +150,53 @@ pub(crate) struct RawSupervisor {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
-    pub(crate) address: SocketAddr,
+    address: Spanned<SocketAddr>,
+    token: Option<Spanned<String>>,
+    control_address: Option<Spanned<SocketAddr>>,
+}
+
+impl RawAdmin {
+    /// A token is sent in an `Authorization: Bearer` header: it must be
+    /// printable ASCII without spaces (RFC 6750's `b64token` is narrower
+    /// still), and long enough not to be guessed by an admin client that
+    /// tries a few (16 characters: a 64-bit random value in hex).
+    pub(crate) fn validate(self, source_name: &str, text: &str) -> Result<Admin, ConfigError> {
+        let error = |span: std::ops::Range<usize>, key: &str, message: &str| {
+            ConfigError::at(source_name, text, Some(span.start), key, message)
+        };
+        if let Some(token) = &self.token {
+            let t = token.get_ref();
+            if t.len() < 16 {
+                return Err(error(
+                    token.span(),
+                    "admin.token",
+                    "too short: use at least 16 characters (e.g. `openssl rand -hex 16`)",
+                ));
+            }
+            if !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(error(
+                    token.span(),
+                    "admin.token",
+                    "only printable ASCII without spaces (it travels in an HTTP header)",
+                ));
+            }
+        }
+        if let Some(control) = &self.control_address
+            && control.get_ref() == self.address.get_ref()
+            && control.get_ref().port() != 0
+        {
+            return Err(error(
+                control.span(),
+                "admin.control_address",
+                "must differ from admin.address: it is the address that may change things",
+            ));
+        }
+        Ok(Admin {
+            address: self.address.into_inner(),
+            token: self.token.map(|t| AdminToken(t.into_inner())),
+            control_address: self.control_address.map(Spanned::into_inner),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -470,7 +516,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                         "max_frame_size",
                         l.max_frame_size.as_ref().map(Spanned::span),
                     )],
-                    "applies to bolt, dubbo, rocketmq and tars listeners",
+                    "applies to RPC listeners (any protocol but tcp and http)",
                 )?;
                 let ctx = Ctx {
                     source_name,
@@ -528,7 +574,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
     Ok(Config {
         source: source_name.to_string(),
         supervisor,
-        admin: raw.admin.map(|a| Admin { address: a.address }),
+        admin: raw
+            .admin
+            .map(|a| a.validate(source_name, text))
+            .transpose()?,
         access_log: match raw.access_log {
             None => None,
             Some(log) => {

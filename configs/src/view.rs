@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 
 use crate::ConfigError;
-use crate::model::Supervisor;
+use crate::model::{Admin, Supervisor};
 use crate::raw::{RawAdmin, RawSupervisor, defaults};
 
 /// What the supervisor reads from a config file.
@@ -19,9 +19,9 @@ use crate::raw::{RawAdmin, RawSupervisor, defaults};
 pub struct SupervisorView {
     pub source: String,
     pub supervisor: Supervisor,
-    /// The admin endpoint (`/metrics`, `/status`, `/ready`), which the
-    /// supervisor serves.
-    pub admin: Option<SocketAddr>,
+    /// The admin endpoint (`/metrics`, `/status`, `/ready`, the admin API
+    /// and the status page), which the supervisor serves.
+    pub admin: Option<Admin>,
     pub listeners: Vec<ListenerBind>,
 }
 
@@ -54,7 +54,10 @@ impl SupervisorView {
         Ok(SupervisorView {
             source: source_name.to_string(),
             supervisor: raw.supervisor.validate(source_name, text)?,
-            admin: raw.admin.map(|a| a.address),
+            admin: raw
+                .admin
+                .map(|a| a.validate(source_name, text))
+                .transpose()?,
             listeners: raw.listeners,
         })
     }

@@ -140,6 +140,21 @@ fn bad_values_are_refused_where_they_are() {
     assert_eq!((line, path.as_str()), (2, "supervisor.drain_timeout"));
 }
 
+/// `Protocol::name` is the name a config file uses: every protocol
+/// parses from its own name, so the worker can find its codec by it.
+#[test]
+fn every_protocol_parses_from_its_name() {
+    for &protocol in baton_config::Protocol::ALL {
+        let text = format!(
+            "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{}\"\n\
+             cluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n",
+            protocol.name()
+        );
+        let config = parse("test.toml", &text).unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        assert_eq!(config.listeners[0].protocol, protocol);
+    }
+}
+
 #[test]
 fn references_and_names_are_checked() {
     let (line, column, path, message) =
@@ -290,5 +305,69 @@ fn http_timeouts_have_defaults_and_belong_to_http_listeners() {
         let (line, _, path, message) = error(&listener(&format!("{key} = \"5s\"\n")));
         assert_eq!((line, path), (5, format!("listeners[0].{key}")));
         assert!(message.contains("does not apply to tcp"), "{message}");
+    }
+}
+
+#[test]
+fn admin_token_and_control_address_are_checked_for_both_readers() {
+    let good = "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"0123456789abcdef\"\n\
+                control_address = \"127.0.0.1:9\"\n";
+    let admin = parse("t.toml", good).unwrap().admin.unwrap();
+    assert_eq!(admin.token.as_ref().unwrap().0, "0123456789abcdef");
+    assert_eq!(admin.control_address, Some("127.0.0.1:9".parse().unwrap()));
+    // The secret stays out of debug output.
+    assert!(!format!("{admin:?}").contains("0123456789abcdef"));
+    assert_eq!(
+        SupervisorView::parse("t.toml", good).unwrap().admin,
+        Some(admin)
+    );
+
+    let cases = [
+        ("token = \"short\"\n", 3, 9, "admin.token", "too short"),
+        (
+            "token = \"0123456789 abcdef\"\n",
+            3,
+            9,
+            "admin.token",
+            "printable",
+        ),
+        (
+            "control_address = \"127.0.0.1:9901\"\n",
+            3,
+            19,
+            "admin.control_address",
+            "differ",
+        ),
+        (
+            "control_address = \"nowhere\"\n",
+            3,
+            19,
+            "admin.control_address",
+            "socket address",
+        ),
+        (
+            "tokn = \"0123456789abcdef\"\n",
+            3,
+            1,
+            "admin.tokn",
+            "unknown field",
+        ),
+    ];
+    for (extra, line, column, key, words) in cases {
+        let text = format!("[admin]\naddress = \"127.0.0.1:9901\"\n{extra}");
+        let (l, c, path, message) = error(&text);
+        assert_eq!(
+            (l, c, path.as_str()),
+            (line, column, key),
+            "{text}: {message}"
+        );
+        assert!(message.contains(words), "{text}: {message}");
+        // The supervisor refuses it the same way, before touching anything.
+        let view = SupervisorView::parse("bad.toml", &text).unwrap_err();
+        assert!(
+            view.to_string()
+                .contains(&format!("bad.toml:{line}:{column}")),
+            "{view}"
+        );
     }
 }

@@ -173,7 +173,7 @@ impl Channel {
                 received: fds.len(),
             });
         }
-        let message = Message::decode_body(header.kind, body)?;
+        let message = Message::decode_frame(header.kind, fds.len(), body)?;
         if message.fd_count() != fds.len() {
             return Err(IpcError::WrongFds {
                 kind: message.kind(),
@@ -193,30 +193,12 @@ impl Channel {
     /// theirs, agree on the highest common version, all within
     /// [`HELLO_TIMEOUT`]. `versions` is normally [`PROTOCOL_VERSIONS`].
     pub async fn handshake(&self, role: Role, versions: &[u16]) -> Result<Negotiated, IpcError> {
-        let ours = Hello {
-            versions: versions.to_vec(),
-            role,
-            pid: std::process::id(),
-        };
-        let exchange = async {
-            self.send_msg(ours.clone()).await?;
-            match self.recv_msg().await? {
-                Message::Hello(peer) => Ok(peer),
-                Message::Refuse(refuse) => Err(IpcError::Refused(refuse.reason)),
-                other => Err(IpcError::Unexpected {
-                    expected: "Hello",
-                    got: other.kind(),
-                }),
-            }
-        };
-        let peer = tokio::time::timeout(HELLO_TIMEOUT, exchange)
-            .await
-            .map_err(|_| IpcError::Timeout(HELLO_TIMEOUT, "the peer's Hello"))??;
-        match highest_common(&ours.versions, &peer.versions) {
+        let peer = self.exchange_hellos(role, versions).await?;
+        match highest_common(versions, &peer.versions) {
             Some(version) => Ok(Negotiated { version, peer }),
             None => {
                 let error = IpcError::NoCommonVersion {
-                    ours: ours.versions,
+                    ours: versions.to_vec(),
                     theirs: peer.versions,
                 };
                 // Best effort: the peer learns why before we close.
@@ -228,6 +210,32 @@ impl Channel {
                 Err(error)
             }
         }
+    }
+
+    /// The `Hello`s alone: send ours, return theirs (a `Refuse` in its
+    /// place is an error), within [`HELLO_TIMEOUT`]. For a channel whose
+    /// owner decides itself what no common version means (the handoff
+    /// falls back to draining).
+    pub async fn exchange_hellos(&self, role: Role, versions: &[u16]) -> Result<Hello, IpcError> {
+        let ours = Hello {
+            versions: versions.to_vec(),
+            role,
+            pid: std::process::id(),
+        };
+        let exchange = async {
+            self.send_msg(ours).await?;
+            match self.recv_msg().await? {
+                Message::Hello(peer) => Ok(peer),
+                Message::Refuse(refuse) => Err(IpcError::Refused(refuse.reason)),
+                other => Err(IpcError::Unexpected {
+                    expected: "Hello",
+                    got: other.kind(),
+                }),
+            }
+        };
+        tokio::time::timeout(HELLO_TIMEOUT, exchange)
+            .await
+            .map_err(|_| IpcError::Timeout(HELLO_TIMEOUT, "the peer's Hello"))?
     }
 
     /// [`Channel::handshake`] with this build's [`PROTOCOL_VERSIONS`].

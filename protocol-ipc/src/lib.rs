@@ -7,7 +7,7 @@
 //!   carries the handshake, the config text, the listener fds, `Ready`, and
 //!   orders such as `Drain`.
 //! * **handoff** — a socketpair made per upgrade between the old and the new
-//!   worker (later issues add its messages).
+//!   worker; the supervisor only passes its ends.
 //!
 //! # Framing
 //!
@@ -85,14 +85,20 @@
 //!    |                                        |     awaiting} -------------- |
 //! ```
 //!
-//! On the handoff channel (versions: [`HANDOFF_VERSIONS`]; sequence and
-//! failure handling in `baton-worker`'s `handoff` module):
+//! Version 3 adds [`SetLogLevel`] { filter }, supervisor → worker, at any
+//! time after `Ready` (the admin API's `/logging`); no answer. A worker that
+//! cannot parse the filter keeps its own and logs why.
+//!
+//! On the handoff channel (sequence, versions and failure handling in
+//! `baton-worker`'s `migrate` module, which owns what a connection is on
+//! the wire: here a batch's body is opaque bytes):
 //!
 //! ```text
 //! old (N)                                          new (N+1)
-//!    | <----------------------------- Hello ------> |
+//!    | <----------------------------- Hello ------> |   handoff schema versions
 //!    | <---------------------------------- Accepting |
-//!    | -- ConnBatch { seq, conns } + fds ---------> |   ≤ 253 fds, ≤ MAX_BODY
+//!    | -- ConnBatch { seq, schema, fds, body } ---> |   ≤ 253 fds, ≤ MAX_BODY
+//!    |      (schema 1: ConnBatchV1, raw body) + fds |
 //!    | <---------------------------- ConnAck { seq } |   before N+1 moves a byte
 //!    | -- Forward { conn, chunk, last }* ---------> |   late RPC responses (write migration)
 //!    | -- HandoffDone { migrated, lost } ---------> |   after the last forwarded response
@@ -124,11 +130,11 @@ pub use channel::{Channel, Negotiated, Received};
 pub use error::IpcError;
 pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
-    Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain, Drained,
-    Forward, Generation, HANDOFF_VERSIONS, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom,
-    HandoffProgress, HandoffStage, HandoffTo, Hello, Kind, LOSS_REPORTS_VERSION, ListenerBatch,
-    Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, PipeWire, Ready,
-    Refuse, Role, TakeoverEnded,
+    Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnBatchV1, Drain, Drained, Forward,
+    Generation, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom, HandoffProgress,
+    HandoffStage, HandoffTo, Hello, Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch,
+    Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse,
+    Role, SetLogLevel, TakeoverEnded,
 };
 
 /// Environment variables of the supervisor→worker process contract.

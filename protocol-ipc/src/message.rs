@@ -19,17 +19,16 @@ use crate::IpcError;
 ///   [`HandoffProgress`] and [`HandoffAborted`] (which replaces
 ///   [`HandoffFailed`]), the new generation's [`TakeoverEnded`]. A peer sends
 ///   them only when version 2 was negotiated, so either side may be older.
-pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2];
+/// * 3 — adds [`SetLogLevel`] (the admin API's `/logging`); the supervisor
+///   sends it only when version 3 was negotiated.
+pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2, 3];
+
+/// The first ctrl version with [`SetLogLevel`].
+pub const LOG_LEVEL_VERSION: u16 = 3;
 
 /// The first ctrl version with [`HandoffProgress`], [`HandoffAborted`] and
 /// [`TakeoverEnded`].
 pub const LOSS_REPORTS_VERSION: u16 = 2;
-
-/// Versions of the connection state carried on the handoff channel
-/// ([`ConnState`]). Separate from [`PROTOCOL_VERSIONS`]: two workers may
-/// agree on ctrl with their supervisor and still not on how a connection is
-/// described.
-pub const HANDOFF_VERSIONS: &[u16] = &[1];
 
 /// A worker generation: one worker process, numbered from 1, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -211,104 +210,27 @@ pub struct TakeoverEnded {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepting {}
 
-/// One direction of an L4 connection, as paused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct PipeWire {
-    /// Read from the source, not yet written to the destination.
-    pub pending: Vec<u8>,
-    /// The source has ended.
-    pub read_closed: bool,
-    /// The end has been passed on to the destination.
-    pub write_closed: bool,
-}
-
-/// What a connection is, with the state that moves with it. The fds that
-/// go with each kind are listed in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ConnKind {
-    /// fds: client, upstream.
-    Tunnel {
-        c2u: PipeWire,
-        u2c: PipeWire,
-        cluster: String,
-        upstream: std::net::SocketAddr,
-    },
-    /// The built-in echo service. fds: client.
-    Echo { pipe: PipeWire },
-    /// An RPC client connection (Bolt, Dubbo, RocketMQ), at a frame
-    /// boundary. fds: client, and when `spilled`, a memfd holding
-    /// `read_pending` then `write_pending` (too large for a datagram).
-    Rpc {
-        /// The worker's codec state, opaque here (bincode).
-        codec: Vec<u8>,
-        /// A partial frame not yet decoded (empty when spilled).
-        read_pending: Vec<u8>,
-        /// Bytes for the client not yet written (empty when spilled).
-        write_pending: Vec<u8>,
-        /// When spilled: the lengths of the two parts in the memfd.
-        spilled: Option<(u64, u64)>,
-        /// Requests whose responses the old generation will forward.
-        in_flight: u64,
-        read_closed: bool,
-    },
-    /// A plaintext HTTP/1.1 connection between two requests. fds: client,
-    /// and when `spilled`, a memfd holding `read_pending`.
-    Http {
-        /// Read of the next request (pipelined, or part of its head).
-        read_pending: Vec<u8>,
-        spilled: Option<u64>,
-    },
-    /// A [`ConnKind::Tunnel`] whose pending bytes do not fit a datagram
-    /// (a bulk stream's kernel pipe read out at the pause). fds: client,
-    /// upstream, and a memfd holding c2u's pending then u2c's, `spilled`
-    /// bytes each; the two [`PipeWire`]s carry the flags, no bytes. (A
-    /// variant of its own, last, so that a generation without it still
-    /// decodes every other kind.)
-    SpilledTunnel {
-        c2u: PipeWire,
-        u2c: PipeWire,
-        cluster: String,
-        upstream: std::net::SocketAddr,
-        spilled: (u64, u64),
-    },
-}
-
-impl ConnKind {
-    /// How many fds travel with a connection of this kind.
-    pub fn fd_count(&self) -> usize {
-        match self {
-            ConnKind::Tunnel { .. } => 2,
-            ConnKind::Echo { .. } => 1,
-            ConnKind::Rpc { spilled, .. } => 1 + usize::from(spilled.is_some()),
-            ConnKind::Http { spilled, .. } => 1 + usize::from(spilled.is_some()),
-            ConnKind::SpilledTunnel { .. } => 3,
-        }
-    }
-}
-
-/// One connection in a handoff batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnState {
-    /// The old generation's id for it (for logs).
-    pub id: u64,
-    /// The listener that accepted it.
-    pub listener: String,
-    pub idle_timeout: Duration,
-    pub kind: ConnKind,
-    /// Its life so far, for the access log of the generation where it
-    /// ends: when it was accepted (ms since the Unix epoch), bytes moved
-    /// by earlier generations, upgrades crossed before this one.
-    pub started_unix_ms: u64,
-    pub received: u64,
-    pub sent: u64,
-    pub moves: u32,
-}
-
-/// Handoff, old → new: connections and their fds, in order.
+/// Handoff, old → new (handoff schema 2 on): connections and their fds,
+/// in order. What `body` holds is the worker's handoff schema `schema`
+/// (`baton-worker`'s `migrate::schema`): this crate carries it without
+/// knowing it, so the supervisor never compiles the worker's data model.
+/// `fds` is how many fds travel beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnBatch {
     pub seq: u64,
-    pub conns: Vec<ConnState>,
+    pub schema: u16,
+    pub fds: u16,
+    pub body: Vec<u8>,
+}
+
+/// Handoff, old → new, in handoff schema 1 (the release before
+/// [`ConnBatch`]): the datagram's body is `body` itself — schema 1's
+/// batch, sequence number first — not an encoding of this struct; `fds`
+/// comes from the header, not the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnBatchV1 {
+    pub fds: u16,
+    pub body: Vec<u8>,
 }
 
 /// Handoff, new → old: batch `seq` is adopted; the old generation may close
@@ -324,7 +246,7 @@ pub struct ConnAck {
 /// datagram comes in several pieces; `last` ends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forward {
-    /// The connection's id in the old generation ([`ConnState::id`]).
+    /// The connection's id in the old generation (as its batch gave it).
     pub conn: u64,
     /// A response (it settles one request in flight), not a request from
     /// the server.
@@ -376,6 +298,14 @@ pub struct Metrics {
     pub families: Vec<MetricFamily>,
 }
 
+/// To a worker: log with this tracing filter from now on (`info`,
+/// `baton=debug`...). The worker keeps its filter when this one does not
+/// parse, and says so in its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetLogLevel {
+    pub filter: String,
+}
+
 /// One of every message, with its wire kind number.
 macro_rules! messages {
     ($($variant:ident = $num:literal,)*) => {
@@ -416,6 +346,9 @@ macro_rules! messages {
 
             /// The bincode body of this message.
             pub fn encode_body(&self) -> Result<Vec<u8>, IpcError> {
+                if let Message::ConnBatchV1(batch) = self {
+                    return Ok(batch.body.clone());
+                }
                 let encoded = match self {
                     $(Message::$variant(payload) => encode(payload),)*
                 };
@@ -423,8 +356,21 @@ macro_rules! messages {
             }
 
             /// Decodes a body of the given kind; every byte must be used.
+            /// (A [`ConnBatchV1`] comes back with no fds: see
+            /// [`Message::decode_frame`].)
             pub fn decode_body(kind: u8, body: &[u8]) -> Result<Message, IpcError> {
+                Message::decode_frame(kind, 0, body)
+            }
+
+            /// Decodes a datagram's body of the given kind that came with
+            /// `fds` fds.
+            pub fn decode_frame(kind: u8, fds: usize, body: &[u8]) -> Result<Message, IpcError> {
                 let kind = Kind::from_u8(kind).ok_or(IpcError::UnknownKind(kind))?;
+                if kind == Kind::ConnBatchV1 {
+                    // At most MAX_FDS, which the header's u16 holds.
+                    let fds = u16::try_from(fds).map_err(|_| IpcError::TooManyFds { count: fds })?;
+                    return Ok(Message::ConnBatchV1(ConnBatchV1 { fds, body: body.to_vec() }));
+                }
                 let fail = |reason: String| IpcError::Decode { kind, reason };
                 Ok(match kind {
                     $(Kind::$variant => Message::$variant(decode(body).map_err(fail)?),)*
@@ -455,7 +401,8 @@ messages! {
     HandoffFrom = 10,
     HandoffFailed = 11,
     Accepting = 12,
-    ConnBatch = 13,
+    // Handoff schema 1's batch (was `ConnBatch`): its body is raw.
+    ConnBatchV1 = 13,
     ConnAck = 14,
     HandoffDone = 15,
     // 16 and 17 were StatsRequest and Stats: retired, never reused.
@@ -464,6 +411,8 @@ messages! {
     HandoffProgress = 20,
     HandoffAborted = 21,
     TakeoverEnded = 22,
+    ConnBatch = 23,
+    SetLogLevel = 24,
 }
 
 impl Message {
@@ -473,7 +422,8 @@ impl Message {
         match self {
             Message::ListenerBatch(batch) => batch.names.len(),
             Message::HandoffTo(_) | Message::HandoffFrom(_) => 1,
-            Message::ConnBatch(batch) => batch.conns.iter().map(|c| c.kind.fd_count()).sum(),
+            Message::ConnBatch(batch) => usize::from(batch.fds),
+            Message::ConnBatchV1(batch) => usize::from(batch.fds),
             _ => 0,
         }
     }
@@ -568,41 +518,9 @@ mod tests {
             }
             .into(),
             Accepting {}.into(),
-            ConnBatch {
-                seq: 2,
-                conns: vec![
-                    ConnState {
-                        id: 11,
-                        listener: "front".into(),
-                        idle_timeout: Duration::from_secs(60),
-                        kind: ConnKind::Tunnel {
-                            c2u: PipeWire {
-                                pending: b"abc".to_vec(),
-                                read_closed: true,
-                                write_closed: false,
-                            },
-                            u2c: PipeWire::default(),
-                            cluster: "back".into(),
-                            upstream: "127.0.0.1:9".parse().unwrap(),
-                        },
-                        started_unix_ms: 1_795_910_400_000,
-                        received: 100,
-                        sent: 200,
-                        moves: 3,
-                    },
-                    ConnState {
-                        id: 12,
-                        listener: "echo".into(),
-                        idle_timeout: Duration::from_secs(1),
-                        kind: ConnKind::Echo {
-                            pipe: PipeWire::default(),
-                        },
-                        started_unix_ms: 0,
-                        received: 0,
-                        sent: 0,
-                        moves: 0,
-                    },
-                ],
+            ConnBatchV1 {
+                fds: 0,
+                body: vec![2, 0],
             }
             .into(),
             ConnAck { seq: 2 }.into(),
@@ -651,6 +569,17 @@ mod tests {
                 awaiting: 500,
             }
             .into(),
+            ConnBatch {
+                seq: 3,
+                schema: 2,
+                fds: 0,
+                body: vec![1, 2, 3],
+            }
+            .into(),
+            SetLogLevel {
+                filter: "baton=debug".into(),
+            }
+            .into(),
         ]
     }
 
@@ -680,6 +609,24 @@ mod tests {
             Message::decode_body(200, &[]),
             Err(IpcError::UnknownKind(200))
         ));
+    }
+
+    /// Schema 1's batch is carried as it is, its fds counted by the
+    /// header: the bytes a worker of the release before wrote come out
+    /// unchanged.
+    #[test]
+    fn a_schema_1_batch_is_carried_raw() {
+        let body = vec![5, 1, 7, 0xff];
+        let message = Message::decode_frame(Kind::ConnBatchV1 as u8, 3, &body).unwrap();
+        assert_eq!(
+            message,
+            Message::ConnBatchV1(ConnBatchV1 {
+                fds: 3,
+                body: body.clone()
+            })
+        );
+        assert_eq!(message.fd_count(), 3);
+        assert_eq!(message.encode_body().unwrap(), body);
     }
 
     #[test]

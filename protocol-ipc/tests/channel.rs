@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use baton_ipc::fd::{self, AdoptError};
 use baton_ipc::{
-    Accepting, Activate, Channel, ConfigPart, ConnAck, ConnBatch, ConnKind, ConnState, Drain,
-    Drained, Forward, Generation, HELLO_TIMEOUT, HandoffAborted, HandoffDone, HandoffFailed,
-    HandoffFrom, HandoffProgress, HandoffStage, HandoffTo, Hello, IpcError, Kind, ListenerBatch,
-    MAX_BODY, MAX_FDS, Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS,
-    PipeWire, Ready, Refuse, Role, TakeoverEnded,
+    Accepting, Activate, Channel, ConfigPart, ConnAck, ConnBatch, ConnBatchV1, Drain, Drained,
+    Forward, Generation, HELLO_TIMEOUT, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom,
+    HandoffProgress, HandoffStage, HandoffTo, Hello, IpcError, Kind, ListenerBatch, MAX_BODY,
+    MAX_FDS, Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready,
+    Refuse, Role, TakeoverEnded,
 };
 use command_fds::{CommandFdExt, FdMapping};
 use rustix::io::{FdFlags, fcntl_getfd};
@@ -106,46 +106,11 @@ fn samples() -> Vec<Message> {
         }
         .into(),
         Accepting {}.into(),
-        // A tunnel (2 fds) and an echo connection (1 fd): three sockets.
-        ConnBatch {
-            seq: 7,
-            conns: vec![
-                ConnState {
-                    id: 1,
-                    listener: "front".into(),
-                    idle_timeout: Duration::from_secs(3600),
-                    kind: ConnKind::Tunnel {
-                        c2u: PipeWire {
-                            pending: (0..=255u8).collect(),
-                            read_closed: false,
-                            write_closed: false,
-                        },
-                        u2c: PipeWire {
-                            pending: Vec::new(),
-                            read_closed: true,
-                            write_closed: true,
-                        },
-                        cluster: "back".into(),
-                        upstream: "[::1]:9000".parse().unwrap(),
-                    },
-                    started_unix_ms: 1_795_910_400_123,
-                    received: u64::MAX,
-                    sent: 0,
-                    moves: 19,
-                },
-                ConnState {
-                    id: 2,
-                    listener: "echo".into(),
-                    idle_timeout: Duration::from_millis(1500),
-                    kind: ConnKind::Echo {
-                        pipe: PipeWire::default(),
-                    },
-                    started_unix_ms: 0,
-                    received: 1,
-                    sent: 1,
-                    moves: 0,
-                },
-            ],
+        // Handoff schema 1's batch: its body as the worker wrote it, its
+        // fds (three sockets) counted by the header.
+        ConnBatchV1 {
+            fds: 3,
+            body: vec![7, 2, 0xab, 0xcd],
         }
         .into(),
         ConnAck { seq: 7 }.into(),
@@ -192,6 +157,18 @@ fn samples() -> Vec<Message> {
             adopted: 1000,
             in_flight_adopted: 200,
             awaiting: 200,
+        }
+        .into(),
+        // A later schema's batch, opaque here: two sockets.
+        ConnBatch {
+            seq: 8,
+            schema: 2,
+            fds: 2,
+            body: (0..=255u8).collect(),
+        }
+        .into(),
+        baton_ipc::SetLogLevel {
+            filter: "baton=debug,warn".into(),
         }
         .into(),
     ]

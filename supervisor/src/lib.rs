@@ -21,10 +21,13 @@
 //! * [`backoff`] — restart delays;
 //! * [`systemd`] — sd_notify, the watchdog, the fd store;
 //! * [`metrics`] — metrics across generations, Prometheus text;
-//! * [`admin`] — `/metrics`, `/status`, `/ready`;
+//! * [`admin`] — the admin endpoint: `/metrics`, `/status`, `/ready`, the
+//!   admin API (`/config_dump`, `/listeners`, `/clusters`, `/generations`,
+//!   `/logging`, `/drain`) and the status page `/`;
 //! * [`check`] — `baton check`;
 //! * [`control`] — the control socket (`baton upgrade|rollback|status|stop`);
-//! * `logging` — the tracing subscriber.
+//! * [`logging`] — the tracing subscriber, and its filter changed at run
+//!   time.
 //!
 //! Each module uses only the ones below it in this order: `supervise` →
 //! `upgrade` → `state`, `inbox` → `phase`, `worker`, `release`, `control`…
@@ -53,7 +56,7 @@ pub mod check;
 pub mod control;
 pub mod inbox;
 pub mod listeners;
-mod logging;
+pub mod logging;
 pub mod metrics;
 pub mod phase;
 pub mod release;

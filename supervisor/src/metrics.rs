@@ -22,7 +22,8 @@ use std::fmt::Write as _;
 
 use baton_ipc::{MetricFamily, MetricKind, Metrics};
 
-type Labels = Vec<(String, String)>;
+/// A sample's labels, in the order the worker gave them.
+pub type Labels = Vec<(String, String)>;
 
 /// The worker family that the supervisor adds the losses of dead
 /// generations to.
@@ -129,6 +130,38 @@ impl MetricsStore {
         self.restarts
     }
 
+    /// A worker family's values by label set, as `/metrics` shows them
+    /// (retired + live for counters, live for gauges); empty when no
+    /// worker reported it.
+    pub fn family(&self, name: &str) -> BTreeMap<&Labels, u64> {
+        match self.meta.get(name) {
+            Some((_, kind)) => self.sums(name, *kind),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// The names of the workers' families seen so far.
+    pub fn family_names(&self) -> impl Iterator<Item = &str> {
+        self.meta.keys().map(String::as_str)
+    }
+
+    fn sums(&self, name: &str, kind: MetricKind) -> BTreeMap<&Labels, u64> {
+        let mut values: BTreeMap<&Labels, u64> = BTreeMap::new();
+        if kind == MetricKind::Counter {
+            for ((family, labels), value) in &self.retired {
+                if family == name {
+                    *values.entry(labels).or_default() += value;
+                }
+            }
+        }
+        for family in self.live.values().flatten().filter(|f| f.name == name) {
+            for sample in &family.samples {
+                *values.entry(&sample.labels).or_default() += sample.value;
+            }
+        }
+        values
+    }
+
     pub fn set_generations(&mut self, generations: Vec<(u32, u32, String)>) {
         self.generations = generations;
     }
@@ -138,19 +171,7 @@ impl MetricsStore {
         let mut out = String::new();
         // Workers' families: retired + live for counters, live for gauges.
         for (name, (help, kind)) in &self.meta {
-            let mut values: BTreeMap<&Labels, u64> = BTreeMap::new();
-            if *kind == MetricKind::Counter {
-                for ((family, labels), value) in &self.retired {
-                    if family == name {
-                        *values.entry(labels).or_default() += value;
-                    }
-                }
-            }
-            for family in self.live.values().flatten().filter(|f| &f.name == name) {
-                for sample in &family.samples {
-                    *values.entry(&sample.labels).or_default() += sample.value;
-                }
-            }
+            let values = self.sums(name, *kind);
             let kind = match kind {
                 MetricKind::Counter => "counter",
                 MetricKind::Gauge => "gauge",

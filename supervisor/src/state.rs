@@ -10,11 +10,13 @@ use baton_ipc::{Generation, Message};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::admin::{Published, UpgradeRecord};
 use crate::backoff::Backoff;
 use crate::control::proto::{
     GenerationStatus, ListenerStatus, ReleaseStatus, Status, UpgradeCounts, UpgradeReport,
 };
 use crate::listeners::ListenerSet;
+use crate::logging::LogLevel;
 use crate::metrics::MetricsStore;
 use crate::phase::UpgradePhase;
 use crate::release::Release;
@@ -29,7 +31,8 @@ pub struct Supervisor {
     /// The rollback target.
     pub previous: Option<Release>,
     pub listeners: ListenerSet,
-    pub log_filter: String,
+    /// The log filter in force (the admin API's `/logging` changes it).
+    pub log: Arc<LogLevel>,
     /// The last generation number handed out.
     pub generations: u32,
     pub backoff: Backoff,
@@ -40,8 +43,12 @@ pub struct Supervisor {
     pub upgrades: UpgradeCounts,
     /// The admin endpoint's bound address, if it has one.
     pub admin: Option<std::net::SocketAddr>,
+    /// The admin control address, bound, if configured.
+    pub admin_control: Option<std::net::SocketAddr>,
     /// What `status` (and `/status`) answers with.
     pub snapshot: watch::Sender<Status>,
+    /// The config in force and the upgrade history, for the admin API.
+    pub published: watch::Sender<Published>,
     /// Every generation's metrics, for `/metrics`.
     pub metrics: Arc<Mutex<MetricsStore>>,
     /// What the watchdog task watches.
@@ -60,8 +67,23 @@ impl Supervisor {
         Launch {
             release: &self.current,
             listeners: &self.listeners,
-            log_filter: &self.log_filter,
+            log_filter: self.log.current(),
         }
+    }
+
+    /// Ends an upgrade's bookkeeping: the last report, and the history
+    /// the admin API shows (with the wall-clock time it was triggered).
+    pub fn record_upgrade(&mut self, report: &UpgradeReport) {
+        self.last_upgrade = Some(report.clone());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        let record = UpgradeRecord {
+            started_unix_ms: now.saturating_sub(report.duration_ms),
+            report: report.clone(),
+        };
+        self.published.send_modify(|p| p.record(record));
     }
     /// Takes in what a worker says unasked: its metrics, whose arrival is
     /// also its heartbeat. Anything else is returned.
@@ -127,6 +149,7 @@ impl Supervisor {
                 })
                 .collect(),
             admin: self.admin.map(|a| a.to_string()),
+            admin_control: self.admin_control.map(|a| a.to_string()),
             upgrade_phase: self.phase.to_string(),
             last_upgrade: self.last_upgrade.clone(),
             upgrades: UpgradeCounts {
@@ -140,6 +163,19 @@ impl Supervisor {
             }),
         };
         self.snapshot.send_replace(status);
+        let config = &self.current.config;
+        let token = config.view.admin.as_ref().and_then(|a| a.token.as_ref());
+        self.published.send_if_modified(|p| {
+            let changed = p.config_text != config.text
+                || p.config_name != config.name
+                || p.token.as_deref() != token.map(|t| t.0.as_str());
+            if changed {
+                p.config_name.clone_from(&config.name);
+                p.config_text.clone_from(&config.text);
+                p.token = token.map(|t| Arc::from(t.0.as_str()));
+            }
+            changed
+        });
     }
 
     pub fn publish_serving(&self, worker: &Worker) {

@@ -9,6 +9,8 @@
 //!       `rollback`            one that leaves no generation alive ─▶ start
 //!                             gen N+1 as after a death
 //!     `status`             ─▶ answered at once, even during an upgrade or a stop
+//!     log level changed    ─▶ `SetLogLevel` to the worker (ctrl version 3);
+//!       (admin `/logging`)    a generation started later inherits it
 //!     SIGTERM, SIGINT,     ─▶ after any upgrade in progress: Drain ─▶ wait
 //!       `stop`                ≤ drain_timeout + STOP_GRACE ─▶ exit 0
 //! ```
@@ -38,7 +40,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::admin::AdminState;
+use crate::admin::{Access, AdminState, Published};
 use crate::backoff::Backoff;
 use crate::control::proto::{Reply, Status, UpgradeCounts};
 use crate::inbox::{Inbox, Signals};
@@ -98,7 +100,9 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         source: std::io::Error::other(e),
     })?;
     let loaded = source.load()?;
-    let log_filter = crate::logging::init(loaded.view.supervisor.log_level.as_deref());
+    let log = Arc::new(crate::logging::init(
+        loaded.view.supervisor.log_level.as_deref(),
+    ));
     let listeners = ListenerSet::adopt_or_bind(&loaded.view.listeners, inherited)?;
     for l in &listeners.listeners {
         info!(name = %l.name, address = %l.address, "listening");
@@ -131,7 +135,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         let control = match crate::control::bind(&control_path) {
             Ok(listener) => {
                 info!(path = %control_path.display(), "control socket");
-                Some(tokio::spawn(crate::control::serve(listener, commands_tx)))
+                Some(tokio::spawn(crate::control::serve(listener, commands_tx.clone())))
             }
             // Two supervisors on one control socket would take each
             // other's commands: refuse to be the second.
@@ -144,24 +148,38 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         };
         let (snapshot, status) = watch::channel(Status::default());
         let metrics = Arc::new(Mutex::new(MetricsStore::default()));
-        let (admin, admin_address) = match release.config.view.admin {
-            Some(address) => {
+        let (published, published_rx) = watch::channel(Published::default());
+        let mut admin = Vec::new();
+        let mut admin_address = None;
+        let mut admin_control = None;
+        if let Some(config) = release.config.view.admin.clone() {
+            let state = AdminState {
+                metrics: Arc::clone(&metrics),
+                status,
+                published: published_rx,
+                log: Arc::clone(&log),
+                commands: commands_tx.clone(),
+            };
+            let mut addresses = vec![(config.address, Access::ReadOnly, "bind the admin address")];
+            if let Some(control) = config.control_address {
+                addresses.push((control, Access::Control, "bind the admin control address"));
+            }
+            for (address, access, op) in addresses {
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
-                    .map_err(|source| RunError::Io {
-                        op: "bind the admin address",
-                        source,
-                    })?;
+                    .map_err(|source| RunError::Io { op, source })?;
                 let bound = listener.local_addr().unwrap_or(address);
-                info!(address = %bound, "admin endpoint (/metrics, /status, /ready)");
-                let state = AdminState {
-                    metrics: Arc::clone(&metrics),
-                    status,
-                };
-                (Some(tokio::spawn(crate::admin::serve(listener, state))), Some(bound))
+                if access == Access::ReadOnly {
+                    info!(address = %bound, "admin endpoint (/metrics, /status, /ready, the admin API, the status page)");
+                    admin_address = Some(bound);
+                } else {
+                    info!(address = %bound, "admin control address (mutating calls without the token)");
+                    admin_control = Some(bound);
+                }
+                admin.push(tokio::spawn(crate::admin::serve(listener, state.clone(), access)));
             }
-            None => (None, None),
-        };
+        }
+        drop(commands_tx);
         let health = Health::new();
         let watchdog = tokio::spawn(crate::systemd::watchdog(systemd.clone(), Arc::clone(&health)));
         let mut inbox = Inbox::new(
@@ -175,14 +193,16 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
             current: release,
             previous: None,
             listeners,
-            log_filter,
+            log,
             generations: 0,
             backoff: Backoff::default(),
             phase: UpgradePhase::Idle,
             last_upgrade: None,
             upgrades: UpgradeCounts::default(),
             admin: admin_address,
+            admin_control,
             snapshot,
+            published,
             metrics,
             health,
             systemd,
@@ -192,7 +212,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
         // the replies still owed (`Stopped`) and returns within its grace.
         drop(inbox);
         watchdog.abort();
-        if let Some(admin) = admin {
+        for admin in admin {
             admin.abort();
         }
         if let Some(control) = control {
@@ -204,6 +224,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
 }
 
 enum Event {
+    LogLevel,
     Exited(std::io::Result<ExitStatus>),
     Ctrl(Result<Message, IpcError>),
     Status(Option<oneshot::Sender<Reply>>),
@@ -237,6 +258,7 @@ impl Supervisor {
         self.publish_serving(&worker);
         self.systemd.ready(&self.status_line(&worker));
         let mut ctrl_open = true;
+        let mut log_level = self.log.watch();
         loop {
             if let Some(reply) = inbox.stop.take() {
                 self.stop(worker, inbox).await;
@@ -281,11 +303,16 @@ impl Supervisor {
                 continue;
             }
             let event = tokio::select! {
+                Ok(()) = log_level.changed() => Event::LogLevel,
                 status = worker.child.wait() => Event::Exited(status),
                 msg = worker.ctrl.recv_msg(), if ctrl_open => Event::Ctrl(msg),
                 status = inbox.take_one() => Event::Status(status),
             };
             match event {
+                Event::LogLevel => {
+                    let filter = log_level.borrow_and_update().clone();
+                    set_log_level(&worker, filter).await;
+                }
                 Event::Exited(status) => {
                     let status = status.map_or_else(|e| e.to_string(), |s| describe(&s));
                     error!(gen = %worker.generation, pid = worker.pid, %status, "worker died");
@@ -432,6 +459,23 @@ impl Supervisor {
                 let _ = worker.child.wait().await;
             }
         }
+    }
+}
+
+/// Tells `worker` the log filter in force, if it speaks ctrl version 3
+/// (an older one keeps the level it started with, and it is logged).
+async fn set_log_level(worker: &Worker, filter: String) {
+    if worker.version < baton_ipc::LOG_LEVEL_VERSION {
+        warn!(gen = %worker.generation, version = worker.version,
+            "this worker cannot change its log level (ctrl version 3 needed); it applies from its next generation");
+        return;
+    }
+    if let Err(e) = worker
+        .ctrl
+        .send_msg(baton_ipc::SetLogLevel { filter })
+        .await
+    {
+        warn!(gen = %worker.generation, error = %e, "could not set the worker's log level");
     }
 }
 

@@ -221,7 +221,7 @@ impl Supervisor {
         self.metrics
             .lock()
             .upgrade_done(&report.kind, outcome, started.elapsed().as_secs_f64());
-        self.last_upgrade = Some(report.clone());
+        self.record_upgrade(&report);
         self.upgrades.count(report.outcome);
         (report, serving)
     }
@@ -251,7 +251,7 @@ impl Supervisor {
         let launch = Launch {
             release: &release,
             listeners: &listeners,
-            log_filter: &self.log_filter,
+            log_filter: self.log.current(),
         };
         let from = old.generation;
         let mut old_died: Option<String> = None;

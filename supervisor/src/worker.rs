@@ -104,8 +104,8 @@ pub fn describe(status: &ExitStatus) -> String {
 pub struct Launch<'a> {
     pub release: &'a Release,
     pub listeners: &'a ListenerSet,
-    /// The tracing filter the worker should log with.
-    pub log_filter: &'a str,
+    /// The tracing filter the worker should log with (the one in force).
+    pub log_filter: String,
 }
 
 /// Spawns generation `generation` and waits for it to be ready.
@@ -123,7 +123,7 @@ pub async fn start(launch: Launch<'_>, generation: Generation) -> Result<Worker,
         .arg0(&binary)
         .env(baton_ipc::env::IPC_FD, CHILD_IPC_FD.to_string())
         .env(baton_ipc::env::ROLE, baton_ipc::env::ROLE_WORKER)
-        .env(baton_ipc::env::LOG, launch.log_filter)
+        .env(baton_ipc::env::LOG, &launch.log_filter)
         .stdin(Stdio::null())
         // What systemd gave the supervisor is the supervisor's: a worker
         // must not notify systemd, adopt its sockets or feed its watchdog.

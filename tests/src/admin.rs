@@ -1,5 +1,5 @@
 //! Talking to the supervisor's admin endpoint (`/metrics`, `/status`,
-//! `/ready`).
+//! `/ready`, the admin API).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -25,11 +25,25 @@ impl Baton {
 
 /// One request, `Connection: close`, blocking.
 pub fn http(admin: SocketAddr, method: &str, path: &str) -> Response {
+    http_with(admin, method, path, &[])
+}
+
+/// One request with extra `headers`, `Connection: close`, blocking.
+pub fn http_with(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut stream = std::net::TcpStream::connect(admin).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();

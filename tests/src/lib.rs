@@ -9,7 +9,8 @@
 //!   `/metrics`): phases, generations, finished upgrades, metrics. Tests
 //!   wait for states, never for log wording; the log is read to assert
 //!   that a line was written, after a state wait ([`Baton::logged`]);
-//! * [`admin`] — the admin endpoint (`/metrics`, `/status`, `/ready`);
+//! * [`admin`] — the admin endpoint (`/metrics`, `/status`, `/ready`, the
+//!   admin API), with headers when a test needs them;
 //! * [`upstream`] — in-process upstream servers (echo, scripted);
 //! * [`http_peer`] — HTTP peers: a scripted upstream, a raw client, nginx,
 //!   wrk and curl;

@@ -2,8 +2,9 @@
 //! answered by `opaque` with their own bodies, routing by request code and
 //! topic, a broker-initiated request (CHECK_TRANSACTION_STATE) reaching the
 //! client on its pinned connection and the client's answer reaching the
-//! broker, and requests in flight across an upgrade answered on the same
-//! client socket.
+//! broker, requests in flight across an upgrade answered on the same
+//! client socket, and responses counted in `/metrics` by RocketMQ's own
+//! success code (20, PULL_RETRY_IMMEDIATELY, is not one).
 //!
 //! Frames are built here from the remoting format (JSON headers): a 4-byte
 //! length of what follows, a 4-byte header length (serialisation type 0 =
@@ -29,6 +30,9 @@ use tokio::time::timeout;
 const SEND_MESSAGE: i64 = 10;
 /// CHECK_TRANSACTION_STATE: broker → client.
 const CHECK_TRANSACTION_STATE: i64 = 39;
+/// PULL_RETRY_IMMEDIATELY: the broker's answer to a request whose body is
+/// `retry` (the code that is Dubbo's OK, and no success here).
+const PULL_RETRY_IMMEDIATELY: i64 = 20;
 /// A broker's own id for the request it sends a client.
 fn broker_opaque(name: &str) -> i64 {
     if name == "orders" { 8888 } else { 7777 }
@@ -52,9 +56,13 @@ impl Frame {
     }
 
     fn response(opaque: i64, body: &[u8]) -> Frame {
+        Frame::response_with_code(0, opaque, body)
+    }
+
+    fn response_with_code(code: i64, opaque: i64, body: &[u8]) -> Frame {
         Frame {
             header: json!({
-                "code": 0, "language": "JAVA", "version": 0, "opaque": opaque,
+                "code": code, "language": "JAVA", "version": 0, "opaque": opaque,
                 "flag": 1, "remark": "ok",
             }),
             body: body.to_vec(),
@@ -110,7 +118,8 @@ enum Seen {
 }
 
 /// A broker that answers every request after `delay` with `<name>:<body>`
-/// and reports what it sees.
+/// (code SUCCESS, or PULL_RETRY_IMMEDIATELY to a body of `retry`) and
+/// reports what it sees.
 async fn broker(
     name: &'static str,
     delay: Duration,
@@ -145,7 +154,12 @@ async fn broker(
                         }
                         tokio::time::sleep(delay).await;
                         let body = [name.as_bytes(), b":", &frame.body].concat();
-                        let answer = Frame::response(frame.opaque(), &body);
+                        let code = if frame.body == b"retry" {
+                            PULL_RETRY_IMMEDIATELY
+                        } else {
+                            0
+                        };
+                        let answer = Frame::response_with_code(code, frame.opaque(), &body);
                         let _ = wr.lock().await.write_all(&answer.encode()).await;
                     });
                 }
@@ -320,4 +334,46 @@ async fn requests_in_flight_survive_an_upgrade() {
     // And it goes on working in the new generation.
     let more = exchange(&mut client, 5, "orders").await;
     assert_eq!(more.len(), 5);
+}
+
+/// `baton_rpc_responses_total{result}` counts by RocketMQ's own codes: a
+/// PULL_RETRY_IMMEDIATELY (20) answer is an error, a SUCCESS (0) one ok,
+/// and both reach the client as the broker sent them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_20_is_counted_as_an_error_and_0_as_ok() {
+    let (default, _default_seen) = broker("default", Duration::ZERO).await;
+    let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
+    let config = config(default, orders) + "\n[admin]\naddress = \"127.0.0.1:0\"\n";
+    let baton = Baton::start(&config);
+    let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+    for (opaque, body, code) in [(1, &b"retry"[..], PULL_RETRY_IMMEDIATELY), (2, b"m", 0)] {
+        let request = Frame::request(SEND_MESSAGE, opaque, "logs", body);
+        client.write_all(&request.encode()).await.unwrap();
+        let answer = timeout(PATIENCE, Frame::read(&mut client))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((answer.opaque(), answer.code()), (opaque, code));
+    }
+    let admin = baton.admin_addr();
+    let series = |result: &str| {
+        format!(
+            r#"baton_rpc_responses_total{{listener="mq",protocol="rocketmq",result="{result}"}}"#
+        )
+    };
+    let mut last = String::new();
+    tokio::task::block_in_place(|| {
+        baton_tests::eventually("both responses in /metrics", || {
+            last = baton_tests::admin::http(admin, "GET", "/metrics").body;
+            let count = |result| baton_tests::admin::sample(&last, &series(result));
+            count("ok").is_some_and(|n| n >= 1.0) && count("error").is_some_and(|n| n >= 1.0)
+        });
+    });
+    // Exactly one of each: the 20 was not counted as a success too.
+    let count = |result| baton_tests::admin::sample(&last, &series(result));
+    assert_eq!(
+        (count("ok"), count("error")),
+        (Some(1.0), Some(1.0)),
+        "{last}"
+    );
 }

@@ -309,16 +309,70 @@ async fn a_new_binary_with_no_common_ctrl_version_is_rolled_back() {
     .await;
 }
 
-/// The new worker starts and gets ready, but speaks no handoff version the
-/// old one knows: rolled back before a single connection moves.
+/// The new worker gets ready but speaks no handoff schema the old one
+/// knows: nothing can move, and nothing is refused either (DESIGN §4).
+/// The new generation takes the listeners at once; the old one stops
+/// accepting, lets its connections run until the drain deadline, closes
+/// what is left then, and the upgrade counts those as lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_binary_with_no_common_handoff_version_is_rolled_back() {
-    bad_binary_is_rolled_back(
-        "",
-        |dir| worker_with_env(dir, "handoff-v99", &[("BATON_TEST_HANDOFF_VERSIONS", "99")]),
-        &["handoff", "no common protocol version"],
+async fn a_new_binary_with_no_common_handoff_version_takes_over_and_the_old_one_drains() {
+    const CONNECTIONS: u64 = 30;
+    let upstream = ModalUpstream::start().await;
+    // A drain deadline short enough to wait for.
+    let text =
+        config(upstream.addr, "").replace("drain_timeout = \"5s\"", "drain_timeout = \"3s\"");
+    let baton = Baton::start(&text);
+    let addr = baton.addr("front");
+    let scripts = tempfile::tempdir().unwrap();
+    let binary = worker_with_env(
+        scripts.path(),
+        "handoff-v99",
+        &[("BATON_TEST_HANDOFF_VERSIONS", "99")],
+    );
+
+    let fleet = Fleet::echo(addr, CONNECTIONS, 3000);
+    wait_for_connections(&baton, CONNECTIONS);
+    let before = baton.worker_pid();
+
+    let shorts = ShortLoop::start(addr);
+    let out = cli_at(
+        &baton.control_socket(),
+        &["upgrade", "--binary", &path_text(&binary)],
     )
     .await;
+    let shorts = shorts.finish().await;
+
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let status = status_json(&baton);
+    let last = &status["last_upgrade"];
+    assert_eq!(last["outcome"], "succeeded", "{status:#}");
+    assert_eq!(last["migrated"], 0, "nothing moved: {status:#}");
+    assert_eq!(
+        last["lost"], CONNECTIONS,
+        "the long-lived connections, closed at the drain deadline and counted: {status:#}"
+    );
+    let after = baton.worker_pids();
+    assert_eq!(after.len(), 1, "the old worker has exited");
+    assert_ne!(after[0], before, "the new worker serves");
+
+    let errors: Vec<&String> = shorts
+        .iter()
+        .filter_map(|s| s.result.as_ref().err())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} of {} short connections failed: {errors:?}",
+        errors.len(),
+        shorts.len()
+    );
+    // They were closed at the deadline (counted above); a client that had
+    // every byte echoed by then sees a clean end, the others an error.
+    let results = fleet.finish().await;
+    assert!(
+        results.iter().all(|c| c.verified > 0),
+        "every long-lived connection moved bytes until then"
+    );
+    assert_serves(addr, 5).await;
 }
 
 // === the new generation dies mid-migration ===

@@ -15,9 +15,9 @@
 //! − handoff    baton_ipc::MAX_FDS: one connection batch, received before it
 //!              is counted (or, on the old side, its memfd spills)
 //! − shared     upstream connections no client owns: RPC pools (endpoints ×
-//!              connections_per_endpoint of each cluster a bolt or dubbo
-//!              listener routes to), http2 clusters (2 each: one alive, one
-//!              replacing it)
+//!              connections_per_endpoint of each cluster a listener of a
+//!              pooled protocol — bolt, dubbo, tars — routes to), http2
+//!              clusters (2 each: one alive, one replacing it)
 //! − pipes      splice's kernel pipes, 2 fds each: at most MAX_PIPES
 //!              and at most an eighth of what is left (the cap is lowered)
 //! = units, shared by the connections of every listener
@@ -25,9 +25,11 @@
 //!
 //! A connection takes its [`cost`] in units when it is accepted or adopted:
 //! its client fd plus the upstream fds it may hold — tcp to a cluster 2,
-//! echo 1, http 2 (one upstream at a time), bolt and dubbo 1 (their
-//! upstreams are the shared pools), rocketmq 1 + the clusters it routes to
-//! (a pinned upstream each). What is opened beyond that takes a unit while
+//! echo 1, http 2 (one upstream at a time), an RPC protocol whose clients
+//! share pools (bolt, dubbo, tars: [`Pinning::Pooled`]) 1, one that pins
+//! clients to upstream connections of their own (rocketmq:
+//! [`Pinning::PerClient`]) 1 + the clusters it routes to (a pinned
+//! upstream each). Which is which is the codec's to say. What is opened beyond that takes a unit while
 //! it lives: an HTTP/2 stream's connection to an HTTP/1.1 cluster, and an
 //! idle pooled HTTP/1.1 upstream connection (kept only if a unit is free).
 //!
@@ -44,6 +46,8 @@
 use std::sync::Arc;
 
 use baton_config::{Config, Listener, Protocol, Target, UpstreamProtocol};
+
+use crate::codec::{self, Pinning};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
@@ -156,12 +160,23 @@ pub fn cost(listener: &Listener) -> u32 {
             Target::Builtin(_) | Target::NotFound => 1,
         },
         Protocol::Http => 2,
-        Protocol::Bolt | Protocol::Dubbo | Protocol::Tars => 1,
-        Protocol::Rocketmq => {
-            let clusters = routed_clusters(listener).len();
-            1 + u32::try_from(clusters).unwrap_or(u32::MAX)
-        }
+        // Every other protocol is an RPC codec's.
+        _ => match pinning(listener) {
+            Some(Pinning::PerClient) => {
+                let clusters = routed_clusters(listener).len();
+                1 + u32::try_from(clusters).unwrap_or(u32::MAX)
+            }
+            Some(Pinning::Pooled) | None => 1,
+        },
     }
+}
+
+/// How the codec of an RPC listener's protocol reaches upstreams (`None`
+/// for tcp and http, or a protocol this worker has no codec for, which
+/// it refuses to serve).
+fn pinning(listener: &Listener) -> Option<Pinning> {
+    let protocol: codec::Protocol = listener.protocol.name().parse().ok()?;
+    Some(protocol.pinning())
 }
 
 /// The clusters an RPC listener may send to: its default and its routes'.
@@ -186,7 +201,7 @@ pub fn plan(limit: u64, config: &Config) -> Result<Plan, TooFew> {
     let pooled: usize = config
         .listeners
         .iter()
-        .filter(|l| matches!(l.protocol, Protocol::Bolt | Protocol::Dubbo))
+        .filter(|l| pinning(l) == Some(Pinning::Pooled))
         .flat_map(routed_clusters)
         .filter_map(|c| config.clusters.get(c))
         .map(|c| c.endpoints.len() * c.connections_per_endpoint.get() as usize)
@@ -384,6 +399,31 @@ mod tests {
         let left = 1_000 - fixed;
         assert_eq!(small.pipes, left / 16);
         assert_eq!(small.units, left - 2 * small.pipes);
+    }
+
+    /// Each RPC protocol is budgeted by its codec's pinning: a pooled one
+    /// costs 1 a connection and its clusters' pools are shared; a pinned
+    /// one costs 1 + its routed clusters and holds no pool.
+    #[test]
+    fn rpc_listeners_are_budgeted_by_their_codecs_pinning() {
+        for &protocol in codec::Protocol::ALL {
+            let route = "[[listeners.routes]]\nservice = \"x\"\ncluster = \"d\"\n";
+            let text = [
+                listener("r", protocol.name(), "c", route),
+                CLUSTERS.to_string(),
+            ]
+            .concat();
+            let config = config(&text);
+            let plan = plan(20_000, &config).unwrap();
+            // The http2 cluster is not counted without an http listener.
+            let (cost, shared) = match protocol.pinning() {
+                // Clusters c (2 endpoints × 3) and d (1 × 1).
+                Pinning::Pooled => (1, 6 + 1),
+                Pinning::PerClient => (1 + 2, 0),
+            };
+            assert_eq!(plan.costs, vec![cost], "{protocol}");
+            assert_eq!(plan.shared, shared, "{protocol}");
+        }
     }
 
     #[test]

@@ -20,10 +20,11 @@
 //!
 //! ```text
 //!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
-//!  5  migrate/      old (hand_off), new (take_over), wire, forward (write migration), hooks
+//!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients
-//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo); clusters (connect with fall-through)
+//! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
+//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap); clusters, balancers (connect with fall-through)
 //!  1  io  lifecycle  fds  telemetry/   pump vocabulary; Order and Stats; fd budget; meters, log
 //!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
 //! ```
@@ -38,7 +39,12 @@
 //!   log;
 //! * [`l4`] — the pausable byte pumps (a [`l4::pipe::Pipe`] per direction,
 //!   splice for bulk streams; [`l4::tunnel::Tunnel`] and the echo);
-//!   [`upstream`] — clusters at run time;
+//!   [`upstream`] — clusters at run time and their balancers
+//!   ([`upstream::lb::Balancer`], chosen by a cluster's `lb`);
+//! * [`filter`] — the filter chains: L4 network filters (refuse on accept;
+//!   see, rewrite or close on bytes, through an [`l4::tap::Tap`]) and L7
+//!   stream filters for HTTP and RPC (continue, modify, answer locally);
+//!   which connections move and which drain when filters keep state;
 //! * [`http`] — HTTP/1.1 and HTTP/2 proxying: routes, keep-alive and
 //!   HTTP/2 upstream pools, TLS; [`rpc`] — the multiplexed RPC protocols:
 //!   routing, multiplexed upstream pools, RocketMQ pinning;
@@ -54,21 +60,28 @@
 //!
 //! **An L4 connection.** [`generation::serve`]'s accept loop takes a
 //! `max_connections` permit and the connection's units of the fd budget,
-//! accepts, and hands the socket to `conn::task::spawn`. The task
-//! connects to the listener's cluster ([`upstream::cluster::Upstream::connect`]:
-//! round robin, falling through to the next endpoint on failure), then runs
+//! accepts, and hands the socket to `conn::task::spawn`. The task runs the
+//! listener's L4 filters' accept stage ([`filter::network::NetworkChain`]:
+//! a filter may refuse), connects to the listener's cluster
+//! ([`upstream::cluster::Upstream::connect_for`]: the cluster's balancer
+//! picks, a failed connect falls through to the next endpoint), then runs
 //! an [`l4::tunnel::Tunnel`] — a [`l4::pipe::Pipe`] each way, counted in the
 //! listener's [`telemetry::meters::ByteMeter`] — until both directions end,
 //! it idles out, or it is paused or closed; the end is one access log line.
 //!
 //! **An HTTP/1.1 request.** The task (on an `http` listener) runs an
-//! [`http::session_h1::H1Conn`]; it reads a head with [`codec::http1`],
-//! routes it ([`http::route`]), takes an upstream connection from
-//! [`http::h1_pool`] or opens one ([`http::connect`], plain or TLS, over the
-//! cluster's endpoints), writes the re-serialised request, streams the body
-//! both ways and counts the status in [`telemetry::meters::HttpMeters`].
-//! A client that opens with the HTTP/2 preface (or picks `h2` by ALPN)
-//! becomes an [`http::h2::H2Conn`] instead, one task per stream.
+//! [`http::session_h1::H1Conn`]; it reads a head with [`codec::http1`] and
+//! hands the request to [`http::exchange`], the one pipeline for both
+//! client and both cluster protocols: it routes the request
+//! ([`http::route`]), answers it itself or applies the request transforms
+//! ([`http::transform`]) and forwards it with its timeout and retries over
+//! an upstream connection from [`http::h1_pool`] (or a new one,
+//! [`http::connect`], plain or TLS) or a stream of [`http::client_h2`],
+//! streams the body both ways and counts the status in
+//! [`telemetry::meters::HttpMeters`]. A client that opens with the HTTP/2
+//! preface (or picks `h2` by ALPN) becomes an
+//! [`http::session_h2::H2Conn`] instead, one task per stream, each stream
+//! through the same exchange.
 //!
 //! **An RPC request.** The task runs an [`rpc::downstream::Downstream`]: it
 //! decodes the client's frames ([`codec::AnyCodec`]), answers heartbeats,
@@ -85,7 +98,8 @@
 //! to pause a wave at a time ([`conn::registry::Registry::pause_some`]); each
 //! task stops between two pump steps and answers with a
 //! [`conn::state::Parked`], which [`migrate::wire`] describes as a
-//! `baton_ipc::ConnState` plus fds. On the other side
+//! [`migrate::schema::ConnState`] plus fds, written in the handoff schema
+//! both generations speak. On the other side
 //! [`migrate::new::take_over`] rebuilds the batch, acknowledges it, and
 //! starts each connection with [`conn::task::adopt`]. Responses to requests
 //! a moved RPC connection had in flight arrive in the old generation and
@@ -96,6 +110,7 @@ pub mod cli;
 pub mod codec;
 pub mod conn;
 pub mod fds;
+pub mod filter;
 pub mod generation;
 pub mod http;
 pub mod io;
@@ -124,7 +139,7 @@ pub fn run_inherited() -> ExitCode {
     {
         tracing::warn!(error = %e, "PR_SET_PDEATHSIG failed");
     }
-    init_logging();
+    let set_filter = init_logging();
     let fd = match baton_ipc::fd::adopt_inherited(baton_ipc::env::IPC_FD) {
         Ok(fd) => fd,
         Err(e) => {
@@ -161,7 +176,7 @@ pub fn run_inherited() -> ExitCode {
                 source: e,
             })
         })?;
-        generation::ctrl::run(ctrl).await
+        generation::ctrl::run(ctrl, set_filter).await
     });
     // Connection tasks may still hold sockets; do not wait for them.
     runtime.shutdown_background();
@@ -210,16 +225,24 @@ pub fn check(source: &str, text: &str) -> Result<baton_config::Config, String> {
     Ok(config)
 }
 
-fn init_logging() {
+/// Installs the subscriber; returns how to replace its filter later
+/// (`SetLogLevel`).
+fn init_logging() -> generation::ctrl::SetFilter {
     let filter = std::env::var(baton_ipc::env::LOG)
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder.init();
+    Box::new(move |filter| {
+        let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
 }

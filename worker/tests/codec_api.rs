@@ -7,10 +7,10 @@
 
 use bytes::BytesMut;
 
-use baton_worker::codec::fixtures;
 use baton_worker::codec::{
     AnyCodec, CodecConfig, CodecState, Direction, ErrorKind, FrameKind, Protocol, RequestId,
 };
+use baton_worker::codec::{bolt, dubbo, fixtures, rocketmq};
 
 fn codec(p: Protocol) -> AnyCodec {
     p.codec(CodecConfig::default())
@@ -22,7 +22,7 @@ fn proxy_round_trip_rewrites_ids_both_ways() {
     let mut upstream_side = codec(Protocol::Bolt);
 
     // Client → proxy: a request, routed on its service.
-    let mut from_client = BytesMut::from(&fixtures::BOLT_REQUEST_PROTOBUF[..]);
+    let mut from_client = BytesMut::from(&bolt::fixtures::BOLT_REQUEST_PROTOBUF[..]);
     let mut request = client_side.decode(&mut from_client).unwrap().unwrap();
     assert_eq!(request.kind(), FrameKind::Request);
     let client_id = request.request_id();
@@ -34,14 +34,17 @@ fn proxy_round_trip_rewrites_ids_both_ways() {
     request.set_request_id(RequestId(1)).unwrap();
     let mut to_upstream = BytesMut::new();
     upstream_side.encode(&request, &mut to_upstream);
-    assert_eq!(to_upstream.len(), fixtures::BOLT_REQUEST_PROTOBUF.len());
+    assert_eq!(
+        to_upstream.len(),
+        bolt::fixtures::BOLT_REQUEST_PROTOBUF.len()
+    );
 
     // The upstream decodes it with id 1 and answers (here: a canned
     // response with the id set to 1).
     let mut server = codec(Protocol::Bolt);
     let seen = server.decode(&mut to_upstream).unwrap().unwrap();
     assert_eq!(seen.request_id(), RequestId(1));
-    let mut from_upstream = BytesMut::from(&fixtures::BOLT_RESPONSE_PROTOBUF[..]);
+    let mut from_upstream = BytesMut::from(&bolt::fixtures::BOLT_RESPONSE_PROTOBUF[..]);
     let mut response = upstream_side.decode(&mut from_upstream).unwrap().unwrap();
     response.set_request_id(RequestId(1)).unwrap();
 
@@ -60,17 +63,17 @@ fn hijack_and_heartbeat_for_every_protocol() {
     for (p, request, heartbeat) in [
         (
             Protocol::Bolt,
-            &fixtures::BOLT_REQUEST_PROTOBUF[..],
-            Some(&fixtures::BOLT_HEARTBEAT_REQUEST[..]),
+            &bolt::fixtures::BOLT_REQUEST_PROTOBUF[..],
+            Some(&bolt::fixtures::BOLT_HEARTBEAT_REQUEST[..]),
         ),
         (
             Protocol::Dubbo,
-            &fixtures::DUBBO_REQUEST_NOTIFY_JOB[..],
-            Some(&fixtures::DUBBO_HEARTBEAT_REQUEST[..]),
+            &dubbo::fixtures::DUBBO_REQUEST_NOTIFY_JOB[..],
+            Some(&dubbo::fixtures::DUBBO_HEARTBEAT_REQUEST[..]),
         ),
         (
             Protocol::RocketMq,
-            &fixtures::ROCKETMQ_JSON_SEND_V2_JAVA[..],
+            &rocketmq::fixtures::ROCKETMQ_JSON_SEND_V2_JAVA[..],
             None,
         ),
     ] {
@@ -104,7 +107,7 @@ fn hijack_and_heartbeat_for_every_protocol() {
 /// it decodes are exactly those the old one would have.
 #[test]
 fn a_connection_moves_between_processes_mid_stream() {
-    for &(name, p, bytes) in fixtures::ALL {
+    for (name, p, bytes) in fixtures::all() {
         if name == "bolt_v2_response" {
             continue;
         }
@@ -153,7 +156,7 @@ fn fuzz_smoke_over_mutated_fixtures() {
         rng
     };
     let mut frames = 0;
-    for &(_, p, bytes) in fixtures::ALL {
+    for (_, p, bytes) in fixtures::all() {
         for _ in 0..1500 {
             let mut data = vec![next() as u8];
             data.extend_from_slice(bytes);

@@ -104,6 +104,10 @@ pub struct Status {
     /// supervisor's reply.)
     #[serde(default)]
     pub admin: Option<String>,
+    /// The admin control address (`[admin] control_address`, resolved),
+    /// where mutating admin calls need no token; when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_control: Option<String>,
     /// The upgrade in progress, as a phase name (`idle` when none).
     pub upgrade_phase: String,
     pub last_upgrade: Option<UpgradeReport>,

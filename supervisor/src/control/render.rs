@@ -220,6 +220,7 @@ mod tests {
                 address: "0.0.0.0:7000".to_string(),
             }],
             admin: Some("127.0.0.1:9901".to_string()),
+            admin_control: None,
             upgrade_phase: "idle".to_string(),
             last_upgrade: Some(report(Outcome::Succeeded, None)),
             upgrades: UpgradeCounts {

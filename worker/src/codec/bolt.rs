@@ -80,6 +80,13 @@
 //! (the same mapping MOSN's bolt `Mapping` uses where they overlap). Both
 //! sofa-bolt's Java `RpcResponseResolver` and sofa-bolt-node turn a
 //! non-success status with empty content into an exception for the caller.
+//!
+//! # Success and pinning
+//!
+//! A response succeeded when its `respStatus` is SUCCESS (0); any other
+//! status is an error ([`BoltCodec::classify`]), as `RpcResponseResolver`
+//! reads it. Servers never call clients, so clients share each cluster's
+//! pool ([`Pinning::Pooled`](super::Pinning::Pooled)).
 
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -88,7 +95,7 @@ use super::frame::{FrameParts, IdSlot};
 use super::wire::{self, Cursor};
 use super::{
     Attributes, Codec, CodecConfig, CodecError, Direction, ErrorKind, Frame, FrameKind, Protocol,
-    RequestId,
+    RequestId, ResponseClass,
 };
 
 const PROTOCOL: Protocol = Protocol::Bolt;
@@ -314,6 +321,10 @@ impl Codec for BoltCodec {
         self.response(request, CMD_RESPONSE, status, FrameKind::Response)
     }
 
+    fn classify(&self, response: &Frame) -> ResponseClass {
+        ResponseClass::success_if(response.status() == Some(i32::from(status::SUCCESS)))
+    }
+
     fn heartbeat_reply(&self, heartbeat: &Frame) -> Option<Frame> {
         (heartbeat.kind() == FrameKind::Heartbeat(Direction::Request)
             && heartbeat.expects_response())
@@ -433,5 +444,7 @@ fn read_string(cursor: &mut Cursor<'_>, nullable: bool) -> Result<String, CodecE
     Ok(wire::text(bytes))
 }
 
+#[doc(hidden)]
+pub mod fixtures;
 #[cfg(test)]
 mod tests;

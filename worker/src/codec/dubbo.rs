@@ -73,6 +73,16 @@
 //!
 //! Dubbo's `DefaultFuture` raises a `TimeoutException` for 30/31 and a
 //! `RemotingException` carrying the message for the others.
+//!
+//! # Success and pinning
+//!
+//! A response succeeded when its status is OK (20), whatever its body
+//! holds (a result, or an exception the service threw, which is the
+//! application's answer); any other status is an error
+//! ([`DubboCodec::classify`]), as `DefaultFuture.returnFromResponse` reads
+//! it. Clients share each cluster's pool ([`Pinning::Pooled`](super::Pinning::Pooled)): a request
+//! a provider sends on its own (Dubbo's parameter callbacks) has no client
+//! to go to there and is dropped; baton does not proxy callbacks.
 
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -82,7 +92,7 @@ use super::hessian2;
 use super::wire;
 use super::{
     Attributes, Codec, CodecConfig, CodecError, Direction, ErrorKind, Frame, FrameKind, Protocol,
-    RequestId,
+    RequestId, ResponseClass,
 };
 
 const PROTOCOL: Protocol = Protocol::Dubbo;
@@ -230,6 +240,10 @@ impl Codec for DubboCodec {
         )))
     }
 
+    fn classify(&self, response: &Frame) -> ResponseClass {
+        ResponseClass::success_if(response.status() == Some(i32::from(status::OK)))
+    }
+
     fn hijack(&self, request: &Frame, kind: ErrorKind) -> Frame {
         let status = match kind {
             ErrorKind::Timeout => status::SERVER_TIMEOUT,
@@ -353,5 +367,7 @@ fn frame(
     )
 }
 
+#[doc(hidden)]
+pub mod fixtures;
 #[cfg(test)]
 mod tests;

@@ -4,11 +4,13 @@
 //! buffer without a copy). Everything else — kind, request id, status,
 //! attributes — is a view computed once at decode time. Proxying a frame is
 //! writing those bytes; the only mutation a proxy needs, rewriting the
-//! request id into another connection's id space, edits them in place (Bolt,
-//! Dubbo, RocketMQ binary headers) or splices the new value in where its
-//! width varies (the decimal in a RocketMQ JSON header, a Tars integer
-//! field), so a frame is never re-serialised from parsed fields and
-//! nothing the codec does not model is lost.
+//! request id into another connection's id space, edits them in place where
+//! the id has a fixed width and offset ([`IdSlot::U32`], [`IdSlot::U64`]),
+//! and otherwise asks the frame's own codec to splice the new value in
+//! ([`super::Codec::splice_id`]: the decimal in a RocketMQ JSON header, a
+//! Tars integer field), so a frame is never re-serialised from parsed
+//! fields, nothing the codec does not model is lost, and no protocol's
+//! wire details live here.
 
 use std::fmt;
 
@@ -111,14 +113,20 @@ pub(crate) enum IdSlot {
     U32 { at: usize },
     /// A big-endian u64 at this offset (Dubbo).
     U64 { at: usize },
-    /// RocketMQ JSON header: the decimal text of `opaque` at
-    /// `raw[start..end]`. Bytes 0..4 hold the frame length minus 4 and bytes
-    /// 5..8 the header length; both move with the text's width.
-    JsonDecimal { start: usize, end: usize },
-    /// Tars: the whole `iRequestId` field (head and value) at
-    /// `raw[at..end]`, an integer in its smallest encoding (1 to 5 bytes).
-    /// Bytes 0..4 hold the frame length; it moves with the field's width.
-    TarsInt { at: usize, end: usize, tag: u8 },
+    /// A field whose width depends on its value (the decimal text of a
+    /// RocketMQ JSON header, a Tars integer): rewritten by the protocol's
+    /// own [`super::Codec::splice_id`].
+    Spliced(Splice),
+}
+
+/// Where a variable-width request id field sits in a frame's bytes, for
+/// its codec's [`super::Codec::splice_id`]: `raw[at..end]`, plus one
+/// byte the codec keeps for itself (Tars: the field's tag; RocketMQ: 0).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Splice {
+    pub at: usize,
+    pub end: usize,
+    pub tag: u8,
 }
 
 /// The decoded parts a codec hands to [`Frame::new`].
@@ -249,18 +257,15 @@ impl Frame {
         let written = match self.id_slot {
             IdSlot::U32 { at } => wire::put_u32_at(&mut self.raw, at, narrow),
             IdSlot::U64 { at } => wire::put_u64_at(&mut self.raw, at, id.0),
-            IdSlot::JsonDecimal { start, end } => {
-                // Java writes `opaque` as a signed int; keep its bit pattern.
-                #[allow(clippy::cast_possible_wrap)]
-                let signed = narrow as i32;
-                self.splice_json_decimal(start, end, signed)?;
-                true
-            }
-            IdSlot::TarsInt { at, end, tag } => {
-                // Tars ids are `int`s; keep the bit pattern.
-                #[allow(clippy::cast_possible_wrap)]
-                let signed = narrow as i32;
-                self.splice_tars_int(at, end, tag, signed)?;
+            IdSlot::Spliced(slot) => {
+                let spliced = self
+                    .protocol
+                    .splice_id(&mut self.raw, slot, id)
+                    .map_err(|what| CodecError::Rewrite {
+                        protocol: self.protocol,
+                        what,
+                    })?;
+                self.id_slot = IdSlot::Spliced(spliced);
                 true
             }
         };
@@ -273,168 +278,5 @@ impl Frame {
         }
         self.request_id = id;
         Ok(())
-    }
-
-    /// Replaces the JSON number at `raw[start..end]` with `value` and fixes
-    /// the two RocketMQ length fields if its width changed.
-    fn splice_json_decimal(
-        &mut self,
-        start: usize,
-        end: usize,
-        value: i32,
-    ) -> Result<(), CodecError> {
-        let mut digits = [0u8; 11];
-        let text = decimal(value, &mut digits);
-        let old_width = end.saturating_sub(start);
-        if text.len() == old_width
-            && let Some(slot) = self.raw.get_mut(start..end)
-        {
-            slot.copy_from_slice(text);
-            return Ok(());
-        }
-        let rewrite = |what| CodecError::Rewrite {
-            protocol: self.protocol,
-            what,
-        };
-        let (Some(prefix), Some(suffix)) = (self.raw.get(..start), self.raw.get(end..)) else {
-            return Err(rewrite("opaque field outside the frame"));
-        };
-        let new_len = prefix.len() + text.len() + suffix.len();
-        let header_field = wire::u32_at(&self.raw, 4).ok_or(rewrite("frame shorter than 8"))?;
-        // The digits sit inside the header, so the old header length covers
-        // `old_width` and the subtraction cannot underflow for a frame this
-        // codec decoded; checked anyway.
-        let header_len = ((header_field & 0x00ff_ffff) as usize + text.len())
-            .checked_sub(old_width)
-            .filter(|&n| n <= 0x00ff_ffff)
-            .ok_or(rewrite("JSON header length out of range"))?;
-        let body_len = new_len
-            .checked_sub(4)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or(rewrite("frame length out of range"))?;
-        let mut out = BytesMut::with_capacity(new_len);
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(text);
-        out.extend_from_slice(suffix);
-        // `header_len` fits in 24 bits (checked above).
-        #[allow(clippy::cast_possible_truncation)]
-        let header_field = (header_field & 0xff00_0000) | header_len as u32;
-        let ok =
-            wire::put_u32_at(&mut out, 0, body_len) && wire::put_u32_at(&mut out, 4, header_field);
-        if !ok {
-            return Err(rewrite("frame shorter than 8"));
-        }
-        self.raw = out;
-        self.id_slot = IdSlot::JsonDecimal {
-            start,
-            end: start + text.len(),
-        };
-        Ok(())
-    }
-}
-
-impl Frame {
-    /// Replaces the Tars integer field at `raw[at..end]` with `value` in its
-    /// smallest encoding, moving the rest of the frame if the width changed
-    /// and fixing the length prefix (see the `tars` module docs).
-    fn splice_tars_int(
-        &mut self,
-        at: usize,
-        end: usize,
-        tag: u8,
-        value: i32,
-    ) -> Result<(), CodecError> {
-        let rewrite = |what| CodecError::Rewrite {
-            protocol: self.protocol,
-            what,
-        };
-        let mut buf = [0u8; 5];
-        let field = tars_int_field(tag, value, &mut buf);
-        let old_len = self.raw.len();
-        if at < 4 || at > end || end > old_len {
-            return Err(rewrite("request id field outside the frame"));
-        }
-        let new_len = old_len - (end - at) + field.len();
-        let total = u32::try_from(new_len).map_err(|_| rewrite("frame length out of range"))?;
-        let new_end = at + field.len();
-        if new_end > end {
-            self.raw.resize(new_len, 0);
-            self.raw.copy_within(end..old_len, new_end);
-        } else if new_end < end {
-            self.raw.copy_within(end..old_len, new_end);
-            self.raw.truncate(new_len);
-        }
-        if let Some(slot) = self.raw.get_mut(at..new_end) {
-            slot.copy_from_slice(field);
-        }
-        if !wire::put_u32_at(&mut self.raw, 0, total) {
-            return Err(rewrite("frame shorter than its length prefix"));
-        }
-        self.id_slot = IdSlot::TarsInt {
-            at,
-            end: new_end,
-            tag,
-        };
-        Ok(())
-    }
-}
-
-/// A Tars integer field (head with `tag` < 15, then the value) in the
-/// smallest encoding that holds `value`, as every Tars encoder writes it
-/// (TarsGo `WriteInt32`): ZERO_TAG (type 12) for 0, INT1 (0), INT2 (1) or
-/// INT4 (2).
-pub(crate) fn tars_int_field(tag: u8, value: i32, buf: &mut [u8; 5]) -> &[u8] {
-    let tag = (tag & 0x0f) << 4;
-    let len = if value == 0 {
-        buf[0] = tag | 12;
-        1
-    } else if let Ok(v) = i8::try_from(value) {
-        buf[0] = tag;
-        buf[1..2].copy_from_slice(&v.to_be_bytes());
-        2
-    } else if let Ok(v) = i16::try_from(value) {
-        buf[0] = tag | 1;
-        buf[1..3].copy_from_slice(&v.to_be_bytes());
-        3
-    } else {
-        buf[0] = tag | 2;
-        buf[1..5].copy_from_slice(&value.to_be_bytes());
-        5
-    };
-    &buf[..len]
-}
-
-/// Formats `value` in decimal into `buf` without allocating.
-fn decimal(value: i32, buf: &mut [u8; 11]) -> &[u8] {
-    let mut n = value.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        // `n % 10` is a single digit.
-        #[allow(clippy::cast_possible_truncation)]
-        let digit = (n % 10) as u8;
-        buf[i] = b'0' + digit;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal_formats_the_i32_range() {
-        let mut b = [0u8; 11];
-        for v in [0, 7, -7, 10, 1_234_567, i32::MAX, i32::MIN] {
-            assert_eq!(decimal(v, &mut b), v.to_string().as_bytes());
-        }
     }
 }

@@ -632,76 +632,120 @@ pub fn parse_response(
     Ok(Some(head))
 }
 
-/// Hop-by-hop fields (RFC 9110 §7.6.1), never forwarded as they came.
-fn hop_by_hop(head: &Head, name: &str) -> bool {
-    const ALWAYS: &[&str] = &[
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "upgrade",
-        // The settings of an h2c upgrade, for this hop only (RFC 7540 §3.2.1).
-        "http2-settings",
-    ];
-    ALWAYS.iter().any(|h| name.eq_ignore_ascii_case(h))
+/// Hop-by-hop fields (RFC 9110 §7.6.1) that are never forwarded as they
+/// came, whatever the `Connection` header says. HTTP/2 forbids them too
+/// (RFC 9113 §8.2.2: `te` but `te: trailers`), so this one list serves
+/// both protocols.
+pub const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    // The settings of an h2c upgrade, for this hop only (RFC 7540 §3.2.1).
+    "http2-settings",
+];
+
+/// Whether `name` is a hop-by-hop field of `head`: one of [`HOP_BY_HOP`],
+/// or one its `Connection` header names.
+pub fn hop_by_hop(head: &Head, name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
         // Fields the Connection header names are hop-by-hop too.
         || head.has_token("connection", name)
 }
 
-/// Writes a request head for the upstream hop: hop-by-hop fields dropped,
-/// the framing fields written from [`Head::framing`] (never copied),
-/// `X-Forwarded-For` and `X-Forwarded-Proto` added, keep-alive (or the
-/// upgrade) asked for. A request without `Host` (HTTP/1.0) gets an empty
-/// one, as HTTP/1.1 requires of a request whose target has no authority
-/// (RFC 9112 §3.2).
-pub fn write_request(
-    head: &Head,
-    client_ip: Option<std::net::IpAddr>,
-    proto: &str,
-    out: &mut BytesMut,
-) {
+/// What the proxy writes itself into a request for the next hop, decided
+/// once per request (the exchange's request transforms) and written by
+/// [`write_request`], or into an HTTP/2 request by the HTTP/2 client.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    /// `Host` (`:authority`): the absolute-form target's authority, else
+    /// the client's `Host`, else empty ([`Hop::authority`]).
+    pub authority: &'a str,
+    /// `X-Forwarded-For`: what the client sent, its address appended
+    /// ([`forwarded_for`]).
+    pub forwarded_for: Option<&'a [u8]>,
+    /// `X-Forwarded-Proto`: the scheme the client spoke to us.
+    pub proto: &'a str,
+}
+
+impl Hop<'_> {
+    /// The authority a request names: its absolute-form target's, else its
+    /// `Host`; empty when it has neither (HTTP/1.0), as HTTP/1.1 then
+    /// requires of a `Host` (RFC 9112 §3.2).
+    pub fn authority(head: &Head) -> &str {
+        head.authority()
+            .or_else(|| head.header_str("host"))
+            .unwrap_or("")
+    }
+}
+
+/// Whether a request field goes to the next hop as it came. What does not
+/// is hop-by-hop ([`hop_by_hop`]), or written by the proxy from what it
+/// decided: the framing fields (from [`Head::framing`]), `Host`, and the
+/// `X-Forwarded-*` fields ([`Hop`]).
+pub fn forwarded_field(head: &Head, name: &str) -> bool {
+    const REWRITTEN: [&str; 5] = [
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+    ];
+    !REWRITTEN.iter().any(|h| name.eq_ignore_ascii_case(h)) && !hop_by_hop(head, name)
+}
+
+/// The `X-Forwarded-For` value for the next hop: the client's own (every
+/// field, in order, joined with `, `), then `client`'s address. `None`
+/// when there is neither.
+pub fn forwarded_for(head: &Head, client: Option<std::net::IpAddr>) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let mut merged: Option<Vec<u8>> = None;
+    let values = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
+        .map(|(_, v)| v.as_slice());
+    for value in values {
+        let merged = merged.get_or_insert_with(Vec::new);
+        if !merged.is_empty() {
+            merged.extend_from_slice(b", ");
+        }
+        merged.extend_from_slice(value);
+    }
+    if let Some(ip) = client {
+        let merged = merged.get_or_insert_with(|| Vec::with_capacity(40));
+        if !merged.is_empty() {
+            merged.extend_from_slice(b", ");
+        }
+        // Writing into a Vec cannot fail.
+        let _ = write!(merged, "{ip}");
+    }
+    merged
+}
+
+/// Writes a request head for an HTTP/1.1 upstream: the request line in
+/// origin form, `Host` first, the fields that pass ([`forwarded_field`]),
+/// the framing fields written from [`Head::framing`] (never copied), the
+/// `X-Forwarded-*` fields of `hop`, and keep-alive (or the upgrade) asked
+/// for.
+pub fn write_request(head: &Head, hop: &Hop<'_>, out: &mut BytesMut) {
     out.extend_from_slice(head.method.as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(head.origin_form().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let authority = head.authority();
-    match authority {
-        Some(a) => header(out, b"Host", a.as_bytes()),
-        None if head.header("host").is_none() => header(out, b"Host", b""),
-        None => {}
-    }
-    let mut forwarded_for: Option<Vec<u8>> = None;
+    header(out, b"Host", hop.authority.as_bytes());
     let mut had_length = false;
     for (name, value) in &head.headers {
-        if authority.is_some() && name.eq_ignore_ascii_case("host") {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("content-length")
-            || name.eq_ignore_ascii_case("transfer-encoding")
-        {
-            // Written below, from the framing.
+        if forwarded_field(head, name) {
+            header(out, name.as_bytes(), value);
+        } else {
             had_length |= name.eq_ignore_ascii_case("content-length");
-            continue;
         }
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            // Merged below, with the client's address appended.
-            let merged = forwarded_for.get_or_insert_with(Vec::new);
-            if !merged.is_empty() {
-                merged.extend_from_slice(b", ");
-            }
-            merged.extend_from_slice(value);
-            continue;
-        }
-        if name.eq_ignore_ascii_case("x-forwarded-proto") {
-            continue;
-        }
-        if hop_by_hop(head, name) {
-            continue;
-        }
-        header(out, name.as_bytes(), value);
     }
     match head.framing {
         Framing::Length(n) => header(out, b"Content-Length", n.to_string().as_bytes()),
@@ -710,17 +754,10 @@ pub fn write_request(
         Framing::None | Framing::Close if had_length => header(out, b"Content-Length", b"0"),
         Framing::None | Framing::Close => {}
     }
-    if let Some(ip) = client_ip {
-        let merged = forwarded_for.get_or_insert_with(Vec::new);
-        if !merged.is_empty() {
-            merged.extend_from_slice(b", ");
-        }
-        merged.extend_from_slice(ip.to_string().as_bytes());
+    if let Some(v) = hop.forwarded_for {
+        header(out, b"X-Forwarded-For", v);
     }
-    if let Some(v) = forwarded_for {
-        header(out, b"X-Forwarded-For", &v);
-    }
-    header(out, b"X-Forwarded-Proto", proto.as_bytes());
+    header(out, b"X-Forwarded-Proto", hop.proto.as_bytes());
     if head.is_upgrade() {
         if let Some(up) = head.header("upgrade") {
             header(out, b"Upgrade", up);
@@ -773,7 +810,7 @@ fn header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 pub fn simple_response(
     status: u16,
     content_type: &str,
-    extra: &[(&str, &str)],
+    extra: &[(&str, &[u8])],
     body: &[u8],
     keep_alive: bool,
     head_only: bool,
@@ -787,7 +824,7 @@ pub fn simple_response(
         body.len().to_string().as_bytes(),
     );
     for (k, v) in extra {
-        header(&mut out, k.as_bytes(), v.as_bytes());
+        header(&mut out, k.as_bytes(), v);
     }
     if !keep_alive {
         header(&mut out, b"Connection", b"close");
@@ -875,6 +912,19 @@ impl Chunked {
     /// body without its framing) to `body`.
     pub fn decode(&mut self, input: &[u8], body: &mut BytesMut) -> Result<(usize, bool), H1Error> {
         self.step(input, &mut |d| body.extend_from_slice(d), &mut |_| {})
+    }
+
+    /// As [`Chunked::decode`], and appends the trailer section's field
+    /// lines (each with its CRLF; validated, not parsed) to `trailers`.
+    pub fn decode_with_trailers(
+        &mut self,
+        input: &[u8],
+        body: &mut BytesMut,
+        trailers: &mut Vec<u8>,
+    ) -> Result<(usize, bool), H1Error> {
+        self.step(input, &mut |d| body.extend_from_slice(d), &mut |t| {
+            trailers.extend_from_slice(t)
+        })
     }
 
     /// Whether the whole body has been seen.
@@ -1011,12 +1061,39 @@ impl Chunked {
     }
 }
 
+/// Writes `data` as one chunk in canonical form: a plain hex size, no
+/// extension. The one chunk writer: every chunked body baton sends, to a
+/// client or an upstream, from an HTTP/1.1 or an HTTP/2 peer, is written
+/// by it and [`write_last_chunk`].
+pub fn write_chunk(data: &[u8], out: &mut BytesMut) {
+    use std::fmt::Write as _;
+    if data.is_empty() {
+        // A zero-size chunk would end the body.
+        return;
+    }
+    out.reserve(data.len() + 20);
+    // Writing into a BytesMut cannot fail.
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the last chunk and the trailer section: `trailers` are field
+/// lines, each ending in CRLF (possibly none).
+pub fn write_last_chunk(trailers: &[u8], out: &mut BytesMut) {
+    out.extend_from_slice(b"0\r\n");
+    out.extend_from_slice(trailers);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Re-frames a chunked body canonically as it streams through: the data
 /// of each piece of input becomes one chunk with a plain hex size, chunk
 /// extensions are dropped, and the trailer section (validated by
 /// [`Chunked`]) follows the last chunk unchanged. The next hop then never
 /// sees a size, extension or line ending that it might read differently
-/// from us (a 32-bit size that wraps, say).
+/// from us (a 32-bit size that wraps, say). The proxy's exchange does the
+/// same in two steps (decode into pieces, write them with [`write_chunk`]);
+/// this is its one-step form, fuzzed.
 #[derive(Debug, Clone, Default)]
 pub struct Rechunk {
     decoder: Chunked,
@@ -1029,22 +1106,13 @@ impl Rechunk {
     /// appends its canonical form to `out`; returns whether the body ended.
     pub fn take(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, H1Error> {
         let mut data = BytesMut::new();
-        let trailers = &mut self.trailers;
         let (used, done) =
             self.decoder
-                .step(input, &mut |d| data.extend_from_slice(d), &mut |t| {
-                    trailers.extend_from_slice(t)
-                })?;
+                .decode_with_trailers(input, &mut data, &mut self.trailers)?;
         let _ = input.split_to(used);
-        if !data.is_empty() {
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            out.extend_from_slice(&data);
-            out.extend_from_slice(b"\r\n");
-        }
+        write_chunk(&data, out);
         if done {
-            out.extend_from_slice(b"0\r\n");
-            out.extend_from_slice(&self.trailers);
-            out.extend_from_slice(b"\r\n");
+            write_last_chunk(&self.trailers, out);
             self.trailers.clear();
         }
         Ok(done)
@@ -1062,6 +1130,19 @@ mod tests {
 
     fn req(text: &str) -> Result<Option<Head>, H1Error> {
         parse_request(&mut BytesMut::from(text.as_bytes()), LIMITS)
+    }
+
+    /// The head written for an HTTP/1.1 upstream.
+    fn upstream(head: &Head, client: Option<std::net::IpAddr>) -> String {
+        let forwarded_for = forwarded_for(head, client);
+        let hop = Hop {
+            authority: Hop::authority(head),
+            forwarded_for: forwarded_for.as_deref(),
+            proto: "http",
+        };
+        let mut out = BytesMut::new();
+        write_request(head, &hop, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
     }
 
     #[test]
@@ -1164,9 +1245,7 @@ mod tests {
             .unwrap();
         assert_eq!(head.host().as_deref(), Some("api.example"));
         assert_eq!(head.path(), "/a/b");
-        let mut out = BytesMut::new();
-        write_request(&head, None, "http", &mut out);
-        let text = String::from_utf8(out.to_vec()).unwrap();
+        let text = upstream(&head, None);
         assert!(
             text.starts_with("GET /a/b?q=1 HTTP/1.1\r\nHost: Api.Example:81\r\n"),
             "{text}"
@@ -1298,12 +1377,7 @@ mod tests {
 
     #[test]
     fn framing_fields_go_upstream_as_parsed_not_as_sent() {
-        let upstream = |text: &str| {
-            let head = req(text).unwrap().unwrap();
-            let mut out = BytesMut::new();
-            write_request(&head, None, "http", &mut out);
-            String::from_utf8(out.to_vec()).unwrap()
-        };
+        let upstream = |text: &str| upstream(&req(text).unwrap().unwrap(), None);
         let text = upstream("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  CHUNKED \r\n\r\n");
         assert!(
             text.contains("\r\nTransfer-Encoding: chunked\r\n"),
@@ -1408,9 +1482,7 @@ mod tests {
         let head = req("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n")
             .unwrap()
             .unwrap();
-        let mut out = BytesMut::new();
-        write_request(&head, "10.0.0.9".parse().ok(), "http", &mut out);
-        let text = String::from_utf8(out.to_vec()).unwrap();
+        let text = upstream(&head, "10.0.0.9".parse().ok());
         assert!(text.starts_with("GET / HTTP/1.1\r\nHost: h\r\n"), "{text}");
         assert!(
             !text.contains("X-Secret") && !text.contains("Keep-Alive"),

@@ -69,20 +69,55 @@
 //!
 //! # Adding a protocol
 //!
-//! One module plus one line of registration:
+//! A protocol is its own module plus two registration edits; nothing in
+//! the proxy (`rpc/`), the fd budget (`fds.rs`), the metrics or the frame
+//! type names a protocol, because everything that differs between
+//! protocols is a [`Codec`] item the module answers:
 //!
-//! 1. Write `codec/myproto.rs` with a type implementing [`Codec`]. Its
-//!    module docs show the wire format (a header diagram), the request/
-//!    response sequence and how each failure is handled, like the three
-//!    here; the crate-private `wire` module has the bounds-checked reads.
-//!    Add unit tests with byte fixtures from the protocol's own
-//!    implementation (cited, in [`fixtures`] so `fixtures::ALL` feeds them
-//!    to the framework tests and the seed corpus), the proptest round trips
-//!    (`testkit` has the framing checks), and a target in `fuzz/`.
-//! 2. Declare the module below (`pub mod myproto;`) and add one line to the
-//!    `registry!` invocation: `MyProto = "myproto" => myproto::MyProtoCodec,`.
-//!    That line creates `Protocol::MyProto`, its config name, its
-//!    [`AnyCodec`] and [`ProtocolState`] variants, and the dispatch.
+//! | question | answered by |
+//! |---|---|
+//! | framing, routing attributes | [`Codec::decode`], [`Codec::encode`] |
+//! | id width; rewriting an id | [`Codec::REQUEST_ID_BITS`]; a fixed slot, or [`Codec::splice_id`] for a variable-width field |
+//! | heartbeats | [`Codec::heartbeat_reply`] |
+//! | the proxy's own error answer (hijack) | [`Codec::hijack`] |
+//! | which responses succeeded (`baton_rpc_responses_total{result}`) | [`Codec::classify`] |
+//! | shared pools, or upstream connections per client | [`Codec::PINNING`] |
+//! | a different codec on the proxy's upstream end | [`Codec::upstream`] |
+//! | what survives an upgrade | [`Codec::State`], [`Codec::state`], [`Codec::from_state`] |
+//!
+//! The files a new protocol `myproto` touches — Tars was added this way
+//! (`tars/`, and the two files of step 2):
+//!
+//! 1. Its own module, `codec/myproto.rs` or `codec/myproto/mod.rs`, with a
+//!    type implementing [`Codec`]. Its module docs show the wire format (a
+//!    header diagram), the request/response sequence, how each failure is
+//!    handled, which status is a success and whether clients are pinned,
+//!    like the ones here; the crate-private `wire` module has the
+//!    bounds-checked reads. Beside it: `myproto/fixtures.rs` (`#[doc(hidden)]
+//!    pub mod fixtures;`), byte fixtures from the protocol's own
+//!    implementations (cited) and a `pub const ALL: &[(&str, &[u8])]`
+//!    listing them, which the registry hands to the framework tests
+//!    (`codec/tests.rs`, `rpc/tests.rs`) and the fuzz seed corpus; and
+//!    `myproto/tests.rs`: unit tests (classification and pinning among
+//!    them) and the proptest round trips (`testkit` has the framing checks).
+//! 2. Registration, the only edits outside the module:
+//!    * this file: `pub mod myproto;` below, and one line at the end of the
+//!      `registry!` invocation, `MyProto = "myproto" =>
+//!      myproto::MyProtoCodec,`, which creates `Protocol::MyProto`, its
+//!      config name, its [`AnyCodec`] and [`ProtocolState`] variants and
+//!      the dispatch;
+//!    * `configs/src/model.rs`: the config's `Protocol` variant, in its
+//!      `ALL` and `name()` under the same name (the config crate does not
+//!      depend on the worker; `rpc::tests` fails if the two lists differ).
+//!
+//! Beside the code, as for any feature: a libFuzzer target
+//! (`fuzz/fuzz_targets/fuzz_myproto.rs` and its `[[bin]]` in
+//! `fuzz/Cargo.toml`; the stable smoke runner finds the protocol in the
+//! registry by itself, and `smoke --write-corpus` writes
+//! `fuzz/corpus/fuzz_myproto/`), the protocol in README.md ("Proxy RPC"
+//! and the config reference), and interop tests with real peers
+//! (`tests/tests/interop_myproto.rs`, `tests/interop/myproto/`, the lines
+//! of `.ci/run` that install them).
 //!
 //! New variants go at the end of the registry: [`CodecState`] is serialised
 //! by variant index, so the order is part of the handoff format.
@@ -118,7 +153,7 @@ pub mod rocketmq;
 pub mod tars;
 
 pub use error::{CodecError, UnknownProtocol};
-pub use frame::{Attributes, Direction, Frame, FrameKind, RequestId};
+pub use frame::{Attributes, Direction, Frame, FrameKind, RequestId, Splice};
 
 /// The default bound on one frame, header included: 16 MiB, RocketMQ's
 /// `NettyDecoder` default and twice Dubbo's default payload limit. A frame
@@ -230,14 +265,55 @@ impl ErrorKind {
     }
 }
 
+/// What a response says about the call it answers, in its protocol's own
+/// terms ([`Codec::classify`]): the `result` label of
+/// `baton_rpc_responses_total`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ResponseClass {
+    /// The protocol's success code (Bolt `SUCCESS` 0, Dubbo `OK` 20,
+    /// RocketMQ `SUCCESS` 0, Tars `iRet` 0).
+    Success,
+    /// Anything else: the server (or a proxy on the way) reports a failure.
+    Error,
+}
+
+impl ResponseClass {
+    /// [`ResponseClass::Success`] if `success`, else [`ResponseClass::Error`].
+    pub fn success_if(success: bool) -> Self {
+        if success { Self::Success } else { Self::Error }
+    }
+}
+
+/// How a client connection's requests reach the upstreams of a cluster
+/// ([`Codec::PINNING`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Pinning {
+    /// Through the cluster's pool of multiplexed connections, shared by
+    /// every client of the listener: the protocol's servers only answer,
+    /// so any connection will do and ids are rewritten per connection.
+    Pooled,
+    /// Through upstream connections of the client's own, one per cluster
+    /// its requests are routed to, made at its first request there: the
+    /// protocol's servers also send requests to their clients (RocketMQ
+    /// brokers: CHECK_TRANSACTION_STATE, NOTIFY_CONSUMER_IDS_CHANGED), and
+    /// those must reach the client whose connection they arrive on; its
+    /// answers go back up the connection that asked, ids untouched.
+    PerClient,
+}
+
 /// One protocol's codec. Implemented once per protocol module; the proxy
-/// uses it through [`AnyCodec`].
+/// uses it through [`AnyCodec`] and [`Protocol`], and knows nothing of a
+/// protocol but what this trait answers.
 pub trait Codec: fmt::Debug + Send + Sync + Sized + 'static {
     /// What survives a live upgrade besides the unconsumed bytes: plain data.
     type State: fmt::Debug + Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync;
 
     /// Width of the wire request id: 32 or 64.
     const REQUEST_ID_BITS: u32;
+
+    /// How clients reach upstreams (see [`Pinning`]): shared pools unless
+    /// the protocol's servers send requests of their own.
+    const PINNING: Pinning = Pinning::Pooled;
 
     fn new(config: CodecConfig) -> Self;
 
@@ -269,6 +345,24 @@ pub trait Codec: fmt::Debug + Send + Sync + Sized + 'static {
     /// The protocol's own error response to `request`, with its id.
     fn hijack(&self, request: &Frame, kind: ErrorKind) -> Frame;
 
+    /// Whether `response` (a [`FrameKind::Response`] this codec decoded or
+    /// made) reports success, by the protocol's own status codes. Each
+    /// protocol answers for itself: the same number can mean success in
+    /// one and failure in another (20 is Dubbo's `OK` and RocketMQ's
+    /// `PULL_RETRY_IMMEDIATELY`).
+    fn classify(&self, response: &Frame) -> ResponseClass;
+
+    /// Rewrites a variable-width request id field ([`Splice`], which only
+    /// this codec's frames carry) in `raw`, a whole frame, to `id` (already
+    /// checked to fit [`Codec::REQUEST_ID_BITS`]), fixing whatever lengths
+    /// the width changes; returns where the field is now. On error `raw`
+    /// must be unchanged. Codecs whose ids have a fixed width and offset
+    /// never build a [`Splice`] and keep this default.
+    fn splice_id(raw: &mut BytesMut, slot: Splice, id: RequestId) -> Result<Splice, &'static str> {
+        let _ = (raw, slot, id);
+        Err("this protocol has no variable-width request id")
+    }
+
     /// The answer to a heartbeat request that expects one; `None` for any
     /// other frame (including heartbeat responses and oneway heartbeats).
     fn heartbeat_reply(&self, heartbeat: &Frame) -> Option<Frame>;
@@ -284,7 +378,7 @@ pub trait Codec: fmt::Debug + Send + Sync + Sized + 'static {
 /// its config name, an [`AnyCodec`] variant, a [`ProtocolState`] variant
 /// and the dispatch between them.
 macro_rules! registry {
-    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $codec:ty, )+) => {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $module:ident :: $codec:ident, )+) => {
         /// A protocol baton can decode, by its config name.
         #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[non_exhaustive]
@@ -303,7 +397,7 @@ macro_rules! registry {
 
             /// Width of this protocol's wire request id (32 or 64 bits).
             pub fn request_id_bits(self) -> u32 {
-                match self { $( Protocol::$variant => <$codec as Codec>::REQUEST_ID_BITS, )+ }
+                match self { $( Protocol::$variant => <$module::$codec as Codec>::REQUEST_ID_BITS, )+ }
             }
 
             /// The largest request id this protocol can carry.
@@ -313,12 +407,29 @@ macro_rules! registry {
 
             /// A fresh codec for a new connection.
             pub fn codec(self, config: CodecConfig) -> AnyCodec {
-                match self { $( Protocol::$variant => AnyCodec::$variant(<$codec as Codec>::new(config)), )+ }
+                match self { $( Protocol::$variant => AnyCodec::$variant(<$module::$codec as Codec>::new(config)), )+ }
             }
 
             /// A fresh codec for a new upstream connection ([`Codec::upstream`]).
             pub fn upstream_codec(self, config: CodecConfig) -> AnyCodec {
-                match self { $( Protocol::$variant => AnyCodec::$variant(<$codec as Codec>::upstream(config)), )+ }
+                match self { $( Protocol::$variant => AnyCodec::$variant(<$module::$codec as Codec>::upstream(config)), )+ }
+            }
+
+            /// How this protocol's clients reach upstreams ([`Codec::PINNING`]).
+            pub fn pinning(self) -> Pinning {
+                match self { $( Protocol::$variant => <$module::$codec as Codec>::PINNING, )+ }
+            }
+
+            /// See [`Codec::splice_id`].
+            pub(crate) fn splice_id(self, raw: &mut BytesMut, slot: Splice, id: RequestId) -> Result<Splice, &'static str> {
+                match self { $( Protocol::$variant => <$module::$codec as Codec>::splice_id(raw, slot, id), )+ }
+            }
+
+            /// The protocol's byte fixtures (`<module>::fixtures::ALL`), for
+            /// the framework tests and the fuzz seed corpus ([`fixtures::all`]).
+            #[doc(hidden)]
+            pub fn fixtures(self) -> &'static [(&'static str, &'static [u8])] {
+                match self { $( Protocol::$variant => $module::fixtures::ALL, )+ }
             }
 
             fn known_names() -> &'static str {
@@ -341,14 +452,14 @@ macro_rules! registry {
         #[derive(Debug)]
         #[non_exhaustive]
         pub enum AnyCodec {
-            $( $variant($codec), )+
+            $( $variant($module::$codec), )+
         }
 
         /// The protocol-specific part of a [`CodecState`].
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[non_exhaustive]
         pub enum ProtocolState {
-            $( $variant(<$codec as Codec>::State), )+
+            $( $variant(<$module::$codec as Codec>::State), )+
         }
 
         impl AnyCodec {
@@ -373,6 +484,11 @@ macro_rules! registry {
             /// See [`Codec::hijack`].
             pub fn hijack(&self, request: &Frame, kind: ErrorKind) -> Frame {
                 match self { $( AnyCodec::$variant(c) => c.hijack(request, kind), )+ }
+            }
+
+            /// See [`Codec::classify`].
+            pub fn classify(&self, response: &Frame) -> ResponseClass {
+                match self { $( AnyCodec::$variant(c) => c.classify(response), )+ }
             }
 
             /// See [`Codec::heartbeat_reply`].
@@ -400,7 +516,7 @@ macro_rules! registry {
             pub fn from_state(state: CodecState) -> Result<Self, CodecError> {
                 state.config.validate()?;
                 match state.protocol {
-                    $( ProtocolState::$variant(s) => Ok(AnyCodec::$variant(<$codec as Codec>::from_state(state.config, s)?)), )+
+                    $( ProtocolState::$variant(s) => Ok(AnyCodec::$variant(<$module::$codec as Codec>::from_state(state.config, s)?)), )+
                 }
             }
         }

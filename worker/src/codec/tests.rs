@@ -14,11 +14,14 @@ fn registry_names_round_trip() {
         assert_eq!(p.to_string(), p.name());
         assert_eq!(p.codec(CodecConfig::default()).protocol(), p);
     }
+    let known: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+    let known = known.join(" ");
     let err = "thrift".parse::<Protocol>().unwrap_err();
-    assert_eq!(err.known, "bolt dubbo rocketmq tars");
+    assert_eq!(err.known, known);
+    assert!(known.starts_with("bolt dubbo rocketmq tars"), "{known}");
     assert_eq!(
         err.to_string(),
-        "unknown protocol \"thrift\" (known: bolt dubbo rocketmq tars)"
+        format!("unknown protocol \"thrift\" (known: {known})")
     );
     assert_eq!(
         Protocol::Bolt.max_request_id(),
@@ -45,7 +48,7 @@ fn bincode_round_trip(state: &CodecState) -> CodecState {
 
 #[test]
 fn state_survives_bincode_and_restores_the_same_codec() {
-    for &(name, protocol, bytes) in fixtures::ALL {
+    for (name, protocol, bytes) in fixtures::all() {
         let config = CodecConfig::with_max_frame_size(1 << 20).unwrap();
         let mut codec = protocol.codec(config);
         let mut buf = BytesMut::from(bytes);
@@ -81,7 +84,7 @@ fn bad_states_are_refused() {
 /// bytes are the fixture and whose re-encoding is the fixture.
 #[test]
 fn every_fixture_decodes_whole_and_re_encodes_identically() {
-    for &(name, protocol, bytes) in fixtures::ALL {
+    for (name, protocol, bytes) in fixtures::all() {
         let mut codec = protocol.codec(CodecConfig::default());
         let mut buf = BytesMut::from(bytes);
         let decoded = codec.decode(&mut buf);
@@ -106,7 +109,7 @@ fn every_fixture_decodes_whole_and_re_encodes_identically() {
 /// The fuzz harness itself, over the fixtures, so `cargo test` exercises it.
 #[test]
 fn fuzz_harness_accepts_every_fixture() {
-    for &(name, protocol, bytes) in fixtures::ALL {
+    for (name, protocol, bytes) in fixtures::all() {
         for control in 0u8..8 {
             let mut data = vec![control];
             data.extend_from_slice(bytes);
@@ -129,4 +132,75 @@ fn error_messages_name_protocol_and_cause() {
         err.to_string(),
         "decode dubbo frame: header declares 2147483663 bytes, the limit is 16777216"
     );
+}
+
+/// Every registered protocol brings fixtures (its module's
+/// `fixtures::ALL`), with names unique across protocols (they name the
+/// fuzz seed files).
+#[test]
+fn every_protocol_has_fixtures_with_unique_names() {
+    let mut names = std::collections::HashSet::new();
+    for &p in Protocol::ALL {
+        assert!(!p.fixtures().is_empty(), "{p}");
+    }
+    for (name, _, _) in fixtures::all() {
+        assert!(names.insert(name), "{name} twice");
+    }
+}
+
+/// The proxy's own error answers are never counted as successes: every
+/// protocol classifies its hijack of every request fixture, for every
+/// reason, as an error.
+#[test]
+fn every_hijack_is_classified_as_an_error() {
+    let kinds = [
+        ErrorKind::Timeout,
+        ErrorKind::NoRoute,
+        ErrorKind::Unavailable,
+        ErrorKind::Overloaded,
+        ErrorKind::BadRequest,
+        ErrorKind::BadResponse,
+        ErrorKind::Internal,
+    ];
+    let mut requests = 0;
+    for (name, protocol, bytes) in fixtures::all() {
+        let mut codec = protocol.codec(CodecConfig::default());
+        let Ok(Some(request)) = codec.decode(&mut BytesMut::from(bytes)) else {
+            continue;
+        };
+        if request.kind() != FrameKind::Request {
+            continue;
+        }
+        requests += 1;
+        for kind in kinds {
+            let error = codec.hijack(&request, kind);
+            assert_eq!(error.kind(), FrameKind::Response, "{name} {kind:?}");
+            assert_eq!(
+                codec.classify(&error),
+                ResponseClass::Error,
+                "{name} {kind:?}: {:?}",
+                error.status()
+            );
+        }
+    }
+    assert!(
+        requests >= Protocol::ALL.len(),
+        "{requests} request fixtures"
+    );
+}
+
+/// Only a protocol whose frames carry a variable-width id builds a
+/// [`Splice`]; the others refuse one rather than write somewhere.
+#[test]
+fn fixed_width_protocols_refuse_a_splice() {
+    for protocol in [Protocol::Bolt, Protocol::Dubbo] {
+        let mut raw = BytesMut::from(&[0u8; 32][..]);
+        let slot = Splice {
+            at: 4,
+            end: 8,
+            tag: 0,
+        };
+        assert!(protocol.splice_id(&mut raw, slot, RequestId(7)).is_err());
+        assert_eq!(&raw[..], &[0u8; 32][..], "{protocol}: unchanged");
+    }
 }

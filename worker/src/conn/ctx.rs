@@ -16,6 +16,7 @@ use tracing::warn;
 
 use crate::conn::registry::Registry;
 use crate::fds::FdBudget;
+use crate::filter::network::NetworkChain;
 use crate::http::HttpContext;
 use crate::lifecycle::{Order, Stats};
 use crate::rpc::downstream::Context as RpcContext;
@@ -43,6 +44,8 @@ pub struct Ctx {
     pub rpc: Vec<Option<RpcContext>>,
     /// By listener index: what an HTTP listener's connections need.
     pub http: Vec<Option<HttpContext>>,
+    /// By listener index: its L4 filters (empty: no cost).
+    pub filters: Vec<NetworkChain>,
     pub all_closed: Notify,
     pub order: watch::Sender<Order>,
     /// The units of the fd budget left for connections.

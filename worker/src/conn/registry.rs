@@ -42,6 +42,10 @@ pub struct Registry {
 struct RegistryInner {
     next_id: u64,
     slots: HashMap<ConnId, oneshot::Sender<PauseReq>>,
+    /// Connections that stay in this generation whatever comes (they had
+    /// no form the next generation reads): their slots are held, so that
+    /// they keep running, but never asked to pause, and not counted.
+    staying: HashMap<ConnId, oneshot::Sender<PauseReq>>,
 }
 
 impl Registry {
@@ -54,11 +58,23 @@ impl Registry {
         (id, rx)
     }
 
+    /// Registers a connection that no pause reaches: it stays in this
+    /// generation until it ends (see `staying`).
+    pub(crate) fn register_staying(&self) -> (ConnId, oneshot::Receiver<PauseReq>) {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.inner.lock();
+        inner.next_id += 1;
+        let id = ConnId(inner.next_id);
+        inner.staying.insert(id, tx);
+        (id, rx)
+    }
+
     /// Removes `id`; if a pause was requested meanwhile, answers it with
     /// `Ended` (under the lock, so it cannot cross a new request).
     pub(crate) fn deregister(&self, id: ConnId, slot: &mut oneshot::Receiver<PauseReq>) {
         let mut inner = self.inner.lock();
         inner.slots.remove(&id);
+        inner.staying.remove(&id);
         if let Ok(req) = slot.try_recv() {
             let _ = req.reply.send(Paused::Ended(id));
         }
@@ -87,11 +103,37 @@ impl Registry {
         asked
     }
 
+    /// Connections a pause may reach (not those that stay).
     pub fn len(&self) -> usize {
         self.inner.lock().slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A staying connection keeps its slot (so it is not told to close)
+    /// but no wave reaches it, and a migration does not wait for it.
+    #[test]
+    fn a_staying_connection_is_never_asked_to_pause() {
+        let registry = Registry::default();
+        let (moving, _moving_slot) = registry.register();
+        let (staying, mut staying_slot) = registry.register_staying();
+        assert_ne!(moving, staying);
+        assert_eq!(registry.len(), 1);
+        let (reply, _replies) = mpsc::unbounded_channel();
+        assert_eq!(registry.pause_some(10, &reply), 1);
+        assert!(registry.is_empty());
+        assert!(matches!(
+            staying_slot.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        registry.deregister(staying, &mut staying_slot);
+        assert!(registry.inner.lock().staying.is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! This is the one form every kind of connection takes between running
 //! (the sibling `task` module) and the wire (the handoff's `wire` module, which
-//! describes it as `baton_ipc::ConnState` and rebuilds it on the other side).
+//! describes it in the handoff schema and rebuilds it on the other side).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

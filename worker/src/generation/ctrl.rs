@@ -11,6 +11,7 @@
 //!                           version 2, with the requests lost), and keep serving;
 //!                           on version 2, HandoffProgress at each stage
 //!         Drain             drain, Drained, exit 0
+//!         SetLogLevel       log with this filter from now on (ctrl version 3)
 //!         EOF               the supervisor is gone: exit at once
 //!    and meanwhile, every second, Metrics (the counters, and the heartbeat);
 //!    one last Metrics precedes every Drained.
@@ -26,8 +27,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::generation::serve::Server;
-use crate::migrate::hooks::{self, Hooks, PausePoint};
-use crate::migrate::new::{self, TookOver};
+use crate::migrate::hooks::{Hooks, PausePoint};
+use crate::migrate::new::{self, TakeoverError, TookOver};
 use crate::migrate::old::{self, HandedOff, HandoffFailure};
 use crate::telemetry::metrics::HEARTBEAT_INTERVAL;
 
@@ -42,7 +43,7 @@ pub enum WorkerError {
     #[error("config text from the supervisor is not UTF-8")]
     NotUtf8,
     #[error("taking over from the previous generation: {0}")]
-    Takeover(IpcError),
+    Takeover(#[from] TakeoverError),
 }
 
 /// How a worker that did not fail ended.
@@ -56,12 +57,13 @@ pub enum Ended {
     Orphaned,
 }
 
+/// Replaces the log filter (`SetLogLevel`); `Err` says why a filter was refused.
+pub type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Runs one generation over an established ctrl channel.
-pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
+pub async fn run(ctrl: Channel, set_filter: SetFilter) -> Result<Ended, WorkerError> {
     let hooks = Hooks::from_env();
-    let versions = hooks::versions_var("BATON_TEST_CTRL_VERSIONS")
-        .unwrap_or_else(|| baton_ipc::PROTOCOL_VERSIONS.to_vec());
-    let negotiated = ctrl.handshake(Role::Worker, &versions).await?;
+    let negotiated = ctrl.handshake(Role::Worker, &hooks.ctrl_versions()).await?;
     let (generation, source, text) = recv_config(&ctrl).await?;
     let span = tracing::info_span!("gen", n = %generation);
     let _entered = span.enter();
@@ -94,6 +96,7 @@ pub async fn run(ctrl: Channel) -> Result<Ended, WorkerError> {
         ctrl,
         server,
         hooks,
+        set_filter,
         loss_reports: negotiated.version >= LOSS_REPORTS_VERSION,
         handing_off: None,
         taking_over: None,
@@ -106,11 +109,12 @@ struct Session {
     ctrl: Arc<Channel>,
     server: Server,
     hooks: Hooks,
+    set_filter: SetFilter,
     /// The supervisor speaks ctrl version 2: it takes `HandoffProgress`,
     /// `HandoffAborted` and `TakeoverEnded`.
     loss_reports: bool,
     handing_off: Option<JoinHandle<Result<HandedOff, HandoffFailure>>>,
-    taking_over: Option<JoinHandle<Result<TookOver, IpcError>>>,
+    taking_over: Option<JoinHandle<Result<TookOver, TakeoverError>>>,
 }
 
 impl Session {
@@ -145,12 +149,13 @@ impl Session {
                                 migrated = done.migrated,
                                 lost = done.lost,
                                 spilled = done.spilled,
+                                stayed = done.stayed,
                                 "handed off; exiting"
                             );
                             // The last word on this generation's counters.
                             self.ctrl.send_msg(self.server.meters().snapshot()).await?;
                             self.ctrl.send_msg(Drained {
-                                finished: 0,
+                                finished: done.finished,
                                 migrated: done.migrated,
                                 closed: done.lost,
                             }).await?;
@@ -194,11 +199,8 @@ impl Session {
                                 }).await?;
                             }
                         }
-                        Ok(Err(e)) => return Err(WorkerError::Takeover(e)),
-                        Err(e) => return Err(WorkerError::Takeover(IpcError::Io {
-                            op: "takeover task",
-                            source: std::io::Error::other(e),
-                        })),
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(e) => return Err(TakeoverError::from(e).into()),
                     }
                 }
             }
@@ -260,6 +262,10 @@ impl Session {
                     .await?;
                 return Ok(Some(Ended::Drained));
             }
+            Message::SetLogLevel(set) => match (self.set_filter)(&set.filter) {
+                Ok(()) => info!(filter = %set.filter, "log level set"),
+                Err(e) => warn!(filter = %set.filter, error = %e, "log level refused"),
+            },
             other => warn!(kind = ?other.kind(), "ignoring an unexpected ctrl message"),
         }
         Ok(None)

@@ -36,6 +36,7 @@ use crate::conn::registry::Registry;
 use crate::conn::state::Parked;
 use crate::conn::task::{self, Start};
 use crate::fds::{self, FdBudget};
+use crate::filter;
 use crate::lifecycle::{DrainReport, Order, Stats};
 use crate::migrate::Host;
 use crate::telemetry::access_log::AccessLog;
@@ -43,6 +44,11 @@ use crate::telemetry::meters::RpcMeters;
 use crate::telemetry::metrics::Meters;
 use crate::upstream::cluster::Upstream;
 use crate::{http, rpc};
+
+#[cfg(test)]
+mod filter_tests;
+#[cfg(test)]
+mod l7_filter_tests;
 
 /// After an accept error that a retry cannot fix at once (out of fds or
 /// memory), how long a listener waits before it tries again. Without a
@@ -132,6 +138,7 @@ fn rpc_context(
         pools: pools.into(),
         upstreams: upstreams.to_vec().into(),
         order: order.subscribe(),
+        filters: filter::rpc::RpcChain::default(),
     }))
 }
 
@@ -220,7 +227,7 @@ impl Server {
             .map(|l| rpc_context(l, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
         let pool = Arc::new(http::h1_pool::H1Pool::new(Arc::clone(&fd_budget)));
-        let h2_pool = Arc::new(http::h2::H2Pool::default());
+        let h2_pool = Arc::new(http::client_h2::H2Pool::default());
         let upstream_list: Arc<[Arc<http::connect::HttpUpstream>]> = upstreams
             .iter()
             .map(|u| {
@@ -228,7 +235,7 @@ impl Server {
                     .map(Arc::new)
                     .map_err(|reason| BuildError::Cluster {
                         name: u.cluster.name.clone(),
-                        reason,
+                        reason: reason.to_string(),
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -239,7 +246,7 @@ impl Server {
                 let Some(listener) =
                     http::HttpListener::new(l).map_err(|reason| BuildError::Rpc {
                         name: l.name.clone(),
-                        reason,
+                        reason: reason.to_string(),
                     })?
                 else {
                     return Ok(None);
@@ -249,7 +256,7 @@ impl Server {
                         Some(tls) => Some(http::tls::server_config(tls).map_err(|reason| {
                             BuildError::Rpc {
                                 name: l.name.clone(),
-                                reason,
+                                reason: reason.to_string(),
                             }
                         })?),
                         None => None,
@@ -263,9 +270,11 @@ impl Server {
                     meters: meters.http(&l.name),
                     generation,
                     fds: Arc::clone(&fd_budget),
+                    filters: filter::http::HttpChain::default(),
                 }))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
+        let filters = filter::network::chains(&config);
         let limits = config
             .listeners
             .iter()
@@ -281,6 +290,7 @@ impl Server {
                 access_log,
                 rpc,
                 http,
+                filters,
                 all_closed: Notify::new(),
                 order,
                 fds: fd_budget,

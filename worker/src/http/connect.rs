@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::http::error::{ConnectError, SetupError};
 use crate::upstream::cluster::Upstream;
 
 /// Where a system's CA bundle usually is, when `SSL_CERT_FILE` is unset.
@@ -131,7 +132,7 @@ struct ClientTls {
     connector: TlsConnector,
     server_name: Option<ServerName<'static>>,
     /// The ALPN protocol the cluster must speak.
-    alpn: &'static [u8],
+    alpn: &'static str,
 }
 
 /// An HTTP cluster: its endpoints and how to speak to them.
@@ -151,7 +152,7 @@ impl std::fmt::Debug for HttpUpstream {
 
 impl HttpUpstream {
     /// Reads the cluster's CA bundle, if it has TLS.
-    pub fn new(base: Arc<Upstream>) -> Result<HttpUpstream, String> {
+    pub fn new(base: Arc<Upstream>) -> Result<HttpUpstream, SetupError> {
         let tls = match &base.cluster.tls {
             Some(tls) => Some(client_tls(tls, base.cluster.protocol)?),
             None => None,
@@ -166,8 +167,8 @@ impl HttpUpstream {
     /// Connects to the next endpoint (falling through to the others), then
     /// shakes hands over TLS if the cluster asks for it. The connect
     /// timeout bounds the handshake too.
-    pub async fn connect(&self) -> Result<(UpIo, SocketAddr), String> {
-        let (tcp, addr) = self.base.connect().await.map_err(|e| e.to_string())?;
+    pub async fn connect(&self) -> Result<(UpIo, SocketAddr), ConnectError> {
+        let (tcp, addr) = self.base.connect().await?;
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
             return Ok((UpIo::Plain(tcp), addr));
@@ -179,19 +180,19 @@ impl HttpUpstream {
         let timeout = self.base.cluster.connect_timeout;
         let stream = match tokio::time::timeout(timeout, tls.connector.connect(name, tcp)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(format!("TLS handshake with {addr}: {e}")),
-            Err(_) => return Err(format!("TLS handshake with {addr}: timed out")),
+            Ok(Err(source)) => return Err(ConnectError::Tls { addr, source }),
+            Err(_) => return Err(ConnectError::TlsTimeout { addr }),
         };
         match stream.get_ref().1.alpn_protocol() {
             // No ALPN at all: the server speaks what it was configured to.
             None => {}
-            Some(p) if p == tls.alpn => {}
+            Some(p) if p == tls.alpn.as_bytes() => {}
             Some(p) => {
-                return Err(format!(
-                    "TLS to {addr}: the server chose ALPN {:?}, not {:?}",
-                    String::from_utf8_lossy(p),
-                    String::from_utf8_lossy(tls.alpn)
-                ));
+                return Err(ConnectError::Alpn {
+                    addr,
+                    chosen: String::from_utf8_lossy(p).into_owned(),
+                    wanted: tls.alpn,
+                });
             }
         }
         Ok((UpIo::Tls(Box::new(stream)), addr))
@@ -199,42 +200,45 @@ impl HttpUpstream {
 }
 
 /// Reads a cluster's CA bundle, as [`HttpUpstream::new`] will.
-pub fn verify(cluster: &baton_config::Cluster) -> Result<(), String> {
+pub fn verify(cluster: &baton_config::Cluster) -> Result<(), SetupError> {
     match &cluster.tls {
         Some(tls) => client_tls(tls, cluster.protocol).map(drop),
         None => Ok(()),
     }
 }
 
-fn client_tls(tls: &UpstreamTls, protocol: UpstreamProtocol) -> Result<ClientTls, String> {
+fn client_tls(tls: &UpstreamTls, protocol: UpstreamProtocol) -> Result<ClientTls, SetupError> {
     let bundle = match &tls.ca {
         Some(path) => path.clone(),
         None => system_bundle()?,
     };
     let mut roots = rustls::RootCertStore::empty();
     for cert in super::tls::read_certs(&bundle)? {
-        roots
-            .add(cert)
-            .map_err(|e| format!("CA bundle {}: {e}", bundle.display()))?;
+        roots.add(cert).map_err(|source| SetupError::CaBundle {
+            path: bundle.clone(),
+            source,
+        })?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let alpn: &'static [u8] = match protocol {
-        UpstreamProtocol::Http1 => b"http/1.1",
-        UpstreamProtocol::Http2 => b"h2",
+    let alpn = match protocol {
+        UpstreamProtocol::Http1 => "http/1.1",
+        UpstreamProtocol::Http2 => "h2",
     };
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let server_name = match &tls.server_name {
-        Some(name) => Some(
-            ServerName::try_from(name.clone())
-                .map_err(|e| format!("tls.server_name {name:?}: {e}"))?,
-        ),
-        None => None,
-    };
+    config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+    let server_name =
+        match &tls.server_name {
+            Some(name) => Some(ServerName::try_from(name.clone()).map_err(|source| {
+                SetupError::ServerName {
+                    name: name.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
     Ok(ClientTls {
         connector: TlsConnector::from(Arc::new(config)),
         server_name,
@@ -242,7 +246,7 @@ fn client_tls(tls: &UpstreamTls, protocol: UpstreamProtocol) -> Result<ClientTls
     })
 }
 
-fn system_bundle() -> Result<std::path::PathBuf, String> {
+fn system_bundle() -> Result<std::path::PathBuf, SetupError> {
     if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
         return Ok(path.into());
     }
@@ -250,10 +254,7 @@ fn system_bundle() -> Result<std::path::PathBuf, String> {
         .iter()
         .map(std::path::PathBuf::from)
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "no system CA bundle (SSL_CERT_FILE unset, none of {}); set the cluster's tls.ca",
-                SYSTEM_BUNDLES.join(", ")
-            )
+        .ok_or_else(|| SetupError::NoSystemBundle {
+            tried: SYSTEM_BUNDLES.join(", "),
         })
 }

@@ -132,7 +132,7 @@ fn in_pieces<T>(
 /// and writing that again gives the same bytes.
 fn request_round_trip(head: &http1::Head) {
     let mut out = BytesMut::new();
-    http1::write_request(head, None, "http", &mut out);
+    write_request(head, &mut out);
     let written = out.clone();
     let generous = Limits {
         max_header_bytes: out.len() + 1,
@@ -156,12 +156,19 @@ fn request_round_trip(head: &http1::Head) {
     );
     assert_eq!(again.is_upgrade(), head.is_upgrade(), "upgrade");
     let mut twice = BytesMut::new();
-    http1::write_request(&again, None, "http", &mut twice);
+    write_request(&again, &mut twice);
     assert_eq!(
         String::from_utf8_lossy(&twice),
         String::from_utf8_lossy(&written),
         "writing the head is not stable"
     );
+}
+
+/// The head an HTTP/1.1 upstream gets for `head`, through the exchange's
+/// own request transform.
+fn write_request(head: &http1::Head, out: &mut BytesMut) {
+    let outgoing = crate::http::transform::Outgoing::new(head, None, "http");
+    http1::write_request(head, &outgoing.hop(), out);
 }
 
 fn response_head(control: u8, input: &[u8], method: &str, max: usize) -> bool {

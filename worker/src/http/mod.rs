@@ -7,7 +7,7 @@
 //! forwards it with its body streamed, over idle keep-alive upstream
 //! connections ([`h1_pool`]).
 //!
-//! HTTP/2 ([`h2`]) is spoken to clients that open with its preface (h2c
+//! HTTP/2 ([`session_h2`]) is spoken to clients that open with its preface (h2c
 //! prior knowledge) or pick it by ALPN over TLS ([`tls`]), and to clusters
 //! with `protocol = "http2"`; streams to `http1` clusters are translated.
 //! Clusters with a `tls` table are reached over TLS ([`connect`]).
@@ -19,7 +19,8 @@
 //!
 //! Across an upgrade, a plaintext HTTP/1.1 connection moves between two
 //! requests with the bytes it has read of the next one (see
-//! [`session_h1`]); a connection upgraded to a tunnel (WebSocket) moves
+//! [`session_h1`]) — unless its listener's filters keep state that
+//! cannot move (`crate::filter`): then it closes there; a connection upgraded to a tunnel (WebSocket) moves
 //! like any L4 tunnel when both of its sides are plain TCP, and drains
 //! otherwise ([`relay`]);
 //! an HTTP/2 connection drains with a two-step GOAWAY; a TLS connection
@@ -48,33 +49,47 @@
 //!
 //! # Layout
 //!
-//! One request goes through one of four exchange paths (client protocol ×
-//! cluster protocol), today written separately:
+//! One request goes through one pipeline, [`exchange`] (decide → request
+//! transforms → forward with timeout and retries → response → respond),
+//! whatever the client and the cluster speak: it is generic over the two
+//! sides ([`sides`]), each implemented once per protocol.
 //!
-//! | client → cluster | where |
-//! |---|---|
-//! | HTTP/1.1 → HTTP/1.1 | [`session_h1`]: `forward`, `attempt`, `respond` |
-//! | HTTP/1.1 → HTTP/2 | [`session_h1`]: `forward_h2` |
-//! | HTTP/2 → HTTP/1.1 | [`h2`]: `proxy_stream`, then `to_h1` |
-//! | HTTP/2 → HTTP/2 | [`h2`]: `proxy_stream`, then `to_h2` |
+//! | part | HTTP/1.1 | HTTP/2 |
+//! |---|---|---|
+//! | client side (the connection, its requests) | [`session_h1`] | [`session_h2`] |
+//! | upstream side (a connection or a stream) | [`client_h1`], pooled by [`h1_pool`] | [`client_h2`] (`H2Pool`: one connection per cluster) |
 //!
-//! Upstream connections: [`connect`] (plain or TLS, per cluster),
-//! [`h1_pool`] (idle HTTP/1.1 ones), [`h2::H2Pool`] (one shared HTTP/2
-//! connection per cluster). Client side: [`session_h1`] (the HTTP/1.1
-//! connection loop, and the hand-over to h2c or a tunnel), [`h2`] (the
-//! HTTP/2 connection), [`tls`] (listener certificates), [`relay`]
-//! (switched protocols over TLS).
+//! The listener's L7 filters ([`crate::filter::http`], in
+//! [`HttpContext::filters`]) run in the exchange (see its "Filters").
+//!
+//! Between them: [`message`] (what moves: heads, body pieces, trailers,
+//! local answers), [`transform`] (what a message carries to the next hop:
+//! XFF/`X-Forwarded-Proto`, hop-by-hop removal, Host/`:authority`,
+//! framing), [`translate`] (heads and trailers across protocols),
+//! [`error`] (typed errors by side), [`duplex`] (an HTTP/1.1 stream split
+//! into halves for an exchange). Also: [`connect`] (upstream connections,
+//! plain or TLS), [`tls`] (listener certificates), [`relay`] (switched
+//! protocols over TLS), [`h2_limits`] (HTTP/2 head limits).
 
+pub mod client_h1;
+pub mod client_h2;
 pub mod connect;
+pub mod duplex;
+pub mod error;
+pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod h1_pool;
-pub mod h2;
 pub mod h2_limits;
+pub mod message;
 pub mod relay;
 pub mod route;
 pub mod session_h1;
+pub mod session_h2;
+pub mod sides;
 pub mod tls;
+pub mod transform;
+pub mod translate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +97,7 @@ use std::time::Duration;
 use baton_config::{Config, Listener, Target};
 
 use crate::codec::http1;
+use crate::filter::http::HttpChain;
 use crate::telemetry::meters::HttpMeters;
 
 /// One HTTP listener's settings, compiled.
@@ -99,14 +115,14 @@ pub struct HttpListener {
 }
 
 impl HttpListener {
-    pub fn new(spec: &Listener) -> Result<Option<HttpListener>, String> {
+    pub fn new(spec: &Listener) -> Result<Option<HttpListener>, error::SetupError> {
         let Some(http) = &spec.http else {
             return Ok(None);
         };
         let routes = http
             .routes
             .iter()
-            .map(|r| route::Compiled::new(r.clone()).map_err(|e| e.to_string()))
+            .map(|r| route::Compiled::new(r.clone()))
             .collect::<Result<_, _>>()?;
         Ok(Some(HttpListener {
             name: Arc::from(spec.name.as_str()),
@@ -145,7 +161,7 @@ pub struct HttpContext {
     /// By cluster index.
     pub upstreams: Arc<[Arc<connect::HttpUpstream>]>,
     pub pool: Arc<h1_pool::H1Pool>,
-    pub h2_pool: Arc<h2::H2Pool>,
+    pub h2_pool: Arc<client_h2::H2Pool>,
     /// TLS listeners: the server config (certificates, ALPN).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub meters: Arc<HttpMeters>,
@@ -154,20 +170,24 @@ pub struct HttpContext {
     /// The worker's fd budget: an HTTP/2 stream's upstream connection
     /// takes a unit of it.
     pub fds: Arc<crate::fds::FdBudget>,
+    /// The listener's L7 filters (empty until issue 15's config builds
+    /// them: then the exchange makes no stream and calls nothing).
+    pub filters: HttpChain,
 }
 
 /// Builds, and drops, what an HTTP generation reads or compiles beyond the
 /// config text — route regexes, listener certificates, cluster CA bundles —
 /// so that `check` reports what would stop a generation from starting.
-pub fn verify(config: &Config) -> Result<(), String> {
+pub fn verify(config: &Config) -> Result<(), error::SetupError> {
+    use error::SetupError;
     for l in &config.listeners {
-        HttpListener::new(l).map_err(|e| format!("listener {:?}: {e}", l.name))?;
+        HttpListener::new(l).map_err(SetupError::listener(&l.name))?;
         if let Some(tls) = l.http.as_ref().and_then(|h| h.tls.as_ref()) {
-            tls::server_config(tls).map_err(|e| format!("listener {:?}: {e}", l.name))?;
+            tls::server_config(tls).map_err(SetupError::listener(&l.name))?;
         }
     }
     for c in &config.clusters {
-        connect::verify(c).map_err(|e| format!("cluster {:?}: {e}", c.name))?;
+        connect::verify(c).map_err(SetupError::cluster(&c.name))?;
     }
     Ok(())
 }

@@ -1,24 +1,23 @@
 //! One HTTP/1.1 client connection: requests one after another (pipelined
-//! ones wait in the read buffer), each routed and answered by the proxy or
-//! forwarded to an upstream with its body streamed both ways.
+//! ones wait in the read buffer), each read and checked here and served
+//! by the exchange ([`crate::http::exchange`]), which answers it or
+//! forwards it with its body streamed both ways.
 //!
-//! # Exchange
+//! # Requests
 //!
 //! ```text
 //! read head (bounded) ─▶ 400 + close if hostile
-//!   ─▶ route ─▶ direct / redirect / 404: answered here (the body is read and dropped)
-//!            ─▶ cluster: upstream from the idle pool or a new connection
-//!                 write the head (hop-by-hop dropped, X-Forwarded-* added)
-//!                 ║ request body client → upstream   (as framed: length or chunked)
-//!                 ║ response head (1xx relayed), then its body upstream → client
-//!                 101 Switching Protocols ─▶ the connection becomes an L4 tunnel
+//!   ─▶ the exchange: routed, answered or forwarded (this connection is its client side)
+//!        the request body read here as framed (length or chunked), piece by piece
+//!        the response written here: its framing for HTTP/1.1, `Connection: close` when closing
+//!   ─▶ keep-alive: the next head;  close;  101 Switching Protocols: the connection becomes a tunnel
 //! ```
 //!
-//! Both directions run at once, so a server that answers while it still
-//! reads (or answers early) never deadlocks against the proxy. Idempotent
-//! requests without a body are retried on another connection when the
-//! connect fails, a pooled connection turns out closed, or the answer is a
-//! 5xx — up to the route's `retries`.
+//! A request the proxy answers itself (a direct response, a redirect, a
+//! 404, an error before anything went upstream) has its body read and
+//! dropped first, up to [`DISCARD_LIMIT`] (past it, the connection closes
+//! after the answer); a body that went (part way) upstream cannot be, so
+//! the connection closes after an answer in place of the upstream's.
 //!
 //! # Across an upgrade
 //!
@@ -58,17 +57,21 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
-use crate::codec::http1::{self, Chunked, Framing, H1Error, Head, Rechunk};
+use crate::codec::http1::{self, Chunked, Framing, H1Error, Head};
+use crate::fds::FdUnits;
 use crate::http::connect::UpIo;
+use crate::http::duplex::Duplex;
+use crate::http::error::{ClientError, ExchangeError};
+use crate::http::message::{BodyLength, Done, Local, Piece, ResponseHead, Trailers};
 use crate::http::relay::Relay;
-use crate::http::route::Decision;
-use crate::http::{HttpContext, route};
+use crate::http::sides::{Downstream, RequestBody, Respond};
+use crate::http::{HttpContext, exchange, session_h2, translate};
 use crate::io::{Idle, Io, Outcome};
 use crate::l4::pipe::PipeState;
 use crate::l4::tunnel::Parts;
@@ -93,43 +96,16 @@ const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 /// closed instead of kept alive.
 const DISCARD_LIMIT: u64 = 1024 * 1024;
 
-/// What to do after an exchange.
-enum Next {
-    KeepAlive,
-    Close,
-    /// Switched protocols: tunnel to this upstream, with bytes it sent
-    /// after its 101 head.
-    Tunnel(UpIo, BytesMut),
-}
-
-/// A failure that ends the connection.
-#[derive(Debug)]
-enum Fatal {
-    Io(std::io::Error),
-    /// Answered with 400 and closed.
-    Bad(H1Error),
-    /// The client was too slow: 408 and closed.
-    Timeout(TimeoutKind),
-}
-
-impl From<std::io::Error> for Fatal {
-    fn from(e: std::io::Error) -> Fatal {
-        Fatal::Io(e)
-    }
-}
+/// The most response bytes held back to go out in one write with what
+/// follows them (the head and a small first piece of the body, a few
+/// chunks); a larger piece is written on its own.
+const COALESCE: usize = 16 * 1024;
 
 /// An HTTP/1.1 connection on `S` (a TCP socket, or TLS over one).
 #[derive(Debug)]
 pub struct H1Conn<S> {
-    client: S,
-    client_addr: Option<SocketAddr>,
-    /// Read from the client, not yet consumed: the next head, or its start.
-    buf: BytesMut,
+    io: ClientIo<S>,
     ctx: HttpContext,
-    idle: Idle,
-    meter: Arc<ByteMeter>,
-    received: u64,
-    sent: u64,
     /// After a 101: the upstream to tunnel to, and what it sent after its
     /// head. The run then ends `Finished`; see [`H1Conn::into_tunnel`].
     upgraded: Option<(UpIo, BytesMut)>,
@@ -138,12 +114,26 @@ pub struct H1Conn<S> {
     h2: bool,
     /// Requests served on this connection.
     served: u64,
-    /// The current request's body has started going upstream.
-    body_taken: bool,
     /// What the connection waits for while no head is complete.
     wait: Wait,
     /// Fires at the wait's deadline.
     timer: WaitTimer,
+}
+
+/// The client connection's bytes and what is counted of them: the part of
+/// an [`H1Conn`] an exchange borrows (beside its context).
+#[derive(Debug)]
+struct ClientIo<S> {
+    client: S,
+    client_addr: Option<SocketAddr>,
+    /// Read from the client, not yet consumed: the next head, or its start.
+    buf: BytesMut,
+    idle: Idle,
+    meter: Arc<ByteMeter>,
+    received: u64,
+    sent: u64,
+    /// The current request's response head went out.
+    responded: bool,
 }
 
 /// What a connection waits for while no request head is complete, and
@@ -193,7 +183,7 @@ impl WaitTimer {
 
 impl<S> H1Conn<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: Duplex + 'static,
 {
     pub fn new(
         client: S,
@@ -206,18 +196,20 @@ where
         let now = Instant::now();
         let timer = WaitTimer::new(now + ctx.listener.timeouts.header);
         H1Conn {
-            client,
-            client_addr,
-            buf: pending,
+            io: ClientIo {
+                client,
+                client_addr,
+                buf: pending,
+                idle: Idle::new(idle_timeout),
+                meter,
+                received: 0,
+                sent: 0,
+                responded: false,
+            },
             ctx,
-            idle: Idle::new(idle_timeout),
-            meter,
-            received: 0,
-            sent: 0,
             upgraded: None,
             h2: false,
             served: 0,
-            body_taken: false,
             wait: Wait::Head(now),
             timer,
         }
@@ -227,7 +219,7 @@ where
     /// next head came with it, it waits for the next request (from now,
     /// under `keepalive_timeout`) rather than for a first head.
     pub fn between_requests(mut self) -> H1Conn<S> {
-        if self.buf.is_empty() {
+        if self.io.buf.is_empty() {
             self.wait = Wait::Next(Instant::now());
         }
         self
@@ -238,7 +230,14 @@ where
     }
 
     pub fn client_addr(&self) -> Option<SocketAddr> {
-        self.client_addr
+        self.io.client_addr
+    }
+
+    /// Whether the connection may move at an upgrade as far as its
+    /// listener's filters go (else it closes between two requests; see
+    /// crate::filter).
+    pub fn filters_move(&self) -> bool {
+        self.ctx.filters.mobility() == crate::filter::Mobility::Moves
     }
 
     /// Whether the client opened with the HTTP/2 preface.
@@ -248,12 +247,12 @@ where
 
     /// The stream and what was read of it, to continue as HTTP/2.
     pub fn into_h2(self) -> (S, bytes::Bytes) {
-        (self.client, self.buf.freeze())
+        (self.io.client, self.io.buf.freeze())
     }
 
     /// Bytes received from and sent to the client.
     pub fn moved(&self) -> (u64, u64) {
-        (self.received, self.sent)
+        (self.io.received, self.io.sent)
     }
 
     /// Serves requests until the client is done, fails, idles out, or
@@ -263,19 +262,17 @@ where
         loop {
             // A client that speaks HTTP/2 with prior knowledge says so in
             // its first bytes.
-            if self.served == 0
-                && crate::http::h2::looks_like_h2(&self.buf)
-                && self.buf.len() >= crate::http::h2::PREFACE.len()
-            {
+            let preface = self.served == 0 && session_h2::looks_like_h2(&self.io.buf);
+            if preface && self.io.buf.len() >= session_h2::PREFACE.len() {
                 self.h2 = true;
                 return Outcome::Finished;
             }
             // Between requests: a complete head may already be buffered.
             let limits = self.ctx.listener.limits;
-            let head = if self.served == 0 && crate::http::h2::looks_like_h2(&self.buf) {
+            let head = if preface {
                 None
             } else {
-                match http1::parse_request(&mut self.buf, limits) {
+                match http1::parse_request(&mut self.io.buf, limits) {
                     Ok(head) => head,
                     Err(e) => return self.bad(e).await,
                 }
@@ -286,11 +283,12 @@ where
                     Wait::Head(since) => (since + timeouts.header, TimeoutKind::Header),
                     Wait::Next(since) => (since + timeouts.keepalive, TimeoutKind::Keepalive),
                 };
+                let io = &mut self.io;
                 let read = tokio::select! {
                     biased;
                     value = &mut stop => return Outcome::Stopped(value),
-                    read = read_head(&mut self.client, &mut self.buf) => read,
-                    () = std::future::poll_fn(|cx| match self.idle.poll_expired(cx) {
+                    read = read_head(&mut io.client, &mut io.buf) => read,
+                    () = std::future::poll_fn(|cx| match io.idle.poll_expired(cx) {
                         Poll::Ready(()) => Poll::Ready(()),
                         Poll::Pending => Poll::Pending,
                     }) => return Outcome::Idle,
@@ -300,8 +298,8 @@ where
                 };
                 match read {
                     Ok(0) => {
-                        if !self.buf.is_empty() {
-                            debug!(bytes = self.buf.len(), "client closed mid-head");
+                        if !self.io.buf.is_empty() {
+                            debug!(bytes = self.io.buf.len(), "client closed mid-head");
                         }
                         return Outcome::Finished;
                     }
@@ -311,7 +309,7 @@ where
                         if let Wait::Next(_) = self.wait {
                             self.wait = Wait::Head(Instant::now());
                         }
-                        self.count_in(n);
+                        self.io.count_in(n);
                         continue;
                     }
                     Err(e) => return Outcome::Failed(e),
@@ -321,11 +319,17 @@ where
             // Boxed: the exchange's state (upstream I/O, both bodies) is
             // several KB, and a connection waiting for its next head should
             // not hold it (measured: 4.2 KB of this future's 4.5, release).
-            match Box::pin(self.exchange(head)).await {
-                Ok(Next::KeepAlive) => {
-                    self.idle.touch();
+            // As a `dyn Future + Send`, proven `Send` here for any `S`: the
+            // connection task's future, checked with every lifetime erased,
+            // would need the halves of `Box<dyn Io + 'any>`
+            // (rust-lang/rust#110338).
+            let exchange: Pin<Box<dyn Future<Output = Result<Done, ExchangeError>> + Send + '_>> =
+                Box::pin(self.exchange(head));
+            match exchange.await {
+                Ok(Done::KeepAlive) => {
+                    self.io.idle.touch();
                     // Pipelined bytes are the start of the next head.
-                    self.wait = if self.buf.is_empty() {
+                    self.wait = if self.io.buf.is_empty() {
                         Wait::Next(Instant::now())
                     } else {
                         Wait::Head(Instant::now())
@@ -336,17 +340,70 @@ where
                         return Outcome::Stopped(value);
                     }
                 }
-                Ok(Next::Close) => {
-                    let _ = self.client.shutdown().await;
+                Ok(Done::Close) => {
+                    let _ = self.io.client.shutdown().await;
                     return Outcome::Finished;
                 }
-                Ok(Next::Tunnel(upstream, leftover)) => {
+                Ok(Done::Switched(upstream, leftover)) => {
                     self.upgraded = Some((upstream, leftover));
                     return Outcome::Finished;
                 }
-                Err(Fatal::Bad(e)) => return self.bad(e).await,
-                Err(Fatal::Io(e)) => return Outcome::Failed(e),
-                Err(Fatal::Timeout(kind)) => return self.timed_out(kind).await,
+                Err(e) => return self.failed(e).await,
+            }
+        }
+    }
+
+    /// One request, through the exchange with this connection as its
+    /// client side.
+    async fn exchange(&mut self, head: Head) -> Result<Done, ExchangeError> {
+        let io = &mut self.io;
+        io.responded = false;
+        let keep_alive = head.keep_alive();
+        let (rd, wr) = io.client.halves();
+        let mut request: H1Request<'_, S> = H1Request {
+            body: H1Body {
+                rd,
+                buf: &mut io.buf,
+                state: BodyState::of(head.framing),
+                received: &mut io.received,
+                meter: &io.meter,
+                idle: &mut io.idle,
+                stall: self.ctx.listener.timeouts.body,
+            },
+            respond: H1Respond {
+                wr,
+                sent: &mut io.sent,
+                meter: &io.meter,
+                responded: &mut io.responded,
+                interim: head.minor >= 1,
+                keep_alive,
+                keep: false,
+                pending: None,
+                chunked: false,
+                trailers: Vec::new(),
+            },
+            client_addr: io.client_addr,
+            ctx: &self.ctx,
+            head,
+            keep_alive,
+            body_taken: false,
+        };
+        exchange::exchange(&mut request, &self.ctx).await
+    }
+
+    /// An exchange that could not end with a complete response: what the
+    /// client still gets, if anything, and the connection closes.
+    async fn failed<T>(&mut self, e: ExchangeError) -> Outcome<T> {
+        let responded = self.io.responded;
+        match e {
+            ExchangeError::Client(ClientError::Malformed(e)) if !responded => self.bad(e).await,
+            ExchangeError::Client(ClientError::Stalled) if !responded => {
+                self.timed_out(TimeoutKind::Body).await
+            }
+            ExchangeError::Client(ClientError::Io(e)) => Outcome::Failed(e),
+            e => {
+                debug!(client = ?self.io.client_addr, error = %e, "exchange cut short");
+                Outcome::Failed(std::io::Error::other(e))
             }
         }
     }
@@ -355,25 +412,27 @@ where
     /// begun a request (a head or a body), else a quiet close (see the
     /// module docs). Ends as `Idle`: the client went quiet.
     async fn timed_out<T>(&mut self, kind: TimeoutKind) -> Outcome<T> {
-        self.ctx.meters.timed_out(kind);
-        let answer = kind == TimeoutKind::Body || !self.buf.is_empty();
-        debug!(client = ?self.client_addr, kind = kind.label(), answer, "client timed out");
+        let meters = &self.ctx.meters;
+        meters.timed_out(kind);
+        let io = &mut self.io;
+        let answer = kind == TimeoutKind::Body || !io.buf.is_empty();
+        debug!(client = ?io.client_addr, kind = kind.label(), answer, "client timed out");
         let farewell = async {
             if answer {
-                self.ctx.meters.status(408);
+                meters.status(408);
                 let body = format!("{} timed out\n", kind.label());
                 let response =
                     http1::simple_response(408, "text/plain", &[], body.as_bytes(), false, false);
-                self.write(&response).await?;
+                io.write(&response).await?;
             }
-            self.client.shutdown().await?;
+            io.client.shutdown().await?;
             // A lingering close: what the client still sends is read and
             // dropped until it closes too. Closing with unread bytes would
             // make the kernel reset the connection, which can destroy the
             // 408 before the client reads it.
             loop {
-                self.buf.clear();
-                if read_head(&mut self.client, &mut self.buf).await? == 0 {
+                io.buf.clear();
+                if read_head(&mut io.client, &mut io.buf).await? == 0 {
                     return Ok::<(), std::io::Error>(());
                 }
             }
@@ -382,37 +441,23 @@ where
         Outcome::Idle
     }
 
-    /// Reads more of a request body into the buffer; a stall longer than
-    /// `body_timeout` is [`Fatal::Timeout`], an end of stream an error.
-    async fn read_body(&mut self) -> Result<usize, Fatal> {
-        let stall = self.ctx.listener.timeouts.body;
-        match tokio::time::timeout(stall, read_more(&mut self.client, &mut self.buf)).await {
-            Ok(Ok(0)) => Err(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into())),
-            Ok(Ok(n)) => {
-                self.count_in(n);
-                Ok(n)
-            }
-            Ok(Err(e)) => Err(Fatal::Io(e)),
-            Err(_) => Err(Fatal::Timeout(TimeoutKind::Body)),
-        }
-    }
-
     /// A hostile or malformed request: 400 and close; never forwarded.
     async fn bad<T>(&mut self, e: H1Error) -> Outcome<T> {
-        warn!(client = ?self.client_addr, error = %e, "refused a request");
+        warn!(client = ?self.io.client_addr, error = %e, "refused a request");
         self.ctx.meters.reject(&e);
         let status = e.status();
         let body = format!("{e}\n");
         let response =
             http1::simple_response(status, "text/plain", &[], body.as_bytes(), false, false);
-        let _ = self.write(&response).await;
-        let _ = self.client.shutdown().await;
-        Outcome::Failed(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            e.to_string(),
-        ))
+        let _ = self.io.write(&response).await;
+        let _ = self.io.client.shutdown().await;
+        Outcome::Failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
+}
 
+// === impl ClientIo ===
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     fn count_in(&mut self, n: usize) {
         self.received += n as u64;
         self.meter.received.fetch_add(n as u64, Ordering::Relaxed);
@@ -427,97 +472,181 @@ where
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
+}
 
-    async fn exchange(&mut self, head: Head) -> Result<Next, Fatal> {
-        self.body_taken = false;
-        let listener = Arc::clone(&self.ctx.listener);
-        let keep_alive = head.keep_alive();
-        let (cluster, timeout, retries) = match route::decide(&listener, &head, self.ctx.generation)
-        {
-            Decision::Forward {
-                cluster,
-                timeout,
-                retries,
-            } => (cluster, timeout, retries),
-            Decision::Answer {
-                status,
-                content_type,
-                location,
-                body,
-            } => {
-                let location: Vec<(&str, &str)> =
-                    location.map(|l| ("Location", l)).into_iter().collect();
-                return self
-                    .answer(
-                        &head,
-                        keep_alive,
-                        status,
-                        content_type,
-                        &location,
-                        body.as_bytes(),
-                    )
-                    .await;
-            }
-        };
-        // A chunked body's first size line is checked before anything goes
-        // upstream: a request with a bad chunk is refused, never forwarded.
-        if head.framing == Framing::Chunked {
-            self.check_chunk_start().await?;
-        }
-        self.forward(head, cluster, timeout, retries, keep_alive)
-            .await
+// === impl H1Request ===
+
+/// A connection's current request: the client side of its exchange, with
+/// the connection's two halves.
+struct H1Request<'c, S: Duplex + 'static> {
+    body: H1Body<'c, S::Read<'c>>,
+    respond: H1Respond<'c, S::Write<'c>>,
+    client_addr: Option<SocketAddr>,
+    ctx: &'c HttpContext,
+    head: Head,
+    /// The request allows the connection to persist.
+    keep_alive: bool,
+    /// The body has started going upstream.
+    body_taken: bool,
+}
+
+impl<'c, S: Duplex + 'static> Downstream for H1Request<'c, S> {
+    type Body = H1Body<'c, S::Read<'c>>;
+    type Respond = H1Respond<'c, S::Write<'c>>;
+
+    fn head(&self) -> &Head {
+        &self.head
     }
 
-    /// Answers without an upstream, after reading and dropping the body.
-    async fn answer(
-        &mut self,
-        head: &Head,
-        keep_alive: bool,
-        status: u16,
-        content_type: &str,
-        extra: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<Next, Fatal> {
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
+    }
+
+    fn client_addr(&self) -> Option<SocketAddr> {
+        self.client_addr
+    }
+
+    async fn check_body(&mut self) -> Result<(), ClientError> {
+        // A chunked body's first size line is checked before anything
+        // goes upstream: a request with a bad chunk is refused, never
+        // forwarded.
+        if self.head.framing == Framing::Chunked {
+            self.body.check_chunk_start().await?;
+        }
+        Ok(())
+    }
+
+    async fn answer(&mut self, local: Local<'_>) -> Result<Done, ClientError> {
+        let head = &self.head;
         // A body already (partly) sent upstream cannot be drained again:
         // the connection closes after this answer instead.
         let drained = if self.body_taken {
             false
         } else {
-            if head.expects_continue() && head.framing != Framing::None {
+            if head.expects_continue() && head.framing != Framing::None && head.minor >= 1 {
                 // The client waits for this before it sends the body we
                 // are about to drop.
-                self.write(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                self.respond.write(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
             }
-            self.discard_body(head.framing).await?
+            self.body.discard(head.framing).await?
         };
-        let keep_alive = keep_alive && drained;
-        self.ctx.meters.status(status);
+        let keep_alive = self.keep_alive && !local.close && drained;
+        self.ctx.meters.status(local.status);
         let head_only = head.method.eq_ignore_ascii_case("HEAD");
-        let response =
-            http1::simple_response(status, content_type, extra, body, keep_alive, head_only);
-        self.write(&response).await?;
+        let location = local.location.map(|l| ("Location", l.as_bytes()));
+        let extra: Vec<(&str, &[u8])> = location
+            .into_iter()
+            .chain(local.extra.iter().map(|(n, v)| (n.as_str(), v.as_slice())))
+            .collect();
+        let response = http1::simple_response(
+            local.status,
+            local.content_type,
+            &extra,
+            local.body,
+            keep_alive,
+            head_only,
+        );
+        self.respond.write(&response).await?;
         Ok(if keep_alive {
-            Next::KeepAlive
+            Done::KeepAlive
         } else {
-            Next::Close
+            Done::Close
         })
+    }
+
+    async fn upstream_units(&mut self) -> Option<FdUnits> {
+        // The connection's own units cover one upstream at a time.
+        None
+    }
+
+    fn split(&mut self) -> (&mut Self::Body, &mut Self::Respond) {
+        self.body_taken |= self.head.framing != Framing::None;
+        (&mut self.body, &mut self.respond)
+    }
+
+    fn responded(&self) -> bool {
+        *self.respond.responded
+    }
+
+    fn abort(&mut self, _client_fault: bool) {
+        // The session closes the connection (see H1Conn::failed).
+    }
+}
+
+// === impl H1Body ===
+
+/// The request body, read from the client as framed.
+struct H1Body<'a, R> {
+    rd: R,
+    buf: &'a mut BytesMut,
+    state: BodyState,
+    received: &'a mut u64,
+    meter: &'a ByteMeter,
+    idle: &'a mut Idle,
+    /// `body_timeout`.
+    stall: Duration,
+}
+
+/// Where a request body stands.
+enum BodyState {
+    Length(u64),
+    Chunked {
+        decoder: Chunked,
+        trailers: Vec<u8>,
+    },
+    /// The chunked body ended with these trailers, not yet handed on.
+    Trailers(Bytes),
+    Done,
+}
+
+impl BodyState {
+    fn of(framing: Framing) -> BodyState {
+        match framing {
+            Framing::None | Framing::Close | Framing::Length(0) => BodyState::Done,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::Chunked {
+                decoder: Chunked::default(),
+                trailers: Vec::new(),
+            },
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> H1Body<'_, R> {
+    /// Reads more of the body into the buffer. Only the wait on the client
+    /// counts as its stall (`body_timeout`): time spent waiting on the
+    /// upstream is not the client's.
+    async fn read(&mut self) -> Result<usize, ClientError> {
+        self.buf.reserve(READ_CHUNK);
+        let n = match tokio::time::timeout(self.stall, self.rd.read_buf(self.buf)).await {
+            Ok(Ok(0)) => return Err(ClientError::Truncated),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(ClientError::Io(e)),
+            Err(_) => return Err(ClientError::Stalled),
+        };
+        *self.received += n as u64;
+        self.meter.received.fetch_add(n as u64, Ordering::Relaxed);
+        self.idle.touch();
+        Ok(n)
     }
 
     /// Waits for the first chunk-size line of a chunked body and checks
     /// what has arrived of the body so far.
-    async fn check_chunk_start(&mut self) -> Result<(), Fatal> {
+    async fn check_chunk_start(&mut self) -> Result<(), ClientError> {
         /// A size line longer than this (extensions included) is refused.
         const MAX_SIZE_LINE: usize = 4096;
         while !self.buf.windows(2).any(|w| w == b"\r\n") && self.buf.len() < MAX_SIZE_LINE {
-            self.read_body().await?;
+            self.read().await?;
         }
-        Chunked::default().feed(&self.buf).map_err(Fatal::Bad)?;
+        Chunked::default()
+            .feed(self.buf)
+            .map_err(ClientError::Malformed)?;
         Ok(())
     }
 
     /// Reads a request body to its end and drops it; `false` when it is
     /// too large to bother (the connection then closes).
-    async fn discard_body(&mut self, framing: Framing) -> Result<bool, Fatal> {
+    async fn discard(&mut self, framing: Framing) -> Result<bool, ClientError> {
         let mut chunked = Chunked::default();
         let mut remaining = match framing {
             Framing::None | Framing::Close => return Ok(true),
@@ -529,9 +658,11 @@ where
         loop {
             if !self.buf.is_empty() {
                 let (used, done) = match framing {
-                    Framing::Chunked => chunked.feed(&self.buf).map_err(Fatal::Bad)?,
+                    Framing::Chunked => chunked.feed(self.buf).map_err(ClientError::Malformed)?,
                     _ => {
-                        let used = (remaining as usize).min(self.buf.len());
+                        let used = usize::try_from(remaining)
+                            .unwrap_or(usize::MAX)
+                            .min(self.buf.len());
                         remaining -= used as u64;
                         (used, remaining == 0)
                     }
@@ -545,555 +676,208 @@ where
                     return Ok(false);
                 }
             }
-            self.read_body().await?;
+            self.read().await?;
         }
     }
+}
 
-    async fn forward(
-        &mut self,
-        head: Head,
-        cluster: usize,
-        timeout: Duration,
-        retries: u32,
-        keep_alive: bool,
-    ) -> Result<Next, Fatal> {
-        let upstream = Arc::clone(&self.ctx.upstreams[cluster]);
-        if upstream.protocol() == baton_config::UpstreamProtocol::Http2 {
-            return self.forward_h2(head, cluster, timeout, keep_alive).await;
-        }
-        let mut request = BytesMut::with_capacity(512);
-        http1::write_request(
-            &head,
-            self.client_addr.map(|a| a.ip()),
-            self.ctx.listener.proto,
-            &mut request,
-        );
-        // Retrying is safe only when nothing can have been consumed: an
-        // idempotent request without a body.
-        let idempotent = matches!(
-            head.method.as_str(),
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "DELETE" | "PUT"
-        );
-        let retryable = idempotent && head.framing == Framing::None && !head.is_upgrade();
-        let mut attempts_left = if retryable { retries + 1 } else { 1 };
+impl<R: AsyncRead + Unpin + Send> RequestBody for H1Body<'_, R> {
+    async fn next(&mut self) -> Result<Option<Piece>, ClientError> {
         loop {
-            attempts_left -= 1;
-            let last = attempts_left == 0;
-            let (mut up, reused) = match self.ctx.pool.take(cluster) {
-                Some(up) => (up, true),
-                None => match upstream.connect().await {
-                    Ok((up, _)) => (up, false),
-                    Err(e) => {
-                        warn!(error = %e, "no upstream reachable");
-                        if !last {
-                            continue;
-                        }
-                        return self
-                            .answer(
-                                &head,
-                                keep_alive,
-                                502,
-                                "text/plain",
-                                &[],
-                                b"no upstream reachable\n",
-                            )
-                            .await;
+            match &mut self.state {
+                BodyState::Done => return Ok(None),
+                BodyState::Trailers(_) => {
+                    let BodyState::Trailers(t) =
+                        std::mem::replace(&mut self.state, BodyState::Done)
+                    else {
+                        return Ok(None);
+                    };
+                    return Ok(Some(Piece::Trailers(Trailers::H1(t))));
+                }
+                _ if self.buf.is_empty() => {}
+                BodyState::Length(remaining) => {
+                    let take = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(self.buf.len());
+                    *remaining -= take as u64;
+                    if *remaining == 0 {
+                        self.state = BodyState::Done;
                     }
-                },
-            };
-            let attempt = self.attempt(&head, &request, &mut up, timeout).await;
-            match attempt {
-                Attempt::Response(response, up_buf) => {
-                    if response.head.status >= 500 && !last {
-                        debug!(status = response.head.status, "retrying after a 5xx");
+                    return Ok(Some(Piece::Data(self.buf.split_to(take).freeze())));
+                }
+                BodyState::Chunked { decoder, trailers } => {
+                    let mut data = BytesMut::new();
+                    let (used, done) = decoder
+                        .decode_with_trailers(self.buf, &mut data, trailers)
+                        .map_err(ClientError::Malformed)?;
+                    let _ = self.buf.split_to(used);
+                    if done {
+                        let t = std::mem::take(trailers);
+                        self.state = if t.is_empty() {
+                            BodyState::Done
+                        } else {
+                            BodyState::Trailers(Bytes::from(t))
+                        };
+                    }
+                    if !data.is_empty() {
+                        return Ok(Some(Piece::Data(data.freeze())));
+                    }
+                    if done {
                         continue;
                     }
-                    return self
-                        .respond(&head, response, up, up_buf, cluster, keep_alive)
-                        .await;
                 }
-                // A pooled connection the server had closed: nothing was
-                // answered, a fresh connection gets a fair try (once more
-                // than the budget allows, since nothing was consumed).
-                Attempt::Stale if reused && (retryable || head.framing == Framing::None) => {
-                    attempts_left += 1;
-                    continue;
-                }
-                Attempt::Stale | Attempt::UpstreamFailed(_) if !last => continue,
-                Attempt::Stale => {
-                    return self
-                        .answer(
-                            &head,
-                            false,
-                            502,
-                            "text/plain",
-                            &[],
-                            b"upstream closed the connection\n",
-                        )
-                        .await;
-                }
-                Attempt::UpstreamFailed(e) => {
-                    debug!(error = %e, "upstream failed before answering");
-                    return self
-                        .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
-                        .await;
-                }
-                Attempt::Timeout => {
-                    self.ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
-                    return self
-                        .answer(&head, false, 504, "text/plain", &[], b"upstream timeout\n")
-                        .await;
-                }
-                Attempt::Client(e) => return Err(e),
             }
+            self.read().await?;
         }
-    }
-
-    /// Sends the request (head and body) and waits for the final response
-    /// head, relaying interim (1xx) responses.
-    async fn attempt(
-        &mut self,
-        head: &Head,
-        request: &[u8],
-        up: &mut UpIo,
-        timeout: Duration,
-    ) -> Attempt {
-        if let Err(e) = crate::io::send(up, request).await {
-            return if e.kind() == std::io::ErrorKind::BrokenPipe
-                || e.kind() == std::io::ErrorKind::ConnectionReset
-            {
-                Attempt::Stale
-            } else {
-                Attempt::UpstreamFailed(e)
-            };
-        }
-        let mut body = BodyCopy::new(head.framing);
-        self.body_taken |= head.framing != Framing::None;
-        let mut up_buf = BytesMut::new();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let stall = self.ctx.listener.timeouts.body;
-        // The body's last progress: a stall from it longer than
-        // body_timeout is the client's fault (408), not the upstream's.
-        let mut body_moved = Instant::now();
-        let mut got_any = false;
-        loop {
-            // The body goes up while the answer is awaited.
-            if !body.done && !self.buf.is_empty() {
-                match body.take(&mut self.buf) {
-                    Ok(chunk) => {
-                        if let Err(e) = crate::io::send(up, &chunk).await {
-                            return Attempt::UpstreamFailed(e);
-                        }
-                        // Time spent waiting on the upstream is not the
-                        // client's stall.
-                        body_moved = Instant::now();
-                    }
-                    Err(e) => return Attempt::Client(Fatal::Bad(e)),
-                }
-                continue;
-            }
-            let wake = if body.done {
-                deadline
-            } else {
-                deadline.min(body_moved + stall)
-            };
-            tokio::select! {
-                read = read_more(&mut self.client, &mut self.buf), if !body.done => match read {
-                    Ok(0) => return Attempt::Client(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into())),
-                    Ok(n) => {
-                        self.count_in(n);
-                        body_moved = Instant::now();
-                    }
-                    Err(e) => return Attempt::Client(Fatal::Io(e)),
-                },
-                read = read_into(&mut *up, &mut up_buf) => match read {
-                    Ok(0) if !got_any => return Attempt::Stale,
-                    Ok(0) => return Attempt::UpstreamFailed(std::io::ErrorKind::UnexpectedEof.into()),
-                    Ok(_) => {
-                        got_any = true;
-                        loop {
-                            match http1::parse_response(&mut up_buf, &head.method, http1::RESPONSE_LIMITS.max_header_bytes) {
-                                Ok(Some(response)) if (100..200).contains(&response.status) && response.status != 101 => {
-                                    // Interim: relay (100 Continue lets the client send its body),
-                                    // but never to an HTTP/1.0 client (RFC 9110 §15.2).
-                                    if head.minor == 0 {
-                                        continue;
-                                    }
-                                    let mut interim = BytesMut::new();
-                                    http1::write_response(&response, true, &mut interim);
-                                    if let Err(e) = self.write(&interim).await {
-                                        return Attempt::Client(Fatal::Io(e));
-                                    }
-                                }
-                                Ok(Some(response)) if response.status == 101 && !head.is_upgrade() => {
-                                    // Switching protocols unasked: nothing after it can be framed.
-                                    self.ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
-                                    return Attempt::UpstreamFailed(std::io::Error::other("101 to a request that did not ask to upgrade"));
-                                }
-                                Ok(Some(response)) => {
-                                    if !body.done {
-                                        // Answered before the whole body came: the rest
-                                        // is not forwarded, and the connection will close.
-                                        body.abandoned = true;
-                                    }
-                                    return Attempt::Response(Box::new(ResponseState { head: response, body }), up_buf);
-                                }
-                                Ok(None) => break,
-                                Err(e) => {
-                                    warn!(error = %e, "refused an upstream response");
-                                    self.ctx.meters.bad_responses.fetch_add(1, Ordering::Relaxed);
-                                    return Attempt::UpstreamFailed(std::io::Error::other(e.to_string()));
-                                }
-                            }
-                        }
-                    }
-                    Err(e) if !got_any => {
-                        debug!(error = %e, "upstream read failed before any byte");
-                        return Attempt::Stale;
-                    }
-                    Err(e) => return Attempt::UpstreamFailed(e),
-                },
-                () = tokio::time::sleep_until(wake) => {
-                    return if !body.done && body_moved + stall <= Instant::now() {
-                        Attempt::Client(Fatal::Timeout(TimeoutKind::Body))
-                    } else {
-                        Attempt::Timeout
-                    };
-                }
-            }
-        }
-    }
-
-    /// Writes the response to the client and streams its body.
-    async fn respond(
-        &mut self,
-        head: &Head,
-        response: Box<ResponseState>,
-        mut up: UpIo,
-        mut up_buf: BytesMut,
-        cluster: usize,
-        keep_alive: bool,
-    ) -> Result<Next, Fatal> {
-        let ResponseState {
-            head: response,
-            body: request_body,
-        } = *response;
-        self.ctx.meters.status(response.status);
-        if response.status == 101 && head.is_upgrade() {
-            let mut out = BytesMut::new();
-            http1::write_response(&response, true, &mut out);
-            self.write(&out).await?;
-            return Ok(Next::Tunnel(up, up_buf));
-        }
-        let upstream_keeps =
-            response.keep_alive() && response.framing != Framing::Close && !request_body.abandoned;
-        let keep_alive =
-            keep_alive && response.framing != Framing::Close && !request_body.abandoned;
-        let mut out = BytesMut::with_capacity(512);
-        http1::write_response(&response, keep_alive, &mut out);
-        // The body, as framed. What came with the head goes out in the same
-        // write when it is small: one send instead of two, and the client
-        // woken once (a small response costs the proxy ~20 % less CPU).
-        let mut head_out = Some(out);
-        let mut copy = BodyCopy::new(response.framing);
-        loop {
-            if !up_buf.is_empty() {
-                let chunk = copy.take(&mut up_buf).map_err(|e| {
-                    // Mid-body: the client has the head, so the connection
-                    // is cut (and the upstream one dropped).
-                    self.ctx
-                        .meters
-                        .bad_responses
-                        .fetch_add(1, Ordering::Relaxed);
-                    Fatal::Io(std::io::Error::other(e.to_string()))
-                })?;
-                match head_out.take() {
-                    Some(mut out) if chunk.len() <= COALESCE_BODY => {
-                        out.extend_from_slice(&chunk);
-                        self.write(&out).await?;
-                    }
-                    Some(out) => {
-                        self.write(&out).await?;
-                        self.write(&chunk).await?;
-                    }
-                    None => self.write(&chunk).await?,
-                }
-            }
-            if let Some(out) = head_out.take() {
-                // Nothing came with the head (or no body): it goes alone.
-                self.write(&out).await?;
-            }
-            if copy.done {
-                break;
-            }
-            let n = read_into(&mut up, &mut up_buf).await?;
-            if n == 0 {
-                if response.framing == Framing::Close {
-                    break;
-                }
-                // Cut short by the upstream: the client must not wait.
-                return Err(Fatal::Io(std::io::ErrorKind::UnexpectedEof.into()));
-            }
-        }
-        if upstream_keeps && up_buf.is_empty() {
-            self.ctx.pool.put(cluster, up);
-        }
-        Ok(if keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        })
     }
 }
 
-impl<S> H1Conn<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    /// An HTTP/1.1 request to an `http2` cluster: sent as a stream on the
-    /// cluster's multiplexed connection, the response written back as
-    /// HTTP/1.1 (chunked when its length is unknown).
-    async fn forward_h2(
-        &mut self,
-        head: Head,
-        cluster: usize,
-        timeout: Duration,
-        keep_alive: bool,
-    ) -> Result<Next, Fatal> {
-        let upstream = Arc::clone(&self.ctx.upstreams[cluster]);
-        let Some(send) = self.ctx.h2_pool.get(cluster, &upstream).await else {
-            return self
-                .answer(
-                    &head,
-                    false,
-                    502,
-                    "text/plain",
-                    &[],
-                    b"no upstream reachable\n",
-                )
-                .await;
-        };
-        let authority = head
-            .authority()
-            .or_else(|| head.header_str("host"))
-            .unwrap_or("localhost")
-            .to_string();
-        let target = head.origin_form();
-        let uri = format!(
-            "http://{authority}{}",
-            if target.starts_with('/') {
-                &target
-            } else {
-                "/"
-            }
-        );
-        let mut request = match http::Request::builder()
-            .method(head.method.as_str())
-            .uri(uri)
-            .body(())
+// === impl H1Respond ===
+
+/// The response, written to the client as HTTP/1.1.
+struct H1Respond<'a, W> {
+    wr: W,
+    sent: &'a mut u64,
+    meter: &'a ByteMeter,
+    responded: &'a mut bool,
+    /// The client takes interim responses (HTTP/1.1, not 1.0: RFC 9110
+    /// §15.2).
+    interim: bool,
+    /// The request allows the connection to persist.
+    keep_alive: bool,
+    /// The connection persists after this response.
+    keep: bool,
+    /// Held back to go out with what follows (see [`Respond::head`]).
+    pending: Option<BytesMut>,
+    /// The body goes chunked.
+    chunked: bool,
+    /// Trailer lines, for the last chunk.
+    trailers: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> H1Respond<'_, W> {
+    /// Written and flushed: a wait on the upstream or the client follows,
+    /// and over TLS an unflushed write can stay in the session.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        crate::io::send(&mut self.wr, bytes).await?;
+        *self.sent += bytes.len() as u64;
+        self.meter
+            .sent
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send> Respond for H1Respond<'_, W> {
+    async fn send_continue(&mut self) -> Result<(), ClientError> {
+        if self.interim {
+            self.write(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        Ok(())
+    }
+
+    async fn interim(&mut self, head: &ResponseHead) -> Result<(), ClientError> {
+        if let ResponseHead::H1(head) = head
+            && self.interim
         {
-            Ok(r) => r,
-            Err(_) => {
-                return self
-                    .answer(
-                        &head,
-                        false,
-                        400,
-                        "text/plain",
-                        &[],
-                        b"bad request target\n",
-                    )
-                    .await;
-            }
+            let mut out = BytesMut::new();
+            http1::write_response(head, true, &mut out);
+            self.write(&out).await?;
+        }
+        Ok(())
+    }
+
+    async fn switch(&mut self, head: &ResponseHead) -> Result<bool, ClientError> {
+        let ResponseHead::H1(head) = head else {
+            return Ok(false);
         };
-        for (name, value) in &head.headers {
-            let lower = name.to_ascii_lowercase();
-            if matches!(
-                lower.as_str(),
-                "host"
-                    | "connection"
-                    | "keep-alive"
-                    | "proxy-connection"
-                    | "transfer-encoding"
-                    | "upgrade"
-                    | "te"
-            ) || head.has_token("connection", &lower)
-            {
-                continue;
-            }
-            if let (Ok(n), Ok(v)) = (
-                http::HeaderName::from_bytes(lower.as_bytes()),
-                http::HeaderValue::from_bytes(value),
-            ) {
-                request.headers_mut().append(n, v);
-            }
-        }
-        let no_body = head.framing == Framing::None;
-        let sent = async {
-            let mut send = send
-                .ready()
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            let (response, body) = send
-                .send_request(request, no_body)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok::<_, std::io::Error>((response, (!no_body).then_some(body)))
-        }
-        .await;
-        let (response, mut body) = match sent {
-            Ok(ok) => ok,
-            Err(e) => {
-                debug!(error = %e, "h2 upstream failed");
-                self.ctx.h2_pool.forget(cluster);
-                return self
-                    .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
-                    .await;
-            }
-        };
-        // The request body, as framed, into DATA frames — as the
-        // upstream's flow control allows, so that a slow reader slows the
-        // client instead of filling memory; bounded by the request timeout.
-        self.body_taken |= head.framing != Framing::None;
-        let deadline = tokio::time::Instant::now() + timeout;
-        if let Some(stream) = body.as_mut() {
-            let mut copy = BodyCopy::new(head.framing);
-            let mut dechunk = crate::http::h2::ChunkBody::default();
-            loop {
-                if !self.buf.is_empty() {
-                    let chunk = copy.take(&mut self.buf).map_err(Fatal::Bad)?;
-                    let data = if head.framing == Framing::Chunked {
-                        dechunk.decode(&chunk)
-                    } else {
-                        chunk.freeze()
-                    };
-                    if !data.is_empty() {
-                        let sent = tokio::time::timeout_at(
-                            deadline,
-                            crate::http::h2::send_with_capacity(stream, data, false),
-                        )
-                        .await;
-                        match sent {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => {
-                                debug!(error = %e, "h2 upstream refused the request body");
-                                return self
-                                    .answer(
-                                        &head,
-                                        false,
-                                        502,
-                                        "text/plain",
-                                        &[],
-                                        b"upstream failed\n",
-                                    )
-                                    .await;
-                            }
-                            Err(_) => {
-                                self.ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
-                                return self
-                                    .answer(
-                                        &head,
-                                        false,
-                                        504,
-                                        "text/plain",
-                                        &[],
-                                        b"upstream timeout\n",
-                                    )
-                                    .await;
-                            }
-                        }
-                    }
-                }
-                if copy.done {
-                    let _ = stream.send_data(bytes::Bytes::new(), true);
-                    break;
-                }
-                self.read_body().await?;
-            }
-        }
-        let response = match tokio::time::timeout_at(deadline, response).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                debug!(error = %e, "h2 upstream failed before answering");
-                return self
-                    .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
-                    .await;
-            }
-            Err(_) => {
-                self.ctx.meters.timeouts.fetch_add(1, Ordering::Relaxed);
-                return self
-                    .answer(&head, false, 504, "text/plain", &[], b"upstream timeout\n")
-                    .await;
-            }
-        };
-        let (parts, mut data) = response.into_parts();
-        let size = crate::http::h2_limits::response_head(parts.status, &parts.headers);
-        if size.check(http1::RESPONSE_LIMITS).is_err() {
-            warn!(
-                fields = size.fields,
-                bytes = size.bytes,
-                "h2 upstream's response head over the bound"
-            );
-            return self
-                .answer(&head, false, 502, "text/plain", &[], b"upstream failed\n")
-                .await;
-        }
-        self.ctx.meters.status(parts.status.as_u16());
-        let length = parts
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let no_body = head.method.eq_ignore_ascii_case("HEAD")
-            || data.is_end_stream() && length.is_none() && parts.status.as_u16() == 204
-            || parts.status.as_u16() == 304;
-        let chunked = !no_body && length.is_none();
-        let mut out = BytesMut::with_capacity(512);
-        out.extend_from_slice(
-            format!(
-                "HTTP/1.1 {} {}\r\n",
-                parts.status.as_u16(),
-                http1::reason(parts.status.as_u16())
-            )
-            .as_bytes(),
-        );
-        for (name, value) in &parts.headers {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        if chunked {
-            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        if !keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+        *self.responded = true;
+        let mut out = BytesMut::new();
+        http1::write_response(head, true, &mut out);
         self.write(&out).await?;
-        if !no_body {
-            while let Some(chunk) = data.data().await {
-                let chunk = chunk.map_err(|e| Fatal::Io(std::io::Error::other(e.to_string())))?;
-                let _ = data.flow_control().release_capacity(chunk.len());
-                if chunked {
-                    self.write(format!("{:x}\r\n", chunk.len()).as_bytes())
-                        .await?;
-                    self.write(&chunk).await?;
-                    self.write(b"\r\n").await?;
-                } else {
-                    self.write(&chunk).await?;
-                }
-            }
-            if chunked {
-                self.write(b"0\r\n\r\n").await?;
+        Ok(true)
+    }
+
+    async fn head(
+        &mut self,
+        head: &ResponseHead,
+        length: BodyLength,
+        body_done: bool,
+    ) -> Result<(), ClientError> {
+        *self.responded = true;
+        // A body that ends with the connection, or a request body not
+        // complete yet (it may never be): the connection closes after.
+        self.keep = self.keep_alive && length != BodyLength::UntilClose && body_done;
+        self.chunked = length == BodyLength::Unknown;
+        let mut out = BytesMut::with_capacity(512);
+        match head {
+            ResponseHead::H1(head) => http1::write_response(head, self.keep, &mut out),
+            ResponseHead::H2 { parts, .. } => {
+                translate::write_h1_response(parts, length, self.keep, &mut out);
             }
         }
-        Ok(if keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        })
+        self.pending = Some(out);
+        Ok(())
+    }
+
+    async fn data(&mut self, data: Bytes) -> Result<(), ClientError> {
+        if self.chunked {
+            let out = self
+                .pending
+                .get_or_insert_with(|| BytesMut::with_capacity(data.len() + 16));
+            http1::write_chunk(&data, out);
+            if out.len() >= COALESCE {
+                self.flush().await?;
+            }
+            return Ok(());
+        }
+        match self.pending.take() {
+            Some(mut out) if data.len() <= COALESCE => {
+                out.extend_from_slice(&data);
+                if out.len() >= COALESCE {
+                    self.write(&out).await?;
+                } else {
+                    self.pending = Some(out);
+                }
+            }
+            Some(out) => {
+                self.write(&out).await?;
+                self.write(&data).await?;
+            }
+            None => self.write(&data).await?,
+        }
+        Ok(())
+    }
+
+    async fn trailers(&mut self, trailers: Trailers) -> Result<(), ClientError> {
+        // A body with a length has nowhere to put them.
+        if self.chunked {
+            translate::write_h1_trailers(&trailers, &mut self.trailers);
+        }
+        Ok(())
+    }
+
+    async fn end(&mut self) -> Result<(), ClientError> {
+        if self.chunked {
+            let out = self.pending.get_or_insert_with(BytesMut::new);
+            http1::write_last_chunk(&self.trailers, out);
+        }
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        if let Some(out) = self.pending.take() {
+            self.write(&out).await?;
+        }
+        Ok(())
+    }
+
+    fn keeps_alive(&self) -> bool {
+        self.keep
     }
 }
+
+// === after the run ===
 
 impl<S: Io> H1Conn<S> {
     /// The client switched protocols (see [`H1Conn::into_relay`]).
@@ -1105,13 +889,14 @@ impl<S: Io> H1Conn<S> {
     /// process (it cannot move).
     pub fn into_relay(self) -> Option<Relay> {
         let (upstream, up_buf) = self.upgraded?;
+        let io = self.io;
         Some(Relay::new(
-            Box::new(self.client),
-            self.buf,
+            Box::new(io.client),
+            io.buf,
             upstream,
             up_buf,
-            self.idle,
-            self.meter,
+            io.idle,
+            io.meter,
         ))
     }
 }
@@ -1119,7 +904,7 @@ impl<S: Io> H1Conn<S> {
 impl H1Conn<TcpStream> {
     /// The socket and the bytes read of the next request.
     pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
-        (self.client, self.buf.to_vec())
+        (self.io.client, self.io.buf.to_vec())
     }
 
     /// After a 101: an L4 tunnel that can move, when the upstream is
@@ -1134,12 +919,12 @@ impl H1Conn<TcpStream> {
             }
         };
         Some(Ok(Parts {
-            client: self.client,
+            client: self.io.client,
             upstream,
             // What the client sent after its upgrade request, and what the
             // server sent after its 101, are the first bytes each way.
             c2u: PipeState {
-                pending: self.buf.to_vec(),
+                pending: self.io.buf.to_vec(),
                 read_closed: false,
                 write_closed: false,
             },
@@ -1150,82 +935,6 @@ impl H1Conn<TcpStream> {
             },
         }))
     }
-}
-
-/// The final response head and how the request body went.
-struct ResponseState {
-    head: Head,
-    body: BodyCopy,
-}
-
-enum Attempt {
-    Response(Box<ResponseState>, BytesMut),
-    /// The upstream closed before answering anything.
-    Stale,
-    UpstreamFailed(std::io::Error),
-    Timeout,
-    /// The client side failed; the connection ends.
-    Client(Fatal),
-}
-
-/// The most body bytes copied behind a response head so that both go in
-/// one write; a larger first chunk is written on its own.
-const COALESCE_BODY: usize = 16 * 1024;
-
-/// Cuts a message body out of a stream of bytes, as framed; a chunked
-/// one comes out re-chunked ([`Rechunk`]).
-struct BodyCopy {
-    framing: Framing,
-    remaining: u64,
-    chunked: Rechunk,
-    done: bool,
-    /// The upstream answered before the body was complete.
-    abandoned: bool,
-}
-
-impl BodyCopy {
-    fn new(framing: Framing) -> BodyCopy {
-        let (remaining, done) = match framing {
-            Framing::None => (0, true),
-            Framing::Length(n) => (n, n == 0),
-            Framing::Chunked | Framing::Close => (u64::MAX, false),
-        };
-        BodyCopy {
-            framing,
-            remaining,
-            chunked: Rechunk::default(),
-            done,
-            abandoned: false,
-        }
-    }
-
-    /// Splits off the front of `buf` what belongs to the body.
-    fn take(&mut self, buf: &mut BytesMut) -> Result<BytesMut, H1Error> {
-        let used = match self.framing {
-            Framing::None => 0,
-            Framing::Length(_) => {
-                let used = (self.remaining as usize).min(buf.len());
-                self.remaining -= used as u64;
-                self.done = self.remaining == 0;
-                used
-            }
-            Framing::Chunked => {
-                let mut out = BytesMut::with_capacity(buf.len() + 32);
-                self.done = self.chunked.take(buf, &mut out)?;
-                return Ok(out);
-            }
-            Framing::Close => buf.len(),
-        };
-        Ok(buf.split_to(used))
-    }
-}
-
-async fn read_more<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut BytesMut,
-) -> std::io::Result<usize> {
-    buf.reserve(READ_CHUNK);
-    stream.read_buf(buf).await
 }
 
 /// Reads what has come of a request head and appends it to `buf`, through
@@ -1243,14 +952,6 @@ async fn read_head<S: AsyncRead + Unpin>(
         Poll::Ready(Ok(read.filled().len()))
     })
     .await
-}
-
-async fn read_into<S: AsyncRead + Unpin>(
-    mut stream: S,
-    buf: &mut BytesMut,
-) -> std::io::Result<usize> {
-    buf.reserve(READ_CHUNK);
-    stream.read_buf(buf).await
 }
 
 /// Polls a future once, without waiting.

@@ -11,6 +11,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use crate::http::error::SetupError;
+
 /// A certificate and the chain's first (end-entity) certificate, kept to
 /// match SNI names against.
 struct Entry {
@@ -47,7 +49,7 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// The server config of a TLS listener.
-pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, SetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut entries = Vec::new();
     for (cert_path, key_path) in &tls.certificates {
@@ -56,9 +58,14 @@ pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, String> {
         let signing = provider
             .key_provider
             .load_private_key(key)
-            .map_err(|e| format!("key {}: {e}", key_path.display()))?;
+            .map_err(|source| SetupError::Key {
+                path: key_path.clone(),
+                source,
+            })?;
         let Some(leaf) = chain.first().cloned() else {
-            return Err(format!("{}: no certificate", cert_path.display()));
+            return Err(SetupError::NoCert {
+                path: cert_path.clone(),
+            });
         };
         entries.push(Entry {
             leaf,
@@ -66,32 +73,39 @@ pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, String> {
         });
     }
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { entries }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-pub fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("certificate {}: {e}", path.display()))?;
+pub fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, SetupError> {
+    let failed = |source| SetupError::CertFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut std::io::BufReader::new(file))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate {}: {e}", path.display()))?;
+        .map_err(failed)?;
     if certs.is_empty() {
-        return Err(format!(
-            "certificate {}: no PEM certificate in it",
-            path.display()
-        ));
+        return Err(SetupError::NoCert {
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }
 
-fn read_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("key {}: {e}", path.display()))?;
+fn read_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, SetupError> {
+    let failed = |source| SetupError::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
     rustls_pemfile::private_key(&mut std::io::BufReader::new(file))
-        .map_err(|e| format!("key {}: {e}", path.display()))?
-        .ok_or_else(|| format!("key {}: no PEM private key in it", path.display()))
+        .map_err(failed)?
+        .ok_or_else(|| SetupError::NoKey {
+            path: path.to_path_buf(),
+        })
 }

@@ -6,11 +6,15 @@
 //!   kernel pipe for bulk streams; its state ([`pipe::PipeState`]) is the
 //!   bytes read and not yet written, and the half-close flags;
 //! * [`tunnel`] — a client and an upstream socket with a pipe each way
-//!   ([`tunnel::Tunnel`]), and the echo built-in ([`tunnel::Echo`]).
+//!   ([`tunnel::Tunnel`]), and the echo built-in ([`tunnel::Echo`]);
+//! * [`tap`] — what a tunnel shows its bytes to when something above
+//!   wants to see or rewrite them (the L4 filter chain): a
+//!   [`tap::Tap`], and no splicing while one is attached.
 //!
 //! Depends only on the leaves: [`crate::io`] (how a run ends, the idle
 //! timer), [`crate::telemetry`] (byte meters), [`crate::fds`] (the cap on
 //! kernel pipes).
 
 pub mod pipe;
+pub mod tap;
 pub mod tunnel;

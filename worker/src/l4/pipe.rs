@@ -26,6 +26,11 @@
 //! bytes, never pipe fds (the handoff puts large pending bytes in a memfd).
 //! Without a kernel pipe (more than [`MAX_PIPES`] alive, or the kernel
 //! refusing one), the stream stays in user space.
+//!
+//! A pipe stepped with a tap ([`Pipe::poll_step_tapped`], see
+//! [`super::tap`]) shows the tap each read before writing it, and never
+//! splices; without one ([`Pipe::poll_step`]) nothing of this costs more
+//! than a `None` check per read.
 
 use std::io;
 use std::net::Shutdown;
@@ -37,6 +42,7 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::fds::MAX_PIPES;
+use crate::l4::tap::{ClosedByTap, Tap, TapVerdict, Way};
 
 /// Bytes one pipe holds at most. Small enough that a connection's whole
 /// state (two pipes) fits one ipc datagram; large enough that bulk copies
@@ -238,6 +244,20 @@ impl Pipe {
         dst: &TcpStream,
         meter: &AtomicU64,
     ) -> io::Result<bool> {
+        self.poll_step_tapped(cx, src, dst, meter, None)
+    }
+
+    /// [`Pipe::poll_step`], each read shown to `tap` (as bytes going
+    /// `way`) before it is written, and the end of the stream too. A tap
+    /// that closes fails the step with [`ClosedByTap`].
+    pub fn poll_step_tapped(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &TcpStream,
+        dst: &TcpStream,
+        meter: &AtomicU64,
+        mut tap: Option<(&mut dyn Tap, Way)>,
+    ) -> io::Result<bool> {
         let mut progressed = false;
         for _ in 0..BUFFERS_PER_POLL {
             while self.start < self.end {
@@ -304,14 +324,24 @@ impl Pipe {
             if self.buf.is_empty() {
                 self.buf = vec![0; BUF_SIZE];
             }
-            match poll_read(cx, src, &mut self.buf) {
-                Poll::Ready(Ok(0)) => self.read_closed = true,
+            // At most BUF_SIZE, even when a tap grew the buffer: what a
+            // tap is shown per read stays bounded.
+            let room = self.buf.len().min(BUF_SIZE);
+            match poll_read(cx, src, &mut self.buf[..room]) {
+                Poll::Ready(Ok(0)) => {
+                    self.read_closed = true;
+                    if let Some((tap, way)) = &mut tap {
+                        self.tap_end(&mut **tap, *way)?;
+                    }
+                }
                 Poll::Ready(Ok(n)) => {
                     self.end = n;
-                    if n == BUF_SIZE {
+                    match &mut tap {
+                        Some((tap, way)) => self.tap_read(&mut **tap, *way)?,
                         // A bulk stream: the rest goes through the kernel
                         // (or stays here if no pipe can be made).
-                        self.spliced = Spliced::new();
+                        None if n == BUF_SIZE => self.spliced = Spliced::new(),
+                        None => {}
                     }
                 }
                 Poll::Ready(Err(e)) => return Err(e),
@@ -325,6 +355,45 @@ impl Pipe {
         }
         cx.waker().wake_by_ref();
         Ok(progressed)
+    }
+}
+
+// === tapped reads ===
+
+impl Pipe {
+    /// Shows the read in `buf[..end]` to `tap`; what it leaves is what
+    /// will be written.
+    fn tap_read(&mut self, tap: &mut dyn Tap, way: Way) -> io::Result<()> {
+        let mut data = std::mem::take(&mut self.buf);
+        data.truncate(self.end);
+        let verdict = tap.on_data(way, &mut data, false);
+        self.end = data.len();
+        // Reads fill the whole buffer: give it its length back.
+        if data.len() < BUF_SIZE {
+            data.resize(BUF_SIZE, 0);
+        }
+        self.buf = data;
+        closed_by(verdict, way)
+    }
+
+    /// Tells `tap` the source ended; what it adds is written before the
+    /// end is passed on. Nothing is pending then: a pipe reads only when
+    /// its buffer is empty.
+    fn tap_end(&mut self, tap: &mut dyn Tap, way: Way) -> io::Result<()> {
+        let mut tail = Vec::new();
+        let verdict = tap.on_data(way, &mut tail, true);
+        if !tail.is_empty() {
+            (self.start, self.end) = (0, tail.len());
+            self.buf = tail;
+        }
+        closed_by(verdict, way)
+    }
+}
+
+fn closed_by(verdict: TapVerdict, way: Way) -> io::Result<()> {
+    match verdict {
+        TapVerdict::Continue => Ok(()),
+        TapVerdict::Close => Err(ClosedByTap { way }.into_io()),
     }
 }
 

@@ -2,25 +2,35 @@
 //!
 //! The handoff channel is a SEQPACKET socketpair the supervisor makes per
 //! upgrade and hands one end each to the old (N) and the new (N+1) worker
-//! over ctrl (`HandoffTo` / `HandoffFrom`). On it:
+//! over ctrl (`HandoffTo` / `HandoffFrom`); the supervisor passes the ends
+//! and never reads the channel. On it every message is a `baton_ipc`
+//! datagram (header, bincode body, fds by SCM_RIGHTS); what a connection
+//! is inside a batch is this crate's handoff schema ([`schema`]):
 //!
 //! ```text
 //!  N (old)                                             N+1 (new)
-//!   | <------------------------------ Hello --------> |  both ways; HANDOFF_VERSIONS
+//!   | <-- Hello{HANDOFF_VERSIONS} ------------------> |  both ways, within HELLO_TIMEOUT;
+//!   |     both take the highest schema both list       |  none in common: drain (below)
 //!   |                                                  |  N+1 starts accepting
-//!   | <--------------------------------- Accepting -- |
+//!   | <--------------------------------- Accepting -- |  within ACCEPTING_TIMEOUT
 //!   | N stops accepting (both held the same sockets,   |
 //!   |   so nothing queued is lost)                     |
-//!   | pause a wave of connections (≤ one datagram)     |
-//!   | -- ConnBatch{seq} + fds -----------------------> |  adopt: fds → sockets, no I/O yet
+//!   | pause a wave of connections (≤ one datagram);    |
+//!   |   describe each in the agreed schema (one that   |
+//!   |   has no form there stays here and drains)       |
+//!   | -- ConnBatch{seq, schema, fds, body} + fds ----> |  read: fds → sockets, no I/O yet
+//!   |    (schema 1: ConnBatchV1{body} + fds)           |
 //!   | <------------------------------ ConnAck{seq} -- |  then N+1 starts pumping them
 //!   | close our copies of batch seq                    |
 //!   |   ... up to WINDOW batches in flight ...         |
 //!   | (the last ack is the commit)                     |
-//!   | -- Forward{conn, piece} -----------------------> |  write migration: late responses
+//!   | -- Forward{conn, response, chunk, last}* ------> |  write migration: late responses
 //!   |   ... until every moved request is answered,     |  to moved RPC connections, which
 //!   |   or the drain deadline answers it with an error |  N+1 writes to their clients
-//!   | -- HandoffDone ---------------------------------> |
+//!   | connections that stay (HTTP/2, TLS, those with   |
+//!   |   no form in the schema) finish here, or are     |
+//!   |   closed and counted at the deadline             |
+//!   | -- HandoffDone{migrated, lost} ----------------> |
 //!   | report Drained to the supervisor, exit           |
 //! ```
 //!
@@ -34,6 +44,34 @@
 //! datagram carries) rather than all at once, so a connection stands still
 //! only for its own batch's round trip, not for the whole migration.
 //!
+//! **Write migration** ([`forward`]). Requests a moved RPC connection had
+//! sent upstream stay in N; their responses arrive there, and N forwards
+//! each to N+1 as `Forward` pieces (a frame cut under the datagram bound,
+//! `last` ending it), interleaved with batches and acks, by the
+//! connection's id in N. N+1 writes them to the client between its own
+//! frames, in order. N never writes to a connection it has handed over,
+//! and sends `HandoffDone` only once the last response is out — or, at the
+//! drain deadline, once its upstream connections are closed, which answers
+//! what is left with the protocol's own error, forwarded too.
+//!
+//! **Versions** ([`schema`]). What a connection is on the wire is the
+//! worker's, versioned apart from the ctrl message set: the handoff
+//! `Hello`s list [`schema::HANDOFF_VERSIONS`] and both sides take the
+//! highest one both speak, so N writes what N+1 reads; this build speaks
+//! the previous release's schema too, so an upgrade from it and a rollback
+//! to it move connections. A connection that has no form in the agreed
+//! schema (a tunnel with spilled bytes, in schema 1) is not sent: it stays
+//! in N, out of reach of later pauses, and drains there. Golden fixtures
+//! of every kind in every schema fail the tests when an encoding changes
+//! without a new version.
+//!
+//! **Drain fallback** (DESIGN §4). With no schema in common, nothing moves
+//! and nothing is refused: N+1 starts accepting and says `Accepting` as
+//! usual, N stops accepting, lets every connection finish until the drain
+//! deadline, closes what is left then, and sends `HandoffDone`;
+//! `Drained{finished, closed}` counts both, and the upgrade succeeds with
+//! nothing migrated.
+//!
 //! **Failure.** If the channel fails before `HandoffDone` (N+1 died,
 //! refused, or sent nonsense), N resumes every connection it still holds —
 //! unsent, sent but unacknowledged, and those still answering the pause —
@@ -46,7 +84,9 @@
 //! whose end of file means N+1 is gone, and then serves on instead of
 //! exiting. If N dies instead, N+1 keeps what it adopted and tells the
 //! supervisor how much (`TakeoverEnded`); if N dies before the handshake,
-//! N+1 waits for the supervisor's `Activate` to accept.
+//! N+1 waits for the supervisor's `Activate` to accept. A batch N+1 cannot
+//! read ([`new::TakeoverError`]) ends N+1's side: N sees the channel fail
+//! and resumes.
 //!
 //! **Reports** (ctrl version 2): `HandoffProgress` when N stops accepting
 //! (`Migrating`: connections and requests in flight here) and at the
@@ -54,31 +94,28 @@
 //! forward) — the supervisor's phases, and its count of what N's death
 //! would lose.
 //!
-//! **Write migration** ([`forward`]). Requests a moved RPC connection had
-//! sent upstream stay in N; their responses are forwarded to N+1 as
-//! `Forward` pieces, interleaved with batches and acks, and N+1 writes them
-//! to the client between its own frames. N sends `HandoffDone` only once
-//! the last one is out.
-//!
 //! **Test hook.** `BATON_TEST_PAUSE_AT` + `BATON_TEST_PAUSE_FILE` hold a
 //! generation at a named point ([`hooks::PausePoint`]) until a file
 //! exists, so that process tests can kill a generation at a phase of their
-//! choosing (see [`hooks::Hooks`]).
+//! choosing (see [`hooks::Hooks`]); `BATON_TEST_HANDOFF_VERSIONS` makes a
+//! worker announce other schema versions.
 //!
 //! **Timeouts.** The handshake is bounded by `HELLO_TIMEOUT`; N+1's
-//! `Accepting` by [`old::ACCEPTING_TIMEOUT`]; the whole migration by the drain
-//! deadline the supervisor sends with `HandoffTo`. Connections that could
-//! not be paused by then (say, one still connecting to a blackholed
+//! `Accepting` by [`old::ACCEPTING_TIMEOUT`]; the whole migration by the
+//! drain deadline the supervisor sends with `HandoffTo`. Connections that
+//! could not be paused by then (say, one still connecting to a blackholed
 //! upstream) are closed and counted lost.
 //!
 //! # Layout
 //!
 //! * [`old`] — the old side: [`old::hand_off`] pauses, sends, commits,
-//!   forwards, or fails and resumes;
-//! * [`new`] — the new side: [`new::take_over`] adopts batches, acks them,
-//!   and delivers forwarded responses;
-//! * [`wire`] — a parked connection to its wire form (`baton_ipc`'s
-//!   `ConnState` plus fds, large pending bytes in a memfd) and back;
+//!   forwards, or fails and resumes; or drains when no schema is shared;
+//! * [`new`] — the new side: [`new::take_over`] reads batches, acks them,
+//!   adopts them, and delivers forwarded responses;
+//! * [`schema`] — the handoff schema: the connection wire types, their
+//!   versions and negotiation, batches written and read, golden fixtures;
+//! * [`wire`] — a parked connection to its wire form (large pending bytes
+//!   in a memfd) and back;
 //! * [`forward`] — write migration, both sides;
 //! * [`hooks`] — the test hooks (environment variables) that make failure
 //!   paths reachable from process tests.
@@ -95,6 +132,7 @@ pub mod forward;
 pub mod hooks;
 pub mod new;
 pub mod old;
+pub mod schema;
 pub mod wire;
 
 /// The generation a handoff runs in, as the handoff sees it: the

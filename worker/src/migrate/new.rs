@@ -6,15 +6,32 @@
 //! inboxes ([`forward::Inboxes`]); `HandoffDone` ends it. See the module
 //! doc of `migrate` for the whole protocol.
 
-use baton_ipc::{Accepting, Channel, ConnAck, IpcError, Message, Role};
-use tracing::{error, info, warn};
+use baton_ipc::{Accepting, Channel, ConnAck, IpcError, Message};
+use tracing::{info, warn};
 
 use crate::conn::state::ConnParts;
 use crate::conn::task;
 use crate::migrate::Host;
 use crate::migrate::forward;
 use crate::migrate::hooks::{Hooks, PausePoint};
-use crate::migrate::wire::rebuild_batch;
+use crate::migrate::schema::{self, Agreed, SchemaError};
+use crate::migrate::wire::{WireError, rebuild_batch};
+
+/// Why the new side of a handoff failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TakeoverError {
+    #[error("handoff channel: {0}")]
+    Ipc(#[from] IpcError),
+    #[error("read a connection batch: {0}")]
+    Batch(#[from] SchemaError),
+    #[error("adopt a connection batch: {0}")]
+    Adopt(#[from] WireError),
+    #[error("a connection batch, but no handoff schema was agreed (the old generation drains)")]
+    BatchWithoutSchema,
+    #[error("the takeover task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// The new side's result: what it took over, for the supervisor's count
 /// of what a death lost ([`baton_ipc::TakeoverEnded`]).
@@ -41,19 +58,29 @@ pub async fn take_over<H: Host>(
     chan: Channel,
     hooks: Hooks,
     activated: bool,
-) -> Result<TookOver, IpcError> {
+) -> Result<TookOver, TakeoverError> {
     hooks.pause(PausePoint::Ready).await;
-    match chan
-        .handshake(Role::Worker, &hooks.handoff_versions())
-        .await
-    {
-        Ok(_) => {}
+    let agreed = match schema::handshake(&chan, &hooks.handoff_versions()).await {
+        Ok(agreed) => agreed,
         Err(IpcError::Closed) if activated => {
             warn!("the old generation closed the handoff before its handshake");
             return Ok(TookOver::default());
         }
-        Err(e) => return Err(e),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    // With no schema in common nothing moves: this generation takes the
+    // listeners all the same, and the old one drains (DESIGN §4).
+    let schema = match agreed {
+        Agreed::Schema(schema) => Some(schema),
+        Agreed::Drain { ours, theirs } => {
+            warn!(
+                ?ours,
+                ?theirs,
+                "no handoff schema in common with the old generation: it drains, nothing moves"
+            );
+            None
+        }
+    };
     server.start_accepting();
     chan.send_msg(Accepting {}).await?;
     let mut took = TookOver::default();
@@ -69,21 +96,20 @@ pub async fn take_over<H: Host>(
                 );
                 return Ok(took);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         match received.message {
-            Message::ConnBatch(batch) => {
-                let parked =
-                    rebuild_batch(batch.conns, received.fds).map_err(|source| IpcError::Io {
-                        op: "adopt a connection batch",
-                        source,
-                    })?;
+            message @ (Message::ConnBatch(_) | Message::ConnBatchV1(_)) => {
+                let schema = schema.ok_or(TakeoverError::BatchWithoutSchema)?;
+                let (seq, conns) = schema::decode_batch(schema, &message)?;
+                let parked = rebuild_batch(conns, received.fds)?;
                 let count = parked.len() as u64;
+                #[cfg(feature = "test-hooks")]
                 if hooks
                     .abort_after_adopt
                     .is_some_and(|k| took.adopted + count >= k)
                 {
-                    error!(
+                    tracing::error!(
                         adopted = took.adopted,
                         "test hook BATON_TEST_ABORT_AFTER_ADOPT: aborting"
                     );
@@ -91,7 +117,7 @@ pub async fn take_over<H: Host>(
                 }
                 // Acknowledge before moving a byte: once the old side has
                 // the ack it closes its copies; before, it could resume.
-                chan.send_msg(ConnAck { seq: batch.seq }).await?;
+                chan.send_msg(ConnAck { seq }).await?;
                 for p in parked {
                     let old_id = p.id.0;
                     if let ConnParts::Rpc(parts) = &p.conn {
@@ -118,7 +144,8 @@ pub async fn take_over<H: Host>(
                 return Err(IpcError::Unexpected {
                     expected: "ConnBatch or HandoffDone",
                     got: other.kind(),
-                });
+                }
+                .into());
             }
         }
     }

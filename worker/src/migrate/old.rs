@@ -1,7 +1,8 @@
 //! The old side of a handoff: hand every connection to the next
 //! generation ([`hand_off`]), forward the late responses of the moved RPC
 //! connections, or — if the new generation fails — take everything back and
-//! serve on. See the module doc of `migrate` for the whole protocol.
+//! serve on; or, with no handoff schema in common, drain here instead. See
+//! the module doc of `migrate` for the whole protocol.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -10,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton_ipc::{
-    Channel, ConnAck, ConnBatch, HandoffDone, HandoffProgress, HandoffStage, IpcError, Message,
-    Role,
+    Channel, ConnAck, HandoffDone, HandoffProgress, HandoffStage, IpcError, Kind, Message,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -23,7 +23,8 @@ use crate::conn::task;
 use crate::migrate::Host;
 use crate::migrate::forward;
 use crate::migrate::hooks::{Hooks, PausePoint};
-use crate::migrate::wire::{describe, fds_of};
+use crate::migrate::schema::{self, Agreed, Schema, SchemaError};
+use crate::migrate::wire::{WireError, describe, fds_of};
 
 /// How long the new generation may take to start accepting once the
 /// handoff channel is up: it only spawns its accept loops, so this expires
@@ -46,11 +47,67 @@ pub struct HandedOff {
     pub lost: u64,
     /// Of the migrated, those whose pending bytes went in a memfd.
     pub spilled: u64,
+    /// Connections that had no form in the agreed handoff schema (or all
+    /// of them, with none agreed) and drained here instead.
+    pub stayed: u64,
+    /// Of the connections that drained here, those that ended by
+    /// themselves (the rest were closed at the deadline: `lost`). Only
+    /// counted when nothing could move.
+    pub finished: u64,
+}
+
+/// Why the old side of a handoff failed (and took everything back).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandoffError {
+    #[error("handoff handshake: {0}")]
+    Handshake(#[source] IpcError),
+    #[error("expected Accepting, got {0:?}")]
+    NotAccepting(Kind),
+    #[error("waiting for the new generation to accept: {0}")]
+    Accepting(#[source] IpcError),
+    #[error("the new generation did not start accepting within {ACCEPTING_TIMEOUT:?}")]
+    AcceptingTimeout,
+    #[error("describe a connection: {0}")]
+    Describe(#[source] WireError),
+    #[error("cut connections into batches: {0}")]
+    Batches(#[source] IpcError),
+    #[error("write batch {seq}: {source}")]
+    Write {
+        seq: u64,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("send batch {seq}: {source}")]
+    Send {
+        seq: u64,
+        #[source]
+        source: IpcError,
+    },
+    #[error("ack for batch {got}, none in flight")]
+    AckNoneInFlight { got: u64 },
+    #[error("ack for batch {got}, expected {expected}")]
+    AckOutOfOrder { got: u64, expected: u64 },
+    #[error("expected ConnAck, got {0:?}")]
+    NotAnAck(Kind),
+    #[error("waiting for an ack: {0}")]
+    Ack(#[source] IpcError),
+    #[error("deadline passed with batches unacknowledged")]
+    Unacknowledged,
+    #[error(
+        "the new generation's end of the handoff failed after it had taken every connection: {0}"
+    )]
+    GoneAfterCommit(#[source] IpcError),
+    #[error(
+        "the new generation's end of the handoff failed after it had taken every connection: unexpected {0:?}"
+    )]
+    UnexpectedAfterCommit(Kind),
 }
 
 /// The old side failed and took everything back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandoffFailure {
+    /// Why (a [`HandoffError`], as text: it is reported to the supervisor).
     pub reason: String,
     /// Connections resumed here.
     pub resumed: u64,
@@ -74,34 +131,21 @@ pub async fn hand_off<H: Host>(
 ) -> Result<HandedOff, HandoffFailure> {
     let chan = Arc::new(chan);
     let deadline = Instant::now() + deadline;
-    let early = |reason: String| HandoffFailure {
-        reason,
+    let early = |reason: HandoffError| HandoffFailure {
+        reason: reason.to_string(),
         resumed: 0,
         lost: 0,
         requests_lost: 0,
     };
-    let negotiated = chan
-        .handshake(Role::Worker, &hooks.handoff_versions())
+    let agreed = schema::handshake(&chan, &hooks.handoff_versions())
         .await
-        .map_err(|e| early(format!("handoff handshake: {e}")))?;
-    debug!(
-        version = negotiated.version,
-        peer = negotiated.peer.pid,
-        "handoff channel up"
-    );
+        .map_err(|e| early(HandoffError::Handshake(e)))?;
+    debug!(?agreed, "handoff channel up");
     match tokio::time::timeout(ACCEPTING_TIMEOUT, chan.recv_msg()).await {
         Ok(Ok(Message::Accepting(_))) => {}
-        Ok(Ok(other)) => return Err(early(format!("expected Accepting, got {:?}", other.kind()))),
-        Ok(Err(e)) => {
-            return Err(early(format!(
-                "waiting for the new generation to accept: {e}"
-            )));
-        }
-        Err(_) => {
-            return Err(early(format!(
-                "the new generation did not start accepting within {ACCEPTING_TIMEOUT:?}"
-            )));
-        }
+        Ok(Ok(other)) => return Err(early(HandoffError::NotAccepting(other.kind()))),
+        Ok(Err(e)) => return Err(early(HandoffError::Accepting(e))),
+        Err(_) => return Err(early(HandoffError::AcceptingTimeout)),
     }
     server.stop_accepting().await;
     info!(
@@ -119,7 +163,18 @@ pub async fn hand_off<H: Host>(
     )
     .await;
 
-    let mut migration = Migration::new(server.clone(), Arc::clone(&chan), hooks);
+    let schema = match agreed {
+        Agreed::Schema(schema) => schema,
+        Agreed::Drain { ours, theirs } => {
+            warn!(
+                ?ours,
+                ?theirs,
+                "no handoff schema in common with the new generation: draining here, nothing moves"
+            );
+            return Ok(drain_instead(&server, &chan, deadline, progress.as_deref()).await);
+        }
+    };
+    let mut migration = Migration::new(server.clone(), Arc::clone(&chan), hooks, schema);
     if let Err(reason) = migration.run(&chan, deadline).await {
         return Err(migration.fail(reason));
     }
@@ -150,13 +205,11 @@ pub async fn hand_off<H: Host>(
     };
     if let Some(gone) = gone {
         let why = match gone {
-            Err(e) => e.to_string(),
-            Ok(received) => format!("unexpected {:?}", received.message.kind()),
+            Err(e) => HandoffError::GoneAfterCommit(e),
+            Ok(received) => HandoffError::UnexpectedAfterCommit(received.message.kind()),
         };
         if !migration.closed_all {
-            return Err(migration.fail(format!(
-                "the new generation's end of the handoff failed after it had taken every connection: {why}"
-            )));
+            return Err(migration.fail(why));
         }
         // Past the deadline this generation has closed everything and
         // cannot serve again; it reports and exits as planned, and the
@@ -174,7 +227,57 @@ pub async fn hand_off<H: Host>(
         migrated: migration.migrated,
         lost,
         spilled: migration.spilled,
+        stayed: migration.stayed,
+        finished: 0,
     })
+}
+
+/// The drain fallback (DESIGN §4): no handoff schema in common, so nothing
+/// moves. The new generation accepts already; this one lets every
+/// connection finish until the deadline, closes what is left then, and
+/// counts both. Then `HandoffDone`, as after a migration.
+async fn drain_instead<H: Host>(
+    server: &H,
+    chan: &Channel,
+    deadline: Instant,
+    progress: Option<&Channel>,
+) -> HandedOff {
+    let ctx = server.ctx();
+    let before = ctx.stats.finished.load(Ordering::Relaxed);
+    let open = ctx.active();
+    report(
+        progress,
+        HandoffProgress {
+            stage: HandoffStage::Forwarding,
+            connections: 0,
+            draining: open,
+            requests: 0,
+        },
+    )
+    .await;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let closed = if ctx.wait_idle(left).await {
+        0
+    } else {
+        let open = ctx.active();
+        warn!(open, "drain deadline: closing what is left");
+        ctx.close_all().await;
+        open
+    };
+    let ended = ctx.stats.finished.load(Ordering::Relaxed) - before;
+    let _ = chan
+        .send_msg(HandoffDone {
+            migrated: 0,
+            lost: closed,
+        })
+        .await;
+    HandedOff {
+        migrated: 0,
+        lost: closed,
+        spilled: 0,
+        stayed: open,
+        finished: ended.saturating_sub(closed),
+    }
 }
 
 /// Tells the supervisor (when it listens) where the handoff is. Best
@@ -202,6 +305,10 @@ struct Migration<H> {
     forwarders: tokio::task::JoinSet<Result<(), IpcError>>,
     reply_tx: mpsc::UnboundedSender<Paused>,
     reply_rx: mpsc::UnboundedReceiver<Paused>,
+    /// The handoff schema both generations speak.
+    schema: Schema,
+    /// Paused, but with no form in `schema`: resumed here to drain.
+    stayed: u64,
     /// Pause requests not answered yet.
     asked: usize,
     /// Paused, not sent yet.
@@ -224,7 +331,7 @@ struct Migration<H> {
 }
 
 impl<H: Host> Migration<H> {
-    fn new(server: H, chan: Arc<Channel>, hooks: Hooks) -> Migration<H> {
+    fn new(server: H, chan: Arc<Channel>, hooks: Hooks, schema: Schema) -> Migration<H> {
         let (reply_tx, reply_rx) = mpsc::unbounded_channel();
         Migration {
             server,
@@ -232,6 +339,8 @@ impl<H: Host> Migration<H> {
             forwarders: tokio::task::JoinSet::new(),
             reply_tx,
             reply_rx,
+            schema,
+            stayed: 0,
             asked: 0,
             ready: Vec::new(),
             in_flight: VecDeque::new(),
@@ -256,7 +365,7 @@ impl<H: Host> Migration<H> {
 
     /// The handoff failed: takes back everything not acknowledged, accepts
     /// again, and counts what the new generation took along.
-    fn fail(&mut self, reason: String) -> HandoffFailure {
+    fn fail(&mut self, reason: HandoffError) -> HandoffFailure {
         let lost = self.migrated;
         let requests_lost = self.to_forward.load(Ordering::Relaxed);
         // Forwarding to a dead peer is pointless: stop at once.
@@ -264,7 +373,7 @@ impl<H: Host> Migration<H> {
         let resumed = self.resume();
         self.server.start_accepting();
         HandoffFailure {
-            reason,
+            reason: reason.to_string(),
             resumed,
             lost,
             requests_lost,
@@ -293,7 +402,7 @@ impl<H: Host> Migration<H> {
         }
     }
 
-    async fn run(&mut self, chan: &Channel, deadline: Instant) -> Result<(), String> {
+    async fn run(&mut self, chan: &Channel, deadline: Instant) -> Result<(), HandoffError> {
         loop {
             // The next wave is asked once the last one has answered, while
             // earlier batches may still await their acks.
@@ -330,26 +439,42 @@ impl<H: Host> Migration<H> {
     }
 
     /// Sends everything parked, in as many batches as datagrams need.
-    async fn send_ready(&mut self, chan: &Channel) -> Result<(), String> {
-        let parked = std::mem::take(&mut self.ready);
-        let mut states = Vec::with_capacity(parked.len());
-        let mut spills = Vec::with_capacity(parked.len());
-        for p in &parked {
-            match describe(p) {
-                Ok((state, spill)) => {
-                    states.push(state);
-                    spills.push(spill);
-                }
+    async fn send_ready(&mut self, chan: &Channel) -> Result<(), HandoffError> {
+        let mut rest = std::mem::take(&mut self.ready).into_iter();
+        let mut parked = Vec::with_capacity(rest.len());
+        let mut states = Vec::with_capacity(rest.len());
+        let mut spills = Vec::with_capacity(rest.len());
+        while let Some(p) = rest.next() {
+            let (state, spill) = match describe(&p) {
+                Ok(described) => described,
                 Err(e) => {
                     // Keep them all: the failure resumes them here.
                     self.ready = parked;
-                    return Err(format!("describe a connection: {e}"));
+                    self.ready.push(p);
+                    self.ready.extend(rest);
+                    return Err(HandoffError::Describe(e));
                 }
+            };
+            if let Err(why) = state.writable_in(self.schema) {
+                // The new generation could not read it: it stays, out of
+                // reach of the next pause, and drains here.
+                debug!(conn = %p.id, %why, "stays here and drains");
+                task::stay(self.server.ctx(), p);
+                self.stayed += 1;
+                continue;
             }
+            parked.push(p);
+            states.push(state);
+            spills.push(spill);
         }
         self.spilled += spills.iter().filter(|s| s.is_some()).count() as u64;
-        let runs =
-            baton_ipc::batch::batches(states, |s| s.kind.fd_count()).map_err(|e| e.to_string())?;
+        let runs = match baton_ipc::batch::batches(states, |s| s.kind.fd_count()) {
+            Ok(runs) => runs,
+            Err(e) => {
+                self.ready = parked;
+                return Err(HandoffError::Batches(e));
+            }
+        };
         let mut parked = parked.into_iter().zip(spills);
         for conns in runs {
             let (members, spills): (Vec<Parked>, Vec<Option<OwnedFd>>) =
@@ -365,26 +490,31 @@ impl<H: Host> Migration<H> {
                 .collect();
             let seq = self.next_seq;
             self.next_seq += 1;
-            let batch = Message::ConnBatch(ConnBatch { seq, conns });
-            // Keep the connections even if the send fails: they resume.
-            let sent = chan.send(&batch, &fds).await;
+            let sent = match schema::encode_batch(self.schema, seq, &conns) {
+                Ok(batch) => chan
+                    .send(&batch, &fds)
+                    .await
+                    .map_err(|source| HandoffError::Send { seq, source }),
+                Err(source) => Err(HandoffError::Write { seq, source }),
+            };
             drop(fds);
+            // Keep the connections even if the send fails: they resume.
             self.in_flight.push_back((seq, members));
-            sent.map_err(|e| format!("send batch {seq}: {e}"))?;
+            sent?;
         }
         Ok(())
     }
 
-    fn acked(&mut self, ack: Result<Message, IpcError>) -> Result<(), String> {
+    fn acked(&mut self, ack: Result<Message, IpcError>) -> Result<(), HandoffError> {
         match ack {
             Ok(Message::ConnAck(ConnAck { seq })) => {
                 let Some((expected, members)) = self.in_flight.pop_front() else {
-                    return Err(format!("ack for batch {seq}, none in flight"));
+                    return Err(HandoffError::AckNoneInFlight { got: seq });
                 };
                 if seq != expected {
                     // Put it back: it resumes with the rest.
                     self.in_flight.push_front((expected, members));
-                    return Err(format!("ack for batch {seq}, expected {expected}"));
+                    return Err(HandoffError::AckOutOfOrder { got: seq, expected });
                 }
                 self.migrated += members.len() as u64;
                 self.server
@@ -418,17 +548,17 @@ impl<H: Host> Migration<H> {
                 tokio::task::spawn_blocking(move || drop(members));
                 Ok(())
             }
-            Ok(other) => Err(format!("expected ConnAck, got {:?}", other.kind())),
-            Err(e) => Err(format!("waiting for an ack: {e}")),
+            Ok(other) => Err(HandoffError::NotAnAck(other.kind())),
+            Err(e) => Err(HandoffError::Ack(e)),
         }
     }
 
     /// The deadline passed. With batches still unacknowledged the new
     /// generation is wedged: fail (and resume). Otherwise only connections
     /// that never paused are left: close them, count them lost.
-    async fn at_deadline(&mut self) -> Result<(), String> {
+    async fn at_deadline(&mut self) -> Result<(), HandoffError> {
         if !self.in_flight.is_empty() {
-            return Err("deadline passed with batches unacknowledged".to_string());
+            return Err(HandoffError::Unacknowledged);
         }
         let left = self.server.ctx().active() + self.ready.len() as u64;
         warn!(

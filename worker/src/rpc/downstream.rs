@@ -2,17 +2,20 @@
 //!
 //! The task decodes the client's frames and acts on each: a heartbeat is
 //! answered here; a request is routed and sent upstream (its response, or
-//! the proxy's error, comes back through the inbox); a response — only on
-//! a pinned RocketMQ connection, answering the broker — goes back up
-//! untouched, to the connection the broker asked on. Everything it writes
+//! the proxy's error, comes back through the inbox); a response — only
+//! where the protocol pins, answering the server — goes back up
+//! untouched, to the connection the server asked on. Everything it writes
 //! to the client goes through one buffer, whole frames at a time, so
 //! frames never interleave.
 //!
-//! RocketMQ pinning: a client connection gets its own upstream connection
-//! per cluster its requests are routed to (at most one each), so that the
-//! requests a broker sends its clients reach the right one; the broker's
-//! request ids seen last remember which connection asked, and the
-//! client's answer goes there.
+//! Pinning is the protocol's to ask for
+//! ([`crate::codec::Protocol::pinning`]; RocketMQ does): with
+//! [`Pinning::PerClient`] a client connection gets its own upstream
+//! connection per cluster its requests are routed to (at most one each)
+//! instead of the cluster's shared pool, so that the requests a server
+//! sends its clients reach the right one; the server's request ids seen
+//! last remember which connection asked, and the client's answer goes
+//! there.
 //!
 //! It can stop at any wake-up ([`Downstream::run_until`]) and is then at a
 //! frame boundary by construction: complete frames are always processed
@@ -23,8 +26,24 @@
 //!
 //! The client's end of stream is honoured like a half-close: the task
 //! stops reading, answers what is in flight, then closes.
+//!
+//! # Filters
+//!
+//! When the listener's RPC chain ([`crate::filter::rpc`]) is not empty,
+//! the connection has its filters ([`RpcFilters`]): every request (or
+//! oneway) frame goes through them before it is routed, and every
+//! response that answers one of them through them (in reverse) before it
+//! is written. For that the connection keeps a copy of each request in
+//! flight, by the client's id — only when it has filters; an empty chain
+//! costs a branch per frame. A filter's answer is the codec's hijack of
+//! the request, with the client's id: written to the client in place of
+//! routing (or in place of the upstream's response); an answered oneway
+//! is dropped. Responses forwarded from a previous generation (requests
+//! sent before the connection moved) arrive as bytes and skip the
+//! response side. Whether the connection may move is its filters' to say
+//! ([`Downstream::moves`]): one that must stay drains in its generation.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,8 +57,10 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::codec::{
-    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Protocol, RequestId,
+    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Pinning, RequestId,
 };
+use crate::filter::ConnInfo;
+use crate::filter::rpc::{RpcChain, RpcFilters, RpcFlow};
 use crate::io::{Idle, Outcome};
 use crate::lifecycle::Order;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
@@ -55,9 +76,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// proxy buffer without bound.
 const HIGH_WATER: usize = 1024 * 1024;
 
-/// RocketMQ: how many broker requests a client connection remembers the
-/// asking connection of (a client answers within seconds; older entries
-/// go first).
+/// Pinned protocols: how many server requests a client connection
+/// remembers the asking connection of (a client answers within seconds;
+/// older entries go first).
 const MAX_ASKED: usize = 256;
 
 /// What a downstream needs from its generation.
@@ -68,6 +89,9 @@ pub struct Context {
     pub pools: Arc<[Arc<Pool>]>,
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub order: watch::Receiver<Order>,
+    /// The listener's RPC filters (empty until issue 15's config builds
+    /// them: then no frame goes through them).
+    pub filters: RpcChain,
 }
 
 /// A client connection of an RPC listener.
@@ -85,15 +109,44 @@ pub struct Downstream {
     /// Bytes from and to the client, this generation.
     received: u64,
     sent: u64,
-    /// RocketMQ: this client's own upstream connections, one per cluster
-    /// its requests were routed to.
+    /// Pinned protocols: this client's own upstream connections, one per
+    /// cluster its requests were routed to.
     pinned: Vec<(usize, UpHandle)>,
-    /// RocketMQ: the broker requests passed to the client, latest last:
-    /// (the broker's id, the cluster of the connection that asked).
+    /// Pinned protocols: the server requests passed to the client, latest
+    /// last: (the server's id, the cluster of the connection that asked).
     asked: VecDeque<(RequestId, usize)>,
     ctx: Context,
     idle: Idle,
     meter: Arc<ByteMeter>,
+    /// `None` when the listener has no RPC filters.
+    filters: Option<Box<Filtering>>,
+}
+
+/// A connection's RPC filters, and the requests in flight they will see
+/// answered.
+#[derive(Debug)]
+struct Filtering {
+    filters: RpcFilters,
+    /// By the client's id: what the filters passed on.
+    requests: HashMap<RequestId, Frame>,
+}
+
+impl Filtering {
+    /// The filters of `client`'s connection, if the listener has any.
+    fn of(ctx: &Context, client: &TcpStream) -> Option<Box<Filtering>> {
+        if ctx.filters.is_empty() {
+            return None;
+        }
+        let conn = ConnInfo {
+            listener: Arc::clone(&ctx.listener.name),
+            source: client.peer_addr().ok(),
+            local: client.local_addr().ok(),
+        };
+        Some(Box::new(Filtering {
+            filters: ctx.filters.connection(&conn),
+            requests: HashMap::new(),
+        }))
+    }
 }
 
 /// A paused downstream, as it moves or resumes.
@@ -126,6 +179,7 @@ impl Downstream {
     ) -> Downstream {
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         Downstream {
+            filters: Filtering::of(&ctx, &client),
             client,
             codec: ctx.listener.protocol.codec(ctx.listener.codec),
             read_buf: BytesMut::new(),
@@ -165,6 +219,8 @@ impl Downstream {
         };
         let (inbox_tx, inbox_rx) = kept.unwrap_or_else(mpsc::unbounded_channel);
         let mut downstream = Downstream {
+            // This generation's filters, afresh (see crate::filter).
+            filters: Filtering::of(&ctx, &parts.client),
             client: parts.client,
             codec,
             read_buf: BytesMut::from(&parts.read_pending[..]),
@@ -210,6 +266,12 @@ impl Downstream {
             read_closed: self.read_closed,
             inbox: Some((self.inbox_rx, inbox_weak)),
         }
+    }
+
+    /// Whether the connection may move at an upgrade: its filters all
+    /// move (else it drains here; see crate::filter).
+    pub fn moves(&self) -> bool {
+        self.filters.as_ref().is_none_or(|f| f.filters.moves())
     }
 
     /// Bytes received from and sent to the client by this generation.
@@ -272,9 +334,18 @@ impl Downstream {
     /// caller writes.
     fn outbound(&mut self, out: Outbound) {
         match out {
-            Outbound::Frame(frame) => {
+            Outbound::Frame(mut frame) => {
                 if frame.kind() == FrameKind::Response {
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    if let Some(filtering) = self.filters.as_mut()
+                        && let Some(request) = filtering.requests.remove(&frame.request_id())
+                        && let RpcFlow::Answer(answer) =
+                            filtering
+                                .filters
+                                .response(&mut frame, &request, &self.codec)
+                    {
+                        frame = answer;
+                    }
                 }
                 self.codec.encode(&frame, &mut self.write_buf);
             }
@@ -349,7 +420,7 @@ impl Downstream {
             }
             FrameKind::Request | FrameKind::Oneway => self.request(frame).await,
             FrameKind::Response => {
-                // The client answering its broker, on a pinned connection:
+                // The client answering its server, on a pinned connection:
                 // up it goes, id untouched, to the connection that asked
                 // (or the first one, for an answer to a request unseen).
                 let id = frame.request_id();
@@ -377,9 +448,22 @@ impl Downstream {
         }
     }
 
-    async fn request(&mut self, frame: Frame) {
+    async fn request(&mut self, mut frame: Frame) {
         let listener = Arc::clone(&self.ctx.listener);
         listener.meters.requests.fetch_add(1, Ordering::Relaxed);
+        // The filters, before routing; what they pass on is kept for
+        // the response side.
+        let kept = match self.filters.as_mut() {
+            None => None,
+            Some(filtering) => match filtering.filters.request(&mut frame, &self.codec) {
+                RpcFlow::Forward => frame.expects_response().then(|| frame.clone()),
+                RpcFlow::Answer(answer) => {
+                    self.codec.encode(&answer, &mut self.write_buf);
+                    return;
+                }
+                RpcFlow::Drop => return,
+            },
+        };
         let reply = frame.expects_response().then(|| ReplyTo {
             inbox: self.inbox_tx.clone(),
             client_id: frame.request_id(),
@@ -397,25 +481,38 @@ impl Downstream {
             reply,
             deadline: Instant::now() + listener.request_timeout,
         };
-        let sent = if listener.protocol == Protocol::RocketMq {
-            self.send_pinned(cluster, request).await
-        } else {
-            self.ctx.pools[cluster].send(request).await
+        let sent = match listener.protocol.pinning() {
+            Pinning::PerClient => self.send_pinned(cluster, request).await,
+            Pinning::Pooled => self.ctx.pools[cluster].send(request).await,
         };
-        if let Err((request, kind)) = sent {
-            // Answered here, in the protocol's own words; the frame still
-            // carries the client's id (ids are rewritten only upstream).
-            listener.meters.hijacked(kind);
-            if request.reply.is_some() {
-                let error = self.codec.hijack(&request.frame, kind);
-                self.in_flight = self.in_flight.saturating_sub(1);
-                self.codec.encode(&error, &mut self.write_buf);
+        match sent {
+            Ok(()) => {
+                if let (Some(filtering), Some(kept)) = (self.filters.as_mut(), kept) {
+                    filtering.requests.insert(kept.request_id(), kept);
+                }
+            }
+            Err((request, kind)) => {
+                // Answered here, in the protocol's own words; the frame
+                // still carries the client's id (ids are rewritten only
+                // upstream).
+                listener.meters.hijacked(kind);
+                if request.reply.is_some() {
+                    let mut error = self.codec.hijack(&request.frame, kind);
+                    if let (Some(filtering), Some(kept)) = (self.filters.as_mut(), kept)
+                        && let RpcFlow::Answer(answer) =
+                            filtering.filters.response(&mut error, &kept, &self.codec)
+                    {
+                        error = *answer;
+                    }
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.codec.encode(&error, &mut self.write_buf);
+                }
             }
         }
     }
 
-    /// RocketMQ: the client's own upstream connection, made at its first
-    /// request (to the cluster that request routes to).
+    /// Pinned protocols: the client's own upstream connection to
+    /// `cluster`, made at its first request there.
     async fn send_pinned(
         &mut self,
         cluster: usize,

@@ -1,5 +1,8 @@
 //! L7 proxying of the multiplexed RPC protocols — SOFA Bolt, Dubbo 2,
-//! RocketMQ remoting — over the pure codecs of [`crate::codec`].
+//! RocketMQ remoting, Tars, whatever the codec registry holds — over the
+//! pure codecs of [`crate::codec`]. Nothing here names a protocol: what
+//! differs between them (heartbeats, error answers, which status is a
+//! success, id rewriting, pinning) is asked of the codec.
 //!
 //! # Shape
 //!
@@ -11,12 +14,13 @@
 //! protocol's own error on timeout, upstream loss or close — to the
 //! connection's inbox. Oneway requests are written and forgotten.
 //!
-//! RocketMQ brokers also send requests to clients (e.g.
-//! CHECK_TRANSACTION_STATE, NOTIFY_CONSUMER_IDS_CHANGED), so a RocketMQ
-//! client connection gets its own upstream connection (pinned, not pooled)
-//! to each cluster its requests are routed to: what a broker sends unasked
-//! on one goes to that client, and the client's answer goes back on the
-//! connection that asked, with the broker's id untouched.
+//! Where the protocol's servers also send requests to clients
+//! ([`crate::codec::Pinning::PerClient`]: RocketMQ brokers, e.g.
+//! CHECK_TRANSACTION_STATE, NOTIFY_CONSUMER_IDS_CHANGED), a client
+//! connection gets its own upstream connection (pinned, not pooled) to
+//! each cluster its requests are routed to: what a server sends unasked on
+//! one goes to that client, and the client's answer goes back on the
+//! connection that asked, with the server's id untouched.
 //!
 //! # Across an upgrade (read and write migration)
 //!
@@ -30,7 +34,9 @@
 //! which writes them to the client between its own frames (write
 //! migration: the `forward` module of `migrate`). The client sees every
 //! response on the socket it always had. The old generation exits once
-//! the last forwarded response is out.
+//! the last forwarded response is out. A connection whose RPC filters
+//! keep state that cannot move (`crate::filter`) does not move: it
+//! drains in the old generation.
 
 pub mod downstream;
 pub mod pool;
@@ -52,8 +58,8 @@ pub enum Outbound {
     /// carries its parsed attributes.
     Frame(Box<Frame>),
     /// A request the server sent on this client's pinned connection to
-    /// `cluster` (RocketMQ broker → client): the client's answer goes back
-    /// up that connection.
+    /// `cluster` (e.g. RocketMQ broker → client): the client's answer goes
+    /// back up that connection.
     Asked { frame: Box<Frame>, cluster: usize },
     /// A frame forwarded from the previous generation, as bytes; a response
     /// settles one request in flight.
@@ -74,14 +80,12 @@ pub struct RpcListener {
 }
 
 impl RpcListener {
-    /// The codec protocol for a config protocol (`None` for `tcp`).
+    /// The codec protocol for a config protocol, by its config name
+    /// (`None` for `tcp` and `http`, which are not in the codec registry).
     pub fn protocol_of(protocol: baton_config::Protocol) -> Option<Protocol> {
-        match protocol {
-            baton_config::Protocol::Tcp | baton_config::Protocol::Http => None,
-            baton_config::Protocol::Bolt => Some(Protocol::Bolt),
-            baton_config::Protocol::Dubbo => Some(Protocol::Dubbo),
-            baton_config::Protocol::Rocketmq => Some(Protocol::RocketMq),
-            baton_config::Protocol::Tars => Some(Protocol::Tars),
-        }
+        protocol.name().parse().ok()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,20 +11,25 @@
 //!
 //! An upstream task gives each request an id unique on its connection,
 //! remembers where the answer goes, and when the response comes back puts
-//! the client's id back and drops it in the client's inbox. It answers by
+//! the client's id back and drops it in the client's inbox. A oneway
+//! request gets an id of the connection's too (never a client's own,
+//! which could be one the connection gave another client's request), not
+//! remembered: an answer to it, or to any id the task did not issue, is
+//! dropped. It answers by
 //! itself — with the protocol's own error ([`AnyCodec::hijack`]) — when a
 //! request's deadline passes (`Timeout`), when its connection fails
 //! (`Unavailable`), or when the generation is told to close (`Internal`):
 //! every request expecting a response gets exactly one.
 //!
-//! Slots are connected lazily, round robin over the cluster's endpoints
-//! (with fall-through to the next endpoint on connect failure), and
-//! replaced when their connection dies.
+//! Requests take the slots in turn (the cluster's round robin,
+//! [`RoundRobin`], over slots); slots are connected lazily through the
+//! cluster's balancer (with fall-through to the next endpoint on connect
+//! failure), and replaced when their connection dies.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
@@ -37,6 +42,7 @@ use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::telemetry::meters::RpcMeters;
 use crate::upstream::cluster::Upstream;
+use crate::upstream::lb::RoundRobin;
 
 /// Requests queued for one upstream connection before senders wait: a
 /// burst's worth; past it, clients feel backpressure instead of the proxy
@@ -91,7 +97,8 @@ pub struct Pool {
     protocol: Protocol,
     codec: CodecConfig,
     slots: Vec<tokio::sync::Mutex<Option<UpHandle>>>,
-    next: AtomicUsize,
+    /// Whose turn it is, over `slots`.
+    turns: RoundRobin,
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
 }
@@ -111,7 +118,7 @@ impl Pool {
             protocol,
             codec,
             slots: (0..count).map(|_| tokio::sync::Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
+            turns: RoundRobin::new(count),
             order,
             meters,
         }
@@ -122,7 +129,7 @@ impl Pool {
     pub async fn send(&self, mut request: UpRequest) -> Result<(), (UpRequest, ErrorKind)> {
         // Two tries: a slot whose connection just died gets one reconnect.
         for _ in 0..2 {
-            let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+            let index = self.turns.next_index();
             let handle = match self.handle(index).await {
                 Ok(handle) => handle,
                 Err(kind) => return Err((request, kind)),
@@ -293,7 +300,12 @@ impl UpConn {
             deadline,
         } = request;
         let Some(reply) = reply else {
-            // Oneway: no id to keep, nothing comes back.
+            if frame.kind() == FrameKind::Oneway && !self.oneway(&mut frame) {
+                return;
+            }
+            // A oneway, now with an id of this connection's; or a client's
+            // answer to the server's own request (pinned connections),
+            // whose id is the server's and goes up untouched.
             self.codec.encode(&frame, &mut self.write_buf);
             return;
         };
@@ -323,6 +335,27 @@ impl UpConn {
                 deadline,
             },
         );
+    }
+
+    /// Gives a oneway request an id of this connection's own, as a request
+    /// gets: sent with its client's id, it could carry an id this
+    /// connection has given another client's request, and a server that
+    /// answers oneways anyway (nothing in Bolt, Dubbo or RocketMQ stops
+    /// one) would then settle that request with the wrong answer. The id is
+    /// not remembered: an answer to it finds nothing pending and is
+    /// dropped, and [`Self::allocate`] moves past it, so no request gets it
+    /// before the id space wraps. False (the oneway dropped) if the id
+    /// cannot be written, which the protocol's id width rules out.
+    fn oneway(&mut self, frame: &mut Frame) -> bool {
+        let id = self.allocate();
+        match frame.set_request_id(RequestId(id)) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "cannot rewrite a oneway request's id; dropped");
+                self.meters.hijacked(ErrorKind::BadRequest);
+                false
+            }
+        }
     }
 
     /// The next id not in use on this connection, wrapping at the
@@ -383,7 +416,7 @@ impl UpConn {
                     answer(&self.codec, pending, ErrorKind::BadResponse, &self.meters);
                     return;
                 }
-                self.meters.responded(frame.status());
+                self.meters.responded(self.codec.classify(&frame));
                 let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(frame)));
             }
             FrameKind::Heartbeat(crate::codec::Direction::Request) => {

@@ -45,7 +45,8 @@ pub struct Entry<'a> {
     pub upstream: Option<SocketAddr>,
     pub received: u64,
     pub sent: u64,
-    /// `finished`, `idle`, `failed`, `closed`, `no_upstream`.
+    /// `finished`, `idle`, `failed`, `closed`, `no_upstream`, `refused` (by an
+    /// L4 filter, on accept).
     pub outcome: &'a str,
     /// Upgrades it crossed.
     pub moves: u32,

@@ -6,13 +6,15 @@
 //!
 //! A leaf: it knows the meters' shapes, and of the protocols only the
 //! labels it counts by (HTTP's reject reasons from the sans-I/O
-//! [`http1`] framing, RPC's error kinds from [`crate::codec`]).
+//! [`http1`] framing, RPC's error kinds and response classes from
+//! [`crate::codec`]: which status is a success is each codec's to say,
+//! never this module's).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::codec::ErrorKind;
 use crate::codec::http1::{self, H1Error};
+use crate::codec::{ErrorKind, ResponseClass};
 
 /// Bytes through one listener's connections.
 #[derive(Debug, Default)]
@@ -27,6 +29,8 @@ pub struct ByteMeter {
 #[derive(Debug, Default)]
 pub struct ListenerMeter {
     pub accepted: AtomicU64,
+    /// Accepted, then refused by an L4 filter.
+    pub refused: AtomicU64,
     pub active: AtomicU64,
     pub bytes: Arc<ByteMeter>,
 }
@@ -53,8 +57,8 @@ pub struct MigrationMeter {
 pub struct RpcMeters {
     /// Requests sent upstream (expecting a response or oneway).
     pub requests: AtomicU64,
-    /// Responses from upstream, by whether their status is the protocol's
-    /// success (0 for Bolt and RocketMQ, 20 for Dubbo).
+    /// Responses from upstream, by their codec's [`ResponseClass`]: the
+    /// protocol's own success code, or anything else.
     pub responses_ok: AtomicU64,
     pub responses_error: AtomicU64,
     /// Requests the proxy answered itself, by reason.
@@ -74,12 +78,10 @@ pub struct RpcMeters {
 }
 
 impl RpcMeters {
-    pub fn responded(&self, status: Option<i32>) {
-        let ok = matches!(status, Some(0) | Some(20) | None);
-        let counter = if ok {
-            &self.responses_ok
-        } else {
-            &self.responses_error
+    pub fn responded(&self, class: ResponseClass) {
+        let counter = match class {
+            ResponseClass::Success => &self.responses_ok,
+            ResponseClass::Error => &self.responses_error,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -325,6 +325,12 @@ impl Meters {
                 &|m| load(&m.accepted),
             ),
             per_listener(
+                "baton_listener_refused_total",
+                "Connections closed on accept by an L4 filter.",
+                MetricKind::Counter,
+                &|m| load(&m.refused),
+            ),
+            per_listener(
                 "baton_listener_connections_active",
                 "Connections open now.",
                 MetricKind::Gauge,

@@ -1,13 +1,14 @@
 //! Clusters at run time: endpoint choice and connecting.
 //!
-//! Round robin: each new connection starts at the next endpoint in turn
-//! and, when a connect fails or times out, tries the following ones, each
-//! once, so a dead endpoint costs a retry but never a failed connection
-//! while another endpoint lives.
+//! A connect asks the cluster's [`Balancer`] (its `lb` policy, see
+//! [`super::lb`]) for the endpoints in try order and tries them in turn:
+//! when a connect fails or times out, the next one, each once, so a dead
+//! endpoint costs a retry but never a failed connection while another
+//! endpoint lives.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use baton_config::Cluster;
 use tokio::net::TcpStream;
 
 use crate::telemetry::meters::EndpointMeter;
+use crate::upstream::lb::{self, Balancer, Pick};
 
-/// A cluster and its round-robin cursor.
+/// A cluster and its balancer.
 #[derive(Debug)]
 pub struct Upstream {
     pub cluster: Cluster,
-    next: AtomicUsize,
+    balancer: Arc<dyn Balancer>,
     /// One per endpoint, same order.
     meters: Vec<Arc<EndpointMeter>>,
 }
@@ -58,24 +60,39 @@ impl fmt::Display for Attempts<'_> {
 }
 
 impl Upstream {
+    /// The cluster with the policy its `lb` names.
     pub fn new(cluster: Cluster, meters: Vec<Arc<EndpointMeter>>) -> Upstream {
         Upstream {
+            balancer: lb::for_cluster(&cluster),
             cluster,
-            next: AtomicUsize::new(0),
             meters,
         }
     }
 
-    /// Connects to the next endpoint in turn, falling through to the
-    /// others on failure.
+    /// The cluster's load-balancing policy.
+    pub fn balancer(&self) -> &Arc<dyn Balancer> {
+        &self.balancer
+    }
+
+    /// Connects to the endpoint the balancer picks with no context,
+    /// falling through to the others on failure.
     pub async fn connect(&self) -> Result<(TcpStream, SocketAddr), ConnectError> {
+        self.connect_for(&Pick::default()).await
+    }
+
+    /// Connects to the endpoint the balancer picks for `pick`, falling
+    /// through to the others, in the balancer's order, on failure.
+    pub async fn connect_for(
+        &self,
+        pick: &Pick<'_>,
+    ) -> Result<(TcpStream, SocketAddr), ConnectError> {
         let endpoints = &self.cluster.endpoints;
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut attempts = Vec::new();
-        for i in 0..endpoints.len() {
-            let index = (start + i) % endpoints.len();
-            let addr = endpoints[index];
-            let meter = self.meters.get(index);
+        for endpoint in self.balancer.order(pick) {
+            let Some(&addr) = endpoints.get(endpoint.0) else {
+                continue;
+            };
+            let meter = self.meters.get(endpoint.0);
             let count = |pick: fn(&EndpointMeter) -> &std::sync::atomic::AtomicU64| {
                 if let Some(m) = meter {
                     pick(m).fetch_add(1, Ordering::Relaxed);

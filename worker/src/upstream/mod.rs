@@ -1,12 +1,17 @@
 //! Upstreams: the clusters connections are proxied to.
 //!
+//! * [`lb`] — load balancing: the [`lb::Balancer`] seam (which endpoint,
+//!   then which to fall through to), its per-request context, and its
+//!   policies (round robin, chosen by the cluster's `lb`);
 //! * [`cluster`] — a cluster at run time ([`cluster::Upstream`]): its
-//!   endpoints in round-robin order, and a connect that falls through to
-//!   the next endpoint when one fails or times out.
+//!   balancer, and a connect that falls through to the next endpoint when
+//!   one fails or times out.
 //!
 //! The per-protocol upstream connections are built on it one layer up: the
 //! HTTP clients (keep-alive pools, TLS, HTTP/2) of the `http` module and
 //! the multiplexed RPC pools of `rpc`. Depends only on the leaves
-//! ([`crate::telemetry`] for the endpoint meters).
+//! ([`crate::telemetry`] for the endpoint meters, [`crate::codec`] for the
+//! RPC attributes a balancer may hash).
 
 pub mod cluster;
+pub mod lb;

@@ -1,10 +1,11 @@
-//! Bolt v1 codec tests. Fixtures and their sources: [`super::super::fixtures`].
+//! Bolt v1 codec tests. Fixtures and their sources: [`super::fixtures`].
 
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 
+use super::fixtures as fx;
 use super::*;
-use crate::codec::fixtures as fx;
+use crate::codec::Pinning;
 use crate::codec::testkit::*;
 
 const P: Protocol = Protocol::Bolt;
@@ -357,6 +358,34 @@ fn bytes_of(s: &Spec) -> Vec<u8> {
         &encode_map(&s.headers),
         &s.content,
     )
+}
+
+/// `respStatus` SUCCESS is a success; every other status an error.
+#[test]
+fn classifies_by_resp_status() {
+    let c = codec(P);
+    let ok = decode_one(P, &fx::BOLT_RESPONSE_PROTOBUF);
+    assert_eq!(c.classify(&ok), ResponseClass::Success);
+    let failed = decode_one(P, &fx::BOLT_RESPONSE_SERVER_EXCEPTION);
+    assert_eq!(failed.status(), Some(i32::from(status::SERVER_EXCEPTION)));
+    assert_eq!(c.classify(&failed), ResponseClass::Error);
+    let request = decode_one(P, &fx::BOLT_REQUEST_PROTOBUF);
+    for s in [status::ERROR, status::TIMEOUT, 20] {
+        let answer = BoltCodec::new(CodecConfig::default()).response(
+            &request,
+            CMD_RESPONSE,
+            s,
+            FrameKind::Response,
+        );
+        let answer = decode_one(P, answer.as_bytes());
+        assert_eq!(c.classify(&answer), ResponseClass::Error, "status {s}");
+    }
+}
+
+/// Bolt servers never call clients: clients share the pools.
+#[test]
+fn clients_share_pools() {
+    assert_eq!(P.pinning(), Pinning::Pooled);
 }
 
 proptest! {

@@ -1,10 +1,11 @@
-//! Dubbo 2 codec tests. Fixtures and their sources: [`super::super::fixtures`].
+//! Dubbo 2 codec tests. Fixtures and their sources: [`super::fixtures`].
 
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 
+use super::fixtures as fx;
 use super::*;
-use crate::codec::fixtures as fx;
+use crate::codec::Pinning;
 use crate::codec::testkit::*;
 
 const P: Protocol = Protocol::Dubbo;
@@ -227,6 +228,35 @@ fn bytes_of(s: &Spec) -> Vec<u8> {
     }
     body.extend_from_slice(&s.tail);
     build(s.flag, s.status, s.id, &body)
+}
+
+/// Status OK (20) is a success, whatever the body; every other status an
+/// error.
+#[test]
+fn classifies_by_status_ok_20() {
+    let c = codec(P);
+    let ok = decode_one(P, &fx::DUBBO_RESPONSE_INT);
+    assert_eq!(ok.status(), Some(20));
+    assert_eq!(c.classify(&ok), ResponseClass::Success);
+    for s in [
+        status::CLIENT_TIMEOUT,
+        status::SERVER_TIMEOUT,
+        status::BAD_REQUEST,
+        status::SERVICE_NOT_FOUND,
+        status::SERVER_ERROR,
+        0,
+    ] {
+        let answer = response(RequestId(5), 0x02, s, b"\x00", FrameKind::Response);
+        let answer = decode_one(P, answer.as_bytes());
+        assert_eq!(answer.status(), Some(i32::from(s)));
+        assert_eq!(c.classify(&answer), ResponseClass::Error, "status {s}");
+    }
+}
+
+/// Dubbo's callbacks are not proxied: clients share the pools.
+#[test]
+fn clients_share_pools() {
+    assert_eq!(P.pinning(), Pinning::Pooled);
 }
 
 proptest! {

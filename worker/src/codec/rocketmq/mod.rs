@@ -82,6 +82,20 @@
 //! The Java producer retries a send on SYSTEM_BUSY, SYSTEM_ERROR and
 //! SERVICE_NOT_AVAILABLE (its default `retryResponseCodes`), which is what a
 //! proxy-side failure calls for.
+//!
+//! # Success and pinning
+//!
+//! A response succeeded only when its `code` is SUCCESS (0)
+//! ([`RocketMqCodec::classify`]). Every other code is an error, including
+//! the pull answers PULL_NOT_FOUND (19), PULL_RETRY_IMMEDIATELY (20) and
+//! PULL_OFFSET_MOVED (21), which tell the consumer it got no message: 20
+//! is Dubbo's OK, not RocketMQ's.
+//!
+//! Brokers call their clients, so a client connection is pinned to
+//! upstream connections of its own ([`Pinning::PerClient`]),
+//! one per cluster its requests are routed to: what a broker asks on one
+//! reaches that client, and the client's answer (a response with the
+//! broker's `opaque`, untouched) goes back up it.
 
 mod json;
 pub mod route;
@@ -94,7 +108,8 @@ use serde::{Deserialize, Serialize};
 use super::frame::{FrameParts, IdSlot};
 use super::wire::{self, Cursor};
 use super::{
-    Attributes, Codec, CodecConfig, CodecError, ErrorKind, Frame, FrameKind, Protocol, RequestId,
+    Attributes, Codec, CodecConfig, CodecError, ErrorKind, Frame, FrameKind, Pinning, Protocol,
+    RequestId, ResponseClass, Splice,
 };
 
 const PROTOCOL: Protocol = Protocol::RocketMq;
@@ -124,6 +139,9 @@ pub mod code {
     pub const SYSTEM_BUSY: i32 = 2;
     pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
     pub const SERVICE_NOT_AVAILABLE: i32 = 14;
+    pub const PULL_NOT_FOUND: i32 = 19;
+    pub const PULL_RETRY_IMMEDIATELY: i32 = 20;
+    pub const PULL_OFFSET_MOVED: i32 = 21;
 }
 
 /// How a header is serialised (`SerializeType`).
@@ -192,6 +210,7 @@ struct Header {
 impl Codec for RocketMqCodec {
     type State = RocketMqState;
     const REQUEST_ID_BITS: u32 = 32;
+    const PINNING: Pinning = Pinning::PerClient;
 
     fn new(config: CodecConfig) -> Self {
         Self {
@@ -313,6 +332,17 @@ impl Codec for RocketMqCodec {
         response(serialize_type, code, version, opaque, kind.message())
     }
 
+    fn classify(&self, response: &Frame) -> ResponseClass {
+        ResponseClass::success_if(response.status() == Some(code::SUCCESS))
+    }
+
+    /// The decimal text of `opaque` in a JSON header: see `splice_opaque`.
+    fn splice_id(raw: &mut BytesMut, slot: Splice, id: RequestId) -> Result<Splice, &'static str> {
+        let id = u32::try_from(id.0).map_err(|_| "opaque wider than 32 bits")?;
+        // Java writes `opaque` as a signed int; keep its bit pattern.
+        splice_opaque(raw, slot, id.cast_signed())
+    }
+
     fn heartbeat_reply(&self, _heartbeat: &Frame) -> Option<Frame> {
         None
     }
@@ -320,6 +350,86 @@ impl Codec for RocketMqCodec {
     fn heartbeat(&self, _id: RequestId) -> Option<Frame> {
         None
     }
+}
+
+/// Where the decimal text of `opaque` sits in a frame with a JSON header.
+fn json_opaque_slot(start: usize, end: usize) -> IdSlot {
+    IdSlot::Spliced(Splice {
+        at: start,
+        end,
+        tag: 0,
+    })
+}
+
+/// Replaces the JSON number at `raw[slot.at..slot.end]` with `value` and
+/// fixes the two length fields (bytes 0..4, the frame length minus 4, and
+/// the header length in bytes 5..8) if its width changed. Leaves `raw`
+/// unchanged on error.
+fn splice_opaque(raw: &mut BytesMut, slot: Splice, value: i32) -> Result<Splice, &'static str> {
+    let Splice { at: start, end, .. } = slot;
+    let mut digits = [0u8; 11];
+    let text = decimal(value, &mut digits);
+    let old_width = end.saturating_sub(start);
+    if text.len() == old_width
+        && let Some(field) = raw.get_mut(start..end)
+    {
+        field.copy_from_slice(text);
+        return Ok(slot);
+    }
+    let (Some(prefix), Some(suffix)) = (raw.get(..start), raw.get(end..)) else {
+        return Err("opaque field outside the frame");
+    };
+    let new_len = prefix.len() + text.len() + suffix.len();
+    let header_field = wire::u32_at(raw, 4).ok_or("frame shorter than 8")?;
+    // The digits sit inside the header, so the old header length covers
+    // `old_width` and the subtraction cannot underflow for a frame this
+    // codec decoded; checked anyway.
+    let header_len = ((header_field & 0x00ff_ffff) as usize + text.len())
+        .checked_sub(old_width)
+        .filter(|&n| n <= 0x00ff_ffff)
+        .ok_or("JSON header length out of range")?;
+    let body_len = new_len
+        .checked_sub(4)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or("frame length out of range")?;
+    let mut out = BytesMut::with_capacity(new_len);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(text);
+    out.extend_from_slice(suffix);
+    // `header_len` fits in 24 bits (checked above).
+    #[allow(clippy::cast_possible_truncation)]
+    let header_field = (header_field & 0xff00_0000) | header_len as u32;
+    if !(wire::put_u32_at(&mut out, 0, body_len) && wire::put_u32_at(&mut out, 4, header_field)) {
+        return Err("frame shorter than 8");
+    }
+    *raw = out;
+    Ok(Splice {
+        at: start,
+        end: start + text.len(),
+        tag: 0,
+    })
+}
+
+/// Formats `value` in decimal into `buf` without allocating.
+fn decimal(value: i32, buf: &mut [u8; 11]) -> &[u8] {
+    let mut n = value.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // `n % 10` is a single digit.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (n % 10) as u8;
+        buf[i] = b'0' + digit;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
 }
 
 fn request_attributes(code: i32, ext_fields: Vec<(String, String)>) -> Attributes {
@@ -355,10 +465,7 @@ fn parse_header(serialize_type: SerializeType, header: &[u8]) -> Result<Header, 
                 version: parsed.version,
                 opaque,
                 flag: parsed.flag,
-                id_slot: IdSlot::JsonDecimal {
-                    start: PREFIX_LEN + range.start,
-                    end: PREFIX_LEN + range.end,
-                },
+                id_slot: json_opaque_slot(PREFIX_LEN + range.start, PREFIX_LEN + range.end),
                 ext_fields: parsed.ext_fields,
             })
         }
@@ -458,7 +565,7 @@ fn response(
             header.extend_from_slice(b"\",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
             header.extend_from_slice(version.to_string().as_bytes());
             header.put_u8(b'}');
-            IdSlot::JsonDecimal { start, end }
+            json_opaque_slot(start, end)
         }
         SerializeType::RocketMq => {
             // Codes and versions on the binary wire are Java shorts.
@@ -517,5 +624,7 @@ fn json_escape_into(out: &mut BytesMut, s: &str) {
     }
 }
 
+#[doc(hidden)]
+pub mod fixtures;
 #[cfg(test)]
 mod tests;

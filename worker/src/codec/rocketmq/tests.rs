@@ -1,11 +1,11 @@
 //! RocketMQ remoting codec tests. Fixtures and their sources:
-//! [`super::super::fixtures`].
+//! [`super::fixtures`].
 
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 
+use super::fixtures as fx;
 use super::*;
-use crate::codec::fixtures as fx;
 use crate::codec::testkit::*;
 
 const P: Protocol = Protocol::RocketMq;
@@ -397,6 +397,71 @@ fn check(s: &Spec, bytes: &[u8]) -> Result<(), TestCaseError> {
         prop_assert_eq!(&f.attributes().headers, &s.ext);
     }
     Ok(())
+}
+
+/// Only SUCCESS (0) is a success: 20 is PULL_RETRY_IMMEDIATELY here (not
+/// Dubbo's OK), and 19 and 21 are the other pull answers without a
+/// message; in either header serialisation.
+#[test]
+fn only_code_success_is_a_success() {
+    let c = codec(P);
+    for fixture in [
+        &fx::ROCKETMQ_JSON_ROUTE_RESPONSE[..],
+        &fx::ROCKETMQ_BINARY_RESPONSE,
+    ] {
+        let ok = decode_one(P, fixture);
+        assert_eq!(ok.status(), Some(code::SUCCESS));
+        assert_eq!(c.classify(&ok), ResponseClass::Success);
+    }
+    for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+        for status in [
+            code::PULL_RETRY_IMMEDIATELY,
+            code::PULL_NOT_FOUND,
+            code::PULL_OFFSET_MOVED,
+            code::SYSTEM_ERROR,
+            code::SYSTEM_BUSY,
+        ] {
+            let answer = response(serialize_type, status, 0, 7, "x");
+            let answer = decode_one(P, answer.as_bytes());
+            assert_eq!(answer.status(), Some(status));
+            assert_eq!(
+                c.classify(&answer),
+                ResponseClass::Error,
+                "{serialize_type:?} code {status}"
+            );
+        }
+    }
+    assert_eq!(code::PULL_RETRY_IMMEDIATELY, 20);
+}
+
+/// Brokers call their clients: each client is pinned to upstream
+/// connections of its own.
+#[test]
+fn clients_are_pinned() {
+    assert_eq!(P.pinning(), Pinning::PerClient);
+}
+
+#[test]
+fn decimal_formats_the_i32_range() {
+    let mut b = [0u8; 11];
+    for v in [0, 7, -7, 10, 1_234_567, i32::MAX, i32::MIN] {
+        assert_eq!(decimal(v, &mut b), v.to_string().as_bytes());
+    }
+}
+
+/// A splice that cannot be done leaves the frame as it was.
+#[test]
+fn a_bad_splice_changes_nothing() {
+    let mut raw = BytesMut::from(&fx::ROCKETMQ_JSON_GET_ROUTE[..]);
+    let len = raw.len();
+    let outside = Splice {
+        at: len + 1,
+        end: len + 3,
+        tag: 0,
+    };
+    assert!(RocketMqCodec::splice_id(&mut raw, outside, RequestId(12_345)).is_err());
+    assert!(RocketMqCodec::splice_id(&mut raw, outside, RequestId(1 << 40)).is_err());
+    assert_eq!(&raw[..], &fx::ROCKETMQ_JSON_GET_ROUTE[..]);
 }
 
 proptest! {

@@ -128,6 +128,14 @@
 //! A Tars client turns any non-zero `iRet` into an error for the caller
 //! with that code and `sResultDesc` (TarsGo `ServantProxy.TarsInvoke`,
 //! @tars/rpc `TarsError`); `iRet` 0 (TARSSERVERSUCCESS) is success.
+//!
+//! # Success and pinning
+//!
+//! So a response succeeded when its `iRet` (a TUP answer's
+//! `STATUS_RESULT_CODE`, 0 when absent) is TARSSERVERSUCCESS (0); any other
+//! code is an error ([`TarsCodec::classify`]). Servers never call clients
+//! on their connection, so clients share each cluster's pool
+//! ([`Pinning::Pooled`](super::Pinning::Pooled)).
 
 mod tlv;
 
@@ -135,10 +143,11 @@ use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use self::tlv::{Head, Reader, Width};
-use super::frame::{FrameParts, IdSlot, tars_int_field};
+use super::frame::{FrameParts, IdSlot};
 use super::wire;
 use super::{
     Attributes, Codec, CodecConfig, CodecError, ErrorKind, Frame, FrameKind, Protocol, RequestId,
+    ResponseClass, Splice,
 };
 
 const PROTOCOL: Protocol = Protocol::Tars;
@@ -312,6 +321,17 @@ impl Codec for TarsCodec {
         response(version, id, code, kind.message())
     }
 
+    fn classify(&self, response: &Frame) -> ResponseClass {
+        ResponseClass::success_if(response.status() == Some(ret::TARSSERVERSUCCESS))
+    }
+
+    /// The whole `iRequestId` field: see `splice_int_field`.
+    fn splice_id(raw: &mut BytesMut, slot: Splice, id: RequestId) -> Result<Splice, &'static str> {
+        let id = u32::try_from(id.0).map_err(|_| "iRequestId wider than 32 bits")?;
+        // Tars ids are `int`s; keep the bit pattern.
+        splice_int_field(raw, slot, id.cast_signed())
+    }
+
     fn heartbeat_reply(&self, _heartbeat: &Frame) -> Option<Frame> {
         None
     }
@@ -437,11 +457,11 @@ fn request(
             expects_response: false,
             status: Some(code),
             attributes: Attributes::default(),
-            id_slot: IdSlot::TarsInt {
+            id_slot: IdSlot::Spliced(Splice {
                 at: id.head.at,
                 end: id.end,
                 tag: REQUEST_ID_TAG,
-            },
+            }),
         });
     }
 
@@ -467,11 +487,11 @@ fn request(
             headers,
             ..Attributes::default()
         },
-        id_slot: IdSlot::TarsInt {
+        id_slot: IdSlot::Spliced(Splice {
             at: id.head.at,
             end: id.end,
             tag: REQUEST_ID_TAG,
-        },
+        }),
     })
 }
 
@@ -494,12 +514,72 @@ fn response_parts(r: &mut Reader<'_>, code: i32, id: &IntField) -> Result<FrameP
         expects_response: false,
         status: Some(code),
         attributes: Attributes::default(),
-        id_slot: IdSlot::TarsInt {
+        id_slot: IdSlot::Spliced(Splice {
             at: id.head.at,
             end: id.end,
             tag: RESPONSE_ID_TAG,
-        },
+        }),
     })
+}
+
+/// Replaces the integer field at `raw[slot.at..slot.end]` (head with tag
+/// `slot.tag`, then the value) with `value` in its smallest encoding,
+/// moving the rest of the frame if the width changed and fixing the length
+/// prefix (see "Request id rewrite" in the module docs). Leaves `raw`
+/// unchanged on error.
+fn splice_int_field(raw: &mut BytesMut, slot: Splice, value: i32) -> Result<Splice, &'static str> {
+    let Splice { at, end, tag } = slot;
+    let mut buf = [0u8; 5];
+    let field = tars_int_field(tag, value, &mut buf);
+    let old_len = raw.len();
+    if at < PREFIX_LEN || at > end || end > old_len {
+        return Err("request id field outside the frame");
+    }
+    let new_len = old_len - (end - at) + field.len();
+    let total = u32::try_from(new_len).map_err(|_| "frame length out of range")?;
+    let new_end = at + field.len();
+    if new_end > end {
+        raw.resize(new_len, 0);
+        raw.copy_within(end..old_len, new_end);
+    } else if new_end < end {
+        raw.copy_within(end..old_len, new_end);
+        raw.truncate(new_len);
+    }
+    if let Some(slot) = raw.get_mut(at..new_end) {
+        slot.copy_from_slice(field);
+    }
+    // `at >= PREFIX_LEN` (checked above), so the prefix is there.
+    wire::put_u32_at(raw, 0, total);
+    Ok(Splice {
+        at,
+        end: new_end,
+        tag,
+    })
+}
+
+/// A Tars integer field (head with `tag` < 15, then the value) in the
+/// smallest encoding that holds `value`, as every Tars encoder writes it
+/// (TarsGo `WriteInt32`): ZERO_TAG (type 12) for 0, INT1 (0), INT2 (1) or
+/// INT4 (2).
+pub(crate) fn tars_int_field(tag: u8, value: i32, buf: &mut [u8; 5]) -> &[u8] {
+    let tag = (tag & 0x0f) << 4;
+    let len = if value == 0 {
+        buf[0] = tag | 12;
+        1
+    } else if let Ok(v) = i8::try_from(value) {
+        buf[0] = tag;
+        buf[1..2].copy_from_slice(&v.to_be_bytes());
+        2
+    } else if let Ok(v) = i16::try_from(value) {
+        buf[0] = tag | 1;
+        buf[1..3].copy_from_slice(&v.to_be_bytes());
+        3
+    } else {
+        buf[0] = tag | 2;
+        buf[1..5].copy_from_slice(&value.to_be_bytes());
+        5
+    };
+    &buf[..len]
 }
 
 /// The wire `int` as the u32 bit pattern [`RequestId`] carries.
@@ -539,11 +619,11 @@ fn response(version: i32, id: i32, code: i32, message: &str) -> Frame {
             expects_response: false,
             status: Some(code),
             attributes: Attributes::default(),
-            id_slot: IdSlot::TarsInt {
+            id_slot: IdSlot::Spliced(Splice {
                 at: id_at,
                 end: id_end,
                 tag: RESPONSE_ID_TAG,
-            },
+            }),
         },
         raw,
     )
@@ -591,15 +671,17 @@ fn tup_response(version: i32, id: i32, names: (&str, &str), code: i32, message: 
             expects_response: false,
             status: Some(code),
             attributes: Attributes::default(),
-            id_slot: IdSlot::TarsInt {
+            id_slot: IdSlot::Spliced(Splice {
                 at: id_at,
                 end: id_end,
                 tag: REQUEST_ID_TAG,
-            },
+            }),
         },
         raw,
     )
 }
 
+#[doc(hidden)]
+pub mod fixtures;
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,13 @@
 //! Tars codec tests. Fixtures (encoded by TarsGo) and their sources:
-//! [`super::super::fixtures`].
+//! [`super::fixtures`].
 
 use bytes::{BufMut, BytesMut};
 use proptest::prelude::*;
 
+use super::fixtures as fx;
 use super::tlv::*;
 use super::*;
-use crate::codec::fixtures as fx;
+use crate::codec::Pinning;
 use crate::codec::testkit::*;
 
 const P: Protocol = Protocol::Tars;
@@ -398,10 +399,7 @@ const IDS: [u64; 10] = [
 
 #[test]
 fn id_rewrite_to_every_width_and_back_is_byte_identical() {
-    for &(name, protocol, bytes) in fx::ALL {
-        if protocol != P {
-            continue;
-        }
+    for &(name, bytes) in fx::ALL {
         let original = decode_one(P, bytes);
         for id in IDS {
             let back = assert_id_rewrite(P, bytes, id);
@@ -413,7 +411,8 @@ fn id_rewrite_to_every_width_and_back_is_byte_identical() {
             );
             // The frame differs from the original at most by the id field
             // and the length prefix: same head before it, same tail after.
-            let IdSlot::TarsInt { at, end, .. } = parse(bytes, false).unwrap().id_slot else {
+            let IdSlot::Spliced(Splice { at, end, .. }) = parse(bytes, false).unwrap().id_slot
+            else {
                 panic!("{name}: not a Tars id slot");
             };
             assert_eq!(&out[4..at], &bytes[4..at], "{name} -> {id}: before the id");
@@ -764,6 +763,80 @@ fn req_spec() -> impl Strategy<Value = Req> {
                 }
             },
         )
+}
+
+/// `iRet` 0 is a success, in a ResponsePacket and in a TUP answer (where
+/// a missing `STATUS_RESULT_CODE` is 0); any other code an error.
+#[test]
+fn classifies_by_iret() {
+    let c = codec(P);
+    for fixture in [
+        &fx::TARS_RESPONSE_ECHO[..],
+        &fx::TARS_GO_TUP_RESPONSE,
+        &fx::TARS_NODE_TUP_RESPONSE,
+    ] {
+        let ok = decode_one(P, fixture);
+        assert_eq!(ok.status(), Some(ret::TARSSERVERSUCCESS));
+        assert_eq!(c.classify(&ok), ResponseClass::Success);
+    }
+    for fixture in [
+        &fx::TARS_RESPONSE_INVOKE_TIMEOUT[..],
+        &fx::TARS_NODE_TUP_RESPONSE_INVOKE_TIMEOUT,
+        &fx::TARS_RESPONSE_NO_FUNC,
+    ] {
+        let failed = decode_one(P, fixture);
+        assert_ne!(failed.status(), Some(0));
+        assert_eq!(c.classify(&failed), ResponseClass::Error);
+    }
+    for code in [ret::TARSSERVERNOFUNCERR, 20, 1] {
+        let answer = decode_one(P, response(1, 9, code, "x").as_bytes());
+        assert_eq!(c.classify(&answer), ResponseClass::Error, "iRet {code}");
+    }
+}
+
+/// Tars servers never call clients: clients share the pools.
+#[test]
+fn clients_share_pools() {
+    assert_eq!(P.pinning(), Pinning::Pooled);
+}
+
+/// A splice that cannot be done leaves the frame as it was.
+#[test]
+fn a_bad_splice_changes_nothing() {
+    let mut raw = BytesMut::from(&fx::TARS_REQUEST_ECHO[..]);
+    let len = raw.len();
+    for slot in [
+        Splice {
+            at: 2,
+            end: 3,
+            tag: 4,
+        },
+        Splice {
+            at: 10,
+            end: 9,
+            tag: 4,
+        },
+        Splice {
+            at: 10,
+            end: len + 1,
+            tag: 4,
+        },
+    ] {
+        assert!(TarsCodec::splice_id(&mut raw, slot, RequestId(300)).is_err());
+    }
+    assert!(
+        TarsCodec::splice_id(
+            &mut raw,
+            Splice {
+                at: 8,
+                end: 10,
+                tag: 4
+            },
+            RequestId(1 << 33)
+        )
+        .is_err()
+    );
+    assert_eq!(&raw[..], &fx::TARS_REQUEST_ECHO[..]);
 }
 
 proptest! {

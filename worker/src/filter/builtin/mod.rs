@@ -1,0 +1,17 @@
+//! The first filters of each chain: real ones, small, each with its
+//! tests, and the models for issue 15's built-ins.
+//!
+//! | chain | filter | name | does | mobility |
+//! |---|---|---|---|---|
+//! | L4 | [`sources::SourceRanges`] | `source_ranges` | refuses a connection by its source address (CIDR ranges, allow or deny) | moves |
+//! | L4 | [`byte_limit::ByteLimit`] | `byte_limit` | closes a connection that sends (or is sent) more than its limit, counting per connection | stays |
+//! | HTTP | [`headers::Headers`] | `headers` | sets, appends and removes request and response headers | moves |
+//! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method) with the protocol's error | moves |
+//!
+//! None is configurable yet: issue 15 gives them config keys; until then
+//! they are built in code (tests).
+
+pub mod byte_limit;
+pub mod headers;
+pub mod rpc_fault;
+pub mod sources;

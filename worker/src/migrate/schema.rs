@@ -1,0 +1,362 @@
+//! The handoff schema: what a connection is on the handoff channel, which
+//! versions of that this build speaks ([`HANDOFF_VERSIONS`]), how two
+//! generations agree on one ([`handshake`]), and how a batch is written
+//! and read in each ([`encode_batch`], [`decode_batch`]).
+//!
+//! `baton_ipc` frames and carries a batch without knowing what is in it
+//! (`ConnBatch { seq, schema, fds, body }`, or schema 1's `ConnBatchV1`
+//! whose frame body is the batch itself), so the supervisor, which only
+//! passes the channel's ends, never compiles the worker's data model.
+//!
+//! ```text
+//! schema 1: message kind 13 (ConnBatchV1)    schema 2: message kind 23 (ConnBatch)
+//!   body = bincode { seq: u64,                 envelope: seq: u64, schema: u16 = 2,
+//!                    conns: [ConnState] }                fds: u16 (all the batch's)
+//!   fds  = every connection's, in order        body = bincode [ConnState]
+//!                                              fds  = every connection's, in order
+//!
+//! ConnState (the same bytes in both):
+//!   id: u64, listener: string, idle_timeout: {secs: u64, nanos: u32},
+//!   kind: ConnKind (variant index, then its fields),
+//!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
+//! ConnKind variants: 0 Tunnel, 1 Echo, 2 Rpc, 3 Http (also TLS before its
+//!   ClientHello: nothing pending), 4 SpilledTunnel (schema 2 only, see below)
+//! ```
+//!
+//! (bincode 2, standard config: integers as varints, a string or a byte
+//! list as its length then its bytes, a struct as its fields in order, an
+//! enum as its variant index then its fields.)
+//!
+//! # Versioning
+//!
+//! * Both generations send [`HANDOFF_VERSIONS`] in their handoff `Hello`
+//!   and take the highest version both list. The old generation writes
+//!   every batch in that version; this build reads and writes every version
+//!   it lists, so an upgrade *and a rollback* between this release and the
+//!   previous one (schema 1 only) move connections.
+//! * A connection that has no form in the agreed version is not sent: it
+//!   stays in the old generation and drains there, counted
+//!   ([`SchemaError::Unsupported`]). `ConnKind::SpilledTunnel` (variant 4)
+//!   was added to schema 1 after workers that speak schema 1 had shipped,
+//!   and such a worker dies on it mid-batch; so it is written only in
+//!   schema 2, and read in both (the release before this one writes it).
+//! * With no version in common, nothing moves and nothing is refused: the
+//!   new generation takes the listeners and the old one drains
+//!   ([`Agreed::Drain`]; the `migrate` module doc has the sequence).
+//! * Changing how any kind is written — a field, a variant, the codec
+//!   state an RPC connection carries — means a new version: the golden
+//!   fixtures (`fixtures/schema-N/*.hex`, checked by this module's tests)
+//!   hold the bytes of every kind in every version this build speaks, and
+//!   fail when they change. Adding version N+1: a [`Schema`] constant, its
+//!   arms in [`encode_batch`]/[`decode_batch`]/[`ConnState::writable_in`],
+//!   `N+1` in [`HANDOFF_VERSIONS`], and its fixtures. Dropping the oldest
+//!   version is a deliberate edit of [`HANDOFF_VERSIONS`] (and its
+//!   fixtures), never a side effect.
+
+use std::time::Duration;
+
+use baton_ipc::{Channel, ConnBatch, ConnBatchV1, IpcError, Message, Role};
+use serde::{Deserialize, Serialize};
+
+/// Handoff schema versions this build speaks, oldest first: the previous
+/// release's (1) and this one's (2).
+pub const HANDOFF_VERSIONS: &[u16] = &[Schema::V1.0, Schema::V2.0];
+
+/// A handoff schema version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Schema(pub u16);
+
+impl Schema {
+    /// Schema 1, as workers up to 3c3e9b9 speak it: kind-13 batches whose
+    /// body is `{seq, conns}`. Never carries `SpilledTunnel` from this
+    /// build (see the module doc).
+    pub const V1: Schema = Schema(1);
+    /// Schema 2: kind-23 batches (`ConnBatch { seq, schema, fds, body }`);
+    /// the connections are written as in schema 1, and a tunnel whose
+    /// pending bytes went to a memfd (`SpilledTunnel`) may be among them.
+    pub const V2: Schema = Schema(2);
+}
+
+impl std::fmt::Display for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What two generations agreed on in their handoff `Hello`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Agreed {
+    /// The highest schema both speak: connections move in it.
+    Schema(Schema),
+    /// No schema in common: nothing moves; the new generation takes the
+    /// listeners and the old one drains (DESIGN §4).
+    Drain { ours: Vec<u16>, theirs: Vec<u16> },
+}
+
+/// The `Hello` exchange that opens the handoff channel, within
+/// `baton_ipc::HELLO_TIMEOUT`. Unlike ctrl, no version in common is not a
+/// refusal but [`Agreed::Drain`]. (A peer of the release before this one
+/// refuses instead; but it speaks schema 1, which this build speaks too.)
+pub async fn handshake(chan: &Channel, versions: &[u16]) -> Result<Agreed, IpcError> {
+    let peer = chan.exchange_hellos(Role::Worker, versions).await?;
+    Ok(agree(versions, &peer.versions))
+}
+
+/// The highest version both lists hold, or [`Agreed::Drain`].
+pub fn agree(ours: &[u16], theirs: &[u16]) -> Agreed {
+    match ours.iter().filter(|v| theirs.contains(v)).max() {
+        Some(version) => Agreed::Schema(Schema(*version)),
+        None => Agreed::Drain {
+            ours: ours.to_vec(),
+            theirs: theirs.to_vec(),
+        },
+    }
+}
+
+/// One direction of an L4 connection, as paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PipeWire {
+    /// Read from the source, not yet written to the destination.
+    pub pending: Vec<u8>,
+    /// The source has ended.
+    pub read_closed: bool,
+    /// The end has been passed on to the destination.
+    pub write_closed: bool,
+}
+
+/// What a connection is, with the state that moves with it. The fds that
+/// go with each kind are listed in order. Variants are written by index:
+/// never reorder them; a new one is a new schema version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnKind {
+    /// fds: client, upstream.
+    Tunnel {
+        c2u: PipeWire,
+        u2c: PipeWire,
+        cluster: String,
+        upstream: std::net::SocketAddr,
+    },
+    /// The built-in echo service. fds: client.
+    Echo { pipe: PipeWire },
+    /// An RPC client connection (Bolt, Dubbo, RocketMQ, Tars), at a frame
+    /// boundary. fds: client, and when `spilled`, a memfd holding
+    /// `read_pending` then `write_pending` (too large for a datagram).
+    Rpc {
+        /// The codec's state (`codec::CodecState`, bincode).
+        codec: Vec<u8>,
+        /// A partial frame not yet decoded (empty when spilled).
+        read_pending: Vec<u8>,
+        /// Bytes for the client not yet written (empty when spilled).
+        write_pending: Vec<u8>,
+        /// When spilled: the lengths of the two parts in the memfd.
+        spilled: Option<(u64, u64)>,
+        /// Requests whose responses the old generation will forward.
+        in_flight: u64,
+        read_closed: bool,
+    },
+    /// A plaintext HTTP/1.1 connection between two requests — or, on a
+    /// TLS listener, one whose client has not sent its ClientHello
+    /// (nothing pending). fds: client, and when `spilled`, a memfd holding
+    /// `read_pending`.
+    Http {
+        /// Read of the next request (pipelined, or part of its head).
+        read_pending: Vec<u8>,
+        spilled: Option<u64>,
+    },
+    /// A [`ConnKind::Tunnel`] whose pending bytes do not fit a datagram
+    /// (a bulk stream's kernel pipe read out at the pause). fds: client,
+    /// upstream, and a memfd holding c2u's pending then u2c's, `spilled`
+    /// bytes each; the two [`PipeWire`]s carry the flags, no bytes.
+    /// Written in schema 2 only.
+    SpilledTunnel {
+        c2u: PipeWire,
+        u2c: PipeWire,
+        cluster: String,
+        upstream: std::net::SocketAddr,
+        spilled: (u64, u64),
+    },
+}
+
+impl ConnKind {
+    /// How many fds travel with a connection of this kind.
+    pub fn fd_count(&self) -> usize {
+        match self {
+            ConnKind::Tunnel { .. } => 2,
+            ConnKind::Echo { .. } => 1,
+            ConnKind::Rpc { spilled, .. } => 1 + usize::from(spilled.is_some()),
+            ConnKind::Http { spilled, .. } => 1 + usize::from(spilled.is_some()),
+            ConnKind::SpilledTunnel { .. } => 3,
+        }
+    }
+
+    /// The kind's name, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnKind::Tunnel { .. } => "tunnel",
+            ConnKind::Echo { .. } => "echo",
+            ConnKind::Rpc { .. } => "rpc",
+            ConnKind::Http { .. } => "http1",
+            ConnKind::SpilledTunnel { .. } => "spilled tunnel",
+        }
+    }
+}
+
+/// One connection in a handoff batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnState {
+    /// The old generation's id for it (for logs, and for the responses
+    /// forwarded to it).
+    pub id: u64,
+    /// The listener that accepted it.
+    pub listener: String,
+    pub idle_timeout: Duration,
+    pub kind: ConnKind,
+    /// Its life so far, for the access log of the generation where it
+    /// ends: when it was accepted (ms since the Unix epoch), bytes moved
+    /// by earlier generations, upgrades crossed before this one.
+    pub started_unix_ms: u64,
+    pub received: u64,
+    pub sent: u64,
+    pub moves: u32,
+}
+
+impl ConnState {
+    /// Whether this connection has a form in `schema`; if not, it stays
+    /// in the old generation and drains there.
+    pub fn writable_in(&self, schema: Schema) -> Result<(), SchemaError> {
+        match (&self.kind, schema) {
+            (ConnKind::SpilledTunnel { .. }, Schema::V1) => Err(SchemaError::Unsupported {
+                kind: self.kind.name(),
+                schema,
+            }),
+            (_, Schema::V1 | Schema::V2) => Ok(()),
+            (_, other) => Err(SchemaError::UnknownSchema(other)),
+        }
+    }
+}
+
+/// Why a batch could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// This kind has no form in `schema`: the connection stays in its
+    /// generation and drains.
+    #[error("a {kind} connection cannot be written in handoff schema {schema}")]
+    Unsupported { kind: &'static str, schema: Schema },
+    #[error("handoff schema {0} is not one this worker speaks")]
+    UnknownSchema(Schema),
+    #[error("encode a batch in handoff schema {schema}: {source}")]
+    Encode {
+        schema: Schema,
+        #[source]
+        source: bincode::error::EncodeError,
+    },
+    #[error("decode a batch in handoff schema {schema}: {source}")]
+    Decode {
+        schema: Schema,
+        #[source]
+        source: bincode::error::DecodeError,
+    },
+    #[error("a batch in handoff schema {schema} has {extra} bytes left over")]
+    Trailing { schema: Schema, extra: usize },
+    #[error("a batch in handoff schema {got}, but schema {agreed} was agreed")]
+    WrongSchema { got: Schema, agreed: Schema },
+    #[error("a batch's connections use {described} fds, but {carried} came with it")]
+    FdCount { described: usize, carried: usize },
+    #[error("a batch's fd count {0} does not fit the envelope")]
+    TooManyFds(usize),
+    #[error("a {0:?} message is not a connection batch")]
+    NotABatch(baton_ipc::Kind),
+}
+
+/// bincode counts its limit in decoded bytes (a one-byte varint claims
+/// the 8 of its `u64`): a few datagrams' worth, so that a hostile length
+/// prefix allocates no more.
+const DECODE_LIMIT: usize = 8 * baton_ipc::MAX_DATAGRAM;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+fn encode<T: Serialize>(schema: Schema, value: &T) -> Result<Vec<u8>, SchemaError> {
+    bincode::serde::encode_to_vec(value, config())
+        .map_err(|source| SchemaError::Encode { schema, source })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(schema: Schema, body: &[u8]) -> Result<T, SchemaError> {
+    let (value, used) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|source| SchemaError::Decode { schema, source })?;
+    if used != body.len() {
+        return Err(SchemaError::Trailing {
+            schema,
+            extra: body.len() - used,
+        });
+    }
+    Ok(value)
+}
+
+/// The message carrying batch `seq` of `conns` in `schema`. Every
+/// connection must be [`ConnState::writable_in`] it; their fds (in order)
+/// go beside the message.
+pub fn encode_batch(schema: Schema, seq: u64, conns: &[ConnState]) -> Result<Message, SchemaError> {
+    for conn in conns {
+        conn.writable_in(schema)?;
+    }
+    let count: usize = conns.iter().map(|c| c.kind.fd_count()).sum();
+    let fds = u16::try_from(count).map_err(|_| SchemaError::TooManyFds(count))?;
+    match schema {
+        Schema::V1 => Ok(Message::ConnBatchV1(ConnBatchV1 {
+            fds,
+            // A struct is its fields in order: the same bytes as schema
+            // 1's `ConnBatch { seq, conns }`.
+            body: encode(schema, &(seq, conns))?,
+        })),
+        Schema::V2 => Ok(Message::ConnBatch(ConnBatch {
+            seq,
+            schema: schema.0,
+            fds,
+            body: encode(schema, &conns)?,
+        })),
+        other => Err(SchemaError::UnknownSchema(other)),
+    }
+}
+
+/// Reads a batch message in the `agreed` schema: its sequence number and
+/// connections.
+pub fn decode_batch(
+    agreed: Schema,
+    message: &Message,
+) -> Result<(u64, Vec<ConnState>), SchemaError> {
+    let (got, fds, decoded) = match message {
+        Message::ConnBatchV1(batch) => (
+            Schema::V1,
+            batch.fds,
+            decode::<(u64, Vec<ConnState>)>(Schema::V1, &batch.body),
+        ),
+        Message::ConnBatch(batch) => {
+            let got = Schema(batch.schema);
+            let decoded = match got {
+                Schema::V2 => decode::<Vec<ConnState>>(got, &batch.body).map(|c| (batch.seq, c)),
+                other => Err(SchemaError::UnknownSchema(other)),
+            };
+            (got, batch.fds, decoded)
+        }
+        other => return Err(SchemaError::NotABatch(other.kind())),
+    };
+    if got != agreed {
+        return Err(SchemaError::WrongSchema { got, agreed });
+    }
+    decoded.and_then(|(seq, conns)| {
+        let described: usize = conns.iter().map(|c| c.kind.fd_count()).sum();
+        if described != usize::from(fds) {
+            return Err(SchemaError::FdCount {
+                described,
+                carried: usize::from(fds),
+            });
+        }
+        Ok((seq, conns))
+    })
+}
+
+#[cfg(test)]
+mod tests;

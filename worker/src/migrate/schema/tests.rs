@@ -1,0 +1,307 @@
+//! Golden fixtures of every connection kind in every handoff schema this
+//! build speaks, and the batch envelopes.
+//!
+//! `fixtures/schema-1/` was written by the release before this one
+//! (3c3e9b9, whose `baton_ipc::ConnState` it is): it is what that worker
+//! sends and reads. A test here fails when this build writes any kind
+//! differently from its fixture — change the encoding only with a new
+//! schema version. A version without its fixtures fails too; with
+//! `BATON_WRITE_MISSING_FIXTURES=1` the missing files (never existing
+//! ones) are written from this build, to be reviewed and committed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::codec::{CodecConfig, Protocol};
+
+fn head(kind: ConnKind) -> ConnState {
+    ConnState {
+        id: 7,
+        listener: "front".into(),
+        idle_timeout: Duration::from_millis(90_500),
+        kind,
+        started_unix_ms: 1_795_910_400_123,
+        received: 1000,
+        sent: 2000,
+        moves: 2,
+    }
+}
+
+fn codec(protocol: Protocol, config: CodecConfig) -> Vec<u8> {
+    let state = protocol.codec(config).state();
+    bincode::serde::encode_to_vec(&state, bincode::config::standard()).unwrap()
+}
+
+/// One connection of every kind, in every form its wire form has.
+fn samples() -> Vec<(String, ConnState)> {
+    let mut out = vec![
+        (
+            "tunnel".to_string(),
+            head(ConnKind::Tunnel {
+                c2u: PipeWire {
+                    pending: b"GET / HTTP/1.1\r\n".to_vec(),
+                    read_closed: false,
+                    write_closed: false,
+                },
+                u2c: PipeWire {
+                    pending: Vec::new(),
+                    read_closed: true,
+                    write_closed: true,
+                },
+                cluster: "back".into(),
+                upstream: "127.0.0.1:9000".parse().unwrap(),
+            }),
+        ),
+        (
+            "tunnel_spilled".to_string(),
+            head(ConnKind::SpilledTunnel {
+                c2u: PipeWire {
+                    pending: Vec::new(),
+                    read_closed: true,
+                    write_closed: false,
+                },
+                u2c: PipeWire::default(),
+                cluster: "back".into(),
+                upstream: "[::1]:9000".parse().unwrap(),
+                spilled: (40_000, 3),
+            }),
+        ),
+        (
+            "echo".to_string(),
+            head(ConnKind::Echo {
+                pipe: PipeWire {
+                    pending: b"echo me".to_vec(),
+                    read_closed: false,
+                    write_closed: false,
+                },
+            }),
+        ),
+    ];
+    for p in Protocol::ALL {
+        out.push((
+            format!("rpc_{}", p.name()),
+            head(ConnKind::Rpc {
+                codec: codec(*p, CodecConfig::with_max_frame_size(1 << 20).unwrap()),
+                read_pending: vec![0xbc, 0x01],
+                write_pending: b"answer".to_vec(),
+                spilled: None,
+                in_flight: 3,
+                read_closed: false,
+            }),
+        ));
+    }
+    out.extend([
+        (
+            "rpc_spilled".to_string(),
+            head(ConnKind::Rpc {
+                codec: codec(Protocol::Bolt, CodecConfig::default()),
+                read_pending: Vec::new(),
+                write_pending: Vec::new(),
+                spilled: Some((40_000, 10)),
+                in_flight: 0,
+                read_closed: true,
+            }),
+        ),
+        (
+            "http1".to_string(),
+            head(ConnKind::Http {
+                read_pending: b"GET /next HTTP/1.1\r\nHost: a\r\n".to_vec(),
+                spilled: None,
+            }),
+        ),
+        (
+            "http1_spilled".to_string(),
+            head(ConnKind::Http {
+                read_pending: Vec::new(),
+                spilled: Some(40_000),
+            }),
+        ),
+        (
+            "tls_hello".to_string(),
+            head(ConnKind::Http {
+                read_pending: Vec::new(),
+                spilled: None,
+            }),
+        ),
+    ]);
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    let text = text.trim();
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn fixture_path(schema: Schema, name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/migrate/fixtures")
+        .join(format!("schema-{schema}"))
+        .join(format!("{name}.hex"))
+}
+
+/// The fixture's bytes; a missing one fails (or is written, see the
+/// module doc).
+fn fixture(schema: Schema, name: &str, ours: &[u8]) -> Vec<u8> {
+    let path = fixture_path(schema, name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => unhex(&text),
+        Err(_) if std::env::var_os("BATON_WRITE_MISSING_FIXTURES").is_some() => {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, hex(ours) + "\n").unwrap();
+            ours.to_vec()
+        }
+        Err(e) => panic!(
+            "no golden fixture {} ({e}): every kind needs one in every schema version",
+            path.display()
+        ),
+    }
+}
+
+fn state_bytes(state: &ConnState) -> Vec<u8> {
+    bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap()
+}
+
+#[test]
+fn every_kind_is_written_as_its_golden_fixture_in_every_version() {
+    for &version in HANDOFF_VERSIONS {
+        let schema = Schema(version);
+        for (name, state) in samples() {
+            // Schema 1 fixtures include the spilled tunnel: this build
+            // reads it from the previous release, though never writes it.
+            let ours = state_bytes(&state);
+            let golden = fixture(schema, &name, &ours);
+            assert_eq!(
+                hex(&ours),
+                hex(&golden),
+                "{name} in schema {schema} changed: a new encoding needs a new schema version"
+            );
+            let back: ConnState = decode(schema, &golden).unwrap();
+            assert_eq!(back, state, "{name} in schema {schema} reads back");
+        }
+    }
+}
+
+#[test]
+fn batches_are_written_as_their_golden_fixtures() {
+    let all = samples();
+    let two = [all[0].1.clone(), all[2].1.clone()];
+    for &version in HANDOFF_VERSIONS {
+        let schema = Schema(version);
+        let message = encode_batch(schema, 5, &two).unwrap();
+        assert_eq!(message.fd_count(), 3, "a tunnel's two fds and an echo's");
+        let ours = message.encode_body().unwrap();
+        let golden = fixture(schema, "batch", &ours);
+        assert_eq!(
+            hex(&ours),
+            hex(&golden),
+            "batch envelope of schema {schema}"
+        );
+        let back = Message::decode_frame(message.kind() as u8, 3, &golden).unwrap();
+        let (seq, conns) = decode_batch(schema, &back).unwrap();
+        assert_eq!((seq, conns.as_slice()), (5, &two[..]));
+    }
+}
+
+#[test]
+fn every_version_round_trips_every_kind_it_can_write() {
+    for &version in HANDOFF_VERSIONS {
+        let schema = Schema(version);
+        for (name, state) in samples() {
+            if state.writable_in(schema).is_err() {
+                continue;
+            }
+            let message = encode_batch(schema, 9, std::slice::from_ref(&state)).unwrap();
+            let body = message.encode_body().unwrap();
+            let back =
+                Message::decode_frame(message.kind() as u8, message.fd_count(), &body).unwrap();
+            let (seq, conns) = decode_batch(schema, &back).unwrap();
+            assert_eq!((seq, conns), (9, vec![state]), "{name} in schema {schema}");
+        }
+    }
+}
+
+/// The spilled tunnel came after schema 1 shipped: an older worker dies
+/// on it, so it never goes out in schema 1 — it stays and drains.
+#[test]
+fn a_spilled_tunnel_is_never_written_in_schema_1() {
+    let spilled = samples()
+        .into_iter()
+        .find(|(name, _)| name == "tunnel_spilled")
+        .unwrap()
+        .1;
+    assert!(matches!(
+        spilled.writable_in(Schema::V1),
+        Err(SchemaError::Unsupported { .. })
+    ));
+    assert!(matches!(
+        encode_batch(Schema::V1, 0, std::slice::from_ref(&spilled)),
+        Err(SchemaError::Unsupported { .. })
+    ));
+    assert!(encode_batch(Schema::V2, 0, &[spilled]).is_ok());
+}
+
+#[test]
+fn the_highest_common_version_wins_and_none_means_drain() {
+    assert_eq!(agree(&[1, 2], &[1]), Agreed::Schema(Schema::V1));
+    assert_eq!(agree(&[1], &[1, 2]), Agreed::Schema(Schema::V1));
+    assert_eq!(agree(&[1, 2], &[1, 2, 3]), Agreed::Schema(Schema::V2));
+    assert_eq!(
+        agree(&[1, 2], &[99]),
+        Agreed::Drain {
+            ours: vec![1, 2],
+            theirs: vec![99]
+        }
+    );
+}
+
+#[test]
+fn a_batch_in_another_schema_or_with_other_fds_is_refused() {
+    let all = samples();
+    let v2 = encode_batch(Schema::V2, 1, &[all[0].1.clone()]).unwrap();
+    assert!(matches!(
+        decode_batch(Schema::V1, &v2),
+        Err(SchemaError::WrongSchema { .. })
+    ));
+    let Message::ConnBatch(mut batch) = v2 else {
+        panic!("schema 2 is a ConnBatch")
+    };
+    batch.fds = 1;
+    assert!(matches!(
+        decode_batch(Schema::V2, &Message::ConnBatch(batch.clone())),
+        Err(SchemaError::FdCount { .. })
+    ));
+    batch.schema = 7;
+    assert!(matches!(
+        decode_batch(Schema::V2, &Message::ConnBatch(batch.clone())),
+        Err(SchemaError::WrongSchema { .. })
+    ));
+    // Even if a peer claimed to agree on a schema this build does not know.
+    assert!(matches!(
+        decode_batch(Schema(7), &Message::ConnBatch(batch)),
+        Err(SchemaError::UnknownSchema(Schema(7)))
+    ));
+    assert!(matches!(
+        decode_batch(Schema::V2, &Message::ConnAck(baton_ipc::ConnAck { seq: 1 })),
+        Err(SchemaError::NotABatch(_))
+    ));
+}
+
+#[test]
+fn garbage_and_hostile_lengths_are_errors() {
+    let garbage = Message::ConnBatchV1(ConnBatchV1 {
+        fds: 0,
+        body: vec![5, 0xfd, 0, 0, 0, 0, 0, 0, 0x10],
+    });
+    assert!(matches!(
+        decode_batch(Schema::V1, &garbage),
+        Err(SchemaError::Decode { .. })
+    ));
+}

@@ -1,0 +1,429 @@
+//! Component tests of the RPC proxy over real loopback sockets, with a
+//! scripted upstream: what it learns from the codec (pinning, response
+//! classes) and how it keeps ids apart (oneways). Written over
+//! `Protocol::ALL` where they can be, so a new protocol is tested by them
+//! without an edit here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, timeout};
+
+use super::downstream::{Context, Downstream};
+use super::pool::{Pool, ReplyTo, UpRequest};
+use super::{Outbound, RpcListener};
+use crate::codec::{
+    AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Pinning, Protocol, RequestId,
+    ResponseClass, fixtures,
+};
+use crate::filter::rpc::RpcChain;
+use crate::lifecycle::Order;
+use crate::telemetry::meters::{ByteMeter, EndpointMeter, RpcMeters};
+use crate::upstream::cluster::Upstream;
+
+/// Bound on every wait here: generous for a loaded 2-core machine. Tests
+/// wait for events; none passes or fails by the clock, this only turns a
+/// hang into a failure.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A one-endpoint cluster with `per_endpoint` pooled connections.
+fn cluster(addr: SocketAddr, per_endpoint: u32) -> Arc<Upstream> {
+    let text = format!(
+        "[[listeners]]\nname = \"l\"\naddress = \"127.0.0.1:0\"\ncluster = \"c\"\n\
+         [[clusters]]\nname = \"c\"\nendpoints = [\"{addr}\"]\n\
+         connections_per_endpoint = {per_endpoint}\n"
+    );
+    let config = baton_config::parse("test.toml", &text).unwrap();
+    Arc::new(Upstream::new(
+        config.clusters[0].clone(),
+        vec![Arc::new(EndpointMeter::default())],
+    ))
+}
+
+/// The first fixture of `protocol` that decodes to `kind`.
+fn fixture(protocol: Protocol, kind: FrameKind) -> Frame {
+    fixtures::all()
+        .filter(|(_, p, _)| *p == protocol)
+        .find_map(|(_, _, bytes)| {
+            let frame = protocol
+                .codec(CodecConfig::default())
+                .decode(&mut BytesMut::from(bytes))
+                .ok()??;
+            (frame.kind() == kind).then_some(frame)
+        })
+        .unwrap_or_else(|| panic!("{protocol}: no {kind:?} fixture"))
+}
+
+/// Reads one frame with `codec` from `stream`, or `None` at its end.
+async fn read_frame(
+    stream: &mut TcpStream,
+    codec: &mut AnyCodec,
+    buf: &mut BytesMut,
+) -> Option<Frame> {
+    loop {
+        if let Some(frame) = codec.decode(buf).unwrap() {
+            return Some(frame);
+        }
+        if timeout(PATIENCE, stream.read_buf(buf))
+            .await
+            .unwrap()
+            .unwrap()
+            == 0
+        {
+            return None;
+        }
+    }
+}
+
+/// One upstream connection as the scripted server sees it.
+struct Peer {
+    stream: TcpStream,
+    codec: AnyCodec,
+    buf: BytesMut,
+}
+
+impl Peer {
+    async fn next(&mut self) -> Frame {
+        read_frame(&mut self.stream, &mut self.codec, &mut self.buf)
+            .await
+            .expect("a frame from the proxy")
+    }
+
+    async fn send(&mut self, frame: &Frame) {
+        self.stream.write_all(frame.as_bytes()).await.unwrap();
+    }
+}
+
+/// A scripted upstream: its address, and each connection the proxy opens.
+async fn server(protocol: Protocol) -> (SocketAddr, mpsc::UnboundedReceiver<Peer>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let peer = Peer {
+                stream,
+                codec: protocol.codec(CodecConfig::default()),
+                buf: BytesMut::new(),
+            };
+            if tx.send(peer).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+async fn next_peer(peers: &mut mpsc::UnboundedReceiver<Peer>) -> Peer {
+    timeout(PATIENCE, peers.recv()).await.unwrap().unwrap()
+}
+
+fn pool(
+    protocol: Protocol,
+    addr: SocketAddr,
+    meters: &Arc<RpcMeters>,
+) -> (Pool, watch::Sender<Order>) {
+    let (order_tx, order_rx) = watch::channel(Order::Run);
+    let pool = Pool::new(
+        cluster(addr, 1),
+        protocol,
+        CodecConfig::default(),
+        order_rx,
+        Arc::clone(meters),
+    );
+    (pool, order_tx)
+}
+
+fn request(frame: Frame, reply: Option<ReplyTo>) -> UpRequest {
+    UpRequest {
+        frame,
+        reply,
+        deadline: Instant::now() + PATIENCE,
+    }
+}
+
+/// The response in an inbox, with the client's id back.
+async fn answer(inbox: &mut mpsc::UnboundedReceiver<Outbound>) -> Frame {
+    match timeout(PATIENCE, inbox.recv()).await.unwrap().unwrap() {
+        Outbound::Frame(frame) => *frame,
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+// === config protocols and codecs ===
+
+/// The config's RPC protocols and the codec registry are the same set, by
+/// name: a config protocol with no codec (or the reverse) fails here, not
+/// in a running worker.
+#[test]
+fn every_rpc_config_protocol_has_its_codec_and_back() {
+    for &p in baton_config::Protocol::ALL {
+        let codec = RpcListener::protocol_of(p);
+        assert_eq!(codec.is_some(), p.is_rpc(), "{p:?}");
+        if let Some(codec) = codec {
+            assert_eq!(codec.name(), p.name());
+        }
+    }
+    for &codec in Protocol::ALL {
+        assert!(
+            baton_config::Protocol::ALL
+                .iter()
+                .any(|p| RpcListener::protocol_of(*p) == Some(codec)),
+            "{codec} has no config protocol"
+        );
+    }
+}
+
+// === ids ===
+
+/// A oneway goes up with an id the pool gave it, never the client's: here
+/// a client's oneway carries the very id the pool gave another client's
+/// request, and the server answers the oneway anyway, first. The request
+/// still gets its own answer, and nothing else.
+#[tokio::test]
+async fn a_oneway_never_takes_a_pending_requests_id() {
+    let mut tested = Vec::new();
+    for &protocol in Protocol::ALL {
+        let Some(oneway) =
+            fixtures::all()
+                .filter(|(_, p, _)| *p == protocol)
+                .find_map(|(_, _, bytes)| {
+                    let f = protocol
+                        .codec(CodecConfig::default())
+                        .decode(&mut BytesMut::from(bytes))
+                        .ok()??;
+                    (f.kind() == FrameKind::Oneway).then_some(f)
+                })
+        else {
+            // No oneway fixture: nothing to collide.
+            continue;
+        };
+        let (addr, mut peers) = server(protocol).await;
+        let meters = Arc::new(RpcMeters::default());
+        let (pool, _order) = pool(protocol, addr, &meters);
+        let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
+
+        let mut two_way = fixture(protocol, FrameKind::Request);
+        two_way.set_request_id(RequestId(77)).unwrap();
+        let reply = ReplyTo {
+            inbox: inbox_tx.clone(),
+            client_id: RequestId(77),
+        };
+        pool.send(request(two_way, Some(reply))).await.unwrap();
+        let mut peer = next_peer(&mut peers).await;
+        let upstream_request = peer.next().await;
+        let pending_id = upstream_request.request_id();
+
+        let mut oneway = oneway;
+        oneway.set_request_id(pending_id).unwrap();
+        pool.send(request(oneway, None)).await.unwrap();
+        let upstream_oneway = peer.next().await;
+        assert_eq!(upstream_oneway.kind(), FrameKind::Oneway, "{protocol}");
+        assert_ne!(
+            upstream_oneway.request_id(),
+            pending_id,
+            "{protocol}: the oneway went up with a pending request's id"
+        );
+
+        // The oneway's answer first (a timeout error), then the request's
+        // (a no-route error): distinct, so a mix-up shows.
+        let server_codec = protocol.codec(CodecConfig::default());
+        peer.send(&server_codec.hijack(&upstream_oneway, ErrorKind::Timeout))
+            .await;
+        peer.send(&server_codec.hijack(&upstream_request, ErrorKind::NoRoute))
+            .await;
+        let got = answer(&mut inbox).await;
+        let expected = server_codec.hijack(&upstream_request, ErrorKind::NoRoute);
+        assert_eq!(got.request_id(), RequestId(77), "{protocol}");
+        assert_eq!(
+            got.status(),
+            expected.status(),
+            "{protocol}: its own answer"
+        );
+        // Both answers were read in order: the oneway's went nowhere.
+        assert!(inbox.try_recv().is_err(), "{protocol}: a second answer");
+        assert_eq!(meters.responses_error.load(Ordering::Relaxed), 1);
+        tested.push(protocol);
+    }
+    assert!(tested.contains(&Protocol::Tars), "{tested:?}");
+}
+
+// === response classes ===
+
+/// Builds a RocketMQ response with a JSON header and this `code`.
+fn rocketmq_response(code: i32, opaque: u32) -> Vec<u8> {
+    let header = format!(
+        "{{\"code\":{code},\"flag\":1,\"language\":\"JAVA\",\"opaque\":{},\"serializeTypeCurrentRPC\":\"JSON\",\"version\":0}}",
+        opaque.cast_signed()
+    );
+    let mut out = Vec::new();
+    out.extend_from_slice(&u32::try_from(4 + header.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&u32::try_from(header.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out
+}
+
+/// What a scripted server answers to the request it got with this id.
+type Respond = Box<dyn Fn(RequestId) -> Vec<u8>>;
+
+/// The pool counts each response by its codec's class: RocketMQ's 20
+/// (PULL_RETRY_IMMEDIATELY) as an error, its 0 as a success, Dubbo's 20
+/// (OK) as a success.
+#[tokio::test]
+async fn responses_are_counted_by_their_codecs_class() {
+    let dubbo_ok = fixture(Protocol::Dubbo, FrameKind::Response);
+    assert_eq!(dubbo_ok.status(), Some(20));
+    let cases: [(Protocol, Respond, ResponseClass); 3] = [
+        (
+            Protocol::RocketMq,
+            Box::new(|id: RequestId| rocketmq_response(20, u32::try_from(id.0).unwrap())),
+            ResponseClass::Error,
+        ),
+        (
+            Protocol::RocketMq,
+            Box::new(|id: RequestId| rocketmq_response(0, u32::try_from(id.0).unwrap())),
+            ResponseClass::Success,
+        ),
+        (
+            Protocol::Dubbo,
+            Box::new(move |id| {
+                let mut ok = dubbo_ok.clone();
+                ok.set_request_id(id).unwrap();
+                ok.as_bytes().to_vec()
+            }),
+            ResponseClass::Success,
+        ),
+    ];
+    for (protocol, respond, class) in cases {
+        let (addr, mut peers) = server(protocol).await;
+        let meters = Arc::new(RpcMeters::default());
+        let (pool, _order) = pool(protocol, addr, &meters);
+        let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
+        let reply = ReplyTo {
+            inbox: inbox_tx,
+            client_id: RequestId(5),
+        };
+        let two_way = fixture(protocol, FrameKind::Request);
+        pool.send(request(two_way, Some(reply))).await.unwrap();
+        let mut peer = next_peer(&mut peers).await;
+        let upstream_request = peer.next().await;
+        peer.stream
+            .write_all(&respond(upstream_request.request_id()))
+            .await
+            .unwrap();
+        let got = answer(&mut inbox).await;
+        assert_eq!(got.request_id(), RequestId(5));
+        let (ok, error) = (
+            meters.responses_ok.load(Ordering::Relaxed),
+            meters.responses_error.load(Ordering::Relaxed),
+        );
+        let expected = match class {
+            ResponseClass::Success => (1, 0),
+            ResponseClass::Error => (0, 1),
+        };
+        assert_eq!((ok, error), expected, "{protocol} {:?}", got.status());
+    }
+}
+
+// === pinning ===
+
+/// Serves one client connection with a [`Downstream`] of `ctx`; returns the
+/// client's end.
+async fn client(ctx: &Context) -> TcpStream {
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(front.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = front.accept().await.unwrap();
+    let mut downstream = Downstream::new(
+        accepted,
+        ctx.clone(),
+        PATIENCE,
+        Arc::new(ByteMeter::default()),
+    );
+    tokio::spawn(async move {
+        downstream.run_until(std::future::pending::<()>()).await;
+    });
+    client
+}
+
+/// Two clients of one listener, one request each, a cluster of one pooled
+/// connection: a protocol that pools sends both over that connection; one
+/// that pins (its servers call clients) opens one per client. Each client
+/// gets its own answer either way.
+#[tokio::test]
+async fn clients_share_a_pool_or_get_their_own_upstream_as_the_codec_says() {
+    for &protocol in Protocol::ALL {
+        let (addr, mut peers) = server(protocol).await;
+        let upstream = cluster(addr, 1);
+        let meters = Arc::new(RpcMeters::default());
+        let (_order_tx, order) = watch::channel(Order::Run);
+        let listener = Arc::new(RpcListener {
+            name: Arc::from("l"),
+            protocol,
+            codec: CodecConfig::default(),
+            request_timeout: PATIENCE,
+            routes: Vec::new(),
+            default_cluster: 0,
+            meters: Arc::clone(&meters),
+        });
+        let pool = Arc::new(Pool::new(
+            Arc::clone(&upstream),
+            protocol,
+            CodecConfig::default(),
+            order.clone(),
+            Arc::clone(&meters),
+        ));
+        let ctx = Context {
+            listener,
+            pools: vec![pool].into(),
+            upstreams: vec![upstream].into(),
+            order,
+            filters: RpcChain::default(),
+        };
+        let mut clients = [client(&ctx).await, client(&ctx).await];
+        let mut request = fixture(protocol, FrameKind::Request);
+        for (i, c) in clients.iter_mut().enumerate() {
+            request.set_request_id(RequestId(100 + i as u64)).unwrap();
+            c.write_all(request.as_bytes()).await.unwrap();
+        }
+        // What reaches the server, on how many connections.
+        let expected = match protocol.pinning() {
+            Pinning::Pooled => 1,
+            Pinning::PerClient => 2,
+        };
+        let mut connections = Vec::new();
+        let mut seen = 0;
+        while seen < 2 {
+            if connections.len() < expected {
+                connections.push(next_peer(&mut peers).await);
+            }
+            // Requests arrive on the newest connection, or on the one
+            // pooled connection.
+            let peer = connections.last_mut().unwrap();
+            let up = peer.next().await;
+            let server_codec = protocol.codec(CodecConfig::default());
+            peer.send(&server_codec.hijack(&up, ErrorKind::Overloaded))
+                .await;
+            seen += 1;
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            let mut codec = protocol.upstream_codec(CodecConfig::default());
+            let got = read_frame(c, &mut codec, &mut BytesMut::new())
+                .await
+                .unwrap();
+            assert_eq!(got.request_id(), RequestId(100 + i as u64), "{protocol}");
+        }
+        assert!(
+            peers.try_recv().is_err(),
+            "{protocol}: more than {expected} upstream connections"
+        );
+        assert_eq!(connections.len(), expected, "{protocol}");
+    }
+}
