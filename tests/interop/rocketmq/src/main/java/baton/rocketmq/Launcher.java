@@ -151,6 +151,20 @@ public final class Launcher {
             // Synchronous registration: routes are in the name server when
             // it returns.
             broker.registerBrokerAll(true, false, true);
+            // The call returns before the name server has every topic in
+            // its route table (seen with 5.3.3: a route query right after
+            // it answered TOPIC_NOT_EXIST), so "ready" waits until this
+            // process's name server routes each topic (bounded; fails).
+            if (namesrv != null && !topics.isEmpty()) {
+                long deadline = System.nanoTime() + 30_000_000_000L;
+                for (String t : topics.split(",")) {
+                    while (namesrv.getRouteInfoManager().pickupTopicRouteData(t) == null) {
+                        if (System.nanoTime() > deadline) fail("topic " + t + " not routed by the name server within 30 s");
+                        broker.registerBrokerAll(true, false, true);
+                        Thread.sleep(100);
+                    }
+                }
+            }
         }
 
         progress("topics registered");
