@@ -70,17 +70,21 @@
 //!
 //! # Wiring
 //!
-//! Not wired in yet: `pub mod route;` in `codec/rocketmq/mod.rs` adds it
-//! (public like the codec, so its API is not dead code before the proxy
-//! calls it). The
-//! proxy remembers the request code of each request it forwards to a name
-//! server by `opaque`; for a response whose request [`carries_addresses`],
-//! it calls [`rewrite_body`] and [`reframe`]. Fixtures: answers captured
-//! from a real 5.3.3 name server by `tests/tests/interop_rocketmq.rs`
-//! (`fixtures/`, with the broker's ephemeral address replaced by
-//! `127.0.0.1:10911`).
+//! The RPC filter `rocketmq_routes` (`crate::filter::builtin`) runs on a
+//! listener whose config has `rocketmq_brokers` (a listener in front of
+//! name servers): for each successful answer to a request that
+//! [`carries_addresses`] it calls [`rewrite_answer`]; the listeners named
+//! there proxy to their brokers like any RocketMQ listener. Fixtures:
+//! answers captured from a real 5.3.3 name server by
+//! `tests/tests/interop_rocketmq.rs` (`fixtures/`, with the broker's
+//! ephemeral address replaced by `127.0.0.1:10911`).
 
 use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+
+use super::RocketMqCodec;
+use crate::codec::{Codec, CodecConfig, Frame, MAX_MAX_FRAME_SIZE};
 
 /// GET_ROUTEINFO_BY_TOPIC: a topic's brokers and queues.
 pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
@@ -247,6 +251,30 @@ pub fn reframe(frame: &[u8], body: &[u8]) -> Result<Vec<u8>, RouteError> {
     out.extend_from_slice(&frame[4..head_end]);
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// A name-server answer (a response frame the RocketMQ codec decoded)
+/// with its broker addresses rewritten through `map`, as a frame again
+/// (same id, same header); `None` when no address changed, so the answer
+/// goes on as it came. Addresses found unmapped are returned either way.
+pub fn rewrite_answer(
+    answer: &Frame,
+    map: &AddrMap,
+) -> Result<(Option<Frame>, Vec<String>), RouteError> {
+    let raw = answer.as_bytes();
+    let out = rewrite_body(frame_body(raw)?, map, Direction::ToListener)?;
+    if out.rewritten == 0 {
+        return Ok((None, out.unmapped));
+    }
+    let mut bytes = BytesMut::from(&reframe(raw, &out.body)?[..]);
+    // The answer was within the listener's frame bound; an address or two
+    // longer must not turn it into an error, so decode with the widest.
+    let config = CodecConfig::with_max_frame_size(MAX_MAX_FRAME_SIZE)
+        .map_err(|_| RouteError::Frame("no codec config for the widest frame"))?;
+    match RocketMqCodec::new(config).decode(&mut bytes) {
+        Ok(Some(frame)) if bytes.is_empty() => Ok((Some(frame), out.unmapped)),
+        _ => Err(RouteError::Frame("the rewritten answer does not decode")),
+    }
 }
 
 /// The body of a remoting frame (length prefix included).
