@@ -270,19 +270,29 @@ fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
     let baton = Baton::start(&baton_config(rmq));
     let namesrv = baton.addr("namesrv");
     let broker_listener = baton.addr("broker-a");
-    // The route a client gets through baton names baton's listener.
-    let route = remoting_call(
-        namesrv,
-        code::GET_ROUTEINFO_BY_TOPIC,
-        json!({ "topic": TOPIC }),
-        CLIENT_VERSION,
-    );
-    let body = String::from_utf8_lossy(&route.body).into_owned();
-    assert!(
-        body.contains(&format!("\"{broker_listener}\"")) && !body.contains(&rmq.broker.to_string()),
-        "the route through baton names its broker listener {broker_listener}, not {}: {body}",
-        rmq.broker
-    );
+    // The answers a client gets through baton name baton's listener: the
+    // route (as a current and as a pre-4.9.4 client asks for it) and the
+    // cluster info.
+    for (code, fields, version) in [
+        (
+            code::GET_ROUTEINFO_BY_TOPIC,
+            json!({ "topic": TOPIC }),
+            CLIENT_VERSION,
+        ),
+        (code::GET_ROUTEINFO_BY_TOPIC, json!({ "topic": TOPIC }), 0),
+        (code::GET_BROKER_CLUSTER_INFO, json!({}), CLIENT_VERSION),
+    ] {
+        let answer = remoting_call(namesrv, code, fields, version);
+        assert_eq!(answer.header["code"], 0, "{code}: {}", answer.header);
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(
+            body.contains(&format!("\"{broker_listener}\""))
+                && !body.contains(&rmq.broker.to_string()),
+            "{code} (version {version}) through baton names its broker listener \
+             {broker_listener}, not {}: {body}",
+            rmq.broker
+        );
+    }
 
     let spec = spec(&format!("via-baton-{upgrades}"));
     // Upgrades spread over the sends: one after every `every` acknowledged.
