@@ -201,6 +201,19 @@ fn check_run(label: &str, spec: &ClientSpec, run: &ClientRun) -> String {
         checks >= Some(spec.tx as usize),
         "{label}: CHECK_TRANSACTION_STATE requests: {checks:?}"
     );
+    // ... and reached the transactional producer, the client instance
+    // that sent the half messages, not another one of the process.
+    let checked_by: std::collections::BTreeSet<&str> = run
+        .events
+        .iter()
+        .filter(|v| v["event"] == "broker_request" && v["code"] == code::CHECK_TRANSACTION_STATE)
+        .map(|v| v["client"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        checked_by.into_iter().collect::<Vec<_>>(),
+        vec!["tx-producer"],
+        "{label}: the clients the broker's checks reached"
+    );
     assert!(
         !run.rebalances.is_empty(),
         "{label}: the consumers were assigned queues"
