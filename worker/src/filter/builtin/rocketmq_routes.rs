@@ -19,6 +19,10 @@
 //! and gives each broker its own listener, so that routing a connection
 //! needs no knowledge of which broker a request is for.
 //!
+//! Brokers are matched by their address as the name server writes it
+//! (`brokerIP1:port`); the config parses it as `ip:port`, so an IPv6
+//! broker — which Java writes without brackets — cannot be named yet.
+//!
 //! Stateless per connection beyond the address map: it moves.
 
 use std::net::SocketAddr;
