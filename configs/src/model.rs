@@ -233,6 +233,12 @@ pub struct Rpc {
     /// Tried in order; the first that matches picks the cluster, else the
     /// listener's `cluster`.
     pub routes: Vec<Route>,
+    /// RocketMQ, on a listener in front of name servers: each real broker
+    /// address (as the name server announces it) and the name of the
+    /// baton listener that fronts that broker. Name-server answers
+    /// (routes, cluster info) reach clients with the listener's address
+    /// in place of the broker's. Empty: answers pass unchanged.
+    pub rocketmq_brokers: Vec<(SocketAddr, String)>,
 }
 
 /// One route: every condition given must hold.

@@ -220,6 +220,8 @@ struct RawListener {
     body_timeout: Option<Spanned<DurationText>>,
     tls: Option<Spanned<RawTls>>,
     routes: Option<Spanned<Vec<RawRoute>>>,
+    /// RocketMQ: real broker address → name of the listener fronting it.
+    rocketmq_brokers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -425,6 +427,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
     }
 
     let mut listeners = Vec::with_capacity(raw.listeners.len());
+    // `rocketmq_brokers` names listeners, maybe later ones: checked once
+    // all are known (listener index, span).
+    let mut broker_maps = Vec::new();
     let mut listener_names = HashSet::new();
     let mut addresses = HashSet::new();
     for (i, l) in raw.listeners.into_iter().enumerate() {
@@ -505,6 +510,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                         ("body_timeout", l.body_timeout.as_ref().map(Spanned::span)),
                         ("tls", l.tls.as_ref().map(Spanned::span)),
                         ("routes", l.routes.as_ref().map(Spanned::span)),
+                        (
+                            "rocketmq_brokers",
+                            l.rocketmq_brokers.as_ref().map(Spanned::span),
+                        ),
                     ],
                     "does not apply to tcp listeners",
                 )?;
@@ -512,10 +521,16 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             }
             Protocol::Http => {
                 misplaced(
-                    &[(
-                        "max_frame_size",
-                        l.max_frame_size.as_ref().map(Spanned::span),
-                    )],
+                    &[
+                        (
+                            "max_frame_size",
+                            l.max_frame_size.as_ref().map(Spanned::span),
+                        ),
+                        (
+                            "rocketmq_brokers",
+                            l.rocketmq_brokers.as_ref().map(Spanned::span),
+                        ),
+                    ],
                     "applies to RPC listeners (any protocol but tcp and http)",
                 )?;
                 let ctx = Ctx {
@@ -556,6 +571,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 (Some(rpc_settings(&ctx, &l, &target)?), None)
             }
         };
+        if let Some(brokers) = &l.rocketmq_brokers {
+            broker_maps.push((i, brokers.span()));
+        }
         listeners.push(Listener {
             name: l.name.into_inner(),
             address,
@@ -569,6 +587,35 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             rpc,
             http,
         });
+    }
+
+    for (i, span) in broker_maps {
+        let names = listeners[i]
+            .rpc
+            .iter()
+            .flat_map(|r| r.rocketmq_brokers.iter().map(|(_, name)| name.clone()))
+            .collect::<Vec<_>>();
+        let mut seen = HashSet::new();
+        for name in names {
+            let fronting = listeners.iter().find(|l| l.name == name);
+            let problem = match fronting {
+                None => Some(format!("no listener is named {name:?}")),
+                Some(l) if l.protocol != Protocol::Rocketmq => {
+                    Some(format!("listener {name:?} is not a rocketmq listener"))
+                }
+                Some(_) if !seen.insert(name.clone()) => Some(format!(
+                    "listener {name:?} fronts two brokers (it could not tell them apart)"
+                )),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(error(
+                    span.clone(),
+                    format!("listeners[{i}].rocketmq_brokers"),
+                    problem,
+                ));
+            }
+        }
     }
 
     Ok(Config {
@@ -714,10 +761,31 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
             cluster: ctx.plain_cluster(cluster, &key("cluster"))?,
         });
     }
+    let mut rocketmq_brokers = Vec::new();
+    if let Some(brokers) = &l.rocketmq_brokers {
+        if l.protocol != Protocol::Rocketmq {
+            return Err(ctx.error(
+                brokers.span(),
+                "rocketmq_brokers",
+                "rocketmq_brokers applies to rocketmq listeners",
+            ));
+        }
+        for (broker, listener) in brokers.get_ref() {
+            let addr: SocketAddr = broker.parse().map_err(|_| {
+                ctx.error(
+                    brokers.span(),
+                    "rocketmq_brokers",
+                    format!("{broker:?} is not a broker address (ip:port, as the name server announces it)"),
+                )
+            })?;
+            rocketmq_brokers.push((addr, listener.clone()));
+        }
+    }
     Ok(Rpc {
         request_timeout,
         max_frame_size,
         routes,
+        rocketmq_brokers,
     })
 }
 

@@ -371,3 +371,67 @@ fn admin_token_and_control_address_are_checked_for_both_readers() {
         );
     }
 }
+
+#[test]
+fn rocketmq_brokers_name_rocketmq_listeners_one_to_one() {
+    let config = |brokers: &str, second_protocol: &str| {
+        format!(
+            "[[listeners]]\nname = \"ns\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"c\"\nrocketmq_brokers = {brokers}\n\
+             [[listeners]]\nname = \"b\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{second_protocol}\"\n\
+             cluster = \"c\"\n\
+             [[listeners]]\nname = \"b2\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"c\"\n{GOOD_TAIL}"
+        )
+    };
+    let good = parse(
+        "t.toml",
+        &config(
+            "{ \"10.0.0.5:10911\" = \"b\", \"10.0.0.6:10911\" = \"b2\" }",
+            "rocketmq",
+        ),
+    )
+    .unwrap();
+    let brokers = &good.listeners[0].rpc.as_ref().unwrap().rocketmq_brokers;
+    assert_eq!(
+        brokers,
+        &vec![
+            ("10.0.0.5:10911".parse().unwrap(), "b".to_owned()),
+            ("10.0.0.6:10911".parse().unwrap(), "b2".to_owned()),
+        ]
+    );
+    for (brokers, protocol, wanted) in [
+        (
+            "{ \"10.0.0.5:10911\" = \"nope\" }",
+            "rocketmq",
+            "no listener is named",
+        ),
+        (
+            "{ \"10.0.0.5:10911\" = \"b\" }",
+            "bolt",
+            "is not a rocketmq listener",
+        ),
+        (
+            "{ \"10.0.0.5:10911\" = \"b\", \"10.0.0.6:10911\" = \"b\" }",
+            "rocketmq",
+            "fronts two brokers",
+        ),
+        (
+            "{ \"broker-a\" = \"b\" }",
+            "rocketmq",
+            "is not a broker address",
+        ),
+    ] {
+        let (line, _, path, message) = error(&config(brokers, protocol));
+        assert_eq!(line, 6, "{message}");
+        assert_eq!(path, "listeners[0].rocketmq_brokers");
+        assert!(message.contains(wanted), "{wanted:?} in {message}");
+    }
+    // Only on rocketmq listeners.
+    let (_, _, path, message) = error(&listener("protocol = \"bolt\"\nrocketmq_brokers = {}\n"));
+    assert_eq!(path, "listeners[0].rocketmq_brokers");
+    assert!(
+        message.contains("applies to rocketmq listeners"),
+        "{message}"
+    );
+}

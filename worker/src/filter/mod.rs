@@ -80,15 +80,6 @@
 //! (`generation::serve`'s `filter_tests`). Not wired yet: route-level
 //! chains (issue 15), the L4 byte stage on HTTP and RPC connections.
 
-// Built from config by issue 15 (`[[listeners.filters]]`); until then
-// only the tests construct them.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "built from config by issue 15; tests use them now"
-    )
-)]
 pub(crate) mod builtin;
 pub(crate) mod http;
 pub(crate) mod network;

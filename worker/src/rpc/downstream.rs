@@ -91,8 +91,9 @@ pub struct Context {
     pub pools: Arc<[Arc<Pool>]>,
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub order: watch::Receiver<Order>,
-    /// The listener's RPC filters (empty until issue 15's config builds
-    /// them: then no frame goes through them).
+    /// The listener's RPC filters (empty — no frame goes through them —
+    /// unless the config builds some: today only a RocketMQ listener's
+    /// `rocketmq_brokers`, issue 15 the rest).
     pub filters: RpcChain,
 }
 
