@@ -41,7 +41,7 @@ use crate::rpc::Outbound;
 use crate::rpc::downstream::Downstream;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
-use crate::upstream::lb::Pick;
+use crate::upstream::lb::{Load, Pick};
 
 /// How a connection task starts.
 #[derive(Debug)]
@@ -91,6 +91,10 @@ enum Conn {
         tunnel: Box<Tunnel>,
         cluster: Arc<str>,
         upstream: SocketAddr,
+        /// The tunnel as its cluster's policy counts it (`least_request`:
+        /// active connections); boxed, and only for a policy that counts,
+        /// to keep every other connection task small.
+        load: Option<Box<Load>>,
     },
     Echo(Box<Echo>),
     Rpc(Box<Downstream>),
@@ -312,6 +316,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
                     tunnel,
                     cluster,
                     upstream,
+                    load: None,
                 },
                 client_addr,
             )
@@ -467,6 +472,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                 mut tunnel,
                 cluster,
                 upstream,
+                load,
             } => {
                 let outcome = match tunnel.run_until(stop).await {
                     // Its L4 filters keep state that cannot move (see
@@ -492,6 +498,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                         tunnel,
                         cluster,
                         upstream,
+                        load,
                     },
                 );
             }
@@ -618,6 +625,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                                 tunnel: Box::new(Tunnel::from_parts(parts, idle_timeout, bytes)),
                                 cluster: Arc::from("http-upgrade"),
                                 upstream,
+                                load: None,
                             }
                         }
                         Some(Err(relay)) => Conn::Relay(Box::new(relay)),
@@ -672,6 +680,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     tunnel,
                     cluster,
                     upstream,
+                    ..
                 } => ConnParts::Tunnel {
                     parts: tunnel.into_parts(),
                     cluster,
@@ -796,15 +805,15 @@ async fn accept(
                 // after.
                 let mut closing = shared.order.subscribe();
                 let pick = Pick {
-                    source: client_addr,
+                    source: client_addr.map(|a| a.ip()),
                     request: None,
                 };
                 let connected = tokio::select! {
                     connected = upstream.connect_for(&pick) => connected,
                     _ = closing.wait_for(|o| *o == Order::Close) => return None,
                 };
-                let (server, addr) = match connected {
-                    Ok(ok) => ok,
+                let (server, addr, endpoint) = match connected {
+                    Ok(c) => (c.stream, c.addr, c.endpoint),
                     Err(e) => {
                         // Dropping the client closes it now: it learns at
                         // once that no upstream answered.
@@ -833,6 +842,7 @@ async fn accept(
                     ),
                     cluster: Arc::from(upstream.cluster.name.as_str()),
                     upstream: addr,
+                    load: Load::counted(upstream.balancer(), endpoint).map(Box::new),
                 }
             }
         }

@@ -173,9 +173,10 @@ pub async fn connect(
     meters: Arc<RpcMeters>,
     unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, usize)>,
 ) -> Result<UpHandle, crate::upstream::cluster::ConnectError> {
-    let (stream, addr) = upstream.connect().await.inspect_err(|e| {
+    let connected = upstream.connect().await.inspect_err(|e| {
         warn!(error = %e, "no upstream reachable");
     })?;
+    let (stream, addr) = (connected.stream, connected.addr);
     let _ = stream.set_nodelay(true);
     let (tx, rx) = mpsc::channel(QUEUE);
     let conn = UpConn {
