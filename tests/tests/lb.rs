@@ -1,0 +1,103 @@
+//! Load-balancing policies end to end: three real HTTP upstreams behind
+//! one cluster, counted from the upstreams' own records.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use baton_tests::Baton;
+use baton_tests::http_peer::{Client, HttpUpstream};
+
+/// An `http` listener `web` in front of cluster `c`: `lb`, the endpoints
+/// as written, and extra cluster keys.
+fn config(lb: &str, endpoints: &str, extra: &str) -> String {
+    format!(
+        "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\n\
+         cluster = \"c\"\n\n\
+         [[clusters]]\nname = \"c\"\nlb = \"{lb}\"\nendpoints = [{endpoints}]\n{extra}"
+    )
+}
+
+async fn three() -> [HttpUpstream; 3] {
+    [
+        HttpUpstream::start("a").await,
+        HttpUpstream::start("b").await,
+        HttpUpstream::start("c").await,
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_round_robin_sends_5_1_1_of_every_7_requests() {
+    let ups = three().await;
+    let endpoints = format!(
+        "{{ address = \"{}\", weight = 5 }}, \"{}\", {{ address = \"{}\", weight = 1 }}",
+        ups[0].addr, ups[1].addr, ups[2].addr
+    );
+    let baton = Baton::start(&config("round_robin", &endpoints, ""));
+    let mut client = Client::connect(baton.addr("web")).await;
+    let mut answered: HashMap<String, usize> = HashMap::new();
+    for i in 0..70 {
+        let response = client.get(&format!("/r{i}")).await;
+        assert_eq!(response.status(), 200);
+        *answered
+            .entry(response.header("x-upstream").unwrap().to_string())
+            .or_default() += 1;
+    }
+    // Exactly the weights: the smooth schedule repeats every 7 picks,
+    // and keep-alive reuse never overrides the pick.
+    let counts: Vec<usize> = ups.iter().map(|u| u.requests()).collect();
+    assert_eq!(counts, [50, 10, 10]);
+    assert_eq!(answered["a"], 50);
+    assert_eq!(answered["b"], 10);
+    assert_eq!(answered["c"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_hash_on_a_header_sends_each_key_to_one_upstream() {
+    let ups = three().await;
+    let endpoints = format!(
+        "\"{}\", \"{}\", \"{}\"",
+        ups[0].addr, ups[1].addr, ups[2].addr
+    );
+    let baton = Baton::start(&config(
+        "ring_hash",
+        &endpoints,
+        "hash_policy = [{ header = \"x-user\" }]\n",
+    ));
+    // Two clients, so a key's requests come over different connections.
+    let mut clients = [
+        Client::connect(baton.addr("web")).await,
+        Client::connect(baton.addr("web")).await,
+    ];
+    let mut owner: HashMap<String, String> = HashMap::new();
+    for round in 0..4 {
+        for key in 0..24 {
+            let user = format!("user-{key}");
+            let client = &mut clients[(round + key) % 2];
+            let response = client
+                .request("GET", "/", &[("x-user", user.as_str())], b"")
+                .await;
+            assert_eq!(response.status(), 200);
+            let upstream = response.header("x-upstream").unwrap().to_string();
+            let first = owner
+                .entry(user.clone())
+                .or_insert_with(|| upstream.clone());
+            assert_eq!(*first, upstream, "{user} moved");
+        }
+    }
+    // And from the upstreams' side: each saw only its own keys, every
+    // time they came.
+    let mut seen_by: HashMap<String, usize> = HashMap::new();
+    for (i, up) in ups.iter().enumerate() {
+        for head in up.seen().await {
+            let user = head.header("x-user").unwrap().to_string();
+            assert_eq!(owner[&user], ["a", "b", "c"][i], "{user}");
+            *seen_by.entry(user).or_default() += 1;
+        }
+    }
+    assert_eq!(seen_by.len(), 24);
+    assert!(seen_by.values().all(|&n| n == 4), "{seen_by:?}");
+    // 24 keys over three endpoints: more than one is used.
+    let used = ups.iter().filter(|u| u.requests() > 0).count();
+    assert!(used >= 2, "every key on one upstream");
+}
