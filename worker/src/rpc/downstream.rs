@@ -49,6 +49,7 @@ use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
 use crate::telemetry::meters::ByteMeter;
 use crate::upstream::cluster::Upstream;
+use crate::upstream::lb::Pick;
 
 /// Bytes read per syscall from a client.
 const READ_CHUNK: usize = 16 * 1024;
@@ -77,6 +78,8 @@ pub struct Context {
 #[derive(Debug)]
 pub struct Downstream {
     client: TcpStream,
+    /// The client's IP, for hashing policies: asked of the socket once.
+    peer: Option<std::net::IpAddr>,
     codec: AnyCodec,
     read_buf: BytesMut,
     write_buf: BytesMut,
@@ -129,6 +132,7 @@ impl Downstream {
     ) -> Downstream {
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         Downstream {
+            peer: client.peer_addr().ok().map(|a| a.ip()),
             client,
             codec: ctx.listener.protocol.codec(ctx.listener.codec),
             read_buf: BytesMut::new(),
@@ -168,6 +172,7 @@ impl Downstream {
         };
         let (inbox_tx, inbox_rx) = kept.unwrap_or_else(mpsc::unbounded_channel);
         let mut downstream = Downstream {
+            peer: parts.client.peer_addr().ok().map(|a| a.ip()),
             client: parts.client,
             codec,
             read_buf: BytesMut::from(&parts.read_pending[..]),
@@ -372,6 +377,7 @@ impl Downstream {
                         frame,
                         reply: None,
                         deadline: Instant::now(),
+                        load: None,
                     };
                     let _ = pinned.send(up).await;
                 }
@@ -399,10 +405,11 @@ impl Downstream {
             frame,
             reply,
             deadline: Instant::now() + listener.request_timeout,
+            load: None,
         };
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
-            Pinning::Pooled => self.ctx.pools[cluster].send(request).await,
+            Pinning::Pooled => self.ctx.pools[cluster].send(request, self.peer).await,
         };
         if let Err((request, kind)) = sent {
             // Answered here, in the protocol's own words; the frame still
@@ -428,8 +435,16 @@ impl Downstream {
             Some(at) => at,
             None => {
                 let listener = &self.ctx.listener;
+                let upstream = &self.ctx.upstreams[cluster];
+                // The connection is the client's for good: balanced once,
+                // on its first request there.
+                let endpoints = upstream.balancer().order(&Pick {
+                    source: self.peer,
+                    request: Some(request.frame.attributes()),
+                });
                 let connected = pool::connect(
-                    &self.ctx.upstreams[cluster],
+                    upstream,
+                    endpoints,
                     listener.protocol,
                     listener.codec,
                     self.ctx.order.clone(),

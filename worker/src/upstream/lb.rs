@@ -217,6 +217,8 @@ pub struct TryOrder {
     first: usize,
     len: usize,
     step: usize,
+    /// Steps to take: `len`, or 1 for [`TryOrder::only`].
+    steps: usize,
 }
 
 impl TryOrder {
@@ -227,6 +229,16 @@ impl TryOrder {
             first: if len == 0 { 0 } else { first.0 % len },
             len,
             step: 0,
+            steps: len,
+        }
+    }
+
+    /// Just `endpoint` (of `len`): no fall-through, for a caller that
+    /// walks the balancer's order itself.
+    pub fn only(endpoint: EndpointIndex, len: usize) -> TryOrder {
+        TryOrder {
+            steps: len.min(1),
+            ..TryOrder::starting_at(endpoint, len)
         }
     }
 }
@@ -235,7 +247,7 @@ impl Iterator for TryOrder {
     type Item = EndpointIndex;
 
     fn next(&mut self) -> Option<EndpointIndex> {
-        if self.step >= self.len {
+        if self.step >= self.steps {
             return None;
         }
         let index = (self.first + self.step) % self.len;
@@ -244,7 +256,7 @@ impl Iterator for TryOrder {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.len - self.step;
+        let left = self.steps - self.step;
         (left, Some(left))
     }
 }
@@ -305,6 +317,8 @@ mod tests {
             [1, 2, 3, 0]
         );
         assert!(indices(TryOrder::starting_at(EndpointIndex(0), 0)).is_empty());
+        assert_eq!(indices(TryOrder::only(EndpointIndex(2), 4)), [2]);
+        assert!(indices(TryOrder::only(EndpointIndex(0), 0)).is_empty());
     }
 
     #[test]
