@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use baton_tests::Baton;
 use baton_tests::http_peer::{Client, HttpUpstream};
+use baton_tests::{Baton, bin};
 
 /// An `http` listener `web` in front of cluster `c`: `lb`, the endpoints
 /// as written, and extra cluster keys.
@@ -100,4 +100,74 @@ async fn ring_hash_on_a_header_sends_each_key_to_one_upstream() {
     // 24 keys over three endpoints: more than one is used.
     let used = ups.iter().filter(|u| u.requests() > 0).count();
     assert!(used >= 2, "every key on one upstream");
+}
+
+/// What `baton check` and a reload refuse, with the key at fault; the
+/// running generation keeps serving through a refused reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_balancing_config_is_refused_by_check_and_reload() {
+    let ups = three().await;
+    let plain = format!("\"{}\", \"{}\"", ups[0].addr, ups[1].addr);
+    let baton = Baton::start(&config("round_robin", &plain, ""));
+    let before = baton.worker_pids();
+    let bad = [
+        (
+            config("least_conn", &plain, ""),
+            "clusters[0].lb",
+            "least_conn",
+        ),
+        (
+            config(
+                "round_robin",
+                &format!("{{ address = \"{}\", weight = 0 }}", ups[0].addr),
+                "",
+            ),
+            "clusters[0].endpoints",
+            "weight must be 1 to 128",
+        ),
+        (
+            config(
+                "random",
+                &format!("{{ address = \"{}\", weight = 129 }}", ups[0].addr),
+                "",
+            ),
+            "clusters[0].endpoints",
+            "weight must be 1 to 128",
+        ),
+        (
+            config(
+                "round_robin",
+                &plain,
+                "hash_policy = [{ header = \"x\" }]\n",
+            ),
+            "clusters[0].hash_policy",
+            "ring_hash",
+        ),
+    ];
+    for (i, (text, key, says)) in bad.iter().enumerate() {
+        let path = baton.dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap();
+        let check = std::process::Command::new(bin("baton"))
+            .args(["check", "-c", path])
+            .output()
+            .unwrap();
+        assert_eq!(check.status.code(), Some(78), "{text}");
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert!(stderr.contains(key) && stderr.contains(says), "{stderr}");
+
+        let upgrade = baton.cli(&["upgrade", "-c", path]);
+        assert_eq!(upgrade.status.code(), Some(1), "{text}");
+        let stderr = String::from_utf8_lossy(&upgrade.stderr);
+        assert!(
+            stderr.contains("upgrade refused") && stderr.contains(key),
+            "{stderr}"
+        );
+    }
+    assert_eq!(baton.worker_pids(), before);
+    let mut client = Client::connect(baton.addr("web")).await;
+    for _ in 0..4 {
+        assert_eq!(client.get("/").await.status(), 200);
+    }
+    assert_eq!(ups[0].requests() + ups[1].requests(), 4);
 }
