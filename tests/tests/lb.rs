@@ -6,7 +6,11 @@
 use std::collections::HashMap;
 
 use baton_tests::http_peer::{Client, HttpUpstream};
-use baton_tests::{Baton, bin};
+use baton_tests::upstream::Echo;
+use baton_tests::{Baton, PATIENCE, bin, tcp_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
 
 /// An `http` listener `web` in front of cluster `c`: `lb`, the endpoints
 /// as written, and extra cluster keys.
@@ -170,4 +174,60 @@ async fn bad_balancing_config_is_refused_by_check_and_reload() {
         assert_eq!(client.get("/").await.status(), 200);
     }
     assert_eq!(ups[0].requests() + ups[1].requests(), 4);
+}
+
+/// `least_request` on an L4 listener counts open tunnels, and a tunnel
+/// moved by an upgrade still counts in the new generation: after it, the
+/// next connection goes to the endpoint with fewer. (Without the moved
+/// tunnels counted, that pick would be a coin toss: this fails half the
+/// time then.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_request_counts_l4_tunnels_across_an_upgrade() {
+    let ups = [Echo::start().await, Echo::start().await];
+    let text = tcp_config(&[ups[0].addr, ups[1].addr], "")
+        .replace("[[clusters]]\n", "[[clusters]]\nlb = \"least_request\"\n");
+    let baton = Baton::start(&text);
+    let accepted = || [ups[0].accepted(), ups[1].accepted()];
+    let open = || async {
+        let mut stream = TcpStream::connect(baton.addr("front")).await.unwrap();
+        // A round trip: the tunnel is up, its endpoint connected.
+        stream.write_all(b"ping").await.unwrap();
+        let mut back = [0; 4];
+        timeout(PATIENCE, stream.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        stream
+    };
+    let first = open().await;
+    let second = open().await;
+    // Two endpoints, one tunnel on the first: the second goes to the other.
+    assert_eq!(accepted(), [1, 1]);
+    let third = open().await;
+    // A tie: either; whichever it was now has two.
+    let heavy = usize::from(accepted()[1] == 2);
+    let light = 1 - heavy;
+
+    tokio::task::block_in_place(|| {
+        baton.upgrade(&[]);
+        baton.wait_for_upgrades(1)
+    });
+    let mut tunnels = vec![first, second, third];
+    for t in &mut tunnels {
+        // Moved, and still carrying bytes.
+        t.write_all(b"pong").await.unwrap();
+        let mut back = [0; 4];
+        timeout(PATIENCE, t.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let before = accepted();
+    let _fourth = open().await;
+    let after = accepted();
+    assert_eq!(
+        after[light],
+        before[light] + 1,
+        "the new generation knew endpoint {heavy} has two tunnels: {after:?}"
+    );
 }

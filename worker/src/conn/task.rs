@@ -41,7 +41,7 @@ use crate::rpc::Outbound;
 use crate::rpc::downstream::Downstream;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
-use crate::upstream::lb::{Load, Pick};
+use crate::upstream::lb::{EndpointIndex, Load, Pick};
 
 /// How a connection task starts.
 #[derive(Debug)]
@@ -313,10 +313,13 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
             );
             (
                 Conn::Tunnel {
+                    // Counted here as it was there, when this generation
+                    // still has its cluster and endpoint (by name and
+                    // address: indices may differ between configs).
+                    load: adopted_load(shared, &cluster, upstream),
                     tunnel,
                     cluster,
                     upstream,
-                    load: None,
                 },
                 client_addr,
             )
@@ -876,6 +879,22 @@ fn filter_accepted(
         local: client.local_addr().ok(),
     };
     Ok(chain.accept(&info)?.map(|tap| tap as Box<dyn Tap>))
+}
+
+/// The [`Load`] of a tunnel moved in from another generation, when its
+/// cluster (by name) and endpoint (by address) are still in this one and
+/// its policy counts load.
+fn adopted_load(shared: &Ctx, cluster: &str, upstream: SocketAddr) -> Option<Box<Load>> {
+    let upstream_of = shared
+        .upstreams
+        .iter()
+        .find(|u| u.cluster.name == cluster)?;
+    let endpoint = upstream_of
+        .cluster
+        .endpoints
+        .iter()
+        .position(|e| e.address == upstream)?;
+    Load::counted(upstream_of.balancer(), EndpointIndex(endpoint)).map(Box::new)
 }
 
 #[cfg(test)]
