@@ -4,12 +4,15 @@
 //! # The seam
 //!
 //! A [`Balancer`] is one cluster's policy, built once per generation from
-//! the cluster's `lb` key by [`for_cluster`]; every upstream connect goes
-//! through it (the sibling `cluster` module's `Upstream::connect_for`: L4
-//! tunnels, the HTTP clients, the RPC pools' connections). It answers
-//! [`Balancer::order`]: the cluster's endpoints in the order to try them
-//! ([`TryOrder`]) — the first is the choice, the rest are where a failed
-//! connect falls through to, each once.
+//! the cluster's `lb` key by [`for_cluster`] and shared by the worker's
+//! threads. It is asked once per unit of balancing: per L4 connection (the
+//! sibling `cluster` module's `Upstream::connect_for`), per HTTP request
+//! attempt (which then takes a pooled connection to the chosen endpoint,
+//! or makes one), per RPC request (which takes one of the chosen
+//! endpoint's multiplexed connections), per RocketMQ client (pinned). It
+//! answers [`Balancer::order`]: the cluster's endpoints in the order to try
+//! them ([`TryOrder`]) — the first is the choice, the rest are where a
+//! failed connect falls through to, each once.
 //!
 //! Policies, one module each, registered in [`for_cluster`]:
 //!
@@ -27,8 +30,8 @@
 //! is placed at random, as Envoy does.
 //!
 //! The same [`RoundRobin`] also takes turns over things that are not
-//! endpoints: the RPC pools use it to spread requests over their
-//! connection slots ([`RoundRobin::next_index`]).
+//! endpoints: the RPC pools use it to spread an endpoint's requests over
+//! its connection slots ([`RoundRobin::next_index`]).
 //!
 //! # Per-request context and load
 //!
