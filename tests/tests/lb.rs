@@ -1,5 +1,8 @@
-//! Load-balancing policies end to end: three real HTTP upstreams behind
-//! one cluster, counted from the upstreams' own records.
+//! Load-balancing policies end to end: real HTTP upstreams (and echo
+//! servers, for L4) behind one cluster, counted from the upstreams' own
+//! records — weighted round robin's exact shares, hashing on a header, a
+//! cookie and the source IP, least_request across an upgrade, and what
+//! the config refuses.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -58,15 +61,36 @@ async fn weighted_round_robin_sends_5_1_1_of_every_7_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ring_hash_on_a_header_sends_each_key_to_one_upstream() {
+    hashing_keeps_each_key_on_one_upstream("ring_hash", "{ header = \"x-user\" }", |user| {
+        ("x-user", user.to_string())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maglev_on_a_cookie_sends_each_key_to_one_upstream() {
+    hashing_keeps_each_key_on_one_upstream("maglev", "{ cookie = \"sid\" }", |user| {
+        ("cookie", format!("theme=dark; sid={user}"))
+    })
+    .await;
+}
+
+/// 24 keys, each sent 4 times over two client connections, through `lb`
+/// hashing on `policy`; `header` puts a key in a request.
+async fn hashing_keeps_each_key_on_one_upstream(
+    lb: &str,
+    policy: &str,
+    header: impl Fn(&str) -> (&'static str, String),
+) {
     let ups = three().await;
     let endpoints = format!(
         "\"{}\", \"{}\", \"{}\"",
         ups[0].addr, ups[1].addr, ups[2].addr
     );
     let baton = Baton::start(&config(
-        "ring_hash",
+        lb,
         &endpoints,
-        "hash_policy = [{ header = \"x-user\" }]\n",
+        &format!("hash_policy = [{policy}]\n"),
     ));
     // Two clients, so a key's requests come over different connections.
     let mut clients = [
@@ -78,15 +102,16 @@ async fn ring_hash_on_a_header_sends_each_key_to_one_upstream() {
         for key in 0..24 {
             let user = format!("user-{key}");
             let client = &mut clients[(round + key) % 2];
+            let (name, value) = header(&user);
             let response = client
-                .request("GET", "/", &[("x-user", user.as_str())], b"")
+                .request("GET", "/", &[(name, value.as_str()), ("x-key", &user)], b"")
                 .await;
             assert_eq!(response.status(), 200);
             let upstream = response.header("x-upstream").unwrap().to_string();
             let first = owner
                 .entry(user.clone())
                 .or_insert_with(|| upstream.clone());
-            assert_eq!(*first, upstream, "{user} moved");
+            assert_eq!(*first, upstream, "{lb}: {user} moved");
         }
     }
     // And from the upstreams' side: each saw only its own keys, every
@@ -94,8 +119,8 @@ async fn ring_hash_on_a_header_sends_each_key_to_one_upstream() {
     let mut seen_by: HashMap<String, usize> = HashMap::new();
     for (i, up) in ups.iter().enumerate() {
         for head in up.seen().await {
-            let user = head.header("x-user").unwrap().to_string();
-            assert_eq!(owner[&user], ["a", "b", "c"][i], "{user}");
+            let user = head.header("x-key").unwrap().to_string();
+            assert_eq!(owner[&user], ["a", "b", "c"][i], "{lb}: {user}");
             *seen_by.entry(user).or_default() += 1;
         }
     }
@@ -103,7 +128,36 @@ async fn ring_hash_on_a_header_sends_each_key_to_one_upstream() {
     assert!(seen_by.values().all(|&n| n == 4), "{seen_by:?}");
     // 24 keys over three endpoints: more than one is used.
     let used = ups.iter().filter(|u| u.requests() > 0).count();
-    assert!(used >= 2, "every key on one upstream");
+    assert!(used >= 2, "{lb}: every key on one upstream");
+}
+
+/// `ring_hash` on the source IP, for an L4 listener: every connection
+/// from this host goes to one endpoint (at random, the chance of that
+/// over 9 connections and 3 endpoints is 1 in 6561).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_hash_on_the_source_ip_keeps_an_l4_client_on_one_endpoint() {
+    let ups = [
+        Echo::start().await,
+        Echo::start().await,
+        Echo::start().await,
+    ];
+    let text = tcp_config(&[ups[0].addr, ups[1].addr, ups[2].addr], "").replace(
+        "[[clusters]]\n",
+        "[[clusters]]\nlb = \"ring_hash\"\nhash_policy = [{ source_ip = true }]\n",
+    );
+    let baton = Baton::start(&text);
+    for _ in 0..9 {
+        let mut stream = TcpStream::connect(baton.addr("front")).await.unwrap();
+        stream.write_all(b"ping").await.unwrap();
+        let mut back = [0; 4];
+        timeout(PATIENCE, stream.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut counts: Vec<usize> = ups.iter().map(Echo::accepted).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [0, 0, 9]);
 }
 
 /// What `baton check` and a reload refuse, with the key at fault; the
