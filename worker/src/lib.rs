@@ -64,7 +64,8 @@
 //! listener's L4 filters' accept stage ([`filter::network::NetworkChain`]:
 //! a filter may refuse), connects to the listener's cluster
 //! ([`upstream::cluster::Upstream::connect_for`]: the cluster's balancer
-//! picks, a failed connect falls through to the next endpoint), then runs
+//! picks, by the client's IP for a hashing policy, a failed connect falls
+//! through to the next endpoint; `least_request` counts the tunnel), then runs
 //! an [`l4::tunnel::Tunnel`] — a [`l4::pipe::Pipe`] each way, counted in the
 //! listener's [`telemetry::meters::ByteMeter`] — until both directions end,
 //! it idles out, or it is paused or closed; the end is one access log line.
@@ -74,9 +75,11 @@
 //! hands the request to [`http::exchange`], the one pipeline for both
 //! client and both cluster protocols: it routes the request
 //! ([`http::route`]), answers it itself or applies the request transforms
-//! ([`http::transform`]) and forwards it with its timeout and retries over
-//! an upstream connection from [`http::h1_pool`] (or a new one,
-//! [`http::connect`], plain or TLS) or a stream of [`http::client_h2`],
+//! ([`http::transform`]) and forwards it with its timeout and retries: each
+//! attempt asks the cluster's balancer for an endpoint (the head is its
+//! [`upstream::lb::RequestKeys`]), then uses a connection to that endpoint
+//! from [`http::h1_pool`] (or a new one, [`http::connect`], plain or TLS)
+//! or a stream of [`http::client_h2`],
 //! streams the body both ways and counts the status in
 //! [`telemetry::meters::HttpMeters`]. A client that opens with the HTTP/2
 //! preface (or picks `h2` by ALPN) becomes an
@@ -86,7 +89,8 @@
 //! **An RPC request.** The task runs an [`rpc::downstream::Downstream`]: it
 //! decodes the client's frames ([`codec::AnyCodec`]), answers heartbeats,
 //! routes each request by its attributes ([`rpc::route`]) and sends it
-//! through the cluster's [`rpc::pool::Pool`], which rewrites the request id
+//! through the cluster's [`rpc::pool::Pool`] (to the endpoint the balancer
+//! picks for those attributes), which rewrites the request id
 //! into its upstream connection's id space; the response (or the protocol's
 //! own error, on timeout or upstream loss) comes back to the connection's
 //! inbox ([`rpc::Outbound`]) with the client's id, and is written between

@@ -45,7 +45,7 @@ use crate::rpc::Outbound;
 use crate::rpc::downstream::{Downstream, DownstreamError};
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter, TimeoutKind};
-use crate::upstream::lb::Pick;
+use crate::upstream::lb::{EndpointIndex, Load, Pick};
 
 /// How a connection task starts.
 #[derive(Debug)]
@@ -95,6 +95,10 @@ enum Conn {
         tunnel: Box<Tunnel>,
         cluster: Arc<str>,
         upstream: SocketAddr,
+        /// The tunnel as its cluster's policy counts it (`least_request`:
+        /// active connections); boxed, and only for a policy that counts,
+        /// to keep every other connection task small.
+        load: Option<Box<Load>>,
     },
     Echo(Box<Echo>),
     Rpc(Box<Downstream>),
@@ -309,6 +313,10 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
             );
             (
                 Conn::Tunnel {
+                    // Counted here as it was there, when this generation
+                    // still has its cluster and endpoint (by name and
+                    // address: indices may differ between configs).
+                    load: adopted_load(shared, &cluster, upstream),
                     tunnel,
                     cluster,
                     upstream,
@@ -479,6 +487,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                 mut tunnel,
                 cluster,
                 upstream,
+                load,
             } => {
                 let outcome = match tunnel.run_until(stop).await {
                     // Its L4 filters keep state that cannot move (see
@@ -504,6 +513,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                         tunnel,
                         cluster,
                         upstream,
+                        load,
                     },
                 );
             }
@@ -653,6 +663,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                                 tunnel: Box::new(Tunnel::from_parts(parts, idle_timeout, bytes)),
                                 cluster: Arc::from("http-upgrade"),
                                 upstream,
+                                load: None,
                             }
                         }
                         Some(Err(relay)) => Conn::Relay(Box::new(relay)),
@@ -707,6 +718,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                     tunnel,
                     cluster,
                     upstream,
+                    ..
                 } => ConnParts::Tunnel {
                     parts: tunnel.into_parts(),
                     cluster,
@@ -831,15 +843,15 @@ async fn accept(
                 // after.
                 let mut closing = shared.order.subscribe();
                 let pick = Pick {
-                    source: client_addr,
+                    source: client_addr.map(|a| a.ip()),
                     request: None,
                 };
                 let connected = tokio::select! {
                     connected = upstream.connect_for(&pick) => connected,
                     _ = closing.wait_for(|o| *o == Order::Close) => return None,
                 };
-                let (server, addr) = match connected {
-                    Ok(ok) => ok,
+                let (server, addr, endpoint) = match connected {
+                    Ok(c) => (c.stream, c.addr, c.endpoint),
                     Err(e) => {
                         // Dropping the client closes it now: it learns at
                         // once that no upstream answered.
@@ -868,6 +880,7 @@ async fn accept(
                     ),
                     cluster: Arc::from(upstream.cluster.name.as_str()),
                     upstream: addr,
+                    load: Load::counted(upstream.balancer(), endpoint).map(Box::new),
                 }
             }
         }
@@ -901,6 +914,22 @@ fn filter_accepted(
         local: client.local_addr().ok(),
     };
     Ok(chain.accept(&info)?.map(|tap| tap as Box<dyn Tap>))
+}
+
+/// The [`Load`] of a tunnel moved in from another generation, when its
+/// cluster (by name) and endpoint (by address) are still in this one and
+/// its policy counts load.
+fn adopted_load(shared: &Ctx, cluster: &str, upstream: SocketAddr) -> Option<Box<Load>> {
+    let upstream_of = shared
+        .upstreams
+        .iter()
+        .find(|u| u.cluster.name == cluster)?;
+    let endpoint = upstream_of
+        .cluster
+        .endpoints
+        .iter()
+        .position(|e| e.address == upstream)?;
+    Load::counted(upstream_of.balancer(), EndpointIndex(endpoint)).map(Box::new)
 }
 
 #[cfg(test)]

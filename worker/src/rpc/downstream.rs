@@ -68,6 +68,7 @@ use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
 use crate::telemetry::meters::ByteMeter;
 use crate::upstream::cluster::Upstream;
+use crate::upstream::lb::Pick;
 
 /// Bytes read per syscall from a client.
 const READ_CHUNK: usize = 16 * 1024;
@@ -125,6 +126,8 @@ pub(crate) enum DownstreamError {
 #[derive(Debug)]
 pub(crate) struct Downstream {
     client: TcpStream,
+    /// The client's IP, for hashing policies: asked of the socket once.
+    peer: Option<std::net::IpAddr>,
     codec: AnyCodec,
     read_buf: BytesMut,
     write_buf: BytesMut,
@@ -207,6 +210,7 @@ impl Downstream {
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         Downstream {
             filters: Filtering::of(&ctx, &client),
+            peer: client.peer_addr().ok().map(|a| a.ip()),
             client,
             codec: ctx.listener.protocol.codec(ctx.listener.codec),
             read_buf: BytesMut::new(),
@@ -248,6 +252,7 @@ impl Downstream {
         let mut downstream = Downstream {
             // This generation's filters, afresh (see crate::filter).
             filters: Filtering::of(&ctx, &parts.client),
+            peer: parts.client.peer_addr().ok().map(|a| a.ip()),
             client: parts.client,
             codec,
             read_buf: BytesMut::from(&parts.read_pending[..]),
@@ -467,6 +472,7 @@ impl Downstream {
                         frame,
                         reply: None,
                         deadline: Instant::now(),
+                        load: None,
                     };
                     let _ = pinned.send(up).await;
                 }
@@ -507,10 +513,11 @@ impl Downstream {
             frame,
             reply,
             deadline: Instant::now() + listener.request_timeout,
+            load: None,
         };
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
-            Pinning::Pooled => self.ctx.pool(cluster).send(request).await,
+            Pinning::Pooled => self.ctx.pool(cluster).send(request, self.peer).await,
         };
         match sent {
             Ok(()) => {
@@ -550,8 +557,16 @@ impl Downstream {
             Some(at) => at,
             None => {
                 let listener = &self.ctx.listener;
+                let upstream = &self.ctx.upstream(cluster);
+                // The connection is the client's for good: balanced once,
+                // on its first request there.
+                let endpoints = upstream.balancer().order(&Pick {
+                    source: self.peer,
+                    request: Some(request.frame.attributes()),
+                });
                 let connected = pool::connect(
-                    self.ctx.upstream(cluster),
+                    upstream,
+                    endpoints,
                     listener.protocol,
                     listener.codec,
                     self.ctx.order.clone(),

@@ -56,7 +56,7 @@ impl Meters {
             .flat_map(|c| {
                 c.endpoints
                     .iter()
-                    .map(|e| (c.name.clone(), e.to_string(), Arc::default()))
+                    .map(|e| (c.name.clone(), e.address.to_string(), Arc::default()))
             })
             .collect();
         Meters {

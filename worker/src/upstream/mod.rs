@@ -2,7 +2,8 @@
 //!
 //! * [`lb`] — load balancing: the [`lb::Balancer`] seam (which endpoint,
 //!   then which to fall through to), its per-request context, and its
-//!   policies (round robin, chosen by the cluster's `lb`);
+//!   policies (`round_robin`, `random`, `least_request`, `ring_hash`,
+//!   `maglev`, one module each, chosen by the cluster's `lb`);
 //! * [`cluster`] — a cluster at run time ([`cluster::Upstream`]): its
 //!   balancer, and a connect that falls through to the next endpoint when
 //!   one fails or times out.
