@@ -275,10 +275,6 @@ pub(crate) struct Load {
     endpoint: EndpointIndex,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "least_request (issue 14) counts with it")
-)]
 impl Load {
     pub(crate) fn start(balancer: Arc<dyn Balancer>, endpoint: EndpointIndex) -> Load {
         balancer.on_start(endpoint);
@@ -293,6 +289,8 @@ impl Load {
             .then(|| Load::start(Arc::clone(balancer), endpoint))
     }
 
+    /// The endpoint it counts on (tests).
+    #[cfg(test)]
     pub(crate) fn endpoint(&self) -> EndpointIndex {
         self.endpoint
     }
