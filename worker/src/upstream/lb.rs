@@ -498,4 +498,19 @@ mod testing {
         };
         balancer.order(&pick).next().map_or(usize::MAX, |e| e.0)
     }
+
+    /// 10,000 fixed keys (`user-0`, ...) over `balancer`'s endpoints land
+    /// in proportion to `weights`, each share within 10%.
+    pub(super) fn assert_keys_follow(balancer: &dyn Balancer, weights: &[u32]) {
+        let mut counts = vec![0u32; weights.len()];
+        for i in 0..10_000 {
+            counts[first(balancer, &format!("user-{i}"))] += 1;
+        }
+        let total: u32 = weights.iter().sum();
+        for (&count, &weight) in counts.iter().zip(weights) {
+            let expected = 10_000.0 * f64::from(weight) / f64::from(total);
+            let off = (f64::from(count) - expected).abs() / expected;
+            assert!(off < 0.1, "{counts:?} for weights {weights:?}");
+        }
+    }
 }
