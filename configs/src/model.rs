@@ -233,6 +233,12 @@ pub struct Rpc {
     /// Tried in order; the first that matches picks the cluster, else the
     /// listener's `cluster`.
     pub routes: Vec<Route>,
+    /// RocketMQ, on a listener in front of name servers: each real broker
+    /// address (as the name server announces it) and the name of the
+    /// baton listener that fronts that broker. Name-server answers
+    /// (routes, cluster info) reach clients with the listener's address
+    /// in place of the broker's. Empty: answers pass unchanged.
+    pub rocketmq_brokers: Vec<(SocketAddr, String)>,
 }
 
 /// One route: every condition given must hold.
@@ -339,7 +345,10 @@ pub struct Cluster {
     pub name: String,
     pub lb: Lb,
     /// Never empty.
-    pub endpoints: Vec<SocketAddr>,
+    pub endpoints: Vec<Endpoint>,
+    /// What `ring_hash` and `maglev` hash a request on, in order (empty
+    /// for the other policies: the config refuses it there).
+    pub hash_policy: Vec<HashPolicy>,
     /// Per attempt; when it expires the next endpoint is tried.
     pub connect_timeout: Duration,
     /// RPC: multiplexed connections kept open to each endpoint.
@@ -366,11 +375,109 @@ pub struct UpstreamTls {
     pub server_name: Option<String>,
 }
 
-/// Load-balancing policy.
+/// Load-balancing policy (`lb`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lb {
+    /// Smooth weighted round robin (nginx's).
     RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Power of two choices over what each endpoint has in flight.
+    LeastRequest,
+    /// Consistent hashing on a ring (Ketama-like).
+    RingHash,
+    /// Maglev consistent hashing.
+    Maglev,
+}
+
+impl Lb {
+    /// The name a config spells it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lb::RoundRobin => "round_robin",
+            Lb::Random => "random",
+            Lb::LeastRequest => "least_request",
+            Lb::RingHash => "ring_hash",
+            Lb::Maglev => "maglev",
+        }
+    }
+
+    /// Whether the policy hashes a request (and so takes a `hash_policy`).
+    pub fn hashes(self) -> bool {
+        matches!(self, Lb::RingHash | Lb::Maglev)
+    }
+}
+
+/// One endpoint of a cluster: `"ip:port"` or `{ address, weight }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address: SocketAddr,
+    pub weight: Weight,
+}
+
+/// An endpoint's load-balancing weight, 1 to [`Weight::MAX`]; 1 when
+/// left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Weight(u8);
+
+impl Weight {
+    /// Envoy's documented range for `load_balancing_weight` was 1-128
+    /// (v1.5-v1.7, "applied due to performance concerns"); later Envoys
+    /// only bound the sum. We keep 128: round robin precomputes its
+    /// schedule (sum of weights entries) and ring hash's ring grows with
+    /// the largest weight ratio, so the cap bounds both.
+    pub const MAX: u8 = 128;
+    pub const ONE: Weight = Weight(1);
+
+    pub fn new(weight: u8) -> Option<Weight> {
+        (1..=Weight::MAX)
+            .contains(&weight)
+            .then_some(Weight(weight))
+    }
+
+    pub fn get(self) -> u32 {
+        u32::from(self.0)
+    }
+}
+
+impl Default for Weight {
+    fn default() -> Weight {
+        Weight::ONE
+    }
+}
+
+impl TryFrom<i64> for Weight {
+    type Error = String;
+
+    fn try_from(n: i64) -> Result<Weight, String> {
+        u8::try_from(n)
+            .ok()
+            .and_then(Weight::new)
+            .ok_or_else(|| format!("weight must be 1 to {}, got {n}", Weight::MAX))
+    }
+}
+
+/// One `hash_policy` entry: a part of the request to hash (Envoy's
+/// `RouteAction.HashPolicy`). A request that lacks it contributes
+/// nothing; a request that lacks every one is balanced as `random` would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashPolicy {
+    /// HTTP header; for RPC, a request header / attachment.
+    Header(String),
+    /// HTTP cookie.
+    Cookie(String),
+    /// The downstream peer's IP (every protocol, L4 included).
+    SourceIp,
+    /// HTTP path, without the query.
+    Path,
+    /// RPC service (interface, servant).
+    Service,
+    /// RPC method.
+    Method,
+    /// RPC attachment (Bolt header, Dubbo attachment, Tars context).
+    Attachment(String),
 }
 
 impl Config {

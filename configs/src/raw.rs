@@ -14,9 +14,9 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::duration::Text as DurationText;
 use crate::model::{
-    AccessLog, Admin, AdminToken, Builtin, Cluster, ClusterId, Config, Http, HttpAction, HttpRoute,
-    Lb, Listener, ListenerId, LogFormat, LogTarget, PathMatch, Protocol, Route, Rpc, Supervisor,
-    Target, Tls, UpstreamProtocol, UpstreamTls,
+    AccessLog, Admin, AdminToken, Builtin, Cluster, ClusterId, Config, Endpoint, HashPolicy, Http,
+    HttpAction, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget, PathMatch, Protocol,
+    Route, Rpc, Supervisor, Target, Tls, UpstreamProtocol, UpstreamTls, Weight,
 };
 
 /// Defaults, each with its reason.
@@ -220,6 +220,8 @@ struct RawListener {
     body_timeout: Option<Spanned<DurationText>>,
     tls: Option<Spanned<RawTls>>,
     routes: Option<Spanned<Vec<RawRoute>>>,
+    /// RocketMQ: real broker address → name of the listener fronting it.
+    rocketmq_brokers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -303,8 +305,12 @@ fn text_plain() -> String {
 struct RawCluster {
     name: Spanned<String>,
     #[serde(default = "round_robin")]
-    lb: Lb,
-    endpoints: Spanned<Vec<SocketAddr>>,
+    lb: Spanned<Lb>,
+    endpoints: Spanned<Vec<RawEndpoint>>,
+    /// Envoy's shape: a list, each entry one part of the request.
+    hash_policy: Option<Spanned<Vec<Spanned<RawHashPolicy>>>>,
+    /// The issue's shorthand for a one-entry `hash_policy`.
+    hash: Option<Spanned<RawHashPolicy>>,
     connect_timeout: Option<Spanned<DurationText>>,
     connections_per_endpoint: Option<NonZeroU32>,
     #[serde(default = "http1")]
@@ -319,6 +325,98 @@ struct RawUpstreamTls {
     server_name: Option<String>,
 }
 
+/// `"ip:port"` or `{ address = "ip:port", weight = N }`. By hand rather
+/// than an untagged enum, whose error ("did not match any variant") would
+/// hide which part was wrong.
+struct RawEndpoint(Endpoint);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeightedEndpoint {
+    address: SocketAddr,
+    #[serde(default)]
+    weight: Weight,
+}
+
+impl<'de> Deserialize<'de> for RawEndpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawEndpoint, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawEndpoint;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(r#"an address "ip:port" or { address = "ip:port", weight = N }"#)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawEndpoint, E> {
+                let address = s.parse().map_err(|_| {
+                    E::invalid_value(serde::de::Unexpected::Str(s), &"an address \"ip:port\"")
+                })?;
+                Ok(RawEndpoint(Endpoint {
+                    address,
+                    weight: Weight::ONE,
+                }))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawEndpoint, A::Error> {
+                let e = RawWeightedEndpoint::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(RawEndpoint(Endpoint {
+                    address: e.address,
+                    weight: e.weight,
+                }))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// One `hash_policy` entry: exactly one key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHashPolicy {
+    header: Option<String>,
+    cookie: Option<String>,
+    source_ip: Option<bool>,
+    path: Option<bool>,
+    service: Option<bool>,
+    method: Option<bool>,
+    attachment: Option<String>,
+}
+
+impl RawHashPolicy {
+    fn validate(self) -> Result<HashPolicy, String> {
+        let flag = |set: Option<bool>, policy: HashPolicy| set.filter(|s| *s).map(|_| policy);
+        let named = |name: Option<String>, policy: fn(String) -> HashPolicy| {
+            name.filter(|n| !n.is_empty()).map(policy)
+        };
+        let mut set = [
+            named(self.header, HashPolicy::Header),
+            named(self.cookie, HashPolicy::Cookie),
+            flag(self.source_ip, HashPolicy::SourceIp),
+            flag(self.path, HashPolicy::Path),
+            flag(self.service, HashPolicy::Service),
+            flag(self.method, HashPolicy::Method),
+            named(self.attachment, HashPolicy::Attachment),
+        ]
+        .into_iter()
+        .flatten();
+        match (set.next(), set.next()) {
+            (Some(policy), None) => Ok(policy),
+            _ => Err(
+                "a hash policy entry names exactly one of: header = \"name\", \
+                 cookie = \"name\", source_ip = true, path = true, service = true, \
+                 method = true, attachment = \"key\""
+                    .into(),
+            ),
+        }
+    }
+}
+
 fn http1() -> UpstreamProtocol {
     UpstreamProtocol::Http1
 }
@@ -329,8 +427,8 @@ fn tcp() -> Protocol {
 fn backlog() -> u32 {
     defaults::BACKLOG
 }
-fn round_robin() -> Lb {
-    Lb::RoundRobin
+fn round_robin() -> Spanned<Lb> {
+    Spanned::new(0..0, Lb::RoundRobin)
 }
 
 /// Deserializes `text` into `T`, turning any error into a [`ConfigError`]
@@ -405,10 +503,53 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         }
         let connect_timeout = positive(c.connect_timeout, defaults::CONNECT_TIMEOUT)
             .map_err(|(span, m)| error(span, path("connect_timeout"), m))?;
+        let lb = *c.lb.get_ref();
+        let mut hash_policy = Vec::new();
+        let entries = match (c.hash_policy, c.hash) {
+            (Some(_), Some(hash)) => {
+                return Err(error(
+                    hash.span(),
+                    path("hash"),
+                    "give hash_policy or its one-entry shorthand hash, not both".into(),
+                ));
+            }
+            (Some(list), None) => {
+                let key = "hash_policy";
+                (key, Some(list.span()), list.into_inner())
+            }
+            (None, Some(one)) => ("hash", Some(one.span()), vec![one]),
+            (None, None) => ("hash_policy", None, Vec::new()),
+        };
+        let (key, span, entries) = entries;
+        if let Some(span) = span
+            && !lb.hashes()
+        {
+            return Err(error(
+                span,
+                path(key),
+                format!(
+                    "{key} is for lb = \"ring_hash\" or \"maglev\"; lb = {:?} does not hash",
+                    lb.name()
+                ),
+            ));
+        }
+        for (j, entry) in entries.into_iter().enumerate() {
+            let span = entry.span();
+            let policy = entry.into_inner().validate().map_err(|m| {
+                let at = if key == "hash" {
+                    path(key)
+                } else {
+                    path(&format!("{key}[{j}]"))
+                };
+                error(span, at, m)
+            })?;
+            hash_policy.push(policy);
+        }
         clusters.push(Cluster {
             name: c.name.into_inner(),
-            lb: c.lb,
-            endpoints: c.endpoints.into_inner(),
+            lb,
+            endpoints: c.endpoints.into_inner().into_iter().map(|e| e.0).collect(),
+            hash_policy,
             connect_timeout,
             connections_per_endpoint: c
                 .connections_per_endpoint
@@ -425,6 +566,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
     }
 
     let mut listeners = Vec::with_capacity(raw.listeners.len());
+    // `rocketmq_brokers` names listeners, maybe later ones: checked once
+    // all are known (listener index, span).
+    let mut broker_maps = Vec::new();
     let mut listener_names = HashSet::new();
     let mut addresses = HashSet::new();
     for (i, l) in raw.listeners.into_iter().enumerate() {
@@ -505,6 +649,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                         ("body_timeout", l.body_timeout.as_ref().map(Spanned::span)),
                         ("tls", l.tls.as_ref().map(Spanned::span)),
                         ("routes", l.routes.as_ref().map(Spanned::span)),
+                        (
+                            "rocketmq_brokers",
+                            l.rocketmq_brokers.as_ref().map(Spanned::span),
+                        ),
                     ],
                     "does not apply to tcp listeners",
                 )?;
@@ -512,10 +660,16 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             }
             Protocol::Http => {
                 misplaced(
-                    &[(
-                        "max_frame_size",
-                        l.max_frame_size.as_ref().map(Spanned::span),
-                    )],
+                    &[
+                        (
+                            "max_frame_size",
+                            l.max_frame_size.as_ref().map(Spanned::span),
+                        ),
+                        (
+                            "rocketmq_brokers",
+                            l.rocketmq_brokers.as_ref().map(Spanned::span),
+                        ),
+                    ],
                     "applies to RPC listeners (any protocol but tcp and http)",
                 )?;
                 let ctx = Ctx {
@@ -556,6 +710,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 (Some(rpc_settings(&ctx, &l, &target)?), None)
             }
         };
+        if let Some(brokers) = &l.rocketmq_brokers {
+            broker_maps.push((i, brokers.span()));
+        }
         listeners.push(Listener {
             name: l.name.into_inner(),
             address,
@@ -569,6 +726,35 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             rpc,
             http,
         });
+    }
+
+    for (i, span) in broker_maps {
+        let names = listeners[i]
+            .rpc
+            .iter()
+            .flat_map(|r| r.rocketmq_brokers.iter().map(|(_, name)| name.clone()))
+            .collect::<Vec<_>>();
+        let mut seen = HashSet::new();
+        for name in names {
+            let fronting = listeners.iter().find(|l| l.name == name);
+            let problem = match fronting {
+                None => Some(format!("no listener is named {name:?}")),
+                Some(l) if l.protocol != Protocol::Rocketmq => {
+                    Some(format!("listener {name:?} is not a rocketmq listener"))
+                }
+                Some(_) if !seen.insert(name.clone()) => Some(format!(
+                    "listener {name:?} fronts two brokers (it could not tell them apart)"
+                )),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(error(
+                    span.clone(),
+                    format!("listeners[{i}].rocketmq_brokers"),
+                    problem,
+                ));
+            }
+        }
     }
 
     Ok(Config {
@@ -714,10 +900,31 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
             cluster: ctx.plain_cluster(cluster, &key("cluster"))?,
         });
     }
+    let mut rocketmq_brokers = Vec::new();
+    if let Some(brokers) = &l.rocketmq_brokers {
+        if l.protocol != Protocol::Rocketmq {
+            return Err(ctx.error(
+                brokers.span(),
+                "rocketmq_brokers",
+                "rocketmq_brokers applies to rocketmq listeners",
+            ));
+        }
+        for (broker, listener) in brokers.get_ref() {
+            let addr: SocketAddr = broker.parse().map_err(|_| {
+                ctx.error(
+                    brokers.span(),
+                    "rocketmq_brokers",
+                    format!("{broker:?} is not a broker address (ip:port, as the name server announces it)"),
+                )
+            })?;
+            rocketmq_brokers.push((addr, listener.clone()));
+        }
+    }
     Ok(Rpc {
         request_timeout,
         max_frame_size,
         routes,
+        rocketmq_brokers,
     })
 }
 

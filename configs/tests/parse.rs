@@ -371,3 +371,229 @@ fn admin_token_and_control_address_are_checked_for_both_readers() {
         );
     }
 }
+
+#[test]
+fn rocketmq_brokers_name_rocketmq_listeners_one_to_one() {
+    let config = |brokers: &str, second_protocol: &str| {
+        format!(
+            "[[listeners]]\nname = \"ns\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"c\"\nrocketmq_brokers = {brokers}\n\
+             [[listeners]]\nname = \"b\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{second_protocol}\"\n\
+             cluster = \"c\"\n\
+             [[listeners]]\nname = \"b2\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"c\"\n{GOOD_TAIL}"
+        )
+    };
+    let good = parse(
+        "t.toml",
+        &config(
+            "{ \"10.0.0.5:10911\" = \"b\", \"10.0.0.6:10911\" = \"b2\" }",
+            "rocketmq",
+        ),
+    )
+    .unwrap();
+    let brokers = &good.listeners[0].rpc.as_ref().unwrap().rocketmq_brokers;
+    assert_eq!(
+        brokers,
+        &vec![
+            ("10.0.0.5:10911".parse().unwrap(), "b".to_owned()),
+            ("10.0.0.6:10911".parse().unwrap(), "b2".to_owned()),
+        ]
+    );
+    for (brokers, protocol, wanted) in [
+        (
+            "{ \"10.0.0.5:10911\" = \"nope\" }",
+            "rocketmq",
+            "no listener is named",
+        ),
+        (
+            "{ \"10.0.0.5:10911\" = \"b\" }",
+            "bolt",
+            "is not a rocketmq listener",
+        ),
+        (
+            "{ \"10.0.0.5:10911\" = \"b\", \"10.0.0.6:10911\" = \"b\" }",
+            "rocketmq",
+            "fronts two brokers",
+        ),
+        (
+            "{ \"broker-a\" = \"b\" }",
+            "rocketmq",
+            "is not a broker address",
+        ),
+    ] {
+        let (line, _, path, message) = error(&config(brokers, protocol));
+        assert_eq!(line, 6, "{message}");
+        assert_eq!(path, "listeners[0].rocketmq_brokers");
+        assert!(message.contains(wanted), "{wanted:?} in {message}");
+    }
+    // Only on rocketmq listeners.
+    let (_, _, path, message) = error(&listener("protocol = \"bolt\"\nrocketmq_brokers = {}\n"));
+    assert_eq!(path, "listeners[0].rocketmq_brokers");
+    assert!(
+        message.contains("applies to rocketmq listeners"),
+        "{message}"
+    );
+}
+
+fn cluster(extra: &str) -> String {
+    format!(
+        "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"c\"\n\
+         [[clusters]]\nname = \"c\"\n{extra}"
+    )
+}
+
+#[test]
+fn every_lb_policy_parses_from_its_name() {
+    use baton_config::Lb;
+    for lb in [
+        Lb::RoundRobin,
+        Lb::Random,
+        Lb::LeastRequest,
+        Lb::RingHash,
+        Lb::Maglev,
+    ] {
+        let config = parse(
+            "t.toml",
+            &cluster(&format!(
+                "lb = \"{}\"\nendpoints = [\"127.0.0.1:1\"]\n",
+                lb.name()
+            )),
+        )
+        .unwrap();
+        assert_eq!(config.clusters[0].lb, lb);
+    }
+    let (line, _, path, message) = error(&cluster(
+        "lb = \"least_conn\"\nendpoints = [\"127.0.0.1:1\"]\n",
+    ));
+    assert_eq!((line, path.as_str()), (7, "clusters[0].lb"));
+    assert!(
+        message.contains("least_conn") && message.contains("maglev"),
+        "{message}"
+    );
+}
+
+#[test]
+fn endpoints_are_plain_or_weighted() {
+    use baton_config::{Endpoint, Weight};
+    let config = parse(
+        "t.toml",
+        &cluster(
+            "endpoints = [\"127.0.0.1:1\", { address = \"127.0.0.1:2\", weight = 5 }, \
+             { address = \"127.0.0.1:3\" }]\n",
+        ),
+    )
+    .unwrap();
+    let weights: Vec<u32> = config.clusters[0]
+        .endpoints
+        .iter()
+        .map(|e| e.weight.get())
+        .collect();
+    assert_eq!(weights, [1, 5, 1]);
+    assert_eq!(
+        config.clusters[0].endpoints[1],
+        Endpoint {
+            address: "127.0.0.1:2".parse().unwrap(),
+            weight: Weight::new(5).unwrap(),
+        }
+    );
+    // The bounds: 1 and 128 are fine, 0 and 129 are refused.
+    for (weight, ok) in [
+        (1, true),
+        (128, true),
+        (0, false),
+        (129, false),
+        (-1, false),
+    ] {
+        let text = cluster(&format!(
+            "endpoints = [{{ address = \"127.0.0.1:2\", weight = {weight} }}]\n"
+        ));
+        match parse("t.toml", &text) {
+            Ok(_) => assert!(ok, "weight {weight} accepted"),
+            Err(_) => {
+                assert!(!ok, "weight {weight} refused");
+                let (line, _, path, message) = error(&text);
+                assert_eq!(line, 7);
+                assert!(path.starts_with("clusters[0].endpoints"), "{path}");
+                assert!(message.contains("weight must be 1 to 128"), "{message}");
+            }
+        }
+    }
+    let (_, _, _, message) = error(&cluster("endpoints = [\"localhost\"]\n"));
+    assert!(message.contains("ip:port"), "{message}");
+    let (_, _, _, message) = error(&cluster(
+        "endpoints = [{ address = \"127.0.0.1:2\", wieght = 2 }]\n",
+    ));
+    assert!(message.contains("wieght"), "{message}");
+}
+
+#[test]
+fn hash_policies_follow_envoys_shape() {
+    use baton_config::HashPolicy;
+    let config = parse(
+        "t.toml",
+        &cluster(
+            "lb = \"ring_hash\"\nendpoints = [\"127.0.0.1:1\"]\n\
+             hash_policy = [{ header = \"x-user\" }, { cookie = \"sid\" }, { source_ip = true }, \
+             { path = true }, { service = true }, { method = true }, { attachment = \"k\" }]\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        config.clusters[0].hash_policy,
+        [
+            HashPolicy::Header("x-user".into()),
+            HashPolicy::Cookie("sid".into()),
+            HashPolicy::SourceIp,
+            HashPolicy::Path,
+            HashPolicy::Service,
+            HashPolicy::Method,
+            HashPolicy::Attachment("k".into()),
+        ]
+    );
+    // The issue's one-entry shorthand.
+    let config = parse(
+        "t.toml",
+        &cluster(
+            "lb = \"maglev\"\nendpoints = [\"127.0.0.1:1\"]\nhash = { header = \"x-user\" }\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        config.clusters[0].hash_policy,
+        [HashPolicy::Header("x-user".into())]
+    );
+
+    // A hash policy on a policy that does not hash.
+    let (line, _, path, message) = error(&cluster(
+        "lb = \"round_robin\"\nendpoints = [\"127.0.0.1:1\"]\nhash_policy = [{ path = true }]\n",
+    ));
+    assert_eq!((line, path.as_str()), (9, "clusters[0].hash_policy"));
+    assert!(message.contains("ring_hash"), "{message}");
+    let (_, _, path, _) = error(&cluster(
+        "endpoints = [\"127.0.0.1:1\"]\nhash = { source_ip = true }\n",
+    ));
+    assert_eq!(path, "clusters[0].hash");
+
+    // Each entry names exactly one thing.
+    for entry in [
+        "{ header = \"a\", cookie = \"b\" }",
+        "{}",
+        "{ path = false }",
+    ] {
+        let (_, _, path, message) = error(&cluster(&format!(
+            "lb = \"maglev\"\nendpoints = [\"127.0.0.1:1\"]\nhash_policy = [{entry}]\n"
+        )));
+        assert_eq!(path, "clusters[0].hash_policy[0]", "{entry}");
+        assert!(message.contains("exactly one"), "{message}");
+    }
+    let (_, _, path, _) = error(&cluster(
+        "lb = \"maglev\"\nendpoints = [\"127.0.0.1:1\"]\nhash_policy = [{ query = \"q\" }]\n",
+    ));
+    assert!(path.starts_with("clusters[0].hash_policy[0]"), "{path}");
+    let (_, _, path, _) = error(&cluster(
+        "lb = \"maglev\"\nendpoints = [\"127.0.0.1:1\"]\nhash_policy = [{ path = true }]\n\
+         hash = { path = true }\n",
+    ));
+    assert_eq!(path, "clusters[0].hash");
+}

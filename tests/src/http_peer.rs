@@ -831,7 +831,7 @@ mod tests {
 
     #[test]
     fn wrk_reports_parse() {
-        let clean = "Running 5s test @ http://127.0.0.1:1/\n  2 threads and 32 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n\
+        let clean = "Running 5s test @ http://localhost/\n  2 threads and 32 connections\n  Thread Stats   Avg      Stdev     Max   +/- Stdev\n\
                      \x20 123456 requests in 5.00s, 20.00MB read\nRequests/sec:  24691.20\n";
         let r = WrkReport::parse(clean);
         assert_eq!((r.requests, r.connections), (123_456, 32));

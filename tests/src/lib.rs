@@ -21,6 +21,8 @@
 //! * [`h2_raw`] — an HTTP/2 client that writes frames as told, even
 //!   malformed ones;
 //! * [`haproxy`] — HAProxy run from a temp dir;
+//! * [`rocketmq_broker`] — Apache RocketMQ's name server and broker, and
+//!   the official Java client, from `interop/rocketmq/` (Maven);
 //! * [`certs`] — a CA and server certificates per test (openssl);
 //! * [`systemd`] — a real systemd booted in namespaces, with baton's units
 //!   staged (or nothing of baton, for installing its Debian package);
@@ -55,6 +57,7 @@ pub mod h2_raw;
 pub mod haproxy;
 pub mod http_peer;
 pub mod recording;
+pub mod rocketmq_broker;
 pub mod smuggle_corpus;
 pub mod state;
 pub mod systemd;

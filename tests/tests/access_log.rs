@@ -92,7 +92,9 @@ async fn logfmt_by_default_and_no_upstream_is_logged() {
 #[test]
 fn an_access_log_that_cannot_be_opened_refuses_the_config() {
     let dir = tempfile::tempdir().unwrap();
-    let config = tcp_config(&["127.0.0.1:9".parse().unwrap()], "")
+    // Never dialled (the config is refused): any address will do.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = tcp_config(&[unused.local_addr().unwrap()], "")
         + &format!(
             "\n[access_log]\npath = \"{}\"\n",
             dir.path().join("no/such/dir/log").display()

@@ -140,7 +140,7 @@ async fn read_only_endpoints_describe_the_proxy_in_force() {
     assert_eq!(clusters["clusters"][0]["name"], "back");
     assert_eq!(endpoint["address"], upstream.addr.to_string());
     assert_eq!(endpoint["health"], "unknown");
-    assert_eq!(endpoint["weight"], Value::Null);
+    assert_eq!(endpoint["weight"], 1);
     assert_eq!(endpoint["upstream_connections"], 1);
     assert_eq!(endpoint["connect_failures"], 0);
     let text = http(admin, "GET", "/clusters?format=text");

@@ -59,13 +59,13 @@ use tokio::sync::Semaphore;
 /// budget may lower it ([`Plan::pipes`]). Defined here, where the budget
 /// plans for it, rather than beside the pipes, so that the budget depends
 /// on no layer above it.
-pub const MAX_PIPES: usize = 1024;
+pub(crate) const MAX_PIPES: usize = 1024;
 
 /// Descriptors the process holds besides listeners and connections:
 /// stdin/out/err, the ctrl channel, the runtime's epoll instance and
 /// wakers, the access log, a certificate or CA file while it is read, a
 /// handoff channel — a dozen; 64 leaves room for what a library opens.
-pub const PROCESS_RESERVE: usize = 64;
+pub(crate) const PROCESS_RESERVE: usize = 64;
 
 /// The limit assumed when `RLIMIT_NOFILE` is unlimited: Linux's default
 /// `fs.nr_open`, the most a process can have open whatever its limit.
@@ -77,7 +77,7 @@ const PIPE_SHARE: usize = 8;
 
 /// How the open-file limit is spent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// `RLIMIT_NOFILE` (soft).
     pub limit: u64,
     pub process: usize,
@@ -96,7 +96,7 @@ pub struct Plan {
 impl Plan {
     /// The connections listener `id` may hold with the budget to itself
     /// (all listeners share it).
-    pub fn effective(&self, id: ListenerId, listener: &Listener) -> u32 {
+    pub(crate) fn effective(&self, id: ListenerId, listener: &Listener) -> u32 {
         let cost = self.costs.get(id.index()).copied().unwrap_or(1).max(1) as usize;
         let fit = u32::try_from(self.units / cost).unwrap_or(u32::MAX);
         fit.min(listener.max_connections.get())
@@ -124,7 +124,7 @@ pub struct TooFew {
 }
 
 /// The current open-file limit (soft).
-pub fn open_file_limit() -> u64 {
+pub(crate) fn open_file_limit() -> u64 {
     rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(NR_OPEN_DEFAULT)
@@ -133,7 +133,7 @@ pub fn open_file_limit() -> u64 {
 /// Raises the soft open-file limit to the hard one, as a server that
 /// holds many sockets should (the soft default, 1024, exists for programs
 /// that use `select`, which baton does not). Returns (before, after).
-pub fn raise_open_file_limit() -> Result<(Option<u64>, Option<u64>), rustix::io::Errno> {
+pub(crate) fn raise_open_file_limit() -> Result<(Option<u64>, Option<u64>), rustix::io::Errno> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     let before = limit.current;
@@ -153,7 +153,7 @@ pub fn raise_open_file_limit() -> Result<(Option<u64>, Option<u64>), rustix::io:
 }
 
 /// Units one connection of `listener` takes (see the module docs).
-pub fn cost(listener: &Listener) -> u32 {
+pub(crate) fn cost(listener: &Listener) -> u32 {
     match listener.protocol {
         Protocol::Tcp => match listener.target {
             Target::Cluster(_) => 2,
@@ -195,7 +195,7 @@ fn routed_clusters(listener: &Listener) -> Vec<ClusterId> {
 }
 
 /// Plans the descriptors of a worker running `config` under `limit`.
-pub fn plan(limit: u64, config: &Config) -> Result<Plan, TooFew> {
+pub(crate) fn plan(limit: u64, config: &Config) -> Result<Plan, TooFew> {
     let listeners = config.listeners.len();
     let handoff = baton_ipc::MAX_FDS;
     let pooled: usize = config

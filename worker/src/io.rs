@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 /// A pump that speaks a protocol fails with its own error type `E`; a byte
 /// pump's failures are its sockets'.
 #[derive(Debug)]
-pub enum Outcome<T = (), E = io::Error> {
+pub(crate) enum Outcome<T = (), E = io::Error> {
     /// Ended cleanly (a tunnel: both directions).
     Finished,
     /// Nothing moved for the idle timeout.
@@ -33,7 +33,7 @@ pub enum Outcome<T = (), E = io::Error> {
 
 impl<T, E> Outcome<T, E> {
     /// The same outcome, a failure turned into `F` by `f`.
-    pub fn map_failure<F>(self, f: impl FnOnce(E) -> F) -> Outcome<T, F> {
+    pub(crate) fn map_failure<F>(self, f: impl FnOnce(E) -> F) -> Outcome<T, F> {
         match self {
             Outcome::Finished => Outcome::Finished,
             Outcome::Idle => Outcome::Idle,
@@ -46,14 +46,14 @@ impl<T, E> Outcome<T, E> {
 /// An idle timer that costs one clock read per active poll instead of a
 /// timer reset per read: the sleep is only re-armed when it fires early.
 #[derive(Debug)]
-pub struct Idle {
+pub(crate) struct Idle {
     timeout: Duration,
     last_activity: Instant,
     sleep: Pin<Box<Sleep>>,
 }
 
 impl Idle {
-    pub fn new(timeout: Duration) -> Idle {
+    pub(crate) fn new(timeout: Duration) -> Idle {
         let now = Instant::now();
         Idle {
             timeout,
@@ -62,11 +62,11 @@ impl Idle {
         }
     }
 
-    pub fn touch(&mut self) {
+    pub(crate) fn touch(&mut self) {
         self.last_activity = Instant::now();
     }
 
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             ready!(self.sleep.as_mut().poll(cx));
             let deadline = self.last_activity + self.timeout;
@@ -80,13 +80,13 @@ impl Idle {
 
 /// A stream with bytes already read from it put back in front.
 #[derive(Debug)]
-pub struct Prefixed<S> {
+pub(crate) struct Prefixed<S> {
     prefix: Bytes,
     inner: S,
 }
 
 impl<S> Prefixed<S> {
-    pub fn new(prefix: Bytes, inner: S) -> Prefixed<S> {
+    pub(crate) fn new(prefix: Bytes, inner: S) -> Prefixed<S> {
         Prefixed { prefix, inner }
     }
 }
@@ -137,15 +137,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 /// socket is full keeps the record for the next write); with nothing
 /// written after it, only a flush puts it on the wire. For a plain
 /// socket the flush is free.
-pub async fn send<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
+pub(crate) async fn send<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+) -> io::Result<()> {
     use tokio::io::AsyncWriteExt;
     w.write_all(bytes).await?;
     w.flush().await
 }
 
 /// Any client stream the HTTP code runs over (plain, TLS, prefixed).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
 /// A boxed client stream.
-pub type BoxIo = Box<dyn Io>;
+pub(crate) type BoxIo = Box<dyn Io>;

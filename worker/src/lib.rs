@@ -70,7 +70,8 @@
 //! listener's L4 filters' accept stage ([`filter::network::NetworkChain`]:
 //! a filter may refuse), connects to the listener's cluster
 //! ([`upstream::cluster::Upstream::connect_for`]: the cluster's balancer
-//! picks, a failed connect falls through to the next endpoint), then runs
+//! picks, by the client's IP for a hashing policy, a failed connect falls
+//! through to the next endpoint; `least_request` counts the tunnel), then runs
 //! an [`l4::tunnel::Tunnel`] — a [`l4::pipe::Pipe`] each way, counted in the
 //! listener's [`telemetry::meters::ByteMeter`] — until both directions end,
 //! it idles out, or it is paused or closed; the end is one access log line.
@@ -80,9 +81,11 @@
 //! hands the request to [`http::exchange`], the one pipeline for both
 //! client and both cluster protocols: it routes the request
 //! ([`http::route`]), answers it itself or applies the request transforms
-//! ([`http::transform`]) and forwards it with its timeout and retries over
-//! an upstream connection from [`http::h1_pool`] (or a new one,
-//! [`http::connect`], plain or TLS) or a stream of [`http::client_h2`],
+//! ([`http::transform`]) and forwards it with its timeout and retries: each
+//! attempt asks the cluster's balancer for an endpoint (the head is its
+//! [`upstream::lb::RequestKeys`]), then uses a connection to that endpoint
+//! from [`http::h1_pool`] (or a new one, [`http::connect`], plain or TLS)
+//! or a stream of [`http::client_h2`],
 //! streams the body both ways and counts the status in
 //! [`telemetry::meters::HttpMeters`]. A client that opens with the HTTP/2
 //! preface (or picks `h2` by ALPN) becomes an
@@ -92,7 +95,8 @@
 //! **An RPC request.** The task runs an [`rpc::downstream::Downstream`]: it
 //! decodes the client's frames ([`codec::AnyCodec`]), answers heartbeats,
 //! routes each request by its attributes ([`rpc::route`]) and sends it
-//! through the cluster's [`rpc::pool::Pool`], which rewrites the request id
+//! through the cluster's [`rpc::pool::Pool`] (to the endpoint the balancer
+//! picks for those attributes), which rewrites the request id
 //! into its upstream connection's id space; the response (or the protocol's
 //! own error, on timeout or upstream loss) comes back to the connection's
 //! inbox ([`rpc::Outbound`]) with the client's id, and is written between
@@ -111,22 +115,32 @@
 //! a moved RPC connection had in flight arrive in the old generation and
 //! are forwarded ([`migrate::forward`]) to the new one, which writes them to
 //! the client.
+//!
+//! # Visibility
+//!
+//! `pub(crate)` by default: `unreachable_pub` warns (CI denies warnings),
+//! so an item is public only when something outside the crate uses it —
+//! the binary ([`cli`]), the fuzz targets and codec tests ([`codec`],
+//! `http::fuzzing`), and the component tests in `worker/tests/`
+//! (`conn::ctx`, `generation::serve`, `migrate::{hooks, new, old,
+//! schema}`).
+#![warn(unreachable_pub)]
 
 pub mod cli;
 pub mod codec;
 pub mod conn;
-pub mod fds;
-pub mod filter;
+pub(crate) mod fds;
+pub(crate) mod filter;
 pub mod generation;
 pub mod http;
-pub mod io;
-pub mod kind;
-pub mod l4;
-pub mod lifecycle;
+pub(crate) mod io;
+pub(crate) mod kind;
+pub(crate) mod l4;
+pub(crate) mod lifecycle;
 pub mod migrate;
-pub mod rpc;
-pub mod telemetry;
-pub mod upstream;
+pub(crate) mod rpc;
+pub(crate) mod telemetry;
+pub(crate) mod upstream;
 
 use std::process::ExitCode;
 

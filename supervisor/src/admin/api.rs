@@ -20,8 +20,8 @@ use crate::metrics::{Labels, MetricsStore};
 const HEALTH_UNKNOWN: &str = "unknown";
 
 /// Why endpoints have no health and weight yet.
-const HEALTH_NOTE: &str = "baton does not check endpoint health or weigh endpoints yet \
-                           (upstream management): health is \"unknown\", weight is null";
+const HEALTH_NOTE: &str = "baton does not check endpoint health yet \
+                           (upstream management): health is \"unknown\"";
 
 /// `/config_dump`: the current release's config, secrets redacted.
 pub(crate) fn config_dump(state: &AdminState, text: bool) -> Response {
@@ -134,18 +134,21 @@ pub(crate) fn clusters(state: &AdminState, text: bool) -> Response {
                 .into_iter()
                 .flatten()
                 .filter_map(|e| {
-                    e.as_str().or_else(|| {
-                        e.as_table()
-                            .and_then(|t| t.get("address"))
-                            .and_then(toml::Value::as_str)
+                    // `"ip:port"` (weight 1) or `{ address, weight }`.
+                    let plain = e.as_str().map(|a| (a, 1));
+                    plain.or_else(|| {
+                        let t = e.as_table()?;
+                        let address = t.get("address").and_then(toml::Value::as_str)?;
+                        let weight = t.get("weight").and_then(toml::Value::as_integer);
+                        Some((address, weight.unwrap_or(1)))
                     })
                 })
-                .map(|address| {
+                .map(|(address, weight)| {
                     let by = [("cluster", name), ("endpoint", address)];
                     json!({
                         "address": address,
                         "health": HEALTH_UNKNOWN,
-                        "weight": null,
+                        "weight": weight,
                         "upstream_connections": total(&metrics, "baton_upstream_connections_total", &by),
                         "connect_failures": total(&metrics, "baton_upstream_connect_failures_total", &by),
                         "connect_timeouts": total(&metrics, "baton_upstream_connect_timeouts_total", &by),

@@ -69,6 +69,6 @@
 //!    decision, not a match on kinds).
 
 pub mod ctx;
-pub mod registry;
-pub mod state;
-pub mod task;
+pub(crate) mod registry;
+pub(crate) mod state;
+pub(crate) mod task;

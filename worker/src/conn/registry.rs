@@ -18,7 +18,7 @@ use crate::conn::state::{ConnId, Parked};
 
 /// "Stop and send me your state."
 #[derive(Debug)]
-pub struct PauseReq {
+pub(crate) struct PauseReq {
     pub(crate) reply: mpsc::UnboundedSender<Paused>,
 }
 

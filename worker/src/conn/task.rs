@@ -49,7 +49,7 @@ use crate::http::live::TlsHello;
 use crate::http::session_h1::H1Conn;
 use crate::io::Outcome;
 use crate::kind::{Env, Live, Mobility, Provides, Site, Task};
-use crate::l4::live::TunnelConn;
+use crate::l4::live::{Balancers, TunnelConn};
 use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
 use crate::lifecycle::Order;
@@ -57,11 +57,11 @@ use crate::rpc::Outbound;
 use crate::rpc::downstream::{Context as RpcContext, Downstream, DownstreamError};
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter};
-use crate::upstream::lb::Pick;
+use crate::upstream::lb::{EndpointIndex, Load, Pick};
 
 /// How a connection task starts.
 #[derive(Debug)]
-pub enum Start {
+pub(crate) enum Start {
     /// Freshly accepted on listener `listener`.
     Accepted {
         listener: ListenerId,
@@ -160,6 +160,22 @@ impl Provides<Box<dyn Tap>> for ListenerSite {
     }
 }
 
+impl Balancers for ListenerSite {
+    fn load_of(&self, cluster: &str, upstream: SocketAddr) -> Option<Load> {
+        let upstream_of = self
+            .shared
+            .upstreams
+            .iter()
+            .find(|u| u.cluster.name == cluster)?;
+        let endpoint = upstream_of
+            .cluster
+            .endpoints
+            .iter()
+            .position(|e| e.address == upstream)?;
+        Load::counted(upstream_of.balancer(), EndpointIndex(endpoint))
+    }
+}
+
 /// A connection ready to run (built before its task, for adopted ones).
 struct Ready {
     conn: Conn,
@@ -233,14 +249,14 @@ fn spawn_as(
 /// Runs a connection handed over by the previous generation (or one of
 /// ours resumed after a failed handoff). For an RPC connection, returns
 /// its inbox (for the responses the previous generation forwards).
-pub fn adopt(ctx: &Arc<Ctx>, parked: Parked) -> Option<mpsc::UnboundedSender<Outbound>> {
+pub(crate) fn adopt(ctx: &Arc<Ctx>, parked: Parked) -> Option<mpsc::UnboundedSender<Outbound>> {
     spawn(ctx, Start::Adopted(Box::new(parked)))
 }
 
 /// Resumes a parked connection of ours that cannot move (it has no form
 /// the next generation reads): it runs on here, out of reach of any
 /// further pause, until it ends or the drain deadline closes it.
-pub fn stay(ctx: &Arc<Ctx>, parked: Parked) {
+pub(crate) fn stay(ctx: &Arc<Ctx>, parked: Parked) {
     spawn_as(ctx, Start::Adopted(Box::new(parked)), false);
 }
 
@@ -525,15 +541,15 @@ async fn accept(
                 // after.
                 let mut closing = shared.order.subscribe();
                 let pick = Pick {
-                    source: client_addr,
+                    source: client_addr.map(|a| a.ip()),
                     request: None,
                 };
                 let connected = tokio::select! {
                     connected = upstream.connect_for(&pick) => connected,
                     _ = closing.wait_for(|o| *o == Order::Close) => return None,
                 };
-                let (server, addr) = match connected {
-                    Ok(ok) => ok,
+                let (server, addr, endpoint) = match connected {
+                    Ok(c) => (c.stream, c.addr, c.endpoint),
                     Err(e) => {
                         // Dropping the client closes it now: it learns at
                         // once that no upstream answered.
@@ -560,6 +576,7 @@ async fn accept(
                     tunnel: Tunnel::new(client, server, spec.idle_timeout, bytes).with_tap(tap),
                     cluster: Arc::from(upstream.cluster.name.as_str()),
                     upstream: addr,
+                    load: Load::counted(upstream.balancer(), endpoint),
                 })
             }
         }

@@ -80,10 +80,10 @@
 //! (`generation::serve`'s `filter_tests`). Not wired yet: route-level
 //! chains (issue 15), the L4 byte stage on HTTP and RPC connections.
 
-pub mod builtin;
-pub mod http;
-pub mod network;
-pub mod rpc;
+pub(crate) mod builtin;
+pub(crate) mod http;
+pub(crate) mod network;
+pub(crate) mod rpc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

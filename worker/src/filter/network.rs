@@ -33,7 +33,7 @@ use crate::l4::tap::{Tap, TapVerdict, Way};
 
 /// Each listener's L4 chain, by listener index. Every chain is empty until
 /// issue 15 gives listeners `[[listeners.filters]]` to build them from.
-pub fn chains(config: &baton_config::Config) -> Vec<NetworkChain> {
+pub(crate) fn chains(config: &baton_config::Config) -> Vec<NetworkChain> {
     config
         .listeners
         .iter()

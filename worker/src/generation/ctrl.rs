@@ -35,7 +35,7 @@ use crate::telemetry::metrics::HEARTBEAT_INTERVAL;
 /// Why a worker stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum WorkerError {
+pub(crate) enum WorkerError {
     #[error("ctrl channel: {0}")]
     Ipc(#[from] IpcError),
     #[error("config refused: {0}")]
@@ -48,7 +48,7 @@ pub enum WorkerError {
 
 /// How a worker that did not fail ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// Drained on order.
     Drained,
     /// Handed everything to the next generation.
@@ -58,11 +58,11 @@ pub enum Ended {
 }
 
 /// Replaces the log filter (`SetLogLevel`); `Err` says why a filter was refused.
-pub type SetFilter = Box<dyn Fn(&str) -> Result<(), FilterError> + Send + Sync>;
+pub(crate) type SetFilter = Box<dyn Fn(&str) -> Result<(), FilterError> + Send + Sync>;
 
 /// Why a log filter (`SetLogLevel`) was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum FilterError {
+pub(crate) enum FilterError {
     /// Not a filter (`info`, `baton=debug`...).
     #[error(transparent)]
     Parse(#[from] tracing_subscriber::filter::ParseError),
@@ -72,7 +72,7 @@ pub enum FilterError {
 }
 
 /// Runs one generation over an established ctrl channel.
-pub async fn run(ctrl: Channel, set_filter: SetFilter) -> Result<Ended, WorkerError> {
+pub(crate) async fn run(ctrl: Channel, set_filter: SetFilter) -> Result<Ended, WorkerError> {
     let hooks = Hooks::from_env();
     let negotiated = ctrl.handshake(Role::Worker, &hooks.ctrl_versions()).await?;
     let (generation, source, text) = recv_config(&ctrl).await?;

@@ -12,5 +12,5 @@
 //! and hands `migrate` the server as its [`crate::migrate::Host`]), and
 //! nothing below uses it.
 
-pub mod ctrl;
+pub(crate) mod ctrl;
 pub mod serve;

@@ -87,6 +87,13 @@ pub enum BuildError {
     },
     #[error("listener {name:?}: an RPC listener needs a cluster")]
     NoCluster { name: String },
+    #[error(
+        "listener {name:?}: rocketmq_brokers: listener {broker_listener:?} has no bound address"
+    )]
+    BrokerListener {
+        name: String,
+        broker_listener: String,
+    },
     #[error("listener {name:?}: {source}")]
     Http {
         name: String,
@@ -122,6 +129,7 @@ pub enum SocketError {
 /// connect lazily, so clusters it never routes to cost nothing).
 fn rpc_context(
     spec: &Listener,
+    bound: &[(String, Option<SocketAddr>)],
     upstreams: &[Arc<Upstream>],
     order: &watch::Sender<Order>,
     meters: &Meters,
@@ -164,12 +172,34 @@ fn rpc_context(
             ))
         })
         .collect();
+    // RocketMQ in front of name servers: broker addresses in their answers
+    // become the listeners fronting those brokers (the config checked
+    // that each names a rocketmq listener).
+    let mut brokers = Vec::new();
+    for (broker, name) in &settings.rocketmq_brokers {
+        let listener = bound
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, addr)| *addr)
+            .ok_or_else(|| BuildError::BrokerListener {
+                name: spec.name.clone(),
+                broker_listener: name.clone(),
+            })?;
+        brokers.push((*broker, listener));
+    }
+    let filters = if brokers.is_empty() {
+        filter::rpc::RpcChain::default()
+    } else {
+        filter::rpc::RpcChain::new(vec![Arc::new(
+            filter::builtin::rocketmq_routes::RocketMqRoutes::new(brokers),
+        )])
+    };
     Ok(Some(rpc::downstream::Context {
         listener,
         pools: pools.into(),
         upstreams: upstreams.to_vec().into(),
         order: order.subscribe(),
-        filters: filter::rpc::RpcChain::default(),
+        filters,
     }))
 }
 
@@ -250,10 +280,16 @@ impl Server {
             .map(|c| Arc::new(Upstream::new(c.clone(), meters.endpoints(&c.name))))
             .collect();
         let (order, _) = watch::channel(Order::Run);
+        let bound: Vec<(String, Option<SocketAddr>)> = config
+            .listeners
+            .iter()
+            .zip(&listeners)
+            .map(|(l, socket)| (l.name.clone(), socket.local_addr().ok()))
+            .collect();
         let rpc = config
             .listeners
             .iter()
-            .map(|l| rpc_context(l, &upstreams, &order, &meters))
+            .map(|l| rpc_context(l, &bound, &upstreams, &order, &meters))
             .collect::<Result<Vec<_>, _>>()?;
         let pool = Arc::new(http::h1_pool::H1Pool::new(Arc::clone(&fd_budget)));
         let h2_pool = Arc::new(http::client_h2::H2Pool::default());

@@ -1,6 +1,6 @@
-//! HTTP/1.1 upstreams: one request at a time on a connection of the
-//! cluster's — an idle one from the keep-alive pool ([`h1_pool`]) or a new
-//! one ([`connect`]).
+//! HTTP/1.1 upstreams: one request at a time on a connection to the
+//! endpoint the cluster's balancer chose — an idle one from the
+//! keep-alive pool ([`h1_pool`]) or a new one ([`connect`]).
 //!
 //! The request head is written as the exchange decided
 //! ([`http1::write_request`]); its body as framed: as it comes for a
@@ -38,6 +38,7 @@ use crate::http::message::{Piece, RequestInfo, ResponseHead, Trailers};
 use crate::http::sides::{BodySink, Buffered, Client, ResponseSource, Stalled};
 use crate::http::transform::Outgoing;
 use crate::http::translate;
+use crate::upstream::lb::{EndpointIndex, TryOrder};
 
 /// Room made in the read buffer before each read from an upstream: a
 /// head, and often a whole small response, fits.
@@ -47,6 +48,7 @@ const READ_CHUNK: usize = 16 * 1024;
 #[derive(Debug)]
 pub(crate) struct H1Client {
     up: UpIo,
+    endpoint: EndpointIndex,
     reused: bool,
     /// Read from the upstream, not yet used.
     buf: BytesMut,
@@ -91,13 +93,25 @@ impl Client for H1Client {
         Ok(request)
     }
 
-    async fn open(ctx: &HttpContext, cluster: ClusterId) -> Result<H1Client, UpstreamError> {
-        let (up, reused) = match ctx.pool.take(cluster) {
-            Some(up) => (up, true),
-            None => (ctx.upstream(cluster).connect().await?.0, false),
+    async fn open(
+        ctx: &HttpContext,
+        cluster: ClusterId,
+        order: TryOrder,
+    ) -> Result<H1Client, UpstreamError> {
+        let pooled = order
+            .clone()
+            .next()
+            .and_then(|first| Some((ctx.pool.take(cluster, first)?, first)));
+        let (up, endpoint, reused) = match pooled {
+            Some((up, first)) => (up, first, true),
+            None => {
+                let (up, _, endpoint) = ctx.upstream(cluster).connect(order).await?;
+                (up, endpoint, false)
+            }
         };
         Ok(H1Client {
             up,
+            endpoint,
             reused,
             buf: BytesMut::new(),
             request_framing: Framing::None,
@@ -110,6 +124,10 @@ impl Client for H1Client {
 
     fn reused(&self) -> bool {
         self.reused
+    }
+
+    fn endpoint(&self) -> EndpointIndex {
+        self.endpoint
     }
 
     async fn send(&mut self, request: &BytesMut, info: &RequestInfo) -> Result<(), UpstreamError> {
@@ -153,7 +171,7 @@ impl Client for H1Client {
 
     fn finish(self, ctx: &HttpContext, cluster: ClusterId, complete: bool) {
         if complete && self.keep && self.buf.is_empty() && matches!(self.body, Body::Done) {
-            ctx.pool.put(cluster, self.up);
+            ctx.pool.put(cluster, self.endpoint, self.up);
         }
     }
 

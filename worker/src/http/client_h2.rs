@@ -1,6 +1,7 @@
 //! HTTP/2 upstreams (`protocol = "http2"`): each exchange is a stream on
-//! the cluster's one multiplexed connection ([`H2Pool`]), made when first
-//! needed and again when one dies.
+//! one multiplexed connection per endpoint ([`H2Pool`]) — the endpoint the
+//! cluster's balancer chose for the request — made when first needed and
+//! again when one dies.
 //!
 //! Bodies move under HTTP/2 flow control both ways ([`send_with_capacity`]:
 //! the proxy sends only what the peer has room for, and gives the peer
@@ -31,50 +32,56 @@ use crate::http::message::{Piece, RequestInfo, ResponseHead, Trailers};
 use crate::http::sides::{BodySink, Buffered, Client, ResponseSource, Stalled};
 use crate::http::transform::Outgoing;
 use crate::http::translate;
+use crate::upstream::lb::{EndpointIndex, TryOrder};
 
-/// Multiplexed connections to the `http2` clusters, one per cluster,
+/// Multiplexed connections to the `http2` clusters, one per endpoint,
 /// made when first needed and again when one dies.
 #[derive(Debug, Default)]
 pub struct H2Pool {
-    senders: Mutex<HashMap<ClusterId, SendRequest<Bytes>>>,
+    senders: Mutex<HashMap<(ClusterId, EndpointIndex), SendRequest<Bytes>>>,
     connecting: tokio::sync::Mutex<()>,
 }
 
 impl H2Pool {
-    /// The cluster's connection, and whether it served before (a new one
-    /// is made when there is none).
+    /// The connection to the first endpoint of `order`, and whether it
+    /// served before; when there is none, a new one to the first of
+    /// `order` that answers.
     pub async fn get(
         &self,
         cluster: ClusterId,
         upstream: &HttpUpstream,
-    ) -> Result<(SendRequest<Bytes>, bool), ConnectError> {
-        if let Some(send) = self.senders.lock().get(&cluster).cloned() {
-            return Ok((send, true));
+        order: TryOrder,
+    ) -> Result<(SendRequest<Bytes>, bool, EndpointIndex), ConnectError> {
+        let first = order.clone().next().unwrap_or(EndpointIndex(0));
+        if let Some(send) = self.senders.lock().get(&(cluster, first)).cloned() {
+            return Ok((send, true, first));
         }
         let _one_at_a_time = self.connecting.lock().await;
-        if let Some(send) = self.senders.lock().get(&cluster).cloned() {
-            return Ok((send, true));
+        if let Some(send) = self.senders.lock().get(&(cluster, first)).cloned() {
+            return Ok((send, true, first));
         }
-        let (stream, addr) = upstream.connect().await?;
+        let (stream, addr, endpoint) = upstream.connect(order).await?;
         // Responses are held to the HTTP/1.1 bound ([`h2_limits`]).
         let (send, connection) = h2::client::Builder::new()
             .max_header_list_size(h2_limits::response_list_bound())
             .handshake::<_, Bytes>(stream)
             .await
             .map_err(|source| ConnectError::Handshake { addr, source })?;
-        self.senders.lock().insert(cluster, send.clone());
+        self.senders
+            .lock()
+            .insert((cluster, endpoint), send.clone());
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 debug!(error = %e, %addr, "h2 upstream connection ended");
             }
         });
-        Ok((send, false))
+        Ok((send, false, endpoint))
     }
 
-    /// Forgets a cluster's connection (it failed); the next request makes
-    /// a new one.
-    pub fn forget(&self, cluster: ClusterId) {
-        self.senders.lock().remove(&cluster);
+    /// Forgets a connection (it failed); the next request to its endpoint
+    /// makes a new one.
+    pub fn forget(&self, cluster: ClusterId, endpoint: EndpointIndex) {
+        self.senders.lock().remove(&(cluster, endpoint));
     }
 }
 
@@ -105,6 +112,7 @@ pub(crate) struct H2Client {
     send: SendRequest<Bytes>,
     pool: Arc<H2Pool>,
     cluster: ClusterId,
+    endpoint: EndpointIndex,
     reused: bool,
     response: Option<ResponseFuture>,
     body: Option<SendStream<Bytes>>,
@@ -118,7 +126,7 @@ pub(crate) struct H2Client {
 impl H2Client {
     /// The connection failed: the next exchange makes a new one.
     fn failed(&self, e: h2::Error) -> UpstreamError {
-        self.pool.forget(self.cluster);
+        self.pool.forget(self.cluster, self.endpoint);
         if self.reused {
             debug!(error = %e, "h2 upstream connection failed at reuse");
             UpstreamError::Stale
@@ -140,12 +148,20 @@ impl Client for H2Client {
         Ok(translate::h2_request(outgoing)?)
     }
 
-    async fn open(ctx: &HttpContext, cluster: ClusterId) -> Result<H2Client, UpstreamError> {
-        let (send, reused) = ctx.h2_pool.get(cluster, ctx.upstream(cluster)).await?;
+    async fn open(
+        ctx: &HttpContext,
+        cluster: ClusterId,
+        order: TryOrder,
+    ) -> Result<H2Client, UpstreamError> {
+        let (send, reused, endpoint) = ctx
+            .h2_pool
+            .get(cluster, ctx.upstream(cluster), order)
+            .await?;
         Ok(H2Client {
             send,
             pool: Arc::clone(&ctx.h2_pool),
             cluster,
+            endpoint,
             reused,
             response: None,
             body: None,
@@ -157,6 +173,10 @@ impl Client for H2Client {
 
     fn reused(&self) -> bool {
         self.reused
+    }
+
+    fn endpoint(&self) -> EndpointIndex {
+        self.endpoint
     }
 
     async fn send(

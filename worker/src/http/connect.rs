@@ -27,6 +27,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::http::error::{ConnectError, SetupError};
 use crate::upstream::cluster::Upstream;
+use crate::upstream::lb::{EndpointIndex, TryOrder};
 
 /// Where a system's CA bundle usually is, when `SSL_CERT_FILE` is unset.
 const SYSTEM_BUNDLES: &[&str] = &[
@@ -164,14 +165,18 @@ impl HttpUpstream {
         self.base.cluster.protocol
     }
 
-    /// Connects to the next endpoint (falling through to the others), then
-    /// shakes hands over TLS if the cluster asks for it. The connect
-    /// timeout bounds the handshake too.
-    pub async fn connect(&self) -> Result<(UpIo, SocketAddr), ConnectError> {
-        let (tcp, addr) = self.base.connect().await?;
+    /// Connects to the endpoints of `order` in turn (the balancer's
+    /// choice, then the others), then shakes hands over TLS if the
+    /// cluster asks for it. The connect timeout bounds the handshake too.
+    pub async fn connect(
+        &self,
+        order: TryOrder,
+    ) -> Result<(UpIo, SocketAddr, EndpointIndex), ConnectError> {
+        let connected = self.base.connect_order(order).await?;
+        let (tcp, addr, endpoint) = (connected.stream, connected.addr, connected.endpoint);
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
-            return Ok((UpIo::Plain(tcp), addr));
+            return Ok((UpIo::Plain(tcp), addr, endpoint));
         };
         let name = tls
             .server_name
@@ -195,12 +200,12 @@ impl HttpUpstream {
                 });
             }
         }
-        Ok((UpIo::Tls(Box::new(stream)), addr))
+        Ok((UpIo::Tls(Box::new(stream)), addr, endpoint))
     }
 }
 
 /// Reads a cluster's CA bundle, as [`HttpUpstream::new`] will.
-pub fn verify(cluster: &baton_config::Cluster) -> Result<(), SetupError> {
+pub(crate) fn verify(cluster: &baton_config::Cluster) -> Result<(), SetupError> {
     match &cluster.tls {
         Some(tls) => client_tls(tls, cluster.protocol).map(drop),
         None => Ok(()),

@@ -19,7 +19,7 @@ use crate::http::connect::UpIo;
 use crate::io::{BoxIo, Io};
 
 /// A byte stream that splits into halves borrowed from it.
-pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {
+pub(crate) trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {
     type Read<'a>: AsyncRead + Unpin + Send
     where
         Self: 'a;
@@ -53,14 +53,14 @@ type TlsWrite<'a> = tokio::io::WriteHalf<&'a mut TlsStream<TcpStream>>;
 
 /// The read half of an upstream connection.
 #[derive(Debug)]
-pub enum UpRead<'a> {
+pub(crate) enum UpRead<'a> {
     Plain(ReadHalf<'a>),
     Tls(TlsRead<'a>),
 }
 
 /// The write half of an upstream connection.
 #[derive(Debug)]
-pub enum UpWrite<'a> {
+pub(crate) enum UpWrite<'a> {
     Plain(WriteHalf<'a>),
     Tls(TlsWrite<'a>),
 }

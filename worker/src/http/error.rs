@@ -17,7 +17,7 @@ use crate::upstream::cluster;
 
 /// The client's side of an exchange failed or broke the rules.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// The client connection failed (reset, closed mid-body...).
     #[error("client connection: {0}")]
     Io(#[from] std::io::Error),
@@ -43,7 +43,7 @@ pub enum ClientError {
 
 /// One attempt at an upstream failed, or its answer is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// No connection to the cluster.
     #[error(transparent)]
     Connect(#[from] ConnectError),
@@ -103,7 +103,7 @@ pub enum ConnectError {
 /// Why an exchange ended without a complete response, for the client's
 /// session to act on.
 #[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
+pub(crate) enum ExchangeError {
     #[error(transparent)]
     Client(#[from] ClientError),
     /// The response had begun when the upstream failed: the client's
@@ -124,7 +124,7 @@ pub enum ExchangeError {
 /// Why an HTTP connection failed rather than ended: what its session
 /// reports to the connection task (which logs it).
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// The client's socket failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -123,6 +123,7 @@ use crate::http::sides::{
 };
 use crate::http::transform::Outgoing;
 use crate::http::{HttpContext, route};
+use crate::upstream::lb::{Load, Pick};
 
 /// A routed request's forwarding plan.
 #[derive(Debug, Clone, Copy)]
@@ -231,7 +232,15 @@ async fn forward<D: Downstream, C: Client>(
         } else {
             None
         };
-        let mut up = match C::open(ctx, plan.cluster).await {
+        // The balancer chooses per attempt, so a retry may go elsewhere.
+        // The pick borrows what the request already has; only a hashing
+        // policy reads it.
+        let balancer = ctx.upstream(plan.cluster).base.balancer();
+        let order = balancer.order(&Pick {
+            source: down.client_ip(),
+            request: Some(down.head()),
+        });
+        let mut up = match C::open(ctx, plan.cluster, order).await {
             Ok(up) => up,
             Err(e) => {
                 warn!(error = %e, "no upstream reachable");
@@ -245,6 +254,7 @@ async fn forward<D: Downstream, C: Client>(
                 return respond_local(down, filters, local).await;
             }
         };
+        let _load = Load::counted(balancer, up.endpoint());
         let deadline = Instant::now() + plan.timeout;
         let attempt = Attempt {
             info: &info,

@@ -1,4 +1,7 @@
-//! Idle keep-alive connections to HTTP/1.1 upstreams, per cluster.
+//! Idle keep-alive connections to HTTP/1.1 upstreams, per cluster and
+//! endpoint: the balancer chooses the endpoint for each request, and a
+//! pooled connection to it is used if there is one (so reuse never
+//! overrides the policy).
 //!
 //! A connection goes back to the pool only after a complete exchange whose
 //! response allowed keep-alive; it comes out only if it still looks
@@ -21,21 +24,22 @@ use tokio::time::Instant;
 
 use crate::fds::{FdBudget, FdUnits};
 use crate::http::connect::UpIo;
+use crate::upstream::lb::EndpointIndex;
 
-/// Idle connections kept per cluster: enough for a burst's worth of
+/// Idle connections kept per endpoint of a cluster: enough for a burst's worth of
 /// concurrency, bounded so an idle proxy holds few fds.
 const MAX_IDLE_PER_CLUSTER: usize = 128;
 
 /// Below the common server keep-alive timeouts (nginx 75 s, Apache 5 s is
 /// the outlier the staleness check catches).
-pub const MAX_IDLE: Duration = Duration::from_secs(60);
+pub(crate) const MAX_IDLE: Duration = Duration::from_secs(60);
 
 /// A pooled connection: since when it idles, and its fd budget unit.
 type Idle = (UpIo, Instant, FdUnits);
 
 #[derive(Debug)]
 pub struct H1Pool {
-    idle: Mutex<HashMap<ClusterId, Vec<Idle>>>,
+    idle: Mutex<HashMap<(ClusterId, EndpointIndex), Vec<Idle>>>,
     fds: Arc<FdBudget>,
 }
 
@@ -47,10 +51,10 @@ impl H1Pool {
         }
     }
 
-    /// A healthy idle connection to `cluster`, if any.
-    pub fn take(&self, cluster: ClusterId) -> Option<UpIo> {
+    /// A healthy idle connection to `cluster`'s `endpoint`, if any.
+    pub fn take(&self, cluster: ClusterId, endpoint: EndpointIndex) -> Option<UpIo> {
         let mut idle = self.idle.lock();
-        let list = idle.get_mut(&cluster)?;
+        let list = idle.get_mut(&(cluster, endpoint))?;
         // The taker's own units cover the connection from here.
         while let Some((mut stream, since, _units)) = list.pop() {
             if since.elapsed() < MAX_IDLE && stream.idle_and_open() {
@@ -60,9 +64,9 @@ impl H1Pool {
         None
     }
 
-    pub fn put(&self, cluster: ClusterId, stream: UpIo) {
+    pub fn put(&self, cluster: ClusterId, endpoint: EndpointIndex, stream: UpIo) {
         let mut idle = self.idle.lock();
-        let list = idle.entry(cluster).or_default();
+        let list = idle.entry((cluster, endpoint)).or_default();
         if list.len() < MAX_IDLE_PER_CLUSTER
             && let Some(units) = self.fds.try_acquire(1)
         {

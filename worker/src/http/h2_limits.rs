@@ -90,7 +90,7 @@ const PSEUDO_FIELDS: usize = 5;
 /// The value baton gives h2's `max_header_list_size` for a listener: the
 /// RFC 9113 size of the largest request head `limits` let through over
 /// HTTP/1.1 (see the module docs).
-pub fn header_list_bound(limits: Limits) -> u32 {
+pub(crate) fn header_list_bound(limits: Limits) -> u32 {
     let bound = limits
         .max_header_bytes
         .saturating_add(FIELD_OVERHEAD.saturating_mul(limits.max_headers + PSEUDO_FIELDS));
@@ -99,7 +99,7 @@ pub fn header_list_bound(limits: Limits) -> u32 {
 
 /// The same for responses from `http2` clusters ([`http1::RESPONSE_LIMITS`];
 /// a response has one pseudo-header field, `:status`).
-pub fn response_list_bound() -> u32 {
+pub(crate) fn response_list_bound() -> u32 {
     let limits = http1::RESPONSE_LIMITS;
     let bound = limits.max_header_bytes + FIELD_OVERHEAD * (limits.max_headers + 1);
     u32::try_from(bound).unwrap_or(u32::MAX)
@@ -107,7 +107,7 @@ pub fn response_list_bound() -> u32 {
 
 /// A head's size as HTTP/1.1 would have it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeadSize {
+pub(crate) struct HeadSize {
     /// Header fields (the request line and pseudo-header fields excluded).
     pub fields: usize,
     /// Bytes, start line and final CRLF included.
@@ -117,7 +117,7 @@ pub struct HeadSize {
 impl HeadSize {
     /// Whether the head is within `limits`; the error is the one HTTP/1.1
     /// gives, too many fields first (as httparse finds them first).
-    pub fn check(self, limits: Limits) -> Result<(), H1Error> {
+    pub(crate) fn check(self, limits: Limits) -> Result<(), H1Error> {
         if self.fields > limits.max_headers {
             return Err(H1Error::TooManyHeaders(limits.max_headers));
         }
@@ -137,7 +137,7 @@ fn field_lines(headers: &HeaderMap) -> usize {
 }
 
 /// An HTTP/2 request head measured as HTTP/1.1 (see the module docs).
-pub fn request_head(method: &Method, uri: &Uri, headers: &HeaderMap) -> HeadSize {
+pub(crate) fn request_head(method: &Method, uri: &Uri, headers: &HeaderMap) -> HeadSize {
     let target = match uri.path_and_query() {
         Some(p) => p.as_str().len(),
         // CONNECT: authority-form.
@@ -160,7 +160,7 @@ pub fn request_head(method: &Method, uri: &Uri, headers: &HeaderMap) -> HeadSize
 
 /// An HTTP/2 response head measured as HTTP/1.1: `HTTP/1.1 SSS Reason
 /// CRLF`, the fields, the final CRLF.
-pub fn response_head(status: StatusCode, headers: &HeaderMap) -> HeadSize {
+pub(crate) fn response_head(status: StatusCode, headers: &HeaderMap) -> HeadSize {
     let line = 8 + 1 + 3 + 1 + http1::reason(status.as_u16()).len() + 2;
     HeadSize {
         fields: headers.len(),
@@ -169,7 +169,7 @@ pub fn response_head(status: StatusCode, headers: &HeaderMap) -> HeadSize {
 }
 
 /// A trailer section measured as HTTP/1.1 field lines.
-pub fn trailers(headers: &HeaderMap) -> HeadSize {
+pub(crate) fn trailers(headers: &HeaderMap) -> HeadSize {
     HeadSize {
         fields: headers.len(),
         bytes: field_lines(headers),
@@ -198,7 +198,7 @@ const GOAWAY_READ: usize = 8 + 32;
 
 /// What h2 refused on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// A request answered 431.
     Stream,
     /// The connection, ended with GOAWAY.
@@ -211,7 +211,7 @@ const TRACKED_STREAMS: usize = 1024;
 
 /// A client connection's bytes, with the frame headers each way read to
 /// count the streams h2 answers 431 itself (see the module docs).
-pub struct Watched<S> {
+pub(crate) struct Watched<S> {
     io: S,
     inbound: FrameScan,
     outbound: FrameScan,
@@ -229,17 +229,20 @@ impl<S> std::fmt::Debug for Watched<S> {
 /// The handle the connection keeps to tell [`Watched`] which streams it
 /// accepted.
 #[derive(Debug, Clone)]
-pub struct Accepted(Arc<Mutex<Book>>);
+pub(crate) struct Accepted(Arc<Mutex<Book>>);
 
 impl Accepted {
     /// Baton took stream `id` from h2.
-    pub fn stream(&self, id: u32) {
+    pub(crate) fn stream(&self, id: u32) {
         self.0.lock().accepted(id);
     }
 }
 
 impl<S> Watched<S> {
-    pub fn new(io: S, on_refused: Arc<dyn Fn(Refusal) + Send + Sync>) -> (Watched<S>, Accepted) {
+    pub(crate) fn new(
+        io: S,
+        on_refused: Arc<dyn Fn(Refusal) + Send + Sync>,
+    ) -> (Watched<S>, Accepted) {
         let book = Arc::new(Mutex::new(Book::default()));
         let watched = Watched {
             io,

@@ -262,6 +262,7 @@ where
                         tunnel: Tunnel::from_parts(parts, env.idle_timeout, env.bytes),
                         cluster: Arc::from("http-upgrade"),
                         upstream,
+                        load: None,
                     })
                 }
                 Err(relay) => Box::new(relay),

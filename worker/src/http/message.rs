@@ -23,7 +23,7 @@ use crate::http::connect::UpIo;
 /// A piece of a message body, in order; the body's end is `None` from
 /// whoever reads it.
 #[derive(Debug)]
-pub enum Piece {
+pub(crate) enum Piece {
     Data(Bytes),
     /// The trailers, last.
     Trailers(Trailers),
@@ -31,7 +31,7 @@ pub enum Piece {
 
 /// Trailer fields, in the form they came in.
 #[derive(Debug)]
-pub enum Trailers {
+pub(crate) enum Trailers {
     /// HTTP/1.1: the trailer section's field lines, each with its CRLF,
     /// as the chunked parser validated them.
     H1(Bytes),
@@ -41,7 +41,7 @@ pub enum Trailers {
 
 /// An upstream's response head.
 #[derive(Debug)]
-pub enum ResponseHead {
+pub(crate) enum ResponseHead {
     /// From an HTTP/1.1 upstream: parsed and checked
     /// (`codec::http1::parse_response`), its framing decided.
     H1(Head),
@@ -54,7 +54,7 @@ pub enum ResponseHead {
 
 /// How long a response body is, as far as its head says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyLength {
+pub(crate) enum BodyLength {
     /// No body (a HEAD request's answer, 204, 304, END_STREAM).
     None,
     Known(u64),
@@ -65,7 +65,7 @@ pub enum BodyLength {
 }
 
 impl ResponseHead {
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             ResponseHead::H1(head) => head.status,
             ResponseHead::H2 { parts, .. } => parts.status.as_u16(),
@@ -74,13 +74,13 @@ impl ResponseHead {
 
     /// An interim response (1xx, but not 101), relayed where the client
     /// can take it and followed by another head.
-    pub fn is_interim(&self) -> bool {
+    pub(crate) fn is_interim(&self) -> bool {
         let status = self.status();
         (100..200).contains(&status) && status != 101
     }
 
     /// The body's length; `head_request`: it answers a HEAD request.
-    pub fn length(&self, head_request: bool) -> BodyLength {
+    pub(crate) fn length(&self, head_request: bool) -> BodyLength {
         match self {
             ResponseHead::H1(head) => match head.framing {
                 Framing::None => BodyLength::None,
@@ -110,7 +110,7 @@ impl ResponseHead {
 
 /// What the exchange needs to know of a request besides its head.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestInfo {
+pub(crate) struct RequestInfo {
     /// `HEAD`: the answer has no body whatever it says.
     pub head_request: bool,
     /// A body follows the head.
@@ -127,7 +127,7 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
-    pub fn of(head: &Head) -> RequestInfo {
+    pub(crate) fn of(head: &Head) -> RequestInfo {
         let has_body = head.framing != Framing::None;
         let idempotent = matches!(
             head.method.as_str(),
@@ -148,7 +148,7 @@ impl RequestInfo {
 /// An answer the proxy makes itself: a direct response, a redirect, a
 /// 404, or an error in place of the upstream's answer.
 #[derive(Debug, Clone, Copy)]
-pub struct Local<'a> {
+pub(crate) struct Local<'a> {
     pub status: u16,
     pub content_type: &'a str,
     pub location: Option<&'a str>,
@@ -163,7 +163,7 @@ pub struct Local<'a> {
 
 impl<'a> Local<'a> {
     /// A plain-text error answer that closes the connection.
-    pub fn error(status: u16, body: &'a [u8]) -> Local<'a> {
+    pub(crate) fn error(status: u16, body: &'a [u8]) -> Local<'a> {
         Local {
             status,
             content_type: "text/plain",
@@ -177,7 +177,7 @@ impl<'a> Local<'a> {
 
 /// How an exchange ended, for the client connection.
 #[derive(Debug)]
-pub enum Done {
+pub(crate) enum Done {
     /// The connection goes on (HTTP/1.1: it is kept alive).
     KeepAlive,
     /// The connection closes after the response (HTTP/1.1).

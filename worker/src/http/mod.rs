@@ -73,27 +73,27 @@
 //! (a paused HTTP/1.1 connection at rest and on the wire), [`live`] (the
 //! HTTP kinds running, as the connection task drives them).
 
-pub mod client_h1;
-pub mod client_h2;
-pub mod connect;
-pub mod duplex;
-pub mod error;
-pub mod exchange;
+pub(crate) mod client_h1;
+pub(crate) mod client_h2;
+pub(crate) mod connect;
+pub(crate) mod duplex;
+pub(crate) mod error;
+pub(crate) mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod h1_pool;
-pub mod h2_limits;
-pub mod live;
-pub mod message;
-pub mod parked;
-pub mod relay;
-pub mod route;
-pub mod session_h1;
-pub mod session_h2;
-pub mod sides;
-pub mod tls;
-pub mod transform;
-pub mod translate;
+pub(crate) mod h1_pool;
+pub(crate) mod h2_limits;
+pub(crate) mod live;
+pub(crate) mod message;
+pub(crate) mod parked;
+pub(crate) mod relay;
+pub(crate) mod route;
+pub(crate) mod session_h1;
+pub(crate) mod session_h2;
+pub(crate) mod sides;
+pub(crate) mod tls;
+pub(crate) mod transform;
+pub(crate) mod translate;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -24,7 +24,7 @@ use crate::telemetry::meters::ByteMeter;
 /// Room made before each read.
 const READ_CHUNK: usize = 16 * 1024;
 
-pub struct Relay {
+pub(crate) struct Relay {
     client: BoxIo,
     upstream: UpIo,
     /// Read from the client, not yet written upstream.
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     /// `to_upstream` and `to_client`: what each side sent past the
     /// switching heads, to be delivered first.
-    pub fn new(
+    pub(crate) fn new(
         client: BoxIo,
         to_upstream: BytesMut,
         upstream: UpIo,
@@ -75,13 +75,13 @@ impl Relay {
     }
 
     /// Bytes received from and sent to the client.
-    pub fn moved(&self) -> (u64, u64) {
+    pub(crate) fn moved(&self) -> (u64, u64) {
         (self.received, self.sent)
     }
 
     /// Relays until both sides are done, a side fails, nothing moves for
     /// the idle timeout, or `stop` resolves.
-    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+    pub(crate) async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
         let mut stop = std::pin::pin!(stop);
         let Relay {
             client,

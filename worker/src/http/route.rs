@@ -59,7 +59,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 /// The first route matching, if any.
-pub fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a HttpRoute> {
+pub(crate) fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a HttpRoute> {
     let host = head.host();
     routes
         .iter()
@@ -68,7 +68,7 @@ pub fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a HttpRoute> {
 }
 
 /// A weighted choice: `roll` in `0..sum(weights)`.
-pub fn weighted(clusters: &[(ClusterId, u32)], roll: u64) -> Option<ClusterId> {
+pub(crate) fn weighted(clusters: &[(ClusterId, u32)], roll: u64) -> Option<ClusterId> {
     let mut roll = roll;
     for (cluster, weight) in clusters {
         if roll < u64::from(*weight) {
@@ -81,7 +81,7 @@ pub fn weighted(clusters: &[(ClusterId, u32)], roll: u64) -> Option<ClusterId> {
 
 /// What a request gets once routed.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision<'a> {
+pub(crate) enum Decision<'a> {
     /// Forwarded to cluster `cluster`, within `timeout`, with up to
     /// `retries` retries (HTTP/1.1 only).
     Forward {
@@ -102,7 +102,7 @@ pub enum Decision<'a> {
 
 /// Routes `head` on `listener`, for the worker of generation `generation`.
 /// One decision for HTTP/1.1 and HTTP/2 alike.
-pub fn decide<'a>(listener: &'a HttpListener, head: &Head, generation: u32) -> Decision<'a> {
+pub(crate) fn decide<'a>(listener: &'a HttpListener, head: &Head, generation: u32) -> Decision<'a> {
     let route = pick(&listener.routes, head);
     let timeout = route
         .and_then(|r| r.timeout)
@@ -150,7 +150,7 @@ pub fn decide<'a>(listener: &'a HttpListener, head: &Head, generation: u32) -> D
 }
 
 /// Total weight of a weighted action.
-pub fn total_weight(action: &HttpAction) -> u64 {
+pub(crate) fn total_weight(action: &HttpAction) -> u64 {
     match action {
         HttpAction::Weighted(c) => c.iter().map(|(_, w)| u64::from(*w)).sum(),
         _ => 0,

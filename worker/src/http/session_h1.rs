@@ -103,7 +103,7 @@ const COALESCE: usize = 16 * 1024;
 
 /// An HTTP/1.1 connection on `S` (a TCP socket, or TLS over one).
 #[derive(Debug)]
-pub struct H1Conn<S> {
+pub(crate) struct H1Conn<S> {
     io: ClientIo<S>,
     ctx: HttpContext,
     /// After a 101: the upstream to tunnel to, and what it sent after its
@@ -185,7 +185,7 @@ impl<S> H1Conn<S>
 where
     S: Duplex + 'static,
 {
-    pub fn new(
+    pub(crate) fn new(
         client: S,
         client_addr: Option<SocketAddr>,
         pending: BytesMut,
@@ -218,46 +218,46 @@ where
     /// A connection moved here between two requests: unless part of the
     /// next head came with it, it waits for the next request (from now,
     /// under `keepalive_timeout`) rather than for a first head.
-    pub fn between_requests(mut self) -> H1Conn<S> {
+    pub(crate) fn between_requests(mut self) -> H1Conn<S> {
         if self.io.buf.is_empty() {
             self.wait = Wait::Next(Instant::now());
         }
         self
     }
 
-    pub fn context(&self) -> HttpContext {
+    pub(crate) fn context(&self) -> HttpContext {
         self.ctx.clone()
     }
 
-    pub fn client_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn client_addr(&self) -> Option<SocketAddr> {
         self.io.client_addr
     }
 
     /// Whether the connection may move at an upgrade as far as its
     /// listener's filters go (else it closes between two requests; see
     /// crate::filter).
-    pub fn filters_move(&self) -> bool {
+    pub(crate) fn filters_move(&self) -> bool {
         self.ctx.filters.mobility() == crate::filter::Mobility::Moves
     }
 
     /// Whether the client opened with the HTTP/2 preface.
-    pub fn wants_h2(&self) -> bool {
+    pub(crate) fn wants_h2(&self) -> bool {
         self.h2
     }
 
     /// The stream and what was read of it, to continue as HTTP/2.
-    pub fn into_h2(self) -> (S, bytes::Bytes) {
+    pub(crate) fn into_h2(self) -> (S, bytes::Bytes) {
         (self.io.client, self.io.buf.freeze())
     }
 
     /// Bytes received from and sent to the client.
-    pub fn moved(&self) -> (u64, u64) {
+    pub(crate) fn moved(&self) -> (u64, u64) {
         (self.io.received, self.io.sent)
     }
 
     /// Serves requests until the client is done, fails, idles out, or
     /// `stop` resolves — at a request boundary (see the module docs).
-    pub async fn run_until<T>(
+    pub(crate) async fn run_until<T>(
         &mut self,
         stop: impl Future<Output = T>,
     ) -> Outcome<T, SessionError> {
@@ -884,13 +884,13 @@ impl<W: AsyncWrite + Unpin + Send> Respond for H1Respond<'_, W> {
 
 impl<S: Io> H1Conn<S> {
     /// The client switched protocols (see [`H1Conn::into_relay`]).
-    pub fn is_upgraded(&self) -> bool {
+    pub(crate) fn is_upgraded(&self) -> bool {
         self.upgraded.is_some()
     }
 
     /// After a 101, when a side speaks TLS: the tunnel relayed in this
     /// process (it cannot move).
-    pub fn into_relay(self) -> Option<Relay> {
+    pub(crate) fn into_relay(self) -> Option<Relay> {
         let (upstream, up_buf) = self.upgraded?;
         let io = self.io;
         Some(Relay::new(
@@ -906,13 +906,13 @@ impl<S: Io> H1Conn<S> {
 
 impl H1Conn<TcpStream> {
     /// The socket and the bytes read of the next request.
-    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+    pub(crate) fn into_parts(self) -> (TcpStream, Vec<u8>) {
         (self.io.client, self.io.buf.to_vec())
     }
 
     /// After a 101: an L4 tunnel that can move, when the upstream is
     /// plain TCP too; else a [`Relay`] that stays.
-    pub fn into_tunnel(mut self) -> Option<Result<Parts, Relay>> {
+    pub(crate) fn into_tunnel(mut self) -> Option<Result<Parts, Relay>> {
         let (upstream, up_buf) = self.upgraded.take()?;
         let upstream = match upstream.into_plain() {
             Ok(tcp) => tcp,

@@ -55,7 +55,7 @@ use crate::http::{HttpContext, exchange, translate};
 use crate::telemetry::meters::TimeoutKind;
 
 /// The client connection preface (RFC 9113 §3.4).
-pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Streams a client may open at once on one connection.
 const MAX_STREAMS: u32 = 256;
@@ -65,7 +65,7 @@ const MAX_STREAMS: u32 = 256;
 const GOAWAY_FLUSH: Duration = Duration::from_secs(1);
 
 /// A client HTTP/2 connection.
-pub struct H2Conn<S> {
+pub(crate) struct H2Conn<S> {
     conn: h2::server::Connection<Watched<S>, Bytes>,
     /// Tells the watch on the connection's bytes which streams were
     /// taken, so that it can count those h2 answered itself.
@@ -89,7 +89,7 @@ impl<S> H2Conn<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    pub async fn handshake(
+    pub(crate) async fn handshake(
         io: S,
         ctx: HttpContext,
         client_addr: Option<SocketAddr>,
@@ -121,7 +121,7 @@ where
     /// Serves streams until the connection ends or `stop` resolves; on
     /// `stop`, starts the graceful shutdown and returns its value (the
     /// streams in flight go on: call [`H2Conn::drain`]).
-    pub async fn run_until<T>(
+    pub(crate) async fn run_until<T>(
         &mut self,
         stop: impl Future<Output = T>,
     ) -> Result<Option<T>, h2::Error> {
@@ -158,7 +158,7 @@ where
 
     /// After the graceful shutdown began: serves the streams in flight to
     /// their end, or until `close` resolves.
-    pub async fn drain(&mut self, close: impl Future<Output = ()>) {
+    pub(crate) async fn drain(&mut self, close: impl Future<Output = ()>) {
         let mut close = std::pin::pin!(close);
         loop {
             tokio::select! {
@@ -685,7 +685,7 @@ impl Respond for H2Respond {
 }
 
 /// Whether `buf` begins (or could begin) with the HTTP/2 preface.
-pub fn looks_like_h2(buf: &[u8]) -> bool {
+pub(crate) fn looks_like_h2(buf: &[u8]) -> bool {
     let n = buf.len().min(PREFACE.len());
     n > 0 && buf[..n] == PREFACE[..n]
 }

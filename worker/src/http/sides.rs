@@ -27,6 +27,7 @@ use crate::http::connect::UpIo;
 use crate::http::error::{ClientError, UpstreamError};
 use crate::http::message::{BodyLength, Done, Local, Piece, RequestInfo, ResponseHead, Trailers};
 use crate::http::transform::Outgoing;
+use crate::upstream::lb::{EndpointIndex, TryOrder};
 
 /// A client's request, for one exchange: an HTTP/1.1 connection's
 /// current request, or an HTTP/2 stream.
@@ -145,8 +146,17 @@ pub(crate) trait Client: Sized {
 
     fn prepare(outgoing: &Outgoing<'_>) -> Result<Self::Prepared, UpstreamError>;
 
-    /// A connection from the pool, or a new one.
-    async fn open(ctx: &HttpContext, cluster: ClusterId) -> Result<Self, UpstreamError>;
+    /// A connection to the first endpoint of `order` (the balancer's
+    /// choice) from the pool, or a new one, falling through `order` when
+    /// a connect fails.
+    async fn open(
+        ctx: &HttpContext,
+        cluster: ClusterId,
+        order: TryOrder,
+    ) -> Result<Self, UpstreamError>;
+
+    /// The endpoint the connection is to.
+    fn endpoint(&self) -> EndpointIndex;
 
     /// Whether the connection served a request before (so a failure before
     /// any answer may be a connection the server had closed).

@@ -49,7 +49,7 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// The server config of a TLS listener.
-pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, SetupError> {
+pub(crate) fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, SetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut entries = Vec::new();
     for (cert_path, key_path) in &tls.certificates {
@@ -80,7 +80,9 @@ pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, SetupError> {
     Ok(Arc::new(config))
 }
 
-pub fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, SetupError> {
+pub(crate) fn read_certs(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, SetupError> {
     let failed = |source| SetupError::CertFile {
         path: path.to_path_buf(),
         source,

@@ -42,7 +42,7 @@ use crate::codec::http1::{self, Head, Hop};
 /// A request's next hop, decided once per request: the head, and what the
 /// proxy writes in place of the fields it rewrites.
 #[derive(Debug)]
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     pub head: &'a Head,
     forwarded_for: Option<Vec<u8>>,
     proto: &'static str,
@@ -51,7 +51,7 @@ pub struct Outgoing<'a> {
 impl<'a> Outgoing<'a> {
     /// `client`: the address `X-Forwarded-For` gets; `proto`: the
     /// listener's scheme, for `X-Forwarded-Proto`.
-    pub fn new(head: &'a Head, client: Option<IpAddr>, proto: &'static str) -> Outgoing<'a> {
+    pub(crate) fn new(head: &'a Head, client: Option<IpAddr>, proto: &'static str) -> Outgoing<'a> {
         Outgoing {
             head,
             forwarded_for: http1::forwarded_for(head, client),
@@ -60,7 +60,7 @@ impl<'a> Outgoing<'a> {
     }
 
     /// What HTTP/1.1's serialiser writes in place of the rewritten fields.
-    pub fn hop(&self) -> Hop<'_> {
+    pub(crate) fn hop(&self) -> Hop<'_> {
         Hop {
             authority: Hop::authority(self.head),
             forwarded_for: self.forwarded_for.as_deref(),
@@ -69,7 +69,7 @@ impl<'a> Outgoing<'a> {
     }
 
     /// The fields that go to the next hop as they came.
-    pub fn fields(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
         let head = self.head;
         head.headers
             .iter()
@@ -79,25 +79,25 @@ impl<'a> Outgoing<'a> {
 
     /// The client accepts trailers (`TE: trailers`): an HTTP/2 upstream is
     /// told so.
-    pub fn te_trailers(&self) -> bool {
+    pub(crate) fn te_trailers(&self) -> bool {
         self.head.has_token("te", "trailers")
     }
 
     /// The scheme the client spoke.
-    pub fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         self.proto
     }
 }
 
 /// Whether a field of an HTTP/1.1 response goes to the client as it came
 /// (an HTTP/2 response has no `Connection` field: h2 refuses one).
-pub fn response_field(head: &Head, name: &str) -> bool {
+pub(crate) fn response_field(head: &Head, name: &str) -> bool {
     !http1::hop_by_hop(head, name)
 }
 
 /// Whether a trailer field may cross protocols (RFC 9110 §6.5.1: not the
 /// fields that frame, route, authenticate or control the message).
-pub fn trailer_field(name: &str) -> bool {
+pub(crate) fn trailer_field(name: &str) -> bool {
     const NOT_TRAILERS: [&str; 8] = [
         "content-length",
         "content-type",

@@ -21,7 +21,7 @@ const NO_AUTHORITY: &str = "localhost";
 /// The HTTP/2 request for `outgoing` (see [`transform`] for what it
 /// carries): `:scheme` the client's, `:authority` the hop's, `:path` the
 /// target in origin form (`/` for `*` and authority-form targets).
-pub fn h2_request(outgoing: &Outgoing<'_>) -> Result<http::Request<()>, http::Error> {
+pub(crate) fn h2_request(outgoing: &Outgoing<'_>) -> Result<http::Request<()>, http::Error> {
     let head = outgoing.head;
     let hop = outgoing.hop();
     let authority = match hop.authority {
@@ -71,7 +71,7 @@ pub fn h2_request(outgoing: &Outgoing<'_>) -> Result<http::Request<()>, http::Er
 }
 
 /// An HTTP/1.1 response head as an HTTP/2 one.
-pub fn h2_response(head: &Head) -> http::Response<()> {
+pub(crate) fn h2_response(head: &Head) -> http::Response<()> {
     let mut response = http::Response::new(());
     *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = response.headers_mut();
@@ -92,7 +92,7 @@ pub fn h2_response(head: &Head) -> http::Response<()> {
 /// Writes an HTTP/2 response head as an HTTP/1.1 one: its framing from
 /// `length` (`Content-Length`, or chunked when unknown), `Connection:
 /// close` unless `keep_alive`.
-pub fn write_h1_response(
+pub(crate) fn write_h1_response(
     parts: &http::response::Parts,
     length: BodyLength,
     keep_alive: bool,
@@ -129,7 +129,7 @@ pub fn write_h1_response(
 
 /// Trailers as an HTTP/2 header block: HTTP/1.1 field lines parsed, the
 /// fields that may not be trailers dropped.
-pub fn h2_trailers(trailers: Trailers) -> HeaderMap {
+pub(crate) fn h2_trailers(trailers: Trailers) -> HeaderMap {
     let lines = match trailers {
         Trailers::H2(map) => return map,
         Trailers::H1(lines) => lines,
@@ -156,7 +156,7 @@ pub fn h2_trailers(trailers: Trailers) -> HeaderMap {
 
 /// Trailers as HTTP/1.1 field lines, each with its CRLF, appended to
 /// `out`.
-pub fn write_h1_trailers(trailers: &Trailers, out: &mut Vec<u8>) {
+pub(crate) fn write_h1_trailers(trailers: &Trailers, out: &mut Vec<u8>) {
     match trailers {
         Trailers::H1(lines) => out.extend_from_slice(lines),
         Trailers::H2(map) => {

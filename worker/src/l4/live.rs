@@ -10,13 +10,28 @@ use crate::kind::{BoxFuture, Env, Live, Mobility, Provides, Resume, Task};
 use crate::l4::parked::{ParkedEcho, ParkedTunnel};
 use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
+use crate::upstream::lb::Load;
 
 /// A running tunnel, and where it goes (for the access log).
 #[derive(Debug)]
-pub struct TunnelConn {
-    pub tunnel: Tunnel,
-    pub cluster: Arc<str>,
-    pub upstream: SocketAddr,
+pub(crate) struct TunnelConn {
+    pub(crate) tunnel: Tunnel,
+    pub(crate) cluster: Arc<str>,
+    pub(crate) upstream: SocketAddr,
+    /// The tunnel as its cluster's policy counts it (`least_request`:
+    /// active connections); only for a policy that counts. Not part of
+    /// its parked form: the next generation counts it against its own
+    /// balancers ([`Balancers`]).
+    #[expect(dead_code, reason = "a guard: held for its Drop, which uncounts the tunnel")]
+    pub(crate) load: Option<Load>,
+}
+
+/// What a tunnel moved in needs of this generation's clusters: its
+/// [`Load`] on the balancer of its cluster (by name) and endpoint (by
+/// address: indices may differ between configs), when both are still
+/// here and the policy counts load.
+pub(crate) trait Balancers {
+    fn load_of(&self, cluster: &str, upstream: SocketAddr) -> Option<Load>;
 }
 
 impl<W: Task> Live<W> for TunnelConn
@@ -59,6 +74,7 @@ where
             tunnel,
             cluster,
             upstream,
+            ..
         } = *self;
         Some(
             ParkedTunnel {
@@ -105,7 +121,7 @@ impl<W: Task> Resume<W> for ParkedTunnel
 where
     W::Failure: From<std::io::Error>,
     W::Parts: From<ParkedTunnel>,
-    W::Site: Provides<Box<dyn Tap>>,
+    W::Site: Provides<Box<dyn Tap>> + Balancers,
 {
     /// Only connections whose filters all move come here: they get this
     /// generation's filters, afresh (see crate::filter).
@@ -114,6 +130,7 @@ where
         let tunnel = Tunnel::from_parts(self.parts, env.idle_timeout, env.bytes).with_tap(tap);
         Some(Box::new(TunnelConn {
             tunnel,
+            load: site.load_of(&self.cluster, self.upstream),
             cluster: self.cluster,
             upstream: self.upstream,
         }))

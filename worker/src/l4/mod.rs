@@ -19,8 +19,8 @@
 //! timer), [`crate::telemetry`] (byte meters), [`crate::fds`] (the cap on
 //! kernel pipes), [`crate::kind`] (the forms of a kind of connection).
 
-pub mod live;
-pub mod parked;
-pub mod pipe;
-pub mod tap;
-pub mod tunnel;
+pub(crate) mod live;
+pub(crate) mod parked;
+pub(crate) mod pipe;
+pub(crate) mod tap;
+pub(crate) mod tunnel;

@@ -47,7 +47,7 @@ use crate::l4::tap::{ClosedByTap, Tap, TapVerdict, Way};
 /// Bytes one pipe holds at most. Small enough that a connection's whole
 /// state (two pipes) fits one ipc datagram; large enough that bulk copies
 /// make few syscalls.
-pub const BUF_SIZE: usize = 16 * 1024;
+pub(crate) const BUF_SIZE: usize = 16 * 1024;
 
 /// How many buffers one pipe moves per poll before it yields, so that one
 /// bulk stream cannot starve the other connections on its thread.
@@ -69,7 +69,7 @@ static PIPE_LIMIT: AtomicUsize = AtomicUsize::new(MAX_PIPES);
 
 /// Caps the kernel pipes of this process at `max` (at most
 /// [`MAX_PIPES`]); pipes alive beyond it stay until their streams end.
-pub fn limit_pipes(max: usize) {
+pub(crate) fn limit_pipes(max: usize) {
     PIPE_LIMIT.store(max.min(MAX_PIPES), Ordering::Relaxed);
 }
 
@@ -147,7 +147,7 @@ impl Drop for Spliced {
 
 /// One direction of a connection.
 #[derive(Debug, Default)]
-pub struct Pipe {
+pub(crate) struct Pipe {
     /// `BUF_SIZE` long while in use, empty (unallocated) while idle.
     buf: Vec<u8>,
     start: usize,
@@ -172,7 +172,7 @@ pub struct PipeState {
 }
 
 impl Pipe {
-    pub fn from_state(state: PipeState) -> Pipe {
+    pub(crate) fn from_state(state: PipeState) -> Pipe {
         let end = state.pending.len();
         let mut buf = state.pending;
         if end > 0 {
@@ -189,7 +189,7 @@ impl Pipe {
         }
     }
 
-    pub fn into_state(self) -> PipeState {
+    pub(crate) fn into_state(self) -> PipeState {
         let mut pending = self.buf;
         pending.truncate(self.end);
         pending.drain(..self.start);
@@ -204,8 +204,9 @@ impl Pipe {
         }
     }
 
-    /// Bytes waiting to be written in the user-space buffer.
-    pub fn pending(&self) -> &[u8] {
+    /// Bytes waiting to be written in the user-space buffer (tests).
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
@@ -216,17 +217,12 @@ impl Pipe {
         self.spliced.as_ref().map_or(0, |s| s.held)
     }
 
-    /// Whether the pipe moves its bytes with `splice` now.
-    pub fn is_spliced(&self) -> bool {
-        self.spliced.is_some()
-    }
-
     /// Source ended and the end was passed on: nothing more will move.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.write_closed
     }
 
-    pub fn moved(&self) -> u64 {
+    pub(crate) fn moved(&self) -> u64 {
         self.moved
     }
 
@@ -237,7 +233,7 @@ impl Pipe {
     ///
     /// `src` and `dst` may be the same socket (the echo service). Every
     /// byte written is added to `meter`.
-    pub fn poll_step(
+    pub(crate) fn poll_step(
         &mut self,
         cx: &mut Context<'_>,
         src: &TcpStream,
@@ -250,7 +246,7 @@ impl Pipe {
     /// [`Pipe::poll_step`], each read shown to `tap` (as bytes going
     /// `way`) before it is written, and the end of the stream too. A tap
     /// that closes fails the step with [`ClosedByTap`].
-    pub fn poll_step_tapped(
+    pub(crate) fn poll_step_tapped(
         &mut self,
         cx: &mut Context<'_>,
         src: &TcpStream,

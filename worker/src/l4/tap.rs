@@ -32,7 +32,7 @@ pub enum TapVerdict {
 }
 
 /// One connection's view of its bytes.
-pub trait Tap: Send + fmt::Debug {
+pub(crate) trait Tap: Send + fmt::Debug {
     /// `data` was just read going `way` (never empty unless `end`); the
     /// tap may change it. `end`: the source has ended (`data` is empty,
     /// and whatever the tap puts in it is written before the end is
@@ -49,14 +49,14 @@ pub trait Tap: Send + fmt::Debug {
 /// A tunnel closed because its tap said so ([`TapVerdict::Close`]).
 #[derive(Debug, thiserror::Error)]
 #[error("closed by an L4 filter (bytes going {way:?})")]
-pub struct ClosedByTap {
+pub(crate) struct ClosedByTap {
     pub way: Way,
 }
 
 impl ClosedByTap {
     /// As the pumps report failures: an `io::Error` (`ConnectionAborted`)
     /// carrying this value.
-    pub fn into_io(self) -> std::io::Error {
+    pub(crate) fn into_io(self) -> std::io::Error {
         std::io::Error::new(std::io::ErrorKind::ConnectionAborted, self)
     }
 }

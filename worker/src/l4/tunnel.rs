@@ -32,7 +32,7 @@ use crate::l4::tap::{Tap, Way};
 
 /// A client socket, an upstream socket, and a pipe each way.
 #[derive(Debug)]
-pub struct Tunnel {
+pub(crate) struct Tunnel {
     client: TcpStream,
     upstream: TcpStream,
     c2u: Pipe,
@@ -59,7 +59,7 @@ pub struct Parts {
 }
 
 impl Tunnel {
-    pub fn new(
+    pub(crate) fn new(
         client: TcpStream,
         upstream: TcpStream,
         idle_timeout: Duration,
@@ -77,7 +77,11 @@ impl Tunnel {
         )
     }
 
-    pub fn from_parts(parts: Parts, idle_timeout: Duration, meter: Arc<ByteMeter>) -> Tunnel {
+    pub(crate) fn from_parts(
+        parts: Parts,
+        idle_timeout: Duration,
+        meter: Arc<ByteMeter>,
+    ) -> Tunnel {
         Tunnel {
             client: parts.client,
             upstream: parts.upstream,
@@ -90,18 +94,18 @@ impl Tunnel {
     }
 
     /// With `tap` shown every read, both ways.
-    pub fn with_tap(mut self, tap: Option<Box<dyn Tap>>) -> Tunnel {
+    pub(crate) fn with_tap(mut self, tap: Option<Box<dyn Tap>>) -> Tunnel {
         self.tap = tap.map(Box::new);
         self
     }
 
     /// Whether the connection may move to the next generation (false when
     /// its filters keep state that cannot move: it drains instead).
-    pub fn moves(&self) -> bool {
+    pub(crate) fn moves(&self) -> bool {
         self.tap.as_ref().is_none_or(|tap| tap.moves())
     }
 
-    pub fn into_parts(self) -> Parts {
+    pub(crate) fn into_parts(self) -> Parts {
         Parts {
             client: self.client,
             upstream: self.upstream,
@@ -111,7 +115,7 @@ impl Tunnel {
     }
 
     /// Bytes moved client→upstream and upstream→client by this tunnel.
-    pub fn moved(&self) -> (u64, u64) {
+    pub(crate) fn moved(&self) -> (u64, u64) {
         (self.c2u.moved(), self.u2c.moved())
     }
 
@@ -119,7 +123,7 @@ impl Tunnel {
     /// idles out, or `stop` resolves — whichever comes first. `stop` is
     /// checked before any I/O on each wake-up, so after `Stopped` no byte
     /// has moved since `stop` fired.
-    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+    pub(crate) async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
         let mut stop = std::pin::pin!(stop);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(value) = stop.as_mut().poll(cx) {
@@ -179,7 +183,7 @@ impl Tunnel {
 
 /// The built-in echo service: one socket, one pipe from it back to itself.
 #[derive(Debug)]
-pub struct Echo {
+pub(crate) struct Echo {
     client: TcpStream,
     pipe: Pipe,
     idle: Idle,
@@ -187,11 +191,11 @@ pub struct Echo {
 }
 
 impl Echo {
-    pub fn new(client: TcpStream, idle_timeout: Duration, meter: Arc<ByteMeter>) -> Echo {
+    pub(crate) fn new(client: TcpStream, idle_timeout: Duration, meter: Arc<ByteMeter>) -> Echo {
         Echo::from_parts(client, PipeState::default(), idle_timeout, meter)
     }
 
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         client: TcpStream,
         pipe: PipeState,
         idle_timeout: Duration,
@@ -205,17 +209,17 @@ impl Echo {
         }
     }
 
-    pub fn into_parts(self) -> (TcpStream, PipeState) {
+    pub(crate) fn into_parts(self) -> (TcpStream, PipeState) {
         (self.client, self.pipe.into_state())
     }
 
     /// Bytes received and sent (the same bytes, echoed) by this run.
-    pub fn moved(&self) -> (u64, u64) {
+    pub(crate) fn moved(&self) -> (u64, u64) {
         (self.pipe.moved(), self.pipe.moved())
     }
 
     /// Like [`Tunnel::run_until`].
-    pub async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
+    pub(crate) async fn run_until<T>(&mut self, stop: impl Future<Output = T>) -> Outcome<T> {
         let mut stop = std::pin::pin!(stop);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(value) = stop.as_mut().poll(cx) {

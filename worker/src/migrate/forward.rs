@@ -37,7 +37,7 @@ const PIECE: usize = 48 * 1024;
 
 /// Old side: forwards what arrives in `inbox` for connection `conn` until
 /// it closes, taking each response sent off `to_forward`.
-pub async fn forward(
+pub(crate) async fn forward(
     chan: Arc<Channel>,
     conn: u64,
     mut inbox: mpsc::UnboundedReceiver<Outbound>,
@@ -85,19 +85,19 @@ pub async fn forward(
 /// New side: the inboxes of connections that moved here, by their id in
 /// the old generation, and frames being reassembled.
 #[derive(Debug, Default)]
-pub struct Inboxes {
+pub(crate) struct Inboxes {
     inboxes: HashMap<u64, mpsc::UnboundedSender<Outbound>>,
     partial: HashMap<u64, BytesMut>,
 }
 
 impl Inboxes {
-    pub fn insert(&mut self, conn: u64, inbox: mpsc::UnboundedSender<Outbound>) {
+    pub(crate) fn insert(&mut self, conn: u64, inbox: mpsc::UnboundedSender<Outbound>) {
         self.inboxes.insert(conn, inbox);
     }
 
     /// Takes a piece in; a whole frame goes to its connection. A frame for
     /// a connection that has closed since is dropped.
-    pub fn deliver(&mut self, piece: Forward) {
+    pub(crate) fn deliver(&mut self, piece: Forward) {
         let buf = self.partial.entry(piece.conn).or_default();
         buf.extend_from_slice(&piece.chunk);
         if !piece.last {

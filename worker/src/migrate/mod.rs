@@ -128,12 +128,12 @@ use std::sync::Arc;
 
 use crate::conn::ctx::Ctx;
 
-pub mod forward;
+pub(crate) mod forward;
 pub mod hooks;
 pub mod new;
 pub mod old;
 pub mod schema;
-pub mod wire;
+pub(crate) mod wire;
 
 /// The generation a handoff runs in, as the handoff sees it: the
 /// connections it pauses, moves and adopts ([`Ctx`]), and the listeners it

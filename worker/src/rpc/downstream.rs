@@ -68,6 +68,7 @@ use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
 use crate::telemetry::meters::ByteMeter;
 use crate::upstream::cluster::Upstream;
+use crate::upstream::lb::Pick;
 
 /// Bytes read per syscall from a client.
 const READ_CHUNK: usize = 16 * 1024;
@@ -91,8 +92,9 @@ pub struct Context {
     pub pools: Arc<[Arc<Pool>]>,
     pub upstreams: Arc<[Arc<Upstream>]>,
     pub order: watch::Receiver<Order>,
-    /// The listener's RPC filters (empty until issue 15's config builds
-    /// them: then no frame goes through them).
+    /// The listener's RPC filters (empty — no frame goes through them —
+    /// unless the config builds some: today only a RocketMQ listener's
+    /// `rocketmq_brokers`, issue 15 the rest).
     pub filters: RpcChain,
 }
 
@@ -110,7 +112,7 @@ impl Context {
 
 /// Why an RPC client connection failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DownstreamError {
+pub(crate) enum DownstreamError {
     /// The client's socket failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -122,8 +124,10 @@ pub enum DownstreamError {
 
 /// A client connection of an RPC listener.
 #[derive(Debug)]
-pub struct Downstream {
+pub(crate) struct Downstream {
     client: TcpStream,
+    /// The client's IP, for hashing policies: asked of the socket once.
+    peer: Option<std::net::IpAddr>,
     codec: AnyCodec,
     read_buf: BytesMut,
     write_buf: BytesMut,
@@ -197,7 +201,7 @@ pub struct RpcParts {
 }
 
 impl Downstream {
-    pub fn new(
+    pub(crate) fn new(
         client: TcpStream,
         ctx: Context,
         idle_timeout: Duration,
@@ -206,6 +210,7 @@ impl Downstream {
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         Downstream {
             filters: Filtering::of(&ctx, &client),
+            peer: client.peer_addr().ok().map(|a| a.ip()),
             client,
             codec: ctx.listener.protocol.codec(ctx.listener.codec),
             read_buf: BytesMut::new(),
@@ -227,7 +232,7 @@ impl Downstream {
     /// Resumes from parts: here after a failed move (the same inbox, so
     /// what its requests answer still arrives), or in a new generation (a
     /// fresh inbox; the old one's answers are forwarded into it).
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         parts: RpcParts,
         ctx: Context,
         idle_timeout: Duration,
@@ -247,6 +252,7 @@ impl Downstream {
         let mut downstream = Downstream {
             // This generation's filters, afresh (see crate::filter).
             filters: Filtering::of(&ctx, &parts.client),
+            peer: parts.client.peer_addr().ok().map(|a| a.ip()),
             client: parts.client,
             codec,
             read_buf: BytesMut::from(&parts.read_pending[..]),
@@ -273,11 +279,11 @@ impl Downstream {
 
     /// A sender into this connection's inbox (the new generation gives it
     /// to the forwarding of the old generation's responses).
-    pub fn inbox(&self) -> mpsc::UnboundedSender<Outbound> {
+    pub(crate) fn inbox(&self) -> mpsc::UnboundedSender<Outbound> {
         self.inbox_tx.clone()
     }
 
-    pub fn into_parts(self) -> RpcParts {
+    pub(crate) fn into_parts(self) -> RpcParts {
         let inbox_weak = self.inbox_tx.downgrade();
         // Dropping our sender (and the pinned connection's handle) lets the
         // inbox close once the last request in flight is answered: that is
@@ -296,18 +302,18 @@ impl Downstream {
 
     /// Whether the connection may move at an upgrade: its filters all
     /// move (else it drains here; see crate::filter).
-    pub fn moves(&self) -> bool {
+    pub(crate) fn moves(&self) -> bool {
         self.filters.as_ref().is_none_or(|f| f.filters.moves())
     }
 
     /// Bytes received from and sent to the client by this generation.
-    pub fn moved(&self) -> (u64, u64) {
+    pub(crate) fn moved(&self) -> (u64, u64) {
         (self.received, self.sent)
     }
 
     /// Serves the client until it is done, fails, idles out, or `stop`
     /// resolves (checked first at every wake-up).
-    pub async fn run_until<T>(
+    pub(crate) async fn run_until<T>(
         &mut self,
         stop: impl Future<Output = T>,
     ) -> Outcome<T, DownstreamError> {
@@ -466,6 +472,7 @@ impl Downstream {
                         frame,
                         reply: None,
                         deadline: Instant::now(),
+                        load: None,
                     };
                     let _ = pinned.send(up).await;
                 }
@@ -506,10 +513,11 @@ impl Downstream {
             frame,
             reply,
             deadline: Instant::now() + listener.request_timeout,
+            load: None,
         };
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
-            Pinning::Pooled => self.ctx.pool(cluster).send(request).await,
+            Pinning::Pooled => self.ctx.pool(cluster).send(request, self.peer).await,
         };
         match sent {
             Ok(()) => {
@@ -549,8 +557,16 @@ impl Downstream {
             Some(at) => at,
             None => {
                 let listener = &self.ctx.listener;
+                let upstream = &self.ctx.upstream(cluster);
+                // The connection is the client's for good: balanced once,
+                // on its first request there.
+                let endpoints = upstream.balancer().order(&Pick {
+                    source: self.peer,
+                    request: Some(request.frame.attributes()),
+                });
                 let connected = pool::connect(
-                    self.ctx.upstream(cluster),
+                    upstream,
+                    endpoints,
                     listener.protocol,
                     listener.codec,
                     self.ctx.order.clone(),

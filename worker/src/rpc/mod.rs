@@ -40,11 +40,11 @@
 //! keep state that cannot move (`crate::filter`) does not move: it
 //! drains in the old generation.
 
-pub mod downstream;
-pub mod live;
-pub mod parked;
-pub mod pool;
-pub mod route;
+pub(crate) mod downstream;
+pub(crate) mod live;
+pub(crate) mod parked;
+pub(crate) mod pool;
+pub(crate) mod route;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -21,10 +21,15 @@
 //! (`Unavailable`), or when the generation is told to close (`Internal`):
 //! every request expecting a response gets exactly one.
 //!
-//! Requests take the slots in turn (the cluster's round robin,
-//! [`RoundRobin`], over slots); slots are connected lazily through the
-//! cluster's balancer (with fall-through to the next endpoint on connect
-//! failure), and replaced when their connection dies.
+//! Each request asks the cluster's balancer for an endpoint (hashing
+//! policies key on its service, method, attachments: the frame's
+//! [`Attributes`](crate::codec::Attributes)); each endpoint has
+//! `connections_per_endpoint` slots, which its requests take in turn
+//! ([`RoundRobin`] over the slots). Slots are connected lazily and
+//! replaced when their connection dies; when an endpoint cannot be
+//! reached, the request falls through to the next in the balancer's
+//! order. A request holds its policy's [`Load`] until answered, so
+//! `least_request` counts requests in flight.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -43,7 +48,7 @@ use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::telemetry::meters::RpcMeters;
 use crate::upstream::cluster::Upstream;
-use crate::upstream::lb::RoundRobin;
+use crate::upstream::lb::{EndpointIndex, Load, Pick, RoundRobin, TryOrder};
 
 /// Requests queued for one upstream connection before senders wait: a
 /// burst's worth; past it, clients feel backpressure instead of the proxy
@@ -72,21 +77,23 @@ pub struct UpRequest {
     /// `None` for a oneway request.
     pub reply: Option<ReplyTo>,
     pub deadline: Instant,
+    /// The request as its cluster's policy counts it, until answered.
+    pub(crate) load: Option<Load>,
 }
 
 /// A handle on one upstream connection's task.
 #[derive(Debug, Clone)]
-pub struct UpHandle {
+pub(crate) struct UpHandle {
     tx: mpsc::Sender<UpRequest>,
 }
 
 impl UpHandle {
     /// Queues a request; gives it back if the connection is gone.
-    pub async fn send(&self, request: UpRequest) -> Result<(), UpRequest> {
+    pub(crate) async fn send(&self, request: UpRequest) -> Result<(), UpRequest> {
         self.tx.send(request).await.map_err(|e| e.0)
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
 }
@@ -97,8 +104,10 @@ pub struct Pool {
     upstream: Arc<Upstream>,
     protocol: Protocol,
     codec: CodecConfig,
+    /// `per_endpoint` slots for each endpoint, in endpoint order.
     slots: Vec<tokio::sync::Mutex<Option<UpHandle>>>,
-    /// Whose turn it is, over `slots`.
+    per_endpoint: usize,
+    /// Whose turn it is, over an endpoint's slots.
     turns: RoundRobin,
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
@@ -112,44 +121,64 @@ impl Pool {
         order: watch::Receiver<Order>,
         meters: Arc<RpcMeters>,
     ) -> Pool {
-        let per_endpoint = upstream.cluster.connections_per_endpoint.get() as usize;
-        let count = (upstream.cluster.endpoints.len() * per_endpoint).max(1);
+        let per_endpoint = (upstream.cluster.connections_per_endpoint.get() as usize).max(1);
+        let count = upstream.cluster.endpoints.len() * per_endpoint;
         Pool {
             upstream,
             protocol,
             codec,
             slots: (0..count).map(|_| tokio::sync::Mutex::new(None)).collect(),
-            turns: RoundRobin::new(count),
+            per_endpoint,
+            turns: RoundRobin::new(per_endpoint),
             order,
             meters,
         }
     }
 
-    /// Sends `request` on the next connection in turn, connecting it first
-    /// if needed. On failure the request comes back with the reason.
-    pub async fn send(&self, mut request: UpRequest) -> Result<(), (UpRequest, ErrorKind)> {
-        // Two tries: a slot whose connection just died gets one reconnect.
-        for _ in 0..2 {
-            let index = self.turns.next_index();
-            let handle = match self.handle(index).await {
-                Ok(handle) => handle,
-                Err(kind) => return Err((request, kind)),
-            };
-            match handle.send(request).await {
-                Ok(()) => return Ok(()),
-                Err(back) => request = back,
+    /// Sends `request` (from a client at `source`) to the endpoint the
+    /// balancer picks, on that endpoint's next connection in turn,
+    /// connecting it first if needed; to the next endpoint in the
+    /// balancer's order when it cannot be reached. On failure the request
+    /// comes back with the reason.
+    pub async fn send(
+        &self,
+        mut request: UpRequest,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<(), (UpRequest, ErrorKind)> {
+        let balancer = self.upstream.balancer();
+        let order = balancer.order(&Pick {
+            source,
+            request: Some(request.frame.attributes()),
+        });
+        for endpoint in order {
+            // Two tries: a slot whose connection just died gets one
+            // reconnect.
+            for _ in 0..2 {
+                let index = endpoint.0 * self.per_endpoint + self.turns.next_index();
+                let Ok(handle) = self.handle(index, endpoint).await else {
+                    break;
+                };
+                request.load = Load::counted(balancer, endpoint);
+                match handle.send(request).await {
+                    Ok(()) => return Ok(()),
+                    Err(back) => request = back,
+                }
             }
         }
+        request.load = None;
         Err((request, ErrorKind::Unavailable))
     }
 
-    async fn handle(&self, index: usize) -> Result<UpHandle, ErrorKind> {
-        let mut slot = self.slots[index].lock().await;
+    async fn handle(&self, index: usize, endpoint: EndpointIndex) -> Result<UpHandle, ErrorKind> {
+        let slot = self.slots.get(index).ok_or(ErrorKind::Unavailable)?;
+        let mut slot = slot.lock().await;
         if let Some(handle) = slot.as_ref().filter(|h| !h.is_closed()) {
             return Ok(handle.clone());
         }
+        let only = TryOrder::only(endpoint, self.upstream.cluster.endpoints.len());
         let handle = connect(
             &self.upstream,
+            only,
             self.protocol,
             self.codec,
             self.order.clone(),
@@ -163,20 +192,22 @@ impl Pool {
     }
 }
 
-/// Connects to the cluster (round robin, fall-through) and starts the
-/// connection's task. `unsolicited` receives what the upstream sends
-/// unasked (RocketMQ broker requests on a pinned connection).
-pub async fn connect(
+/// Connects to the endpoints of `endpoints` in turn until one answers and
+/// starts the connection's task. `unsolicited` receives what the upstream
+/// sends unasked (RocketMQ broker requests on a pinned connection).
+pub(crate) async fn connect(
     upstream: &Upstream,
+    endpoints: TryOrder,
     protocol: Protocol,
     codec: CodecConfig,
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
     unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, ClusterId)>,
 ) -> Result<UpHandle, crate::upstream::cluster::ConnectError> {
-    let (stream, addr) = upstream.connect().await.inspect_err(|e| {
+    let connected = upstream.connect_order(endpoints).await.inspect_err(|e| {
         warn!(error = %e, "no upstream reachable");
     })?;
+    let (stream, addr) = (connected.stream, connected.addr);
     let _ = stream.set_nodelay(true);
     let (tx, rx) = mpsc::channel(QUEUE);
     let conn = UpConn {
@@ -204,6 +235,8 @@ struct Pending {
     /// Kept to build an error response with the protocol's own framing.
     request: Frame,
     deadline: Instant,
+    /// Dropped with the pending request: answered, timed out, failed.
+    _load: Option<Load>,
 }
 
 /// One upstream connection's task state.
@@ -299,6 +332,7 @@ impl UpConn {
             mut frame,
             reply,
             deadline,
+            load,
         } = request;
         let Some(reply) = reply else {
             if frame.kind() == FrameKind::Oneway && !self.oneway(&mut frame) {
@@ -319,6 +353,7 @@ impl UpConn {
                     reply,
                     request: frame,
                     deadline,
+                    _load: load,
                 },
                 ErrorKind::BadRequest,
                 &self.meters,
@@ -334,6 +369,7 @@ impl UpConn {
                 reply,
                 request: frame,
                 deadline,
+                _load: load,
             },
         );
     }
@@ -406,11 +442,13 @@ impl UpConn {
         match frame.kind() {
             FrameKind::Response => {
                 let id = frame.request_id().0;
-                let Some(pending) = self.pending.remove(&id) else {
+                let Some(mut pending) = self.pending.remove(&id) else {
                     // Late: its request already timed out and was answered.
                     debug!(id, "response for no pending request");
                     return;
                 };
+                // No longer in flight before the client can hear so.
+                pending._load = None;
                 self.meters.pending.fetch_sub(1, Ordering::Relaxed);
                 self.deadlines.remove(&(pending.deadline, id));
                 if frame.set_request_id(pending.reply.client_id).is_err() {
@@ -478,7 +516,8 @@ impl UpConn {
 }
 
 /// Answers a pending request with the protocol's error response.
-fn answer(codec: &AnyCodec, pending: Pending, kind: ErrorKind, meters: &RpcMeters) {
+fn answer(codec: &AnyCodec, mut pending: Pending, kind: ErrorKind, meters: &RpcMeters) {
+    pending._load = None;
     let mut error = codec.hijack(&pending.request, kind);
     if error.set_request_id(pending.reply.client_id).is_err() {
         return;

@@ -10,7 +10,7 @@ use baton_config::{ClusterId, Route};
 use crate::codec::Attributes;
 
 /// The cluster for a request with `attributes`.
-pub fn pick(routes: &[Route], default: ClusterId, attributes: &Attributes) -> ClusterId {
+pub(crate) fn pick(routes: &[Route], default: ClusterId, attributes: &Attributes) -> ClusterId {
     routes
         .iter()
         .find(|r| matches(r, attributes))

@@ -142,6 +142,7 @@ fn pool(
 
 fn request(frame: Frame, reply: Option<ReplyTo>) -> UpRequest {
     UpRequest {
+        load: None,
         frame,
         reply,
         deadline: Instant::now() + PATIENCE,
@@ -215,14 +216,16 @@ async fn a_oneway_never_takes_a_pending_requests_id() {
             inbox: inbox_tx.clone(),
             client_id: RequestId(77),
         };
-        pool.send(request(two_way, Some(reply))).await.unwrap();
+        pool.send(request(two_way, Some(reply)), None)
+            .await
+            .unwrap();
         let mut peer = next_peer(&mut peers).await;
         let upstream_request = peer.next().await;
         let pending_id = upstream_request.request_id();
 
         let mut oneway = oneway;
         oneway.set_request_id(pending_id).unwrap();
-        pool.send(request(oneway, None)).await.unwrap();
+        pool.send(request(oneway, None), None).await.unwrap();
         let upstream_oneway = peer.next().await;
         assert_eq!(upstream_oneway.kind(), FrameKind::Oneway, "{protocol}");
         assert_ne!(
@@ -310,7 +313,9 @@ async fn responses_are_counted_by_their_codecs_class() {
             client_id: RequestId(5),
         };
         let two_way = fixture(protocol, FrameKind::Request);
-        pool.send(request(two_way, Some(reply))).await.unwrap();
+        pool.send(request(two_way, Some(reply)), None)
+            .await
+            .unwrap();
         let mut peer = next_peer(&mut peers).await;
         let upstream_request = peer.next().await;
         peer.stream
@@ -329,6 +334,63 @@ async fn responses_are_counted_by_their_codecs_class() {
         };
         assert_eq!((ok, error), expected, "{protocol} {:?}", got.status());
     }
+}
+
+/// `least_request` over RPC: a request counts on its endpoint from when
+/// it is sent until it is answered.
+#[tokio::test]
+async fn least_request_counts_rpc_requests_until_answered() {
+    let protocol = Protocol::Dubbo;
+    let (a, peers_a) = server(protocol).await;
+    let (b, peers_b) = server(protocol).await;
+    let mut peers = [peers_a, peers_b];
+    let text = format!(
+        "[[clusters]]\nname = \"c\"\nlb = \"least_request\"\nendpoints = [\"{a}\", \"{b}\"]\n"
+    );
+    let config = baton_config::parse("test.toml", &text).unwrap();
+    let upstream = Arc::new(Upstream::new(config.clusters[0].clone(), Vec::new()));
+    let (_order_tx, order_rx) = watch::channel(Order::Run);
+    let meters = Arc::new(RpcMeters::default());
+    let pool = Pool::new(upstream, protocol, CodecConfig::default(), order_rx, meters);
+    let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
+    let send = |id: u64| {
+        let mut frame = fixture(protocol, FrameKind::Request);
+        frame.set_request_id(RequestId(id)).unwrap();
+        let reply = ReplyTo {
+            inbox: inbox_tx.clone(),
+            client_id: RequestId(id),
+        };
+        pool.send(request(frame, Some(reply)), None)
+    };
+
+    // The first request goes to either endpoint: call it x.
+    send(1).await.unwrap();
+    let (x, mut peer_x) = {
+        let [pa, pb] = &mut peers;
+        timeout(PATIENCE, async {
+            tokio::select! {
+                Some(p) = pa.recv() => (0, p),
+                Some(p) = pb.recv() => (1, p),
+            }
+        })
+        .await
+        .unwrap()
+    };
+    let first = peer_x.next().await;
+    // x has one in flight: the second goes to the other.
+    send(2).await.unwrap();
+    let mut peer_y = next_peer(&mut peers[1 - x]).await;
+    let second = peer_y.next().await;
+    // x's request answered: x has none in flight, y one; the third goes
+    // to x, on the connection x already has.
+    let mut ok = fixture(protocol, FrameKind::Response);
+    ok.set_request_id(first.request_id()).unwrap();
+    peer_x.send(&ok).await;
+    assert_eq!(answer(&mut inbox).await.request_id(), RequestId(1));
+    send(3).await.unwrap();
+    let third = peer_x.next().await;
+    assert_ne!(third.request_id(), second.request_id());
+    assert!(peers[x].try_recv().is_err(), "no new connection to x");
 }
 
 // === pinning ===

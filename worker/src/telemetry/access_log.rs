@@ -207,7 +207,7 @@ fn quoted(v: &str) -> String {
 }
 
 /// `2026-11-28T00:40:06.474Z` (UTC, milliseconds).
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

@@ -26,7 +26,7 @@ type RpcSample = (Option<(&'static str, &'static str)>, u64);
 
 /// How often the worker sends its metrics — which is also its heartbeat
 /// for the supervisor's watchdog. Scrapes see values at most this old.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Every meter of a generation.
 #[derive(Debug, Default)]
@@ -56,7 +56,7 @@ impl Meters {
             .flat_map(|c| {
                 c.endpoints
                     .iter()
-                    .map(|e| (c.name.clone(), e.to_string(), Arc::default()))
+                    .map(|e| (c.name.clone(), e.address.to_string(), Arc::default()))
             })
             .collect();
         Meters {

@@ -8,6 +8,6 @@
 //!   its snapshot for the supervisor (also the worker's heartbeat);
 //! * [`access_log`] — one line per connection, off the data path.
 
-pub mod access_log;
-pub mod meters;
-pub mod metrics;
+pub(crate) mod access_log;
+pub(crate) mod meters;
+pub(crate) mod metrics;

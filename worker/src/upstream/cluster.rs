@@ -17,7 +17,7 @@ use baton_config::Cluster;
 use tokio::net::TcpStream;
 
 use crate::telemetry::meters::EndpointMeter;
-use crate::upstream::lb::{self, Balancer, Pick};
+use crate::upstream::lb::{self, Balancer, EndpointIndex, Pick, TryOrder};
 
 /// A cluster and its balancer.
 #[derive(Debug)]
@@ -26,6 +26,15 @@ pub struct Upstream {
     balancer: Arc<dyn Balancer>,
     /// One per endpoint, same order.
     meters: Vec<Arc<EndpointMeter>>,
+}
+
+/// A connection to one of a cluster's endpoints.
+#[derive(Debug)]
+pub struct Connected {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    /// Which endpoint, for its policy's [`lb::Load`].
+    pub endpoint: EndpointIndex,
 }
 
 /// Every endpoint of a cluster failed.
@@ -76,20 +85,24 @@ impl Upstream {
 
     /// Connects to the endpoint the balancer picks with no context,
     /// falling through to the others on failure.
-    pub async fn connect(&self) -> Result<(TcpStream, SocketAddr), ConnectError> {
+    pub async fn connect(&self) -> Result<Connected, ConnectError> {
         self.connect_for(&Pick::default()).await
     }
 
     /// Connects to the endpoint the balancer picks for `pick`, falling
     /// through to the others, in the balancer's order, on failure.
-    pub async fn connect_for(
-        &self,
-        pick: &Pick<'_>,
-    ) -> Result<(TcpStream, SocketAddr), ConnectError> {
+    pub async fn connect_for(&self, pick: &Pick<'_>) -> Result<Connected, ConnectError> {
+        self.connect_order(self.balancer.order(pick)).await
+    }
+
+    /// Connects to the endpoints of `order` in turn until one answers
+    /// (for a caller that asked the balancer itself, to look for a pooled
+    /// connection to its choice first).
+    pub async fn connect_order(&self, order: TryOrder) -> Result<Connected, ConnectError> {
         let endpoints = &self.cluster.endpoints;
         let mut attempts = Vec::new();
-        for endpoint in self.balancer.order(pick) {
-            let Some(&addr) = endpoints.get(endpoint.0) else {
+        for endpoint in order {
+            let Some(addr) = endpoints.get(endpoint.0).map(|e| e.address) else {
                 continue;
             };
             let meter = self.meters.get(endpoint.0);
@@ -110,7 +123,11 @@ impl Upstream {
                             "connected after failed attempts"
                         );
                     }
-                    return Ok((stream, addr));
+                    return Ok(Connected {
+                        stream,
+                        addr,
+                        endpoint,
+                    });
                 }
                 Ok(Err(e)) => {
                     count(|m| &m.connect_failures);
@@ -138,7 +155,14 @@ mod tests {
         Cluster {
             name: "c".into(),
             lb: baton_config::Lb::RoundRobin,
-            endpoints,
+            endpoints: endpoints
+                .into_iter()
+                .map(|address| baton_config::Endpoint {
+                    address,
+                    weight: baton_config::Weight::ONE,
+                })
+                .collect(),
+            hash_policy: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             connections_per_endpoint: std::num::NonZeroU32::MIN,
             protocol: baton_config::UpstreamProtocol::Http1,
@@ -163,7 +187,7 @@ mod tests {
         let upstream = Upstream::new(cluster(vec![a_addr, b_addr]), Vec::new());
         let mut seen = Vec::new();
         for _ in 0..4 {
-            seen.push(upstream.connect().await.unwrap().1);
+            seen.push(upstream.connect().await.unwrap().addr);
         }
         assert_eq!(seen, vec![a_addr, b_addr, a_addr, b_addr]);
     }
@@ -175,7 +199,7 @@ mod tests {
         let meters = vec![Arc::default(), Arc::default()];
         let upstream = Upstream::new(cluster(vec![dead_port().await, live_addr]), meters.clone());
         for _ in 0..3 {
-            assert_eq!(upstream.connect().await.unwrap().1, live_addr);
+            assert_eq!(upstream.connect().await.unwrap().addr, live_addr);
         }
         let (dead, live) = (&meters[0], &meters[1]);
         assert_eq!(live.connections.load(Ordering::Relaxed), 3);

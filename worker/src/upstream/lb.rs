@@ -4,51 +4,72 @@
 //! # The seam
 //!
 //! A [`Balancer`] is one cluster's policy, built once per generation from
-//! the cluster's `lb` key by [`for_cluster`]; every upstream connect goes
-//! through it (the sibling `cluster` module's `Upstream::connect_for`: L4
-//! tunnels, the HTTP clients, the RPC pools' connections). It answers
-//! [`Balancer::order`]: the cluster's endpoints in the order to try them
-//! ([`TryOrder`]) — the first is the choice, the rest are where a failed
-//! connect falls through to, each once.
+//! the cluster's `lb` key by [`for_cluster`] and shared by the worker's
+//! threads. It is asked once per unit of balancing: per L4 connection (the
+//! sibling `cluster` module's `Upstream::connect_for`), per HTTP request
+//! attempt (which then takes a pooled connection to the chosen endpoint,
+//! or makes one), per RPC request (which takes one of the chosen
+//! endpoint's multiplexed connections), per RocketMQ client (pinned). It
+//! answers [`Balancer::order`]: the cluster's endpoints in the order to try
+//! them ([`TryOrder`]) — the first is the choice, the rest are where a
+//! failed connect falls through to, each once.
 //!
-//! Policies:
+//! Policies, one module each, registered in [`for_cluster`]:
 //!
-//! | `lb` | type | order |
+//! | `lb` | type | first choice |
 //! |---|---|---|
-//! | `round_robin` | [`RoundRobin`] | each pick starts one endpoint further, then the rest in turn |
+//! | `round_robin` | [`RoundRobin`] | smooth weighted round robin (nginx's) |
+//! | `random` | [`Random`] | at random, in proportion to weight |
+//! | `least_request` | [`LeastRequest`] | the less loaded of two drawn at random |
+//! | `ring_hash` | [`RingHash`] | the request key's point on a ring |
+//! | `maglev` | [`Maglev`] | the request key's slot in a Maglev table |
+//!
+//! After the first choice, every policy's order is the other endpoints in
+//! turn after it ([`TryOrder`]). The hashing policies key a request by the
+//! cluster's `hash_policy` (the `hash` module); a request without a key
+//! is placed at random, as Envoy does.
 //!
 //! The same [`RoundRobin`] also takes turns over things that are not
-//! endpoints: the RPC pools use it to spread requests over their
-//! connection slots ([`RoundRobin::next_index`]).
+//! endpoints: the RPC pools use it to spread an endpoint's requests over
+//! its connection slots ([`RoundRobin::next_index`]).
 //!
-//! # Shaped for the policies to come (issue 14)
+//! # Per-request context and load
 //!
-//! * **Per-request context** ([`Pick`]): the downstream peer's address
+//! * **Per-request context** ([`Pick`]): the downstream peer's IP
 //!   (source-IP hashing, L4 included) and, when there is a request, a
 //!   [`RequestKeys`] view of it (HTTP header, cookie, path; RPC service,
-//!   method, attachment) for `ring_hash` and `maglev`. The proxies fill in
-//!   what they have; a policy that needs nothing ignores it.
+//!   method, attachment). The view is a borrow of what the proxy already
+//!   parsed; only a hashing policy calls into it, so a policy that needs
+//!   nothing costs nothing.
 //! * **In-flight accounting** ([`Balancer::on_start`] /
 //!   [`Balancer::on_end`], paired by a [`Load`] guard): `least_request`
-//!   counts what each endpoint has in flight. Round robin counts nothing,
-//!   so no call site holds a guard yet; the policy that needs one adds it
-//!   where its unit of work lives (a tunnel, an HTTP exchange, an RPC
-//!   request).
-//! * **Weights and health** stay with the policy: it is built from the
-//!   whole [`Cluster`], and a health or ejection view skips endpoints in
-//!   the order it returns.
+//!   counts what each endpoint has in flight; callers hold a guard for
+//!   their unit of work (an HTTP exchange, an L4 tunnel, an RPC request).
 //!
 //! A policy is plain, shared state (`&self`, atomics): it is called from
 //! every worker thread at once and never waits.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use baton_config::{Cluster, Lb};
 
 use crate::codec::Attributes;
+use crate::codec::http1::Head;
+
+mod hash;
+mod least_request;
+mod maglev;
+mod random;
+mod ring_hash;
+mod round_robin;
+
+pub(crate) use least_request::LeastRequest;
+pub(crate) use maglev::Maglev;
+pub(crate) use random::{Random, Rng};
+pub(crate) use ring_hash::RingHash;
+pub(crate) use round_robin::RoundRobin;
 
 /// An endpoint's index in its cluster's endpoint list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,8 +78,8 @@ pub struct EndpointIndex(pub usize);
 /// What a policy may look at to choose: who is asking, and for what.
 #[derive(Clone, Copy, Default)]
 pub struct Pick<'a> {
-    /// The downstream peer.
-    pub source: Option<SocketAddr>,
+    /// The downstream peer's address.
+    pub source: Option<IpAddr>,
     /// The request being sent, when there is one (none for an L4 tunnel).
     pub request: Option<&'a dyn RequestKeys>,
 }
@@ -120,6 +141,29 @@ impl RequestKeys for Attributes {
     }
 }
 
+/// An HTTP request head, as hash keys.
+impl RequestKeys for Head {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        Head::header(self, name)
+    }
+
+    /// Every `cookie` header, `name=value` pairs split on `;`.
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value)
+    }
+
+    fn path(&self) -> Option<&str> {
+        Some(Head::path(self))
+    }
+}
+
 /// One cluster's load-balancing policy.
 pub trait Balancer: fmt::Debug + Send + Sync {
     /// The policy's config name (the cluster's `lb`).
@@ -128,6 +172,12 @@ pub trait Balancer: fmt::Debug + Send + Sync {
     /// The cluster's endpoints in the order to try them for this pick:
     /// every endpoint at most once, the chosen one first.
     fn order(&self, pick: &Pick<'_>) -> TryOrder;
+
+    /// Whether the policy counts in-flight work: callers make a [`Load`]
+    /// only for one that does ([`Load::counted`]).
+    fn counts_load(&self) -> bool {
+        false
+    }
 
     /// A connection or request was started on `endpoint` (see [`Load`]).
     fn on_start(&self, endpoint: EndpointIndex) {
@@ -140,11 +190,25 @@ pub trait Balancer: fmt::Debug + Send + Sync {
     }
 }
 
-/// The policy a cluster's `lb` names. An exhaustive match: a policy the
-/// config accepts does not compile until it is served here.
-pub fn for_cluster(cluster: &Cluster) -> Arc<dyn Balancer> {
+/// The policy a cluster's `lb` names: the one place policies are
+/// registered. An exhaustive match: a policy the config accepts does not
+/// compile until it is served here.
+pub(crate) fn for_cluster(cluster: &Cluster) -> Arc<dyn Balancer> {
+    let weights: Vec<u32> = cluster.endpoints.iter().map(|e| e.weight.get()).collect();
+    let weighted = || -> Vec<_> {
+        cluster
+            .endpoints
+            .iter()
+            .map(|e| (e.address, e.weight.get()))
+            .collect()
+    };
+    let key = || hash::HashKey::new(&cluster.hash_policy);
     match cluster.lb {
-        Lb::RoundRobin => Arc::new(RoundRobin::new(cluster.endpoints.len())),
+        Lb::RoundRobin => Arc::new(RoundRobin::weighted(&weights)),
+        Lb::Random => Arc::new(Random::new(&weights, Rng::from_entropy())),
+        Lb::LeastRequest => Arc::new(LeastRequest::new(&weights, Rng::from_entropy())),
+        Lb::RingHash => Arc::new(RingHash::new(&weighted(), key(), Rng::from_entropy())),
+        Lb::Maglev => Arc::new(Maglev::new(&weighted(), key(), Rng::from_entropy())),
     }
 }
 
@@ -156,6 +220,8 @@ pub struct TryOrder {
     first: usize,
     len: usize,
     step: usize,
+    /// Steps to take: `len`, or 1 for [`TryOrder::only`].
+    steps: usize,
 }
 
 impl TryOrder {
@@ -166,6 +232,16 @@ impl TryOrder {
             first: if len == 0 { 0 } else { first.0 % len },
             len,
             step: 0,
+            steps: len,
+        }
+    }
+
+    /// Just `endpoint` (of `len`): no fall-through, for a caller that
+    /// walks the balancer's order itself.
+    pub fn only(endpoint: EndpointIndex, len: usize) -> TryOrder {
+        TryOrder {
+            steps: len.min(1),
+            ..TryOrder::starting_at(endpoint, len)
         }
     }
 }
@@ -174,7 +250,7 @@ impl Iterator for TryOrder {
     type Item = EndpointIndex;
 
     fn next(&mut self) -> Option<EndpointIndex> {
-        if self.step >= self.len {
+        if self.step >= self.steps {
             return None;
         }
         let index = (self.first + self.step) % self.len;
@@ -183,7 +259,7 @@ impl Iterator for TryOrder {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.len - self.step;
+        let left = self.steps - self.step;
         (left, Some(left))
     }
 }
@@ -194,18 +270,28 @@ impl ExactSizeIterator for TryOrder {}
 /// counts it: [`Balancer::on_start`] when made, [`Balancer::on_end`] when
 /// dropped — so an error path or a cancelled task cannot leak a count.
 #[derive(Debug)]
-pub struct Load {
+pub(crate) struct Load {
     balancer: Arc<dyn Balancer>,
     endpoint: EndpointIndex,
 }
 
 impl Load {
-    pub fn start(balancer: Arc<dyn Balancer>, endpoint: EndpointIndex) -> Load {
+    pub(crate) fn start(balancer: Arc<dyn Balancer>, endpoint: EndpointIndex) -> Load {
         balancer.on_start(endpoint);
         Load { balancer, endpoint }
     }
 
-    pub fn endpoint(&self) -> EndpointIndex {
+    /// A guard when `balancer` counts load, none when it does not: a
+    /// policy that counts nothing costs its callers nothing.
+    pub(crate) fn counted(balancer: &Arc<dyn Balancer>, endpoint: EndpointIndex) -> Option<Load> {
+        balancer
+            .counts_load()
+            .then(|| Load::start(Arc::clone(balancer), endpoint))
+    }
+
+    /// The endpoint it counts on (tests).
+    #[cfg(test)]
+    pub(crate) fn endpoint(&self) -> EndpointIndex {
         self.endpoint
     }
 }
@@ -216,71 +302,13 @@ impl Drop for Load {
     }
 }
 
-// === impl RoundRobin ===
-
-/// Round robin over `len` things: each pick starts one further than the
-/// last. Endpoint weights (issue 14) will make this smooth weighted round
-/// robin; unweighted, every endpoint has its turn.
-#[derive(Debug)]
-pub struct RoundRobin {
-    len: usize,
-    next: AtomicUsize,
-}
-
-impl RoundRobin {
-    pub fn new(len: usize) -> RoundRobin {
-        RoundRobin {
-            len,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// The next index in turn, in `0..len` (0 when `len` is 0).
-    pub fn next_index(&self) -> usize {
-        match self.len {
-            0 => 0,
-            len => self.next.fetch_add(1, Ordering::Relaxed) % len,
-        }
-    }
-}
-
-impl Balancer for RoundRobin {
-    fn name(&self) -> &'static str {
-        "round_robin"
-    }
-
-    fn order(&self, _pick: &Pick<'_>) -> TryOrder {
-        TryOrder::starting_at(EndpointIndex(self.next_index()), self.len)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicI64;
+    use std::sync::atomic::{AtomicI64, Ordering};
 
     fn indices(order: TryOrder) -> Vec<usize> {
         order.map(|e| e.0).collect()
-    }
-
-    #[test]
-    fn round_robin_starts_one_further_each_pick_and_tries_each_once() {
-        let rr = RoundRobin::new(3);
-        let pick = Pick::default();
-        assert_eq!(indices(rr.order(&pick)), [0, 1, 2]);
-        assert_eq!(indices(rr.order(&pick)), [1, 2, 0]);
-        assert_eq!(indices(rr.order(&pick)), [2, 0, 1]);
-        assert_eq!(indices(rr.order(&pick)), [0, 1, 2]);
-        assert_eq!(rr.order(&pick).len(), 3);
-    }
-
-    #[test]
-    fn round_robin_over_slots_takes_turns() {
-        let rr = RoundRobin::new(4);
-        let turns: Vec<usize> = (0..9).map(|_| rr.next_index()).collect();
-        assert_eq!(turns, [0, 1, 2, 3, 0, 1, 2, 3, 0]);
-        assert_eq!(RoundRobin::new(0).next_index(), 0);
-        assert!(indices(RoundRobin::new(0).order(&Pick::default())).is_empty());
     }
 
     #[test]
@@ -294,25 +322,75 @@ mod tests {
             [1, 2, 3, 0]
         );
         assert!(indices(TryOrder::starting_at(EndpointIndex(0), 0)).is_empty());
+        assert_eq!(indices(TryOrder::only(EndpointIndex(2), 4)), [2]);
+        assert!(indices(TryOrder::only(EndpointIndex(0), 0)).is_empty());
     }
 
     #[test]
     fn the_config_lb_key_selects_the_policy() {
+        for lb in [
+            Lb::RoundRobin,
+            Lb::Random,
+            Lb::LeastRequest,
+            Lb::RingHash,
+            Lb::Maglev,
+        ] {
+            let text = format!(
+                r#"
+                [[listeners]]
+                name = "l"
+                address = "127.0.0.1:0"
+                cluster = "c"
+                [[clusters]]
+                name = "c"
+                lb = "{}"
+                endpoints = ["127.0.0.1:1", {{ address = "127.0.0.1:2", weight = 2 }}]
+                "#,
+                lb.name()
+            );
+            let config = baton_config::parse("test.toml", &text).unwrap();
+            let balancer = for_cluster(&config.clusters[0]);
+            assert_eq!(balancer.name(), lb.name());
+            let mut order = indices(balancer.order(&Pick::default()));
+            order.sort_unstable();
+            assert_eq!(order, [0, 1], "{lb:?}: each endpoint once");
+        }
+        // Weights reach the policy: 1, 2 in smooth order.
         let text = r#"
-            [[listeners]]
-            name = "l"
-            address = "127.0.0.1:0"
-            cluster = "c"
             [[clusters]]
             name = "c"
-            lb = "round_robin"
-            endpoints = ["127.0.0.1:1", "127.0.0.1:2"]
+            endpoints = ["127.0.0.1:1", { address = "127.0.0.1:2", weight = 2 }]
         "#;
         let config = baton_config::parse("test.toml", text).unwrap();
         let balancer = for_cluster(&config.clusters[0]);
-        assert_eq!(balancer.name(), "round_robin");
-        assert_eq!(indices(balancer.order(&Pick::default())), [0, 1]);
-        assert_eq!(indices(balancer.order(&Pick::default())), [1, 0]);
+        let firsts: Vec<usize> = (0..3)
+            .map(|_| balancer.order(&Pick::default()).next().unwrap().0)
+            .collect();
+        assert_eq!(firsts, [1, 0, 1]);
+    }
+
+    #[test]
+    fn an_http_head_offers_headers_cookies_and_path() {
+        let head = Head {
+            method: "GET".into(),
+            target: "/a/b?q=1".into(),
+            status: 0,
+            reason: String::new(),
+            minor: 1,
+            headers: vec![
+                ("X-User".into(), b"alice".to_vec()),
+                ("Cookie".into(), b"a=1; sid=xyz".to_vec()),
+                ("cookie".into(), b"late=2".to_vec()),
+            ],
+            framing: crate::codec::http1::Framing::None,
+        };
+        let keys: &dyn RequestKeys = &head;
+        assert_eq!(keys.header("x-user"), Some(&b"alice"[..]));
+        assert_eq!(keys.cookie("sid"), Some("xyz"));
+        assert_eq!(keys.cookie("late"), Some("2"));
+        assert_eq!(keys.cookie("none"), None);
+        assert_eq!(keys.path(), Some("/a/b"));
+        assert_eq!(keys.method(), None);
     }
 
     /// A policy that counts in-flight work, as `least_request` will.
@@ -375,5 +453,64 @@ mod tests {
             request: Some(keys),
         };
         assert!(format!("{pick:?}").contains("request: true"));
+    }
+}
+
+/// Helpers for the policies' tests: fixed addresses, and a pick keyed by
+/// one header.
+#[cfg(test)]
+mod testing {
+    use std::net::SocketAddr;
+
+    use baton_config::HashPolicy;
+
+    use super::hash::HashKey;
+    use super::{Balancer, Pick, RequestKeys};
+
+    /// A request whose `x-key` header is the key.
+    pub(super) struct KeyPick<'a>(pub &'a str);
+
+    impl RequestKeys for KeyPick<'_> {
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            (name == "x-key").then_some(self.0.as_bytes())
+        }
+    }
+
+    impl KeyPick<'_> {
+        pub(super) fn policy() -> HashKey {
+            HashKey::new(&[HashPolicy::Header("x-key".into())])
+        }
+    }
+
+    /// `n` distinct endpoint addresses.
+    pub(super) fn addresses(n: usize) -> Vec<SocketAddr> {
+        (0..n)
+            .map(|i| SocketAddr::from(([10, 0, 0, 1 + i as u8], 8080)))
+            .collect()
+    }
+
+    /// The endpoint `balancer` chooses for `key`.
+    pub(super) fn first(balancer: &dyn Balancer, key: &str) -> usize {
+        let keys = KeyPick(key);
+        let pick = Pick {
+            source: None,
+            request: Some(&keys),
+        };
+        balancer.order(&pick).next().map_or(usize::MAX, |e| e.0)
+    }
+
+    /// 10,000 fixed keys (`user-0`, ...) over `balancer`'s endpoints land
+    /// in proportion to `weights`, each share within 10%.
+    pub(super) fn assert_keys_follow(balancer: &dyn Balancer, weights: &[u32]) {
+        let mut counts = vec![0u32; weights.len()];
+        for i in 0..10_000 {
+            counts[first(balancer, &format!("user-{i}"))] += 1;
+        }
+        let total: u32 = weights.iter().sum();
+        for (&count, &weight) in counts.iter().zip(weights) {
+            let expected = 10_000.0 * f64::from(weight) / f64::from(total);
+            let off = (f64::from(count) - expected).abs() / expected;
+            assert!(off < 0.1, "{counts:?} for weights {weights:?}");
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! * [`lb`] — load balancing: the [`lb::Balancer`] seam (which endpoint,
 //!   then which to fall through to), its per-request context, and its
-//!   policies (round robin, chosen by the cluster's `lb`);
+//!   policies (`round_robin`, `random`, `least_request`, `ring_hash`,
+//!   `maglev`, one module each, chosen by the cluster's `lb`);
 //! * [`cluster`] — a cluster at run time ([`cluster::Upstream`]): its
 //!   balancer, and a connect that falls through to the next endpoint when
 //!   one fails or times out.
@@ -13,5 +14,5 @@
 //! ([`crate::telemetry`] for the endpoint meters, [`crate::codec`] for the
 //! RPC attributes a balancer may hash).
 
-pub mod cluster;
-pub mod lb;
+pub(crate) mod cluster;
+pub(crate) mod lb;

@@ -98,6 +98,7 @@
 //! broker's `opaque`, untouched) goes back up it.
 
 mod json;
+pub mod route;
 
 use std::ops::Range;
 

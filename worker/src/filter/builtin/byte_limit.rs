@@ -14,7 +14,7 @@ use crate::l4::tap::{TapVerdict, Way};
 
 /// Byte limits per direction (`None`: unlimited that way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteLimit {
+pub(crate) struct ByteLimit {
     /// Client to upstream.
     pub to_upstream: Option<u64>,
     /// Upstream to client.

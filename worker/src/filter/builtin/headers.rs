@@ -17,7 +17,7 @@ use crate::filter::{ConnInfo, Mobility};
 
 /// One header edit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Edit {
+pub(crate) enum Edit {
     /// Replace every value (or add it).
     Set(String, Vec<u8>),
     /// Add a value after any others.
@@ -38,7 +38,7 @@ impl Edit {
 
 /// Header edits for requests and responses.
 #[derive(Debug, Clone)]
-pub struct Headers {
+pub(crate) struct Headers {
     edits: Arc<Edits>,
 }
 
@@ -50,7 +50,7 @@ struct Edits {
 
 impl Headers {
     /// Checks every edit (on a scratch block) and builds the filter.
-    pub fn new(request: Vec<Edit>, response: Vec<Edit>) -> Result<Headers, HeaderError> {
+    pub(crate) fn new(request: Vec<Edit>, response: Vec<Edit>) -> Result<Headers, HeaderError> {
         let mut scratch: Vec<(String, Vec<u8>)> = Vec::new();
         for edit in request.iter().chain(&response) {
             edit.apply(&mut scratch)?;

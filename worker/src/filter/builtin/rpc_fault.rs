@@ -13,7 +13,7 @@ use crate::filter::{ConnInfo, Mobility};
 
 /// Answers matching requests with an error.
 #[derive(Debug, Clone)]
-pub struct RpcFault {
+pub(crate) struct RpcFault {
     pub service: String,
     /// `None`: every method of the service.
     pub method: Option<String>,

@@ -16,7 +16,7 @@ use crate::filter::{ConnInfo, Mobility};
 
 /// An address range: an address and how many leading bits must match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     addr: IpAddr,
     prefix: u8,
 }
@@ -24,7 +24,7 @@ pub struct Cidr {
 /// A range that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not an address range (like 10.0.0.0/8 or 2001:db8::/32)")]
-pub struct BadCidr(String);
+pub(crate) struct BadCidr(String);
 
 impl FromStr for Cidr {
     type Err = BadCidr;
@@ -60,7 +60,7 @@ impl fmt::Display for Cidr {
 }
 
 impl Cidr {
-    pub fn contains(&self, addr: IpAddr) -> bool {
+    pub(crate) fn contains(&self, addr: IpAddr) -> bool {
         let keep = |bits: u32, width: u32| -> u128 {
             // The top `bits` of a `width`-bit number.
             match bits {
@@ -84,7 +84,7 @@ impl Cidr {
 
 /// What a match means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// Only sources in the ranges may connect.
     Allow,
     /// Sources in the ranges may not connect.
@@ -93,7 +93,7 @@ pub enum Policy {
 
 /// Refuses connections by source address.
 #[derive(Debug, Clone)]
-pub struct SourceRanges {
+pub(crate) struct SourceRanges {
     pub policy: Policy,
     pub ranges: Vec<Cidr>,
 }

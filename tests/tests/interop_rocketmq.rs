@@ -1,0 +1,386 @@
+//! Apache RocketMQ, the real thing (issue 18): the name server and broker
+//! from Maven Central (rocketmq-namesrv, rocketmq-broker 5.3.3, remoting
+//! mode) and the official Java client (rocketmq-client), run by
+//! [`baton_tests::rocketmq_broker`] from `tests/interop/rocketmq/`.
+//!
+//! * the name server's route answers (GET_ROUTEINFO_BY_TOPIC as a current
+//!   and as a pre-4.9.4 client asks for it, GET_BROKER_CLUSTER_INFO) are
+//!   the fixtures of the worker's broker-address rewriting
+//!   (`worker/src/codec/rocketmq/fixtures/`): this test checks that they
+//!   are still what the broker sends, byte for byte once the broker's
+//!   ephemeral address is replaced by [`FIXTURE_BROKER`].
+//!   `BATON_CAPTURE_FIXTURES=1` rewrites them instead;
+//! * 10,000 messages (5,000 sync, 5,000 async, 1 KiB) plus a few oneway,
+//!   batched and transactional ones, consumed by a push-consumer group of
+//!   2: every message consumed at least once (duplicates counted and
+//!   printed), the transactional ones committed only through the broker's
+//!   CHECK_TRANSACTION_STATE, both consumers holding queues — first
+//!   **directly**, then **through baton** against the same broker: the
+//!   client is given only baton's name-server listener, whose answers
+//!   (`rocketmq_brokers`) name baton's broker listener, so every send,
+//!   pull, heartbeat, offset commit and broker → client request crosses
+//!   baton (checked: the route names baton, and the broker's requests
+//!   reach the client from baton's listener). The client's rates and
+//!   send latencies of both runs are printed side by side, never
+//!   asserted;
+//! * the same through baton across 3 upgrades (`baton upgrade`) spread
+//!   over the sends: no send fails, no message is lost.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use baton_tests::Baton;
+use baton_tests::rocketmq_broker::{
+    ClientRun, ClientSpec, RocketMq, code, remoting_call, run_client, run_client_with,
+};
+use serde_json::json;
+
+const TOPIC: &str = "BatonTopic";
+
+/// The broker address written into the fixtures in place of the
+/// ephemeral one (RocketMQ's default broker port; same digit count as an
+/// ephemeral port, so the frame lengths rarely change).
+const FIXTURE_BROKER: &str = "127.0.0.1:10911";
+
+/// The request version a 5.3.3 Java client sends (`MQVersion.CURRENT_VERSION`,
+/// the ordinal of V5_3_3). From V4_9_4 (401) on, the name server writes
+/// route data as standard JSON (quoted map keys); below, fastjson's
+/// default (`{0:"addr"}`).
+const CLIENT_VERSION: i32 = 479;
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../worker/src/codec/rocketmq/fixtures")
+}
+
+/// `raw` (a whole frame) with `from` replaced by `to` in its body, the
+/// frame length fixed up. Only bodies carry broker addresses here.
+fn substitute(raw: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let header_len = (u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]) & 0x00ff_ffff) as usize;
+    let (head, body) = raw.split_at(8 + header_len);
+    let body = String::from_utf8(body.to_vec()).expect("route bodies are UTF-8 JSON");
+    assert!(
+        body.contains(from),
+        "the answer names the broker {from}: {body}"
+    );
+    let body = body.replace(from, to);
+    let mut out = head.to_vec();
+    let len = u32::try_from(out.len() - 4 + body.len()).expect("fits");
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// The route answers as captured, checked against (or written to) the
+/// fixtures.
+fn route_answers_match_the_fixtures(rmq: &RocketMq) {
+    let broker = rmq.broker.to_string();
+    let captures = [
+        (
+            "get_routeinfo_by_topic.v479.frame",
+            remoting_call(
+                rmq.namesrv,
+                code::GET_ROUTEINFO_BY_TOPIC,
+                json!({ "topic": TOPIC }),
+                CLIENT_VERSION,
+            ),
+        ),
+        (
+            "get_routeinfo_by_topic.v0.frame",
+            remoting_call(
+                rmq.namesrv,
+                code::GET_ROUTEINFO_BY_TOPIC,
+                json!({ "topic": TOPIC }),
+                0,
+            ),
+        ),
+        (
+            "get_broker_cluster_info.frame",
+            remoting_call(
+                rmq.namesrv,
+                code::GET_BROKER_CLUSTER_INFO,
+                json!({}),
+                CLIENT_VERSION,
+            ),
+        ),
+    ];
+    let capture = std::env::var_os("BATON_CAPTURE_FIXTURES").is_some();
+    for (name, frame) in captures {
+        assert_eq!(
+            frame.header["code"], 0,
+            "{name}: the name server answered {}",
+            frame.header
+        );
+        let normalised = substitute(&frame.raw, &broker, FIXTURE_BROKER);
+        let path = fixtures_dir().join(name);
+        if capture {
+            std::fs::write(&path, &normalised).expect("write fixture");
+            eprintln!("captured {}", path.display());
+            continue;
+        }
+        let fixture = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            String::from_utf8_lossy(&normalised),
+            String::from_utf8_lossy(&fixture),
+            "{name}: the real name server's answer differs from the fixture \
+             (BATON_CAPTURE_FIXTURES=1 rewrites the fixtures)"
+        );
+    }
+}
+
+/// The run every case makes: 10,000 messages (5,000 sync, 5,000 async,
+/// 1 KiB) and a few oneway, batched and transactional ones, a consumer
+/// group of 2.
+/// `group` names the consumer group and, suffixed, the producer groups:
+/// runs on the same broker use groups of their own, so that no run sees
+/// another's consumers or has another's transactions checked.
+fn spec(group: &str) -> ClientSpec {
+    let mut spec = ClientSpec::new(TOPIC);
+    spec.group = group.to_owned();
+    spec.sync = 5_000;
+    spec.async_ = 5_000;
+    spec.oneway = 100;
+    spec.batch = 200;
+    spec.tx = 10;
+    spec
+}
+
+/// What every run must show: every send acknowledged, every message
+/// consumed at least once, by both consumers, every transaction committed
+/// through the broker's check. Prints the figures (`label` says which
+/// path); returns the one-line comparison figures.
+fn check_run(label: &str, spec: &ClientSpec, run: &ClientRun) -> String {
+    let expected = (spec.sync + spec.async_ + spec.oneway + spec.batch + spec.tx) as usize;
+    assert_eq!(
+        run.send_failures,
+        Vec::<serde_json::Value>::new(),
+        "{label}: sends failed"
+    );
+    assert_eq!(
+        run.sent.len(),
+        expected,
+        "{label}: every send acknowledged (summary: {})",
+        run.summary
+    );
+    assert_eq!(
+        run.missing(),
+        Vec::<&str>::new(),
+        "{label}: sent but never consumed"
+    );
+    for mode in ["sync", "async", "oneway", "batch", "tx"] {
+        let n = run
+            .consumed
+            .keys()
+            .filter(|k| k.contains(&format!("-{mode}-")))
+            .count();
+        assert!(n > 0, "{label}: no {mode} message consumed");
+    }
+    // The group of 2 shares the topic's 4 queues: both consumed.
+    assert_eq!(
+        run.consumed_by.len(),
+        2,
+        "{label}: consumers that consumed: {:?}",
+        run.consumed_by
+    );
+    // Committed only by answering the broker's check: every transactional
+    // key was checked, and the checks came as broker → client requests.
+    let mut checked: Vec<&str> = run.tx_checks.iter().map(String::as_str).collect();
+    checked.sort_unstable();
+    checked.dedup();
+    assert_eq!(
+        checked.len(),
+        spec.tx as usize,
+        "{label}: transactions checked: {checked:?}"
+    );
+    let checks = run
+        .broker_requests
+        .get(&i64::from(code::CHECK_TRANSACTION_STATE))
+        .copied();
+    assert!(
+        checks >= Some(spec.tx as usize),
+        "{label}: CHECK_TRANSACTION_STATE requests: {checks:?}"
+    );
+    // ... and reached the transactional producer, the client instance
+    // that sent the half messages, not another one of the process.
+    let checked_by: std::collections::BTreeSet<&str> = run
+        .events
+        .iter()
+        .filter(|v| v["event"] == "broker_request" && v["code"] == code::CHECK_TRANSACTION_STATE)
+        .map(|v| v["client"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        checked_by.into_iter().collect::<Vec<_>>(),
+        vec!["tx-producer"],
+        "{label}: the clients the broker's checks reached"
+    );
+    assert!(
+        !run.rebalances.is_empty(),
+        "{label}: the consumers were assigned queues"
+    );
+
+    let s = &run.summary;
+    eprintln!(
+        "rocketmq {label}: {} sent, {} consumed once or more, {} duplicates, {} rebalances, \
+         {} NOTIFY_CONSUMER_IDS_CHANGED, client ran {:.1} s",
+        run.sent.len(),
+        run.consumed.len(),
+        run.duplicates(),
+        run.rebalances.len(),
+        run.broker_requests
+            .get(&i64::from(code::NOTIFY_CONSUMER_IDS_CHANGED))
+            .copied()
+            .unwrap_or(0),
+        run.elapsed.as_secs_f64(),
+    );
+    format!(
+        "{label:>13}: sync {} msg/s (p50 {} us, p99 {} us), async {} msg/s, consumed {} msg/s, \
+         {} duplicates ({} B messages)",
+        s["sync_msgs_per_s"],
+        s["sync_p50_us"],
+        s["sync_p99_us"],
+        s["async_msgs_per_s"],
+        s["consumed_msgs_per_s"],
+        run.duplicates(),
+        s["size"],
+    )
+}
+
+/// The remote addresses the client's broker → client requests came from.
+fn broker_request_remotes(run: &ClientRun) -> Vec<String> {
+    let mut remotes: Vec<String> = run
+        .events
+        .iter()
+        .filter(|v| v["event"] == "broker_request")
+        .map(|v| v["remote"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    remotes.sort_unstable();
+    remotes.dedup();
+    remotes
+}
+
+/// baton in front of the name server (its answers rewritten) and of the
+/// broker: a listener each.
+fn baton_config(rmq: &RocketMq) -> String {
+    format!(
+        "[[listeners]]\nname = \"namesrv\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+         cluster = \"namesrv\"\nrocketmq_brokers = {{ \"{broker}\" = \"broker-a\" }}\n\n\
+         [[listeners]]\nname = \"broker-a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+         cluster = \"broker-a\"\n\
+         # Above the Java consumer's long-poll (30 s).\n\
+         request_timeout = \"60s\"\n\n\
+         [[clusters]]\nname = \"namesrv\"\nendpoints = [\"{namesrv}\"]\n\n\
+         [[clusters]]\nname = \"broker-a\"\nendpoints = [\"{broker}\"]\n",
+        broker = rmq.broker,
+        namesrv = rmq.namesrv,
+    )
+}
+
+/// The client through baton: it knows only baton's name-server listener.
+/// The route answers name baton's broker listener, so every send, pull,
+/// heartbeat and transaction check goes through baton.
+fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
+    let baton = Baton::start(&baton_config(rmq));
+    let namesrv = baton.addr("namesrv");
+    let broker_listener = baton.addr("broker-a");
+    // The answers a client gets through baton name baton's listener: the
+    // route (as a current and as a pre-4.9.4 client asks for it) and the
+    // cluster info.
+    for (code, fields, version) in [
+        (
+            code::GET_ROUTEINFO_BY_TOPIC,
+            json!({ "topic": TOPIC }),
+            CLIENT_VERSION,
+        ),
+        (code::GET_ROUTEINFO_BY_TOPIC, json!({ "topic": TOPIC }), 0),
+        (code::GET_BROKER_CLUSTER_INFO, json!({}), CLIENT_VERSION),
+    ] {
+        let answer = remoting_call(namesrv, code, fields, version);
+        assert_eq!(answer.header["code"], 0, "{code}: {}", answer.header);
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert!(
+            body.contains(&format!("\"{broker_listener}\""))
+                && !body.contains(&rmq.broker.to_string()),
+            "{code} (version {version}) through baton names its broker listener \
+             {broker_listener}, not {}: {body}",
+            rmq.broker
+        );
+    }
+
+    let spec = spec(&format!("via-baton-{upgrades}"));
+    // Upgrades spread over the sends: one after every `every` acknowledged.
+    let total = (spec.sync + spec.async_) as usize;
+    let every = total / (upgrades + 1);
+    // The client runs on a thread of its own; this one upgrades when the
+    // client's progress says so (baton's handle stays here).
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (run, done) = std::thread::scope(|scope| {
+        let spec = &spec;
+        let client = scope.spawn(move || {
+            let mut sent = 0usize;
+            let mut asked = 0usize;
+            run_client_with(namesrv, spec, |v| {
+                if v["event"] == "sent" {
+                    sent += 1;
+                    if asked < upgrades && sent >= every * (asked + 1) {
+                        asked += 1;
+                        let _ = tx.send(());
+                    }
+                }
+            })
+        });
+        let mut done = 0u64;
+        while rx.recv().is_ok() {
+            baton.upgrade(&[]);
+            done += 1;
+            baton.wait_for_upgrades(done);
+        }
+        (client.join().unwrap(), done)
+    });
+    assert_eq!(done as usize, upgrades, "upgrades made during the run");
+    // Every broker → client request (transaction checks, consumer-id
+    // changes) reached the client on its connection to baton.
+    assert_eq!(
+        broker_request_remotes(&run),
+        vec![broker_listener.to_string()],
+        "broker requests came through baton's broker listener"
+    );
+    (spec, run)
+}
+
+#[test]
+fn the_real_broker_directly_and_through_baton() {
+    let started = Instant::now();
+    let rmq = RocketMq::start(&[TOPIC]);
+    route_answers_match_the_fixtures(&rmq);
+    let direct_spec = spec("direct");
+    let direct = run_client(rmq.namesrv, &direct_spec);
+    let direct = check_run("direct", &direct_spec, &direct);
+    let (spec, proxied) = through_baton(&rmq, 0);
+    let proxied = check_run("through baton", &spec, &proxied);
+    // Figures from the same broker, one run after the other; printed,
+    // never asserted.
+    eprintln!("{direct}\n{proxied}");
+    let pid = rmq.pid();
+    drop(rmq);
+    // Nothing left behind: the launcher's JVM is gone.
+    assert!(
+        !PathBuf::from(format!("/proc/{pid}")).exists(),
+        "the broker's JVM (pid {pid}) outlived its handle"
+    );
+    eprintln!(
+        "the_real_broker_directly_and_through_baton: {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Through baton across 3 upgrades (`baton upgrade`) spread over the
+/// sends: no send fails, no message is lost (duplicates are counted and
+/// printed: a rebalance may redeliver).
+#[test]
+fn through_baton_across_upgrades() {
+    let rmq = RocketMq::start(&[TOPIC]);
+    let (spec, run) = through_baton(&rmq, 3);
+    let figures = check_run("3 upgrades", &spec, &run);
+    eprintln!("{figures}");
+}
