@@ -52,15 +52,15 @@ use crate::telemetry::meters::ByteMeter;
 /// Pending bytes up to this size travel inside the batch; more (a large
 /// partial frame, a slow client's backlog, a bulk stream's kernel pipe) go
 /// in a memfd beside it.
-pub const INLINE_BYTES: usize = 32 * 1024;
+pub(crate) const INLINE_BYTES: usize = 32 * 1024;
 
 /// The most spilled bytes accepted from a peer: an RPC frame's bound
 /// (16 MiB by default) plus a backlog of written-but-unsent responses.
-pub const MAX_SPILL: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_SPILL: u64 = 64 * 1024 * 1024;
 
 /// A parked connection of one kind: what its running form is taken apart
 /// into at a pause, and rebuilt from.
-pub trait Kind: Sized + Send + std::fmt::Debug + 'static {
+pub(crate) trait Kind: Sized + Send + std::fmt::Debug + 'static {
     /// The kind's name, for logs and errors.
     const NAME: &'static str;
     /// Its units of the fd budget, for an adopted connection whose
@@ -76,28 +76,28 @@ pub trait Kind: Sized + Send + std::fmt::Debug + 'static {
 }
 
 /// A parked connection resuming in this generation, as a running one.
-pub trait Resume<W: Task>: Kind {
+pub(crate) trait Resume<W: Task>: Kind {
     /// Its running form on `site`; `None` when it cannot run there (its
     /// listener has gone, or is of another protocol now): it closes.
     fn resume(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>>;
 }
 
 /// The listener a connection resumes on (see [`Task::Site`]).
-pub trait Site {
+pub(crate) trait Site {
     /// Its name (for logs).
     fn listener(&self) -> &str;
 }
 
 /// What a [`Site`] gives the kinds that need it, for a connection on
 /// `client`: `None` when the listener has none.
-pub trait Provides<T> {
+pub(crate) trait Provides<T> {
     fn provide(&self, client: &TcpStream) -> Option<T>;
 }
 
 /// A parked connection written as wire form `W`: `W` is the registry's
 /// wire enum, built from each of the kind's wire forms (`From`), so a kind
 /// with two forms (a tunnel, inline or spilled) picks one here.
-pub trait Encode<W>: Kind {
+pub(crate) trait Encode<W>: Kind {
     /// Its wire form, and the memfd holding its large pending bytes, if
     /// any.
     fn encode(&self) -> Result<(W, Option<OwnedFd>), WireError>;
@@ -107,7 +107,7 @@ pub trait Encode<W>: Kind {
 /// schema's connection enum, written by its fields in order. Changing its
 /// fields changes the wire bytes: that is a new schema version (the golden
 /// fixtures in `migrate::schema` fail otherwise).
-pub trait WireForm: Sized {
+pub(crate) trait WireForm: Sized {
     /// The parked kind it is read into.
     type Kind: Kind;
     /// The form's name, for logs and errors.
@@ -125,11 +125,11 @@ pub trait WireForm: Sized {
 
 /// A boxed future, as the running forms' methods return them (they are
 /// called through `dyn Live`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What runs the connections, as the kinds see it: the connection task
 /// (`conn::task`) is the one implementation.
-pub trait Task: 'static {
+pub(crate) trait Task: 'static {
     /// Why a pump stopped early (a pause request, or the close order).
     type Stop: Send + 'static;
     /// Why a connection failed, whatever its kind.
@@ -149,7 +149,7 @@ pub trait Task: 'static {
 
 /// What a pause does to a running connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mobility {
+pub(crate) enum Mobility {
     /// It stops and parks ([`Live::park`]), to move.
     Moves,
     /// It stays, and goes on until done or the drain deadline
@@ -163,17 +163,17 @@ pub enum Mobility {
 
 /// What a running connection needs to become another kind.
 #[derive(Debug, Clone)]
-pub struct Env {
+pub(crate) struct Env {
     pub idle_timeout: Duration,
     /// Its listener's byte meter.
     pub bytes: Arc<ByteMeter>,
 }
 
 /// What a connection that finished becomes.
-pub type Next<W> = Option<(Box<dyn Live<W>>, (u64, u64))>;
+pub(crate) type Next<W> = Option<(Box<dyn Live<W>>, (u64, u64))>;
 
 /// A running connection of one kind, as the connection task drives it.
-pub trait Live<W: Task>: Send {
+pub(crate) trait Live<W: Task>: Send {
     /// Serves until it ends, idles out or fails, or `stop` resolves (the
     /// state then intact, between two pump steps).
     fn run_until<'a>(
@@ -293,7 +293,7 @@ fn spill_error(op: &'static str) -> impl FnOnce(std::io::Error) -> WireError {
 }
 
 /// A memfd holding `first` then `second`.
-pub fn spill(first: &[u8], second: &[u8]) -> Result<OwnedFd, WireError> {
+pub(crate) fn spill(first: &[u8], second: &[u8]) -> Result<OwnedFd, WireError> {
     use std::io::Write;
     let fd = rustix::fs::memfd_create("baton-conn-state", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| spill_error("create")(e.into()))?;
@@ -305,7 +305,10 @@ pub fn spill(first: &[u8], second: &[u8]) -> Result<OwnedFd, WireError> {
 
 /// The two parts of a peer's spill memfd, of the lengths its wire form
 /// gives; refused past [`MAX_SPILL`].
-pub fn unspill(fd: OwnedFd, (first, second): (u64, u64)) -> Result<(Vec<u8>, Vec<u8>), WireError> {
+pub(crate) fn unspill(
+    fd: OwnedFd,
+    (first, second): (u64, u64),
+) -> Result<(Vec<u8>, Vec<u8>), WireError> {
     use std::io::{Read, Seek, SeekFrom};
     let len = first.saturating_add(second);
     if len > MAX_SPILL {

@@ -134,7 +134,7 @@ macro_rules! kinds {
 
             /// Its running form on `site`, in this generation; `None`
             /// when it cannot run there (it closes).
-            pub fn resume<W>(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>>
+            pub(crate) fn resume<W>(self, site: &W::Site, env: Env) -> Option<Box<dyn Live<W>>>
             where
                 W: Task,
                 $($parts: Resume<W>,)*
@@ -219,6 +219,7 @@ kinds! {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -229,11 +230,13 @@ mod tests {
     use crate::http::HttpContext;
     use crate::http::error::SessionError;
     use crate::kind::{Mobility, Provides, Site};
+    use crate::l4::live::Balancers;
     use crate::l4::pipe::PipeState;
     use crate::l4::tap::Tap;
     use crate::rpc::Outbound;
     use crate::rpc::downstream::{Context as RpcContext, DownstreamError};
     use crate::telemetry::meters::ByteMeter;
+    use crate::upstream::lb::Load;
 
     /// A task that only resumes and parks.
     struct Bare;
@@ -293,6 +296,12 @@ mod tests {
 
     impl Provides<Box<dyn Tap>> for Gone {
         fn provide(&self, _: &TcpStream) -> Option<Box<dyn Tap>> {
+            None
+        }
+    }
+
+    impl Balancers for Gone {
+        fn load_of(&self, _: &str, _: SocketAddr) -> Option<Load> {
             None
         }
     }

@@ -31,7 +31,7 @@ use crate::telemetry::meters::{ByteMeter, TimeoutKind};
 
 /// A TLS connection waiting for its ClientHello: no session exists yet,
 /// so it moves as a plain socket.
-pub struct TlsHello {
+pub(crate) struct TlsHello {
     client: TcpStream,
     client_addr: Option<SocketAddr>,
     ctx: HttpContext,
@@ -53,7 +53,7 @@ impl std::fmt::Debug for TlsHello {
 }
 
 impl TlsHello {
-    pub fn new(
+    pub(crate) fn new(
         client: TcpStream,
         ctx: HttpContext,
         idle_timeout: Duration,

@@ -22,7 +22,10 @@ pub(crate) struct TunnelConn {
     /// active connections); only for a policy that counts. Not part of
     /// its parked form: the next generation counts it against its own
     /// balancers ([`Balancers`]).
-    #[expect(dead_code, reason = "a guard: held for its Drop, which uncounts the tunnel")]
+    #[expect(
+        dead_code,
+        reason = "a guard: held for its Drop, which uncounts the tunnel"
+    )]
     pub(crate) load: Option<Load>,
 }
 

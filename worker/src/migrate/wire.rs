@@ -21,7 +21,7 @@ use crate::conn::state::{ConnId, History, Parked};
 use crate::kind::Fds;
 use crate::migrate::schema::ConnState;
 
-pub use crate::kind::WireError;
+pub(crate) use crate::kind::WireError;
 
 /// A parked connection as it travels, and the memfd holding its large
 /// pending bytes, if any.
