@@ -2,7 +2,7 @@
 //! sockets, real clients — as opposed to the criterion benches beside the
 //! code they measure.
 //!
-//! It holds three benchmarks, each a binary with a script that builds the
+//! It holds four benchmarks, each a binary with a script that builds the
 //! workspace in release mode and runs it; results are recorded in
 //! BENCHMARKS.md:
 //!
@@ -13,6 +13,9 @@
 //! * `bolt` (issue 5, "Benchmark"; `bash bench/run-bolt`): SOFA Bolt
 //!   requests/s and latency direct to a server, through baton, and through
 //!   baton upgrading every 2 s — see [`bolt`];
+//! * `balance` (issue 14, "Benchmark"; `bash bench/run-balance`): what a
+//!   cluster's balancing policy does to the tail when one backend is slow
+//!   — see [`balance`];
 //! * `suite` (issue 8; `bash bench/run`): baton against HAProxy, nginx and
 //!   a direct connection, side by side — HTTP/1.1 throughput, proxy CPU
 //!   and added latency at a fixed rate (HTTP and L4), bulk L4, memory per
@@ -24,6 +27,8 @@
 //!
 //! # Layout
 //!
+//! * [`balance`] — the upstream-management benchmark, whole (command
+//!   line, HTTP backends with a delay, runs, table);
 //! * [`bolt`] — the Bolt benchmark, whole (its own command line, frames,
 //!   server, load generator, runs and report), on the shared pieces below;
 //! * [`suite`] — the suite: its command line, the peers' configs and
@@ -48,6 +53,7 @@
 //! * [`report`] — the Markdown table;
 //! * [`error`] — [`BenchError`].
 
+pub mod balance;
 pub mod baton;
 pub mod bolt;
 pub mod cli;

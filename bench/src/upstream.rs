@@ -118,8 +118,15 @@ impl Upstream {
     /// Starts `exe flag`, a child that speaks [`serve_child`]'s protocol,
     /// and learns its address.
     pub async fn spawn(exe: &Path, flag: &str) -> Result<Upstream> {
+        Upstream::spawn_with(exe, &[flag]).await
+    }
+
+    /// Starts `exe args…`, a child that speaks [`serve_child`]'s protocol,
+    /// and learns its address.
+    pub async fn spawn_with(exe: &Path, args: &[&str]) -> Result<Upstream> {
+        let flag = args.join(" ");
         let mut child = Command::new(exe)
-            .arg(flag)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,0 +1,288 @@
+//! The upstream-management benchmark (issue 14, "Benchmark"; `bash
+//! bench/run-balance`): how a cluster's policy and its failure handling
+//! shape what clients see.
+//!
+//! Scenarios (`--only`):
+//!
+//! * `slow` — three HTTP backends, one of them ten times slower than the
+//!   others (`--delay-ms` and ten times that); the same fixed-rate load
+//!   (`loadgen --rate`) through baton with `lb = "round_robin"` and with
+//!   `lb = "least_request"`, interleaved round by round. Printed: p50,
+//!   p90, p99 and failed requests per policy. Each backend works on at
+//!   most `--workers` requests at once (a server's worker pool), so the
+//!   slow one has a tenth of the others' capacity: round robin sends it a
+//!   third of the requests whatever its queue, past its capacity at the
+//!   default rate; least request (two random choices, the less loaded)
+//!   steers around it.
+//!
+//! Every process runs on this machine: the backends are children of this
+//! binary (`balance --backend --delay-ms N`, the child-server protocol of
+//! [`crate::upstream::serve_child`]), baton is the release build beside
+//! it (or `--bin-dir`), the load is the workspace's `loadgen`. Nothing
+//! here is a test: it prints numbers.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::baton::{Baton, Binaries, LISTENER};
+use crate::error::{Context, Result, failed};
+use crate::measure::Spread;
+use crate::suite::loadgen::{self, Report, Spec};
+use crate::upstream::{Upstream, serve_child};
+
+/// `balance`'s command line.
+#[derive(Debug, Parser)]
+#[command(name = "balance", args_override_self = true)]
+pub struct Cli {
+    /// Scenarios to run, comma-separated: slow.
+    #[arg(long, value_delimiter = ',', default_value = "slow")]
+    pub only: Vec<String>,
+
+    /// Rounds per scenario (each policy once per round).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+
+    /// Measurement window of each run, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: u64,
+
+    /// Fixed request rate of the load, requests/s in total.
+    #[arg(long, default_value_t = 3000)]
+    pub rate: u32,
+
+    /// Keep-alive connections of the load.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+
+    /// The fast backends' delay before each response, in milliseconds;
+    /// the slow one waits ten times as long.
+    #[arg(long, default_value_t = 2)]
+    pub delay_ms: u64,
+
+    /// How many requests each backend works on at once (a server's worker
+    /// pool); more wait their turn. A slow backend's capacity is this over
+    /// its delay: past it, its queue grows.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub workers: u32,
+
+    /// Where `baton` and `baton-worker` are (default: beside this binary).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+
+    /// Child mode: serve HTTP/1.1 with `--delay-ms` before each response.
+    #[arg(long, hide = true)]
+    pub backend: bool,
+}
+
+/// Runs what `cli` asks and prints the tables on stdout.
+pub fn run(cli: &Cli) -> Result<()> {
+    if cli.backend {
+        let delay = Duration::from_millis(cli.delay_ms);
+        let pool = Arc::new(Semaphore::new(cli.workers as usize));
+        return serve_child(move |stream| serve_http(stream, delay, Arc::clone(&pool)));
+    }
+    let exe = std::env::current_exe().context(|| "locate this executable".to_string())?;
+    let beside = exe
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| failed(format!("{} has no parent directory", exe.display())))?;
+    let bins = Binaries::in_dir(cli.bin_dir.as_deref().unwrap_or(&beside), None, None)?;
+    let loadgen = beside.join("loadgen");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context(|| "start the runtime".to_string())?;
+    for scenario in &cli.only {
+        match scenario.as_str() {
+            "slow" => {
+                let table = runtime.block_on(slow(cli, &exe, &bins, &loadgen))?;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{table}").context(|| "print the table".to_string())?;
+            }
+            other => return Err(failed(format!("unknown scenario {other:?} (known: slow)"))),
+        }
+    }
+    runtime.shutdown_background();
+    Ok(())
+}
+
+/// The policies the `slow` scenario compares, in the order of its table.
+const POLICIES: [&str; 2] = ["round_robin", "least_request"];
+
+/// One backend of three ten times slower; each policy under the same
+/// fixed-rate load, interleaved.
+async fn slow(cli: &Cli, exe: &Path, bins: &Binaries, loadgen: &Path) -> Result<String> {
+    let fast = cli.delay_ms.to_string();
+    let slow = (cli.delay_ms * 10).to_string();
+    let workers = cli.workers.to_string();
+    let backends = [
+        backend(exe, &fast, &workers).await?,
+        backend(exe, &fast, &workers).await?,
+        backend(exe, &slow, &workers).await?,
+    ];
+    let endpoints: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let dir = tempfile::Builder::new()
+        .prefix("baton-balance.")
+        .tempdir()
+        .context(|| "create a temp dir".to_string())?;
+    let spec = Spec {
+        connections: cli.connections,
+        rate: Some(cli.rate),
+        duration: Duration::from_secs(cli.duration),
+    };
+    let mut reports: Vec<Vec<Report>> = vec![Vec::new(); POLICIES.len()];
+    for round in 1..=cli.runs {
+        for (i, policy) in POLICIES.iter().enumerate() {
+            let baton = Baton::start_with(
+                bins,
+                |control, worker| http_config(control, worker, policy, &endpoints),
+                None,
+            )
+            .await?;
+            let name = format!("slow-{policy}-{round}");
+            let report = loadgen::run(loadgen, spec, baton.listen, dir.path(), &name).await?;
+            eprintln!(
+                "slow {policy} round {round}: {:.0} req/s done, p50 {} µs, p90 {} µs, p99 {} µs, {} failed, late {}",
+                report.rate,
+                report.p50_us,
+                report.p90_us,
+                report.p99_us,
+                loadgen::failed_requests(&report),
+                report.late
+            );
+            baton.stop().await?;
+            reports[i].push(report);
+        }
+    }
+    Ok(slow_table(cli, &reports))
+}
+
+/// The `slow` scenario's Markdown table: medians (min–max) per policy.
+fn slow_table(cli: &Cli, reports: &[Vec<Report>]) -> String {
+    let mut out = format!(
+        "### One backend of three {}× slower ({} ms vs {} ms of work, {} workers each), {} req/s over {} connections, {} s × {} rounds\n\n\
+         | lb | p50 (ms) | p90 (ms) | p99 (ms) | failed requests |\n|---|---|---|---|---|\n",
+        10,
+        cli.delay_ms,
+        cli.delay_ms * 10,
+        cli.workers,
+        cli.rate,
+        cli.connections,
+        cli.duration,
+        cli.runs
+    );
+    for (policy, runs) in POLICIES.iter().zip(reports) {
+        let ms = |f: fn(&Report) -> u64| -> Vec<f64> {
+            runs.iter().map(|r| f(r) as f64 / 1000.0).collect()
+        };
+        let failed: u64 = runs.iter().map(loadgen::failed_requests).sum();
+        out.push_str(&format!(
+            "| `{policy}` | {} | {} | {} | {failed} |\n",
+            crate::report::cell(Spread::of(&ms(|r| r.p50_us)), 2),
+            crate::report::cell(Spread::of(&ms(|r| r.p90_us)), 2),
+            crate::report::cell(Spread::of(&ms(|r| r.p99_us)), 2),
+        ));
+    }
+    out
+}
+
+/// Starts a backend child that waits `delay_ms` before each response.
+async fn backend(exe: &Path, delay_ms: &str, workers: &str) -> Result<Upstream> {
+    Upstream::spawn_with(
+        exe,
+        &["--backend", "--delay-ms", delay_ms, "--workers", workers],
+    )
+    .await
+}
+
+/// One HTTP listener named [`LISTENER`] in front of a cluster of
+/// `endpoints` balanced by `lb`.
+fn http_config(
+    control: &Path,
+    worker: Option<&Path>,
+    lb: &str,
+    endpoints: &[SocketAddr],
+) -> String {
+    let worker = worker.map_or_else(String::new, |w| {
+        format!("worker_binary = \"{}\"\n", w.display())
+    });
+    let endpoints = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"[supervisor]
+control_socket = "{control}"
+drain_timeout = "30s"
+{worker}
+[[listeners]]
+name = "{LISTENER}"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "target"
+backlog = 4096
+
+[[clusters]]
+name = "target"
+lb = "{lb}"
+endpoints = [{endpoints}]
+"#,
+        control = control.display(),
+    )
+}
+
+/// The backend: HTTP/1.1 keep-alive, requests without bodies (what
+/// `loadgen` sends), each answered `200 ok` in order after `delay` of
+/// work, done by one of `pool`'s workers.
+async fn serve_http(mut stream: TcpStream, delay: Duration, pool: Arc<Semaphore>) {
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Every complete head in the buffer is one request.
+        while let Some(end) = find_head_end(&buf) {
+            buf.drain(..end);
+            {
+                let Ok(_worker) = pool.acquire().await else {
+                    return;
+                };
+                tokio::time::sleep(delay).await;
+            }
+            if stream.write_all(RESPONSE).await.is_err() {
+                return;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Where the first request head in `buf` ends (past its blank line).
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_ends_past_its_blank_line_and_not_before() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nhost: a\r\n"), None);
+        let two = b"GET / HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        assert_eq!(find_head_end(two), Some(18));
+        assert_eq!(find_head_end(&two[18..]), Some(19));
+    }
+}
