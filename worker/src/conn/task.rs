@@ -453,6 +453,11 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                 conn: parts,
                 history,
             };
+            // No longer this generation's to count once it is parked: the
+            // handoff owns it from here (or, if the send fails, a new task
+            // counts it again). Uncounted before the send, so that the
+            // handoff never sees it twice, parked and still active.
+            drop(guard);
             if let Err(e) = req.reply.send(Paused::Parked(Box::new(parked))) {
                 // Nobody to hand it to (the handoff ended): resume here,
                 // as a new task.
