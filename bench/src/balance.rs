@@ -32,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::baton::{Baton, Binaries, LISTENER};
+use crate::baton::{Baton, Binaries, one_listener_toml};
 use crate::error::{Context, Result, failed};
 use crate::measure::Spread;
 use crate::suite::loadgen::{self, Report, Spec};
@@ -143,7 +143,10 @@ async fn slow(cli: &Cli, exe: &Path, bins: &Binaries, loadgen: &Path) -> Result<
         for (i, policy) in POLICIES.iter().enumerate() {
             let baton = Baton::start_with(
                 bins,
-                |control, worker| http_config(control, worker, policy, &endpoints),
+                |control, worker| {
+                    let lb = format!("lb = \"{policy}\"\n");
+                    one_listener_toml(control, worker, "http", &endpoints, &lb)
+                },
                 None,
             )
             .await?;
@@ -201,43 +204,6 @@ async fn backend(exe: &Path, delay_ms: &str, workers: &str) -> Result<Upstream> 
         &["--backend", "--delay-ms", delay_ms, "--workers", workers],
     )
     .await
-}
-
-/// One HTTP listener named [`LISTENER`] in front of a cluster of
-/// `endpoints` balanced by `lb`.
-fn http_config(
-    control: &Path,
-    worker: Option<&Path>,
-    lb: &str,
-    endpoints: &[SocketAddr],
-) -> String {
-    let worker = worker.map_or_else(String::new, |w| {
-        format!("worker_binary = \"{}\"\n", w.display())
-    });
-    let endpoints = endpoints
-        .iter()
-        .map(|e| format!("\"{e}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"[supervisor]
-control_socket = "{control}"
-drain_timeout = "30s"
-{worker}
-[[listeners]]
-name = "{LISTENER}"
-address = "127.0.0.1:0"
-protocol = "http"
-cluster = "target"
-backlog = 4096
-
-[[clusters]]
-name = "target"
-lb = "{lb}"
-endpoints = [{endpoints}]
-"#,
-        control = control.display(),
-    )
 }
 
 /// The backend: HTTP/1.1 keep-alive, requests without bodies (what

@@ -398,11 +398,11 @@ pub fn presizing_wrapper(dir: &Path, real: &Path, fds: u32) -> Result<PathBuf> {
 /// of the echo upstream. 5,000 connections fit under the default
 /// max_connections (10,000).
 fn config(control: &Path, worker: Option<&Path>, upstream: SocketAddr) -> String {
-    one_listener_toml(control, worker, "tcp", upstream, "")
+    one_listener_toml(control, worker, "tcp", &[upstream], "")
 }
 
 /// A config with one listener named [`LISTENER`] on a kernel-chosen port,
-/// speaking `protocol`, whose cluster is the one `endpoint`;
+/// speaking `protocol`, whose cluster is `endpoints`;
 /// `cluster_extra` (whole lines) goes into the cluster's table. The drain
 /// deadline bounds a live upgrade's migration too: 30 s, far above what
 /// one takes in any benchmark here.
@@ -410,12 +410,17 @@ pub fn one_listener_toml(
     control: &Path,
     worker: Option<&Path>,
     protocol: &str,
-    endpoint: SocketAddr,
+    endpoints: &[SocketAddr],
     cluster_extra: &str,
 ) -> String {
     let worker = worker.map_or_else(String::new, |w| {
         format!("worker_binary = \"{}\"\n", w.display())
     });
+    let endpoints = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"[supervisor]
 control_socket = "{control}"
@@ -430,7 +435,7 @@ backlog = 4096
 
 [[clusters]]
 name = "target"
-endpoints = ["{endpoint}"]
+endpoints = [{endpoints}]
 {cluster_extra}"#,
         control = control.display(),
     )

@@ -345,7 +345,7 @@ fn config(
         .map_or_else(String::new, |n| format!("connections_per_endpoint = {n}\n"));
     // request_timeout stays at baton's default (10 s): the server answers
     // at once, so only a lost request would ever reach it.
-    crate::baton::one_listener_toml(control, worker, "bolt", server, &connections)
+    crate::baton::one_listener_toml(control, worker, "bolt", &[server], &connections)
 }
 
 /// The syscalls counted in a profiled run: the writes and reads of a

@@ -252,7 +252,7 @@ pub fn baton_toml(
         Layer::Http => "http",
         Layer::Tcp => "tcp",
     };
-    crate::baton::one_listener_toml(control, worker, protocol, target, "")
+    crate::baton::one_listener_toml(control, worker, protocol, &[target], "")
 }
 
 #[cfg(test)]
