@@ -34,8 +34,10 @@
 
 pub mod duration;
 mod error;
+pub mod filter;
 pub mod model;
 mod raw;
+mod raw_filter;
 pub mod view;
 
 pub use error::ConfigError;

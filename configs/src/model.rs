@@ -142,6 +142,9 @@ pub struct Listener {
     pub rpc: Option<Rpc>,
     /// For `http`: routes, limits, TLS.
     pub http: Option<Http>,
+    /// `filters`: its L4 filters and its HTTP or RPC stream filters, in
+    /// order (each joins its chain; see [`crate::filter`]).
+    pub filters: Vec<crate::filter::Filter>,
 }
 
 /// What an HTTP listener adds.
@@ -193,6 +196,11 @@ pub struct HttpRoute {
     /// Extra attempts for idempotent requests without a body, on connect
     /// failure or a 5xx.
     pub retries: u32,
+    /// HTTP filters run after the listener's, for requests this route
+    /// takes.
+    pub filters: Vec<crate::filter::Filter>,
+    /// The listener's filters (by name) that do not run for this route.
+    pub disabled_filters: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

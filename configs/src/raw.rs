@@ -18,6 +18,7 @@ use crate::model::{
     HttpAction, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget, PathMatch, Protocol,
     Route, Rpc, Supervisor, Target, Tls, UpstreamProtocol, UpstreamTls, Weight,
 };
+use crate::raw_filter::{self as filter, Place, RawFilter};
 
 /// Defaults, each with its reason.
 pub(crate) mod defaults {
@@ -222,6 +223,7 @@ struct RawListener {
     routes: Option<Spanned<Vec<RawRoute>>>,
     /// RocketMQ: real broker address → name of the listener fronting it.
     rocketmq_brokers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    filters: Option<Vec<Spanned<RawFilter>>>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +264,7 @@ struct RawRoute {
     redirect: Option<Spanned<RawRedirect>>,
     timeout: Option<Spanned<DurationText>>,
     retries: Option<Spanned<u32>>,
+    filters: Option<Vec<Spanned<RawFilter>>>,
 }
 
 #[derive(Deserialize)]
@@ -713,6 +716,11 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         if let Some(brokers) = &l.rocketmq_brokers {
             broker_maps.push((i, brokers.span()));
         }
+        let (filters, _) = filter::lower(
+            l.filters.as_deref().unwrap_or_default(),
+            Place::Listener(l.protocol),
+        )
+        .map_err(|(span, m)| error(span, path("filters"), m))?;
         listeners.push(Listener {
             name: l.name.into_inner(),
             address,
@@ -725,6 +733,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             idle_timeout,
             rpc,
             http,
+            filters,
         });
     }
 
@@ -880,6 +889,14 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
             ("redirect", route.redirect.as_ref().map(Spanned::span)),
             ("timeout", route.timeout.as_ref().map(Spanned::span)),
             ("retries", route.retries.as_ref().map(Spanned::span)),
+            (
+                "filters",
+                route
+                    .filters
+                    .as_ref()
+                    .and_then(|f| f.first())
+                    .map(Spanned::span),
+            ),
         ];
         if let Some((k, Some(span))) = http_only.iter().find(|(_, s)| s.is_some()) {
             return Err(ctx.error(span.clone(), &key(k), format!("{k} applies to http routes")));
@@ -929,6 +946,13 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
 }
 
 fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http, ConfigError> {
+    // What a route may turn off.
+    let listener_filters: Vec<&str> = l
+        .filters
+        .iter()
+        .flatten()
+        .map(|f| f.get_ref().name.get_ref().as_str())
+        .collect();
     if let Target::Builtin(_) = target {
         let span = l.cluster.as_ref().map_or(l.name.span(), Spanned::span);
         return Err(ctx.error(
@@ -1116,6 +1140,26 @@ fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http
             Some(t) => Some(t.get_ref().0),
             None => None,
         };
+        let (filters, disabled_filters) = filter::lower(
+            route.filters.as_deref().unwrap_or_default(),
+            Place::HttpRoute,
+        )
+        .map_err(|(span, m)| ctx.error(span, &key("filters"), m))?;
+        if let Some(name) = disabled_filters
+            .iter()
+            .find(|name| !listener_filters.contains(&name.as_str()))
+        {
+            let span = route
+                .filters
+                .as_deref()
+                .and_then(|f| f.first())
+                .map_or(0..0, Spanned::span);
+            return Err(ctx.error(
+                span,
+                &key("filters"),
+                format!("disables {name:?}, which is not one of the listener's filters"),
+            ));
+        }
         routes.push(HttpRoute {
             hosts: route
                 .hosts
@@ -1136,6 +1180,8 @@ fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http
             action,
             timeout,
             retries: route.retries.as_ref().map_or(0, |r| *r.get_ref()),
+            filters,
+            disabled_filters,
         });
     }
     Ok(Http {

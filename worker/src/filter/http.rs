@@ -66,15 +66,7 @@ use crate::codec::http1::{self, Head};
 use crate::filter::{ConnInfo, Mobility};
 
 /// Headers the exchange owns (see the module docs).
-const RESERVED: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "upgrade",
-    "te",
-];
+const RESERVED: &[&str] = baton_config::filter::RESERVED_HEADERS;
 
 /// A header change a filter asked for that cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -391,7 +383,24 @@ impl HttpChain {
 
     /// The filters of one request.
     pub fn stream(&self, conn: &ConnInfo) -> HttpStream {
-        let filters: Vec<_> = self.filters.iter().map(|f| f.stream(conn)).collect();
+        self.stream_with(conn, &[], &HttpChain::default())
+    }
+
+    /// The filters of one request on a route that has its own: this
+    /// chain's but those named in `disabled`, then `route`'s.
+    pub fn stream_with(
+        &self,
+        conn: &ConnInfo,
+        disabled: &[String],
+        route: &HttpChain,
+    ) -> HttpStream {
+        let filters: Vec<_> = self
+            .filters
+            .iter()
+            .filter(|f| !disabled.iter().any(|d| d == f.name()))
+            .chain(route.filters.iter())
+            .map(|f| f.stream(conn))
+            .collect();
         HttpStream {
             reached: filters.len(),
             filters,

@@ -1,4 +1,4 @@
-//! Filter chains: what a listener (and, with issue 15, a route) runs on
+//! Filter chains: what a listener and an HTTP route run on
 //! its connections and requests besides proxying them.
 //!
 //! The layer sits between the upstreams and the per-protocol proxies: the
@@ -18,15 +18,17 @@
 //!   ([`rpc::RpcChain`], one [`rpc::RpcFilters`] per connection): request
 //!   and response frames; each callback continues or answers locally with
 //!   the protocol's own error response (the codec's `hijack`);
-//! * [`builtin`] — the first filters of each chain.
+//! * [`builtin`] — the first filters of each chain;
+//! * [`config`] — the chains built from a listener's and a route's
+//!   `filters` (`baton_config::filter`).
 //!
 //! Order: request-side callbacks run in chain order, response-side ones in
 //! reverse (the first filter sees the request first and the response
-//! last), as Envoy's decoder and encoder chains do. Issue 15's config
-//! (`[[listeners.filters]]`, `filters = [...]`) builds the chains by
-//! name ([`network::NetworkFilter::name`], ...); until then every chain is
-//! empty, and an empty chain costs a length check: no allocation, no
-//! call, and an L4 tunnel keeps splicing.
+//! last), as Envoy's decoder and encoder chains do. The config
+//! (`filters = [...]` or `[[listeners.filters]]` on a listener,
+//! `filters` on an HTTP route) builds the chains ([`config`]); a listener
+//! without filters has empty chains, and an empty chain costs a length
+//! check: no allocation, no call, and an L4 tunnel keeps splicing.
 //!
 //! # Filters and upgrades: who moves, who drains
 //!
@@ -75,12 +77,15 @@
 //!   (`rpc::downstream`) on request frames before routing and on the
 //!   responses to them.
 //!
-//! Every chain is empty until issue 15's config builds them; the
-//! component tests set them in place of the config's
-//! (`generation::serve`'s `filter_tests`). Not wired yet: route-level
-//! chains (issue 15), the L4 byte stage on HTTP and RPC connections.
+//! * HTTP routes: a route's own chain runs after the listener's, in the
+//!   same stream, and may turn listener filters off by name (see
+//!   `http::exchange`'s "Filters" for which route's filters run).
+//!
+//! Not wired yet: the L4 byte stage on HTTP and RPC connections (the
+//! config refuses `byte_limit` there), filters on RPC routes.
 
 pub(crate) mod builtin;
+pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod network;
 pub(crate) mod rpc;

@@ -15,7 +15,7 @@
 //!    close the connection. A read a filter empties is not shown to the
 //!    filters after it.
 //!
-//! An empty chain (every chain until issue 15's `[[listeners.filters]]`)
+//! An empty chain (a listener without L4 filters)
 //! costs one length check per accepted connection: no [`ConnInfo`] is
 //! built, no tap is attached, and the tunnel keeps splicing bulk streams.
 //! A chain whose filters take no bytes and all move attaches no tap either.
@@ -30,16 +30,6 @@ use std::sync::Arc;
 
 use crate::filter::{ConnInfo, Mobility};
 use crate::l4::tap::{Tap, TapVerdict, Way};
-
-/// Each listener's L4 chain, by listener index. Every chain is empty until
-/// issue 15 gives listeners `[[listeners.filters]]` to build them from.
-pub(crate) fn chains(config: &baton_config::Config) -> Vec<NetworkChain> {
-    config
-        .listeners
-        .iter()
-        .map(|_| NetworkChain::default())
-        .collect()
-}
 
 /// An accept-stage verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

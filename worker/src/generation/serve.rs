@@ -187,13 +187,15 @@ fn rpc_context(
             })?;
         brokers.push((*broker, listener));
     }
-    let filters = if brokers.is_empty() {
-        filter::rpc::RpcChain::default()
-    } else {
-        filter::rpc::RpcChain::new(vec![Arc::new(
+    // The configured filters, then (it rewrites what the name server
+    // answers, after every other filter saw it) the broker map's.
+    let mut chain = filter::config::rpc_filters(spec);
+    if !brokers.is_empty() {
+        chain.push(Arc::new(
             filter::builtin::rocketmq_routes::RocketMqRoutes::new(brokers),
-        )])
-    };
+        ));
+    }
+    let filters = filter::rpc::RpcChain::new(chain);
     Ok(Some(rpc::downstream::Context {
         listener,
         pools: pools.into(),
@@ -335,11 +337,16 @@ impl Server {
                     meters: meters.http(&l.name),
                     generation,
                     fds: Arc::clone(&fd_budget),
-                    filters: filter::http::HttpChain::default(),
+                    filters: filter::config::http_chain(&l.filters).map_err(|source| {
+                        BuildError::Http {
+                            name: l.name.clone(),
+                            source: source.into(),
+                        }
+                    })?,
                 }))
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
-        let filters = filter::network::chains(&config);
+        let filters = filter::config::network_chains(&config);
         let limits = config
             .listeners
             .iter()

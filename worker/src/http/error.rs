@@ -157,6 +157,8 @@ pub enum SetupError {
     },
     #[error("route: {0}")]
     Route(#[from] regex::Error),
+    #[error("filter: {0}")]
+    Filter(#[from] crate::filter::http::HeaderError),
     #[error("certificate {}: {source}", path.display())]
     CertFile {
         path: PathBuf,

@@ -45,6 +45,16 @@
 //! the message's length went out in its head (`content-length`) breaks
 //! the framing: the proxy answers 500 if it still can, else cuts.
 //!
+//! **Route filters** (a route's `filters`, issue 15) run after the
+//! listener's, in the same stream, and a route can turn listener filters
+//! off by name. Which route's filters run is decided by the route the
+//! request matches *as it arrives*, before any filter changed it; the
+//! route that forwards it is then chosen on what the filters made of it.
+//! When a listener filter moves a request to another route, the first
+//! route's filters have run, not the second's (Envoy, which also routes
+//! after its decoder filters, would re-resolve on `clearRouteCache`).
+//! When no route has filters of its own, no route is picked twice.
+//!
 //! The stream is shared by the two directions of an attempt (the request
 //! body going up, the response coming down, polled by one task) behind a
 //! lock that is never contended nor held across an await.
@@ -142,14 +152,28 @@ pub(crate) async fn exchange<D: Downstream>(
     down: &mut D,
     ctx: &HttpContext,
 ) -> Result<Done, ExchangeError> {
-    // An empty chain, the common case, costs this branch.
-    let filters = (!ctx.filters.is_empty()).then(|| {
+    // The route as the request arrives decides which route filters run
+    // (and which listener filters it turns off); routing proper comes
+    // after the filters, on what they changed (see "Filters").
+    let route = ctx
+        .listener
+        .route_filters
+        .then(|| route::pick_compiled(&ctx.listener.routes, down.head()))
+        .flatten()
+        .filter(|r| r.has_filters());
+    // No filters anywhere, the common case, costs these branches.
+    let filters = (!ctx.filters.is_empty() || route.is_some()).then(|| {
         let conn = ConnInfo {
             listener: Arc::clone(&ctx.listener.name),
             source: down.client_addr(),
             local: None,
         };
-        Mutex::new(ctx.filters.stream(&conn))
+        Mutex::new(match route {
+            Some(r) => ctx
+                .filters
+                .stream_with(&conn, &r.route.disabled_filters, &r.filters),
+            None => ctx.filters.stream(&conn),
+        })
     });
     let filters = filters.as_ref();
     if let Some(stream) = filters {

@@ -109,6 +109,11 @@ use crate::telemetry::meters::HttpMeters;
 pub struct HttpListener {
     pub name: Arc<str>,
     pub routes: Vec<route::Compiled>,
+    /// Whether any route has filters of its own (or turns the listener's
+    /// off): when none has, a request runs the listener's chain alone.
+    pub(crate) route_filters: bool,
+    /// Whether every route's filters let a connection move.
+    pub(crate) routes_move: bool,
     /// The listener's `cluster`, or `NotFound`.
     pub default: Target,
     pub request_timeout: Duration,
@@ -127,9 +132,13 @@ impl HttpListener {
             .routes
             .iter()
             .map(|r| route::Compiled::new(r.clone()))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(HttpListener {
             name: Arc::from(spec.name.as_str()),
+            route_filters: routes.iter().any(route::Compiled::has_filters),
+            routes_move: routes
+                .iter()
+                .all(|r| r.filters.mobility() == crate::filter::Mobility::Moves),
             routes,
             default: spec.target.clone(),
             request_timeout: http.request_timeout,

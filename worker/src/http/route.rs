@@ -7,22 +7,37 @@ use baton_config::{ClusterId, HttpAction, HttpRoute, PathMatch, Target};
 use regex::Regex;
 
 use crate::codec::http1::Head;
+use crate::filter::http::HttpChain;
 use crate::http::HttpListener;
+use crate::http::error::SetupError;
 
-/// A route with its regex compiled.
+/// A route with its regex compiled and its filters built.
 #[derive(Debug)]
 pub struct Compiled {
     pub route: HttpRoute,
     regex: Option<Regex>,
+    /// Its own HTTP filters, run after the listener's.
+    pub(crate) filters: HttpChain,
 }
 
 impl Compiled {
-    pub fn new(route: HttpRoute) -> Result<Compiled, regex::Error> {
+    pub fn new(route: HttpRoute) -> Result<Compiled, SetupError> {
         let regex = match &route.path {
             PathMatch::Regex(r) => Some(Regex::new(r)?),
             _ => None,
         };
-        Ok(Compiled { route, regex })
+        let filters = crate::filter::config::http_chain(&route.filters)?;
+        Ok(Compiled {
+            route,
+            regex,
+            filters,
+        })
+    }
+
+    /// Whether a request it takes has filters other than the listener's:
+    /// its own, or listener filters it turns off.
+    pub(crate) fn has_filters(&self) -> bool {
+        !self.filters.is_empty() || !self.route.disabled_filters.is_empty()
     }
 
     fn matches(&self, host: Option<&str>, head: &Head) -> bool {
@@ -60,11 +75,13 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 
 /// The first route matching, if any.
 pub(crate) fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a HttpRoute> {
+    pick_compiled(routes, head).map(|r| &r.route)
+}
+
+/// The route that takes `head`, with its filters.
+pub(crate) fn pick_compiled<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a Compiled> {
     let host = head.host();
-    routes
-        .iter()
-        .find(|r| r.matches(host.as_deref(), head))
-        .map(|r| &r.route)
+    routes.iter().find(|r| r.matches(host.as_deref(), head))
 }
 
 /// A weighted choice: `roll` in `0..sum(weights)`.
@@ -182,6 +199,8 @@ mod tests {
             action: HttpAction::Cluster(cluster),
             timeout: None,
             retries: 0,
+            filters: Vec::new(),
+            disabled_filters: Vec::new(),
         })
         .unwrap()
     }
@@ -205,12 +224,16 @@ mod tests {
                     action,
                     timeout: Some(Duration::from_secs(3)),
                     retries: 2,
+                    filters: Vec::new(),
+                    disabled_filters: Vec::new(),
                 })
                 .unwrap()
             })
             .collect();
         HttpListener {
             name: "web".into(),
+            route_filters: false,
+            routes_move: true,
             routes,
             default,
             request_timeout: Duration::from_secs(30),

@@ -238,6 +238,7 @@ where
     /// crate::filter).
     pub(crate) fn filters_move(&self) -> bool {
         self.ctx.filters.mobility() == crate::filter::Mobility::Moves
+            && self.ctx.listener.routes_move
     }
 
     /// Whether the client opened with the HTTP/2 preface.

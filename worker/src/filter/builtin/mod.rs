@@ -9,20 +9,13 @@
 //! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method) with the protocol's error | moves |
 //! | RPC | [`rocketmq_routes::RocketMqRoutes`] | `rocketmq_routes` | rewrites broker addresses in RocketMQ name-server answers to the listeners fronting the brokers | moves |
 //!
-//! None is configurable yet: issue 15 gives them config keys; until then
-//! they are built in code (tests) — but `rocketmq_routes`, which a
-//! RocketMQ listener's `rocketmq_brokers` key builds.
+//! Each is configured by its name in a listener's (or an HTTP route's)
+//! `filters` (`baton_config::filter` has the settings; `filter::config`
+//! builds them) — but `rocketmq_routes`, which a RocketMQ listener's
+//! `rocketmq_brokers` key builds.
 
-// Configured by issue 15; only tests build it now.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod byte_limit;
-// Configured by issue 15; only tests build it now.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod headers;
 pub(crate) mod rocketmq_routes;
-// Configured by issue 15; only tests build it now.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod rpc_fault;
-// Configured by issue 15; only tests build it now.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod sources;

@@ -1,0 +1,109 @@
+//! The chains a generation builds from its config (issue 15): a
+//! listener's `filters`, in order, each joining the chain of its layer
+//! (`baton_config::filter::Layer`), and an HTTP route's own chain.
+//!
+//! The config checked every entry (names, settings, which listener may
+//! run which filter); this turns each into its built-in
+//! ([`crate::filter::builtin`]).
+
+use std::sync::Arc;
+
+use baton_config::filter::{Filter, HeaderEdit, Layer, RpcError};
+use baton_config::{Config, Listener};
+
+use crate::codec::ErrorKind;
+use crate::filter::builtin::byte_limit::ByteLimit;
+use crate::filter::builtin::headers::{Edit, Headers};
+use crate::filter::builtin::rpc_fault::RpcFault;
+use crate::filter::builtin::sources::SourceRanges;
+use crate::filter::http::{HeaderError, HttpChain, HttpFilter};
+use crate::filter::network::{NetworkChain, NetworkFilter};
+use crate::filter::rpc::RpcFilter;
+
+/// Each listener's L4 chain, by listener index.
+pub(crate) fn network_chains(config: &Config) -> Vec<NetworkChain> {
+    config.listeners.iter().map(network_chain).collect()
+}
+
+fn network_chain(listener: &Listener) -> NetworkChain {
+    let filters = listener
+        .filters
+        .iter()
+        .filter_map(|f| -> Option<Arc<dyn NetworkFilter>> {
+            match f {
+                Filter::SourceRanges { policy, ranges } => Some(Arc::new(SourceRanges {
+                    policy: *policy,
+                    ranges: ranges.clone(),
+                })),
+                Filter::ByteLimit {
+                    to_upstream,
+                    to_client,
+                } => Some(Arc::new(ByteLimit {
+                    to_upstream: *to_upstream,
+                    to_client: *to_client,
+                })),
+                _ => None,
+            }
+        })
+        .collect();
+    NetworkChain::new(filters)
+}
+
+/// The HTTP chain of `filters` (a listener's or a route's): its HTTP
+/// filters, in order.
+pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
+    let mut chain: Vec<Arc<dyn HttpFilter>> = Vec::new();
+    for f in filters {
+        if let Filter::Headers { request, response } = f {
+            chain.push(Arc::new(Headers::new(edits(request), edits(response))?));
+        }
+    }
+    Ok(HttpChain::new(chain))
+}
+
+/// A listener's RPC filters, in order.
+pub(crate) fn rpc_filters(listener: &Listener) -> Vec<Arc<dyn RpcFilter>> {
+    listener
+        .filters
+        .iter()
+        .filter(|f| f.layer() == Layer::Rpc)
+        .filter_map(|f| -> Option<Arc<dyn RpcFilter>> {
+            match f {
+                Filter::RpcFault {
+                    service,
+                    method,
+                    error,
+                } => Some(Arc::new(RpcFault {
+                    service: service.clone(),
+                    method: method.clone(),
+                    error: error_kind(*error),
+                })),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn edits(edits: &[HeaderEdit]) -> Vec<Edit> {
+    edits
+        .iter()
+        .map(|e| match e {
+            HeaderEdit::Set(name, value) => Edit::Set(name.clone(), value.clone().into_bytes()),
+            HeaderEdit::Append(name, value) => {
+                Edit::Append(name.clone(), value.clone().into_bytes())
+            }
+            HeaderEdit::Remove(name) => Edit::Remove(name.clone()),
+        })
+        .collect()
+}
+
+fn error_kind(error: RpcError) -> ErrorKind {
+    match error {
+        RpcError::Timeout => ErrorKind::Timeout,
+        RpcError::NoRoute => ErrorKind::NoRoute,
+        RpcError::Unavailable => ErrorKind::Unavailable,
+        RpcError::Overloaded => ErrorKind::Overloaded,
+        RpcError::BadRequest => ErrorKind::BadRequest,
+        RpcError::Internal => ErrorKind::Internal,
+    }
+}
