@@ -442,6 +442,34 @@ async fn outlier_detection_ejects_a_backend_answering_503() {
     }
 }
 
+/// A retry goes to another endpoint even when the policy would choose
+/// the same one again: with `ring_hash` on a header every key has one
+/// endpoint, and the keys of the backend answering 503 still get the
+/// other's 200 on their retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_goes_to_another_endpoint_than_the_one_that_failed() {
+    let backends = [Backend::start("a").await, Backend::start("b").await];
+    let bad = &backends[0];
+    bad.state.status.store(503, Ordering::SeqCst);
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let config = config(&addrs, 1, "").replace(
+        "name = \"c\"\n",
+        "name = \"c\"\nlb = \"ring_hash\"\nhash = { header = \"x-key\" }\n",
+    );
+    let baton = Baton::start(&config);
+    let mut client = Client::connect(baton.addr("web")).await;
+    for i in 0..32 {
+        let key = format!("k{i}");
+        let response = client
+            .request("GET", &format!("/r{i}"), &[("x-key", &key)], b"")
+            .await;
+        assert_eq!(response.status(), 200, "key {key}");
+        assert_eq!(response.header("x-upstream"), Some("b"), "key {key}");
+    }
+    // Some keys were the bad backend's: their first attempt went there.
+    assert!(bad.requests() > 0, "no key hashed to the failing backend");
+}
+
 /// Every backend fails its health check but serves clients: below the
 /// panic threshold baton balances over all of them anyway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
