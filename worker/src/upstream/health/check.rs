@@ -421,6 +421,46 @@ mod tests {
         );
     }
 
+    /// A server speaking `protocol` with baton's own codec, answering
+    /// heartbeats as the RPC proxy does (`heartbeat_reply`) when `answer`.
+    async fn rpc_server(protocol: codec::Protocol, answer: bool) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut codec = protocol.codec(CodecConfig::default());
+                let mut buf = BytesMut::new();
+                loop {
+                    while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                        if let Some(reply) = codec.heartbeat_reply(&frame).filter(|_| answer) {
+                            let mut out = BytesMut::new();
+                            codec.encode(&reply, &mut out);
+                            stream.write_all(&out).await.unwrap();
+                        }
+                    }
+                    if stream.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_probe_passes_when_the_heartbeat_is_answered() {
+        for protocol in [baton_config::Protocol::Bolt, baton_config::Protocol::Dubbo] {
+            let codec_protocol: codec::Protocol = protocol.name().parse().unwrap();
+            let check = CheckKind::Heartbeat { protocol };
+            let answering = rpc_server(codec_protocol, true).await;
+            assert_eq!(probe(&check, answering).await, Ok(()), "{protocol:?}");
+            let silent = rpc_server(codec_protocol, false).await;
+            let unanswered =
+                tokio::time::timeout(Duration::from_millis(200), probe(&check, silent)).await;
+            assert!(unanswered.is_err(), "{protocol:?}: no answer, no pass");
+        }
+    }
+
     #[tokio::test]
     async fn a_tcp_probe_is_a_connect() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
