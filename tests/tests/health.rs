@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use baton_tests::admin::http;
-use baton_tests::bolt::{BoltClient, BoltServer};
+use baton_tests::bolt::{BoltClient, BoltServer, read_frame, response};
 use baton_tests::http_peer::Client;
 use baton_tests::{Baton, PATIENCE};
 use parking_lot::Mutex;
@@ -534,6 +534,70 @@ async fn a_bolt_heartbeat_check_tells_a_silent_server_from_a_live_one() {
         );
     }
     assert_eq!(live.requests.load(Ordering::SeqCst), 20);
+}
+
+/// A Bolt server answering every request with an error status is
+/// ejected after `consecutive_errors` RPC error responses: the requests
+/// after that all go to the other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_error_responses_eject_a_bolt_server() {
+    let good = BoltServer::start(Duration::ZERO).await;
+    let failing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing_addr = failing.local_addr().unwrap();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&failed);
+    // Every request answered with status 1 (Bolt's ERROR).
+    let _server = tokio::spawn(async move {
+        while let Ok((stream, _)) = failing.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = stream.into_split();
+                while let Ok(Some(frame)) = read_frame(&mut rd).await {
+                    if frame.cmd != 0 {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let status = if frame.cmd == 0 { 0 } else { 1 };
+                    if wr
+                        .write_all(&response(frame.id, status, b""))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let config = format!(
+        "[[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"bolt\"\n\
+         cluster = \"c\"\n\n\
+         [[clusters]]\nname = \"c\"\nendpoints = [\"{}\", \"{failing_addr}\"]\n\
+         [clusters.outlier_detection]\nconsecutive_errors = 3\nbase_ejection_time = \"1m\"\n",
+        good.addr
+    );
+    let mut baton = Baton::start(&config);
+    let client = BoltClient::connect(baton.addr("rpc")).await;
+    let mut id = 0u32;
+    while failed.load(Ordering::SeqCst) < 3 {
+        id += 1;
+        assert!(id < 100, "the failing server got no requests");
+        tokio::time::timeout(PATIENCE, client.call(id, &[], b"x"))
+            .await
+            .expect("a response within PATIENCE")
+            .expect("a response");
+    }
+    baton.logged("endpoint ejected");
+    let good_before = good.requests.load(Ordering::SeqCst);
+    for _ in 0..30 {
+        id += 1;
+        let response = tokio::time::timeout(PATIENCE, client.call(id, &[], b"x"))
+            .await
+            .expect("a response within PATIENCE")
+            .expect("a response");
+        assert_eq!(response.status, 0, "only the good server answers now");
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 3);
+    assert_eq!(good.requests.load(Ordering::SeqCst), good_before + 30);
 }
 
 // === the gRPC health server ===
