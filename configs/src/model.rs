@@ -5,6 +5,10 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod health;
+
+pub use health::{CheckKind, HealthCheck, HttpCheck, OutlierDetection};
+
 /// A whole config file, as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -365,6 +369,14 @@ pub struct Cluster {
     pub protocol: UpstreamProtocol,
     /// HTTP: TLS to the endpoints.
     pub tls: Option<UpstreamTls>,
+    /// `[clusters.health_check]`: none, every endpoint counts as healthy.
+    pub health_check: Option<HealthCheck>,
+    /// `[clusters.outlier_detection]`: none, nothing is ejected.
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Below this percentage of available (healthy, not ejected)
+    /// endpoints, the cluster balances over all of them (Envoy's panic
+    /// mode, default 50).
+    pub healthy_panic_threshold: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

@@ -20,6 +20,8 @@ use crate::model::{
 };
 use crate::raw_filter::{self as filter, Place, RawFilter};
 
+mod health;
+
 /// Defaults, each with its reason.
 pub(crate) mod defaults {
     use std::time::Duration;
@@ -319,6 +321,9 @@ struct RawCluster {
     #[serde(default = "http1")]
     protocol: UpstreamProtocol,
     tls: Option<Spanned<RawUpstreamTls>>,
+    health_check: Option<health::RawHealthCheck>,
+    outlier_detection: Option<health::RawOutlierDetection>,
+    healthy_panic_threshold: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -548,6 +553,21 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             })?;
             hash_policy.push(policy);
         }
+        let table = |table: &'static str| {
+            move |(span, key, m): health::Invalid| error(span, path(&format!("{table}{key}")), m)
+        };
+        let health_check = c
+            .health_check
+            .map(health::RawHealthCheck::validate)
+            .transpose()
+            .map_err(table("health_check."))?;
+        let outlier_detection = c
+            .outlier_detection
+            .map(health::RawOutlierDetection::validate)
+            .transpose()
+            .map_err(table("outlier_detection."))?;
+        let healthy_panic_threshold =
+            health::panic_threshold(c.healthy_panic_threshold).map_err(table(""))?;
         clusters.push(Cluster {
             name: c.name.into_inner(),
             lb,
@@ -565,6 +585,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                     server_name: t.server_name,
                 }
             }),
+            health_check,
+            outlier_detection,
+            healthy_panic_threshold,
         });
     }
 

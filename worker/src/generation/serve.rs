@@ -9,7 +9,8 @@
 //!
 //! [`Server::new`] builds everything the connection tasks share (the
 //! [`Ctx`]: clusters, each listener's HTTP or RPC context, meters, the fd
-//! budget) and keeps the listening side for itself: the sockets, their
+//! budget), starts the clusters' active health checks (which run until
+//! the generation's `Server` is dropped), and keeps the listening side for itself: the sockets, their
 //! `max_connections` permits and the accept loops, which hand each
 //! accepted socket to a connection task (`conn::task::spawn`).
 //!
@@ -45,6 +46,7 @@ use crate::telemetry::access_log::{self, AccessLog};
 use crate::telemetry::meters::RpcMeters;
 use crate::telemetry::metrics::Meters;
 use crate::upstream::cluster::Upstream;
+use crate::upstream::health::check::Checkers;
 use crate::{http, rpc};
 
 #[cfg(test)]
@@ -210,6 +212,9 @@ fn rpc_context(
 pub struct Server {
     ctx: Arc<Ctx>,
     accept: Arc<Accept>,
+    /// The clusters' active health checks, from build until the last
+    /// clone is dropped (held for its drop).
+    _checks: Arc<Checkers>,
 }
 
 /// The listening side of a generation: its sockets, their
@@ -352,6 +357,12 @@ impl Server {
             .iter()
             .map(|l| Arc::new(Semaphore::new(l.max_connections.get() as usize)))
             .collect();
+        let mut checks = Checkers::default();
+        for upstream in &upstreams {
+            if let Some(check) = &upstream.cluster.health_check {
+                checks.start(upstream.health(), check);
+            }
+        }
         Ok(Server {
             ctx: Arc::new(Ctx {
                 config,
@@ -373,6 +384,7 @@ impl Server {
                 limits,
                 loops: Mutex::new(Vec::new()),
             }),
+            _checks: Arc::new(checks),
         })
     }
 

@@ -81,7 +81,17 @@
 //! pooled HTTP/1.1 connection the server had closed, or a pooled HTTP/2
 //! connection that died ([`UpstreamError::Stale`]), gets a fresh
 //! connection once more beyond that, for any request without a body:
-//! nothing of it was processed.
+//! nothing of it was processed. A retry goes to another endpoint first
+//! (the balancer's order with the last attempt's endpoint moved to the
+//! end, as Envoy's `previous_hosts` predicate does), whatever the policy.
+//!
+//! # Outlier detection
+//!
+//! Each attempt's outcome is reported to the cluster's health
+//! ([`crate::upstream::health`]): a response head's status (5xx a
+//! failure, anything else a success), a failure before the head, a
+//! timeout. A stale pooled connection is not the endpoint's fault and is
+//! not reported.
 //!
 //! # Timeouts
 //!
@@ -133,7 +143,8 @@ use crate::http::sides::{
 };
 use crate::http::transform::Outgoing;
 use crate::http::{HttpContext, route};
-use crate::upstream::lb::{Load, Pick};
+use crate::upstream::health::{ClusterHealth, Outcome};
+use crate::upstream::lb::{EndpointIndex, Load, Pick};
 
 /// A routed request's forwarding plan.
 #[derive(Debug, Clone, Copy)]
@@ -241,6 +252,8 @@ async fn forward<D: Downstream, C: Client>(
         }
     };
     let mut attempts_left = if info.retryable { plan.retries + 1 } else { 1 };
+    // The endpoint the last attempt went to: a retry goes elsewhere first.
+    let mut previous: Option<EndpointIndex> = None;
     loop {
         attempts_left -= 1;
         let last = attempts_left == 0;
@@ -259,11 +272,17 @@ async fn forward<D: Downstream, C: Client>(
         // The balancer chooses per attempt, so a retry may go elsewhere.
         // The pick borrows what the request already has; only a hashing
         // policy reads it.
-        let balancer = ctx.upstream(plan.cluster).base.balancer();
+        let upstream = &ctx.upstream(plan.cluster).base;
+        let balancer = upstream.balancer();
+        let health = upstream.health();
         let order = balancer.order(&Pick {
             source: down.client_ip(),
             request: Some(down.head()),
         });
+        let order = match previous {
+            Some(endpoint) => order.after(endpoint),
+            None => order,
+        };
         let mut up = match C::open(ctx, plan.cluster, order).await {
             Ok(up) => up,
             Err(e) => {
@@ -278,7 +297,9 @@ async fn forward<D: Downstream, C: Client>(
                 return respond_local(down, filters, local).await;
             }
         };
-        let _load = Load::counted(balancer, up.endpoint());
+        let endpoint = up.endpoint();
+        previous = Some(endpoint);
+        let _load = Load::counted(balancer, endpoint);
         let deadline = Instant::now() + plan.timeout;
         let attempt = Attempt {
             info: &info,
@@ -287,6 +308,7 @@ async fn forward<D: Downstream, C: Client>(
             may_retry: !last,
             ctx,
             filters,
+            outlier: (&**health, endpoint),
         };
         match attempt.run(down, &mut up, &prepared).await {
             Ended::Complete {
@@ -307,7 +329,10 @@ async fn forward<D: Downstream, C: Client>(
                     None => Done::Close,
                 });
             }
-            Ended::Timeout => return upstream_timeout(down, ctx, filters).await,
+            Ended::Timeout => {
+                health.report(endpoint, Outcome::Failure);
+                return upstream_timeout(down, ctx, filters).await;
+            }
             // A filter answered in place of the upstream: what the
             // upstream sent is dropped with its connection (or stream).
             Ended::Answer(local) => {
@@ -326,6 +351,7 @@ async fn forward<D: Downstream, C: Client>(
             }
             Ended::Failed(e) => {
                 refused(ctx, &e);
+                health.report(endpoint, Outcome::Failure);
                 if last {
                     debug!(error = %e, "upstream failed before answering");
                     let body: &[u8] = match e {
@@ -552,6 +578,8 @@ struct Attempt<'a> {
     may_retry: bool,
     ctx: &'a HttpContext,
     filters: Filters<'a>,
+    /// Where the response's status is reported for outlier detection.
+    outlier: (&'a ClusterHealth, EndpointIndex),
 }
 
 /// How an attempt ended.
@@ -746,6 +774,13 @@ impl Attempt<'_> {
             }
         };
         let status = head.status();
+        let (health, endpoint) = self.outlier;
+        let outcome = if status >= 500 {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
+        health.report(endpoint, outcome);
         if status == 101 {
             if info.upgrade {
                 match respond.switch(&head).await {

@@ -29,7 +29,9 @@
 //! replaced when their connection dies; when an endpoint cannot be
 //! reached, the request falls through to the next in the balancer's
 //! order. A request holds its policy's [`Load`] until answered, so
-//! `least_request` counts requests in flight.
+//! `least_request` counts requests in flight. Outcomes go to the
+//! cluster's outlier detection ([`crate::upstream::health`]): a response
+//! by its codec's class, a timeout, a connection lost under requests.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -43,11 +45,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
-use crate::codec::{AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol, RequestId};
+use crate::codec::{
+    AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol, RequestId, ResponseClass,
+};
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::telemetry::meters::RpcMeters;
 use crate::upstream::cluster::Upstream;
+use crate::upstream::health::{ClusterHealth, Outcome};
 use crate::upstream::lb::{EndpointIndex, Load, Pick, RoundRobin, TryOrder};
 
 /// Requests queued for one upstream connection before senders wait: a
@@ -208,6 +213,7 @@ pub(crate) async fn connect(
         warn!(error = %e, "no upstream reachable");
     })?;
     let (stream, addr) = (connected.stream, connected.addr);
+    let outlier = (Arc::clone(upstream.health()), connected.endpoint);
     let _ = stream.set_nodelay(true);
     let (tx, rx) = mpsc::channel(QUEUE);
     let conn = UpConn {
@@ -222,6 +228,7 @@ pub(crate) async fn connect(
         max_id: protocol.max_request_id().0,
         unsolicited,
         meters,
+        outlier,
     };
     let span = tracing::debug_span!("upstream", %addr);
     tokio::spawn(conn.run(rx, order).instrument(span));
@@ -255,6 +262,10 @@ struct UpConn {
     /// cluster (pinned connections only).
     unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, ClusterId)>,
     meters: Arc<RpcMeters>,
+    /// Where outcomes are reported for outlier detection: responses by
+    /// their class, timeouts and a connection failing under requests as
+    /// failures.
+    outlier: (Arc<ClusterHealth>, EndpointIndex),
 }
 
 enum Step {
@@ -309,6 +320,9 @@ impl UpConn {
             }
         };
         if let Some(kind) = failure {
+            if kind == ErrorKind::Unavailable && !self.pending.is_empty() {
+                self.report(Outcome::Failure);
+            }
             if !self.pending.is_empty() {
                 debug!(
                     pending = self.pending.len(),
@@ -455,7 +469,12 @@ impl UpConn {
                     answer(&self.codec, pending, ErrorKind::BadResponse, &self.meters);
                     return;
                 }
-                self.meters.responded(self.codec.classify(&frame));
+                let class = self.codec.classify(&frame);
+                self.meters.responded(class);
+                self.report(match class {
+                    ResponseClass::Success => Outcome::Success,
+                    ResponseClass::Error => Outcome::Failure,
+                });
                 let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(frame)));
             }
             FrameKind::Heartbeat(crate::codec::Direction::Request) => {
@@ -508,10 +527,16 @@ impl UpConn {
             self.deadlines.pop_first();
             if let Some(pending) = self.pending.remove(&id) {
                 self.meters.pending.fetch_sub(1, Ordering::Relaxed);
+                self.report(Outcome::Failure);
                 answer(&self.codec, pending, ErrorKind::Timeout, &self.meters);
             }
         }
         Step::Continue
+    }
+
+    fn report(&self, outcome: Outcome) {
+        let (health, endpoint) = &self.outlier;
+        health.report(*endpoint, outcome);
     }
 }
 

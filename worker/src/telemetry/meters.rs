@@ -41,6 +41,11 @@ pub struct EndpointMeter {
     pub connections: AtomicU64,
     pub connect_failures: AtomicU64,
     pub connect_timeouts: AtomicU64,
+    /// A gauge: 1 while active health checks do not say unhealthy (and
+    /// always for a cluster without checks), else 0.
+    pub healthy: AtomicU64,
+    /// Times outlier detection ejected the endpoint.
+    pub ejections: AtomicU64,
 }
 
 /// Migration counters of this generation.

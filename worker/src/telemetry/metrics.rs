@@ -141,11 +141,11 @@ impl Meters {
                     })
                     .collect(),
             };
-        let per_endpoint =
-            |name: &str, help: &str, value: &dyn Fn(&EndpointMeter) -> u64| MetricFamily {
+        let per_endpoint_of =
+            |name: &str, help: &str, kind, value: &dyn Fn(&EndpointMeter) -> u64| MetricFamily {
                 name: name.into(),
                 help: help.into(),
-                kind: MetricKind::Counter,
+                kind,
                 samples: self
                     .endpoints
                     .iter()
@@ -158,6 +158,9 @@ impl Meters {
                     })
                     .collect(),
             };
+        let per_endpoint = |name: &str, help: &str, value: &dyn Fn(&EndpointMeter) -> u64| {
+            per_endpoint_of(name, help, MetricKind::Counter, value)
+        };
         let single = |name: &str, help: &str, value: u64| MetricFamily {
             name: name.into(),
             help: help.into(),
@@ -362,6 +365,19 @@ impl Meters {
                 "baton_upstream_connect_timeouts_total",
                 "Upstream connects that timed out.",
                 &|m| load(&m.connect_timeouts),
+            ),
+            // Summed over live generations like every gauge: during an
+            // upgrade, how many of them consider the endpoint healthy.
+            per_endpoint_of(
+                "baton_upstream_healthy",
+                "1 unless active health checks find the endpoint unhealthy.",
+                MetricKind::Gauge,
+                &|m| load(&m.healthy),
+            ),
+            per_endpoint(
+                "baton_upstream_ejections_total",
+                "Times outlier detection ejected the endpoint.",
+                &|m| load(&m.ejections),
             ),
             single(
                 "baton_migration_connections_moved_total",

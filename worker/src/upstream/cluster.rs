@@ -1,7 +1,8 @@
 //! Clusters at run time: endpoint choice and connecting.
 //!
 //! A connect asks the cluster's [`Balancer`] (its `lb` policy, see
-//! [`super::lb`]) for the endpoints in try order and tries them in turn:
+//! [`super::lb`], over the endpoints its health leaves available, see
+//! [`super::health`]) for the endpoints in try order and tries them in turn:
 //! when a connect fails or times out, the next one, each once, so a dead
 //! endpoint costs a retry but never a failed connection while another
 //! endpoint lives.
@@ -17,13 +18,16 @@ use baton_config::Cluster;
 use tokio::net::TcpStream;
 
 use crate::telemetry::meters::EndpointMeter;
+use crate::upstream::health::{ClusterHealth, Healthy, Outcome};
 use crate::upstream::lb::{self, Balancer, EndpointIndex, Pick, TryOrder};
 
-/// A cluster and its balancer.
+/// A cluster, its balancer and its endpoints' health.
 #[derive(Debug)]
 pub struct Upstream {
     pub cluster: Cluster,
+    /// The `lb` policy wrapped in [`Healthy`].
     balancer: Arc<dyn Balancer>,
+    health: Arc<ClusterHealth>,
     /// One per endpoint, same order.
     meters: Vec<Arc<EndpointMeter>>,
 }
@@ -69,18 +73,28 @@ impl fmt::Display for Attempts<'_> {
 }
 
 impl Upstream {
-    /// The cluster with the policy its `lb` names.
+    /// The cluster with the policy its `lb` names, every endpoint's
+    /// health unknown (available).
     pub fn new(cluster: Cluster, meters: Vec<Arc<EndpointMeter>>) -> Upstream {
+        let health = Arc::new(ClusterHealth::new(&cluster, &meters));
+        let policy = lb::for_cluster(&cluster);
         Upstream {
-            balancer: lb::for_cluster(&cluster),
+            balancer: Arc::new(Healthy::new(policy, Arc::clone(&health))),
+            health,
             cluster,
             meters,
         }
     }
 
-    /// The cluster's load-balancing policy.
+    /// The cluster's load-balancing policy, over its available endpoints.
     pub fn balancer(&self) -> &Arc<dyn Balancer> {
         &self.balancer
+    }
+
+    /// The health of the cluster's endpoints: where active checks write
+    /// and request outcomes are reported ([`ClusterHealth::report`]).
+    pub(crate) fn health(&self) -> &Arc<ClusterHealth> {
+        &self.health
     }
 
     /// Connects to the endpoint the balancer picks with no context,
@@ -91,13 +105,19 @@ impl Upstream {
 
     /// Connects to the endpoint the balancer picks for `pick`, falling
     /// through to the others, in the balancer's order, on failure.
+    /// For a tunnel, whose only outcome is its connect, a success counts
+    /// for outlier detection too.
     pub async fn connect_for(&self, pick: &Pick<'_>) -> Result<Connected, ConnectError> {
-        self.connect_order(self.balancer.order(pick)).await
+        let connected = self.connect_order(self.balancer.order(pick)).await?;
+        self.health.report(connected.endpoint, Outcome::Success);
+        Ok(connected)
     }
 
     /// Connects to the endpoints of `order` in turn until one answers
     /// (for a caller that asked the balancer itself, to look for a pooled
-    /// connection to its choice first).
+    /// connection to its choice first). A failed connect is reported to
+    /// outlier detection; a successful one is not (the request on it
+    /// decides).
     pub async fn connect_order(&self, order: TryOrder) -> Result<Connected, ConnectError> {
         let endpoints = &self.cluster.endpoints;
         let mut attempts = Vec::new();
@@ -131,10 +151,12 @@ impl Upstream {
                 }
                 Ok(Err(e)) => {
                     count(|m| &m.connect_failures);
+                    self.health.report(endpoint, Outcome::Failure);
                     attempts.push((addr, AttemptError::Io(e)));
                 }
                 Err(_) => {
                     count(|m| &m.connect_timeouts);
+                    self.health.report(endpoint, Outcome::Failure);
                     attempts.push((addr, AttemptError::Timeout(timeout)));
                 }
             }
@@ -167,6 +189,9 @@ mod tests {
             connections_per_endpoint: std::num::NonZeroU32::MIN,
             protocol: baton_config::UpstreamProtocol::Http1,
             tls: None,
+            health_check: None,
+            outlier_detection: None,
+            healthy_panic_threshold: 50,
         }
     }
 

@@ -213,8 +213,9 @@ pub(crate) fn for_cluster(cluster: &Cluster) -> Arc<dyn Balancer> {
 }
 
 /// Endpoints in the order to try them: the chosen one, then the others
-/// in turn after it, each once. An iterator, so that picking allocates
-/// nothing.
+/// in turn after it, each once — skipping those its [`Availability`]
+/// says are out (unhealthy or ejected), when it has one. An iterator, so
+/// that picking allocates nothing.
 #[derive(Debug, Clone)]
 pub struct TryOrder {
     first: usize,
@@ -222,6 +223,13 @@ pub struct TryOrder {
     step: usize,
     /// Steps to take: `len`, or 1 for [`TryOrder::only`].
     steps: usize,
+    skip: Option<Arc<dyn Availability>>,
+}
+
+/// Which of a cluster's endpoints may be tried now: the cluster's health
+/// (the sibling `health` module) implements it.
+pub trait Availability: fmt::Debug + Send + Sync {
+    fn available(&self, endpoint: EndpointIndex) -> bool;
 }
 
 impl TryOrder {
@@ -233,6 +241,7 @@ impl TryOrder {
             len,
             step: 0,
             steps: len,
+            skip: None,
         }
     }
 
@@ -244,27 +253,58 @@ impl TryOrder {
             ..TryOrder::starting_at(endpoint, len)
         }
     }
+
+    /// The same order without the endpoints `availability` rules out.
+    pub fn available_in(self, availability: Arc<dyn Availability>) -> TryOrder {
+        TryOrder {
+            skip: Some(availability),
+            ..self
+        }
+    }
+
+    /// The first endpoint, if any: what the policy chose (before
+    /// availability).
+    pub fn first(&self) -> Option<EndpointIndex> {
+        (self.steps > 0).then_some(EndpointIndex(self.first))
+    }
+
+    /// The same order, but with `endpoint` moved from first to last: for
+    /// a retry, which should go elsewhere (Envoy's
+    /// `previous_hosts` retry predicate) while still having it to fall
+    /// back on.
+    pub fn after(self, endpoint: EndpointIndex) -> TryOrder {
+        if self.first().is_some_and(|f| f == endpoint) && self.steps == self.len && self.len > 1 {
+            // Starting one further and wrapping visits `endpoint` last.
+            TryOrder {
+                first: (self.first + 1) % self.len,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
 }
 
 impl Iterator for TryOrder {
     type Item = EndpointIndex;
 
     fn next(&mut self) -> Option<EndpointIndex> {
-        if self.step >= self.steps {
-            return None;
+        while self.step < self.steps {
+            let index = EndpointIndex((self.first + self.step) % self.len);
+            self.step += 1;
+            if self.skip.as_ref().is_none_or(|a| a.available(index)) {
+                return Some(index);
+            }
         }
-        let index = (self.first + self.step) % self.len;
-        self.step += 1;
-        Some(EndpointIndex(index))
+        None
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let left = self.steps - self.step;
-        (left, Some(left))
+        let least = if self.skip.is_some() { 0 } else { left };
+        (least, Some(left))
     }
 }
-
-impl ExactSizeIterator for TryOrder {}
 
 /// One started connection or request on an endpoint, as its policy
 /// counts it: [`Balancer::on_start`] when made, [`Balancer::on_end`] when
@@ -324,6 +364,31 @@ mod tests {
         assert!(indices(TryOrder::starting_at(EndpointIndex(0), 0)).is_empty());
         assert_eq!(indices(TryOrder::only(EndpointIndex(2), 4)), [2]);
         assert!(indices(TryOrder::only(EndpointIndex(0), 0)).is_empty());
+    }
+
+    /// Endpoint 1 is out.
+    #[derive(Debug)]
+    struct NotOne;
+
+    impl Availability for NotOne {
+        fn available(&self, endpoint: EndpointIndex) -> bool {
+            endpoint.0 != 1
+        }
+    }
+
+    #[test]
+    fn a_try_order_skips_the_unavailable_and_a_retry_goes_elsewhere_first() {
+        let order = TryOrder::starting_at(EndpointIndex(1), 4).available_in(Arc::new(NotOne));
+        assert_eq!(order.first(), Some(EndpointIndex(1)));
+        assert_eq!(indices(order), [2, 3, 0]);
+        let retry = TryOrder::starting_at(EndpointIndex(2), 4).after(EndpointIndex(2));
+        assert_eq!(indices(retry), [3, 0, 1, 2]);
+        let other = TryOrder::starting_at(EndpointIndex(2), 4).after(EndpointIndex(0));
+        assert_eq!(indices(other), [2, 3, 0, 1]);
+        assert_eq!(
+            indices(TryOrder::only(EndpointIndex(2), 4).after(EndpointIndex(2))),
+            [2]
+        );
     }
 
     #[test]

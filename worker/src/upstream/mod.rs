@@ -4,6 +4,10 @@
 //!   then which to fall through to), its per-request context, and its
 //!   policies (`round_robin`, `random`, `least_request`, `ring_hash`,
 //!   `maglev`, one module each, chosen by the cluster's `lb`);
+//! * [`health`] — the endpoints' health from active checks (one checker
+//!   task per endpoint, `health::check`) and outlier detection, and the
+//!   balancer wrapper that leaves out unhealthy and ejected endpoints
+//!   (with Envoy's panic mode);
 //! * [`cluster`] — a cluster at run time ([`cluster::Upstream`]): its
 //!   balancer, and a connect that falls through to the next endpoint when
 //!   one fails or times out.
@@ -15,4 +19,5 @@
 //! RPC attributes a balancer may hash).
 
 pub(crate) mod cluster;
+pub(crate) mod health;
 pub(crate) mod lb;

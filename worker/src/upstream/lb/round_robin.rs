@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(indices(rr.order(&pick)), [1, 2, 0]);
         assert_eq!(indices(rr.order(&pick)), [2, 0, 1]);
         assert_eq!(indices(rr.order(&pick)), [0, 1, 2]);
-        assert_eq!(rr.order(&pick).len(), 3);
+        assert_eq!(rr.order(&pick).count(), 3);
     }
 
     #[test]

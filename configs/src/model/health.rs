@@ -1,0 +1,81 @@
+//! A cluster's `[clusters.health_check]` and `[clusters.outlier_detection]`:
+//! active checks that mark endpoints healthy or unhealthy, and passive
+//! ejection of endpoints whose requests keep failing. Where the issue is
+//! silent, the defaults are Envoy's (named on each).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use super::Protocol;
+
+/// `[clusters.health_check]`: one probe per endpoint every `interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    /// Between the end of one probe and the start of the next.
+    pub interval: Duration,
+    /// Up to this much more, at random, added to each interval (Envoy's
+    /// `interval_jitter`), so that workers' probes do not arrive together.
+    pub interval_jitter: Duration,
+    /// A probe that has not answered by then failed.
+    pub timeout: Duration,
+    /// Consecutive passes that make an unhealthy (or unknown) endpoint
+    /// healthy.
+    pub healthy_threshold: NonZeroU32,
+    /// Consecutive failures that make a healthy endpoint unhealthy.
+    pub unhealthy_threshold: NonZeroU32,
+}
+
+/// What a probe does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `kind = "tcp"`: a connect that succeeds passes.
+    Tcp,
+    /// `kind = "http"`: an HTTP/1.1 request on a fresh connection; passes
+    /// when the status is one of `expected_statuses`.
+    Http(HttpCheck),
+    /// `kind = "grpc"`: `grpc.health.v1.Health/Check` for `service` over
+    /// h2c; passes on `SERVING`.
+    Grpc { service: String },
+    /// `kind = "heartbeat"`: the RPC protocol's heartbeat request; passes
+    /// when its heartbeat response comes back.
+    Heartbeat { protocol: Protocol },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub method: String,
+    pub path: String,
+    /// The `Host` header; the endpoint's address when `None`.
+    pub host: Option<String>,
+    /// Half-open ranges `[start, end)`, Envoy's `expected_statuses` shape;
+    /// `[200, 300)` when left out.
+    pub expected_statuses: Vec<(u16, u16)>,
+}
+
+impl HttpCheck {
+    /// Whether `status` is one the check expects.
+    pub fn expects(&self, status: u16) -> bool {
+        self.expected_statuses
+            .iter()
+            .any(|&(start, end)| (start..end).contains(&status))
+    }
+}
+
+/// `[clusters.outlier_detection]`: Envoy's consecutive-errors detector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutlierDetection {
+    /// Consecutive failed requests (HTTP 5xx, connect failures and
+    /// timeouts, RPC error responses and timeouts) that eject an endpoint
+    /// (Envoy's `consecutive_5xx`, default 5).
+    pub consecutive_errors: NonZeroU32,
+    /// An ejection lasts this times the number of times the endpoint has
+    /// been ejected (Envoy's default 30 s).
+    pub base_ejection_time: Duration,
+    /// ... capped at this (Envoy's default 300 s).
+    pub max_ejection_time: Duration,
+    /// At most this share of the cluster's endpoints is ejected at once,
+    /// but at least one may be (Envoy's default 10 %, and its rule that one
+    /// host is ejected regardless).
+    pub max_ejection_percent: u8,
+}

@@ -1,0 +1,523 @@
+//! Endpoint health: what active checks and outlier detection know about
+//! each endpoint of a cluster, and the try order that follows it.
+//!
+//! # The status table
+//!
+//! A [`ClusterHealth`] is built once per generation per cluster and shared
+//! by its threads (plain atomics, no lock). Per endpoint it holds:
+//!
+//! * **health**, from active checks ([`Health`]): `Unknown` until the first
+//!   probe, then `Healthy` or `Unhealthy` by the check's thresholds. Only
+//!   the endpoint's checker task (the `check` submodule) writes it. A
+//!   cluster without `[clusters.health_check]` keeps every endpoint
+//!   `Unknown`, which counts as available.
+//! * **ejection**, from outlier detection: ejected until a deadline (in
+//!   milliseconds from the table's epoch, 0 when not ejected), how many
+//!   times it has been ejected, and its run of consecutive errors.
+//!   Written by whoever learns a request's outcome ([`ClusterHealth::report`]).
+//!
+//! Every field is plain data keyed by (cluster name, endpoint address)
+//! ([`ClusterHealth::records`]), so that a later generation can be handed
+//! the table across an upgrade.
+//!
+//! # Choosing among the available
+//!
+//! [`Healthy`] wraps a cluster's [`Balancer`]: when no endpoint is
+//! unhealthy or ejected it is the policy itself (two relaxed loads per
+//! pick). Otherwise, if the policy's first choice is out, it asks the
+//! policy again (a few times: round robin's next turn, random's next draw,
+//! so the available endpoints keep their shares), and the order it returns
+//! skips every endpoint that is out ([`TryOrder::available_in`]). A hashing
+//! policy answers the same key the same way, so its request falls through
+//! to the next endpoint in turn, as a ring lookup walks on.
+//!
+//! **Panic mode** (Envoy's `healthy_panic_threshold`, default 50 %): when
+//! the share of available endpoints falls below the cluster's threshold,
+//! the order is the policy's over all endpoints, as Envoy does: with most
+//! of a cluster out, the checks are more likely wrong than the cluster.
+//!
+//! # Outlier detection
+//!
+//! Envoy's consecutive-errors detector: every failed request on an
+//! endpoint (HTTP 5xx, connect failure or timeout, RPC error response or
+//! timeout) adds one to its run, every success resets it. A run of
+//! `consecutive_errors` ejects the endpoint for `base_ejection_time` ×
+//! the number of times it has been ejected, capped at
+//! `max_ejection_time` — unless `max_ejection_percent` of the cluster is
+//! ejected already (one endpoint may always be, as in Envoy). An ejected
+//! endpoint comes back when its time is up, with a fresh run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use baton_config::{Cluster, OutlierDetection};
+use tokio::time::Instant;
+
+use crate::telemetry::meters::EndpointMeter;
+use crate::upstream::lb::{Availability, Balancer, EndpointIndex, Pick, TryOrder};
+
+pub(crate) mod check;
+
+/// How many times [`Healthy`] asks its policy again when the first choice
+/// is out: enough that round robin reaches the next available endpoint
+/// past a few dead ones in a row, bounded so that a pick stays cheap.
+const REASKS: usize = 4;
+
+/// What active checks say of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Health {
+    /// Not checked (yet): available.
+    Unknown = 0,
+    Healthy = 1,
+    Unhealthy = 2,
+}
+
+impl Health {
+    fn from_u8(n: u8) -> Health {
+        match n {
+            1 => Health::Healthy,
+            2 => Health::Unhealthy,
+            _ => Health::Unknown,
+        }
+    }
+}
+
+/// A request's or connect's outcome, as outlier detection counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Success,
+    Failure,
+}
+
+/// One endpoint's state.
+#[derive(Debug)]
+struct EndpointStatus {
+    address: SocketAddr,
+    health: AtomicU8,
+    /// Milliseconds from the table's epoch; 0: not ejected.
+    ejected_until: AtomicU64,
+    ejections: AtomicU32,
+    consecutive_errors: AtomicU32,
+    meter: Arc<EndpointMeter>,
+}
+
+/// One endpoint's state as plain data (for a later generation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EndpointRecord {
+    pub(crate) cluster: String,
+    pub(crate) address: SocketAddr,
+    pub(crate) health: Health,
+    /// How much longer it stays ejected, if it is.
+    pub(crate) ejected_for: Option<Duration>,
+    pub(crate) ejections: u32,
+}
+
+/// The health of one cluster's endpoints in this generation.
+#[derive(Debug)]
+pub(crate) struct ClusterHealth {
+    cluster: String,
+    endpoints: Box<[EndpointStatus]>,
+    /// The zero of the ejection deadlines.
+    epoch: Instant,
+    outlier: Option<OutlierDetection>,
+    panic_threshold: u8,
+    /// Endpoints marked `Unhealthy` now, and with an ejection deadline set
+    /// (maybe passed): when both are 0 nothing is out and a pick takes the
+    /// fast path.
+    unhealthy: AtomicUsize,
+    ejected: AtomicUsize,
+}
+
+impl ClusterHealth {
+    /// Every endpoint `Unknown` and not ejected. `meters`: one per
+    /// endpoint, same order (missing ones are made here).
+    pub(crate) fn new(cluster: &Cluster, meters: &[Arc<EndpointMeter>]) -> ClusterHealth {
+        let endpoints = cluster
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let meter = meters.get(i).cloned().unwrap_or_default();
+                // Not checked: healthy for the gauge.
+                meter.healthy.store(1, Ordering::Relaxed);
+                EndpointStatus {
+                    address: e.address,
+                    health: AtomicU8::new(Health::Unknown as u8),
+                    ejected_until: AtomicU64::new(0),
+                    ejections: AtomicU32::new(0),
+                    consecutive_errors: AtomicU32::new(0),
+                    meter,
+                }
+            })
+            .collect();
+        ClusterHealth {
+            cluster: cluster.name.clone(),
+            endpoints,
+            epoch: Instant::now(),
+            outlier: cluster.outlier_detection.clone(),
+            panic_threshold: cluster.healthy_panic_threshold,
+            unhealthy: AtomicUsize::new(0),
+            ejected: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    pub(crate) fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    pub(crate) fn address(&self, endpoint: EndpointIndex) -> Option<SocketAddr> {
+        self.endpoints.get(endpoint.0).map(|e| e.address)
+    }
+
+    fn now_ms(&self) -> u64 {
+        // At least 1: 0 means "not ejected".
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    pub(crate) fn health(&self, endpoint: EndpointIndex) -> Health {
+        self.endpoints.get(endpoint.0).map_or(Health::Unknown, |e| {
+            Health::from_u8(e.health.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Sets what active checks say (the endpoint's checker only).
+    pub(crate) fn set_health(&self, endpoint: EndpointIndex, health: Health) {
+        let Some(e) = self.endpoints.get(endpoint.0) else {
+            return;
+        };
+        let before = Health::from_u8(e.health.swap(health as u8, Ordering::Relaxed));
+        if before == health {
+            return;
+        }
+        match (before, health) {
+            (Health::Unhealthy, _) => {
+                self.unhealthy.fetch_sub(1, Ordering::Relaxed);
+            }
+            (_, Health::Unhealthy) => {
+                self.unhealthy.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        e.meter
+            .healthy
+            .store(u64::from(health != Health::Unhealthy), Ordering::Relaxed);
+        tracing::info!(
+            cluster = %self.cluster,
+            endpoint = %e.address,
+            ?health,
+            "endpoint health changed"
+        );
+    }
+
+    /// Whether `endpoint` is ejected now; clears an ejection whose time is
+    /// up.
+    fn ejected(&self, e: &EndpointStatus, now: u64) -> bool {
+        let until = e.ejected_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if until > now {
+            return true;
+        }
+        // Time is up: back, with a fresh run (whoever clears it counts it).
+        if e.ejected_until
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            e.consecutive_errors.store(0, Ordering::Relaxed);
+            self.ejected.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(cluster = %self.cluster, endpoint = %e.address, "ejection ended");
+        }
+        false
+    }
+
+    fn is_available(&self, e: &EndpointStatus, now: u64) -> bool {
+        e.health.load(Ordering::Relaxed) != Health::Unhealthy as u8 && !self.ejected(e, now)
+    }
+
+    /// Whether any endpoint may be out (the slow path).
+    fn any_out(&self) -> bool {
+        self.unhealthy.load(Ordering::Relaxed) != 0 || self.ejected.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether so few endpoints are available that the cluster uses all.
+    fn panicking(&self) -> bool {
+        let now = self.now_ms();
+        let available = self
+            .endpoints
+            .iter()
+            .filter(|e| self.is_available(e, now))
+            .count();
+        // available / total < threshold %, in integers.
+        available * 100 < usize::from(self.panic_threshold) * self.endpoints.len()
+    }
+
+    /// Counts a request's or connect's outcome on `endpoint` for outlier
+    /// detection (nothing without `[clusters.outlier_detection]`).
+    pub(crate) fn report(&self, endpoint: EndpointIndex, outcome: Outcome) {
+        let (Some(outlier), Some(e)) = (&self.outlier, self.endpoints.get(endpoint.0)) else {
+            return;
+        };
+        if outcome == Outcome::Success {
+            // Read first: a success on a quiet endpoint writes nothing.
+            if e.consecutive_errors.load(Ordering::Relaxed) != 0 {
+                e.consecutive_errors.store(0, Ordering::Relaxed);
+            }
+            return;
+        }
+        let run = e.consecutive_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if run < outlier.consecutive_errors.get() {
+            return;
+        }
+        let now = self.now_ms();
+        if self.ejected(e, now) {
+            return;
+        }
+        let ejected_now = self
+            .endpoints
+            .iter()
+            .filter(|other| self.ejected(other, now))
+            .count();
+        let allowed =
+            (self.endpoints.len() * usize::from(outlier.max_ejection_percent) / 100).max(1);
+        if ejected_now >= allowed {
+            return;
+        }
+        let times = e.ejections.load(Ordering::Relaxed).saturating_add(1);
+        let time = outlier
+            .base_ejection_time
+            .saturating_mul(times)
+            .min(outlier.max_ejection_time);
+        let until = now.saturating_add(u64::try_from(time.as_millis()).unwrap_or(u64::MAX));
+        if e.ejected_until
+            .compare_exchange(0, until, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            e.ejections.store(times, Ordering::Relaxed);
+            e.consecutive_errors.store(0, Ordering::Relaxed);
+            self.ejected.fetch_add(1, Ordering::Relaxed);
+            e.meter.ejections.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                cluster = %self.cluster,
+                endpoint = %e.address,
+                errors = run,
+                ?time,
+                "endpoint ejected"
+            );
+        }
+    }
+
+    /// The table as plain data.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "for health across upgrades (issue 14 item 5)")
+    )]
+    pub(crate) fn records(&self) -> Vec<EndpointRecord> {
+        let now = self.now_ms();
+        self.endpoints
+            .iter()
+            .map(|e| EndpointRecord {
+                cluster: self.cluster.clone(),
+                address: e.address,
+                health: Health::from_u8(e.health.load(Ordering::Relaxed)),
+                ejected_for: self.ejected(e, now).then(|| {
+                    let until = e.ejected_until.load(Ordering::Relaxed);
+                    Duration::from_millis(until.saturating_sub(now))
+                }),
+                ejections: e.ejections.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+impl Availability for ClusterHealth {
+    fn available(&self, endpoint: EndpointIndex) -> bool {
+        self.endpoints
+            .get(endpoint.0)
+            .is_some_and(|e| self.is_available(e, self.now_ms()))
+    }
+}
+
+/// A cluster's policy, over the endpoints its health leaves available.
+#[derive(Debug)]
+pub(crate) struct Healthy {
+    inner: Arc<dyn Balancer>,
+    health: Arc<ClusterHealth>,
+}
+
+impl Healthy {
+    pub(crate) fn new(inner: Arc<dyn Balancer>, health: Arc<ClusterHealth>) -> Healthy {
+        Healthy { inner, health }
+    }
+}
+
+impl Balancer for Healthy {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn order(&self, pick: &Pick<'_>) -> TryOrder {
+        let mut order = self.inner.order(pick);
+        if !self.health.any_out() || self.health.panicking() {
+            return order;
+        }
+        for _ in 0..REASKS {
+            match order.first() {
+                Some(first) if !self.health.available(first) => order = self.inner.order(pick),
+                _ => break,
+            }
+        }
+        let health: Arc<dyn Availability> = self.health.clone();
+        order.available_in(health)
+    }
+
+    fn counts_load(&self) -> bool {
+        self.inner.counts_load()
+    }
+
+    fn on_start(&self, endpoint: EndpointIndex) {
+        self.inner.on_start(endpoint);
+    }
+
+    fn on_end(&self, endpoint: EndpointIndex) {
+        self.inner.on_end(endpoint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+    use crate::upstream::lb::RoundRobin;
+
+    fn cluster(n: usize, outlier: Option<OutlierDetection>) -> Cluster {
+        let mut text = String::from("[[clusters]]\nname = \"c\"\nendpoints = [");
+        for i in 0..n {
+            text.push_str(&format!("\"127.0.0.1:{}\",", 1000 + i));
+        }
+        text.push_str("]\n");
+        let mut c = baton_config::parse("t.toml", &text)
+            .unwrap()
+            .clusters
+            .remove(0);
+        c.outlier_detection = outlier;
+        c
+    }
+
+    fn outlier(errors: u32, percent: u8) -> OutlierDetection {
+        OutlierDetection {
+            consecutive_errors: NonZeroU32::new(errors).unwrap(),
+            base_ejection_time: Duration::from_secs(30),
+            max_ejection_time: Duration::from_secs(300),
+            max_ejection_percent: percent,
+        }
+    }
+
+    fn healthy(c: &Cluster) -> (Arc<ClusterHealth>, Healthy) {
+        let health = Arc::new(ClusterHealth::new(c, &[]));
+        let rr = Arc::new(RoundRobin::new(c.endpoints.len()));
+        (Arc::clone(&health), Healthy::new(rr, health))
+    }
+
+    fn firsts(b: &Healthy, n: usize) -> Vec<usize> {
+        (0..n)
+            .map(|_| b.order(&Pick::default()).next().unwrap().0)
+            .collect()
+    }
+
+    #[test]
+    fn unhealthy_endpoints_get_nothing_and_the_rest_share_evenly() {
+        let (health, b) = healthy(&cluster(4, None));
+        health.set_health(EndpointIndex(1), Health::Unhealthy);
+        let mut counts = [0; 4];
+        for first in firsts(&b, 300) {
+            counts[first] += 1;
+        }
+        assert_eq!(counts[1], 0, "{counts:?}");
+        assert_eq!(counts, [100, 0, 100, 100]);
+        // Every order skips it.
+        let all: Vec<usize> = b.order(&Pick::default()).map(|e| e.0).collect();
+        assert_eq!(all.len(), 3);
+        assert!(!all.contains(&1));
+        health.set_health(EndpointIndex(1), Health::Healthy);
+        assert!(firsts(&b, 4).contains(&1));
+    }
+
+    #[test]
+    fn below_the_panic_threshold_every_endpoint_is_used() {
+        let (health, b) = healthy(&cluster(4, None));
+        health.set_health(EndpointIndex(0), Health::Unhealthy);
+        health.set_health(EndpointIndex(1), Health::Unhealthy);
+        // 2 of 4 available: 50 % is not below 50 %.
+        assert!(!firsts(&b, 8).iter().any(|&f| f < 2));
+        health.set_health(EndpointIndex(2), Health::Unhealthy);
+        // 1 of 4: panic, all of them.
+        let mut seen = firsts(&b, 8);
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, [0, 1, 2, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consecutive_errors_eject_for_base_times_ejections() {
+        let (health, b) = healthy(&cluster(3, Some(outlier(3, 50))));
+        let one = EndpointIndex(1);
+        health.report(one, Outcome::Failure);
+        health.report(one, Outcome::Failure);
+        health.report(one, Outcome::Success);
+        health.report(one, Outcome::Failure);
+        health.report(one, Outcome::Failure);
+        assert!(health.available(one), "a success breaks the run");
+        health.report(one, Outcome::Failure);
+        assert!(!health.available(one));
+        assert!(!firsts(&b, 30).contains(&1));
+        assert_eq!(health.records()[1].ejections, 1);
+        assert_eq!(
+            health.records()[1].ejected_for,
+            Some(Duration::from_secs(30))
+        );
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(health.available(one));
+        assert!(firsts(&b, 3).contains(&1));
+        // The second ejection lasts twice as long.
+        for _ in 0..3 {
+            health.report(one, Outcome::Failure);
+        }
+        assert_eq!(
+            health.records()[1].ejected_for,
+            Some(Duration::from_secs(60))
+        );
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(!health.available(one));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(health.available(one));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_ejection_percent_bounds_ejections_but_one_is_allowed() {
+        let (health, _) = healthy(&cluster(3, Some(outlier(1, 10))));
+        health.report(EndpointIndex(0), Outcome::Failure);
+        health.report(EndpointIndex(1), Outcome::Failure);
+        assert!(!health.available(EndpointIndex(0)), "one always may be");
+        assert!(
+            health.available(EndpointIndex(1)),
+            "10 % of 3 is less than 2"
+        );
+        // Without the detector, nothing is ejected.
+        let (plain, _) = healthy(&cluster(3, None));
+        for _ in 0..10 {
+            plain.report(EndpointIndex(0), Outcome::Failure);
+        }
+        assert!(plain.available(EndpointIndex(0)));
+    }
+}
