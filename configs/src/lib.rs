@@ -40,9 +40,10 @@ pub mod view;
 
 pub use error::ConfigError;
 pub use model::{
-    AccessLog, Admin, AdminToken, Builtin, Cluster, ClusterId, Config, Endpoint, HashPolicy, Http,
-    HttpAction, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget, PathMatch, Protocol,
-    Route, Rpc, Supervisor, Target, Tls, UpstreamProtocol, UpstreamTls, Weight,
+    AccessLog, Admin, AdminToken, Builtin, CircuitBreakers, Cluster, ClusterId, Config, Endpoint,
+    HashPolicy, Http, HttpAction, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget,
+    PathMatch, Protocol, RetryBudget, Route, Rpc, Supervisor, Target, Tls, UpstreamProtocol,
+    UpstreamTls, Weight,
 };
 pub use view::{ListenerBind, SupervisorView};
 

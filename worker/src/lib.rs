@@ -24,7 +24,7 @@
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked; kinds!), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients; live, parked
 //! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
-//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap; live, parked); clusters, balancers (connect with fall-through)
+//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap; live, parked); clusters, balancers (connect with fall-through), circuit breakers
 //!  1  io  kind  lifecycle  fds  telemetry/   pump vocabulary; a connection kind's forms; Order and Stats; fd budget; meters, log
 //!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
 //! ```
@@ -43,8 +43,10 @@
 //!   log;
 //! * [`l4`] — the pausable byte pumps (a [`l4::pipe::Pipe`] per direction,
 //!   splice for bulk streams; [`l4::tunnel::Tunnel`] and the echo);
-//!   [`upstream`] — clusters at run time and their balancers
-//!   ([`upstream::lb::Balancer`], chosen by a cluster's `lb`);
+//!   [`upstream`] — clusters at run time, their balancers
+//!   ([`upstream::lb::Balancer`], chosen by a cluster's `lb`) and circuit
+//!   breakers ([`upstream::breaker::Breakers`]: limits taken as permits,
+//!   overflow answered at once);
 //! * [`filter`] — the filter chains: L4 network filters (refuse on accept;
 //!   see, rewrite or close on bytes, through an [`l4::tap::Tap`]) and L7
 //!   stream filters for HTTP and RPC (continue, modify, answer locally);
