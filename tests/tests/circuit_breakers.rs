@@ -276,3 +276,51 @@ async fn flaky(client: &mut Client, cluster: &str, key: &str) -> baton_tests::ht
         )
         .await
 }
+
+/// Tunnels moved by an upgrade stay counted: the new generation counts
+/// them against its own `max_connections`, so a third connection is still
+/// refused, while the two moved ones keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_moved_by_an_upgrade_count_against_max_connections() {
+    let echo = Echo::start().await;
+    let baton = Baton::start(&config(
+        "tcp",
+        echo.addr,
+        "[clusters.circuit_breakers]\nmax_connections = 2\n",
+    ));
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut client = TcpStream::connect(baton.addr("front")).await.unwrap();
+        echo_round(&mut client, b"before").await;
+        open.push(client);
+    }
+    expect_active(&baton, "c", "connections", 2);
+    baton.upgrade(&[]);
+    for client in &mut open {
+        echo_round(client, b"moved").await;
+    }
+    expect_active(&baton, "c", "connections", 2);
+
+    let mut third = TcpStream::connect(baton.addr("front")).await.unwrap();
+    let mut buf = [0u8; 1];
+    let read = timeout(PATIENCE, third.read(&mut buf)).await.unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed by the proxy: {read:?}"
+    );
+    assert_eq!(echo.accepted(), 2, "no third upstream connection");
+    expect_overflows(&baton, "c", "max_connections", 1);
+}
+
+/// Writes `data` on `client` and reads it back through the echo.
+async fn echo_round(client: &mut TcpStream, data: &[u8]) {
+    tokio::io::AsyncWriteExt::write_all(client, data)
+        .await
+        .unwrap();
+    let mut back = vec![0u8; data.len()];
+    timeout(PATIENCE, client.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back, data);
+}
