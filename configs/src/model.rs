@@ -377,6 +377,76 @@ pub struct Cluster {
     /// endpoints, the cluster balances over all of them (Envoy's panic
     /// mode, default 50).
     pub healthy_panic_threshold: u8,
+    // --- Circuit breaking (issue 14 item 4) ---
+    /// `[clusters.circuit_breakers]`: what may be open or in flight to the
+    /// cluster at once; past a limit, the proxy answers at once.
+    pub circuit_breakers: CircuitBreakers,
+    /// `[clusters.retry_budget]`: when set, bounds the retries in flight
+    /// in place of `circuit_breakers.max_retries`.
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// A cluster's circuit breakers (Envoy's `thresholds`, same names and
+/// defaults), counted per generation over all the worker's threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreakers {
+    /// Upstream connections open to the cluster (L4 tunnels, HTTP
+    /// connections, RPC multiplexed connections).
+    pub max_connections: u32,
+    /// Requests waiting for a connection to the cluster.
+    pub max_pending_requests: u32,
+    /// Requests in flight to the cluster.
+    pub max_requests: u32,
+    /// Retries in flight to the cluster.
+    pub max_retries: u32,
+}
+
+impl CircuitBreakers {
+    /// Envoy's defaults: 1024 connections, pending and in-flight
+    /// requests; 3 retries.
+    pub const DEFAULT: CircuitBreakers = CircuitBreakers {
+        max_connections: 1024,
+        max_pending_requests: 1024,
+        max_requests: 1024,
+        max_retries: 3,
+    };
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> CircuitBreakers {
+        CircuitBreakers::DEFAULT
+    }
+}
+
+/// Envoy's retry budget: retries in flight may be at most
+/// `max(min_retry_concurrency, budget_percent % of the requests active
+/// and pending)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// 0 to 100 (Envoy's default 20).
+    pub budget_percent: f64,
+    /// Retries always allowed whatever the load (Envoy's default 3).
+    pub min_retry_concurrency: u32,
+}
+
+/// `budget_percent` is finite (the config refuses NaN), so equality is
+/// an equivalence.
+impl Eq for RetryBudget {}
+
+impl RetryBudget {
+    /// Envoy's defaults for a `retry_budget` that leaves a key out.
+    pub const DEFAULT: RetryBudget = RetryBudget {
+        budget_percent: 20.0,
+        min_retry_concurrency: 3,
+    };
+
+    /// How many retries may be in flight while `active` requests are
+    /// active or pending.
+    pub fn limit(self, active: u64) -> u64 {
+        // Whole retries: a fraction of one does not allow one.
+        let share = (active as f64 * self.budget_percent / 100.0) as u64;
+        share.max(u64::from(self.min_retry_concurrency))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

@@ -597,3 +597,88 @@ fn hash_policies_follow_envoys_shape() {
     ));
     assert_eq!(path, "clusters[0].hash");
 }
+
+#[test]
+fn circuit_breakers_take_envoys_names_and_defaults() {
+    use baton_config::{CircuitBreakers, RetryBudget};
+    let plain = parse("t.toml", &cluster("endpoints = [\"127.0.0.1:1\"]\n")).unwrap();
+    let c = &plain.clusters[0];
+    assert_eq!(
+        c.circuit_breakers,
+        CircuitBreakers {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+        }
+    );
+    assert_eq!(c.retry_budget, None);
+
+    let set = parse(
+        "t.toml",
+        &cluster(
+            "endpoints = [\"127.0.0.1:1\"]\n\
+             [clusters.circuit_breakers]\nmax_requests = 10\nmax_retries = 0\n\
+             [clusters.retry_budget]\nmin_retry_concurrency = 5\n",
+        ),
+    )
+    .unwrap();
+    let c = &set.clusters[0];
+    assert_eq!(c.circuit_breakers.max_requests, 10);
+    assert_eq!(c.circuit_breakers.max_retries, 0);
+    assert_eq!(c.circuit_breakers.max_connections, 1024);
+    assert_eq!(
+        c.retry_budget,
+        Some(RetryBudget {
+            budget_percent: 20.0,
+            min_retry_concurrency: 5,
+        })
+    );
+    // An integer percentage is a percentage too.
+    let whole = parse(
+        "t.toml",
+        &cluster("endpoints = [\"127.0.0.1:1\"]\n[clusters.retry_budget]\nbudget_percent = 50\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        whole.clusters[0].retry_budget.map(|b| b.budget_percent),
+        Some(50.0)
+    );
+}
+
+#[test]
+fn circuit_breakers_are_checked_where_they_are() {
+    let (line, column, path, message) = error(&cluster(
+        "endpoints = [\"127.0.0.1:1\"]\n[clusters.circuit_breakers]\nmax_requests = 0\n",
+    ));
+    assert_eq!(
+        (line, column, path.as_str()),
+        (9, 16, "clusters[0].circuit_breakers.max_requests")
+    );
+    assert!(message.contains("at least 1"), "{message}");
+
+    let (line, _, path, _) = error(&cluster(
+        "endpoints = [\"127.0.0.1:1\"]\n[clusters.circuit_breakers]\nmax_connection = 5\n",
+    ));
+    assert_eq!(
+        (line, path.as_str()),
+        (9, "clusters[0].circuit_breakers.max_connection")
+    );
+
+    let (line, _, path, _) = error(&cluster(
+        "endpoints = [\"127.0.0.1:1\"]\n[clusters.circuit_breakers]\nmax_retries = -1\n",
+    ));
+    assert_eq!(
+        (line, path.as_str()),
+        (9, "clusters[0].circuit_breakers.max_retries")
+    );
+
+    let (line, _, path, message) = error(&cluster(
+        "endpoints = [\"127.0.0.1:1\"]\n[clusters.retry_budget]\nbudget_percent = 120.0\n",
+    ));
+    assert_eq!(
+        (line, path.as_str()),
+        (9, "clusters[0].retry_budget.budget_percent")
+    );
+    assert!(message.contains("between 0 and 100"), "{message}");
+}

@@ -24,7 +24,7 @@
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked; kinds!), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients; live, parked
 //! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
-//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap; live, parked); clusters, balancers (connect with fall-through), health
+//!  2  l4/  upstream/  byte pumps (pipe, tunnel, echo, tap; live, parked); clusters, balancers (connect with fall-through), health, circuit breakers
 //!  1  io  kind  lifecycle  fds  telemetry/   pump vocabulary; a connection kind's forms; Order and Stats; fd budget; meters, log
 //!  0  codec/        sans-I/O: the RPC codecs and HTTP/1.1 framing (codec::http1)
 //! ```
@@ -46,7 +46,9 @@
 //!   [`upstream`] — clusters at run time and their balancers
 //!   ([`upstream::lb::Balancer`], chosen by a cluster's `lb`), over the
 //!   endpoints their health leaves available ([`upstream::health`]:
-//!   active checks, outlier detection, panic mode);
+//!   active checks, outlier detection, panic mode), and their circuit
+//!   breakers ([`upstream::breaker::Breakers`]: limits taken as permits,
+//!   overflow answered at once);
 //! * [`filter`] — the filter chains: L4 network filters (refuse on accept;
 //!   see, rewrite or close on bytes, through an [`l4::tap::Tap`]) and L7
 //!   stream filters for HTTP and RPC (continue, modify, answer locally);

@@ -304,6 +304,10 @@ mod tests {
         fn load_of(&self, _: &str, _: SocketAddr) -> Option<Load> {
             None
         }
+
+        fn connection_of(&self, _: &str) -> Option<crate::upstream::breaker::Permit> {
+            None
+        }
     }
 
     async fn socket() -> (TcpStream, TcpStream) {

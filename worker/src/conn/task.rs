@@ -57,6 +57,7 @@ use crate::rpc::Outbound;
 use crate::rpc::downstream::{Context as RpcContext, Downstream, DownstreamError};
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ByteMeter, ListenerMeter};
+use crate::upstream::breaker::Permit;
 use crate::upstream::lb::{EndpointIndex, Load, Pick};
 
 /// How a connection task starts.
@@ -173,6 +174,15 @@ impl Balancers for ListenerSite {
             .iter()
             .position(|e| e.address == upstream)?;
         Load::counted(upstream_of.balancer(), EndpointIndex(endpoint))
+    }
+
+    fn connection_of(&self, cluster: &str) -> Option<Permit> {
+        let upstream_of = self
+            .shared
+            .upstreams
+            .iter()
+            .find(|u| u.cluster.name == cluster)?;
+        Some(upstream_of.breakers().adopt_connection())
     }
 }
 
@@ -553,12 +563,20 @@ async fn accept(
                     connected = upstream.connect_for(&pick) => connected,
                     _ = closing.wait_for(|o| *o == Order::Close) => return None,
                 };
-                let (server, addr, endpoint) = match connected {
-                    Ok(c) => (c.stream, c.addr, c.endpoint),
+                let (server, addr, endpoint, circuit) = match connected {
+                    Ok(c) => (c.stream, c.addr, c.endpoint, c.permit),
                     Err(e) => {
                         // Dropping the client closes it now: it learns at
-                        // once that no upstream answered.
-                        warn!(error = %e, "no upstream reachable; closing the client");
+                        // once that no upstream answered (or that the
+                        // cluster's max_connections is reached: the
+                        // breaker counted the overflow).
+                        let outcome = if e.overflow.is_some() {
+                            debug!(error = %e, "cluster overloaded; closing the client");
+                            "overloaded"
+                        } else {
+                            warn!(error = %e, "no upstream reachable; closing the client");
+                            "no_upstream"
+                        };
                         if let Some(log) = &shared.access_log {
                             log.log(&Entry {
                                 started: SystemTime::now(),
@@ -568,7 +586,7 @@ async fn accept(
                                 upstream: None,
                                 received: 0,
                                 sent: 0,
-                                outcome: "no_upstream",
+                                outcome,
                                 moves: 0,
                             });
                         }
@@ -582,6 +600,7 @@ async fn accept(
                     cluster: Arc::from(upstream.cluster.name.as_str()),
                     upstream: addr,
                     load: Load::counted(upstream.balancer(), endpoint),
+                    circuit: Some(circuit),
                 })
             }
         }

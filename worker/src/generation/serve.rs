@@ -284,7 +284,12 @@ impl Server {
         let upstreams: Vec<Arc<Upstream>> = config
             .clusters
             .iter()
-            .map(|c| Arc::new(Upstream::new(c.clone(), meters.endpoints(&c.name))))
+            .map(|c| {
+                Arc::new(
+                    Upstream::new(c.clone(), meters.endpoints(&c.name))
+                        .with_breaker_meter(meters.breaker(&c.name)),
+                )
+            })
             .collect();
         let (order, _) = watch::channel(Order::Run);
         let bound: Vec<(String, Option<SocketAddr>)> = config

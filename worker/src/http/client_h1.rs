@@ -38,6 +38,7 @@ use crate::http::message::{Piece, RequestInfo, ResponseHead, Trailers};
 use crate::http::sides::{BodySink, Buffered, Client, ResponseSource, Stalled};
 use crate::http::transform::Outgoing;
 use crate::http::translate;
+use crate::upstream::breaker::Permit;
 use crate::upstream::lb::{EndpointIndex, TryOrder};
 
 /// Room made in the read buffer before each read from an upstream: a
@@ -48,6 +49,9 @@ const READ_CHUNK: usize = 16 * 1024;
 #[derive(Debug)]
 pub(crate) struct H1Client {
     up: UpIo,
+    /// The connection's unit of its cluster's `max_connections`: back to
+    /// the pool with it, or dropped with it.
+    permit: Permit,
     endpoint: EndpointIndex,
     reused: bool,
     /// Read from the upstream, not yet used.
@@ -102,15 +106,16 @@ impl Client for H1Client {
             .clone()
             .next()
             .and_then(|first| Some((ctx.pool.take(cluster, first)?, first)));
-        let (up, endpoint, reused) = match pooled {
-            Some((up, first)) => (up, first, true),
+        let (up, permit, endpoint, reused) = match pooled {
+            Some(((up, permit), first)) => (up, permit, first, true),
             None => {
-                let (up, _, endpoint) = ctx.upstream(cluster).connect(order).await?;
-                (up, endpoint, false)
+                let (up, _, endpoint, permit) = ctx.upstream(cluster).connect(order).await?;
+                (up, permit, endpoint, false)
             }
         };
         Ok(H1Client {
             up,
+            permit,
             endpoint,
             reused,
             buf: BytesMut::new(),
@@ -171,7 +176,7 @@ impl Client for H1Client {
 
     fn finish(self, ctx: &HttpContext, cluster: ClusterId, complete: bool) {
         if complete && self.keep && self.buf.is_empty() && matches!(self.body, Body::Done) {
-            ctx.pool.put(cluster, self.endpoint, self.up);
+            ctx.pool.put(cluster, self.endpoint, self.up, self.permit);
         }
     }
 

@@ -60,7 +60,7 @@ impl H2Pool {
         if let Some(send) = self.senders.lock().get(&(cluster, first)).cloned() {
             return Ok((send, true, first));
         }
-        let (stream, addr, endpoint) = upstream.connect(order).await?;
+        let (stream, addr, endpoint, permit) = upstream.connect(order).await?;
         // Responses are held to the HTTP/1.1 bound ([`h2_limits`]).
         let (send, connection) = h2::client::Builder::new()
             .max_header_list_size(h2_limits::response_list_bound())
@@ -71,6 +71,8 @@ impl H2Pool {
             .lock()
             .insert((cluster, endpoint), send.clone());
         tokio::spawn(async move {
+            // The connection's unit of max_connections, while it lives.
+            let _permit = permit;
             if let Err(e) = connection.await {
                 debug!(error = %e, %addr, "h2 upstream connection ended");
             }

@@ -26,6 +26,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::http::error::{ConnectError, SetupError};
+use crate::upstream::breaker::Permit;
 use crate::upstream::cluster::Upstream;
 use crate::upstream::lb::{EndpointIndex, TryOrder};
 
@@ -168,15 +169,22 @@ impl HttpUpstream {
     /// Connects to the endpoints of `order` in turn (the balancer's
     /// choice, then the others), then shakes hands over TLS if the
     /// cluster asks for it. The connect timeout bounds the handshake too.
+    /// With the connection comes its unit of the cluster's
+    /// `max_connections`, to keep as long as the connection.
     pub async fn connect(
         &self,
         order: TryOrder,
-    ) -> Result<(UpIo, SocketAddr, EndpointIndex), ConnectError> {
+    ) -> Result<(UpIo, SocketAddr, EndpointIndex, Permit), ConnectError> {
         let connected = self.base.connect_order(order).await?;
-        let (tcp, addr, endpoint) = (connected.stream, connected.addr, connected.endpoint);
+        let (tcp, addr, endpoint, permit) = (
+            connected.stream,
+            connected.addr,
+            connected.endpoint,
+            connected.permit,
+        );
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
-            return Ok((UpIo::Plain(tcp), addr, endpoint));
+            return Ok((UpIo::Plain(tcp), addr, endpoint, permit));
         };
         let name = tls
             .server_name
@@ -200,7 +208,7 @@ impl HttpUpstream {
                 });
             }
         }
-        Ok((UpIo::Tls(Box::new(stream)), addr, endpoint))
+        Ok((UpIo::Tls(Box::new(stream)), addr, endpoint, permit))
     }
 }
 

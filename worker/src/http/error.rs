@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::codec::http1::H1Error;
+use crate::telemetry::meters::Overflow;
 use crate::upstream::cluster;
 
 /// The client's side of an exchange failed or broke the rules.
@@ -98,6 +99,17 @@ pub enum ConnectError {
     },
     #[error("h2 handshake with {addr}: {source}")]
     Handshake { addr: SocketAddr, source: h2::Error },
+}
+
+impl UpstreamError {
+    /// The cluster's circuit breaker that refused the connection, if that
+    /// is why there is none: the exchange answers 503 at once, no retry.
+    pub(crate) fn overflow(&self) -> Option<Overflow> {
+        match self {
+            UpstreamError::Connect(ConnectError::Tcp(e)) => e.overflow,
+            _ => None,
+        }
+    }
 }
 
 /// Why an exchange ended without a complete response, for the client's

@@ -93,6 +93,21 @@
 //! timeout. A stale pooled connection is not the endpoint's fault and is
 //! not reported.
 //!
+//! Each retry takes a unit of the cluster's `max_retries` (or of its
+//! `retry_budget`) for as long as its attempt runs; when none is left the
+//! request is not retried: the 5xx goes to the client, or the failure is
+//! answered 502, as on the last attempt (Envoy returns the original
+//! response likewise).
+//!
+//! # Circuit breakers
+//!
+//! The cluster's limits ([`crate::upstream::breaker`]) are taken here: the
+//! exchange holds a unit of `max_requests` from routing to its end, each
+//! attempt a unit of `max_pending_requests` while it gets its connection
+//! (the connect takes one of `max_connections`, which the connection
+//! keeps). A full limit is answered at once with 503 and the header
+//! `x-baton-overloaded: <the limit's key>`, never retried.
+//!
 //! # Timeouts
 //!
 //! The route's `timeout` (else the listener's `request_timeout`) bounds
@@ -143,8 +158,14 @@ use crate::http::sides::{
 };
 use crate::http::transform::Outgoing;
 use crate::http::{HttpContext, route};
+use crate::telemetry::meters::Overflow;
+use crate::upstream::breaker::{Breakers, Permit};
 use crate::upstream::health::{ClusterHealth, Outcome};
 use crate::upstream::lb::{EndpointIndex, Load, Pick};
+
+/// The header of a 503 the proxy answers because a circuit breaker of the
+/// cluster is full; its value is the limit (`max_requests`...).
+const OVERLOADED_HEADER: &str = "x-baton-overloaded";
 
 /// A routed request's forwarding plan.
 #[derive(Debug, Clone, Copy)]
@@ -251,6 +272,16 @@ async fn forward<D: Downstream, C: Client>(
             return respond_local(down, filters, local).await;
         }
     };
+    // The cluster's circuit breakers (see "Circuit breakers" above).
+    let breakers = ctx.upstream(plan.cluster).base.breakers();
+    let _request = match breakers.request() {
+        Ok(permit) => permit,
+        Err(overflow) => return overloaded(down, filters, overflow).await,
+    };
+    // The running retry's unit of max_retries (or of the retry budget):
+    // taken when an attempt decides to retry, given back when the retry
+    // ends (the next one replaces it).
+    let retry: Mutex<Option<Permit>> = Mutex::new(None);
     let mut attempts_left = if info.retryable { plan.retries + 1 } else { 1 };
     // The endpoint the last attempt went to: a retry goes elsewhere first.
     let mut previous: Option<EndpointIndex> = None;
@@ -283,11 +314,21 @@ async fn forward<D: Downstream, C: Client>(
             Some(endpoint) => order.after(endpoint),
             None => order,
         };
-        let mut up = match C::open(ctx, plan.cluster, order).await {
+        // Waiting for a connection (pooled, new, or an HTTP/2 stream's):
+        // a pending request.
+        let opened = match breakers.pending() {
+            Ok(_pending) => C::open(ctx, plan.cluster, order).await,
+            Err(overflow) => return overloaded(down, filters, overflow).await,
+        };
+        let mut up = match opened {
             Ok(up) => up,
             Err(e) => {
+                if let Some(overflow) = e.overflow() {
+                    debug!(error = %e, "cluster overloaded");
+                    return overloaded(down, filters, overflow).await;
+                }
                 warn!(error = %e, "no upstream reachable");
-                if !last {
+                if !last && retry_allowed(breakers, &retry) {
                     continue;
                 }
                 let local = Local {
@@ -306,6 +347,7 @@ async fn forward<D: Downstream, C: Client>(
             deadline,
             stall: plan.timeout,
             may_retry: !last,
+            retry: (breakers, &retry),
             ctx,
             filters,
             outlier: (&**health, endpoint),
@@ -352,7 +394,7 @@ async fn forward<D: Downstream, C: Client>(
             Ended::Failed(e) => {
                 refused(ctx, &e);
                 health.report(endpoint, Outcome::Failure);
-                if last {
+                if last || !retry_allowed(breakers, &retry) {
                     debug!(error = %e, "upstream failed before answering");
                     let body: &[u8] = match e {
                         UpstreamError::Stale => b"upstream closed the connection\n",
@@ -383,6 +425,44 @@ async fn forward<D: Downstream, C: Client>(
             }
         }
     }
+}
+
+/// Takes a unit of the cluster's retry limit for the next attempt into
+/// `slot` (giving back the last retry's): false when the limit is full
+/// (the overflow is counted), and the request is then not retried.
+fn retry_allowed(breakers: &Breakers, slot: &Mutex<Option<Permit>>) -> bool {
+    match breakers.retry() {
+        Ok(permit) => {
+            *slot.lock() = Some(permit);
+            true
+        }
+        Err(overflow) => {
+            debug!(
+                reason = overflow.label(),
+                "retry refused by the circuit breaker"
+            );
+            false
+        }
+    }
+}
+
+/// A circuit breaker of the cluster is full: 503 at once, the limit
+/// named in `x-baton-overloaded` (it was counted by the breaker).
+async fn overloaded<D: Downstream>(
+    down: &mut D,
+    filters: Filters<'_>,
+    overflow: Overflow,
+) -> Result<Done, ExchangeError> {
+    let extra = [(
+        OVERLOADED_HEADER.to_owned(),
+        overflow.label().as_bytes().to_vec(),
+    )];
+    let local = Local {
+        close: false,
+        extra: &extra,
+        ..Local::error(503, b"upstream overloaded\n")
+    };
+    respond_local(down, filters, local).await
 }
 
 /// No answer within the timeout: 504.
@@ -574,8 +654,11 @@ struct Attempt<'a> {
     deadline: Instant,
     /// The longest wait for a piece of the response body.
     stall: Duration,
-    /// A 5xx is dropped and the request tried again.
+    /// A 5xx is dropped and the request tried again (when the cluster's
+    /// retry limit has room: `retry`).
     may_retry: bool,
+    /// The cluster's breakers, and where a retry's unit goes.
+    retry: (&'a Breakers, &'a Mutex<Option<Permit>>),
     ctx: &'a HttpContext,
     filters: Filters<'a>,
     /// Where the response's status is reported for outlier detection.
@@ -795,7 +878,9 @@ impl Attempt<'_> {
             // Switching protocols unasked: nothing after it can be framed.
             return Ended::Failed(UpstreamError::UnaskedSwitch).into();
         }
-        if self.may_retry && status >= 500 {
+        // Past the retry limit, the 5xx goes to the client, as Envoy
+        // returns the original response.
+        if self.may_retry && status >= 500 && retry_allowed(self.retry.0, self.retry.1) {
             return Ended::Retry.into();
         }
         let mut head = head;

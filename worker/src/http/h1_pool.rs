@@ -13,6 +13,9 @@
 //! An idle connection holds a unit of the worker's fd budget
 //! ([`crate::fds`]) while pooled, and is closed instead of pooled when
 //! none is free: the budget is for clients first.
+//!
+//! A pooled connection keeps its unit of the cluster's `max_connections`
+//! ([`crate::upstream::breaker`]): it is open, as Envoy counts it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::fds::{FdBudget, FdUnits};
 use crate::http::connect::UpIo;
+use crate::upstream::breaker::Permit;
 use crate::upstream::lb::EndpointIndex;
 
 /// Idle connections kept per endpoint of a cluster: enough for a burst's worth of
@@ -34,8 +38,9 @@ const MAX_IDLE_PER_CLUSTER: usize = 128;
 /// the outlier the staleness check catches).
 pub(crate) const MAX_IDLE: Duration = Duration::from_secs(60);
 
-/// A pooled connection: since when it idles, and its fd budget unit.
-type Idle = (UpIo, Instant, FdUnits);
+/// A pooled connection: since when it idles, its fd budget unit, its
+/// unit of the cluster's `max_connections`.
+type Idle = (UpIo, Instant, FdUnits, Permit);
 
 #[derive(Debug)]
 pub struct H1Pool {
@@ -52,25 +57,25 @@ impl H1Pool {
     }
 
     /// A healthy idle connection to `cluster`'s `endpoint`, if any.
-    pub fn take(&self, cluster: ClusterId, endpoint: EndpointIndex) -> Option<UpIo> {
+    pub fn take(&self, cluster: ClusterId, endpoint: EndpointIndex) -> Option<(UpIo, Permit)> {
         let mut idle = self.idle.lock();
         let list = idle.get_mut(&(cluster, endpoint))?;
         // The taker's own units cover the connection from here.
-        while let Some((mut stream, since, _units)) = list.pop() {
+        while let Some((mut stream, since, _units, permit)) = list.pop() {
             if since.elapsed() < MAX_IDLE && stream.idle_and_open() {
-                return Some(stream);
+                return Some((stream, permit));
             }
         }
         None
     }
 
-    pub fn put(&self, cluster: ClusterId, endpoint: EndpointIndex, stream: UpIo) {
+    pub fn put(&self, cluster: ClusterId, endpoint: EndpointIndex, stream: UpIo, permit: Permit) {
         let mut idle = self.idle.lock();
         let list = idle.entry((cluster, endpoint)).or_default();
         if list.len() < MAX_IDLE_PER_CLUSTER
             && let Some(units) = self.fds.try_acquire(1)
         {
-            list.push((stream, Instant::now(), units));
+            list.push((stream, Instant::now(), units, permit));
         }
     }
 }

@@ -263,6 +263,7 @@ where
                         cluster: Arc::from("http-upgrade"),
                         upstream,
                         load: None,
+                        circuit: None,
                     })
                 }
                 Err(relay) => Box::new(relay),

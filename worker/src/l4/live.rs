@@ -10,6 +10,7 @@ use crate::kind::{BoxFuture, Env, Live, Mobility, Provides, Resume, Task};
 use crate::l4::parked::{ParkedEcho, ParkedTunnel};
 use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
+use crate::upstream::breaker::Permit;
 use crate::upstream::lb::Load;
 
 /// A running tunnel, and where it goes (for the access log).
@@ -27,6 +28,16 @@ pub(crate) struct TunnelConn {
         reason = "a guard: held for its Drop, which uncounts the tunnel"
     )]
     pub(crate) load: Option<Load>,
+    /// The upstream connection's unit of its cluster's `max_connections`
+    /// (`crate::upstream::breaker`); a tunnel moved in is counted by its
+    /// cluster (by name) in this generation ([`Balancers`]), over the
+    /// limit if need be. `None` for a tunnel switched from HTTP, or whose
+    /// cluster is gone.
+    #[expect(
+        dead_code,
+        reason = "a guard: held for its Drop, which gives the unit back"
+    )]
+    pub(crate) circuit: Option<Permit>,
 }
 
 /// What a tunnel moved in needs of this generation's clusters: its
@@ -35,6 +46,11 @@ pub(crate) struct TunnelConn {
 /// here and the policy counts load.
 pub(crate) trait Balancers {
     fn load_of(&self, cluster: &str, upstream: SocketAddr) -> Option<Load>;
+
+    /// A unit of the cluster's `max_connections` for a tunnel moved in:
+    /// it is open, so it counts, even past the limit (which then refuses
+    /// new connects until enough end).
+    fn connection_of(&self, cluster: &str) -> Option<Permit>;
 }
 
 impl<W: Task> Live<W> for TunnelConn
@@ -134,6 +150,7 @@ where
         Some(Box::new(TunnelConn {
             tunnel,
             load: site.load_of(&self.cluster, self.upstream),
+            circuit: site.connection_of(&self.cluster),
             cluster: self.cluster,
             upstream: self.upstream,
         }))

@@ -473,6 +473,7 @@ impl Downstream {
                         reply: None,
                         deadline: Instant::now(),
                         load: None,
+                        circuit: None,
                     };
                     let _ = pinned.send(up).await;
                 }
@@ -514,6 +515,7 @@ impl Downstream {
             reply,
             deadline: Instant::now() + listener.request_timeout,
             load: None,
+            circuit: None,
         };
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
@@ -576,6 +578,10 @@ impl Downstream {
                 .await;
                 match connected {
                     Ok(handle) => self.pinned.push((cluster, handle)),
+                    // The cluster's max_connections (the breaker counted it).
+                    Err(e) if e.overflow.is_some() => {
+                        return Err((request, ErrorKind::Overloaded));
+                    }
                     Err(_) => return Err((request, ErrorKind::Unavailable)),
                 }
                 self.pinned.len() - 1

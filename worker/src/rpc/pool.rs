@@ -32,6 +32,12 @@
 //! `least_request` counts requests in flight. Outcomes go to the
 //! cluster's outlier detection ([`crate::upstream::health`]): a response
 //! by its codec's class, a timeout, a connection lost under requests.
+//!
+//! The cluster's circuit breakers ([`crate::upstream::breaker`]): a request
+//! holds a unit of `max_requests` until answered (or, oneway, until
+//! written), and each upstream connection a unit of `max_connections`
+//! while it lives. When either is full the request comes back at once
+//! with `Overloaded`, which the client gets in its protocol's own words.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -51,6 +57,7 @@ use crate::codec::{
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
 use crate::telemetry::meters::RpcMeters;
+use crate::upstream::breaker::Permit;
 use crate::upstream::cluster::Upstream;
 use crate::upstream::health::{ClusterHealth, Outcome};
 use crate::upstream::lb::{EndpointIndex, Load, Pick, RoundRobin, TryOrder};
@@ -84,6 +91,9 @@ pub struct UpRequest {
     pub deadline: Instant,
     /// The request as its cluster's policy counts it, until answered.
     pub(crate) load: Option<Load>,
+    /// Its unit of the cluster's `max_requests`, until answered (the
+    /// pool takes it).
+    pub(crate) circuit: Option<Permit>,
 }
 
 /// A handle on one upstream connection's task.
@@ -150,6 +160,10 @@ impl Pool {
         mut request: UpRequest,
         source: Option<std::net::IpAddr>,
     ) -> Result<(), (UpRequest, ErrorKind)> {
+        match self.upstream.breakers().request() {
+            Ok(permit) => request.circuit = Some(permit),
+            Err(_) => return Err((request, ErrorKind::Overloaded)),
+        }
         let balancer = self.upstream.balancer();
         let order = balancer.order(&Pick {
             source,
@@ -160,8 +174,16 @@ impl Pool {
             // reconnect.
             for _ in 0..2 {
                 let index = endpoint.0 * self.per_endpoint + self.turns.next_index();
-                let Ok(handle) = self.handle(index, endpoint).await else {
-                    break;
+                let handle = match self.handle(index, endpoint).await {
+                    Ok(handle) => handle,
+                    // max_connections is the cluster's: no other endpoint
+                    // can have room.
+                    Err(ErrorKind::Overloaded) => {
+                        request.load = None;
+                        request.circuit = None;
+                        return Err((request, ErrorKind::Overloaded));
+                    }
+                    Err(_) => break,
                 };
                 request.load = Load::counted(balancer, endpoint);
                 match handle.send(request).await {
@@ -171,6 +193,7 @@ impl Pool {
             }
         }
         request.load = None;
+        request.circuit = None;
         Err((request, ErrorKind::Unavailable))
     }
 
@@ -191,7 +214,14 @@ impl Pool {
             None,
         )
         .await
-        .map_err(|_| ErrorKind::Unavailable)?;
+        .map_err(|e| {
+            // max_connections: the breaker counted it.
+            if e.overflow.is_some() {
+                ErrorKind::Overloaded
+            } else {
+                ErrorKind::Unavailable
+            }
+        })?;
         *slot = Some(handle.clone());
         Ok(handle)
     }
@@ -218,6 +248,7 @@ pub(crate) async fn connect(
     let (tx, rx) = mpsc::channel(QUEUE);
     let conn = UpConn {
         stream,
+        _circuit: connected.permit,
         addr,
         codec: protocol.upstream_codec(codec),
         read_buf: BytesMut::new(),
@@ -244,11 +275,15 @@ struct Pending {
     deadline: Instant,
     /// Dropped with the pending request: answered, timed out, failed.
     _load: Option<Load>,
+    /// The request's unit of `max_requests`, the same way.
+    _circuit: Option<Permit>,
 }
 
 /// One upstream connection's task state.
 struct UpConn {
     stream: TcpStream,
+    /// The connection's unit of its cluster's `max_connections`.
+    _circuit: Permit,
     addr: SocketAddr,
     codec: AnyCodec,
     read_buf: BytesMut,
@@ -347,6 +382,7 @@ impl UpConn {
             reply,
             deadline,
             load,
+            circuit,
         } = request;
         let Some(reply) = reply else {
             if frame.kind() == FrameKind::Oneway && !self.oneway(&mut frame) {
@@ -368,6 +404,7 @@ impl UpConn {
                     request: frame,
                     deadline,
                     _load: load,
+                    _circuit: circuit,
                 },
                 ErrorKind::BadRequest,
                 &self.meters,
@@ -384,6 +421,7 @@ impl UpConn {
                 request: frame,
                 deadline,
                 _load: load,
+                _circuit: circuit,
             },
         );
     }

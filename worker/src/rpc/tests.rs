@@ -143,6 +143,7 @@ fn pool(
 fn request(frame: Frame, reply: Option<ReplyTo>) -> UpRequest {
     UpRequest {
         load: None,
+        circuit: None,
         frame,
         reply,
         deadline: Instant::now() + PATIENCE,

@@ -4,7 +4,8 @@
 //! sibling `metrics` module, which turns them into the supervisor's
 //! metrics.
 //!
-//! A leaf: it knows the meters' shapes, and of the protocols only the
+//! A leaf: it knows the meters' shapes (a cluster's circuit breakers keep
+//! their counts in theirs, [`BreakerMeter`]), and of the protocols only the
 //! labels it counts by (HTTP's reject reasons from the sans-I/O
 //! [`http1`] framing, RPC's error kinds and response classes from
 //! [`crate::codec`]: which status is a success is each codec's to say,
@@ -46,6 +47,90 @@ pub struct EndpointMeter {
     pub healthy: AtomicU64,
     /// Times outlier detection ejected the endpoint.
     pub ejections: AtomicU64,
+}
+
+/// One cluster's circuit breakers (`upstream::breaker`): what each limit
+/// counts now, and how often one was full. The counts are the breakers'
+/// own state (the breaker compares and bumps them), so the gauges are
+/// never out of step with what the limits saw.
+#[derive(Debug, Default)]
+pub struct BreakerMeter {
+    /// Indexed by [`Resource`].
+    pub active: [AtomicU64; Resource::ALL.len()],
+    /// Indexed by [`Overflow`].
+    pub overflows: [AtomicU64; Overflow::ALL.len()],
+}
+
+impl BreakerMeter {
+    pub fn active(&self, resource: Resource) -> &AtomicU64 {
+        &self.active[resource as usize]
+    }
+
+    pub fn overflowed(&self, overflow: Overflow) {
+        self.overflows[overflow as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What a cluster's circuit breakers count; the `resource` label of
+/// `baton_upstream_active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Connections,
+    PendingRequests,
+    Requests,
+    Retries,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 4] = [
+        Resource::Connections,
+        Resource::PendingRequests,
+        Resource::Requests,
+        Resource::Retries,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Resource::Connections => "connections",
+            Resource::PendingRequests => "pending_requests",
+            Resource::Requests => "requests",
+            Resource::Retries => "retries",
+        }
+    }
+}
+
+/// Which limit was full: the `reason` label of
+/// `baton_upstream_overflows_total` and the value of an HTTP answer's
+/// `x-baton-overloaded` header. The config key's name, so an operator
+/// knows which one to raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    MaxConnections,
+    MaxPendingRequests,
+    MaxRequests,
+    MaxRetries,
+    /// `retry_budget` (in place of `max_retries`).
+    RetryBudget,
+}
+
+impl Overflow {
+    pub const ALL: [Overflow; 5] = [
+        Overflow::MaxConnections,
+        Overflow::MaxPendingRequests,
+        Overflow::MaxRequests,
+        Overflow::MaxRetries,
+        Overflow::RetryBudget,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Overflow::MaxConnections => "max_connections",
+            Overflow::MaxPendingRequests => "max_pending_requests",
+            Overflow::MaxRequests => "max_requests",
+            Overflow::MaxRetries => "max_retries",
+            Overflow::RetryBudget => "retry_budget",
+        }
+    }
 }
 
 /// Migration counters of this generation.

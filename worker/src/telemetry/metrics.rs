@@ -18,7 +18,8 @@ use baton_ipc::{MetricFamily, MetricKind, MetricSample, Metrics};
 use parking_lot::Mutex;
 
 use crate::telemetry::meters::{
-    EndpointMeter, HttpMeters, ListenerMeter, MigrationMeter, RpcMeters, TimeoutKind,
+    BreakerMeter, EndpointMeter, HttpMeters, ListenerMeter, MigrationMeter, Overflow, Resource,
+    RpcMeters, TimeoutKind,
 };
 
 /// One sample of an RPC family: an extra label, and the value.
@@ -36,6 +37,8 @@ pub struct Meters {
     listeners: Mutex<HashMap<Arc<str>, Arc<ListenerMeter>>>,
     /// (cluster, endpoint, meter), in config order.
     endpoints: Vec<(String, String, Arc<EndpointMeter>)>,
+    /// (cluster, its circuit breakers), in config order.
+    breakers: Vec<(String, Arc<BreakerMeter>)>,
     pub migration: MigrationMeter,
     /// RPC listeners: (listener, protocol, meters).
     rpc: Mutex<Vec<(String, String, Arc<RpcMeters>)>>,
@@ -59,9 +62,15 @@ impl Meters {
                     .map(|e| (c.name.clone(), e.address.to_string(), Arc::default()))
             })
             .collect();
+        let breakers = config
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), Arc::default()))
+            .collect();
         Meters {
             listeners: Mutex::new(listeners),
             endpoints,
+            breakers,
             migration: MigrationMeter::default(),
             rpc: Mutex::new(Vec::new()),
             http: Mutex::new(Vec::new()),
@@ -115,6 +124,15 @@ impl Meters {
             .filter(|(c, _, _)| c == cluster)
             .map(|(_, _, m)| Arc::clone(m))
             .collect()
+    }
+
+    /// The circuit breakers' meter of `cluster`.
+    pub fn breaker(&self, cluster: &str) -> Arc<BreakerMeter> {
+        self.breakers
+            .iter()
+            .find(|(c, _)| c == cluster)
+            .map(|(_, m)| Arc::clone(m))
+            .unwrap_or_default()
     }
 
     pub fn snapshot(&self) -> Metrics {
@@ -379,6 +397,47 @@ impl Meters {
                 "Times outlier detection ejected the endpoint.",
                 &|m| load(&m.ejections),
             ),
+            MetricFamily {
+                name: "baton_upstream_overflows_total".into(),
+                help: "Connections and requests refused at once because a cluster's circuit \
+                       breaker was full, by the limit (max_connections, max_pending_requests, \
+                       max_requests, max_retries, retry_budget)."
+                    .into(),
+                kind: MetricKind::Counter,
+                samples: self
+                    .breakers
+                    .iter()
+                    .flat_map(|(c, m)| {
+                        Overflow::ALL.into_iter().map(move |o| MetricSample {
+                            labels: vec![
+                                ("cluster".into(), c.clone()),
+                                ("reason".into(), o.label().into()),
+                            ],
+                            value: load(&m.overflows[o as usize]),
+                        })
+                    })
+                    .collect(),
+            },
+            MetricFamily {
+                name: "baton_upstream_active".into(),
+                help: "What a cluster's circuit breakers count now: connections open, requests \
+                       waiting for a connection, requests and retries in flight."
+                    .into(),
+                kind: MetricKind::Gauge,
+                samples: self
+                    .breakers
+                    .iter()
+                    .flat_map(|(c, m)| {
+                        Resource::ALL.into_iter().map(move |r| MetricSample {
+                            labels: vec![
+                                ("cluster".into(), c.clone()),
+                                ("resource".into(), r.label().into()),
+                            ],
+                            value: load(m.active(r)),
+                        })
+                    })
+                    .collect(),
+            },
             single(
                 "baton_migration_connections_moved_total",
                 "Connections handed to the next generation.",

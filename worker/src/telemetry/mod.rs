@@ -3,7 +3,8 @@
 //! A leaf layer: the data path bumps these, nothing here calls back up.
 //!
 //! * [`meters`] — the counter types, one per thing measured (bytes,
-//!   listeners, endpoints, migration, HTTP and RPC requests);
+//!   listeners, endpoints, circuit breakers, migration, HTTP and RPC
+//!   requests);
 //! * [`metrics`] — [`metrics::Meters`], every meter of a generation, and
 //!   its snapshot for the supervisor (also the worker's heartbeat);
 //! * [`access_log`] — one line per connection, off the data path.

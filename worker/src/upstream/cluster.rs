@@ -6,6 +6,11 @@
 //! when a connect fails or times out, the next one, each once, so a dead
 //! endpoint costs a retry but never a failed connection while another
 //! endpoint lives.
+//!
+//! Every connect first takes a unit of the cluster's `max_connections`
+//! ([`super::breaker`]), which the connection holds ([`Connected::permit`])
+//! for as long as it is open; when none is left, the connect fails at once
+//! ([`ConnectError::overflow`]) without trying an endpoint.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,7 +22,8 @@ use std::sync::Arc;
 use baton_config::Cluster;
 use tokio::net::TcpStream;
 
-use crate::telemetry::meters::EndpointMeter;
+use crate::telemetry::meters::{BreakerMeter, EndpointMeter, Overflow};
+use crate::upstream::breaker::{Breakers, Permit};
 use crate::upstream::health::{ClusterHealth, Healthy, Outcome};
 use crate::upstream::lb::{self, Balancer, EndpointIndex, Pick, TryOrder};
 
@@ -30,6 +36,7 @@ pub struct Upstream {
     health: Arc<ClusterHealth>,
     /// One per endpoint, same order.
     meters: Vec<Arc<EndpointMeter>>,
+    breakers: Breakers,
 }
 
 /// A connection to one of a cluster's endpoints.
@@ -39,14 +46,19 @@ pub struct Connected {
     pub addr: SocketAddr,
     /// Which endpoint, for its policy's [`lb::Load`].
     pub endpoint: EndpointIndex,
+    /// The connection's unit of the cluster's `max_connections`: whoever
+    /// keeps the connection keeps this with it.
+    pub permit: Permit,
 }
 
-/// Every endpoint of a cluster failed.
+/// Every endpoint of a cluster failed, or the cluster's `max_connections`
+/// was reached (`overflow`, and no attempt made).
 #[derive(Debug, thiserror::Error)]
-#[error("connect to cluster {cluster}: {}", Attempts(attempts))]
+#[error("connect to cluster {cluster}: {}", Why(attempts, *overflow))]
 pub struct ConnectError {
     pub cluster: String,
     pub attempts: Vec<(SocketAddr, AttemptError)>,
+    pub overflow: Option<Overflow>,
 }
 
 #[derive(Debug)]
@@ -56,6 +68,18 @@ pub enum AttemptError {
 }
 
 struct Attempts<'a>(&'a [(SocketAddr, AttemptError)]);
+
+/// What went wrong: the limit reached, else every attempt.
+struct Why<'a>(&'a [(SocketAddr, AttemptError)], Option<Overflow>);
+
+impl fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(overflow) => write!(f, "{} reached", overflow.label()),
+            None => fmt::Display::fmt(&Attempts(self.0), f),
+        }
+    }
+}
 
 impl fmt::Display for Attempts<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,9 +105,22 @@ impl Upstream {
         Upstream {
             balancer: Arc::new(Healthy::new(policy, Arc::clone(&health))),
             health,
+            breakers: Breakers::new(&cluster, Arc::default()),
             cluster,
             meters,
         }
+    }
+
+    /// Counts the circuit breakers in `meter` (the generation's metrics)
+    /// rather than in one of their own.
+    pub fn with_breaker_meter(mut self, meter: Arc<BreakerMeter>) -> Upstream {
+        self.breakers = Breakers::new(&self.cluster, meter);
+        self
+    }
+
+    /// The cluster's circuit breakers.
+    pub(crate) fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 
     /// The cluster's load-balancing policy, over its available endpoints.
@@ -119,6 +156,14 @@ impl Upstream {
     /// outlier detection; a successful one is not (the request on it
     /// decides).
     pub async fn connect_order(&self, order: TryOrder) -> Result<Connected, ConnectError> {
+        let permit = self
+            .breakers
+            .connection()
+            .map_err(|overflow| ConnectError {
+                cluster: self.cluster.name.clone(),
+                attempts: Vec::new(),
+                overflow: Some(overflow),
+            })?;
         let endpoints = &self.cluster.endpoints;
         let mut attempts = Vec::new();
         for endpoint in order {
@@ -147,6 +192,7 @@ impl Upstream {
                         stream,
                         addr,
                         endpoint,
+                        permit,
                     });
                 }
                 Ok(Err(e)) => {
@@ -164,6 +210,7 @@ impl Upstream {
         Err(ConnectError {
             cluster: self.cluster.name.clone(),
             attempts,
+            overflow: None,
         })
     }
 }
@@ -192,6 +239,8 @@ mod tests {
             health_check: None,
             outlier_detection: None,
             healthy_panic_threshold: 50,
+            circuit_breakers: baton_config::CircuitBreakers::DEFAULT,
+            retry_budget: None,
         }
     }
 
@@ -230,6 +279,21 @@ mod tests {
         assert_eq!(live.connections.load(Ordering::Relaxed), 3);
         assert!(dead.connect_failures.load(Ordering::Relaxed) >= 1);
         assert_eq!(dead.connections.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn max_connections_refuses_a_connect_until_one_closes() {
+        let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = cluster(vec![live.local_addr().unwrap()]);
+        c.circuit_breakers.max_connections = 1;
+        let upstream = Upstream::new(c, Vec::new());
+        let first = upstream.connect().await.unwrap();
+        let err = upstream.connect().await.unwrap_err();
+        assert_eq!(err.overflow, Some(Overflow::MaxConnections));
+        assert!(err.attempts.is_empty());
+        assert!(err.to_string().contains("max_connections reached"), "{err}");
+        drop(first);
+        upstream.connect().await.unwrap();
     }
 
     #[tokio::test]

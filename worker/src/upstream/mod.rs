@@ -9,15 +9,20 @@
 //!   balancer wrapper that leaves out unhealthy and ejected endpoints
 //!   (with Envoy's panic mode);
 //! * [`cluster`] — a cluster at run time ([`cluster::Upstream`]): its
-//!   balancer, and a connect that falls through to the next endpoint when
-//!   one fails or times out.
+//!   balancer, its circuit breakers, and a connect that falls through to
+//!   the next endpoint when one fails or times out;
+//! * [`breaker`] — circuit breakers ([`breaker::Breakers`]): the
+//!   cluster's limits on connections, pending and in-flight requests and
+//!   retries (or its retry budget), taken as [`breaker::Permit`]s that
+//!   give their unit back on drop.
 //!
 //! The per-protocol upstream connections are built on it one layer up: the
 //! HTTP clients (keep-alive pools, TLS, HTTP/2) of the `http` module and
 //! the multiplexed RPC pools of `rpc`. Depends only on the leaves
-//! ([`crate::telemetry`] for the endpoint meters, [`crate::codec`] for the
+//! ([`crate::telemetry`] for the endpoint and breaker meters, [`crate::codec`] for the
 //! RPC attributes a balancer may hash).
 
+pub(crate) mod breaker;
 pub(crate) mod cluster;
 pub(crate) mod health;
 pub(crate) mod lb;
