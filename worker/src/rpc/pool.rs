@@ -30,6 +30,11 @@
 //! reached, the request falls through to the next in the balancer's
 //! order. A request holds its policy's [`Load`] until answered, so
 //! `least_request` counts requests in flight.
+//!
+//! The task that answers a request — with the upstream's response or its
+//! own error — times it: decoded to answered into the listener's histogram
+//! (under its route) and the cluster's, queued here to response into the
+//! cluster's time to first byte.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -46,6 +51,7 @@ use tracing::{Instrument, debug, warn};
 use crate::codec::{AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol, RequestId};
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
+use crate::telemetry::histogram::ClusterTimes;
 use crate::telemetry::meters::RpcMeters;
 use crate::upstream::cluster::Upstream;
 use crate::upstream::lb::{EndpointIndex, Load, Pick, RoundRobin, TryOrder};
@@ -77,6 +83,12 @@ pub struct UpRequest {
     /// `None` for a oneway request.
     pub reply: Option<ReplyTo>,
     pub deadline: Instant,
+    /// When the client's frame was decoded: its answer ends the request's
+    /// time in the listener's and the cluster's histograms.
+    pub started: Instant,
+    /// The position of the route that took it (`None`: the default), its
+    /// label in the listener's histogram.
+    pub route: Option<usize>,
     /// The request as its cluster's policy counts it, until answered.
     pub(crate) load: Option<Load>,
 }
@@ -222,6 +234,7 @@ pub(crate) async fn connect(
         max_id: protocol.max_request_id().0,
         unsolicited,
         meters,
+        times: Arc::clone(&upstream.times),
     };
     let span = tracing::debug_span!("upstream", %addr);
     tokio::spawn(conn.run(rx, order).instrument(span));
@@ -235,6 +248,11 @@ struct Pending {
     /// Kept to build an error response with the protocol's own framing.
     request: Frame,
     deadline: Instant,
+    /// When the client's frame was decoded, and when the request went on
+    /// this connection.
+    started: Instant,
+    sent: Instant,
+    route: Option<usize>,
     /// Dropped with the pending request: answered, timed out, failed.
     _load: Option<Load>,
 }
@@ -255,6 +273,8 @@ struct UpConn {
     /// cluster (pinned connections only).
     unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, ClusterId)>,
     meters: Arc<RpcMeters>,
+    /// The cluster's histograms.
+    times: Arc<ClusterTimes>,
 }
 
 enum Step {
@@ -320,7 +340,7 @@ impl UpConn {
                 .pending
                 .fetch_sub(self.pending.len() as u64, Ordering::Relaxed);
             for (_, pending) in self.pending.drain() {
-                answer(&self.codec, pending, kind, &self.meters);
+                answer(&self.codec, pending, kind, &self.meters, &self.times);
             }
         }
     }
@@ -332,6 +352,8 @@ impl UpConn {
             mut frame,
             reply,
             deadline,
+            started,
+            route,
             load,
         } = request;
         let Some(reply) = reply else {
@@ -353,10 +375,14 @@ impl UpConn {
                     reply,
                     request: frame,
                     deadline,
+                    started,
+                    sent: Instant::now(),
+                    route,
                     _load: load,
                 },
                 ErrorKind::BadRequest,
                 &self.meters,
+                &self.times,
             );
             return;
         }
@@ -369,6 +395,9 @@ impl UpConn {
                 reply,
                 request: frame,
                 deadline,
+                started,
+                sent: Instant::now(),
+                route,
                 _load: load,
             },
         );
@@ -451,11 +480,19 @@ impl UpConn {
                 pending._load = None;
                 self.meters.pending.fetch_sub(1, Ordering::Relaxed);
                 self.deadlines.remove(&(pending.deadline, id));
+                self.times.ttfb.observe(pending.sent.elapsed());
                 if frame.set_request_id(pending.reply.client_id).is_err() {
-                    answer(&self.codec, pending, ErrorKind::BadResponse, &self.meters);
+                    answer(
+                        &self.codec,
+                        pending,
+                        ErrorKind::BadResponse,
+                        &self.meters,
+                        &self.times,
+                    );
                     return;
                 }
                 self.meters.responded(self.codec.classify(&frame));
+                answered(&pending, &self.meters, &self.times);
                 let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(frame)));
             }
             FrameKind::Heartbeat(crate::codec::Direction::Request) => {
@@ -508,7 +545,13 @@ impl UpConn {
             self.deadlines.pop_first();
             if let Some(pending) = self.pending.remove(&id) {
                 self.meters.pending.fetch_sub(1, Ordering::Relaxed);
-                answer(&self.codec, pending, ErrorKind::Timeout, &self.meters);
+                answer(
+                    &self.codec,
+                    pending,
+                    ErrorKind::Timeout,
+                    &self.meters,
+                    &self.times,
+                );
             }
         }
         Step::Continue
@@ -516,14 +559,29 @@ impl UpConn {
 }
 
 /// Answers a pending request with the protocol's error response.
-fn answer(codec: &AnyCodec, mut pending: Pending, kind: ErrorKind, meters: &RpcMeters) {
+fn answer(
+    codec: &AnyCodec,
+    mut pending: Pending,
+    kind: ErrorKind,
+    meters: &RpcMeters,
+    times: &ClusterTimes,
+) {
     pending._load = None;
     let mut error = codec.hijack(&pending.request, kind);
     if error.set_request_id(pending.reply.client_id).is_err() {
         return;
     }
     meters.hijacked(kind);
+    answered(&pending, meters, times);
     let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(error)));
+}
+
+/// Counts a request's time, decoded to answered, in the listener's and
+/// the cluster's histograms.
+fn answered(pending: &Pending, meters: &RpcMeters, times: &ClusterTimes) {
+    let elapsed = pending.started.elapsed();
+    meters.duration.observe(pending.route, elapsed);
+    times.request.observe(elapsed);
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

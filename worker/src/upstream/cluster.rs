@@ -16,6 +16,7 @@ use std::sync::Arc;
 use baton_config::Cluster;
 use tokio::net::TcpStream;
 
+use crate::telemetry::histogram::ClusterTimes;
 use crate::telemetry::meters::EndpointMeter;
 use crate::upstream::lb::{self, Balancer, EndpointIndex, Pick, TryOrder};
 
@@ -26,6 +27,9 @@ pub struct Upstream {
     balancer: Arc<dyn Balancer>,
     /// One per endpoint, same order.
     meters: Vec<Arc<EndpointMeter>>,
+    /// The cluster's latency histograms: connects here, requests and
+    /// first bytes by the protocols that use it.
+    pub times: Arc<ClusterTimes>,
 }
 
 /// A connection to one of a cluster's endpoints.
@@ -75,7 +79,14 @@ impl Upstream {
             balancer: lb::for_cluster(&cluster),
             cluster,
             meters,
+            times: Arc::default(),
         }
+    }
+
+    /// The same, its times counted in `times` (the generation's, which
+    /// reports them).
+    pub fn with_times(self, times: Arc<ClusterTimes>) -> Upstream {
+        Upstream { times, ..self }
     }
 
     /// The cluster's load-balancing policy.
@@ -112,8 +123,10 @@ impl Upstream {
                 }
             };
             let timeout = self.cluster.connect_timeout;
+            let started = tokio::time::Instant::now();
             match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
+                    self.times.connect.observe(started.elapsed());
                     count(|m| &m.connections);
                     if !attempts.is_empty() {
                         tracing::warn!(
@@ -201,6 +214,11 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(upstream.connect().await.unwrap().addr, live_addr);
         }
+        assert_eq!(
+            upstream.times.connect.count(),
+            3,
+            "successful connects timed"
+        );
         let (dead, live) = (&meters[0], &meters[1]);
         assert_eq!(live.connections.load(Ordering::Relaxed), 3);
         assert!(dead.connect_failures.load(Ordering::Relaxed) >= 1);
