@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use baton_tests::admin::{http, sample};
 use baton_tests::bolt::{BoltClient, BoltServer};
-use baton_tests::faults::status_json;
+use baton_tests::faults::{script, status_json};
 use baton_tests::http_peer::{Client, HttpUpstream};
 use baton_tests::upstream::Echo;
 use baton_tests::{Baton, PATIENCE, eventually, tcp_config};
@@ -263,6 +263,63 @@ async fn histograms_count_every_request_once_across_upgrades() {
             scrapes.take(admin, &format!("after upgrade {}", round + 1));
         }
     }
+}
+
+/// A worker that speaks ctrl versions 1 to 3 only (as the releases before
+/// histograms do) sends none, and `/metrics` passes promtool without them;
+/// after an upgrade to one that speaks 4, the histograms count what it
+/// serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_before_ctrl_v4_sends_no_histograms_and_the_next_one_does() {
+    let web = HttpUpstream::start("web").await;
+    let config = format!(
+        "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\ncluster = \"back\"\n\n\
+         [[clusters]]\nname = \"back\"\nendpoints = [\"{}\"]\n\n\
+         [admin]\naddress = \"127.0.0.1:0\"\n",
+        web.addr
+    );
+    // The supervisor speaks 4 whatever its environment; its worker
+    // inherits the variable and speaks up to 3.
+    let baton = Baton::start_with(&config, &[("BATON_TEST_CTRL_VERSIONS", "1,2,3")]);
+    let admin = baton.admin_addr();
+    let mut scrapes = Scrapes::default();
+    let mut client = Client::connect(baton.addr("web")).await;
+    for _ in 0..3 {
+        assert_eq!(client.get("/").await.status(), 200);
+    }
+    eventually("the old worker's responses counted", || {
+        let all = scrapes.take(admin, "with the v3 worker");
+        all.get(r#"baton_http_responses_total{listener="web",class="2xx"}"#) == Some(&3.0)
+    });
+    let text = scrapes.take_text(admin, "with the v3 worker");
+    for family in [
+        "baton_http_request_duration_seconds",
+        "baton_upstream_request_duration_seconds",
+        "baton_upstream_connect_duration_seconds",
+        "baton_upstream_ttfb_seconds",
+    ] {
+        assert!(!text.contains(family), "{family} from a v3 worker:\n{text}");
+    }
+
+    let scripts = tempfile::tempdir().unwrap();
+    let current = script(
+        scripts.path(),
+        "worker-v4",
+        &format!(
+            "exec env -u BATON_TEST_CTRL_VERSIONS {} \"$@\"",
+            baton_tests::bin("baton-worker").display()
+        ),
+    );
+    baton.upgrade(&["--binary", &current.display().to_string()]);
+    let mut client = Client::connect(baton.addr("web")).await;
+    for _ in 0..4 {
+        assert_eq!(client.get("/").await.status(), 200);
+    }
+    let series = r#"baton_http_request_duration_seconds{listener="web",route="none"}"#;
+    eventually("the new worker's requests in its histogram", || {
+        let text = scrapes.take_text(admin, "with the v4 worker");
+        histogram_counts(&text).get(series) == Some(&4.0)
+    });
 }
 
 /// `/ready` is 200, `/status` is what `baton status --json` says, an
