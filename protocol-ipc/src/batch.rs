@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use serde::Serialize;
 
 use crate::frame::{MAX_BODY, MAX_FDS};
-use crate::message::{ListenerBatch, Message, encode};
+use crate::message::{HistogramFamily, Histograms, ListenerBatch, Message, encode};
 use crate::{Channel, IpcError};
 
 /// Bytes kept free in each body for the batch's own fields (the vector's
@@ -55,6 +55,63 @@ pub fn batches<T: Serialize>(
         out.push(current);
     }
     Ok(out)
+}
+
+/// Splits a histograms snapshot into messages that each fit a datagram:
+/// runs of its series, each series measured exactly as [`batches`]
+/// measures items, each family's name, help and bounds counted again in
+/// every message it appears in. One message (maybe with no family) when
+/// everything fits.
+pub fn histogram_batches(histograms: Histograms) -> Result<Vec<Histograms>, IpcError> {
+    let budget = MAX_BODY - BATCH_OVERHEAD;
+    let mut out = Vec::new();
+    let mut current: Vec<HistogramFamily> = Vec::new();
+    let mut bytes = 0usize;
+    for family in histograms.families {
+        let head = HistogramFamily {
+            series: Vec::new(),
+            ..family
+        };
+        let head_bytes = size(&head)?;
+        // Whether `head` is the last family of `current`.
+        let mut open = false;
+        for series in family.series {
+            let series_bytes = size(&series)?;
+            if head_bytes + series_bytes > budget {
+                return Err(IpcError::TooLarge {
+                    len: head_bytes + series_bytes,
+                });
+            }
+            let needed = series_bytes + if open { 0 } else { head_bytes };
+            if bytes + needed > budget {
+                out.push(Histograms {
+                    families: std::mem::take(&mut current),
+                });
+                bytes = 0;
+                open = false;
+            }
+            if !open {
+                current.push(head.clone());
+                bytes += head_bytes;
+                open = true;
+            }
+            if let Some(last) = current.last_mut() {
+                last.series.push(series);
+            }
+            bytes += series_bytes;
+        }
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(Histograms { families: current });
+    }
+    Ok(out)
+}
+
+/// A value's exact bincode size.
+fn size<T: Serialize>(value: &T) -> Result<usize, IpcError> {
+    encode(value)
+        .map(|b| b.len())
+        .map_err(|e| IpcError::io("measure batch item")(std::io::Error::other(e)))
 }
 
 impl Channel {
@@ -108,6 +165,7 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::HistogramSeries;
 
     #[test]
     fn batches_respect_the_fd_bound() {
@@ -138,6 +196,41 @@ mod tests {
             batches(vec![1u8], |_| MAX_FDS + 1),
             Err(IpcError::TooManyFds { .. })
         ));
+    }
+
+    #[test]
+    fn histograms_split_into_datagrams_and_keep_every_series() {
+        let family = |name: &str, n: usize| HistogramFamily {
+            name: name.into(),
+            help: "h".repeat(200),
+            bounds_us: (1..20).collect(),
+            series: (0..n)
+                .map(|i| HistogramSeries {
+                    labels: vec![("cluster".into(), format!("c{i}"))],
+                    buckets: vec![u64::MAX; 20],
+                    sum_us: u64::MAX,
+                })
+                .collect(),
+        };
+        let all = Histograms {
+            families: vec![family("a", 300), family("b", 1), family("c", 700)],
+        };
+        let runs = histogram_batches(all.clone()).unwrap();
+        assert!(runs.len() >= 3, "{} messages", runs.len());
+        for run in &runs {
+            assert!(encode(run).unwrap().len() <= MAX_BODY);
+        }
+        // Joined again, in order: the same families and series.
+        let mut joined: Vec<HistogramFamily> = Vec::new();
+        for family in runs.into_iter().flat_map(|r| r.families) {
+            match joined.last_mut() {
+                Some(last) if last.name == family.name => last.series.extend(family.series),
+                _ => joined.push(family),
+            }
+        }
+        assert_eq!(joined, all.families);
+        let empty = histogram_batches(Histograms { families: vec![] }).unwrap();
+        assert_eq!(empty, vec![Histograms { families: vec![] }]);
     }
 
     #[test]

@@ -59,6 +59,7 @@
 //!    | <------------------------ Ready | Refuse -- |   within the config's ready_timeout
 //!    | -- Activate -----------------------------> |   start accepting (no upgrade running)
 //!    | <----------------------------- Metrics --- |   every second: the heartbeat
+//!    | <--------------------- Histograms* (v4) --- |   after each Metrics
 //!    | -- Drain { deadline } -------------------> |   stop accepting, finish, exit
 //!    | <--------------------------------- Drained -- |
 //! ```
@@ -88,6 +89,10 @@
 //! Version 3 adds [`SetLogLevel`] { filter }, supervisor → worker, at any
 //! time after `Ready` (the admin API's `/logging`); no answer. A worker that
 //! cannot parse the filter keeps its own and logs why.
+//!
+//! Version 4 adds [`Histograms`], worker → supervisor right after each
+//! `Metrics` (in several messages when it does not fit one datagram):
+//! latency histograms, summed across generations like counters.
 //!
 //! On the handoff channel (sequence, versions and failure handling in
 //! `baton-worker`'s `migrate` module, which owns what a connection is on
@@ -131,10 +136,11 @@ pub use error::IpcError;
 pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
     Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnBatchV1, Drain, Drained, Forward,
-    Generation, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom, HandoffProgress,
-    HandoffStage, HandoffTo, Hello, Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch,
-    Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse,
-    Role, SetLogLevel, TakeoverEnded,
+    Generation, HISTOGRAMS_VERSION, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom,
+    HandoffProgress, HandoffStage, HandoffTo, Hello, HistogramFamily, HistogramSeries, Histograms,
+    Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch, Message, MetricFamily,
+    MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse, Role, SetLogLevel,
+    TakeoverEnded,
 };
 
 /// Environment variables of the supervisor→worker process contract.

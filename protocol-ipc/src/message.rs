@@ -21,10 +21,18 @@ use crate::IpcError;
 ///   them only when version 2 was negotiated, so either side may be older.
 /// * 3 — adds [`SetLogLevel`] (the admin API's `/logging`); the supervisor
 ///   sends it only when version 3 was negotiated.
-pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2, 3];
+/// * 4 — adds [`Histograms`], worker → supervisor beside every
+///   [`Metrics`]; a worker sends it only when version 4 was negotiated.
+///   (A new message kind rather than a field of [`Metrics`]: bincode bodies
+///   have no field tags, so a field added there would make every older
+///   peer refuse the message.)
+pub const PROTOCOL_VERSIONS: &[u16] = &[1, 2, 3, 4];
 
 /// The first ctrl version with [`SetLogLevel`].
 pub const LOG_LEVEL_VERSION: u16 = 3;
+
+/// The first ctrl version with [`Histograms`].
+pub const HISTOGRAMS_VERSION: u16 = 4;
 
 /// The first ctrl version with [`HandoffProgress`], [`HandoffAborted`] and
 /// [`TakeoverEnded`].
@@ -298,6 +306,39 @@ pub struct Metrics {
     pub families: Vec<MetricFamily>,
 }
 
+/// One series of a histogram: its labels, how many observations fell in
+/// each bucket (not cumulative; one more than the family's bounds, the
+/// last being `+Inf`), and their sum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramSeries {
+    pub labels: Vec<(String, String)>,
+    pub buckets: Vec<u64>,
+    /// In microseconds.
+    pub sum_us: u64,
+}
+
+/// A histogram family as the worker defines it (the supervisor exposes it
+/// without knowing it, as it does [`MetricFamily`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramFamily {
+    /// Prometheus name, without `_bucket`, `_sum` or `_count`.
+    pub name: String,
+    pub help: String,
+    /// The buckets' upper bounds, in microseconds, increasing.
+    pub bounds_us: Vec<u64>,
+    pub series: Vec<HistogramSeries>,
+}
+
+/// Worker → supervisor (ctrl version 4), after each [`Metrics`]: its
+/// histograms since it started. Like counters, the supervisor keeps a dead
+/// generation's last values in the sum. Several messages when they do not
+/// fit one datagram (split by `batch::histogram_batches`): each series
+/// replaces that series' previous values, so a snapshot may come in parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Histograms {
+    pub families: Vec<HistogramFamily>,
+}
+
 /// To a worker: log with this tracing filter from now on (`info`,
 /// `baton=debug`...). The worker keeps its filter when this one does not
 /// parse, and says so in its log.
@@ -413,6 +454,7 @@ messages! {
     TakeoverEnded = 22,
     ConnBatch = 23,
     SetLogLevel = 24,
+    Histograms = 25,
 }
 
 impl Message {
@@ -578,6 +620,19 @@ mod tests {
             .into(),
             SetLogLevel {
                 filter: "baton=debug".into(),
+            }
+            .into(),
+            Histograms {
+                families: vec![HistogramFamily {
+                    name: "baton_upstream_ttfb_seconds".into(),
+                    help: "Time to the first byte of a response.".into(),
+                    bounds_us: vec![500, 1_000],
+                    series: vec![HistogramSeries {
+                        labels: vec![("cluster".into(), "back".into())],
+                        buckets: vec![3, 0, 1],
+                        sum_us: 70_000,
+                    }],
+                }],
             }
             .into(),
         ]

@@ -171,6 +171,23 @@ fn samples() -> Vec<Message> {
             filter: "baton=debug,warn".into(),
         }
         .into(),
+        // Every bucket of a series well past one byte's varint.
+        baton_ipc::Histograms {
+            families: vec![baton_ipc::HistogramFamily {
+                name: "baton_http_request_duration_seconds".into(),
+                help: "HTTP requests.".into(),
+                bounds_us: vec![500, 1_000, 60_000_000],
+                series: vec![baton_ipc::HistogramSeries {
+                    labels: vec![
+                        ("listener".into(), "web".into()),
+                        ("route".into(), "none".into()),
+                    ],
+                    buckets: vec![1 << 40, 0, 7, u64::MAX],
+                    sum_us: u64::MAX,
+                }],
+            }],
+        }
+        .into(),
     ]
 }
 

@@ -16,11 +16,19 @@
 //! a drain deadline (their own count) plus what died with a generation
 //! during an upgrade, which only the supervisor can count
 //! ([`MetricsStore::count_losses`]).
+//!
+//! Workers that speak ctrl version 4 send latency histograms too
+//! ([`baton_ipc::Histograms`]): each series is kept like a counter (a dead
+//! generation's last buckets and sum stay in the total) and exposed as a
+//! Prometheus histogram, its buckets made cumulative here. Should a newer
+//! worker bring other bounds for a family, the counts of the older ones
+//! move to the first new bound at or above theirs, so every `le` still
+//! holds (what it counts took at most that long) and no bucket goes back.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use baton_ipc::{MetricFamily, MetricKind, Metrics};
+use baton_ipc::{Histograms, MetricFamily, MetricKind, Metrics};
 
 /// A sample's labels, in the order the worker gave them.
 pub(crate) type Labels = Vec<(String, String)>;
@@ -48,6 +56,49 @@ pub(crate) struct MetricsStore {
     requests_lost: u64,
     /// (generation, pid, binary) of the workers alive.
     generations: Vec<(u32, u32, String)>,
+    /// Help and bounds of every histogram family seen (the latest bounds).
+    histogram_meta: BTreeMap<String, (String, Vec<u64>)>,
+    /// Histogram series of generations that are gone, by (family, labels).
+    histograms_retired: BTreeMap<(String, Labels), Series>,
+    /// The latest histogram series of each live generation.
+    histograms_live: BTreeMap<u32, BTreeMap<(String, Labels), Series>>,
+}
+
+/// One histogram series: counts per bucket (not cumulative; the last is
+/// `+Inf`) over `bounds`, and the sum, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Series {
+    bounds: Vec<u64>,
+    buckets: Vec<u64>,
+    sum_us: u64,
+}
+
+impl Series {
+    /// Adds `other`'s counts, moved to this series' bounds when its own
+    /// differ (see the module docs).
+    fn add(&mut self, other: &Series) {
+        if self.buckets.len() != self.bounds.len() + 1 {
+            self.buckets = vec![0; self.bounds.len() + 1];
+        }
+        for (i, n) in other.buckets.iter().enumerate() {
+            let at = match other.bounds.get(i) {
+                Some(bound) => self.bounds.partition_point(|b| b < bound),
+                None => self.bounds.len(),
+            };
+            if let Some(bucket) = self.buckets.get_mut(at) {
+                *bucket += n;
+            }
+        }
+        self.sum_us += other.sum_us;
+    }
+
+    fn empty(bounds: &[u64]) -> Series {
+        Series {
+            bounds: bounds.to_vec(),
+            buckets: vec![0; bounds.len() + 1],
+            sum_us: 0,
+        }
+    }
 }
 
 impl MetricsStore {
@@ -60,8 +111,43 @@ impl MetricsStore {
         self.live.insert(generation, metrics.families);
     }
 
+    /// A generation's latest histograms (or a part of them: each series
+    /// replaces its own previous values).
+    pub(crate) fn update_histograms(&mut self, generation: u32, histograms: Histograms) {
+        let live = self.histograms_live.entry(generation).or_default();
+        for family in histograms.families {
+            for series in family.series {
+                live.insert(
+                    (family.name.clone(), series.labels),
+                    Series {
+                        bounds: family.bounds_us.clone(),
+                        buckets: series.buckets,
+                        sum_us: series.sum_us,
+                    },
+                );
+            }
+            self.histogram_meta
+                .insert(family.name, (family.help, family.bounds_us));
+        }
+    }
+
     /// A generation ended: keep its counters, forget its gauges.
     pub(crate) fn retire(&mut self, generation: u32) {
+        for (key, series) in self
+            .histograms_live
+            .remove(&generation)
+            .into_iter()
+            .flatten()
+        {
+            let bounds = self
+                .histogram_meta
+                .get(&key.0)
+                .map_or_else(|| series.bounds.clone(), |(_, b)| b.clone());
+            self.histograms_retired
+                .entry(key)
+                .or_insert_with(|| Series::empty(&bounds))
+                .add(&series);
+        }
         let Some(families) = self.live.remove(&generation) else {
             return;
         };
@@ -182,6 +268,8 @@ impl MetricsStore {
             }
         }
 
+        self.render_histograms(&mut out);
+
         header(
             &mut out,
             "baton_upgrades_total",
@@ -273,6 +361,105 @@ impl MetricsStore {
     }
 }
 
+// === impl MetricsStore: histograms ===
+
+impl MetricsStore {
+    /// Quantiles `qs` (each in 0..=1) of worker histogram `family`, in
+    /// milliseconds, over its series whose labels include every pair of
+    /// `by` (summed: every route of a listener), estimated as Prometheus'
+    /// `histogram_quantile` does (linear within a bucket; the highest
+    /// finite bound for the `+Inf` bucket). `None` when nothing is counted.
+    pub(crate) fn quantiles_ms(
+        &self,
+        family: &str,
+        by: &[(&str, &str)],
+        qs: &[f64],
+    ) -> Option<Vec<f64>> {
+        let (_, bounds) = self.histogram_meta.get(family)?;
+        let mut total = Series::empty(bounds);
+        let live = self.histograms_live.values().flatten();
+        for ((name, labels), series) in self.histograms_retired.iter().chain(live) {
+            let wanted = by
+                .iter()
+                .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v));
+            if name == family && wanted {
+                total.add(series);
+            }
+        }
+        let count: u64 = total.buckets.iter().sum();
+        if count == 0 {
+            return None;
+        }
+        let quantile = |q: f64| {
+            let rank = q.clamp(0.0, 1.0) * count as f64;
+            let mut below = 0u64;
+            for (i, n) in total.buckets.iter().enumerate() {
+                if *n > 0 && (below + n) as f64 >= rank {
+                    let Some(upper) = bounds.get(i) else {
+                        // `+Inf`: the highest bound is all we know.
+                        return bounds.last().copied().unwrap_or(0) as f64 / 1000.0;
+                    };
+                    let lower = if i == 0 { 0 } else { bounds[i - 1] };
+                    let within = (rank - below as f64).max(0.0) / *n as f64;
+                    let us = lower as f64 + (*upper - lower) as f64 * within;
+                    return (us / 10.0).round() / 100.0;
+                }
+                below += n;
+            }
+            0.0
+        };
+        Some(qs.iter().map(|q| quantile(*q)).collect())
+    }
+
+    /// The workers' histograms: retired + live, per series, on the
+    /// family's latest bounds.
+    fn render_histograms(&self, out: &mut String) {
+        for (name, (help, bounds)) in &self.histogram_meta {
+            let mut totals: BTreeMap<&Labels, Series> = BTreeMap::new();
+            let live = self.histograms_live.values().flatten();
+            for ((family, labels), series) in self.histograms_retired.iter().chain(live) {
+                if family == name {
+                    totals
+                        .entry(labels)
+                        .or_insert_with(|| Series::empty(bounds))
+                        .add(series);
+                }
+            }
+            header(out, name, help, "histogram");
+            let bucket = format!("{name}_bucket");
+            for (labels, series) in totals {
+                let mut cumulative = 0u64;
+                for (i, n) in series.buckets.iter().enumerate() {
+                    cumulative += n;
+                    let le = bounds
+                        .get(i)
+                        .map_or_else(|| "+Inf".to_string(), |b| seconds(*b));
+                    let mut with_le = labels.clone();
+                    with_le.push(("le".to_string(), le));
+                    sample(out, &bucket, &with_le, &cumulative.to_string());
+                }
+                sample(out, &format!("{name}_sum"), labels, &seconds(series.sum_us));
+                sample(
+                    out,
+                    &format!("{name}_count"),
+                    labels,
+                    &cumulative.to_string(),
+                );
+            }
+        }
+    }
+}
+
+/// Microseconds as seconds, in decimal: exact, no float rounding.
+fn seconds(us: u64) -> String {
+    let (whole, fraction) = (us / 1_000_000, us % 1_000_000);
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{fraction:06}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
+}
+
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let help = help.replace('\\', "\\\\").replace('\n', "\\n");
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -358,6 +545,94 @@ mod tests {
         );
         assert_eq!(store.connections(2), Some(5));
         assert_eq!(store.connections(1), None);
+    }
+
+    fn histogram(buckets: Vec<u64>, sum_us: u64, bounds_us: Vec<u64>) -> Histograms {
+        Histograms {
+            families: vec![baton_ipc::HistogramFamily {
+                name: "baton_upstream_ttfb_seconds".into(),
+                help: "h".into(),
+                bounds_us,
+                series: vec![baton_ipc::HistogramSeries {
+                    labels: vec![("cluster".into(), "back".into())],
+                    buckets,
+                    sum_us,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn histograms_are_cumulative_and_survive_generations() {
+        let mut store = MetricsStore::default();
+        store.update_histograms(1, histogram(vec![2, 1, 0], 1_500, vec![500, 250_000]));
+        let text = store.render();
+        assert!(text.contains("# TYPE baton_upstream_ttfb_seconds histogram\n"));
+        for line in [
+            r#"baton_upstream_ttfb_seconds_bucket{cluster="back",le="0.0005"} 2"#,
+            r#"baton_upstream_ttfb_seconds_bucket{cluster="back",le="0.25"} 3"#,
+            r#"baton_upstream_ttfb_seconds_bucket{cluster="back",le="+Inf"} 3"#,
+            r#"baton_upstream_ttfb_seconds_sum{cluster="back"} 0.0015"#,
+            r#"baton_upstream_ttfb_seconds_count{cluster="back"} 3"#,
+        ] {
+            assert!(text.contains(&format!("{line}\n")), "{line} in\n{text}");
+        }
+        // Generation 2 starts from nothing; 1's last values stay.
+        store.update_histograms(2, histogram(vec![0, 0, 0], 0, vec![500, 250_000]));
+        store.retire(1);
+        store.update_histograms(2, histogram(vec![1, 0, 1], 2_000_000, vec![500, 250_000]));
+        let text = store.render();
+        assert!(
+            text.contains(r#"_bucket{cluster="back",le="0.0005"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"_bucket{cluster="back",le="+Inf"} 5"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"_sum{cluster="back"} 2.0015"#), "{text}");
+        assert!(text.contains(r#"_count{cluster="back"} 5"#), "{text}");
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_buckets_over_matching_series() {
+        let mut store = MetricsStore::default();
+        assert_eq!(
+            store.quantiles_ms("baton_upstream_ttfb_seconds", &[], &[0.5]),
+            None
+        );
+        // 10 in (0, 1 ms], 10 in (1 ms, 3 ms]; another cluster's ignored.
+        store.update_histograms(1, histogram(vec![10, 10, 0], 0, vec![1_000, 3_000]));
+        let mut other = histogram(vec![0, 0, 50], 0, vec![1_000, 3_000]);
+        other.families[0].series[0].labels = vec![("cluster".into(), "other".into())];
+        store.update_histograms(1, other);
+        let by = [("cluster", "back")];
+        let q = store
+            .quantiles_ms("baton_upstream_ttfb_seconds", &by, &[0.25, 0.5, 0.75, 1.0])
+            .unwrap();
+        assert_eq!(q, vec![0.5, 1.0, 2.0, 3.0]);
+        // All of it: the other cluster's +Inf puts p99 at the top bound.
+        let q = store
+            .quantiles_ms("baton_upstream_ttfb_seconds", &[], &[0.99])
+            .unwrap();
+        assert_eq!(q, vec![3.0]);
+    }
+
+    #[test]
+    fn counts_move_to_new_bounds_without_going_back() {
+        let mut store = MetricsStore::default();
+        store.update_histograms(1, histogram(vec![1, 1, 1], 0, vec![500, 250_000]));
+        store.retire(1);
+        // A newer worker with finer bounds: 0.5 ms stays, 250 ms goes to
+        // the first new bound at or above it (1 s).
+        store.update_histograms(2, histogram(vec![0, 0, 0, 0], 0, vec![100, 500, 1_000_000]));
+        let text = store.render();
+        assert!(text.contains(r#"le="0.0001"} 0"#), "{text}");
+        assert!(text.contains(r#"le="0.0005"} 1"#), "{text}");
+        assert!(text.contains(r#"le="1"} 2"#), "{text}");
+        assert!(text.contains(r#"le="+Inf"} 3"#), "{text}");
+        assert_eq!(seconds(60_000_000), "60");
+        assert_eq!(seconds(2_500), "0.0025");
     }
 
     #[test]

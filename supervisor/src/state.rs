@@ -86,7 +86,7 @@ impl Supervisor {
         self.published.send_modify(|p| p.record(record));
     }
     /// Takes in what a worker says unasked: its metrics, whose arrival is
-    /// also its heartbeat. Anything else is returned.
+    /// also its heartbeat, and its histograms. Anything else is returned.
     pub(crate) fn absorb(&self, generation: Generation, message: Message) -> Option<Message> {
         match message {
             Message::Metrics(metrics) => {
@@ -98,6 +98,12 @@ impl Supervisor {
                         g.connections = store.connections(g.generation);
                     }
                 });
+                None
+            }
+            Message::Histograms(histograms) => {
+                self.metrics
+                    .lock()
+                    .update_histograms(generation.0, histograms);
                 None
             }
             other => Some(other),

@@ -129,7 +129,9 @@ async fn read_only_endpoints_describe_the_proxy_in_force() {
     // L4: no requests to count, and no made-up number either.
     assert_eq!(l["requests"], Value::Null);
     assert_eq!(l["metrics"]["baton_listener_received_bytes_total"], 4);
-    assert_eq!(listeners["latency_histograms"], false);
+    assert_eq!(listeners["latency_histograms"], true);
+    // L4: no request timed, no made-up percentile.
+    assert_eq!(l["latency_ms"], Value::Null);
     let text = http_with(admin, "GET", "/listeners", &[("Accept", "text/plain")]);
     assert!(text.body.contains(&front.to_string()), "{}", text.body);
 
@@ -426,7 +428,10 @@ async fn the_status_page_renders_in_headless_chromium() {
     eventually("the counts of generation 2 in /listeners", || {
         let listeners = get(admin, "/listeners");
         let [l, hello] = [&listeners["listeners"][0], &listeners["listeners"][1]];
-        l["connections_total"] == 4 && l["connections_active"] == 1 && hello["requests"] == 5
+        l["connections_total"] == 4
+            && l["connections_active"] == 1
+            && hello["requests"] == 5
+            && hello["latency_ms"]["p99"].is_number()
     });
 
     let profile = tempfile::tempdir().unwrap();
@@ -468,7 +473,11 @@ async fn the_status_page_renders_in_headless_chromium() {
         dom.contains("<span id=\"error\"></span>"),
         "the page's refresh failed: {dom}"
     );
-    assert!(dom.contains("not available yet"), "the latency note");
+    assert!(
+        dom.contains(r#"<p class="note" id="latency-note"></p>"#),
+        "no latency note: {dom}"
+    );
+    assert!(hello.contains(" ms</td>"), "latency percentiles in {hello}");
 
     // The screenshot, kept as a test artefact under target/.
     let shot = artefacts().join("admin-status-page.png");

@@ -1,6 +1,8 @@
 //! The admin endpoint: `/metrics` read by a real Prometheus parser
 //! (`promtool check metrics`), counters that never go backwards across
-//! upgrades, `/status`, `/ready`, and what it answers to anything else.
+//! upgrades, latency histograms that count every request exactly once
+//! across upgrades, `/status`, `/ready`, and what it answers to anything
+//! else.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,8 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use baton_tests::admin::http;
-use baton_tests::faults::status_json;
+use baton_tests::admin::{http, sample};
+use baton_tests::bolt::{BoltClient, BoltServer};
+use baton_tests::faults::{script, status_json};
+use baton_tests::http_peer::{Client, HttpUpstream};
 use baton_tests::upstream::Echo;
 use baton_tests::{Baton, PATIENCE, eventually, tcp_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -134,6 +138,190 @@ async fn metrics_pass_promtool_and_never_go_backwards_across_upgrades() {
     );
 }
 
+/// HTTP and Bolt requests between upgrades: after each round the latency
+/// histograms count exactly the requests made so far — per listener and
+/// route, per cluster (request duration and time to first byte), and the upstream
+/// connects at least once — never less after an upgrade (no reset) and
+/// never more (no double counting); every scrape passes promtool, no
+/// bucket, sum or count goes back, and each series' buckets are
+/// cumulative up to a `+Inf` equal to its count. Counts and structure
+/// only: no duration is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_count_every_request_once_across_upgrades() {
+    // HTTP requests per round through the listener's route (`/api/`),
+    // and beside it (to the listener's own cluster).
+    const ROUTED: usize = 4;
+    const UNROUTED: usize = 3;
+    const RPC_REQUESTS: usize = 5;
+    let web = HttpUpstream::start("web").await;
+    let rpc = BoltServer::start(std::time::Duration::ZERO).await;
+    let config = format!(
+        "[supervisor]\ndrain_timeout = \"10s\"\n\n\
+         [[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\ncluster = \"web_back\"\n\n\
+         [[listeners.routes]]\npath_prefix = \"/api/\"\ncluster = \"web_back\"\n\n\
+         [[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"bolt\"\ncluster = \"rpc_back\"\n\n\
+         [[clusters]]\nname = \"web_back\"\nendpoints = [\"{}\"]\n\n\
+         [[clusters]]\nname = \"rpc_back\"\nendpoints = [\"{}\"]\n\n\
+         [admin]\naddress = \"127.0.0.1:0\"\n",
+        web.addr, rpc.addr
+    );
+    let baton = Baton::start(&config);
+    let admin = baton.admin_addr();
+    let mut scrapes = Scrapes::default();
+    let (mut routed, mut unrouted, mut rpc_total) = (0.0, 0.0, 0.0);
+    let mut id = 0u32;
+    for round in 0..=UPGRADES {
+        let mut client = Client::connect(baton.addr("web")).await;
+        for _ in 0..ROUTED {
+            assert_eq!(client.get("/api/x").await.status(), 200, "round {round}");
+        }
+        for _ in 0..UNROUTED {
+            assert_eq!(client.get("/").await.status(), 200, "round {round}");
+        }
+        let bolt = BoltClient::connect(baton.addr("rpc")).await;
+        for _ in 0..RPC_REQUESTS {
+            id += 1;
+            let answer = tokio::time::timeout(PATIENCE, bolt.call(id, &[], b"ping"))
+                .await
+                .unwrap();
+            assert_eq!(answer.map(|f| f.id), Some(id), "round {round}");
+        }
+        routed += ROUTED as f64;
+        unrouted += UNROUTED as f64;
+        rpc_total += RPC_REQUESTS as f64;
+        let http_total = routed + unrouted;
+        let expected = [
+            (
+                "baton_http_request_duration_seconds",
+                r#"listener="web",route="0""#,
+                routed,
+            ),
+            (
+                "baton_http_request_duration_seconds",
+                r#"listener="web",route="none""#,
+                unrouted,
+            ),
+            (
+                "baton_rpc_request_duration_seconds",
+                r#"listener="rpc",protocol="bolt",route="none""#,
+                rpc_total,
+            ),
+            (
+                "baton_upstream_request_duration_seconds",
+                r#"cluster="web_back""#,
+                http_total,
+            ),
+            (
+                "baton_upstream_request_duration_seconds",
+                r#"cluster="rpc_back""#,
+                rpc_total,
+            ),
+            (
+                "baton_upstream_ttfb_seconds",
+                r#"cluster="web_back""#,
+                http_total,
+            ),
+            (
+                "baton_upstream_ttfb_seconds",
+                r#"cluster="rpc_back""#,
+                rpc_total,
+            ),
+        ];
+        // Workers report once a second: wait for this round to show.
+        eventually(
+            &format!("round {round}'s requests in the histograms"),
+            || {
+                let text = scrapes.take_text(admin, &format!("round {round}"));
+                let counts = histogram_counts(&text);
+                expected.iter().all(|(family, labels, n)| {
+                    counts
+                        .get(&format!("{family}{{{labels}}}"))
+                        .is_some_and(|count| count >= n)
+                })
+            },
+        );
+        let text = scrapes.take_text(admin, &format!("after round {round}"));
+        let counts = histogram_counts(&text);
+        for (family, labels, n) in &expected {
+            assert_eq!(
+                counts.get(&format!("{family}{{{labels}}}")),
+                Some(n),
+                "{family}{{{labels}}} after round {round}: counted more than once\n{text}"
+            );
+        }
+        for cluster in ["web_back", "rpc_back"] {
+            let series =
+                format!(r#"baton_upstream_connect_duration_seconds{{cluster="{cluster}"}}"#);
+            assert!(
+                counts.get(&series).is_some_and(|n| *n >= 1.0),
+                "{series}: {:?}\n{text}",
+                counts.get(&series)
+            );
+        }
+        if round < UPGRADES {
+            baton.upgrade(&[]);
+            scrapes.take(admin, &format!("after upgrade {}", round + 1));
+        }
+    }
+}
+
+/// A worker that speaks ctrl versions 1 to 3 only (as the releases before
+/// histograms do) sends none, and `/metrics` passes promtool without them;
+/// after an upgrade to one that speaks 4, the histograms count what it
+/// serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_before_ctrl_v4_sends_no_histograms_and_the_next_one_does() {
+    let web = HttpUpstream::start("web").await;
+    let config = format!(
+        "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\ncluster = \"back\"\n\n\
+         [[clusters]]\nname = \"back\"\nendpoints = [\"{}\"]\n\n\
+         [admin]\naddress = \"127.0.0.1:0\"\n",
+        web.addr
+    );
+    // The supervisor speaks 4 whatever its environment; its worker
+    // inherits the variable and speaks up to 3.
+    let baton = Baton::start_with(&config, &[("BATON_TEST_CTRL_VERSIONS", "1,2,3")]);
+    let admin = baton.admin_addr();
+    let mut scrapes = Scrapes::default();
+    let mut client = Client::connect(baton.addr("web")).await;
+    for _ in 0..3 {
+        assert_eq!(client.get("/").await.status(), 200);
+    }
+    eventually("the old worker's responses counted", || {
+        let all = scrapes.take(admin, "with the v3 worker");
+        all.get(r#"baton_http_responses_total{listener="web",class="2xx"}"#) == Some(&3.0)
+    });
+    let text = scrapes.take_text(admin, "with the v3 worker");
+    for family in [
+        "baton_http_request_duration_seconds",
+        "baton_upstream_request_duration_seconds",
+        "baton_upstream_connect_duration_seconds",
+        "baton_upstream_ttfb_seconds",
+    ] {
+        assert!(!text.contains(family), "{family} from a v3 worker:\n{text}");
+    }
+
+    let scripts = tempfile::tempdir().unwrap();
+    let current = script(
+        scripts.path(),
+        "worker-v4",
+        &format!(
+            "exec env -u BATON_TEST_CTRL_VERSIONS {} \"$@\"",
+            baton_tests::bin("baton-worker").display()
+        ),
+    );
+    baton.upgrade(&["--binary", &current.display().to_string()]);
+    let mut client = Client::connect(baton.addr("web")).await;
+    for _ in 0..4 {
+        assert_eq!(client.get("/").await.status(), 200);
+    }
+    let series = r#"baton_http_request_duration_seconds{listener="web",route="none"}"#;
+    eventually("the new worker's requests in its histogram", || {
+        let text = scrapes.take_text(admin, "with the v4 worker");
+        histogram_counts(&text).get(series) == Some(&4.0)
+    });
+}
+
 /// `/ready` is 200, `/status` is what `baton status --json` says, an
 /// unknown path is 404 and anything but GET is 405.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +428,15 @@ impl Scrapes {
     /// Scrapes `/metrics`, has promtool check it, and checks that no
     /// counter sample of the previous scrape went down or disappeared.
     fn take(&mut self, admin: SocketAddr, when: &str) -> Samples {
+        self.take_both(admin, when).0
+    }
+
+    /// [`Scrapes::take`], returning the scrape's text.
+    fn take_text(&mut self, admin: SocketAddr, when: &str) -> String {
+        self.take_both(admin, when).1
+    }
+
+    fn take_both(&mut self, admin: SocketAddr, when: &str) -> (Samples, String) {
         let response = http(admin, "GET", "/metrics");
         assert_eq!(response.code, 200, "{when}: {response:?}");
         assert!(
@@ -264,7 +461,7 @@ impl Scrapes {
         let all = scrape.all.clone();
         self.previous = Some((when.to_string(), scrape));
         self.count += 1;
-        all
+        (all, response.body)
     }
 
     /// Every sample of the last scrape.
@@ -339,6 +536,70 @@ fn parse(text: &str) -> Scrape {
         out.all.insert(sample.to_string(), value);
     }
     out
+}
+
+/// Every histogram series in a scrape, checked — buckets in increasing
+/// `le` order, cumulative, the last one `+Inf` and equal to the series'
+/// `_count` — and its count, by `family{labels}` (without `le`).
+fn histogram_counts(text: &str) -> BTreeMap<String, f64> {
+    let histograms: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" histogram"))
+        .collect();
+    let mut buckets: BTreeMap<(String, String), Vec<(String, f64)>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once("_bucket{") else {
+            continue;
+        };
+        if !histograms.contains(&name) {
+            continue;
+        }
+        // The supervisor writes `le` last.
+        let (labels, le) = match labels.rsplit_once("le=\"") {
+            Some((labels, le)) => (labels.trim_end_matches(','), le.trim_end_matches("\"}")),
+            None => panic!("a bucket without le: {line}"),
+        };
+        buckets
+            .entry((name.to_string(), labels.to_string()))
+            .or_default()
+            .push((le.to_string(), value.parse().unwrap()));
+    }
+    let mut counts = BTreeMap::new();
+    for ((name, labels), buckets) in buckets {
+        // `name{labels}`, or `name` for a series without labels.
+        let with = |suffix: &str| match labels.as_str() {
+            "" => format!("{name}{suffix}"),
+            labels => format!("{name}{suffix}{{{labels}}}"),
+        };
+        let series = with("");
+        let (last_le, last) = buckets.last().unwrap();
+        assert_eq!(last_le, "+Inf", "{series}: the last bucket is +Inf");
+        for pair in buckets.windows(2) {
+            let ((le_a, a), (le_b, b)) = (&pair[0], &pair[1]);
+            assert!(
+                a <= b,
+                "{series}: le={le_a} {a} > le={le_b} {b}: not cumulative"
+            );
+            if le_b != "+Inf" {
+                let (a, b): (f64, f64) = (le_a.parse().unwrap(), le_b.parse().unwrap());
+                assert!(a < b, "{series}: le={le_a} before le={le_b}");
+            }
+        }
+        let count_series = with("_count");
+        assert_eq!(
+            sample(text, &count_series),
+            Some(*last),
+            "{count_series} equals its +Inf bucket"
+        );
+        let sum_series = with("_sum");
+        assert!(sample(text, &sum_series).is_some(), "{sum_series} is there");
+        counts.insert(series, *last);
+    }
+    counts
 }
 
 /// The sum of a family's samples over all label sets.

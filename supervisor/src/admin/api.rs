@@ -5,7 +5,9 @@
 //!
 //! Nothing here invents a value: what the metrics do not have is `null`
 //! (JSON) or `-` (text), and what the proxy does not do yet says so in a
-//! field (`health_checking: false`, `latency_histograms: false`).
+//! field (`health_checking: false`). A listener's `latency_ms` (p50, p99)
+//! comes from the workers' request duration histograms (`null` before a
+//! request was timed, or with a worker too old to send histograms).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +17,13 @@ use serde_json::{Value, json};
 use super::http::Response;
 use super::{AdminState, redact};
 use crate::metrics::{Labels, MetricsStore};
+
+/// The request duration histograms a listener's latency comes from (a
+/// listener is HTTP or RPC: one of them has its series).
+const LATENCY_FAMILIES: [&str; 2] = [
+    "baton_http_request_duration_seconds",
+    "baton_rpc_request_duration_seconds",
+];
 
 /// The health of an endpoint nothing checks.
 const HEALTH_UNKNOWN: &str = "unknown";
@@ -78,6 +87,10 @@ pub(crate) fn listeners(state: &AdminState, text: bool) -> Response {
                 total(&metrics, "baton_http_responses_total", &by),
                 total(&metrics, "baton_rpc_requests_total", &by),
             ]);
+            let latency = LATENCY_FAMILIES
+                .iter()
+                .find_map(|f| metrics.quantiles_ms(f, &by, &[0.5, 0.99]))
+                .map(|q| json!({ "p50": q[0], "p99": q[1] }));
             json!({
                 "name": l.name,
                 "address": l.address,
@@ -88,6 +101,7 @@ pub(crate) fn listeners(state: &AdminState, text: bool) -> Response {
                 "received_bytes": total(&metrics, "baton_listener_received_bytes_total", &by),
                 "sent_bytes": total(&metrics, "baton_listener_sent_bytes_total", &by),
                 "requests": requests,
+                "latency_ms": latency,
                 "metrics": samples(&metrics, &by),
             })
         })
@@ -96,7 +110,7 @@ pub(crate) fn listeners(state: &AdminState, text: bool) -> Response {
     if !text {
         return Response::json(
             200,
-            &json!({ "listeners": listeners, "latency_histograms": false }),
+            &json!({ "listeners": listeners, "latency_histograms": true }),
         );
     }
     let mut out = format!(

@@ -13,13 +13,14 @@
 //!         Drain             drain, Drained, exit 0
 //!         SetLogLevel       log with this filter from now on (ctrl version 3)
 //!         EOF               the supervisor is gone: exit at once
-//!    and meanwhile, every second, Metrics (the counters, and the heartbeat);
-//!    one last Metrics precedes every Drained.
+//!    and meanwhile, every second, Metrics (the counters, and the heartbeat)
+//!    and, on ctrl version 4, Histograms after it; one last Metrics (and
+//!    Histograms) precedes every Drained.
 //! ```
 
 use baton_ipc::{
-    Channel, ConfigPart, Drained, Generation, HandoffAborted, HandoffFailed, IpcError,
-    LOSS_REPORTS_VERSION, Message, Ready, Refuse, Role, TakeoverEnded,
+    Channel, ConfigPart, Drained, Generation, HISTOGRAMS_VERSION, HandoffAborted, HandoffFailed,
+    IpcError, LOSS_REPORTS_VERSION, Message, Ready, Refuse, Role, TakeoverEnded,
 };
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -102,13 +103,15 @@ pub(crate) async fn run(ctrl: Channel, set_filter: SetFilter) -> Result<Ended, W
     .await?;
     info!(listeners, "ready");
     let ctrl = Arc::new(ctrl);
-    tokio::spawn(heartbeat(Arc::clone(&ctrl), server.clone()).in_current_span());
+    let histograms = negotiated.version >= HISTOGRAMS_VERSION;
+    tokio::spawn(heartbeat(Arc::clone(&ctrl), server.clone(), histograms).in_current_span());
     Session {
         ctrl,
         server,
         hooks,
         set_filter,
         loss_reports: negotiated.version >= LOSS_REPORTS_VERSION,
+        histograms,
         handing_off: None,
         taking_over: None,
     }
@@ -124,6 +127,8 @@ struct Session {
     /// The supervisor speaks ctrl version 2: it takes `HandoffProgress`,
     /// `HandoffAborted` and `TakeoverEnded`.
     loss_reports: bool,
+    /// The supervisor speaks ctrl version 4: it takes `Histograms`.
+    histograms: bool,
     handing_off: Option<JoinHandle<Result<HandedOff, HandoffFailure>>>,
     taking_over: Option<JoinHandle<Result<TookOver, TakeoverError>>>,
 }
@@ -164,7 +169,7 @@ impl Session {
                                 "handed off; exiting"
                             );
                             // The last word on this generation's counters.
-                            self.ctrl.send_msg(self.server.meters().snapshot()).await?;
+                            send_metrics(&self.ctrl, &self.server, self.histograms).await?;
                             self.ctrl.send_msg(Drained {
                                 finished: done.finished,
                                 migrated: done.migrated,
@@ -200,7 +205,7 @@ impl Session {
                                 "took over from the previous generation");
                             // Counts as of the takeover, without waiting for
                             // the next heartbeat.
-                            self.ctrl.send_msg(self.server.meters().snapshot()).await?;
+                            send_metrics(&self.ctrl, &self.server, self.histograms).await?;
                             if self.loss_reports {
                                 self.ctrl.send_msg(TakeoverEnded {
                                     complete: took.complete,
@@ -264,6 +269,8 @@ impl Session {
                     closed = report.closed,
                     "drained"
                 );
+                // The last word on this generation's counters.
+                send_metrics(&self.ctrl, &self.server, self.histograms).await?;
                 self.ctrl
                     .send_msg(Drained {
                         finished: report.finished,
@@ -285,16 +292,28 @@ impl Session {
 
 /// Sends the metrics every [`HEARTBEAT_INTERVAL`]: the supervisor's view of
 /// the counters, and its proof that this worker's runtime still turns.
-async fn heartbeat(ctrl: Arc<Channel>, server: Server) {
+async fn heartbeat(ctrl: Arc<Channel>, server: Server, histograms: bool) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = ctrl.send_msg(server.meters().snapshot()).await {
+        if let Err(e) = send_metrics(&ctrl, &server, histograms).await {
             debug!(error = %e, "heartbeat stopped");
             return;
         }
     }
+}
+
+/// Sends the metrics and, when the supervisor takes them, the histograms
+/// (in as many messages as they need).
+async fn send_metrics(ctrl: &Channel, server: &Server, histograms: bool) -> Result<(), IpcError> {
+    ctrl.send_msg(server.meters().snapshot()).await?;
+    if histograms {
+        for part in baton_ipc::batch::histogram_batches(server.meters().histograms())? {
+            ctrl.send_msg(part).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Awaits an optional task; pending forever when there is none.

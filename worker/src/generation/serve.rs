@@ -152,7 +152,7 @@ fn rpc_context(
             name: spec.name.clone(),
         });
     };
-    let rpc_meters = meters.rpc(&spec.name, protocol.name());
+    let rpc_meters = meters.rpc(&spec.name, protocol.name(), settings.routes.len());
     let listener = Arc::new(rpc::RpcListener {
         name: Arc::from(spec.name.as_str()),
         protocol,
@@ -285,10 +285,9 @@ impl Server {
             .clusters
             .iter()
             .map(|c| {
-                Arc::new(
-                    Upstream::new(c.clone(), meters.endpoints(&c.name))
-                        .with_breaker_meter(meters.breaker(&c.name)),
-                )
+                let upstream = Upstream::new(c.clone(), meters.endpoints(&c.name))
+                    .with_breaker_meter(meters.breaker(&c.name));
+                Arc::new(upstream.with_times(meters.cluster_times(&c.name)))
             })
             .collect();
         let (order, _) = watch::channel(Order::Run);
@@ -344,7 +343,7 @@ impl Server {
                     pool: Arc::clone(&pool),
                     h2_pool: Arc::clone(&h2_pool),
                     tls,
-                    meters: meters.http(&l.name),
+                    meters: meters.http(&l.name, l.http.as_ref().map_or(0, |h| h.routes.len())),
                     generation,
                     fds: Arc::clone(&fd_budget),
                     filters: filter::config::http_chain(&l.filters).map_err(|source| {

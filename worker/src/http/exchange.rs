@@ -133,6 +133,14 @@
 //!
 //! "Cut": an HTTP/1.1 client's connection closes (it cannot take a partial
 //! response for a whole one), an HTTP/2 client's stream is reset.
+//!
+//! # Latency
+//!
+//! Every exchange, however it ends, is timed into the listener's histogram
+//! under the route that matched (`telemetry::histogram`); a forwarded one
+//! also into its cluster's, from routing to its end, and each attempt's
+//! wait from the request going up to the final response head into the
+//! cluster's time to first byte.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,6 +166,7 @@ use crate::http::sides::{
 };
 use crate::http::transform::Outgoing;
 use crate::http::{HttpContext, route};
+use crate::telemetry::histogram::Histogram;
 use crate::telemetry::meters::Overflow;
 use crate::upstream::breaker::{Breakers, Permit};
 use crate::upstream::health::{ClusterHealth, Outcome};
@@ -179,10 +188,25 @@ struct Plan {
 /// the listener has none.
 type Filters<'a> = Option<&'a Mutex<HttpStream>>;
 
-/// Serves one request: routes it, then answers it or forwards it.
+/// Serves one request: routes it, then answers it or forwards it; its
+/// duration is counted in the listener's histogram, however it ends.
 pub(crate) async fn exchange<D: Downstream>(
     down: &mut D,
     ctx: &HttpContext,
+) -> Result<Done, ExchangeError> {
+    let started = Instant::now();
+    let mut matched = None;
+    let done = serve(down, ctx, &mut matched).await;
+    ctx.meters.duration.observe(matched, started.elapsed());
+    done
+}
+
+/// [`exchange`], untimed; `matched` is set to the position of the route
+/// that matched, if one did.
+async fn serve<D: Downstream>(
+    down: &mut D,
+    ctx: &HttpContext,
+    matched: &mut Option<usize>,
 ) -> Result<Done, ExchangeError> {
     // The route as the request arrives decides which route filters run
     // (and which listener filters it turns off); routing proper comes
@@ -217,7 +241,9 @@ pub(crate) async fn exchange<D: Downstream>(
         }
     }
     let listener = Arc::clone(&ctx.listener);
-    let plan = match route::decide(&listener, down.head(), ctx.generation) {
+    let (at, decision) = route::decide(&listener, down.head(), ctx.generation);
+    *matched = at;
+    let plan = match decision {
         Decision::Forward {
             cluster,
             timeout,
@@ -245,10 +271,14 @@ pub(crate) async fn exchange<D: Downstream>(
         }
     };
     down.check_body().await?;
-    match ctx.upstream(plan.cluster).protocol() {
+    let started = Instant::now();
+    let done = match ctx.upstream(plan.cluster).protocol() {
         UpstreamProtocol::Http1 => forward::<D, H1Client>(down, ctx, plan, filters).await,
         UpstreamProtocol::Http2 => forward::<D, H2Client>(down, ctx, plan, filters).await,
-    }
+    };
+    let times = &ctx.upstream(plan.cluster).base.times;
+    times.request.observe(started.elapsed());
+    done
 }
 
 /// Forwards the request to the plan's cluster, with its retries.
@@ -341,9 +371,12 @@ async fn forward<D: Downstream, C: Client>(
         let endpoint = up.endpoint();
         previous = Some(endpoint);
         let _load = Load::counted(balancer, endpoint);
-        let deadline = Instant::now() + plan.timeout;
+        let sent = Instant::now();
+        let deadline = sent + plan.timeout;
         let attempt = Attempt {
             info: &info,
+            sent,
+            ttfb: &ctx.upstream(plan.cluster).base.times.ttfb,
             deadline,
             stall: plan.timeout,
             may_retry: !last,
@@ -650,6 +683,10 @@ fn refused(ctx: &HttpContext, e: &UpstreamError) {
 /// One attempt's settings.
 struct Attempt<'a> {
     info: &'a RequestInfo,
+    /// When the request went up, and where the wait for the response head
+    /// is counted.
+    sent: Instant,
+    ttfb: &'a Histogram,
     /// For the response head.
     deadline: Instant,
     /// The longest wait for a piece of the response body.
@@ -849,6 +886,7 @@ impl Attempt<'_> {
                 Ok(Ok(head)) => head,
             };
             if !head.is_interim() {
+                self.ttfb.observe(self.sent.elapsed());
                 break head;
             }
             // 100 Continue lets the client send its body.

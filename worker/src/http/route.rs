@@ -73,15 +73,18 @@ fn host_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
-/// The first route matching, if any.
-pub(crate) fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a HttpRoute> {
-    pick_compiled(routes, head).map(|r| &r.route)
+/// The first route matching, if any, and its position.
+pub(crate) fn pick<'a>(routes: &'a [Compiled], head: &Head) -> Option<(usize, &'a HttpRoute)> {
+    let host = head.host();
+    routes
+        .iter()
+        .position(|r| r.matches(host.as_deref(), head))
+        .map(|at| (at, &routes[at].route))
 }
 
 /// The route that takes `head`, with its filters.
 pub(crate) fn pick_compiled<'a>(routes: &'a [Compiled], head: &Head) -> Option<&'a Compiled> {
-    let host = head.host();
-    routes.iter().find(|r| r.matches(host.as_deref(), head))
+    pick(routes, head).map(|(at, _)| &routes[at])
 }
 
 /// A weighted choice: `roll` in `0..sum(weights)`.
@@ -118,9 +121,27 @@ pub(crate) enum Decision<'a> {
 }
 
 /// Routes `head` on `listener`, for the worker of generation `generation`.
-/// One decision for HTTP/1.1 and HTTP/2 alike.
-pub(crate) fn decide<'a>(listener: &'a HttpListener, head: &Head, generation: u32) -> Decision<'a> {
-    let route = pick(&listener.routes, head);
+/// One decision for HTTP/1.1 and HTTP/2 alike; with it, the position of
+/// the route that matched (`None`: none did), which labels the request's
+/// duration.
+pub(crate) fn decide<'a>(
+    listener: &'a HttpListener,
+    head: &Head,
+    generation: u32,
+) -> (Option<usize>, Decision<'a>) {
+    let picked = pick(&listener.routes, head);
+    (
+        picked.map(|(at, _)| at),
+        decision(listener, picked.map(|(_, r)| r), generation),
+    )
+}
+
+/// What `route` (the one that matched, if any) makes of a request.
+fn decision<'a>(
+    listener: &'a HttpListener,
+    route: Option<&'a HttpRoute>,
+    generation: u32,
+) -> Decision<'a> {
     let timeout = route
         .and_then(|r| r.timeout)
         .unwrap_or(listener.request_timeout);
@@ -206,7 +227,7 @@ mod tests {
     }
 
     fn cluster_of(routes: &[Compiled], text: &str) -> Option<usize> {
-        match pick(routes, &head(text))?.action {
+        match pick(routes, &head(text))?.1.action {
             HttpAction::Cluster(c) => Some(c.index()),
             _ => None,
         }
@@ -276,7 +297,7 @@ mod tests {
         ];
         let with_default = listener(routes.clone(), Target::Cluster(ClusterId::new(0)));
         assert_eq!(
-            decide(&with_default, &get("/api"), 7),
+            decide(&with_default, &get("/api"), 7).1,
             Decision::Forward {
                 cluster: ClusterId::new(1),
                 timeout: Duration::from_secs(3),
@@ -285,7 +306,7 @@ mod tests {
             "a route's own timeout and retries"
         );
         assert_eq!(
-            decide(&with_default, &get("/other"), 7),
+            decide(&with_default, &get("/other"), 7).1,
             Decision::Forward {
                 cluster: ClusterId::new(0),
                 timeout: Duration::from_secs(30),
@@ -294,7 +315,7 @@ mod tests {
             "the listener's cluster and timeout when no route matches"
         );
         assert_eq!(
-            decide(&with_default, &get("/hello"), 7),
+            decide(&with_default, &get("/hello"), 7).1,
             Decision::Answer {
                 status: 200,
                 content_type: "text/plain",
@@ -303,7 +324,7 @@ mod tests {
             }
         );
         assert_eq!(
-            decide(&with_default, &get("/old"), 7),
+            decide(&with_default, &get("/old"), 7).1,
             Decision::Answer {
                 status: 301,
                 content_type: "text/plain",
@@ -311,9 +332,12 @@ mod tests {
                 body: String::new(),
             }
         );
+        assert_eq!(decide(&with_default, &get("/api"), 7).0, Some(0));
+        assert_eq!(decide(&with_default, &get("/old"), 7).0, Some(2));
+        assert_eq!(decide(&with_default, &get("/other"), 7).0, None);
         let without = listener(routes, Target::NotFound);
         assert!(matches!(
-            decide(&without, &get("/other"), 7),
+            decide(&without, &get("/other"), 7).1,
             Decision::Answer { status: 404, .. }
         ));
     }

@@ -468,10 +468,13 @@ impl Downstream {
                     .find(|(cluster, _)| Some(*cluster) == asked_by)
                     .or_else(|| self.pinned.first());
                 if let Some((_, pinned)) = pinned {
+                    let now = Instant::now();
                     let up = UpRequest {
                         frame,
                         reply: None,
-                        deadline: Instant::now(),
+                        deadline: now,
+                        started: now,
+                        route: None,
                         load: None,
                         circuit: None,
                     };
@@ -483,6 +486,7 @@ impl Downstream {
     }
 
     async fn request(&mut self, mut frame: Frame) {
+        let started = Instant::now();
         let listener = Arc::clone(&self.ctx.listener);
         listener.meters.requests.fetch_add(1, Ordering::Relaxed);
         // The filters, before routing; what they pass on is kept for
@@ -493,6 +497,7 @@ impl Downstream {
                 RpcFlow::Forward => frame.expects_response().then(|| frame.clone()),
                 RpcFlow::Answer(answer) => {
                     self.codec.encode(&answer, &mut self.write_buf);
+                    listener.meters.duration.observe(None, started.elapsed());
                     return;
                 }
                 RpcFlow::Drop => return,
@@ -505,7 +510,7 @@ impl Downstream {
         if reply.is_some() {
             self.in_flight += 1;
         }
-        let cluster = route::pick(
+        let (matched, cluster) = route::pick(
             &listener.routes,
             listener.default_cluster,
             frame.attributes(),
@@ -513,7 +518,9 @@ impl Downstream {
         let request = UpRequest {
             frame,
             reply,
-            deadline: Instant::now() + listener.request_timeout,
+            deadline: started + listener.request_timeout,
+            started,
+            route: matched,
             load: None,
             circuit: None,
         };
@@ -542,6 +549,9 @@ impl Downstream {
                     }
                     self.in_flight = self.in_flight.saturating_sub(1);
                     self.codec.encode(&error, &mut self.write_buf);
+                    let elapsed = started.elapsed();
+                    listener.meters.duration.observe(request.route, elapsed);
+                    self.ctx.upstream(cluster).times.request.observe(elapsed);
                 }
             }
         }

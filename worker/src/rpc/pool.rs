@@ -38,6 +38,11 @@
 //! written), and each upstream connection a unit of `max_connections`
 //! while it lives. When either is full the request comes back at once
 //! with `Overloaded`, which the client gets in its protocol's own words.
+//!
+//! The task that answers a request — with the upstream's response or its
+//! own error — times it: decoded to answered into the listener's histogram
+//! (under its route) and the cluster's, queued here to response into the
+//! cluster's time to first byte.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -56,6 +61,7 @@ use crate::codec::{
 };
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
+use crate::telemetry::histogram::ClusterTimes;
 use crate::telemetry::meters::RpcMeters;
 use crate::upstream::breaker::Permit;
 use crate::upstream::cluster::Upstream;
@@ -89,6 +95,12 @@ pub struct UpRequest {
     /// `None` for a oneway request.
     pub reply: Option<ReplyTo>,
     pub deadline: Instant,
+    /// When the client's frame was decoded: its answer ends the request's
+    /// time in the listener's and the cluster's histograms.
+    pub started: Instant,
+    /// The position of the route that took it (`None`: the default), its
+    /// label in the listener's histogram.
+    pub route: Option<usize>,
     /// The request as its cluster's policy counts it, until answered.
     pub(crate) load: Option<Load>,
     /// Its unit of the cluster's `max_requests`, until answered (the
@@ -260,6 +272,7 @@ pub(crate) async fn connect(
         unsolicited,
         meters,
         outlier,
+        times: Arc::clone(&upstream.times),
     };
     let span = tracing::debug_span!("upstream", %addr);
     tokio::spawn(conn.run(rx, order).instrument(span));
@@ -273,6 +286,11 @@ struct Pending {
     /// Kept to build an error response with the protocol's own framing.
     request: Frame,
     deadline: Instant,
+    /// When the client's frame was decoded, and when the request went on
+    /// this connection.
+    started: Instant,
+    sent: Instant,
+    route: Option<usize>,
     /// Dropped with the pending request: answered, timed out, failed.
     _load: Option<Load>,
     /// The request's unit of `max_requests`, the same way.
@@ -301,6 +319,8 @@ struct UpConn {
     /// their class, timeouts and a connection failing under requests as
     /// failures.
     outlier: (Arc<ClusterHealth>, EndpointIndex),
+    /// The cluster's histograms.
+    times: Arc<ClusterTimes>,
 }
 
 enum Step {
@@ -369,7 +389,7 @@ impl UpConn {
                 .pending
                 .fetch_sub(self.pending.len() as u64, Ordering::Relaxed);
             for (_, pending) in self.pending.drain() {
-                answer(&self.codec, pending, kind, &self.meters);
+                answer(&self.codec, pending, kind, &self.meters, &self.times);
             }
         }
     }
@@ -381,6 +401,8 @@ impl UpConn {
             mut frame,
             reply,
             deadline,
+            started,
+            route,
             load,
             circuit,
         } = request;
@@ -403,11 +425,15 @@ impl UpConn {
                     reply,
                     request: frame,
                     deadline,
+                    started,
+                    sent: Instant::now(),
+                    route,
                     _load: load,
                     _circuit: circuit,
                 },
                 ErrorKind::BadRequest,
                 &self.meters,
+                &self.times,
             );
             return;
         }
@@ -420,6 +446,9 @@ impl UpConn {
                 reply,
                 request: frame,
                 deadline,
+                started,
+                sent: Instant::now(),
+                route,
                 _load: load,
                 _circuit: circuit,
             },
@@ -503,8 +532,15 @@ impl UpConn {
                 pending._load = None;
                 self.meters.pending.fetch_sub(1, Ordering::Relaxed);
                 self.deadlines.remove(&(pending.deadline, id));
+                self.times.ttfb.observe(pending.sent.elapsed());
                 if frame.set_request_id(pending.reply.client_id).is_err() {
-                    answer(&self.codec, pending, ErrorKind::BadResponse, &self.meters);
+                    answer(
+                        &self.codec,
+                        pending,
+                        ErrorKind::BadResponse,
+                        &self.meters,
+                        &self.times,
+                    );
                     return;
                 }
                 let class = self.codec.classify(&frame);
@@ -513,6 +549,7 @@ impl UpConn {
                     ResponseClass::Success => Outcome::Success,
                     ResponseClass::Error => Outcome::Failure,
                 });
+                answered(&pending, &self.meters, &self.times);
                 let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(frame)));
             }
             FrameKind::Heartbeat(crate::codec::Direction::Request) => {
@@ -566,7 +603,13 @@ impl UpConn {
             if let Some(pending) = self.pending.remove(&id) {
                 self.meters.pending.fetch_sub(1, Ordering::Relaxed);
                 self.report(Outcome::Failure);
-                answer(&self.codec, pending, ErrorKind::Timeout, &self.meters);
+                answer(
+                    &self.codec,
+                    pending,
+                    ErrorKind::Timeout,
+                    &self.meters,
+                    &self.times,
+                );
             }
         }
         Step::Continue
@@ -579,14 +622,29 @@ impl UpConn {
 }
 
 /// Answers a pending request with the protocol's error response.
-fn answer(codec: &AnyCodec, mut pending: Pending, kind: ErrorKind, meters: &RpcMeters) {
+fn answer(
+    codec: &AnyCodec,
+    mut pending: Pending,
+    kind: ErrorKind,
+    meters: &RpcMeters,
+    times: &ClusterTimes,
+) {
     pending._load = None;
     let mut error = codec.hijack(&pending.request, kind);
     if error.set_request_id(pending.reply.client_id).is_err() {
         return;
     }
     meters.hijacked(kind);
+    answered(&pending, meters, times);
     let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(error)));
+}
+
+/// Counts a request's time, decoded to answered, in the listener's and
+/// the cluster's histograms.
+fn answered(pending: &Pending, meters: &RpcMeters, times: &ClusterTimes) {
+    let elapsed = pending.started.elapsed();
+    meters.duration.observe(pending.route, elapsed);
+    times.request.observe(elapsed);
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -9,12 +9,17 @@ use baton_config::{ClusterId, Route};
 
 use crate::codec::Attributes;
 
-/// The cluster for a request with `attributes`.
-pub(crate) fn pick(routes: &[Route], default: ClusterId, attributes: &Attributes) -> ClusterId {
-    routes
-        .iter()
-        .find(|r| matches(r, attributes))
-        .map_or(default, |r| r.cluster)
+/// The cluster for a request with `attributes`, and the position of the
+/// route that chose it (`None`: the default).
+pub(crate) fn pick(
+    routes: &[Route],
+    default: ClusterId,
+    attributes: &Attributes,
+) -> (Option<usize>, ClusterId) {
+    match routes.iter().position(|r| matches(r, attributes)) {
+        Some(at) => (Some(at), routes[at].cluster),
+        None => (None, default),
+    }
 }
 
 fn matches(route: &Route, a: &Attributes) -> bool {
@@ -68,12 +73,15 @@ mod tests {
             },
             route(4),
         ];
-        assert_eq!(pick(&routes, c(0), &a), c(3));
+        assert_eq!(pick(&routes, c(0), &a), (Some(2), c(3)));
         a.method = Some("bye".into());
-        assert_eq!(pick(&routes, c(0), &a), c(2));
-        assert_eq!(pick(&routes[..2], c(9), &Attributes::default()), c(9));
+        assert_eq!(pick(&routes, c(0), &a).1, c(2));
+        assert_eq!(
+            pick(&routes[..2], c(9), &Attributes::default()),
+            (None, c(9))
+        );
         // A route without conditions matches everything.
-        assert_eq!(pick(&routes[3..], c(9), &Attributes::default()), c(4));
+        assert_eq!(pick(&routes[3..], c(9), &Attributes::default()).1, c(4));
     }
 
     #[test]
@@ -88,15 +96,15 @@ mod tests {
             topic: Some("orders".into()),
             ..route(1)
         };
-        assert_eq!(pick(std::slice::from_ref(&by_code), c(0), &a), c(1));
+        assert_eq!(pick(std::slice::from_ref(&by_code), c(0), &a).1, c(1));
         a.code = Some(11);
-        assert_eq!(pick(std::slice::from_ref(&by_code), c(0), &a), c(0));
+        assert_eq!(pick(std::slice::from_ref(&by_code), c(0), &a).1, c(0));
         let by_header = Route {
             headers: vec![("zone".into(), "gz".into())],
             ..route(2)
         };
         assert_eq!(
-            pick(std::slice::from_ref(&by_header), c(0), &a),
+            pick(std::slice::from_ref(&by_header), c(0), &a).1,
             c(0),
             "no such header"
         );

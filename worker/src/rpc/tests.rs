@@ -147,6 +147,8 @@ fn request(frame: Frame, reply: Option<ReplyTo>) -> UpRequest {
         frame,
         reply,
         deadline: Instant::now() + PATIENCE,
+        started: Instant::now(),
+        route: None,
     }
 }
 

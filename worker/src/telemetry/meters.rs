@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::codec::http1::{self, H1Error};
 use crate::codec::{ErrorKind, ResponseClass};
+use crate::telemetry::histogram::RouteTimes;
 
 /// Bytes through one listener's connections.
 #[derive(Debug, Default)]
@@ -165,6 +166,9 @@ pub struct RpcMeters {
     /// generation's upstream connections (a gauge). A handoff reports it,
     /// so that a generation's death counts the requests it took along.
     pub pending: AtomicU64,
+    /// Requests from decoded to answered, by route
+    /// (`baton_rpc_request_duration_seconds`).
+    pub duration: RouteTimes,
 }
 
 impl RpcMeters {
@@ -208,6 +212,9 @@ pub struct HttpMeters {
     pub keepalive_timeouts: AtomicU64,
     pub body_timeouts: AtomicU64,
     pub handshake_timeouts: AtomicU64,
+    /// Requests from head read to the exchange's end, by route
+    /// (`baton_http_request_duration_seconds`).
+    pub duration: RouteTimes,
 }
 
 impl HttpMeters {

@@ -5,6 +5,9 @@
 //! `/metrics` (so counters never go backwards across an upgrade: a dead
 //! generation's last values stay in the sum).
 //!
+//! Its latency histograms ([`super::histogram`]) go beside them as
+//! [`baton_ipc::Histograms`], summed across generations the same way.
+//!
 //! Byte counters are bumped per write by the pump (one relaxed atomic add
 //! beside a syscall); connection counters per connection.
 
@@ -14,9 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton_config::Config;
-use baton_ipc::{MetricFamily, MetricKind, MetricSample, Metrics};
+use baton_ipc::{Histograms, MetricFamily, MetricKind, MetricSample, Metrics};
 use parking_lot::Mutex;
 
+use crate::telemetry::histogram::{self, ClusterTimes, RouteTimes};
 use crate::telemetry::meters::{
     BreakerMeter, EndpointMeter, HttpMeters, ListenerMeter, MigrationMeter, Overflow, Resource,
     RpcMeters, TimeoutKind,
@@ -44,6 +48,8 @@ pub struct Meters {
     rpc: Mutex<Vec<(String, String, Arc<RpcMeters>)>>,
     /// HTTP listeners: (listener, meters).
     http: Mutex<Vec<(String, Arc<HttpMeters>)>>,
+    /// Each cluster's histograms, in config order.
+    clusters: Vec<(String, Arc<ClusterTimes>)>,
 }
 
 impl Meters {
@@ -67,6 +73,11 @@ impl Meters {
             .iter()
             .map(|c| (c.name.clone(), Arc::default()))
             .collect();
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), Arc::default()))
+            .collect();
         Meters {
             listeners: Mutex::new(listeners),
             endpoints,
@@ -74,12 +85,89 @@ impl Meters {
             migration: MigrationMeter::default(),
             rpc: Mutex::new(Vec::new()),
             http: Mutex::new(Vec::new()),
+            clusters,
         }
     }
 
-    /// The request counters of HTTP listener `listener`.
-    pub fn http(&self, listener: &str) -> Arc<HttpMeters> {
-        let meters: Arc<HttpMeters> = Arc::default();
+    /// The histograms of cluster `cluster` (unregistered ones, never
+    /// reported, for a name the config does not have).
+    pub fn cluster_times(&self, cluster: &str) -> Arc<ClusterTimes> {
+        self.clusters
+            .iter()
+            .find(|(c, _)| c == cluster)
+            .map_or_else(Arc::default, |(_, t)| Arc::clone(t))
+    }
+
+    /// Every histogram, for the supervisor (see [`histogram`]'s families).
+    pub fn histograms(&self) -> Histograms {
+        let label = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let http = self.http.lock().clone();
+        let rpc = self.rpc.lock().clone();
+        let per_cluster =
+            |name: &str, help: &str, pick: fn(&ClusterTimes) -> &histogram::Histogram| {
+                histogram::family(
+                    name,
+                    help,
+                    self.clusters
+                        .iter()
+                        .map(|(c, t)| (vec![label("cluster", c)], pick(t))),
+                )
+            };
+        let mut families = vec![
+            histogram::family(
+                "baton_http_request_duration_seconds",
+                "HTTP requests, from the head read to the end of the exchange, by route \
+                 (its position among the listener's routes, or none).",
+                http.iter().flat_map(|(l, m)| {
+                    m.duration.series().map(move |(route, h)| {
+                        (vec![label("listener", l), label("route", &route)], h)
+                    })
+                }),
+            ),
+            histogram::family(
+                "baton_rpc_request_duration_seconds",
+                "RPC requests, from decoded to answered, by route (its position among the \
+                 listener's routes, or none).",
+                rpc.iter().flat_map(|(l, p, m)| {
+                    m.duration.series().map(move |(route, h)| {
+                        (
+                            vec![
+                                label("listener", l),
+                                label("protocol", p),
+                                label("route", &route),
+                            ],
+                            h,
+                        )
+                    })
+                }),
+            ),
+            per_cluster(
+                "baton_upstream_request_duration_seconds",
+                "Requests (HTTP and RPC) routed to a cluster, to their end.",
+                |t| &t.request,
+            ),
+            per_cluster(
+                "baton_upstream_connect_duration_seconds",
+                "Successful TCP connects to a cluster's endpoints.",
+                |t| &t.connect,
+            ),
+            per_cluster(
+                "baton_upstream_ttfb_seconds",
+                "From a request sent upstream to its response head (HTTP) or frame (RPC).",
+                |t| &t.ttfb,
+            ),
+        ];
+        families.retain(|f| !f.series.is_empty());
+        Histograms { families }
+    }
+
+    /// The request counters of HTTP listener `listener`, which has
+    /// `routes` routes.
+    pub fn http(&self, listener: &str, routes: usize) -> Arc<HttpMeters> {
+        let meters = Arc::new(HttpMeters {
+            duration: RouteTimes::new(routes),
+            ..HttpMeters::default()
+        });
         self.http
             .lock()
             .push((listener.to_string(), Arc::clone(&meters)));
@@ -96,9 +184,13 @@ impl Meters {
             .sum()
     }
 
-    /// The request counters of RPC listener `listener`.
-    pub fn rpc(&self, listener: &str, protocol: &str) -> Arc<RpcMeters> {
-        let meters: Arc<RpcMeters> = Arc::default();
+    /// The request counters of RPC listener `listener`, which has
+    /// `routes` routes.
+    pub fn rpc(&self, listener: &str, protocol: &str, routes: usize) -> Arc<RpcMeters> {
+        let meters = Arc::new(RpcMeters {
+            duration: RouteTimes::new(routes),
+            ..RpcMeters::default()
+        });
         self.rpc.lock().push((
             listener.to_string(),
             protocol.to_string(),

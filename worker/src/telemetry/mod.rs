@@ -5,10 +5,13 @@
 //! * [`meters`] — the counter types, one per thing measured (bytes,
 //!   listeners, endpoints, circuit breakers, migration, HTTP and RPC
 //!   requests);
+//! * [`histogram`] — latency histograms: atomics per bucket, their
+//!   families and snapshot;
 //! * [`metrics`] — [`metrics::Meters`], every meter of a generation, and
 //!   its snapshot for the supervisor (also the worker's heartbeat);
 //! * [`access_log`] — one line per connection, off the data path.
 
 pub(crate) mod access_log;
+pub(crate) mod histogram;
 pub(crate) mod meters;
 pub(crate) mod metrics;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use baton_config::Cluster;
 use tokio::net::TcpStream;
 
+use crate::telemetry::histogram::ClusterTimes;
 use crate::telemetry::meters::{BreakerMeter, EndpointMeter, Overflow};
 use crate::upstream::breaker::{Breakers, Permit};
 use crate::upstream::health::{ClusterHealth, Healthy, Outcome};
@@ -37,6 +38,9 @@ pub struct Upstream {
     /// One per endpoint, same order.
     meters: Vec<Arc<EndpointMeter>>,
     breakers: Breakers,
+    /// The cluster's latency histograms: connects here, requests and
+    /// first bytes by the protocols that use it.
+    pub times: Arc<ClusterTimes>,
 }
 
 /// A connection to one of a cluster's endpoints.
@@ -108,7 +112,14 @@ impl Upstream {
             breakers: Breakers::new(&cluster, Arc::default()),
             cluster,
             meters,
+            times: Arc::default(),
         }
+    }
+
+    /// The same, its times counted in `times` (the generation's, which
+    /// reports them).
+    pub fn with_times(self, times: Arc<ClusterTimes>) -> Upstream {
+        Upstream { times, ..self }
     }
 
     /// Counts the circuit breakers in `meter` (the generation's metrics)
@@ -177,8 +188,10 @@ impl Upstream {
                 }
             };
             let timeout = self.cluster.connect_timeout;
+            let started = tokio::time::Instant::now();
             match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
+                    self.times.connect.observe(started.elapsed());
                     count(|m| &m.connections);
                     if !attempts.is_empty() {
                         tracing::warn!(
@@ -275,6 +288,11 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(upstream.connect().await.unwrap().addr, live_addr);
         }
+        assert_eq!(
+            upstream.times.connect.count(),
+            3,
+            "successful connects timed"
+        );
         let (dead, live) = (&meters[0], &meters[1]);
         assert_eq!(live.connections.load(Ordering::Relaxed), 3);
         assert!(dead.connect_failures.load(Ordering::Relaxed) >= 1);
