@@ -15,6 +15,14 @@
 //!   default rate; least request (two random choices, the less loaded)
 //!   steers around it.
 //!
+//! * `eject` — three HTTP backends under a fixed-rate load; a third of
+//!   the way into the window one is killed (SIGKILL: its connections
+//!   reset, its port refuses). Measured: the time from the kill to
+//!   baton's log line that takes the endpoint out, and the requests that
+//!   failed over the whole run, for an active HTTP health check (1 s
+//!   interval, `unhealthy_threshold = 2`) and for outlier detection
+//!   (`consecutive_errors = 5`, the default), in separate runs.
+//!
 //! Every process runs on this machine: the backends are children of this
 //! binary (`balance --backend --delay-ms N`, the child-server protocol of
 //! [`crate::upstream::serve_child`]), baton is the release build beside
@@ -34,6 +42,7 @@ use tokio::sync::Semaphore;
 
 use crate::baton::{Baton, Binaries, one_listener_toml};
 use crate::error::{Context, Result, failed};
+use crate::log::Micros;
 use crate::measure::Spread;
 use crate::suite::loadgen::{self, Report, Spec};
 use crate::upstream::{Upstream, serve_child};
@@ -42,8 +51,8 @@ use crate::upstream::{Upstream, serve_child};
 #[derive(Debug, Parser)]
 #[command(name = "balance", args_override_self = true)]
 pub struct Cli {
-    /// Scenarios to run, comma-separated: slow.
-    #[arg(long, value_delimiter = ',', default_value = "slow")]
+    /// Scenarios to run, comma-separated: slow, eject.
+    #[arg(long, value_delimiter = ',', default_value = "slow,eject")]
     pub only: Vec<String>,
 
     /// Rounds per scenario (each policy once per round).
@@ -107,7 +116,16 @@ pub fn run(cli: &Cli) -> Result<()> {
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{table}").context(|| "print the table".to_string())?;
             }
-            other => return Err(failed(format!("unknown scenario {other:?} (known: slow)"))),
+            "eject" => {
+                let table = runtime.block_on(eject(cli, &exe, &bins, &loadgen))?;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{table}").context(|| "print the table".to_string())?;
+            }
+            other => {
+                return Err(failed(format!(
+                    "unknown scenario {other:?} (known: slow, eject)"
+                )));
+            }
         }
     }
     runtime.shutdown_background();
@@ -195,6 +213,116 @@ fn slow_table(cli: &Cli, reports: &[Vec<Report>]) -> String {
         ));
     }
     out
+}
+
+/// How the `eject` scenario's cluster finds a dead endpoint: its name in
+/// the table, the cluster keys, and the log line that says it is out.
+const DETECTIONS: [(&str, &str, &str); 2] = [
+    (
+        "active HTTP check, 1 s interval, unhealthy_threshold 2",
+        "[clusters.health_check]\nkind = \"http\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nunhealthy_threshold = 2\n",
+        "endpoint health changed",
+    ),
+    (
+        "outlier detection, consecutive_errors 5",
+        "[clusters.outlier_detection]\nconsecutive_errors = 5\nbase_ejection_time = \"30s\"\nmax_ejection_percent = 50\n",
+        "endpoint ejected",
+    ),
+];
+
+/// One backend of three killed under a fixed-rate load; per way of
+/// detecting it, the time to its removal and the requests failed.
+async fn eject(cli: &Cli, exe: &Path, bins: &Binaries, loadgen: &Path) -> Result<String> {
+    let fast = cli.delay_ms.to_string();
+    let workers = cli.workers.to_string();
+    let dir = tempfile::Builder::new()
+        .prefix("baton-balance.")
+        .tempdir()
+        .context(|| "create a temp dir".to_string())?;
+    let window = Duration::from_secs(cli.duration);
+    let spec = Spec {
+        connections: cli.connections,
+        rate: Some(cli.rate),
+        duration: window,
+    };
+    // (detection ms, failed requests) per detection, per round.
+    let mut results: Vec<Vec<(f64, u64)>> = vec![Vec::new(); DETECTIONS.len()];
+    for round in 1..=cli.runs {
+        for (i, (name, keys, says)) in DETECTIONS.iter().enumerate() {
+            let mut backends = vec![
+                backend(exe, &fast, &workers).await?,
+                backend(exe, &fast, &workers).await?,
+                backend(exe, &fast, &workers).await?,
+            ];
+            let endpoints: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+            let mut baton = Baton::start_with(
+                bins,
+                |control, worker| one_listener_toml(control, worker, "http", &endpoints, keys),
+                None,
+            )
+            .await?;
+            let load = {
+                let (loadgen, target, dir) = (
+                    loadgen.to_path_buf(),
+                    baton.listen,
+                    dir.path().to_path_buf(),
+                );
+                let name = format!("eject-{i}-{round}");
+                tokio::spawn(async move { loadgen::run(&loadgen, spec, target, &dir, &name).await })
+            };
+            tokio::time::sleep(window / 3).await;
+            let victim = endpoints[2].to_string();
+            let killed_at = now();
+            // Dropped: killed (SIGKILL), as a crashed server would be.
+            drop(backends.pop());
+            let out = baton
+                .wait_for(&format!("{victim} taken out"), |l| {
+                    l.says(says)
+                        && l.field("endpoint") == Some(victim.as_str())
+                        // An active check's line says where the health went.
+                        && l.field("health").is_none_or(|h| h == "Unhealthy")
+                })
+                .await?;
+            let detection = out.at.ms_since(killed_at);
+            let report = load
+                .await
+                .map_err(|e| failed(format!("the load task: {e}")))??;
+            let failed_requests = loadgen::failed_requests(&report);
+            eprintln!(
+                "eject ({name}) round {round}: taken out {detection:.0} ms after the kill, {failed_requests} of {} requests failed",
+                report.requests
+            );
+            baton.stop().await?;
+            results[i].push((detection, failed_requests));
+        }
+    }
+    let mut out = format!(
+        "### One backend of three killed under {} req/s ({} connections, {} s, killed at {} s), {} rounds\n\n\
+         | detection | kill → taken out (ms) | failed requests per run |\n|---|---|---|\n",
+        cli.rate,
+        cli.connections,
+        cli.duration,
+        cli.duration / 3,
+        cli.runs
+    );
+    for ((name, _, _), runs) in DETECTIONS.iter().zip(&results) {
+        let ms: Vec<f64> = runs.iter().map(|r| r.0).collect();
+        let failed: Vec<f64> = runs.iter().map(|r| r.1 as f64).collect();
+        out.push_str(&format!(
+            "| {name} | {} | {} |\n",
+            crate::report::cell(Spread::of(&ms), 0),
+            crate::report::cell(Spread::of(&failed), 0),
+        ));
+    }
+    Ok(out)
+}
+
+/// Now, as baton's log stamps its lines.
+fn now() -> Micros {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Micros(i64::try_from(since.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Starts a backend child that waits `delay_ms` before each response.
