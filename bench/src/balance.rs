@@ -297,12 +297,12 @@ async fn eject(cli: &Cli, exe: &Path, bins: &Binaries, loadgen: &Path) -> Result
         }
     }
     let mut out = format!(
-        "### One backend of three killed under {} req/s ({} connections, {} s, killed at {} s), {} rounds\n\n\
+        "### One backend of three killed under {} req/s ({} connections, {} s, killed at {:.1} s), {} rounds\n\n\
          | detection | kill → taken out (ms) | failed requests per run |\n|---|---|---|\n",
         cli.rate,
         cli.connections,
         cli.duration,
-        cli.duration / 3,
+        window.as_secs_f64() / 3.0,
         cli.runs
     );
     for ((name, _, _), runs) in DETECTIONS.iter().zip(&results) {
