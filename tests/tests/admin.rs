@@ -438,6 +438,11 @@ async fn the_status_page_renders_in_headless_chromium() {
             && hello["requests"] == 5
             && hello["latency_ms"]["p99"].is_number()
     });
+    // The held tunnel, moved to generation 2, is work in flight on the
+    // endpoint (round robin: counted all the same).
+    eventually("the moved tunnel in flight in /clusters", || {
+        get(admin, "/clusters")["clusters"][0]["endpoints"][0]["in_flight"] == 1
+    });
 
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{admin}/");
@@ -464,6 +469,10 @@ async fn the_status_page_renders_in_headless_chromium() {
     let endpoint = row(&dom, "<tr class=\"endpoint\"");
     assert!(endpoint.contains(&upstream.addr.to_string()), "{endpoint}");
     assert!(endpoint.contains("unknown"), "{endpoint}");
+    assert!(
+        endpoint.contains("<td class=\"num in-flight\">1</td>"),
+        "{endpoint}"
+    );
     let generation = row(&dom, "<tr class=\"generation\" data-generation=\"2\"");
     assert!(generation.contains("serving"), "{generation}");
     let upgrade = row(
