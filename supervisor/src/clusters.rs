@@ -15,6 +15,8 @@
 //! | `ejected` | `baton_upstream_ejected` |
 //! | `in_flight` | `baton_upstream_in_flight` |
 
+use std::collections::{BTreeMap, HashMap};
+
 use crate::control::proto::{ClusterStatus, EndpointHealth, EndpointStatus};
 use crate::metrics::{Labels, MetricsStore};
 
@@ -64,8 +66,13 @@ fn endpoint(value: &toml::Value) -> Option<EndpointStatus> {
         }
         _ => return None,
     };
+    // Written as the worker labels it (`SocketAddr`'s form), so that the
+    // metrics are found however the config spelled it.
+    let address = address
+        .parse::<std::net::SocketAddr>()
+        .map_or_else(|_| address.to_string(), |a| a.to_string());
     Some(EndpointStatus {
-        address: address.to_string(),
+        address,
         weight: u64::try_from(weight).unwrap_or(0),
         health: EndpointHealth::Unknown,
         ejected: None,
@@ -76,21 +83,14 @@ fn endpoint(value: &toml::Value) -> Option<EndpointStatus> {
 /// Sets every endpoint's health, ejection and work in flight from the
 /// workers' latest metrics.
 pub(crate) fn refresh(clusters: &mut [ClusterStatus], metrics: &MetricsStore) {
-    let checked = metrics.newest("baton_upstream_health_checked");
-    let healthy = metrics.newest("baton_upstream_healthy");
-    let ejected = metrics.newest("baton_upstream_ejected");
-    let in_flight = metrics.family("baton_upstream_in_flight");
+    let checked = by_endpoint(&metrics.newest("baton_upstream_health_checked"));
+    let healthy = by_endpoint(&metrics.newest("baton_upstream_healthy"));
+    let ejected = by_endpoint(&metrics.newest("baton_upstream_ejected"));
+    let in_flight = by_endpoint(&metrics.family("baton_upstream_in_flight"));
     for cluster in clusters {
         for e in &mut cluster.endpoints {
-            let value = |values: &std::collections::BTreeMap<&Labels, u64>| {
-                let mut found = values
-                    .iter()
-                    .filter(|(labels, _)| is_endpoint(labels, &cluster.name, &e.address))
-                    .map(|(_, v)| *v)
-                    .peekable();
-                found.peek()?;
-                Some(found.sum::<u64>())
-            };
+            let key = (cluster.name.as_str(), e.address.as_str());
+            let value = |values: &HashMap<(&str, &str), u64>| values.get(&key).copied();
             e.health = match (value(&checked), value(&healthy)) {
                 (Some(1..), Some(0)) => EndpointHealth::Unhealthy,
                 (Some(1..), Some(_)) => EndpointHealth::Healthy,
@@ -102,9 +102,23 @@ pub(crate) fn refresh(clusters: &mut [ClusterStatus], metrics: &MetricsStore) {
     }
 }
 
-fn is_endpoint(labels: &Labels, cluster: &str, endpoint: &str) -> bool {
-    let has = |key: &str, want: &str| labels.iter().any(|(k, v)| k == key && v == want);
-    has("cluster", cluster) && has("endpoint", endpoint)
+/// A per-endpoint family's values by (cluster, endpoint), summed over any
+/// other labels: one pass, so that a refresh stays linear in the number
+/// of endpoints.
+fn by_endpoint<'a>(values: &BTreeMap<&'a Labels, u64>) -> HashMap<(&'a str, &'a str), u64> {
+    let mut out = HashMap::new();
+    for (labels, value) in values {
+        let label = |key: &str| {
+            labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if let (Some(cluster), Some(endpoint)) = (label("cluster"), label("endpoint")) {
+            *out.entry((cluster, endpoint)).or_default() += value;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
