@@ -21,6 +21,8 @@
 //! * [`backoff`] — restart delays;
 //! * [`systemd`] — sd_notify, the watchdog, the fd store;
 //! * [`metrics`] — metrics across generations, Prometheus text;
+//! * [`clusters`] — the clusters' endpoints as status shows them: weights
+//!   from the config, health, ejection and work in flight from the metrics;
 //! * [`admin`] — the admin endpoint: `/metrics`, `/status`, `/ready`, the
 //!   admin API (`/config_dump`, `/listeners`, `/clusters`, `/generations`,
 //!   `/logging`, `/drain`) and the status page `/`;
@@ -54,6 +56,7 @@
 pub(crate) mod admin;
 pub(crate) mod backoff;
 pub mod check;
+pub(crate) mod clusters;
 pub mod control;
 pub(crate) mod inbox;
 pub(crate) mod listeners;

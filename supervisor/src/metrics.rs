@@ -226,6 +226,21 @@ impl MetricsStore {
         }
     }
 
+    /// A worker family's values by label set in the newest live
+    /// generation's last snapshot (the one that takes new work): for a
+    /// state, such as an endpoint's health, that two generations may see
+    /// differently during an upgrade. Empty when it has not reported it.
+    pub(crate) fn newest(&self, name: &str) -> BTreeMap<&Labels, u64> {
+        self.live
+            .values()
+            .next_back()
+            .into_iter()
+            .flatten()
+            .filter(|f| f.name == name)
+            .flat_map(|f| f.samples.iter().map(|s| (&s.labels, s.value)))
+            .collect()
+    }
+
     /// The names of the workers' families seen so far.
     pub(crate) fn family_names(&self) -> impl Iterator<Item = &str> {
         self.meta.keys().map(String::as_str)

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::admin::{Published, UpgradeRecord};
 use crate::backoff::Backoff;
+use crate::clusters;
 use crate::control::proto::{
     GenerationStatus, ListenerStatus, ReleaseStatus, Status, UpgradeCounts, UpgradeReport,
 };
@@ -97,6 +98,7 @@ impl Supervisor {
                     for g in &mut s.generations {
                         g.connections = store.connections(g.generation);
                     }
+                    clusters::refresh(&mut s.clusters, &store);
                 });
                 None
             }
@@ -154,6 +156,11 @@ impl Supervisor {
                     address: l.address.to_string(),
                 })
                 .collect(),
+            clusters: {
+                let mut clusters = clusters::configured(&self.current.config.text);
+                clusters::refresh(&mut clusters, &store);
+                clusters
+            },
             admin: self.admin.map(|a| a.to_string()),
             admin_control: self.admin_control.map(|a| a.to_string()),
             upgrade_phase: self.phase.to_string(),

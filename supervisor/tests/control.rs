@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use baton_supervisor::control::proto::{
-    GenerationStatus, ListenerStatus, Outcome, ReleaseStatus, Reply, Request, Status,
-    UpgradeCounts, UpgradeReport,
+    ClusterStatus, EndpointHealth, EndpointStatus, GenerationStatus, ListenerStatus, Outcome,
+    ReleaseStatus, Reply, Request, Status, UpgradeCounts, UpgradeReport,
 };
 use baton_supervisor::control::{
     self, ClientError, Command, ControlError, MAX_FRAME, REQUEST_TIMEOUT, bind, call, serve,
@@ -93,6 +93,17 @@ fn sample_status() -> Status {
         listeners: vec![ListenerStatus {
             name: "orders".to_string(),
             address: "0.0.0.0:7000".to_string(),
+        }],
+        clusters: vec![ClusterStatus {
+            name: "back".to_string(),
+            lb: "least_request".to_string(),
+            endpoints: vec![EndpointStatus {
+                address: "10.0.0.5:9000".to_string(),
+                weight: 3,
+                health: EndpointHealth::Unhealthy,
+                ejected: Some(false),
+                in_flight: Some(2),
+            }],
         }],
         admin: Some("127.0.0.1:9901".to_string()),
         admin_control: None,
@@ -593,8 +604,8 @@ async fn status_prints_a_table_or_json() {
     assert_eq!(status, sample_status());
 }
 
-/// A status from a supervisor older than its `admin`, `upgrades` and
-/// `worker_restarts` fields still parses, with nothing and zeros there.
+/// A status from a supervisor older than its `admin`, `upgrades`,
+/// `worker_restarts` and `clusters` fields still parses, with nothing and zeros there.
 #[test]
 fn an_older_supervisors_status_parses() {
     let old = r#"{"supervisor_pid":7,"config":"<embedded default>","generations":[],

@@ -2,7 +2,9 @@
 //! the real binaries: every endpoint, the security model (mutating calls
 //! refused without the token or off the control address, accepted with
 //! them), `/logging` reaching the workers, the upgrade history, `/drain`,
-//! and the status page rendered by a real headless chromium.
+//! the status page rendered by a real headless chromium, and each
+//! cluster's endpoints (weight, health, ejection, work in flight; issue 14
+//! item 6) in `baton status`, `/status`, `/clusters` and the page.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,7 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use baton_tests::admin::{Response, http, http_with};
-use baton_tests::upstream::{Echo, round_trip};
+use baton_tests::http_peer::{Client, HttpUpstream};
+use baton_tests::upstream::{Echo, dead_addr, round_trip};
 use baton_tests::{Baton, PATIENCE, eventually, tcp_config};
 use rustix::process::Signal;
 use serde_json::Value;
@@ -135,9 +138,9 @@ async fn read_only_endpoints_describe_the_proxy_in_force() {
     let text = http_with(admin, "GET", "/listeners", &[("Accept", "text/plain")]);
     assert!(text.body.contains(&front.to_string()), "{}", text.body);
 
-    // /clusters: endpoints, with health said to be unchecked.
+    // /clusters: endpoints; no health check, so health unknown.
     let clusters = get(admin, "/clusters");
-    assert_eq!(clusters["health_checking"], false);
+    assert_eq!(clusters["health_checking"], true);
     let endpoint = &clusters["clusters"][0]["endpoints"][0];
     assert_eq!(clusters["clusters"][0]["name"], "back");
     assert_eq!(endpoint["address"], upstream.addr.to_string());
@@ -145,6 +148,8 @@ async fn read_only_endpoints_describe_the_proxy_in_force() {
     assert_eq!(endpoint["weight"], 1);
     assert_eq!(endpoint["upstream_connections"], 1);
     assert_eq!(endpoint["connect_failures"], 0);
+    assert_eq!(endpoint["ejected"], false);
+    assert_eq!(endpoint["in_flight"], 0);
     let text = http(admin, "GET", "/clusters?format=text");
     assert!(text.body.contains("unknown"), "{}", text.body);
 
@@ -433,6 +438,11 @@ async fn the_status_page_renders_in_headless_chromium() {
             && hello["requests"] == 5
             && hello["latency_ms"]["p99"].is_number()
     });
+    // The held tunnel, moved to generation 2, is work in flight on the
+    // endpoint (round robin: counted all the same).
+    eventually("the moved tunnel in flight in /clusters", || {
+        get(admin, "/clusters")["clusters"][0]["endpoints"][0]["in_flight"] == 1
+    });
 
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{admin}/");
@@ -459,6 +469,10 @@ async fn the_status_page_renders_in_headless_chromium() {
     let endpoint = row(&dom, "<tr class=\"endpoint\"");
     assert!(endpoint.contains(&upstream.addr.to_string()), "{endpoint}");
     assert!(endpoint.contains("unknown"), "{endpoint}");
+    assert!(
+        endpoint.contains("<td class=\"num in-flight\">1</td>"),
+        "{endpoint}"
+    );
     let generation = row(&dom, "<tr class=\"generation\" data-generation=\"2\"");
     assert!(generation.contains("serving"), "{generation}");
     let upgrade = row(
@@ -495,6 +509,173 @@ async fn the_status_page_renders_in_headless_chromium() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     eprintln!("screenshot: {}", shot.display());
     drop(held);
+}
+
+/// An HTTP listener `web` in front of cluster `checked`: `up` (weight 3)
+/// and `down` (weight 2), probed by an http check often so that the test
+/// is quick; and an admin endpoint.
+fn checked_config(up: SocketAddr, down: SocketAddr) -> String {
+    format!(
+        "[admin]\naddress = \"127.0.0.1:0\"\n\n\
+         [[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\n\
+         [[listeners.routes]]\npath_prefix = \"/\"\ncluster = \"checked\"\n\n\
+         [[clusters]]\nname = \"checked\"\n\
+         endpoints = [{{ address = \"{up}\", weight = 3 }}, {{ address = \"{down}\", weight = 2 }}]\n\
+         [clusters.health_check]\nkind = \"http\"\npath = \"/healthz\"\ninterval = \"100ms\"\n\
+         timeout = \"2s\"\nhealthy_threshold = 1\nunhealthy_threshold = 1\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_clusters_endpoints_show_weight_health_and_work_in_flight() {
+    let up = HttpUpstream::start("up").await;
+    let down = dead_addr().await;
+    let baton = Baton::start(&checked_config(up.addr, down));
+    let admin = baton.admin_addr();
+    let web = baton.addr("web");
+    let (up_addr, down_addr) = (up.addr.to_string(), down.to_string());
+
+    // Two requests held by the upstream: two in flight on `up`, the only
+    // endpoint its health leaves.
+    baton.wait_for_status("up healthy, down unhealthy", |s| {
+        s.clusters.first().is_some_and(|c| {
+            c.endpoints[0].health.label() == "healthy"
+                && c.endpoints[1].health.label() == "unhealthy"
+        })
+    });
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(async move { Client::connect(web).await.get("/hold").await.status() })
+        })
+        .collect();
+    let status = baton.wait_for_status("two requests in flight on up", |s| {
+        s.clusters[0].endpoints[0].in_flight == Some(2)
+    });
+
+    // `baton status --json` (the same as /status): the whole picture.
+    let c = &status.clusters[0];
+    assert_eq!((c.name.as_str(), c.lb.as_str()), ("checked", "round_robin"));
+    let [u, d] = &c.endpoints[..] else {
+        panic!("{c:?}")
+    };
+    assert_eq!((u.address.as_str(), u.weight), (up_addr.as_str(), 3));
+    assert_eq!((u.ejected, u.in_flight), (Some(false), Some(2)));
+    assert_eq!((d.address.as_str(), d.weight), (down_addr.as_str(), 2));
+    assert_eq!((d.ejected, d.in_flight), (Some(false), Some(0)));
+    let endpoints = &get(admin, "/status")["clusters"][0]["endpoints"];
+    assert_eq!(endpoints[0]["health"], "healthy");
+    assert_eq!(endpoints[1]["health"], "unhealthy");
+
+    // `baton status`: a row per endpoint.
+    let out = baton.cli(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |address: &str| {
+        text.lines()
+            .find(|l| l.starts_with("checked") && l.contains(address))
+            .unwrap_or_else(|| panic!("no row for {address} in {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert!(text.contains("CLUSTER"), "{text}");
+    assert_eq!(
+        line(&up_addr),
+        ["checked", &up_addr, "3", "healthy", "no", "2"]
+    );
+    assert_eq!(
+        line(&down_addr),
+        ["checked", &down_addr, "2", "unhealthy", "no", "0"]
+    );
+
+    // /clusters: the same, beside the endpoints' metrics.
+    let clusters = get(admin, "/clusters");
+    assert_eq!(clusters["health_checking"], true);
+    let [u, d] = [
+        &clusters["clusters"][0]["endpoints"][0],
+        &clusters["clusters"][0]["endpoints"][1],
+    ];
+    assert_eq!(u["address"], up_addr);
+    assert_eq!(
+        (&u["health"], &u["weight"]),
+        (&Value::from("healthy"), &Value::from(3))
+    );
+    assert_eq!(
+        (&u["ejected"], &u["in_flight"]),
+        (&Value::from(false), &Value::from(2))
+    );
+    assert_eq!(d["address"], down_addr);
+    assert_eq!(
+        (&d["health"], &d["weight"]),
+        (&Value::from("unhealthy"), &Value::from(2))
+    );
+    let text = http(admin, "GET", "/clusters?format=text").body;
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&down_addr) && l.contains("unhealthy")),
+        "{text}"
+    );
+
+    // /metrics: the gauges these come from.
+    let scrape = http(admin, "GET", "/metrics").body;
+    let series = |family: &str, endpoint: &str| {
+        baton_tests::admin::sample(
+            &scrape,
+            &format!("{family}{{cluster=\"checked\",endpoint=\"{endpoint}\"}}"),
+        )
+    };
+    assert_eq!(series("baton_upstream_in_flight", &up_addr), Some(2.0));
+    assert_eq!(
+        series("baton_upstream_health_checked", &down_addr),
+        Some(1.0)
+    );
+    assert_eq!(series("baton_upstream_healthy", &down_addr), Some(0.0));
+    assert_eq!(series("baton_upstream_ejected", &down_addr), Some(0.0));
+
+    // The status page, in a real browser.
+    let chromium = chromium();
+    let profile = tempfile::tempdir().unwrap();
+    let dom = run_chromium(
+        &chromium,
+        profile.path(),
+        &["--dump-dom", &format!("http://{admin}/")],
+    );
+    assert!(
+        dom.contains("<span id=\"error\"></span>"),
+        "the page's refresh failed: {dom}"
+    );
+    let row_of = |address: &str| {
+        row(
+            &dom,
+            &format!("<tr class=\"endpoint\" data-cluster=\"checked\" data-address=\"{address}\""),
+        )
+        .to_string()
+    };
+    let u = row_of(&up_addr);
+    for cell in [
+        "<td class=\"ok health\">healthy</td>",
+        "<td class=\"weight\">3</td>",
+        "<td class=\"muted ejected\">no</td>",
+        "<td class=\"num in-flight\">2</td>",
+    ] {
+        assert!(u.contains(cell), "{cell} not in {u}");
+    }
+    let d = row_of(&down_addr);
+    for cell in [
+        "<td class=\"bad health\">unhealthy</td>",
+        "<td class=\"weight\">2</td>",
+        "<td class=\"num in-flight\">0</td>",
+    ] {
+        assert!(d.contains(cell), "{cell} not in {d}");
+    }
+
+    // Released: answered, and nothing in flight any more.
+    up.release(2);
+    for request in held {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    baton.wait_for_status("nothing in flight", |s| {
+        s.clusters[0].endpoints[0].in_flight == Some(0)
+    });
 }
 
 /// Writes `data` on `stream` and reads it back; returns the stream, open.

@@ -4,8 +4,7 @@
 //! the upgrade history.
 //!
 //! Nothing here invents a value: what the metrics do not have is `null`
-//! (JSON) or `-` (text), and what the proxy does not do yet says so in a
-//! field (`health_checking: false`). A listener's `latency_ms` (p50, p99)
+//! (JSON) or `-` (text). A listener's `latency_ms` (p50, p99)
 //! comes from the workers' request duration histograms (`null` before a
 //! request was timed, or with a worker too old to send histograms).
 
@@ -16,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::http::Response;
 use super::{AdminState, redact};
+use crate::clusters;
 use crate::metrics::{Labels, MetricsStore};
 
 /// The request duration histograms a listener's latency comes from (a
@@ -24,13 +24,6 @@ const LATENCY_FAMILIES: [&str; 2] = [
     "baton_http_request_duration_seconds",
     "baton_rpc_request_duration_seconds",
 ];
-
-/// The health of an endpoint nothing checks.
-const HEALTH_UNKNOWN: &str = "unknown";
-
-/// Why endpoints have no health and weight yet.
-const HEALTH_NOTE: &str = "baton does not check endpoint health yet \
-                           (upstream management): health is \"unknown\"";
 
 /// `/config_dump`: the current release's config, secrets redacted.
 pub(crate) fn config_dump(state: &AdminState, text: bool) -> Response {
@@ -132,37 +125,32 @@ pub(crate) fn listeners(state: &AdminState, text: bool) -> Response {
     Response::text(200, out)
 }
 
-/// `/clusters`: each cluster and its endpoints, with what the metrics have.
+/// `/clusters`: each cluster and its endpoints: weight, health, ejection
+/// and work in flight (as `baton status` shows them, [`crate::clusters`]), and
+/// what else the metrics have.
 pub(crate) fn clusters(state: &AdminState, text: bool) -> Response {
-    let config = match config_value(&state.published.borrow().config_text) {
+    let config_text = state.published.borrow().config_text.clone();
+    let config = match config_value(&config_text) {
         Ok(config) => config,
         Err(e) => return Response::error(500, &e, text),
     };
     let metrics = state.metrics.lock();
-    let clusters: Vec<Value> = tables(&config, "clusters")
+    let mut configured = clusters::configured(&config_text);
+    clusters::refresh(&mut configured, &metrics);
+    let clusters: Vec<Value> = configured
+        .iter()
         .map(|c| {
-            let name = c.get("name").and_then(toml::Value::as_str).unwrap_or("");
             let endpoints: Vec<Value> = c
-                .get("endpoints")
-                .and_then(toml::Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| {
-                    // `"ip:port"` (weight 1) or `{ address, weight }`.
-                    let plain = e.as_str().map(|a| (a, 1));
-                    plain.or_else(|| {
-                        let t = e.as_table()?;
-                        let address = t.get("address").and_then(toml::Value::as_str)?;
-                        let weight = t.get("weight").and_then(toml::Value::as_integer);
-                        Some((address, weight.unwrap_or(1)))
-                    })
-                })
-                .map(|(address, weight)| {
-                    let by = [("cluster", name), ("endpoint", address)];
+                .endpoints
+                .iter()
+                .map(|e| {
+                    let by = [("cluster", c.name.as_str()), ("endpoint", e.address.as_str())];
                     json!({
-                        "address": address,
-                        "health": HEALTH_UNKNOWN,
-                        "weight": weight,
+                        "address": e.address,
+                        "health": e.health.label(),
+                        "weight": e.weight,
+                        "ejected": e.ejected,
+                        "in_flight": e.in_flight,
                         "upstream_connections": total(&metrics, "baton_upstream_connections_total", &by),
                         "connect_failures": total(&metrics, "baton_upstream_connect_failures_total", &by),
                         "connect_timeouts": total(&metrics, "baton_upstream_connect_timeouts_total", &by),
@@ -170,10 +158,14 @@ pub(crate) fn clusters(state: &AdminState, text: bool) -> Response {
                     })
                 })
                 .collect();
+            let protocol = tables(&config, "clusters")
+                .find(|t| t.get("name").and_then(toml::Value::as_str) == Some(c.name.as_str()))
+                .and_then(|t| t.get("protocol"))
+                .and_then(toml::Value::as_str);
             json!({
-                "name": name,
-                "lb": c.get("lb").and_then(toml::Value::as_str).unwrap_or("round_robin"),
-                "protocol": c.get("protocol").and_then(toml::Value::as_str),
+                "name": c.name,
+                "lb": c.lb,
+                "protocol": protocol,
                 "endpoints": endpoints,
             })
         })
@@ -182,32 +174,38 @@ pub(crate) fn clusters(state: &AdminState, text: bool) -> Response {
     if !text {
         return Response::json(
             200,
-            &json!({
-                "clusters": clusters,
-                "health_checking": false,
-                "note": HEALTH_NOTE,
-            }),
+            &json!({ "clusters": clusters, "health_checking": true }),
         );
     }
     let mut out = format!(
-        "{:<16} {:<22} {:<8} {:>11} {:>9} {:>9}\n",
-        "cluster", "endpoint", "health", "connections", "failures", "timeouts"
+        "{:<16} {:<22} {:>6} {:<9} {:<7} {:>9} {:>11} {:>9} {:>9}\n",
+        "cluster",
+        "endpoint",
+        "weight",
+        "health",
+        "ejected",
+        "in_flight",
+        "connections",
+        "failures",
+        "timeouts"
     );
     for c in &clusters {
         for e in c["endpoints"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 out,
-                "{:<16} {:<22} {:<8} {:>11} {:>9} {:>9}",
+                "{:<16} {:<22} {:>6} {:<9} {:<7} {:>9} {:>11} {:>9} {:>9}",
                 s(&c["name"]),
                 s(&e["address"]),
+                n(&e["weight"]),
                 s(&e["health"]),
+                yes_no(&e["ejected"]),
+                n(&e["in_flight"]),
                 n(&e["upstream_connections"]),
                 n(&e["connect_failures"]),
                 n(&e["connect_timeouts"]),
             );
         }
     }
-    let _ = writeln!(out, "\n({HEALTH_NOTE})");
     Response::text(200, out)
 }
 
@@ -371,6 +369,14 @@ fn samples(metrics: &MetricsStore, by: &[(&str, &str)]) -> BTreeMap<String, u64>
 
 fn s(value: &Value) -> &str {
     value.as_str().unwrap_or("-")
+}
+
+fn yes_no(value: &Value) -> &'static str {
+    match value.as_bool() {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
 }
 
 fn n(value: &Value) -> String {

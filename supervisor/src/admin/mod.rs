@@ -13,7 +13,7 @@
 //! | GET | `/ready` | 200 while a generation serves, 503 otherwise |
 //! | GET | `/config_dump` | the config in force (the current release's), secrets redacted |
 //! | GET | `/listeners` | each listener: name, address, protocol, connections and requests from the metrics |
-//! | GET | `/clusters` | each cluster and its endpoints, with the endpoints' metrics |
+//! | GET | `/clusters` | each cluster and its endpoints: weight, health, ejected, in flight, and the endpoints' metrics |
 //! | GET | `/generations` | the workers alive, and the last [`HISTORY`] upgrades |
 //! | GET | `/logging` | the log filter in force (supervisor and workers) |
 //! | POST | `/logging?level=FILTER` | **mutating**: sets it for the supervisor (at once) and every worker (as its ctrl channel delivers it: milliseconds later) |

@@ -311,6 +311,9 @@ endpoints = ["10.0.0.5:9000"]
         assert_eq!(endpoint["connect_failures"], 7);
         assert_eq!(endpoint["upstream_connections"], serde_json::Value::Null);
         assert_eq!(endpoint["health"], "unknown");
+        assert_eq!(endpoint["weight"], 1);
+        assert_eq!(endpoint["ejected"], serde_json::Value::Null);
+        assert_eq!(endpoint["in_flight"], serde_json::Value::Null);
     }
 
     #[test]

@@ -15,9 +15,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 /// The largest body a frame may announce. A request is a few hundred
-/// bytes and a status reply a few KiB even with hundreds of listeners, so
-/// 1 MiB is generous; the bound exists so that a peer's length field can
-/// never make us allocate more than this.
+/// bytes and a status reply a few KiB even with hundreds of listeners;
+/// each cluster endpoint it lists adds about 100 bytes, so 1 MiB holds
+/// some ten thousand of them (past that, `status` answers with an error
+/// that says so). The bound exists so that a peer's length field can never
+/// make us allocate more than this.
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// The length prefix: a `u32`, big-endian.

@@ -99,6 +99,10 @@ pub struct Status {
     /// is being replaced.
     pub generations: Vec<GenerationStatus>,
     pub listeners: Vec<ListenerStatus>,
+    /// The config's clusters and their endpoints, as the workers' metrics
+    /// see them. (Absent from an older supervisor's reply: none.)
+    #[serde(default)]
+    pub clusters: Vec<ClusterStatus>,
     /// The admin endpoint's bound address (`[admin] address`, its port
     /// resolved when it was 0), when there is one. (Absent from an older
     /// supervisor's reply.)
@@ -173,6 +177,50 @@ pub struct GenerationStatus {
 pub struct ListenerStatus {
     pub name: String,
     pub address: String,
+}
+
+/// A cluster of the config in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub name: String,
+    /// Its `lb` policy.
+    pub lb: String,
+    pub endpoints: Vec<EndpointStatus>,
+}
+
+/// One endpoint of a cluster: its weight from the config, the rest from
+/// the workers' metrics (`None` until a worker has reported them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointStatus {
+    pub address: String,
+    pub weight: u64,
+    /// What active health checks say, as the newest generation sees it.
+    pub health: EndpointHealth,
+    /// Whether outlier detection keeps it out now (newest generation).
+    pub ejected: Option<bool>,
+    /// Requests in flight and L4 tunnels open on it, every generation.
+    pub in_flight: Option<u64>,
+}
+
+/// An endpoint's health as active checks judge it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointHealth {
+    Healthy,
+    Unhealthy,
+    /// No verdict: no `[clusters.health_check]`, not probed yet, or no
+    /// worker has reported.
+    Unknown,
+}
+
+impl EndpointHealth {
+    pub fn label(self) -> &'static str {
+        match self {
+            EndpointHealth::Healthy => "healthy",
+            EndpointHealth::Unhealthy => "unhealthy",
+            EndpointHealth::Unknown => "unknown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,7 +52,8 @@ pub fn counts_line(counts: &UpgradeCounts) -> String {
     )
 }
 
-/// `baton status` for a terminal: a few labelled lines and two tables.
+/// `baton status` for a terminal: a few labelled lines and three tables
+/// (generations, listeners, clusters' endpoints).
 pub fn status_text(status: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -116,6 +117,38 @@ pub fn status_text(status: &Status) -> String {
             .map(|l| vec![l.name.clone(), l.address.clone()]);
         table(&mut out, &["LISTENER", "ADDRESS"], rows);
     }
+
+    out.push('\n');
+    if status.clusters.is_empty() {
+        out.push_str("no cluster\n");
+    } else {
+        let dash = || "-".to_string();
+        let rows = status.clusters.iter().flat_map(|c| {
+            c.endpoints.iter().map(move |e| {
+                vec![
+                    c.name.clone(),
+                    e.address.clone(),
+                    e.weight.to_string(),
+                    e.health.label().to_string(),
+                    e.ejected
+                        .map_or_else(dash, |ejected| if ejected { "yes" } else { "no" }.into()),
+                    e.in_flight.map_or_else(dash, |n| n.to_string()),
+                ]
+            })
+        });
+        table(
+            &mut out,
+            &[
+                "CLUSTER",
+                "ENDPOINT",
+                "WEIGHT",
+                "HEALTH",
+                "EJECTED",
+                "IN FLIGHT",
+            ],
+            rows,
+        );
+    }
     out
 }
 
@@ -145,7 +178,10 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::control::proto::{GenerationStatus, ListenerStatus, ReleaseStatus};
+    use crate::control::proto::{
+        ClusterStatus, EndpointHealth, EndpointStatus, GenerationStatus, ListenerStatus,
+        ReleaseStatus,
+    };
 
     fn report(outcome: Outcome, reason: Option<&str>) -> UpgradeReport {
         UpgradeReport {
@@ -219,6 +255,33 @@ mod tests {
                 name: "orders".to_string(),
                 address: "0.0.0.0:7000".to_string(),
             }],
+            clusters: vec![ClusterStatus {
+                name: "back".to_string(),
+                lb: "round_robin".to_string(),
+                endpoints: vec![
+                    EndpointStatus {
+                        address: "10.0.0.5:9000".to_string(),
+                        weight: 3,
+                        health: EndpointHealth::Healthy,
+                        ejected: Some(false),
+                        in_flight: Some(12),
+                    },
+                    EndpointStatus {
+                        address: "10.0.0.6:9000".to_string(),
+                        weight: 1,
+                        health: EndpointHealth::Unhealthy,
+                        ejected: Some(true),
+                        in_flight: Some(0),
+                    },
+                    EndpointStatus {
+                        address: "10.0.0.7:9000".to_string(),
+                        weight: 1,
+                        health: EndpointHealth::Unknown,
+                        ejected: None,
+                        in_flight: None,
+                    },
+                ],
+            }],
             admin: Some("127.0.0.1:9901".to_string()),
             admin_control: None,
             upgrade_phase: "idle".to_string(),
@@ -251,6 +314,11 @@ GENERATION  PID    PHASE     CONNECTIONS  BINARY
 
 LISTENER  ADDRESS
 orders    0.0.0.0:7000
+
+CLUSTER  ENDPOINT       WEIGHT  HEALTH     EJECTED  IN FLIGHT
+back     10.0.0.5:9000  3       healthy    no       12
+back     10.0.0.6:9000  1       unhealthy  yes      0
+back     10.0.0.7:9000  1       unknown    -        -
 ";
         assert_eq!(status_text(&status), expected);
     }
@@ -272,5 +340,6 @@ orders    0.0.0.0:7000
         assert!(text.contains("rollback to   nothing"), "{text}");
         assert!(text.contains("no worker generation\n"), "{text}");
         assert!(text.contains("no listener\n"), "{text}");
+        assert!(text.contains("no cluster\n"), "{text}");
     }
 }

@@ -396,6 +396,41 @@ async fn least_request_counts_rpc_requests_until_answered() {
     assert!(peers[x].try_recv().is_err(), "no new connection to x");
 }
 
+/// Whatever the policy (round robin here, which counts nothing itself),
+/// an RPC request is work in flight in its endpoint's meter from when it
+/// is sent until it is answered (`baton_upstream_in_flight`).
+#[tokio::test]
+async fn an_rpc_request_is_in_flight_in_its_endpoints_meter_until_answered() {
+    let protocol = Protocol::Dubbo;
+    let (addr, mut peers) = server(protocol).await;
+    let text = format!("[[clusters]]\nname = \"c\"\nendpoints = [\"{addr}\"]\n");
+    let config = baton_config::parse("test.toml", &text).unwrap();
+    let meter = Arc::new(EndpointMeter::default());
+    let upstream = Arc::new(Upstream::new(
+        config.clusters[0].clone(),
+        vec![Arc::clone(&meter)],
+    ));
+    let (_order_tx, order_rx) = watch::channel(Order::Run);
+    let meters = Arc::new(RpcMeters::default());
+    let pool = Pool::new(upstream, protocol, CodecConfig::default(), order_rx, meters);
+    let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
+    let mut frame = fixture(protocol, FrameKind::Request);
+    frame.set_request_id(RequestId(1)).unwrap();
+    let reply = ReplyTo {
+        inbox: inbox_tx,
+        client_id: RequestId(1),
+    };
+    pool.send(request(frame, Some(reply)), None).await.unwrap();
+    let mut peer = next_peer(&mut peers).await;
+    let sent = peer.next().await;
+    assert_eq!(meter.in_flight.load(Ordering::Relaxed), 1);
+    let mut ok = fixture(protocol, FrameKind::Response);
+    ok.set_request_id(sent.request_id()).unwrap();
+    peer.send(&ok).await;
+    assert_eq!(answer(&mut inbox).await.request_id(), RequestId(1));
+    assert_eq!(meter.in_flight.load(Ordering::Relaxed), 0);
+}
+
 // === pinning ===
 
 /// Serves one client connection with a [`Downstream`] of `ctx`; returns the

@@ -46,8 +46,18 @@ pub struct EndpointMeter {
     /// A gauge: 1 while active health checks do not say unhealthy (and
     /// always for a cluster without checks), else 0.
     pub healthy: AtomicU64,
+    /// A gauge: 1 once active health checks have a verdict (healthy or
+    /// unhealthy), 0 while they have none or there are no checks.
+    pub checked: AtomicU64,
     /// Times outlier detection ejected the endpoint.
     pub ejections: AtomicU64,
+    /// A gauge: 1 while outlier detection keeps the endpoint out (set at
+    /// the ejection, cleared when an ejection whose time is up is next
+    /// looked at: by the first pick after it).
+    pub ejected: AtomicU64,
+    /// A gauge: the work on the endpoint now, whatever the cluster's
+    /// policy: HTTP exchanges and RPC requests in flight, L4 tunnels open.
+    pub in_flight: AtomicU64,
 }
 
 /// One cluster's circuit breakers (`upstream::breaker`): what each limit

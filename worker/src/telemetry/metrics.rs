@@ -484,10 +484,30 @@ impl Meters {
                 MetricKind::Gauge,
                 &|m| load(&m.healthy),
             ),
+            per_endpoint_of(
+                "baton_upstream_health_checked",
+                "1 once active health checks have judged the endpoint (healthy or unhealthy), \
+                 0 while its health is unknown.",
+                MetricKind::Gauge,
+                &|m| load(&m.checked),
+            ),
             per_endpoint(
                 "baton_upstream_ejections_total",
                 "Times outlier detection ejected the endpoint.",
                 &|m| load(&m.ejections),
+            ),
+            per_endpoint_of(
+                "baton_upstream_ejected",
+                "1 while outlier detection keeps the endpoint out.",
+                MetricKind::Gauge,
+                &|m| load(&m.ejected),
+            ),
+            per_endpoint_of(
+                "baton_upstream_in_flight",
+                "Work on the endpoint now, whatever the cluster's policy: HTTP exchanges and \
+                 RPC requests in flight, L4 tunnels open.",
+                MetricKind::Gauge,
+                &|m| load(&m.in_flight),
             ),
             MetricFamily {
                 name: "baton_upstream_overflows_total".into(),

@@ -31,6 +31,13 @@
 //! policy answers the same key the same way, so its request falls through
 //! to the next endpoint in turn, as a ring lookup walks on.
 //!
+//! [`Healthy`] also counts each endpoint's work in flight (the
+//! [`Load`](crate::upstream::lb::Load) guards of its callers) in the
+//! endpoint's meter, for every policy, so that `/metrics` and `baton
+//! status` show it whatever the cluster's `lb`.
+//! The meter mirrors the table too: `healthy` and `checked` (health),
+//! `ejected` (an ejection in force).
+//!
 //! **Panic mode** (Envoy's `healthy_panic_threshold`, default 50 %): when
 //! the share of available endpoints falls below the cluster's threshold,
 //! the order is the policy's over all endpoints, as Envoy does: with most
@@ -210,6 +217,9 @@ impl ClusterHealth {
         e.meter
             .healthy
             .store(u64::from(health != Health::Unhealthy), Ordering::Relaxed);
+        e.meter
+            .checked
+            .store(u64::from(health != Health::Unknown), Ordering::Relaxed);
         tracing::info!(
             cluster = %self.cluster,
             endpoint = %e.address,
@@ -235,6 +245,7 @@ impl ClusterHealth {
         {
             e.consecutive_errors.store(0, Ordering::Relaxed);
             self.ejected.fetch_sub(1, Ordering::Relaxed);
+            e.meter.ejected.store(0, Ordering::Relaxed);
             tracing::info!(cluster = %self.cluster, endpoint = %e.address, "ejection ended");
         }
         false
@@ -306,6 +317,7 @@ impl ClusterHealth {
             e.consecutive_errors.store(0, Ordering::Relaxed);
             self.ejected.fetch_add(1, Ordering::Relaxed);
             e.meter.ejections.fetch_add(1, Ordering::Relaxed);
+            e.meter.ejected.store(1, Ordering::Relaxed);
             tracing::warn!(
                 cluster = %self.cluster,
                 endpoint = %e.address,
@@ -380,15 +392,23 @@ impl Balancer for Healthy {
         order.available_in(health)
     }
 
+    /// Always: whatever the policy, each endpoint's work in flight is
+    /// counted in its meter (`baton_upstream_in_flight`).
     fn counts_load(&self) -> bool {
-        self.inner.counts_load()
+        true
     }
 
     fn on_start(&self, endpoint: EndpointIndex) {
+        if let Some(e) = self.health.endpoints.get(endpoint.0) {
+            e.meter.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
         self.inner.on_start(endpoint);
     }
 
     fn on_end(&self, endpoint: EndpointIndex) {
+        if let Some(e) = self.health.endpoints.get(endpoint.0) {
+            e.meter.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
         self.inner.on_end(endpoint);
     }
 }
@@ -519,5 +539,37 @@ mod tests {
             plain.report(EndpointIndex(0), Outcome::Failure);
         }
         assert!(plain.available(EndpointIndex(0)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_meters_mirror_health_ejections_and_work_in_flight() {
+        use crate::upstream::lb::Load;
+        let c = cluster(2, Some(outlier(1, 100)));
+        let meters: Vec<Arc<EndpointMeter>> = (0..2).map(|_| Arc::default()).collect();
+        let health = Arc::new(ClusterHealth::new(&c, &meters));
+        // Round robin counts nothing itself: the wrapper counts anyway.
+        let rr = Arc::new(RoundRobin::new(2));
+        let b: Arc<dyn Balancer> = Arc::new(Healthy::new(rr, Arc::clone(&health)));
+        let load = |m: &AtomicU64| m.load(Ordering::Relaxed);
+
+        assert_eq!((load(&meters[0].healthy), load(&meters[0].checked)), (1, 0));
+        health.set_health(EndpointIndex(0), Health::Unhealthy);
+        health.set_health(EndpointIndex(1), Health::Healthy);
+        assert_eq!((load(&meters[0].healthy), load(&meters[0].checked)), (0, 1));
+        assert_eq!((load(&meters[1].healthy), load(&meters[1].checked)), (1, 1));
+
+        let held: Vec<Load> = (0..3)
+            .filter_map(|_| Load::counted(&b, EndpointIndex(1)))
+            .collect();
+        assert_eq!(load(&meters[1].in_flight), 3);
+        drop(held);
+        assert_eq!(load(&meters[1].in_flight), 0);
+
+        health.report(EndpointIndex(1), Outcome::Failure);
+        assert_eq!(load(&meters[1].ejected), 1);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(health.available(EndpointIndex(1)));
+        assert_eq!(load(&meters[1].ejected), 0);
+        assert_eq!(load(&meters[1].ejections), 1);
     }
 }

@@ -45,6 +45,8 @@
 //!   [`Balancer::on_end`], paired by a [`Load`] guard): `least_request`
 //!   counts what each endpoint has in flight; callers hold a guard for
 //!   their unit of work (an HTTP exchange, an L4 tunnel, an RPC request).
+//!   The health wrapper every cluster's policy sits in counts it too,
+//!   whatever the policy, in the endpoint's meter (`baton_upstream_in_flight`).
 //!
 //! A policy is plain, shared state (`&self`, atomics): it is called from
 //! every worker thread at once and never waits.
