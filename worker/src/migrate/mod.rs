@@ -129,6 +129,7 @@ use std::sync::Arc;
 use crate::conn::ctx::Ctx;
 
 pub(crate) mod forward;
+pub mod health;
 pub mod hooks;
 pub mod new;
 pub mod old;

@@ -90,6 +90,9 @@ async fn checker(health: Arc<ClusterHealth>, endpoint: EndpointIndex, check: Hea
     let Some(addr) = health.address(endpoint) else {
         return;
     };
+    // Start from the table's starting state: an endpoint a previous
+    // generation found unhealthy stays so until `healthy_threshold` passes.
+    health.settled().await;
     let rng = Rng::from_entropy();
     let (mut passes, mut failures) = (0u32, 0u32);
     loop {
