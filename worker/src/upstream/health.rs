@@ -17,8 +17,11 @@
 //!   Written by whoever learns a request's outcome ([`ClusterHealth::report`]).
 //!
 //! Every field is plain data keyed by (cluster name, endpoint address)
-//! ([`ClusterHealth::records`]), so that a later generation can be handed
-//! the table across an upgrade.
+//! ([`ClusterHealth::records`]): at an upgrade the old generation hands
+//! the table to the new one, which takes it over
+//! ([`ClusterHealth::restore`]) before it accepts and before its
+//! checkers start ([`ClusterHealth::settle`]; the `migrate` layer
+//! carries it).
 //!
 //! # Choosing among the available
 //!
