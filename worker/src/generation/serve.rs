@@ -54,6 +54,8 @@ use crate::{http, rpc};
 #[cfg(test)]
 mod filter_tests;
 #[cfg(test)]
+mod health_tests;
+#[cfg(test)]
 mod l7_filter_tests;
 
 /// After an accept error that a retry cannot fix at once (out of fds or
