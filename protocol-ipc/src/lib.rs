@@ -101,6 +101,7 @@
 //! ```text
 //! old (N)                                          new (N+1)
 //!    | <----------------------------- Hello ------> |   handoff schema versions
+//!    | -- HealthBatch { schema, last, body }* ----> |   schema 3 on: endpoint health
 //!    | <---------------------------------- Accepting |
 //!    | -- ConnBatch { seq, schema, fds, body } ---> |   ≤ 253 fds, ≤ MAX_BODY
 //!    |      (schema 1: ConnBatchV1, raw body) + fds |
@@ -137,10 +138,10 @@ pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
     Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnBatchV1, Drain, Drained, Forward,
     Generation, HISTOGRAMS_VERSION, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom,
-    HandoffProgress, HandoffStage, HandoffTo, Hello, HistogramFamily, HistogramSeries, Histograms,
-    Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch, Message, MetricFamily,
-    MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse, Role, SetLogLevel,
-    TakeoverEnded,
+    HandoffProgress, HandoffStage, HandoffTo, HealthBatch, Hello, HistogramFamily, HistogramSeries,
+    Histograms, Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch, Message,
+    MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse, Role,
+    SetLogLevel, TakeoverEnded,
 };
 
 /// Environment variables of the supervisor→worker process contract.

@@ -241,6 +241,18 @@ pub struct ConnBatchV1 {
     pub body: Vec<u8>,
 }
 
+/// Handoff, old → new (handoff schema 3 on), right after the `Hello`s and
+/// before the new generation accepts: the old generation's view of its
+/// upstream endpoints (health, ejections), in as many messages as
+/// datagrams need, `last` on the final one. Like [`ConnBatch`], `body` is
+/// the worker's handoff schema `schema`, opaque here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthBatch {
+    pub schema: u16,
+    pub last: bool,
+    pub body: Vec<u8>,
+}
+
 /// Handoff, new → old: batch `seq` is adopted; the old generation may close
 /// its copies. The new generation moves no byte of it before sending this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -455,6 +467,7 @@ messages! {
     ConnBatch = 23,
     SetLogLevel = 24,
     Histograms = 25,
+    HealthBatch = 26,
 }
 
 impl Message {
@@ -633,6 +646,12 @@ mod tests {
                         sum_us: 70_000,
                     }],
                 }],
+            }
+            .into(),
+            HealthBatch {
+                schema: 3,
+                last: true,
+                body: vec![4, 5],
             }
             .into(),
         ]

@@ -188,6 +188,12 @@ fn samples() -> Vec<Message> {
             }],
         }
         .into(),
+        baton_ipc::HealthBatch {
+            schema: 3,
+            last: false,
+            body: vec![0; 1000],
+        }
+        .into(),
     ]
 }
 

@@ -27,6 +27,9 @@ use tokio::task::JoinHandle;
 /// The path health probes use; every other path is a client's.
 const HEALTH_PATH: &str = "/healthz";
 
+/// A backend's `health` that never answers probes (they time out).
+const NO_ANSWER: u16 = 0;
+
 // === a backend ===
 
 /// An HTTP/1.1 backend on a fixed port that can be stopped (listener and
@@ -145,7 +148,12 @@ async fn serve(state: Arc<BackendState>, mut stream: TcpStream, name: &str) {
         let path = head.split(' ').nth(1).unwrap_or("");
         let status = if path == HEALTH_PATH {
             state.probes.fetch_add(1, Ordering::SeqCst);
-            state.health.load(Ordering::SeqCst)
+            let health = state.health.load(Ordering::SeqCst);
+            if health == NO_ANSWER {
+                // The probe times out, the connection stays open.
+                std::future::pending::<()>().await;
+            }
+            health
         } else {
             state.requests.fetch_add(1, Ordering::SeqCst);
             state.status.load(Ordering::SeqCst)
@@ -440,6 +448,66 @@ async fn outlier_detection_ejects_a_backend_answering_503() {
         i += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Health and ejections survive an upgrade (issue 14 item 5): one
+/// backend answers clients 503 and is ejected for a long time, another
+/// never answers its health probes and is unhealthy; after `baton
+/// upgrade` the new generation sends neither a single request — counted
+/// by the backends themselves — and every request succeeds. Without the
+/// carried state the new generation would send to both: the ejected one
+/// until it had been ejected again, the unhealthy one until its first
+/// probe timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_keeps_ejected_and_unhealthy_endpoints_out() {
+    let backends = [
+        Backend::start("good").await,
+        Backend::start("ejected").await,
+        Backend::start("unhealthy").await,
+    ];
+    let [good, ejected, unhealthy] = &backends;
+    ejected.state.status.store(503, Ordering::SeqCst);
+    unhealthy.state.health.store(NO_ANSWER, Ordering::SeqCst);
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    // One endpoint of three left: no panic mode, whatever is out stays out.
+    let extra = format!(
+        "healthy_panic_threshold = 0\n{HTTP_CHECK}\
+         [clusters.outlier_detection]\nconsecutive_errors = 3\n\
+         base_ejection_time = \"1h\"\nmax_ejection_percent = 50\n"
+    );
+    let mut baton = Baton::start(&config(&addrs, 1, &extra));
+    wait_health(&baton, unhealthy.addr, 0).await;
+    let mut client = Client::connect(baton.addr("web")).await;
+    let mut sent = 0;
+    while ejected.requests() < 3 {
+        assert_eq!(client.get(&format!("/r{sent}")).await.status(), 200);
+        sent += 1;
+        assert!(sent < 100, "the 503 backend got no requests");
+    }
+    baton.logged("endpoint ejected");
+    drop(client);
+
+    let output = tokio::task::block_in_place(|| baton.upgrade(&[]));
+    baton.logged("endpoint health taken over from the previous generation");
+    let (ejected_before, unhealthy_before) = (ejected.requests(), unhealthy.requests());
+    let good_before = good.requests();
+    // A fresh connection: the new generation's.
+    let mut client = Client::connect(baton.addr("web")).await;
+    for i in 0..200 {
+        let response = client.get(&format!("/n{i}")).await;
+        assert_eq!(response.status(), 200, "request {i} after the upgrade");
+    }
+    assert_eq!(
+        ejected.requests() - ejected_before,
+        0,
+        "the new generation sent requests to the ejected backend ({output})"
+    );
+    assert_eq!(
+        unhealthy.requests() - unhealthy_before,
+        0,
+        "the new generation sent requests to the unhealthy backend ({output})"
+    );
+    assert_eq!(good.requests() - good_before, 200);
 }
 
 /// A retry goes to another endpoint even when the policy would choose

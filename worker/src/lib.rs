@@ -20,7 +20,7 @@
 //!
 //! ```text
 //!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
-//!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, hooks
+//!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, health, hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked; kinds!), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients; live, parked
 //! 2½  filter/       chains: L4 network filters (accept, bytes), L7 stream filters (HTTP, RPC)
@@ -108,7 +108,8 @@
 //!
 //! **A handoff.** [`generation::ctrl`] receives `HandoffTo` and runs
 //! [`migrate::old::hand_off`] with its `Server` as the [`migrate::Host`]:
-//! once the new generation is accepting, the old one stops, asks connections
+//! first it sends its endpoints' health, which the new generation applies
+//! before it accepts ([`migrate::health`]); once the new generation is accepting, the old one stops, asks connections
 //! to pause a wave at a time ([`conn::registry::Registry::pause_some`]); each
 //! task stops between two pump steps and answers with a
 //! [`conn::state::Parked`], which [`migrate::wire`] describes as a
@@ -127,7 +128,7 @@
 //! the binary ([`cli`]), the fuzz targets and codec tests ([`codec`],
 //! `http::fuzzing`), and the component tests in `worker/tests/`
 //! (`conn::ctx`, `generation::serve`, `migrate::{hooks, new, old,
-//! schema}`).
+//! schema}`; `migrate::health` for the error those return).
 #![warn(unreachable_pub)]
 
 pub mod cli;

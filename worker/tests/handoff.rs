@@ -217,10 +217,22 @@ async fn with_no_schema_in_common_the_old_generation_drains() {
     wait_active(&new_gen, 1).await;
 }
 
-/// A fake new generation that speaks `versions`, says `Accepting`, and
-/// returns the channel for the test to drive.
+/// A fake new generation that speaks `versions`, takes the endpoint
+/// health (schema 3 on), says `Accepting`, and returns the channel for the
+/// test to drive.
 async fn fake_peer(chan: &Channel, versions: &[u16]) {
-    chan.exchange_hellos(Role::Worker, versions).await.unwrap();
+    let peer = chan.exchange_hellos(Role::Worker, versions).await.unwrap();
+    if let schema::Agreed::Schema(agreed) = schema::agree(versions, &peer.versions)
+        && agreed.carries_health()
+    {
+        loop {
+            let message = chan.recv_msg().await.unwrap();
+            let (_, last) = schema::decode_health(agreed, &message).unwrap();
+            if last {
+                break;
+            }
+        }
+    }
     chan.send_msg(Accepting {}).await.unwrap();
 }
 
@@ -259,7 +271,7 @@ async fn unacknowledged_batches_are_resumed_at_the_deadline() {
         None,
     ));
     fake_peer(&b, schema::HANDOFF_VERSIONS).await;
-    let (seq, size) = recv_batch(&b, Schema::V2).await;
+    let (seq, size) = recv_batch(&b, Schema::V3).await;
     assert_eq!((seq, size), (0, COUNT));
     let failure = handing.await.unwrap().unwrap_err();
     tokio::time::resume();

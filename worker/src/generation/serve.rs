@@ -10,7 +10,9 @@
 //! [`Server::new`] builds everything the connection tasks share (the
 //! [`Ctx`]: clusters, each listener's HTTP or RPC context, meters, the fd
 //! budget), starts the clusters' active health checks (which run until
-//! the generation's `Server` is dropped), and keeps the listening side for itself: the sockets, their
+//! the generation's `Server` is dropped, and probe only from the first
+//! [`Server::start_accepting`] on, once a handoff has had its chance to
+//! carry the previous generation's view of the endpoints), and keeps the listening side for itself: the sockets, their
 //! `max_connections` permits and the accept loops, which hand each
 //! accepted socket to a connection task (`conn::task::spawn`).
 //!
@@ -51,6 +53,8 @@ use crate::{http, rpc};
 
 #[cfg(test)]
 mod filter_tests;
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod l7_filter_tests;
 
@@ -435,7 +439,13 @@ impl Server {
     }
 
     /// Starts accepting on every listener (again, after a failed handoff).
+    /// The first time, it also lets the active health checks start: by
+    /// then the endpoints' health holds what the previous generation
+    /// handed over, if it did (`migrate::health`).
     pub fn start_accepting(&self) {
+        for upstream in &self.ctx.upstreams {
+            upstream.health().settle();
+        }
         let mut accepting = self.accept.loops.lock();
         if !accepting.is_empty() {
             return;

@@ -11,6 +11,8 @@
 //!  N (old)                                             N+1 (new)
 //!   | <-- Hello{HANDOFF_VERSIONS} ------------------> |  both ways, within HELLO_TIMEOUT;
 //!   |     both take the highest schema both list       |  none in common: drain (below)
+//!   | -- HealthBatch{schema, last, body}* ----------> |  schema 3 on: endpoint health,
+//!   |                                                  |  applied (HEALTH_TIMEOUT)
 //!   |                                                  |  N+1 starts accepting
 //!   | <--------------------------------- Accepting -- |  within ACCEPTING_TIMEOUT
 //!   | N stops accepting (both held the same sockets,   |
@@ -39,6 +41,18 @@
 //! more. N+1 acknowledges a batch before it moves a byte of it, and N
 //! closes its copies only after the acknowledgement: until then N can
 //! resume the connection with its state intact.
+//!
+//! **Endpoint health moves first** ([`health`], schema 3 on). Right
+//! after the `Hello`s N sends a snapshot of every cluster's endpoint
+//! table — active-check health, ejections as the time left and their
+//! count, outlier runs — and N+1 applies it by cluster name and endpoint
+//! address before it starts accepting, adopts a connection, or lets its
+//! active checkers probe (they start with `start_accepting`). So no
+//! upgrade sends a request to an endpoint N knew to be down, and no
+//! ejection is reset; an unhealthy endpoint comes back only after
+//! `healthy_threshold` passes in N+1. Endpoints the new config lacks are
+//! ignored, new ones start fresh, and with a peer of schema 1 or 2 (or
+//! nothing within `HEALTH_TIMEOUT`) N+1 starts fresh, as before.
 //!
 //! **Pauses are short.** Connections are paused a wave at a time (what one
 //! datagram carries) rather than all at once, so a connection stands still
@@ -117,6 +131,8 @@
 //! * [`wire`] — a parked connection to its wire form (large pending bytes
 //!   in a memfd) and back;
 //! * [`forward`] — write migration, both sides;
+//! * [`health`] — endpoint health and ejections, sent and taken over
+//!   before N+1 accepts;
 //! * [`hooks`] — the test hooks (environment variables) that make failure
 //!   paths reachable from process tests.
 //!
@@ -129,6 +145,7 @@ use std::sync::Arc;
 use crate::conn::ctx::Ctx;
 
 pub(crate) mod forward;
+pub mod health;
 pub mod hooks;
 pub mod new;
 pub mod old;

@@ -1,6 +1,7 @@
 //! The new side of a handoff: take over from the previous generation.
 //!
-//! Start accepting once the channel is up, say `Accepting`, then adopt
+//! Once the channel is up, take over the old generation's endpoint health
+//! (schema 3 on, [`health`]), start accepting, say `Accepting`, then adopt
 //! each `ConnBatch` (fds to sockets, no I/O), acknowledge it, and only then
 //! start the connections; `Forward` pieces go to the moved connections'
 //! inboxes ([`forward::Inboxes`]); `HandoffDone` ends it. See the module
@@ -13,6 +14,7 @@ use crate::conn::state::ConnParts;
 use crate::conn::task;
 use crate::migrate::Host;
 use crate::migrate::forward;
+use crate::migrate::health::{self, HealthError};
 use crate::migrate::hooks::{Hooks, PausePoint};
 use crate::migrate::schema::{self, Agreed, SchemaError};
 use crate::migrate::wire::{WireError, rebuild_batch};
@@ -29,6 +31,8 @@ pub enum TakeoverError {
     Adopt(#[from] WireError),
     #[error("a connection batch, but no handoff schema was agreed (the old generation drains)")]
     BatchWithoutSchema,
+    #[error(transparent)]
+    Health(#[from] HealthError),
     #[error("the takeover task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -81,6 +85,22 @@ pub async fn take_over<H: Host>(
             None
         }
     };
+    // The old generation's view of the endpoints, before a connection
+    // here can pick one (and before the checkers probe: they wait for
+    // `start_accepting`).
+    if let Some(schema) = schema.filter(|s| s.carries_health()) {
+        match health::receive(&chan, schema, server.ctx()).await {
+            Ok(_) => {}
+            Err(HealthError::Ipc(IpcError::Closed)) if activated => {
+                warn!("the old generation closed the handoff before its endpoint health");
+                return Ok(TookOver::default());
+            }
+            Err(HealthError::Timeout) => {
+                warn!("no endpoint health from the old generation: starting fresh");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     server.start_accepting();
     chan.send_msg(Accepting {}).await?;
     let mut took = TookOver::default();
@@ -135,6 +155,8 @@ pub async fn take_over<H: Host>(
                 }
                 inboxes.deliver(piece);
             }
+            // Late after HEALTH_TIMEOUT: this generation started fresh.
+            Message::HealthBatch(_) => {}
             Message::HandoffDone(done) => {
                 info!(adopted = took.adopted, lost = done.lost, "handoff complete");
                 took.complete = true;

@@ -22,6 +22,7 @@ use crate::conn::state::{ConnParts, Parked};
 use crate::conn::task;
 use crate::migrate::Host;
 use crate::migrate::forward;
+use crate::migrate::health::{self, HealthError};
 use crate::migrate::hooks::{Hooks, PausePoint};
 use crate::migrate::schema::{self, Agreed, Schema, SchemaError};
 use crate::migrate::wire::{WireError, describe, fds_of};
@@ -62,6 +63,8 @@ pub struct HandedOff {
 pub enum HandoffError {
     #[error("handoff handshake: {0}")]
     Handshake(#[source] IpcError),
+    #[error("send the endpoint health: {0}")]
+    Health(#[source] HealthError),
     #[error("expected Accepting, got {0:?}")]
     NotAccepting(Kind),
     #[error("waiting for the new generation to accept: {0}")]
@@ -141,6 +144,15 @@ pub async fn hand_off<H: Host>(
         .await
         .map_err(|e| early(HandoffError::Handshake(e)))?;
     debug!(?agreed, "handoff channel up");
+    // Our view of the endpoints goes first: the new generation applies
+    // it before it accepts (see `health`).
+    if let Agreed::Schema(schema) = &agreed
+        && schema.carries_health()
+    {
+        health::send(&chan, *schema, server.ctx())
+            .await
+            .map_err(|e| early(HandoffError::Health(e)))?;
+    }
     match tokio::time::timeout(ACCEPTING_TIMEOUT, chan.recv_msg()).await {
         Ok(Ok(Message::Accepting(_))) => {}
         Ok(Ok(other)) => return Err(early(HandoffError::NotAccepting(other.kind()))),

@@ -20,9 +20,21 @@
 //!   kind: ConnKind (variant index, then its fields),
 //!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
 //! ConnKind variants: 0 Tunnel, 1 Echo, 2 Rpc, 3 Http (also TLS before its
-//!   ClientHello: nothing pending), 4 SpilledTunnel (schema 2 only, see below)
+//!   ClientHello: nothing pending), 4 SpilledTunnel (schema 2 on, see below)
 //!   — each variant one kind's wire form, a struct defined in the kind's
 //!   module, listed in this order by the registry in `conn::state`
+//!
+//! schema 3: batches as in schema 2 (`schema: u16 = 3`), and before the
+//!   first one, right after the Hellos, the old generation's endpoint
+//!   health (`migrate::health`), message kind 26 (HealthBatch):
+//!   envelope: schema: u16 = 3, last: bool
+//!   body = bincode [EndpointState]
+//!
+//! EndpointState:
+//!   cluster: string, address: SocketAddr (serde: variant V4 0 / V6 1, then
+//!   the address's octets and port), health: 0 Unknown | 1 Healthy |
+//!   2 Unhealthy, ejected_for: Option<{secs: u64, nanos: u32}> (time left),
+//!   ejections: u32, consecutive_errors: u32
 //! ```
 //!
 //! (bincode 2, standard config: integers as varints, a string or a byte
@@ -57,12 +69,12 @@
 
 use std::time::Duration;
 
-use baton_ipc::{Channel, ConnBatch, ConnBatchV1, IpcError, Message, Role};
+use baton_ipc::{Channel, ConnBatch, ConnBatchV1, HealthBatch, IpcError, Message, Role};
 use serde::{Deserialize, Serialize};
 
 /// Handoff schema versions this build speaks, oldest first: the previous
-/// release's (1) and this one's (2).
-pub const HANDOFF_VERSIONS: &[u16] = &[Schema::V1.0, Schema::V2.0];
+/// releases' (1, 2) and this one's (3).
+pub const HANDOFF_VERSIONS: &[u16] = &[Schema::V1.0, Schema::V2.0, Schema::V3.0];
 
 /// A handoff schema version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,6 +89,17 @@ impl Schema {
     /// the connections are written as in schema 1, and a tunnel whose
     /// pending bytes went to a memfd (`SpilledTunnel`) may be among them.
     pub const V2: Schema = Schema(2);
+    /// Schema 3: connections as in schema 2 (kind-23 batches saying
+    /// `schema: 3`), and before them, right after the `Hello`s, the old
+    /// generation's endpoint health ([`EndpointState`] lists in kind-26
+    /// `HealthBatch`es; see the module doc).
+    pub const V3: Schema = Schema(3);
+
+    /// Whether the old generation sends its endpoint health in this
+    /// version (before the new one accepts).
+    pub fn carries_health(self) -> bool {
+        self >= Schema::V3
+    }
 }
 
 impl std::fmt::Display for Schema {
@@ -143,7 +166,7 @@ impl ConnState {
     /// Whether this connection has a form in `schema`; if not, it stays
     /// in the old generation and drains there.
     pub fn writable_in(&self, schema: Schema) -> Result<(), SchemaError> {
-        if !matches!(schema, Schema::V1 | Schema::V2) {
+        if !matches!(schema, Schema::V1 | Schema::V2 | Schema::V3) {
             return Err(SchemaError::UnknownSchema(schema));
         }
         if schema.0 < self.kind.since() {
@@ -188,6 +211,12 @@ pub enum SchemaError {
     TooManyFds(usize),
     #[error("a {0:?} message is not a connection batch")]
     NotABatch(baton_ipc::Kind),
+    #[error("a {0:?} message is not a health batch")]
+    NotHealth(baton_ipc::Kind),
+    #[error("handoff schema {0} carries no endpoint health")]
+    NoHealth(Schema),
+    #[error("an endpoint's health ({0} bytes) does not fit a datagram")]
+    RecordTooLarge(usize),
 }
 
 /// bincode counts its limit in decoded bytes (a one-byte varint claims
@@ -232,7 +261,7 @@ pub fn encode_batch(schema: Schema, seq: u64, conns: &[ConnState]) -> Result<Mes
             // 1's `ConnBatch { seq, conns }`.
             body: encode(schema, &(seq, conns))?,
         })),
-        Schema::V2 => Ok(Message::ConnBatch(ConnBatch {
+        Schema::V2 | Schema::V3 => Ok(Message::ConnBatch(ConnBatch {
             seq,
             schema: schema.0,
             fds,
@@ -257,7 +286,9 @@ pub fn decode_batch(
         Message::ConnBatch(batch) => {
             let got = Schema(batch.schema);
             let decoded = match got {
-                Schema::V2 => decode::<Vec<ConnState>>(got, &batch.body).map(|c| (batch.seq, c)),
+                Schema::V2 | Schema::V3 => {
+                    decode::<Vec<ConnState>>(got, &batch.body).map(|c| (batch.seq, c))
+                }
                 other => Err(SchemaError::UnknownSchema(other)),
             };
             (got, batch.fds, decoded)
@@ -277,6 +308,96 @@ pub fn decode_batch(
         }
         Ok((seq, conns))
     })
+}
+
+/// What an endpoint's active checks say, on the wire (schema 3 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndpointHealth {
+    /// Not checked (yet), or its cluster has no active check.
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+/// One upstream endpoint as the old generation sees it (schema 3 on):
+/// what the new generation starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointState {
+    /// The cluster's name and the endpoint's address: the key the new
+    /// generation looks it up by.
+    pub cluster: String,
+    pub address: std::net::SocketAddr,
+    pub health: EndpointHealth,
+    /// How much longer it stays ejected, if it is: a duration, since an
+    /// instant means nothing in another process.
+    pub ejected_for: Option<Duration>,
+    /// Times it has been ejected (the next ejection lasts longer).
+    pub ejections: u32,
+    /// Its current run of errors, for outlier detection.
+    pub consecutive_errors: u32,
+}
+
+/// The body bytes a health batch may hold: a datagram's, less room for
+/// the message's own fields.
+const HEALTH_BODY: usize = baton_ipc::MAX_BODY - 64;
+
+/// The messages carrying `endpoints` in `schema`: as many
+/// `HealthBatch`es as datagrams need (at least one, `last` on the final
+/// one).
+pub fn encode_health(
+    schema: Schema,
+    endpoints: &[EndpointState],
+) -> Result<Vec<Message>, SchemaError> {
+    if !schema.carries_health() {
+        return Err(SchemaError::NoHealth(schema));
+    }
+    // Cut by encoded size: a list is its length (a varint, ≤ 10 bytes)
+    // then its elements' bytes.
+    let mut runs: Vec<&[EndpointState]> = Vec::new();
+    let (mut start, mut size) = (0, 10);
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let len = encode(schema, endpoint)?.len();
+        if 10 + len > HEALTH_BODY {
+            return Err(SchemaError::RecordTooLarge(len));
+        }
+        if size + len > HEALTH_BODY {
+            runs.push(&endpoints[start..i]);
+            (start, size) = (i, 10);
+        }
+        size += len;
+    }
+    runs.push(&endpoints[start..]);
+    let count = runs.len();
+    runs.into_iter()
+        .enumerate()
+        .map(|(i, run)| {
+            Ok(Message::HealthBatch(HealthBatch {
+                schema: schema.0,
+                last: i + 1 == count,
+                body: encode(schema, &run)?,
+            }))
+        })
+        .collect()
+}
+
+/// Reads a health batch in the `agreed` schema: its endpoints, and
+/// whether it is the last.
+pub fn decode_health(
+    agreed: Schema,
+    message: &Message,
+) -> Result<(Vec<EndpointState>, bool), SchemaError> {
+    let Message::HealthBatch(batch) = message else {
+        return Err(SchemaError::NotHealth(message.kind()));
+    };
+    let got = Schema(batch.schema);
+    if got != agreed {
+        return Err(SchemaError::WrongSchema { got, agreed });
+    }
+    match got {
+        Schema::V3 => Ok((decode(got, &batch.body)?, batch.last)),
+        Schema::V1 | Schema::V2 => Err(SchemaError::NoHealth(got)),
+        other => Err(SchemaError::UnknownSchema(other)),
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,11 @@
 //!   Written by whoever learns a request's outcome ([`ClusterHealth::report`]).
 //!
 //! Every field is plain data keyed by (cluster name, endpoint address)
-//! ([`ClusterHealth::records`]), so that a later generation can be handed
-//! the table across an upgrade.
+//! ([`ClusterHealth::records`]): at an upgrade the old generation hands
+//! the table to the new one, which takes it over
+//! ([`ClusterHealth::restore`]) before it accepts and before its
+//! checkers start ([`ClusterHealth::settle`]; the `migrate` layer
+//! carries it).
 //!
 //! # Choosing among the available
 //!
@@ -60,6 +63,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use baton_config::{Cluster, OutlierDetection};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::telemetry::meters::EndpointMeter;
@@ -120,6 +124,7 @@ pub(crate) struct EndpointRecord {
     /// How much longer it stays ejected, if it is.
     pub(crate) ejected_for: Option<Duration>,
     pub(crate) ejections: u32,
+    pub(crate) consecutive_errors: u32,
 }
 
 /// The health of one cluster's endpoints in this generation.
@@ -136,6 +141,9 @@ pub(crate) struct ClusterHealth {
     /// fast path.
     unhealthy: AtomicUsize,
     ejected: AtomicUsize,
+    /// Whether the table holds its starting state: the active checkers
+    /// wait for it before their first probe ([`ClusterHealth::settle`]).
+    settled: watch::Sender<bool>,
 }
 
 impl ClusterHealth {
@@ -168,6 +176,7 @@ impl ClusterHealth {
             panic_threshold: cluster.healthy_panic_threshold,
             unhealthy: AtomicUsize::new(0),
             ejected: AtomicUsize::new(0),
+            settled: watch::Sender::new(false),
         }
     }
 
@@ -328,11 +337,66 @@ impl ClusterHealth {
         }
     }
 
+    /// The table holds its starting state (fresh, or carried over from
+    /// the previous generation): the active checkers may start probing.
+    /// Idempotent.
+    pub(crate) fn settle(&self) {
+        self.settled.send_replace(true);
+    }
+
+    /// Resolves once [`ClusterHealth::settle`] has been called.
+    pub(crate) async fn settled(&self) {
+        let mut settled = self.settled.subscribe();
+        // The sender lives as long as `self`: no error while we borrow it.
+        let _ = settled.wait_for(|s| *s).await;
+    }
+
+    /// Takes over what a previous generation knew of the endpoint at
+    /// `record.address`, if this cluster has it (returns whether it
+    /// does). Health only when this cluster has an active check (without
+    /// one nothing would ever bring an endpoint back), ejections only
+    /// when it has outlier detection; an ejection keeps its remaining
+    /// time and its count, so the next one lasts as long as it would
+    /// have there. Not counted as a new ejection in the meters: the
+    /// previous generation counted it.
+    pub(crate) fn restore(&self, record: &EndpointRecord, has_check: bool) -> bool {
+        let Some((i, e)) = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.address == record.address)
+        else {
+            return false;
+        };
+        if has_check && record.health != Health::Unknown {
+            self.set_health(EndpointIndex(i), record.health);
+        }
+        if self.outlier.is_some() {
+            e.ejections.store(record.ejections, Ordering::Relaxed);
+            e.consecutive_errors
+                .store(record.consecutive_errors, Ordering::Relaxed);
+            if let Some(left) = record.ejected_for.filter(|left| !left.is_zero()) {
+                let until = self
+                    .now_ms()
+                    .saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+                if e.ejected_until.swap(until, Ordering::Relaxed) == 0 {
+                    self.ejected.fetch_add(1, Ordering::Relaxed);
+                }
+                // The gauge shows it (the counter of ejections does not
+                // count it again: the previous generation did).
+                e.meter.ejected.store(1, Ordering::Relaxed);
+                tracing::info!(
+                    cluster = %self.cluster,
+                    endpoint = %e.address,
+                    ?left,
+                    "endpoint stays ejected (carried over from the previous generation)"
+                );
+            }
+        }
+        true
+    }
+
     /// The table as plain data.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "for health across upgrades (issue 14 item 5)")
-    )]
     pub(crate) fn records(&self) -> Vec<EndpointRecord> {
         let now = self.now_ms();
         self.endpoints
@@ -346,6 +410,7 @@ impl ClusterHealth {
                     Duration::from_millis(until.saturating_sub(now))
                 }),
                 ejections: e.ejections.load(Ordering::Relaxed),
+                consecutive_errors: e.consecutive_errors.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -571,5 +636,60 @@ mod tests {
         assert!(health.available(EndpointIndex(1)));
         assert_eq!(load(&meters[1].ejected), 0);
         assert_eq!(load(&meters[1].ejections), 1);
+    }
+
+    /// What a previous generation knew comes back: health (with a
+    /// check), the ejection's remaining time and count (with outlier
+    /// detection), so the next ejection lasts as long as it would have.
+    #[tokio::test(start_paused = true)]
+    async fn a_restored_table_keeps_health_and_ejections() {
+        let c = cluster(4, Some(outlier(3, 50)));
+        let (old, _) = healthy(&c);
+        old.set_health(EndpointIndex(0), Health::Unhealthy);
+        for _ in 0..3 {
+            old.report(EndpointIndex(1), Outcome::Failure);
+        }
+        old.report(EndpointIndex(2), Outcome::Failure);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let records = old.records();
+        // (Deadlines count from 1 ms: 0 means "not ejected".)
+        assert_eq!(records[1].ejected_for.map(|d| d.as_secs()), Some(20));
+
+        let (new, b) = healthy(&c);
+        for record in &records {
+            assert!(new.restore(record, true));
+        }
+        assert_eq!(new.records(), records);
+        assert_eq!(new.records()[2].consecutive_errors, 1);
+        assert_eq!(firsts(&b, 6), [2, 3, 2, 3, 2, 3]);
+        tokio::time::advance(Duration::from_secs(21)).await;
+        assert!(new.available(EndpointIndex(1)), "back when its time is up");
+        // The next ejection is its second: twice the base.
+        for _ in 0..3 {
+            new.report(EndpointIndex(1), Outcome::Failure);
+        }
+        assert_eq!(new.records()[1].ejections, 2);
+        assert_eq!(new.records()[1].ejected_for, Some(Duration::from_secs(60)));
+
+        // An address this cluster does not have is ignored.
+        let mut stranger = records[0].clone();
+        stranger.address = "127.0.0.1:1".parse().unwrap();
+        assert!(!new.restore(&stranger, true));
+    }
+
+    /// Without an active check nothing would bring an endpoint back, and
+    /// without outlier detection nothing ejects: a cluster takes only
+    /// what it has the means to revise.
+    #[tokio::test(start_paused = true)]
+    async fn a_cluster_takes_only_the_state_it_can_revise() {
+        let (old, _) = healthy(&cluster(2, Some(outlier(1, 50))));
+        old.set_health(EndpointIndex(0), Health::Unhealthy);
+        old.report(EndpointIndex(0), Outcome::Failure);
+        let (new, _) = healthy(&cluster(2, None));
+        for record in old.records() {
+            assert!(new.restore(&record, false));
+        }
+        assert_eq!(new.health(EndpointIndex(0)), Health::Unknown);
+        assert!(new.available(EndpointIndex(0)));
     }
 }

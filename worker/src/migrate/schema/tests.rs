@@ -9,6 +9,7 @@
 //! `BATON_WRITE_MISSING_FIXTURES=1` the missing files (never existing
 //! ones) are written from this build, to be reviewed and committed.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -257,6 +258,10 @@ fn the_highest_common_version_wins_and_none_means_drain() {
     assert_eq!(agree(&[1], &[1, 2]), Agreed::Schema(Schema::V1));
     assert_eq!(agree(&[1, 2], &[1, 2, 3]), Agreed::Schema(Schema::V2));
     assert_eq!(
+        agree(HANDOFF_VERSIONS, &[1, 2, 3]),
+        Agreed::Schema(Schema::V3)
+    );
+    assert_eq!(
         agree(&[1, 2], &[99]),
         Agreed::Drain {
             ours: vec![1, 2],
@@ -305,6 +310,115 @@ fn garbage_and_hostile_lengths_are_errors() {
     });
     assert!(matches!(
         decode_batch(Schema::V1, &garbage),
+        Err(SchemaError::Decode { .. })
+    ));
+}
+
+/// Endpoint health of every form: every health, ejected or not.
+fn health_samples() -> Vec<EndpointState> {
+    vec![
+        EndpointState {
+            cluster: "orders".into(),
+            address: "10.0.0.5:9000".parse().unwrap(),
+            health: EndpointHealth::Unhealthy,
+            ejected_for: None,
+            ejections: 0,
+            consecutive_errors: 1,
+        },
+        EndpointState {
+            cluster: "orders".into(),
+            address: "[2001:db8::1]:8080".parse().unwrap(),
+            health: EndpointHealth::Healthy,
+            ejected_for: Some(Duration::from_millis(29_250)),
+            ejections: 2,
+            consecutive_errors: 0,
+        },
+        EndpointState {
+            cluster: "users".into(),
+            address: "127.0.0.1:80".parse().unwrap(),
+            health: EndpointHealth::Unknown,
+            ejected_for: None,
+            ejections: 0,
+            consecutive_errors: 0,
+        },
+    ]
+}
+
+#[test]
+fn endpoint_health_is_written_as_its_golden_fixture() {
+    for &version in HANDOFF_VERSIONS {
+        let schema = Schema(version);
+        if !schema.carries_health() {
+            assert!(matches!(
+                encode_health(schema, &health_samples()),
+                Err(SchemaError::NoHealth(_))
+            ));
+            continue;
+        }
+        let messages = encode_health(schema, &health_samples()).unwrap();
+        assert_eq!(messages.len(), 1, "three endpoints fit one datagram");
+        let ours = messages[0].encode_body().unwrap();
+        let golden = fixture(schema, "health", &ours);
+        assert_eq!(
+            hex(&ours),
+            hex(&golden),
+            "endpoint health in schema {schema} changed: a new encoding needs a new schema version"
+        );
+        let back = Message::decode_frame(messages[0].kind() as u8, 0, &golden).unwrap();
+        assert_eq!(
+            decode_health(schema, &back).unwrap(),
+            (health_samples(), true)
+        );
+    }
+}
+
+/// Many endpoints go in as many datagrams as they need, in order, the
+/// last one marked; none at all is still one (empty, last) batch.
+#[test]
+fn endpoint_health_is_cut_under_the_datagram_bound() {
+    let many: Vec<EndpointState> = (0..20_000u16)
+        .map(|i| EndpointState {
+            cluster: format!("cluster-{}", i / 100),
+            address: SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 9000 + i)),
+            ..health_samples()[1].clone()
+        })
+        .collect();
+    let messages = encode_health(Schema::V3, &many).unwrap();
+    assert!(messages.len() > 1);
+    let mut back = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let body = message.encode_body().unwrap();
+        assert!(body.len() <= baton_ipc::MAX_BODY);
+        let (endpoints, last) = decode_health(Schema::V3, message).unwrap();
+        assert_eq!(last, i + 1 == messages.len());
+        back.extend(endpoints);
+    }
+    assert_eq!(back, many);
+    let none = encode_health(Schema::V3, &[]).unwrap();
+    assert_eq!(none.len(), 1);
+    assert_eq!(decode_health(Schema::V3, &none[0]).unwrap(), (vec![], true));
+}
+
+#[test]
+fn endpoint_health_in_another_schema_or_message_is_refused() {
+    let message = encode_health(Schema::V3, &health_samples())
+        .unwrap()
+        .remove(0);
+    assert!(matches!(
+        decode_health(Schema::V2, &message),
+        Err(SchemaError::WrongSchema { .. })
+    ));
+    assert!(matches!(
+        decode_health(Schema::V3, &Message::ConnAck(baton_ipc::ConnAck { seq: 1 })),
+        Err(SchemaError::NotHealth(_))
+    ));
+    let garbage = Message::HealthBatch(baton_ipc::HealthBatch {
+        schema: 3,
+        last: true,
+        body: vec![0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10],
+    });
+    assert!(matches!(
+        decode_health(Schema::V3, &garbage),
         Err(SchemaError::Decode { .. })
     ));
 }

@@ -1,6 +1,10 @@
 //! Active health checks: one task per endpoint of every cluster with a
 //! `[clusters.health_check]`, started when a generation is built and
-//! stopped (aborted) when it is dropped ([`Checkers`]).
+//! stopped (aborted) when it is dropped ([`Checkers`]). A task probes
+//! only once its table is settled ([`ClusterHealth::settle`], when the
+//! generation first accepts): after an upgrade it starts from what the
+//! previous generation knew, so a carried `Unhealthy` needs
+//! `healthy_threshold` passes like any other.
 //!
 //! Each task probes its endpoint, waits `interval` (plus up to
 //! `interval_jitter` at random), and probes again. A probe that does not
@@ -90,6 +94,9 @@ async fn checker(health: Arc<ClusterHealth>, endpoint: EndpointIndex, check: Hea
     let Some(addr) = health.address(endpoint) else {
         return;
     };
+    // Start from the table's starting state: an endpoint a previous
+    // generation found unhealthy stays so until `healthy_threshold` passes.
+    health.settled().await;
     let rng = Rng::from_entropy();
     let (mut passes, mut failures) = (0u32, 0u32);
     loop {
