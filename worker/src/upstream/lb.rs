@@ -556,6 +556,14 @@ mod testing {
             .collect()
     }
 
+    /// Endpoints from [`addresses`] with these weights, in order.
+    pub(super) fn weighted(weights: &[u32]) -> Vec<(SocketAddr, u32)> {
+        addresses(weights.len())
+            .into_iter()
+            .zip(weights.iter().copied())
+            .collect()
+    }
+
     /// The endpoint `balancer` chooses for `key`.
     pub(super) fn first(balancer: &dyn Balancer, key: &str) -> usize {
         let keys = KeyPick(key);

@@ -112,15 +112,11 @@ impl Balancer for Maglev {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{KeyPick, addresses, assert_keys_follow, first};
+    use super::super::testing::{KeyPick, addresses, assert_keys_follow, first, weighted};
     use super::*;
 
     fn maglev(weights: &[u32]) -> Maglev {
-        let endpoints: Vec<_> = addresses(weights.len())
-            .into_iter()
-            .zip(weights.iter().copied())
-            .collect();
-        Maglev::new(&endpoints, KeyPick::policy(), Rng::seeded(1))
+        Maglev::new(&weighted(weights), KeyPick::policy(), Rng::seeded(1))
     }
 
     #[test]

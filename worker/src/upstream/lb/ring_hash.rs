@@ -90,15 +90,11 @@ impl Balancer for RingHash {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{KeyPick, addresses, assert_keys_follow, first};
+    use super::super::testing::{KeyPick, addresses, assert_keys_follow, first, weighted};
     use super::*;
 
     fn ring_hash(weights: &[u32]) -> RingHash {
-        let endpoints: Vec<_> = addresses(weights.len())
-            .into_iter()
-            .zip(weights.iter().copied())
-            .collect();
-        RingHash::new(&endpoints, KeyPick::policy(), Rng::seeded(1))
+        RingHash::new(&weighted(weights), KeyPick::policy(), Rng::seeded(1))
     }
 
     #[test]
