@@ -4,6 +4,8 @@
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use crate::{Baton, PATIENCE};
 
 /// A plain HTTP response.
@@ -76,4 +78,43 @@ pub fn sample(scrape: &str, series: &str) -> Option<f64> {
                 .parse()
                 .ok()
         })
+}
+
+/// `/metrics` now (from async code: the request blocks a pool thread,
+/// not the runtime).
+pub async fn metrics(baton: &Baton) -> String {
+    let admin = baton.admin_addr();
+    tokio::task::spawn_blocking(move || http(admin, "GET", "/metrics").body)
+        .await
+        .unwrap()
+}
+
+/// The sum of `family`'s integer samples whose labels include `label`.
+pub fn sum(scrape: &str, family: &str, label: &str) -> u64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The value of `family`'s sample for upstream `endpoint` (0 when
+/// absent).
+pub fn endpoint_sample(scrape: &str, family: &str, endpoint: SocketAddr) -> u64 {
+    sum(scrape, family, &format!("endpoint=\"{endpoint}\""))
+}
+
+/// Polls `/metrics` until `endpoint`'s health gauge
+/// (`baton_upstream_healthy`) is `want` (1 healthy, 0 not); panics after
+/// [`PATIENCE`].
+pub async fn wait_health(baton: &Baton, endpoint: SocketAddr, want: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while endpoint_sample(&metrics(baton).await, "baton_upstream_healthy", endpoint) != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{endpoint} never became {}",
+            if want == 1 { "healthy" } else { "unhealthy" }
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

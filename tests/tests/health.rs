@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use baton_tests::admin::http;
+use baton_tests::admin::{endpoint_sample as sample, metrics, sum, wait_health};
 use baton_tests::bolt::{BoltClient, BoltServer, read_frame, response};
 use baton_tests::http_peer::Client;
 use baton_tests::{Baton, PATIENCE};
@@ -191,31 +191,6 @@ fn config(endpoints: &[SocketAddr], retries: u32, extra: &str) -> String {
 const HTTP_CHECK: &str = "[clusters.health_check]\nkind = \"http\"\npath = \"/healthz\"\n\
      interval = \"100ms\"\ntimeout = \"2s\"\nhealthy_threshold = 2\nunhealthy_threshold = 2\n";
 
-/// `/metrics` now.
-async fn metrics(baton: &Baton) -> String {
-    let admin = baton.admin_addr();
-    tokio::task::spawn_blocking(move || http(admin, "GET", "/metrics").body)
-        .await
-        .unwrap()
-}
-
-/// The sum of `family`'s samples whose labels include `label`.
-fn sum(body: &str, family: &str, label: &str) -> u64 {
-    body.lines()
-        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// The value of `family`'s sample for `endpoint` (0 when absent).
-fn sample(body: &str, family: &str, endpoint: SocketAddr) -> u64 {
-    sum(body, family, &format!("endpoint=\"{endpoint}\""))
-}
-
-async fn endpoint_metric(baton: &Baton, family: &str, endpoint: SocketAddr) -> u64 {
-    sample(&metrics(baton).await, family, endpoint)
-}
-
 /// The first `/metrics` that counts at least `answered` 2xx responses
 /// (the workers report once a second).
 async fn snapshot_after(baton: &Baton, answered: usize) -> String {
@@ -228,19 +203,6 @@ async fn snapshot_after(baton: &Baton, answered: usize) -> String {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no snapshot with {answered} responses"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls `/metrics` until `endpoint`'s health gauge is `want`.
-async fn wait_health(baton: &Baton, endpoint: SocketAddr, want: u64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while endpoint_metric(baton, "baton_upstream_healthy", endpoint).await != want {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{endpoint} never became {}",
-            if want == 1 { "healthy" } else { "unhealthy" }
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

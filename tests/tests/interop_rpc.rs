@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use baton_tests::admin::wait_health;
 use baton_tests::faults::cli_at;
 use baton_tests::{Baton, PATIENCE};
 use serde_json::{Value, json};
@@ -81,7 +82,7 @@ fn shorten(line: &str) -> String {
 #[derive(Debug)]
 struct Peer {
     name: String,
-    _child: Child,
+    child: Child,
     stdin: ChildStdin,
     lines: mpsc::UnboundedReceiver<Value>,
     /// Every line received so far, in order.
@@ -131,7 +132,7 @@ impl Peer {
         });
         Peer {
             name: name.to_string(),
-            _child: child,
+            child,
             stdin,
             lines,
             seen: Vec::new(),
@@ -175,6 +176,11 @@ impl Peer {
         reply
     }
 
+    /// Kills the script and waits until it is gone (its sockets closed).
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     fn events(&self, event: &str) -> Vec<&Value> {
         self.seen.iter().filter(|v| v["event"] == event).collect()
     }
@@ -194,13 +200,28 @@ impl Server {
     /// With `hold_slow`, `slowEcho` calls wait for [`Server::release`]
     /// before their own delay.
     async fn start_with(protocol: &str, name: &str, services: &[&str], hold_slow: bool) -> Server {
-        let mut peer = Peer::spawn(
-            &format!("server {name}"),
-            "rpc_server.js",
-            json!({
-                "protocol": protocol, "name": name, "services": services, "holdSlow": hold_slow,
-            }),
-        );
+        Server::spawn(
+            protocol,
+            name,
+            json!({ "services": services, "holdSlow": hold_slow }),
+        )
+        .await
+    }
+
+    /// A server on `port` (0: any), answering for `services`.
+    async fn start_on(protocol: &str, name: &str, services: &[&str], port: u16) -> Server {
+        Server::spawn(
+            protocol,
+            name,
+            json!({ "services": services, "port": port }),
+        )
+        .await
+    }
+
+    async fn spawn(protocol: &str, name: &str, mut options: Value) -> Server {
+        options["protocol"] = json!(protocol);
+        options["name"] = json!(name);
+        let mut peer = Peer::spawn(&format!("server {name}"), "rpc_server.js", options);
         peer.wait_until("listening", |seen| {
             seen.iter().any(|v| v["event"] == "listening")
         })
@@ -234,6 +255,18 @@ impl Server {
             .await;
     }
 
+    /// Waits until a request whose value starts with `prefix` was seen.
+    async fn wait_request(&mut self, prefix: &str) {
+        self.peer
+            .wait_until(&format!("a request {prefix}…"), |seen| {
+                seen.iter().any(|v| {
+                    v["event"] == "request"
+                        && v["value"].as_str().is_some_and(|v| v.starts_with(prefix))
+                })
+            })
+            .await;
+    }
+
     /// Waits until `count` connections were accepted (see
     /// [`Server::wait_requests`]).
     async fn wait_connections(&mut self, count: usize) {
@@ -252,6 +285,12 @@ impl Server {
                 seen.iter().any(|v| v["event"] == "released")
             })
             .await;
+    }
+
+    /// Stops the server abruptly (its process killed), with whatever it
+    /// had in flight.
+    async fn kill(self) {
+        self.peer.kill().await;
     }
 
     /// Remote addresses of the connections accepted, and of those closed.
@@ -813,6 +852,89 @@ async fn bolt_sofa_rpc_node_routes_by_service() {
     assert_eq!(b.requests().len(), 30, "Users to b");
 }
 
+/// A round of 60 `echo` calls that must all succeed: how many each server
+/// answered.
+async fn round(client: &mut Client, what: &str) -> BTreeMap<String, usize> {
+    let values = values(what, 60);
+    let tag = client.start_calls(ECHO, "echo", echo_args(&values)).await;
+    let mut by_server = BTreeMap::new();
+    for (i, result) in client.results(&tag).await.into_iter().enumerate() {
+        let answer = result.unwrap_or_else(|e| panic!("{what}: call {i} failed: {e}"));
+        let (server, rest) = answer.split_once('|').unwrap();
+        assert!(
+            rest == format!("{ECHO}|{}", values[i]),
+            "{what}: call {i} answered {:?}",
+            shorten(rest)
+        );
+        *by_server.entry(server.to_string()).or_default() += 1;
+    }
+    by_server
+}
+
+/// Three servers behind a cluster with `protocol` heartbeat checks (the
+/// servers' own heartbeat handling answers them). One is killed while
+/// calls are in flight: once its checks fail it gets nothing, and no call
+/// fails from then on. Started again on the same port, it is healthy
+/// after `healthy_threshold` answered heartbeats and gets calls again.
+/// (Calls the killed server had taken and not answered fail with the
+/// proxy's error: an RPC call is not known to be idempotent, so it is
+/// not retried, as in Envoy's Dubbo and Thrift proxies.)
+async fn heartbeat_checks_follow_a_stopped_server(protocol: &str, kind: ClientKind) {
+    let mut servers = Vec::new();
+    for name in ["a", "b", "c"] {
+        servers.push(Server::start(protocol, name, &[ECHO]).await);
+    }
+    let addrs: Vec<String> = servers.iter().map(|s| format!("\"{}\"", s.addr)).collect();
+    let config = format!(
+        "[admin]\naddress = \"127.0.0.1:0\"\n\n\
+         [[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{protocol}\"\n\
+         cluster = \"default\"\nrequest_timeout = \"10s\"\n\n\
+         [[clusters]]\nname = \"default\"\nendpoints = [{}]\nconnections_per_endpoint = 1\n\
+         [clusters.health_check]\nkind = \"heartbeat\"\nprotocol = \"{protocol}\"\n\
+         interval = \"100ms\"\ntimeout = \"2s\"\nhealthy_threshold = 2\nunhealthy_threshold = 2\n",
+        addrs.join(", ")
+    );
+    let baton = Baton::start(&config);
+    for server in &servers {
+        wait_health(&baton, server.addr, 1).await;
+    }
+    let mut client = Client::start(kind, baton.addr("rpc")).await;
+    let first = round(&mut client, "all three").await;
+    assert_eq!(first.len(), 3, "every server takes calls: {first:?}");
+
+    // Killed with calls in flight.
+    let in_flight = client
+        .start_calls(ECHO, "echo", echo_args(&values("kill", 300)))
+        .await;
+    let mut c = servers.pop().unwrap();
+    c.wait_request("kill-").await;
+    let c_addr = c.addr;
+    c.kill().await;
+    let lost = client
+        .results(&in_flight)
+        .await
+        .iter()
+        .filter(|r| r.is_err())
+        .count();
+    eprintln!("calls lost with the killed server: {lost}");
+    wait_health(&baton, c_addr, 0).await;
+    for n in 0..3 {
+        let without = round(&mut client, &format!("without c {n}")).await;
+        assert!(!without.contains_key("c"), "{without:?}");
+    }
+
+    // Back on the same port.
+    let _c = Server::start_on(protocol, "c", &[ECHO], c_addr.port()).await;
+    wait_health(&baton, c_addr, 1).await;
+    let back = round(&mut client, "c back").await;
+    assert_eq!(back.len(), 3, "c takes calls again: {back:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bolt_heartbeat_checks_follow_a_stopped_sofa_rpc_node_server() {
+    heartbeat_checks_follow_a_stopped_server("bolt", ClientKind::SofaBolt).await;
+}
+
 // === Dubbo 2: dubbo2.js and sofa-rpc-node/dubbo-remoting ↔ sofa-rpc-node/dubbo-remoting ===
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -843,6 +965,11 @@ async fn dubbo_dubbo2js_gets_the_proxys_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dubbo_sofa_rpc_node_gets_the_proxys_errors() {
     the_proxys_errors_reach_the_client("dubbo", ClientKind::SofaDubbo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dubbo_heartbeat_checks_follow_a_stopped_sofa_rpc_node_server() {
+    heartbeat_checks_follow_a_stopped_server("dubbo", ClientKind::SofaDubbo).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
