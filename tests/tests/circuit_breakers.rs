@@ -165,6 +165,90 @@ async fn bolt_request_11_gets_the_busy_error_frame_while_10_are_in_flight() {
     assert_eq!(after.status, 0, "the units came back with the answers");
 }
 
+/// An endpoint no connect to ever completes: a listener whose accept
+/// queue (backlog 0: room for one) the test fills itself, so the kernel
+/// drops every other connect's SYN and the connect waits for its
+/// `connect_timeout`.
+struct BlackHole {
+    addr: std::net::SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _filler: TcpStream,
+}
+
+impl BlackHole {
+    async fn start() -> BlackHole {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let filler = TcpStream::connect(addr).await.unwrap();
+        BlackHole {
+            addr,
+            _listener: listener,
+            _filler: filler,
+        }
+    }
+}
+
+/// A cluster whose connects hang (see [`BlackHole`]) with
+/// `max_pending_requests = 2`.
+const PENDING_TWO: &str =
+    "connect_timeout = \"60s\"\n[clusters.circuit_breakers]\nmax_pending_requests = 2\n";
+
+/// Two requests wait for a connection to an endpoint that never accepts:
+/// the third is answered 503 at once, by reason `max_pending_requests`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_request_3_is_answered_503_while_2_wait_for_a_connection() {
+    let hole = BlackHole::start().await;
+    let baton = Baton::start(&config("http", hole.addr, PENDING_TWO));
+    let mut waiting = Vec::new();
+    for i in 0..2 {
+        let mut client = Client::connect(baton.addr("front")).await;
+        client
+            .send(format!("GET /wait/{i} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .await;
+        waiting.push(client);
+    }
+    expect_active(&baton, "c", "pending_requests", 2);
+    let mut third = Client::connect(baton.addr("front")).await;
+    let refused = third.get("/third").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(
+        refused.header("x-baton-overloaded"),
+        Some("max_pending_requests")
+    );
+    expect_overflows(&baton, "c", "max_pending_requests", 1);
+    expect_active(&baton, "c", "pending_requests", 2);
+}
+
+/// The same for Bolt: two calls (from two clients: a client's requests
+/// go upstream in order) wait for the pool's connections, the third gets
+/// the busy error frame at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bolt_request_3_gets_the_busy_error_frame_while_2_wait_for_a_connection() {
+    let hole = BlackHole::start().await;
+    let baton = Baton::start(&config("bolt", hole.addr, PENDING_TWO));
+    let mut waiting = Vec::new();
+    for id in 1..=2u32 {
+        let client = BoltClient::connect(baton.addr("front")).await;
+        waiting.push(tokio::spawn(async move {
+            let _ = client.call(id, &[], b"waits").await;
+        }));
+    }
+    let client = BoltClient::connect(baton.addr("front")).await;
+    expect_active(&baton, "c", "pending_requests", 2);
+    let refused = timeout(PATIENCE, client.call(3, &[], b"third"))
+        .await
+        .unwrap()
+        .expect("an error frame, not a closed connection");
+    assert_eq!(refused.id, 3);
+    assert_eq!(refused.status, BOLT_BUSY);
+    expect_overflows(&baton, "c", "max_pending_requests", 1);
+    for task in waiting {
+        task.abort();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_l4_connection_past_max_connections_is_closed() {
     let echo = Echo::start().await;

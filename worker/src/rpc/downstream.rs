@@ -469,15 +469,7 @@ impl Downstream {
                     .or_else(|| self.pinned.first());
                 if let Some((_, pinned)) = pinned {
                     let now = Instant::now();
-                    let up = UpRequest {
-                        frame,
-                        reply: None,
-                        deadline: now,
-                        started: now,
-                        route: None,
-                        load: None,
-                        circuit: None,
-                    };
+                    let up = UpRequest::new(frame, None, now, now, None);
                     let _ = pinned.send(up).await;
                 }
             }
@@ -515,15 +507,13 @@ impl Downstream {
             listener.default_cluster,
             frame.attributes(),
         );
-        let request = UpRequest {
+        let request = UpRequest::new(
             frame,
             reply,
-            deadline: started + listener.request_timeout,
+            started + listener.request_timeout,
             started,
-            route: matched,
-            load: None,
-            circuit: None,
-        };
+            matched,
+        );
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
             Pinning::Pooled => self.ctx.pool(cluster).send(request, self.peer).await,
@@ -583,7 +573,7 @@ impl Downstream {
                     listener.codec,
                     self.ctx.order.clone(),
                     Arc::clone(&listener.meters),
-                    Some((self.inbox_tx.downgrade(), cluster)),
+                    pool::Owner::Client(self.inbox_tx.downgrade(), cluster),
                 )
                 .await;
                 match connected {
@@ -592,7 +582,10 @@ impl Downstream {
                     Err(e) if e.overflow.is_some() => {
                         return Err((request, ErrorKind::Overloaded));
                     }
-                    Err(_) => return Err((request, ErrorKind::Unavailable)),
+                    Err(e) => {
+                        warn!(error = %e, "no upstream reachable");
+                        return Err((request, ErrorKind::Unavailable));
+                    }
                 }
                 self.pinned.len() - 1
             }

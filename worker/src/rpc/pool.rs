@@ -35,9 +35,19 @@
 //!
 //! The cluster's circuit breakers ([`crate::upstream::breaker`]): a request
 //! holds a unit of `max_requests` until answered (or, oneway, until
-//! written), and each upstream connection a unit of `max_connections`
-//! while it lives. When either is full the request comes back at once
-//! with `Overloaded`, which the client gets in its protocol's own words.
+//! written), a unit of `max_pending_requests` while it waits for a slot's
+//! connection to be made, and each upstream connection a unit of
+//! `max_connections` while it lives. When one is full the request comes
+//! back at once with `Overloaded`, which the client gets in its
+//! protocol's own words.
+//!
+//! When a connection fails, the requests it never wrote a byte of (still
+//! queued for it, or encoded behind what the socket took) cannot have
+//! reached the server: they go through the pool again, to whichever
+//! endpoint the balancer picks now, once, each taking a unit of the
+//! cluster's `max_retries` (Envoy's `reset-before-request` retry). The
+//! others get `Unavailable`: the server may have seen them, and an RPC
+//! is not known to be idempotent.
 //!
 //! The task that answers a request — with the upstream's response or its
 //! own error — times it: decoded to answered into the listener's histogram
@@ -46,8 +56,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use baton_config::ClusterId;
 use bytes::BytesMut;
@@ -106,6 +116,41 @@ pub struct UpRequest {
     /// Its unit of the cluster's `max_requests`, until answered (the
     /// pool takes it).
     pub(crate) circuit: Option<Permit>,
+    /// Its unit of the cluster's `max_retries` (or retry budget) once it
+    /// is sent again ([`Pool::send`]'s "never sent" rule); a request is
+    /// sent again at most once.
+    pub(crate) retry: Option<Permit>,
+}
+
+impl UpRequest {
+    /// A request that `reply` (`None`: oneway) waits for until
+    /// `deadline`, decoded at `started`, taken by `route`.
+    pub fn new(
+        frame: Frame,
+        reply: Option<ReplyTo>,
+        deadline: Instant,
+        started: Instant,
+        route: Option<usize>,
+    ) -> UpRequest {
+        UpRequest {
+            frame,
+            reply,
+            deadline,
+            started,
+            route,
+            load: None,
+            circuit: None,
+            retry: None,
+        }
+    }
+
+    /// Answers it with the protocol's own error for `kind` (nothing for a
+    /// oneway).
+    fn fail(self, codec: &AnyCodec, kind: ErrorKind, meters: &RpcMeters, times: &ClusterTimes) {
+        if let Some(pending) = Pending::of(self) {
+            answer(codec, pending, kind, meters, times);
+        }
+    }
 }
 
 /// A handle on one upstream connection's task.
@@ -168,7 +213,7 @@ impl Pool {
     /// balancer's order when it cannot be reached. On failure the request
     /// comes back with the reason.
     pub async fn send(
-        &self,
+        self: &Arc<Self>,
         mut request: UpRequest,
         source: Option<std::net::IpAddr>,
     ) -> Result<(), (UpRequest, ErrorKind)> {
@@ -204,16 +249,34 @@ impl Pool {
                 }
             }
         }
+        warn!(cluster = %self.upstream.cluster.name, "no upstream reachable");
         request.load = None;
         request.circuit = None;
         Err((request, ErrorKind::Unavailable))
     }
 
-    async fn handle(&self, index: usize, endpoint: EndpointIndex) -> Result<UpHandle, ErrorKind> {
+    async fn handle(
+        self: &Arc<Self>,
+        index: usize,
+        endpoint: EndpointIndex,
+    ) -> Result<UpHandle, ErrorKind> {
         let slot = self.slots.get(index).ok_or(ErrorKind::Unavailable)?;
-        let mut slot = slot.lock().await;
+        let overloaded = |_| ErrorKind::Overloaded;
+        // A request that waits for a connection — behind another one
+        // connecting this slot, or connecting it itself — is pending
+        // (`max_pending_requests`).
+        let (mut slot, mut _pending) = match slot.try_lock() {
+            Ok(slot) => (slot, None),
+            Err(_) => {
+                let pending = self.upstream.breakers().pending().map_err(overloaded)?;
+                (slot.lock().await, Some(pending))
+            }
+        };
         if let Some(handle) = slot.as_ref().filter(|h| !h.is_closed()) {
             return Ok(handle.clone());
+        }
+        if _pending.is_none() {
+            _pending = Some(self.upstream.breakers().pending().map_err(overloaded)?);
         }
         let only = TryOrder::only(endpoint, self.upstream.cluster.endpoints.len());
         let handle = connect(
@@ -223,10 +286,13 @@ impl Pool {
             self.codec,
             self.order.clone(),
             Arc::clone(&self.meters),
-            None,
+            Owner::Pool(Arc::downgrade(self)),
         )
         .await
         .map_err(|e| {
+            // One endpoint of several: the request falls through to the
+            // next, and `send` warns only when none was reachable.
+            debug!(error = %e, "upstream endpoint unreachable");
             // max_connections: the breaker counted it.
             if e.overflow.is_some() {
                 ErrorKind::Overloaded
@@ -239,9 +305,18 @@ impl Pool {
     }
 }
 
+/// Whose upstream connection it is.
+pub(crate) enum Owner {
+    /// One client's (pinned): what the upstream sends unasked (RocketMQ
+    /// broker requests) goes to the client's inbox, tagged with the
+    /// cluster.
+    Client(mpsc::WeakUnboundedSender<Outbound>, ClusterId),
+    /// A pool's: the requests the connection never sent go back to it.
+    Pool(Weak<Pool>),
+}
+
 /// Connects to the endpoints of `endpoints` in turn until one answers and
-/// starts the connection's task. `unsolicited` receives what the upstream
-/// sends unasked (RocketMQ broker requests on a pinned connection).
+/// starts the connection's task.
 pub(crate) async fn connect(
     upstream: &Upstream,
     endpoints: TryOrder,
@@ -249,11 +324,13 @@ pub(crate) async fn connect(
     codec: CodecConfig,
     order: watch::Receiver<Order>,
     meters: Arc<RpcMeters>,
-    unsolicited: Option<(mpsc::WeakUnboundedSender<Outbound>, ClusterId)>,
+    owner: Owner,
 ) -> Result<UpHandle, crate::upstream::cluster::ConnectError> {
-    let connected = upstream.connect_order(endpoints).await.inspect_err(|e| {
-        warn!(error = %e, "no upstream reachable");
-    })?;
+    let (unsolicited, pool) = match owner {
+        Owner::Client(inbox, cluster) => (Some((inbox, cluster)), None),
+        Owner::Pool(pool) => (None, Some(pool)),
+    };
+    let connected = upstream.connect_order(endpoints).await?;
     let (stream, addr) = (connected.stream, connected.addr);
     let outlier = (Arc::clone(upstream.health()), connected.endpoint);
     let _ = stream.set_nodelay(true);
@@ -273,6 +350,8 @@ pub(crate) async fn connect(
         meters,
         outlier,
         times: Arc::clone(&upstream.times),
+        written: 0,
+        pool,
     };
     let span = tracing::debug_span!("upstream", %addr);
     tokio::spawn(conn.run(rx, order).instrument(span));
@@ -291,10 +370,59 @@ struct Pending {
     started: Instant,
     sent: Instant,
     route: Option<usize>,
+    /// The offset of its first byte in the connection's stream: a request
+    /// none of whose bytes were written when the connection failed was
+    /// never sent.
+    start: u64,
     /// Dropped with the pending request: answered, timed out, failed.
     _load: Option<Load>,
-    /// The request's unit of `max_requests`, the same way.
+    /// The request's units of `max_requests` and of `max_retries`, the
+    /// same way.
     _circuit: Option<Permit>,
+    retry: Option<Permit>,
+}
+
+impl Pending {
+    /// A request waiting from now; `None` for a oneway.
+    fn of(request: UpRequest) -> Option<Pending> {
+        let UpRequest {
+            frame,
+            reply,
+            deadline,
+            started,
+            route,
+            load,
+            circuit,
+            retry,
+        } = request;
+        Some(Pending {
+            reply: reply?,
+            request: frame,
+            deadline,
+            started,
+            sent: Instant::now(),
+            route,
+            start: 0,
+            _load: load,
+            _circuit: circuit,
+            retry,
+        })
+    }
+
+    /// Back to a request to send elsewhere (its id is the connection's:
+    /// the next one rewrites it again).
+    fn into_request(self) -> UpRequest {
+        UpRequest {
+            frame: self.request,
+            reply: Some(self.reply),
+            deadline: self.deadline,
+            started: self.started,
+            route: self.route,
+            load: None,
+            circuit: None,
+            retry: self.retry,
+        }
+    }
 }
 
 /// One upstream connection's task state.
@@ -321,6 +449,11 @@ struct UpConn {
     outlier: (Arc<ClusterHealth>, EndpointIndex),
     /// The cluster's histograms.
     times: Arc<ClusterTimes>,
+    /// Bytes written to the stream so far.
+    written: u64,
+    /// The pool this connection is one of (`None`: a pinned connection),
+    /// where the requests it never sent go again.
+    pool: Option<Weak<Pool>>,
 }
 
 enum Step {
@@ -375,7 +508,8 @@ impl UpConn {
             }
         };
         if let Some(kind) = failure {
-            if kind == ErrorKind::Unavailable && !self.pending.is_empty() {
+            let unsent = self.unsent(&mut rx);
+            if kind == ErrorKind::Unavailable && !(self.pending.is_empty() && unsent.is_empty()) {
                 self.report(Outcome::Failure);
             }
             if !self.pending.is_empty() {
@@ -391,22 +525,86 @@ impl UpConn {
             for (_, pending) in self.pending.drain() {
                 answer(&self.codec, pending, kind, &self.meters, &self.times);
             }
+            self.send_again(unsent, kind);
         }
+    }
+
+    /// The requests that never left baton when the connection failed:
+    /// those still queued for it, and those encoded of which not one byte
+    /// was written. (Taken out of `pending`.)
+    fn unsent(&mut self, rx: &mut mpsc::Receiver<UpRequest>) -> Vec<UpRequest> {
+        rx.close();
+        let mut unsent = Vec::new();
+        while let Ok(request) = rx.try_recv() {
+            unsent.push(request);
+        }
+        let written = self.written;
+        let ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.start >= written)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(pending) = self.pending.remove(&id) {
+                self.meters.pending.fetch_sub(1, Ordering::Relaxed);
+                unsent.push(pending.into_request());
+            }
+        }
+        unsent
+    }
+
+    /// Sends `unsent` again through the pool, to whichever endpoint its
+    /// balancer picks now — safe whatever the request, since the server
+    /// never saw it (Envoy's `reset-before-request` retry). Each takes a
+    /// unit of the cluster's `max_retries` (or retry budget) and is sent
+    /// again at most once; one that cannot be, or whose connection was
+    /// closed on purpose (`kind` not a failure of the upstream), gets
+    /// the protocol's error for `kind`.
+    fn send_again(&self, unsent: Vec<UpRequest>, kind: ErrorKind) {
+        if unsent.is_empty() {
+            return;
+        }
+        let pool = match kind {
+            ErrorKind::Unavailable | ErrorKind::BadResponse => {
+                self.pool.as_ref().and_then(Weak::upgrade)
+            }
+            _ => None,
+        };
+        let Some(pool) = pool else {
+            for request in unsent {
+                request.fail(&self.codec, kind, &self.meters, &self.times);
+            }
+            return;
+        };
+        let (meters, times) = (Arc::clone(&self.meters), Arc::clone(&self.times));
+        tokio::spawn(async move {
+            let codec = pool.protocol.upstream_codec(pool.codec);
+            for mut request in unsent {
+                if request.reply.is_some() {
+                    let permit = match request.retry {
+                        Some(_) => None,
+                        None => pool.upstream.breakers().retry().ok(),
+                    };
+                    let Some(permit) = permit else {
+                        request.fail(&codec, kind, &meters, &times);
+                        continue;
+                    };
+                    request.retry = Some(permit);
+                }
+                debug!("sending again a request its failed connection never sent");
+                if let Err((request, why)) = pool.send(request, None).await {
+                    request.fail(&codec, why, &meters, &times);
+                }
+            }
+        });
     }
 
     /// Encodes a request into the write buffer, its id rewritten; the
     /// caller writes.
     fn enqueue(&mut self, request: UpRequest) {
-        let UpRequest {
-            mut frame,
-            reply,
-            deadline,
-            started,
-            route,
-            load,
-            circuit,
-        } = request;
-        let Some(reply) = reply else {
+        if request.reply.is_none() {
+            let mut frame = request.frame;
             if frame.kind() == FrameKind::Oneway && !self.oneway(&mut frame) {
                 return;
             }
@@ -415,44 +613,28 @@ impl UpConn {
             // whose id is the server's and goes up untouched.
             self.codec.encode(&frame, &mut self.write_buf);
             return;
+        }
+        let Some(mut pending) = Pending::of(request) else {
+            return;
         };
         let id = self.allocate();
-        if let Err(e) = frame.set_request_id(RequestId(id)) {
+        if let Err(e) = pending.request.set_request_id(RequestId(id)) {
             warn!(error = %e, "cannot rewrite a request id");
             answer(
                 &self.codec,
-                Pending {
-                    reply,
-                    request: frame,
-                    deadline,
-                    started,
-                    sent: Instant::now(),
-                    route,
-                    _load: load,
-                    _circuit: circuit,
-                },
+                pending,
                 ErrorKind::BadRequest,
                 &self.meters,
                 &self.times,
             );
             return;
         }
-        self.codec.encode(&frame, &mut self.write_buf);
-        self.deadlines.insert((deadline, id));
+        // Where its bytes start in the connection's stream.
+        pending.start = self.written + self.write_buf.len() as u64;
+        self.codec.encode(&pending.request, &mut self.write_buf);
+        self.deadlines.insert((pending.deadline, id));
         self.meters.pending.fetch_add(1, Ordering::Relaxed);
-        self.pending.insert(
-            id,
-            Pending {
-                reply,
-                request: frame,
-                deadline,
-                started,
-                sent: Instant::now(),
-                route,
-                _load: load,
-                _circuit: circuit,
-            },
-        );
+        self.pending.insert(id, pending);
     }
 
     /// Gives a oneway request an id of this connection's own, as a request
@@ -582,6 +764,7 @@ impl UpConn {
             match self.stream.try_write(&self.write_buf) {
                 Ok(n) => {
                     let _ = self.write_buf.split_to(n);
+                    self.written += n as u64;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {

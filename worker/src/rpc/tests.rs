@@ -46,6 +46,22 @@ fn cluster(addr: SocketAddr, per_endpoint: u32) -> Arc<Upstream> {
     ))
 }
 
+/// A pool for the first cluster of the config `text`, and the order
+/// that keeps it running.
+fn pool_of(protocol: Protocol, text: &str) -> (Arc<Pool>, watch::Sender<Order>) {
+    let config = baton_config::parse("test.toml", text).unwrap();
+    let upstream = Arc::new(Upstream::new(config.clusters[0].clone(), Vec::new()));
+    let (order_tx, order_rx) = watch::channel(Order::Run);
+    let pool = Pool::new(
+        upstream,
+        protocol,
+        CodecConfig::default(),
+        order_rx,
+        Arc::new(RpcMeters::default()),
+    );
+    (Arc::new(pool), order_tx)
+}
+
 /// The first fixture of `protocol` that decodes to `kind`.
 fn fixture(protocol: Protocol, kind: FrameKind) -> Frame {
     fixtures::all()
@@ -128,28 +144,26 @@ fn pool(
     protocol: Protocol,
     addr: SocketAddr,
     meters: &Arc<RpcMeters>,
-) -> (Pool, watch::Sender<Order>) {
+) -> (Arc<Pool>, watch::Sender<Order>) {
     let (order_tx, order_rx) = watch::channel(Order::Run);
-    let pool = Pool::new(
+    let pool = Arc::new(Pool::new(
         cluster(addr, 1),
         protocol,
         CodecConfig::default(),
         order_rx,
         Arc::clone(meters),
-    );
+    ));
     (pool, order_tx)
 }
 
 fn request(frame: Frame, reply: Option<ReplyTo>) -> UpRequest {
-    UpRequest {
-        load: None,
-        circuit: None,
+    UpRequest::new(
         frame,
         reply,
-        deadline: Instant::now() + PATIENCE,
-        started: Instant::now(),
-        route: None,
-    }
+        Instant::now() + PATIENCE,
+        Instant::now(),
+        None,
+    )
 }
 
 /// The response in an inbox, with the client's id back.
@@ -350,11 +364,7 @@ async fn least_request_counts_rpc_requests_until_answered() {
     let text = format!(
         "[[clusters]]\nname = \"c\"\nlb = \"least_request\"\nendpoints = [\"{a}\", \"{b}\"]\n"
     );
-    let config = baton_config::parse("test.toml", &text).unwrap();
-    let upstream = Arc::new(Upstream::new(config.clusters[0].clone(), Vec::new()));
-    let (_order_tx, order_rx) = watch::channel(Order::Run);
-    let meters = Arc::new(RpcMeters::default());
-    let pool = Pool::new(upstream, protocol, CodecConfig::default(), order_rx, meters);
+    let (pool, _order) = pool_of(protocol, &text);
     let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
     let send = |id: u64| {
         let mut frame = fixture(protocol, FrameKind::Request);
@@ -412,7 +422,13 @@ async fn an_rpc_request_is_in_flight_in_its_endpoints_meter_until_answered() {
     ));
     let (_order_tx, order_rx) = watch::channel(Order::Run);
     let meters = Arc::new(RpcMeters::default());
-    let pool = Pool::new(upstream, protocol, CodecConfig::default(), order_rx, meters);
+    let pool = Arc::new(Pool::new(
+        upstream,
+        protocol,
+        CodecConfig::default(),
+        order_rx,
+        meters,
+    ));
     let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
     let mut frame = fixture(protocol, FrameKind::Request);
     frame.set_request_id(RequestId(1)).unwrap();
@@ -526,4 +542,117 @@ async fn clients_share_a_pool_or_get_their_own_upstream_as_the_codec_says() {
         );
         assert_eq!(connections.len(), expected, "{protocol}");
     }
+}
+
+// === requests a failed connection never sent ===
+
+/// A Bolt request carrying `size` bytes of content (the captured request
+/// with its content grown).
+fn big_bolt_request(size: usize) -> Frame {
+    let mut bytes = crate::codec::bolt::fixtures::BOLT_REQUEST_PROTOBUF.to_vec();
+    // The v1 request head: content length at bytes 18..22.
+    let content = u32::from_be_bytes(bytes[18..22].try_into().unwrap());
+    let grown = content + u32::try_from(size).unwrap();
+    bytes[18..22].copy_from_slice(&grown.to_be_bytes());
+    bytes.resize(bytes.len() + size, b'x');
+    Protocol::Bolt
+        .codec(CodecConfig::default())
+        .decode(&mut BytesMut::from(&bytes[..]))
+        .unwrap()
+        .unwrap()
+}
+
+/// Endpoint a takes requests and never reads them, so that most of what
+/// the pool sends it is still queued in the proxy (past what the sockets
+/// hold) when a's connection fails. Every request gets exactly one
+/// answer: the ones the failed connection never wrote a byte of are sent
+/// again and answered by b; the ones it wrote get the protocol's error
+/// (the server may have seen them: they are not sent twice).
+#[tokio::test]
+async fn requests_a_failed_connection_never_sent_go_to_another_endpoint() {
+    const REQUESTS: u32 = 600;
+    const SIZE: usize = 64 * 1024;
+    let protocol = Protocol::Bolt;
+    let listener_a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = listener_a.local_addr().unwrap();
+    let (b, mut peers_b) = server(protocol).await;
+    let text = format!("[[clusters]]\nname = \"c\"\nendpoints = [\"{a}\", \"{b}\"]\n");
+    let (pool, _order) = pool_of(protocol, &text);
+    // b answers everything, counting.
+    let ok = fixture(protocol, FrameKind::Response);
+    let answered_by_b = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&answered_by_b);
+    let ok_reply = ok.clone();
+    tokio::spawn(async move {
+        while let Some(mut peer) = peers_b.recv().await {
+            let (ok, counted) = (ok_reply.clone(), Arc::clone(&counted));
+            tokio::spawn(async move {
+                while let Some(request) =
+                    read_frame(&mut peer.stream, &mut peer.codec, &mut peer.buf).await
+                {
+                    let mut response = ok.clone();
+                    response.set_request_id(request.request_id()).unwrap();
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    peer.send(&response).await;
+                }
+            });
+        }
+    });
+    let (inbox_tx, mut inbox) = mpsc::unbounded_channel();
+    let request = big_bolt_request(SIZE);
+    for id in 1..=REQUESTS {
+        let mut frame = request.clone();
+        frame.set_request_id(RequestId(u64::from(id))).unwrap();
+        let reply = ReplyTo {
+            inbox: inbox_tx.clone(),
+            client_id: RequestId(u64::from(id)),
+        };
+        pool.send(
+            super::pool::UpRequest::new(
+                frame,
+                Some(reply),
+                Instant::now() + PATIENCE,
+                Instant::now(),
+                None,
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    // a's connection: once its first byte is in, reset it (unread data:
+    // RST) and stop listening, so nothing reaches a again.
+    let (mut stream_a, _) = timeout(PATIENCE, listener_a.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    drop(listener_a);
+    let mut first = [0u8; 1];
+    timeout(PATIENCE, stream_a.read_exact(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    drop(stream_a);
+
+    let mut ids = std::collections::BTreeSet::new();
+    let (mut successes, mut errors) = (0u32, 0u32);
+    for _ in 0..REQUESTS {
+        let got = answer(&mut inbox).await;
+        assert!(
+            ids.insert(got.request_id()),
+            "{:?} answered twice",
+            got.request_id()
+        );
+        if got.status() == ok.status() {
+            successes += 1;
+        } else {
+            errors += 1;
+        }
+    }
+    assert_eq!(successes, answered_by_b.load(Ordering::SeqCst));
+    assert!(errors > 0, "a was sent some of its requests: they fail");
+    assert!(
+        successes > REQUESTS / 2,
+        "b answered its own half and what a never got ({successes})"
+    );
 }
