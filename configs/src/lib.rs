@@ -43,9 +43,10 @@ pub mod view;
 pub use error::ConfigError;
 pub use model::{
     AccessLog, Admin, AdminToken, Builtin, CheckKind, CircuitBreakers, Cluster, ClusterId, Config,
-    Endpoint, HashPolicy, HealthCheck, Http, HttpAction, HttpCheck, HttpRoute, Lb, Listener,
-    ListenerId, LogFormat, LogTarget, OutlierDetection, PathMatch, Protocol, RetryBudget, Route,
-    Rpc, Supervisor, Target, Tls, UpstreamProtocol, UpstreamTls, Weight,
+    Endpoint, FailurePercentage, HashPolicy, HealthCheck, Http, HttpAction, HttpCheck, HttpRoute,
+    Lb, Listener, ListenerId, LogFormat, LogTarget, OutlierDetection, PathMatch, Protocol,
+    RetryBudget, Route, Rpc, SuccessRate, Supervisor, Target, Tls, UpstreamProtocol, UpstreamTls,
+    Weight,
 };
 pub use view::{ListenerBind, SupervisorView};
 

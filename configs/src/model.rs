@@ -7,7 +7,9 @@ use std::time::Duration;
 
 mod health;
 
-pub use health::{CheckKind, HealthCheck, HttpCheck, OutlierDetection};
+pub use health::{
+    CheckKind, FailurePercentage, HealthCheck, HttpCheck, OutlierDetection, SuccessRate,
+};
 
 /// A whole config file, as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -204,3 +204,61 @@ fn mistakes_are_refused_where_they_are() {
         (8, "clusters[0].healthy_panic_threshold")
     );
 }
+
+#[test]
+fn envoys_other_detectors_with_their_defaults_and_bad_values_refused() {
+    let outlier = parsed("[clusters.outlier_detection]\n")
+        .outlier_detection
+        .unwrap();
+    assert_eq!(outlier.consecutive_gateway_failure, None);
+    assert_eq!(outlier.interval, Duration::from_secs(10));
+    assert_eq!(
+        (
+            outlier.success_rate.enforcing,
+            outlier.success_rate.minimum_hosts,
+            outlier.success_rate.request_volume,
+            outlier.success_rate.stdev_factor
+        ),
+        (100, 5, 100, 1900)
+    );
+    assert_eq!(
+        (
+            outlier.failure_percentage.enforcing,
+            outlier.failure_percentage.threshold,
+            outlier.failure_percentage.minimum_hosts,
+            outlier.failure_percentage.request_volume
+        ),
+        (0, 85, 5, 50)
+    );
+    let outlier = parsed(
+        "[clusters.outlier_detection]\nconsecutive_gateway_failure = 2\ninterval = \"1s\"\n\
+         enforcing_failure_percentage = 50\nfailure_percentage_threshold = 60\n",
+    )
+    .outlier_detection
+    .unwrap();
+    assert_eq!(
+        outlier.consecutive_gateway_failure.map(|n| n.get()),
+        Some(2)
+    );
+    assert_eq!(outlier.interval, Duration::from_secs(1));
+    assert_eq!(
+        (
+            outlier.failure_percentage.enforcing,
+            outlier.failure_percentage.threshold
+        ),
+        (50, 60)
+    );
+    for (key, value) in [
+        ("enforcing_success_rate", "101"),
+        ("failure_percentage_threshold", "-1"),
+        ("interval", "\"0s\""),
+        ("consecutive_gateway_failure", "0"),
+    ] {
+        let (line, path, _) = error(&format!("[clusters.outlier_detection]\n{key} = {value}\n"));
+        assert_eq!(
+            (line, path),
+            (9, format!("clusters[0].outlier_detection.{key}")),
+            "{key} = {value}"
+        );
+    }
+}

@@ -412,6 +412,45 @@ async fn outlier_detection_ejects_a_backend_answering_503() {
     }
 }
 
+/// `consecutive_gateway_failure`: a backend answering 502 is ejected
+/// after three in a row, one answering 500 is not (with
+/// `consecutive_errors` out of reach, only the gateway run ejects).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_502s_ejects_a_backend_and_500s_do_not() {
+    let backends = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    ];
+    let (erring, gateway) = (&backends[0], &backends[1]);
+    erring.state.status.store(500, Ordering::SeqCst);
+    gateway.state.status.store(502, Ordering::SeqCst);
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let outlier = "[clusters.outlier_detection]\nconsecutive_errors = 1000\n\
+                   consecutive_gateway_failure = 3\nbase_ejection_time = \"10m\"\n\
+                   max_ejection_percent = 100\n";
+    let mut baton = Baton::start(&config(&addrs, 1, outlier));
+    let mut client = Client::connect(baton.addr("web")).await;
+    let mut sent = 0;
+    while gateway.requests() < 3 || erring.requests() < 3 {
+        client.get(&format!("/r{sent}")).await;
+        sent += 1;
+        assert!(sent < 200, "the failing backends got too few requests");
+    }
+    baton.logged("consecutive gateway failures");
+    let (gateway_then, erring_then) = (gateway.requests(), erring.requests());
+    for i in 0..60 {
+        client.get(&format!("/e{i}")).await;
+    }
+    assert_eq!(gateway.requests(), gateway_then, "the 502 backend is out");
+    assert!(erring.requests() > erring_then, "the 500 backend is not");
+    let body = metrics(&baton).await;
+    assert_eq!(
+        sample(&body, "baton_upstream_ejections_total", erring.addr),
+        0
+    );
+}
+
 /// Health and ejections survive an upgrade (issue 14 item 5): one
 /// backend answers clients 503 and is ejected for a long time, another
 /// never answers its health probes and is unhealthy; after `baton

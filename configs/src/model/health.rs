@@ -78,4 +78,49 @@ pub struct OutlierDetection {
     /// but at least one may be (Envoy's default 10 %, and its rule that one
     /// host is ejected regardless).
     pub max_ejection_percent: u8,
+    /// Consecutive gateway failures (HTTP 502, 503, 504, connect
+    /// failures, timeouts and lost connections; RPC timeouts and lost
+    /// connections) that eject an endpoint; any other answer ends the run
+    /// (Envoy's `consecutive_gateway_failure`). `None`: not detected (as
+    /// Envoy's default `enforcing_consecutive_gateway_failure` of 0).
+    pub consecutive_gateway_failure: Option<NonZeroU32>,
+    /// How often the success-rate and failure-percentage detectors look
+    /// at the requests since their last look (Envoy's `interval`, 10 s).
+    pub interval: Duration,
+    pub success_rate: SuccessRate,
+    pub failure_percentage: FailurePercentage,
+}
+
+/// Envoy's success-rate detector: each `interval`, among the endpoints
+/// that served at least `request_volume` requests — when there are at
+/// least `minimum_hosts` of them — one whose success rate is below
+/// mean − `stdev_factor`/1000 × standard deviation is ejected, with
+/// probability `enforcing` %.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuccessRate {
+    /// Envoy's `enforcing_success_rate` (default 100; 0 turns it off).
+    pub enforcing: u8,
+    /// `success_rate_minimum_hosts` (default 5).
+    pub minimum_hosts: u32,
+    /// `success_rate_request_volume` (default 100).
+    pub request_volume: u32,
+    /// `success_rate_stdev_factor` (default 1900: 1.9 deviations).
+    pub stdev_factor: u32,
+}
+
+/// Envoy's failure-percentage detector: each `interval`, among the
+/// endpoints that served at least `request_volume` requests — when there
+/// are at least `minimum_hosts` of them — one whose share of failed
+/// requests is at least `threshold` % is ejected, with probability
+/// `enforcing` %.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePercentage {
+    /// Envoy's `enforcing_failure_percentage` (default 0: off).
+    pub enforcing: u8,
+    /// `failure_percentage_minimum_hosts` (default 5).
+    pub minimum_hosts: u32,
+    /// `failure_percentage_request_volume` (default 50).
+    pub request_volume: u32,
+    /// `failure_percentage_threshold` (default 85).
+    pub threshold: u8,
 }

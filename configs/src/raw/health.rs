@@ -11,7 +11,9 @@ use toml::Spanned;
 
 use super::positive;
 use crate::duration::Text as DurationText;
-use crate::model::{CheckKind, HealthCheck, HttpCheck, OutlierDetection, Protocol};
+use crate::model::{
+    CheckKind, FailurePercentage, HealthCheck, HttpCheck, OutlierDetection, Protocol, SuccessRate,
+};
 
 /// A failed check: where, which key (under the table), why.
 pub(super) type Invalid = (Range<usize>, &'static str, String);
@@ -33,6 +35,15 @@ mod defaults {
     pub(super) const BASE_EJECTION_TIME: Duration = Duration::from_secs(30);
     pub(super) const MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
     pub(super) const MAX_EJECTION_PERCENT: u8 = 10;
+    pub(super) const ANALYSIS_INTERVAL: Duration = Duration::from_secs(10);
+    pub(super) const ENFORCING_SUCCESS_RATE: u8 = 100;
+    pub(super) const SUCCESS_RATE_MINIMUM_HOSTS: u32 = 5;
+    pub(super) const SUCCESS_RATE_REQUEST_VOLUME: u32 = 100;
+    pub(super) const SUCCESS_RATE_STDEV_FACTOR: u32 = 1900;
+    pub(super) const ENFORCING_FAILURE_PERCENTAGE: u8 = 0;
+    pub(super) const FAILURE_PERCENTAGE_MINIMUM_HOSTS: u32 = 5;
+    pub(super) const FAILURE_PERCENTAGE_REQUEST_VOLUME: u32 = 50;
+    pub(super) const FAILURE_PERCENTAGE_THRESHOLD: u8 = 85;
 }
 
 /// Envoy's default `healthy_panic_threshold`.
@@ -263,6 +274,16 @@ pub(super) struct RawOutlierDetection {
     base_ejection_time: Option<Spanned<DurationText>>,
     max_ejection_time: Option<Spanned<DurationText>>,
     max_ejection_percent: Option<Spanned<i64>>,
+    consecutive_gateway_failure: Option<NonZeroU32>,
+    interval: Option<Spanned<DurationText>>,
+    enforcing_success_rate: Option<Spanned<i64>>,
+    success_rate_minimum_hosts: Option<u32>,
+    success_rate_request_volume: Option<u32>,
+    success_rate_stdev_factor: Option<u32>,
+    enforcing_failure_percentage: Option<Spanned<i64>>,
+    failure_percentage_minimum_hosts: Option<u32>,
+    failure_percentage_request_volume: Option<u32>,
+    failure_percentage_threshold: Option<Spanned<i64>>,
 }
 
 impl RawOutlierDetection {
@@ -285,18 +306,46 @@ impl RawOutlierDetection {
             Some(_) => max_ejection_time,
             None => max_ejection_time.max(base_ejection_time),
         };
-        let max_ejection_percent = match self.max_ejection_percent {
-            None => defaults::MAX_EJECTION_PERCENT,
-            Some(p) => u8::try_from(*p.get_ref())
-                .ok()
-                .filter(|p| *p <= 100)
-                .ok_or_else(|| {
-                    (
-                        p.span(),
-                        "max_ejection_percent",
-                        "a percentage, 0 to 100".into(),
-                    )
-                })?,
+        let max_ejection_percent = percentage(
+            self.max_ejection_percent,
+            "max_ejection_percent",
+            defaults::MAX_EJECTION_PERCENT,
+        )?;
+        let interval =
+            positive(self.interval, defaults::ANALYSIS_INTERVAL).map_err(at("interval"))?;
+        let success_rate = SuccessRate {
+            enforcing: percentage(
+                self.enforcing_success_rate,
+                "enforcing_success_rate",
+                defaults::ENFORCING_SUCCESS_RATE,
+            )?,
+            minimum_hosts: self
+                .success_rate_minimum_hosts
+                .unwrap_or(defaults::SUCCESS_RATE_MINIMUM_HOSTS),
+            request_volume: self
+                .success_rate_request_volume
+                .unwrap_or(defaults::SUCCESS_RATE_REQUEST_VOLUME),
+            stdev_factor: self
+                .success_rate_stdev_factor
+                .unwrap_or(defaults::SUCCESS_RATE_STDEV_FACTOR),
+        };
+        let failure_percentage = FailurePercentage {
+            enforcing: percentage(
+                self.enforcing_failure_percentage,
+                "enforcing_failure_percentage",
+                defaults::ENFORCING_FAILURE_PERCENTAGE,
+            )?,
+            minimum_hosts: self
+                .failure_percentage_minimum_hosts
+                .unwrap_or(defaults::FAILURE_PERCENTAGE_MINIMUM_HOSTS),
+            request_volume: self
+                .failure_percentage_request_volume
+                .unwrap_or(defaults::FAILURE_PERCENTAGE_REQUEST_VOLUME),
+            threshold: percentage(
+                self.failure_percentage_threshold,
+                "failure_percentage_threshold",
+                defaults::FAILURE_PERCENTAGE_THRESHOLD,
+            )?,
         };
         Ok(OutlierDetection {
             consecutive_errors: self
@@ -305,23 +354,26 @@ impl RawOutlierDetection {
             base_ejection_time,
             max_ejection_time,
             max_ejection_percent,
+            consecutive_gateway_failure: self.consecutive_gateway_failure,
+            interval,
+            success_rate,
+            failure_percentage,
         })
+    }
+}
+
+/// An optional percentage, 0 to 100.
+fn percentage(value: Option<Spanned<i64>>, key: &'static str, default: u8) -> Result<u8, Invalid> {
+    match value {
+        None => Ok(default),
+        Some(p) => u8::try_from(*p.get_ref())
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| (p.span(), key, "a percentage, 0 to 100".into())),
     }
 }
 
 /// `healthy_panic_threshold`: a percentage.
 pub(super) fn panic_threshold(value: Option<Spanned<i64>>) -> Result<u8, Invalid> {
-    match value {
-        None => Ok(HEALTHY_PANIC_THRESHOLD),
-        Some(p) => u8::try_from(*p.get_ref())
-            .ok()
-            .filter(|p| *p <= 100)
-            .ok_or_else(|| {
-                (
-                    p.span(),
-                    "healthy_panic_threshold",
-                    "a percentage, 0 to 100".into(),
-                )
-            }),
-    }
+    percentage(value, "healthy_panic_threshold", HEALTHY_PANIC_THRESHOLD)
 }

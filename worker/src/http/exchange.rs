@@ -405,7 +405,7 @@ async fn forward<D: Downstream, C: Client>(
                 });
             }
             Ended::Timeout => {
-                health.report(endpoint, Outcome::Failure);
+                health.report(endpoint, Outcome::GatewayFailure);
                 return upstream_timeout(down, ctx, filters).await;
             }
             // A filter answered in place of the upstream: what the
@@ -426,7 +426,7 @@ async fn forward<D: Downstream, C: Client>(
             }
             Ended::Failed(e) => {
                 refused(ctx, &e);
-                health.report(endpoint, Outcome::Failure);
+                health.report(endpoint, Outcome::GatewayFailure);
                 if last || !retry_allowed(breakers, &retry) {
                     debug!(error = %e, "upstream failed before answering");
                     let body: &[u8] = match e {
@@ -896,12 +896,7 @@ impl Attempt<'_> {
         };
         let status = head.status();
         let (health, endpoint) = self.outlier;
-        let outcome = if status >= 500 {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        };
-        health.report(endpoint, outcome);
+        health.report(endpoint, Outcome::of_status(status));
         if status == 101 {
             if info.upgrade {
                 match respond.switch(&head).await {

@@ -510,7 +510,7 @@ impl UpConn {
         if let Some(kind) = failure {
             let unsent = self.unsent(&mut rx);
             if kind == ErrorKind::Unavailable && !(self.pending.is_empty() && unsent.is_empty()) {
-                self.report(Outcome::Failure);
+                self.report(Outcome::GatewayFailure);
             }
             if !self.pending.is_empty() {
                 debug!(
@@ -785,7 +785,7 @@ impl UpConn {
             self.deadlines.pop_first();
             if let Some(pending) = self.pending.remove(&id) {
                 self.meters.pending.fetch_sub(1, Ordering::Relaxed);
-                self.report(Outcome::Failure);
+                self.report(Outcome::GatewayFailure);
                 answer(
                     &self.codec,
                     pending,

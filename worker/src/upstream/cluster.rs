@@ -210,12 +210,12 @@ impl Upstream {
                 }
                 Ok(Err(e)) => {
                     count(|m| &m.connect_failures);
-                    self.health.report(endpoint, Outcome::Failure);
+                    self.health.report(endpoint, Outcome::GatewayFailure);
                     attempts.push((addr, AttemptError::Io(e)));
                 }
                 Err(_) => {
                     count(|m| &m.connect_timeouts);
-                    self.health.report(endpoint, Outcome::Failure);
+                    self.health.report(endpoint, Outcome::GatewayFailure);
                     attempts.push((addr, AttemptError::Timeout(timeout)));
                 }
             }

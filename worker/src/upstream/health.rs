@@ -56,6 +56,20 @@
 //! `max_ejection_time` — unless `max_ejection_percent` of the cluster is
 //! ejected already (one endpoint may always be, as in Envoy). An ejected
 //! endpoint comes back when its time is up, with a fresh run.
+//!
+//! Beside it, as in Envoy: a **gateway-failure** run (502, 503, 504,
+//! connect failures, timeouts, connections lost under requests — any
+//! other error answer ends it) ejecting at `consecutive_gateway_failure`,
+//! when set; and two **rate detectors**, which count every request of an
+//! endpoint in a window and look at the windows once per `interval`
+//! (whoever reports first past it looks; no task): **success rate** (on
+//! by default: among at least `success_rate_minimum_hosts` endpoints with
+//! `success_rate_request_volume` requests, one below the mean by more
+//! than `success_rate_stdev_factor`/1000 standard deviations is out) and
+//! **failure percentage** (off by default: one with at least
+//! `failure_percentage_threshold` % failed). Each ejects with its
+//! `enforcing_*` probability. The runs and windows are not carried to
+//! the next generation (ejections and the errors' run are).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,7 +114,24 @@ impl Health {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Success,
+    /// An error answer from the endpoint: HTTP 5xx but 502–504, an RPC
+    /// error response.
     Failure,
+    /// The endpoint could not be reached or did not answer: HTTP 502,
+    /// 503, 504, a connect failure, a timeout, a connection lost under
+    /// requests.
+    GatewayFailure,
+}
+
+impl Outcome {
+    /// An HTTP response status's outcome.
+    pub(crate) fn of_status(status: u16) -> Outcome {
+        match status {
+            502..=504 => Outcome::GatewayFailure,
+            500.. => Outcome::Failure,
+            _ => Outcome::Success,
+        }
+    }
 }
 
 /// One endpoint's state.
@@ -112,6 +143,11 @@ struct EndpointStatus {
     ejected_until: AtomicU64,
     ejections: AtomicU32,
     consecutive_errors: AtomicU32,
+    consecutive_gateway: AtomicU32,
+    /// Requests, and failed ones, since the rate detectors last looked
+    /// (counted only when one of them is on).
+    window_total: AtomicU32,
+    window_failed: AtomicU32,
     meter: Arc<EndpointMeter>,
 }
 
@@ -144,6 +180,9 @@ pub(crate) struct ClusterHealth {
     /// Whether the table holds its starting state: the active checkers
     /// wait for it before their first probe ([`ClusterHealth::settle`]).
     settled: watch::Sender<bool>,
+    /// When the rate detectors look next (ms from the epoch; whoever
+    /// reports first past it looks).
+    next_analysis: AtomicU64,
 }
 
 impl ClusterHealth {
@@ -164,6 +203,9 @@ impl ClusterHealth {
                     ejected_until: AtomicU64::new(0),
                     ejections: AtomicU32::new(0),
                     consecutive_errors: AtomicU32::new(0),
+                    consecutive_gateway: AtomicU32::new(0),
+                    window_total: AtomicU32::new(0),
+                    window_failed: AtomicU32::new(0),
                     meter,
                 }
             })
@@ -177,6 +219,12 @@ impl ClusterHealth {
             unhealthy: AtomicUsize::new(0),
             ejected: AtomicUsize::new(0),
             settled: watch::Sender::new(false),
+            next_analysis: AtomicU64::new(
+                cluster
+                    .outlier_detection
+                    .as_ref()
+                    .map_or(u64::MAX, |o| millis(o.interval)),
+            ),
         }
     }
 
@@ -287,17 +335,47 @@ impl ClusterHealth {
         let (Some(outlier), Some(e)) = (&self.outlier, self.endpoints.get(endpoint.0)) else {
             return;
         };
-        if outcome == Outcome::Success {
-            // Read first: a success on a quiet endpoint writes nothing.
-            if e.consecutive_errors.load(Ordering::Relaxed) != 0 {
-                e.consecutive_errors.store(0, Ordering::Relaxed);
+        if rates_on(outlier) {
+            e.window_total.fetch_add(1, Ordering::Relaxed);
+            if outcome != Outcome::Success {
+                e.window_failed.fetch_add(1, Ordering::Relaxed);
             }
-            return;
+            self.maybe_analyse(outlier);
         }
+        // Envoy's runs: every failure adds to the errors' run, a gateway
+        // failure to the gateway run too; a success ends both, another
+        // failure ends the gateway run.
+        let gateway = match outcome {
+            Outcome::Success => {
+                // Read first: a success on a quiet endpoint writes nothing.
+                for run in [&e.consecutive_errors, &e.consecutive_gateway] {
+                    if run.load(Ordering::Relaxed) != 0 {
+                        run.store(0, Ordering::Relaxed);
+                    }
+                }
+                return;
+            }
+            Outcome::Failure => {
+                if e.consecutive_gateway.load(Ordering::Relaxed) != 0 {
+                    e.consecutive_gateway.store(0, Ordering::Relaxed);
+                }
+                0
+            }
+            Outcome::GatewayFailure => e.consecutive_gateway.fetch_add(1, Ordering::Relaxed) + 1,
+        };
         let run = e.consecutive_errors.fetch_add(1, Ordering::Relaxed) + 1;
-        if run < outlier.consecutive_errors.get() {
-            return;
+        if run >= outlier.consecutive_errors.get() {
+            self.eject(outlier, e, "consecutive errors", run);
+        } else if let Some(limit) = outlier.consecutive_gateway_failure
+            && gateway >= limit.get()
+        {
+            self.eject(outlier, e, "consecutive gateway failures", gateway);
         }
+    }
+
+    /// Ejects `e` for its next ejection time, unless it is ejected already
+    /// or `max_ejection_percent` of the cluster is.
+    fn eject(&self, outlier: &OutlierDetection, e: &EndpointStatus, why: &str, count: u32) {
         let now = self.now_ms();
         if self.ejected(e, now) {
             return;
@@ -317,23 +395,67 @@ impl ClusterHealth {
             .base_ejection_time
             .saturating_mul(times)
             .min(outlier.max_ejection_time);
-        let until = now.saturating_add(u64::try_from(time.as_millis()).unwrap_or(u64::MAX));
+        let until = now.saturating_add(millis(time));
         if e.ejected_until
             .compare_exchange(0, until, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
             e.ejections.store(times, Ordering::Relaxed);
             e.consecutive_errors.store(0, Ordering::Relaxed);
+            e.consecutive_gateway.store(0, Ordering::Relaxed);
             self.ejected.fetch_add(1, Ordering::Relaxed);
             e.meter.ejections.fetch_add(1, Ordering::Relaxed);
             e.meter.ejected.store(1, Ordering::Relaxed);
             tracing::warn!(
                 cluster = %self.cluster,
                 endpoint = %e.address,
-                errors = run,
+                reason = why,
+                count,
                 ?time,
                 "endpoint ejected"
             );
+        }
+    }
+
+    /// Runs the rate detectors if their interval is up (one caller wins
+    /// the turn; the others go on).
+    fn maybe_analyse(&self, outlier: &OutlierDetection) {
+        let now = self.now_ms();
+        let next = self.next_analysis.load(Ordering::Relaxed);
+        if now < next
+            || self
+                .next_analysis
+                .compare_exchange(
+                    next,
+                    now.saturating_add(millis(outlier.interval)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        // (requests, failed) of each endpoint since the last look.
+        let windows: Vec<(u32, u32)> = self
+            .endpoints
+            .iter()
+            .map(|e| {
+                (
+                    e.window_total.swap(0, Ordering::Relaxed),
+                    e.window_failed.swap(0, Ordering::Relaxed),
+                )
+            })
+            .collect();
+        for (i, verdict) in rate_outliers(outlier, &windows) {
+            let (total, failed) = windows[i];
+            if enforced(verdict.enforcing()) {
+                self.eject(
+                    outlier,
+                    &self.endpoints[i],
+                    verdict.reason(),
+                    failed * 100 / total.max(1),
+                );
+            }
         }
     }
 
@@ -478,6 +600,90 @@ impl Balancer for Healthy {
     }
 }
 
+/// A duration in whole milliseconds (saturating).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether a rate detector is on: then every request is counted in its
+/// endpoint's window.
+fn rates_on(outlier: &OutlierDetection) -> bool {
+    outlier.success_rate.enforcing != 0 || outlier.failure_percentage.enforcing != 0
+}
+
+/// Which detector found an endpoint out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RateVerdict {
+    SuccessRate(u8),
+    FailurePercentage(u8),
+}
+
+impl RateVerdict {
+    fn enforcing(self) -> u8 {
+        match self {
+            RateVerdict::SuccessRate(p) | RateVerdict::FailurePercentage(p) => p,
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            RateVerdict::SuccessRate(_) => "success rate below the cluster's",
+            RateVerdict::FailurePercentage(_) => "failure percentage",
+        }
+    }
+}
+
+/// The endpoints the rate detectors find out, given each one's
+/// (requests, failed) since the last look (Envoy's success-rate and
+/// failure-percentage detectors; each needs `minimum_hosts` endpoints
+/// with at least `request_volume` requests).
+fn rate_outliers(outlier: &OutlierDetection, windows: &[(u32, u32)]) -> Vec<(usize, RateVerdict)> {
+    let mut out = Vec::new();
+    let success =
+        |(total, failed): (u32, u32)| f64::from(total - failed) * 100.0 / f64::from(total);
+    let sr = outlier.success_rate;
+    if sr.enforcing != 0 {
+        let qualified: Vec<usize> = (0..windows.len())
+            .filter(|&i| windows[i].0 >= sr.request_volume.max(1))
+            .collect();
+        if qualified.len() as u64 >= u64::from(sr.minimum_hosts) && !qualified.is_empty() {
+            let rates: Vec<f64> = qualified.iter().map(|&i| success(windows[i])).collect();
+            let n = rates.len() as f64;
+            let mean = rates.iter().sum::<f64>() / n;
+            let variance = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+            let floor = mean - f64::from(sr.stdev_factor) / 1000.0 * variance.sqrt();
+            for (&i, &rate) in qualified.iter().zip(&rates) {
+                if rate < floor {
+                    out.push((i, RateVerdict::SuccessRate(sr.enforcing)));
+                }
+            }
+        }
+    }
+    let fp = outlier.failure_percentage;
+    if fp.enforcing != 0 {
+        let qualified: Vec<usize> = (0..windows.len())
+            .filter(|&i| windows[i].0 >= fp.request_volume.max(1))
+            .collect();
+        if qualified.len() as u64 >= u64::from(fp.minimum_hosts) {
+            for i in qualified {
+                let (total, failed) = windows[i];
+                let already = out.iter().any(|(j, _)| *j == i);
+                if !already && u64::from(failed) * 100 >= u64::from(fp.threshold) * u64::from(total)
+                {
+                    out.push((i, RateVerdict::FailurePercentage(fp.enforcing)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether a detector that enforces `percent` % of its findings enforces
+/// this one.
+fn enforced(percent: u8) -> bool {
+    percent >= 100 || rand::random_range(0..100u8) < percent
+}
+
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU32;
@@ -499,13 +705,110 @@ mod tests {
         c
     }
 
+    /// Consecutive errors only: the rate detectors off.
     fn outlier(errors: u32, percent: u8) -> OutlierDetection {
-        OutlierDetection {
-            consecutive_errors: NonZeroU32::new(errors).unwrap(),
-            base_ejection_time: Duration::from_secs(30),
-            max_ejection_time: Duration::from_secs(300),
-            max_ejection_percent: percent,
-        }
+        let mut o = parsed_outlier("enforcing_success_rate = 0\n");
+        o.consecutive_errors = NonZeroU32::new(errors).unwrap();
+        o.max_ejection_percent = percent;
+        o
+    }
+
+    /// `[clusters.outlier_detection]` with `keys`, the rest defaults.
+    fn parsed_outlier(keys: &str) -> OutlierDetection {
+        let text = format!(
+            "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n\
+             [clusters.outlier_detection]\n{keys}"
+        );
+        baton_config::parse("t.toml", &text).unwrap().clusters[0]
+            .outlier_detection
+            .clone()
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_of_gateway_failures_ejects_and_another_error_ends_it() {
+        let o = parsed_outlier("consecutive_errors = 100\nconsecutive_gateway_failure = 3\n");
+        let (health, _) = healthy(&cluster(3, Some(o)));
+        let one = EndpointIndex(1);
+        health.report(one, Outcome::GatewayFailure);
+        health.report(one, Outcome::GatewayFailure);
+        health.report(one, Outcome::Failure);
+        health.report(one, Outcome::GatewayFailure);
+        health.report(one, Outcome::GatewayFailure);
+        assert!(health.available(one), "a 500 ends a run of 502s");
+        health.report(one, Outcome::GatewayFailure);
+        assert!(!health.available(one));
+        assert_eq!(Outcome::of_status(503), Outcome::GatewayFailure);
+        assert_eq!(Outcome::of_status(500), Outcome::Failure);
+        assert_eq!(Outcome::of_status(404), Outcome::Success);
+    }
+
+    #[test]
+    fn the_success_rate_detector_finds_the_endpoint_far_below_the_mean() {
+        let o = parsed_outlier("success_rate_request_volume = 10\n");
+        // Five endpoints with enough requests: one fails most of them.
+        let windows = [(20, 0), (20, 1), (20, 0), (20, 0), (20, 15)];
+        let found: Vec<usize> = rate_outliers(&o, &windows)
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(found, [4]);
+        // Four with enough requests: fewer than minimum_hosts, no verdict.
+        let windows = [(20, 0), (20, 1), (20, 0), (9, 0), (20, 15)];
+        assert!(rate_outliers(&o, &windows).is_empty());
+        // All alike: nobody is below mean − 1.9 σ.
+        let windows = [(20, 5); 5];
+        assert!(rate_outliers(&o, &windows).is_empty());
+    }
+
+    #[test]
+    fn the_failure_percentage_detector_takes_a_threshold() {
+        let o = parsed_outlier(
+            "enforcing_success_rate = 0\nenforcing_failure_percentage = 100\n\
+             failure_percentage_minimum_hosts = 3\nfailure_percentage_request_volume = 10\n",
+        );
+        let windows = [(10, 9), (10, 8), (10, 0), (5, 5)];
+        let found: Vec<usize> = rate_outliers(&o, &windows)
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
+        assert_eq!(
+            found,
+            [0],
+            "90 % failed; 80 % is under 85; 5 requests too few"
+        );
+        // Envoy's defaults: success rate on, failure percentage off.
+        let defaults = parsed_outlier("");
+        assert_eq!(defaults.success_rate.enforcing, 100);
+        assert_eq!(defaults.failure_percentage.enforcing, 0);
+    }
+
+    /// The detectors look once per interval, at the requests since the
+    /// last look, from whichever report comes first past it.
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_detectors_look_each_interval_at_the_requests_since() {
+        let o = parsed_outlier(
+            "interval = \"10s\"\nsuccess_rate_request_volume = 10\nmax_ejection_percent = 50\n\
+             consecutive_errors = 1000\n",
+        );
+        let (health, _) = healthy(&cluster(5, Some(o)));
+        let report_round = |bad: Outcome| {
+            for i in 0..5 {
+                for _ in 0..10 {
+                    let outcome = if i == 4 { bad } else { Outcome::Success };
+                    health.report(EndpointIndex(i), outcome);
+                }
+            }
+        };
+        report_round(Outcome::Failure);
+        assert!(health.available(EndpointIndex(4)), "not looked yet");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        health.report(EndpointIndex(0), Outcome::Success);
+        assert!(
+            !health.available(EndpointIndex(4)),
+            "ejected by its success rate"
+        );
+        assert_eq!(health.records()[4].ejections, 1);
     }
 
     fn healthy(c: &Cluster) -> (Arc<ClusterHealth>, Healthy) {
