@@ -412,6 +412,31 @@ async fn outlier_detection_ejects_a_backend_answering_503() {
     }
 }
 
+/// `no_traffic_interval`: while its cluster has had no traffic, a
+/// backend is probed once, while another cluster's is probed every
+/// `interval`; the first request ends the quiet wait and the probes go on
+/// at `interval`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_traffic_is_probed_at_its_no_traffic_interval() {
+    let quiet = Backend::start("quiet").await;
+    let busy = Backend::start("busy").await;
+    let extra = format!(
+        "{HTTP_CHECK}no_traffic_interval = \"1h\"\n\n\
+         [[clusters]]\nname = \"other\"\nendpoints = [\"{}\"]\n{HTTP_CHECK}",
+        busy.addr
+    );
+    let baton = Baton::start(&config(&[quiet.addr], 0, &extra));
+    until("the first probe", || quiet.probes() >= 1).await;
+    until("five probes of the other cluster", || busy.probes() >= 5).await;
+    assert_eq!(quiet.probes(), 1, "probed once, then quiet for an hour");
+    let mut client = Client::connect(baton.addr("web")).await;
+    assert_eq!(client.get("/first").await.status(), 200);
+    until("probes every interval once traffic came", || {
+        quiet.probes() >= 4
+    })
+    .await;
+}
+
 /// `consecutive_gateway_failure`: a backend answering 502 is ejected
 /// after three in a row, one answering 500 is not (with
 /// `consecutive_errors` out of reach, only the gateway run ejects).

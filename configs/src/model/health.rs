@@ -17,6 +17,10 @@ pub struct HealthCheck {
     /// Up to this much more, at random, added to each interval (Envoy's
     /// `interval_jitter`), so that workers' probes do not arrive together.
     pub interval_jitter: Duration,
+    /// The interval while the cluster has had no traffic in this
+    /// generation (Envoy's `no_traffic_interval`); `None`: `interval`
+    /// always (Envoy's default is 60 s: see the README for why not here).
+    pub no_traffic_interval: Option<Duration>,
     /// A probe that has not answered by then failed.
     pub timeout: Duration,
     /// Consecutive passes that make an unhealthy (or unknown) endpoint

@@ -64,6 +64,7 @@ pub(super) struct RawHealthCheck {
     kind: Spanned<Kind>,
     interval: Option<Spanned<DurationText>>,
     interval_jitter: Option<Spanned<DurationText>>,
+    no_traffic_interval: Option<Spanned<DurationText>>,
     timeout: Option<Spanned<DurationText>>,
     healthy_threshold: Option<NonZeroU32>,
     unhealthy_threshold: Option<NonZeroU32>,
@@ -120,6 +121,10 @@ impl RawHealthCheck {
         let kind = *self.kind.get_ref();
         let interval = positive(self.interval, defaults::INTERVAL).map_err(at("interval"))?;
         let timeout = positive(self.timeout, defaults::TIMEOUT).map_err(at("timeout"))?;
+        let no_traffic_interval = match self.no_traffic_interval {
+            None => None,
+            Some(v) => Some(positive(Some(v), interval).map_err(at("no_traffic_interval"))?),
+        };
         let interval_jitter = self
             .interval_jitter
             .map_or(Duration::ZERO, |j| j.into_inner().0);
@@ -191,6 +196,7 @@ impl RawHealthCheck {
             kind,
             interval,
             interval_jitter,
+            no_traffic_interval,
             timeout,
             healthy_threshold: self
                 .healthy_threshold

@@ -73,11 +73,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use baton_config::{Cluster, OutlierDetection};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::telemetry::meters::EndpointMeter;
@@ -183,6 +183,12 @@ pub(crate) struct ClusterHealth {
     /// When the rate detectors look next (ms from the epoch; whoever
     /// reports first past it looks).
     next_analysis: AtomicU64,
+    /// Whether the cluster has been picked for traffic in this
+    /// generation (for `no_traffic_interval`).
+    used: AtomicBool,
+    /// Told once, when `used` becomes true: checkers waiting out a
+    /// `no_traffic_interval` probe at once.
+    first_use: Notify,
 }
 
 impl ClusterHealth {
@@ -219,12 +225,36 @@ impl ClusterHealth {
             unhealthy: AtomicUsize::new(0),
             ejected: AtomicUsize::new(0),
             settled: watch::Sender::new(false),
+            used: AtomicBool::new(false),
+            first_use: Notify::new(),
             next_analysis: AtomicU64::new(
                 cluster
                     .outlier_detection
                     .as_ref()
                     .map_or(u64::MAX, |o| millis(o.interval)),
             ),
+        }
+    }
+
+    /// Whether any request or connection has been balanced over the
+    /// cluster in this generation.
+    pub(crate) fn used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Waits up to `quiet` while the cluster has had no traffic: returns
+    /// early when its first request or connection is balanced.
+    pub(crate) async fn quiet_for(&self, quiet: Duration) {
+        let first_use = self.first_use.notified();
+        tokio::pin!(first_use);
+        // Registered before looking, so a first use in between wakes it.
+        first_use.as_mut().enable();
+        if self.used() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(quiet) => {}
+            () = first_use => {}
         }
     }
 
@@ -565,6 +595,12 @@ impl Balancer for Healthy {
     }
 
     fn order(&self, pick: &Pick<'_>) -> TryOrder {
+        // Read first: once set, a pick writes nothing.
+        if !self.health.used.load(Ordering::Relaxed)
+            && !self.health.used.swap(true, Ordering::Relaxed)
+        {
+            self.health.first_use.notify_waiters();
+        }
         let mut order = self.inner.order(pick);
         if !self.health.any_out() || self.health.panicking() {
             return order;

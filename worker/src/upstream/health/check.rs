@@ -7,7 +7,9 @@
 //! `healthy_threshold` passes like any other.
 //!
 //! Each task probes its endpoint, waits `interval` (plus up to
-//! `interval_jitter` at random), and probes again. A probe that does not
+//! `interval_jitter` at random; `no_traffic_interval` instead while the
+//! cluster has had no traffic in this generation, as Envoy, cut short by
+//! the cluster's first request), and probes again. A probe that does not
 //! pass within `timeout` failed. `healthy_threshold` passes in a row make
 //! the endpoint healthy, `unhealthy_threshold` failures in a row make it
 //! unhealthy; the very first probe decides at once (an endpoint starts
@@ -137,7 +139,11 @@ async fn checker(health: Arc<ClusterHealth>, endpoint: EndpointIndex, check: Hea
         } else {
             rng.below(jitter + 1)
         };
-        tokio::time::sleep(check.interval + Duration::from_millis(extra)).await;
+        let extra = Duration::from_millis(extra);
+        match check.no_traffic_interval {
+            Some(quiet) if !health.used() => health.quiet_for(quiet + extra).await,
+            _ => tokio::time::sleep(check.interval + extra).await,
+        }
     }
 }
 
