@@ -110,7 +110,8 @@ fn grpc_and_heartbeat_checks() {
     assert_eq!(
         c.health_check.unwrap().kind,
         CheckKind::Heartbeat {
-            protocol: Protocol::Dubbo
+            protocol: Protocol::Dubbo,
+            service: None,
         }
     );
     let c = parsed("[clusters.health_check]\nkind = \"tcp\"\n");
@@ -261,4 +262,35 @@ fn envoys_other_detectors_with_their_defaults_and_bad_values_refused() {
             "{key} = {value}"
         );
     }
+}
+
+#[test]
+fn http_checks_over_h2_and_tars_heartbeats_on_a_servant() {
+    let c = parsed("[clusters.health_check]\nkind = \"http\"\ncodec_client_type = \"http2\"\n");
+    let CheckKind::Http(http) = c.health_check.unwrap().kind else {
+        panic!()
+    };
+    assert!(http.http2);
+    let c = parsed(
+        "[clusters.health_check]\nkind = \"heartbeat\"\nprotocol = \"tars\"\n\
+         service = \"Baton.EchoServer.EchoObj\"\n",
+    );
+    assert_eq!(
+        c.health_check.unwrap().kind,
+        CheckKind::Heartbeat {
+            protocol: Protocol::Tars,
+            service: Some("Baton.EchoServer.EchoObj".into()),
+        }
+    );
+    let (_, path, message) =
+        error("[clusters.health_check]\nkind = \"heartbeat\"\nprotocol = \"tars\"\n");
+    assert_eq!(path, "clusters[0].health_check.service");
+    assert!(message.contains("servant"), "{message}");
+    let (_, path, _) = error(
+        "[clusters.health_check]\nkind = \"heartbeat\"\nprotocol = \"bolt\"\nservice = \"x\"\n",
+    );
+    assert_eq!(path, "clusters[0].health_check.service");
+    let (_, path, _) =
+        error("[clusters.health_check]\nkind = \"tcp\"\ncodec_client_type = \"http2\"\n");
+    assert_eq!(path, "clusters[0].health_check.codec_client_type");
 }

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use baton_tests::admin::wait_health;
 use baton_tests::faults::cli_at;
 use baton_tests::{Baton, PATIENCE};
 use serde_json::{Value, json};
@@ -740,4 +741,34 @@ async fn tarsnode_tup_calls_in_flight_survive_an_upgrade() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarsnode_tup_gets_the_proxys_errors() {
     the_proxys_errors_reach_the_client(ClientKind::NodeTup).await;
+}
+
+// === health checks ===
+
+/// A `heartbeat` check with `protocol = "tars"` calls `tars_ping` on the
+/// servant: two TarsGo servers answer it and are healthy; one stopped
+/// fails it and is taken out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tars_ping_checks_tell_a_stopped_tarsgo_server() {
+    let a = Server::start("a", false).await;
+    let b = Server::start("b", false).await;
+    let (a_addr, b_addr) = (a.addr, b.addr);
+    let check = format!(
+        "endpoints = [\"{a_addr}\", \"{b_addr}\"]\n\
+         [clusters.health_check]\nkind = \"heartbeat\"\nprotocol = \"tars\"\n\
+         service = \"{SERVANT}\"\ninterval = \"100ms\"\ntimeout = \"2s\"\n\
+         healthy_threshold = 1\nunhealthy_threshold = 2\n"
+    );
+    let config = format!(
+        "[admin]\naddress = \"127.0.0.1:0\"\n\n\
+         [[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"tars\"\n\
+         cluster = \"c\"\n\n[[clusters]]\nname = \"c\"\n{check}"
+    );
+    let baton = Baton::start(&config);
+    wait_health(&baton, a_addr, 1).await;
+    wait_health(&baton, b_addr, 1).await;
+    drop(b);
+    wait_health(&baton, b_addr, 0).await;
+    wait_health(&baton, a_addr, 1).await;
+    drop(a);
 }

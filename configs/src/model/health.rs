@@ -35,15 +35,23 @@ pub struct HealthCheck {
 pub enum CheckKind {
     /// `kind = "tcp"`: a connect that succeeds passes.
     Tcp,
-    /// `kind = "http"`: an HTTP/1.1 request on a fresh connection; passes
-    /// when the status is one of `expected_statuses`.
+    /// `kind = "http"`: an HTTP/1.1 request (or HTTP/2 over h2c) on a
+    /// fresh connection; passes when the status is one of
+    /// `expected_statuses`.
     Http(HttpCheck),
     /// `kind = "grpc"`: `grpc.health.v1.Health/Check` for `service` over
     /// h2c; passes on `SERVING`.
     Grpc { service: String },
     /// `kind = "heartbeat"`: the RPC protocol's heartbeat request; passes
-    /// when its heartbeat response comes back.
-    Heartbeat { protocol: Protocol },
+    /// when its heartbeat response comes back. Tars has none at the
+    /// transport level: its check calls `tars_ping` on `service` (the
+    /// servant), which a Tars server answers without dispatching, and
+    /// passes on `iRet` 0.
+    Heartbeat {
+        protocol: Protocol,
+        /// Tars: the servant to ping (required there, unused elsewhere).
+        service: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +63,9 @@ pub struct HttpCheck {
     /// Half-open ranges `[start, end)`, Envoy's `expected_statuses` shape;
     /// `[200, 300)` when left out.
     pub expected_statuses: Vec<(u16, u16)>,
+    /// Over HTTP/2 with prior knowledge (h2c) rather than HTTP/1.1
+    /// (Envoy's `codec_client_type = HTTP2`).
+    pub http2: bool,
 }
 
 impl HttpCheck {

@@ -49,6 +49,14 @@ mod defaults {
 /// Envoy's default `healthy_panic_threshold`.
 pub(super) const HEALTHY_PANIC_THRESHOLD: u8 = 50;
 
+/// Envoy's `codec_client_type` for HTTP checks.
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum CodecClientType {
+    Http1,
+    Http2,
+}
+
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 enum Kind {
@@ -73,7 +81,8 @@ pub(super) struct RawHealthCheck {
     method: Option<Spanned<String>>,
     host: Option<Spanned<String>>,
     expected_statuses: Option<Spanned<Vec<Spanned<RawStatuses>>>>,
-    /// gRPC.
+    codec_client_type: Option<Spanned<CodecClientType>>,
+    /// gRPC; a Tars heartbeat's servant.
     service: Option<Spanned<String>>,
     /// Heartbeat.
     protocol: Option<Spanned<Protocol>>,
@@ -147,8 +156,17 @@ impl RawHealthCheck {
         only(http, self.host.as_ref().map(Spanned::span), "host", "http")?;
         let statuses_span = self.expected_statuses.as_ref().map(Spanned::span);
         only(http, statuses_span, "expected_statuses", "http")?;
+        let codec_span = self.codec_client_type.as_ref().map(Spanned::span);
+        only(http, codec_span, "codec_client_type", "http")?;
         let service_span = self.service.as_ref().map(Spanned::span);
-        only(kind == Kind::Grpc, service_span, "service", "grpc")?;
+        let tars_heartbeat = kind == Kind::Heartbeat
+            && self.protocol.as_ref().map(|p| *p.get_ref()) == Some(Protocol::Tars);
+        only(
+            kind == Kind::Grpc || tars_heartbeat,
+            service_span,
+            "service",
+            "grpc\" or kind = \"heartbeat\" with protocol = \"tars",
+        )?;
         let protocol_span = self.protocol.as_ref().map(Spanned::span);
         only(
             kind == Kind::Heartbeat,
@@ -163,6 +181,7 @@ impl RawHealthCheck {
                 self.method,
                 self.host,
                 self.expected_statuses,
+                self.codec_client_type.map(|c| *c.get_ref()) == Some(CodecClientType::Http2),
             )?),
             Kind::Grpc => CheckKind::Grpc {
                 // Envoy: an empty service name asks for the server's
@@ -174,21 +193,35 @@ impl RawHealthCheck {
                     return Err((
                         self.kind.span(),
                         "protocol",
-                        "kind = \"heartbeat\" needs protocol = \"bolt\" or \"dubbo\"".into(),
+                        "kind = \"heartbeat\" needs protocol = \"bolt\", \"dubbo\" or \"tars\""
+                            .into(),
                     ));
                 };
-                if !matches!(protocol.get_ref(), Protocol::Bolt | Protocol::Dubbo) {
+                if !matches!(
+                    protocol.get_ref(),
+                    Protocol::Bolt | Protocol::Dubbo | Protocol::Tars
+                ) {
                     return Err((
                         protocol.span(),
                         "protocol",
                         format!(
-                            "no heartbeat check for {:?}: protocol = \"bolt\" or \"dubbo\"",
+                            "no heartbeat check for {:?}: protocol = \"bolt\", \"dubbo\" or \"tars\"",
                             protocol.get_ref().name()
                         ),
                     ));
                 }
+                let service = self.service.map(Spanned::into_inner);
+                if tars_heartbeat && service.as_deref().is_none_or(str::is_empty) {
+                    return Err((
+                        protocol.span(),
+                        "service",
+                        "a tars heartbeat pings a servant: give service = \"App.Server.Obj\""
+                            .into(),
+                    ));
+                }
                 CheckKind::Heartbeat {
                     protocol: protocol.into_inner(),
+                    service,
                 }
             }
         };
@@ -217,6 +250,7 @@ fn http_check(
     method: Option<Spanned<String>>,
     host: Option<Spanned<String>>,
     statuses: Option<Spanned<Vec<Spanned<RawStatuses>>>>,
+    http2: bool,
 ) -> Result<HttpCheck, Invalid> {
     let path = match path {
         Some(p) if !p.get_ref().starts_with('/') => {
@@ -270,6 +304,7 @@ fn http_check(
         path,
         host,
         expected_statuses,
+        http2,
     })
 }
 

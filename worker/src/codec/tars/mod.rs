@@ -69,7 +69,8 @@
 //! dispatch for it). So `tars_ping` is an ordinary [`FrameKind::Request`]
 //! here, forwarded to the server it checks, and
 //! [`TarsCodec::heartbeat_reply`] and [`TarsCodec::heartbeat`] are always
-//! `None`.
+//! `None`; the health checker's Tars heartbeat sends a `tars_ping` of its
+//! own ([`ping_request`]) to the servant its config names.
 //!
 //! # Routing attributes (requests only)
 //!
@@ -586,6 +587,37 @@ pub(crate) fn tars_int_field(tag: u8, value: i32, buf: &mut [u8; 5]) -> &[u8] {
 fn id_of(value: i32) -> RequestId {
     #[allow(clippy::cast_sign_loss)]
     RequestId(u64::from(value as u32))
+}
+
+/// A classic (iVersion 1) two-way RequestPacket calling `tars_ping` on
+/// `servant`, with request id `id`, no arguments and a timeout of
+/// `timeout_ms`: the check a Tars client makes of a server (TarsGo's
+/// adapter sends it; a server answers it without dispatching, `iRet` 0).
+/// The health checker's Tars heartbeat.
+pub(crate) fn ping_request(id: i32, servant: &str, timeout_ms: i32) -> BytesMut {
+    const PING: &[u8] = b"tars_ping";
+    let mut raw = BytesMut::with_capacity(48 + servant.len());
+    raw.put_u32(0);
+    let mut field = [0u8; 5];
+    raw.extend_from_slice(tars_int_field(1, 1, &mut field));
+    raw.extend_from_slice(tars_int_field(2, i32::from(TARSNORMAL), &mut field));
+    raw.extend_from_slice(tars_int_field(3, 0, &mut field));
+    raw.extend_from_slice(tars_int_field(REQUEST_ID_TAG, id, &mut field));
+    tlv::put_string(&mut raw, 5, servant.as_bytes());
+    tlv::put_string(&mut raw, 6, PING);
+    // sBuffer: an empty SIMPLE_LIST (element head INT1 tag 0, length 0).
+    tlv::put_head(&mut raw, tlv::SIMPLE_LIST, 7);
+    tlv::put_head(&mut raw, tlv::INT1, 0);
+    tlv::put_head(&mut raw, tlv::ZERO_TAG, 0);
+    raw.extend_from_slice(tars_int_field(8, timeout_ms, &mut field));
+    // context and status: empty maps.
+    for tag in [9, 10] {
+        tlv::put_head(&mut raw, tlv::MAP, tag);
+        tlv::put_head(&mut raw, tlv::ZERO_TAG, 0);
+    }
+    let total = u32::try_from(raw.len()).unwrap_or(u32::MAX);
+    wire::put_u32_at(&mut raw, 0, total);
+    raw
 }
 
 /// A ResponsePacket with no result: what [`TarsCodec::hijack`] sends.

@@ -154,9 +154,16 @@ async fn probe(kind: &CheckKind, addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("connect: {e}"))?;
     match kind {
         CheckKind::Tcp => Ok(()),
+        CheckKind::Http(http) if http.http2 => {
+            over_h2(stream, |send| h2_http(send, http, addr)).await
+        }
         CheckKind::Http(http) => probe_http(&mut stream, http, addr).await,
-        CheckKind::Grpc { service } => probe_grpc(stream, service, addr).await,
-        CheckKind::Heartbeat { protocol } => probe_heartbeat(&mut stream, *protocol).await,
+        CheckKind::Grpc { service } => {
+            over_h2(stream, |send| grpc_check(send, service, addr)).await
+        }
+        CheckKind::Heartbeat { protocol, service } => {
+            probe_heartbeat(&mut stream, *protocol, service.as_deref()).await
+        }
     }
 }
 
@@ -208,10 +215,19 @@ fn status_of(line: &[u8]) -> Option<u16> {
     std::str::from_utf8(code).ok()?.parse().ok()
 }
 
+/// The `iTimeout` of a Tars heartbeat: the server's own queue timeout for
+/// it (the probe's `timeout` is the checker's).
+const TARS_PING_TIMEOUT_MS: i32 = 3000;
+
 /// `ServingStatus.SERVING`.
 const SERVING: u64 = 1;
 
-async fn probe_grpc(stream: TcpStream, service: &str, addr: SocketAddr) -> Result<(), String> {
+/// Runs `check` on an h2c connection over `stream` (prior knowledge).
+async fn over_h2<F, Fut>(stream: TcpStream, check: F) -> Result<(), String>
+where
+    F: FnOnce(h2::client::SendRequest<Bytes>) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
     let (send, connection) = h2::client::handshake(stream)
         .await
         .map_err(|e| format!("h2 handshake: {e}"))?;
@@ -220,9 +236,40 @@ async fn probe_grpc(stream: TcpStream, service: &str, addr: SocketAddr) -> Resul
     let driver = tokio::spawn(async move {
         let _ = connection.await;
     });
-    let result = grpc_check(send, service, addr).await;
+    let result = check(send).await;
     driver.abort();
     result
+}
+
+/// The `http` probe over HTTP/2: the same request, `:authority` the
+/// check's `host` or the endpoint's address; the response's status
+/// decides (its body is not read).
+async fn h2_http(
+    send: h2::client::SendRequest<Bytes>,
+    check: &HttpCheck,
+    addr: SocketAddr,
+) -> Result<(), String> {
+    let mut send = send.ready().await.map_err(|e| format!("h2: {e}"))?;
+    let host = check.host.clone().unwrap_or_else(|| addr.to_string());
+    let request = http::Request::builder()
+        .method(check.method.as_str())
+        .uri(format!("http://{host}{}", check.path))
+        .header("user-agent", "baton-health-check")
+        .body(())
+        .map_err(|e| format!("request: {e}"))?;
+    let (response, _) = send
+        .send_request(request, true)
+        .map_err(|e| format!("h2: {e}"))?;
+    let status = response
+        .await
+        .map_err(|e| format!("h2: {e}"))?
+        .status()
+        .as_u16();
+    if check.expects(status) {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
+    }
 }
 
 async fn grpc_check(
@@ -350,6 +397,7 @@ fn serving_status(message: &[u8]) -> Option<u64> {
 async fn probe_heartbeat(
     stream: &mut TcpStream,
     protocol: baton_config::Protocol,
+    servant: Option<&str>,
 ) -> Result<(), String> {
     let protocol: codec::Protocol = protocol
         .name()
@@ -357,11 +405,18 @@ async fn probe_heartbeat(
         .map_err(|_| format!("no codec for {}", protocol.name()))?;
     let mut codec = protocol.upstream_codec(CodecConfig::default());
     let id = RequestId(1);
-    let heartbeat = codec
-        .heartbeat(id)
-        .ok_or_else(|| format!("{} has no heartbeat", protocol.name()))?;
     let mut out = BytesMut::new();
-    codec.encode(&heartbeat, &mut out);
+    // Tars: `tars_ping` on the servant, which must answer iRet 0.
+    let tars = protocol == codec::Protocol::Tars;
+    if tars {
+        let servant = servant.ok_or("a tars heartbeat needs a servant")?;
+        out = codec::tars::ping_request(1, servant, TARS_PING_TIMEOUT_MS);
+    } else {
+        let heartbeat = codec
+            .heartbeat(id)
+            .ok_or_else(|| format!("{} has no heartbeat", protocol.name()))?;
+        codec.encode(&heartbeat, &mut out);
+    }
     stream
         .write_all(&out)
         .await
@@ -374,7 +429,10 @@ async fn probe_heartbeat(
                 FrameKind::Heartbeat(Direction::Response) | FrameKind::Response
             );
             if answers && frame.request_id() == id {
-                return Ok(());
+                return match frame.status() {
+                    Some(status) if tars && status != 0 => Err(format!("tars_ping iRet {status}")),
+                    _ => Ok(()),
+                };
             }
         }
         let n = stream
@@ -424,6 +482,7 @@ mod tests {
             path: "/healthz".into(),
             host: Some("svc.local".into()),
             expected_statuses: vec![(200, 300)],
+            http2: false,
         });
         assert_eq!(probe(&check, addr).await, Ok(()));
         assert_eq!(probe(&check, addr).await, Err("status 503".into()));
@@ -431,6 +490,84 @@ mod tests {
         assert!(
             heads[0].starts_with("HEAD /healthz HTTP/1.1\r\nHost: svc.local\r\n"),
             "{heads:?}"
+        );
+    }
+
+    /// Over h2c: an h2 server answering each request with the next of
+    /// `statuses`, reporting (method, path, authority).
+    #[tokio::test]
+    async fn an_http_probe_over_h2_reads_the_status() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for status in [200u16, 503] {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut conn = h2::server::handshake(stream).await.unwrap();
+                let (request, mut respond) = conn.accept().await.unwrap().unwrap();
+                seen.push(format!(
+                    "{} {} {}",
+                    request.method(),
+                    request.uri().path(),
+                    request.uri().authority().unwrap()
+                ));
+                let response = http::Response::builder().status(status).body(()).unwrap();
+                respond.send_response(response, true).unwrap();
+                // Until the client goes away.
+                while conn.accept().await.is_some() {}
+            }
+            seen
+        });
+        let check = CheckKind::Http(HttpCheck {
+            method: "GET".into(),
+            path: "/ready".into(),
+            host: Some("svc.local".into()),
+            expected_statuses: vec![(200, 300)],
+            http2: true,
+        });
+        assert_eq!(probe(&check, addr).await, Ok(()));
+        assert_eq!(probe(&check, addr).await, Err("status 503".into()));
+        assert_eq!(
+            server.await.unwrap(),
+            ["GET /ready svc.local", "GET /ready svc.local"]
+        );
+    }
+
+    /// A Tars heartbeat is a `tars_ping` call on the servant; an answer
+    /// with a non-zero `iRet` (here the proxy's own error answer) fails.
+    #[tokio::test]
+    async fn a_tars_heartbeat_pings_the_servant_and_reads_iret() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut codec = codec::Protocol::Tars.codec(CodecConfig::default());
+            let mut buf = BytesMut::new();
+            let ping = loop {
+                if let Some(frame) = codec.decode(&mut buf).unwrap() {
+                    break frame;
+                }
+                assert!(stream.read_buf(&mut buf).await.unwrap() > 0);
+            };
+            let answer = codec.hijack(&ping, codec::ErrorKind::Unavailable);
+            let mut out = BytesMut::new();
+            codec.encode(&answer, &mut out);
+            stream.write_all(&out).await.unwrap();
+            let attributes = ping.attributes();
+            (
+                attributes.service.as_deref().map(str::to_owned),
+                attributes.method.as_deref().map(str::to_owned),
+            )
+        });
+        let check = CheckKind::Heartbeat {
+            protocol: baton_config::Protocol::Tars,
+            service: Some("App.Server.Obj".into()),
+        };
+        let failed = probe(&check, addr).await.unwrap_err();
+        assert!(failed.starts_with("tars_ping iRet "), "{failed}");
+        assert_eq!(
+            server.await.unwrap(),
+            (Some("App.Server.Obj".into()), Some("tars_ping".into()))
         );
     }
 
@@ -464,7 +601,10 @@ mod tests {
     async fn a_heartbeat_probe_passes_when_the_heartbeat_is_answered() {
         for protocol in [baton_config::Protocol::Bolt, baton_config::Protocol::Dubbo] {
             let codec_protocol: codec::Protocol = protocol.name().parse().unwrap();
-            let check = CheckKind::Heartbeat { protocol };
+            let check = CheckKind::Heartbeat {
+                protocol,
+                service: None,
+            };
             let answering = rpc_server(codec_protocol, true).await;
             assert_eq!(probe(&check, answering).await, Ok(()), "{protocol:?}");
             let silent = rpc_server(codec_protocol, false).await;
