@@ -45,8 +45,8 @@ pub use model::{
     AccessLog, Admin, AdminToken, Builtin, CheckKind, CircuitBreakers, Cluster, ClusterId, Config,
     Endpoint, FailurePercentage, HashPolicy, HealthCheck, Http, HttpAction, HttpCheck, HttpRoute,
     Lb, Listener, ListenerId, LogFormat, LogTarget, OutlierDetection, PathMatch, Protocol,
-    RetryBudget, Route, Rpc, SuccessRate, Supervisor, Target, Tls, UpstreamProtocol, UpstreamTls,
-    Weight,
+    ProxyProtocol, ProxyVersion, RetryBudget, Route, Rpc, SuccessRate, Supervisor, Target, Tls,
+    UpstreamProtocol, UpstreamTls, Weight,
 };
 pub use view::{ListenerBind, SupervisorView};
 

@@ -151,6 +151,28 @@ pub struct Listener {
     /// `filters`: its L4 filters and its HTTP or RPC stream filters, in
     /// order (each joins its chain; see [`crate::filter`]).
     pub filters: Vec<crate::filter::Filter>,
+    /// `proxy_protocol`: every connection starts with a PROXY protocol
+    /// header (HAProxy's), whose addresses stand for the connection's.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// A listener's `proxy_protocol` (and `proxy_protocol_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    pub accept: ProxyVersion,
+    /// A connection whose header is not complete by then is closed.
+    pub timeout: Duration,
+}
+
+/// Which PROXY protocol versions a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyVersion {
+    /// The text header (`PROXY TCP4 … \r\n`).
+    V1,
+    /// The binary header.
+    V2,
+    /// Either, told apart by their first bytes.
+    Any,
 }
 
 /// What an HTTP listener adds.
@@ -386,6 +408,11 @@ pub struct Cluster {
     /// `[clusters.retry_budget]`: when set, bounds the retries in flight
     /// in place of `circuit_breakers.max_retries`.
     pub retry_budget: Option<RetryBudget>,
+    /// `proxy_protocol`: the PROXY protocol header (v1 or v2, never
+    /// `Any`) written first on every connection to the cluster, with the
+    /// client's addresses (tcp listeners' clusters only: an HTTP or RPC
+    /// upstream connection carries many clients' requests).
+    pub proxy_protocol: Option<ProxyVersion>,
 }
 
 /// A cluster's circuit breakers (Envoy's `thresholds`, same names and

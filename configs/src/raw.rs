@@ -16,8 +16,8 @@ use crate::duration::Text as DurationText;
 use crate::model::{
     AccessLog, Admin, AdminToken, Builtin, CircuitBreakers, Cluster, ClusterId, Config, Endpoint,
     HashPolicy, Http, HttpAction, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget,
-    PathMatch, Protocol, RetryBudget, Route, Rpc, Supervisor, Target, Tls, UpstreamProtocol,
-    UpstreamTls, Weight,
+    PathMatch, Protocol, ProxyProtocol, ProxyVersion, RetryBudget, Route, Rpc, Supervisor, Target,
+    Tls, UpstreamProtocol, UpstreamTls, Weight,
 };
 use crate::raw_filter::{self as filter, Place, RawFilter};
 
@@ -74,6 +74,8 @@ pub(crate) mod defaults {
     pub const MAX_CONNECTIONS: u32 = 10_000;
     /// Envoy's TCP proxy default: long-lived connections are the norm.
     pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// For a PROXY protocol header: a proxy in front sends it at once.
+    pub const PROXY_PROTOCOL_TIMEOUT: Duration = Duration::from_secs(5);
     /// Envoy's default; a refused port fails at once anyway, this bounds
     /// blackholed endpoints.
     pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -227,6 +229,16 @@ struct RawListener {
     /// RocketMQ: real broker address → name of the listener fronting it.
     rocketmq_brokers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     filters: Option<Vec<Spanned<RawFilter>>>,
+    proxy_protocol: Option<RawProxyVersion>,
+    proxy_protocol_timeout: Option<Spanned<DurationText>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum RawProxyVersion {
+    V1,
+    V2,
+    Any,
 }
 
 #[derive(Deserialize)]
@@ -328,6 +340,7 @@ struct RawCluster {
     // --- Circuit breaking (issue 14 item 4) ---
     circuit_breakers: Option<RawCircuitBreakers>,
     retry_budget: Option<RawRetryBudget>,
+    proxy_protocol: Option<Spanned<RawProxyVersion>>,
 }
 
 /// `[clusters.circuit_breakers]`: Envoy's threshold names; each left out
@@ -661,6 +674,18 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                     error(span, path(&format!("retry_budget.{key}")), m)
                 })?),
             };
+        let proxy_protocol = match c.proxy_protocol.as_ref().map(|v| (*v.get_ref(), v.span())) {
+            None => None,
+            Some((RawProxyVersion::V1, _)) => Some(ProxyVersion::V1),
+            Some((RawProxyVersion::V2, _)) => Some(ProxyVersion::V2),
+            Some((RawProxyVersion::Any, span)) => {
+                return Err(error(
+                    span,
+                    path("proxy_protocol"),
+                    "a cluster sends one version: \"v1\" or \"v2\"".into(),
+                ));
+            }
+        };
         clusters.push(Cluster {
             name: c.name.into_inner(),
             lb,
@@ -683,6 +708,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             healthy_panic_threshold,
             circuit_breakers,
             retry_budget,
+            proxy_protocol,
         });
     }
 
@@ -729,6 +755,11 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             && l.protocol != Protocol::Http
         {
             plain_only(&clusters[c.index()]).map_err(|m| error(span.span(), path("cluster"), m))?;
+        }
+        if let (Target::Cluster(c), Some(span)) = (&target, &l.cluster)
+            && l.protocol != Protocol::Tcp
+        {
+            l4_only(&clusters[c.index()]).map_err(|m| error(span.span(), path("cluster"), m))?;
         }
         let idle_timeout = positive(l.idle_timeout.clone(), defaults::IDLE_TIMEOUT)
             .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
@@ -839,6 +870,30 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             Place::Listener(l.protocol),
         )
         .map_err(|(span, m)| error(span, path("filters"), m))?;
+        let proxy_protocol = match l.proxy_protocol {
+            None => {
+                if let Some(t) = &l.proxy_protocol_timeout {
+                    return Err(error(
+                        t.span(),
+                        path("proxy_protocol_timeout"),
+                        "proxy_protocol_timeout needs proxy_protocol".into(),
+                    ));
+                }
+                None
+            }
+            Some(version) => Some(ProxyProtocol {
+                accept: match version {
+                    RawProxyVersion::V1 => ProxyVersion::V1,
+                    RawProxyVersion::V2 => ProxyVersion::V2,
+                    RawProxyVersion::Any => ProxyVersion::Any,
+                },
+                timeout: positive(
+                    l.proxy_protocol_timeout.clone(),
+                    defaults::PROXY_PROTOCOL_TIMEOUT,
+                )
+                .map_err(|(span, m)| error(span, path("proxy_protocol_timeout"), m))?,
+            }),
+        };
         listeners.push(Listener {
             name: l.name.into_inner(),
             address,
@@ -852,6 +907,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             rpc,
             http,
             filters,
+            proxy_protocol,
         });
     }
 
@@ -950,10 +1006,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// A route's cluster reference, which must be a cluster.
+    /// A route's cluster reference, which must be a cluster (and not one
+    /// for tcp listeners only).
     fn cluster(&self, name: &Spanned<String>, key: &str) -> Result<ClusterId, ConfigError> {
         match resolve_target(name.get_ref(), self.clusters) {
-            Ok(Target::Cluster(id)) => Ok(id),
+            Ok(Target::Cluster(id)) => match l4_only(&self.clusters[id.index()]) {
+                Ok(()) => Ok(id),
+                Err(m) => Err(self.error(name.span(), key, m)),
+            },
             Ok(_) => Err(self.error(name.span(), key, "routes go to clusters, not to built-ins")),
             Err(m) => Err(self.error(name.span(), key, m)),
         }
@@ -1364,6 +1424,18 @@ fn plain_only(cluster: &Cluster) -> Result<(), String> {
     match cluster.tls {
         Some(_) => Err(format!(
             "cluster {:?} has a tls table, which only http listeners use (tcp and RPC listeners do not speak TLS to upstreams)",
+            cluster.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A cluster only tcp listeners may use: one that sends a PROXY header
+/// per connection.
+fn l4_only(cluster: &Cluster) -> Result<(), String> {
+    match cluster.proxy_protocol {
+        Some(_) => Err(format!(
+            "cluster {:?} sends a PROXY protocol header per connection, which only tcp listeners' clusters do (an HTTP or RPC upstream connection carries many clients' requests)",
             cluster.name
         )),
         None => Ok(()),

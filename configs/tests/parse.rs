@@ -682,3 +682,41 @@ fn circuit_breakers_are_checked_where_they_are() {
     );
     assert!(message.contains("between 0 and 100"), "{message}");
 }
+
+#[test]
+fn proxy_protocol_on_listeners_and_tcp_clusters() {
+    use baton_config::ProxyVersion;
+    let config = parse("ok.toml", &listener("proxy_protocol = \"any\"\n")).unwrap();
+    let pp = config.listeners[0].proxy_protocol.unwrap();
+    assert_eq!(
+        (pp.accept, pp.timeout),
+        (ProxyVersion::Any, Duration::from_secs(5))
+    );
+    let config = parse(
+        "ok.toml",
+        &listener("proxy_protocol = \"v2\"\nproxy_protocol_timeout = \"1s\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.listeners[0].proxy_protocol.unwrap().timeout,
+        Duration::from_secs(1)
+    );
+    let (_, _, path, _) = error(&listener("proxy_protocol_timeout = \"1s\"\n"));
+    assert_eq!(path, "listeners[0].proxy_protocol_timeout");
+    let (_, _, path, _) = error(&listener("proxy_protocol = \"v3\"\n"));
+    assert!(path.starts_with("listeners[0]"), "{path}");
+
+    let sending = |version: &str, protocol: &str| {
+        format!(
+            "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"c\"\n\
+             protocol = \"{protocol}\"\n{GOOD_TAIL}proxy_protocol = \"{version}\"\n"
+        )
+    };
+    let config = parse("ok.toml", &sending("v1", "tcp")).unwrap();
+    assert_eq!(config.clusters[0].proxy_protocol, Some(ProxyVersion::V1));
+    let (_, _, path, _) = error(&sending("any", "tcp"));
+    assert_eq!(path, "clusters[0].proxy_protocol");
+    let (_, _, path, message) = error(&sending("v2", "bolt"));
+    assert_eq!(path, "listeners[0].cluster");
+    assert!(message.contains("PROXY"), "{message}");
+}

@@ -129,6 +129,9 @@
 //! bounded, fuzzed). It is not a [`Codec`] — HTTP is not multiplexed and
 //! the HTTP proxy drives it differently — but it is the same
 //! layer: the bottom one, which depends on nothing else in the worker.
+//! So does `proxy_protocol`: the PROXY protocol header (v1 and v2) that
+//! a listener with `proxy_protocol` reads first and a cluster with it
+//! writes first, parsed and built without I/O.
 
 use std::fmt;
 use std::str::FromStr;
@@ -149,6 +152,7 @@ pub mod fixtures;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http1;
+pub(crate) mod proxy_protocol;
 pub mod rocketmq;
 pub mod tars;
 

@@ -4,6 +4,9 @@
 //! * [`ctx`] — [`ctx::Ctx`], what every connection task shares (was
 //!   `serve::Shared`): config, clusters, per-listener HTTP and RPC
 //!   contexts, registry, counters, the close order, the fd budget;
+//! * `proxied` — a listener's PROXY protocol header, read off a new
+//!   connection before anything else (peeked until whole, then exactly
+//!   its bytes taken);
 //! * [`registry`] — live connections and their pause slots: how a handoff
 //!   asks a connection to stop ([`registry::PauseReq`]) and hears back
 //!   ([`registry::Paused`]);
@@ -69,6 +72,7 @@
 //!    decision, not a match on kinds).
 
 pub mod ctx;
+pub(crate) mod proxied;
 pub(crate) mod registry;
 pub(crate) mod state;
 pub(crate) mod task;

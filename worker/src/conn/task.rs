@@ -33,11 +33,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use baton_config::ListenerId;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::codec::proxy_protocol;
 use crate::conn::ctx::Ctx;
+use crate::conn::proxied;
 use crate::conn::registry::{PauseReq, Paused};
 use crate::conn::state::{ConnId, ConnParts, History, Parked};
 use crate::fds::FdUnits;
@@ -192,6 +195,9 @@ struct Ready {
     listener: Arc<str>,
     idle_timeout: Duration,
     client_addr: Option<SocketAddr>,
+    /// Whether a PROXY header gave its addresses: they do not travel with
+    /// a handoff yet, so it drains rather than moves.
+    proxied: bool,
     history: History,
     permit: Option<OwnedSemaphorePermit>,
     /// Its units of the fd budget, held while the task lives.
@@ -302,6 +308,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
         listener: parked.listener,
         idle_timeout: idle,
         client_addr,
+        proxied: false,
         history,
         permit: None,
         fds,
@@ -352,6 +359,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
         listener,
         idle_timeout,
         client_addr,
+        proxied,
         history,
         permit: _permit,
         fds: _fds,
@@ -379,10 +387,11 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
         };
         let outcome = match conn.run_until(Box::pin(stop)).await {
             Outcome::Stopped(Stop::Pause(req)) => match conn.mobility() {
-                Mobility::Moves => Outcome::Stopped(Stop::Pause(req)),
-                // It stays: it goes on here until done or the drain
-                // deadline.
-                Mobility::Drains => {
+                Mobility::Moves if !proxied => Outcome::Stopped(Stop::Pause(req)),
+                // It stays — or came with a PROXY header, whose addresses
+                // do not travel with a handoff yet —: it goes on here
+                // until done or the drain deadline.
+                Mobility::Moves | Mobility::Drains => {
                     let _ = req.reply.send(Paused::Ended(guard.id));
                     match conn.drain(Box::pin(closing(&shared))).await {
                         Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
@@ -494,28 +503,39 @@ async fn accept(
     guard: &Guard,
 ) -> Option<Ready> {
     let spec = shared.config.listener(listener);
-    let client_addr = client.peer_addr().ok();
+    let mut client_addr = client.peer_addr().ok();
+    // A PROXY header first, when the listener takes one: its addresses
+    // stand for the connection's from here on.
+    let mut local_addr = None;
+    if let Some(pp) = spec.proxy_protocol {
+        let read =
+            tokio::time::timeout(pp.timeout, proxied::read_header(&client, pp.accept.into()));
+        let refused = match read.await {
+            Ok(Ok(addresses)) => {
+                if let Some(a) = addresses {
+                    (client_addr, local_addr) = (Some(a.source), Some(a.destination));
+                }
+                None
+            }
+            Ok(Err(e)) => Some((e.to_string(), e.label())),
+            Err(_) => Some(("no whole PROXY header in time".into(), "timeout")),
+        };
+        if let Some((error, label)) = refused {
+            debug!(%error, client = ?client_addr, "connection refused: PROXY protocol");
+            guard.meter.refused.fetch_add(1, Ordering::Relaxed);
+            refused_entry(shared, &spec.name, client_addr, label);
+            return None;
+        }
+    }
     // The listener's L4 filters: the accept stage here, the byte stage as
     // the tunnel's tap (HTTP, RPC and echo connections run the accept
     // stage only, for now). An empty chain costs this one check.
-    let tap = match filter_accepted(shared, listener, &client, client_addr) {
+    let tap = match filter_accepted(shared, listener, &client, client_addr, local_addr) {
         Ok(tap) => tap,
         Err(refused) => {
             debug!(error = %refused, client = ?client_addr, "connection refused");
             guard.meter.refused.fetch_add(1, Ordering::Relaxed);
-            if let Some(log) = &shared.access_log {
-                log.log(&Entry {
-                    started: SystemTime::now(),
-                    listener: &spec.name,
-                    client: client_addr,
-                    cluster: None,
-                    upstream: None,
-                    received: 0,
-                    sent: 0,
-                    outcome: "refused",
-                    moves: 0,
-                });
-            }
+            refused_entry(shared, &spec.name, client_addr, "refused");
             // Dropping the client closes it.
             return None;
         }
@@ -524,14 +544,16 @@ async fn accept(
     let _ = client.set_nodelay(true);
     let bytes = Arc::clone(&guard.meter.bytes);
     let conn: Conn = if let Some(ctx) = shared.rpc_of(listener) {
-        Box::new(Downstream::new(
-            client,
-            ctx.clone(),
-            spec.idle_timeout,
-            bytes,
-        ))
+        let downstream = Downstream::new(client, ctx.clone(), spec.idle_timeout, bytes);
+        Box::new(match spec.proxy_protocol {
+            Some(_) => downstream.with_ends(client_addr, local_addr),
+            None => downstream,
+        })
     } else if let Some(ctx) = shared.http_of(listener).filter(|c| c.tls.is_some()) {
-        Box::new(TlsHello::new(client, ctx.clone(), spec.idle_timeout, bytes))
+        Box::new(
+            TlsHello::new(client, ctx.clone(), spec.idle_timeout, bytes)
+                .with_client_addr(client_addr),
+        )
     } else if let Some(ctx) = shared.http_of(listener) {
         Box::new(H1Conn::new(
             client,
@@ -563,7 +585,7 @@ async fn accept(
                     connected = upstream.connect_for(&pick) => connected,
                     _ = closing.wait_for(|o| *o == Order::Close) => return None,
                 };
-                let (server, addr, endpoint, circuit) = match connected {
+                let (mut server, addr, endpoint, circuit) = match connected {
                     Ok(c) => (c.stream, c.addr, c.endpoint, c.permit),
                     Err(e) => {
                         // Dropping the client closes it now: it learns at
@@ -595,6 +617,18 @@ async fn accept(
                 };
                 let _ = server.set_nodelay(true);
                 debug!(upstream = %addr, "connected");
+                if let Some(version) = upstream.cluster.proxy_protocol {
+                    // Before any byte of the client's: who it really is.
+                    let ends = (client_addr, local_addr.or_else(|| client.local_addr().ok()));
+                    let (Some(source), Some(destination)) = ends else {
+                        return None;
+                    };
+                    let header = proxy_protocol::header(version, source, destination);
+                    if let Err(e) = server.write_all(&header).await {
+                        debug!(error = %e, upstream = %addr, "PROXY header not sent; closing");
+                        return None;
+                    }
+                }
                 Box::new(TunnelConn {
                     tunnel: Tunnel::new(client, server, spec.idle_timeout, bytes).with_tap(tap),
                     cluster: Arc::from(upstream.cluster.name.as_str()),
@@ -610,10 +644,29 @@ async fn accept(
         listener: Arc::from(spec.name.as_str()),
         idle_timeout: spec.idle_timeout,
         client_addr,
+        proxied: spec.proxy_protocol.is_some(),
         history: History::new(),
         permit: Some(permit),
         fds,
     })
+}
+
+/// The access log's line for a connection refused on accept (`outcome`
+/// says why), if there is an access log.
+fn refused_entry(shared: &Ctx, listener: &str, client: Option<SocketAddr>, outcome: &str) {
+    if let Some(log) = &shared.access_log {
+        log.log(&Entry {
+            started: SystemTime::now(),
+            listener,
+            client,
+            cluster: None,
+            upstream: None,
+            received: 0,
+            sent: 0,
+            outcome,
+            moves: 0,
+        });
+    }
 }
 
 /// Runs listener `listener`'s L4 accept stage on a new connection: the
@@ -623,6 +676,7 @@ fn filter_accepted(
     listener: ListenerId,
     client: &TcpStream,
     client_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
 ) -> Result<Option<Box<dyn Tap>>, Refused> {
     let chain = shared.filters_of(listener);
     if chain.is_empty() {
@@ -631,7 +685,7 @@ fn filter_accepted(
     let info = ConnInfo {
         listener: Arc::from(shared.config.listener(listener).name.as_str()),
         source: client_addr,
-        local: client.local_addr().ok(),
+        local: local_addr.or_else(|| client.local_addr().ok()),
     };
     Ok(chain.accept(&info)?.map(|tap| tap as Box<dyn Tap>))
 }

@@ -72,6 +72,13 @@ impl TlsHello {
         }
     }
 
+    /// The same connection with the client's real address, as a PROXY
+    /// header gave it.
+    pub(crate) fn with_client_addr(mut self, client_addr: Option<SocketAddr>) -> Self {
+        self.client_addr = client_addr;
+        self
+    }
+
     /// The handshake, once the client has spoken; then HTTP/2 or HTTP/1.1
     /// by ALPN. `None`: it failed or timed out (the connection closes).
     async fn handshake<W>(self) -> Option<Box<dyn Live<W>>>

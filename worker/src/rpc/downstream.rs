@@ -45,6 +45,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -162,15 +163,20 @@ struct Filtering {
 }
 
 impl Filtering {
-    /// The filters of `client`'s connection, if the listener has any.
-    fn of(ctx: &Context, client: &TcpStream) -> Option<Box<Filtering>> {
+    /// The filters of a connection from `source` to `local`, if the
+    /// listener has any.
+    fn of(
+        ctx: &Context,
+        source: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> Option<Box<Filtering>> {
         if ctx.filters.is_empty() {
             return None;
         }
         let conn = ConnInfo {
             listener: Arc::clone(&ctx.listener.name),
-            source: client.peer_addr().ok(),
-            local: client.local_addr().ok(),
+            source,
+            local,
         };
         Some(Box::new(Filtering {
             filters: ctx.filters.connection(&conn),
@@ -209,7 +215,7 @@ impl Downstream {
     ) -> Downstream {
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         Downstream {
-            filters: Filtering::of(&ctx, &client),
+            filters: Filtering::of(&ctx, client.peer_addr().ok(), client.local_addr().ok()),
             peer: client.peer_addr().ok().map(|a| a.ip()),
             client,
             codec: ctx.listener.protocol.codec(ctx.listener.codec),
@@ -227,6 +233,18 @@ impl Downstream {
             idle: Idle::new(idle_timeout),
             meter,
         }
+    }
+
+    /// The same connection with its real ends, as a PROXY header gave
+    /// them: balancing by source and the filters see those.
+    pub(crate) fn with_ends(
+        mut self,
+        source: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> Self {
+        self.peer = source.map(|a| a.ip());
+        self.filters = Filtering::of(&self.ctx, source, local);
+        self
     }
 
     /// Resumes from parts: here after a failed move (the same inbox, so
@@ -251,7 +269,11 @@ impl Downstream {
         let (inbox_tx, inbox_rx) = kept.unwrap_or_else(mpsc::unbounded_channel);
         let mut downstream = Downstream {
             // This generation's filters, afresh (see crate::filter).
-            filters: Filtering::of(&ctx, &parts.client),
+            filters: Filtering::of(
+                &ctx,
+                parts.client.peer_addr().ok(),
+                parts.client.local_addr().ok(),
+            ),
             peer: parts.client.peer_addr().ok().map(|a| a.ip()),
             client: parts.client,
             codec,

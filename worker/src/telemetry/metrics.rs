@@ -439,7 +439,7 @@ impl Meters {
             ),
             per_listener(
                 "baton_listener_refused_total",
-                "Connections closed on accept by an L4 filter.",
+                "Connections closed on accept: by an L4 filter, or for a missing or bad PROXY protocol header.",
                 MetricKind::Counter,
                 &|m| load(&m.refused),
             ),

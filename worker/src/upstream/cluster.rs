@@ -254,6 +254,7 @@ mod tests {
             healthy_panic_threshold: 50,
             circuit_breakers: baton_config::CircuitBreakers::DEFAULT,
             retry_budget: None,
+            proxy_protocol: None,
         }
     }
 
