@@ -162,3 +162,40 @@ async fn bad_proxy_headers_are_closed_counted_and_never_forwarded() {
         .unwrap();
     assert_eq!(&echoed, b"ping");
 }
+
+/// A connection that came with a PROXY header is not moved at an upgrade
+/// (its header's addresses do not travel with a handoff yet): it drains
+/// in the old generation, which closes it at the drain deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxied_connection_drains_instead_of_moving() {
+    let echo = Echo::start().await;
+    let baton = Baton::start(&format!(
+        "[supervisor]\ndrain_timeout = \"1s\"\n\n\
+         [[listeners]]\nname = \"front\"\naddress = \"127.0.0.1:0\"\ncluster = \"back\"\n\
+         proxy_protocol = \"v1\"\n\n\
+         [[clusters]]\nname = \"back\"\nendpoints = [\"{}\"]\n",
+        echo.addr
+    ));
+    let mut client = TcpStream::connect(baton.addr("front")).await.unwrap();
+    client
+        .write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 1000 2000\r\nbefore")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 6];
+    timeout(PATIENCE, client.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"before");
+    // Blocks until the old generation is gone (its drain over).
+    let report = tokio::task::block_in_place(|| baton.upgrade(&[]));
+    assert!(report.contains("0 migrated"), "not moved: {report}");
+    let mut rest = Vec::new();
+    let read = timeout(PATIENCE, client.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(
+        read.is_err() || rest.is_empty(),
+        "closed by the old generation's drain"
+    );
+}
