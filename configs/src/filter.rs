@@ -12,6 +12,8 @@
 //! | `byte_limit` | L4 (tcp listeners) | `to_upstream`, `to_client`: bytes per connection |
 //! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names) |
 //! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`) |
+//! | `local_rate_limit` | HTTP | a token bucket: `max_tokens`, `tokens_per_fill` (1 by default), `fill_interval` (`"1s"`); `key` (optional): `{ header = "x-user" }` or `{ source_ip = true }`, a bucket per value |
+//! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
 //! listener whose protocol cannot run it, or an unknown name is a config
@@ -20,7 +22,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// One configured filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +52,16 @@ pub enum Filter {
         method: Option<String>,
         error: RpcError,
     },
+    /// HTTP: a token bucket per listener (or route), or per `key`; a
+    /// request finding it empty is answered 429.
+    LocalRateLimit { bucket: TokenBucket, key: RateKey },
+    /// RPC: a token bucket for the requests of `service` (and `method`);
+    /// a request finding it empty gets the protocol's `overloaded` error.
+    RpcRateLimit {
+        service: Option<String>,
+        method: Option<String>,
+        bucket: TokenBucket,
+    },
 }
 
 /// Which chain a filter joins.
@@ -69,20 +83,29 @@ impl Filter {
             Filter::ByteLimit { .. } => "byte_limit",
             Filter::Headers { .. } => "headers",
             Filter::RpcFault { .. } => "rpc_fault",
+            Filter::LocalRateLimit { .. } => "local_rate_limit",
+            Filter::RpcRateLimit { .. } => "rpc_rate_limit",
         }
     }
 
     pub fn layer(&self) -> Layer {
         match self {
             Filter::SourceRanges { .. } | Filter::ByteLimit { .. } => Layer::Network,
-            Filter::Headers { .. } => Layer::Http,
-            Filter::RpcFault { .. } => Layer::Rpc,
+            Filter::Headers { .. } | Filter::LocalRateLimit { .. } => Layer::Http,
+            Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 4] = ["source_ranges", "byte_limit", "headers", "rpc_fault"];
+pub const NAMES: [&str; 6] = [
+    "source_ranges",
+    "byte_limit",
+    "headers",
+    "rpc_fault",
+    "local_rate_limit",
+    "rpc_rate_limit",
+];
 
 /// What a `source_ranges` match means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +156,29 @@ impl FromStr for RpcError {
             }
         })
     }
+}
+
+/// A token bucket's settings (Envoy's local rate limit): it holds at
+/// most `max_tokens`, starts full, and gains `tokens_per_fill` every
+/// `fill_interval`; each request takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucket {
+    pub max_tokens: NonZeroU64,
+    pub tokens_per_fill: NonZeroU64,
+    /// Never zero.
+    pub fill_interval: Duration,
+}
+
+/// What a `local_rate_limit` keeps a bucket per.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    /// One bucket for the listener (or route).
+    None,
+    /// A bucket per value of this header (lowercase); requests without it
+    /// share one more.
+    Header(String),
+    /// A bucket per client IP address.
+    SourceIp,
 }
 
 /// An address range: an address and how many leading bits must match.

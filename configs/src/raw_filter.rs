@@ -3,13 +3,14 @@
 //! settings, and which listener may run which filter.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::filter::{
-    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RpcError,
-    is_header_name, is_header_value,
+    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RateKey, RpcError,
+    TokenBucket, is_header_name, is_header_value,
 };
 use crate::model::Protocol;
 
@@ -34,6 +35,18 @@ pub(crate) struct RawFilter {
     service: Option<String>,
     method: Option<String>,
     error: Option<String>,
+    max_tokens: Option<u64>,
+    tokens_per_fill: Option<u64>,
+    fill_interval: Option<String>,
+    key: Option<RawRateKey>,
+}
+
+/// A `local_rate_limit`'s `key` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateKey {
+    header: Option<String>,
+    source_ip: Option<bool>,
 }
 
 /// Where a filter list is written: which protocols' chains it may join.
@@ -93,6 +106,14 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "response_append",
                 "response_remove",
             ],
+            "local_rate_limit" => &["max_tokens", "tokens_per_fill", "fill_interval", "key"],
+            "rpc_rate_limit" => &[
+                "service",
+                "method",
+                "max_tokens",
+                "tokens_per_fill",
+                "fill_interval",
+            ],
             _ => &["service", "method", "error"],
         };
         if let Some((key, _)) = set
@@ -146,7 +167,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 13] {
+    fn settings(&self) -> [(&'static str, bool); 17] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -161,6 +182,10 @@ impl RawFilter {
             ("service", self.service.is_some()),
             ("method", self.method.is_some()),
             ("error", self.error.is_some()),
+            ("max_tokens", self.max_tokens.is_some()),
+            ("tokens_per_fill", self.tokens_per_fill.is_some()),
+            ("fill_interval", self.fill_interval.is_some()),
+            ("key", self.key.is_some()),
         ]
     }
 
@@ -204,6 +229,15 @@ impl RawFilter {
                 }
                 Ok(Filter::Headers { request, response })
             }
+            "local_rate_limit" => Ok(Filter::LocalRateLimit {
+                bucket: self.bucket(name)?,
+                key: self.rate_key()?,
+            }),
+            "rpc_rate_limit" => Ok(Filter::RpcRateLimit {
+                service: self.service.clone(),
+                method: self.method.clone(),
+                bucket: self.bucket(name)?,
+            }),
             _ => {
                 let service = self
                     .service
@@ -219,6 +253,52 @@ impl RawFilter {
                     error,
                 })
             }
+        }
+    }
+}
+
+impl RawFilter {
+    /// A rate limit's token bucket.
+    fn bucket(&self, name: &str) -> Result<TokenBucket, String> {
+        let max_tokens = self
+            .max_tokens
+            .ok_or_else(|| format!("{name} needs `max_tokens` (the bucket's size)"))?;
+        let max_tokens = NonZeroU64::new(max_tokens).ok_or("`max_tokens` must be at least 1")?;
+        let tokens_per_fill = NonZeroU64::new(self.tokens_per_fill.unwrap_or(1))
+            .ok_or("`tokens_per_fill` must be at least 1")?;
+        let fill_interval = self
+            .fill_interval
+            .as_deref()
+            .ok_or_else(|| format!("{name} needs `fill_interval` (like \"1s\")"))?;
+        let fill_interval =
+            crate::duration::parse(fill_interval).map_err(|e| format!("`fill_interval`: {e}"))?;
+        if fill_interval.is_zero() {
+            return Err("`fill_interval` must be longer than zero".into());
+        }
+        Ok(TokenBucket {
+            max_tokens,
+            tokens_per_fill,
+            fill_interval,
+        })
+    }
+
+    /// A `local_rate_limit`'s key.
+    fn rate_key(&self) -> Result<RateKey, String> {
+        let Some(key) = &self.key else {
+            return Ok(RateKey::None);
+        };
+        match (&key.header, key.source_ip) {
+            (Some(header), None) => {
+                if !is_header_name(header) {
+                    return Err(format!("`key`: {header:?} is not a header name"));
+                }
+                Ok(RateKey::Header(header.to_ascii_lowercase()))
+            }
+            (None, Some(true)) => Ok(RateKey::SourceIp),
+            _ => Err(
+                "`key` is `{ header = \"name\" }` or `{ source_ip = true }` (leave it out for one bucket)"
+                    .into(),
+            ),
         }
     }
 }

@@ -3,7 +3,10 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use baton_config::filter::{Cidr, Filter, HeaderEdit, RangePolicy, RpcError};
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use baton_config::filter::{Cidr, Filter, HeaderEdit, RangePolicy, RateKey, RpcError, TokenBucket};
 use baton_config::{ConfigError, parse};
 
 const TAIL: &str = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n";
@@ -106,6 +109,51 @@ fn an_rpc_fault_defaults_to_unavailable() {
 }
 
 #[test]
+fn rate_limits_parse_with_their_keys_and_defaults() {
+    let bucket = |max: u64, per_fill: u64, ms: u64| TokenBucket {
+        max_tokens: NonZeroU64::new(max).unwrap(),
+        tokens_per_fill: NonZeroU64::new(per_fill).unwrap(),
+        fill_interval: Duration::from_millis(ms),
+    };
+    let text = listener(
+        "http",
+        "filters = [{ name = \"local_rate_limit\", max_tokens = 10, tokens_per_fill = 5, fill_interval = \"1s\" }, \
+         { name = \"local_rate_limit\", max_tokens = 2, fill_interval = \"250ms\", key = { header = \"X-User\" } }, \
+         { name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1m\", key = { source_ip = true } }]\n",
+    );
+    let config = parse("ok.toml", &text).unwrap();
+    assert_eq!(
+        config.listeners[0].filters,
+        [
+            Filter::LocalRateLimit {
+                bucket: bucket(10, 5, 1000),
+                key: RateKey::None,
+            },
+            Filter::LocalRateLimit {
+                bucket: bucket(2, 1, 250),
+                key: RateKey::Header("x-user".into()),
+            },
+            Filter::LocalRateLimit {
+                bucket: bucket(1, 1, 60_000),
+                key: RateKey::SourceIp,
+            },
+        ]
+    );
+    let text = listener(
+        "dubbo",
+        "filters = [{ name = \"rpc_rate_limit\", service = \"s\", method = \"m\", max_tokens = 3, fill_interval = \"1s\" }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [Filter::RpcRateLimit {
+            service: Some("s".into()),
+            method: Some("m".into()),
+            bucket: bucket(3, 1, 1000),
+        }]
+    );
+}
+
+#[test]
 fn every_mistake_is_refused_at_its_entry() {
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -167,6 +215,66 @@ fn every_mistake_is_refused_at_its_entry() {
             "http",
             "filters = [{ name = \"headers\", colour = \"blue\" }]\n",
             "unknown field `colour`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", fill_interval = \"1s\" }]\n",
+            "needs `max_tokens`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 0, fill_interval = \"1s\" }]\n",
+            "`max_tokens` must be at least 1",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, tokens_per_fill = 0, fill_interval = \"1s\" }]\n",
+            "`tokens_per_fill` must be at least 1",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1 }]\n",
+            "needs `fill_interval`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"0s\" }]\n",
+            "longer than zero",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"soon\" }]\n",
+            "`fill_interval`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\", key = { source_ip = false } }]\n",
+            "`key` is",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\", key = { header = \"a b\" } }]\n",
+            "not a header name",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\", service = \"s\" }]\n",
+            "local_rate_limit has no setting `service`",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\" }]\n",
+            "local_rate_limit cannot run on a bolt listener",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rpc_rate_limit\", max_tokens = 1, fill_interval = \"1s\" }]\n",
+            "rpc_rate_limit cannot run on a http listener",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"rpc_rate_limit\", max_tokens = 1, fill_interval = \"1s\", key = { source_ip = true } }]\n",
+            "rpc_rate_limit has no setting `key`",
         ),
     ];
     for (protocol, extra, wanted) in cases {

@@ -6,9 +6,10 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use baton_tests::Baton;
+use baton_tests::bolt::{BoltClient, BoltFrame, BoltServer};
 use baton_tests::http_peer::{Client, HttpUpstream, curl};
 use baton_tests::upstream::Echo;
+use baton_tests::{Baton, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -52,6 +53,24 @@ fn header_of(out: &std::process::Output, name: &str) -> Option<String> {
             .eq_ignore_ascii_case(name)
             .then(|| v.trim().to_string())
     })
+}
+
+/// The status of `curl -D -` output (its first line, any version).
+fn status_of(out: &std::process::Output) -> u16 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or_default();
+    first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+/// `curl -D - -o /dev/null` of `url` with `args` first.
+async fn curl_head(args: &[&str], url: &str) -> std::process::Output {
+    let mut all = args.to_vec();
+    all.extend(["-D", "-", "-o", "/dev/null", url]);
+    curl(&all).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,5 +182,114 @@ endpoints = ["{}"]
         echo.accepted(),
         1,
         "only the allowed connection reached the upstream"
+    );
+}
+
+/// The curl flag for each version an HTTP listener speaks (h2c by prior
+/// knowledge).
+const VERSIONS: [&str; 2] = ["--http1.1", "--http2-prior-knowledge"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rate_limit_answers_429_past_its_bucket_over_both_versions() {
+    let upstream = HttpUpstream::start("a").await;
+    // An hour between fills: no token comes back during the test.
+    let config = format!(
+        r#"[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "c"
+filters = [{{ name = "local_rate_limit", max_tokens = 3, fill_interval = "1h" }}]
+
+[[listeners.routes]]
+path_prefix = "/user"
+cluster = "c"
+filters = [{{ name = "local_rate_limit", max_tokens = 1, fill_interval = "1h", key = {{ header = "x-user" }} }}, {{ name = "local_rate_limit", disabled = true }}]
+
+[[listeners.routes]]
+path_prefix = "/"
+cluster = "c"
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        upstream.addr
+    );
+    let baton = Baton::start(&config);
+    let base = format!("http://{}", baton.addr("web"));
+
+    // One bucket for the listener, whatever the connection or version.
+    let mut statuses = Vec::new();
+    for version in VERSIONS.iter().cycle().take(5) {
+        let out = curl_head(&[version], &format!("{base}/x")).await;
+        statuses.push(status_of(&out));
+        if statuses.len() == 5 {
+            assert_eq!(header_of(&out, "retry-after").as_deref(), Some("3600"));
+            assert_eq!(header_of(&out, "x-baton-ratelimited").as_deref(), Some("1"));
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert_eq!(upstream.requests(), 3, "refused requests never reach it");
+
+    // The route's own buckets, one per user (the listener's turned off).
+    let user = |u: &'static str| format!("x-user: {u}");
+    let mut statuses = Vec::new();
+    for (version, who) in [(0, "ann"), (1, "ann"), (1, "bob"), (0, "bob")] {
+        let out = curl_head(
+            &[VERSIONS[version], "-H", &user(who)],
+            &format!("{base}/user/me"),
+        )
+        .await;
+        statuses.push(status_of(&out));
+    }
+    assert_eq!(statuses, [200, 429, 200, 429]);
+    assert_eq!(upstream.requests(), 5);
+}
+
+/// Bolt's `SERVER_THREADPOOL_BUSY`: the status of its "overloaded" error.
+const BOLT_BUSY: u16 = 0x0004;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_rate_limit_answers_a_services_excess_with_the_overloaded_frame() {
+    let server = BoltServer::start(std::time::Duration::ZERO).await;
+    let config = format!(
+        r#"[[listeners]]
+name = "rpc"
+address = "127.0.0.1:0"
+protocol = "bolt"
+cluster = "c"
+filters = [{{ name = "rpc_rate_limit", service = "com.example.Limited:1.0", max_tokens = 2, fill_interval = "1h" }}]
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        server.addr
+    );
+    let baton = Baton::start(&config);
+    const LIMITED: &[(&str, &str)] = &[("service", "com.example.Limited:1.0")];
+    const FREE: &[(&str, &str)] = &[("service", "com.example.Free:1.0")];
+    async fn call(client: &BoltClient, id: u32, headers: &[(&str, &str)]) -> BoltFrame {
+        tokio::time::timeout(PATIENCE, client.call(id, headers, b"hi"))
+            .await
+            .unwrap()
+            .expect("an answer")
+    }
+    // Two connections share the listener's bucket.
+    let first = BoltClient::connect(baton.addr("rpc")).await;
+    let second = BoltClient::connect(baton.addr("rpc")).await;
+    assert_eq!(call(&first, 1, LIMITED).await.status, 0);
+    assert_eq!(call(&second, 2, LIMITED).await.status, 0);
+    let refused = call(&first, 3, LIMITED).await;
+    assert_eq!((refused.id, refused.status), (3, BOLT_BUSY));
+    assert_eq!(call(&second, 4, LIMITED).await.status, BOLT_BUSY);
+    // Another service is not limited.
+    let other = call(&second, 5, FREE).await;
+    assert_eq!((other.status, other.content), (0, b"hi".to_vec()));
+    assert_eq!(
+        server.requests.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "the refused calls never reached the server"
     );
 }

@@ -14,6 +14,7 @@ use baton_config::{Config, Listener};
 use crate::codec::ErrorKind;
 use crate::filter::builtin::byte_limit::ByteLimit;
 use crate::filter::builtin::headers::{Edit, Headers};
+use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
 use crate::filter::builtin::rpc_fault::RpcFault;
 use crate::filter::builtin::sources::SourceRanges;
 use crate::filter::http::{HeaderError, HttpChain, HttpFilter};
@@ -54,8 +55,14 @@ fn network_chain(listener: &Listener) -> NetworkChain {
 pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
     let mut chain: Vec<Arc<dyn HttpFilter>> = Vec::new();
     for f in filters {
-        if let Filter::Headers { request, response } = f {
-            chain.push(Arc::new(Headers::new(edits(request), edits(response))?));
+        match f {
+            Filter::Headers { request, response } => {
+                chain.push(Arc::new(Headers::new(edits(request), edits(response))?));
+            }
+            Filter::LocalRateLimit { bucket, key } => {
+                chain.push(Arc::new(LocalRateLimit::new(*bucket, key.clone())));
+            }
+            _ => {}
         }
     }
     Ok(HttpChain::new(chain))
@@ -78,6 +85,15 @@ pub(crate) fn rpc_filters(listener: &Listener) -> Vec<Arc<dyn RpcFilter>> {
                     method: method.clone(),
                     error: error_kind(*error),
                 })),
+                Filter::RpcRateLimit {
+                    service,
+                    method,
+                    bucket,
+                } => Some(Arc::new(RpcRateLimit::new(
+                    service.clone(),
+                    method.clone(),
+                    *bucket,
+                ))),
                 _ => None,
             }
         })

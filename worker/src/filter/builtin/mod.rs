@@ -7,6 +7,8 @@
 //! | L4 | [`byte_limit::ByteLimit`] | `byte_limit` | closes a connection that sends (or is sent) more than its limit, counting per connection | stays |
 //! | HTTP | [`headers::Headers`] | `headers` | sets, appends and removes request and response headers | moves |
 //! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method) with the protocol's error | moves |
+//! | HTTP | [`rate_limit::LocalRateLimit`] | `local_rate_limit` | a token bucket per listener or route (or per header value, or client IP): 429 when empty | moves (buckets are per listener) |
+//! | RPC | [`rate_limit::RpcRateLimit`] | `rpc_rate_limit` | a token bucket for a service's (method's) requests: the protocol's `overloaded` error when empty | moves (the bucket is per listener) |
 //! | RPC | [`rocketmq_routes::RocketMqRoutes`] | `rocketmq_routes` | rewrites broker addresses in RocketMQ name-server answers to the listeners fronting the brokers | moves |
 //!
 //! Each is configured by its name in a listener's (or an HTTP route's)
@@ -16,6 +18,7 @@
 
 pub(crate) mod byte_limit;
 pub(crate) mod headers;
+pub(crate) mod rate_limit;
 pub(crate) mod rocketmq_routes;
 pub(crate) mod rpc_fault;
 pub(crate) mod sources;
