@@ -13,6 +13,8 @@
 //! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names) |
 //! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`) |
 //! | `local_rate_limit` | HTTP | a token bucket: `max_tokens`, `tokens_per_fill` (1 by default), `fill_interval` (`"1s"`); `key` (optional): `{ header = "x-user" }` or `{ source_ip = true }`, a bucket per value |
+//! | `connection_limit` | L4 (any listener: on accept) | `max_per_source`: connections open at once from one client IP |
+//! | `rbac` | HTTP | `action` (`allow`: only requests matching a rule pass; `deny`: those are refused), `rules = [{ source = ["cidr", …], path_prefix = "/x", methods = ["GET", …], header = { name = "…", value = "…" } }]` (a rule matches when all the fields it gives do); refused: 403 |
 //! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
@@ -22,7 +24,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -55,6 +57,13 @@ pub enum Filter {
     /// HTTP: a token bucket per listener (or route), or per `key`; a
     /// request finding it empty is answered 429.
     LocalRateLimit { bucket: TokenBucket, key: RateKey },
+    /// L4: refuses a connection from a client IP that has this many open.
+    ConnectionLimit { max_per_source: NonZeroU32 },
+    /// HTTP: allows or denies requests by rules; refused: 403.
+    Rbac {
+        action: RangePolicy,
+        rules: Vec<RbacRule>,
+    },
     /// RPC: a token bucket for the requests of `service` (and `method`);
     /// a request finding it empty gets the protocol's `overloaded` error.
     RpcRateLimit {
@@ -85,26 +94,34 @@ impl Filter {
             Filter::RpcFault { .. } => "rpc_fault",
             Filter::LocalRateLimit { .. } => "local_rate_limit",
             Filter::RpcRateLimit { .. } => "rpc_rate_limit",
+            Filter::ConnectionLimit { .. } => "connection_limit",
+            Filter::Rbac { .. } => "rbac",
         }
     }
 
     pub fn layer(&self) -> Layer {
         match self {
-            Filter::SourceRanges { .. } | Filter::ByteLimit { .. } => Layer::Network,
-            Filter::Headers { .. } | Filter::LocalRateLimit { .. } => Layer::Http,
+            Filter::SourceRanges { .. }
+            | Filter::ByteLimit { .. }
+            | Filter::ConnectionLimit { .. } => Layer::Network,
+            Filter::Headers { .. } | Filter::LocalRateLimit { .. } | Filter::Rbac { .. } => {
+                Layer::Http
+            }
             Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 8] = [
     "source_ranges",
     "byte_limit",
     "headers",
     "rpc_fault",
     "local_rate_limit",
     "rpc_rate_limit",
+    "connection_limit",
+    "rbac",
 ];
 
 /// What a `source_ranges` match means.
@@ -179,6 +196,20 @@ pub enum RateKey {
     Header(String),
     /// A bucket per client IP address.
     SourceIp,
+}
+
+/// One `rbac` rule: it matches a request when every field it gives
+/// does (at least one is given).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RbacRule {
+    /// The client's address is in one of these (empty: any).
+    pub source: Vec<Cidr>,
+    /// The path starts with this.
+    pub path_prefix: Option<String>,
+    /// The method is one of these, uppercase (empty: any).
+    pub methods: Vec<String>,
+    /// This header (lowercase name) has exactly this value.
+    pub header: Option<(String, String)>,
 }
 
 /// An address range: an address and how many leading bits must match.

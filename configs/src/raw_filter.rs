@@ -3,14 +3,14 @@
 //! settings, and which listener may run which filter.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::filter::{
-    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RateKey, RpcError,
-    TokenBucket, is_header_name, is_header_value,
+    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RateKey, RbacRule,
+    RpcError, TokenBucket, is_header_name, is_header_value,
 };
 use crate::model::Protocol;
 
@@ -39,6 +39,27 @@ pub(crate) struct RawFilter {
     tokens_per_fill: Option<u64>,
     fill_interval: Option<String>,
     key: Option<RawRateKey>,
+    max_per_source: Option<u32>,
+    action: Option<String>,
+    rules: Option<Vec<RawRbacRule>>,
+}
+
+/// An `rbac` rule as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRbacRule {
+    source: Option<Vec<String>>,
+    path_prefix: Option<String>,
+    methods: Option<Vec<String>>,
+    header: Option<RawHeaderMatch>,
+}
+
+/// An `rbac` rule's `header`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderMatch {
+    name: String,
+    value: String,
 }
 
 /// A `local_rate_limit`'s `key` as written.
@@ -114,6 +135,8 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "tokens_per_fill",
                 "fill_interval",
             ],
+            "connection_limit" => &["max_per_source"],
+            "rbac" => &["action", "rules"],
             _ => &["service", "method", "error"],
         };
         if let Some((key, _)) = set
@@ -146,7 +169,12 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
             ));
         }
         // The accept stage runs on every listener.
-        (Layer::Network, Place::Listener(_)) if matches!(filter, Filter::SourceRanges { .. }) => {
+        (Layer::Network, Place::Listener(_))
+            if matches!(
+                filter,
+                Filter::SourceRanges { .. } | Filter::ConnectionLimit { .. }
+            ) =>
+        {
             true
         }
         // The byte stage taps L4 tunnels only.
@@ -167,7 +195,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 17] {
+    fn settings(&self) -> [(&'static str, bool); 20] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -186,6 +214,9 @@ impl RawFilter {
             ("tokens_per_fill", self.tokens_per_fill.is_some()),
             ("fill_interval", self.fill_interval.is_some()),
             ("key", self.key.is_some()),
+            ("max_per_source", self.max_per_source.is_some()),
+            ("action", self.action.is_some()),
+            ("rules", self.rules.is_some()),
         ]
     }
 
@@ -238,6 +269,16 @@ impl RawFilter {
                 method: self.method.clone(),
                 bucket: self.bucket(name)?,
             }),
+            "connection_limit" => {
+                let max = self
+                    .max_per_source
+                    .ok_or("connection_limit needs `max_per_source`")?;
+                Ok(Filter::ConnectionLimit {
+                    max_per_source: NonZeroU32::new(max)
+                        .ok_or("`max_per_source` must be at least 1")?,
+                })
+            }
+            "rbac" => self.rbac(),
             _ => {
                 let service = self
                     .service
@@ -280,6 +321,81 @@ impl RawFilter {
             tokens_per_fill,
             fill_interval,
         })
+    }
+
+    /// An `rbac` filter.
+    fn rbac(&self) -> Result<Filter, String> {
+        let action = match self.action.as_deref() {
+            Some("allow") => RangePolicy::Allow,
+            Some("deny") => RangePolicy::Deny,
+            Some(other) => return Err(format!("`action` is \"allow\" or \"deny\", not {other:?}")),
+            None => return Err("rbac needs `action` (\"allow\" or \"deny\")".into()),
+        };
+        let raw = self.rules.as_deref().ok_or("rbac needs `rules`")?;
+        if raw.is_empty() {
+            return Err("rbac needs at least one rule".into());
+        }
+        let mut rules = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            let at = |m: String| format!("rules[{i}]: {m}");
+            let source = r
+                .source
+                .iter()
+                .flatten()
+                .map(|c| c.parse::<Cidr>().map_err(|e| at(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            if r.source.as_ref().is_some_and(Vec::is_empty) {
+                return Err(at("`source` is empty (leave it out to match any)".into()));
+            }
+            if let Some(p) = &r.path_prefix
+                && !p.starts_with('/')
+            {
+                return Err(at(format!("`path_prefix` {p:?} does not start with /")));
+            }
+            let methods = r
+                .methods
+                .iter()
+                .flatten()
+                .map(|m| {
+                    if is_header_name(m) {
+                        Ok(m.to_ascii_uppercase())
+                    } else {
+                        Err(at(format!("{m:?} is not a method")))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if r.methods.as_ref().is_some_and(Vec::is_empty) {
+                return Err(at("`methods` is empty (leave it out to match any)".into()));
+            }
+            let header = match &r.header {
+                Some(h) => {
+                    if !is_header_name(&h.name) {
+                        return Err(at(format!("{:?} is not a header name", h.name)));
+                    }
+                    if !is_header_value(&h.value) {
+                        return Err(at(format!(
+                            "the value of {} has a control character",
+                            h.name
+                        )));
+                    }
+                    Some((h.name.to_ascii_lowercase(), h.value.clone()))
+                }
+                None => None,
+            };
+            let rule = RbacRule {
+                source,
+                path_prefix: r.path_prefix.clone(),
+                methods,
+                header,
+            };
+            if rule == RbacRule::default() {
+                return Err(at(
+                    "a rule needs one of `source`, `path_prefix`, `methods`, `header`".into(),
+                ));
+            }
+            rules.push(rule);
+        }
+        Ok(Filter::Rbac { action, rules })
     }
 
     /// A `local_rate_limit`'s key.

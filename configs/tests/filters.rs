@@ -6,7 +6,9 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use baton_config::filter::{Cidr, Filter, HeaderEdit, RangePolicy, RateKey, RpcError, TokenBucket};
+use baton_config::filter::{
+    Cidr, Filter, HeaderEdit, RangePolicy, RateKey, RbacRule, RpcError, TokenBucket,
+};
 use baton_config::{ConfigError, parse};
 
 const TAIL: &str = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n";
@@ -154,6 +156,46 @@ fn rate_limits_parse_with_their_keys_and_defaults() {
 }
 
 #[test]
+fn rbac_and_connection_limit_parse() {
+    let text = listener(
+        "http",
+        "filters = [{ name = \"connection_limit\", max_per_source = 4 }, \
+         { name = \"rbac\", action = \"deny\", rules = [{ source = [\"10.0.0.0/8\"], path_prefix = \"/admin\", \
+         methods = [\"get\", \"POST\"], header = { name = \"X-Role\", value = \"guest\" } }, { path_prefix = \"/x\" }] }]\n",
+    );
+    let config = parse("ok.toml", &text).unwrap();
+    assert_eq!(
+        config.listeners[0].filters,
+        [
+            Filter::ConnectionLimit {
+                max_per_source: std::num::NonZeroU32::new(4).unwrap(),
+            },
+            Filter::Rbac {
+                action: RangePolicy::Deny,
+                rules: vec![
+                    RbacRule {
+                        source: vec!["10.0.0.0/8".parse().unwrap()],
+                        path_prefix: Some("/admin".into()),
+                        methods: vec!["GET".into(), "POST".into()],
+                        header: Some(("x-role".into(), "guest".into())),
+                    },
+                    RbacRule {
+                        path_prefix: Some("/x".into()),
+                        ..RbacRule::default()
+                    },
+                ],
+            },
+        ]
+    );
+    // The accept stage runs on every listener.
+    let text = listener(
+        "bolt",
+        "filters = [{ name = \"connection_limit\", max_per_source = 1 }]\n",
+    );
+    assert!(parse("ok.toml", &text).is_ok());
+}
+
+#[test]
 fn every_mistake_is_refused_at_its_entry() {
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -275,6 +317,66 @@ fn every_mistake_is_refused_at_its_entry() {
             "bolt",
             "filters = [{ name = \"rpc_rate_limit\", max_tokens = 1, fill_interval = \"1s\", key = { source_ip = true } }]\n",
             "rpc_rate_limit has no setting `key`",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"connection_limit\", max_per_source = 0 }]\n",
+            "`max_per_source` must be at least 1",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"connection_limit\" }]\n",
+            "needs `max_per_source`",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ path_prefix = \"/\" }] }]\n",
+            "rbac cannot run on a tcp listener",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"maybe\", rules = [{ path_prefix = \"/\" }] }]\n",
+            "`action` is",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\" }]\n",
+            "rbac needs `rules`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [] }]\n",
+            "at least one rule",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{}] }]\n",
+            "rules[0]: a rule needs one of",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ source = [\"10.0.0.0/99\"] }] }]\n",
+            "is not an address range",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ path_prefix = \"x\" }] }]\n",
+            "does not start with /",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ methods = [\"G T\"] }] }]\n",
+            "is not a method",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ header = { name = \"x\" } }] }]\n",
+            "missing field `value`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ host = \"x\" }] }]\n",
+            "unknown field `host`",
         ),
     ];
     for (protocol, extra, wanted) in cases {

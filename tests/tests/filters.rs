@@ -293,3 +293,144 @@ endpoints = ["{}"]
         "the refused calls never reached the server"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_refuses_with_403_by_path_method_and_header_over_both_versions() {
+    let upstream = HttpUpstream::start("a").await;
+    let config = format!(
+        r#"[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "c"
+filters = [{{ name = "rbac", action = "allow", rules = [{{ source = ["127.0.0.0/8"], path_prefix = "/public" }}, {{ methods = ["GET"], header = {{ name = "x-role", value = "ops" }} }}] }}]
+
+[[listeners.routes]]
+path_prefix = "/"
+cluster = "c"
+filters = [{{ name = "rbac", action = "deny", rules = [{{ path_prefix = "/public/secret" }}] }}]
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        upstream.addr
+    );
+    let baton = Baton::start(&config);
+    let base = format!("http://{}", baton.addr("web"));
+    for version in VERSIONS {
+        let get = |path: &'static str, extra: &'static [&'static str]| {
+            let mut args = vec![version];
+            args.extend_from_slice(extra);
+            let url = format!("{base}{path}");
+            async move { status_of(&curl_head(&args, &url).await) }
+        };
+        assert_eq!(get("/public/a", &[]).await, 200, "{version}");
+        assert_eq!(get("/private", &[]).await, 403, "{version}");
+        assert_eq!(get("/private", &["-H", "x-role: ops"]).await, 200);
+        assert_eq!(
+            get("/private", &["-X", "POST", "-H", "x-role: ops"]).await,
+            403,
+            "{version}: the rule wants GET"
+        );
+        assert_eq!(
+            get("/public/secret", &[]).await,
+            403,
+            "{version}: the route's deny"
+        );
+    }
+    let seen = upstream.seen().await;
+    let paths: Vec<_> = seen.iter().map(|h| h.target().to_string()).collect();
+    assert_eq!(
+        paths,
+        ["/public/a", "/private", "/public/a", "/private"],
+        "refused requests never reach the upstream"
+    );
+}
+
+/// Whether a new connection to `addr` is served: it echoes `ping`
+/// (else the proxy closed it unanswered).
+async fn echoed(addr: std::net::SocketAddr) -> Option<TcpStream> {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    let _ = conn.write_all(b"ping").await;
+    let mut buf = [0u8; 4];
+    match conn.read_exact(&mut buf).await {
+        Ok(_) if &buf == b"ping" => Some(conn),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limit_refuses_a_sources_extra_connection_until_one_ends() {
+    let echo = Echo::start().await;
+    let upstream = HttpUpstream::start("a").await;
+    let config = format!(
+        r#"[[listeners]]
+name = "l4"
+address = "127.0.0.1:0"
+cluster = "echo"
+filters = [{{ name = "connection_limit", max_per_source = 2 }}]
+
+[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "c"
+filters = [{{ name = "connection_limit", max_per_source = 1 }}]
+
+[[clusters]]
+name = "echo"
+endpoints = ["{}"]
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        echo.addr, upstream.addr
+    );
+    let baton = Baton::start(&config);
+    let l4 = baton.addr("l4");
+    let first = echoed(l4).await.expect("the first is served");
+    let _second = echoed(l4).await.expect("the second is served");
+    assert!(echoed(l4).await.is_none(), "the third is refused");
+    assert_eq!(echo.accepted(), 2);
+    // Once one ends, its place is given back.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let _third = loop {
+        if let Some(conn) = echoed(l4).await {
+            break conn;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never admitted");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+
+    // An HTTP listener counts its keep-alive connections the same way.
+    let mut kept = Client::connect(baton.addr("web")).await;
+    assert_eq!(kept.get("/one").await.status(), 200);
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            &format!("http://{}/two", baton.addr("web")),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a second connection is closed unanswered"
+    );
+    assert_eq!(
+        kept.get("/three").await.status(),
+        200,
+        "the first serves on"
+    );
+    let targets: Vec<_> = upstream
+        .seen()
+        .await
+        .iter()
+        .map(|h| h.target().to_string())
+        .collect();
+    assert_eq!(targets, ["/one", "/three"]);
+}

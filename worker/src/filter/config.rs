@@ -13,8 +13,10 @@ use baton_config::{Config, Listener};
 
 use crate::codec::ErrorKind;
 use crate::filter::builtin::byte_limit::ByteLimit;
+use crate::filter::builtin::connection_limit::ConnectionLimit;
 use crate::filter::builtin::headers::{Edit, Headers};
 use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
+use crate::filter::builtin::rbac::Rbac;
 use crate::filter::builtin::rpc_fault::RpcFault;
 use crate::filter::builtin::sources::SourceRanges;
 use crate::filter::http::{HeaderError, HttpChain, HttpFilter};
@@ -43,6 +45,9 @@ fn network_chain(listener: &Listener) -> NetworkChain {
                     to_upstream: *to_upstream,
                     to_client: *to_client,
                 })),
+                Filter::ConnectionLimit { max_per_source } => {
+                    Some(Arc::new(ConnectionLimit::new(*max_per_source)))
+                }
                 _ => None,
             }
         })
@@ -61,6 +66,9 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
             }
             Filter::LocalRateLimit { bucket, key } => {
                 chain.push(Arc::new(LocalRateLimit::new(*bucket, key.clone())));
+            }
+            Filter::Rbac { action, rules } => {
+                chain.push(Arc::new(Rbac::new(*action, rules.clone())));
             }
             _ => {}
         }
