@@ -11,10 +11,11 @@
 //! | `source_ranges` | L4 (any listener: on accept) | `allow = ["10.0.0.0/8", …]` or `deny = [...]` |
 //! | `byte_limit` | L4 (tcp listeners) | `to_upstream`, `to_client`: bytes per connection |
 //! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names) |
-//! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`) |
+//! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`), `percentage` (of the matching requests, 100 by default) |
 //! | `local_rate_limit` | HTTP | a token bucket: `max_tokens`, `tokens_per_fill` (1 by default), `fill_interval` (`"1s"`); `key` (optional): `{ header = "x-user" }` or `{ source_ip = true }`, a bucket per value |
 //! | `connection_limit` | L4 (any listener: on accept) | `max_per_source`: connections open at once from one client IP |
 //! | `rbac` | HTTP | `action` (`allow`: only requests matching a rule pass; `deny`: those are refused), `rules = [{ source = ["cidr", …], path_prefix = "/x", methods = ["GET", …], header = { name = "…", value = "…" } }]` (a rule matches when all the fields it gives do); refused: 403 |
+//! | `fault` | HTTP | `abort = { status, percentage }`, `delay = { duration, percentage }` (percentage 100 by default; a delayed request may then be aborted), `header_control = true`: a request's `x-baton-fault-abort: <status>` and `x-baton-fault-delay: <ms>` ask for them |
 //! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
@@ -53,6 +54,15 @@ pub enum Filter {
         service: String,
         method: Option<String>,
         error: RpcError,
+        /// Of the matching requests, the share answered (0 to 100).
+        percentage: u8,
+    },
+    /// HTTP: delays and aborts requests (by percentage, or as a request's
+    /// headers ask when `header_control`).
+    Fault {
+        abort: Option<FaultAbort>,
+        delay: Option<FaultDelay>,
+        header_control: bool,
     },
     /// HTTP: a token bucket per listener (or route), or per `key`; a
     /// request finding it empty is answered 429.
@@ -96,6 +106,7 @@ impl Filter {
             Filter::RpcRateLimit { .. } => "rpc_rate_limit",
             Filter::ConnectionLimit { .. } => "connection_limit",
             Filter::Rbac { .. } => "rbac",
+            Filter::Fault { .. } => "fault",
         }
     }
 
@@ -104,16 +115,17 @@ impl Filter {
             Filter::SourceRanges { .. }
             | Filter::ByteLimit { .. }
             | Filter::ConnectionLimit { .. } => Layer::Network,
-            Filter::Headers { .. } | Filter::LocalRateLimit { .. } | Filter::Rbac { .. } => {
-                Layer::Http
-            }
+            Filter::Headers { .. }
+            | Filter::LocalRateLimit { .. }
+            | Filter::Rbac { .. }
+            | Filter::Fault { .. } => Layer::Http,
             Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "source_ranges",
     "byte_limit",
     "headers",
@@ -122,6 +134,7 @@ pub const NAMES: [&str; 8] = [
     "rpc_rate_limit",
     "connection_limit",
     "rbac",
+    "fault",
 ];
 
 /// What a `source_ranges` match means.
@@ -210,6 +223,23 @@ pub struct RbacRule {
     pub methods: Vec<String>,
     /// This header (lowercase name) has exactly this value.
     pub header: Option<(String, String)>,
+}
+
+/// A `fault` filter's abort: the status, for this share of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultAbort {
+    /// 200 to 599.
+    pub status: u16,
+    /// 0 to 100.
+    pub percentage: u8,
+}
+
+/// A `fault` filter's delay: how long, for this share of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultDelay {
+    pub duration: Duration,
+    /// 0 to 100.
+    pub percentage: u8,
 }
 
 /// An address range: an address and how many leading bits must match.

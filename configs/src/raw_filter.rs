@@ -9,8 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::filter::{
-    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RateKey, RbacRule,
-    RpcError, TokenBucket, is_header_name, is_header_value,
+    Cidr, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy,
+    RateKey, RbacRule, RpcError, TokenBucket, is_header_name, is_header_value,
 };
 use crate::model::Protocol;
 
@@ -42,6 +42,26 @@ pub(crate) struct RawFilter {
     max_per_source: Option<u32>,
     action: Option<String>,
     rules: Option<Vec<RawRbacRule>>,
+    abort: Option<RawAbort>,
+    delay: Option<RawDelay>,
+    header_control: Option<bool>,
+    percentage: Option<u32>,
+}
+
+/// A `fault`'s `abort` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAbort {
+    status: u16,
+    percentage: Option<u32>,
+}
+
+/// A `fault`'s `delay` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelay {
+    duration: String,
+    percentage: Option<u32>,
 }
 
 /// An `rbac` rule as written.
@@ -137,7 +157,8 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
             ],
             "connection_limit" => &["max_per_source"],
             "rbac" => &["action", "rules"],
-            _ => &["service", "method", "error"],
+            "fault" => &["abort", "delay", "header_control"],
+            _ => &["service", "method", "error", "percentage"],
         };
         if let Some((key, _)) = set
             .iter()
@@ -195,7 +216,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 20] {
+    fn settings(&self) -> [(&'static str, bool); 24] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -217,6 +238,10 @@ impl RawFilter {
             ("max_per_source", self.max_per_source.is_some()),
             ("action", self.action.is_some()),
             ("rules", self.rules.is_some()),
+            ("abort", self.abort.is_some()),
+            ("delay", self.delay.is_some()),
+            ("header_control", self.header_control.is_some()),
+            ("percentage", self.percentage.is_some()),
         ]
     }
 
@@ -279,6 +304,7 @@ impl RawFilter {
                 })
             }
             "rbac" => self.rbac(),
+            "fault" => self.fault(),
             _ => {
                 let service = self
                     .service
@@ -292,6 +318,7 @@ impl RawFilter {
                     service,
                     method: self.method.clone(),
                     error,
+                    percentage: percentage(self.percentage)?,
                 })
             }
         }
@@ -320,6 +347,39 @@ impl RawFilter {
             max_tokens,
             tokens_per_fill,
             fill_interval,
+        })
+    }
+
+    /// A `fault` filter.
+    fn fault(&self) -> Result<Filter, String> {
+        let abort = match &self.abort {
+            Some(a) => {
+                if !(200..=599).contains(&a.status) {
+                    return Err(format!("`abort`: status {} is not 200 to 599", a.status));
+                }
+                Some(FaultAbort {
+                    status: a.status,
+                    percentage: percentage(a.percentage).map_err(|e| format!("`abort`: {e}"))?,
+                })
+            }
+            None => None,
+        };
+        let delay = match &self.delay {
+            Some(d) => Some(FaultDelay {
+                duration: crate::duration::parse(&d.duration)
+                    .map_err(|e| format!("`delay`: {e}"))?,
+                percentage: percentage(d.percentage).map_err(|e| format!("`delay`: {e}"))?,
+            }),
+            None => None,
+        };
+        let header_control = self.header_control.unwrap_or(false);
+        if abort.is_none() && delay.is_none() && !header_control {
+            return Err("fault needs `abort`, `delay` or `header_control = true`".into());
+        }
+        Ok(Filter::Fault {
+            abort,
+            delay,
+            header_control,
         })
     }
 
@@ -416,6 +476,17 @@ impl RawFilter {
                     .into(),
             ),
         }
+    }
+}
+
+/// A percentage as written (100 when not).
+fn percentage(written: Option<u32>) -> Result<u8, String> {
+    match written {
+        None => Ok(100),
+        Some(p) => u8::try_from(p)
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| format!("`percentage` {p} is not 0 to 100")),
     }
 }
 

@@ -106,6 +106,7 @@ fn an_rpc_fault_defaults_to_unavailable() {
             service: "com.example.Echo".into(),
             method: None,
             error: RpcError::Unavailable,
+            percentage: 100,
         }]
     );
 }
@@ -193,6 +194,46 @@ fn rbac_and_connection_limit_parse() {
         "filters = [{ name = \"connection_limit\", max_per_source = 1 }]\n",
     );
     assert!(parse("ok.toml", &text).is_ok());
+}
+
+#[test]
+fn faults_parse_with_percentages_defaulting_to_100() {
+    use baton_config::filter::{FaultAbort, FaultDelay};
+    let text = listener(
+        "http",
+        "filters = [{ name = \"fault\", abort = { status = 503, percentage = 10 }, delay = { duration = \"1s\" } }, \
+         { name = \"fault\", header_control = true }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [
+            Filter::Fault {
+                abort: Some(FaultAbort {
+                    status: 503,
+                    percentage: 10
+                }),
+                delay: Some(FaultDelay {
+                    duration: Duration::from_secs(1),
+                    percentage: 100
+                }),
+                header_control: false,
+            },
+            Filter::Fault {
+                abort: None,
+                delay: None,
+                header_control: true,
+            },
+        ]
+    );
+    let text = listener(
+        "bolt",
+        "filters = [{ name = \"rpc_fault\", service = \"s\", percentage = 5 }]\n",
+    );
+    let config = parse("ok.toml", &text).unwrap();
+    assert!(matches!(
+        config.listeners[0].filters[0],
+        Filter::RpcFault { percentage: 5, .. }
+    ));
 }
 
 #[test]
@@ -377,6 +418,51 @@ fn every_mistake_is_refused_at_its_entry() {
             "http",
             "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ host = \"x\" }] }]\n",
             "unknown field `host`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\" }]\n",
+            "fault needs `abort`, `delay` or `header_control = true`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", header_control = false }]\n",
+            "fault needs",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", abort = { status = 99 } }]\n",
+            "status 99 is not 200 to 599",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", abort = { status = 503, percentage = 101 } }]\n",
+            "`abort`: `percentage` 101 is not 0 to 100",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", delay = { duration = \"later\" } }]\n",
+            "`delay`:",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", delay = { percentage = 5 } }]\n",
+            "missing field `duration`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", header_control = true, percentage = 5 }]\n",
+            "fault has no setting `percentage`",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"rpc_fault\", service = \"s\", percentage = 200 }]\n",
+            "`percentage` 200 is not 0 to 100",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"fault\", header_control = true }]\n",
+            "fault cannot run on a bolt listener",
         ),
     ];
     for (protocol, extra, wanted) in cases {

@@ -434,3 +434,78 @@ endpoints = ["{}"]
         .collect();
     assert_eq!(targets, ["/one", "/three"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delays_and_aborts_by_config_and_by_request_headers() {
+    let upstream = HttpUpstream::start("a").await;
+    let config = format!(
+        r#"[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "c"
+filters = [{{ name = "fault", header_control = true }}]
+
+[[listeners.routes]]
+path_prefix = "/broken"
+cluster = "c"
+filters = [{{ name = "fault", delay = {{ duration = "200ms" }}, abort = {{ status = 503, percentage = 100 }} }}]
+
+[[listeners.routes]]
+path_prefix = "/"
+cluster = "c"
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        upstream.addr
+    );
+    let baton = Baton::start(&config);
+    let base = format!("http://{}", baton.addr("web"));
+    // `-w`: the status and the time the whole exchange took, in seconds.
+    let timed = |version: &'static str, path: &'static str, extra: &'static [&'static str]| {
+        let url = format!("{base}{path}");
+        async move {
+            let mut args = vec![
+                version,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{time_total}",
+            ];
+            args.extend_from_slice(extra);
+            args.push(&url);
+            let out = curl(&args).await;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let (status, took) = text.split_once(' ').unwrap();
+            (status.parse::<u16>().unwrap(), took.parse::<f64>().unwrap())
+        }
+    };
+    for version in VERSIONS {
+        // Configured on the route: a delay, then the abort.
+        let (status, took) = timed(version, "/broken", &[]).await;
+        assert_eq!(status, 503, "{version}");
+        assert!(
+            took >= 0.2,
+            "{version}: answered after {took}s, before the delay"
+        );
+        // Asked for by headers: a delay the request then goes on after...
+        let (status, took) = timed(version, "/ok", &["-H", "x-baton-fault-delay: 300"]).await;
+        assert_eq!(status, 200, "{version}");
+        assert!(
+            took >= 0.3,
+            "{version}: answered after {took}s, before the delay"
+        );
+        // ...and an abort with the status asked for.
+        let (status, _) = timed(version, "/ok", &["-H", "x-baton-fault-abort: 429"]).await;
+        assert_eq!(status, 429, "{version}");
+    }
+    let targets: Vec<_> = upstream
+        .seen()
+        .await
+        .iter()
+        .map(|h| h.target().to_string())
+        .collect();
+    assert_eq!(targets, ["/ok", "/ok"], "aborted requests never reach it");
+}

@@ -14,6 +14,7 @@ use baton_config::{Config, Listener};
 use crate::codec::ErrorKind;
 use crate::filter::builtin::byte_limit::ByteLimit;
 use crate::filter::builtin::connection_limit::ConnectionLimit;
+use crate::filter::builtin::fault::Fault;
 use crate::filter::builtin::headers::{Edit, Headers};
 use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
 use crate::filter::builtin::rbac::Rbac;
@@ -70,6 +71,13 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
             Filter::Rbac { action, rules } => {
                 chain.push(Arc::new(Rbac::new(*action, rules.clone())));
             }
+            Filter::Fault {
+                abort,
+                delay,
+                header_control,
+            } => {
+                chain.push(Arc::new(Fault::new(*abort, *delay, *header_control)));
+            }
             _ => {}
         }
     }
@@ -88,10 +96,12 @@ pub(crate) fn rpc_filters(listener: &Listener) -> Vec<Arc<dyn RpcFilter>> {
                     service,
                     method,
                     error,
+                    percentage,
                 } => Some(Arc::new(RpcFault {
                     service: service.clone(),
                     method: method.clone(),
                     error: error_kind(*error),
+                    percentage: *percentage,
                 })),
                 Filter::RpcRateLimit {
                     service,

@@ -30,7 +30,15 @@
 //!   side replaces the upstream's response the same way. Once the response
 //!   head has left for the client, an answer can no longer be sent: the
 //!   exchange resets the stream (HTTP/2 `RST_STREAM`, HTTP/1.1 close)
-//!   instead.
+//!   instead;
+//! * [`Action::Delay`] — from `on_request_headers` only: the exchange
+//!   waits that long (the request goes nowhere meanwhile), then calls the
+//!   same filter's `on_request_headers` again, which continues or answers
+//!   by what it decided the first time (a fault filter's delay, then its
+//!   abort). A filter keeps that in its per-request state. The callbacks
+//!   stay synchronous: the wait is the exchange's, and a chain whose
+//!   filters never delay pays nothing for it. Elsewhere a `Delay` counts
+//!   as `Continue`.
 //!
 //! # Headers
 //!
@@ -58,6 +66,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
@@ -277,6 +286,9 @@ pub enum Action {
     Continue,
     /// Answer locally (boxed: `Continue` is the common case).
     Respond(Box<LocalResponse>),
+    /// Wait this long, then ask the same filter again (request headers
+    /// only; see the module docs).
+    Delay(Duration),
 }
 
 /// A response made by a filter instead of the upstream.
@@ -404,6 +416,7 @@ impl HttpChain {
         HttpStream {
             reached: filters.len(),
             filters,
+            resume: 0,
         }
     }
 }
@@ -415,6 +428,9 @@ pub struct HttpStream {
     /// The filters that take part from here on: all of them, or those
     /// before the one that answered locally.
     reached: usize,
+    /// The filter whose `on_request_headers` runs next: the one that
+    /// asked for a delay, once the exchange has waited.
+    resume: usize,
 }
 
 impl fmt::Debug for HttpStream {
@@ -427,8 +443,25 @@ impl fmt::Debug for HttpStream {
 }
 
 impl HttpStream {
+    /// The request head, from the first filter or, after an
+    /// [`Action::Delay`] (which the exchange waits out before calling this
+    /// again), from the filter that asked for it.
     pub fn request_headers(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
-        self.forward(|f| f.on_request_headers(head, end_of_stream))
+        for index in self.resume..self.reached {
+            match self.filters[index].on_request_headers(head, end_of_stream) {
+                Action::Continue => {}
+                Action::Delay(wait) => {
+                    self.resume = index;
+                    return Action::Delay(wait);
+                }
+                Action::Respond(local) => {
+                    self.reached = index;
+                    return Action::Respond(local);
+                }
+            }
+        }
+        self.resume = self.reached;
+        Action::Continue
     }
 
     pub fn request_body(&mut self, chunk: &mut BytesMut, end_of_stream: bool) -> Action {
@@ -525,6 +558,8 @@ pub(crate) mod mock {
         pub(crate) upstream_saw: Option<Message>,
         /// What the client got.
         pub(crate) client_got: Message,
+        /// The delays the request waited, in order.
+        pub(crate) delayed: Vec<std::time::Duration>,
     }
 
     fn local(response: &LocalResponse) -> Message {
@@ -543,10 +578,16 @@ pub(crate) mod mock {
             local: None,
         };
         let mut stream = chain.stream(&conn);
+        let mut delayed = Vec::new();
         let answered = 'request: {
             let no_body = request.body.is_empty() && request.trailers.is_none();
-            if let Action::Respond(r) = stream.request_headers(&mut request.head, no_body) {
-                break 'request Some(r);
+            loop {
+                match stream.request_headers(&mut request.head, no_body) {
+                    Action::Continue => break,
+                    // The wait itself is the exchange's: noted, not slept.
+                    Action::Delay(wait) => delayed.push(wait),
+                    Action::Respond(r) => break 'request Some(r),
+                }
             }
             let chunks = request.body.len();
             for (i, chunk) in request.body.iter_mut().enumerate() {
@@ -603,6 +644,7 @@ pub(crate) mod mock {
         Run {
             upstream_saw,
             client_got: response,
+            delayed,
         }
     }
 }
