@@ -16,6 +16,7 @@
 //! | `connection_limit` | L4 (any listener: on accept) | `max_per_source`: connections open at once from one client IP |
 //! | `rbac` | HTTP | `action` (`allow`: only requests matching a rule pass; `deny`: those are refused), `rules = [{ source = ["cidr", …], path_prefix = "/x", methods = ["GET", …], header = { name = "…", value = "…" } }]` (a rule matches when all the fields it gives do); refused: 403 |
 //! | `fault` | HTTP | `abort = { status, percentage }`, `delay = { duration, percentage }` (percentage 100 by default; a delayed request may then be aborted), `header_control = true`: a request's `x-baton-fault-abort: <status>` and `x-baton-fault-delay: <ms>` ask for them |
+//! | `cors` | HTTP | `allow_origins` (exact origins, or `"*"`), `allow_methods`, `allow_headers`, `expose_headers` (lists), `max_age` (`"1h"`), `allow_credentials` (false by default) |
 //! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
@@ -64,6 +65,9 @@ pub enum Filter {
         delay: Option<FaultDelay>,
         header_control: bool,
     },
+    /// HTTP: answers CORS preflights and adds CORS headers to responses
+    /// for allowed origins.
+    Cors(CorsPolicy),
     /// HTTP: a token bucket per listener (or route), or per `key`; a
     /// request finding it empty is answered 429.
     LocalRateLimit { bucket: TokenBucket, key: RateKey },
@@ -107,6 +111,7 @@ impl Filter {
             Filter::ConnectionLimit { .. } => "connection_limit",
             Filter::Rbac { .. } => "rbac",
             Filter::Fault { .. } => "fault",
+            Filter::Cors(_) => "cors",
         }
     }
 
@@ -118,14 +123,15 @@ impl Filter {
             Filter::Headers { .. }
             | Filter::LocalRateLimit { .. }
             | Filter::Rbac { .. }
-            | Filter::Fault { .. } => Layer::Http,
+            | Filter::Fault { .. }
+            | Filter::Cors(_) => Layer::Http,
             Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "source_ranges",
     "byte_limit",
     "headers",
@@ -135,6 +141,7 @@ pub const NAMES: [&str; 9] = [
     "connection_limit",
     "rbac",
     "fault",
+    "cors",
 ];
 
 /// What a `source_ranges` match means.
@@ -240,6 +247,24 @@ pub struct FaultDelay {
     pub duration: Duration,
     /// 0 to 100.
     pub percentage: u8,
+}
+
+/// A `cors` filter's policy (Envoy's CORS policy).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsPolicy {
+    /// Origins exactly as browsers send them (`https://a.example:8443`),
+    /// or `*` for any.
+    pub allow_origins: Vec<String>,
+    /// Uppercase methods (empty: the header is left out, and browsers
+    /// allow the safelisted ones).
+    pub allow_methods: Vec<String>,
+    /// Lowercase header names (empty: left out).
+    pub allow_headers: Vec<String>,
+    /// Lowercase header names (empty: left out).
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight's answer.
+    pub max_age: Option<Duration>,
+    pub allow_credentials: bool,
 }
 
 /// An address range: an address and how many leading bits must match.

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::filter::{
-    Cidr, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy,
-    RateKey, RbacRule, RpcError, TokenBucket, is_header_name, is_header_value,
+    Cidr, CorsPolicy, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS,
+    RangePolicy, RateKey, RbacRule, RpcError, TokenBucket, is_header_name, is_header_value,
 };
 use crate::model::Protocol;
 
@@ -46,6 +46,12 @@ pub(crate) struct RawFilter {
     delay: Option<RawDelay>,
     header_control: Option<bool>,
     percentage: Option<u32>,
+    allow_origins: Option<Vec<String>>,
+    allow_methods: Option<Vec<String>>,
+    allow_headers: Option<Vec<String>>,
+    expose_headers: Option<Vec<String>>,
+    max_age: Option<String>,
+    allow_credentials: Option<bool>,
 }
 
 /// A `fault`'s `abort` as written.
@@ -158,6 +164,14 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
             "connection_limit" => &["max_per_source"],
             "rbac" => &["action", "rules"],
             "fault" => &["abort", "delay", "header_control"],
+            "cors" => &[
+                "allow_origins",
+                "allow_methods",
+                "allow_headers",
+                "expose_headers",
+                "max_age",
+                "allow_credentials",
+            ],
             _ => &["service", "method", "error", "percentage"],
         };
         if let Some((key, _)) = set
@@ -216,7 +230,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 24] {
+    fn settings(&self) -> [(&'static str, bool); 30] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -242,6 +256,12 @@ impl RawFilter {
             ("delay", self.delay.is_some()),
             ("header_control", self.header_control.is_some()),
             ("percentage", self.percentage.is_some()),
+            ("allow_origins", self.allow_origins.is_some()),
+            ("allow_methods", self.allow_methods.is_some()),
+            ("allow_headers", self.allow_headers.is_some()),
+            ("expose_headers", self.expose_headers.is_some()),
+            ("max_age", self.max_age.is_some()),
+            ("allow_credentials", self.allow_credentials.is_some()),
         ]
     }
 
@@ -305,6 +325,7 @@ impl RawFilter {
             }
             "rbac" => self.rbac(),
             "fault" => self.fault(),
+            "cors" => self.cors().map(Filter::Cors),
             _ => {
                 let service = self
                     .service
@@ -347,6 +368,50 @@ impl RawFilter {
             max_tokens,
             tokens_per_fill,
             fill_interval,
+        })
+    }
+
+    /// A `cors` filter's policy.
+    fn cors(&self) -> Result<CorsPolicy, String> {
+        let origins = self
+            .allow_origins
+            .clone()
+            .ok_or("cors needs `allow_origins` (origins, or \"*\")")?;
+        if origins.is_empty() {
+            return Err("`allow_origins` is empty".into());
+        }
+        for o in &origins {
+            if o != "*" && (o.is_empty() || o.contains(char::is_whitespace) || !is_header_value(o))
+            {
+                return Err(format!("`allow_origins`: {o:?} is not an origin"));
+            }
+        }
+        let names = |key: &str, list: &Option<Vec<String>>, upper: bool| {
+            list.iter()
+                .flatten()
+                .map(|n| {
+                    if !is_header_name(n) {
+                        return Err(format!("`{key}`: {n:?} is not a token"));
+                    }
+                    Ok(if upper {
+                        n.to_ascii_uppercase()
+                    } else {
+                        n.to_ascii_lowercase()
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        let max_age = match &self.max_age {
+            Some(t) => Some(crate::duration::parse(t).map_err(|e| format!("`max_age`: {e}"))?),
+            None => None,
+        };
+        Ok(CorsPolicy {
+            allow_origins: origins,
+            allow_methods: names("allow_methods", &self.allow_methods, true)?,
+            allow_headers: names("allow_headers", &self.allow_headers, false)?,
+            expose_headers: names("expose_headers", &self.expose_headers, false)?,
+            max_age,
+            allow_credentials: self.allow_credentials.unwrap_or(false),
         })
     }
 

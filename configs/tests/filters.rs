@@ -237,6 +237,34 @@ fn faults_parse_with_percentages_defaulting_to_100() {
 }
 
 #[test]
+fn cors_parses_with_names_normalised() {
+    use baton_config::filter::CorsPolicy;
+    let text = listener(
+        "http",
+        "filters = [{ name = \"cors\", allow_origins = [\"https://a.example\", \"*\"], allow_methods = [\"get\"], \
+         allow_headers = [\"X-Token\"], expose_headers = [\"X-Trace\"], max_age = \"1h\", allow_credentials = true }, \
+         { name = \"cors\", allow_origins = [\"*\"] }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [
+            Filter::Cors(CorsPolicy {
+                allow_origins: vec!["https://a.example".into(), "*".into()],
+                allow_methods: vec!["GET".into()],
+                allow_headers: vec!["x-token".into()],
+                expose_headers: vec!["x-trace".into()],
+                max_age: Some(Duration::from_secs(3600)),
+                allow_credentials: true,
+            }),
+            Filter::Cors(CorsPolicy {
+                allow_origins: vec!["*".into()],
+                ..CorsPolicy::default()
+            }),
+        ]
+    );
+}
+
+#[test]
 fn every_mistake_is_refused_at_its_entry() {
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -463,6 +491,36 @@ fn every_mistake_is_refused_at_its_entry() {
             "bolt",
             "filters = [{ name = \"fault\", header_control = true }]\n",
             "fault cannot run on a bolt listener",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_methods = [\"GET\"] }]\n",
+            "cors needs `allow_origins`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [] }]\n",
+            "`allow_origins` is empty",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [\"https://a b\"] }]\n",
+            "is not an origin",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [\"*\"], allow_headers = [\"x y\"] }]\n",
+            "`allow_headers`: \"x y\" is not a token",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [\"*\"], max_age = \"long\" }]\n",
+            "`max_age`",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"cors\", allow_origins = [\"*\"] }]\n",
+            "cors cannot run on a tcp listener",
         ),
     ];
     for (protocol, extra, wanted) in cases {

@@ -509,3 +509,74 @@ endpoints = ["{}"]
         .collect();
     assert_eq!(targets, ["/ok", "/ok"], "aborted requests never reach it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_preflights_and_marks_responses_for_allowed_origins() {
+    let upstream = HttpUpstream::start("a").await;
+    let config = format!(
+        r#"[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "c"
+filters = [{{ name = "cors", allow_origins = ["https://app.example"], allow_methods = ["GET", "PUT"], allow_headers = ["x-token"], expose_headers = ["x-upstream"], max_age = "10m", allow_credentials = true }}]
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        upstream.addr
+    );
+    let baton = Baton::start(&config);
+    let url = format!("http://{}/data", baton.addr("web"));
+    for version in VERSIONS {
+        let preflight = curl_head(
+            &[
+                version,
+                "-X",
+                "OPTIONS",
+                "-H",
+                "origin: https://app.example",
+                "-H",
+                "access-control-request-method: PUT",
+            ],
+            &url,
+        )
+        .await;
+        assert_eq!(status_of(&preflight), 204, "{version}");
+        for (name, value) in [
+            ("access-control-allow-origin", "https://app.example"),
+            ("access-control-allow-methods", "GET, PUT"),
+            ("access-control-allow-headers", "x-token"),
+            ("access-control-max-age", "600"),
+            ("access-control-allow-credentials", "true"),
+        ] {
+            assert_eq!(
+                header_of(&preflight, name).as_deref(),
+                Some(value),
+                "{version} {name}"
+            );
+        }
+
+        let simple = curl_head(&[version, "-H", "origin: https://app.example"], &url).await;
+        assert_eq!(status_of(&simple), 200);
+        assert_eq!(
+            header_of(&simple, "access-control-allow-origin").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            header_of(&simple, "access-control-expose-headers").as_deref(),
+            Some("x-upstream")
+        );
+        assert_eq!(header_of(&simple, "x-upstream").as_deref(), Some("a"));
+
+        let stranger = curl_head(&[version, "-H", "origin: https://evil.example"], &url).await;
+        assert_eq!(status_of(&stranger), 200);
+        assert_eq!(header_of(&stranger, "access-control-allow-origin"), None);
+    }
+    assert_eq!(
+        upstream.requests(),
+        4,
+        "preflights are answered by the proxy, the rest are forwarded"
+    );
+}

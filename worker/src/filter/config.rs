@@ -14,6 +14,7 @@ use baton_config::{Config, Listener};
 use crate::codec::ErrorKind;
 use crate::filter::builtin::byte_limit::ByteLimit;
 use crate::filter::builtin::connection_limit::ConnectionLimit;
+use crate::filter::builtin::cors::Cors;
 use crate::filter::builtin::fault::Fault;
 use crate::filter::builtin::headers::{Edit, Headers};
 use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
@@ -78,6 +79,7 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
             } => {
                 chain.push(Arc::new(Fault::new(*abort, *delay, *header_control)));
             }
+            Filter::Cors(policy) => chain.push(Arc::new(Cors::new(policy))),
             _ => {}
         }
     }

@@ -7,6 +7,7 @@
 //! | L4 | [`byte_limit::ByteLimit`] | `byte_limit` | closes a connection that sends (or is sent) more than its limit, counting per connection | stays |
 //! | L4 | [`connection_limit::ConnectionLimit`] | `connection_limit` | refuses a connection from a client IP with `max_per_source` open (counts per listener, given back when a connection ends) | moves |
 //! | HTTP | [`rbac::Rbac`] | `rbac` | allows or denies requests by rules on source, path, method, header: 403 | moves |
+//! | HTTP | [`cors::Cors`] | `cors` | answers CORS preflights from allowed origins (204) and marks their responses | moves |
 //! | HTTP | [`fault::Fault`] | `fault` | delays and aborts a share of requests, or those whose headers ask (opt-in) | moves |
 //! | HTTP | [`headers::Headers`] | `headers` | sets, appends and removes request and response headers | moves |
 //! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method), or a share of them, with the protocol's error | moves |
@@ -21,6 +22,7 @@
 
 pub(crate) mod byte_limit;
 pub(crate) mod connection_limit;
+pub(crate) mod cors;
 pub(crate) mod fault;
 pub(crate) mod headers;
 pub(crate) mod rate_limit;
