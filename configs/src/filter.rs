@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `source_ranges` | L4 (any listener: on accept) | `allow = ["10.0.0.0/8", …]` or `deny = [...]` |
 //! | `byte_limit` | L4 (tcp listeners) | `to_upstream`, `to_client`: bytes per connection |
-//! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names) |
+//! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names); values may hold placeholders ([`Template`]) |
 //! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`), `percentage` (of the matching requests, 100 by default) |
 //! | `local_rate_limit` | HTTP | a token bucket: `max_tokens`, `tokens_per_fill` (1 by default), `fill_interval` (`"1s"`); `key` (optional): `{ header = "x-user" }` or `{ source_ip = true }`, a bucket per value |
 //! | `connection_limit` | L4 (any listener: on accept) | `max_per_source`: connections open at once from one client IP |
@@ -267,6 +267,96 @@ pub struct CorsPolicy {
     pub allow_credentials: bool,
 }
 
+/// A header value with placeholders, as Envoy writes them: `%NAME%`,
+/// expanded per request. Known: `%DOWNSTREAM_REMOTE_ADDRESS%` (the
+/// client's `ip:port`), `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`,
+/// `%REQ(name)%` (the request's first value of header `name`, empty when
+/// it has none; on the response side, the request's), `%PROTOCOL%`
+/// (`HTTP/1.1`, `HTTP/2`...). `%%` is a literal `%`. Parsed once, when
+/// the config is read: a value with an unknown or unclosed placeholder is
+/// a config error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+}
+
+/// A piece of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    RemoteAddress,
+    RemoteAddressWithoutPort,
+    /// A request header, by its lowercase name.
+    Req(String),
+    Protocol,
+}
+
+impl Template {
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
+    }
+
+    /// The value, when it has no placeholder.
+    pub fn literal(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [] => Some(""),
+            [Piece::Text(text)] => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Template {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Template, String> {
+        let mut pieces = Vec::new();
+        let mut plain = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('%') {
+            plain.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let Some(end) = after.find('%') else {
+                return Err(format!(
+                    "unclosed placeholder at {:?} (write %% for a %)",
+                    &rest[at..]
+                ));
+            };
+            let name = &after[..end];
+            rest = &after[end + 1..];
+            let piece = match name {
+                "" => {
+                    plain.push('%');
+                    continue;
+                }
+                "DOWNSTREAM_REMOTE_ADDRESS" => Piece::RemoteAddress,
+                "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Piece::RemoteAddressWithoutPort,
+                "PROTOCOL" => Piece::Protocol,
+                other => match other.strip_prefix("REQ(").and_then(|n| n.strip_suffix(')')) {
+                    Some(header) if is_header_name(header) => {
+                        Piece::Req(header.to_ascii_lowercase())
+                    }
+                    _ => {
+                        return Err(format!(
+                            "unknown placeholder %{other}% (known: %DOWNSTREAM_REMOTE_ADDRESS%, \
+                             %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%, %REQ(header)%, %PROTOCOL%)"
+                        ));
+                    }
+                },
+            };
+            if !plain.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut plain)));
+            }
+            pieces.push(piece);
+        }
+        plain.push_str(rest);
+        if !plain.is_empty() {
+            pieces.push(Piece::Text(plain));
+        }
+        Ok(Template { pieces })
+    }
+}
+
 /// An address range: an address and how many leading bits must match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -394,6 +484,38 @@ mod tests {
         assert_eq!(cidr("10.1.2.3/8").to_string(), "10.1.2.3/8");
         for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "10.0.0.0/"] {
             assert_eq!(bad.parse::<Cidr>(), Err(BadCidr(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn templates_parse_placeholders_once() {
+        let t: Template =
+            "ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%; 100%% %REQ(X-User)%%PROTOCOL%"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            t.pieces(),
+            [
+                Piece::Text("ip=".into()),
+                Piece::RemoteAddressWithoutPort,
+                Piece::Text("; 100% ".into()),
+                Piece::Req("x-user".into()),
+                Piece::Protocol,
+            ]
+        );
+        assert_eq!(t.literal(), None);
+        let plain: Template = "50%% off".parse().unwrap();
+        assert_eq!(plain.literal(), Some("50% off"));
+        assert_eq!("".parse::<Template>().unwrap().literal(), Some(""));
+        assert_eq!(
+            "%DOWNSTREAM_REMOTE_ADDRESS%"
+                .parse::<Template>()
+                .unwrap()
+                .pieces(),
+            [Piece::RemoteAddress]
+        );
+        for bad in ["%NOPE%", "100%", "%REQ(a b)%", "%REQ()%", "%REQ(x%"] {
+            assert!(bad.parse::<Template>().is_err(), "{bad}");
         }
     }
 

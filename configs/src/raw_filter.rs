@@ -10,7 +10,8 @@ use toml::Spanned;
 
 use crate::filter::{
     Cidr, CorsPolicy, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS,
-    RangePolicy, RateKey, RbacRule, RpcError, TokenBucket, is_header_name, is_header_value,
+    RangePolicy, RateKey, RbacRule, RpcError, Template, TokenBucket, is_header_name,
+    is_header_value,
 };
 use crate::model::Protocol;
 
@@ -576,6 +577,10 @@ fn edits(
             && !is_header_value(v)
         {
             return Err(format!("the value of {name} has a control character"));
+        }
+        if let Some(v) = value {
+            v.parse::<Template>()
+                .map_err(|e| format!("the value of {name}: {e}"))?;
         }
         Ok(lower)
     };

@@ -522,6 +522,16 @@ fn every_mistake_is_refused_at_its_entry() {
             "filters = [{ name = \"cors\", allow_origins = [\"*\"] }]\n",
             "cors cannot run on a tcp listener",
         ),
+        (
+            "http",
+            "filters = [{ name = \"headers\", request_set = { \"x-a\" = \"%UPSTREAM_HOST%\" } }]\n",
+            "the value of x-a: unknown placeholder %UPSTREAM_HOST%",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"headers\", response_append = { \"x-a\" = \"100%\" } }]\n",
+            "unclosed placeholder",
+        ),
     ];
     for (protocol, extra, wanted) in cases {
         let (line, path, message) = error(&listener(protocol, extra));

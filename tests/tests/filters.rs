@@ -580,3 +580,44 @@ endpoints = ["{}"]
         "preflights are answered by the proxy, the rest are forwarded"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_placeholders_expand_per_request_over_both_versions() {
+    let upstream = HttpUpstream::start("a").await;
+    let config = format!(
+        r#"[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "c"
+filters = [{{ name = "headers", request_set = {{ "x-client" = "%DOWNSTREAM_REMOTE_ADDRESS%", "x-client-ip" = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", "x-who" = "user %REQ(x-user)% over %PROTOCOL%" }}, response_set = {{ "x-you-are" = "%REQ(x-user)%" }} }}]
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        upstream.addr
+    );
+    let baton = Baton::start(&config);
+    let base = format!("http://{}", baton.addr("web"));
+    let mut answers = Vec::new();
+    for (version, path) in [(VERSIONS[0], "/h1"), (VERSIONS[1], "/h2")] {
+        answers.push(curl_head(&[version, "-H", "x-user: ann"], &format!("{base}{path}")).await);
+    }
+    for answer in &answers {
+        assert_eq!(header_of(answer, "x-you-are").as_deref(), Some("ann"));
+    }
+    let seen = upstream.seen().await;
+    let by_path = |p: &str| seen.iter().find(|h| h.target() == p).unwrap();
+    for (path, protocol) in [("/h1", "HTTP/1.1"), ("/h2", "HTTP/2")] {
+        let head = by_path(path);
+        assert_eq!(head.header("x-client-ip"), Some("127.0.0.1"), "{path}");
+        let client = head.header("x-client").unwrap();
+        let port = client.strip_prefix("127.0.0.1:").expect("ip:port");
+        assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{client}");
+        assert_eq!(
+            head.header("x-who"),
+            Some(format!("user ann over {protocol}").as_str())
+        );
+    }
+}

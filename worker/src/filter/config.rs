@@ -16,7 +16,7 @@ use crate::filter::builtin::byte_limit::ByteLimit;
 use crate::filter::builtin::connection_limit::ConnectionLimit;
 use crate::filter::builtin::cors::Cors;
 use crate::filter::builtin::fault::Fault;
-use crate::filter::builtin::headers::{Edit, Headers};
+use crate::filter::builtin::headers::{Edit, Headers, Template};
 use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
 use crate::filter::builtin::rbac::Rbac;
 use crate::filter::builtin::rpc_fault::RpcFault;
@@ -64,7 +64,7 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
     for f in filters {
         match f {
             Filter::Headers { request, response } => {
-                chain.push(Arc::new(Headers::new(edits(request), edits(response))?));
+                chain.push(Arc::new(Headers::new(edits(request)?, edits(response)?)?));
             }
             Filter::LocalRateLimit { bucket, key } => {
                 chain.push(Arc::new(LocalRateLimit::new(*bucket, key.clone())));
@@ -120,15 +120,24 @@ pub(crate) fn rpc_filters(listener: &Listener) -> Vec<Arc<dyn RpcFilter>> {
         .collect()
 }
 
-fn edits(edits: &[HeaderEdit]) -> Vec<Edit> {
+/// The config's edits, their values parsed into templates (the config
+/// checked them: a failure here is a config the checks let through).
+fn edits(edits: &[HeaderEdit]) -> Result<Vec<Edit>, HeaderError> {
+    let template = |name: &str, value: &str| {
+        value
+            .parse::<Template>()
+            .map_err(|_| HeaderError::Value(name.into()))
+    };
     edits
         .iter()
-        .map(|e| match e {
-            HeaderEdit::Set(name, value) => Edit::Set(name.clone(), value.clone().into_bytes()),
-            HeaderEdit::Append(name, value) => {
-                Edit::Append(name.clone(), value.clone().into_bytes())
-            }
-            HeaderEdit::Remove(name) => Edit::Remove(name.clone()),
+        .map(|e| {
+            Ok(match e {
+                HeaderEdit::Set(name, value) => Edit::Set(name.clone(), template(name, value)?),
+                HeaderEdit::Append(name, value) => {
+                    Edit::Append(name.clone(), template(name, value)?)
+                }
+                HeaderEdit::Remove(name) => Edit::Remove(name.clone()),
+            })
         })
         .collect()
 }

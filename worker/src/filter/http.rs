@@ -124,6 +124,13 @@ pub trait RequestHead: HeaderBlock {
     fn method(&self) -> &str;
     /// The path, without the query.
     fn path(&self) -> &str;
+
+    /// The protocol the client speaks (`HTTP/1.1`, `HTTP/2`): what
+    /// `%PROTOCOL%` expands to. The exchange tells the stream
+    /// ([`HttpStream::set_protocol`]); a head alone knows its own version.
+    fn protocol(&self) -> &'static str {
+        "HTTP/1.1"
+    }
 }
 
 /// A response head.
@@ -193,6 +200,16 @@ impl RequestHead for ::http::request::Parts {
     fn path(&self) -> &str {
         self.uri.path()
     }
+
+    fn protocol(&self) -> &'static str {
+        match self.version {
+            ::http::Version::HTTP_09 => "HTTP/0.9",
+            ::http::Version::HTTP_10 => "HTTP/1.0",
+            ::http::Version::HTTP_2 => "HTTP/2",
+            ::http::Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        }
+    }
 }
 
 impl ResponseHead for ::http::response::Parts {
@@ -259,6 +276,49 @@ impl RequestHead for Head {
 
     fn path(&self) -> &str {
         Head::path(self)
+    }
+
+    fn protocol(&self) -> &'static str {
+        if self.minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+}
+
+/// A request head as the exchange hands it to the filters: the head, and
+/// the protocol its client speaks (an HTTP/2 request's head is parsed
+/// into an HTTP/1.1 [`Head`], which cannot tell).
+struct Speaking<'a> {
+    head: &'a mut dyn RequestHead,
+    protocol: &'static str,
+}
+
+impl HeaderBlock for Speaking<'_> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.head.get(name)
+    }
+    fn set(&mut self, name: &str, value: &[u8]) -> Result<(), HeaderError> {
+        self.head.set(name, value)
+    }
+    fn append(&mut self, name: &str, value: &[u8]) -> Result<(), HeaderError> {
+        self.head.append(name, value)
+    }
+    fn remove(&mut self, name: &str) -> Result<usize, HeaderError> {
+        self.head.remove(name)
+    }
+}
+
+impl RequestHead for Speaking<'_> {
+    fn method(&self) -> &str {
+        self.head.method()
+    }
+    fn path(&self) -> &str {
+        self.head.path()
+    }
+    fn protocol(&self) -> &'static str {
+        self.protocol
     }
 }
 
@@ -417,6 +477,7 @@ impl HttpChain {
             reached: filters.len(),
             filters,
             resume: 0,
+            protocol: None,
         }
     }
 }
@@ -431,6 +492,8 @@ pub struct HttpStream {
     /// The filter whose `on_request_headers` runs next: the one that
     /// asked for a delay, once the exchange has waited.
     resume: usize,
+    /// The client's protocol, when the exchange told it.
+    protocol: Option<&'static str>,
 }
 
 impl fmt::Debug for HttpStream {
@@ -443,10 +506,25 @@ impl fmt::Debug for HttpStream {
 }
 
 impl HttpStream {
+    /// The protocol the request's client speaks, for the filters'
+    /// [`RequestHead::protocol`].
+    pub fn set_protocol(&mut self, protocol: &'static str) {
+        self.protocol = Some(protocol);
+    }
+
     /// The request head, from the first filter or, after an
     /// [`Action::Delay`] (which the exchange waits out before calling this
     /// again), from the filter that asked for it.
     pub fn request_headers(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
+        match self.protocol {
+            Some(protocol) => {
+                self.request_headers_of(&mut Speaking { head, protocol }, end_of_stream)
+            }
+            None => self.request_headers_of(head, end_of_stream),
+        }
+    }
+
+    fn request_headers_of(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
         for index in self.resume..self.reached {
             match self.filters[index].on_request_headers(head, end_of_stream) {
                 Action::Continue => {}

@@ -228,12 +228,14 @@ async fn serve<D: Downstream>(
             source: down.client_addr(),
             local: None,
         };
-        Mutex::new(match route {
+        let mut stream = match route {
             Some(r) => ctx
                 .filters
                 .stream_with(&conn, &r.route.disabled_filters, &r.filters),
             None => ctx.filters.stream(&conn),
-        })
+        };
+        stream.set_protocol(down.protocol());
+        Mutex::new(stream)
     });
     let filters = filters.as_ref();
     if let Some(stream) = filters {

@@ -219,8 +219,8 @@ fn tagging() -> HttpChain {
 fn tagging_filter() -> Arc<dyn HttpFilter> {
     Arc::new(
         Headers::new(
-            vec![Edit::Set("x-tag".into(), b"request".to_vec())],
-            vec![Edit::Set("x-tag".into(), b"response".to_vec())],
+            vec![Edit::Set("x-tag".into(), "request".parse().unwrap())],
+            vec![Edit::Set("x-tag".into(), "response".parse().unwrap())],
         )
         .unwrap(),
     )
