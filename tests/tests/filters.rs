@@ -6,10 +6,11 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use baton_tests::admin::{http, sample};
 use baton_tests::bolt::{BoltClient, BoltFrame, BoltServer};
 use baton_tests::http_peer::{Client, HttpUpstream, curl};
 use baton_tests::upstream::Echo;
-use baton_tests::{Baton, PATIENCE};
+use baton_tests::{Baton, PATIENCE, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -194,7 +195,10 @@ async fn local_rate_limit_answers_429_past_its_bucket_over_both_versions() {
     let upstream = HttpUpstream::start("a").await;
     // An hour between fills: no token comes back during the test.
     let config = format!(
-        r#"[[listeners]]
+        r#"[admin]
+address = "127.0.0.1:0"
+
+[[listeners]]
 name = "web"
 address = "127.0.0.1:0"
 protocol = "http"
@@ -245,6 +249,15 @@ endpoints = ["{}"]
     }
     assert_eq!(statuses, [200, 429, 200, 429]);
     assert_eq!(upstream.requests(), 5);
+
+    // Each refusal is counted by the filter that answered.
+    let series = "baton_http_filter_answers_total{listener=\"web\",filter=\"local_rate_limit\"}";
+    let admin = baton.admin_addr();
+    eventually(&format!("{series} to read 4"), || {
+        let value = sample(&http(admin, "GET", "/metrics").body, series);
+        assert!(value.is_none_or(|v| v <= 4.0), "{series} {value:?}");
+        value == Some(4.0)
+    });
 }
 
 /// Bolt's `SERVER_THREADPOOL_BUSY`: the status of its "overloaded" error.

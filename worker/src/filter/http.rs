@@ -471,7 +471,7 @@ impl HttpChain {
             .iter()
             .filter(|f| !disabled.iter().any(|d| d == f.name()))
             .chain(route.filters.iter())
-            .map(|f| f.stream(conn))
+            .map(|f| (f.name(), f.stream(conn)))
             .collect();
         HttpStream {
             reached: filters.len(),
@@ -484,8 +484,8 @@ impl HttpChain {
 
 /// One request's filters, and how far its request got through them.
 pub struct HttpStream {
-    /// In chain order.
-    filters: Vec<Box<dyn HttpStreamFilter>>,
+    /// In chain order, with their names.
+    filters: Vec<(&'static str, Box<dyn HttpStreamFilter>)>,
     /// The filters that take part from here on: all of them, or those
     /// before the one that answered locally.
     reached: usize,
@@ -506,6 +506,11 @@ impl fmt::Debug for HttpStream {
 }
 
 impl HttpStream {
+    /// The filter that answered the request locally, if one did.
+    pub fn answered_by(&self) -> Option<&'static str> {
+        self.filters.get(self.reached).map(|(name, _)| *name)
+    }
+
     /// The protocol the request's client speaks, for the filters'
     /// [`RequestHead::protocol`].
     pub fn set_protocol(&mut self, protocol: &'static str) {
@@ -526,7 +531,10 @@ impl HttpStream {
 
     fn request_headers_of(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
         for index in self.resume..self.reached {
-            match self.filters[index].on_request_headers(head, end_of_stream) {
+            match self.filters[index]
+                .1
+                .on_request_headers(head, end_of_stream)
+            {
                 Action::Continue => {}
                 Action::Delay(wait) => {
                     self.resume = index;
@@ -567,7 +575,7 @@ impl HttpStream {
 
     fn forward(&mut self, mut call: impl FnMut(&mut dyn HttpStreamFilter) -> Action) -> Action {
         for index in 0..self.reached {
-            if let Action::Respond(local) = call(&mut *self.filters[index]) {
+            if let Action::Respond(local) = call(&mut *self.filters[index].1) {
                 self.reached = index;
                 return Action::Respond(local);
             }
@@ -577,7 +585,7 @@ impl HttpStream {
 
     fn backward(&mut self, mut call: impl FnMut(&mut dyn HttpStreamFilter) -> Action) -> Action {
         for index in (0..self.reached).rev() {
-            if let Action::Respond(local) = call(&mut *self.filters[index]) {
+            if let Action::Respond(local) = call(&mut *self.filters[index].1) {
                 self.reached = index;
                 return Action::Respond(local);
             }
@@ -880,6 +888,24 @@ mod tests {
                 "a response_body"
             ]
         );
+    }
+
+    #[test]
+    fn the_stream_names_the_filter_that_answered() {
+        let (chain, _) = chain(&[("a", None), ("b", Some("request_headers")), ("c", None)]);
+        let conn = ConnInfo {
+            listener: Arc::from("l"),
+            source: None,
+            local: None,
+        };
+        let mut stream = chain.stream(&conn);
+        assert_eq!(stream.answered_by(), None);
+        let mut head = request("/", &[]).head;
+        assert!(matches!(
+            stream.request_headers(&mut head, true),
+            Action::Respond(_)
+        ));
+        assert_eq!(stream.answered_by(), Some("b"));
     }
 
     #[test]

@@ -246,6 +246,9 @@ async fn serve<D: Downstream>(
             match action {
                 Action::Continue => break,
                 Action::Respond(local) => {
+                    if let Some(name) = stream.lock().answered_by() {
+                        ctx.meters.filter_answered(name);
+                    }
                     return answer_local(down, filters, *local, false).await;
                 }
                 // A filter's delay (fault injection): wait, then ask it
