@@ -2,7 +2,10 @@
 //! listener and its routes, seen by a real client (curl) and a real
 //! upstream's record of what arrived; an L4 listener's source ranges;
 //! a keep-alive connection with filters moving across an upgrade; a bad
-//! filter refused by `baton upgrade` while the running generation serves.
+//! filter refused by `baton upgrade` while the running generation serves;
+//! each built-in filter (rate limits, rbac, connection limit, fault, CORS,
+//! header placeholders; the RPC ones with a Bolt client and server) over
+//! HTTP/1.1 and HTTP/2 where the listener speaks both.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -633,4 +636,51 @@ endpoints = ["{}"]
             Some(format!("user ann over {protocol}").as_str())
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_fault_answers_its_percentage_of_a_services_requests() {
+    let server = BoltServer::start(std::time::Duration::ZERO).await;
+    let config = format!(
+        r#"[[listeners]]
+name = "always"
+address = "127.0.0.1:0"
+protocol = "bolt"
+cluster = "c"
+filters = [{{ name = "rpc_fault", service = "com.example.Faulty:1.0", error = "unavailable" }}]
+
+[[listeners]]
+name = "never"
+address = "127.0.0.1:0"
+protocol = "bolt"
+cluster = "c"
+filters = [{{ name = "rpc_fault", service = "com.example.Faulty:1.0", percentage = 0 }}]
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        server.addr
+    );
+    let baton = Baton::start(&config);
+    let faulty: &[(&str, &str)] = &[("service", "com.example.Faulty:1.0")];
+    let always = BoltClient::connect(baton.addr("always")).await;
+    let never = BoltClient::connect(baton.addr("never")).await;
+    for id in 1..=3 {
+        let answer = tokio::time::timeout(PATIENCE, always.call(id, faulty, b"hi"))
+            .await
+            .unwrap()
+            .expect("an answer");
+        assert_ne!(answer.status, 0, "the protocol's error");
+        let answer = tokio::time::timeout(PATIENCE, never.call(id, faulty, b"hi"))
+            .await
+            .unwrap()
+            .expect("an answer");
+        assert_eq!((answer.status, answer.content), (0, b"hi".to_vec()));
+    }
+    assert_eq!(
+        server.requests.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "only the 0% listener's requests reached the server"
+    );
 }
