@@ -10,8 +10,14 @@
 //! |---|---|---|
 //! | `source_ranges` | L4 (any listener: on accept) | `allow = ["10.0.0.0/8", …]` or `deny = [...]` |
 //! | `byte_limit` | L4 (tcp listeners) | `to_upstream`, `to_client`: bytes per connection |
-//! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names) |
-//! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`) |
+//! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names); values may hold placeholders ([`Template`]) |
+//! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`), `percentage` (of the matching requests, 100 by default) |
+//! | `local_rate_limit` | HTTP | a token bucket: `max_tokens`, `tokens_per_fill` (1 by default), `fill_interval` (`"1s"`); `key` (optional): `{ header = "x-user" }` or `{ source_ip = true }`, a bucket per value |
+//! | `connection_limit` | L4 (any listener: on accept) | `max_per_source`: connections open at once from one client IP |
+//! | `rbac` | HTTP | `action` (`allow`: only requests matching a rule pass; `deny`: those are refused), `rules = [{ source = ["cidr", …], path_prefix = "/x", methods = ["GET", …], header = { name = "…", value = "…" } }]` (a rule matches when all the fields it gives do); refused: 403 |
+//! | `fault` | HTTP | `abort = { status, percentage }`, `delay = { duration, percentage }` (percentage 100 by default; a delayed request may then be aborted), `header_control = true`: a request's `x-baton-fault-abort: <status>` and `x-baton-fault-delay: <ms>` ask for them |
+//! | `cors` | HTTP | `allow_origins` (exact origins, or `"*"`), `allow_methods`, `allow_headers`, `expose_headers` (lists), `max_age` (`"1h"`), `allow_credentials` (false by default) |
+//! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
 //! listener whose protocol cannot run it, or an unknown name is a config
@@ -20,7 +26,9 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::str::FromStr;
+use std::time::Duration;
 
 /// One configured filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +55,35 @@ pub enum Filter {
         service: String,
         method: Option<String>,
         error: RpcError,
+        /// Of the matching requests, the share answered (0 to 100).
+        percentage: u8,
+    },
+    /// HTTP: delays and aborts requests (by percentage, or as a request's
+    /// headers ask when `header_control`).
+    Fault {
+        abort: Option<FaultAbort>,
+        delay: Option<FaultDelay>,
+        header_control: bool,
+    },
+    /// HTTP: answers CORS preflights and adds CORS headers to responses
+    /// for allowed origins.
+    Cors(CorsPolicy),
+    /// HTTP: a token bucket per listener (or route), or per `key`; a
+    /// request finding it empty is answered 429.
+    LocalRateLimit { bucket: TokenBucket, key: RateKey },
+    /// L4: refuses a connection from a client IP that has this many open.
+    ConnectionLimit { max_per_source: NonZeroU32 },
+    /// HTTP: allows or denies requests by rules; refused: 403.
+    Rbac {
+        action: RangePolicy,
+        rules: Vec<RbacRule>,
+    },
+    /// RPC: a token bucket for the requests of `service` (and `method`);
+    /// a request finding it empty gets the protocol's `overloaded` error.
+    RpcRateLimit {
+        service: Option<String>,
+        method: Option<String>,
+        bucket: TokenBucket,
     },
 }
 
@@ -69,20 +106,43 @@ impl Filter {
             Filter::ByteLimit { .. } => "byte_limit",
             Filter::Headers { .. } => "headers",
             Filter::RpcFault { .. } => "rpc_fault",
+            Filter::LocalRateLimit { .. } => "local_rate_limit",
+            Filter::RpcRateLimit { .. } => "rpc_rate_limit",
+            Filter::ConnectionLimit { .. } => "connection_limit",
+            Filter::Rbac { .. } => "rbac",
+            Filter::Fault { .. } => "fault",
+            Filter::Cors(_) => "cors",
         }
     }
 
     pub fn layer(&self) -> Layer {
         match self {
-            Filter::SourceRanges { .. } | Filter::ByteLimit { .. } => Layer::Network,
-            Filter::Headers { .. } => Layer::Http,
-            Filter::RpcFault { .. } => Layer::Rpc,
+            Filter::SourceRanges { .. }
+            | Filter::ByteLimit { .. }
+            | Filter::ConnectionLimit { .. } => Layer::Network,
+            Filter::Headers { .. }
+            | Filter::LocalRateLimit { .. }
+            | Filter::Rbac { .. }
+            | Filter::Fault { .. }
+            | Filter::Cors(_) => Layer::Http,
+            Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 4] = ["source_ranges", "byte_limit", "headers", "rpc_fault"];
+pub const NAMES: [&str; 10] = [
+    "source_ranges",
+    "byte_limit",
+    "headers",
+    "rpc_fault",
+    "local_rate_limit",
+    "rpc_rate_limit",
+    "connection_limit",
+    "rbac",
+    "fault",
+    "cors",
+];
 
 /// What a `source_ranges` match means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +192,168 @@ impl FromStr for RpcError {
                 ));
             }
         })
+    }
+}
+
+/// A token bucket's settings (Envoy's local rate limit): it holds at
+/// most `max_tokens`, starts full, and gains `tokens_per_fill` every
+/// `fill_interval`; each request takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBucket {
+    pub max_tokens: NonZeroU64,
+    pub tokens_per_fill: NonZeroU64,
+    /// Never zero.
+    pub fill_interval: Duration,
+}
+
+/// What a `local_rate_limit` keeps a bucket per.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    /// One bucket for the listener (or route).
+    None,
+    /// A bucket per value of this header (lowercase); requests without it
+    /// share one more.
+    Header(String),
+    /// A bucket per client IP address.
+    SourceIp,
+}
+
+/// One `rbac` rule: it matches a request when every field it gives
+/// does (at least one is given).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RbacRule {
+    /// The client's address is in one of these (empty: any).
+    pub source: Vec<Cidr>,
+    /// The path starts with this.
+    pub path_prefix: Option<String>,
+    /// The method is one of these, uppercase (empty: any).
+    pub methods: Vec<String>,
+    /// This header (lowercase name) has exactly this value.
+    pub header: Option<(String, String)>,
+}
+
+/// A `fault` filter's abort: the status, for this share of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultAbort {
+    /// 200 to 599.
+    pub status: u16,
+    /// 0 to 100.
+    pub percentage: u8,
+}
+
+/// A `fault` filter's delay: how long, for this share of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultDelay {
+    pub duration: Duration,
+    /// 0 to 100.
+    pub percentage: u8,
+}
+
+/// A `cors` filter's policy (Envoy's CORS policy).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsPolicy {
+    /// Origins exactly as browsers send them (`https://a.example:8443`),
+    /// or `*` for any.
+    pub allow_origins: Vec<String>,
+    /// Uppercase methods (empty: the header is left out, and browsers
+    /// allow the safelisted ones).
+    pub allow_methods: Vec<String>,
+    /// Lowercase header names (empty: left out).
+    pub allow_headers: Vec<String>,
+    /// Lowercase header names (empty: left out).
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight's answer.
+    pub max_age: Option<Duration>,
+    pub allow_credentials: bool,
+}
+
+/// A header value with placeholders, as Envoy writes them: `%NAME%`,
+/// expanded per request. Known: `%DOWNSTREAM_REMOTE_ADDRESS%` (the
+/// client's `ip:port`), `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%`,
+/// `%REQ(name)%` (the request's first value of header `name`, empty when
+/// it has none; on the response side, the request's), `%PROTOCOL%`
+/// (`HTTP/1.1`, `HTTP/2`...). `%%` is a literal `%`. Parsed once, when
+/// the config is read: a value with an unknown or unclosed placeholder is
+/// a config error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pieces: Vec<Piece>,
+}
+
+/// A piece of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    RemoteAddress,
+    RemoteAddressWithoutPort,
+    /// A request header, by its lowercase name.
+    Req(String),
+    Protocol,
+}
+
+impl Template {
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
+    }
+
+    /// The value, when it has no placeholder.
+    pub fn literal(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [] => Some(""),
+            [Piece::Text(text)] => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Template {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Template, String> {
+        let mut pieces = Vec::new();
+        let mut plain = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('%') {
+            plain.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let Some(end) = after.find('%') else {
+                return Err(format!(
+                    "unclosed placeholder at {:?} (write %% for a %)",
+                    &rest[at..]
+                ));
+            };
+            let name = &after[..end];
+            rest = &after[end + 1..];
+            let piece = match name {
+                "" => {
+                    plain.push('%');
+                    continue;
+                }
+                "DOWNSTREAM_REMOTE_ADDRESS" => Piece::RemoteAddress,
+                "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Piece::RemoteAddressWithoutPort,
+                "PROTOCOL" => Piece::Protocol,
+                other => match other.strip_prefix("REQ(").and_then(|n| n.strip_suffix(')')) {
+                    Some(header) if is_header_name(header) => {
+                        Piece::Req(header.to_ascii_lowercase())
+                    }
+                    _ => {
+                        return Err(format!(
+                            "unknown placeholder %{other}% (known: %DOWNSTREAM_REMOTE_ADDRESS%, \
+                             %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%, %REQ(header)%, %PROTOCOL%)"
+                        ));
+                    }
+                },
+            };
+            if !plain.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut plain)));
+            }
+            pieces.push(piece);
+        }
+        plain.push_str(rest);
+        if !plain.is_empty() {
+            pieces.push(Piece::Text(plain));
+        }
+        Ok(Template { pieces })
     }
 }
 
@@ -262,6 +484,38 @@ mod tests {
         assert_eq!(cidr("10.1.2.3/8").to_string(), "10.1.2.3/8");
         for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "10.0.0.0/"] {
             assert_eq!(bad.parse::<Cidr>(), Err(BadCidr(bad.into())), "{bad}");
+        }
+    }
+
+    #[test]
+    fn templates_parse_placeholders_once() {
+        let t: Template =
+            "ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%; 100%% %REQ(X-User)%%PROTOCOL%"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            t.pieces(),
+            [
+                Piece::Text("ip=".into()),
+                Piece::RemoteAddressWithoutPort,
+                Piece::Text("; 100% ".into()),
+                Piece::Req("x-user".into()),
+                Piece::Protocol,
+            ]
+        );
+        assert_eq!(t.literal(), None);
+        let plain: Template = "50%% off".parse().unwrap();
+        assert_eq!(plain.literal(), Some("50% off"));
+        assert_eq!("".parse::<Template>().unwrap().literal(), Some(""));
+        assert_eq!(
+            "%DOWNSTREAM_REMOTE_ADDRESS%"
+                .parse::<Template>()
+                .unwrap()
+                .pieces(),
+            [Piece::RemoteAddress]
+        );
+        for bad in ["%NOPE%", "100%", "%REQ(a b)%", "%REQ()%", "%REQ(x%"] {
+            assert!(bad.parse::<Template>().is_err(), "{bad}");
         }
     }
 

@@ -3,13 +3,15 @@
 //! settings, and which listener may run which filter.
 
 use std::collections::BTreeMap;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::filter::{
-    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RpcError,
-    is_header_name, is_header_value,
+    Cidr, CorsPolicy, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS,
+    RangePolicy, RateKey, RbacRule, RpcError, Template, TokenBucket, is_header_name,
+    is_header_value,
 };
 use crate::model::Protocol;
 
@@ -34,6 +36,65 @@ pub(crate) struct RawFilter {
     service: Option<String>,
     method: Option<String>,
     error: Option<String>,
+    max_tokens: Option<u64>,
+    tokens_per_fill: Option<u64>,
+    fill_interval: Option<String>,
+    key: Option<RawRateKey>,
+    max_per_source: Option<u32>,
+    action: Option<String>,
+    rules: Option<Vec<RawRbacRule>>,
+    abort: Option<RawAbort>,
+    delay: Option<RawDelay>,
+    header_control: Option<bool>,
+    percentage: Option<u32>,
+    allow_origins: Option<Vec<String>>,
+    allow_methods: Option<Vec<String>>,
+    allow_headers: Option<Vec<String>>,
+    expose_headers: Option<Vec<String>>,
+    max_age: Option<String>,
+    allow_credentials: Option<bool>,
+}
+
+/// A `fault`'s `abort` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAbort {
+    status: u16,
+    percentage: Option<u32>,
+}
+
+/// A `fault`'s `delay` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelay {
+    duration: String,
+    percentage: Option<u32>,
+}
+
+/// An `rbac` rule as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRbacRule {
+    source: Option<Vec<String>>,
+    path_prefix: Option<String>,
+    methods: Option<Vec<String>>,
+    header: Option<RawHeaderMatch>,
+}
+
+/// An `rbac` rule's `header`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderMatch {
+    name: String,
+    value: String,
+}
+
+/// A `local_rate_limit`'s `key` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateKey {
+    header: Option<String>,
+    source_ip: Option<bool>,
 }
 
 /// Where a filter list is written: which protocols' chains it may join.
@@ -93,7 +154,26 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "response_append",
                 "response_remove",
             ],
-            _ => &["service", "method", "error"],
+            "local_rate_limit" => &["max_tokens", "tokens_per_fill", "fill_interval", "key"],
+            "rpc_rate_limit" => &[
+                "service",
+                "method",
+                "max_tokens",
+                "tokens_per_fill",
+                "fill_interval",
+            ],
+            "connection_limit" => &["max_per_source"],
+            "rbac" => &["action", "rules"],
+            "fault" => &["abort", "delay", "header_control"],
+            "cors" => &[
+                "allow_origins",
+                "allow_methods",
+                "allow_headers",
+                "expose_headers",
+                "max_age",
+                "allow_credentials",
+            ],
+            _ => &["service", "method", "error", "percentage"],
         };
         if let Some((key, _)) = set
             .iter()
@@ -125,7 +205,12 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
             ));
         }
         // The accept stage runs on every listener.
-        (Layer::Network, Place::Listener(_)) if matches!(filter, Filter::SourceRanges { .. }) => {
+        (Layer::Network, Place::Listener(_))
+            if matches!(
+                filter,
+                Filter::SourceRanges { .. } | Filter::ConnectionLimit { .. }
+            ) =>
+        {
             true
         }
         // The byte stage taps L4 tunnels only.
@@ -146,7 +231,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 13] {
+    fn settings(&self) -> [(&'static str, bool); 30] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -161,6 +246,23 @@ impl RawFilter {
             ("service", self.service.is_some()),
             ("method", self.method.is_some()),
             ("error", self.error.is_some()),
+            ("max_tokens", self.max_tokens.is_some()),
+            ("tokens_per_fill", self.tokens_per_fill.is_some()),
+            ("fill_interval", self.fill_interval.is_some()),
+            ("key", self.key.is_some()),
+            ("max_per_source", self.max_per_source.is_some()),
+            ("action", self.action.is_some()),
+            ("rules", self.rules.is_some()),
+            ("abort", self.abort.is_some()),
+            ("delay", self.delay.is_some()),
+            ("header_control", self.header_control.is_some()),
+            ("percentage", self.percentage.is_some()),
+            ("allow_origins", self.allow_origins.is_some()),
+            ("allow_methods", self.allow_methods.is_some()),
+            ("allow_headers", self.allow_headers.is_some()),
+            ("expose_headers", self.expose_headers.is_some()),
+            ("max_age", self.max_age.is_some()),
+            ("allow_credentials", self.allow_credentials.is_some()),
         ]
     }
 
@@ -204,6 +306,27 @@ impl RawFilter {
                 }
                 Ok(Filter::Headers { request, response })
             }
+            "local_rate_limit" => Ok(Filter::LocalRateLimit {
+                bucket: self.bucket(name)?,
+                key: self.rate_key()?,
+            }),
+            "rpc_rate_limit" => Ok(Filter::RpcRateLimit {
+                service: self.service.clone(),
+                method: self.method.clone(),
+                bucket: self.bucket(name)?,
+            }),
+            "connection_limit" => {
+                let max = self
+                    .max_per_source
+                    .ok_or("connection_limit needs `max_per_source`")?;
+                Ok(Filter::ConnectionLimit {
+                    max_per_source: NonZeroU32::new(max)
+                        .ok_or("`max_per_source` must be at least 1")?,
+                })
+            }
+            "rbac" => self.rbac(),
+            "fault" => self.fault(),
+            "cors" => self.cors().map(Filter::Cors),
             _ => {
                 let service = self
                     .service
@@ -217,9 +340,219 @@ impl RawFilter {
                     service,
                     method: self.method.clone(),
                     error,
+                    percentage: percentage(self.percentage)?,
                 })
             }
         }
+    }
+}
+
+impl RawFilter {
+    /// A rate limit's token bucket.
+    fn bucket(&self, name: &str) -> Result<TokenBucket, String> {
+        let max_tokens = self
+            .max_tokens
+            .ok_or_else(|| format!("{name} needs `max_tokens` (the bucket's size)"))?;
+        let max_tokens = NonZeroU64::new(max_tokens).ok_or("`max_tokens` must be at least 1")?;
+        let tokens_per_fill = NonZeroU64::new(self.tokens_per_fill.unwrap_or(1))
+            .ok_or("`tokens_per_fill` must be at least 1")?;
+        let fill_interval = self
+            .fill_interval
+            .as_deref()
+            .ok_or_else(|| format!("{name} needs `fill_interval` (like \"1s\")"))?;
+        let fill_interval =
+            crate::duration::parse(fill_interval).map_err(|e| format!("`fill_interval`: {e}"))?;
+        if fill_interval.is_zero() {
+            return Err("`fill_interval` must be longer than zero".into());
+        }
+        Ok(TokenBucket {
+            max_tokens,
+            tokens_per_fill,
+            fill_interval,
+        })
+    }
+
+    /// A `cors` filter's policy.
+    fn cors(&self) -> Result<CorsPolicy, String> {
+        let origins = self
+            .allow_origins
+            .clone()
+            .ok_or("cors needs `allow_origins` (origins, or \"*\")")?;
+        if origins.is_empty() {
+            return Err("`allow_origins` is empty".into());
+        }
+        for o in &origins {
+            if o != "*" && (o.is_empty() || o.contains(char::is_whitespace) || !is_header_value(o))
+            {
+                return Err(format!("`allow_origins`: {o:?} is not an origin"));
+            }
+        }
+        let names = |key: &str, list: &Option<Vec<String>>, upper: bool| {
+            list.iter()
+                .flatten()
+                .map(|n| {
+                    if !is_header_name(n) {
+                        return Err(format!("`{key}`: {n:?} is not a token"));
+                    }
+                    Ok(if upper {
+                        n.to_ascii_uppercase()
+                    } else {
+                        n.to_ascii_lowercase()
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+        };
+        let max_age = match &self.max_age {
+            Some(t) => Some(crate::duration::parse(t).map_err(|e| format!("`max_age`: {e}"))?),
+            None => None,
+        };
+        Ok(CorsPolicy {
+            allow_origins: origins,
+            allow_methods: names("allow_methods", &self.allow_methods, true)?,
+            allow_headers: names("allow_headers", &self.allow_headers, false)?,
+            expose_headers: names("expose_headers", &self.expose_headers, false)?,
+            max_age,
+            allow_credentials: self.allow_credentials.unwrap_or(false),
+        })
+    }
+
+    /// A `fault` filter.
+    fn fault(&self) -> Result<Filter, String> {
+        let abort = match &self.abort {
+            Some(a) => {
+                if !(200..=599).contains(&a.status) {
+                    return Err(format!("`abort`: status {} is not 200 to 599", a.status));
+                }
+                Some(FaultAbort {
+                    status: a.status,
+                    percentage: percentage(a.percentage).map_err(|e| format!("`abort`: {e}"))?,
+                })
+            }
+            None => None,
+        };
+        let delay = match &self.delay {
+            Some(d) => Some(FaultDelay {
+                duration: crate::duration::parse(&d.duration)
+                    .map_err(|e| format!("`delay`: {e}"))?,
+                percentage: percentage(d.percentage).map_err(|e| format!("`delay`: {e}"))?,
+            }),
+            None => None,
+        };
+        let header_control = self.header_control.unwrap_or(false);
+        if abort.is_none() && delay.is_none() && !header_control {
+            return Err("fault needs `abort`, `delay` or `header_control = true`".into());
+        }
+        Ok(Filter::Fault {
+            abort,
+            delay,
+            header_control,
+        })
+    }
+
+    /// An `rbac` filter.
+    fn rbac(&self) -> Result<Filter, String> {
+        let action = match self.action.as_deref() {
+            Some("allow") => RangePolicy::Allow,
+            Some("deny") => RangePolicy::Deny,
+            Some(other) => return Err(format!("`action` is \"allow\" or \"deny\", not {other:?}")),
+            None => return Err("rbac needs `action` (\"allow\" or \"deny\")".into()),
+        };
+        let raw = self.rules.as_deref().ok_or("rbac needs `rules`")?;
+        if raw.is_empty() {
+            return Err("rbac needs at least one rule".into());
+        }
+        let mut rules = Vec::new();
+        for (i, r) in raw.iter().enumerate() {
+            let at = |m: String| format!("rules[{i}]: {m}");
+            let source = r
+                .source
+                .iter()
+                .flatten()
+                .map(|c| c.parse::<Cidr>().map_err(|e| at(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            if r.source.as_ref().is_some_and(Vec::is_empty) {
+                return Err(at("`source` is empty (leave it out to match any)".into()));
+            }
+            if let Some(p) = &r.path_prefix
+                && !p.starts_with('/')
+            {
+                return Err(at(format!("`path_prefix` {p:?} does not start with /")));
+            }
+            let methods = r
+                .methods
+                .iter()
+                .flatten()
+                .map(|m| {
+                    if is_header_name(m) {
+                        Ok(m.to_ascii_uppercase())
+                    } else {
+                        Err(at(format!("{m:?} is not a method")))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if r.methods.as_ref().is_some_and(Vec::is_empty) {
+                return Err(at("`methods` is empty (leave it out to match any)".into()));
+            }
+            let header = match &r.header {
+                Some(h) => {
+                    if !is_header_name(&h.name) {
+                        return Err(at(format!("{:?} is not a header name", h.name)));
+                    }
+                    if !is_header_value(&h.value) {
+                        return Err(at(format!(
+                            "the value of {} has a control character",
+                            h.name
+                        )));
+                    }
+                    Some((h.name.to_ascii_lowercase(), h.value.clone()))
+                }
+                None => None,
+            };
+            let rule = RbacRule {
+                source,
+                path_prefix: r.path_prefix.clone(),
+                methods,
+                header,
+            };
+            if rule == RbacRule::default() {
+                return Err(at(
+                    "a rule needs one of `source`, `path_prefix`, `methods`, `header`".into(),
+                ));
+            }
+            rules.push(rule);
+        }
+        Ok(Filter::Rbac { action, rules })
+    }
+
+    /// A `local_rate_limit`'s key.
+    fn rate_key(&self) -> Result<RateKey, String> {
+        let Some(key) = &self.key else {
+            return Ok(RateKey::None);
+        };
+        match (&key.header, key.source_ip) {
+            (Some(header), None) => {
+                if !is_header_name(header) {
+                    return Err(format!("`key`: {header:?} is not a header name"));
+                }
+                Ok(RateKey::Header(header.to_ascii_lowercase()))
+            }
+            (None, Some(true)) => Ok(RateKey::SourceIp),
+            _ => Err(
+                "`key` is `{ header = \"name\" }` or `{ source_ip = true }` (leave it out for one bucket)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// A percentage as written (100 when not).
+fn percentage(written: Option<u32>) -> Result<u8, String> {
+    match written {
+        None => Ok(100),
+        Some(p) => u8::try_from(p)
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| format!("`percentage` {p} is not 0 to 100")),
     }
 }
 
@@ -244,6 +577,10 @@ fn edits(
             && !is_header_value(v)
         {
             return Err(format!("the value of {name} has a control character"));
+        }
+        if let Some(v) = value {
+            v.parse::<Template>()
+                .map_err(|e| format!("the value of {name}: {e}"))?;
         }
         Ok(lower)
     };

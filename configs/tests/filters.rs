@@ -3,7 +3,12 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use baton_config::filter::{Cidr, Filter, HeaderEdit, RangePolicy, RpcError};
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use baton_config::filter::{
+    Cidr, Filter, HeaderEdit, RangePolicy, RateKey, RbacRule, RpcError, TokenBucket,
+};
 use baton_config::{ConfigError, parse};
 
 const TAIL: &str = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n";
@@ -101,7 +106,161 @@ fn an_rpc_fault_defaults_to_unavailable() {
             service: "com.example.Echo".into(),
             method: None,
             error: RpcError::Unavailable,
+            percentage: 100,
         }]
+    );
+}
+
+#[test]
+fn rate_limits_parse_with_their_keys_and_defaults() {
+    let bucket = |max: u64, per_fill: u64, ms: u64| TokenBucket {
+        max_tokens: NonZeroU64::new(max).unwrap(),
+        tokens_per_fill: NonZeroU64::new(per_fill).unwrap(),
+        fill_interval: Duration::from_millis(ms),
+    };
+    let text = listener(
+        "http",
+        "filters = [{ name = \"local_rate_limit\", max_tokens = 10, tokens_per_fill = 5, fill_interval = \"1s\" }, \
+         { name = \"local_rate_limit\", max_tokens = 2, fill_interval = \"250ms\", key = { header = \"X-User\" } }, \
+         { name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1m\", key = { source_ip = true } }]\n",
+    );
+    let config = parse("ok.toml", &text).unwrap();
+    assert_eq!(
+        config.listeners[0].filters,
+        [
+            Filter::LocalRateLimit {
+                bucket: bucket(10, 5, 1000),
+                key: RateKey::None,
+            },
+            Filter::LocalRateLimit {
+                bucket: bucket(2, 1, 250),
+                key: RateKey::Header("x-user".into()),
+            },
+            Filter::LocalRateLimit {
+                bucket: bucket(1, 1, 60_000),
+                key: RateKey::SourceIp,
+            },
+        ]
+    );
+    let text = listener(
+        "dubbo",
+        "filters = [{ name = \"rpc_rate_limit\", service = \"s\", method = \"m\", max_tokens = 3, fill_interval = \"1s\" }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [Filter::RpcRateLimit {
+            service: Some("s".into()),
+            method: Some("m".into()),
+            bucket: bucket(3, 1, 1000),
+        }]
+    );
+}
+
+#[test]
+fn rbac_and_connection_limit_parse() {
+    let text = listener(
+        "http",
+        "filters = [{ name = \"connection_limit\", max_per_source = 4 }, \
+         { name = \"rbac\", action = \"deny\", rules = [{ source = [\"10.0.0.0/8\"], path_prefix = \"/admin\", \
+         methods = [\"get\", \"POST\"], header = { name = \"X-Role\", value = \"guest\" } }, { path_prefix = \"/x\" }] }]\n",
+    );
+    let config = parse("ok.toml", &text).unwrap();
+    assert_eq!(
+        config.listeners[0].filters,
+        [
+            Filter::ConnectionLimit {
+                max_per_source: std::num::NonZeroU32::new(4).unwrap(),
+            },
+            Filter::Rbac {
+                action: RangePolicy::Deny,
+                rules: vec![
+                    RbacRule {
+                        source: vec!["10.0.0.0/8".parse().unwrap()],
+                        path_prefix: Some("/admin".into()),
+                        methods: vec!["GET".into(), "POST".into()],
+                        header: Some(("x-role".into(), "guest".into())),
+                    },
+                    RbacRule {
+                        path_prefix: Some("/x".into()),
+                        ..RbacRule::default()
+                    },
+                ],
+            },
+        ]
+    );
+    // The accept stage runs on every listener.
+    let text = listener(
+        "bolt",
+        "filters = [{ name = \"connection_limit\", max_per_source = 1 }]\n",
+    );
+    assert!(parse("ok.toml", &text).is_ok());
+}
+
+#[test]
+fn faults_parse_with_percentages_defaulting_to_100() {
+    use baton_config::filter::{FaultAbort, FaultDelay};
+    let text = listener(
+        "http",
+        "filters = [{ name = \"fault\", abort = { status = 503, percentage = 10 }, delay = { duration = \"1s\" } }, \
+         { name = \"fault\", header_control = true }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [
+            Filter::Fault {
+                abort: Some(FaultAbort {
+                    status: 503,
+                    percentage: 10
+                }),
+                delay: Some(FaultDelay {
+                    duration: Duration::from_secs(1),
+                    percentage: 100
+                }),
+                header_control: false,
+            },
+            Filter::Fault {
+                abort: None,
+                delay: None,
+                header_control: true,
+            },
+        ]
+    );
+    let text = listener(
+        "bolt",
+        "filters = [{ name = \"rpc_fault\", service = \"s\", percentage = 5 }]\n",
+    );
+    let config = parse("ok.toml", &text).unwrap();
+    assert!(matches!(
+        config.listeners[0].filters[0],
+        Filter::RpcFault { percentage: 5, .. }
+    ));
+}
+
+#[test]
+fn cors_parses_with_names_normalised() {
+    use baton_config::filter::CorsPolicy;
+    let text = listener(
+        "http",
+        "filters = [{ name = \"cors\", allow_origins = [\"https://a.example\", \"*\"], allow_methods = [\"get\"], \
+         allow_headers = [\"X-Token\"], expose_headers = [\"X-Trace\"], max_age = \"1h\", allow_credentials = true }, \
+         { name = \"cors\", allow_origins = [\"*\"] }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [
+            Filter::Cors(CorsPolicy {
+                allow_origins: vec!["https://a.example".into(), "*".into()],
+                allow_methods: vec!["GET".into()],
+                allow_headers: vec!["x-token".into()],
+                expose_headers: vec!["x-trace".into()],
+                max_age: Some(Duration::from_secs(3600)),
+                allow_credentials: true,
+            }),
+            Filter::Cors(CorsPolicy {
+                allow_origins: vec!["*".into()],
+                ..CorsPolicy::default()
+            }),
+        ]
     );
 }
 
@@ -167,6 +326,211 @@ fn every_mistake_is_refused_at_its_entry() {
             "http",
             "filters = [{ name = \"headers\", colour = \"blue\" }]\n",
             "unknown field `colour`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", fill_interval = \"1s\" }]\n",
+            "needs `max_tokens`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 0, fill_interval = \"1s\" }]\n",
+            "`max_tokens` must be at least 1",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, tokens_per_fill = 0, fill_interval = \"1s\" }]\n",
+            "`tokens_per_fill` must be at least 1",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1 }]\n",
+            "needs `fill_interval`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"0s\" }]\n",
+            "longer than zero",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"soon\" }]\n",
+            "`fill_interval`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\", key = { source_ip = false } }]\n",
+            "`key` is",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\", key = { header = \"a b\" } }]\n",
+            "not a header name",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\", service = \"s\" }]\n",
+            "local_rate_limit has no setting `service`",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"local_rate_limit\", max_tokens = 1, fill_interval = \"1s\" }]\n",
+            "local_rate_limit cannot run on a bolt listener",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rpc_rate_limit\", max_tokens = 1, fill_interval = \"1s\" }]\n",
+            "rpc_rate_limit cannot run on a http listener",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"rpc_rate_limit\", max_tokens = 1, fill_interval = \"1s\", key = { source_ip = true } }]\n",
+            "rpc_rate_limit has no setting `key`",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"connection_limit\", max_per_source = 0 }]\n",
+            "`max_per_source` must be at least 1",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"connection_limit\" }]\n",
+            "needs `max_per_source`",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ path_prefix = \"/\" }] }]\n",
+            "rbac cannot run on a tcp listener",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"maybe\", rules = [{ path_prefix = \"/\" }] }]\n",
+            "`action` is",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\" }]\n",
+            "rbac needs `rules`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [] }]\n",
+            "at least one rule",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{}] }]\n",
+            "rules[0]: a rule needs one of",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ source = [\"10.0.0.0/99\"] }] }]\n",
+            "is not an address range",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ path_prefix = \"x\" }] }]\n",
+            "does not start with /",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ methods = [\"G T\"] }] }]\n",
+            "is not a method",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ header = { name = \"x\" } }] }]\n",
+            "missing field `value`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"rbac\", action = \"allow\", rules = [{ host = \"x\" }] }]\n",
+            "unknown field `host`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\" }]\n",
+            "fault needs `abort`, `delay` or `header_control = true`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", header_control = false }]\n",
+            "fault needs",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", abort = { status = 99 } }]\n",
+            "status 99 is not 200 to 599",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", abort = { status = 503, percentage = 101 } }]\n",
+            "`abort`: `percentage` 101 is not 0 to 100",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", delay = { duration = \"later\" } }]\n",
+            "`delay`:",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", delay = { percentage = 5 } }]\n",
+            "missing field `duration`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"fault\", header_control = true, percentage = 5 }]\n",
+            "fault has no setting `percentage`",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"rpc_fault\", service = \"s\", percentage = 200 }]\n",
+            "`percentage` 200 is not 0 to 100",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"fault\", header_control = true }]\n",
+            "fault cannot run on a bolt listener",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_methods = [\"GET\"] }]\n",
+            "cors needs `allow_origins`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [] }]\n",
+            "`allow_origins` is empty",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [\"https://a b\"] }]\n",
+            "is not an origin",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [\"*\"], allow_headers = [\"x y\"] }]\n",
+            "`allow_headers`: \"x y\" is not a token",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"cors\", allow_origins = [\"*\"], max_age = \"long\" }]\n",
+            "`max_age`",
+        ),
+        (
+            "tcp",
+            "filters = [{ name = \"cors\", allow_origins = [\"*\"] }]\n",
+            "cors cannot run on a tcp listener",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"headers\", request_set = { \"x-a\" = \"%UPSTREAM_HOST%\" } }]\n",
+            "the value of x-a: unknown placeholder %UPSTREAM_HOST%",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"headers\", response_append = { \"x-a\" = \"100%\" } }]\n",
+            "unclosed placeholder",
         ),
     ];
     for (protocol, extra, wanted) in cases {

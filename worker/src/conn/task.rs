@@ -45,7 +45,7 @@ use crate::conn::registry::{PauseReq, Paused};
 use crate::conn::state::{ConnId, ConnParts, History, Parked};
 use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
-use crate::filter::network::Refused;
+use crate::filter::network::{Holds, Refused};
 use crate::http::HttpContext;
 use crate::http::error::SessionError;
 use crate::http::live::TlsHello;
@@ -202,6 +202,9 @@ struct Ready {
     permit: Option<OwnedSemaphorePermit>,
     /// Its units of the fd budget, held while the task lives.
     fds: FdUnits,
+    /// What its L4 filters count it in (a per-source limit), held while
+    /// the task lives.
+    holds: Holds,
 }
 
 /// Registers a connection and spawns its task. For an adopted RPC
@@ -312,6 +315,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
         history,
         permit: None,
         fds,
+        holds: Holds::new(),
     })
 }
 
@@ -363,6 +367,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
         history,
         permit: _permit,
         fds: _fds,
+        holds: _holds,
     } = ready;
 
     // Every kind's futures are boxed (they are called through `dyn
@@ -530,8 +535,8 @@ async fn accept(
     // The listener's L4 filters: the accept stage here, the byte stage as
     // the tunnel's tap (HTTP, RPC and echo connections run the accept
     // stage only, for now). An empty chain costs this one check.
-    let tap = match filter_accepted(shared, listener, &client, client_addr, local_addr) {
-        Ok(tap) => tap,
+    let (tap, holds) = match filter_accepted(shared, listener, &client, client_addr, local_addr) {
+        Ok(accepted) => accepted,
         Err(refused) => {
             debug!(error = %refused, client = ?client_addr, "connection refused");
             guard.meter.refused.fetch_add(1, Ordering::Relaxed);
@@ -648,6 +653,7 @@ async fn accept(
         history: History::new(),
         permit: Some(permit),
         fds,
+        holds,
     })
 }
 
@@ -670,24 +676,26 @@ fn refused_entry(shared: &Ctx, listener: &str, client: Option<SocketAddr>, outco
 }
 
 /// Runs listener `listener`'s L4 accept stage on a new connection: the
-/// connection's tap (for a tunnel), or who refused it.
+/// connection's tap (for a tunnel) and what it holds while it runs, or
+/// who refused it.
 fn filter_accepted(
     shared: &Ctx,
     listener: ListenerId,
     client: &TcpStream,
     client_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
-) -> Result<Option<Box<dyn Tap>>, Refused> {
+) -> Result<(Option<Box<dyn Tap>>, Holds), Refused> {
     let chain = shared.filters_of(listener);
     if chain.is_empty() {
-        return Ok(None);
+        return Ok((None, Holds::new()));
     }
     let info = ConnInfo {
         listener: Arc::from(shared.config.listener(listener).name.as_str()),
         source: client_addr,
         local: local_addr.or_else(|| client.local_addr().ok()),
     };
-    Ok(chain.accept(&info)?.map(|tap| tap as Box<dyn Tap>))
+    let accepted = chain.accept(&info)?;
+    Ok((accepted.tap.map(|tap| tap as Box<dyn Tap>), accepted.holds))
 }
 
 #[cfg(test)]

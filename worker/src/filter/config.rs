@@ -13,7 +13,12 @@ use baton_config::{Config, Listener};
 
 use crate::codec::ErrorKind;
 use crate::filter::builtin::byte_limit::ByteLimit;
-use crate::filter::builtin::headers::{Edit, Headers};
+use crate::filter::builtin::connection_limit::ConnectionLimit;
+use crate::filter::builtin::cors::Cors;
+use crate::filter::builtin::fault::Fault;
+use crate::filter::builtin::headers::{Edit, Headers, Template};
+use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
+use crate::filter::builtin::rbac::Rbac;
 use crate::filter::builtin::rpc_fault::RpcFault;
 use crate::filter::builtin::sources::SourceRanges;
 use crate::filter::http::{HeaderError, HttpChain, HttpFilter};
@@ -42,6 +47,9 @@ fn network_chain(listener: &Listener) -> NetworkChain {
                     to_upstream: *to_upstream,
                     to_client: *to_client,
                 })),
+                Filter::ConnectionLimit { max_per_source } => {
+                    Some(Arc::new(ConnectionLimit::new(*max_per_source)))
+                }
                 _ => None,
             }
         })
@@ -54,8 +62,25 @@ fn network_chain(listener: &Listener) -> NetworkChain {
 pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
     let mut chain: Vec<Arc<dyn HttpFilter>> = Vec::new();
     for f in filters {
-        if let Filter::Headers { request, response } = f {
-            chain.push(Arc::new(Headers::new(edits(request), edits(response))?));
+        match f {
+            Filter::Headers { request, response } => {
+                chain.push(Arc::new(Headers::new(edits(request)?, edits(response)?)?));
+            }
+            Filter::LocalRateLimit { bucket, key } => {
+                chain.push(Arc::new(LocalRateLimit::new(*bucket, key.clone())));
+            }
+            Filter::Rbac { action, rules } => {
+                chain.push(Arc::new(Rbac::new(*action, rules.clone())));
+            }
+            Filter::Fault {
+                abort,
+                delay,
+                header_control,
+            } => {
+                chain.push(Arc::new(Fault::new(*abort, *delay, *header_control)));
+            }
+            Filter::Cors(policy) => chain.push(Arc::new(Cors::new(policy))),
+            _ => {}
         }
     }
     Ok(HttpChain::new(chain))
@@ -73,26 +98,46 @@ pub(crate) fn rpc_filters(listener: &Listener) -> Vec<Arc<dyn RpcFilter>> {
                     service,
                     method,
                     error,
+                    percentage,
                 } => Some(Arc::new(RpcFault {
                     service: service.clone(),
                     method: method.clone(),
                     error: error_kind(*error),
+                    percentage: *percentage,
                 })),
+                Filter::RpcRateLimit {
+                    service,
+                    method,
+                    bucket,
+                } => Some(Arc::new(RpcRateLimit::new(
+                    service.clone(),
+                    method.clone(),
+                    *bucket,
+                ))),
                 _ => None,
             }
         })
         .collect()
 }
 
-fn edits(edits: &[HeaderEdit]) -> Vec<Edit> {
+/// The config's edits, their values parsed into templates (the config
+/// checked them: a failure here is a config the checks let through).
+fn edits(edits: &[HeaderEdit]) -> Result<Vec<Edit>, HeaderError> {
+    let template = |name: &str, value: &str| {
+        value
+            .parse::<Template>()
+            .map_err(|_| HeaderError::Value(name.into()))
+    };
     edits
         .iter()
-        .map(|e| match e {
-            HeaderEdit::Set(name, value) => Edit::Set(name.clone(), value.clone().into_bytes()),
-            HeaderEdit::Append(name, value) => {
-                Edit::Append(name.clone(), value.clone().into_bytes())
-            }
-            HeaderEdit::Remove(name) => Edit::Remove(name.clone()),
+        .map(|e| {
+            Ok(match e {
+                HeaderEdit::Set(name, value) => Edit::Set(name.clone(), template(name, value)?),
+                HeaderEdit::Append(name, value) => {
+                    Edit::Append(name.clone(), template(name, value)?)
+                }
+                HeaderEdit::Remove(name) => Edit::Remove(name.clone()),
+            })
         })
         .collect()
 }

@@ -30,7 +30,15 @@
 //!   side replaces the upstream's response the same way. Once the response
 //!   head has left for the client, an answer can no longer be sent: the
 //!   exchange resets the stream (HTTP/2 `RST_STREAM`, HTTP/1.1 close)
-//!   instead.
+//!   instead;
+//! * [`Action::Delay`] — from `on_request_headers` only: the exchange
+//!   waits that long (the request goes nowhere meanwhile), then calls the
+//!   same filter's `on_request_headers` again, which continues or answers
+//!   by what it decided the first time (a fault filter's delay, then its
+//!   abort). A filter keeps that in its per-request state. The callbacks
+//!   stay synchronous: the wait is the exchange's, and a chain whose
+//!   filters never delay pays nothing for it. Elsewhere a `Delay` counts
+//!   as `Continue`.
 //!
 //! # Headers
 //!
@@ -58,6 +66,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
@@ -115,6 +124,13 @@ pub trait RequestHead: HeaderBlock {
     fn method(&self) -> &str;
     /// The path, without the query.
     fn path(&self) -> &str;
+
+    /// The protocol the client speaks (`HTTP/1.1`, `HTTP/2`): what
+    /// `%PROTOCOL%` expands to. The exchange tells the stream
+    /// ([`HttpStream::set_protocol`]); a head alone knows its own version.
+    fn protocol(&self) -> &'static str {
+        "HTTP/1.1"
+    }
 }
 
 /// A response head.
@@ -184,6 +200,16 @@ impl RequestHead for ::http::request::Parts {
     fn path(&self) -> &str {
         self.uri.path()
     }
+
+    fn protocol(&self) -> &'static str {
+        match self.version {
+            ::http::Version::HTTP_09 => "HTTP/0.9",
+            ::http::Version::HTTP_10 => "HTTP/1.0",
+            ::http::Version::HTTP_2 => "HTTP/2",
+            ::http::Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        }
+    }
 }
 
 impl ResponseHead for ::http::response::Parts {
@@ -251,6 +277,49 @@ impl RequestHead for Head {
     fn path(&self) -> &str {
         Head::path(self)
     }
+
+    fn protocol(&self) -> &'static str {
+        if self.minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+}
+
+/// A request head as the exchange hands it to the filters: the head, and
+/// the protocol its client speaks (an HTTP/2 request's head is parsed
+/// into an HTTP/1.1 [`Head`], which cannot tell).
+struct Speaking<'a> {
+    head: &'a mut dyn RequestHead,
+    protocol: &'static str,
+}
+
+impl HeaderBlock for Speaking<'_> {
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.head.get(name)
+    }
+    fn set(&mut self, name: &str, value: &[u8]) -> Result<(), HeaderError> {
+        self.head.set(name, value)
+    }
+    fn append(&mut self, name: &str, value: &[u8]) -> Result<(), HeaderError> {
+        self.head.append(name, value)
+    }
+    fn remove(&mut self, name: &str) -> Result<usize, HeaderError> {
+        self.head.remove(name)
+    }
+}
+
+impl RequestHead for Speaking<'_> {
+    fn method(&self) -> &str {
+        self.head.method()
+    }
+    fn path(&self) -> &str {
+        self.head.path()
+    }
+    fn protocol(&self) -> &'static str {
+        self.protocol
+    }
 }
 
 impl ResponseHead for Head {
@@ -277,6 +346,9 @@ pub enum Action {
     Continue,
     /// Answer locally (boxed: `Continue` is the common case).
     Respond(Box<LocalResponse>),
+    /// Wait this long, then ask the same filter again (request headers
+    /// only; see the module docs).
+    Delay(Duration),
 }
 
 /// A response made by a filter instead of the upstream.
@@ -399,22 +471,29 @@ impl HttpChain {
             .iter()
             .filter(|f| !disabled.iter().any(|d| d == f.name()))
             .chain(route.filters.iter())
-            .map(|f| f.stream(conn))
+            .map(|f| (f.name(), f.stream(conn)))
             .collect();
         HttpStream {
             reached: filters.len(),
             filters,
+            resume: 0,
+            protocol: None,
         }
     }
 }
 
 /// One request's filters, and how far its request got through them.
 pub struct HttpStream {
-    /// In chain order.
-    filters: Vec<Box<dyn HttpStreamFilter>>,
+    /// In chain order, with their names.
+    filters: Vec<(&'static str, Box<dyn HttpStreamFilter>)>,
     /// The filters that take part from here on: all of them, or those
     /// before the one that answered locally.
     reached: usize,
+    /// The filter whose `on_request_headers` runs next: the one that
+    /// asked for a delay, once the exchange has waited.
+    resume: usize,
+    /// The client's protocol, when the exchange told it.
+    protocol: Option<&'static str>,
 }
 
 impl fmt::Debug for HttpStream {
@@ -427,8 +506,48 @@ impl fmt::Debug for HttpStream {
 }
 
 impl HttpStream {
+    /// The filter that answered the request locally, if one did.
+    pub fn answered_by(&self) -> Option<&'static str> {
+        self.filters.get(self.reached).map(|(name, _)| *name)
+    }
+
+    /// The protocol the request's client speaks, for the filters'
+    /// [`RequestHead::protocol`].
+    pub fn set_protocol(&mut self, protocol: &'static str) {
+        self.protocol = Some(protocol);
+    }
+
+    /// The request head, from the first filter or, after an
+    /// [`Action::Delay`] (which the exchange waits out before calling this
+    /// again), from the filter that asked for it.
     pub fn request_headers(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
-        self.forward(|f| f.on_request_headers(head, end_of_stream))
+        match self.protocol {
+            Some(protocol) => {
+                self.request_headers_of(&mut Speaking { head, protocol }, end_of_stream)
+            }
+            None => self.request_headers_of(head, end_of_stream),
+        }
+    }
+
+    fn request_headers_of(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
+        for index in self.resume..self.reached {
+            match self.filters[index]
+                .1
+                .on_request_headers(head, end_of_stream)
+            {
+                Action::Continue => {}
+                Action::Delay(wait) => {
+                    self.resume = index;
+                    return Action::Delay(wait);
+                }
+                Action::Respond(local) => {
+                    self.reached = index;
+                    return Action::Respond(local);
+                }
+            }
+        }
+        self.resume = self.reached;
+        Action::Continue
     }
 
     pub fn request_body(&mut self, chunk: &mut BytesMut, end_of_stream: bool) -> Action {
@@ -456,7 +575,7 @@ impl HttpStream {
 
     fn forward(&mut self, mut call: impl FnMut(&mut dyn HttpStreamFilter) -> Action) -> Action {
         for index in 0..self.reached {
-            if let Action::Respond(local) = call(&mut *self.filters[index]) {
+            if let Action::Respond(local) = call(&mut *self.filters[index].1) {
                 self.reached = index;
                 return Action::Respond(local);
             }
@@ -466,7 +585,7 @@ impl HttpStream {
 
     fn backward(&mut self, mut call: impl FnMut(&mut dyn HttpStreamFilter) -> Action) -> Action {
         for index in (0..self.reached).rev() {
-            if let Action::Respond(local) = call(&mut *self.filters[index]) {
+            if let Action::Respond(local) = call(&mut *self.filters[index].1) {
                 self.reached = index;
                 return Action::Respond(local);
             }
@@ -525,6 +644,8 @@ pub(crate) mod mock {
         pub(crate) upstream_saw: Option<Message>,
         /// What the client got.
         pub(crate) client_got: Message,
+        /// The delays the request waited, in order.
+        pub(crate) delayed: Vec<std::time::Duration>,
     }
 
     fn local(response: &LocalResponse) -> Message {
@@ -543,10 +664,16 @@ pub(crate) mod mock {
             local: None,
         };
         let mut stream = chain.stream(&conn);
+        let mut delayed = Vec::new();
         let answered = 'request: {
             let no_body = request.body.is_empty() && request.trailers.is_none();
-            if let Action::Respond(r) = stream.request_headers(&mut request.head, no_body) {
-                break 'request Some(r);
+            loop {
+                match stream.request_headers(&mut request.head, no_body) {
+                    Action::Continue => break,
+                    // The wait itself is the exchange's: noted, not slept.
+                    Action::Delay(wait) => delayed.push(wait),
+                    Action::Respond(r) => break 'request Some(r),
+                }
             }
             let chunks = request.body.len();
             for (i, chunk) in request.body.iter_mut().enumerate() {
@@ -603,6 +730,7 @@ pub(crate) mod mock {
         Run {
             upstream_saw,
             client_got: response,
+            delayed,
         }
     }
 }
@@ -760,6 +888,24 @@ mod tests {
                 "a response_body"
             ]
         );
+    }
+
+    #[test]
+    fn the_stream_names_the_filter_that_answered() {
+        let (chain, _) = chain(&[("a", None), ("b", Some("request_headers")), ("c", None)]);
+        let conn = ConnInfo {
+            listener: Arc::from("l"),
+            source: None,
+            local: None,
+        };
+        let mut stream = chain.stream(&conn);
+        assert_eq!(stream.answered_by(), None);
+        let mut head = request("/", &[]).head;
+        assert!(matches!(
+            stream.request_headers(&mut head, true),
+            Action::Respond(_)
+        ));
+        assert_eq!(stream.answered_by(), Some("b"));
     }
 
     #[test]

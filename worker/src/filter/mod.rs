@@ -51,8 +51,11 @@
 //! (a header it adds, an address list it checks) is `Moves`; one that
 //! counts or remembers per connection (bytes so far, a session it opened)
 //! is `Stays`, until the handoff can carry its state. State kept per
-//! listener rather than per connection (a rate limit's buckets) is not
-//! what this is about.
+//! listener rather than per connection (a rate limit's buckets, a
+//! per-source connection count) is not what this is about: it is the
+//! generation's, and such a filter `Moves`. A count of open connections
+//! is given back when a connection leaves, whether it ends or moves
+//! (the [`network::Hold`] its connection task drops).
 //!
 //! Where migration checks it, in the pause arms of `conn::task`: an L4
 //! tunnel asks its tap ([`crate::l4::tap::Tap::moves`], answered by

@@ -20,10 +20,19 @@
 //! built, no tap is attached, and the tunnel keeps splicing bulk streams.
 //! A chain whose filters take no bytes and all move attaches no tap either.
 //!
+//! A filter that counts the connections it lets through (a limit per
+//! source) admits with a [`Hold`] ([`NetworkFilter::admit`]): the
+//! connection task keeps the holds of its connection for as long as it
+//! runs here, and dropping one — when the connection ends, leaves for the
+//! next generation, or is refused by a filter after the one that counted
+//! it — gives the count back. That is the chain's on-close hook: `Drop`,
+//! so no ending (an error, a panic, a drain deadline) can miss it.
+//!
 //! A connection adopted from the previous generation skips the accept
 //! stage ([`NetworkChain::adopt`]): it was accepted there, and refusing it
-//! now would cut a live stream. See the parent module for which
-//! connections move and which drain.
+//! now would cut a live stream; it holds nothing here, so counting filters
+//! do not count it (as `max_connections` does not). See the parent module
+//! for which connections move and which drain.
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,6 +48,13 @@ pub enum Admit {
     Refuse,
 }
 
+/// What an admitted connection holds of a filter's per-listener state
+/// while it runs here (a place in a count): given back when dropped.
+pub(crate) type Hold = Box<dyn fmt::Debug + Send + Sync>;
+
+/// A connection's holds, in chain order (empty: no allocation).
+pub(crate) type Holds = Vec<Hold>;
+
 /// One configured L4 filter: shared by every connection of its listener.
 pub trait NetworkFilter: fmt::Debug + Send + Sync {
     /// Its config name (issue 15 names filters in `[[listeners.filters]]`).
@@ -51,6 +67,19 @@ pub trait NetworkFilter: fmt::Debug + Send + Sync {
     fn on_accept(&self, conn: &ConnInfo) -> Admit {
         let _ = conn;
         Admit::Continue
+    }
+
+    /// The accept stage as the chain runs it: [`NetworkFilter::on_accept`]
+    /// with nothing held, unless the filter counts connections, when it
+    /// checks and counts in one step and returns the [`Hold`] that gives
+    /// the count back.
+    fn admit(&self, conn: &ConnInfo) -> Result<Option<Hold>, Refused> {
+        match self.on_accept(conn) {
+            Admit::Continue => Ok(None),
+            Admit::Refuse => Err(Refused {
+                filter: self.name(),
+            }),
+        }
     }
 
     /// This connection's byte filter, for a filter that looks at bytes.
@@ -104,17 +133,18 @@ impl NetworkChain {
     }
 
     /// Runs the accept stage, then starts the byte stage: the connection's
-    /// filters, or `None` when none of them looks at bytes and all move
-    /// (nothing to attach).
-    pub fn accept(&self, conn: &ConnInfo) -> Result<Option<Box<ConnFilters>>, Refused> {
+    /// filters (`None` when none of them looks at bytes and all move:
+    /// nothing to attach) and what it holds while it runs.
+    pub fn accept(&self, conn: &ConnInfo) -> Result<Accepted, Refused> {
+        let mut holds = Holds::new();
         for filter in self.filters.iter() {
-            if filter.on_accept(conn) == Admit::Refuse {
-                return Err(Refused {
-                    filter: filter.name(),
-                });
-            }
+            // A refusal drops the holds taken so far: given back.
+            holds.extend(filter.admit(conn)?);
         }
-        Ok(self.adopt(conn))
+        Ok(Accepted {
+            tap: self.adopt(conn),
+            holds,
+        })
     }
 
     /// The byte stage alone, for a connection adopted from the previous
@@ -134,6 +164,15 @@ impl NetworkChain {
         }
         Some(Box::new(ConnFilters { sessions, mobility }))
     }
+}
+
+/// A connection the accept stage let through.
+#[derive(Debug)]
+pub struct Accepted {
+    /// Its tunnel's tap, if it needs one.
+    pub tap: Option<Box<ConnFilters>>,
+    /// To keep while the connection runs.
+    pub holds: Holds,
 }
 
 /// One connection's byte filters: its tunnel's tap.
@@ -264,7 +303,7 @@ mod tests {
     fn an_empty_chain_attaches_nothing() {
         let chain = NetworkChain::default();
         assert!(chain.is_empty());
-        assert!(chain.accept(&info()).unwrap().is_none());
+        assert!(chain.accept(&info()).unwrap().tap.is_none());
         assert!(chain.adopt(&info()).is_none());
         assert_eq!(chain.mobility(), Mobility::Moves);
     }
@@ -287,7 +326,7 @@ mod tests {
     #[test]
     fn bytes_go_through_in_order_upstream_and_in_reverse_back() {
         let (chain, seen) = chain(&[("a", false, Mobility::Moves), ("b", false, Mobility::Moves)]);
-        let mut tap = chain.accept(&info()).unwrap().expect("a tap");
+        let mut tap = chain.accept(&info()).unwrap().tap.expect("a tap");
         assert!(tap.moves());
         seen.lock().clear();
 
@@ -338,7 +377,7 @@ mod tests {
     fn one_staying_filter_keeps_the_connection_here() {
         let (chain, _) = chain(&[("a", false, Mobility::Moves), ("b", false, Mobility::Stays)]);
         assert_eq!(chain.mobility(), Mobility::Stays);
-        assert!(!chain.accept(&info()).unwrap().unwrap().moves());
+        assert!(!chain.accept(&info()).unwrap().tap.unwrap().moves());
         assert!(!chain.adopt(&info()).unwrap().moves());
         assert_eq!(chain.names().collect::<Vec<_>>(), ["a", "b"]);
     }
@@ -358,9 +397,9 @@ mod tests {
             }
         }
         let moving = NetworkChain::new(vec![Arc::new(Quiet(Mobility::Moves))]);
-        assert!(moving.accept(&info()).unwrap().is_none());
+        assert!(moving.accept(&info()).unwrap().tap.is_none());
         let staying = NetworkChain::new(vec![Arc::new(Quiet(Mobility::Stays))]);
-        let tap = staying.accept(&info()).unwrap().expect("a tap");
+        let tap = staying.accept(&info()).unwrap().tap.expect("a tap");
         assert!(!tap.moves());
     }
 }

@@ -30,6 +30,10 @@
 //! call with an empty piece and `end_of_stream`; HTTP/1.1 trailers are
 //! split into fields for them and joined again.
 //!
+//! A filter's delay ([`Action::Delay`], from the request headers) is
+//! waited out here, before routing, and the chain goes on from the
+//! filter that asked for it.
+//!
 //! A filter's answer ([`Action::Respond`]) goes to the client through the
 //! response side of the filters before it. From the request headers, the
 //! upstream is never contacted (the body is read and dropped as for a
@@ -224,20 +228,33 @@ async fn serve<D: Downstream>(
             source: down.client_addr(),
             local: None,
         };
-        Mutex::new(match route {
+        let mut stream = match route {
             Some(r) => ctx
                 .filters
                 .stream_with(&conn, &r.route.disabled_filters, &r.filters),
             None => ctx.filters.stream(&conn),
-        })
+        };
+        stream.set_protocol(down.protocol());
+        Mutex::new(stream)
     });
     let filters = filters.as_ref();
     if let Some(stream) = filters {
         // Before routing: the route sees what the filters changed.
         let end = down.head().framing == Framing::None;
-        let action = stream.lock().request_headers(down.head_mut(), end);
-        if let Action::Respond(local) = action {
-            return answer_local(down, filters, *local, false).await;
+        loop {
+            let action = stream.lock().request_headers(down.head_mut(), end);
+            match action {
+                Action::Continue => break,
+                Action::Respond(local) => {
+                    if let Some(name) = stream.lock().answered_by() {
+                        ctx.meters.filter_answered(name);
+                    }
+                    return answer_local(down, filters, *local, false).await;
+                }
+                // A filter's delay (fault injection): wait, then ask it
+                // again.
+                Action::Delay(wait) => tokio::time::sleep(wait).await,
+            }
         }
     }
     let listener = Arc::clone(&ctx.listener);

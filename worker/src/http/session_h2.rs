@@ -470,6 +470,10 @@ impl Downstream for H2Stream<'_> {
     type Body = H2Body;
     type Respond = H2Respond;
 
+    fn protocol(&self) -> &'static str {
+        "HTTP/2"
+    }
+
     fn head(&self) -> &Head {
         &self.head
     }

@@ -48,6 +48,15 @@ pub(crate) trait Downstream {
         self.client_addr().map(|a| a.ip())
     }
 
+    /// The protocol the client speaks, as filters name it (`%PROTOCOL%`).
+    fn protocol(&self) -> &'static str {
+        if self.head().minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+
     /// What must be checked of the body before anything goes upstream
     /// (HTTP/1.1: a chunked body's first size line; a bad one is refused,
     /// never forwarded).

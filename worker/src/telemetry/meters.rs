@@ -225,9 +225,22 @@ pub struct HttpMeters {
     /// Requests from head read to the exchange's end, by route
     /// (`baton_http_request_duration_seconds`).
     pub duration: RouteTimes,
+    /// Requests a filter answered instead of the upstream, by filter name
+    /// (a lock, not atomics: the names are the config's, and a filter's
+    /// answer is the exception, not every request).
+    pub filter_answers: parking_lot::Mutex<Vec<(&'static str, u64)>>,
 }
 
 impl HttpMeters {
+    /// Counts a request filter `name` answered.
+    pub fn filter_answered(&self, name: &'static str) {
+        let mut answers = self.filter_answers.lock();
+        match answers.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, count)) => *count += 1,
+            None => answers.push((name, 1)),
+        }
+    }
+
     /// Counts a request refused with `e`.
     pub fn reject(&self, e: &H1Error) {
         self.bad_requests.fetch_add(1, Ordering::Relaxed);

@@ -387,6 +387,18 @@ impl Meters {
             },
         ));
         families.push(per_http(
+            "baton_http_filter_answers_total",
+            "Requests an HTTP filter answered from their head instead of the upstream (a rate \
+             limit's 429, rbac's 403, a fault's abort, a CORS preflight), by filter.",
+            &|m| {
+                m.filter_answers
+                    .lock()
+                    .iter()
+                    .map(|(name, count)| (Some(("filter", *name)), *count))
+                    .collect()
+            },
+        ));
+        families.push(per_http(
             "baton_http_bad_requests_total",
             "Requests refused as malformed or hostile (never forwarded).",
             &|m| vec![(None, load(&m.bad_requests))],

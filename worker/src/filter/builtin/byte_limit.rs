@@ -79,7 +79,7 @@ mod tests {
             source: None,
             local: None,
         };
-        let mut tap = chain.accept(&conn).unwrap().expect("a tap");
+        let mut tap = chain.accept(&conn).unwrap().tap.expect("a tap");
         assert!(!tap.moves(), "a counted connection drains");
         let mut six = vec![0u8; 6];
         assert_eq!(
@@ -105,7 +105,7 @@ mod tests {
         );
 
         // Each connection counts from zero.
-        let mut fresh = chain.accept(&conn).unwrap().expect("a tap");
+        let mut fresh = chain.accept(&conn).unwrap().tap.expect("a tap");
         let mut ten = vec![0u8; 10];
         assert_eq!(
             fresh.on_data(Way::ToUpstream, &mut ten, false),

@@ -5,8 +5,14 @@
 //! |---|---|---|---|---|
 //! | L4 | [`sources::SourceRanges`] | `source_ranges` | refuses a connection by its source address (CIDR ranges, allow or deny) | moves |
 //! | L4 | [`byte_limit::ByteLimit`] | `byte_limit` | closes a connection that sends (or is sent) more than its limit, counting per connection | stays |
+//! | L4 | [`connection_limit::ConnectionLimit`] | `connection_limit` | refuses a connection from a client IP with `max_per_source` open (counts per listener, given back when a connection ends) | moves |
+//! | HTTP | [`rbac::Rbac`] | `rbac` | allows or denies requests by rules on source, path, method, header: 403 | moves |
+//! | HTTP | [`cors::Cors`] | `cors` | answers CORS preflights from allowed origins (204) and marks their responses | moves |
+//! | HTTP | [`fault::Fault`] | `fault` | delays and aborts a share of requests, or those whose headers ask (opt-in) | moves |
 //! | HTTP | [`headers::Headers`] | `headers` | sets, appends and removes request and response headers | moves |
-//! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method) with the protocol's error | moves |
+//! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method), or a share of them, with the protocol's error | moves |
+//! | HTTP | [`rate_limit::LocalRateLimit`] | `local_rate_limit` | a token bucket per listener or route (or per header value, or client IP): 429 when empty | moves (buckets are per listener) |
+//! | RPC | [`rate_limit::RpcRateLimit`] | `rpc_rate_limit` | a token bucket for a service's (method's) requests: the protocol's `overloaded` error when empty | moves (the bucket is per listener) |
 //! | RPC | [`rocketmq_routes::RocketMqRoutes`] | `rocketmq_routes` | rewrites broker addresses in RocketMQ name-server answers to the listeners fronting the brokers | moves |
 //!
 //! Each is configured by its name in a listener's (or an HTTP route's)
@@ -15,7 +21,12 @@
 //! `rocketmq_brokers` key builds.
 
 pub(crate) mod byte_limit;
+pub(crate) mod connection_limit;
+pub(crate) mod cors;
+pub(crate) mod fault;
 pub(crate) mod headers;
+pub(crate) mod rate_limit;
+pub(crate) mod rbac;
 pub(crate) mod rocketmq_routes;
 pub(crate) mod rpc_fault;
 pub(crate) mod sources;

@@ -5,9 +5,12 @@
 //!
 //! The answer is the codec's hijack for the configured [`ErrorKind`], so
 //! a Bolt client reads a Bolt error status, a Dubbo client a Dubbo error
-//! response, and so on.
+//! response, and so on. With a `percentage` below 100, each matching
+//! request rolls for it (as `fault`'s abort does) and the others are
+//! routed.
 
 use crate::codec::{ErrorKind, Frame};
+use crate::filter::builtin::fault::roll;
 use crate::filter::rpc::{RpcAction, RpcFilter, RpcFrameFilter};
 use crate::filter::{ConnInfo, Mobility};
 
@@ -18,6 +21,8 @@ pub(crate) struct RpcFault {
     /// `None`: every method of the service.
     pub method: Option<String>,
     pub error: ErrorKind,
+    /// Of the matching requests, the share answered (0 to 100).
+    pub percentage: u8,
 }
 
 impl RpcFilter for RpcFault {
@@ -42,7 +47,7 @@ impl RpcFrameFilter for RpcFault {
             .method
             .as_deref()
             .is_none_or(|m| attributes.method.as_deref() == Some(m));
-        if service && method {
+        if service && method && roll(self.percentage) {
             RpcAction::Respond(self.error)
         } else {
             RpcAction::Continue
@@ -92,6 +97,7 @@ mod tests {
                 service: service.clone(),
                 method,
                 error: ErrorKind::Unavailable,
+                percentage: 100,
             };
             let RpcFlow::Answer(answer) = flow(fault, protocol, bytes) else {
                 panic!("{protocol:?}: answered");
@@ -108,6 +114,7 @@ mod tests {
                 service: format!("{service}.Other"),
                 method: None,
                 error: ErrorKind::Unavailable,
+                percentage: 100,
             };
             assert_eq!(
                 flow(other, protocol, bytes),
@@ -118,8 +125,16 @@ mod tests {
                 service,
                 method: Some("no-such-method".into()),
                 error: ErrorKind::Unavailable,
+                percentage: 100,
             };
             assert_eq!(flow(other_method, protocol, bytes), RpcFlow::Forward);
+            let never = RpcFault {
+                service: frame.attributes().service.clone().expect("a service"),
+                method: None,
+                error: ErrorKind::Unavailable,
+                percentage: 0,
+            };
+            assert_eq!(flow(never, protocol, bytes), RpcFlow::Forward);
         }
     }
 }

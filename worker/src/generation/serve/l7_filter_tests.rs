@@ -219,8 +219,8 @@ fn tagging() -> HttpChain {
 fn tagging_filter() -> Arc<dyn HttpFilter> {
     Arc::new(
         Headers::new(
-            vec![Edit::Set("x-tag".into(), b"request".to_vec())],
-            vec![Edit::Set("x-tag".into(), b"response".to_vec())],
+            vec![Edit::Set("x-tag".into(), "request".parse().unwrap())],
+            vec![Edit::Set("x-tag".into(), "response".parse().unwrap())],
         )
         .unwrap(),
     )
@@ -710,6 +710,7 @@ async fn an_rpc_fault_answers_with_the_protocols_error() {
         service: request.attributes().service.clone().expect("a service"),
         method: None,
         error: ErrorKind::Unavailable,
+        percentage: 100,
     };
     let (_server, addr) = serve_rpc(upstream, RpcChain::new(vec![Arc::new(fault)]));
     let expected = Protocol::Bolt
