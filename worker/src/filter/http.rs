@@ -392,6 +392,12 @@ pub trait HttpFilter: fmt::Debug + Send + Sync {
 
     /// Its state for one request.
     fn stream(&self, conn: &ConnInfo) -> Box<dyn HttpStreamFilter>;
+
+    /// Its token buckets, if it keeps some (a rate limit): an upgrade
+    /// carries them to the next generation's filter at the same place.
+    fn buckets(&self) -> Option<&crate::filter::buckets::Limiter> {
+        None
+    }
 }
 
 /// One request's filter. Every callback continues unless overridden.
@@ -442,6 +448,11 @@ impl HttpChain {
 
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
+    }
+
+    /// Its filters, in order.
+    pub(crate) fn filters(&self) -> &[Arc<dyn HttpFilter>] {
+        &self.filters
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {

@@ -19,6 +19,8 @@
 //!   and response frames; each callback continues or answers locally with
 //!   the protocol's own error response (the codec's `hijack`);
 //! * [`builtin`] — the first filters of each chain;
+//! * [`buckets`] — token buckets (the rate limits'), which an upgrade
+//!   carries to the next generation;
 //! * [`config`] — the chains built from a listener's and a route's
 //!   `filters` (`baton_config::filter`).
 //!
@@ -87,6 +89,7 @@
 //! Not wired yet: the L4 byte stage on HTTP and RPC connections (the
 //! config refuses `byte_limit` there), filters on RPC routes.
 
+pub(crate) mod buckets;
 pub(crate) mod builtin;
 pub(crate) mod config;
 pub(crate) mod http;

@@ -64,6 +64,12 @@ pub trait RpcFilter: fmt::Debug + Send + Sync {
 
     /// Its state for one downstream connection.
     fn connection(&self, conn: &ConnInfo) -> Box<dyn RpcFrameFilter>;
+
+    /// Its token buckets, if it keeps some (a rate limit): an upgrade
+    /// carries them to the next generation's filter at the same place.
+    fn buckets(&self) -> Option<&crate::filter::buckets::Limiter> {
+        None
+    }
 }
 
 /// One connection's filter. Both callbacks continue unless overridden.
@@ -96,6 +102,11 @@ impl RpcChain {
 
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
+    }
+
+    /// Its filters, in order.
+    pub(crate) fn filters(&self) -> &[Arc<dyn RpcFilter>] {
+        &self.filters
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {

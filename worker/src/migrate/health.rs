@@ -21,6 +21,16 @@
 //! when the handshake is done: what N learns afterwards, while it still
 //! serves, stays in N. The checkers' own runs of passes and failures are
 //! not carried: a carried state changes only after a full threshold.
+//!
+//! From schema 4 the rate limits' token buckets follow, the same way
+//! (more kind-26 batches, the last marked): every bucket of every
+//! `local_rate_limit` and `rpc_rate_limit`, keyed or not, by the
+//! filter's place (listener, route, position in its chain) and its key,
+//! so that an upgrade neither refills a bucket nor empties one. A filter
+//! the new config does not have at that place (or no longer a rate
+//! limit) takes nothing; a bucket's tokens are capped at the new
+//! settings. What N takes from a bucket after the snapshot, while it
+//! still serves, is not carried.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +38,14 @@ use std::time::Duration;
 use baton_ipc::{Channel, IpcError};
 use tracing::{info, warn};
 
+use baton_config::ListenerId;
+use tokio::time::Instant;
+
 use crate::conn::ctx::Ctx;
-use crate::migrate::schema::{self, EndpointHealth, EndpointState, Schema, SchemaError};
+use crate::filter::buckets::{Key, Limiter, Snapshot};
+use crate::migrate::schema::{
+    self, BucketKey, BucketState, EndpointHealth, EndpointState, Schema, SchemaError,
+};
 use crate::upstream::health::{EndpointRecord, Health};
 
 /// How long the new generation waits for the old one's health batches.
@@ -109,8 +125,98 @@ pub(crate) fn restore(ctx: &Ctx, endpoints: Vec<EndpointState>) -> Restored {
     done
 }
 
+/// Every rate limit of `ctx`, by its place (see [`BucketState::place`]).
+fn limiters(ctx: &Ctx) -> Vec<(String, &Limiter)> {
+    let mut out = Vec::new();
+    for (i, listener) in ctx.config.listeners.iter().enumerate() {
+        let id = ListenerId::new(i);
+        let name = &listener.name;
+        if let Some(http) = ctx.http_of(id) {
+            let chains = std::iter::once((format!("http:{name}"), &http.filters)).chain(
+                http.listener
+                    .routes
+                    .iter()
+                    .enumerate()
+                    .map(|(r, route)| (format!("http:{name}:route{r}"), &route.filters)),
+            );
+            for (prefix, chain) in chains {
+                for (p, filter) in chain.filters().iter().enumerate() {
+                    if let Some(buckets) = filter.buckets() {
+                        out.push((format!("{prefix}:{p}"), buckets));
+                    }
+                }
+            }
+        }
+        if let Some(rpc) = ctx.rpc_of(id) {
+            for (p, filter) in rpc.filters.filters().iter().enumerate() {
+                if let Some(buckets) = filter.buckets() {
+                    out.push((format!("rpc:{name}:{p}"), buckets));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every bucket of every rate limit of `ctx`, as the wire carries it.
+pub(crate) fn bucket_snapshot(ctx: &Ctx) -> Vec<BucketState> {
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for (place, limiter) in limiters(ctx) {
+        for (key, snapshot) in limiter.snapshot(now) {
+            out.push(BucketState {
+                place: place.clone(),
+                key: key.map(|k| match k {
+                    Key::Ip(ip) => BucketKey::Ip(ip),
+                    Key::Value(v) => BucketKey::Value(v.into_vec()),
+                }),
+                tokens: snapshot.tokens,
+                since_fill: snapshot.since_fill,
+            });
+        }
+    }
+    out
+}
+
+/// Puts the previous generation's buckets into `ctx`'s rate limits at
+/// the same places: how many were taken, and how many found no place.
+pub(crate) fn restore_buckets(ctx: &Ctx, buckets: Vec<BucketState>) -> Restored {
+    let now = Instant::now();
+    let mut done = Restored::default();
+    let limiters = limiters(ctx);
+    let mut by_place: std::collections::HashMap<&str, Vec<(Option<Key>, Snapshot)>> =
+        std::collections::HashMap::new();
+    for b in &buckets {
+        match limiters.iter().find(|(place, _)| *place == b.place) {
+            Some((place, _)) => {
+                done.applied += 1;
+                let key = b.key.clone().map(|k| match k {
+                    BucketKey::Ip(ip) => Key::Ip(ip),
+                    BucketKey::Value(v) => Key::Value(v.into_boxed_slice()),
+                });
+                let snapshot = Snapshot {
+                    tokens: b.tokens,
+                    since_fill: b.since_fill,
+                };
+                by_place
+                    .entry(place.as_str())
+                    .or_default()
+                    .push((key, snapshot));
+            }
+            None => done.ignored += 1,
+        }
+    }
+    for (place, limiter) in &limiters {
+        if let Some(taken) = by_place.remove(place.as_str()) {
+            limiter.restore(taken, now);
+        }
+    }
+    done
+}
+
 /// Old side: sends `ctx`'s endpoint health in `schema` (one that
-/// [`Schema::carries_health`]).
+/// [`Schema::carries_health`]), then its rate limits' buckets when the
+/// schema [`Schema::carries_buckets`].
 pub(crate) async fn send(
     chan: &Channel,
     schema: Schema,
@@ -125,6 +231,17 @@ pub(crate) async fn send(
         endpoints = count,
         "endpoint health sent to the new generation"
     );
+    if schema.carries_buckets() {
+        let buckets = bucket_snapshot(ctx);
+        let count = buckets.len();
+        for message in schema::encode_buckets(schema, &buckets)? {
+            chan.send(&message, &[]).await?;
+        }
+        info!(
+            buckets = count,
+            "rate-limit buckets sent to the new generation"
+        );
+    }
     Ok(())
 }
 
@@ -142,13 +259,31 @@ pub(crate) async fn receive(
             let (more, last) = schema::decode_health(schema, &message)?;
             endpoints.extend(more);
             if last {
-                return Ok::<_, HealthError>(endpoints);
+                break;
             }
         }
+        let mut buckets = Vec::new();
+        while schema.carries_buckets() {
+            let message = chan.recv_msg().await?;
+            let (more, last) = schema::decode_buckets(schema, &message)?;
+            buckets.extend(more);
+            if last {
+                break;
+            }
+        }
+        Ok::<_, HealthError>((endpoints, buckets))
     };
-    let endpoints = tokio::time::timeout(HEALTH_TIMEOUT, all)
+    let (endpoints, buckets) = tokio::time::timeout(HEALTH_TIMEOUT, all)
         .await
         .map_err(|_| HealthError::Timeout)??;
+    if !buckets.is_empty() {
+        let taken = restore_buckets(ctx, buckets);
+        info!(
+            buckets = taken.applied,
+            without_a_place = taken.ignored,
+            "rate-limit buckets taken over from the previous generation"
+        );
+    }
     let done = restore(ctx, endpoints);
     if done.ignored > 0 {
         warn!(

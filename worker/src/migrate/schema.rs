@@ -35,6 +35,17 @@
 //!   the address's octets and port), health: 0 Unknown | 1 Healthy |
 //!   2 Unhealthy, ejected_for: Option<{secs: u64, nanos: u32}> (time left),
 //!   ejections: u32, consecutive_errors: u32
+//!
+//! schema 4: as schema 3, and after the last health batch, the rate
+//!   limits' token buckets (`migrate::health`), message kind 26 again:
+//!   envelope: schema: u16 = 4, last: bool
+//!   body = bincode [BucketState]
+//!
+//! BucketState:
+//!   place: string (`http:<listener>:<position>`,
+//!   `http:<listener>:route<index>:<position>`, `rpc:<listener>:<position>`),
+//!   key: Option<BucketKey: 0 Ip(IpAddr, as SocketAddr's ip) | 1 Value(bytes)>,
+//!   tokens: u64, since_fill: {secs: u64, nanos: u32}
 //! ```
 //!
 //! (bincode 2, standard config: integers as varints, a string or a byte
@@ -73,8 +84,8 @@ use baton_ipc::{Channel, ConnBatch, ConnBatchV1, HealthBatch, IpcError, Message,
 use serde::{Deserialize, Serialize};
 
 /// Handoff schema versions this build speaks, oldest first: the previous
-/// releases' (1, 2) and this one's (3).
-pub const HANDOFF_VERSIONS: &[u16] = &[Schema::V1.0, Schema::V2.0, Schema::V3.0];
+/// releases' (1, 2, 3) and this one's (4).
+pub const HANDOFF_VERSIONS: &[u16] = &[Schema::V1.0, Schema::V2.0, Schema::V3.0, Schema::V4.0];
 
 /// A handoff schema version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -94,11 +105,21 @@ impl Schema {
     /// generation's endpoint health ([`EndpointState`] lists in kind-26
     /// `HealthBatch`es; see the module doc).
     pub const V3: Schema = Schema(3);
+    /// Schema 4: as schema 3, and after the endpoint health, the rate
+    /// limits' token buckets ([`BucketState`] lists in more kind-26
+    /// batches; see the module doc).
+    pub const V4: Schema = Schema(4);
 
     /// Whether the old generation sends its endpoint health in this
     /// version (before the new one accepts).
     pub fn carries_health(self) -> bool {
         self >= Schema::V3
+    }
+
+    /// Whether the old generation sends its rate limits' buckets in this
+    /// version (after its endpoint health).
+    pub fn carries_buckets(self) -> bool {
+        self >= Schema::V4
     }
 }
 
@@ -166,7 +187,7 @@ impl ConnState {
     /// Whether this connection has a form in `schema`; if not, it stays
     /// in the old generation and drains there.
     pub fn writable_in(&self, schema: Schema) -> Result<(), SchemaError> {
-        if !matches!(schema, Schema::V1 | Schema::V2 | Schema::V3) {
+        if !matches!(schema, Schema::V1 | Schema::V2 | Schema::V3 | Schema::V4) {
             return Err(SchemaError::UnknownSchema(schema));
         }
         if schema.0 < self.kind.since() {
@@ -213,7 +234,7 @@ pub enum SchemaError {
     NotABatch(baton_ipc::Kind),
     #[error("a {0:?} message is not a health batch")]
     NotHealth(baton_ipc::Kind),
-    #[error("handoff schema {0} carries no endpoint health")]
+    #[error("handoff schema {0} does not carry that part of a generation's state")]
     NoHealth(Schema),
     #[error("an endpoint's health ({0} bytes) does not fit a datagram")]
     RecordTooLarge(usize),
@@ -261,7 +282,7 @@ pub fn encode_batch(schema: Schema, seq: u64, conns: &[ConnState]) -> Result<Mes
             // 1's `ConnBatch { seq, conns }`.
             body: encode(schema, &(seq, conns))?,
         })),
-        Schema::V2 | Schema::V3 => Ok(Message::ConnBatch(ConnBatch {
+        Schema::V2 | Schema::V3 | Schema::V4 => Ok(Message::ConnBatch(ConnBatch {
             seq,
             schema: schema.0,
             fds,
@@ -286,7 +307,7 @@ pub fn decode_batch(
         Message::ConnBatch(batch) => {
             let got = Schema(batch.schema);
             let decoded = match got {
-                Schema::V2 | Schema::V3 => {
+                Schema::V2 | Schema::V3 | Schema::V4 => {
                     decode::<Vec<ConnState>>(got, &batch.body).map(|c| (batch.seq, c))
                 }
                 other => Err(SchemaError::UnknownSchema(other)),
@@ -351,22 +372,57 @@ pub fn encode_health(
     if !schema.carries_health() {
         return Err(SchemaError::NoHealth(schema));
     }
-    // Cut by encoded size: a list is its length (a varint, ≤ 10 bytes)
-    // then its elements' bytes.
-    let mut runs: Vec<&[EndpointState]> = Vec::new();
+    encode_runs(schema, endpoints)
+}
+
+/// Reads a health batch in the `agreed` schema: its endpoints, and
+/// whether it is the last.
+pub fn decode_health(
+    agreed: Schema,
+    message: &Message,
+) -> Result<(Vec<EndpointState>, bool), SchemaError> {
+    decode_run(agreed, message, Schema::carries_health)
+}
+
+/// The messages carrying `buckets` in `schema` (one that
+/// [`Schema::carries_buckets`]), as [`encode_health`] cuts them.
+pub fn encode_buckets(
+    schema: Schema,
+    buckets: &[BucketState],
+) -> Result<Vec<Message>, SchemaError> {
+    if !schema.carries_buckets() {
+        return Err(SchemaError::NoHealth(schema));
+    }
+    encode_runs(schema, buckets)
+}
+
+/// Reads a bucket batch in the `agreed` schema: its buckets, and whether
+/// it is the last.
+pub fn decode_buckets(
+    agreed: Schema,
+    message: &Message,
+) -> Result<(Vec<BucketState>, bool), SchemaError> {
+    decode_run(agreed, message, Schema::carries_buckets)
+}
+
+/// `items` in as many kind-26 batches as datagrams need (at least one,
+/// `last` on the final one), cut by encoded size: a list is its length
+/// (a varint, ≤ 10 bytes) then its elements' bytes.
+fn encode_runs<T: Serialize>(schema: Schema, items: &[T]) -> Result<Vec<Message>, SchemaError> {
+    let mut runs: Vec<&[T]> = Vec::new();
     let (mut start, mut size) = (0, 10);
-    for (i, endpoint) in endpoints.iter().enumerate() {
-        let len = encode(schema, endpoint)?.len();
+    for (i, item) in items.iter().enumerate() {
+        let len = encode(schema, item)?.len();
         if 10 + len > HEALTH_BODY {
             return Err(SchemaError::RecordTooLarge(len));
         }
         if size + len > HEALTH_BODY {
-            runs.push(&endpoints[start..i]);
+            runs.push(&items[start..i]);
             (start, size) = (i, 10);
         }
         size += len;
     }
-    runs.push(&endpoints[start..]);
+    runs.push(&items[start..]);
     let count = runs.len();
     runs.into_iter()
         .enumerate()
@@ -380,12 +436,13 @@ pub fn encode_health(
         .collect()
 }
 
-/// Reads a health batch in the `agreed` schema: its endpoints, and
-/// whether it is the last.
-pub fn decode_health(
+/// One kind-26 batch in the `agreed` schema, which must carry what is
+/// read (`carries`).
+fn decode_run<T: serde::de::DeserializeOwned>(
     agreed: Schema,
     message: &Message,
-) -> Result<(Vec<EndpointState>, bool), SchemaError> {
+    carries: fn(Schema) -> bool,
+) -> Result<(Vec<T>, bool), SchemaError> {
     let Message::HealthBatch(batch) = message else {
         return Err(SchemaError::NotHealth(message.kind()));
     };
@@ -393,11 +450,35 @@ pub fn decode_health(
     if got != agreed {
         return Err(SchemaError::WrongSchema { got, agreed });
     }
-    match got {
-        Schema::V3 => Ok((decode(got, &batch.body)?, batch.last)),
-        Schema::V1 | Schema::V2 => Err(SchemaError::NoHealth(got)),
-        other => Err(SchemaError::UnknownSchema(other)),
+    if !HANDOFF_VERSIONS.contains(&got.0) {
+        return Err(SchemaError::UnknownSchema(got));
     }
+    if !carries(got) {
+        return Err(SchemaError::NoHealth(got));
+    }
+    Ok((decode(got, &batch.body)?, batch.last))
+}
+
+/// One token bucket of a rate-limit filter, as the old generation has it
+/// (schema 4 on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketState {
+    /// Which filter: `http:<listener>:<position>`,
+    /// `http:<listener>:route<index>:<position>` or
+    /// `rpc:<listener>:<position>` (positions in the filter lists).
+    pub place: String,
+    /// Its key (`None`: the filter's unkeyed bucket).
+    pub key: Option<BucketKey>,
+    pub tokens: u64,
+    /// How long ago it was last filled.
+    pub since_fill: Duration,
+}
+
+/// A keyed bucket's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketKey {
+    Ip(std::net::IpAddr),
+    Value(Vec<u8>),
 }
 
 #[cfg(test)]

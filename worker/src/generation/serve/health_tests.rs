@@ -70,3 +70,72 @@ async fn the_new_generation_starts_from_the_old_ones_endpoint_health() {
     assert_eq!(records[2].health, Health::Unknown, ":4 starts fresh");
     assert_eq!(records[2].ejected_for, None);
 }
+
+/// A generation with an HTTP listener whose `local_rate_limit` (and a
+/// route's, keyed by source IP) holds `max` tokens refilled hourly.
+fn limited(max: u64) -> Server {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let text = format!(
+        "[[listeners]]\nname = \"web\"\naddress = \"{addr}\"\nprotocol = \"http\"\n\
+         filters = [{{ name = \"local_rate_limit\", max_tokens = {max}, tokens_per_fill = 1, \
+         fill_interval = \"1h\" }}]\n\
+         [[listeners.routes]]\npath_prefix = \"/\"\ncluster = \"c\"\n\
+         filters = [{{ name = \"local_rate_limit\", max_tokens = {max}, tokens_per_fill = 1, \
+         fill_interval = \"1h\", key = {{ source_ip = true }} }}]\n\
+         [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n"
+    );
+    let config = baton_config::parse("test.toml", &text).unwrap();
+    Server::new(config, vec![("web".into(), OwnedFd::from(socket))], 1).unwrap()
+}
+
+/// The rate limits' buckets (of every place, keyed or not) move with a
+/// schema-4 handoff: an upgrade neither refills nor empties them.
+#[tokio::test]
+async fn the_new_generation_takes_over_the_rate_limits_buckets() {
+    use crate::filter::buckets::Key;
+    use tokio::time::Instant;
+
+    let client = Some(Key::Ip("192.0.2.7".parse().unwrap()));
+    let now = Instant::now();
+    let old_server = limited(3);
+    let olds = generation_limits(&old_server);
+    olds[0].take(None, now).unwrap();
+    olds[0].take(None, now).unwrap();
+    for _ in 0..3 {
+        olds[1].take(client.clone(), now).unwrap();
+    }
+
+    let new = limited(3);
+    let (a, b) = Channel::pair().unwrap();
+    let sent = tokio::spawn({
+        let ctx = std::sync::Arc::clone(&old_server.ctx);
+        async move { health::send(&a, Schema::V4, &ctx).await }
+    });
+    health::receive(&b, Schema::V4, &new.ctx).await.unwrap();
+    sent.await.unwrap().unwrap();
+    let news = generation_limits(&new);
+    let now = Instant::now();
+    assert!(news[0].take(None, now).is_ok(), "one token was left");
+    assert!(news[0].take(None, now).is_err(), "and only one");
+    assert!(
+        news[1].take(client.clone(), now).is_err(),
+        "the client's bucket came empty"
+    );
+    let other = Some(Key::Ip("192.0.2.8".parse().unwrap()));
+    assert!(
+        news[1].take(other, now).is_ok(),
+        "another client's starts full"
+    );
+}
+
+/// The listener's and its route's limiters, in that order.
+fn generation_limits(server: &Server) -> Vec<&crate::filter::buckets::Limiter> {
+    let id = baton_config::ListenerId::new(0);
+    let http = server.ctx.http_of(id).unwrap();
+    let listener = http.filters.filters()[0].buckets().unwrap();
+    let route = http.listener.routes[0].filters.filters()[0]
+        .buckets()
+        .unwrap();
+    vec![listener, route]
+}

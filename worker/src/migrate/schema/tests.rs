@@ -372,6 +372,67 @@ fn endpoint_health_is_written_as_its_golden_fixture() {
     }
 }
 
+/// Rate-limit buckets of every form: unkeyed, keyed by an IPv4 and an
+/// IPv6 address, keyed by a header's value.
+fn bucket_samples() -> Vec<BucketState> {
+    vec![
+        BucketState {
+            place: "http:web:0".into(),
+            key: None,
+            tokens: 7,
+            since_fill: Duration::from_millis(250),
+        },
+        BucketState {
+            place: "http:web:route2:1".into(),
+            key: Some(BucketKey::Ip("192.0.2.9".parse().unwrap())),
+            tokens: 0,
+            since_fill: Duration::from_secs(3),
+        },
+        BucketState {
+            place: "rpc:bolt:0".into(),
+            key: Some(BucketKey::Ip("2001:db8::9".parse().unwrap())),
+            tokens: 1,
+            since_fill: Duration::ZERO,
+        },
+        BucketState {
+            place: "http:web:0".into(),
+            key: Some(BucketKey::Value(b"alice".to_vec())),
+            tokens: 99,
+            since_fill: Duration::from_nanos(1),
+        },
+    ]
+}
+
+#[test]
+fn buckets_are_written_as_their_golden_fixture() {
+    for &version in HANDOFF_VERSIONS {
+        let schema = Schema(version);
+        if !schema.carries_buckets() {
+            assert!(matches!(
+                encode_buckets(schema, &bucket_samples()),
+                Err(SchemaError::NoHealth(_))
+            ));
+            continue;
+        }
+        let messages = encode_buckets(schema, &bucket_samples()).unwrap();
+        assert_eq!(messages.len(), 1, "four buckets fit one datagram");
+        let ours = messages[0].encode_body().unwrap();
+        let golden = fixture(schema, "buckets", &ours);
+        assert_eq!(
+            hex(&ours),
+            hex(&golden),
+            "buckets in schema {schema} changed: a new encoding needs a new schema version"
+        );
+        let back = Message::decode_frame(messages[0].kind() as u8, 0, &golden).unwrap();
+        assert_eq!(
+            decode_buckets(schema, &back).unwrap(),
+            (bucket_samples(), true)
+        );
+        // Read as endpoint health in a schema without buckets: refused.
+        assert!(decode_buckets(Schema::V3, &back).is_err());
+    }
+}
+
 /// Many endpoints go in as many datagrams as they need, in order, the
 /// last one marked; none at all is still one (empty, last) batch.
 #[test]
