@@ -12,6 +12,7 @@
 //! | `byte_limit` | L4 (tcp listeners) | `to_upstream`, `to_client`: bytes per connection |
 //! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names) |
 //! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`) |
+//! | `compression` | HTTP | `algorithms` (the server's preference, default `["zstd", "br", "gzip"]`), `content_types` (media types, default Envoy's list: [`DEFAULT_CONTENT_TYPES`]), `min_content_length` (bytes, default 30), `levels` (`{ gzip = 1..9, br = 0..11, zstd = 1..22 }`, defaults 6, 3, 3 as Envoy's) |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
 //! listener whose protocol cannot run it, or an unknown name is a config
@@ -48,6 +49,8 @@ pub enum Filter {
         method: Option<String>,
         error: RpcError,
     },
+    /// HTTP: compresses responses in an encoding the request accepts.
+    Compression(Compression),
 }
 
 /// Which chain a filter joins.
@@ -69,20 +72,27 @@ impl Filter {
             Filter::ByteLimit { .. } => "byte_limit",
             Filter::Headers { .. } => "headers",
             Filter::RpcFault { .. } => "rpc_fault",
+            Filter::Compression(_) => "compression",
         }
     }
 
     pub fn layer(&self) -> Layer {
         match self {
             Filter::SourceRanges { .. } | Filter::ByteLimit { .. } => Layer::Network,
-            Filter::Headers { .. } => Layer::Http,
+            Filter::Headers { .. } | Filter::Compression(_) => Layer::Http,
             Filter::RpcFault { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 4] = ["source_ranges", "byte_limit", "headers", "rpc_fault"];
+pub const NAMES: [&str; 5] = [
+    "source_ranges",
+    "byte_limit",
+    "headers",
+    "rpc_fault",
+    "compression",
+];
 
 /// What a `source_ranges` match means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +142,90 @@ impl FromStr for RpcError {
                 ));
             }
         })
+    }
+}
+
+/// A `compression` filter's settings (Envoy's compressor filter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    /// The encodings it may use, the server's preference first (it breaks
+    /// ties between encodings the client accepts equally).
+    pub algorithms: Vec<Algorithm>,
+    /// The media types it compresses (lowercase, no parameters).
+    pub content_types: Vec<String>,
+    /// A response whose `content-length` is below this is sent as it is.
+    pub min_content_length: u64,
+    pub gzip_level: u32,
+    pub brotli_level: u32,
+    pub zstd_level: i32,
+}
+
+/// Envoy's compressor filter's default `content_type` list.
+pub const DEFAULT_CONTENT_TYPES: [&str; 8] = [
+    "application/javascript",
+    "application/json",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/css",
+    "text/html",
+    "text/plain",
+    "text/xml",
+];
+
+impl Default for Compression {
+    /// Envoy's defaults: 30 bytes, gzip level 6 (zlib's default), brotli
+    /// quality 3, zstd level 3 (zstd's default).
+    fn default() -> Compression {
+        Compression {
+            algorithms: vec![Algorithm::Zstd, Algorithm::Brotli, Algorithm::Gzip],
+            content_types: DEFAULT_CONTENT_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            min_content_length: 30,
+            gzip_level: 6,
+            brotli_level: 3,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// A content coding the `compression` filter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Gzip,
+    Brotli,
+    Zstd,
+}
+
+impl Algorithm {
+    /// Its name in `accept-encoding` and `content-encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Algorithm::Gzip => "gzip",
+            Algorithm::Brotli => "br",
+            Algorithm::Zstd => "zstd",
+        }
+    }
+
+    /// The levels it takes.
+    pub fn levels(self) -> std::ops::RangeInclusive<i64> {
+        match self {
+            Algorithm::Gzip => 1..=9,
+            Algorithm::Brotli => 0..=11,
+            Algorithm::Zstd => 1..=22,
+        }
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Algorithm, String> {
+        [Algorithm::Gzip, Algorithm::Brotli, Algorithm::Zstd]
+            .into_iter()
+            .find(|a| a.token() == text)
+            .ok_or_else(|| format!("{text:?} is not a compression algorithm (gzip, br, zstd)"))
     }
 }
 

@@ -13,6 +13,7 @@ use baton_config::{Config, Listener};
 
 use crate::codec::ErrorKind;
 use crate::filter::builtin::byte_limit::ByteLimit;
+use crate::filter::builtin::compression::Compression;
 use crate::filter::builtin::headers::{Edit, Headers};
 use crate::filter::builtin::rpc_fault::RpcFault;
 use crate::filter::builtin::sources::SourceRanges;
@@ -56,6 +57,9 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
     for f in filters {
         if let Filter::Headers { request, response } = f {
             chain.push(Arc::new(Headers::new(edits(request), edits(response))?));
+        }
+        if let Filter::Compression(settings) = f {
+            chain.push(Arc::new(Compression::new(settings.clone())));
         }
     }
     Ok(HttpChain::new(chain))
