@@ -50,22 +50,30 @@ struct Site {
 }
 
 fn site() -> Site {
+    site_listening("")
+}
+
+/// [`site`], nginx's `listen` with `listen` parameters (`http2`: h2c).
+fn site_listening(listen: &str) -> Site {
     let root = tempfile::tempdir().unwrap();
     let text = text();
     for dir in ["", "img", "keep"] {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
         std::fs::write(root.path().join(dir).join("big.txt"), &text).unwrap();
     }
-    let nginx = Nginx::start(&format!(
-        "    root {};\n    default_type text/plain;\n\
+    let nginx = Nginx::start_listening(
+        listen,
+        &format!(
+            "    root {};\n    default_type text/plain;\n\
          location /img/ {{ default_type image/png; }}\n\
          location /keep/ {{ add_header Cache-Control no-transform; }}\n\
          location = /encoded {{ add_header Content-Encoding gzip; return 200 \"{}\"; }}\n\
          location = /small {{ return 200 \"tiny\"; }}\n\
          location = /nothing {{ return 204; }}",
-        root.path().display(),
-        "not really gzip ".repeat(8),
-    ));
+            root.path().display(),
+            "not really gzip ".repeat(8),
+        ),
+    );
     Site {
         nginx,
         text,
@@ -74,6 +82,11 @@ fn site() -> Site {
 }
 
 fn config(upstream: std::net::SocketAddr) -> String {
+    config_for(upstream, "http1")
+}
+
+/// [`config`] with the cluster speaking `protocol` (`http1`, `http2`).
+fn config_for(upstream: std::net::SocketAddr, protocol: &str) -> String {
     format!(
         r#"[[listeners]]
 name = "web"
@@ -84,6 +97,7 @@ filters = [{{ name = "compression" }}]
 
 [[clusters]]
 name = "c"
+protocol = "{protocol}"
 endpoints = ["{upstream}"]
 "#
     )
@@ -275,5 +289,30 @@ async fn responses_the_filter_must_leave_alone_pass_as_they_came() {
         assert_eq!(got.status, 204);
         untouched(&got, "204");
         assert!(got.body.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_upstreams_responses_are_compressed_too() {
+    let site = site_listening("http2");
+    let baton = Baton::start(&config_for(site.nginx.addr, "http2"));
+    let base = format!("http://{}", baton.addr("web"));
+    for version in VERSIONS {
+        let got = fetch(
+            &[version, "-H", "accept-encoding: br"],
+            &format!("{base}/big.txt"),
+        )
+        .await;
+        assert_eq!(got.header("content-encoding"), Some("br"), "{version}");
+        assert_eq!(got.header("content-length"), None, "{version}");
+        assert!(decode("br", &got.body) == site.text, "{version}");
+        // Left alone: as nginx sent it, with its length.
+        let got = fetch(
+            &[version, "-H", "accept-encoding: br"],
+            &format!("{base}/keep/big.txt"),
+        )
+        .await;
+        assert_eq!(got.header("content-encoding"), None, "{version}");
+        assert!(got.body == site.text, "{version}");
     }
 }
