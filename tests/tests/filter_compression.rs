@@ -290,6 +290,10 @@ async fn responses_the_filter_must_leave_alone_pass_as_they_came() {
         untouched(&got, "204");
         assert!(got.body.is_empty());
     }
+    // An HTTP/1.0 client could not take the chunked body.
+    let got = fetch(&["--http1.0", "-H", gzip], &format!("{base}/big.txt")).await;
+    assert_eq!(got.header("content-encoding"), None, "HTTP/1.0");
+    assert!(got.body == site.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

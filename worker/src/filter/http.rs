@@ -118,6 +118,11 @@ pub trait RequestHead: HeaderBlock {
     fn method(&self) -> &str;
     /// The path, without the query.
     fn path(&self) -> &str;
+
+    /// An HTTP/1.0 request: its response cannot be chunked.
+    fn is_http10(&self) -> bool {
+        false
+    }
 }
 
 /// A response head.
@@ -266,6 +271,10 @@ impl RequestHead for Head {
 
     fn path(&self) -> &str {
         Head::path(self)
+    }
+
+    fn is_http10(&self) -> bool {
+        self.minor == 0
     }
 }
 

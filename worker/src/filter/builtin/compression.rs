@@ -13,7 +13,9 @@
 //!
 //! A response is compressed when all of these hold (Envoy's rules):
 //!
-//! * the request was not `HEAD`, and the response has a body: not 1xx,
+//! * the request was not `HEAD` nor HTTP/1.0 (whose client cannot take
+//!   the chunked body a compressed response becomes; nginx's
+//!   `gzip_http_version 1.1` does the same), and the response has a body: not 1xx,
 //!   204 or 304, and not ended with its head;
 //! * it has no `content-encoding` of its own (already encoded: left as
 //!   it is), and its `cache-control` does not say `no-transform`;
@@ -114,7 +116,9 @@ struct Stream {
 
 impl HttpStreamFilter for Stream {
     fn on_request_headers(&mut self, head: &mut dyn RequestHead, _end_of_stream: bool) -> Action {
-        if head.method().eq_ignore_ascii_case("HEAD") {
+        // An HTTP/1.0 client cannot take the chunked body a compressed
+        // response becomes (nginx's `gzip_http_version 1.1` likewise).
+        if head.method().eq_ignore_ascii_case("HEAD") || head.is_http10() {
             return Action::Continue;
         }
         self.chosen = head
@@ -522,6 +526,14 @@ mod tests {
         };
         untouched(&outcome("GET", "identity", 200, &plain));
         untouched(&outcome("HEAD", "gzip", 200, &plain));
+        let mut old = request("/", &[("accept-encoding", "gzip")]);
+        old.head.minor = 0;
+        let run = exchange(
+            &chain(Settings::default()),
+            old,
+            answer(&text(1000), 1000, &plain),
+        );
+        untouched(&run.client_got);
         untouched(&outcome("GET", "gzip", 204, &plain));
         untouched(&outcome("GET", "gzip", 304, &plain));
         untouched(&outcome(
