@@ -49,7 +49,7 @@
 //! buffering: keep such content types out of `content_types`, as the
 //! default list does.
 //!
-//! The encoders: `flate2` (gzip over miniz_oxide), `brotli` (Dropbox's
+//! The encoders: `flate2` (gzip over zlib-rs), `brotli` (Dropbox's
 //! pure-Rust port), `zstd` (bindings to the reference library); levels
 //! default to Envoy's (gzip 6, brotli quality 3 with a 2^18-byte window,
 //! zstd 3).
