@@ -34,10 +34,12 @@
 //! makes a strong `etag` weak (`W/"…"`: the bytes differ, the meaning
 //! does not; Envoy's `weaken_etag_on_compress`), and drops
 //! `content-length` ([`ResponseHead::stream_body`]): the exchange frames
-//! the body chunked on HTTP/1.1 and by DATA frames on HTTP/2. Responses
-//! the filter leaves alone still get `vary: accept-encoding` when their
-//! content type is one it compresses, since another request's
-//! `accept-encoding` would have changed them (Envoy does the same).
+//! the body chunked on HTTP/1.1 and by DATA frames on HTTP/2. A response
+//! that passes every check on the response but whose request ruled
+//! compression out (its `accept-encoding` takes none of the algorithms,
+//! or it is HTTP/1.0) is sent as it is with `vary: accept-encoding` all
+//! the same, since another request's `accept-encoding` would have changed
+//! it (Envoy does the same).
 //!
 //! # Streaming
 //!
@@ -128,13 +130,6 @@ impl HttpStreamFilter for Stream {
     }
 
     fn on_response_headers(&mut self, head: &mut dyn ResponseHead, end_of_stream: bool) -> Action {
-        if !self.compresses_type(head) {
-            return Action::Continue;
-        }
-        add_vary(head);
-        let Some(algorithm) = self.chosen else {
-            return Action::Continue;
-        };
         let status = head.status();
         let no_body =
             end_of_stream || (100..200).contains(&status) || status == 204 || status == 304;
@@ -143,14 +138,20 @@ impl HttpStreamFilter for Stream {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n < self.settings.min_content_length);
-        if no_body
-            || too_small
-            || head.get("content-encoding").is_some()
-            || head.get("trailer").is_some()
-            || has_token(head.get("cache-control"), "no-transform")
-        {
+        let compressible = self.compresses_type(head)
+            && !no_body
+            && !too_small
+            && head.get("content-encoding").is_none()
+            && head.get("trailer").is_none()
+            && !has_token(head.get("cache-control"), "no-transform");
+        if !compressible {
             return Action::Continue;
         }
+        // Another request's accept-encoding would have changed it.
+        add_vary(head);
+        let Some(algorithm) = self.chosen else {
+            return Action::Continue;
+        };
         // Tokens and a value built from a valid one: these cannot fail.
         let _ = head.set("content-encoding", algorithm.token().as_bytes());
         if let Some(etag) = head.get("etag")
@@ -566,6 +567,7 @@ mod tests {
         );
         assert_eq!(encoded.head.header("content-encoding"), Some(&b"br"[..]));
         assert_eq!(encoded.body.concat(), text(1000));
+        assert_eq!(encoded.head.header("vary"), None, "not compressible at all");
         // Left alone, but varies by accept-encoding all the same.
         let identity = outcome("GET", "identity", 200, &plain);
         assert_eq!(identity.head.header("vary"), Some(&b"accept-encoding"[..]));
