@@ -2,7 +2,7 @@
 //! sockets, real clients — as opposed to the criterion benches beside the
 //! code they measure.
 //!
-//! It holds four benchmarks, each a binary with a script that builds the
+//! It holds five benchmarks, each a binary with a script that builds the
 //! workspace in release mode and runs it; results are recorded in
 //! BENCHMARKS.md:
 //!
@@ -16,6 +16,9 @@
 //! * `balance` (issue 14, "Benchmark"; `bash bench/run-balance`): what a
 //!   cluster's balancing policy does to the tail when one backend is slow
 //!   — see [`balance`];
+//! * `compress` (issue 15, "Benchmark"; `bash bench/run-compress`): the
+//!   proxy CPU per request of compressing a 64 KiB response with gzip,
+//!   brotli and zstd — see [`compress`];
 //! * `suite` (issue 8; `bash bench/run`): baton against HAProxy, nginx and
 //!   a direct connection, side by side — HTTP/1.1 throughput, proxy CPU
 //!   and added latency at a fixed rate (HTTP and L4), bulk L4, memory per
@@ -29,6 +32,8 @@
 //!
 //! * [`balance`] — the upstream-management benchmark, whole (command
 //!   line, HTTP backends with a delay, runs, table);
+//! * [`compress`] — the compression benchmark, whole (command line,
+//!   nginx origin, runs, table);
 //! * [`bolt`] — the Bolt benchmark, whole (its own command line, frames,
 //!   server, load generator, runs and report), on the shared pieces below;
 //! * [`suite`] — the suite: its command line, the peers' configs and
@@ -58,6 +63,7 @@ pub mod baton;
 pub mod bolt;
 pub mod cli;
 pub mod clients;
+pub mod compress;
 pub mod cpu;
 pub mod error;
 pub mod loadgen;

@@ -18,6 +18,7 @@
 //! | `fault` | HTTP | `abort = { status, percentage }`, `delay = { duration, percentage }` (percentage 100 by default; a delayed request may then be aborted), `header_control = true`: a request's `x-baton-fault-abort: <status>` and `x-baton-fault-delay: <ms>` ask for them |
 //! | `cors` | HTTP | `allow_origins` (exact origins, or `"*"`), `allow_methods`, `allow_headers`, `expose_headers` (lists), `max_age` (`"1h"`), `allow_credentials` (false by default) |
 //! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
+//! | `compression` | HTTP | `algorithms` (the server's preference, default `["zstd", "br", "gzip"]`), `content_types` (media types, default Envoy's list: [`DEFAULT_CONTENT_TYPES`]), `min_content_length` (bytes, default 30), `levels` (`{ gzip = 1..9, br = 0..11, zstd = 1..22 }`, defaults 6, 3, 3 as Envoy's) |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
 //! listener whose protocol cannot run it, or an unknown name is a config
@@ -68,6 +69,8 @@ pub enum Filter {
     /// HTTP: answers CORS preflights and adds CORS headers to responses
     /// for allowed origins.
     Cors(CorsPolicy),
+    /// HTTP: compresses responses in an encoding the request accepts.
+    Compression(Compression),
     /// HTTP: a token bucket per listener (or route), or per `key`; a
     /// request finding it empty is answered 429.
     LocalRateLimit { bucket: TokenBucket, key: RateKey },
@@ -112,6 +115,7 @@ impl Filter {
             Filter::Rbac { .. } => "rbac",
             Filter::Fault { .. } => "fault",
             Filter::Cors(_) => "cors",
+            Filter::Compression(_) => "compression",
         }
     }
 
@@ -124,14 +128,15 @@ impl Filter {
             | Filter::LocalRateLimit { .. }
             | Filter::Rbac { .. }
             | Filter::Fault { .. }
-            | Filter::Cors(_) => Layer::Http,
+            | Filter::Cors(_)
+            | Filter::Compression(_) => Layer::Http,
             Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 11] = [
     "source_ranges",
     "byte_limit",
     "headers",
@@ -142,6 +147,7 @@ pub const NAMES: [&str; 10] = [
     "rbac",
     "fault",
     "cors",
+    "compression",
 ];
 
 /// What a `source_ranges` match means.
@@ -354,6 +360,90 @@ impl FromStr for Template {
             pieces.push(Piece::Text(plain));
         }
         Ok(Template { pieces })
+    }
+}
+
+/// A `compression` filter's settings (Envoy's compressor filter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compression {
+    /// The encodings it may use, the server's preference first (it breaks
+    /// ties between encodings the client accepts equally).
+    pub algorithms: Vec<Algorithm>,
+    /// The media types it compresses (lowercase, no parameters).
+    pub content_types: Vec<String>,
+    /// A response whose `content-length` is below this is sent as it is.
+    pub min_content_length: u64,
+    pub gzip_level: u32,
+    pub brotli_level: u32,
+    pub zstd_level: i32,
+}
+
+/// Envoy's compressor filter's default `content_type` list.
+pub const DEFAULT_CONTENT_TYPES: [&str; 8] = [
+    "application/javascript",
+    "application/json",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/css",
+    "text/html",
+    "text/plain",
+    "text/xml",
+];
+
+impl Default for Compression {
+    /// Envoy's defaults: 30 bytes, gzip level 6 (zlib's default), brotli
+    /// quality 3, zstd level 3 (zstd's default).
+    fn default() -> Compression {
+        Compression {
+            algorithms: vec![Algorithm::Zstd, Algorithm::Brotli, Algorithm::Gzip],
+            content_types: DEFAULT_CONTENT_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+            min_content_length: 30,
+            gzip_level: 6,
+            brotli_level: 3,
+            zstd_level: 3,
+        }
+    }
+}
+
+/// A content coding the `compression` filter speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Gzip,
+    Brotli,
+    Zstd,
+}
+
+impl Algorithm {
+    /// Its name in `accept-encoding` and `content-encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Algorithm::Gzip => "gzip",
+            Algorithm::Brotli => "br",
+            Algorithm::Zstd => "zstd",
+        }
+    }
+
+    /// The levels it takes.
+    pub fn levels(self) -> std::ops::RangeInclusive<i64> {
+        match self {
+            Algorithm::Gzip => 1..=9,
+            Algorithm::Brotli => 0..=11,
+            Algorithm::Zstd => 1..=22,
+        }
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Algorithm, String> {
+        [Algorithm::Gzip, Algorithm::Brotli, Algorithm::Zstd]
+            .into_iter()
+            .find(|a| a.token() == text)
+            .ok_or_else(|| format!("{text:?} is not a compression algorithm (gzip, br, zstd)"))
     }
 }
 

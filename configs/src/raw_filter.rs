@@ -9,9 +9,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::filter::{
-    Cidr, CorsPolicy, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS,
-    RangePolicy, RateKey, RbacRule, RpcError, Template, TokenBucket, is_header_name,
-    is_header_value,
+    Algorithm, Cidr, Compression, CorsPolicy, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer,
+    NAMES, RESERVED_HEADERS, RangePolicy, RateKey, RbacRule, RpcError, Template, TokenBucket,
+    is_header_name, is_header_value,
 };
 use crate::model::Protocol;
 
@@ -53,6 +53,10 @@ pub(crate) struct RawFilter {
     expose_headers: Option<Vec<String>>,
     max_age: Option<String>,
     allow_credentials: Option<bool>,
+    algorithms: Option<Vec<String>>,
+    content_types: Option<Vec<String>>,
+    min_content_length: Option<u64>,
+    levels: Option<BTreeMap<String, i64>>,
 }
 
 /// A `fault`'s `abort` as written.
@@ -173,6 +177,12 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "max_age",
                 "allow_credentials",
             ],
+            "compression" => &[
+                "algorithms",
+                "content_types",
+                "min_content_length",
+                "levels",
+            ],
             _ => &["service", "method", "error", "percentage"],
         };
         if let Some((key, _)) = set
@@ -231,7 +241,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 30] {
+    fn settings(&self) -> [(&'static str, bool); 34] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -263,6 +273,10 @@ impl RawFilter {
             ("expose_headers", self.expose_headers.is_some()),
             ("max_age", self.max_age.is_some()),
             ("allow_credentials", self.allow_credentials.is_some()),
+            ("algorithms", self.algorithms.is_some()),
+            ("content_types", self.content_types.is_some()),
+            ("min_content_length", self.min_content_length.is_some()),
+            ("levels", self.levels.is_some()),
         ]
     }
 
@@ -327,6 +341,7 @@ impl RawFilter {
             "rbac" => self.rbac(),
             "fault" => self.fault(),
             "cors" => self.cors().map(Filter::Cors),
+            "compression" => self.compression().map(Filter::Compression),
             _ => {
                 let service = self
                     .service
@@ -553,6 +568,65 @@ fn percentage(written: Option<u32>) -> Result<u8, String> {
             .ok()
             .filter(|p| *p <= 100)
             .ok_or_else(|| format!("`percentage` {p} is not 0 to 100")),
+    }
+}
+
+impl RawFilter {
+    /// A `compression` filter: its defaults (Envoy's) where a setting is
+    /// not written.
+    fn compression(&self) -> Result<Compression, String> {
+        let mut c = Compression::default();
+        if let Some(names) = &self.algorithms {
+            let mut algorithms = Vec::new();
+            for name in names {
+                let a: Algorithm = name.parse()?;
+                if algorithms.contains(&a) {
+                    return Err(format!("compression names {name:?} twice in `algorithms`"));
+                }
+                algorithms.push(a);
+            }
+            if algorithms.is_empty() {
+                return Err("compression needs at least one of `algorithms`".into());
+            }
+            c.algorithms = algorithms;
+        }
+        if let Some(types) = &self.content_types {
+            let mut lowered = Vec::new();
+            for t in types {
+                let (top, sub) = t.split_once('/').unwrap_or((t, ""));
+                if !is_header_name(top) || !is_header_name(sub) {
+                    return Err(format!(
+                        "{t:?} is not a media type (like text/html, without parameters)"
+                    ));
+                }
+                lowered.push(t.to_ascii_lowercase());
+            }
+            if lowered.is_empty() {
+                return Err("compression needs at least one of `content_types`".into());
+            }
+            c.content_types = lowered;
+        }
+        if let Some(min) = self.min_content_length {
+            c.min_content_length = min;
+        }
+        for (name, level) in self.levels.iter().flatten() {
+            let a: Algorithm = name.parse()?;
+            let range = a.levels();
+            if !range.contains(level) {
+                return Err(format!(
+                    "{name} level {level} is out of range ({}..={})",
+                    range.start(),
+                    range.end()
+                ));
+            }
+            // In range, so these fit.
+            match a {
+                Algorithm::Gzip => c.gzip_level = *level as u32,
+                Algorithm::Brotli => c.brotli_level = *level as u32,
+                Algorithm::Zstd => c.zstd_level = *level as i32,
+            }
+        }
+        Ok(c)
     }
 }
 

@@ -563,3 +563,118 @@ fn a_route_may_only_turn_off_filters_its_listener_has() {
     assert_eq!(path, "listeners[0].routes[0].filters");
     assert!(message.contains("applies to http routes"), "{message}");
 }
+
+#[test]
+fn compression_takes_envoys_defaults_and_its_own_settings() {
+    use baton_config::filter::{Algorithm, Compression, DEFAULT_CONTENT_TYPES};
+    let config = parse(
+        "ok.toml",
+        &listener("http", "filters = [{ name = \"compression\" }]\n"),
+    )
+    .unwrap();
+    let Filter::Compression(c) = &config.listeners[0].filters[0] else {
+        panic!("{:?}", config.listeners[0].filters);
+    };
+    assert_eq!(*c, Compression::default());
+    assert_eq!(
+        c.algorithms,
+        [Algorithm::Zstd, Algorithm::Brotli, Algorithm::Gzip]
+    );
+    assert_eq!(c.content_types, DEFAULT_CONTENT_TYPES);
+    assert_eq!(c.min_content_length, 30);
+
+    let config = parse(
+        "ok.toml",
+        &listener(
+            "http",
+            "filters = [{ name = \"compression\", algorithms = [\"gzip\", \"br\"], \
+             content_types = [\"Text/HTML\"], min_content_length = 1024, \
+             levels = { gzip = 9, br = 11, zstd = 19 } }]\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        config.listeners[0].filters[0],
+        Filter::Compression(Compression {
+            algorithms: vec![Algorithm::Gzip, Algorithm::Brotli],
+            content_types: vec!["text/html".into()],
+            min_content_length: 1024,
+            gzip_level: 9,
+            brotli_level: 11,
+            zstd_level: 19,
+        })
+    );
+}
+
+#[test]
+fn bad_compression_settings_are_refused_at_their_entry() {
+    let cases = [
+        (
+            "tcp",
+            "{ name = \"compression\" }",
+            "compression cannot run on a tcp listener",
+        ),
+        (
+            "bolt",
+            "{ name = \"compression\" }",
+            "compression cannot run on a bolt listener",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", algorithms = [\"deflate\"] }",
+            "\"deflate\" is not a compression algorithm",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", algorithms = [\"gzip\", \"gzip\"] }",
+            "twice",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", algorithms = [] }",
+            "at least one",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", content_types = [\"text/html; charset=utf-8\"] }",
+            "is not a media type",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", content_types = [] }",
+            "at least one",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", levels = { gzip = 10 } }",
+            "gzip level 10 is out of range (1..=9)",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", levels = { zstd = 0 } }",
+            "zstd level 0 is out of range",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", levels = { lz4 = 1 } }",
+            "\"lz4\" is not a compression algorithm",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", min_content_length = -1 }",
+            "invalid value: integer `-1`",
+        ),
+        (
+            "http",
+            "{ name = \"compression\", service = \"s\" }",
+            "compression has no setting `service`",
+        ),
+    ];
+    for (protocol, entry, wanted) in cases {
+        let extra = format!("filters = [{entry}]\n");
+        let (line, path, message) = error(&listener(protocol, &extra));
+        assert_eq!(line, 6, "{entry}: {message}");
+        assert!(path.starts_with("listeners[0].filters"), "{entry}: {path}");
+        assert!(message.contains(wanted), "{entry}: {message}");
+    }
+}

@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long, default_value = "/", value_parser = parse_path)]
     pub path: String,
 
+    /// An `Accept-Encoding` header for every request (visible ASCII, no
+    /// spaces: `gzip` or `br,gzip`).
+    #[arg(long, value_parser = parse_token_list)]
+    pub accept_encoding: Option<String>,
+
     /// A request without its whole response after this long is an error;
     /// also the bound of each connect, in milliseconds.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -62,6 +67,7 @@ impl Cli {
             timeout: Duration::from_millis(self.timeout_ms),
             host: self.host.clone(),
             path: self.path.clone(),
+            accept_encoding: self.accept_encoding.clone(),
         }
     }
 }
@@ -85,6 +91,14 @@ fn parse_host(s: &str) -> Result<String, String> {
         Ok(s.to_string())
     } else {
         Err(format!("{s:?}: not a host (visible ASCII, no spaces)"))
+    }
+}
+
+fn parse_token_list(s: &str) -> Result<String, String> {
+    if visible(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?}: visible ASCII without spaces, please"))
     }
 }
 

@@ -10,7 +10,8 @@
 //! `--connections` TCP connections (TCP_NODELAY), each a task on one tokio
 //! current-thread runtime — one thread, so `taskset -c N` pins all of it —
 //! each with one request in flight at a time:
-//! `GET <path> HTTP/1.1\r\nHost: <host>\r\n\r\n`. A response is read whole
+//! `GET <path> HTTP/1.1\r\nHost: <host>\r\n\r\n` (with
+//! `Accept-Encoding: <value>` when `--accept-encoding` is given). A response is read whole
 //! (Content-Length, chunked, or to the end of the connection; see
 //! [`response`]) before the connection sends again.
 //!
@@ -125,6 +126,8 @@ pub struct Config {
     pub host: String,
     /// The request target: visible ASCII, from `/`.
     pub path: String,
+    /// An `Accept-Encoding` header's value (the compression benchmark).
+    pub accept_encoding: Option<String>,
 }
 
 /// Closed or open loop.
@@ -140,7 +143,15 @@ pub enum Mode {
 impl Config {
     /// The request every connection sends, every time.
     pub fn request(&self) -> Vec<u8> {
-        format!("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", self.path, self.host).into_bytes()
+        let accept = self
+            .accept_encoding
+            .as_ref()
+            .map_or_else(String::new, |v| format!("Accept-Encoding: {v}\r\n"));
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\n{accept}\r\n",
+            self.path, self.host
+        )
+        .into_bytes()
     }
 }
 
@@ -230,10 +241,19 @@ mod tests {
             timeout: Duration::from_secs(2),
             host: "bench".to_string(),
             path: "/x?y".to_string(),
+            accept_encoding: None,
         };
         assert_eq!(
             config.request(),
             b"GET /x?y HTTP/1.1\r\nHost: bench\r\n\r\n".to_vec()
+        );
+        let config = Config {
+            accept_encoding: Some("gzip".into()),
+            ..config
+        };
+        assert_eq!(
+            config.request(),
+            b"GET /x?y HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n".to_vec()
         );
     }
 }

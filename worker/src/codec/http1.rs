@@ -787,6 +787,11 @@ pub fn write_response(head: &Head, keep_alive: bool, out: &mut BytesMut) {
         }
         header(out, name.as_bytes(), value);
     }
+    // A length a filter dropped (`filter::http::ResponseHead::stream_body`)
+    // leaves chunked framing the upstream did not announce.
+    if head.framing == Framing::Chunked && head.header("transfer-encoding").is_none() {
+        header(out, b"Transfer-Encoding", b"chunked");
+    }
     if head.status == 101 {
         if let Some(up) = head.header("upgrade") {
             header(out, b"Upgrade", up);

@@ -13,6 +13,7 @@ use baton_config::{Config, Listener};
 
 use crate::codec::ErrorKind;
 use crate::filter::builtin::byte_limit::ByteLimit;
+use crate::filter::builtin::compression::Compression;
 use crate::filter::builtin::connection_limit::ConnectionLimit;
 use crate::filter::builtin::cors::Cors;
 use crate::filter::builtin::fault::Fault;
@@ -80,6 +81,9 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
                 chain.push(Arc::new(Fault::new(*abort, *delay, *header_control)));
             }
             Filter::Cors(policy) => chain.push(Arc::new(Cors::new(policy))),
+            Filter::Compression(settings) => {
+                chain.push(Arc::new(Compression::new(settings.clone())));
+            }
             _ => {}
         }
     }

@@ -53,7 +53,10 @@
 //! a filter that tries to change one gets [`HeaderError::Reserved`]. A
 //! filter may change a body piece's length where the message is streamed
 //! (chunked on HTTP/1.1, no `content-length` on HTTP/2): the exchange
-//! frames what it is given. Where the head carried the length, it went
+//! frames what it is given. A filter that will change a response body's
+//! length says so from its response-headers callback
+//! ([`ResponseHead::stream_body`]): the head then goes out without a
+//! length and the body is streamed. Where the head carried the length, it went
 //! out before the body: a changed length is refused (a 500 in place of
 //! the message while nothing of it has reached the client, else the
 //! message is cut).
@@ -131,12 +134,24 @@ pub trait RequestHead: HeaderBlock {
     fn protocol(&self) -> &'static str {
         "HTTP/1.1"
     }
+
+    /// An HTTP/1.0 request: its response cannot be chunked.
+    fn is_http10(&self) -> bool {
+        false
+    }
 }
 
 /// A response head.
 pub trait ResponseHead: HeaderBlock {
     fn status(&self) -> u16;
     fn set_status(&mut self, status: u16) -> Result<(), HeaderError>;
+
+    /// Says that the body's length will change (a filter re-encodes it):
+    /// its `content-length` goes, and the exchange streams it — chunked
+    /// to an HTTP/1.1 client, DATA frames to END_STREAM to an HTTP/2 one.
+    /// Called from `on_response_headers`; a body that ends with the
+    /// connection, or that there is none of, stays as it is.
+    fn stream_body(&mut self);
 }
 
 // === impl HeaderBlock for the http crate's types ===
@@ -221,6 +236,12 @@ impl ResponseHead for ::http::response::Parts {
         self.status = StatusCode::from_u16(status).map_err(|_| HeaderError::Status(status))?;
         Ok(())
     }
+
+    /// Without `content-length` an HTTP/2 head's body is streamed
+    /// (`message::ResponseHead::length`).
+    fn stream_body(&mut self) {
+        self.headers.remove(::http::header::CONTENT_LENGTH);
+    }
 }
 
 // === impl HeaderBlock for HTTP/1.1's header list ===
@@ -285,6 +306,10 @@ impl RequestHead for Head {
             "HTTP/1.1"
         }
     }
+
+    fn is_http10(&self) -> bool {
+        self.minor == 0
+    }
 }
 
 /// A request head as the exchange hands it to the filters: the head, and
@@ -320,6 +345,10 @@ impl RequestHead for Speaking<'_> {
     fn protocol(&self) -> &'static str {
         self.protocol
     }
+
+    fn is_http10(&self) -> bool {
+        self.head.is_http10()
+    }
 }
 
 impl ResponseHead for Head {
@@ -334,6 +363,16 @@ impl ResponseHead for Head {
         self.status = status;
         self.reason = http1::reason(status).to_owned();
         Ok(())
+    }
+
+    /// A length becomes chunked framing (`write_response` then writes
+    /// `Transfer-Encoding: chunked`).
+    fn stream_body(&mut self) {
+        if let http1::Framing::Length(_) = self.framing {
+            self.framing = http1::Framing::Chunked;
+        }
+        self.headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
     }
 }
 

@@ -18,7 +18,8 @@
 //!   ([`rpc::RpcChain`], one [`rpc::RpcFilters`] per connection): request
 //!   and response frames; each callback continues or answers locally with
 //!   the protocol's own error response (the codec's `hijack`);
-//! * [`builtin`] — the first filters of each chain;
+//! * [`builtin`] — the built-in filters of each chain (header edits,
+//!   rate limits, RBAC, faults, CORS, response compression, …);
 //! * [`buckets`] — token buckets (the rate limits'), which an upgrade
 //!   carries to the next generation;
 //! * [`config`] — the chains built from a listener's and a route's

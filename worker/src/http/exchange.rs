@@ -47,7 +47,11 @@
 //! responses, 404, 502, 504...) go through the response side of the
 //! filters too. A filter that changes the length of a body piece where
 //! the message's length went out in its head (`content-length`) breaks
-//! the framing: the proxy answers 500 if it still can, else cuts.
+//! the framing: the proxy answers 500 if it still can, else cuts. A
+//! filter that re-encodes a response (`compression`) drops its length
+//! from the head first (`ResponseHead::stream_body`): the length is read
+//! from the head after the filters, so the body then goes out chunked
+//! (HTTP/1.1) or in DATA frames to END_STREAM (HTTP/2).
 //!
 //! **Route filters** (a route's `filters`, issue 15) run after the
 //! listener's, in the same stream, and a route can turn listener filters

@@ -10,6 +10,7 @@
 //! | HTTP | [`cors::Cors`] | `cors` | answers CORS preflights from allowed origins (204) and marks their responses | moves |
 //! | HTTP | [`fault::Fault`] | `fault` | delays and aborts a share of requests, or those whose headers ask (opt-in) | moves |
 //! | HTTP | [`headers::Headers`] | `headers` | sets, appends and removes request and response headers | moves |
+//! | HTTP | [`compression::Compression`] | `compression` | compresses responses (gzip, brotli, zstd) by the request's `accept-encoding` and the response's content type, streaming | moves |
 //! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method), or a share of them, with the protocol's error | moves |
 //! | HTTP | [`rate_limit::LocalRateLimit`] | `local_rate_limit` | a token bucket per listener or route (or per header value, or client IP): 429 when empty | moves (buckets are per listener) |
 //! | RPC | [`rate_limit::RpcRateLimit`] | `rpc_rate_limit` | a token bucket for a service's (method's) requests: the protocol's `overloaded` error when empty | moves (the bucket is per listener) |
@@ -21,6 +22,7 @@
 //! `rocketmq_brokers` key builds.
 
 pub(crate) mod byte_limit;
+pub(crate) mod compression;
 pub(crate) mod connection_limit;
 pub(crate) mod cors;
 pub(crate) mod fault;
