@@ -12,6 +12,7 @@
 //! | `byte_limit` | L4 (tcp listeners) | `to_upstream`, `to_client`: bytes per connection |
 //! | `headers` | HTTP | `request_set`, `request_append`, `response_set`, `response_append` (tables name → value), `request_remove`, `response_remove` (lists of names) |
 //! | `rpc_fault` | RPC | `service`, `method` (optional), `error` (`unavailable` by default; `timeout`, `no_route`, `overloaded`, `bad_request`, `internal`) |
+//! | `wasm` | HTTP | `file` (a proxy-wasm module), `config` (the plugin's configuration, a string), `root_id` (optional), `fuel` (optional: the CPU budget of one request, in wasm instructions); also written `{ wasm = "file.wasm", config = "…" }` |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
 //! listener whose protocol cannot run it, or an unknown name is a config
@@ -48,6 +49,31 @@ pub enum Filter {
         method: Option<String>,
         error: RpcError,
     },
+    /// HTTP: a proxy-wasm plugin (ABI 0.2.1), run per request.
+    Wasm(WasmPlugin),
+}
+
+/// A proxy-wasm plugin's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmPlugin {
+    /// The module, as written (relative paths from the worker's working
+    /// directory, as TLS files are).
+    pub file: std::path::PathBuf,
+    /// Handed to the plugin's `proxy_on_configure`.
+    pub config: String,
+    /// Which of the module's root contexts (`plugin_root_id`); empty by
+    /// default.
+    pub root_id: String,
+    /// The most wasm instructions one request's callbacks may run.
+    pub fuel: u64,
+}
+
+impl WasmPlugin {
+    /// The default per-request budget: a header plugin built with the
+    /// AssemblyScript SDK runs some tens of thousands of instructions a
+    /// request, so this leaves two orders of magnitude of room while
+    /// stopping a loop within a fraction of a second.
+    pub const DEFAULT_FUEL: u64 = 20_000_000;
 }
 
 /// Which chain a filter joins.
@@ -69,6 +95,7 @@ impl Filter {
             Filter::ByteLimit { .. } => "byte_limit",
             Filter::Headers { .. } => "headers",
             Filter::RpcFault { .. } => "rpc_fault",
+            Filter::Wasm(_) => "wasm",
         }
     }
 
@@ -77,12 +104,19 @@ impl Filter {
             Filter::SourceRanges { .. } | Filter::ByteLimit { .. } => Layer::Network,
             Filter::Headers { .. } => Layer::Http,
             Filter::RpcFault { .. } => Layer::Rpc,
+            Filter::Wasm(_) => Layer::Http,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 4] = ["source_ranges", "byte_limit", "headers", "rpc_fault"];
+pub const NAMES: [&str; 5] = [
+    "source_ranges",
+    "byte_limit",
+    "headers",
+    "rpc_fault",
+    "wasm",
+];
 
 /// What a `source_ranges` match means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

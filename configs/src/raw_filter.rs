@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::filter::{
-    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RpcError,
+    Cidr, Filter, HeaderEdit, Layer, NAMES, RESERVED_HEADERS, RangePolicy, RpcError, WasmPlugin,
     is_header_name, is_header_value,
 };
 use crate::model::Protocol;
@@ -18,7 +18,8 @@ use crate::model::Protocol;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFilter {
-    pub(crate) name: Spanned<String>,
+    /// Required but in the `{ wasm = "file.wasm" }` form.
+    pub(crate) name: Option<Spanned<String>>,
     /// Routes only: turns the listener's filter of this name off.
     disabled: Option<bool>,
     allow: Option<Vec<String>>,
@@ -34,6 +35,12 @@ pub(crate) struct RawFilter {
     service: Option<String>,
     method: Option<String>,
     error: Option<String>,
+    /// `wasm`: the module (`file`), or the whole entry's shorthand (`wasm`).
+    wasm: Option<String>,
+    file: Option<String>,
+    config: Option<String>,
+    root_id: Option<String>,
+    fuel: Option<u64>,
 }
 
 /// Where a filter list is written: which protocols' chains it may join.
@@ -59,10 +66,14 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
     for entry in raw {
         let span = entry.span();
         let f = entry.get_ref();
-        let name = f.name.get_ref().as_str();
+        let (name, name_span) = match (&f.name, &f.wasm) {
+            (Some(name), _) => (name.get_ref().as_str(), name.span()),
+            (None, Some(_)) => ("wasm", span.clone()),
+            (None, None) => return Err((span, "a filter needs a `name`".into())),
+        };
         if !NAMES.contains(&name) {
             return Err((
-                f.name.span(),
+                name_span,
                 format!("unknown filter {name:?} (known: {})", NAMES.join(", ")),
             ));
         }
@@ -93,6 +104,7 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "response_append",
                 "response_remove",
             ],
+            "wasm" => &["wasm", "file", "config", "root_id", "fuel"],
             _ => &["service", "method", "error"],
         };
         if let Some((key, _)) = set
@@ -146,7 +158,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 13] {
+    fn settings(&self) -> [(&'static str, bool); 18] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -161,6 +173,11 @@ impl RawFilter {
             ("service", self.service.is_some()),
             ("method", self.method.is_some()),
             ("error", self.error.is_some()),
+            ("wasm", self.wasm.is_some()),
+            ("file", self.file.is_some()),
+            ("config", self.config.is_some()),
+            ("root_id", self.root_id.is_some()),
+            ("fuel", self.fuel.is_some()),
         ]
     }
 
@@ -204,6 +221,7 @@ impl RawFilter {
                 }
                 Ok(Filter::Headers { request, response })
             }
+            "wasm" => self.wasm_plugin().map(Filter::Wasm),
             _ => {
                 let service = self
                     .service
@@ -220,6 +238,39 @@ impl RawFilter {
                 })
             }
         }
+    }
+}
+
+impl RawFilter {
+    /// Its name as written (`wasm` for the `{ wasm = "…" }` form).
+    pub(crate) fn name(&self) -> &str {
+        match &self.name {
+            Some(name) => name.get_ref(),
+            None => "wasm",
+        }
+    }
+
+    fn wasm_plugin(&self) -> Result<WasmPlugin, String> {
+        let file = match (&self.file, &self.wasm) {
+            (Some(file), None) | (None, Some(file)) => file,
+            (Some(_), Some(_)) => {
+                return Err("wasm takes its module as `file` or as `wasm`, not both".into());
+            }
+            (None, None) => return Err("wasm needs `file` (the plugin's .wasm module)".into()),
+        };
+        if file.is_empty() {
+            return Err("wasm's `file` is empty".into());
+        }
+        let fuel = self.fuel.unwrap_or(WasmPlugin::DEFAULT_FUEL);
+        if fuel == 0 {
+            return Err("wasm's `fuel` must be more than 0".into());
+        }
+        Ok(WasmPlugin {
+            file: file.into(),
+            config: self.config.clone().unwrap_or_default(),
+            root_id: self.root_id.clone().unwrap_or_default(),
+            fuel,
+        })
     }
 }
 
