@@ -108,6 +108,10 @@ pub trait HeaderBlock {
 
     /// Removes every value of `name`; how many there were.
     fn remove(&mut self, name: &str) -> Result<usize, HeaderError>;
+
+    /// Every field, in order, names lower-cased (what a proxy-wasm
+    /// plugin is shown).
+    fn pairs(&self) -> Vec<(String, Vec<u8>)>;
 }
 
 /// A request head.
@@ -150,6 +154,12 @@ impl HeaderBlock for HeaderMap {
         HeaderMap::remove(self, &name);
         Ok(count)
     }
+
+    fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+        self.iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    }
 }
 
 /// Implements [`HeaderBlock`] for a type by delegating to its field.
@@ -167,6 +177,9 @@ macro_rules! headers_in {
             }
             fn remove(&mut self, name: &str) -> Result<usize, HeaderError> {
                 HeaderBlock::remove(&mut self.$field, name)
+            }
+            fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+                HeaderBlock::pairs(&self.$field)
             }
         }
     };
@@ -240,6 +253,12 @@ impl HeaderBlock for Vec<(String, Vec<u8>)> {
         let before = self.len();
         self.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         Ok(before - self.len())
+    }
+
+    fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+        self.iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect()
     }
 }
 

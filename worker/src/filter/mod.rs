@@ -19,6 +19,7 @@
 //!   and response frames; each callback continues or answers locally with
 //!   the protocol's own error response (the codec's `hijack`);
 //! * [`builtin`] — the first filters of each chain;
+//! * [`wasm`] — proxy-wasm plugins as HTTP filters (the host, on wasmi);
 //! * [`config`] — the chains built from a listener's and a route's
 //!   `filters` (`baton_config::filter`).
 //!
@@ -89,6 +90,7 @@ pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod network;
 pub(crate) mod rpc;
+pub(crate) mod wasm;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

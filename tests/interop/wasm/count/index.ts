@@ -10,6 +10,10 @@ import { get_property } from "@solo-io/proxy-runtime/runtime";
 declare function proxy_get_metric(metric_id: u32, result: usize): u32;
 
 class CountRoot extends RootContext {
+  // No configuration; see ../common.ts for why the SDK's own is not used.
+  onConfigure(size: u32): bool {
+    return true;
+  }
   requests: Counter | null = null;
   paths: Histogram | null = null;
   onStart(size: usize): bool {

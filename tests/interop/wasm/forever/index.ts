@@ -6,6 +6,10 @@ import { RootContext, Context, registerRootContext, FilterHeadersStatusValues, s
 let spins: u64 = 0;
 
 class ForeverRoot extends RootContext {
+  // No configuration; see ../common.ts for why the SDK's own is not used.
+  onConfigure(size: u32): bool {
+    return true;
+  }
   createContext(context_id: u32): Context {
     return new Forever(context_id, this);
   }

@@ -4,6 +4,10 @@ export * from "@solo-io/proxy-runtime/proxy";
 import { RootContext, Context, registerRootContext, FilterHeadersStatusValues, stream_context } from "@solo-io/proxy-runtime";
 
 class TrapRoot extends RootContext {
+  // No configuration; see ../common.ts for why the SDK's own is not used.
+  onConfigure(size: u32): bool {
+    return true;
+  }
   createContext(context_id: u32): Context {
     return new Trap(context_id, this);
   }

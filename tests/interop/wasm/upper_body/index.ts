@@ -11,6 +11,10 @@ import { BufferTypeValues, get_buffer_bytes } from "@solo-io/proxy-runtime/runti
 declare function proxy_set_buffer_bytes(typ: u32, start: u32, length: u32, data: usize, size: usize): u32;
 
 class UpperRoot extends RootContext {
+  // No configuration; see ../common.ts for why the SDK's own is not used.
+  onConfigure(size: u32): bool {
+    return true;
+  }
   createContext(context_id: u32): Context {
     return new Upper(context_id, this);
   }
