@@ -3,7 +3,7 @@
 //! `tests/interop/wasm/build.sh`) on an HTTP listener and a route, seen by
 //! curl and by the upstream's record of what arrived: a header added, a
 //! path denied with a local response, a body rewritten, a metric counted
-//! and read back on `/metrics`, a plugin that loops (stopped, 500, the
+//! and read back on `/metrics` (ticks counted too), a plugin that loops (stopped, 500, the
 //! next request fine) and one that traps; a plugin that cannot load makes
 //! `baton upgrade` fail while the running generation serves.
 // Test code: a panic is a failed test, with its message.
@@ -184,6 +184,12 @@ async fn a_plugin_counts_in_metrics_read_back_on_the_admin_endpoint() {
         &format!("baton_wasm_histogram_sum_total{labels}"),
         2 + 3 + 4,
     );
+    // proxy_on_tick runs on its own, every period the plugin set.
+    let ticks = r#"baton_wasm_counter_total{plugin="count",metric="ticks"}"#;
+    let admin = baton.admin_addr();
+    eventually("the plugin's ticks to be counted", || {
+        sample(&http(admin, "GET", "/metrics").body, ticks).is_some_and(|v| v >= 1.0)
+    });
 }
 
 /// A plugin stopped (its CPU budget, or a trap) answers its request 500,

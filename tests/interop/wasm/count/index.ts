@@ -1,9 +1,9 @@
 // Counts requests in a counter, and records each request's path length in
 // a histogram; answers `x-count: <n>` on responses (read back with
-// proxy_get_metric).
+// proxy_get_metric); counts its ticks (every 10 ms) in another counter.
 export * from "@solo-io/proxy-runtime/proxy";
 import { RootContext, Context, registerRootContext, FilterHeadersStatusValues, Counter, Histogram, stream_context } from "@solo-io/proxy-runtime";
-import { get_property } from "@solo-io/proxy-runtime/runtime";
+import { get_property, set_tick_period_milliseconds } from "@solo-io/proxy-runtime/runtime";
 
 // @ts-ignore: decorator
 @external("env", "proxy_get_metric")
@@ -16,10 +16,16 @@ class CountRoot extends RootContext {
   }
   requests: Counter | null = null;
   paths: Histogram | null = null;
+  ticks: Counter | null = null;
   onStart(size: usize): bool {
     this.requests = new Counter("requests");
     this.paths = new Histogram("path_length");
+    this.ticks = new Counter("ticks");
+    set_tick_period_milliseconds(10);
     return true;
+  }
+  onTick(): void {
+    this.ticks!.increment(1);
   }
   createContext(context_id: u32): Context {
     return new Count(context_id, this);

@@ -11,10 +11,11 @@
 //! # Engine: wasmi
 //!
 //! An interpreter, chosen over wasmtime for what this project pays for a
-//! JIT: measured here (2 cores), `cargo build -p wasmi` adds 8 s of wall
-//! time (14 s of CPU, 0.45 GB peak) to a cold debug build; wasmtime
-//! brings Cranelift, a build measured in minutes on the same machine
-//! class and a far larger binary. Plugins on the data path are short
+//! JIT: measured here (2 shared cores), `cargo build -p wasmi` adds 8 s of
+//! wall time (14 s of CPU, 0.45 GB peak RSS) to a cold debug build.
+//! wasmtime was not built here for comparison: it brings the Cranelift
+//! code generator and its own runtime, several times wasmi's code to
+//! compile on every cold build and in the binary. Plugins on the data path are short
 //! (header edits, checks), where an interpreter's per-call cost is
 //! close to a JIT's and instantiation is cheaper; its fuel metering
 //! is exact (one unit per instruction, deterministic), which is what the
