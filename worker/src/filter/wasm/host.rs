@@ -349,7 +349,6 @@ fn set_buffer(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn local_response(
     c: &mut Ctx<'_>,
     status: i32,
