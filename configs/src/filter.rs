@@ -19,6 +19,7 @@
 //! | `cors` | HTTP | `allow_origins` (exact origins, or `"*"`), `allow_methods`, `allow_headers`, `expose_headers` (lists), `max_age` (`"1h"`), `allow_credentials` (false by default) |
 //! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
 //! | `compression` | HTTP | `algorithms` (the server's preference, default `["zstd", "br", "gzip"]`), `content_types` (media types, default Envoy's list: [`DEFAULT_CONTENT_TYPES`]), `min_content_length` (bytes, default 30), `levels` (`{ gzip = 1..9, br = 0..11, zstd = 1..22 }`, defaults 6, 3, 3 as Envoy's) |
+//! | `wasm` | HTTP | `file` (a proxy-wasm module), `config` (the plugin's configuration, a string), `root_id` (optional), `fuel` (optional: the CPU budget of one request, in wasm instructions); also written `{ wasm = "file.wasm", config = "…" }` |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
 //! listener whose protocol cannot run it, or an unknown name is a config
@@ -71,6 +72,8 @@ pub enum Filter {
     Cors(CorsPolicy),
     /// HTTP: compresses responses in an encoding the request accepts.
     Compression(Compression),
+    /// HTTP: a proxy-wasm plugin (ABI 0.2.1), run per request.
+    Wasm(WasmPlugin),
     /// HTTP: a token bucket per listener (or route), or per `key`; a
     /// request finding it empty is answered 429.
     LocalRateLimit { bucket: TokenBucket, key: RateKey },
@@ -88,6 +91,29 @@ pub enum Filter {
         method: Option<String>,
         bucket: TokenBucket,
     },
+}
+
+/// A proxy-wasm plugin's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmPlugin {
+    /// The module, as written (relative paths from the worker's working
+    /// directory, as TLS files are).
+    pub file: std::path::PathBuf,
+    /// Handed to the plugin's `proxy_on_configure`.
+    pub config: String,
+    /// Which of the module's root contexts (`plugin_root_id`); empty by
+    /// default.
+    pub root_id: String,
+    /// The most wasm instructions one request's callbacks may run.
+    pub fuel: u64,
+}
+
+impl WasmPlugin {
+    /// The default per-request budget: a header plugin built with the
+    /// AssemblyScript SDK runs some tens of thousands of instructions a
+    /// request, so this leaves two orders of magnitude of room while
+    /// stopping a loop within a fraction of a second.
+    pub const DEFAULT_FUEL: u64 = 20_000_000;
 }
 
 /// Which chain a filter joins.
@@ -116,6 +142,7 @@ impl Filter {
             Filter::Fault { .. } => "fault",
             Filter::Cors(_) => "cors",
             Filter::Compression(_) => "compression",
+            Filter::Wasm(_) => "wasm",
         }
     }
 
@@ -129,14 +156,15 @@ impl Filter {
             | Filter::Rbac { .. }
             | Filter::Fault { .. }
             | Filter::Cors(_)
-            | Filter::Compression(_) => Layer::Http,
+            | Filter::Compression(_)
+            | Filter::Wasm(_) => Layer::Http,
             Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "source_ranges",
     "byte_limit",
     "headers",
@@ -148,6 +176,7 @@ pub const NAMES: [&str; 11] = [
     "fault",
     "cors",
     "compression",
+    "wasm",
 ];
 
 /// What a `source_ranges` match means.

@@ -1129,7 +1129,7 @@ fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http
         .filters
         .iter()
         .flatten()
-        .map(|f| f.get_ref().name.get_ref().as_str())
+        .map(|f| f.get_ref().name())
         .collect();
     if let Target::Builtin(_) = target {
         let span = l.cluster.as_ref().map_or(l.name.span(), Spanned::span);

@@ -11,7 +11,7 @@ use toml::Spanned;
 use crate::filter::{
     Algorithm, Cidr, Compression, CorsPolicy, FaultAbort, FaultDelay, Filter, HeaderEdit, Layer,
     NAMES, RESERVED_HEADERS, RangePolicy, RateKey, RbacRule, RpcError, Template, TokenBucket,
-    is_header_name, is_header_value,
+    WasmPlugin, is_header_name, is_header_value,
 };
 use crate::model::Protocol;
 
@@ -20,7 +20,8 @@ use crate::model::Protocol;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFilter {
-    pub(crate) name: Spanned<String>,
+    /// Required but in the `{ wasm = "file.wasm" }` form.
+    pub(crate) name: Option<Spanned<String>>,
     /// Routes only: turns the listener's filter of this name off.
     disabled: Option<bool>,
     allow: Option<Vec<String>>,
@@ -57,6 +58,12 @@ pub(crate) struct RawFilter {
     content_types: Option<Vec<String>>,
     min_content_length: Option<u64>,
     levels: Option<BTreeMap<String, i64>>,
+    /// `wasm`: the module (`file`), or the whole entry's shorthand (`wasm`).
+    wasm: Option<String>,
+    file: Option<String>,
+    config: Option<String>,
+    root_id: Option<String>,
+    fuel: Option<u64>,
 }
 
 /// A `fault`'s `abort` as written.
@@ -124,10 +131,14 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
     for entry in raw {
         let span = entry.span();
         let f = entry.get_ref();
-        let name = f.name.get_ref().as_str();
+        let (name, name_span) = match (&f.name, &f.wasm) {
+            (Some(name), _) => (name.get_ref().as_str(), name.span()),
+            (None, Some(_)) => ("wasm", span.clone()),
+            (None, None) => return Err((span, "a filter needs a `name`".into())),
+        };
         if !NAMES.contains(&name) {
             return Err((
-                f.name.span(),
+                name_span,
                 format!("unknown filter {name:?} (known: {})", NAMES.join(", ")),
             ));
         }
@@ -183,6 +194,7 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "min_content_length",
                 "levels",
             ],
+            "wasm" => &["wasm", "file", "config", "root_id", "fuel"],
             _ => &["service", "method", "error", "percentage"],
         };
         if let Some((key, _)) = set
@@ -241,7 +253,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 34] {
+    fn settings(&self) -> [(&'static str, bool); 39] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -277,6 +289,11 @@ impl RawFilter {
             ("content_types", self.content_types.is_some()),
             ("min_content_length", self.min_content_length.is_some()),
             ("levels", self.levels.is_some()),
+            ("wasm", self.wasm.is_some()),
+            ("file", self.file.is_some()),
+            ("config", self.config.is_some()),
+            ("root_id", self.root_id.is_some()),
+            ("fuel", self.fuel.is_some()),
         ]
     }
 
@@ -342,6 +359,7 @@ impl RawFilter {
             "fault" => self.fault(),
             "cors" => self.cors().map(Filter::Cors),
             "compression" => self.compression().map(Filter::Compression),
+            "wasm" => self.wasm_plugin().map(Filter::Wasm),
             _ => {
                 let service = self
                     .service
@@ -627,6 +645,39 @@ impl RawFilter {
             }
         }
         Ok(c)
+    }
+}
+
+impl RawFilter {
+    /// Its name as written (`wasm` for the `{ wasm = "…" }` form).
+    pub(crate) fn name(&self) -> &str {
+        match &self.name {
+            Some(name) => name.get_ref(),
+            None => "wasm",
+        }
+    }
+
+    fn wasm_plugin(&self) -> Result<WasmPlugin, String> {
+        let file = match (&self.file, &self.wasm) {
+            (Some(file), None) | (None, Some(file)) => file,
+            (Some(_), Some(_)) => {
+                return Err("wasm takes its module as `file` or as `wasm`, not both".into());
+            }
+            (None, None) => return Err("wasm needs `file` (the plugin's .wasm module)".into()),
+        };
+        if file.is_empty() {
+            return Err("wasm's `file` is empty".into());
+        }
+        let fuel = self.fuel.unwrap_or(WasmPlugin::DEFAULT_FUEL);
+        if fuel == 0 {
+            return Err("wasm's `fuel` must be more than 0".into());
+        }
+        Ok(WasmPlugin {
+            file: file.into(),
+            config: self.config.clone().unwrap_or_default(),
+            root_id: self.root_id.clone().unwrap_or_default(),
+            fuel,
+        })
     }
 }
 

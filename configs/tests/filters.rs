@@ -678,3 +678,80 @@ fn bad_compression_settings_are_refused_at_their_entry() {
         assert!(message.contains(wanted), "{entry}: {message}");
     }
 }
+
+#[test]
+fn a_wasm_plugin_parses_in_both_forms() {
+    use baton_config::filter::WasmPlugin;
+    let named = listener(
+        "http",
+        "filters = [{ name = \"wasm\", file = \"p.wasm\", config = \"x\", root_id = \"r\", fuel = 1000 }]\n",
+    );
+    let config = parse("ok.toml", &named).unwrap();
+    assert_eq!(
+        config.listeners[0].filters,
+        [Filter::Wasm(WasmPlugin {
+            file: "p.wasm".into(),
+            config: "x".into(),
+            root_id: "r".into(),
+            fuel: 1000,
+        })]
+    );
+    let short = listener(
+        "http",
+        "[[listeners.routes]]\npath_prefix = \"/\"\ncluster = \"c\"\n\
+         filters = [{ wasm = \"p.wasm\", config = \"x\" }]\n",
+    );
+    let config = parse("ok.toml", &short).unwrap();
+    let route = &config.listeners[0].http.as_ref().unwrap().routes[0];
+    assert_eq!(
+        route.filters,
+        [Filter::Wasm(WasmPlugin {
+            file: "p.wasm".into(),
+            config: "x".into(),
+            root_id: String::new(),
+            fuel: WasmPlugin::DEFAULT_FUEL,
+        })]
+    );
+}
+
+#[test]
+fn bad_wasm_settings_are_refused_at_their_entry() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "http",
+            "filters = [{ name = \"wasm\", config = \"x\" }]\n",
+            "wasm needs `file`",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"wasm\", file = \"a.wasm\", wasm = \"b.wasm\" }]\n",
+            "not both",
+        ),
+        (
+            "http",
+            "filters = [{ wasm = \"a.wasm\", fuel = 0 }]\n",
+            "`fuel` must be more than 0",
+        ),
+        (
+            "http",
+            "filters = [{ wasm = \"a.wasm\", allow = [\"10.0.0.0/8\"] }]\n",
+            "wasm has no setting `allow`",
+        ),
+        (
+            "tcp",
+            "filters = [{ wasm = \"a.wasm\" }]\n",
+            "wasm cannot run on a tcp listener",
+        ),
+        (
+            "http",
+            "filters = [{ config = \"x\" }]\n",
+            "a filter needs a `name`",
+        ),
+    ];
+    for (protocol, extra, wanted) in cases {
+        let (line, path, message) = error(&listener(protocol, extra));
+        assert_eq!(line, 6, "{extra}: {message}");
+        assert!(path.starts_with("listeners[0].filters"), "{extra}: {path}");
+        assert!(message.contains(wanted), "{extra}: {message}");
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! The config checked every entry (names, settings, which listener may
 //! run which filter); this turns each into its built-in
-//! ([`crate::filter::builtin`]).
+//! ([`crate::filter::builtin`]), or loads its proxy-wasm plugin
+//! ([`crate::filter::wasm`]: a plugin that does not load fails the build).
 
 use std::sync::Arc;
 
@@ -25,6 +26,16 @@ use crate::filter::builtin::sources::SourceRanges;
 use crate::filter::http::{HeaderError, HttpChain, HttpFilter};
 use crate::filter::network::{NetworkChain, NetworkFilter};
 use crate::filter::rpc::RpcFilter;
+use crate::filter::wasm::{LoadError, Plugin};
+
+/// Why an HTTP chain cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChainError {
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    #[error(transparent)]
+    Plugin(#[from] LoadError),
+}
 
 /// Each listener's L4 chain, by listener index.
 pub(crate) fn network_chains(config: &Config) -> Vec<NetworkChain> {
@@ -60,7 +71,7 @@ fn network_chain(listener: &Listener) -> NetworkChain {
 
 /// The HTTP chain of `filters` (a listener's or a route's): its HTTP
 /// filters, in order.
-pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
+pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, ChainError> {
     let mut chain: Vec<Arc<dyn HttpFilter>> = Vec::new();
     for f in filters {
         match f {
@@ -85,6 +96,9 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, HeaderError> {
                 chain.push(Arc::new(Compression::new(settings.clone())));
             }
             _ => {}
+        }
+        if let Filter::Wasm(plugin) = f {
+            chain.push(Arc::new(Plugin::load(plugin)?));
         }
     }
     Ok(HttpChain::new(chain))

@@ -120,6 +120,10 @@ pub trait HeaderBlock {
 
     /// Removes every value of `name`; how many there were.
     fn remove(&mut self, name: &str) -> Result<usize, HeaderError>;
+
+    /// Every field, in order, names lower-cased (what a proxy-wasm
+    /// plugin is shown).
+    fn pairs(&self) -> Vec<(String, Vec<u8>)>;
 }
 
 /// A request head.
@@ -181,6 +185,12 @@ impl HeaderBlock for HeaderMap {
         HeaderMap::remove(self, &name);
         Ok(count)
     }
+
+    fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+        self.iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    }
 }
 
 /// Implements [`HeaderBlock`] for a type by delegating to its field.
@@ -198,6 +208,9 @@ macro_rules! headers_in {
             }
             fn remove(&mut self, name: &str) -> Result<usize, HeaderError> {
                 HeaderBlock::remove(&mut self.$field, name)
+            }
+            fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+                HeaderBlock::pairs(&self.$field)
             }
         }
     };
@@ -288,6 +301,12 @@ impl HeaderBlock for Vec<(String, Vec<u8>)> {
         self.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         Ok(before - self.len())
     }
+
+    fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+        self.iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect()
+    }
 }
 
 impl RequestHead for Head {
@@ -332,6 +351,9 @@ impl HeaderBlock for Speaking<'_> {
     }
     fn remove(&mut self, name: &str) -> Result<usize, HeaderError> {
         self.head.remove(name)
+    }
+    fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+        self.head.pairs()
     }
 }
 

@@ -22,6 +22,7 @@
 //!   rate limits, RBAC, faults, CORS, response compression, …);
 //! * [`buckets`] — token buckets (the rate limits'), which an upgrade
 //!   carries to the next generation;
+//! * [`wasm`] — proxy-wasm plugins as HTTP filters (the host, on wasmi);
 //! * [`config`] — the chains built from a listener's and a route's
 //!   `filters` (`baton_config::filter`).
 //!
@@ -96,6 +97,7 @@ pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod network;
 pub(crate) mod rpc;
+pub(crate) mod wasm;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -171,6 +171,8 @@ pub enum SetupError {
     Route(#[from] regex::Error),
     #[error("filter: {0}")]
     Filter(#[from] crate::filter::http::HeaderError),
+    #[error("filter: {0}")]
+    Plugin(#[from] crate::filter::wasm::LoadError),
     #[error("certificate {}: {source}", path.display())]
     CertFile {
         path: PathBuf,
@@ -220,6 +222,16 @@ impl SetupError {
         move |e| SetupError::Cluster {
             name: name.to_string(),
             source: Box::new(e),
+        }
+    }
+}
+
+impl From<crate::filter::config::ChainError> for SetupError {
+    fn from(error: crate::filter::config::ChainError) -> SetupError {
+        use crate::filter::config::ChainError;
+        match error {
+            ChainError::Header(e) => SetupError::Filter(e),
+            ChainError::Plugin(e) => SetupError::Plugin(e),
         }
     }
 }

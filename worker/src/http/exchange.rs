@@ -613,16 +613,26 @@ async fn answer_local<D: Downstream>(
     Ok(down.answer(local).await?)
 }
 
+/// Where the message's length went out in its head: its body's bytes so
+/// far, as received and as passed on by the filters.
+#[derive(Debug, Default)]
+struct Fixed {
+    seen: usize,
+    passed: usize,
+}
+
 /// A body piece through the filters (request side in chain order,
 /// response side in reverse): the piece as it goes on, or the answer that
 /// replaces the message. `fixed`: the message's length went out in its
-/// head, so a filter that changes a piece's length breaks it — answered
-/// with a 500 while that can still be done.
+/// head, so a filter may hold bytes back (a plugin buffering the body
+/// until its end) but not pass on more than it was given, nor end with
+/// another total — that is answered with a 500 while that can still be
+/// done.
 fn filter_data(
     stream: &Mutex<HttpStream>,
     data: Bytes,
     end: bool,
-    fixed: bool,
+    fixed: Option<&mut Fixed>,
     request: bool,
 ) -> Result<Bytes, Box<LocalResponse>> {
     let mut chunk = BytesMut::from(data);
@@ -638,7 +648,12 @@ fn filter_data(
     if let Action::Respond(local) = action {
         return Err(local);
     }
-    if fixed && chunk.len() != before {
+    let broken = fixed.is_some_and(|f| {
+        f.seen += before;
+        f.passed += chunk.len();
+        f.passed > f.seen || (end && f.passed != f.seen)
+    });
+    if broken {
         warn!("a filter changed the length of a body whose length was sent");
         return Err(Box::new(LocalResponse {
             status: 500,
@@ -780,7 +795,7 @@ impl Attempt<'_> {
             return Ended::Error(e.into());
         }
         let filters = self.filters;
-        let fixed = matches!(info.framing, Framing::Length(_));
+        let mut fixed = matches!(info.framing, Framing::Length(_)).then(Fixed::default);
         let pump = async {
             let mut trailers_seen = false;
             loop {
@@ -789,7 +804,7 @@ impl Attempt<'_> {
                     Ok(Some(Piece::Data(data))) => {
                         let data = match filters {
                             None => data,
-                            Some(f) => match filter_data(f, data, false, fixed, true) {
+                            Some(f) => match filter_data(f, data, false, fixed.as_mut(), true) {
                                 Ok(data) if data.is_empty() => continue,
                                 Ok(data) => data,
                                 Err(local) => {
@@ -816,7 +831,7 @@ impl Attempt<'_> {
                         if let Some(f) = filters
                             && !trailers_seen
                         {
-                            match filter_data(f, Bytes::new(), true, fixed, true) {
+                            match filter_data(f, Bytes::new(), true, fixed.as_mut(), true) {
                                 Ok(last) if last.is_empty() => {}
                                 Ok(last) => {
                                     if let Err(e) = body_out.data(last).await {
@@ -954,7 +969,7 @@ impl Attempt<'_> {
         let status = head.status();
         meters.status(status);
         let length = head.length(info.head_request);
-        let fixed = matches!(length, BodyLength::Known(_));
+        let mut fixed = matches!(length, BodyLength::Known(_)).then(Fixed::default);
         let mut trailers_seen = false;
         responded.store(true, Ordering::Relaxed);
         let cut = |e: ExchangeError| Relayed::Ended(Ended::Error(e));
@@ -989,7 +1004,7 @@ impl Attempt<'_> {
                 Some(Piece::Data(data)) => {
                     match self.filters {
                         None => respond.data(data).await,
-                        Some(f) => match filter_data(f, data, false, fixed, false) {
+                        Some(f) => match filter_data(f, data, false, fixed.as_mut(), false) {
                             // An empty piece would end a chunked body.
                             Ok(data) if data.is_empty() => Ok(()),
                             Ok(data) => respond.data(data).await,
@@ -1012,7 +1027,7 @@ impl Attempt<'_> {
                         && !trailers_seen
                         && length != BodyLength::None
                     {
-                        match filter_data(f, Bytes::new(), true, fixed, false) {
+                        match filter_data(f, Bytes::new(), true, fixed.as_mut(), false) {
                             Ok(last) if last.is_empty() => {}
                             Ok(last) => {
                                 if let Err(e) = respond.data(last).await {

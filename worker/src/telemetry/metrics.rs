@@ -574,6 +574,7 @@ impl Meters {
             ),
         ];
         all.append(&mut families);
+        all.extend(super::plugin::registry().families());
         Metrics { families: all }
     }
 }

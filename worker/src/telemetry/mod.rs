@@ -9,9 +9,12 @@
 //!   families and snapshot;
 //! * [`metrics`] — [`metrics::Meters`], every meter of a generation, and
 //!   its snapshot for the supervisor (also the worker's heartbeat);
-//! * [`access_log`] — one line per connection, off the data path.
+//! * [`access_log`] — one line per connection, off the data path;
+//! * [`plugin`] — the metrics proxy-wasm plugins define, and how often
+//!   plugins were stopped.
 
 pub(crate) mod access_log;
 pub(crate) mod histogram;
 pub(crate) mod meters;
 pub(crate) mod metrics;
+pub(crate) mod plugin;

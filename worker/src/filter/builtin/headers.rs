@@ -161,6 +161,9 @@ impl HeaderBlock for Probe {
     fn remove(&mut self, name: &str) -> Result<usize, HeaderError> {
         HeaderBlock::remove(&mut self.0, name)
     }
+    fn pairs(&self) -> Vec<(String, Vec<u8>)> {
+        HeaderBlock::pairs(&self.0)
+    }
 }
 
 impl RequestHead for Probe {

@@ -1,0 +1,138 @@
+//! Shared data and shared queues: what every instance of every plugin in
+//! this worker process (one generation) sees.
+//!
+//! Shared data is a map of keys to a value and a CAS number: a write that
+//! names a CAS other than the current one is refused
+//! ([`Status::CasMismatch`]), CAS 0 writes unconditionally. Queues are
+//! registered by name and found by name (the VM id is not checked: a
+//! worker runs one VM kind); `proxy_on_queue_ready` is not called — a
+//! consumer polls with `proxy_dequeue_shared_queue`.
+//!
+//! Bounded: [`MAX_QUEUE`] items per queue (an enqueue past it is refused),
+//! so a producer without a consumer cannot grow a worker without end.
+//! Process-wide for the reason the plugin metrics are
+//! (`telemetry::plugin`). Not carried across an upgrade yet.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::LazyLock;
+
+use parking_lot::Mutex;
+
+use super::abi::Status;
+
+/// Why this many: a queue is a hand-off between requests, not a store.
+pub(crate) const MAX_QUEUE: usize = 10_000;
+
+/// A key's value and its CAS number.
+type Entry = (Vec<u8>, u32);
+
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    data: Mutex<HashMap<Vec<u8>, Entry>>,
+    queues: Mutex<Queues>,
+}
+
+#[derive(Debug, Default)]
+struct Queues {
+    by_name: HashMap<Vec<u8>, u32>,
+    items: HashMap<u32, VecDeque<Vec<u8>>>,
+}
+
+static SHARED: LazyLock<Shared> = LazyLock::new(Shared::default);
+
+/// The process's shared data and queues.
+pub(crate) fn shared() -> &'static Shared {
+    &SHARED
+}
+
+impl Shared {
+    /// The value of `key` and its CAS.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Entry, Status> {
+        self.data.lock().get(key).cloned().ok_or(Status::NotFound)
+    }
+
+    pub(crate) fn set(&self, key: &[u8], value: &[u8], cas: u32) -> Result<(), Status> {
+        let mut data = self.data.lock();
+        let current = data.get(key).map_or(0, |(_, c)| *c);
+        if cas != 0 && cas != current {
+            return Err(Status::CasMismatch);
+        }
+        let next = current.wrapping_add(1).max(1);
+        data.insert(key.to_vec(), (value.to_vec(), next));
+        Ok(())
+    }
+
+    /// The token of queue `name`, made if new.
+    pub(crate) fn register(&self, name: &[u8]) -> u32 {
+        let mut queues = self.queues.lock();
+        if let Some(token) = queues.by_name.get(name) {
+            return *token;
+        }
+        let token = u32::try_from(queues.by_name.len() + 1).unwrap_or(u32::MAX);
+        queues.by_name.insert(name.to_vec(), token);
+        queues.items.insert(token, VecDeque::new());
+        token
+    }
+
+    pub(crate) fn resolve(&self, name: &[u8]) -> Result<u32, Status> {
+        self.queues
+            .lock()
+            .by_name
+            .get(name)
+            .copied()
+            .ok_or(Status::NotFound)
+    }
+
+    pub(crate) fn enqueue(&self, token: u32, item: &[u8]) -> Result<(), Status> {
+        let mut queues = self.queues.lock();
+        let queue = queues.items.get_mut(&token).ok_or(Status::NotFound)?;
+        if queue.len() >= MAX_QUEUE {
+            return Err(Status::BadArgument);
+        }
+        queue.push_back(item.to_vec());
+        Ok(())
+    }
+
+    pub(crate) fn dequeue(&self, token: u32) -> Result<Vec<u8>, Status> {
+        let mut queues = self.queues.lock();
+        let queue = queues.items.get_mut(&token).ok_or(Status::NotFound)?;
+        queue.pop_front().ok_or(Status::Empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_written_with_cas() {
+        let shared = Shared::default();
+        assert_eq!(shared.get(b"k"), Err(Status::NotFound));
+        shared.set(b"k", b"1", 0).unwrap();
+        let (value, cas) = shared.get(b"k").unwrap();
+        assert_eq!(value, b"1");
+        assert_eq!(shared.set(b"k", b"2", cas + 1), Err(Status::CasMismatch));
+        shared.set(b"k", b"2", cas).unwrap();
+        assert_eq!(shared.get(b"k").unwrap().0, b"2");
+        assert_eq!(shared.set(b"k", b"3", cas), Err(Status::CasMismatch));
+    }
+
+    #[test]
+    fn queues_hand_items_over_in_order() {
+        let shared = Shared::default();
+        assert_eq!(shared.resolve(b"q"), Err(Status::NotFound));
+        let token = shared.register(b"q");
+        assert_eq!(shared.register(b"q"), token);
+        assert_eq!(shared.resolve(b"q"), Ok(token));
+        assert_eq!(shared.dequeue(token), Err(Status::Empty));
+        shared.enqueue(token, b"a").unwrap();
+        shared.enqueue(token, b"b").unwrap();
+        assert_eq!(shared.dequeue(token).unwrap(), b"a");
+        assert_eq!(shared.dequeue(token).unwrap(), b"b");
+        assert_eq!(shared.enqueue(token + 1, b"x"), Err(Status::NotFound));
+        for _ in 0..MAX_QUEUE {
+            shared.enqueue(token, b"x").unwrap();
+        }
+        assert_eq!(shared.enqueue(token, b"x"), Err(Status::BadArgument));
+    }
+}
