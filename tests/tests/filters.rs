@@ -684,3 +684,97 @@ endpoints = ["{}"]
         "only the 0% listener's requests reached the server"
     );
 }
+
+/// An upgrade neither refills nor resets a rate limit (issue 15 item 4):
+/// the listener's bucket, keyed per user, is spent before the upgrade;
+/// clients keep sending across `baton upgrade` and after it, and not one
+/// more request is admitted than the bucket held — the new generation
+/// took the buckets over (handoff schema 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_keeps_its_buckets_across_an_upgrade() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let upstream = HttpUpstream::start("a").await;
+    let config = format!(
+        r#"[[listeners]]
+name = "web"
+address = "127.0.0.1:0"
+protocol = "http"
+cluster = "c"
+filters = [{{ name = "local_rate_limit", max_tokens = 5, fill_interval = "1h", key = {{ header = "x-user" }} }}]
+
+[[clusters]]
+name = "c"
+endpoints = ["{}"]
+"#,
+        upstream.addr
+    );
+    let baton = Baton::start(&config);
+    let addr = baton.addr("web");
+    // Each user spends its five tokens.
+    for user in ["ann", "bob"] {
+        let mut client = Client::connect(addr).await;
+        for _ in 0..5 {
+            let response = client
+                .request("GET", "/spend", &[("x-user", user)], b"")
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+    }
+    assert_eq!(upstream.requests(), 10);
+
+    // Clients keep asking (keep-alive, and new connections) across the
+    // upgrade and after it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (admitted, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = ["ann", "bob"]
+        .into_iter()
+        .map(|user| {
+            let (stop, admitted, refused) = (
+                Arc::clone(&stop),
+                Arc::clone(&admitted),
+                Arc::clone(&refused),
+            );
+            tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut sent = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let response = client
+                        .request("GET", "/more", &[("x-user", user)], b"")
+                        .await;
+                    let count = if response.status() == 200 {
+                        &admitted
+                    } else {
+                        &refused
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    sent += 1;
+                    if sent % 10 == 0 {
+                        // Some on fresh connections (the new generation's).
+                        client = Client::connect(addr).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let before = refused.load(Ordering::SeqCst);
+    let report = tokio::task::block_in_place(|| baton.upgrade(&[]));
+    assert!(report.contains("upgrade succeeded"), "{report}");
+    // Enough requests after the upgrade that a fresh bucket would show.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while refused.load(Ordering::SeqCst) < before + 40 {
+        assert!(tokio::time::Instant::now() < deadline, "the load stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        admitted.load(Ordering::SeqCst),
+        0,
+        "a spent bucket stays spent"
+    );
+    assert_eq!(upstream.requests(), 10);
+}
