@@ -260,3 +260,32 @@ async fn a_plugin_that_cannot_load_is_refused_by_upgrade_and_the_running_one_ser
     let seen = upstream.seen().await;
     assert!(seen.iter().all(|h| h.header("x-wasm") == Some("v1")));
 }
+
+/// The plugins' shared data outlives the generation (issue 15 item 4):
+/// a plugin counting visits in shared data goes on from its count after
+/// `baton upgrade` (handoff schema 4), where a fresh store would start
+/// again at 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_shared_data_survives_an_upgrade() {
+    let upstream = HttpUpstream::start("a").await;
+    let visits = plugin("visits");
+    let filters = format!(r#"[{{ wasm = "{visits}", root_id = "visits" }}]"#);
+    let baton = Baton::start(&config(upstream.addr, &filters, ""));
+    let url = format!("http://{}/", baton.addr("web"));
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (status, head, _) = get(&url, &[]).await;
+        assert_eq!(status, 200);
+        seen.push(header(&head, "x-visits"));
+    }
+    let report = tokio::task::block_in_place(|| baton.upgrade(&[]));
+    assert!(report.contains("upgrade succeeded"), "{report}");
+    let (status, head, _) = get(&url, &[]).await;
+    assert_eq!(status, 200);
+    seen.push(header(&head, "x-visits"));
+    let seen: Vec<_> = seen
+        .iter()
+        .map(|v| v.as_deref().unwrap_or("none"))
+        .collect();
+    assert_eq!(seen, ["1", "2", "3", "4"]);
+}

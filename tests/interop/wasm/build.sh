@@ -6,7 +6,7 @@
 # code (usize conversions); errors fail the build.
 set -eu
 cd "$(dirname "$0")"
-for plugin in add_header deny_path upper_body count forever trap; do
+for plugin in add_header deny_path upper_body count forever trap visits; do
   out="$plugin/filter.wasm"
   if [ -f "$out" ] && [ "$out" -nt "$plugin/index.ts" ] && [ "$out" -nt common.ts ] \
     && [ "$out" -nt package-lock.json ]; then

@@ -30,7 +30,10 @@
 //! the new config does not have at that place (or no longer a rate
 //! limit) takes nothing; a bucket's tokens are capped at the new
 //! settings. What N takes from a bucket after the snapshot, while it
-//! still serves, is not carried.
+//! still serves, is not carried. Then the proxy-wasm plugins' shared data
+//! (keys, values, CAS numbers), which replaces what the new generation's
+//! plugins wrote while they started; an entry too large for a datagram
+//! stays behind (counted in a warning). Shared queues are not carried.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +47,7 @@ use tokio::time::Instant;
 use crate::conn::ctx::Ctx;
 use crate::filter::buckets::{Key, Limiter, Snapshot};
 use crate::migrate::schema::{
-    self, BucketKey, BucketState, EndpointHealth, EndpointState, Schema, SchemaError,
+    self, BucketKey, BucketState, EndpointHealth, EndpointState, Schema, SchemaError, SharedEntry,
 };
 use crate::upstream::health::{EndpointRecord, Health};
 
@@ -241,6 +244,25 @@ pub(crate) async fn send(
             buckets = count,
             "rate-limit buckets sent to the new generation"
         );
+        let entries: Vec<SharedEntry> = crate::filter::wasm::shared::shared()
+            .data_snapshot()
+            .into_iter()
+            .map(|(key, value, cas)| SharedEntry { key, value, cas })
+            .collect();
+        let (messages, left_out) = schema::encode_shared(schema, &entries)?;
+        for message in messages {
+            chan.send(&message, &[]).await?;
+        }
+        if left_out > 0 {
+            warn!(
+                left_out,
+                "plugin shared data too large for the handoff stays behind"
+            );
+        }
+        info!(
+            entries = entries.len() - left_out,
+            "plugin shared data sent to the new generation"
+        );
     }
     Ok(())
 }
@@ -263,19 +285,43 @@ pub(crate) async fn receive(
             }
         }
         let mut buckets = Vec::new();
-        while schema.carries_buckets() {
-            let message = chan.recv_msg().await?;
-            let (more, last) = schema::decode_buckets(schema, &message)?;
-            buckets.extend(more);
-            if last {
-                break;
+        let mut shared = Vec::new();
+        if schema.carries_buckets() {
+            loop {
+                let message = chan.recv_msg().await?;
+                let (more, last) = schema::decode_buckets(schema, &message)?;
+                buckets.extend(more);
+                if last {
+                    break;
+                }
+            }
+            loop {
+                let message = chan.recv_msg().await?;
+                let (more, last) = schema::decode_shared(schema, &message)?;
+                shared.extend(more);
+                if last {
+                    break;
+                }
             }
         }
-        Ok::<_, HealthError>((endpoints, buckets))
+        Ok::<_, HealthError>((endpoints, buckets, shared))
     };
-    let (endpoints, buckets) = tokio::time::timeout(HEALTH_TIMEOUT, all)
+    let (endpoints, buckets, shared) = tokio::time::timeout(HEALTH_TIMEOUT, all)
         .await
         .map_err(|_| HealthError::Timeout)??;
+    if !shared.is_empty() {
+        let count = shared.len();
+        crate::filter::wasm::shared::shared().restore_data(
+            shared
+                .into_iter()
+                .map(|e| (e.key, e.value, e.cas))
+                .collect(),
+        );
+        info!(
+            entries = count,
+            "plugin shared data taken over from the previous generation"
+        );
+    }
     if !buckets.is_empty() {
         let taken = restore_buckets(ctx, buckets);
         info!(

@@ -46,6 +46,12 @@
 //!   `http:<listener>:route<index>:<position>`, `rpc:<listener>:<position>`),
 //!   key: Option<BucketKey: 0 Ip(IpAddr, as SocketAddr's ip) | 1 Value(bytes)>,
 //!   tokens: u64, since_fill: {secs: u64, nanos: u32}
+//!
+//!   and after the last bucket batch, the proxy-wasm plugins' shared data,
+//!   message kind 26 again (schema 4, last): body = bincode [SharedEntry]
+//!
+//! SharedEntry:
+//!   key: bytes, value: bytes, cas: u32
 //! ```
 //!
 //! (bincode 2, standard config: integers as varints, a string or a byte
@@ -107,7 +113,8 @@ impl Schema {
     pub const V3: Schema = Schema(3);
     /// Schema 4: as schema 3, and after the endpoint health, the rate
     /// limits' token buckets ([`BucketState`] lists in more kind-26
-    /// batches; see the module doc).
+    /// batches) and the proxy-wasm plugins' shared data
+    /// ([`SharedEntry`] lists); see the module doc.
     pub const V4: Schema = Schema(4);
 
     /// Whether the old generation sends its endpoint health in this
@@ -472,6 +479,44 @@ pub struct BucketState {
     pub tokens: u64,
     /// How long ago it was last filled.
     pub since_fill: Duration,
+}
+
+/// One key of the proxy-wasm plugins' shared data (schema 4 on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedEntry {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub cas: u32,
+}
+
+/// The messages carrying `entries` in `schema` (one that
+/// [`Schema::carries_buckets`]), cut as [`encode_health`] cuts them; an
+/// entry too large for a datagram is left out (and named in the error
+/// list returned beside).
+pub fn encode_shared(
+    schema: Schema,
+    entries: &[SharedEntry],
+) -> Result<(Vec<Message>, usize), SchemaError> {
+    if !schema.carries_buckets() {
+        return Err(SchemaError::NoHealth(schema));
+    }
+    let mut fitting = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if 10 + encode(schema, entry)?.len() <= HEALTH_BODY {
+            fitting.push(entry.clone());
+        }
+    }
+    let left_out = entries.len() - fitting.len();
+    Ok((encode_runs(schema, &fitting)?, left_out))
+}
+
+/// Reads a shared-data batch in the `agreed` schema: its entries, and
+/// whether it is the last.
+pub fn decode_shared(
+    agreed: Schema,
+    message: &Message,
+) -> Result<(Vec<SharedEntry>, bool), SchemaError> {
+    decode_run(agreed, message, Schema::carries_buckets)
 }
 
 /// A keyed bucket's key.

@@ -11,7 +11,10 @@
 //! Bounded: [`MAX_QUEUE`] items per queue (an enqueue past it is refused),
 //! so a producer without a consumer cannot grow a worker without end.
 //! Process-wide for the reason the plugin metrics are
-//! (`telemetry::plugin`). Not carried across an upgrade yet.
+//! (`telemetry::plugin`). Shared data is carried across an upgrade
+//! ([`Shared::data_snapshot`], [`Shared::restore_data`]; `migrate::health`
+//! sends it, handoff schema 4): a plugin's shared state outlives the
+//! generation. Queues are not (their items are hand-offs in flight).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::LazyLock;
@@ -62,6 +65,25 @@ impl Shared {
         Ok(())
     }
 
+    /// Every key's value and CAS, for the next generation.
+    pub(crate) fn data_snapshot(&self) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+        self.data
+            .lock()
+            .iter()
+            .map(|(k, (v, cas))| (k.clone(), v.clone(), *cas))
+            .collect()
+    }
+
+    /// Takes over the previous generation's shared data: its values and
+    /// CAS numbers replace what this generation's plugins wrote while
+    /// they started.
+    pub(crate) fn restore_data(&self, entries: Vec<(Vec<u8>, Vec<u8>, u32)>) {
+        let mut data = self.data.lock();
+        for (key, value, cas) in entries {
+            data.insert(key, (value, cas.max(1)));
+        }
+    }
+
     /// The token of queue `name`, made if new.
     pub(crate) fn register(&self, name: &[u8]) -> u32 {
         let mut queues = self.queues.lock();
@@ -103,6 +125,19 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_moves_with_its_cas() {
+        let old = Shared::default();
+        old.set(b"hits", b"41", 0).unwrap();
+        old.set(b"hits", b"42", 1).unwrap();
+        let new = Shared::default();
+        new.set(b"hits", b"0", 0).unwrap();
+        new.restore_data(old.data_snapshot());
+        assert_eq!(new.get(b"hits").unwrap(), (b"42".to_vec(), 2));
+        assert_eq!(new.set(b"hits", b"43", 1), Err(Status::CasMismatch));
+        new.set(b"hits", b"43", 2).unwrap();
+    }
 
     #[test]
     fn data_is_written_with_cas() {

@@ -433,6 +433,54 @@ fn buckets_are_written_as_their_golden_fixture() {
     }
 }
 
+#[test]
+fn shared_data_is_written_as_its_golden_fixture_and_oversized_entries_stay() {
+    let entries = vec![
+        SharedEntry {
+            key: b"visits".to_vec(),
+            value: b"42".to_vec(),
+            cas: 7,
+        },
+        SharedEntry {
+            key: Vec::new(),
+            value: vec![0, 255],
+            cas: 1,
+        },
+    ];
+    for &version in HANDOFF_VERSIONS {
+        let schema = Schema(version);
+        if !schema.carries_buckets() {
+            assert!(encode_shared(schema, &entries).is_err());
+            continue;
+        }
+        let (messages, left_out) = encode_shared(schema, &entries).unwrap();
+        assert_eq!((messages.len(), left_out), (1, 0));
+        let ours = messages[0].encode_body().unwrap();
+        let golden = fixture(schema, "shared", &ours);
+        assert_eq!(
+            hex(&ours),
+            hex(&golden),
+            "shared data in schema {schema} changed: a new encoding needs a new schema version"
+        );
+        let back = Message::decode_frame(messages[0].kind() as u8, 0, &golden).unwrap();
+        assert_eq!(
+            decode_shared(schema, &back).unwrap(),
+            (entries.clone(), true)
+        );
+    }
+    // One entry larger than a datagram stays behind; the rest go.
+    let mut with_huge = entries.clone();
+    with_huge.push(SharedEntry {
+        key: b"huge".to_vec(),
+        value: vec![1; baton_ipc::MAX_BODY],
+        cas: 1,
+    });
+    let (messages, left_out) = encode_shared(Schema::V4, &with_huge).unwrap();
+    assert_eq!(left_out, 1);
+    let (got, last) = decode_shared(Schema::V4, &messages[0]).unwrap();
+    assert_eq!((got, last), (entries, true));
+}
+
 /// Many endpoints go in as many datagrams as they need, in order, the
 /// last one marked; none at all is still one (empty, last) batch.
 #[test]
