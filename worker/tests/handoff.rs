@@ -218,22 +218,43 @@ async fn with_no_schema_in_common_the_old_generation_drains() {
 }
 
 /// A fake new generation that speaks `versions`, takes the endpoint
-/// health (schema 3 on), says `Accepting`, and returns the channel for the
-/// test to drive.
+/// health (schema 3 on) and the filters' state (schema 4 on: buckets,
+/// then plugin shared data), says `Accepting`, and returns the channel
+/// for the test to drive.
 async fn fake_peer(chan: &Channel, versions: &[u16]) {
     let peer = chan.exchange_hellos(Role::Worker, versions).await.unwrap();
-    if let schema::Agreed::Schema(agreed) = schema::agree(versions, &peer.versions)
-        && agreed.carries_health()
-    {
-        loop {
-            let message = chan.recv_msg().await.unwrap();
-            let (_, last) = schema::decode_health(agreed, &message).unwrap();
-            if last {
-                break;
-            }
+    if let schema::Agreed::Schema(agreed) = schema::agree(versions, &peer.versions) {
+        if agreed.carries_health() {
+            until_last(chan, |m| {
+                schema::decode_health(agreed, m).map(|(_, last)| last)
+            })
+            .await;
+        }
+        if agreed.carries_buckets() {
+            until_last(chan, |m| {
+                schema::decode_buckets(agreed, m).map(|(_, last)| last)
+            })
+            .await;
+            until_last(chan, |m| {
+                schema::decode_shared(agreed, m).map(|(_, last)| last)
+            })
+            .await;
         }
     }
     chan.send_msg(Accepting {}).await.unwrap();
+}
+
+/// Reads batches of one series until the one `last_of` says is last.
+async fn until_last(
+    chan: &Channel,
+    last_of: impl Fn(&baton_ipc::Message) -> Result<bool, schema::SchemaError>,
+) {
+    loop {
+        let message = chan.recv_msg().await.unwrap();
+        if last_of(&message).unwrap() {
+            break;
+        }
+    }
 }
 
 /// Receives a batch in `schema`: its sequence number and size.
@@ -271,7 +292,9 @@ async fn unacknowledged_batches_are_resumed_at_the_deadline() {
         None,
     ));
     fake_peer(&b, schema::HANDOFF_VERSIONS).await;
-    let (seq, size) = recv_batch(&b, Schema::V3).await;
+    // This build's own schema: the highest it speaks.
+    let ours = Schema(*schema::HANDOFF_VERSIONS.last().unwrap());
+    let (seq, size) = recv_batch(&b, ours).await;
     assert_eq!((seq, size), (0, COUNT));
     let failure = handing.await.unwrap().unwrap_err();
     tokio::time::resume();
