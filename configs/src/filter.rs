@@ -84,6 +84,15 @@ pub enum Filter {
         action: RangePolicy,
         rules: Vec<RbacRule>,
     },
+    /// RPC: edits of the headers of requests (Bolt's header map, Dubbo's
+    /// attachments) and of responses (Bolt), for `service` (and
+    /// `method`) or every request. Only `Set` and `Remove` edits.
+    RpcHeaders {
+        service: Option<String>,
+        method: Option<String>,
+        request: Vec<HeaderEdit>,
+        response: Vec<HeaderEdit>,
+    },
     /// RPC: a token bucket for the requests of `service` (and `method`);
     /// a request finding it empty gets the protocol's `overloaded` error.
     RpcRateLimit {
@@ -137,6 +146,7 @@ impl Filter {
             Filter::RpcFault { .. } => "rpc_fault",
             Filter::LocalRateLimit { .. } => "local_rate_limit",
             Filter::RpcRateLimit { .. } => "rpc_rate_limit",
+            Filter::RpcHeaders { .. } => "rpc_headers",
             Filter::ConnectionLimit { .. } => "connection_limit",
             Filter::Rbac { .. } => "rbac",
             Filter::Fault { .. } => "fault",
@@ -158,19 +168,22 @@ impl Filter {
             | Filter::Cors(_)
             | Filter::Compression(_)
             | Filter::Wasm(_) => Layer::Http,
-            Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } => Layer::Rpc,
+            Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } | Filter::RpcHeaders { .. } => {
+                Layer::Rpc
+            }
         }
     }
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     "source_ranges",
     "byte_limit",
     "headers",
     "rpc_fault",
     "local_rate_limit",
     "rpc_rate_limit",
+    "rpc_headers",
     "connection_limit",
     "rbac",
     "fault",

@@ -177,6 +177,14 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "tokens_per_fill",
                 "fill_interval",
             ],
+            "rpc_headers" => &[
+                "service",
+                "method",
+                "request_set",
+                "request_remove",
+                "response_set",
+                "response_remove",
+            ],
             "connection_limit" => &["max_per_source"],
             "rbac" => &["action", "rules"],
             "fault" => &["abort", "delay", "header_control"],
@@ -238,6 +246,22 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
         // The byte stage taps L4 tunnels only.
         (Layer::Network, Place::Listener(p)) => p == Protocol::Tcp,
         (Layer::Http, Place::Listener(p)) => p == Protocol::Http,
+        // Header edits know Bolt's header map and Dubbo's attachments;
+        // Dubbo responses carry none.
+        (Layer::Rpc, Place::Listener(p)) if matches!(filter, Filter::RpcHeaders { .. }) => {
+            match (p, filter) {
+                (Protocol::Bolt, _) => true,
+                (Protocol::Dubbo, Filter::RpcHeaders { response, .. }) if !response.is_empty() => {
+                    return Err(
+                        "rpc_headers cannot edit Dubbo responses (they carry no attachments); \
+                         use request_set and request_remove"
+                            .into(),
+                    );
+                }
+                (Protocol::Dubbo, _) => true,
+                _ => false,
+            }
+        }
         (Layer::Rpc, Place::Listener(p)) => !matches!(p, Protocol::Tcp | Protocol::Http),
     };
     if ok {
@@ -346,6 +370,7 @@ impl RawFilter {
                 method: self.method.clone(),
                 bucket: self.bucket(name)?,
             }),
+            "rpc_headers" => self.rpc_headers(),
             "connection_limit" => {
                 let max = self
                     .max_per_source
@@ -381,6 +406,44 @@ impl RawFilter {
 }
 
 impl RawFilter {
+    /// `rpc_headers`: sets and removals, checked as RPC header keys (any
+    /// text without control characters) and values (templates).
+    fn rpc_headers(&self) -> Result<Filter, String> {
+        let side = |set: &Option<BTreeMap<String, String>>, remove: &Option<Vec<String>>| {
+            let key = |k: &str| {
+                if k.is_empty() || k.chars().any(char::is_control) {
+                    Err(format!("{k:?} is not an RPC header key"))
+                } else {
+                    Ok(k.to_string())
+                }
+            };
+            let mut out = Vec::new();
+            for (k, v) in set.iter().flatten() {
+                if v.chars().any(char::is_control) {
+                    return Err(format!("the value of {k} has a control character"));
+                }
+                v.parse::<Template>()
+                    .map_err(|e| format!("the value of {k}: {e}"))?;
+                out.push(HeaderEdit::Set(key(k)?, v.clone()));
+            }
+            for k in remove.iter().flatten() {
+                out.push(HeaderEdit::Remove(key(k)?));
+            }
+            Ok::<_, String>(out)
+        };
+        let request = side(&self.request_set, &self.request_remove)?;
+        let response = side(&self.response_set, &self.response_remove)?;
+        if request.is_empty() && response.is_empty() {
+            return Err("rpc_headers has no edit (request_set, request_remove, …)".into());
+        }
+        Ok(Filter::RpcHeaders {
+            service: self.service.clone(),
+            method: self.method.clone(),
+            request,
+            response,
+        })
+    }
+
     /// A rate limit's token bucket.
     fn bucket(&self, name: &str) -> Result<TokenBucket, String> {
         let max_tokens = self

@@ -157,6 +157,37 @@ fn rate_limits_parse_with_their_keys_and_defaults() {
 }
 
 #[test]
+fn rpc_header_edits_parse_for_bolt_and_dubbo() {
+    let text = listener(
+        "bolt",
+        "filters = [{ name = \"rpc_headers\", service = \"s\", request_set = { tenant = \"%DOWNSTREAM_REMOTE_ADDRESS%\", \"rpc_trace_context.sofaCallerApp\" = \"edge\" }, \
+         request_remove = [\"secret\"], response_set = { \"x-by\" = \"baton\" } }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [Filter::RpcHeaders {
+            service: Some("s".into()),
+            method: None,
+            request: vec![
+                HeaderEdit::Set("rpc_trace_context.sofaCallerApp".into(), "edge".into()),
+                HeaderEdit::Set("tenant".into(), "%DOWNSTREAM_REMOTE_ADDRESS%".into()),
+                HeaderEdit::Remove("secret".into()),
+            ],
+            response: vec![HeaderEdit::Set("x-by".into(), "baton".into())],
+        }]
+    );
+    // Keys keep their case: Dubbo's attachments are case-sensitive.
+    let text = listener(
+        "dubbo",
+        "filters = [{ name = \"rpc_headers\", request_set = { dubboApplication = \"edge\" } }]\n",
+    );
+    assert!(matches!(
+        &parse("ok.toml", &text).unwrap().listeners[0].filters[..],
+        [Filter::RpcHeaders { request, .. }] if request == &[HeaderEdit::Set("dubboApplication".into(), "edge".into())]
+    ));
+}
+
+#[test]
 fn rbac_and_connection_limit_parse() {
     let text = listener(
         "http",
@@ -306,6 +337,31 @@ fn every_mistake_is_refused_at_its_entry() {
             "bolt",
             "filters = [{ name = \"rpc_fault\", service = \"s\", error = \"oops\" }]\n",
             "is not an RPC error",
+        ),
+        (
+            "dubbo",
+            "filters = [{ name = \"rpc_headers\", response_set = { a = \"1\" } }]\n",
+            "cannot edit Dubbo responses",
+        ),
+        (
+            "tars",
+            "filters = [{ name = \"rpc_headers\", request_set = { a = \"1\" } }]\n",
+            "rpc_headers cannot run on a tars listener",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"rpc_headers\", service = \"s\" }]\n",
+            "rpc_headers has no edit",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"rpc_headers\", request_set = { a = \"%REQ(\" } }]\n",
+            "unclosed placeholder",
+        ),
+        (
+            "bolt",
+            "filters = [{ name = \"rpc_headers\", request_append = { a = \"1\" } }]\n",
+            "rpc_headers has no setting `request_append`",
         ),
         (
             "http",

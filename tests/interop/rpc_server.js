@@ -22,6 +22,10 @@
 //   {"event":"close","remote":"127.0.0.1:P"}
 //   {"event":"request","service":S,"method":M,"value":V}
 //   {"event":"released"}
+//   {"event":"props","service":S,"method":M,"value":V,"props":{...}}
+//       what the request carried besides its arguments, as the library
+//       decoded it: a Dubbo request's attachments, a Bolt request's
+//       `requestProps`
 //
 // The process lives until its stdin closes (the test's handle dropped).
 
@@ -64,6 +68,17 @@ server.on('connection', conn => {
   const remote = conn.remoteAddress;
   emit({ event: 'connection', remote });
   conn.once('close', () => emit({ event: 'close', remote }));
+});
+server.on('request', ({ req }) => {
+  const data = req.data || {};
+  const args = data.args || [];
+  emit({
+    event: 'props',
+    service: data.interfaceName,
+    method: data.methodName,
+    value: args.length ? args[0] : null,
+    props: data.requestProps || null,
+  });
 });
 server.on('error', err => console.error('[server error event]', err && err.stack));
 

@@ -244,6 +244,22 @@ impl Server {
         out
     }
 
+    /// What each request seen so far carried besides its arguments (a
+    /// Dubbo request's attachments), by its first argument.
+    fn props(&mut self) -> BTreeMap<String, Value> {
+        self.peer.drain();
+        self.peer
+            .events("props")
+            .into_iter()
+            .map(|e| {
+                (
+                    e["value"].as_str().unwrap_or_default().to_string(),
+                    e["props"].clone(),
+                )
+            })
+            .collect()
+    }
+
     /// Waits until `count` requests were seen. The server prints each one
     /// before answering it, but its output reaches the test through a pipe
     /// and a task: a client's answer can come first.
@@ -1034,4 +1050,83 @@ async fn dubbo_dubbo2js_routes_by_service_and_method() {
     a.wait_requests(40).await;
     assert_eq!(b.requests().len(), 20);
     assert_eq!(a.requests().len(), 40);
+}
+
+/// `rpc_headers` on Dubbo: the attachments dubbo2.js sends reach the
+/// sofa-rpc-node server with the filter's edits — a value set (with the
+/// client's address in it), one replaced, one removed — for the service
+/// it names, and untouched for the others; every call is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dubbo_rpc_headers_edit_the_attachments_a_server_reads() {
+    const OTHER: &str = "com.example.Other";
+    let mut server = Server::start("dubbo", "a", &[ECHO, OTHER]).await;
+    let filters = format!(
+        "filters = [{{ name = \"rpc_headers\", service = \"{ECHO}\", request_set = {{ tenant = \"blue\", \
+         caller = \"edge@%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\", timeout = \"9000\" }}, request_remove = [\"interface\"] }}]\n"
+    );
+    let baton = Baton::start(&config("dubbo", server.addr, &filters, ""));
+    let mut client = Client::start(ClientKind::Dubbo2js, baton.addr("rpc")).await;
+
+    let edited = values("edited", 12);
+    let untouched = values("untouched", 12);
+    let t1 = client.start_calls(ECHO, "echo", echo_args(&edited)).await;
+    let t2 = client
+        .start_calls(OTHER, "echo", echo_args(&untouched))
+        .await;
+    assert_answers("Echo.echo", &client.results(&t1).await, "a", ECHO, &edited);
+    assert_answers(
+        "Other.echo",
+        &client.results(&t2).await,
+        "a",
+        OTHER,
+        &untouched,
+    );
+    server.wait_requests(24).await;
+
+    let props = server.props();
+    for value in &edited {
+        let p = &props[value];
+        assert_eq!(p["tenant"], "blue", "{p}");
+        assert_eq!(p["caller"], "edge@127.0.0.1", "{p}");
+        assert_eq!(p["timeout"], "9000", "{p}");
+        assert!(p.get("interface").is_none(), "{p}");
+        assert_eq!(p["path"], ECHO, "{p}");
+    }
+    for value in &untouched {
+        let p = &props[value];
+        assert!(p.get("tenant").is_none(), "{p}");
+        assert_eq!(p["interface"], OTHER, "{p}");
+    }
+}
+
+/// `rpc_headers` on Bolt: setting the `service` header routes a
+/// sofa-rpc-node client's requests for one service to the route for
+/// another (the edited frame is one a real server reads and answers: it
+/// serves the service the body names), and a response header set on the
+/// way back leaves the answer one the client reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bolt_rpc_headers_route_by_the_header_they_set() {
+    const USERS: &str = "com.example.Users";
+    const MOVED: &str = "com.example.Moved:1.0";
+    let services = [ECHO, USERS];
+    let mut a = Server::start("bolt", "a", &services).await;
+    let mut b = Server::start("bolt", "b", &services).await;
+    let routes = format!(
+        "filters = [{{ name = \"rpc_headers\", service = \"{USERS}:1.0\", request_set = {{ service = \"{MOVED}\" }}, \
+         response_set = {{ \"x-served-by\" = \"baton\" }} }}]\n\
+         [[listeners.routes]]\nservice = \"{MOVED}\"\ncluster = \"moved\"\n"
+    );
+    let baton = Baton::start(&config("bolt", a.addr, &routes, &cluster("moved", b.addr)));
+    let mut client = Client::start(ClientKind::SofaBolt, baton.addr("rpc")).await;
+
+    let plain = values("plain", 20);
+    let moved = values("moved", 20);
+    let t1 = client.start_calls(ECHO, "echo", echo_args(&plain)).await;
+    let t2 = client.start_calls(USERS, "echo", echo_args(&moved)).await;
+    assert_answers("Echo", &client.results(&t1).await, "a", ECHO, &plain);
+    assert_answers("Users", &client.results(&t2).await, "b", USERS, &moved);
+    a.wait_requests(20).await;
+    b.wait_requests(20).await;
+    assert_eq!(a.requests().len(), 20);
+    assert_eq!(b.requests().len(), 20);
 }

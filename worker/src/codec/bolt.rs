@@ -402,7 +402,11 @@ impl BoltCodec {
 }
 
 /// Parses a request's class name and header map into routing attributes.
-fn request_attributes(class: &[u8], map: &[u8], timeout: i32) -> Result<Attributes, CodecError> {
+pub(crate) fn request_attributes(
+    class: &[u8],
+    map: &[u8],
+    timeout: i32,
+) -> Result<Attributes, CodecError> {
     let mut attributes = Attributes {
         class_name: (!class.is_empty()).then(|| wire::text(class)),
         timeout_ms: u32::try_from(timeout).ok().filter(|&t| t > 0),

@@ -170,6 +170,13 @@ impl Frame {
         }
     }
 
+    /// New bytes for the same message (its headers edited): the id stays
+    /// where it was, ahead of what changed.
+    pub(crate) fn replace(&mut self, raw: BytesMut, attributes: Attributes) {
+        self.raw = raw;
+        self.attributes = attributes;
+    }
+
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }

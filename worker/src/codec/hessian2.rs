@@ -1,5 +1,7 @@
-//! Just enough Hessian 2.0 to route Dubbo requests and to write Dubbo error
-//! bodies: strings and null, nothing else.
+//! Just enough Hessian 2.0 to route Dubbo requests, to write Dubbo error
+//! bodies, and to find (and rewrite) a request's attachments: strings and
+//! null are read and written; every other value is only stepped over
+//! ([`Reader::skip_value`]), its bytes kept as they are.
 //!
 //! String grammar (Hessian 2.0 serialization spec, §string):
 //!
@@ -35,6 +37,11 @@ pub(crate) enum ReadError {
     TooLong,
     /// A byte that cannot start a UTF-8 sequence.
     BadUtf8,
+    /// A tag no value starts with here (a reserved byte, an object of a
+    /// class never defined, a negative count).
+    Unsupported,
+    /// Values nested deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
 /// A forward reader over a hessian2 byte sequence.
@@ -42,11 +49,17 @@ pub(crate) enum ReadError {
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The field count of each class definition met so far, in order.
+    classes: Vec<usize>,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self {
+            buf,
+            pos: 0,
+            classes: Vec::new(),
+        }
     }
 
     fn byte(&mut self) -> Result<u8, ReadError> {
@@ -89,6 +102,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The string that is all of the bytes, if they are one.
+    pub(crate) fn read_whole_string(&mut self) -> Option<String> {
+        let text = self.read_string().ok()??;
+        self.at_end().then_some(text)
+    }
+
     /// Takes the bytes of `units` UTF-16 code units of (modified) UTF-8.
     fn utf8_units(&mut self, units: usize) -> Result<&'a [u8], ReadError> {
         let start = self.pos;
@@ -111,6 +130,242 @@ impl<'a> Reader<'a> {
             left -= count;
         }
         self.buf.get(start..self.pos).ok_or(ReadError::Truncated)
+    }
+}
+
+/// A map's entries: each key and the range of its value's bytes.
+pub(crate) type StringMap = Vec<(String, std::ops::Range<usize>)>;
+
+/// How deep [`Reader::skip_value`] follows nested lists, maps and
+/// objects: a Dubbo argument is rarely more than a few levels deep, and
+/// the cap keeps a hostile body from exhausting the stack.
+const MAX_DEPTH: u8 = 64;
+
+/// Stepping over values (Hessian 2.0 serialization spec, §3):
+///
+/// ```text
+/// value  ::= null | binary | boolean | class-def value | date | double
+///          | int | list | long | map | object | ref | string
+/// int    ::= 'I' b3 b2 b1 b0 | [x80-xbf] | [xc0-xcf] b0 | [xd0-xd7] b1 b0
+/// long   ::= 'L' b7..b0 | [xd8-xef] | [xf0-xff] b0 | [x38-x3f] b1 b0 | x59 b3..b0
+/// double ::= 'D' b7..b0 | x5b | x5c | x5d b0 | x5e b1 b0 | x5f b3..b0
+/// date   ::= x4a b7..b0 | x4b b3..b0
+/// binary ::= x41 b1 b0 <bytes> binary | 'B' b1 b0 <bytes> | [x20-x2f] <bytes> | [x34-x37] b0 <bytes>
+/// list   ::= x55 type value* 'Z' | 'V' type int value* | x57 value* 'Z'
+///          | x58 int value* | [x70-x77] type value* | [x78-x7f] value*
+/// map    ::= 'M' type (value value)* 'Z' | 'H' (value value)* 'Z'
+/// class-def ::= 'C' string int string*
+/// object ::= 'O' int value* | [x60-x6f] value*
+/// ref    ::= x51 int
+/// type   ::= string | int
+/// ```
+///
+/// An object's field count comes from its class definition, met earlier
+/// in the same stream, so the reader remembers each definition's count.
+impl Reader<'_> {
+    /// Where the reader is, in bytes from the start.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn peek(&self) -> Result<u8, ReadError> {
+        self.buf.get(self.pos).copied().ok_or(ReadError::Truncated)
+    }
+
+    fn advance(&mut self, n: usize) -> Result<(), ReadError> {
+        let end = self.pos.checked_add(n).ok_or(ReadError::Truncated)?;
+        if end > self.buf.len() {
+            return Err(ReadError::Truncated);
+        }
+        self.pos = end;
+        Ok(())
+    }
+
+    fn u16(&mut self) -> Result<usize, ReadError> {
+        let hi = usize::from(self.byte()?);
+        Ok((hi << 8) | usize::from(self.byte()?))
+    }
+
+    /// An int (the count or index forms use), which must not be negative.
+    fn count(&mut self) -> Result<usize, ReadError> {
+        let tag = self.byte()?;
+        let value = match tag {
+            0x80..=0xbf => i32::from(tag) - 0x90,
+            0xc0..=0xcf => ((i32::from(tag) - 0xc8) << 8) | i32::from(self.byte()?),
+            0xd0..=0xd7 => {
+                let high = (i32::from(tag) - 0xd4) << 16;
+                high | i32::try_from(self.u16()?).unwrap_or(0)
+            }
+            b'I' => {
+                let hi = self.u16()?;
+                let lo = self.u16()?;
+                // Two u16 halves: at most 32 bits.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+                let value = ((hi << 16) | lo) as u32 as i32;
+                value
+            }
+            _ => return Err(ReadError::Unsupported),
+        };
+        // Every element takes at least a byte, so a loop over a count
+        // that lies ends at the bytes' end (Truncated), however large.
+        usize::try_from(value).map_err(|_| ReadError::Unsupported)
+    }
+
+    /// Steps over a string's chunks, `tag` (already read) first.
+    fn skip_string(&mut self, mut tag: u8) -> Result<(), ReadError> {
+        loop {
+            let (len, last) = match tag {
+                0x00..=0x1f => (usize::from(tag), true),
+                0x30..=0x33 => (
+                    (usize::from(tag - 0x30) << 8) | usize::from(self.byte()?),
+                    true,
+                ),
+                b'S' | b'R' => (self.u16()?, tag == b'S'),
+                _ => return Err(ReadError::NotAString),
+            };
+            self.utf8_units(len)?;
+            if last {
+                return Ok(());
+            }
+            tag = self.byte()?;
+        }
+    }
+
+    /// A list's or map's type: a type name (a string) or a number naming
+    /// one met before.
+    fn skip_type(&mut self) -> Result<(), ReadError> {
+        match self.peek()? {
+            tag @ (0x00..=0x1f | 0x30..=0x33 | b'S' | b'R') => {
+                self.pos += 1;
+                self.skip_string(tag)
+            }
+            _ => self.count().map(drop),
+        }
+    }
+
+    /// Steps over values up to the closing `'Z'`, `per_entry` at a time.
+    fn skip_until_end(&mut self, per_entry: usize, depth: u8) -> Result<(), ReadError> {
+        while self.peek()? != b'Z' {
+            for _ in 0..per_entry {
+                self.skip(depth)?;
+            }
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn skip_values(&mut self, n: usize, depth: u8) -> Result<(), ReadError> {
+        (0..n).try_for_each(|_| self.skip(depth))
+    }
+
+    /// A map whose keys are strings (Dubbo's attachments): each key, and
+    /// where its value's bytes are. `None` for null. Refused if a key is
+    /// not a string.
+    pub(crate) fn string_map(&mut self) -> Result<Option<StringMap>, ReadError> {
+        match self.byte()? {
+            b'N' => return Ok(None),
+            b'H' => {}
+            b'M' => self.skip_type()?,
+            _ => return Err(ReadError::Unsupported),
+        }
+        let mut entries = Vec::new();
+        while self.peek()? != b'Z' {
+            let key = self.read_string()?.ok_or(ReadError::NotAString)?;
+            let at = self.pos;
+            self.skip_value()?;
+            entries.push((key, at..self.pos));
+        }
+        self.pos += 1;
+        Ok(Some(entries))
+    }
+
+    /// Steps over one value of any type.
+    pub(crate) fn skip_value(&mut self) -> Result<(), ReadError> {
+        self.skip(MAX_DEPTH)
+    }
+
+    fn skip(&mut self, depth: u8) -> Result<(), ReadError> {
+        let inner = depth.checked_sub(1).ok_or(ReadError::TooDeep)?;
+        let mut tag = self.byte()?;
+        // Class definitions precede the value that uses them.
+        while tag == b'C' {
+            let name = self.byte()?;
+            self.skip_string(name)?;
+            let fields = self.count()?;
+            for _ in 0..fields {
+                let field = self.byte()?;
+                self.skip_string(field)?;
+            }
+            self.classes.push(fields);
+            tag = self.byte()?;
+        }
+        match tag {
+            b'N' | b'T' | b'F' | 0x80..=0xbf | 0xd8..=0xef | 0x5b | 0x5c => Ok(()),
+            0xc0..=0xcf | 0xf0..=0xff | 0x5d => self.advance(1),
+            0xd0..=0xd7 | 0x38..=0x3f | 0x5e => self.advance(2),
+            b'I' | b'Y' | b'K' | 0x5f => self.advance(4),
+            b'L' | b'D' | b'J' => self.advance(8),
+            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.skip_string(tag),
+            0x20..=0x2f => self.advance(usize::from(tag - 0x20)),
+            0x34..=0x37 => {
+                let lo = usize::from(self.byte()?);
+                self.advance((usize::from(tag - 0x34) << 8) | lo)
+            }
+            b'A' | b'B' => {
+                let mut chunk = tag;
+                loop {
+                    let len = self.u16()?;
+                    self.advance(len)?;
+                    if chunk == b'B' {
+                        return Ok(());
+                    }
+                    chunk = self.byte()?;
+                    if !matches!(chunk, b'A' | b'B') {
+                        return Err(ReadError::Unsupported);
+                    }
+                }
+            }
+            b'Q' => self.count().map(drop),
+            b'H' => self.skip_until_end(2, inner),
+            b'M' => {
+                self.skip_type()?;
+                self.skip_until_end(2, inner)
+            }
+            0x55 => {
+                self.skip_type()?;
+                self.skip_until_end(1, inner)
+            }
+            0x57 => self.skip_until_end(1, inner),
+            b'V' => {
+                self.skip_type()?;
+                let n = self.count()?;
+                self.skip_values(n, inner)
+            }
+            b'X' => {
+                let n = self.count()?;
+                self.skip_values(n, inner)
+            }
+            0x70..=0x77 => {
+                self.skip_type()?;
+                self.skip_values(usize::from(tag - 0x70), inner)
+            }
+            0x78..=0x7f => self.skip_values(usize::from(tag - 0x78), inner),
+            b'O' | 0x60..=0x6f => {
+                let class = if tag == b'O' {
+                    self.count()?
+                } else {
+                    usize::from(tag - 0x60)
+                };
+                let fields = *self.classes.get(class).ok_or(ReadError::Unsupported)?;
+                self.skip_values(fields, inner)
+            }
+            _ => Err(ReadError::Unsupported),
+        }
     }
 }
 

@@ -140,6 +140,7 @@ use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod edit;
 mod error;
 mod frame;
 pub(crate) mod hessian2;
@@ -156,6 +157,7 @@ pub(crate) mod proxy_protocol;
 pub mod rocketmq;
 pub mod tars;
 
+pub use edit::HeaderOp;
 pub use error::{CodecError, UnknownProtocol};
 pub use frame::{Attributes, Direction, Frame, FrameKind, RequestId, Splice};
 

@@ -22,6 +22,7 @@ use crate::filter::builtin::headers::{Edit, Headers, Template};
 use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
 use crate::filter::builtin::rbac::Rbac;
 use crate::filter::builtin::rpc_fault::RpcFault;
+use crate::filter::builtin::rpc_headers::RpcHeaders;
 use crate::filter::builtin::sources::SourceRanges;
 use crate::filter::http::{HeaderError, HttpChain, HttpFilter};
 use crate::filter::network::{NetworkChain, NetworkFilter};
@@ -132,6 +133,23 @@ pub(crate) fn rpc_filters(listener: &Listener) -> Vec<Arc<dyn RpcFilter>> {
                     method.clone(),
                     *bucket,
                 ))),
+                Filter::RpcHeaders {
+                    service,
+                    method,
+                    request,
+                    response,
+                } => {
+                    // The config checked every key and value.
+                    let (Ok(request), Ok(response)) = (edits(request), edits(response)) else {
+                        return None;
+                    };
+                    Some(Arc::new(RpcHeaders::new(
+                        service.clone(),
+                        method.clone(),
+                        request,
+                        response,
+                    )))
+                }
                 _ => None,
             }
         })

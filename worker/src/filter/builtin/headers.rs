@@ -39,7 +39,7 @@ pub(crate) enum Edit {
 }
 
 impl Edit {
-    fn template(&self) -> Option<&Template> {
+    pub(crate) fn template(&self) -> Option<&Template> {
         match self {
             Edit::Set(_, t) | Edit::Append(_, t) => Some(t),
             Edit::Remove(_) => None,
@@ -56,14 +56,35 @@ impl Edit {
     }
 }
 
+/// What `%REQ(name)%` and `%PROTOCOL%` read: an HTTP request head, or
+/// an RPC request's headers (`rpc_headers`).
+pub(crate) trait Placeholders {
+    /// The first value of header `name` (given lowercase).
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    fn protocol(&self) -> &str;
+}
+
+impl<T: RequestHead + ?Sized> Placeholders for T {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.get(name)
+    }
+
+    fn protocol(&self) -> &str {
+        RequestHead::protocol(self)
+    }
+}
+
 /// What placeholders expand to for one request.
-struct Context<'a> {
-    source: Option<SocketAddr>,
-    request: &'a dyn RequestHead,
+pub(crate) struct Context<'a, P: ?Sized> {
+    pub(crate) source: Option<SocketAddr>,
+    pub(crate) request: &'a P,
 }
 
 /// `template` for one request (borrowed when it has no placeholder).
-fn expand<'t>(template: &'t Template, ctx: &Context<'_>) -> Cow<'t, [u8]> {
+pub(crate) fn expand<'t, P: Placeholders + ?Sized>(
+    template: &'t Template,
+    ctx: &Context<'_, P>,
+) -> Cow<'t, [u8]> {
     if let Some(literal) = template.literal() {
         return Cow::Borrowed(literal.as_bytes());
     }
@@ -82,7 +103,7 @@ fn expand<'t>(template: &'t Template, ctx: &Context<'_>) -> Cow<'t, [u8]> {
                     out.extend_from_slice(addr.ip().to_canonical().to_string().as_bytes());
                 }
             }
-            Piece::Req(name) => out.extend_from_slice(ctx.request.get(name).unwrap_or_default()),
+            Piece::Req(name) => out.extend_from_slice(ctx.request.header(name).unwrap_or_default()),
             Piece::Protocol => out.extend_from_slice(ctx.request.protocol().as_bytes()),
         }
     }
@@ -90,7 +111,10 @@ fn expand<'t>(template: &'t Template, ctx: &Context<'_>) -> Cow<'t, [u8]> {
 }
 
 /// Each edit's value for one request (empty for a removal).
-fn values<'t>(edits: &'t [Edit], ctx: &Context<'_>) -> Vec<Cow<'t, [u8]>> {
+fn values<'t, P: Placeholders + ?Sized>(
+    edits: &'t [Edit],
+    ctx: &Context<'_, P>,
+) -> Vec<Cow<'t, [u8]>> {
     edits
         .iter()
         .map(|e| {

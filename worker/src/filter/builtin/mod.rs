@@ -13,6 +13,7 @@
 //! | HTTP | [`compression::Compression`] | `compression` | compresses responses (gzip, brotli, zstd) by the request's `accept-encoding` and the response's content type, streaming | moves |
 //! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method), or a share of them, with the protocol's error | moves |
 //! | HTTP | [`rate_limit::LocalRateLimit`] | `local_rate_limit` | a token bucket per listener or route (or per header value, or client IP): 429 when empty | moves (buckets are per listener) |
+//! | RPC | [`rpc_headers::RpcHeaders`] | `rpc_headers` | sets and removes request headers (Bolt's header map, Dubbo's attachments) and Bolt response headers, for a service (and method) or all | moves |
 //! | RPC | [`rate_limit::RpcRateLimit`] | `rpc_rate_limit` | a token bucket for a service's (method's) requests: the protocol's `overloaded` error when empty | moves (the bucket is per listener) |
 //! | RPC | [`rocketmq_routes::RocketMqRoutes`] | `rocketmq_routes` | rewrites broker addresses in RocketMQ name-server answers to the listeners fronting the brokers | moves |
 //!
@@ -31,4 +32,5 @@ pub(crate) mod rate_limit;
 pub(crate) mod rbac;
 pub(crate) mod rocketmq_routes;
 pub(crate) mod rpc_fault;
+pub(crate) mod rpc_headers;
 pub(crate) mod sources;
