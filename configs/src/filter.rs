@@ -74,6 +74,10 @@ pub enum Filter {
     Compression(Compression),
     /// HTTP: a proxy-wasm plugin (ABI 0.2.1), run per request.
     Wasm(WasmPlugin),
+    /// HTTP: a filter compiled into the worker binary (one built with
+    /// its own filters, see the worker's `examples/`), found by the name it
+    /// registered; the worker refuses a name it does not have.
+    Compiled { filter: String, config: String },
     /// HTTP: a token bucket per listener (or route), or per `key`; a
     /// request finding it empty is answered 429.
     LocalRateLimit { bucket: TokenBucket, key: RateKey },
@@ -153,6 +157,7 @@ impl Filter {
             Filter::Cors(_) => "cors",
             Filter::Compression(_) => "compression",
             Filter::Wasm(_) => "wasm",
+            Filter::Compiled { .. } => "compiled",
         }
     }
 
@@ -167,7 +172,8 @@ impl Filter {
             | Filter::Fault { .. }
             | Filter::Cors(_)
             | Filter::Compression(_)
-            | Filter::Wasm(_) => Layer::Http,
+            | Filter::Wasm(_)
+            | Filter::Compiled { .. } => Layer::Http,
             Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } | Filter::RpcHeaders { .. } => {
                 Layer::Rpc
             }
@@ -176,7 +182,7 @@ impl Filter {
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 14] = [
     "source_ranges",
     "byte_limit",
     "headers",
@@ -190,6 +196,7 @@ pub const NAMES: [&str; 13] = [
     "cors",
     "compression",
     "wasm",
+    "compiled",
 ];
 
 /// What a `source_ranges` match means.

@@ -64,6 +64,8 @@ pub(crate) struct RawFilter {
     config: Option<String>,
     root_id: Option<String>,
     fuel: Option<u64>,
+    /// `compiled`: the registered name of a filter built into the worker.
+    compiled: Option<String>,
 }
 
 /// A `fault`'s `abort` as written.
@@ -131,10 +133,11 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
     for entry in raw {
         let span = entry.span();
         let f = entry.get_ref();
-        let (name, name_span) = match (&f.name, &f.wasm) {
-            (Some(name), _) => (name.get_ref().as_str(), name.span()),
-            (None, Some(_)) => ("wasm", span.clone()),
-            (None, None) => return Err((span, "a filter needs a `name`".into())),
+        let (name, name_span) = match (&f.name, &f.wasm, &f.compiled) {
+            (Some(name), _, _) => (name.get_ref().as_str(), name.span()),
+            (None, Some(_), _) => ("wasm", span.clone()),
+            (None, None, Some(_)) => ("compiled", span.clone()),
+            (None, None, None) => return Err((span, "a filter needs a `name`".into())),
         };
         if !NAMES.contains(&name) {
             return Err((
@@ -203,6 +206,7 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 "levels",
             ],
             "wasm" => &["wasm", "file", "config", "root_id", "fuel"],
+            "compiled" => &["compiled", "config"],
             _ => &["service", "method", "error", "percentage"],
         };
         if let Some((key, _)) = set
@@ -277,7 +281,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 39] {
+    fn settings(&self) -> [(&'static str, bool); 40] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -318,6 +322,7 @@ impl RawFilter {
             ("config", self.config.is_some()),
             ("root_id", self.root_id.is_some()),
             ("fuel", self.fuel.is_some()),
+            ("compiled", self.compiled.is_some()),
         ]
     }
 
@@ -385,6 +390,16 @@ impl RawFilter {
             "cors" => self.cors().map(Filter::Cors),
             "compression" => self.compression().map(Filter::Compression),
             "wasm" => self.wasm_plugin().map(Filter::Wasm),
+            "compiled" => match &self.compiled {
+                Some(filter) if !filter.is_empty() => Ok(Filter::Compiled {
+                    filter: filter.clone(),
+                    config: self.config.clone().unwrap_or_default(),
+                }),
+                _ => Err(
+                    "compiled needs `compiled` = the name the filter registered in the worker"
+                        .into(),
+                ),
+            },
             _ => {
                 let service = self
                     .service

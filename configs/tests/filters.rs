@@ -157,6 +157,27 @@ fn rate_limits_parse_with_their_keys_and_defaults() {
 }
 
 #[test]
+fn a_compiled_filter_is_named_by_what_it_registered() {
+    let text = listener(
+        "http",
+        "filters = [{ compiled = \"api_key\", config = \"x-api-key;a=b\" }, { name = \"compiled\", compiled = \"other\" }]\n",
+    );
+    assert_eq!(
+        parse("ok.toml", &text).unwrap().listeners[0].filters,
+        [
+            Filter::Compiled {
+                filter: "api_key".into(),
+                config: "x-api-key;a=b".into(),
+            },
+            Filter::Compiled {
+                filter: "other".into(),
+                config: String::new(),
+            },
+        ]
+    );
+}
+
+#[test]
 fn rpc_header_edits_parse_for_bolt_and_dubbo() {
     let text = listener(
         "bolt",
@@ -337,6 +358,16 @@ fn every_mistake_is_refused_at_its_entry() {
             "bolt",
             "filters = [{ name = \"rpc_fault\", service = \"s\", error = \"oops\" }]\n",
             "is not an RPC error",
+        ),
+        (
+            "http",
+            "filters = [{ name = \"compiled\", config = \"x\" }]\n",
+            "compiled needs `compiled`",
+        ),
+        (
+            "bolt",
+            "filters = [{ compiled = \"api_key\" }]\n",
+            "compiled cannot run on a bolt listener",
         ),
         (
             "dubbo",

@@ -135,7 +135,7 @@ pub mod cli;
 pub mod codec;
 pub mod conn;
 pub(crate) mod fds;
-pub(crate) mod filter;
+pub mod filter;
 pub mod generation;
 pub mod http;
 pub(crate) mod io;

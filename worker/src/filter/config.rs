@@ -36,6 +36,8 @@ pub(crate) enum ChainError {
     Header(#[from] HeaderError),
     #[error(transparent)]
     Plugin(#[from] LoadError),
+    #[error(transparent)]
+    Compiled(#[from] crate::filter::compiled::CompiledError),
 }
 
 /// Each listener's L4 chain, by listener index.
@@ -100,6 +102,9 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, ChainError> {
         }
         if let Filter::Wasm(plugin) = f {
             chain.push(Arc::new(Plugin::load(plugin)?));
+        }
+        if let Filter::Compiled { filter, config } = f {
+            chain.push(crate::filter::compiled::http(filter, config)?);
         }
     }
     Ok(HttpChain::new(chain))

@@ -23,6 +23,9 @@
 //! * [`buckets`] — token buckets (the rate limits'), which an upgrade
 //!   carries to the next generation;
 //! * [`wasm`] — proxy-wasm plugins as HTTP filters (the host, on wasmi);
+//! * [`compiled`] — HTTP filters compiled into a worker binary of one's
+//!   own, registered by name (the public API for writing a filter in
+//!   Rust, with `examples/custom_filter.rs`);
 //! * [`config`] — the chains built from a listener's and a route's
 //!   `filters` (`baton_config::filter`).
 //!
@@ -93,8 +96,9 @@
 
 pub(crate) mod buckets;
 pub(crate) mod builtin;
+pub mod compiled;
 pub(crate) mod config;
-pub(crate) mod http;
+pub mod http;
 pub(crate) mod network;
 pub(crate) mod rpc;
 pub(crate) mod wasm;

@@ -173,6 +173,8 @@ pub enum SetupError {
     Filter(#[from] crate::filter::http::HeaderError),
     #[error("filter: {0}")]
     Plugin(#[from] crate::filter::wasm::LoadError),
+    #[error("filter: {0}")]
+    Compiled(#[from] crate::filter::compiled::CompiledError),
     #[error("certificate {}: {source}", path.display())]
     CertFile {
         path: PathBuf,
@@ -232,6 +234,7 @@ impl From<crate::filter::config::ChainError> for SetupError {
         match error {
             ChainError::Header(e) => SetupError::Filter(e),
             ChainError::Plugin(e) => SetupError::Plugin(e),
+            ChainError::Compiled(e) => SetupError::Compiled(e),
         }
     }
 }
