@@ -542,6 +542,11 @@ impl fmt::Display for Cidr {
 }
 
 impl Cidr {
+    /// Whether it is a range of IPv4 addresses.
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+
     /// Whether `addr` is in the range (an IPv4-mapped IPv6 address counts
     /// as the IPv4 address it is).
     pub fn contains(&self, addr: IpAddr) -> bool {

@@ -27,6 +27,8 @@
 //!   admin API (`/config_dump`, `/listeners`, `/clusters`, `/generations`,
 //!   `/logging`, `/drain`) and the status page `/`;
 //! * [`check`] — `baton check`;
+//! * [`intercept`] — `baton intercept install|remove`: the nftables
+//!   rules that send a namespace's traffic through baton (sidecar mode);
 //! * [`control`] — the control socket (`baton upgrade|rollback|status|stop`);
 //! * [`logging`] — the tracing subscriber, and its filter changed at run
 //!   time.
@@ -59,6 +61,7 @@ pub mod check;
 pub(crate) mod clusters;
 pub mod control;
 pub(crate) mod inbox;
+pub mod intercept;
 pub(crate) mod listeners;
 pub(crate) mod logging;
 pub(crate) mod metrics;

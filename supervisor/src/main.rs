@@ -77,6 +77,41 @@ enum Command {
         #[command(flatten)]
         reach: Reach,
     },
+    /// Send a network namespace's TCP traffic through baton's outbound and
+    /// inbound listeners (nftables rules, table `inet baton`), or take
+    /// them away.
+    Intercept {
+        #[command(subcommand)]
+        action: InterceptAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum InterceptAction {
+    /// Write the rules (replacing any installed before).
+    Install {
+        #[command(flatten)]
+        plan: baton_supervisor::intercept::Plan,
+        #[command(flatten)]
+        how: InterceptHow,
+    },
+    /// Delete the rules; nothing installed is not an error.
+    Remove {
+        #[command(flatten)]
+        plan: baton_supervisor::intercept::Plan,
+        #[command(flatten)]
+        how: InterceptHow,
+    },
+}
+
+#[derive(Args)]
+struct InterceptHow {
+    /// Run in this network namespace (`ip netns exec NAME`).
+    #[arg(long, value_name = "NAME")]
+    netns: Option<String>,
+    /// Print the commands instead of running them.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Where the running supervisor's control socket is.
@@ -159,6 +194,7 @@ fn main() -> ExitCode {
             exit(reach.ask(&Request::Status).map(|reply| status(reply, json)))
         }
         Command::Stop { reach } => exit(reach.ask(&Request::Stop).map(stopped)),
+        Command::Intercept { action } => intercept(action),
     }
 }
 
@@ -275,4 +311,41 @@ fn unexpected(reply: Reply) -> u8 {
         other => eprintln!("baton: unexpected reply from the supervisor: {other:?}"),
     }
     1
+}
+
+/// `baton intercept install|remove`.
+fn intercept(action: InterceptAction) -> ExitCode {
+    use baton_supervisor::intercept::{self, PlanError, Target};
+    let (install, plan, how) = match action {
+        InterceptAction::Install { plan, how } => (true, plan, how),
+        InterceptAction::Remove { plan, how } => (false, plan, how),
+    };
+    let target = Target { netns: how.netns };
+    let result = if how.dry_run {
+        let described = if install {
+            plan.nft_install()
+                .map(|script| intercept::describe(&script, &plan.ip_install()))
+        } else {
+            Ok(intercept::describe(
+                &intercept::nft_remove(),
+                &plan.ip_remove(),
+            ))
+        };
+        described.map(|text| print!("{text}"))
+    } else if install {
+        intercept::install(&plan, &target)
+    } else {
+        intercept::remove(&plan, &target)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ PlanError::Invalid(_)) => {
+            eprintln!("baton intercept: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+        Err(e) => {
+            eprintln!("baton intercept: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

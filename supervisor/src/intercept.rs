@@ -1,0 +1,512 @@
+//! `baton intercept install|remove`: the netfilter rules that send a
+//! network namespace's TCP traffic through baton — what Istio's
+//! `istio-iptables` and MOSN's init container do for a sidecar — written
+//! as one nftables table, `inet baton`, for IPv4 and IPv6 at once.
+//!
+//! # The rules
+//!
+//! ```text
+//! table inet baton
+//!   chain output      nat, hook output: TCP the namespace sends out
+//!     return: not TCP; sent by an excluded owner (uid, gid) or with the
+//!             excluded mark (baton's own upstream connections: it must not
+//!             loop); to loopback; to an excluded range or port
+//!     redirect to :<outbound-port>     (the outbound listener, which reads
+//!                                       the original destination back)
+//!   chain prerouting  nat, hook prerouting (redirect mode): TCP arriving
+//!     to the application's ports (or all but excluded) → :<inbound-port>
+//!   chain divert      filter, hook prerouting, priority mangle (tproxy
+//!     mode): the same TCP, diverted unchanged to the inbound listener with
+//!     `tproxy to :<inbound-port>` and marked; the mark routes it to the
+//!     local stack (`ip rule fwmark <mark> lookup <table>`, `ip route
+//!     local default dev lo table <table>`, both families)
+//! ```
+//!
+//! Outbound traffic is redirected in both modes (as Istio does: TPROXY
+//! only applies to packets that arrive on an interface); inbound with
+//! `--mode tproxy` keeps the client's address and the original
+//! destination as the connection's own, which the inbound listener
+//! (`original_destination = "tproxy"`) reads as its local address.
+//!
+//! # Idempotent, and removable
+//!
+//! `install` replaces the whole table in one nftables transaction
+//! (`table inet baton` creates it if missing, `delete table` empties it,
+//! then it is written again), so running it twice, or with new options,
+//! leaves exactly one rule set; the `ip rule`s of tproxy mode are added
+//! only where missing. `remove` deletes the table and those rules and
+//! routes, and succeeds when there is nothing to remove. `--dry-run`
+//! prints what would run instead of running it; `--netns NAME` runs it in
+//! that namespace (`ip netns exec`).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use baton_config::filter::Cidr;
+
+/// How inbound traffic reaches the inbound listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// NAT: the listener reads the original destination with
+    /// `SO_ORIGINAL_DST`.
+    Redirect,
+    /// TPROXY: no NAT; the listener (with `IP_TRANSPARENT`) sees it as
+    /// its local address.
+    Tproxy,
+}
+
+/// What `install` sets up (and `remove` takes down).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Plan {
+    /// How inbound traffic is sent to the inbound listener.
+    #[arg(long, value_enum, default_value = "redirect")]
+    pub mode: Mode,
+    /// The outbound listener's port: every outbound TCP connection not
+    /// excluded goes there. Without it, outbound traffic is left alone.
+    #[arg(long, value_name = "PORT")]
+    pub outbound_port: Option<u16>,
+    /// The inbound listener's port. Without it, inbound traffic is left
+    /// alone.
+    #[arg(long, value_name = "PORT")]
+    pub inbound_port: Option<u16>,
+    /// The application's ports whose inbound traffic goes to the inbound
+    /// listener (comma-separated, or `*` for all but the excluded).
+    #[arg(long, value_name = "PORTS", default_value = "*")]
+    pub inbound_ports: String,
+    /// Inbound ports never intercepted (comma-separated).
+    #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+    pub exclude_inbound_ports: Vec<u16>,
+    /// Outbound destination ports never intercepted (comma-separated).
+    #[arg(long, value_name = "PORTS", value_delimiter = ',')]
+    pub exclude_outbound_ports: Vec<u16>,
+    /// Outbound destination ranges never intercepted (repeatable, or
+    /// comma-separated; IPv4 or IPv6).
+    #[arg(long = "exclude-cidr", value_name = "CIDR", value_delimiter = ',')]
+    pub exclude_cidrs: Vec<String>,
+    /// Traffic of processes running as this uid is never intercepted:
+    /// baton's own (repeatable).
+    #[arg(long = "owner-uid", value_name = "UID")]
+    pub owner_uids: Vec<u32>,
+    /// Traffic of processes in this group is never intercepted.
+    #[arg(long = "owner-gid", value_name = "GID")]
+    pub owner_gids: Vec<u32>,
+    /// Packets with this mark are never intercepted outbound; in tproxy
+    /// mode it also marks diverted inbound packets for the routing rule.
+    #[arg(long, value_name = "MARK", default_value_t = 1337)]
+    pub mark: u32,
+    /// tproxy mode: the routing table that sends marked packets to the
+    /// local stack.
+    #[arg(long, value_name = "TABLE", default_value_t = 133)]
+    pub route_table: u32,
+}
+
+/// Why a plan cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("run {command}: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("{command} failed: {stderr}")]
+    Failed { command: String, stderr: String },
+}
+
+/// The table every rule lives in.
+const TABLE: &str = "inet baton";
+
+impl Plan {
+    /// Checks the options against each other.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let invalid = |m: String| Err(PlanError::Invalid(m));
+        if self.outbound_port.is_none() && self.inbound_port.is_none() {
+            return invalid(
+                "nothing to intercept: give --outbound-port, --inbound-port or both".into(),
+            );
+        }
+        if self.outbound_port.is_some()
+            && self.owner_uids.is_empty()
+            && self.owner_gids.is_empty()
+            && self.mark == 0
+        {
+            return invalid(
+                "outbound interception needs a way to tell baton's own traffic \
+                 (--owner-uid, --owner-gid or --mark), or it would loop"
+                    .into(),
+            );
+        }
+        self.cidrs()?;
+        self.inbound_port_list()?;
+        if self.mode == Mode::Tproxy && self.mark == 0 {
+            return invalid("tproxy mode needs a --mark".into());
+        }
+        Ok(())
+    }
+
+    fn cidrs(&self) -> Result<Vec<Cidr>, PlanError> {
+        self.exclude_cidrs
+            .iter()
+            .map(|c| {
+                c.parse::<Cidr>()
+                    .map_err(|e| PlanError::Invalid(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// `None` for all ports.
+    fn inbound_port_list(&self) -> Result<Option<Vec<u16>>, PlanError> {
+        let text = self.inbound_ports.trim();
+        if text == "*" {
+            return Ok(None);
+        }
+        text.split(',')
+            .map(|p| {
+                p.trim().parse::<u16>().map_err(|_| {
+                    PlanError::Invalid(format!("{p:?} in --inbound-ports is not a port"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The nftables script `install` runs (`nft -f -`).
+    pub fn nft_install(&self) -> Result<String, PlanError> {
+        self.validate()?;
+        let mut out = String::new();
+        let _ = writeln!(out, "table {TABLE}\ndelete table {TABLE}\ntable {TABLE} {{");
+        if let Some(port) = self.outbound_port {
+            let _ = writeln!(
+                out,
+                "\tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n\
+                 \t\tmeta l4proto != tcp return"
+            );
+            if !self.owner_uids.is_empty() {
+                let _ = writeln!(out, "\t\tmeta skuid {} return", set(&self.owner_uids));
+            }
+            if !self.owner_gids.is_empty() {
+                let _ = writeln!(out, "\t\tmeta skgid {} return", set(&self.owner_gids));
+            }
+            if self.mark != 0 {
+                let _ = writeln!(out, "\t\tmeta mark {:#x} return", self.mark);
+            }
+            let _ = writeln!(out, "\t\toifname \"lo\" return");
+            let _ = writeln!(
+                out,
+                "\t\tip daddr 127.0.0.0/8 return\n\t\tip6 daddr ::1 return"
+            );
+            let cidrs = self.cidrs()?;
+            let (v4, v6): (Vec<Cidr>, Vec<Cidr>) = cidrs.iter().partition(|c| c.is_ipv4());
+            if !v4.is_empty() {
+                let _ = writeln!(out, "\t\tip daddr {} return", set(&v4));
+            }
+            if !v6.is_empty() {
+                let _ = writeln!(out, "\t\tip6 daddr {} return", set(&v6));
+            }
+            if !self.exclude_outbound_ports.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\t\ttcp dport {} return",
+                    set(&self.exclude_outbound_ports)
+                );
+            }
+            let _ = writeln!(out, "\t\tmeta l4proto tcp redirect to :{port}\n\t}}");
+        }
+        if let Some(port) = self.inbound_port {
+            let ports = self.inbound_port_list()?;
+            let matched = match &ports {
+                Some(list) => format!("tcp dport {} ", set(list)),
+                None => "meta l4proto tcp ".to_string(),
+            };
+            let mut excluded = self.exclude_inbound_ports.clone();
+            // The inbound listener's own port, reached directly, is
+            // baton's: never diverted to itself.
+            excluded.push(port);
+            let exclusions = format!("\t\ttcp dport {} return\n", set(&excluded));
+            match self.mode {
+                Mode::Redirect => {
+                    let _ = write!(
+                        out,
+                        "\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+                         \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n{exclusions}\
+                         \t\t{matched}redirect to :{port}\n\t}}\n"
+                    );
+                }
+                Mode::Tproxy => {
+                    let mark = format!("{:#x}", self.mark);
+                    let _ = write!(
+                        out,
+                        "\tchain divert {{\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\
+                         \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n\
+                         \t\tsocket transparent 1 meta mark set {mark} accept\n{exclusions}\
+                         \t\t{matched}meta nfproto ipv4 tproxy ip to :{port} meta mark set {mark} accept\n\
+                         \t\t{matched}meta nfproto ipv6 tproxy ip6 to :{port} meta mark set {mark} accept\n\t}}\n"
+                    );
+                }
+            }
+        }
+        out.push_str("}\n");
+        Ok(out)
+    }
+
+    /// The `ip` commands `install` runs after the table (tproxy mode's
+    /// routing of marked packets to the local stack), each as the words
+    /// after `ip`.
+    pub fn ip_install(&self) -> Vec<Vec<String>> {
+        if self.mode != Mode::Tproxy || self.inbound_port.is_none() {
+            return Vec::new();
+        }
+        let (mark, table) = (self.mark.to_string(), self.route_table.to_string());
+        let mut out = Vec::new();
+        for (family, local) in [("-4", "0.0.0.0/0"), ("-6", "::/0")] {
+            out.push(words(&[
+                family, "rule", "add", "fwmark", &mark, "lookup", &table,
+            ]));
+            out.push(words(&[
+                family, "route", "replace", "local", local, "dev", "lo", "table", &table,
+            ]));
+        }
+        out
+    }
+
+    /// The `ip` commands `remove` runs (each may find nothing to delete).
+    pub fn ip_remove(&self) -> Vec<Vec<String>> {
+        let (mark, table) = (self.mark.to_string(), self.route_table.to_string());
+        let mut out = Vec::new();
+        for family in ["-4", "-6"] {
+            out.push(words(&[
+                family, "rule", "del", "fwmark", &mark, "lookup", &table,
+            ]));
+            out.push(words(&[family, "route", "flush", "table", &table]));
+        }
+        out
+    }
+}
+
+/// The script `remove` runs: the table goes, if it is there.
+pub fn nft_remove() -> String {
+    format!("table {TABLE}\ndelete table {TABLE}\n")
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// An nftables anonymous set, `{ a, b }`.
+fn set<T: std::fmt::Display>(items: &[T]) -> String {
+    let items: Vec<String> = items.iter().map(ToString::to_string).collect();
+    format!("{{ {} }}", items.join(", "))
+}
+
+/// Where the commands run.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// A named network namespace (`ip netns`), else the caller's.
+    pub netns: Option<String>,
+}
+
+impl Target {
+    fn command(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, program]);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[String], stdin: Option<&str>) -> Result<(), PlanError> {
+        let shown = format!("{program} {}", args.join(" "));
+        let mut command = self.command(program);
+        command
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|source| PlanError::Spawn {
+            command: shown.clone(),
+            source,
+        })?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())
+                .map_err(|source| PlanError::Spawn {
+                    command: shown.clone(),
+                    source,
+                })?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|source| PlanError::Spawn {
+                command: shown.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(PlanError::Failed {
+                command: shown,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// Whether `ip rule` already has a rule for `mark` (so `install` does
+    /// not add a second one).
+    fn has_rule(&self, family: &str, mark: u32) -> bool {
+        let mut command = self.command("ip");
+        command.args([family, "rule", "show", "fwmark", &mark.to_string()]);
+        command
+            .output()
+            .map(|o| o.status.success() && !o.stdout.trim_ascii().is_empty())
+            .unwrap_or(false)
+    }
+}
+
+/// What `install` or `remove` does, as text: `--dry-run` prints it.
+pub fn describe(script: &str, ip: &[Vec<String>]) -> String {
+    let mut out = format!("nft -f - <<'EOF'\n{script}EOF\n");
+    for words in ip {
+        let _ = writeln!(out, "ip {}", words.join(" "));
+    }
+    out
+}
+
+/// Installs the rules in `target`.
+pub fn install(plan: &Plan, target: &Target) -> Result<(), PlanError> {
+    let script = plan.nft_install()?;
+    target.run("nft", &words(&["-f", "-"]), Some(&script))?;
+    for step in plan.ip_install() {
+        let family = step[0].as_str();
+        if step[1] == "rule" && target.has_rule(family, plan.mark) {
+            continue;
+        }
+        target.run("ip", &step, None)?;
+    }
+    Ok(())
+}
+
+/// Removes the rules from `target`; nothing there is not an error.
+pub fn remove(plan: &Plan, target: &Target) -> Result<(), PlanError> {
+    target.run("nft", &words(&["-f", "-"]), Some(&nft_remove()))?;
+    for step in plan.ip_remove() {
+        let family = step[0].as_str();
+        if step[1] == "rule" {
+            // Every copy, however many an older install left.
+            while target.has_rule(family, plan.mark) {
+                target.run("ip", &step, None)?;
+            }
+        } else {
+            // An empty or missing table is what we want.
+            let _ = target.run("ip", &step, None);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        plan: Plan,
+    }
+
+    fn plan(args: &[&str]) -> Plan {
+        Cli::try_parse_from(std::iter::once("intercept").chain(args.iter().copied()))
+            .unwrap()
+            .plan
+    }
+
+    #[test]
+    fn redirect_mode_writes_both_chains_with_every_exclusion() {
+        let script = plan(&[
+            "--outbound-port",
+            "15001",
+            "--inbound-port",
+            "15006",
+            "--inbound-ports",
+            "8080,9090",
+            "--exclude-cidr",
+            "10.9.0.0/16,2001:db8::/32",
+            "--exclude-outbound-ports",
+            "22",
+            "--owner-uid",
+            "1337",
+        ])
+        .nft_install()
+        .unwrap();
+        let expected = "table inet baton\ndelete table inet baton\ntable inet baton {\n\
+            \tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n\
+            \t\tmeta l4proto != tcp return\n\t\tmeta skuid { 1337 } return\n\
+            \t\tmeta mark 0x539 return\n\t\toifname \"lo\" return\n\
+            \t\tip daddr 127.0.0.0/8 return\n\t\tip6 daddr ::1 return\n\
+            \t\tip daddr { 10.9.0.0/16 } return\n\t\tip6 daddr { 2001:db8::/32 } return\n\
+            \t\ttcp dport { 22 } return\n\t\tmeta l4proto tcp redirect to :15001\n\t}\n\
+            \tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+            \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n\
+            \t\ttcp dport { 15006 } return\n\
+            \t\ttcp dport { 8080, 9090 } redirect to :15006\n\t}\n}\n";
+        assert_eq!(script, expected);
+    }
+
+    #[test]
+    fn tproxy_mode_diverts_inbound_and_routes_the_mark_locally() {
+        let p = plan(&[
+            "--mode",
+            "tproxy",
+            "--inbound-port",
+            "15006",
+            "--exclude-inbound-ports",
+            "22",
+        ]);
+        let script = p.nft_install().unwrap();
+        assert!(!script.contains("chain output"), "{script}");
+        assert!(
+            script.contains("meta nfproto ipv4 tproxy ip to :15006 meta mark set 0x539 accept"),
+            "{script}"
+        );
+        assert!(
+            script.contains("meta nfproto ipv6 tproxy ip6 to :15006 meta mark set 0x539 accept"),
+            "{script}"
+        );
+        assert!(
+            script.contains("tcp dport { 22, 15006 } return"),
+            "{script}"
+        );
+        let ip: Vec<String> = p.ip_install().iter().map(|w| w.join(" ")).collect();
+        assert_eq!(
+            ip,
+            [
+                "-4 rule add fwmark 1337 lookup 133",
+                "-4 route replace local 0.0.0.0/0 dev lo table 133",
+                "-6 rule add fwmark 1337 lookup 133",
+                "-6 route replace local ::/0 dev lo table 133",
+            ]
+        );
+    }
+
+    #[test]
+    fn plans_that_would_loop_or_say_nothing_are_refused() {
+        let refused = |args: &[&str]| plan(args).nft_install().unwrap_err().to_string();
+        assert!(refused(&[]).contains("nothing to intercept"));
+        assert!(refused(&["--outbound-port", "1", "--mark", "0"]).contains("would loop"));
+        assert!(
+            refused(&["--inbound-port", "1", "--inbound-ports", "80,x"]).contains("not a port")
+        );
+        assert!(
+            refused(&["--outbound-port", "1", "--exclude-cidr", "10.0.0.0/33"])
+                .contains("not an address range")
+        );
+    }
+}
