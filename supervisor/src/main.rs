@@ -313,7 +313,8 @@ fn unexpected(reply: Reply) -> u8 {
     1
 }
 
-/// `baton intercept install|remove`.
+/// `baton intercept install|remove`; `--dry-run` prints the commands.
+#[allow(clippy::print_stdout)]
 fn intercept(action: InterceptAction) -> ExitCode {
     use baton_supervisor::intercept::{self, PlanError, Target};
     let (install, plan, how) = match action {
