@@ -6,6 +6,11 @@ names), body -- after a first line
 
     python3 shadow_recorder.py answer   # answers each request 200 "shadow"
     python3 shadow_recorder.py silent   # records each request, never answers
+    python3 shadow_recorder.py main     # prints nothing, answers 200 "main"
+
+Every request's body is read whole before it is answered (a server that
+answers first races the proxy, which stops forwarding a body once the
+answer is complete).
 
 A body comes with Content-Length or chunked (with trailers); http.server
 itself reads neither of the latter, so chunks are read here.
@@ -54,12 +59,13 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("latin-1"),
             "trailers": trailers,
         }
-        with PRINT:
-            print(json.dumps(record), flush=True)
+        if MODE != "main":
+            with PRINT:
+                print(json.dumps(record), flush=True)
         if MODE == "silent":
             # Holds the connection open and never answers.
             threading.Event().wait()
-        answer = b"shadow\n"
+        answer = b"main\n" if MODE == "main" else b"shadow\n"
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(answer)))

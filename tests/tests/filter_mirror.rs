@@ -1,7 +1,8 @@
-//! The `mirror` filter end to end (issue 15): nginx as the main cluster,
-//! Python's http.server as the shadow cluster printing every request it
-//! gets (`interop/shadow_recorder.py`), curl as the client over HTTP/1.1
-//! and HTTP/2 (h2c prior knowledge).
+//! The `mirror` filter end to end (issue 15): Python's http.server as the
+//! main cluster and as the shadow cluster, printing every request it gets
+//! (`interop/shadow_recorder.py`), nginx in front of it as an HTTP/2
+//! shadow, curl as the client over HTTP/1.1 and HTTP/2 (h2c prior
+//! knowledge).
 //!
 //! The client gets the main cluster's answers; the shadow gets a copy of
 //! each request (method, path, body) with `-shadow` on its host. A shadow
@@ -26,21 +27,24 @@ use tokio::process::{Child, ChildStdout, Command};
 
 const VERSIONS: [&str; 2] = ["--http1.1", "--http2-prior-knowledge"];
 
-/// The main cluster: nginx answering every request `main`.
-fn main_cluster() -> Nginx {
-    Nginx::start("    location / { return 200 \"main\\n\"; }")
+/// The main cluster: the recorder answering `main` (as nginx's `return`
+/// would, but after reading the body: nginx answers first, and a
+/// request whose answer is complete before its body has passed is cut
+/// short, and not copied).
+async fn main_cluster() -> Recorder {
+    Recorder::start("main").await
 }
 
-/// `shadow_recorder.py` in `mode` (`answer` or `silent`): its address and
-/// the requests it prints.
-struct Shadow {
+/// `shadow_recorder.py` in `mode` (`answer`, `silent` or `main`): its
+/// address and the requests it prints.
+struct Recorder {
     addr: SocketAddr,
     lines: Lines<BufReader<ChildStdout>>,
     _child: Child,
 }
 
-impl Shadow {
-    async fn start(mode: &str) -> Shadow {
+impl Recorder {
+    async fn start(mode: &str) -> Recorder {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/shadow_recorder.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -50,9 +54,9 @@ impl Shadow {
             .spawn()
             .expect("python3 runs (.ci/run installs it)");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = Shadow::line(&mut lines).await;
+        let first = Recorder::line(&mut lines).await;
         let port = first["port"].as_u64().expect("{\"port\":N}") as u16;
-        Shadow {
+        Recorder {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             lines,
             _child: child,
@@ -70,7 +74,7 @@ impl Shadow {
 
     /// The next request the shadow got.
     async fn next(&mut self) -> Value {
-        Shadow::line(&mut self.lines).await
+        Recorder::line(&mut self.lines).await
     }
 }
 
@@ -113,7 +117,7 @@ endpoints = ["{shadow}"]
 
 /// baton in front of `main`, mirroring to `shadow` with the listener
 /// filters `filters`.
-fn serve(main: &Nginx, shadow: SocketAddr, filters: &str) -> Baton {
+fn serve(main: &Recorder, shadow: SocketAddr, filters: &str) -> Baton {
     Baton::start(&config(main.addr, shadow, filters, ""))
 }
 
@@ -149,8 +153,8 @@ async fn mirror_count(baton: &Baton, result: &str, want: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_copied_to_the_shadow_with_a_suffixed_host() {
-    let main = main_cluster();
-    let mut shadow = Shadow::start("answer").await;
+    let main = main_cluster().await;
+    let mut shadow = Recorder::start("answer").await;
     let baton = serve(
         &main,
         shadow.addr,
@@ -193,8 +197,8 @@ async fn each_request_is_copied_to_the_shadow_with_a_suffixed_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_to_an_http2_cluster_carries_the_suffixed_authority() {
-    let main = main_cluster();
-    let mut recorder = Shadow::start("answer").await;
+    let main = main_cluster().await;
+    let mut recorder = Recorder::start("answer").await;
     // An HTTP/2 (h2c) shadow: nginx, passing on what it got to the
     // recorder, with the protocol it got it in.
     let h2 = Nginx::start_listening(
@@ -242,8 +246,8 @@ async fn a_copy_to_an_http2_cluster_carries_the_suffixed_authority() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_suffix_the_copy_keeps_the_host() {
-    let main = main_cluster();
-    let mut shadow = Shadow::start("answer").await;
+    let main = main_cluster().await;
+    let mut shadow = Recorder::start("answer").await;
     let baton = serve(
         &main,
         shadow.addr,
@@ -258,7 +262,7 @@ async fn without_the_suffix_the_copy_keeps_the_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_that_is_down_or_silent_changes_nothing_for_the_client() {
-    let main = main_cluster();
+    let main = main_cluster().await;
     // Down: nothing listens on its port.
     let down = dead_addr().await;
     let baton = serve(&main, down, r#"{ name = "mirror", cluster = "shadow" }"#);
@@ -277,7 +281,7 @@ async fn a_shadow_that_is_down_or_silent_changes_nothing_for_the_client() {
     drop(baton);
 
     // Silent: it takes each copy and never answers.
-    let mut silent = Shadow::start("silent").await;
+    let mut silent = Recorder::start("silent").await;
     let baton = serve(
         &main,
         silent.addr,
@@ -311,8 +315,8 @@ async fn a_shadow_that_is_down_or_silent_changes_nothing_for_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn percentage_zero_copies_nothing_and_a_long_body_is_not_copied() {
-    let main = main_cluster();
-    let mut shadow = Shadow::start("answer").await;
+    let main = main_cluster().await;
+    let mut shadow = Recorder::start("answer").await;
     // The listener copies bodies up to 8 bytes; `/zero` copies nothing.
     let baton = Baton::start(&config(
         main.addr,
@@ -346,7 +350,7 @@ async fn percentage_zero_copies_nothing_and_a_long_body_is_not_copied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_to_no_cluster_is_refused_by_check_and_upgrade() {
-    let main = main_cluster();
+    let main = main_cluster().await;
     let good = config(
         main.addr,
         main.addr,
