@@ -53,7 +53,7 @@ use std::time::Duration;
 use baton_config::{ClusterId, UpstreamProtocol};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::codec::http1::{Framing, Head};
 use crate::filter::http::{HttpStream, MirrorTo};
@@ -168,16 +168,17 @@ impl Shadow {
             };
             let ctx = self.ctx.clone();
             let timeout = self.timeout;
-            tokio::spawn(async move {
-                let meters = std::sync::Arc::clone(&ctx.meters);
+            // In the connection's span, for its logs.
+            let task = async move {
                 match deliver(&ctx, &target, &copy, timeout).await {
-                    Ok(()) => count(&meters.mirror_sent),
+                    Ok(()) => count(&ctx.meters.mirror_sent),
                     Err(e) => {
                         debug!(cluster = %target.cluster, error = %e, "a mirrored request failed");
-                        count(&meters.mirror_failed);
+                        count(&ctx.meters.mirror_failed);
                     }
                 }
-            });
+            };
+            tokio::spawn(task.in_current_span());
         }
     }
 }
