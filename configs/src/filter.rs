@@ -19,6 +19,7 @@
 //! | `cors` | HTTP | `allow_origins` (exact origins, or `"*"`), `allow_methods`, `allow_headers`, `expose_headers` (lists), `max_age` (`"1h"`), `allow_credentials` (false by default) |
 //! | `rpc_rate_limit` | RPC | the same bucket for the requests of `service` (and `method`; both optional: without them, every request) |
 //! | `compression` | HTTP | `algorithms` (the server's preference, default `["zstd", "br", "gzip"]`), `content_types` (media types, default Envoy's list: [`DEFAULT_CONTENT_TYPES`]), `min_content_length` (bytes, default 30), `levels` (`{ gzip = 1..9, br = 0..11, zstd = 1..22 }`, defaults 6, 3, 3 as Envoy's) |
+//! | `mirror` | HTTP | `cluster` (required: the shadow cluster, one of `[[clusters]]`), `percentage` (of the requests, 100 by default), `disable_shadow_host_suffix_append` (false by default: the copy's `Host`/`:authority` gets `-shadow`), `max_body_bytes` (1 MiB by default: a body past it is not copied) |
 //! | `wasm` | HTTP | `file` (a proxy-wasm module), `config` (the plugin's configuration, a string), `root_id` (optional), `fuel` (optional: the CPU budget of one request, in wasm instructions); also written `{ wasm = "file.wasm", config = "…" }` |
 //!
 //! A setting the filter does not know, a missing one, a filter on a
@@ -78,6 +79,9 @@ pub enum Filter {
     /// its own filters, see the worker's `examples/`), found by the name it
     /// registered; the worker refuses a name it does not have.
     Compiled { filter: String, config: String },
+    /// HTTP: copies requests to a shadow cluster, its answers ignored
+    /// (Envoy's `request_mirror_policies`).
+    Mirror(Mirror),
     /// HTTP: a token bucket per listener (or route), or per `key`; a
     /// request finding it empty is answered 429.
     LocalRateLimit { bucket: TokenBucket, key: RateKey },
@@ -129,6 +133,30 @@ impl WasmPlugin {
     pub const DEFAULT_FUEL: u64 = 20_000_000;
 }
 
+/// A `mirror` filter's settings (Envoy's request mirror policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// The shadow cluster's name (checked: one of the config's clusters,
+    /// and one an HTTP listener may use).
+    pub cluster: String,
+    /// Of the requests, the share copied (0 to 100).
+    pub percentage: u8,
+    /// `-shadow` is appended to the copy's host (before any port), as
+    /// Envoy does unless `disable_shadow_host_suffix_append`.
+    pub host_suffix: bool,
+    /// A request body longer than this is not copied: the copy is
+    /// abandoned (the request itself goes on).
+    pub max_body_bytes: u64,
+}
+
+impl Mirror {
+    /// The longest body copied by default. Why: a copy is held whole until
+    /// the request's body has passed, so each request being mirrored may
+    /// hold this much; 1 MiB covers API requests without letting uploads
+    /// pin memory.
+    pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+}
+
 /// Which chain a filter joins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
@@ -158,6 +186,7 @@ impl Filter {
             Filter::Compression(_) => "compression",
             Filter::Wasm(_) => "wasm",
             Filter::Compiled { .. } => "compiled",
+            Filter::Mirror(_) => "mirror",
         }
     }
 
@@ -173,7 +202,8 @@ impl Filter {
             | Filter::Cors(_)
             | Filter::Compression(_)
             | Filter::Wasm(_)
-            | Filter::Compiled { .. } => Layer::Http,
+            | Filter::Compiled { .. }
+            | Filter::Mirror(_) => Layer::Http,
             Filter::RpcFault { .. } | Filter::RpcRateLimit { .. } | Filter::RpcHeaders { .. } => {
                 Layer::Rpc
             }
@@ -182,7 +212,7 @@ impl Filter {
 }
 
 /// Every filter name, as an error message lists them.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "source_ranges",
     "byte_limit",
     "headers",
@@ -197,6 +227,7 @@ pub const NAMES: [&str; 14] = [
     "compression",
     "wasm",
     "compiled",
+    "mirror",
 ];
 
 /// What a `source_ranges` match means.

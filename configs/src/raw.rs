@@ -868,6 +868,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         let (filters, _) = filter::lower(
             l.filters.as_deref().unwrap_or_default(),
             Place::Listener(l.protocol),
+            &clusters,
         )
         .map_err(|(span, m)| error(span, path("filters"), m))?;
         let proxy_protocol = match l.proxy_protocol {
@@ -1321,6 +1322,7 @@ fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http
         let (filters, disabled_filters) = filter::lower(
             route.filters.as_deref().unwrap_or_default(),
             Place::HttpRoute,
+            ctx.clusters,
         )
         .map_err(|(span, m)| ctx.error(span, &key("filters"), m))?;
         if let Some(name) = disabled_filters

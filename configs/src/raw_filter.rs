@@ -13,7 +13,7 @@ use crate::filter::{
     NAMES, RESERVED_HEADERS, RangePolicy, RateKey, RbacRule, RpcError, Template, TokenBucket,
     WasmPlugin, is_header_name, is_header_value,
 };
-use crate::model::Protocol;
+use crate::model::{Cluster, Protocol};
 
 /// A filter entry as written: `name`, and any filter's settings (each
 /// filter takes its own; [`lower`] refuses the others).
@@ -66,6 +66,11 @@ pub(crate) struct RawFilter {
     fuel: Option<u64>,
     /// `compiled`: the registered name of a filter built into the worker.
     compiled: Option<String>,
+    /// `mirror`: the shadow cluster (spanned: a name that is not a
+    /// cluster is refused where it is written).
+    cluster: Option<Spanned<String>>,
+    disable_shadow_host_suffix_append: Option<bool>,
+    max_body_bytes: Option<u64>,
 }
 
 /// A `fault`'s `abort` as written.
@@ -126,8 +131,13 @@ pub(crate) type Lowered = (Vec<Filter>, Vec<String>);
 /// message.
 pub(crate) type Refused = (std::ops::Range<usize>, String);
 
-/// Checks a filter list written at `place`.
-pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered, Refused> {
+/// Checks a filter list written at `place`; `clusters`: the config's,
+/// which a filter may name (`mirror`).
+pub(crate) fn lower(
+    raw: &[Spanned<RawFilter>],
+    place: Place,
+    clusters: &[Cluster],
+) -> Result<Lowered, Refused> {
     let mut filters = Vec::new();
     let mut disabled = Vec::new();
     for entry in raw {
@@ -207,6 +217,12 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
             ],
             "wasm" => &["wasm", "file", "config", "root_id", "fuel"],
             "compiled" => &["compiled", "config"],
+            "mirror" => &[
+                "cluster",
+                "percentage",
+                "disable_shadow_host_suffix_append",
+                "max_body_bytes",
+            ],
             _ => &["service", "method", "error", "percentage"],
         };
         if let Some((key, _)) = set
@@ -221,7 +237,10 @@ pub(crate) fn lower(raw: &[Spanned<RawFilter>], place: Place) -> Result<Lowered,
                 ),
             ));
         }
-        let filter = f.build(name).map_err(|m| (span.clone(), m))?;
+        let filter = match name {
+            "mirror" => f.mirror(&span, clusters)?,
+            _ => f.build(name).map_err(|m| (span.clone(), m))?,
+        };
         check_place(&filter, place).map_err(|m| (span, m))?;
         filters.push(filter);
     }
@@ -281,7 +300,7 @@ fn check_place(filter: &Filter, place: Place) -> Result<(), String> {
 
 impl RawFilter {
     /// Every setting's key, and whether it is written.
-    fn settings(&self) -> [(&'static str, bool); 40] {
+    fn settings(&self) -> [(&'static str, bool); 43] {
         [
             ("allow", self.allow.is_some()),
             ("deny", self.deny.is_some()),
@@ -323,6 +342,12 @@ impl RawFilter {
             ("root_id", self.root_id.is_some()),
             ("fuel", self.fuel.is_some()),
             ("compiled", self.compiled.is_some()),
+            ("cluster", self.cluster.is_some()),
+            (
+                "disable_shadow_host_suffix_append",
+                self.disable_shadow_host_suffix_append.is_some(),
+            ),
+            ("max_body_bytes", self.max_body_bytes.is_some()),
         ]
     }
 
@@ -798,4 +823,47 @@ fn edits(
         out.push(HeaderEdit::Remove(check(name, None)?));
     }
     Ok(out)
+}
+
+impl RawFilter {
+    /// A `mirror` filter: its cluster must be one of `clusters` that an
+    /// HTTP listener may send to (refused at the name as written).
+    fn mirror(
+        &self,
+        entry: &std::ops::Range<usize>,
+        clusters: &[Cluster],
+    ) -> Result<Filter, Refused> {
+        let Some(name) = &self.cluster else {
+            return Err((
+                entry.clone(),
+                "mirror needs `cluster` (the shadow cluster)".into(),
+            ));
+        };
+        let refused = |m: String| (name.span(), m);
+        let cluster = clusters
+            .iter()
+            .find(|c| c.name == *name.get_ref())
+            .ok_or_else(|| {
+                refused(format!(
+                    "no cluster named {:?} (clusters are declared in [[clusters]])",
+                    name.get_ref()
+                ))
+            })?;
+        if cluster.proxy_protocol.is_some() {
+            return Err(refused(format!(
+                "cluster {:?} sends a PROXY protocol header per connection, which only tcp \
+                 listeners' clusters do (an HTTP upstream connection carries many clients' requests)",
+                cluster.name
+            )));
+        }
+        let max_body_bytes = self
+            .max_body_bytes
+            .unwrap_or(crate::filter::Mirror::DEFAULT_MAX_BODY_BYTES);
+        Ok(Filter::Mirror(crate::filter::Mirror {
+            cluster: cluster.name.clone(),
+            percentage: percentage(self.percentage).map_err(|m| (entry.clone(), m))?,
+            host_suffix: !self.disable_shadow_host_suffix_append.unwrap_or(false),
+            max_body_bytes,
+        }))
+    }
 }

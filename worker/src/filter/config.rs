@@ -19,6 +19,7 @@ use crate::filter::builtin::connection_limit::ConnectionLimit;
 use crate::filter::builtin::cors::Cors;
 use crate::filter::builtin::fault::Fault;
 use crate::filter::builtin::headers::{Edit, Headers, Template};
+use crate::filter::builtin::mirror::Mirror;
 use crate::filter::builtin::rate_limit::{LocalRateLimit, RpcRateLimit};
 use crate::filter::builtin::rbac::Rbac;
 use crate::filter::builtin::rpc_fault::RpcFault;
@@ -98,6 +99,7 @@ pub(crate) fn http_chain(filters: &[Filter]) -> Result<HttpChain, ChainError> {
             Filter::Compression(settings) => {
                 chain.push(Arc::new(Compression::new(settings.clone())));
             }
+            Filter::Mirror(settings) => chain.push(Arc::new(Mirror::new(settings))),
             _ => {}
         }
         if let Filter::Wasm(plugin) = f {

@@ -61,6 +61,16 @@
 //! the message while nothing of it has reached the client, else the
 //! message is cut).
 //!
+//! # Shadow copies
+//!
+//! A filter cannot send anything itself (the chain sits below the HTTP
+//! proxy and its upstream connections). The `mirror` filter instead asks
+//! for a shadow copy of its request ([`HttpStreamFilter::mirror`], a
+//! [`MirrorTo`]); the exchange collects those of the filters the request
+//! passed ([`HttpStream::mirrors`]) once it is routed to a cluster, copies
+//! the request as it goes upstream and sends the copies on their own
+//! (`http::shadow`).
+//!
 //! # Cost
 //!
 //! An empty chain makes no stream ([`HttpChain::is_empty`] is the
@@ -461,8 +471,27 @@ pub trait HttpFilter: fmt::Debug + Send + Sync {
     }
 }
 
+/// A shadow copy of a request that a filter asks for (the `mirror`
+/// filter's): where it goes and how it is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorTo {
+    /// The shadow cluster's name (the config checked it is one).
+    pub cluster: Arc<str>,
+    /// `-shadow` is appended to the copy's host (before any port).
+    pub host_suffix: bool,
+    /// A request body longer than this is not copied.
+    pub max_body_bytes: u64,
+}
+
 /// One request's filter. Every callback continues unless overridden.
 pub trait HttpStreamFilter: Send {
+    /// The shadow copy this request asks for, if any: asked once its head
+    /// has passed every filter and it is routed to a cluster (see
+    /// [`HttpStream::mirrors`]).
+    fn mirror(&self) -> Option<MirrorTo> {
+        None
+    }
+
     fn on_request_headers(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
         let _ = (head, end_of_stream);
         Action::Continue
@@ -581,6 +610,15 @@ impl HttpStream {
     /// The filter that answered the request locally, if one did.
     pub fn answered_by(&self) -> Option<&'static str> {
         self.filters.get(self.reached).map(|(name, _)| *name)
+    }
+
+    /// The shadow copies asked for by the filters the request reached
+    /// (every one, once its head has passed them all), in chain order.
+    pub fn mirrors(&self) -> Vec<MirrorTo> {
+        self.filters[..self.reached]
+            .iter()
+            .filter_map(|(_, f)| f.mirror())
+            .collect()
     }
 
     /// The protocol the request's client speaks, for the filters'

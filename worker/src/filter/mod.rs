@@ -19,7 +19,8 @@
 //!   and response frames; each callback continues or answers locally with
 //!   the protocol's own error response (the codec's `hijack`);
 //! * [`builtin`] — the built-in filters of each chain (header edits,
-//!   rate limits, RBAC, faults, CORS, response compression, …);
+//!   rate limits, RBAC, faults, CORS, response compression, request
+//!   mirroring, …);
 //! * [`buckets`] — token buckets (the rate limits'), which an upgrade
 //!   carries to the next generation;
 //! * [`wasm`] — proxy-wasm plugins as HTTP filters (the host, on wasmi);

@@ -63,6 +63,12 @@
 //! after its decoder filters, would re-resolve on `clearRouteCache`).
 //! When no route has filters of its own, no route is picked twice.
 //!
+//! **Shadow copies** (the `mirror` filter) are taken here, of a request
+//! that every filter let through and that goes to a cluster: its head as
+//! it goes upstream, its body pieces as they do; they are sent on their
+//! own once the body has ended ([`crate::http::shadow`]), and nothing of
+//! them comes back to the exchange.
+//!
 //! The stream is shared by the two directions of an attempt (the request
 //! body going up, the response coming down, polled by one task) behind a
 //! lock that is never contended nor held across an await.
@@ -169,6 +175,7 @@ use crate::http::client_h2::H2Client;
 use crate::http::error::{ClientError, ExchangeError, UpstreamError};
 use crate::http::message::{BodyLength, Done, Local, Piece, RequestInfo, ResponseHead, Trailers};
 use crate::http::route::Decision;
+use crate::http::shadow::{self, Shadow, ShadowSlot};
 use crate::http::sides::{
     BodySink, Buffered, Client, Downstream, RequestBody, Respond, ResponseSource, Stalled,
 };
@@ -323,6 +330,11 @@ async fn forward<D: Downstream, C: Client>(
             return respond_local(down, filters, local).await;
         }
     };
+    // The shadow copies the filters ask for (sent at once when there is
+    // no body, else when it has passed).
+    let shadow: ShadowSlot = Mutex::new(
+        filters.and_then(|f| Shadow::begin(ctx, f, down.head(), down.client_ip(), plan.timeout)),
+    );
     // The cluster's circuit breakers (see "Circuit breakers" above).
     let breakers = ctx.upstream(plan.cluster).base.breakers();
     let _request = match breakers.request() {
@@ -404,6 +416,7 @@ async fn forward<D: Downstream, C: Client>(
             retry: (breakers, &retry),
             ctx,
             filters,
+            shadow: &shadow,
             outlier: (&**health, endpoint),
         };
         match attempt.run(down, &mut up, &prepared).await {
@@ -734,6 +747,8 @@ struct Attempt<'a> {
     retry: (&'a Breakers, &'a Mutex<Option<Permit>>),
     ctx: &'a HttpContext,
     filters: Filters<'a>,
+    /// The request's shadow copies, while its body passes.
+    shadow: &'a ShadowSlot,
     /// Where the response's status is reported for outlier detection.
     outlier: (&'a ClusterHealth, EndpointIndex),
 }
@@ -795,6 +810,7 @@ impl Attempt<'_> {
             return Ended::Error(e.into());
         }
         let filters = self.filters;
+        let copies = self.shadow;
         let mut fixed = matches!(info.framing, Framing::Length(_)).then(Fixed::default);
         let pump = async {
             let mut trailers_seen = false;
@@ -806,7 +822,10 @@ impl Attempt<'_> {
                             None => data,
                             Some(f) => match filter_data(f, data, false, fixed.as_mut(), true) {
                                 Ok(data) if data.is_empty() => continue,
-                                Ok(data) => data,
+                                Ok(data) => {
+                                    shadow::copy_data(copies, &data);
+                                    data
+                                }
                                 Err(local) => {
                                     body_out.cancel();
                                     return Err(PumpStop::Answered(local));
@@ -823,6 +842,9 @@ impl Attempt<'_> {
                             body_out.cancel();
                             return Err(PumpStop::Answered(local));
                         }
+                        if filters.is_some() {
+                            shadow::copy_trailers(copies, &trailers);
+                        }
                         body_out.trailers(trailers).await
                     }
                     Ok(None) => {
@@ -834,6 +856,7 @@ impl Attempt<'_> {
                             match filter_data(f, Bytes::new(), true, fixed.as_mut(), true) {
                                 Ok(last) if last.is_empty() => {}
                                 Ok(last) => {
+                                    shadow::copy_data(copies, &last);
                                     if let Err(e) = body_out.data(last).await {
                                         return Err(PumpStop::Upstream(e));
                                     }
@@ -843,6 +866,9 @@ impl Attempt<'_> {
                                     return Err(PumpStop::Answered(local));
                                 }
                             }
+                        }
+                        if filters.is_some() {
+                            shadow::body_ended(copies);
                         }
                         let ended = body_out.end().await;
                         if ended.is_ok() {

@@ -29,8 +29,9 @@ pub(crate) enum Piece {
     Trailers(Trailers),
 }
 
-/// Trailer fields, in the form they came in.
-#[derive(Debug)]
+/// Trailer fields, in the form they came in (cloned for a shadow copy:
+/// `http::shadow`).
+#[derive(Debug, Clone)]
 pub(crate) enum Trailers {
     /// HTTP/1.1: the trailer section's field lines, each with its CRLF,
     /// as the chunked parser validated them.

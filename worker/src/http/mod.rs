@@ -60,7 +60,9 @@
 //! | upstream side (a connection or a stream) | [`client_h1`], pooled by [`h1_pool`] | [`client_h2`] (`H2Pool`: one connection per cluster) |
 //!
 //! The listener's L7 filters ([`crate::filter::http`], in
-//! [`HttpContext::filters`]) run in the exchange (see its "Filters").
+//! [`HttpContext::filters`]) run in the exchange (see its "Filters");
+//! the shadow copies the `mirror` filter asks for are made and sent by
+//! [`shadow`].
 //!
 //! Between them: [`message`] (what moves: heads, body pieces, trailers,
 //! local answers), [`transform`] (what a message carries to the next hop:
@@ -90,6 +92,7 @@ pub(crate) mod relay;
 pub(crate) mod route;
 pub(crate) mod session_h1;
 pub(crate) mod session_h2;
+pub(crate) mod shadow;
 pub(crate) mod sides;
 pub(crate) mod tls;
 pub(crate) mod transform;

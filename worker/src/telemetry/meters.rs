@@ -229,6 +229,13 @@ pub struct HttpMeters {
     /// (a lock, not atomics: the names are the config's, and a filter's
     /// answer is the exception, not every request).
     pub filter_answers: parking_lot::Mutex<Vec<(&'static str, u64)>>,
+    /// Shadow copies of requests (the `mirror` filter), by how they
+    /// ended: answered by the shadow cluster, failed (no connection, a
+    /// breaker full, an error, no answer in time), or abandoned before
+    /// they went (a body past the limit, a request body not read whole).
+    pub mirror_sent: AtomicU64,
+    pub mirror_failed: AtomicU64,
+    pub mirror_abandoned: AtomicU64,
 }
 
 impl HttpMeters {

@@ -399,6 +399,20 @@ impl Meters {
             },
         ));
         families.push(per_http(
+            "baton_http_mirror_requests_total",
+            "Shadow copies of requests (the mirror filter), by result: sent (the shadow cluster \
+             answered), failed (no connection, a circuit breaker full, an error, no answer in \
+             time), abandoned (not sent: a body past max_body_bytes, a request body not read \
+             whole).",
+            &|m| {
+                vec![
+                    (Some(("result", "sent")), load(&m.mirror_sent)),
+                    (Some(("result", "failed")), load(&m.mirror_failed)),
+                    (Some(("result", "abandoned")), load(&m.mirror_abandoned)),
+                ]
+            },
+        ));
+        families.push(per_http(
             "baton_http_bad_requests_total",
             "Requests refused as malformed or hostile (never forwarded).",
             &|m| vec![(None, load(&m.bad_requests))],

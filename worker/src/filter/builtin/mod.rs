@@ -11,6 +11,7 @@
 //! | HTTP | [`fault::Fault`] | `fault` | delays and aborts a share of requests, or those whose headers ask (opt-in) | moves |
 //! | HTTP | [`headers::Headers`] | `headers` | sets, appends and removes request and response headers | moves |
 //! | HTTP | [`compression::Compression`] | `compression` | compresses responses (gzip, brotli, zstd) by the request's `accept-encoding` and the response's content type, streaming | moves |
+//! | HTTP | [`mirror::Mirror`] | `mirror` | asks for a copy of a share of requests for a shadow cluster (`-shadow` host), which the exchange sends on its own, its answer ignored | moves |
 //! | RPC | [`rpc_fault::RpcFault`] | `rpc_fault` | answers requests for a service (and method), or a share of them, with the protocol's error | moves |
 //! | HTTP | [`rate_limit::LocalRateLimit`] | `local_rate_limit` | a token bucket per listener or route (or per header value, or client IP): 429 when empty | moves (buckets are per listener) |
 //! | RPC | [`rpc_headers::RpcHeaders`] | `rpc_headers` | sets and removes request headers (Bolt's header map, Dubbo's attachments) and Bolt response headers, for a service (and method) or all | moves |
@@ -28,6 +29,7 @@ pub(crate) mod connection_limit;
 pub(crate) mod cors;
 pub(crate) mod fault;
 pub(crate) mod headers;
+pub(crate) mod mirror;
 pub(crate) mod rate_limit;
 pub(crate) mod rbac;
 pub(crate) mod rocketmq_routes;
