@@ -66,10 +66,18 @@ pub struct Plan {
     /// excluded goes there. Without it, outbound traffic is left alone.
     #[arg(long, value_name = "PORT")]
     pub outbound_port: Option<u16>,
+    /// The outbound listener for IPv6, when it is another one (a listener
+    /// on `[::]` with its own port); default: `--outbound-port`.
+    #[arg(long, value_name = "PORT")]
+    pub outbound_port_v6: Option<u16>,
     /// The inbound listener's port. Without it, inbound traffic is left
     /// alone.
     #[arg(long, value_name = "PORT")]
     pub inbound_port: Option<u16>,
+    /// The inbound listener for IPv6, when it is another one; default:
+    /// `--inbound-port`.
+    #[arg(long, value_name = "PORT")]
+    pub inbound_port_v6: Option<u16>,
     /// The application's ports whose inbound traffic goes to the inbound
     /// listener (comma-separated, or `*` for all but the excluded).
     #[arg(long, value_name = "PORTS", default_value = "*")]
@@ -212,9 +220,19 @@ impl Plan {
                     set(&self.exclude_outbound_ports)
                 );
             }
-            let _ = writeln!(out, "\t\tmeta l4proto tcp redirect to :{port}\n\t}}");
+            let _ = write!(
+                out,
+                "{}\t}}\n",
+                per_family(
+                    port,
+                    self.outbound_port_v6,
+                    "meta l4proto tcp ",
+                    |to| format!("redirect to :{to}")
+                )
+            );
         }
         if let Some(port) = self.inbound_port {
+            let port_v6 = self.inbound_port_v6.unwrap_or(port);
             let ports = self.inbound_port_list()?;
             let matched = match &ports {
                 Some(list) => format!("tcp dport {} ", set(list)),
@@ -224,6 +242,9 @@ impl Plan {
             // The inbound listener's own port, reached directly, is
             // baton's: never diverted to itself.
             excluded.push(port);
+            if port_v6 != port {
+                excluded.push(port_v6);
+            }
             let exclusions = format!("\t\ttcp dport {} return\n", set(&excluded));
             match self.mode {
                 Mode::Redirect => {
@@ -231,7 +252,10 @@ impl Plan {
                         out,
                         "\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
                          \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n{exclusions}\
-                         \t\t{matched}redirect to :{port}\n\t}}\n"
+                         {}\t}}\n",
+                        per_family(port, Some(port_v6), &matched, |to| format!(
+                            "redirect to :{to}"
+                        ))
                     );
                 }
                 Mode::Tproxy => {
@@ -242,7 +266,7 @@ impl Plan {
                          \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n\
                          \t\tsocket transparent 1 meta mark set {mark} accept\n{exclusions}\
                          \t\t{matched}meta nfproto ipv4 tproxy ip to :{port} meta mark set {mark} accept\n\
-                         \t\t{matched}meta nfproto ipv6 tproxy ip6 to :{port} meta mark set {mark} accept\n\t}}\n"
+                         \t\t{matched}meta nfproto ipv6 tproxy ip6 to :{port_v6} meta mark set {mark} accept\n\t}}\n"
                     );
                 }
             }
@@ -282,6 +306,19 @@ impl Plan {
             out.push(words(&[family, "route", "flush", "table", &table]));
         }
         out
+    }
+}
+
+/// The rule(s) sending `matched` traffic to `port` with `action(port)`:
+/// one rule, or one per family when IPv6 has a port of its own.
+fn per_family(port: u16, v6: Option<u16>, matched: &str, action: impl Fn(u16) -> String) -> String {
+    match v6 {
+        Some(v6) if v6 != port => format!(
+            "\t\tmeta nfproto ipv4 {matched}{}\n\t\tmeta nfproto ipv6 {matched}{}\n",
+            action(port),
+            action(v6)
+        ),
+        _ => format!("\t\t{matched}{}\n", action(port)),
     }
 }
 
@@ -494,6 +531,33 @@ mod tests {
                 "-6 route replace local ::/0 dev lo table 133",
             ]
         );
+    }
+
+    #[test]
+    fn each_family_can_have_its_own_listener() {
+        let script = plan(&[
+            "--outbound-port",
+            "15001",
+            "--outbound-port-v6",
+            "15011",
+            "--inbound-port",
+            "15006",
+            "--inbound-port-v6",
+            "15016",
+            "--owner-uid",
+            "0",
+        ])
+        .nft_install()
+        .unwrap();
+        for rule in [
+            "meta nfproto ipv4 meta l4proto tcp redirect to :15001",
+            "meta nfproto ipv6 meta l4proto tcp redirect to :15011",
+            "meta nfproto ipv4 meta l4proto tcp redirect to :15006",
+            "meta nfproto ipv6 meta l4proto tcp redirect to :15016",
+            "tcp dport { 15006, 15016 } return",
+        ] {
+            assert!(script.contains(rule), "{rule:?} missing from\n{script}");
+        }
     }
 
     #[test]
