@@ -220,9 +220,9 @@ impl Plan {
                     set(&self.exclude_outbound_ports)
                 );
             }
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "{}\t}}\n",
+                "{}\t}}",
                 per_family(
                     port,
                     self.outbound_port_v6,
