@@ -7,26 +7,31 @@
 //!
 //! ```text
 //! table inet baton
-//!   chain output      nat, hook output: TCP the namespace sends out
-//!     return: not TCP; sent by an excluded owner (uid, gid) or with the
-//!             excluded mark (baton's own upstream connections: it must not
-//!             loop); to loopback; to an excluded range or port
-//!     redirect to :<outbound-port>     (the outbound listener, which reads
-//!                                       the original destination back)
-//!   chain prerouting  nat, hook prerouting (redirect mode): TCP arriving
-//!     to the application's ports (or all but excluded) → :<inbound-port>
-//!   chain divert      filter, hook prerouting, priority mangle (tproxy
-//!     mode): the same TCP, diverted unchanged to the inbound listener with
-//!     `tproxy to :<inbound-port>` and marked; the mark routes it to the
-//!     local stack (`ip rule fwmark <mark> lookup <table>`, `ip route
-//!     local default dev lo table <table>`, both families)
+//!   chain output      TCP the namespace's processes send out
+//!     return: not TCP; sent by an excluded owner (uid, gid: baton's own
+//!             upstream connections, which must not loop) or, in redirect
+//!             mode, with the excluded mark; to loopback; to an excluded
+//!             range or port
+//!     redirect mode (nat hook): redirect to :<outbound-port>
+//!     tproxy mode (route hook): mark it, so `ip rule fwmark <mark>
+//!             lookup <table>` and `ip route local default dev lo table
+//!             <table>` (both families) route it back in through `lo`
+//!   chain prerouting  redirect mode (nat hook): TCP arriving to the
+//!     application's ports (or all but excluded) → :<inbound-port>
+//!   chain divert      tproxy mode (filter hook, priority mangle): packets
+//!     of connections already on a transparent socket, accepted; marked
+//!     outbound packets back in on `lo` → `tproxy to :<outbound-port>`;
+//!     TCP arriving to the application's ports → `tproxy to
+//!     :<inbound-port>`, unchanged
 //! ```
 //!
-//! Outbound traffic is redirected in both modes (as Istio does: TPROXY
-//! only applies to packets that arrive on an interface); inbound with
-//! `--mode tproxy` keeps the client's address and the original
-//! destination as the connection's own, which the inbound listener
-//! (`original_destination = "tproxy"`) reads as its local address.
+//! With redirect (NAT) a listener reads the original destination with
+//! `SO_ORIGINAL_DST` (`original_destination = "redirect"`); with TPROXY
+//! nothing is rewritten, and the listener (`original_destination =
+//! "tproxy"`, bound with `IP_TRANSPARENT`) sees the original destination
+//! as the connection's local address and, inbound, the real client.
+//! IPv4 and IPv6 are one table (`inet`); a listener per family can have
+//! its own port (`--outbound-port-v6`, `--inbound-port-v6`).
 //!
 //! # Idempotent, and removable
 //!
@@ -138,11 +143,11 @@ impl Plan {
         if self.outbound_port.is_some()
             && self.owner_uids.is_empty()
             && self.owner_gids.is_empty()
-            && self.mark == 0
+            && (self.mark == 0 || self.mode == Mode::Tproxy)
         {
             return invalid(
                 "outbound interception needs a way to tell baton's own traffic \
-                 (--owner-uid, --owner-gid or --mark), or it would loop"
+                 (--owner-uid, --owner-gid, or --mark in redirect mode), or it would loop"
                     .into(),
             );
         }
@@ -183,95 +188,126 @@ impl Plan {
     /// The nftables script `install` runs (`nft -f -`).
     pub fn nft_install(&self) -> Result<String, PlanError> {
         self.validate()?;
+        let mark = format!("{:#x}", self.mark);
         let mut out = String::new();
         let _ = writeln!(out, "table {TABLE}\ndelete table {TABLE}\ntable {TABLE} {{");
         if let Some(port) = self.outbound_port {
+            let port_v6 = self.outbound_port_v6.unwrap_or(port);
+            let (hook, last) = match self.mode {
+                Mode::Redirect => (
+                    "type nat hook output priority -100",
+                    per_family(port, Some(port_v6), "meta l4proto tcp ", |to| {
+                        format!("redirect to :{to}")
+                    }),
+                ),
+                // Marked, the packet is routed back in through `lo`
+                // (`ip rule`), where `divert` hands it to the listener.
+                Mode::Tproxy => (
+                    "type route hook output priority mangle",
+                    format!("\t\tmeta l4proto tcp meta mark set {mark}\n"),
+                ),
+            };
             let _ = writeln!(
                 out,
-                "\tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n\
-                 \t\tmeta l4proto != tcp return"
+                "\tchain output {{\n\t\t{hook}; policy accept;\n\t\tmeta l4proto != tcp return"
             );
-            if !self.owner_uids.is_empty() {
-                let _ = writeln!(out, "\t\tmeta skuid {} return", set(&self.owner_uids));
-            }
-            if !self.owner_gids.is_empty() {
-                let _ = writeln!(out, "\t\tmeta skgid {} return", set(&self.owner_gids));
-            }
-            if self.mark != 0 {
-                let _ = writeln!(out, "\t\tmeta mark {:#x} return", self.mark);
-            }
-            let _ = writeln!(out, "\t\toifname \"lo\" return");
-            let _ = writeln!(
-                out,
-                "\t\tip daddr 127.0.0.0/8 return\n\t\tip6 daddr ::1 return"
-            );
-            let cidrs = self.cidrs()?;
-            let (v4, v6): (Vec<Cidr>, Vec<Cidr>) = cidrs.iter().partition(|c| c.is_ipv4());
-            if !v4.is_empty() {
-                let _ = writeln!(out, "\t\tip daddr {} return", set(&v4));
-            }
-            if !v6.is_empty() {
-                let _ = writeln!(out, "\t\tip6 daddr {} return", set(&v6));
-            }
-            if !self.exclude_outbound_ports.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "\t\ttcp dport {} return",
-                    set(&self.exclude_outbound_ports)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{}\t}}",
-                per_family(
-                    port,
-                    self.outbound_port_v6,
-                    "meta l4proto tcp ",
-                    |to| format!("redirect to :{to}")
-                )
-            );
+            out.push_str(&self.outbound_exclusions()?);
+            let _ = writeln!(out, "{last}\t}}");
         }
-        if let Some(port) = self.inbound_port {
+        let inbound = self.inbound_port.map(|port| -> Result<_, PlanError> {
             let port_v6 = self.inbound_port_v6.unwrap_or(port);
-            let ports = self.inbound_port_list()?;
-            let matched = match &ports {
-                Some(list) => format!("tcp dport {} ", set(list)),
+            let matched = match self.inbound_port_list()? {
+                Some(list) => format!("tcp dport {} ", set(&list)),
                 None => "meta l4proto tcp ".to_string(),
             };
             let mut excluded = self.exclude_inbound_ports.clone();
-            // The inbound listener's own port, reached directly, is
-            // baton's: never diverted to itself.
+            // The inbound listener's own ports, reached directly, are
+            // baton's: never diverted to themselves.
             excluded.push(port);
             if port_v6 != port {
                 excluded.push(port_v6);
             }
             let exclusions = format!("\t\ttcp dport {} return\n", set(&excluded));
-            match self.mode {
-                Mode::Redirect => {
-                    let _ = write!(
+            Ok((port, port_v6, matched, exclusions))
+        });
+        match self.mode {
+            Mode::Redirect => {
+                if let Some(inbound) = inbound {
+                    let (port, port_v6, matched, exclusions) = inbound?;
+                    let _ = writeln!(
                         out,
                         "\tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\
-                         \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n{exclusions}\
-                         {}\t}}\n",
+                         \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n{exclusions}{}\t}}",
                         per_family(port, Some(port_v6), &matched, |to| format!(
                             "redirect to :{to}"
                         ))
                     );
                 }
-                Mode::Tproxy => {
-                    let mark = format!("{:#x}", self.mark);
-                    let _ = write!(
-                        out,
-                        "\tchain divert {{\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\
-                         \t\tmeta l4proto != tcp return\n\t\tiifname \"lo\" return\n\
-                         \t\tsocket transparent 1 meta mark set {mark} accept\n{exclusions}\
-                         \t\t{matched}meta nfproto ipv4 tproxy ip to :{port} meta mark set {mark} accept\n\
-                         \t\t{matched}meta nfproto ipv6 tproxy ip6 to :{port_v6} meta mark set {mark} accept\n\t}}\n"
-                    );
+            }
+            Mode::Tproxy => {
+                let tproxy = |matched: &str, v4: u16, v6: u16| {
+                    format!(
+                        "\t\t{matched}meta nfproto ipv4 tproxy ip to :{v4} meta mark set {mark} accept\n\
+                         \t\t{matched}meta nfproto ipv6 tproxy ip6 to :{v6} meta mark set {mark} accept\n"
+                    )
+                };
+                let _ = writeln!(
+                    out,
+                    "\tchain divert {{\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\
+                     \t\tmeta l4proto != tcp return\n\t\tsocket transparent 1 meta mark set {mark} accept"
+                );
+                if let Some(port) = self.outbound_port {
+                    let port_v6 = self.outbound_port_v6.unwrap_or(port);
+                    out.push_str(&tproxy(
+                        &format!("iifname \"lo\" meta mark {mark} meta l4proto tcp "),
+                        port,
+                        port_v6,
+                    ));
                 }
+                out.push_str("\t\tiifname \"lo\" return\n");
+                if let Some(inbound) = inbound {
+                    let (port, port_v6, matched, exclusions) = inbound?;
+                    out.push_str(&exclusions);
+                    out.push_str(&tproxy(&matched, port, port_v6));
+                }
+                out.push_str("\t}\n");
             }
         }
         out.push_str("}\n");
+        Ok(out)
+    }
+
+    /// The `return`s of outbound traffic that is not intercepted: baton's
+    /// own (by owner, or by mark in redirect mode), loopback, excluded
+    /// ranges and ports.
+    fn outbound_exclusions(&self) -> Result<String, PlanError> {
+        let mut out = String::new();
+        if !self.owner_uids.is_empty() {
+            let _ = writeln!(out, "\t\tmeta skuid {} return", set(&self.owner_uids));
+        }
+        if !self.owner_gids.is_empty() {
+            let _ = writeln!(out, "\t\tmeta skgid {} return", set(&self.owner_gids));
+        }
+        // In tproxy mode the mark is the routing mark this chain sets.
+        if self.mark != 0 && self.mode == Mode::Redirect {
+            let _ = writeln!(out, "\t\tmeta mark {:#x} return", self.mark);
+        }
+        out.push_str("\t\toifname \"lo\" return\n\t\tip daddr 127.0.0.0/8 return\n\t\tip6 daddr ::1 return\n");
+        let cidrs = self.cidrs()?;
+        let (v4, v6): (Vec<Cidr>, Vec<Cidr>) = cidrs.iter().partition(|c| c.is_ipv4());
+        if !v4.is_empty() {
+            let _ = writeln!(out, "\t\tip daddr {} return", set(&v4));
+        }
+        if !v6.is_empty() {
+            let _ = writeln!(out, "\t\tip6 daddr {} return", set(&v6));
+        }
+        if !self.exclude_outbound_ports.is_empty() {
+            let _ = writeln!(
+                out,
+                "\t\ttcp dport {} return",
+                set(&self.exclude_outbound_ports)
+            );
+        }
         Ok(out)
     }
 
@@ -279,7 +315,7 @@ impl Plan {
     /// routing of marked packets to the local stack), each as the words
     /// after `ip`.
     pub fn ip_install(&self) -> Vec<Vec<String>> {
-        if self.mode != Mode::Tproxy || self.inbound_port.is_none() {
+        if self.mode != Mode::Tproxy {
             return Vec::new();
         }
         let (mark, table) = (self.mark.to_string(), self.route_table.to_string());
@@ -531,6 +567,35 @@ mod tests {
                 "-6 route replace local ::/0 dev lo table 133",
             ]
         );
+    }
+
+    #[test]
+    fn tproxy_mode_marks_outbound_traffic_back_in_to_the_outbound_listener() {
+        let p = plan(&[
+            "--mode",
+            "tproxy",
+            "--outbound-port",
+            "15001",
+            "--owner-uid",
+            "0",
+        ]);
+        let script = p.nft_install().unwrap();
+        for rule in [
+            "type route hook output priority mangle",
+            "meta skuid { 0 } return",
+            "meta l4proto tcp meta mark set 0x539\n",
+            "iifname \"lo\" meta mark 0x539 meta l4proto tcp meta nfproto ipv4 tproxy ip to :15001",
+        ] {
+            assert!(script.contains(rule), "{rule:?} missing from\n{script}");
+        }
+        // Its own routing mark is no exclusion; an owner must be given.
+        assert!(!script.contains("meta mark 0x539 return"), "{script}");
+        assert!(
+            plan(&["--mode", "tproxy", "--outbound-port", "15001"])
+                .nft_install()
+                .is_err()
+        );
+        assert_eq!(p.ip_install().len(), 4);
     }
 
     #[test]
