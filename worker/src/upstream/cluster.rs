@@ -11,6 +11,11 @@
 //! ([`super::breaker`]), which the connection holds ([`Connected::permit`])
 //! for as long as it is open; when none is left, the connect fails at once
 //! ([`ConnectError::overflow`]) without trying an endpoint.
+//!
+//! A `type = "original_dst"` cluster has no endpoints and no balancer's
+//! choice to make: each connection goes to its own original destination
+//! ([`Upstream::connect_to`]), under the same `connect_timeout` and
+//! circuit breakers.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -161,6 +166,42 @@ impl Upstream {
         Ok(connected)
     }
 
+    /// Connects to `addr`, a connection's original destination (for a
+    /// `type = "original_dst"` cluster): one attempt, timed and bounded
+    /// like an endpoint's, under the cluster's `max_connections`. Its
+    /// [`Connected::endpoint`] is no endpoint of the cluster's (it has
+    /// none): nothing counts load on it.
+    pub async fn connect_to(&self, addr: SocketAddr) -> Result<Connected, ConnectError> {
+        let permit = self
+            .breakers
+            .connection()
+            .map_err(|overflow| ConnectError {
+                cluster: self.cluster.name.clone(),
+                attempts: Vec::new(),
+                overflow: Some(overflow),
+            })?;
+        let timeout = self.cluster.connect_timeout;
+        let started = tokio::time::Instant::now();
+        let failed = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                self.times.connect.observe(started.elapsed());
+                return Ok(Connected {
+                    stream,
+                    addr,
+                    endpoint: EndpointIndex(usize::MAX),
+                    permit,
+                });
+            }
+            Ok(Err(e)) => AttemptError::Io(e),
+            Err(_) => AttemptError::Timeout(timeout),
+        };
+        Err(ConnectError {
+            cluster: self.cluster.name.clone(),
+            attempts: vec![(addr, failed)],
+            overflow: None,
+        })
+    }
+
     /// Connects to the endpoints of `order` in turn until one answers
     /// (for a caller that asked the balancer itself, to look for a pooled
     /// connection to its choice first). A failed connect is reported to
@@ -236,6 +277,7 @@ mod tests {
     fn cluster(endpoints: Vec<SocketAddr>) -> Cluster {
         Cluster {
             name: "c".into(),
+            kind: baton_config::ClusterKind::Static,
             lb: baton_config::Lb::RoundRobin,
             endpoints: endpoints
                 .into_iter()
@@ -313,6 +355,21 @@ mod tests {
         assert!(err.to_string().contains("max_connections reached"), "{err}");
         drop(first);
         upstream.connect().await.unwrap();
+    }
+
+    /// An original_dst cluster connects where it is told, and names the
+    /// address when that fails.
+    #[tokio::test]
+    async fn an_original_dst_cluster_connects_to_the_given_address() {
+        let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = cluster(Vec::new());
+        c.kind = baton_config::ClusterKind::OriginalDst;
+        let upstream = Upstream::new(c, Vec::new());
+        let to = live.local_addr().unwrap();
+        assert_eq!(upstream.connect_to(to).await.unwrap().addr, to);
+        let dead = dead_port().await;
+        let err = upstream.connect_to(dead).await.unwrap_err();
+        assert!(err.to_string().contains(&dead.to_string()), "{err}");
     }
 
     #[tokio::test]
