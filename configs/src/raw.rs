@@ -616,7 +616,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 format!("duplicate cluster name {:?}", c.name.get_ref()),
             ));
         }
-        let kind = c.kind.as_ref().map_or(ClusterKind::Static, |k| *k.get_ref());
+        let kind = c
+            .kind
+            .as_ref()
+            .map_or(ClusterKind::Static, |k| *k.get_ref());
         let endpoints = match (kind, c.endpoints) {
             (ClusterKind::Static, None) => {
                 return Err(error(
@@ -664,7 +667,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 return Err(error(
                     span,
                     path(key),
-                    format!("{key} does not apply to a type = \"original_dst\" cluster (each connection has its one address)"),
+                    format!(
+                        "{key} does not apply to a type = \"original_dst\" cluster (each connection has its one address)"
+                    ),
                 ));
             }
         }
@@ -932,12 +937,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         if let Some(brokers) = &l.rocketmq_brokers {
             broker_maps.push((i, brokers.span()));
         }
-        let (original_destination, destinations) = original_destination(
-            &l,
-            &target,
-            &clusters,
-            |span, key, m| error(span, path(key), m),
-        )?;
+        let (original_destination, destinations) =
+            original_destination(&l, &target, &clusters, |span, key, m| {
+                error(span, path(key), m)
+            })?;
         let (filters, _) = filter::lower(
             l.filters.as_deref().unwrap_or_default(),
             Place::Listener(l.protocol),

@@ -74,11 +74,13 @@ fn a_sidecar_listener_routes_by_destination_with_an_original_dst_fallback() {
 
 #[test]
 fn bad_values_are_refused_where_they_are() {
-    let (line, column, path, message) =
-        error(&config("original_destination = \"nat\"\n", ""));
+    let (line, column, path, message) = error(&config("original_destination = \"nat\"\n", ""));
     assert_eq!((line, column), (5, 24));
     assert_eq!(path, "listeners[0].original_destination");
-    assert!(message.contains("redirect") && message.contains("tproxy"), "{message}");
+    assert!(
+        message.contains("redirect") && message.contains("tproxy"),
+        "{message}"
+    );
 
     let (line, column, path, message) = error(&config(
         "original_destination = \"redirect\"\n[[listeners.destinations]]\ncidr = \"10.0.0.0/33\"\ncluster = \"web\"\n",
@@ -128,7 +130,10 @@ fn an_original_dst_cluster_has_no_endpoints_and_serves_tcp_listeners_that_learn_
     assert_eq!(path, "clusters[0].endpoints");
     assert!(message.contains("no endpoints"), "{message}");
 
-    let (line, _, path, message) = error(&config("", "[[clusters]]\nname = \"x\"\ntype = \"dynamic\"\n"));
+    let (line, _, path, message) = error(&config(
+        "",
+        "[[clusters]]\nname = \"x\"\ntype = \"dynamic\"\n",
+    ));
     assert_eq!(line, 13);
     assert_eq!(path, "clusters[2].type");
     assert!(message.contains("original_dst"), "{message}");
@@ -137,8 +142,10 @@ fn an_original_dst_cluster_has_no_endpoints_and_serves_tcp_listeners_that_learn_
     assert_eq!(path, "clusters[2].endpoints");
 
     let (_, _, path, _) = error(
-        &config("original_destination = \"redirect\"\n", "")
-            .replace("type = \"original_dst\"\n", "type = \"original_dst\"\nlb = \"maglev\"\n"),
+        &config("original_destination = \"redirect\"\n", "").replace(
+            "type = \"original_dst\"\n",
+            "type = \"original_dst\"\nlb = \"maglev\"\n",
+        ),
     );
     assert_eq!(path, "clusters[0].lb");
 
@@ -171,8 +178,11 @@ fn an_original_dst_cluster_has_no_endpoints_and_serves_tcp_listeners_that_learn_
     assert_eq!(path, "listeners[0].cluster");
     assert!(message.contains("original_dst"), "{message}");
     let (_, _, path, _) = error(
-        &config("protocol = \"http\"\noriginal_destination = \"redirect\"\n", "")
-            .replace("cluster = \"any\"\n", "cluster = \"web\"\n"),
+        &config(
+            "protocol = \"http\"\noriginal_destination = \"redirect\"\n",
+            "",
+        )
+        .replace("cluster = \"any\"\n", "cluster = \"web\"\n"),
     );
     assert_eq!(path, "listeners[0].original_destination");
 }

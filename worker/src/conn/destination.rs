@@ -13,6 +13,12 @@
 //! * `tproxy` (nftables `tproxy`, iptables `TPROXY`): nothing is
 //!   rewritten; the listener is transparent (bound so by the supervisor),
 //!   and the accepted socket's local address is the original destination.
+//!   A connection made to the listener's own port was not diverted (a
+//!   diverted one keeps the port it was going to): it has none.
+//!
+//! Either way, a connection without an original destination never goes
+//! to "its own" address, which is the listener: an `original_dst` cluster
+//! would connect back to it, and so on until the fds run out.
 //!
 //! Both read the socket only, and a socket passed to the next generation
 //! is the same socket (the conntrack entry is keyed by the connection's
@@ -26,10 +32,17 @@ use tokio::net::TcpStream;
 
 /// `client`'s original destination, by the listener's `mode`; `None` when
 /// it has none (it was not intercepted) or the socket cannot tell.
-pub(crate) fn original(client: &TcpStream, mode: OriginalDestination) -> Option<SocketAddr> {
+/// `listening` is the listener's bound address, when known.
+pub(crate) fn original(
+    client: &TcpStream,
+    mode: OriginalDestination,
+    listening: Option<SocketAddr>,
+) -> Option<SocketAddr> {
     let local = client.local_addr().ok()?;
     match mode {
-        OriginalDestination::Tproxy => Some(local),
+        OriginalDestination::Tproxy => {
+            (listening.map(|l| l.port()) != Some(local.port())).then_some(local)
+        }
         OriginalDestination::Redirect => {
             let original = match local {
                 SocketAddr::V4(_) => rustix::net::sockopt::ip_original_dst(client)
@@ -50,16 +63,20 @@ pub(crate) fn original(client: &TcpStream, mode: OriginalDestination) -> Option<
 mod tests {
     use super::*;
 
-    /// Without interception: tproxy reads the local address; redirect
-    /// finds no original destination (and does not take the listener's
-    /// own address for one).
+    /// Without interception, neither way finds an original destination
+    /// (nor takes the listener's own address for one); tproxy reads the
+    /// local address when its port is not the listener's.
     #[tokio::test]
-    async fn a_direct_connection_has_no_redirected_destination() {
+    async fn a_direct_connection_has_no_original_destination() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let to = listener.local_addr().unwrap();
         let _client = TcpStream::connect(to).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        assert_eq!(original(&accepted, OriginalDestination::Tproxy), Some(to));
-        assert_eq!(original(&accepted, OriginalDestination::Redirect), None);
+        let tproxy = OriginalDestination::Tproxy;
+        assert_eq!(original(&accepted, tproxy, Some(to)), None);
+        let elsewhere = SocketAddr::from(([0, 0, 0, 0], to.port().wrapping_add(1)));
+        assert_eq!(original(&accepted, tproxy, Some(elsewhere)), Some(to));
+        let redirect = OriginalDestination::Redirect;
+        assert_eq!(original(&accepted, redirect, Some(to)), None);
     }
 }

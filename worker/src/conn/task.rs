@@ -40,9 +40,9 @@ use tracing::{debug, warn};
 
 use crate::codec::proxy_protocol;
 use crate::conn::ctx::Ctx;
-use crate::conn::{destination, proxied};
 use crate::conn::registry::{PauseReq, Paused};
 use crate::conn::state::{ConnId, ConnParts, History, Parked};
+use crate::conn::{destination, proxied};
 use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
 use crate::filter::network::{Holds, Refused};
@@ -304,7 +304,11 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
     // accepted: the same destination (see crate::conn::destination).
     let mode = spec.and_then(|id| shared.config.listener(id).original_destination);
     let destination = match mode {
-        Some(mode) => destination::original(parked.conn.client(), mode),
+        Some(mode) => destination::original(
+            parked.conn.client(),
+            mode,
+            spec.and_then(|id| shared.bound_of(id)),
+        ),
         None => parked.conn.client().local_addr().ok(),
     };
     let site = ListenerSite {
@@ -549,7 +553,7 @@ async fn accept(
     // Or its original destination, read off the socket, stands for its
     // local address (the config allows one of the two).
     if let Some(mode) = spec.original_destination {
-        local_addr = destination::original(&client, mode);
+        local_addr = destination::original(&client, mode, shared.bound_of(listener));
     }
     let ends = (client_addr, local_addr.or_else(|| client.local_addr().ok()));
     // The listener's L4 filters: the accept stage here, the byte stage as

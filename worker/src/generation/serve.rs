@@ -386,6 +386,7 @@ impl Server {
                 order,
                 fds: fd_budget,
                 costs: plan.costs,
+                bound: listeners.iter().map(|l| l.local_addr().ok()).collect(),
             }),
             accept: Arc::new(Accept {
                 listeners,
