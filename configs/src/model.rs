@@ -470,6 +470,25 @@ pub struct Cluster {
     /// client's addresses (tcp listeners' clusters only: an HTTP or RPC
     /// upstream connection carries many clients' requests).
     pub proxy_protocol: Option<ProxyVersion>,
+    /// `source_address`: the address connections to the cluster come
+    /// from (tcp listeners' clusters only).
+    pub source_address: SourceAddress,
+}
+
+/// A cluster's `source_address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceAddress {
+    /// The kernel's choice (`source_address` left out).
+    #[default]
+    Proxy,
+    /// The client's IP address (HAProxy's `usesrc clientip`): the
+    /// connection is made with `IP_TRANSPARENT` (`CAP_NET_ADMIN`), bound to
+    /// the client's address (the PROXY header's or the socket's), so the
+    /// endpoint sees the client; its replies must be routed back to the
+    /// proxy (policy routing on a mark, as for TPROXY). A client of the
+    /// other IP family than the endpoint cannot be one.
+    Client,
 }
 
 /// A cluster's `type` (Envoy's cluster discovery types, by the same

@@ -17,8 +17,8 @@ use crate::model::{
     AccessLog, Admin, AdminToken, Builtin, CircuitBreakers, Cluster, ClusterId, ClusterKind,
     Config, Destination, Endpoint, HashPolicy, Http, HttpAction, HttpRoute, Lb, Listener,
     ListenerId, LogFormat, LogTarget, OriginalDestination, PathMatch, Protocol, ProxyProtocol,
-    ProxyVersion, RetryBudget, Route, Rpc, Supervisor, Target, Tls, UpstreamProtocol, UpstreamTls,
-    Weight,
+    ProxyVersion, RetryBudget, Route, Rpc, SourceAddress, Supervisor, Target, Tls,
+    UpstreamProtocol, UpstreamTls, Weight,
 };
 use crate::raw_filter::{self as filter, Place, RawFilter};
 
@@ -362,6 +362,15 @@ struct RawCluster {
     circuit_breakers: Option<RawCircuitBreakers>,
     retry_budget: Option<RawRetryBudget>,
     proxy_protocol: Option<Spanned<RawProxyVersion>>,
+    source_address: Option<Spanned<RawSourceAddress>>,
+}
+
+/// A cluster's `source_address`: only `"client"` is written (the default
+/// is the kernel's choice).
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum RawSourceAddress {
+    Client,
 }
 
 /// `[clusters.circuit_breakers]`: Envoy's threshold names; each left out
@@ -781,6 +790,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             circuit_breakers,
             retry_budget,
             proxy_protocol,
+            source_address: match c.source_address.map(Spanned::into_inner) {
+                None => SourceAddress::Proxy,
+                Some(RawSourceAddress::Client) => SourceAddress::Client,
+            },
         });
     }
 
@@ -1512,6 +1525,12 @@ fn plain_only(cluster: &Cluster) -> Result<(), String> {
 /// per connection, or one that goes to each connection's original
 /// destination.
 fn l4_only(cluster: &Cluster) -> Result<(), String> {
+    if cluster.source_address == SourceAddress::Client {
+        return Err(format!(
+            "cluster {:?} connects from each client's address (source_address = \"client\"), which only tcp listeners' clusters do (an HTTP or RPC upstream connection carries many clients' requests)",
+            cluster.name
+        ));
+    }
     if cluster.kind == ClusterKind::OriginalDst {
         return Err(format!(
             "cluster {:?} is type = \"original_dst\", which only tcp listeners use (it connects to a connection's original destination)",

@@ -186,3 +186,24 @@ fn an_original_dst_cluster_has_no_endpoints_and_serves_tcp_listeners_that_learn_
     );
     assert_eq!(path, "listeners[0].original_destination");
 }
+
+#[test]
+fn source_address_client_is_for_tcp_listeners_clusters() {
+    let with = |protocol: &str, value: &str| {
+        format!(
+            "[[listeners]]\nname = \"in\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{protocol}\"\ncluster = \"app\"\n\
+             [[clusters]]\nname = \"app\"\nendpoints = [\"127.0.0.1:80\"]\nsource_address = \"{value}\"\n"
+        )
+    };
+    let c = parse("ok.toml", &with("tcp", "client")).unwrap();
+    assert_eq!(
+        c.clusters[0].source_address,
+        baton_config::SourceAddress::Client
+    );
+    let (line, column, path, _) = error(&with("tcp", "proxy"));
+    assert_eq!((line, column), (9, 18));
+    assert_eq!(path, "clusters[0].source_address");
+    let (_, _, path, message) = error(&with("http", "client"));
+    assert_eq!(path, "listeners[0].cluster");
+    assert!(message.contains("source_address"), "{message}");
+}

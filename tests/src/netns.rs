@@ -152,6 +152,18 @@ impl Namespaces {
         ip(&all);
     }
 
+    /// TPROXY's routing in the pod: packets with mark 1 are delivered
+    /// locally, whatever their destination (`ip rule add fwmark 1 lookup
+    /// 100`, a `local` default route in table 100), IPv4 and IPv6.
+    pub fn deliver_marked_locally(&self) {
+        for (family, all) in [("-4", "0.0.0.0/0"), ("-6", "::/0")] {
+            self.ip(&[family, "rule", "add", "fwmark", "1", "lookup", "100"]);
+            self.ip(&[
+                family, "route", "add", "local", all, "dev", "lo", "table", "100",
+            ]);
+        }
+    }
+
     /// Runs `f` on a thread in the pod's network namespace, as the
     /// intercepted application ([`APP_UID`]: the thread's own
     /// credentials, which Linux keeps per thread).

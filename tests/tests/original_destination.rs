@@ -15,7 +15,9 @@
 //! cluster instead, the access log records each original destination, a
 //! connection made to the listener directly has none and is refused, and
 //! a connection streaming checked bytes keeps flowing and keeps its
-//! original destination across `baton upgrade`.
+//! original destination across `baton upgrade`. Inbound, through TPROXY,
+//! a cluster with `source_address = "client"` reaches the application
+//! from the client's own address.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -103,23 +105,7 @@ fn redirect_rules(ns: &Namespaces, v4: u16, v6: u16) {
 /// through `lo` by the mark (`ip rule`, a `local` route), diverted on
 /// prerouting to the transparent listeners.
 fn tproxy_rules(ns: &Namespaces, v4: u16, v6: u16) {
-    for family in ["-4", "-6"] {
-        ns.ip(&[family, "rule", "add", "fwmark", "1", "lookup", "100"]);
-    }
-    ns.ip(&[
-        "-4",
-        "route",
-        "add",
-        "local",
-        "0.0.0.0/0",
-        "dev",
-        "lo",
-        "table",
-        "100",
-    ]);
-    ns.ip(&[
-        "-6", "route", "add", "local", "::/0", "dev", "lo", "table", "100",
-    ]);
+    ns.deliver_marked_locally();
     let ports = intercepted();
     ns.nft(&format!(
         "table inet baton_test {{\n\
@@ -286,4 +272,89 @@ async fn redirected_connections_reach_their_original_destination_across_an_upgra
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tproxied_connections_reach_their_original_destination_across_an_upgrade() {
     intercepted_traffic_goes_to_its_original_destination("tproxy").await;
+}
+
+/// Inbound, the way a sidecar keeps the client's address: a client on
+/// the remote host connects to the pod's port 80, TPROXY diverts it to
+/// baton, whose `original_dst` cluster with `source_address = "client"`
+/// connects to the application (nginx on the pod's address) from the
+/// client's address. The application's replies to that address are sent
+/// back in to baton by a mark on their connection (set when baton's
+/// transparent connection left: a locally made packet from an address
+/// that is not the pod's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_tproxy_connects_to_the_application_from_the_clients_address() {
+    use baton_tests::netns::{POD_V4, REMOTE_V4};
+    let ns = Namespaces::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let app = SocketAddr::from((POD_V4, DIRECT));
+    let nginx = Nginx::start_in(
+        &ns.pod_wrapper(),
+        &[&app.to_string()],
+        "    location / { return 200 \"$remote_addr\"; }",
+        app,
+        || ns.in_pod_as_app(move || std::net::TcpStream::connect(app).is_ok()),
+    );
+    let config = format!(
+        "[access_log]\npath = \"{}\"\n\n\
+         [[listeners]]\nname = \"in\"\naddress = \"0.0.0.0:0\"\n\
+         original_destination = \"tproxy\"\ncluster = \"inbound\"\n\n\
+         [[clusters]]\nname = \"inbound\"\ntype = \"original_dst\"\nsource_address = \"client\"\n",
+        log.display()
+    );
+    let baton = Baton::start_wrapped(&ns.pod_wrapper(), &config);
+    let port = baton.addr("in").port();
+    ns.deliver_marked_locally();
+    ns.nft(&format!(
+        "table inet baton_test {{\n\
+           chain prerouting {{\n\
+             type filter hook prerouting priority mangle; policy accept;\n\
+             iifname \"veth0\" ip daddr {POD_V4} tcp dport {DIRECT} tproxy ip to :{port} meta mark set 1\n\
+           }}\n\
+           chain output {{\n\
+             type route hook output priority mangle; policy accept;\n\
+             fib saddr type != local ct mark set 1\n\
+             ct mark 1 meta mark set 1\n\
+           }}\n\
+         }}\n"
+    ));
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.remote,
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+            ])
+            .arg(format!("http://{app}/"))
+            .output()
+            .unwrap()
+    });
+    assert!(
+        out.status.success(),
+        "curl from the remote host: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        REMOTE_V4.to_string(),
+        "the application sees the client's address"
+    );
+    let line = logged(
+        &log,
+        &[
+            &format!("client={REMOTE_V4}:"),
+            &format!("destination={app} "),
+        ],
+    );
+    assert!(
+        line.contains(&format!("cluster=inbound upstream={app} ")),
+        "{line}"
+    );
+    drop(baton);
+    drop(nginx);
 }

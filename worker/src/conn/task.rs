@@ -633,7 +633,7 @@ async fn accept(
                 };
                 let connecting = async {
                     match original {
-                        Some(to) => upstream.connect_to(to).await,
+                        Some(to) => upstream.connect_to(to, pick.source).await,
                         None => upstream.connect_for(&pick).await,
                     }
                 };
