@@ -42,11 +42,12 @@ pub mod view;
 
 pub use error::ConfigError;
 pub use model::{
-    AccessLog, Admin, AdminToken, Builtin, CheckKind, CircuitBreakers, Cluster, ClusterId, Config,
-    Endpoint, FailurePercentage, HashPolicy, HealthCheck, Http, HttpAction, HttpCheck, HttpRoute,
-    Lb, Listener, ListenerId, LogFormat, LogTarget, OutlierDetection, PathMatch, Protocol,
-    ProxyProtocol, ProxyVersion, RetryBudget, Route, Rpc, SuccessRate, Supervisor, Target, Tls,
-    UpstreamProtocol, UpstreamTls, Weight,
+    AccessLog, Admin, AdminToken, Builtin, CheckKind, CircuitBreakers, Cluster, ClusterId,
+    ClusterKind, Config, Destination, Endpoint, FailurePercentage, HashPolicy, HealthCheck, Http,
+    HttpAction, HttpCheck, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget,
+    OriginalDestination, OutlierDetection, PathMatch, Protocol, ProxyProtocol, ProxyVersion,
+    RetryBudget, Route, Rpc, SourceAddress, SuccessRate, Supervisor, Target, Tls, UpstreamProtocol,
+    UpstreamTls, Weight,
 };
 pub use view::{ListenerBind, SupervisorView};
 

@@ -154,6 +154,60 @@ pub struct Listener {
     /// `proxy_protocol`: every connection starts with a PROXY protocol
     /// header (HAProxy's), whose addresses stand for the connection's.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// `original_destination`: connections reach the listener by
+    /// interception (a sidecar's), and where each was going is read off
+    /// its socket (tcp listeners only).
+    pub original_destination: Option<OriginalDestination>,
+    /// `[[listeners.destinations]]` (tcp listeners only): the cluster by
+    /// the connection's destination — its original destination, or the
+    /// PROXY header's —, the first entry that matches deciding; none
+    /// matching, the listener's `cluster`.
+    pub destinations: Vec<Destination>,
+}
+
+/// How a listener learns a connection's original destination (where the
+/// client was connecting before interception sent it here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginalDestination {
+    /// Redirected by NAT (nftables `redirect`, iptables `REDIRECT`): the
+    /// kernel's connection tracking remembers it, read with
+    /// `getsockopt(SO_ORIGINAL_DST)` (IPv4) / `IP6T_SO_ORIGINAL_DST`
+    /// (IPv6) on the accepted socket.
+    Redirect,
+    /// Diverted by TPROXY (nftables `tproxy`, iptables `TPROXY`): the
+    /// accepted socket's local address is the original destination. The
+    /// supervisor binds such a listener with `IP_TRANSPARENT` /
+    /// `IPV6_TRANSPARENT`, which needs `CAP_NET_ADMIN`.
+    Tproxy,
+}
+
+impl OriginalDestination {
+    /// The name a config file gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OriginalDestination::Redirect => "redirect",
+            OriginalDestination::Tproxy => "tproxy",
+        }
+    }
+}
+
+/// One `[[listeners.destinations]]` entry: every condition given must
+/// hold (at least one is given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The destination port.
+    pub port: Option<u16>,
+    /// The destination address's range.
+    pub cidr: Option<crate::filter::Cidr>,
+    pub cluster: ClusterId,
+}
+
+impl Destination {
+    /// Whether a connection to `destination` takes this entry.
+    pub fn matches(&self, destination: SocketAddr) -> bool {
+        self.port.is_none_or(|p| p == destination.port())
+            && self.cidr.is_none_or(|c| c.contains(destination.ip()))
+    }
 }
 
 /// A listener's `proxy_protocol` (and `proxy_protocol_timeout`).
@@ -379,8 +433,11 @@ impl Builtin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub name: String,
+    /// `type`: where its endpoints come from.
+    pub kind: ClusterKind,
     pub lb: Lb,
-    /// Never empty.
+    /// Never empty for a [`ClusterKind::Static`] cluster; always empty
+    /// for a [`ClusterKind::OriginalDst`] one.
     pub endpoints: Vec<Endpoint>,
     /// What `ring_hash` and `maglev` hash a request on, in order (empty
     /// for the other policies: the config refuses it there).
@@ -413,6 +470,40 @@ pub struct Cluster {
     /// client's addresses (tcp listeners' clusters only: an HTTP or RPC
     /// upstream connection carries many clients' requests).
     pub proxy_protocol: Option<ProxyVersion>,
+    /// `source_address`: the address connections to the cluster come
+    /// from (tcp listeners' clusters only).
+    pub source_address: SourceAddress,
+}
+
+/// A cluster's `source_address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceAddress {
+    /// The kernel's choice (`source_address` left out).
+    #[default]
+    Proxy,
+    /// The client's IP address (HAProxy's `usesrc clientip`): the
+    /// connection is made with `IP_TRANSPARENT` (`CAP_NET_ADMIN`), bound to
+    /// the client's address (the PROXY header's or the socket's), so the
+    /// endpoint sees the client; its replies must be routed back to the
+    /// proxy (policy routing on a mark, as for TPROXY). A client of the
+    /// other IP family than the endpoint cannot be one.
+    Client,
+}
+
+/// A cluster's `type` (Envoy's cluster discovery types, by the same
+/// names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterKind {
+    /// Its `endpoints`, as the config lists them.
+    #[default]
+    Static,
+    /// No endpoints: each connection goes to its own original destination
+    /// (Envoy's `ORIGINAL_DST`), which its listener learns from
+    /// `original_destination` or a PROXY header; a connection without one
+    /// is refused. tcp listeners only.
+    OriginalDst,
 }
 
 /// A cluster's circuit breakers (Envoy's `thresholds`, same names and

@@ -14,10 +14,11 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::duration::Text as DurationText;
 use crate::model::{
-    AccessLog, Admin, AdminToken, Builtin, CircuitBreakers, Cluster, ClusterId, Config, Endpoint,
-    HashPolicy, Http, HttpAction, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget,
-    PathMatch, Protocol, ProxyProtocol, ProxyVersion, RetryBudget, Route, Rpc, Supervisor, Target,
-    Tls, UpstreamProtocol, UpstreamTls, Weight,
+    AccessLog, Admin, AdminToken, Builtin, CircuitBreakers, Cluster, ClusterId, ClusterKind,
+    Config, Destination, Endpoint, HashPolicy, Http, HttpAction, HttpRoute, Lb, Listener,
+    ListenerId, LogFormat, LogTarget, OriginalDestination, PathMatch, Protocol, ProxyProtocol,
+    ProxyVersion, RetryBudget, Route, Rpc, SourceAddress, Supervisor, Target, Tls,
+    UpstreamProtocol, UpstreamTls, Weight,
 };
 use crate::raw_filter::{self as filter, Place, RawFilter};
 
@@ -231,6 +232,24 @@ struct RawListener {
     filters: Option<Vec<Spanned<RawFilter>>>,
     proxy_protocol: Option<RawProxyVersion>,
     proxy_protocol_timeout: Option<Spanned<DurationText>>,
+    original_destination: Option<Spanned<RawOriginalDestination>>,
+    destinations: Option<Spanned<Vec<RawDestination>>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum RawOriginalDestination {
+    Redirect,
+    Tproxy,
+}
+
+/// `[[listeners.destinations]]`: `port`, `cidr` or both, and the cluster.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDestination {
+    port: Option<Spanned<u16>>,
+    cidr: Option<Spanned<String>>,
+    cluster: Spanned<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -322,9 +341,11 @@ fn text_plain() -> String {
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     name: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Option<Spanned<ClusterKind>>,
     #[serde(default = "round_robin")]
     lb: Spanned<Lb>,
-    endpoints: Spanned<Vec<RawEndpoint>>,
+    endpoints: Option<Spanned<Vec<RawEndpoint>>>,
     /// Envoy's shape: a list, each entry one part of the request.
     hash_policy: Option<Spanned<Vec<Spanned<RawHashPolicy>>>>,
     /// The shorthand for a one-entry `hash_policy`.
@@ -341,6 +362,15 @@ struct RawCluster {
     circuit_breakers: Option<RawCircuitBreakers>,
     retry_budget: Option<RawRetryBudget>,
     proxy_protocol: Option<Spanned<RawProxyVersion>>,
+    source_address: Option<Spanned<RawSourceAddress>>,
+}
+
+/// A cluster's `source_address`: only `"client"` is written (the default
+/// is the kernel's choice).
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum RawSourceAddress {
+    Client,
 }
 
 /// `[clusters.circuit_breakers]`: Envoy's threshold names; each left out
@@ -595,12 +625,62 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 format!("duplicate cluster name {:?}", c.name.get_ref()),
             ));
         }
-        if c.endpoints.get_ref().is_empty() {
-            return Err(error(
-                c.endpoints.span(),
-                path("endpoints"),
-                "a cluster needs at least one endpoint".into(),
-            ));
+        let kind = c
+            .kind
+            .as_ref()
+            .map_or(ClusterKind::Static, |k| *k.get_ref());
+        let endpoints = match (kind, c.endpoints) {
+            (ClusterKind::Static, None) => {
+                return Err(error(
+                    c.name.span(),
+                    path("endpoints"),
+                    "a cluster needs at least one endpoint".into(),
+                ));
+            }
+            (ClusterKind::Static, Some(e)) if e.get_ref().is_empty() => {
+                return Err(error(
+                    e.span(),
+                    path("endpoints"),
+                    "a cluster needs at least one endpoint".into(),
+                ));
+            }
+            (ClusterKind::Static, Some(e)) => e.into_inner().into_iter().map(|e| e.0).collect(),
+            (ClusterKind::OriginalDst, Some(e)) => {
+                return Err(error(
+                    e.span(),
+                    path("endpoints"),
+                    "a type = \"original_dst\" cluster has no endpoints: each connection goes to its own original destination".into(),
+                ));
+            }
+            (ClusterKind::OriginalDst, None) => Vec::new(),
+        };
+        if kind == ClusterKind::OriginalDst {
+            // One address per connection: nothing to balance or check.
+            let per_endpoint = [
+                (
+                    "lb",
+                    (*c.lb.get_ref() != Lb::RoundRobin).then(|| c.lb.span()),
+                ),
+                ("hash_policy", c.hash_policy.as_ref().map(Spanned::span)),
+                ("hash", c.hash.as_ref().map(Spanned::span)),
+                (
+                    "health_check",
+                    c.health_check.as_ref().map(|_| c.name.span()),
+                ),
+                (
+                    "outlier_detection",
+                    c.outlier_detection.as_ref().map(|_| c.name.span()),
+                ),
+            ];
+            if let Some((key, Some(span))) = per_endpoint.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(error(
+                    span,
+                    path(key),
+                    format!(
+                        "{key} does not apply to a type = \"original_dst\" cluster (each connection has its one address)"
+                    ),
+                ));
+            }
         }
         let connect_timeout = positive(c.connect_timeout, defaults::CONNECT_TIMEOUT)
             .map_err(|(span, m)| error(span, path("connect_timeout"), m))?;
@@ -688,8 +768,9 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         };
         clusters.push(Cluster {
             name: c.name.into_inner(),
+            kind,
             lb,
-            endpoints: c.endpoints.into_inner().into_iter().map(|e| e.0).collect(),
+            endpoints,
             hash_policy,
             connect_timeout,
             connections_per_endpoint: c
@@ -709,6 +790,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             circuit_breakers,
             retry_budget,
             proxy_protocol,
+            source_address: match c.source_address.map(Spanned::into_inner) {
+                None => SourceAddress::Proxy,
+                Some(RawSourceAddress::Client) => SourceAddress::Client,
+            },
         });
     }
 
@@ -865,6 +950,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         if let Some(brokers) = &l.rocketmq_brokers {
             broker_maps.push((i, brokers.span()));
         }
+        let (original_destination, destinations) =
+            original_destination(&l, &target, &clusters, |span, key, m| {
+                error(span, path(key), m)
+            })?;
         let (filters, _) = filter::lower(
             l.filters.as_deref().unwrap_or_default(),
             Place::Listener(l.protocol),
@@ -909,6 +998,8 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             http,
             filters,
             proxy_protocol,
+            original_destination,
+            destinations,
         });
     }
 
@@ -1433,8 +1524,21 @@ fn plain_only(cluster: &Cluster) -> Result<(), String> {
 }
 
 /// A cluster only tcp listeners may use: one that sends a PROXY header
-/// per connection.
+/// per connection, or one that goes to each connection's original
+/// destination.
 fn l4_only(cluster: &Cluster) -> Result<(), String> {
+    if cluster.source_address == SourceAddress::Client {
+        return Err(format!(
+            "cluster {:?} connects from each client's address (source_address = \"client\"), which only tcp listeners' clusters do (an HTTP or RPC upstream connection carries many clients' requests)",
+            cluster.name
+        ));
+    }
+    if cluster.kind == ClusterKind::OriginalDst {
+        return Err(format!(
+            "cluster {:?} is type = \"original_dst\", which only tcp listeners use (it connects to a connection's original destination)",
+            cluster.name
+        ));
+    }
     match cluster.proxy_protocol {
         Some(_) => Err(format!(
             "cluster {:?} sends a PROXY protocol header per connection, which only tcp listeners' clusters do (an HTTP or RPC upstream connection carries many clients' requests)",
@@ -1442,6 +1546,117 @@ fn l4_only(cluster: &Cluster) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// A listener's `original_destination` and `destinations`, checked: tcp
+/// listeners only; not with `proxy_protocol` (both would say where the
+/// connection was going); and a listener that routes by destination or
+/// uses an `original_dst` cluster must learn destinations (from
+/// `original_destination` or `proxy_protocol`).
+fn original_destination(
+    l: &RawListener,
+    target: &Target,
+    clusters: &[Cluster],
+    error: impl Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+) -> Result<(Option<OriginalDestination>, Vec<Destination>), ConfigError> {
+    let mode = l.original_destination.as_ref().map(|m| match m.get_ref() {
+        RawOriginalDestination::Redirect => OriginalDestination::Redirect,
+        RawOriginalDestination::Tproxy => OriginalDestination::Tproxy,
+    });
+    for (key, span) in [
+        (
+            "original_destination",
+            l.original_destination.as_ref().map(Spanned::span),
+        ),
+        ("destinations", l.destinations.as_ref().map(Spanned::span)),
+    ] {
+        if let Some(span) = span
+            && l.protocol != Protocol::Tcp
+        {
+            return Err(error(span, key, format!("{key} applies to tcp listeners")));
+        }
+    }
+    if let (Some(mode), Some(_)) = (&l.original_destination, l.proxy_protocol) {
+        return Err(error(
+            mode.span(),
+            "original_destination",
+            "give original_destination or proxy_protocol, not both: each says where a connection was going".into(),
+        ));
+    }
+    let learns = mode.is_some() || l.proxy_protocol.is_some();
+    let needs_destination = |cluster: ClusterId, span: std::ops::Range<usize>, key: &str| {
+        let cluster = &clusters[cluster.index()];
+        if cluster.kind == ClusterKind::OriginalDst && !learns {
+            return Err(error(
+                span,
+                key,
+                format!(
+                    "cluster {:?} goes to each connection's original destination: the listener needs original_destination (or proxy_protocol)",
+                    cluster.name
+                ),
+            ));
+        }
+        Ok(())
+    };
+    if let (Target::Cluster(c), Some(name)) = (target, &l.cluster) {
+        needs_destination(*c, name.span(), "cluster")?;
+    }
+    let mut destinations = Vec::new();
+    let Some(entries) = &l.destinations else {
+        return Ok((mode, destinations));
+    };
+    if !learns {
+        return Err(error(
+            entries.span(),
+            "destinations",
+            "destinations route by original destination: the listener needs original_destination (or proxy_protocol)".into(),
+        ));
+    }
+    for (d, entry) in entries.get_ref().iter().enumerate() {
+        let key = |k: &str| format!("destinations[{d}].{k}");
+        let cidr = match &entry.cidr {
+            None => None,
+            Some(text) => Some(
+                text.get_ref()
+                    .parse::<crate::filter::Cidr>()
+                    .map_err(|e| error(text.span(), &key("cidr"), e.to_string()))?,
+            ),
+        };
+        let port = entry.port.as_ref().map(|p| *p.get_ref());
+        if port.is_none() && cidr.is_none() {
+            return Err(error(
+                entry.cluster.span(),
+                &format!("destinations[{d}]"),
+                "a destination gives port, cidr or both (the listener's cluster takes the rest)"
+                    .into(),
+            ));
+        }
+        if let Some(p) = &entry.port
+            && *p.get_ref() == 0
+        {
+            return Err(error(p.span(), &key("port"), "a port is 1 to 65535".into()));
+        }
+        let cluster = match resolve_target(entry.cluster.get_ref(), clusters) {
+            Ok(Target::Cluster(id)) => id,
+            Ok(_) => {
+                return Err(error(
+                    entry.cluster.span(),
+                    &key("cluster"),
+                    "destinations go to clusters, not to built-ins".into(),
+                ));
+            }
+            Err(m) => return Err(error(entry.cluster.span(), &key("cluster"), m)),
+        };
+        plain_only(&clusters[cluster.index()])
+            .map_err(|m| error(entry.cluster.span(), &key("cluster"), m))?;
+        needs_destination(cluster, entry.cluster.span(), &key("cluster"))?;
+        destinations.push(Destination {
+            port,
+            cidr,
+            cluster,
+        });
+    }
+    Ok((mode, destinations))
 }
 
 /// Names end up in logs, metrics labels and systemd's `FDNAME=`, which

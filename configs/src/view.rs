@@ -32,6 +32,21 @@ pub struct ListenerBind {
     pub address: SocketAddr,
     #[serde(default = "backlog")]
     pub backlog: u32,
+    /// The listener's `original_destination` (`"redirect"`, `"tproxy"`),
+    /// as text: the supervisor only needs to know whether it is
+    /// `"tproxy"` ([`ListenerBind::transparent`]), and a newer worker may
+    /// know values this supervisor does not (the worker checks them).
+    #[serde(default)]
+    pub original_destination: Option<String>,
+}
+
+impl ListenerBind {
+    /// Whether the socket is bound with `IP_TRANSPARENT` /
+    /// `IPV6_TRANSPARENT`, so that TPROXY can divert connections for any
+    /// address to it (`original_destination = "tproxy"`).
+    pub fn transparent(&self) -> bool {
+        self.original_destination.as_deref() == Some("tproxy")
+    }
 }
 
 fn backlog() -> u32 {

@@ -4,6 +4,15 @@
 //! worker crash: workers get duplicates over ctrl. While no worker accepts
 //! (a crash, a restart), the kernel keeps queueing connections up to the
 //! backlog, so clients wait instead of being refused.
+//!
+//! A listener with `original_destination = "tproxy"` is bound with
+//! `IP_TRANSPARENT` (IPv4) or `IPV6_TRANSPARENT` (IPv6), set before
+//! `bind(2)`: TPROXY (nftables `tproxy to :PORT`) only delivers a
+//! connection for a foreign address to a transparent listening socket,
+//! and the accepted socket's local address is then the address the client
+//! connected to. Setting the option needs `CAP_NET_ADMIN` (the systemd
+//! unit's `AmbientCapabilities=`, when it runs as an unprivileged user);
+//! without it the bind fails with EPERM and names the option.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -69,6 +78,9 @@ pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
         // `[::]:80` and `0.0.0.0:80` can then be two listeners.
         socket.set_only_v6(true).map_err(fail("IPV6_V6ONLY"))?;
     }
+    if spec.transparent() {
+        set_transparent(&socket, address, true).map_err(fail(transparent_option(address)))?;
+    }
     socket.bind(&address.into()).map_err(fail("bind"))?;
     let backlog = i32::try_from(spec.backlog).unwrap_or(i32::MAX);
     socket.listen(backlog).map_err(fail("listen"))?;
@@ -83,6 +95,23 @@ pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
         configured: spec.address,
         socket,
     })
+}
+
+/// `IP_TRANSPARENT` or `IPV6_TRANSPARENT`, by the address's family.
+fn set_transparent(socket: &Socket, address: SocketAddr, on: bool) -> std::io::Result<()> {
+    if address.is_ipv6() {
+        socket.set_ip_transparent_v6(on)
+    } else {
+        socket.set_ip_transparent_v4(on)
+    }
+}
+
+fn transparent_option(address: SocketAddr) -> &'static str {
+    if address.is_ipv6() {
+        "IPV6_TRANSPARENT (needs CAP_NET_ADMIN)"
+    } else {
+        "IP_TRANSPARENT (needs CAP_NET_ADMIN)"
+    }
 }
 
 /// The listening sockets one generation uses, in config order. Sockets are
@@ -161,6 +190,17 @@ impl ListenerSet {
                         op: "listen",
                         source,
                     })?;
+                    // `original_destination` changed to or from "tproxy":
+                    // the option applies to a bound socket too, so the
+                    // socket (and its queue) is kept.
+                    set_transparent(&kept.socket, spec.address, spec.transparent()).map_err(
+                        |source| BindError {
+                            name: spec.name.clone(),
+                            address: spec.address,
+                            op: transparent_option(spec.address),
+                            source,
+                        },
+                    )?;
                     Arc::clone(kept)
                 }
                 None => Arc::new(bind(spec)?),
@@ -180,6 +220,43 @@ mod tests {
             name: "t".into(),
             address: address.parse().unwrap(),
             backlog: 16,
+            original_destination: None,
+        }
+    }
+
+    /// `original_destination = "tproxy"`: bound transparent, for either
+    /// family (this runs as root in the project's test environments, as
+    /// TPROXY itself needs); a kept socket follows a config that drops it.
+    #[test]
+    fn tproxy_listeners_are_transparent() {
+        for address in ["127.0.0.1:0", "[::1]:0"] {
+            let tproxy = ListenerBind {
+                original_destination: Some("tproxy".into()),
+                ..spec(address)
+            };
+            let bound = bind(&tproxy).unwrap();
+            let on = if bound.address.is_ipv6() {
+                bound.socket.ip_transparent_v6()
+            } else {
+                bound.socket.ip_transparent_v4()
+            };
+            assert!(on.unwrap(), "{address}");
+            let set = ListenerSet {
+                listeners: vec![Arc::new(bound)],
+            };
+            let redirect = ListenerBind {
+                original_destination: Some("redirect".into()),
+                ..spec(address)
+            };
+            let next = set.next(&[redirect]).unwrap();
+            let kept = &next.listeners[0];
+            assert!(Arc::ptr_eq(kept, &set.listeners[0]), "same socket");
+            let on = if kept.address.is_ipv6() {
+                kept.socket.ip_transparent_v6()
+            } else {
+                kept.socket.ip_transparent_v4()
+            };
+            assert!(!on.unwrap(), "{address}");
         }
     }
 

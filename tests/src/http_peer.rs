@@ -635,20 +635,55 @@ impl Nginx {
 
     /// As [`Nginx::start`], with `listen` parameters (`ssl`, `http2`...).
     pub fn start_listening(listen: &str, server: &str) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut nginx = Nginx::spawn(&[], &[&format!("127.0.0.1:{port} {listen}")], server, addr);
+        nginx.wait_until(|| std::net::TcpStream::connect(addr).is_ok());
+        nginx
+    }
+
+    /// nginx run through `wrapper` (a command that execs the rest, such as
+    /// `ip netns exec NAME`), listening on each of `listens` (nginx's
+    /// `listen` parameters, address first), its [`Nginx::addr`] `addr`;
+    /// ready once `reachable` says so (from wherever the wrapper puts it).
+    pub fn start_in(
+        wrapper: &[&str],
+        listens: &[&str],
+        server: &str,
+        addr: SocketAddr,
+        reachable: impl FnMut() -> bool,
+    ) -> Nginx {
+        let mut nginx = Nginx::spawn(wrapper, listens, server, addr);
+        nginx.wait_until(reachable);
+        nginx
+    }
+
+    fn spawn(wrapper: &[&str], listens: &[&str], server: &str, addr: SocketAddr) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
+        let listens: String = listens
+            .iter()
+            .map(|l| format!("    listen {l};\n"))
+            .collect();
         let conf = format!(
             "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              events {{ worker_connections 4096; }}\n\
              http {{\n  access_log off;\n\
              client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
              uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             server {{\n    listen 127.0.0.1:{port} {listen};\n{server}\n  }}\n}}\n"
+             server {{\n{listens}{server}\n  }}\n}}\n"
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(nginx_binary())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(nginx_binary());
+                command
+            }
+            None => Command::new(nginx_binary()),
+        };
+        let child = command
             .arg("-c")
             .arg(&conf_path)
             .arg("-p")
@@ -662,19 +697,17 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("nginx runs (.ci/run installs it)");
-        let mut nginx = Nginx {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-            dir,
-        };
-        let addr = nginx.addr;
+        Nginx { addr, child, dir }
+    }
+
+    /// Waits until `reachable`, panicking if nginx exits first.
+    fn wait_until(&mut self, mut reachable: impl FnMut() -> bool) {
         crate::eventually("nginx to accept connections", || {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited ({status}): {}", nginx.error_log());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("nginx exited ({status}): {}", self.error_log());
             }
-            std::net::TcpStream::connect(addr).is_ok()
+            reachable()
         });
-        nginx
     }
 
     pub fn error_log(&self) -> String {

@@ -21,6 +21,8 @@
 //! * [`h2_raw`] — an HTTP/2 client that writes frames as told, even
 //!   malformed ones;
 //! * [`haproxy`] — HAProxy run from a temp dir;
+//! * [`netns`] — a pod and a remote host in network namespaces joined by
+//!   a veth pair, for interception (nftables) tests;
 //! * [`rocketmq_broker`] — Apache RocketMQ's name server and broker, and
 //!   the official Java client, from `interop/rocketmq/` (Maven);
 //! * [`certs`] — a CA and server certificates per test (openssl);
@@ -56,6 +58,7 @@ pub mod faults;
 pub mod h2_raw;
 pub mod haproxy;
 pub mod http_peer;
+pub mod netns;
 pub mod recording;
 pub mod rocketmq_broker;
 pub mod smuggle_corpus;

@@ -61,7 +61,12 @@ pub struct ModalUpstream {
 
 impl ModalUpstream {
     pub async fn start() -> ModalUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ModalUpstream::on(TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// Serving on `listener` (one bound elsewhere: in another network
+    /// namespace, say).
+    pub fn on(listener: TcpListener) -> ModalUpstream {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -140,15 +145,23 @@ pub async fn stream_echo(
     slow: bool,
     stop: watch::Receiver<bool>,
 ) -> Checked {
-    let stream = match TcpStream::connect(proxy).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Checked {
-                verified: 0,
-                error: Some(format!("connect: {e}")),
-            };
-        }
-    };
+    match TcpStream::connect(proxy).await {
+        Ok(stream) => stream_echo_over(stream, seed, slow, stop).await,
+        Err(e) => Checked {
+            verified: 0,
+            error: Some(format!("connect: {e}")),
+        },
+    }
+}
+
+/// [`stream_echo`] over `stream`, connected already (from another network
+/// namespace, say).
+pub async fn stream_echo_over(
+    stream: TcpStream,
+    seed: u64,
+    slow: bool,
+    stop: watch::Receiver<bool>,
+) -> Checked {
     let (mut rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
         let mut stop = stop;

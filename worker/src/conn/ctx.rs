@@ -56,6 +56,9 @@ pub struct Ctx {
     /// One per listener ([`Ctx::cost_of`]): the units one connection
     /// takes.
     pub costs: Vec<u32>,
+    /// One per listener ([`Ctx::bound_of`]): the address its socket is
+    /// bound to (the kernel's port for port 0).
+    pub bound: Vec<Option<std::net::SocketAddr>>,
 }
 
 impl Ctx {
@@ -82,6 +85,11 @@ impl Ctx {
     /// The units of the fd budget one connection of listener `id` takes.
     pub fn cost_of(&self, id: ListenerId) -> u32 {
         self.costs[id.index()]
+    }
+
+    /// The address listener `id`'s socket is bound to.
+    pub fn bound_of(&self, id: ListenerId) -> Option<std::net::SocketAddr> {
+        self.bound.get(id.index()).copied().flatten()
     }
 
     /// Connections open right now.

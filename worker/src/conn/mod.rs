@@ -4,6 +4,9 @@
 //! * [`ctx`] — [`ctx::Ctx`], what every connection task shares (was
 //!   `serve::Shared`): config, clusters, per-listener HTTP and RPC
 //!   contexts, registry, counters, the close order, the fd budget;
+//! * `destination` — a connection's original destination (listeners with
+//!   `original_destination`), read off its socket (`SO_ORIGINAL_DST`, or
+//!   the local address under TPROXY), at accept and again after a move;
 //! * `proxied` — a listener's PROXY protocol header, read off a new
 //!   connection before anything else (peeked until whole, then exactly
 //!   its bytes taken);
@@ -72,6 +75,7 @@
 //!    decision, not a match on kinds).
 
 pub mod ctx;
+pub(crate) mod destination;
 pub(crate) mod proxied;
 pub(crate) mod registry;
 pub(crate) mod state;

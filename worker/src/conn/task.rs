@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use baton_config::ListenerId;
+use baton_config::{ClusterKind, ListenerId};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -40,9 +40,9 @@ use tracing::{debug, warn};
 
 use crate::codec::proxy_protocol;
 use crate::conn::ctx::Ctx;
-use crate::conn::proxied;
 use crate::conn::registry::{PauseReq, Paused};
 use crate::conn::state::{ConnId, ConnParts, History, Parked};
+use crate::conn::{destination, proxied};
 use crate::fds::FdUnits;
 use crate::filter::ConnInfo;
 use crate::filter::network::{Holds, Refused};
@@ -195,6 +195,10 @@ struct Ready {
     listener: Arc<str>,
     idle_timeout: Duration,
     client_addr: Option<SocketAddr>,
+    /// Where the client was connecting: its original destination (a
+    /// listener with `original_destination`), else its PROXY header's,
+    /// else the socket's local address (for the access log).
+    destination: Option<SocketAddr>,
     /// Whether a PROXY header gave its addresses: they do not travel with
     /// a handoff yet, so it drains rather than moves.
     proxied: bool,
@@ -296,6 +300,17 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
     let cost = spec.map_or_else(|| parked.conn.fd_units(), |id| shared.cost_of(id));
     let fds = shared.fds.force(cost);
     let client_addr = parked.conn.client().peer_addr().ok();
+    // Re-read from the socket, which is the one the previous generation
+    // accepted: the same destination (see crate::conn::destination).
+    let mode = spec.and_then(|id| shared.config.listener(id).original_destination);
+    let destination = match mode {
+        Some(mode) => destination::original(
+            parked.conn.client(),
+            mode,
+            spec.and_then(|id| shared.bound_of(id)),
+        ),
+        None => parked.conn.client().local_addr().ok(),
+    };
     let site = ListenerSite {
         shared: Arc::clone(shared),
         id: spec,
@@ -311,6 +326,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
         listener: parked.listener,
         idle_timeout: idle,
         client_addr,
+        destination,
         proxied: false,
         history,
         permit: None,
@@ -363,6 +379,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
         listener,
         idle_timeout,
         client_addr,
+        destination,
         proxied,
         history,
         permit: _permit,
@@ -454,6 +471,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
             started: history.started,
             listener: &listener,
             client: client_addr,
+            destination,
             cluster,
             upstream,
             received: history.received,
@@ -528,10 +546,16 @@ async fn accept(
         if let Some((error, label)) = refused {
             debug!(%error, client = ?client_addr, "connection refused: PROXY protocol");
             guard.meter.refused.fetch_add(1, Ordering::Relaxed);
-            refused_entry(shared, &spec.name, client_addr, label);
+            refused_entry(shared, &spec.name, (client_addr, None), label);
             return None;
         }
     }
+    // Or its original destination, read off the socket, stands for its
+    // local address (the config allows one of the two).
+    if let Some(mode) = spec.original_destination {
+        local_addr = destination::original(&client, mode, shared.bound_of(listener));
+    }
+    let ends = (client_addr, local_addr.or_else(|| client.local_addr().ok()));
     // The listener's L4 filters: the accept stage here, the byte stage as
     // the tunnel's tap (HTTP, RPC and echo connections run the accept
     // stage only, for now). An empty chain costs this one check.
@@ -540,7 +564,7 @@ async fn accept(
         Err(refused) => {
             debug!(error = %refused, client = ?client_addr, "connection refused");
             guard.meter.refused.fetch_add(1, Ordering::Relaxed);
-            refused_entry(shared, &spec.name, client_addr, "refused");
+            refused_entry(shared, &spec.name, ends, "refused");
             // Dropping the client closes it.
             return None;
         }
@@ -575,8 +599,29 @@ async fn accept(
             baton_config::Target::Builtin(baton_config::Builtin::Echo) => {
                 Box::new(Echo::new(client, spec.idle_timeout, bytes))
             }
-            baton_config::Target::Cluster(cluster) => {
+            baton_config::Target::Cluster(fallback) => {
+                // By destination first (`destinations`), the listener's
+                // cluster else.
+                let cluster = local_addr
+                    .and_then(|to| spec.destinations.iter().find(|d| d.matches(to)))
+                    .map_or(fallback, |d| d.cluster);
                 let upstream = shared.upstream(cluster);
+                // An original_dst cluster goes where the client was
+                // going; a connection that was going nowhere else (not
+                // intercepted, a PROXY header without addresses) is
+                // refused, and counted.
+                let original = match upstream.cluster.kind {
+                    ClusterKind::Static => None,
+                    ClusterKind::OriginalDst => match local_addr {
+                        Some(to) => Some(to),
+                        None => {
+                            debug!(client = ?client_addr, cluster = %upstream.cluster.name, "no original destination; closing the client");
+                            guard.meter.refused.fetch_add(1, Ordering::Relaxed);
+                            refused_entry(shared, &spec.name, ends, "no_original_destination");
+                            return None;
+                        }
+                    },
+                };
                 // A connection still connecting is paused once the connect
                 // resolves: its pause slot is only polled by the pump, so a
                 // pause request that arrives meanwhile takes effect right
@@ -586,8 +631,14 @@ async fn accept(
                     source: client_addr.map(|a| a.ip()),
                     request: None,
                 };
+                let connecting = async {
+                    match original {
+                        Some(to) => upstream.connect_to(to, pick.source).await,
+                        None => upstream.connect_for(&pick).await,
+                    }
+                };
                 let connected = tokio::select! {
-                    connected = upstream.connect_for(&pick) => connected,
+                    connected = connecting => connected,
                     _ = closing.wait_for(|o| *o == Order::Close) => return None,
                 };
                 let (mut server, addr, endpoint, circuit) = match connected {
@@ -609,6 +660,7 @@ async fn accept(
                                 started: SystemTime::now(),
                                 listener: &spec.name,
                                 client: client_addr,
+                                destination: ends.1,
                                 cluster: Some(&upstream.cluster.name),
                                 upstream: None,
                                 received: 0,
@@ -624,7 +676,6 @@ async fn accept(
                 debug!(upstream = %addr, "connected");
                 if let Some(version) = upstream.cluster.proxy_protocol {
                     // Before any byte of the client's: who it really is.
-                    let ends = (client_addr, local_addr.or_else(|| client.local_addr().ok()));
                     let (Some(source), Some(destination)) = ends else {
                         return None;
                     };
@@ -638,7 +689,12 @@ async fn accept(
                     tunnel: Tunnel::new(client, server, spec.idle_timeout, bytes).with_tap(tap),
                     cluster: Arc::from(upstream.cluster.name.as_str()),
                     upstream: addr,
-                    load: Load::counted(upstream.balancer(), endpoint),
+                    // An original destination is no endpoint of the
+                    // cluster's: nothing to count.
+                    load: original
+                        .is_none()
+                        .then(|| Load::counted(upstream.balancer(), endpoint))
+                        .flatten(),
                     circuit: Some(circuit),
                 })
             }
@@ -649,6 +705,7 @@ async fn accept(
         listener: Arc::from(spec.name.as_str()),
         idle_timeout: spec.idle_timeout,
         client_addr,
+        destination: ends.1,
         proxied: spec.proxy_protocol.is_some(),
         history: History::new(),
         permit: Some(permit),
@@ -658,13 +715,20 @@ async fn accept(
 }
 
 /// The access log's line for a connection refused on accept (`outcome`
-/// says why), if there is an access log.
-fn refused_entry(shared: &Ctx, listener: &str, client: Option<SocketAddr>, outcome: &str) {
+/// says why), if there is an access log: its client and destination
+/// addresses.
+fn refused_entry(
+    shared: &Ctx,
+    listener: &str,
+    (client, destination): (Option<SocketAddr>, Option<SocketAddr>),
+    outcome: &str,
+) {
     if let Some(log) = &shared.access_log {
         log.log(&Entry {
             started: SystemTime::now(),
             listener,
             client,
+            destination,
             cluster: None,
             upstream: None,
             received: 0,

@@ -386,6 +386,7 @@ impl Server {
                 order,
                 fds: fd_budget,
                 costs: plan.costs,
+                bound: listeners.iter().map(|l| l.local_addr().ok()).collect(),
             }),
             accept: Arc::new(Accept {
                 listeners,
@@ -553,6 +554,18 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> Result<TcpListener, SocketErr
             configured: spec.address,
         });
     }
+    if spec.original_destination == Some(baton_config::OriginalDestination::Tproxy) {
+        // The supervisor binds it so; a supervisor older than
+        // `original_destination` does not, and the option applies to a
+        // bound socket too (DESIGN §5a: a worker gains a feature without
+        // a supervisor upgrade). Needs CAP_NET_ADMIN, as there.
+        let socket = socket2::SockRef::from(&std_listener);
+        if local.is_ipv6() {
+            socket.set_ip_transparent_v6(true)?;
+        } else {
+            socket.set_ip_transparent_v4(true)?;
+        }
+    }
     std_listener.set_nonblocking(true)?;
     Ok(TcpListener::from_std(std_listener)?)
 }
@@ -645,6 +658,22 @@ mod tests {
             "#
         );
         baton_config::parse("test", &text).unwrap()
+    }
+
+    /// A tproxy listener passed without IP_TRANSPARENT (by a supervisor
+    /// that predates the option) is made transparent by the worker (this
+    /// runs as root, as TPROXY itself needs).
+    #[tokio::test]
+    async fn a_tproxy_listener_is_made_transparent() {
+        let mut config = config("127.0.0.1:0");
+        config.listeners[0].original_destination = Some(baton_config::OriginalDestination::Tproxy);
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = adopt_listener(OwnedFd::from(socket), &config.listeners[0]).unwrap();
+        assert!(
+            socket2::SockRef::from(&listener)
+                .ip_transparent_v4()
+                .unwrap()
+        );
     }
 
     #[tokio::test]

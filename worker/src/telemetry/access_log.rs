@@ -41,12 +41,19 @@ pub struct Entry<'a> {
     pub started: SystemTime,
     pub listener: &'a str,
     pub client: Option<SocketAddr>,
+    /// Where the client was connecting: its original destination (a
+    /// listener with `original_destination`), its PROXY header's, else
+    /// the address it reached the listener at (Envoy's
+    /// `%DOWNSTREAM_LOCAL_ADDRESS%`, restored).
+    pub destination: Option<SocketAddr>,
     pub cluster: Option<&'a str>,
     pub upstream: Option<SocketAddr>,
     pub received: u64,
     pub sent: u64,
     /// `finished`, `idle`, `failed`, `closed`, `no_upstream`, `refused` (by an
-    /// L4 filter, on accept).
+    /// L4 filter, on accept), `no_original_destination` (for an
+    /// `original_dst` cluster, on accept), `overloaded`, or a PROXY
+    /// header's failure.
     pub outcome: &'a str,
     /// Upgrades it crossed.
     pub moves: u32,
@@ -137,11 +144,12 @@ fn format(e: &Entry<'_>, format: LogFormat) -> String {
         .duration_since(e.started)
         .unwrap_or(Duration::ZERO);
     let opt = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
-    let fields: [(&str, String); 11] = [
+    let fields: [(&str, String); 12] = [
         ("time", rfc3339(SystemTime::now())),
         ("start", rfc3339(e.started)),
         ("listener", e.listener.to_string()),
         ("client", opt(e.client)),
+        ("destination", opt(e.destination)),
         ("cluster", e.cluster.unwrap_or_default().to_string()),
         ("upstream", opt(e.upstream)),
         ("received", e.received.to_string()),
@@ -255,6 +263,7 @@ mod tests {
             started: UNIX_EPOCH,
             listener: "front door",
             client: "10.0.0.1:5555".parse().ok(),
+            destination: "10.9.9.9:80".parse().ok(),
             cluster: Some("back"),
             upstream: None,
             received: 12,
@@ -269,6 +278,7 @@ mod tests {
         let line = format(&entry(), LogFormat::Logfmt);
         assert!(line.contains(r#"listener="front door""#), "{line}");
         assert!(line.contains("client=10.0.0.1:5555 "), "{line}");
+        assert!(line.contains(" destination=10.9.9.9:80 "), "{line}");
         assert!(line.contains(r#"upstream="""#), "{line}");
         assert!(line.contains("received=12 sent=34 "), "{line}");
         assert!(line.ends_with("moves=2\n"), "{line}");

@@ -11,15 +11,24 @@
 //! ([`super::breaker`]), which the connection holds ([`Connected::permit`])
 //! for as long as it is open; when none is left, the connect fails at once
 //! ([`ConnectError::overflow`]) without trying an endpoint.
+//!
+//! A `type = "original_dst"` cluster has no endpoints and no balancer's
+//! choice to make: each connection goes to its own original destination
+//! ([`Upstream::connect_to`]), under the same `connect_timeout` and
+//! circuit breakers.
+//!
+//! A cluster with `source_address = "client"` connects from the client's
+//! IP address: the socket is made `IP_TRANSPARENT` (which needs
+//! `CAP_NET_ADMIN`) and bound to that address, port 0, before it connects.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use baton_config::Cluster;
+use baton_config::{Cluster, SourceAddress};
 use tokio::net::TcpStream;
 
 use crate::telemetry::histogram::ClusterTimes;
@@ -156,9 +165,54 @@ impl Upstream {
     /// For a tunnel, whose only outcome is its connect, a success counts
     /// for outlier detection too.
     pub async fn connect_for(&self, pick: &Pick<'_>) -> Result<Connected, ConnectError> {
-        let connected = self.connect_order(self.balancer.order(pick)).await?;
+        let from = self.source(pick.source);
+        let connected = self
+            .connect_order_from(self.balancer.order(pick), from)
+            .await?;
         self.health.report(connected.endpoint, Outcome::Success);
         Ok(connected)
+    }
+
+    /// Connects to `addr`, a connection's original destination (for a
+    /// `type = "original_dst"` cluster): one attempt, timed and bounded
+    /// like an endpoint's, under the cluster's `max_connections`. Its
+    /// [`Connected::endpoint`] is no endpoint of the cluster's (it has
+    /// none): nothing counts load on it.
+    /// `client` is the client's address, for `source_address = "client"`.
+    pub async fn connect_to(
+        &self,
+        addr: SocketAddr,
+        client: Option<IpAddr>,
+    ) -> Result<Connected, ConnectError> {
+        let permit = self
+            .breakers
+            .connection()
+            .map_err(|overflow| ConnectError {
+                cluster: self.cluster.name.clone(),
+                attempts: Vec::new(),
+                overflow: Some(overflow),
+            })?;
+        let timeout = self.cluster.connect_timeout;
+        let started = tokio::time::Instant::now();
+        let dialing = dial(addr, self.source(client));
+        let failed = match tokio::time::timeout(timeout, dialing).await {
+            Ok(Ok(stream)) => {
+                self.times.connect.observe(started.elapsed());
+                return Ok(Connected {
+                    stream,
+                    addr,
+                    endpoint: EndpointIndex(usize::MAX),
+                    permit,
+                });
+            }
+            Ok(Err(e)) => AttemptError::Io(e),
+            Err(_) => AttemptError::Timeout(timeout),
+        };
+        Err(ConnectError {
+            cluster: self.cluster.name.clone(),
+            attempts: vec![(addr, failed)],
+            overflow: None,
+        })
     }
 
     /// Connects to the endpoints of `order` in turn until one answers
@@ -167,6 +221,24 @@ impl Upstream {
     /// outlier detection; a successful one is not (the request on it
     /// decides).
     pub async fn connect_order(&self, order: TryOrder) -> Result<Connected, ConnectError> {
+        self.connect_order_from(order, None).await
+    }
+
+    /// The address to connect from, given the client's: its own with
+    /// `source_address = "client"`, else the kernel's choice.
+    fn source(&self, client: Option<IpAddr>) -> Option<IpAddr> {
+        match self.cluster.source_address {
+            SourceAddress::Proxy => None,
+            SourceAddress::Client => client,
+        }
+    }
+
+    /// [`Upstream::connect_order`], from `from` when given.
+    async fn connect_order_from(
+        &self,
+        order: TryOrder,
+        from: Option<IpAddr>,
+    ) -> Result<Connected, ConnectError> {
         let permit = self
             .breakers
             .connection()
@@ -189,7 +261,7 @@ impl Upstream {
             };
             let timeout = self.cluster.connect_timeout;
             let started = tokio::time::Instant::now();
-            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            match tokio::time::timeout(timeout, dial(addr, from)).await {
                 Ok(Ok(stream)) => {
                     self.times.connect.observe(started.elapsed());
                     count(|m| &m.connections);
@@ -228,6 +300,29 @@ impl Upstream {
     }
 }
 
+/// Connects to `addr`, from `from` (any port) when given: a transparent
+/// socket, so the address need not be this host's.
+async fn dial(addr: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_ip_transparent_v6(true)?;
+    } else {
+        socket.set_ip_transparent_v4(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(from.to_canonical(), 0).into())?;
+    tokio::net::TcpSocket::from_std_stream(socket.into())
+        .connect(addr)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +331,7 @@ mod tests {
     fn cluster(endpoints: Vec<SocketAddr>) -> Cluster {
         Cluster {
             name: "c".into(),
+            kind: baton_config::ClusterKind::Static,
             lb: baton_config::Lb::RoundRobin,
             endpoints: endpoints
                 .into_iter()
@@ -255,6 +351,7 @@ mod tests {
             circuit_breakers: baton_config::CircuitBreakers::DEFAULT,
             retry_budget: None,
             proxy_protocol: None,
+            source_address: baton_config::SourceAddress::Proxy,
         }
     }
 
@@ -313,6 +410,40 @@ mod tests {
         assert!(err.to_string().contains("max_connections reached"), "{err}");
         drop(first);
         upstream.connect().await.unwrap();
+    }
+
+    /// An original_dst cluster connects where it is told, and names the
+    /// address when that fails.
+    #[tokio::test]
+    async fn an_original_dst_cluster_connects_to_the_given_address() {
+        let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = cluster(Vec::new());
+        c.kind = baton_config::ClusterKind::OriginalDst;
+        let upstream = Upstream::new(c, Vec::new());
+        let to = live.local_addr().unwrap();
+        assert_eq!(upstream.connect_to(to, None).await.unwrap().addr, to);
+        let dead = dead_port().await;
+        let err = upstream.connect_to(dead, None).await.unwrap_err();
+        assert!(err.to_string().contains(&dead.to_string()), "{err}");
+    }
+
+    /// `source_address = "client"`: the endpoint sees the client's
+    /// address (here another loopback address, bound transparent; this
+    /// runs as root, as the option needs).
+    #[tokio::test]
+    async fn a_client_source_address_is_what_the_endpoint_sees() {
+        let live = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = cluster(vec![live.local_addr().unwrap()]);
+        c.source_address = SourceAddress::Client;
+        let upstream = Upstream::new(c, Vec::new());
+        let client: IpAddr = "127.0.0.9".parse().unwrap();
+        let pick = Pick {
+            source: Some(client),
+            request: None,
+        };
+        let _connected = upstream.connect_for(&pick).await.unwrap();
+        let (_, seen) = live.accept().await.unwrap();
+        assert_eq!(seen.ip(), client);
     }
 
     #[tokio::test]

@@ -1,0 +1,360 @@
+//! Sidecar interception end to end (`original_destination`,
+//! `[[listeners.destinations]]`, `type = "original_dst"` clusters): baton
+//! runs in a "pod" network namespace whose nftables rules send the
+//! application's outgoing TCP to it — NAT `redirect` (read back with
+//! `SO_ORIGINAL_DST`) or `tproxy` (the transparent listener's accepted
+//! socket keeps the original destination as its local address) — and a
+//! real nginx serves on a "remote" host behind a veth pair. The
+//! application is curl (and a streaming client) running as an unprivileged
+//! user; the rules leave root's sockets alone, baton's own upstream
+//! connections included (`meta skuid 0 return`).
+//!
+//! Over IPv4 and IPv6, each way: a request to the remote host reaches
+//! nginx at the address it was sent to (through the `original_dst`
+//! cluster), one to port 8080 is routed by destination to the `web`
+//! cluster instead, the access log records each original destination, a
+//! connection made to the listener directly has none and is refused, and
+//! a connection streaming checked bytes keeps flowing and keeps its
+//! original destination across `baton upgrade`. Inbound, through TPROXY,
+//! a cluster with `source_address = "client"` reaches the application
+//! from the client's own address.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use baton_tests::http_peer::Nginx;
+use baton_tests::netns::{Namespaces, REMOTE_V4, REMOTE_V6, remote_ips};
+use baton_tests::traffic::{ModalUpstream, stream_echo_over};
+use baton_tests::{Baton, PATIENCE, eventually};
+use tokio::sync::watch;
+
+/// The remote host's ports: nginx on 80 (reached through the original
+/// destination) and 8080 (routed to cluster `web`, which is nginx on
+/// 9000), the streaming upstream on 7000.
+const DIRECT: u16 = 80;
+const ROUTED: u16 = 8080;
+const WEB: u16 = 9000;
+const STREAM: u16 = 7000;
+
+/// nginx on the remote host, answering each request with the address it
+/// was reached at.
+fn remote_nginx(ns: &Namespaces) -> Nginx {
+    let mut listens = Vec::new();
+    for port in [DIRECT, ROUTED] {
+        listens.push(format!("{REMOTE_V4}:{port}"));
+        listens.push(format!("[{REMOTE_V6}]:{port}"));
+    }
+    listens.push(format!("{REMOTE_V4}:{WEB}"));
+    let listens: Vec<&str> = listens.iter().map(String::as_str).collect();
+    let addr = SocketAddr::from((REMOTE_V4, DIRECT));
+    Nginx::start_in(
+        &ns.remote_wrapper(),
+        &listens,
+        "    location / { return 200 \"$server_addr:$server_port\"; }",
+        addr,
+        || ns.in_remote(move || std::net::TcpStream::connect(addr).is_ok()),
+    )
+}
+
+/// baton in the pod: an IPv4 and an IPv6 listener taking intercepted
+/// connections (`mode`), port 8080 to `web`, the rest to their original
+/// destination.
+fn config(mode: &str, access_log: &Path) -> String {
+    let listener = |name: &str, address: &str| {
+        format!(
+            "[[listeners]]\nname = \"{name}\"\naddress = \"{address}\"\n\
+             original_destination = \"{mode}\"\ncluster = \"passthrough\"\n\
+             [[listeners.destinations]]\nport = {ROUTED}\ncluster = \"web\"\n\n"
+        )
+    };
+    format!(
+        "[access_log]\npath = \"{}\"\n\n{}{}\
+         [[clusters]]\nname = \"passthrough\"\ntype = \"original_dst\"\n\n\
+         [[clusters]]\nname = \"web\"\nendpoints = [\"{REMOTE_V4}:{WEB}\"]\n",
+        access_log.display(),
+        listener("out4", "0.0.0.0:0"),
+        listener("out6", "[::]:0"),
+    )
+}
+
+/// The intercepted traffic: the application's TCP to the remote host's
+/// ports, as an nftables set.
+fn intercepted() -> String {
+    format!("{{ {DIRECT}, {ROUTED}, {STREAM} }}")
+}
+
+/// NAT: the application's connections to the remote host are redirected
+/// to the listeners' ports.
+fn redirect_rules(ns: &Namespaces, v4: u16, v6: u16) {
+    let ports = intercepted();
+    ns.nft(&format!(
+        "table inet baton_test {{\n\
+           chain output {{\n\
+             type nat hook output priority -100; policy accept;\n\
+             meta skuid 0 return\n\
+             ip daddr {REMOTE_V4} tcp dport {ports} redirect to :{v4}\n\
+             ip6 daddr {REMOTE_V6} tcp dport {ports} redirect to :{v6}\n\
+           }}\n\
+         }}\n"
+    ));
+}
+
+/// TPROXY for locally made connections: marked on output, routed back in
+/// through `lo` by the mark (`ip rule`, a `local` route), diverted on
+/// prerouting to the transparent listeners.
+fn tproxy_rules(ns: &Namespaces, v4: u16, v6: u16) {
+    ns.deliver_marked_locally();
+    let ports = intercepted();
+    ns.nft(&format!(
+        "table inet baton_test {{\n\
+           chain output {{\n\
+             type route hook output priority mangle; policy accept;\n\
+             meta skuid 0 return\n\
+             ip daddr {REMOTE_V4} tcp dport {ports} meta mark set 1\n\
+             ip6 daddr {REMOTE_V6} tcp dport {ports} meta mark set 1\n\
+           }}\n\
+           chain prerouting {{\n\
+             type filter hook prerouting priority mangle; policy accept;\n\
+             meta mark 1 ip daddr {REMOTE_V4} tcp dport {ports} tproxy ip to :{v4}\n\
+             meta mark 1 ip6 daddr {REMOTE_V6} tcp dport {ports} tproxy ip6 to :{v6}\n\
+           }}\n\
+         }}\n"
+    ));
+}
+
+/// `curl http://to/` in the pod as the application: the body.
+fn curl(ns: &Namespaces, to: SocketAddr) -> String {
+    let out = ns
+        .as_app(
+            "curl",
+            &["-sS", "--max-time", "10", &format!("http://{to}/")],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl http://{to}/ from the pod: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The access log's line that contains every one of `needles`, once it
+/// is written.
+fn logged(log: &Path, needles: &[&str]) -> String {
+    let mut found = None;
+    eventually(&format!("an access log line with {needles:?}"), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        found = text
+            .lines()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string);
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// nginx's answer for `ip:port`, as `$server_addr:$server_port` writes it.
+fn reached(ip: IpAddr, port: u16) -> String {
+    format!("{ip}:{port}")
+}
+
+async fn intercepted_traffic_goes_to_its_original_destination(mode: &str) {
+    let ns = Namespaces::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log: PathBuf = dir.path().join("access.log");
+    let nginx = remote_nginx(&ns);
+    let remote = ns.in_remote(|| {
+        let listener = std::net::TcpListener::bind((REMOTE_V4, STREAM)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        listener
+    });
+    let _streaming = ModalUpstream::on(tokio::net::TcpListener::from_std(remote).unwrap());
+    let baton = Baton::start_wrapped(&ns.pod_wrapper(), &config(mode, &log));
+    let (v4, v6) = (baton.addr("out4").port(), baton.addr("out6").port());
+    match mode {
+        "redirect" => redirect_rules(&ns, v4, v6),
+        _ => tproxy_rules(&ns, v4, v6),
+    }
+
+    for ip in remote_ips() {
+        let listener = if ip.is_ipv4() { "out4" } else { "out6" };
+        // Through the original_dst cluster, to where curl was going.
+        let to = SocketAddr::new(ip, DIRECT);
+        let body = tokio::task::block_in_place(|| curl(&ns, to));
+        assert_eq!(body, reached(ip, DIRECT), "{mode}: curl {to}");
+        let line = logged(
+            &log,
+            &[
+                &format!("listener={listener} "),
+                &format!("destination={to} "),
+            ],
+        );
+        assert!(
+            line.contains(&format!("cluster=passthrough upstream={to} ")),
+            "{mode}: {line}"
+        );
+        // Port 8080 is routed by destination to cluster `web`.
+        let to = SocketAddr::new(ip, ROUTED);
+        let body = tokio::task::block_in_place(|| curl(&ns, to));
+        assert_eq!(
+            body,
+            reached(IpAddr::V4(REMOTE_V4), WEB),
+            "{mode}: curl {to}"
+        );
+        let line = logged(&log, &[&format!("destination={to} ")]);
+        assert!(
+            line.contains(&format!("cluster=web upstream={REMOTE_V4}:{WEB} ")),
+            "{mode}: {line}"
+        );
+    }
+
+    // A connection made to the listener itself was going nowhere else:
+    // refused, not looped back to the listener.
+    let own = SocketAddr::from(([127, 0, 0, 1], v4));
+    let answer = ns.in_pod_as_app(move || {
+        let mut stream = std::net::TcpStream::connect(own).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut all).map(|_| all.len())
+    });
+    assert!(
+        matches!(answer, Ok(0)) || answer.is_err(),
+        "{mode}: closed without a byte: {answer:?}"
+    );
+    let line = logged(&log, &["outcome=no_original_destination"]);
+    assert!(line.contains("listener=out4 "), "{line}");
+
+    // A stream crosses an upgrade, its original destination unchanged.
+    let to = SocketAddr::new(IpAddr::V4(REMOTE_V4), STREAM);
+    let stream = ns.in_pod_as_app(move || {
+        let stream = std::net::TcpStream::connect(to).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        stream
+    });
+    let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let streaming = tokio::spawn(stream_echo_over(stream, 17, false, stop));
+    tokio::task::block_in_place(|| {
+        baton.wait_for_status("the stream through the proxy", |s| {
+            s.generations.first().and_then(|g| g.connections) == Some(1)
+        });
+        baton.upgrade(&[]);
+        let status = baton.wait_for_upgrades(1);
+        let report = status.last_upgrade.unwrap();
+        assert_eq!(report.migrated, 1, "{mode}: the stream moved: {report:?}");
+    });
+    // A while longer through the new generation, which adopted it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop_tx.send(true).unwrap();
+    let checked = tokio::time::timeout(PATIENCE, streaming)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checked.error, None, "{mode}: {checked:?}");
+    assert!(checked.verified > 0, "{mode}: {checked:?}");
+    let line = logged(&log, &[&format!("destination={to} ")]);
+    assert!(
+        line.contains(&format!("cluster=passthrough upstream={to} ")) && line.contains(" moves=1"),
+        "{mode}: {line}"
+    );
+    drop(baton);
+    drop(nginx);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirected_connections_reach_their_original_destination_across_an_upgrade() {
+    intercepted_traffic_goes_to_its_original_destination("redirect").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tproxied_connections_reach_their_original_destination_across_an_upgrade() {
+    intercepted_traffic_goes_to_its_original_destination("tproxy").await;
+}
+
+/// Inbound, the way a sidecar keeps the client's address: a client on
+/// the remote host connects to the pod's port 80, TPROXY diverts it to
+/// baton, whose `original_dst` cluster with `source_address = "client"`
+/// connects to the application (nginx on the pod's address) from the
+/// client's address. The application's replies to that address are sent
+/// back in to baton by a mark on their connection (set when baton's
+/// transparent connection left: a locally made packet from an address
+/// that is not the pod's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_tproxy_connects_to_the_application_from_the_clients_address() {
+    use baton_tests::netns::{POD_V4, REMOTE_V4};
+    let ns = Namespaces::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let app = SocketAddr::from((POD_V4, DIRECT));
+    let nginx = Nginx::start_in(
+        &ns.pod_wrapper(),
+        &[&app.to_string()],
+        "    location / { return 200 \"$remote_addr\"; }",
+        app,
+        || ns.in_pod_as_app(move || std::net::TcpStream::connect(app).is_ok()),
+    );
+    let config = format!(
+        "[access_log]\npath = \"{}\"\n\n\
+         [[listeners]]\nname = \"in\"\naddress = \"0.0.0.0:0\"\n\
+         original_destination = \"tproxy\"\ncluster = \"inbound\"\n\n\
+         [[clusters]]\nname = \"inbound\"\ntype = \"original_dst\"\nsource_address = \"client\"\n",
+        log.display()
+    );
+    let baton = Baton::start_wrapped(&ns.pod_wrapper(), &config);
+    let port = baton.addr("in").port();
+    ns.deliver_marked_locally();
+    ns.nft(&format!(
+        "table inet baton_test {{\n\
+           chain prerouting {{\n\
+             type filter hook prerouting priority mangle; policy accept;\n\
+             iifname \"veth0\" ip daddr {POD_V4} tcp dport {DIRECT} tproxy ip to :{port} meta mark set 1\n\
+           }}\n\
+           chain output {{\n\
+             type route hook output priority mangle; policy accept;\n\
+             fib saddr type != local ct mark set 1\n\
+             ct mark 1 meta mark set 1\n\
+           }}\n\
+         }}\n"
+    ));
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.remote,
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+            ])
+            .arg(format!("http://{app}/"))
+            .output()
+            .unwrap()
+    });
+    assert!(
+        out.status.success(),
+        "curl from the remote host: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        REMOTE_V4.to_string(),
+        "the application sees the client's address"
+    );
+    let line = logged(
+        &log,
+        &[
+            &format!("client={REMOTE_V4}:"),
+            &format!("destination={app} "),
+        ],
+    );
+    assert!(
+        line.contains(&format!("cluster=inbound upstream={app} ")),
+        "{line}"
+    );
+    drop(baton);
+    drop(nginx);
+}
