@@ -13,7 +13,8 @@
 //!             mode, with the excluded mark; to loopback; to an excluded
 //!             range or port
 //!     redirect mode (nat hook): redirect to :<outbound-port>
-//!     tproxy mode (route hook): mark it, so `ip rule fwmark <mark>
+//!     tproxy mode (route hook): mark it (connections made here, not the
+//!             replies of accepted ones), so `ip rule fwmark <mark>
 //!             lookup <table>` and `ip route local default dev lo table
 //!             <table>` (both families) route it back in through `lo`
 //!   chain prerouting  redirect mode (nat hook): TCP arriving to the
@@ -202,9 +203,14 @@ impl Plan {
                 ),
                 // Marked, the packet is routed back in through `lo`
                 // (`ip rule`), where `divert` hands it to the listener.
+                // Only connections made here: a reply (a SYN-ACK of an
+                // inbound connection, sent before any socket owns it, so
+                // no owner rule can tell) must leave as it is.
                 Mode::Tproxy => (
                     "type route hook output priority mangle",
-                    format!("\t\tmeta l4proto tcp meta mark set {mark}\n"),
+                    format!(
+                        "\t\tct direction reply return\n\t\tmeta l4proto tcp meta mark set {mark}\n"
+                    ),
                 ),
             };
             let _ = writeln!(

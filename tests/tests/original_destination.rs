@@ -4,10 +4,11 @@
 //! application's outgoing TCP to it — NAT `redirect` (read back with
 //! `SO_ORIGINAL_DST`) or `tproxy` (the transparent listener's accepted
 //! socket keeps the original destination as its local address) — and a
-//! real nginx serves on a "remote" host behind a veth pair. The
-//! application is curl (and a streaming client) running as an unprivileged
-//! user; the rules leave root's sockets alone, baton's own upstream
-//! connections included (`meta skuid 0 return`).
+//! real nginx serves on a "remote" host behind a veth pair. The rules are
+//! `baton intercept install`'s (`--owner-uid 0`: root's sockets, baton's
+//! own upstream connections included, are left alone, so nothing loops);
+//! the application is curl (and a streaming client) running as an
+//! unprivileged user, and nginx in the pod as the inbound application.
 //!
 //! Over IPv4 and IPv6, each way: a request to the remote host reaches
 //! nginx at the address it was sent to (through the `original_dst`
@@ -15,7 +16,10 @@
 //! cluster instead, the access log records each original destination, a
 //! connection made to the listener directly has none and is refused, and
 //! a connection streaming checked bytes keeps flowing and keeps its
-//! original destination across `baton upgrade`. Inbound, through TPROXY,
+//! original destination across `baton upgrade`. Inbound, a client on the
+//! remote host reaches the pod's application through the inbound
+//! listeners. `baton intercept remove` leaves no rule, and traffic goes
+//! direct again. Inbound, through TPROXY,
 //! a cluster with `source_address = "client"` reaches the application
 //! from the client's own address.
 // Test code: a panic is a failed test, with its message.
@@ -25,7 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use baton_tests::http_peer::Nginx;
-use baton_tests::netns::{Namespaces, REMOTE_V4, REMOTE_V6, remote_ips};
+use baton_tests::netns::{Namespaces, POD_V4, POD_V6, REMOTE_V4, REMOTE_V6, remote_ips};
 use baton_tests::traffic::{ModalUpstream, stream_echo_over};
 use baton_tests::{Baton, PATIENCE, eventually};
 use tokio::sync::watch;
@@ -61,6 +65,13 @@ fn remote_nginx(ns: &Namespaces) -> Nginx {
 /// baton in the pod: an IPv4 and an IPv6 listener taking intercepted
 /// connections (`mode`), port 8080 to `web`, the rest to their original
 /// destination.
+fn inbound(name: &str, address: &str, mode: &str) -> String {
+    format!(
+        "[[listeners]]\nname = \"{name}\"\naddress = \"{address}\"\n\
+         original_destination = \"{mode}\"\ncluster = \"passthrough\"\n\n"
+    )
+}
+
 fn config(mode: &str, access_log: &Path) -> String {
     let listener = |name: &str, address: &str| {
         format!(
@@ -76,52 +87,65 @@ fn config(mode: &str, access_log: &Path) -> String {
         access_log.display(),
         listener("out4", "0.0.0.0:0"),
         listener("out6", "[::]:0"),
-    )
+    ) + &inbound("in4", "0.0.0.0:0", mode)
+        + &inbound("in6", "[::]:0", mode)
 }
 
-/// The intercepted traffic: the application's TCP to the remote host's
-/// ports, as an nftables set.
-fn intercepted() -> String {
-    format!("{{ {DIRECT}, {ROUTED}, {STREAM} }}")
+/// The application's port in the pod (inbound interception).
+const APP: u16 = 8080;
+
+/// `baton intercept install|remove` for the pod, with `args` after it.
+fn intercept(ns: &Namespaces, action: &str, args: &[String]) {
+    let out = std::process::Command::new(baton_tests::bin("baton"))
+        .args(["intercept", action, "--netns", &ns.pod])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "baton intercept {action} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
-/// NAT: the application's connections to the remote host are redirected
-/// to the listeners' ports.
-fn redirect_rules(ns: &Namespaces, v4: u16, v6: u16) {
-    let ports = intercepted();
-    ns.nft(&format!(
-        "table inet baton_test {{\n\
-           chain output {{\n\
-             type nat hook output priority -100; policy accept;\n\
-             meta skuid 0 return\n\
-             ip daddr {REMOTE_V4} tcp dport {ports} redirect to :{v4}\n\
-             ip6 daddr {REMOTE_V6} tcp dport {ports} redirect to :{v6}\n\
-           }}\n\
-         }}\n"
-    ));
+/// The pod's rules, as `nft list ruleset` prints them.
+fn ruleset(ns: &Namespaces) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.pod, "nft", "list", "ruleset"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
 }
 
-/// TPROXY for locally made connections: marked on output, routed back in
-/// through `lo` by the mark (`ip rule`, a `local` route), diverted on
-/// prerouting to the transparent listeners.
-fn tproxy_rules(ns: &Namespaces, v4: u16, v6: u16) {
-    ns.deliver_marked_locally();
-    let ports = intercepted();
-    ns.nft(&format!(
-        "table inet baton_test {{\n\
-           chain output {{\n\
-             type route hook output priority mangle; policy accept;\n\
-             meta skuid 0 return\n\
-             ip daddr {REMOTE_V4} tcp dport {ports} meta mark set 1\n\
-             ip6 daddr {REMOTE_V6} tcp dport {ports} meta mark set 1\n\
-           }}\n\
-           chain prerouting {{\n\
-             type filter hook prerouting priority mangle; policy accept;\n\
-             meta mark 1 ip daddr {REMOTE_V4} tcp dport {ports} tproxy ip to :{v4}\n\
-             meta mark 1 ip6 daddr {REMOTE_V6} tcp dport {ports} tproxy ip6 to :{v6}\n\
-           }}\n\
-         }}\n"
-    ));
+/// The pod's TCP sent through baton: every outbound connection to its
+/// outbound listeners, inbound ones to the application's port to its
+/// inbound listeners; root's own (baton's) left alone. Installed twice:
+/// the second run replaces the first.
+fn intercept_pod(ns: &Namespaces, mode: &str, baton: &Baton) {
+    let port = |name: &str| baton.addr(name).port().to_string();
+    let args: Vec<String> = [
+        "--mode",
+        mode,
+        "--outbound-port",
+        &port("out4"),
+        "--outbound-port-v6",
+        &port("out6"),
+        "--inbound-port",
+        &port("in4"),
+        "--inbound-port-v6",
+        &port("in6"),
+        "--inbound-ports",
+        &APP.to_string(),
+        "--owner-uid",
+        "0",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    intercept(ns, "install", &args);
+    let once = ruleset(ns);
+    intercept(ns, "install", &args);
+    assert_eq!(ruleset(ns), once, "a second install changed the rules");
 }
 
 /// `curl http://to/` in the pod as the application: the body.
@@ -172,12 +196,10 @@ async fn intercepted_traffic_goes_to_its_original_destination(mode: &str) {
         listener
     });
     let _streaming = ModalUpstream::on(tokio::net::TcpListener::from_std(remote).unwrap());
+    let app_nginx = pod_nginx(&ns);
     let baton = Baton::start_wrapped(&ns.pod_wrapper(), &config(mode, &log));
-    let (v4, v6) = (baton.addr("out4").port(), baton.addr("out6").port());
-    match mode {
-        "redirect" => redirect_rules(&ns, v4, v6),
-        _ => tproxy_rules(&ns, v4, v6),
-    }
+    let v4 = baton.addr("out4").port();
+    intercept_pod(&ns, mode, &baton);
 
     for ip in remote_ips() {
         let listener = if ip.is_ipv4() { "out4" } else { "out6" };
@@ -260,8 +282,78 @@ async fn intercepted_traffic_goes_to_its_original_destination(mode: &str) {
         line.contains(&format!("cluster=passthrough upstream={to} ")) && line.contains(" moves=1"),
         "{mode}: {line}"
     );
+
+    // Inbound: from the remote host to the pod's application, through
+    // the inbound listener of the connection's family.
+    for (ip, listener) in [(IpAddr::V4(POD_V4), "in4"), (IpAddr::V6(POD_V6), "in6")] {
+        let to = SocketAddr::new(ip, APP);
+        let body = tokio::task::block_in_place(|| curl_from_remote(&ns, to));
+        assert_eq!(body, "app", "{mode}: curl {to} from the remote host");
+        let line = logged(
+            &log,
+            &[
+                &format!("listener={listener} "),
+                &format!("destination={to} "),
+            ],
+        );
+        assert!(
+            line.contains(&format!("cluster=passthrough upstream={to} ")),
+            "{mode}: {line}"
+        );
+    }
+
+    // Removed: no rule left, and the application's traffic goes direct.
+    intercept(&ns, "remove", &[]);
+    assert!(!ruleset(&ns).contains("table"), "{}", ruleset(&ns));
+    intercept(&ns, "remove", &[]);
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count();
+    let to = SocketAddr::new(IpAddr::V4(REMOTE_V4), DIRECT);
+    let body = tokio::task::block_in_place(|| curl(&ns, to));
+    assert_eq!(body, reached(IpAddr::V4(REMOTE_V4), DIRECT));
     drop(baton);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+        lines,
+        "{mode}: a connection went through baton after `intercept remove`"
+    );
     drop(nginx);
+    drop(app_nginx);
+}
+
+/// nginx as the pod's application, on its port [`APP`], answering "app".
+fn pod_nginx(ns: &Namespaces) -> Nginx {
+    let v4 = SocketAddr::from((POD_V4, APP));
+    let v6 = SocketAddr::from((POD_V6, APP));
+    Nginx::start_in(
+        &ns.pod_wrapper(),
+        &[&v4.to_string(), &v6.to_string()],
+        "    location / { return 200 \"app\"; }",
+        v4,
+        || ns.in_pod_as_app(move || std::net::TcpStream::connect(v4).is_ok()),
+    )
+}
+
+/// `curl http://to/` from the remote host: the body.
+fn curl_from_remote(ns: &Namespaces, to: SocketAddr) -> String {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.remote,
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("http://{to}/"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {to} from the remote host: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +376,6 @@ async fn tproxied_connections_reach_their_original_destination_across_an_upgrade
 /// that is not the pod's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_tproxy_connects_to_the_application_from_the_clients_address() {
-    use baton_tests::netns::{POD_V4, REMOTE_V4};
     let ns = Namespaces::new();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
