@@ -33,9 +33,11 @@
 //! million instructions in `_initialize` and its root context, measured
 //! here on the test plugins of `tests/interop/wasm/go/`; the
 //! AssemblyScript SDK's, some thousands. Under wasmi that start takes
-//! about 120 ms in a debug build, and a new instance is started whenever
-//! more requests run at once than there are idle instances (see the
-//! parent module).
+//! about 120 ms in a debug build (a Go plugin's whole load, compiling its
+//! 2.7 MB module and starting the first instance, 64 ms in a release
+//! build; BENCHMARKS.md "HTTP filters"), and a new instance is started
+//! whenever more requests run at once than there are idle instances (see
+//! the parent module).
 //!
 //! A request's callbacks share one budget of fuel (the plugin's `fuel`,
 //! about one unit per wasm instruction): a plugin that spends it is
