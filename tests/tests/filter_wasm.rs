@@ -1,11 +1,19 @@
-//! proxy-wasm plugins end to end (issue 15 item 3): plugins built with
-//! the AssemblyScript SDK (`tests/interop/wasm/`, built by `.ci/run` with
-//! `tests/interop/wasm/build.sh`) on an HTTP listener and a route, seen by
-//! curl and by the upstream's record of what arrived: a header added, a
-//! path denied with a local response, a body rewritten, a metric counted
-//! and read back on `/metrics` (ticks counted too), a plugin that loops (stopped, 500, the
-//! next request fine) and one that traps; a plugin that cannot load makes
-//! `baton upgrade` fail while the running generation serves.
+//! proxy-wasm plugins end to end (issue 15 item 3): the same cases run
+//! with plugins built by two real SDKs — the AssemblyScript SDK
+//! (`tests/interop/wasm/<case>/`) and the proxy-wasm Go SDK built by plain
+//! Go as WASI reactors (`tests/interop/wasm/go/<case>/`), all built by
+//! `.ci/run` with `tests/interop/wasm/build.sh` — on an HTTP listener and
+//! a route, seen by curl (HTTP/1.1, and HTTP/2 with prior knowledge for
+//! the header and body cases) and by the upstream's record of what
+//! arrived: a header added, a path denied with a local response, a body
+//! rewritten, a metric counted and read back on `/metrics` (ticks counted
+//! too), a plugin that loops (stopped, 500, the next request fine) and
+//! one that traps (a Go panic: proc_exit). Each case is a function of the
+//! SDK; [`sdk_cases!`] makes a test per SDK (`<case>::assemblyscript`,
+//! `<case>::go`). Then, with one SDK: the `route_name` property and
+//! `proxy_on_queue_ready` (Go plugins); a plugin that cannot load makes
+//! `baton upgrade` fail while the running generation serves, and shared
+//! data outliving an upgrade (AssemblyScript plugins).
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,7 +23,52 @@ use baton_tests::admin::{http, sample};
 use baton_tests::http_peer::{HttpUpstream, curl};
 use baton_tests::{Baton, eventually};
 
-/// The built plugin `name`; fails the test when it was not built.
+/// The SDK a test plugin was built with.
+#[derive(Debug, Clone, Copy)]
+enum Sdk {
+    AssemblyScript,
+    Go,
+}
+
+impl Sdk {
+    /// The built plugin for `case`; fails the test when it was not built.
+    fn plugin(self, case: &str) -> String {
+        match self {
+            Sdk::AssemblyScript => plugin(case),
+            Sdk::Go => plugin(&format!("go/{case}")),
+        }
+    }
+}
+
+/// A test per SDK for the case `$case` (an `async fn(Sdk)`), in a module
+/// named after it.
+macro_rules! sdk_cases {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn assemblyscript() {
+                super::$case(super::Sdk::AssemblyScript).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn go() {
+                super::$case(super::Sdk::Go).await;
+            }
+        }
+    )*};
+}
+
+sdk_cases!(
+    a_plugin_adds_headers_on_a_listener_and_on_a_route,
+    a_plugin_denies_a_path_with_a_local_response,
+    a_plugin_rewrites_a_response_body,
+    a_plugin_counts_in_metrics_read_back_on_the_admin_endpoint,
+    a_plugin_that_loops_forever_is_stopped_and_the_worker_serves_on,
+    a_plugin_that_traps_fails_only_its_request,
+);
+
+/// The built plugin `name` (a directory of `tests/interop/wasm/`); fails
+/// the test when it was not built.
 fn plugin(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("interop/wasm")
@@ -55,14 +108,26 @@ address = "127.0.0.1:0"
     )
 }
 
-/// `curl -D -` of `url` with `headers`: (status, response headers, body).
+/// `curl -D -` of `url` with `headers` over HTTP/1.1: (status, response
+/// headers, body).
 async fn get(url: &str, headers: &[&str]) -> (u16, String, String) {
+    fetch(url, headers, false).await
+}
+
+/// [`get`] over HTTP/2 (prior knowledge) when `h2`.
+async fn fetch(url: &str, headers: &[&str], h2: bool) -> (u16, String, String) {
     let mut args = vec!["-s", "-D", "/dev/stderr", url];
+    if h2 {
+        args.push("--http2-prior-knowledge");
+    }
     for h in headers {
         args.extend(["-H", h]);
     }
     let out = curl(&args).await;
     let head = String::from_utf8_lossy(&out.stderr).to_string();
+    if h2 {
+        assert!(head.starts_with("HTTP/2 "), "{head}");
+    }
     let status = head
         .split_whitespace()
         .nth(1)
@@ -94,10 +159,9 @@ fn expect_metric(baton: &Baton, series: &str, want: u64) {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_adds_headers_on_a_listener_and_on_a_route() {
+async fn a_plugin_adds_headers_on_a_listener_and_on_a_route(sdk: Sdk) {
     let upstream = HttpUpstream::start("a").await;
-    let add = plugin("add_header");
+    let add = sdk.plugin("add_header");
     let filters = format!(
         r#"[{{ name = "wasm", file = "{add}", config = "edge", root_id = "add_header" }}]"#
     );
@@ -110,21 +174,23 @@ filters = [{{ name = "wasm", disabled = true }}, {{ wasm = "{add}", config = "ro
     );
     let baton = Baton::start(&config(upstream.addr, &filters, &routes));
     let base = format!("http://{}", baton.addr("web"));
-    let (status, head, _) = get(&format!("{base}/x"), &[]).await;
-    assert_eq!(status, 200);
-    assert_eq!(header(&head, "x-wasm-seen").as_deref(), Some("1"));
+    for (h2, path) in [(false, "/x"), (true, "/x2")] {
+        let (status, head, _) = fetch(&format!("{base}{path}"), &[], h2).await;
+        assert_eq!(status, 200);
+        assert_eq!(header(&head, "x-wasm-seen").as_deref(), Some("1"), "{head}");
+    }
     let (status, _, _) = get(&format!("{base}/route/y"), &[]).await;
     assert_eq!(status, 200);
     let seen = upstream.seen().await;
     let by_path = |p: &str| seen.iter().find(|h| h.target() == p).unwrap();
     assert_eq!(by_path("/x").header("x-wasm"), Some("edge"));
+    assert_eq!(by_path("/x2").header("x-wasm"), Some("edge"));
     assert_eq!(by_path("/route/y").header("x-wasm"), Some("route"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_denies_a_path_with_a_local_response() {
+async fn a_plugin_denies_a_path_with_a_local_response(sdk: Sdk) {
     let upstream = HttpUpstream::start("a").await;
-    let deny = plugin("deny_path");
+    let deny = sdk.plugin("deny_path");
     let filters = format!(
         r#"[{{ name = "wasm", file = "{deny}", config = "/admin", root_id = "deny_path" }}]"#
     );
@@ -145,21 +211,22 @@ async fn a_plugin_denies_a_path_with_a_local_response() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_rewrites_a_response_body() {
+async fn a_plugin_rewrites_a_response_body(sdk: Sdk) {
     let upstream = HttpUpstream::start("a").await;
-    let upper = plugin("upper_body");
+    let upper = sdk.plugin("upper_body");
     let filters = format!(r#"[{{ wasm = "{upper}", root_id = "upper_body" }}]"#);
     let baton = Baton::start(&config(upstream.addr, &filters, ""));
-    let (status, _, body) = get(&format!("http://{}/some/path", baton.addr("web")), &[]).await;
-    assert_eq!(status, 200);
-    assert_eq!(body, "A GET /SOME/PATH\n");
+    for h2 in [false, true] {
+        let url = format!("http://{}/some/path", baton.addr("web"));
+        let (status, _, body) = fetch(&url, &[], h2).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "A GET /SOME/PATH\n");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_counts_in_metrics_read_back_on_the_admin_endpoint() {
+async fn a_plugin_counts_in_metrics_read_back_on_the_admin_endpoint(sdk: Sdk) {
     let upstream = HttpUpstream::start("a").await;
-    let count = plugin("count");
+    let count = sdk.plugin("count");
     let filters = format!(r#"[{{ wasm = "{count}", root_id = "count" }}]"#);
     let baton = Baton::start(&config(upstream.addr, &filters, ""));
     let base = format!("http://{}", baton.addr("web"));
@@ -194,9 +261,9 @@ async fn a_plugin_counts_in_metrics_read_back_on_the_admin_endpoint() {
 
 /// A plugin stopped (its CPU budget, or a trap) answers its request 500,
 /// is counted, and the next request through the same plugin is served.
-async fn stopped_then_fine(name: &str, trigger: &str, reason: &str) {
+async fn stopped_then_fine(sdk: Sdk, name: &str, trigger: &str, reason: &str) {
     let upstream = HttpUpstream::start("a").await;
-    let file = plugin(name);
+    let file = sdk.plugin(name);
     let filters = format!(r#"[{{ wasm = "{file}", root_id = "{name}", fuel = 2000000 }}]"#);
     let baton = Baton::start(&config(upstream.addr, &filters, ""));
     let base = format!("http://{}", baton.addr("web"));
@@ -220,14 +287,57 @@ async fn stopped_then_fine(name: &str, trigger: &str, reason: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_that_loops_forever_is_stopped_and_the_worker_serves_on() {
-    stopped_then_fine("forever", "x-loop: 1", "cpu").await;
+async fn a_plugin_that_loops_forever_is_stopped_and_the_worker_serves_on(sdk: Sdk) {
+    stopped_then_fine(sdk, "forever", "x-loop: 1", "cpu").await;
 }
 
+async fn a_plugin_that_traps_fails_only_its_request(sdk: Sdk) {
+    stopped_then_fine(sdk, "trap", "x-trap: 1", "trap").await;
+}
+
+/// `route_name` (a Go plugin reads it): baton's routes have no names, so
+/// a request reads the empty string, as Envoy answers for an unnamed
+/// route; the root context, outside any request, finds none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_that_traps_fails_only_its_request() {
-    stopped_then_fine("trap", "x-trap: 1", "trap").await;
+async fn a_plugin_reads_the_route_name() {
+    let upstream = HttpUpstream::start("a").await;
+    let file = Sdk::Go.plugin("route_name");
+    let filters = format!(r#"[{{ wasm = "{file}", root_id = "route_name" }}]"#);
+    let baton = Baton::start(&config(upstream.addr, &filters, ""));
+    let (status, head, _) = get(&format!("http://{}/r", baton.addr("web")), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&head, "x-route-name").as_deref(),
+        Some("[]"),
+        "{head}"
+    );
+    assert_eq!(
+        header(&head, "x-route-name-at-start").as_deref(),
+        Some("none"),
+        "{head}"
+    );
+}
+
+/// `proxy_on_queue_ready`: a Go plugin enqueues each request's path on a
+/// queue it registered and counts what it dequeues when the host tells it
+/// the queue has items; the count reaches the number of requests only if
+/// the host calls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_is_told_when_its_queue_has_items() {
+    let upstream = HttpUpstream::start("a").await;
+    let file = Sdk::Go.plugin("queue");
+    let filters = format!(r#"[{{ wasm = "{file}", root_id = "queue" }}]"#);
+    let baton = Baton::start(&config(upstream.addr, &filters, ""));
+    let base = format!("http://{}", baton.addr("web"));
+    for path in ["/q1", "/q2", "/q3"] {
+        let (status, _, _) = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(status, 200);
+    }
+    expect_metric(
+        &baton,
+        r#"baton_wasm_counter_total{plugin="queue",metric="dequeued"}"#,
+        3,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

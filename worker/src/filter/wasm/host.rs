@@ -24,14 +24,28 @@
 //! and the calls that change them answer `Ok`, but the change is dropped:
 //! baton frames each hop itself (see `filter::http`).
 //!
+//! # Properties
+//!
+//! `proxy_get_property` answers `source.address`, `source.port`,
+//! `destination.address`, `destination.port`, `request.path`,
+//! `request.url_path`, `request.method`, `listener_name`, `route_name`,
+//! `plugin_name`, `plugin_root_id` and `plugin_vm_id`; any other path
+//! answers [`Status::NotFound`]. The request's properties are found only
+//! during a request (not in `proxy_on_tick` or the root context's
+//! start). `route_name` is what Envoy answers for a route without a
+//! `name` — the empty string (Envoy returns the stream's route name,
+//! empty when the route has none) — since baton's routes have no name
+//! setting; outside a request it is not found, as in Envoy's root
+//! context.
+//!
 //! # Not implemented
 //!
 //! Any import not listed in [`HOST`] — or listed but imported with
 //! another signature — is given a stub that answers
 //! [`Status::Unimplemented`] (or zeros), so a module that merely links
 //! `proxy_http_call`, `proxy_grpc_*`, `proxy_set_property`,
-//! `proxy_call_foreign_function` and the like still loads. `proc_exit`
-//! (WASI, what the AssemblyScript SDK's `abort` calls) traps.
+//! `proxy_call_foreign_function` and the like still loads (the stubs are
+//! made by [`super::linker`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,10 +53,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use wasmi::{Caller, ExternType, Func, FuncType, Linker, Memory, Module, Val, ValType};
+use wasmi::{Caller, Func, FuncType, Linker, Memory, Val, ValType};
 
 use super::abi::{self, BufferType, MapType, Status};
-use super::shared::shared;
+use super::shared::{Ready, shared};
 use crate::filter::http::LocalResponse;
 use crate::telemetry::plugin::{self as metrics, Kind};
 
@@ -57,6 +71,8 @@ pub(crate) struct Info {
     pub(crate) tick_ms: AtomicU32,
     /// Told when `tick_ms` changes.
     pub(crate) tick_changed: tokio::sync::Notify,
+    /// The queues it registered that got items (see [`super::shared`]).
+    pub(crate) queues: Arc<Ready>,
 }
 
 /// What a request's properties are made of.
@@ -85,6 +101,9 @@ pub(crate) struct HostState {
     /// What `proxy_send_local_response` asked for.
     pub(crate) local: Option<LocalResponse>,
     pub(crate) props: Props,
+    /// What the plugin wrote to stdout and stderr past its last newline
+    /// (see the `wasi` module).
+    pub(crate) output: [Vec<u8>; 2],
 }
 
 impl HostState {
@@ -98,6 +117,7 @@ impl HostState {
             end_of_stream: [false; 2],
             local: None,
             props: Props::default(),
+            output: Default::default(),
         }
     }
 
@@ -382,6 +402,8 @@ fn property(c: &mut Ctx<'_>, ptr: i32, len: i32, vpp: i32, vsp: i32) -> HostResu
         "request.path" | "request.url_path" => Some(state.props.path.clone()),
         "request.method" => Some(state.props.method.clone()),
         "listener_name" => state.props.listener.as_deref().map(str::to_string),
+        // See the module docs: during a request, the empty string.
+        "route_name" => state.props.listener.as_ref().map(|_| String::new()),
         "plugin_name" => Some(state.info.name.clone()),
         "plugin_root_id" => Some(state.info.root_id.clone()),
         "plugin_vm_id" => Some(String::new()),
@@ -419,7 +441,7 @@ fn set_shared(c: &mut Ctx<'_>, key: (i32, i32), value: (i32, i32), cas: i32) -> 
 
 fn register_queue(c: &mut Ctx<'_>, ptr: i32, len: i32, token_ptr: i32) -> HostResult {
     let name = read(c, ptr, len)?;
-    let token = shared().register(&name);
+    let token = shared().register(&name, &c.data().info.queues);
     write_u32(c, token_ptr, token)
 }
 
@@ -495,7 +517,7 @@ pub(crate) const HOST: &[(&str, &str)] = &[
     ("proxy_set_effective_context", "i>i"),
 ];
 
-fn signature(text: &str) -> FuncType {
+pub(crate) fn signature(text: &str) -> FuncType {
     let types = |s: &str| -> Vec<ValType> {
         s.chars()
             .map(|c| if c == 'I' { ValType::I64 } else { ValType::I32 })
@@ -505,54 +527,8 @@ fn signature(text: &str) -> FuncType {
     FuncType::new(types(params), types(results))
 }
 
-/// A linker for `module`: the host's functions, and a stub for every
-/// other function it imports (see the module docs).
-pub(crate) fn linker(module: &Module) -> Result<Linker<HostState>, wasmi::Error> {
-    let mut l = Linker::new(module.engine());
-    define(&mut l)?;
-    l.allow_shadowing(true);
-    for import in module.imports() {
-        let ExternType::Func(ty) = import.ty() else {
-            continue;
-        };
-        let (module_name, name) = (import.module(), import.name());
-        let ours = module_name == "env"
-            && HOST
-                .iter()
-                .any(|(n, sig)| *n == name && signature(sig) == *ty);
-        let exit = matches!(module_name, "wasi_unstable" | "wasi_snapshot_preview1")
-            && name == "proc_exit";
-        if ours || exit {
-            continue;
-        }
-        if HOST.iter().any(|(n, _)| *n == name) {
-            tracing::warn!(
-                import = name,
-                "a plugin imports a host function with another signature: it gets a stub"
-            );
-        }
-        let results: Vec<Val> = ty
-            .results()
-            .iter()
-            .map(|t| match t {
-                ValType::I32 => Val::I32(Status::Unimplemented as i32),
-                other => Val::default(*other),
-            })
-            .collect();
-        l.func_new(module_name, name, ty.clone(), move |_, _, out| {
-            out.clone_from_slice(&results);
-            Ok(())
-        })?;
-    }
-    Ok(l)
-}
-
-fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::Error> {
-    for wasi in ["wasi_unstable", "wasi_snapshot_preview1"] {
-        l.func_wrap(wasi, "proc_exit", |code: i32| -> Result<(), wasmi::Error> {
-            Err(wasmi::Error::i32_exit(code))
-        })?;
-    }
+/// Defines the functions of [`HOST`] in `l`.
+pub(crate) fn define(l: &mut Linker<HostState>) -> Result<(), wasmi::Error> {
     l.func_wrap(
         "env",
         "proxy_log",

@@ -1,12 +1,18 @@
 //! `wasm`: proxy-wasm plugins (ABI 0.2.1, the one Envoy and MOSN
 //! implement; modules built for 0.2.0, such as the AssemblyScript SDK's,
-//! load too) as HTTP filters.
+//! load too) as HTTP filters. Plugins built with the proxy-wasm Go SDK by
+//! plain Go (`GOOS=wasip1`, `-buildmode=c-shared`) are WASI reactors:
+//! they import a few WASI functions ([`wasi`]) and export `_initialize`,
+//! which the host calls once per instance before anything else (see
+//! [`vm`] for what Go's start costs). Both kinds are tested end to end
+//! (`tests/tests/filter_wasm.rs`).
 //!
 //! * [`abi`] — the ABI's codes and its header-pairs encoding;
 //! * [`host`] — the functions a plugin imports and the state they see;
 //! * [`vm`] — one instance ([`vm::Vm`]) and one request's run through it
 //!   ([`vm::WasmStream`]): lifecycle, pausing, the CPU budget;
-//! * [`shared`] — shared data and queues.
+//! * [`shared`] — shared data and queues;
+//! * [`wasi`] — the few WASI functions plugins import (Go's runtime).
 //!
 //! # Engine: wasmi
 //!
@@ -39,17 +45,22 @@
 //! is per thread in Envoy); what must be shared goes through shared data,
 //! queues and metrics, which are per worker process, i.e. per generation.
 //!
-//! # Ticks
+//! # Ticks and queues
 //!
 //! `proxy_set_tick_period_milliseconds` starts a task that calls
 //! `proxy_on_tick` every period on one idle instance (the root context of
-//! whichever instance is free), within the plugin's fuel. The task ends
-//! with the generation's runtime.
+//! whichever instance is free), within the plugin's fuel. Another task
+//! calls `proxy_on_queue_ready(root, token)` when a queue the plugin
+//! registered gets items (see [`shared`]), on an idle instance or a new
+//! one (a tick can be skipped, a queue's news cannot), within the
+//! plugin's fuel. The tasks end with the plugin or the generation's
+//! runtime; a failure is logged and counted, and drops the instance.
 
 pub(crate) mod abi;
 pub(crate) mod host;
 pub(crate) mod shared;
 pub(crate) mod vm;
+pub(crate) mod wasi;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -58,12 +69,14 @@ use std::time::Duration;
 
 use baton_config::filter::WasmPlugin;
 use parking_lot::Mutex;
-use wasmi::{CompilationMode, Config, Engine, Linker, Module};
+use wasmi::{CompilationMode, Config, Engine, ExternType, Linker, Module, Val, ValType};
 
+use self::abi::Status;
 use self::host::{HostState, Info};
 use self::vm::{Vm, VmError, WasmStream};
 use crate::filter::http::{HttpFilter, HttpStreamFilter};
 use crate::filter::{ConnInfo, Mobility};
+use crate::telemetry::plugin::registry;
 
 /// Why this many: idle instances kept for the next requests; past it a
 /// finished request's instance is dropped (a burst of concurrency does
@@ -137,7 +150,7 @@ impl Plugin {
             source,
         };
         let module = Module::new(&engine, &bytes).map_err(compile)?;
-        let linker = host::linker(&module).map_err(compile)?;
+        let linker = linker(&module).map_err(compile)?;
         let name = if settings.root_id.is_empty() {
             path.file_stem()
                 .map_or_else(|| "wasm".into(), |s| s.to_string_lossy().into_owned())
@@ -153,6 +166,7 @@ impl Plugin {
                 config: settings.config.clone().into_bytes(),
                 tick_ms: AtomicU32::new(0),
                 tick_changed: tokio::sync::Notify::new(),
+                queues: Arc::default(),
             }),
             fuel: settings.fuel,
             idle: Mutex::new(Vec::new()),
@@ -164,6 +178,7 @@ impl Plugin {
         loaded.give_back(first);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(ticks(Arc::downgrade(&loaded)));
+            runtime.spawn(queues_ready(Arc::downgrade(&loaded)));
         }
         Ok(Plugin { loaded })
     }
@@ -182,6 +197,85 @@ impl HttpFilter for Plugin {
 
     fn stream(&self, conn: &ConnInfo) -> Box<dyn HttpStreamFilter> {
         Box::new(WasmStream::new(Arc::clone(&self.loaded), conn))
+    }
+}
+
+/// A linker for `module`: the host's functions, and a stub for every
+/// other function it imports (see [`host`]'s docs); WASI
+/// imports are [`wasi`]'s, and one it does not implement answers `ENOSYS`.
+fn linker(module: &Module) -> Result<Linker<HostState>, wasmi::Error> {
+    let mut l = Linker::new(module.engine());
+    host::define(&mut l)?;
+    wasi::define(&mut l)?;
+    l.allow_shadowing(true);
+    for import in module.imports() {
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
+        let (module_name, name) = (import.module(), import.name());
+        let ours = module_name == "env"
+            && host::HOST
+                .iter()
+                .any(|(n, sig)| *n == name && host::signature(sig) == *ty);
+        let is_wasi = wasi::MODULES.contains(&module_name);
+        let ours = ours
+            || is_wasi
+                && wasi::WASI
+                    .iter()
+                    .any(|(n, sig)| *n == name && host::signature(sig) == *ty);
+        if ours {
+            continue;
+        }
+        if host::HOST.iter().any(|(n, _)| *n == name) {
+            tracing::warn!(
+                import = name,
+                "a plugin imports a host function with another signature: it gets a stub"
+            );
+        }
+        let results: Vec<Val> = ty
+            .results()
+            .iter()
+            .map(|t| match t {
+                ValType::I32 if is_wasi => Val::I32(wasi::errno::NOSYS),
+                ValType::I32 => Val::I32(Status::Unimplemented as i32),
+                other => Val::default(*other),
+            })
+            .collect();
+        l.func_new(module_name, name, ty.clone(), move |_, _, out| {
+            out.clone_from_slice(&results);
+            Ok(())
+        })?;
+    }
+    Ok(l)
+}
+
+/// Calls `proxy_on_queue_ready` for each queue the plugin registered
+/// that got items, while the plugin is alive.
+async fn queues_ready(plugin: Weak<Loaded>) {
+    loop {
+        let ready = {
+            let Some(loaded) = plugin.upgrade() else {
+                return;
+            };
+            Arc::clone(&loaded.info.queues)
+        };
+        ready.notify.notified().await;
+        let Some(loaded) = plugin.upgrade() else {
+            return;
+        };
+        for token in ready.take() {
+            let result = loaded.take().and_then(|mut vm| {
+                vm.queue_ready(token, loaded.fuel)?;
+                Ok(vm)
+            });
+            match result {
+                Ok(vm) => loaded.give_back(vm),
+                Err(e) => {
+                    registry().stopped(&loaded.info.name, e.stop());
+                    tracing::warn!(plugin = %loaded.info.name, error = %e, "proxy_on_queue_ready failed");
+                }
+            }
+        }
     }
 }
 

@@ -16,8 +16,8 @@
 //! sends it, handoff schema 4): a plugin's shared state outlives the
 //! generation. Queues are not (their items are hand-offs in flight).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::LazyLock;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Weak};
 
 use parking_lot::Mutex;
 
@@ -39,6 +39,25 @@ pub(crate) struct Shared {
 struct Queues {
     by_name: HashMap<Vec<u8>, u32>,
     items: HashMap<u32, VecDeque<Vec<u8>>>,
+    /// By token: the plugins that registered it.
+    watchers: HashMap<u32, Vec<Weak<Ready>>>,
+}
+
+/// One plugin's queues with items it was not told of yet.
+#[derive(Debug, Default)]
+pub(crate) struct Ready {
+    tokens: Mutex<BTreeSet<u32>>,
+    /// Woken by each enqueue on a queue the plugin registered.
+    pub(crate) notify: tokio::sync::Notify,
+}
+
+impl Ready {
+    /// The tokens of the queues that got items since the last call.
+    pub(crate) fn take(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.tokens.lock())
+            .into_iter()
+            .collect()
+    }
 }
 
 static SHARED: LazyLock<Shared> = LazyLock::new(Shared::default);
@@ -84,15 +103,27 @@ impl Shared {
         }
     }
 
-    /// The token of queue `name`, made if new.
-    pub(crate) fn register(&self, name: &[u8]) -> u32 {
+    /// The token of queue `name`, made if new; `watcher` is told of its
+    /// items from now on.
+    pub(crate) fn register(&self, name: &[u8], watcher: &Arc<Ready>) -> u32 {
         let mut queues = self.queues.lock();
-        if let Some(token) = queues.by_name.get(name) {
-            return *token;
+        let token = match queues.by_name.get(name) {
+            Some(token) => *token,
+            None => {
+                let token = u32::try_from(queues.by_name.len() + 1).unwrap_or(u32::MAX);
+                queues.by_name.insert(name.to_vec(), token);
+                queues.items.insert(token, VecDeque::new());
+                token
+            }
+        };
+        let watchers = queues.watchers.entry(token).or_default();
+        watchers.retain(|w| w.strong_count() > 0);
+        if !watchers
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(watcher)))
+        {
+            watchers.push(Arc::downgrade(watcher));
         }
-        let token = u32::try_from(queues.by_name.len() + 1).unwrap_or(u32::MAX);
-        queues.by_name.insert(name.to_vec(), token);
-        queues.items.insert(token, VecDeque::new());
         token
     }
 
@@ -112,6 +143,12 @@ impl Shared {
             return Err(Status::BadArgument);
         }
         queue.push_back(item.to_vec());
+        for watcher in queues.watchers.get(&token).into_iter().flatten() {
+            if let Some(ready) = watcher.upgrade() {
+                ready.tokens.lock().insert(token);
+                ready.notify.notify_one();
+            }
+        }
         Ok(())
     }
 
@@ -156,15 +193,28 @@ mod tests {
     fn queues_hand_items_over_in_order() {
         let shared = Shared::default();
         assert_eq!(shared.resolve(b"q"), Err(Status::NotFound));
-        let token = shared.register(b"q");
-        assert_eq!(shared.register(b"q"), token);
+        let ready = Arc::new(Ready::default());
+        let token = shared.register(b"q", &ready);
+        assert_eq!(shared.register(b"q", &ready), token);
         assert_eq!(shared.resolve(b"q"), Ok(token));
         assert_eq!(shared.dequeue(token), Err(Status::Empty));
         shared.enqueue(token, b"a").unwrap();
         shared.enqueue(token, b"b").unwrap();
+        assert_eq!(ready.take(), [token], "told once for both items");
+        assert!(ready.take().is_empty(), "and not again");
         assert_eq!(shared.dequeue(token).unwrap(), b"a");
         assert_eq!(shared.dequeue(token).unwrap(), b"b");
         assert_eq!(shared.enqueue(token + 1, b"x"), Err(Status::NotFound));
+        let other = Arc::new(Ready::default());
+        let second = shared.register(b"q2", &other);
+        shared.enqueue(second, b"c").unwrap();
+        assert_eq!(other.take(), [second]);
+        assert!(
+            ready.take().is_empty(),
+            "a plugin is told of its own queues only"
+        );
+        drop(other);
+        shared.enqueue(second, b"d").unwrap();
         for _ in 0..MAX_QUEUE {
             shared.enqueue(token, b"x").unwrap();
         }

@@ -25,6 +25,20 @@
 //!
 //! # Budget and failures
 //!
+//! Starting an instance (instantiation, `_initialize`, the root
+//! context's creation, `proxy_on_vm_start`, `proxy_on_configure`) has its
+//! own budget: the plugin's `fuel` or [`START_FUEL`], whichever is more.
+//! A runtime's initialisation is not a request's work: Go's (a plugin
+//! built with the proxy-wasm Go SDK for `GOOS=wasip1`) runs about 5.9
+//! million instructions in `_initialize` and its root context, measured
+//! here on the test plugins of `tests/interop/wasm/go/`; the
+//! AssemblyScript SDK's, some thousands. Under wasmi that start takes
+//! about 120 ms in a debug build (a Go plugin's whole load, compiling its
+//! 2.7 MB module and starting the first instance, 64 ms in a release
+//! build; BENCHMARKS.md "HTTP filters"), and a new instance is started
+//! whenever more requests run at once than there are idle instances (see
+//! the parent module).
+//!
 //! A request's callbacks share one budget of fuel (the plugin's `fuel`,
 //! about one unit per wasm instruction): a plugin that spends it is
 //! stopped where it is. That, or a trap, answers the request with a 500
@@ -46,6 +60,11 @@ use crate::filter::http::{
 };
 use crate::telemetry::plugin::{Stop, registry};
 
+/// Why this many: eight times what Go's runtime spends starting (see the
+/// module docs), so a Go plugin starts whatever its per-request `fuel`,
+/// while a start that loops is still stopped within a few seconds.
+pub(crate) const START_FUEL: u64 = 50_000_000;
+
 /// The root context's id.
 const ROOT: i32 = 1;
 
@@ -63,6 +82,7 @@ struct Exports {
     on_log: Option<Func>,
     on_delete: Option<Func>,
     on_tick: Option<Func>,
+    on_queue_ready: Option<Func>,
 }
 
 /// One instance of a plugin, its root context created and configured.
@@ -84,7 +104,7 @@ pub enum VmError {
 }
 
 impl VmError {
-    fn stop(&self) -> Stop {
+    pub(crate) fn stop(&self) -> Stop {
         match self {
             VmError::Wasm(e) if e.as_trap_code() == Some(TrapCode::OutOfFuel) => Stop::Cpu,
             _ => Stop::Trap,
@@ -94,13 +114,13 @@ impl VmError {
 
 impl Vm {
     /// Instantiates `plugin` and starts its root context, within the
-    /// plugin's fuel.
+    /// start's budget (see the module docs).
     pub(crate) fn start(plugin: &Loaded) -> Result<Vm, VmError> {
         let mut store = Store::new(
             plugin.module.engine(),
             HostState::new(Arc::clone(&plugin.info)),
         );
-        store.set_fuel(plugin.fuel)?;
+        store.set_fuel(plugin.fuel.max(START_FUEL))?;
         let instance = plugin
             .linker
             .instantiate_and_start(&mut store, &plugin.module)?;
@@ -121,6 +141,7 @@ impl Vm {
             on_log: func(&store, "proxy_on_log"),
             on_delete: func(&store, "proxy_on_delete"),
             on_tick: func(&store, "proxy_on_tick"),
+            on_queue_ready: func(&store, "proxy_on_queue_ready"),
         };
         let initialize = func(&store, "_initialize");
         let on_vm_start = func(&store, "proxy_on_vm_start");
@@ -160,6 +181,15 @@ impl Vm {
     pub(crate) fn tick(&mut self, fuel: u64) -> Result<(), VmError> {
         self.store.set_fuel(fuel)?;
         self.call(self.exports.on_tick, &[ROOT]).map(drop)
+    }
+
+    /// Runs the root context's `proxy_on_queue_ready` for the queue
+    /// `token` within `fuel`.
+    pub(crate) fn queue_ready(&mut self, token: u32, fuel: u64) -> Result<(), VmError> {
+        self.store.set_fuel(fuel)?;
+        let token = i32::from_ne_bytes(token.to_ne_bytes());
+        self.call(self.exports.on_queue_ready, &[ROOT, token])
+            .map(drop)
     }
 
     /// Starts a request's context, with the request's budget.
