@@ -265,6 +265,9 @@ pub struct Tls {
 /// One HTTP route: every condition given must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRoute {
+    /// Its name, if the config gives one (proxy-wasm's `route_name`
+    /// property; empty when it has none, as Envoy answers).
+    pub name: Option<String>,
     /// Host names (`example.com`, `*.example.com`); empty matches any.
     pub hosts: Vec<String>,
     pub path: PathMatch,

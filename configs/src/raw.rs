@@ -288,6 +288,8 @@ struct RawRoute {
     headers: std::collections::BTreeMap<String, String>,
     cluster: Option<Spanned<String>>,
     // HTTP.
+    /// What the route is called (proxy-wasm's `route_name`, logs).
+    name: Option<Spanned<String>>,
     hosts: Option<Spanned<Vec<String>>>,
     path: Option<Spanned<String>>,
     path_prefix: Option<Spanned<String>>,
@@ -1149,6 +1151,7 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
     {
         let key = |k: &str| format!("routes[{r}].{k}");
         let http_only = [
+            ("name", route.name.as_ref().map(Spanned::span)),
             ("hosts", route.hosts.as_ref().map(Spanned::span)),
             ("path", route.path.as_ref().map(Spanned::span)),
             ("path_prefix", route.path_prefix.as_ref().map(Spanned::span)),
@@ -1432,6 +1435,7 @@ fn http_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Http
             ));
         }
         routes.push(HttpRoute {
+            name: route.name.as_ref().map(|n| n.get_ref().clone()),
             hosts: route
                 .hosts
                 .as_ref()

@@ -10,7 +10,8 @@
 //! too), a plugin that loops (stopped, 500, the next request fine) and
 //! one that traps (a Go panic: proc_exit). Each case is a function of the
 //! SDK; [`sdk_cases!`] makes a test per SDK (`<case>::assemblyscript`,
-//! `<case>::go`). Then, with one SDK: the `route_name` property and
+//! `<case>::go`). Then, with one SDK: the `route_name` property (a named
+//! route's name) and
 //! `proxy_on_queue_ready` (Go plugins); a plugin that cannot load makes
 //! `baton upgrade` fail while the running generation serves, and shared
 //! data outliving an upgrade (AssemblyScript plugins).
@@ -295,27 +296,32 @@ async fn a_plugin_that_traps_fails_only_its_request(sdk: Sdk) {
     stopped_then_fine(sdk, "trap", "x-trap: 1", "trap").await;
 }
 
-/// `route_name` (a Go plugin reads it): baton's routes have no names, so
-/// a request reads the empty string, as Envoy answers for an unnamed
-/// route; the root context, outside any request, finds none.
+/// `route_name` (a Go plugin reads it): a request on a route with a
+/// `name` reads that name, one on a route without reads the empty string
+/// (as Envoy answers for an unnamed route); the root context, outside
+/// any request, finds none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_reads_the_route_name() {
     let upstream = HttpUpstream::start("a").await;
     let file = Sdk::Go.plugin("route_name");
     let filters = format!(r#"[{{ wasm = "{file}", root_id = "route_name" }}]"#);
-    let baton = Baton::start(&config(upstream.addr, &filters, ""));
-    let (status, head, _) = get(&format!("http://{}/r", baton.addr("web")), &[]).await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        header(&head, "x-route-name").as_deref(),
-        Some("[]"),
-        "{head}"
-    );
-    assert_eq!(
-        header(&head, "x-route-name-at-start").as_deref(),
-        Some("none"),
-        "{head}"
-    );
+    let named =
+        "[[listeners.routes]]\nname = \"orders-api\"\npath_prefix = \"/orders\"\ncluster = \"c\"\n";
+    let baton = Baton::start(&config(upstream.addr, &filters, named));
+    for (path, expected) in [("/orders/7", "[orders-api]"), ("/r", "[]")] {
+        let (status, head, _) = get(&format!("http://{}{path}", baton.addr("web")), &[]).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            header(&head, "x-route-name").as_deref(),
+            Some(expected),
+            "{path}: {head}"
+        );
+        assert_eq!(
+            header(&head, "x-route-name-at-start").as_deref(),
+            Some("none"),
+            "{head}"
+        );
+    }
 }
 
 /// `proxy_on_queue_ready`: a Go plugin enqueues each request's path on a

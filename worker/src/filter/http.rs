@@ -149,6 +149,14 @@ pub trait RequestHead: HeaderBlock {
         "HTTP/1.1"
     }
 
+    /// The name of the route the request matched as it arrived (the
+    /// config's `name`), empty when it has none: what Envoy answers for
+    /// proxy-wasm's `route_name`. The exchange tells the stream
+    /// ([`HttpStream::set_route_name`]).
+    fn route_name(&self) -> &str {
+        ""
+    }
+
     /// An HTTP/1.0 request: its response cannot be chunked.
     fn is_http10(&self) -> bool {
         false
@@ -347,6 +355,7 @@ impl RequestHead for Head {
 struct Speaking<'a> {
     head: &'a mut dyn RequestHead,
     protocol: &'static str,
+    route: &'a str,
 }
 
 impl HeaderBlock for Speaking<'_> {
@@ -376,6 +385,10 @@ impl RequestHead for Speaking<'_> {
     }
     fn protocol(&self) -> &'static str {
         self.protocol
+    }
+
+    fn route_name(&self) -> &str {
+        self.route
     }
 
     fn is_http10(&self) -> bool {
@@ -579,6 +592,7 @@ impl HttpChain {
             filters,
             resume: 0,
             protocol: None,
+            route: None,
         }
     }
 }
@@ -595,6 +609,8 @@ pub struct HttpStream {
     resume: usize,
     /// The client's protocol, when the exchange told it.
     protocol: Option<&'static str>,
+    /// The matched route's name, when the exchange told it.
+    route: Option<Arc<str>>,
 }
 
 impl fmt::Debug for HttpStream {
@@ -631,12 +647,23 @@ impl HttpStream {
     /// [`Action::Delay`] (which the exchange waits out before calling this
     /// again), from the filter that asked for it.
     pub fn request_headers(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {
-        match self.protocol {
-            Some(protocol) => {
-                self.request_headers_of(&mut Speaking { head, protocol }, end_of_stream)
-            }
-            None => self.request_headers_of(head, end_of_stream),
+        if self.protocol.is_none() && self.route.is_none() {
+            return self.request_headers_of(head, end_of_stream);
         }
+        let protocol = self.protocol.unwrap_or_else(|| head.protocol());
+        let route = self.route.clone();
+        let mut speaking = Speaking {
+            head,
+            protocol,
+            route: route.as_deref().unwrap_or_default(),
+        };
+        self.request_headers_of(&mut speaking, end_of_stream)
+    }
+
+    /// The name of the route the request matched, for the filters'
+    /// [`RequestHead::route_name`].
+    pub fn set_route_name(&mut self, name: Arc<str>) {
+        self.route = Some(name);
     }
 
     fn request_headers_of(&mut self, head: &mut dyn RequestHead, end_of_stream: bool) -> Action {

@@ -226,12 +226,12 @@ async fn serve<D: Downstream>(
     // The route as the request arrives decides which route filters run
     // (and which listener filters it turns off); routing proper comes
     // after the filters, on what they changed (see "Filters").
-    let route = ctx
-        .listener
-        .route_filters
+    // With filters, the route is also what they are told it is called
+    // (proxy-wasm's `route_name`).
+    let picked = (ctx.listener.route_filters || !ctx.filters.is_empty())
         .then(|| route::pick_compiled(&ctx.listener.routes, down.head()))
-        .flatten()
-        .filter(|r| r.has_filters());
+        .flatten();
+    let route = picked.filter(|r| r.has_filters());
     // No filters anywhere, the common case, costs these branches.
     let filters = (!ctx.filters.is_empty() || route.is_some()).then(|| {
         let conn = ConnInfo {
@@ -246,6 +246,9 @@ async fn serve<D: Downstream>(
             None => ctx.filters.stream(&conn),
         };
         stream.set_protocol(down.protocol());
+        if let Some(name) = picked.and_then(|r| r.name.clone()) {
+            stream.set_route_name(name);
+        }
         Mutex::new(stream)
     });
     let filters = filters.as_ref();

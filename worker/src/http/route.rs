@@ -18,6 +18,8 @@ pub struct Compiled {
     regex: Option<Regex>,
     /// Its own HTTP filters, run after the listener's.
     pub(crate) filters: HttpChain,
+    /// Its `name`, shared with each request's filters.
+    pub(crate) name: Option<std::sync::Arc<str>>,
 }
 
 impl Compiled {
@@ -27,10 +29,12 @@ impl Compiled {
             _ => None,
         };
         let filters = crate::filter::config::http_chain(&route.filters)?;
+        let name = route.name.as_deref().map(std::sync::Arc::from);
         Ok(Compiled {
             route,
             regex,
             filters,
+            name,
         })
     }
 
@@ -213,6 +217,7 @@ mod tests {
     fn route(hosts: &[&str], path: PathMatch, cluster: usize) -> Compiled {
         let cluster = ClusterId::new(cluster);
         Compiled::new(HttpRoute {
+            name: None,
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             path,
             methods: Vec::new(),
@@ -238,6 +243,7 @@ mod tests {
             .into_iter()
             .map(|(path, action)| {
                 Compiled::new(HttpRoute {
+                    name: None,
                     hosts: Vec::new(),
                     path,
                     methods: Vec::new(),

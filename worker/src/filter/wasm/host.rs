@@ -32,10 +32,9 @@
 //! `plugin_name`, `plugin_root_id` and `plugin_vm_id`; any other path
 //! answers [`Status::NotFound`]. The request's properties are found only
 //! during a request (not in `proxy_on_tick` or the root context's
-//! start). `route_name` is what Envoy answers for a route without a
-//! `name` — the empty string (Envoy returns the stream's route name,
-//! empty when the route has none) — since baton's routes have no name
-//! setting; outside a request it is not found, as in Envoy's root
+//! start). `route_name` is the `name` of the HTTP route the request
+//! matched as it arrived, the empty string when the route has none (as
+//! Envoy answers); outside a request it is not found, as in Envoy's root
 //! context.
 //!
 //! # Not implemented
@@ -83,6 +82,8 @@ pub(crate) struct Props {
     pub(crate) listener: Option<Arc<str>>,
     pub(crate) method: String,
     pub(crate) path: String,
+    /// The matched route's `name` (empty without one).
+    pub(crate) route: String,
 }
 
 /// One instance's host-side state.
@@ -402,8 +403,12 @@ fn property(c: &mut Ctx<'_>, ptr: i32, len: i32, vpp: i32, vsp: i32) -> HostResu
         "request.path" | "request.url_path" => Some(state.props.path.clone()),
         "request.method" => Some(state.props.method.clone()),
         "listener_name" => state.props.listener.as_deref().map(str::to_string),
-        // See the module docs: during a request, the empty string.
-        "route_name" => state.props.listener.as_ref().map(|_| String::new()),
+        // See the module docs: during a request, the route's name.
+        "route_name" => state
+            .props
+            .listener
+            .as_ref()
+            .map(|_| state.props.route.clone()),
         "plugin_name" => Some(state.info.name.clone()),
         "plugin_root_id" => Some(state.info.root_id.clone()),
         "plugin_vm_id" => Some(String::new()),

@@ -412,6 +412,7 @@ impl HttpStreamFilter for WasmStream {
         if let Some(state) = self.state() {
             state.props.method = head.method().to_string();
             state.props.path = head.path().to_string();
+            state.props.route = head.route_name().to_string();
         }
         let pseudo = request_pseudo(head);
         match self.headers(
