@@ -2,7 +2,9 @@
 //! clusters) with real peers: HAProxy `send-proxy-v2` and `curl
 //! --haproxy-protocol` in front of baton, nginx `listen … proxy_protocol`
 //! behind it (its answer names the client address it was given), and
-//! hostile headers from a raw socket, refused without a byte forwarded.
+//! hostile headers from a raw socket, refused without a byte forwarded;
+//! connections that came with a header move at an upgrade with its
+//! addresses.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -163,17 +165,21 @@ async fn bad_proxy_headers_are_closed_counted_and_never_forwarded() {
     assert_eq!(&echoed, b"ping");
 }
 
-/// A connection that came with a PROXY header is not moved at an upgrade
-/// (its header's addresses do not travel with a handoff yet): it drains
-/// in the old generation, which closes it at the drain deadline.
+/// A connection that came with a PROXY header moves at an upgrade with
+/// its header's addresses (handoff schema 5): the tunnel keeps flowing,
+/// and the new generation, where it ends, logs the header's client and
+/// destination, not the socket's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_proxied_connection_drains_instead_of_moving() {
+async fn a_proxied_connection_moves_with_its_addresses() {
     let echo = Echo::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
     let baton = Baton::start(&format!(
-        "[supervisor]\ndrain_timeout = \"1s\"\n\n\
+        "[access_log]\npath = \"{}\"\n\n\
          [[listeners]]\nname = \"front\"\naddress = \"127.0.0.1:0\"\ncluster = \"back\"\n\
          proxy_protocol = \"v1\"\n\n\
          [[clusters]]\nname = \"back\"\nendpoints = [\"{}\"]\n",
+        log.display(),
         echo.addr
     ));
     let mut client = TcpStream::connect(baton.addr("front")).await.unwrap();
@@ -187,15 +193,59 @@ async fn a_proxied_connection_drains_instead_of_moving() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf, b"before");
-    // Blocks until the old generation is gone (its drain over).
     let report = tokio::task::block_in_place(|| baton.upgrade(&[]));
-    assert!(report.contains("0 migrated"), "not moved: {report}");
-    let mut rest = Vec::new();
-    let read = timeout(PATIENCE, client.read_to_end(&mut rest))
+    assert!(report.contains("1 migrated"), "moved: {report}");
+    client.write_all(b"after!").await.unwrap();
+    timeout(PATIENCE, client.read_exact(&mut buf))
         .await
+        .unwrap()
         .unwrap();
-    assert!(
-        read.is_err() || rest.is_empty(),
-        "closed by the old generation's drain"
-    );
+    assert_eq!(&buf, b"after!");
+    drop(client);
+    let mut line = String::new();
+    eventually("the moved connection's access log line", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        line = text
+            .lines()
+            .find(|l| l.contains("moves=1"))
+            .unwrap_or_default()
+            .to_string();
+        !line.is_empty()
+    });
+    assert!(line.contains("client=192.0.2.1:1000 "), "{line}");
+    assert!(line.contains("destination=192.0.2.2:2000 "), "{line}");
+}
+
+/// The same for a keep-alive HTTP/1.1 connection: after the move, the
+/// new generation's header filter still writes the header's client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxied_http_connection_keeps_its_client_across_an_upgrade() {
+    use baton_tests::http_peer::{Client, HttpUpstream};
+    let upstream = HttpUpstream::start("a").await;
+    let baton = Baton::start(&format!(
+        "[[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\ncluster = \"c\"\n\
+         proxy_protocol = \"v2\"\n\
+         filters = [{{ name = \"headers\", request_set = {{ \"x-client\" = \"%DOWNSTREAM_REMOTE_ADDRESS%\" }} }}]\n\n\
+         [[clusters]]\nname = \"c\"\nendpoints = [\"{}\"]\n",
+        upstream.addr
+    ));
+    let mut client = Client::connect(baton.addr("web")).await;
+    // A v2 header: PROXY, TCP over IPv4, 198.51.100.9:4321 → 203.0.113.5:80.
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    header.extend_from_slice(&[198, 51, 100, 9, 203, 0, 113, 5, 0x10, 0xe1, 0, 80]);
+    client.send(&header).await;
+    assert_eq!(client.request("GET", "/one", &[], b"").await.status(), 200);
+    let report = tokio::task::block_in_place(|| baton.upgrade(&[]));
+    assert!(report.contains("1 migrated"), "moved: {report}");
+    assert_eq!(client.request("GET", "/two", &[], b"").await.status(), 200);
+    let seen = upstream.seen().await;
+    assert_eq!(seen.len(), 2);
+    for head in &seen {
+        assert_eq!(
+            head.header("x-client"),
+            Some("198.51.100.9:4321"),
+            "{}",
+            head.target()
+        );
+    }
 }

@@ -167,6 +167,18 @@ pub(crate) struct Env {
     pub idle_timeout: Duration,
     /// Its listener's byte meter.
     pub bytes: Arc<ByteMeter>,
+    /// The addresses that stand for its socket's, when a PROXY protocol
+    /// header gave them (carried across an upgrade: handoff schema 5).
+    pub ends: Option<Ends>,
+}
+
+/// A connection's two ends as a PROXY protocol header gave them: they
+/// stand for its socket's peer and local addresses in routing, filters
+/// and the access log, in every generation it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ends {
+    pub source: Option<std::net::SocketAddr>,
+    pub destination: Option<std::net::SocketAddr>,
 }
 
 /// What a connection that finished becomes.

@@ -41,6 +41,8 @@ pub struct Parked {
     pub idle_timeout: Duration,
     pub conn: ConnParts,
     pub history: History,
+    /// A PROXY protocol header's addresses, when it came with one.
+    pub(crate) ends: Option<crate::kind::Ends>,
 }
 
 /// A connection's life so far, across generations, for the access log.
@@ -323,6 +325,7 @@ mod tests {
         Env {
             idle_timeout: Duration::from_secs(60),
             bytes: Arc::new(ByteMeter::default()),
+            ends: None,
         }
     }
 

@@ -51,7 +51,7 @@ use crate::http::error::SessionError;
 use crate::http::live::TlsHello;
 use crate::http::session_h1::H1Conn;
 use crate::io::Outcome;
-use crate::kind::{Env, Live, Mobility, Provides, Site, Task};
+use crate::kind::{Ends, Env, Live, Mobility, Provides, Site, Task};
 use crate::l4::live::{Balancers, TunnelConn};
 use crate::l4::tap::Tap;
 use crate::l4::tunnel::{Echo, Tunnel};
@@ -128,6 +128,9 @@ struct ListenerSite {
     shared: Arc<Ctx>,
     id: Option<ListenerId>,
     name: Arc<str>,
+    /// The connection's client and destination, as its filters see them
+    /// (a PROXY header's, an original destination, or the socket's).
+    ends: (Option<SocketAddr>, Option<SocketAddr>),
 }
 
 impl Site for ListenerSite {
@@ -155,10 +158,11 @@ impl Provides<Box<dyn Tap>> for ListenerSite {
         if chain.is_empty() {
             return None;
         }
+        let _ = client;
         let info = ConnInfo {
             listener: Arc::clone(&self.name),
-            source: client.peer_addr().ok(),
-            local: client.local_addr().ok(),
+            source: self.ends.0,
+            local: self.ends.1,
         };
         chain.adopt(&info).map(|tap| tap as Box<dyn Tap>)
     }
@@ -199,9 +203,9 @@ struct Ready {
     /// listener with `original_destination`), else its PROXY header's,
     /// else the socket's local address (for the access log).
     destination: Option<SocketAddr>,
-    /// Whether a PROXY header gave its addresses: they do not travel with
-    /// a handoff yet, so it drains rather than moves.
-    proxied: bool,
+    /// The addresses a PROXY header gave, when it came with one: they
+    /// travel with a handoff (schema 5; with an older peer it drains).
+    proxied: Option<Ends>,
     history: History,
     permit: Option<OwnedSemaphorePermit>,
     /// Its units of the fd budget, held while the task lives.
@@ -299,26 +303,34 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
     // none are free (see crate::fds).
     let cost = spec.map_or_else(|| parked.conn.fd_units(), |id| shared.cost_of(id));
     let fds = shared.fds.force(cost);
-    let client_addr = parked.conn.client().peer_addr().ok();
-    // Re-read from the socket, which is the one the previous generation
-    // accepted: the same destination (see crate::conn::destination).
-    let mode = spec.and_then(|id| shared.config.listener(id).original_destination);
-    let destination = match mode {
-        Some(mode) => destination::original(
-            parked.conn.client(),
-            mode,
-            spec.and_then(|id| shared.bound_of(id)),
-        ),
-        None => parked.conn.client().local_addr().ok(),
+    // A PROXY header's addresses came with it; else they are the
+    // socket's, re-read from the one the previous generation accepted:
+    // the same original destination too (see crate::conn::destination).
+    let (client_addr, destination) = match parked.ends {
+        Some(ends) => (ends.source, ends.destination),
+        None => {
+            let mode = spec.and_then(|id| shared.config.listener(id).original_destination);
+            let destination = match mode {
+                Some(mode) => destination::original(
+                    parked.conn.client(),
+                    mode,
+                    spec.and_then(|id| shared.bound_of(id)),
+                ),
+                None => parked.conn.client().local_addr().ok(),
+            };
+            (parked.conn.client().peer_addr().ok(), destination)
+        }
     };
     let site = ListenerSite {
         shared: Arc::clone(shared),
         id: spec,
         name: Arc::clone(&parked.listener),
+        ends: (client_addr, destination),
     };
     let env = Env {
         idle_timeout: idle,
         bytes,
+        ends: parked.ends,
     };
     let conn = parked.conn.resume::<ConnTask>(&site, env)?;
     Some(Ready {
@@ -327,7 +339,7 @@ fn rebuild(shared: &Arc<Ctx>, parked: Parked, bytes: Arc<ByteMeter>) -> Option<R
         idle_timeout: idle,
         client_addr,
         destination,
-        proxied: false,
+        proxied: parked.ends,
         history,
         permit: None,
         fds,
@@ -409,11 +421,10 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
         };
         let outcome = match conn.run_until(Box::pin(stop)).await {
             Outcome::Stopped(Stop::Pause(req)) => match conn.mobility() {
-                Mobility::Moves if !proxied => Outcome::Stopped(Stop::Pause(req)),
-                // It stays — or came with a PROXY header, whose addresses
-                // do not travel with a handoff yet —: it goes on here
-                // until done or the drain deadline.
-                Mobility::Moves | Mobility::Drains => {
+                Mobility::Moves => Outcome::Stopped(Stop::Pause(req)),
+                // It stays: it goes on here until done or the drain
+                // deadline.
+                Mobility::Drains => {
                     let _ = req.reply.send(Paused::Ended(guard.id));
                     match conn.drain(Box::pin(closing(&shared))).await {
                         Outcome::Stopped(()) => Outcome::Stopped(Stop::Close),
@@ -441,6 +452,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
             let env = Env {
                 idle_timeout,
                 bytes: Arc::clone(&guard.meter.bytes),
+                ends: proxied,
             };
             match conn.next(env).await {
                 Some((next, moved)) => {
@@ -494,6 +506,7 @@ async fn run(mut guard: Guard, start: Result<Ready, Fresh>) {
                 idle_timeout,
                 conn: parts,
                 history,
+                ends: proxied,
             };
             // No longer this generation's to count once it is parked: the
             // handoff owns it from here (or, if the send fails, a new task
@@ -706,7 +719,10 @@ async fn accept(
         idle_timeout: spec.idle_timeout,
         client_addr,
         destination: ends.1,
-        proxied: spec.proxy_protocol.is_some(),
+        proxied: spec.proxy_protocol.map(|_| Ends {
+            source: client_addr,
+            destination: ends.1,
+        }),
         history: History::new(),
         permit: Some(permit),
         fds,

@@ -302,7 +302,10 @@ where
             let hello = TlsHello::new(self.client, ctx, env.idle_timeout, env.bytes);
             return Some(Box::new(hello));
         }
-        let client_addr = self.client.peer_addr().ok();
+        // A PROXY header's client, when it came with one.
+        let client_addr = env
+            .ends
+            .map_or_else(|| self.client.peer_addr().ok(), |e| e.source);
         let conn = H1Conn::new(
             self.client,
             client_addr,

@@ -52,6 +52,13 @@
 //!
 //! SharedEntry:
 //!   key: bytes, value: bytes, cas: u32
+//!
+//! schema 5: as schema 4, and every ConnState in a batch is followed by
+//!   the addresses its PROXY protocol header gave (`kind::Ends`):
+//!   ends: Option<{ source: Option<SocketAddr>, destination:
+//!   Option<SocketAddr> }> — None for a connection without a header. A
+//!   connection with a header has no form in schemas 1–4: it stays in the
+//!   old generation and drains there.
 //! ```
 //!
 //! (bincode 2, standard config: integers as varints, a string or a byte
@@ -90,8 +97,14 @@ use baton_ipc::{Channel, ConnBatch, ConnBatchV1, HealthBatch, IpcError, Message,
 use serde::{Deserialize, Serialize};
 
 /// Handoff schema versions this build speaks, oldest first: the previous
-/// releases' (1, 2, 3) and this one's (4).
-pub const HANDOFF_VERSIONS: &[u16] = &[Schema::V1.0, Schema::V2.0, Schema::V3.0, Schema::V4.0];
+/// releases' (1, 2, 3, 4) and this one's (5).
+pub const HANDOFF_VERSIONS: &[u16] = &[
+    Schema::V1.0,
+    Schema::V2.0,
+    Schema::V3.0,
+    Schema::V4.0,
+    Schema::V5.0,
+];
 
 /// A handoff schema version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -116,6 +129,9 @@ impl Schema {
     /// batches) and the proxy-wasm plugins' shared data
     /// ([`SharedEntry`] lists); see the module doc.
     pub const V4: Schema = Schema(4);
+    /// Schema 5: as schema 4, and each connection's PROXY protocol
+    /// addresses after it ([`EndsWire`]); see the module doc.
+    pub const V5: Schema = Schema(5);
 
     /// Whether the old generation sends its endpoint health in this
     /// version (before the new one accepts).
@@ -188,14 +204,49 @@ pub struct ConnState {
     pub received: u64,
     pub sent: u64,
     pub moves: u32,
+    /// The addresses its PROXY protocol header gave, if it came with one
+    /// (schema 5 on; written after the fields above, see
+    /// [`encode_batch`]).
+    #[serde(skip)]
+    pub ends: Option<EndsWire>,
+}
+
+/// A connection's PROXY protocol addresses on the wire (schema 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndsWire {
+    pub source: Option<std::net::SocketAddr>,
+    pub destination: Option<std::net::SocketAddr>,
+}
+
+/// Schema 5's connection: the state, then its addresses.
+#[derive(Serialize)]
+struct WithEnds<'a> {
+    conn: &'a ConnState,
+    ends: &'a Option<EndsWire>,
+}
+
+/// [`WithEnds`], read.
+#[derive(Deserialize)]
+struct WithEndsOwned {
+    conn: ConnState,
+    ends: Option<EndsWire>,
 }
 
 impl ConnState {
     /// Whether this connection has a form in `schema`; if not, it stays
     /// in the old generation and drains there.
     pub fn writable_in(&self, schema: Schema) -> Result<(), SchemaError> {
-        if !matches!(schema, Schema::V1 | Schema::V2 | Schema::V3 | Schema::V4) {
+        if !matches!(
+            schema,
+            Schema::V1 | Schema::V2 | Schema::V3 | Schema::V4 | Schema::V5
+        ) {
             return Err(SchemaError::UnknownSchema(schema));
+        }
+        if self.ends.is_some() && schema < Schema::V5 {
+            return Err(SchemaError::Unsupported {
+                kind: "a connection with a PROXY protocol header",
+                schema,
+            });
         }
         if schema.0 < self.kind.since() {
             return Err(SchemaError::Unsupported {
@@ -295,6 +346,21 @@ pub fn encode_batch(schema: Schema, seq: u64, conns: &[ConnState]) -> Result<Mes
             fds,
             body: encode(schema, &conns)?,
         })),
+        Schema::V5 => {
+            let with: Vec<WithEnds<'_>> = conns
+                .iter()
+                .map(|conn| WithEnds {
+                    conn,
+                    ends: &conn.ends,
+                })
+                .collect();
+            Ok(Message::ConnBatch(ConnBatch {
+                seq,
+                schema: schema.0,
+                fds,
+                body: encode(schema, &with)?,
+            }))
+        }
         other => Err(SchemaError::UnknownSchema(other)),
     }
 }
@@ -317,6 +383,16 @@ pub fn decode_batch(
                 Schema::V2 | Schema::V3 | Schema::V4 => {
                     decode::<Vec<ConnState>>(got, &batch.body).map(|c| (batch.seq, c))
                 }
+                Schema::V5 => decode::<Vec<WithEndsOwned>>(got, &batch.body).map(|with| {
+                    let conns = with
+                        .into_iter()
+                        .map(|w| ConnState {
+                            ends: w.ends,
+                            ..w.conn
+                        })
+                        .collect();
+                    (batch.seq, conns)
+                }),
                 other => Err(SchemaError::UnknownSchema(other)),
             };
             (got, batch.fds, decoded)

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::conn::state::{ConnId, History, Parked};
-use crate::kind::Fds;
-use crate::migrate::schema::ConnState;
+use crate::kind::{Ends, Fds};
+use crate::migrate::schema::{ConnState, EndsWire};
 
 pub(crate) use crate::kind::WireError;
 
@@ -40,6 +40,10 @@ pub(crate) fn describe(parked: &Parked) -> Result<(ConnState, Option<OwnedFd>), 
         received: history.received,
         sent: history.sent,
         moves: history.moves,
+        ends: parked.ends.map(|e| EndsWire {
+            source: e.source,
+            destination: e.destination,
+        }),
     };
     Ok((state, spill))
 }
@@ -71,6 +75,10 @@ pub(crate) fn rebuild_batch(
                 sent: state.sent,
                 moves: state.moves,
             },
+            ends: state.ends.map(|e| Ends {
+                source: e.source,
+                destination: e.destination,
+            }),
         });
     }
     Ok(out)
@@ -116,6 +124,7 @@ mod tests {
                 sent: 20,
                 moves: 1,
             },
+            ends: None,
         }
     }
 

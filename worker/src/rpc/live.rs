@@ -64,7 +64,11 @@ where
             return None;
         };
         match Downstream::from_parts(self, ctx, env.idle_timeout, env.bytes) {
-            Ok(downstream) => Some(Box::new(downstream)),
+            // A PROXY header's addresses, when it came with one.
+            Ok(downstream) => Some(Box::new(match env.ends {
+                Some(ends) => downstream.with_ends(ends.source, ends.destination),
+                None => downstream,
+            })),
             Err(e) => {
                 warn!(error = %e, "cannot resume an RPC connection; closing it");
                 None

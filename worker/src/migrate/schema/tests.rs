@@ -29,6 +29,7 @@ fn head(kind: ConnKind) -> ConnState {
         received: 1000,
         sent: 2000,
         moves: 2,
+        ends: None,
     }
 }
 
@@ -169,8 +170,32 @@ fn fixture(schema: Schema, name: &str, ours: &[u8]) -> Vec<u8> {
     }
 }
 
-fn state_bytes(state: &ConnState) -> Vec<u8> {
-    bincode::serde::encode_to_vec(state, bincode::config::standard()).unwrap()
+/// One connection's bytes in a batch of `schema` (from schema 5 on,
+/// followed by its PROXY protocol addresses).
+fn state_bytes(schema: Schema, state: &ConnState) -> Vec<u8> {
+    let config = bincode::config::standard();
+    if schema >= Schema::V5 {
+        let with = WithEnds {
+            conn: state,
+            ends: &state.ends,
+        };
+        bincode::serde::encode_to_vec(&with, config).unwrap()
+    } else {
+        bincode::serde::encode_to_vec(state, config).unwrap()
+    }
+}
+
+/// [`state_bytes`], read back.
+fn read_state(schema: Schema, bytes: &[u8]) -> ConnState {
+    if schema >= Schema::V5 {
+        let with: WithEndsOwned = decode(schema, bytes).unwrap();
+        ConnState {
+            ends: with.ends,
+            ..with.conn
+        }
+    } else {
+        decode(schema, bytes).unwrap()
+    }
 }
 
 #[test]
@@ -180,14 +205,14 @@ fn every_kind_is_written_as_its_golden_fixture_in_every_version() {
         for (name, state) in samples() {
             // Schema 1 fixtures include the spilled tunnel: this build
             // reads it from the previous release, though never writes it.
-            let ours = state_bytes(&state);
+            let ours = state_bytes(schema, &state);
             let golden = fixture(schema, &name, &ours);
             assert_eq!(
                 hex(&ours),
                 hex(&golden),
                 "{name} in schema {schema} changed: a new encoding needs a new schema version"
             );
-            let back: ConnState = decode(schema, &golden).unwrap();
+            let back = read_state(schema, &golden);
             assert_eq!(back, state, "{name} in schema {schema} reads back");
         }
     }
@@ -230,6 +255,32 @@ fn every_version_round_trips_every_kind_it_can_write() {
             assert_eq!((seq, conns), (9, vec![state]), "{name} in schema {schema}");
         }
     }
+}
+
+/// A connection that came with a PROXY protocol header travels with its
+/// addresses from schema 5 on; in an older schema it has no form (it
+/// stays and drains in the old generation).
+#[test]
+fn a_proxied_connection_travels_with_its_addresses_from_schema_5() {
+    let mut state = samples().remove(0).1;
+    state.ends = Some(EndsWire {
+        source: Some("192.0.2.7:40000".parse().unwrap()),
+        destination: Some("[2001:db8::1]:443".parse().unwrap()),
+    });
+    for old in [Schema::V1, Schema::V2, Schema::V3, Schema::V4] {
+        assert!(matches!(
+            encode_batch(old, 0, std::slice::from_ref(&state)),
+            Err(SchemaError::Unsupported { .. })
+        ));
+    }
+    let ours = state_bytes(Schema::V5, &state);
+    let golden = fixture(Schema::V5, "tunnel_proxied", &ours);
+    assert_eq!(hex(&ours), hex(&golden), "a proxied tunnel in schema 5");
+    assert_eq!(read_state(Schema::V5, &golden), state);
+    let message = encode_batch(Schema::V5, 3, std::slice::from_ref(&state)).unwrap();
+    let body = message.encode_body().unwrap();
+    let back = Message::decode_frame(message.kind() as u8, message.fd_count(), &body).unwrap();
+    assert_eq!(decode_batch(Schema::V5, &back).unwrap(), (3, vec![state]));
 }
 
 /// The spilled tunnel came after schema 1 shipped: an older worker dies
