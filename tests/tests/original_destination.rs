@@ -449,3 +449,133 @@ async fn inbound_tproxy_connects_to_the_application_from_the_clients_address() {
     drop(baton);
     drop(nginx);
 }
+
+/// Under load, across ten upgrades: 100 intercepted connections streaming
+/// checked bytes to the remote host and wrk's keep-alive connections to
+/// its nginx, all through the outbound listener (redirect). Not one byte
+/// wrong, no socket error, no reconnect: the access log has exactly one
+/// line per connection, each with its original destination and all ten
+/// moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intercepted_connections_cross_ten_upgrades_under_load() {
+    const STREAMS: usize = 100;
+    const WRK_CONNECTIONS: u32 = 8;
+    const KEEP: u16 = 8081;
+    let ns = Namespaces::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log: PathBuf = dir.path().join("access.log");
+    let keep = SocketAddr::from((REMOTE_V4, KEEP));
+    let nginx = Nginx::start_in(
+        &ns.remote_wrapper(),
+        &[&keep.to_string()],
+        "    keepalive_requests 1000000;\n    location / { return 200 \"ok\"; }",
+        keep,
+        || ns.in_remote(move || std::net::TcpStream::connect(keep).is_ok()),
+    );
+    let remote = ns.in_remote(|| {
+        let listener = std::net::TcpListener::bind((REMOTE_V4, STREAM)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        listener
+    });
+    let _streaming = ModalUpstream::on(tokio::net::TcpListener::from_std(remote).unwrap());
+    let baton = Baton::start_wrapped(&ns.pod_wrapper(), &config("redirect", &log));
+    intercept_pod(&ns, "redirect", &baton);
+
+    let to = SocketAddr::from((REMOTE_V4, STREAM));
+    let (stop_tx, stop) = watch::channel(false);
+    let mut streams = Vec::new();
+    for seed in 0..STREAMS {
+        let stream = ns.in_pod_as_app(move || {
+            let stream = std::net::TcpStream::connect(to).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            stream
+        });
+        let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+        streams.push(tokio::spawn(stream_echo_over(
+            stream,
+            seed as u64,
+            false,
+            stop.clone(),
+        )));
+    }
+    let wrk = ns
+        .as_app(
+            "wrk",
+            &[
+                "-t1",
+                &format!("-c{WRK_CONNECTIONS}"),
+                "-d12s",
+                "--timeout",
+                "10s",
+                &format!("http://{keep}/"),
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk runs (.ci/run installs it)");
+    tokio::task::block_in_place(|| {
+        baton.wait_for_status("every stream through the proxy", |s| {
+            s.generations
+                .first()
+                .and_then(|g| g.connections)
+                .is_some_and(|c| c >= STREAMS as u64)
+        });
+        for n in 1..=10 {
+            baton.upgrade(&[]);
+            let status = baton.wait_for_upgrades(n);
+            let report = status.last_upgrade.unwrap();
+            assert!(
+                report.migrated >= STREAMS as u64,
+                "upgrade {n}: every stream moved: {report:?}"
+            );
+        }
+    });
+    stop_tx.send(true).unwrap();
+    for (seed, streaming) in streams.into_iter().enumerate() {
+        let checked = tokio::time::timeout(PATIENCE, streaming)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(checked.error, None, "stream {seed}: {checked:?}");
+        assert!(checked.verified > 0, "stream {seed}: {checked:?}");
+    }
+    let out = tokio::task::block_in_place(|| wrk.wait_with_output()).unwrap();
+    let report = baton_tests::http_peer::WrkReport::parse(&String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "{}", report.output);
+    assert!(report.requests > 0, "{}", report.output);
+    assert_eq!(report.socket_errors, [0; 4], "{}", report.output);
+    assert_eq!(report.non_2xx, 0, "{}", report.output);
+
+    // One line per connection, when it ended (written as it ends, so
+    // waited for): no reconnect added any.
+    let count = |text: &str, to: SocketAddr| {
+        text.lines()
+            .filter(|l| l.contains(&format!("destination={to} ")))
+            .count()
+    };
+    eventually("a line for every connection", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        count(&text, to) >= STREAMS && count(&text, keep) > WRK_CONNECTIONS as usize
+    });
+    drop(baton);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let of = |to: SocketAddr| -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.contains(&format!("destination={to} ")))
+            .collect()
+    };
+    let streamed = of(to);
+    assert_eq!(streamed.len(), STREAMS, "{text}");
+    assert!(
+        streamed.iter().all(|l| l.contains(" moves=10")),
+        "every stream crossed all ten upgrades: {streamed:?}"
+    );
+    // wrk's connections and its first probe (which it closes at once).
+    assert_eq!(
+        of(keep).len(),
+        WRK_CONNECTIONS as usize + 1,
+        "wrk reconnected: {}",
+        report.output
+    );
+    drop(nginx);
+}
