@@ -145,6 +145,7 @@ pub(crate) mod lifecycle;
 pub mod migrate;
 pub(crate) mod rpc;
 pub(crate) mod telemetry;
+pub(crate) mod udp;
 pub(crate) mod upstream;
 
 use std::process::ExitCode;
