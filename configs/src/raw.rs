@@ -887,6 +887,14 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         let (rpc, http) = match l.protocol {
             Protocol::Udp => {
                 udp_keys(&l).map_err(|(key, span, m)| error(span, path(key), m))?;
+                if let (Target::Builtin(_), Some(cluster)) = (&target, &l.cluster) {
+                    return Err(error(
+                        cluster.span(),
+                        path("cluster"),
+                        "a udp listener relays to a [[clusters]] entry, not a built-in target"
+                            .into(),
+                    ));
+                }
                 udp = Some(Udp {
                     max_flows: l.max_flows.as_ref().map_or(
                         NonZeroU32::MIN.saturating_add(defaults::MAX_FLOWS - 1),
@@ -896,39 +904,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 (None, None)
             }
             Protocol::Tcp => {
-                misplaced(
-                    &[
-                        (
-                            "request_timeout",
-                            l.request_timeout.as_ref().map(Spanned::span),
-                        ),
-                        (
-                            "max_frame_size",
-                            l.max_frame_size.as_ref().map(Spanned::span),
-                        ),
-                        (
-                            "max_header_bytes",
-                            l.max_header_bytes.as_ref().map(Spanned::span),
-                        ),
-                        ("max_headers", l.max_headers.as_ref().map(Spanned::span)),
-                        (
-                            "header_timeout",
-                            l.header_timeout.as_ref().map(Spanned::span),
-                        ),
-                        (
-                            "keepalive_timeout",
-                            l.keepalive_timeout.as_ref().map(Spanned::span),
-                        ),
-                        ("body_timeout", l.body_timeout.as_ref().map(Spanned::span)),
-                        ("tls", l.tls.as_ref().map(Spanned::span)),
-                        ("routes", l.routes.as_ref().map(Spanned::span)),
-                        (
-                            "rocketmq_brokers",
-                            l.rocketmq_brokers.as_ref().map(Spanned::span),
-                        ),
-                    ],
-                    "does not apply to tcp listeners",
-                )?;
+                misplaced(&l.stream_protocol_keys(), "does not apply to tcp listeners")?;
                 (None, None)
             }
             Protocol::Http => {
@@ -1563,12 +1539,55 @@ fn plain_only(cluster: &Cluster) -> Result<(), String> {
     }
 }
 
+/// A key and where the file gives it, if it does.
+type KeySpan = (&'static str, Option<std::ops::Range<usize>>);
+
+impl RawListener {
+    /// The keys of the protocols over a connection (HTTP and RPC), which
+    /// neither a tcp nor a udp listener takes.
+    fn stream_protocol_keys(&self) -> [KeySpan; 10] {
+        [
+            (
+                "request_timeout",
+                self.request_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "max_frame_size",
+                self.max_frame_size.as_ref().map(Spanned::span),
+            ),
+            (
+                "max_header_bytes",
+                self.max_header_bytes.as_ref().map(Spanned::span),
+            ),
+            ("max_headers", self.max_headers.as_ref().map(Spanned::span)),
+            (
+                "header_timeout",
+                self.header_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "keepalive_timeout",
+                self.keepalive_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "body_timeout",
+                self.body_timeout.as_ref().map(Spanned::span),
+            ),
+            ("tls", self.tls.as_ref().map(Spanned::span)),
+            ("routes", self.routes.as_ref().map(Spanned::span)),
+            (
+                "rocketmq_brokers",
+                self.rocketmq_brokers.as_ref().map(Spanned::span),
+            ),
+        ]
+    }
+}
+
 /// A `udp` listener refuses what only a connection has: a PROXY header,
 /// an original destination, HTTP and RPC settings, a `max_connections`
 /// (its bound is `max_flows`), and every filter but `source_ranges` (the
 /// byte stage taps a stream; a datagram has no stream).
 fn udp_keys(l: &RawListener) -> Result<(), (&'static str, std::ops::Range<usize>, String)> {
-    let keys = [
+    let mut keys = [
         (
             "max_connections",
             l.max_connections.as_ref().map(Spanned::span),
@@ -1586,36 +1605,10 @@ fn udp_keys(l: &RawListener) -> Result<(), (&'static str, std::ops::Range<usize>
             l.original_destination.as_ref().map(Spanned::span),
         ),
         ("destinations", l.destinations.as_ref().map(Spanned::span)),
-        ("routes", l.routes.as_ref().map(Spanned::span)),
-        (
-            "request_timeout",
-            l.request_timeout.as_ref().map(Spanned::span),
-        ),
-        (
-            "max_frame_size",
-            l.max_frame_size.as_ref().map(Spanned::span),
-        ),
-        (
-            "max_header_bytes",
-            l.max_header_bytes.as_ref().map(Spanned::span),
-        ),
-        ("max_headers", l.max_headers.as_ref().map(Spanned::span)),
-        (
-            "header_timeout",
-            l.header_timeout.as_ref().map(Spanned::span),
-        ),
-        (
-            "keepalive_timeout",
-            l.keepalive_timeout.as_ref().map(Spanned::span),
-        ),
-        ("body_timeout", l.body_timeout.as_ref().map(Spanned::span)),
-        ("tls", l.tls.as_ref().map(Spanned::span)),
-        (
-            "rocketmq_brokers",
-            l.rocketmq_brokers.as_ref().map(Spanned::span),
-        ),
-    ];
-    if let Some((key, Some(span))) = keys.into_iter().find(|(_, span)| span.is_some()) {
+    ]
+    .into_iter()
+    .chain(l.stream_protocol_keys());
+    if let Some((key, Some(span))) = keys.find(|(_, span)| span.is_some()) {
         return Err((key, span, format!("{key} does not apply to udp listeners")));
     }
     for filter in l.filters.iter().flatten() {

@@ -301,6 +301,15 @@ async fn queries_keep_being_answered_across_an_upgrade() {
     );
 }
 
+/// `baton check -c path`.
+fn baton_check(path: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(bin("baton"))
+        .args(["check", "-c"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 /// Keys that make no sense for a udp listener are refused, with their
 /// position.
 #[test]
@@ -326,6 +335,11 @@ fn keys_that_need_a_connection_are_refused_on_a_udp_listener() {
             "does not apply to udp listeners",
         ),
         (
+            "[[listeners]]\nname = \"echo\"\naddress = \"127.0.0.1:0\"\nprotocol = \"udp\"\ncluster = \"builtin:echo\"\n",
+            "udp.toml:14:11: listeners[1].cluster",
+            "not a built-in target",
+        ),
+        (
             "routes = []\n",
             "udp.toml:10:10: listeners[0].routes",
             "does not apply to udp listeners",
@@ -338,11 +352,7 @@ fn keys_that_need_a_connection_are_refused_on_a_udp_listener() {
     ] {
         let text = format!("{head}{extra}");
         std::fs::write(&path, &text).unwrap();
-        let check = std::process::Command::new(bin("baton"))
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let check = baton_check(&path);
         let stderr = String::from_utf8_lossy(&check.stderr);
         assert_eq!(check.status.code(), Some(78), "check of {text:?}: {stderr}");
         assert!(stderr.contains(position), "check of {text:?}: {stderr}");
@@ -354,11 +364,7 @@ fn keys_that_need_a_connection_are_refused_on_a_udp_listener() {
         "{head}max_flows = 10\nidle_timeout = \"5s\"\nfilters = [{{ name = \"source_ranges\", allow = [\"127.0.0.0/8\"] }}]\n"
     );
     std::fs::write(&path, &good).unwrap();
-    let check = std::process::Command::new(bin("baton"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let check = baton_check(&path);
     assert!(
         check.status.success(),
         "{}",
@@ -366,11 +372,7 @@ fn keys_that_need_a_connection_are_refused_on_a_udp_listener() {
     );
     let tcp = good.replace("protocol = \"udp\"\n", "");
     std::fs::write(&path, &tcp).unwrap();
-    let check = std::process::Command::new(bin("baton"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let check = baton_check(&path);
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert_eq!(check.status.code(), Some(78), "{stderr}");
     assert!(

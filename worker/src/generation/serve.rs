@@ -582,14 +582,7 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> Result<TcpListener, SocketErr
         return Err(SocketError::NotListening);
     }
     let local = std_listener.local_addr()?;
-    if local.ip() != spec.address.ip()
-        || (spec.address.port() != 0 && local.port() != spec.address.port())
-    {
-        return Err(SocketError::WrongAddress {
-            bound: local,
-            configured: spec.address,
-        });
-    }
+    bound_as_configured(local, spec)?;
     if spec.original_destination == Some(baton_config::OriginalDestination::Tproxy) {
         // The supervisor binds it so; a supervisor older than
         // `original_destination` does not, and the option applies to a
@@ -606,13 +599,9 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> Result<TcpListener, SocketErr
     Ok(TcpListener::from_std(std_listener)?)
 }
 
-/// A udp listener's socket: a bound UDP one, at the configured address.
-fn adopt_datagram(fd: OwnedFd, spec: &Listener) -> Result<tokio::net::UdpSocket, SocketError> {
-    let socket = std::net::UdpSocket::from(fd);
-    if socket2::SockRef::from(&socket).r#type()? != socket2::Type::DGRAM {
-        return Err(SocketError::NotDatagram);
-    }
-    let local = socket.local_addr()?;
+/// Whether a passed socket's address `local` is the listener's (any port
+/// for port 0).
+fn bound_as_configured(local: SocketAddr, spec: &Listener) -> Result<(), SocketError> {
     if local.ip() != spec.address.ip()
         || (spec.address.port() != 0 && local.port() != spec.address.port())
     {
@@ -621,6 +610,16 @@ fn adopt_datagram(fd: OwnedFd, spec: &Listener) -> Result<tokio::net::UdpSocket,
             configured: spec.address,
         });
     }
+    Ok(())
+}
+
+/// A udp listener's socket: a bound UDP one, at the configured address.
+fn adopt_datagram(fd: OwnedFd, spec: &Listener) -> Result<tokio::net::UdpSocket, SocketError> {
+    let socket = std::net::UdpSocket::from(fd);
+    if socket2::SockRef::from(&socket).r#type()? != socket2::Type::DGRAM {
+        return Err(SocketError::NotDatagram);
+    }
+    bound_as_configured(socket.local_addr()?, spec)?;
     socket.set_nonblocking(true)?;
     Ok(tokio::net::UdpSocket::from_std(socket)?)
 }

@@ -29,6 +29,33 @@ use crate::telemetry::meters::{
 /// One sample of an RPC family: an extra label, and the value.
 type RpcSample = (Option<(&'static str, &'static str)>, u64);
 
+/// A counter family over listeners' meters of one kind: a sample per
+/// listener and extra label (`values` gives them).
+fn per_listener_counter<M>(
+    name: &str,
+    help: &str,
+    meters: &[(String, Arc<M>)],
+    values: &dyn Fn(&M) -> Vec<RpcSample>,
+) -> MetricFamily {
+    MetricFamily {
+        name: name.into(),
+        help: help.into(),
+        kind: MetricKind::Counter,
+        samples: meters
+            .iter()
+            .flat_map(|(l, m)| {
+                values(m).into_iter().map(move |(extra, value)| {
+                    let mut labels = vec![("listener".to_string(), l.clone())];
+                    if let Some((k, v)) = extra {
+                        labels.push((k.to_string(), v.to_string()));
+                    }
+                    MetricSample { labels, value }
+                })
+            })
+            .collect(),
+    }
+}
+
 /// How often the worker sends its metrics — which is also its heartbeat
 /// for the supervisor's watchdog. Scrapes see values at most this old.
 pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -367,24 +394,9 @@ impl Meters {
             ),
         ];
         let http = self.http.lock().clone();
-        let per_http =
-            |name: &str, help: &str, values: &dyn Fn(&HttpMeters) -> Vec<RpcSample>| MetricFamily {
-                name: name.into(),
-                help: help.into(),
-                kind: MetricKind::Counter,
-                samples: http
-                    .iter()
-                    .flat_map(|(l, m)| {
-                        values(m).into_iter().map(move |(extra, value)| {
-                            let mut labels = vec![("listener".to_string(), l.clone())];
-                            if let Some((k, v)) = extra {
-                                labels.push((k.to_string(), v.to_string()));
-                            }
-                            MetricSample { labels, value }
-                        })
-                    })
-                    .collect(),
-            };
+        let per_http = |name: &str, help: &str, values: &dyn Fn(&HttpMeters) -> Vec<RpcSample>| {
+            per_listener_counter(name, help, &http, values)
+        };
         families.push(per_http(
             "baton_http_responses_total",
             "HTTP responses to clients, by status class.",
@@ -468,24 +480,9 @@ impl Meters {
             },
         ));
         let udp = self.udp.lock().clone();
-        let per_udp =
-            |name: &str, help: &str, values: &dyn Fn(&UdpMeter) -> Vec<RpcSample>| MetricFamily {
-                name: name.into(),
-                help: help.into(),
-                kind: MetricKind::Counter,
-                samples: udp
-                    .iter()
-                    .flat_map(|(l, m)| {
-                        values(m).into_iter().map(move |(extra, value)| {
-                            let mut labels = vec![("listener".to_string(), l.clone())];
-                            if let Some((k, v)) = extra {
-                                labels.push((k.to_string(), v.to_string()));
-                            }
-                            MetricSample { labels, value }
-                        })
-                    })
-                    .collect(),
-            };
+        let per_udp = |name: &str, help: &str, values: &dyn Fn(&UdpMeter) -> Vec<RpcSample>| {
+            per_listener_counter(name, help, &udp, values)
+        };
         families.push(per_udp(
             "baton_udp_datagrams_received_total",
             "Datagrams read from clients by a udp listener (its flows count in \
