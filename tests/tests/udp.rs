@@ -181,6 +181,44 @@ async fn a_thousand_queries_from_several_clients_are_each_answered_once_by_their
     settles(&baton, "baton_udp_dropped_total", dns, 0).await;
 }
 
+/// A real third-party client (Python's `socket` module, one socket)
+/// sends three queries and gets each answer, all through one flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_client_gets_its_answers_through_one_flow() {
+    let upstream = Answerer::start().await;
+    let baton = Baton::start(&udp_config(upstream.addr, ""));
+    let front = baton.addr("dns");
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.settimeout(20)\n\
+                  for i in range(3):\n    \
+                      s.sendto(('%d:py' % i).encode(), (sys.argv[1], int(sys.argv[2])))\n    \
+                      answer, _ = s.recvfrom(2048)\n    \
+                      print(answer.decode())\n";
+    let (ip, port) = (front.ip().to_string(), front.port().to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(["-c", script, &ip, &port])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python3: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<&str> = stdout.lines().collect();
+    assert_eq!(answers.len(), 3, "{stdout}");
+    for (i, answer) in answers.iter().enumerate() {
+        assert!(answer.starts_with(&format!("{i}:py|")), "{stdout}");
+    }
+    let flows: HashSet<SocketAddr> = answers.iter().map(|a| flow_of(a)).collect();
+    assert_eq!(flows.len(), 1, "one client socket, one flow: {stdout}");
+}
+
 /// A flow with no datagram for `idle_timeout` closes (the access log says
 /// so, and the gauge drops); the client's next query opens a new flow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
