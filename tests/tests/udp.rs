@@ -280,6 +280,38 @@ async fn past_max_flows_a_new_clients_datagrams_are_dropped_and_counted() {
     );
 }
 
+/// A `source_ranges` filter judges a flow's first datagram: a refused
+/// client opens no flow and reaches no upstream, and its datagrams are
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_ranges_refuse_a_clients_datagrams() {
+    let upstream = Answerer::start().await;
+    let baton = Baton::start(&udp_config(
+        upstream.addr,
+        "filters = [{ name = \"source_ranges\", deny = [\"127.0.0.0/8\"] }]\n",
+    ));
+    let front = baton.addr("dns");
+    let client = client().await;
+    for id in 0..2 {
+        assert!(
+            ask(&client, front, id, SILENCE).await.is_none(),
+            "a refused client answered"
+        );
+    }
+    settles(&baton, "baton_udp_dropped_total", "reason=\"refused\"", 2).await;
+    settles(
+        &baton,
+        "baton_listener_connections_total",
+        "listener=\"dns\"",
+        0,
+    )
+    .await;
+    assert!(
+        upstream.sources.lock().is_empty(),
+        "a refused datagram went upstream"
+    );
+}
+
 /// Across `baton upgrade`: a query in flight on the old generation's flow
 /// is answered through it; the same client's next queries open a flow on
 /// the new generation, a new client is served by the new generation, and
