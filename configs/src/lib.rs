@@ -46,8 +46,8 @@ pub use model::{
     ClusterKind, Config, Destination, Endpoint, FailurePercentage, HashPolicy, HealthCheck, Http,
     HttpAction, HttpCheck, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget,
     OriginalDestination, OutlierDetection, PathMatch, Protocol, ProxyProtocol, ProxyVersion,
-    RetryBudget, Route, Rpc, SourceAddress, SuccessRate, Supervisor, Target, Tls, UpstreamProtocol,
-    UpstreamTls, Weight,
+    RetryBudget, Route, Rpc, SourceAddress, SuccessRate, Supervisor, Target, Tls, Udp,
+    UpstreamProtocol, UpstreamTls, Weight,
 };
 pub use view::{ListenerBind, SupervisorView};
 

@@ -163,6 +163,20 @@ pub struct Listener {
     /// PROXY header's —, the first entry that matches deciding; none
     /// matching, the listener's `cluster`.
     pub destinations: Vec<Destination>,
+    /// For `udp`: its flow limit (its flows' idle timeout is
+    /// [`Listener::idle_timeout`]).
+    pub udp: Option<Udp>,
+}
+
+/// What a `protocol = "udp"` listener adds. A flow is what a client
+/// address sends and receives: the first datagram from an address opens
+/// one (a socket connected to an endpoint of the listener's cluster), and
+/// a flow with no datagram either way for `idle_timeout` is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Udp {
+    /// `max_flows`: flows open at once; a datagram that would open one
+    /// more is dropped (and counted).
+    pub max_flows: NonZeroU32,
 }
 
 /// How a listener learns a connection's original destination (where the
@@ -366,6 +380,9 @@ pub enum Protocol {
     Tars,
     /// HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN with TLS).
     Http,
+    /// L4 datagrams: one flow per client address, each relayed to an
+    /// endpoint of the cluster (see [`Udp`]).
+    Udp,
 }
 
 impl Protocol {
@@ -377,12 +394,13 @@ impl Protocol {
         Protocol::Rocketmq,
         Protocol::Tars,
         Protocol::Http,
+        Protocol::Udp,
     ];
 
     /// Every protocol but `tcp` and `http` is one of the worker's RPC
     /// codecs, which knows it by this same name.
     pub fn is_rpc(self) -> bool {
-        !matches!(self, Protocol::Tcp | Protocol::Http)
+        !matches!(self, Protocol::Tcp | Protocol::Http | Protocol::Udp)
     }
 
     /// The name a config file gives it (`protocol = "tars"`).
@@ -394,6 +412,7 @@ impl Protocol {
             Protocol::Rocketmq => "rocketmq",
             Protocol::Tars => "tars",
             Protocol::Http => "http",
+            Protocol::Udp => "udp",
         }
     }
 }

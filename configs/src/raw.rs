@@ -17,7 +17,7 @@ use crate::model::{
     AccessLog, Admin, AdminToken, Builtin, CircuitBreakers, Cluster, ClusterId, ClusterKind,
     Config, Destination, Endpoint, HashPolicy, Http, HttpAction, HttpRoute, Lb, Listener,
     ListenerId, LogFormat, LogTarget, OriginalDestination, PathMatch, Protocol, ProxyProtocol,
-    ProxyVersion, RetryBudget, Route, Rpc, SourceAddress, Supervisor, Target, Tls,
+    ProxyVersion, RetryBudget, Route, Rpc, SourceAddress, Supervisor, Target, Tls, Udp,
     UpstreamProtocol, UpstreamTls, Weight,
 };
 use crate::raw_filter::{self as filter, Place, RawFilter};
@@ -75,6 +75,11 @@ pub(crate) mod defaults {
     pub const MAX_CONNECTIONS: u32 = 10_000;
     /// Envoy's TCP proxy default: long-lived connections are the norm.
     pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+    /// A `udp` listener's flows: Envoy's UDP proxy's default. A flow has
+    /// no close of its own, so this is what ends it.
+    pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// A `udp` listener's `max_flows`.
+    pub const MAX_FLOWS: u32 = 10_000;
     /// For a PROXY protocol header: a proxy in front sends it at once.
     pub const PROXY_PROTOCOL_TIMEOUT: Duration = Duration::from_secs(5);
     /// Envoy's default; a refused port fails at once anyway, this bounds
@@ -216,8 +221,10 @@ struct RawListener {
     cluster: Option<Spanned<String>>,
     #[serde(default = "backlog")]
     backlog: u32,
-    max_connections: Option<NonZeroU32>,
+    max_connections: Option<Spanned<NonZeroU32>>,
     idle_timeout: Option<Spanned<DurationText>>,
+    /// `udp` listeners: flows open at once.
+    max_flows: Option<Spanned<NonZeroU32>>,
     request_timeout: Option<Spanned<DurationText>>,
     max_frame_size: Option<Spanned<u32>>,
     max_header_bytes: Option<Spanned<usize>>,
@@ -230,7 +237,7 @@ struct RawListener {
     /// RocketMQ: real broker address → name of the listener fronting it.
     rocketmq_brokers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     filters: Option<Vec<Spanned<RawFilter>>>,
-    proxy_protocol: Option<RawProxyVersion>,
+    proxy_protocol: Option<Spanned<RawProxyVersion>>,
     proxy_protocol_timeout: Option<Spanned<DurationText>>,
     original_destination: Option<Spanned<RawOriginalDestination>>,
     destinations: Option<Spanned<Vec<RawDestination>>>,
@@ -848,8 +855,15 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         {
             l4_only(&clusters[c.index()]).map_err(|m| error(span.span(), path("cluster"), m))?;
         }
-        let idle_timeout = positive(l.idle_timeout.clone(), defaults::IDLE_TIMEOUT)
-            .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
+        let idle_timeout = positive(
+            l.idle_timeout.clone(),
+            if l.protocol == Protocol::Udp {
+                defaults::UDP_IDLE_TIMEOUT
+            } else {
+                defaults::IDLE_TIMEOUT
+            },
+        )
+        .map_err(|(span, m)| error(span, path("idle_timeout"), m))?;
         let misplaced = |keys: &[(&str, Option<std::ops::Range<usize>>)],
                          what: &str|
          -> Result<(), ConfigError> {
@@ -860,41 +874,37 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                 _ => Ok(()),
             }
         };
+        if let Some(max_flows) = &l.max_flows
+            && l.protocol != Protocol::Udp
+        {
+            return Err(error(
+                max_flows.span(),
+                path("max_flows"),
+                "max_flows applies to udp listeners".into(),
+            ));
+        }
+        let mut udp = None;
         let (rpc, http) = match l.protocol {
+            Protocol::Udp => {
+                udp_keys(&l).map_err(|(key, span, m)| error(span, path(key), m))?;
+                if let (Target::Builtin(_), Some(cluster)) = (&target, &l.cluster) {
+                    return Err(error(
+                        cluster.span(),
+                        path("cluster"),
+                        "a udp listener relays to a [[clusters]] entry, not a built-in target"
+                            .into(),
+                    ));
+                }
+                udp = Some(Udp {
+                    max_flows: l.max_flows.as_ref().map_or(
+                        NonZeroU32::MIN.saturating_add(defaults::MAX_FLOWS - 1),
+                        |m| *m.get_ref(),
+                    ),
+                });
+                (None, None)
+            }
             Protocol::Tcp => {
-                misplaced(
-                    &[
-                        (
-                            "request_timeout",
-                            l.request_timeout.as_ref().map(Spanned::span),
-                        ),
-                        (
-                            "max_frame_size",
-                            l.max_frame_size.as_ref().map(Spanned::span),
-                        ),
-                        (
-                            "max_header_bytes",
-                            l.max_header_bytes.as_ref().map(Spanned::span),
-                        ),
-                        ("max_headers", l.max_headers.as_ref().map(Spanned::span)),
-                        (
-                            "header_timeout",
-                            l.header_timeout.as_ref().map(Spanned::span),
-                        ),
-                        (
-                            "keepalive_timeout",
-                            l.keepalive_timeout.as_ref().map(Spanned::span),
-                        ),
-                        ("body_timeout", l.body_timeout.as_ref().map(Spanned::span)),
-                        ("tls", l.tls.as_ref().map(Spanned::span)),
-                        ("routes", l.routes.as_ref().map(Spanned::span)),
-                        (
-                            "rocketmq_brokers",
-                            l.rocketmq_brokers.as_ref().map(Spanned::span),
-                        ),
-                    ],
-                    "does not apply to tcp listeners",
-                )?;
+                misplaced(&l.stream_protocol_keys(), "does not apply to tcp listeners")?;
                 (None, None)
             }
             Protocol::Http => {
@@ -962,7 +972,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             &clusters,
         )
         .map_err(|(span, m)| error(span, path("filters"), m))?;
-        let proxy_protocol = match l.proxy_protocol {
+        let proxy_protocol = match l.proxy_protocol.as_ref().map(|v| *v.get_ref()) {
             None => {
                 if let Some(t) = &l.proxy_protocol_timeout {
                     return Err(error(
@@ -994,6 +1004,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             backlog: l.backlog,
             max_connections: l
                 .max_connections
+                .map(Spanned::into_inner)
                 .unwrap_or(NonZeroU32::MIN.saturating_add(defaults::MAX_CONNECTIONS - 1)),
             idle_timeout,
             rpc,
@@ -1002,6 +1013,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
             proxy_protocol,
             original_destination,
             destinations,
+            udp,
         });
     }
 
@@ -1527,6 +1539,94 @@ fn plain_only(cluster: &Cluster) -> Result<(), String> {
     }
 }
 
+/// A key and where the file gives it, if it does.
+type KeySpan = (&'static str, Option<std::ops::Range<usize>>);
+
+impl RawListener {
+    /// The keys of the protocols over a connection (HTTP and RPC), which
+    /// neither a tcp nor a udp listener takes.
+    fn stream_protocol_keys(&self) -> [KeySpan; 10] {
+        [
+            (
+                "request_timeout",
+                self.request_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "max_frame_size",
+                self.max_frame_size.as_ref().map(Spanned::span),
+            ),
+            (
+                "max_header_bytes",
+                self.max_header_bytes.as_ref().map(Spanned::span),
+            ),
+            ("max_headers", self.max_headers.as_ref().map(Spanned::span)),
+            (
+                "header_timeout",
+                self.header_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "keepalive_timeout",
+                self.keepalive_timeout.as_ref().map(Spanned::span),
+            ),
+            (
+                "body_timeout",
+                self.body_timeout.as_ref().map(Spanned::span),
+            ),
+            ("tls", self.tls.as_ref().map(Spanned::span)),
+            ("routes", self.routes.as_ref().map(Spanned::span)),
+            (
+                "rocketmq_brokers",
+                self.rocketmq_brokers.as_ref().map(Spanned::span),
+            ),
+        ]
+    }
+}
+
+/// A `udp` listener refuses what only a connection has: a PROXY header,
+/// an original destination, HTTP and RPC settings, a `max_connections`
+/// (its bound is `max_flows`), and every filter but `source_ranges` (the
+/// byte stage taps a stream; a datagram has no stream).
+fn udp_keys(l: &RawListener) -> Result<(), (&'static str, std::ops::Range<usize>, String)> {
+    let mut keys = [
+        (
+            "max_connections",
+            l.max_connections.as_ref().map(Spanned::span),
+        ),
+        (
+            "proxy_protocol",
+            l.proxy_protocol.as_ref().map(Spanned::span),
+        ),
+        (
+            "proxy_protocol_timeout",
+            l.proxy_protocol_timeout.as_ref().map(Spanned::span),
+        ),
+        (
+            "original_destination",
+            l.original_destination.as_ref().map(Spanned::span),
+        ),
+        ("destinations", l.destinations.as_ref().map(Spanned::span)),
+    ]
+    .into_iter()
+    .chain(l.stream_protocol_keys());
+    if let Some((key, Some(span))) = keys.find(|(_, span)| span.is_some()) {
+        return Err((key, span, format!("{key} does not apply to udp listeners")));
+    }
+    for filter in l.filters.iter().flatten() {
+        let name = filter.get_ref().name.as_ref().map(|n| n.get_ref().as_str());
+        if name != Some("source_ranges") {
+            return Err((
+                "filters",
+                filter.span(),
+                format!(
+                    "{} cannot run on a udp listener: only source_ranges does (on a flow's first datagram)",
+                    name.unwrap_or("a wasm filter")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A cluster only tcp listeners may use: one that sends a PROXY header
 /// per connection, or one that goes to each connection's original
 /// destination.
@@ -1580,7 +1680,7 @@ fn original_destination(
             return Err(error(span, key, format!("{key} applies to tcp listeners")));
         }
     }
-    if let (Some(mode), Some(_)) = (&l.original_destination, l.proxy_protocol) {
+    if let (Some(mode), Some(_)) = (&l.original_destination, &l.proxy_protocol) {
         return Err(error(
             mode.span(),
             "original_destination",

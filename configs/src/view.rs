@@ -38,6 +38,12 @@ pub struct ListenerBind {
     /// know values this supervisor does not (the worker checks them).
     #[serde(default)]
     pub original_destination: Option<String>,
+    /// The listener's `protocol`, as text for the same reason: the
+    /// supervisor only tells `"udp"` (a datagram socket,
+    /// [`ListenerBind::datagram`]) from the rest (a listening stream
+    /// socket).
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 impl ListenerBind {
@@ -46,6 +52,12 @@ impl ListenerBind {
     /// address to it (`original_destination = "tproxy"`).
     pub fn transparent(&self) -> bool {
         self.original_destination.as_deref() == Some("tproxy")
+    }
+
+    /// Whether the socket is a UDP one (`protocol = "udp"`): bound, never
+    /// listening, and read with `recvfrom(2)` by the worker.
+    pub fn datagram(&self) -> bool {
+        self.protocol.as_deref() == Some("udp")
     }
 }
 

@@ -13,6 +13,16 @@
 //! connected to. Setting the option needs `CAP_NET_ADMIN` (the systemd
 //! unit's `AmbientCapabilities=`, when it runs as an unprivileged user);
 //! without it the bind fails with EPERM and names the option.
+//!
+//! A `protocol = "udp"` listener is a UDP socket (`SOCK_DGRAM`), bound
+//! and not listening (UDP has no `listen(2)`): it travels to the worker
+//! over ctrl exactly like a listening one, and datagrams that arrive
+//! while no worker reads queue in its receive buffer instead of an accept
+//! queue. `SO_REUSEADDR` is set on it too (harmless for UDP, and it lets
+//! a restarted supervisor bind while the old socket is being closed);
+//! never `SO_REUSEPORT`, which would split a client's datagrams between
+//! sockets. A socket is kept across configs only by a listener of the
+//! same kind: a listener that turns from tcp to udp gets a new socket.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -31,6 +41,8 @@ pub(crate) struct BoundListener {
     /// The address as the config wrote it: what a new config must repeat
     /// for the socket to be kept.
     pub configured: SocketAddr,
+    /// A UDP socket (`protocol = "udp"`), not a listening stream one.
+    pub datagram: bool,
     socket: Socket,
 }
 
@@ -50,7 +62,7 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
-/// Binds and listens; close-on-exec (socket2's default on Linux), so only
+/// Binds and listens (a UDP socket: binds only); close-on-exec (socket2's default on Linux), so only
 /// the copies sent over ctrl ever reach a worker.
 pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
     let address = spec.address;
@@ -63,12 +75,13 @@ pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
             source,
         }
     };
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )
-    .map_err(fail("socket"))?;
+    let (kind, protocol) = if spec.datagram() {
+        (Type::DGRAM, Protocol::UDP)
+    } else {
+        (Type::STREAM, Protocol::TCP)
+    };
+    let socket =
+        Socket::new(Domain::for_address(address), kind, Some(protocol)).map_err(fail("socket"))?;
     // Lets a restarted supervisor bind while old connections sit in
     // TIME_WAIT.
     socket
@@ -82,8 +95,10 @@ pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
         set_transparent(&socket, address, true).map_err(fail(transparent_option(address)))?;
     }
     socket.bind(&address.into()).map_err(fail("bind"))?;
-    let backlog = i32::try_from(spec.backlog).unwrap_or(i32::MAX);
-    socket.listen(backlog).map_err(fail("listen"))?;
+    if !spec.datagram() {
+        let backlog = i32::try_from(spec.backlog).unwrap_or(i32::MAX);
+        socket.listen(backlog).map_err(fail("listen"))?;
+    }
     let address = socket
         .local_addr()
         .ok()
@@ -93,6 +108,7 @@ pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
         name: spec.name.clone(),
         address,
         configured: spec.address,
+        datagram: spec.datagram(),
         socket,
     })
 }
@@ -153,7 +169,12 @@ impl ListenerSet {
                 local.ip() == spec.address.ip()
                     && (spec.address.port() == 0 || local.port() == spec.address.port())
             });
-            if !fits || !socket.is_listener().unwrap_or(false) {
+            let kind_fits = if spec.datagram() {
+                socket.r#type().is_ok_and(|t| t == Type::DGRAM)
+            } else {
+                socket.is_listener().unwrap_or(false)
+            };
+            if !fits || !kind_fits {
                 warn!(%name, ?local, wanted = %spec.address, "the socket systemd passed does not fit the listener; binding anew");
                 continue;
             }
@@ -162,6 +183,7 @@ impl ListenerSet {
                 name,
                 address: local.unwrap_or(spec.address),
                 configured: spec.address,
+                datagram: spec.datagram(),
                 socket,
             }));
         }
@@ -175,21 +197,22 @@ impl ListenerSet {
     pub(crate) fn next(&self, specs: &[ListenerBind]) -> Result<ListenerSet, BindError> {
         let mut listeners = Vec::with_capacity(specs.len());
         for spec in specs {
-            let kept = self
-                .listeners
-                .iter()
-                .find(|l| l.name == spec.name && l.configured == spec.address);
+            let kept = self.listeners.iter().find(|l| {
+                l.name == spec.name && l.configured == spec.address && l.datagram == spec.datagram()
+            });
             let listener = match kept {
                 Some(kept) => {
                     // listen(2) again on a listening socket only resizes its
                     // queue: a changed backlog applies without a rebind.
                     let backlog = i32::try_from(spec.backlog).unwrap_or(i32::MAX);
-                    kept.socket.listen(backlog).map_err(|source| BindError {
-                        name: spec.name.clone(),
-                        address: spec.address,
-                        op: "listen",
-                        source,
-                    })?;
+                    if !kept.datagram {
+                        kept.socket.listen(backlog).map_err(|source| BindError {
+                            name: spec.name.clone(),
+                            address: spec.address,
+                            op: "listen",
+                            source,
+                        })?;
+                    }
                     // `original_destination` changed to or from "tproxy":
                     // the option applies to a bound socket too, so the
                     // socket (and its queue) is kept.
@@ -221,7 +244,28 @@ mod tests {
             address: address.parse().unwrap(),
             backlog: 16,
             original_destination: None,
+            protocol: None,
         }
+    }
+
+    /// A udp listener is a bound datagram socket; a config that turns it
+    /// into a tcp one gets a new (listening) socket on the same name.
+    #[test]
+    fn udp_listeners_are_datagram_sockets_kept_only_as_such() {
+        let udp = ListenerBind {
+            protocol: Some("udp".into()),
+            ..spec("127.0.0.1:0")
+        };
+        let set = ListenerSet::bind_all(std::slice::from_ref(&udp)).unwrap();
+        let bound = &set.listeners[0];
+        assert_eq!(bound.socket.r#type().unwrap(), Type::DGRAM);
+        assert_ne!(bound.address.port(), 0);
+        let again = set.next(std::slice::from_ref(&udp)).unwrap();
+        assert!(Arc::ptr_eq(bound, &again.listeners[0]), "same socket");
+        let tcp = spec("127.0.0.1:0");
+        let turned = set.next(&[tcp]).unwrap();
+        assert!(!Arc::ptr_eq(bound, &turned.listeners[0]), "a new socket");
+        assert!(turned.listeners[0].socket.is_listener().unwrap());
     }
 
     /// `original_destination = "tproxy"`: bound transparent, for either

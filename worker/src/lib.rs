@@ -20,6 +20,7 @@
 //!
 //! ```text
 //!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
+//! 4½  udp           udp listeners: datagrams relayed by flow (conn's Ctx and counters; flows do not migrate)
 //!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, health, hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked; kinds!), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients; live, parked
@@ -56,6 +57,10 @@
 //! * [`http`] — HTTP/1.1 and HTTP/2 proxying: routes, keep-alive and
 //!   HTTP/2 upstream pools, TLS; [`rpc`] — the multiplexed RPC protocols:
 //!   routing, multiplexed upstream pools, RocketMQ pinning;
+//! * [`udp`] — `protocol = "udp"` listeners: a flow per client address
+//!   (a socket connected to an endpoint the balancer picks), replies sent
+//!   back from the listening socket, closed when idle; flows count as the
+//!   generation's connections but do not move at an upgrade (phase 1);
 //! * [`conn`] — one task per connection, whatever its kind, pausable into
 //!   a [`conn::state::Parked`] form and rebuilt from one; the registry of
 //!   kinds (each defines its parked and wire forms in its own module, see
@@ -145,6 +150,7 @@ pub(crate) mod lifecycle;
 pub mod migrate;
 pub(crate) mod rpc;
 pub(crate) mod telemetry;
+pub(crate) mod udp;
 pub(crate) mod upstream;
 
 use std::process::ExitCode;

@@ -21,7 +21,7 @@ fn a_good_file_passes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (4 listeners, 2 clusters)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (5 listeners, 2 clusters)"));
 }
 
 #[test]

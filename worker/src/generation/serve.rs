@@ -19,6 +19,12 @@
 //! A listener accepts while it has both a `max_connections` permit and
 //! the connection's units of the worker's fd budget ([`crate::fds`]);
 //! without either, clients wait in the kernel's accept queue.
+//!
+//! A `protocol = "udp"` listener's socket is a bound UDP one: instead of
+//! an accept loop it gets a task reading its datagrams and relaying them
+//! by flow (`crate::udp`), started and stopped with the accept loops.
+//! Its flows count as the generation's connections (a drain waits for
+//! them), and they do not move at an upgrade (phase 1: see that module).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +53,7 @@ use crate::migrate::Host;
 use crate::telemetry::access_log::{self, AccessLog};
 use crate::telemetry::meters::RpcMeters;
 use crate::telemetry::metrics::Meters;
+use crate::udp::{self, UdpListener};
 use crate::upstream::cluster::Upstream;
 use crate::upstream::health::check::Checkers;
 use crate::{http, rpc};
@@ -122,6 +129,8 @@ pub enum BuildError {
 pub enum SocketError {
     #[error("the passed socket is not listening")]
     NotListening,
+    #[error("the passed socket is not a UDP socket (the listener is protocol = \"udp\")")]
+    NotDatagram,
     #[error("the passed socket is bound to {bound}, the config says {configured}")]
     WrongAddress {
         bound: SocketAddr,
@@ -226,10 +235,27 @@ pub struct Server {
 #[derive(Debug)]
 struct Accept {
     /// One per `config.listeners`, same order.
-    listeners: Vec<Arc<TcpListener>>,
+    listeners: Vec<Bound>,
     /// One per listener: `max_connections` permits.
     limits: Vec<Arc<Semaphore>>,
     loops: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A listener's socket: listening (tcp and the protocols over it), or a
+/// UDP one.
+#[derive(Debug)]
+enum Bound {
+    Stream(Arc<TcpListener>),
+    Datagram(Arc<UdpListener>),
+}
+
+impl Bound {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Bound::Stream(l) => l.local_addr(),
+            Bound::Datagram(l) => l.socket.local_addr(),
+        }
+    }
 }
 
 impl Server {
@@ -248,13 +274,21 @@ impl Server {
             slots[id.index()] = Some(fd);
         }
         let mut listeners = Vec::with_capacity(slots.len());
+        // Built before the listeners: a udp listener registers its meter.
+        let meters = Meters::new(&config);
         for ((_, spec), slot) in config.listeners_by_id().zip(slots) {
             let fd = slot.ok_or_else(|| BuildError::MissingListener(spec.name.clone()))?;
-            let listener = adopt_listener(fd, spec).map_err(|source| BuildError::Listener {
+            let failed = |source| BuildError::Listener {
                 name: spec.name.clone(),
                 source,
-            })?;
-            listeners.push(Arc::new(listener));
+            };
+            let bound = if spec.protocol == baton_config::Protocol::Udp {
+                let socket = adopt_datagram(fd, spec).map_err(failed)?;
+                Bound::Datagram(Arc::new(UdpListener::new(socket, meters.udp(&spec.name))))
+            } else {
+                Bound::Stream(Arc::new(adopt_listener(fd, spec).map_err(failed)?))
+            };
+            listeners.push(bound);
         }
         let access_log = match &config.access_log {
             Some(log) => {
@@ -284,7 +318,6 @@ impl Server {
         }
         crate::l4::pipe::limit_pipes(plan.pipes);
         let fd_budget = FdBudget::new(plan.units);
-        let meters = Meters::new(&config);
         let upstreams: Vec<Arc<Upstream>> = config
             .clusters
             .iter()
@@ -454,13 +487,16 @@ impl Server {
         let sides = self.accept.listeners.iter().zip(&self.accept.limits);
         for ((id, spec), (listener, limit)) in self.ctx.config.listeners_by_id().zip(sides) {
             let span = tracing::info_span!("listener", name = %spec.name);
-            let task = accept_loop(
-                Arc::clone(&self.ctx),
-                id,
-                Arc::clone(listener),
-                Arc::clone(limit),
-            );
-            accepting.push(tokio::spawn(task.instrument(span)));
+            let ctx = Arc::clone(&self.ctx);
+            let task = match listener {
+                Bound::Stream(listener) => tokio::spawn(
+                    accept_loop(ctx, id, Arc::clone(listener), Arc::clone(limit)).instrument(span),
+                ),
+                Bound::Datagram(listener) => {
+                    tokio::spawn(udp::serve(ctx, id, Arc::clone(listener)).instrument(span))
+                }
+            };
+            accepting.push(task);
         }
     }
 
@@ -546,14 +582,7 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> Result<TcpListener, SocketErr
         return Err(SocketError::NotListening);
     }
     let local = std_listener.local_addr()?;
-    if local.ip() != spec.address.ip()
-        || (spec.address.port() != 0 && local.port() != spec.address.port())
-    {
-        return Err(SocketError::WrongAddress {
-            bound: local,
-            configured: spec.address,
-        });
-    }
+    bound_as_configured(local, spec)?;
     if spec.original_destination == Some(baton_config::OriginalDestination::Tproxy) {
         // The supervisor binds it so; a supervisor older than
         // `original_destination` does not, and the option applies to a
@@ -568,6 +597,31 @@ fn adopt_listener(fd: OwnedFd, spec: &Listener) -> Result<TcpListener, SocketErr
     }
     std_listener.set_nonblocking(true)?;
     Ok(TcpListener::from_std(std_listener)?)
+}
+
+/// Whether a passed socket's address `local` is the listener's (any port
+/// for port 0).
+fn bound_as_configured(local: SocketAddr, spec: &Listener) -> Result<(), SocketError> {
+    if local.ip() != spec.address.ip()
+        || (spec.address.port() != 0 && local.port() != spec.address.port())
+    {
+        return Err(SocketError::WrongAddress {
+            bound: local,
+            configured: spec.address,
+        });
+    }
+    Ok(())
+}
+
+/// A udp listener's socket: a bound UDP one, at the configured address.
+fn adopt_datagram(fd: OwnedFd, spec: &Listener) -> Result<tokio::net::UdpSocket, SocketError> {
+    let socket = std::net::UdpSocket::from(fd);
+    if socket2::SockRef::from(&socket).r#type()? != socket2::Type::DGRAM {
+        return Err(SocketError::NotDatagram);
+    }
+    bound_as_configured(socket.local_addr()?, spec)?;
+    socket.set_nonblocking(true)?;
+    Ok(tokio::net::UdpSocket::from_std(socket)?)
 }
 
 async fn accept_loop(

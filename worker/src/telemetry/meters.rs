@@ -37,6 +37,58 @@ pub struct ListenerMeter {
     pub bytes: Arc<ByteMeter>,
 }
 
+/// What a `udp` listener counts beside its [`ListenerMeter`] (where its
+/// flows count as connections: opened, open now, bytes each way).
+#[derive(Debug, Default)]
+pub struct UdpMeter {
+    /// Datagrams read from clients.
+    pub datagrams_received: AtomicU64,
+    /// Datagrams written to clients.
+    pub datagrams_sent: AtomicU64,
+    /// Datagrams dropped, by [`UdpDrop`].
+    pub dropped: [AtomicU64; UdpDrop::ALL.len()],
+}
+
+impl UdpMeter {
+    pub fn count_drop(&self, why: UdpDrop) {
+        self.dropped[why as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Why a `udp` listener dropped a client's datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpDrop {
+    /// It would have opened a flow past `max_flows`.
+    MaxFlows,
+    /// It would have opened a flow, and no endpoint was available (or
+    /// no socket could be opened to one).
+    NoUpstream,
+    /// A `source_ranges` filter refused its source.
+    Refused,
+    /// Sending it upstream failed (an ICMP error came back, a full
+    /// buffer).
+    SendFailed,
+}
+
+impl UdpDrop {
+    pub const ALL: [UdpDrop; 4] = [
+        UdpDrop::MaxFlows,
+        UdpDrop::NoUpstream,
+        UdpDrop::Refused,
+        UdpDrop::SendFailed,
+    ];
+
+    /// Its `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            UdpDrop::MaxFlows => "max_flows",
+            UdpDrop::NoUpstream => "no_upstream",
+            UdpDrop::Refused => "refused",
+            UdpDrop::SendFailed => "send_failed",
+        }
+    }
+}
+
 /// One upstream endpoint's counters.
 #[derive(Debug, Default)]
 pub struct EndpointMeter {

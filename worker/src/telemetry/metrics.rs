@@ -23,11 +23,38 @@ use parking_lot::Mutex;
 use crate::telemetry::histogram::{self, ClusterTimes, RouteTimes};
 use crate::telemetry::meters::{
     BreakerMeter, EndpointMeter, HttpMeters, ListenerMeter, MigrationMeter, Overflow, Resource,
-    RpcMeters, TimeoutKind,
+    RpcMeters, TimeoutKind, UdpDrop, UdpMeter,
 };
 
 /// One sample of an RPC family: an extra label, and the value.
 type RpcSample = (Option<(&'static str, &'static str)>, u64);
+
+/// A counter family over listeners' meters of one kind: a sample per
+/// listener and extra label (`values` gives them).
+fn per_listener_counter<M>(
+    name: &str,
+    help: &str,
+    meters: &[(String, Arc<M>)],
+    values: &dyn Fn(&M) -> Vec<RpcSample>,
+) -> MetricFamily {
+    MetricFamily {
+        name: name.into(),
+        help: help.into(),
+        kind: MetricKind::Counter,
+        samples: meters
+            .iter()
+            .flat_map(|(l, m)| {
+                values(m).into_iter().map(move |(extra, value)| {
+                    let mut labels = vec![("listener".to_string(), l.clone())];
+                    if let Some((k, v)) = extra {
+                        labels.push((k.to_string(), v.to_string()));
+                    }
+                    MetricSample { labels, value }
+                })
+            })
+            .collect(),
+    }
+}
 
 /// How often the worker sends its metrics — which is also its heartbeat
 /// for the supervisor's watchdog. Scrapes see values at most this old.
@@ -48,6 +75,8 @@ pub struct Meters {
     rpc: Mutex<Vec<(String, String, Arc<RpcMeters>)>>,
     /// HTTP listeners: (listener, meters).
     http: Mutex<Vec<(String, Arc<HttpMeters>)>>,
+    /// `udp` listeners: (listener, meters).
+    udp: Mutex<Vec<(String, Arc<UdpMeter>)>>,
     /// Each cluster's histograms, in config order.
     clusters: Vec<(String, Arc<ClusterTimes>)>,
 }
@@ -85,6 +114,7 @@ impl Meters {
             migration: MigrationMeter::default(),
             rpc: Mutex::new(Vec::new()),
             http: Mutex::new(Vec::new()),
+            udp: Mutex::new(Vec::new()),
             clusters,
         }
     }
@@ -197,6 +227,15 @@ impl Meters {
             Arc::clone(&meters),
         ));
         meters
+    }
+
+    /// The datagram counters of `udp` listener `listener`.
+    pub fn udp(&self, listener: &str) -> Arc<UdpMeter> {
+        let meter: Arc<UdpMeter> = Arc::default();
+        self.udp
+            .lock()
+            .push((listener.to_string(), Arc::clone(&meter)));
+        meter
     }
 
     pub fn listener(&self, name: &str) -> Arc<ListenerMeter> {
@@ -355,24 +394,9 @@ impl Meters {
             ),
         ];
         let http = self.http.lock().clone();
-        let per_http =
-            |name: &str, help: &str, values: &dyn Fn(&HttpMeters) -> Vec<RpcSample>| MetricFamily {
-                name: name.into(),
-                help: help.into(),
-                kind: MetricKind::Counter,
-                samples: http
-                    .iter()
-                    .flat_map(|(l, m)| {
-                        values(m).into_iter().map(move |(extra, value)| {
-                            let mut labels = vec![("listener".to_string(), l.clone())];
-                            if let Some((k, v)) = extra {
-                                labels.push((k.to_string(), v.to_string()));
-                            }
-                            MetricSample { labels, value }
-                        })
-                    })
-                    .collect(),
-            };
+        let per_http = |name: &str, help: &str, values: &dyn Fn(&HttpMeters) -> Vec<RpcSample>| {
+            per_listener_counter(name, help, &http, values)
+        };
         families.push(per_http(
             "baton_http_responses_total",
             "HTTP responses to clients, by status class.",
@@ -453,6 +477,38 @@ impl Meters {
                 .into_iter()
                 .map(|(kind, counter)| (Some(("kind", kind.label())), load(counter)))
                 .collect()
+            },
+        ));
+        let udp = self.udp.lock().clone();
+        let per_udp = |name: &str, help: &str, values: &dyn Fn(&UdpMeter) -> Vec<RpcSample>| {
+            per_listener_counter(name, help, &udp, values)
+        };
+        families.push(per_udp(
+            "baton_udp_datagrams_received_total",
+            "Datagrams read from clients by a udp listener (its flows count in \
+             baton_listener_connections_total, its bytes in baton_listener_*_bytes_total).",
+            &|m| vec![(None, load(&m.datagrams_received))],
+        ));
+        families.push(per_udp(
+            "baton_udp_datagrams_sent_total",
+            "Datagrams written to clients by a udp listener.",
+            &|m| vec![(None, load(&m.datagrams_sent))],
+        ));
+        families.push(per_udp(
+            "baton_udp_dropped_total",
+            "Client datagrams a udp listener dropped, by reason: max_flows (it would have \
+             opened a flow past max_flows), no_upstream (no endpoint for a new flow), refused \
+             (source_ranges), send_failed (the upstream send failed).",
+            &|m| {
+                UdpDrop::ALL
+                    .iter()
+                    .map(|why| {
+                        (
+                            Some(("reason", why.label())),
+                            load(&m.dropped[*why as usize]),
+                        )
+                    })
+                    .collect()
             },
         ));
         families.retain(|f| !f.samples.is_empty());

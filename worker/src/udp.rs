@@ -1,0 +1,361 @@
+//! UDP proxying: a `protocol = "udp"` listener's datagrams, relayed by
+//! flow.
+//!
+//! # Flows
+//!
+//! UDP has no connection, so the listener makes one up: a **flow** is
+//! what one client address (IP and port) sends and receives. The
+//! listener's task reads the socket the supervisor bound
+//! (`recvfrom(2)`); a datagram from an address without a flow opens one:
+//!
+//! 1. `source_ranges` filters judge the client's address (a refused
+//!    datagram is dropped and counted, and opens nothing);
+//! 2. past the listener's `max_flows`, the datagram is dropped and
+//!    counted (`baton_udp_dropped_total{reason="max_flows"}`): the flows
+//!    open keep going, and the client's next datagram tries again;
+//! 3. the cluster's balancer picks an endpoint for the client's address
+//!    (over the endpoints its health leaves available, as for a tcp
+//!    connect), and the flow gets its own UDP socket, bound to an
+//!    ephemeral port and `connect(2)`ed to that endpoint, so the kernel
+//!    hands it only that endpoint's replies;
+//! 4. a task per flow relays the endpoint's replies to the client with
+//!    `sendto(2)` on the listening socket (so the client sees them come
+//!    from the address it sent to).
+//!
+//! Every datagram the client sends afterwards goes out on its flow's
+//! socket. A flow ends when no datagram has moved either way for the
+//! listener's `idle_timeout` (60 s unless configured; there is no other
+//! end to a flow), or when the generation is ordered to close. It counts
+//! as a connection of the generation (so a drain waits for it) and of the
+//! listener's meter (opened, open now, bytes each way); the access log
+//! gets a line per flow when it ends.
+//!
+//! # Upgrades (phase 1)
+//!
+//! The listening socket is shared by the generations (the supervisor keeps
+//! it), so during an upgrade the new generation reads it as soon as it
+//! starts accepting and the old one stops reading it: **new flows open on
+//! the new generation**, and a datagram from a client whose flow lives in
+//! the old generation opens a new flow there too — with its own upstream
+//! socket, so a different source port at the endpoint. The old
+//! generation's flows keep relaying their endpoint's replies until they
+//! are idle for `idle_timeout` or the drain deadline closes them.
+//!
+//! Flows do **not** move yet. Phase 2 will pass each flow's upstream
+//! socket to the new generation (as tcp connections are), so that a flow
+//! keeps its 5-tuple across an upgrade.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use baton_config::filter::{Filter, RangePolicy};
+use baton_config::{Listener, ListenerId, Target};
+use parking_lot::Mutex;
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::conn::ctx::Ctx;
+use crate::fds::FdUnits;
+use crate::lifecycle::Order;
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::meters::{ListenerMeter, UdpDrop, UdpMeter};
+use crate::upstream::cluster::Upstream;
+use crate::upstream::lb::{EndpointIndex, Pick};
+
+/// The largest datagram relayed: UDP's own bound (a datagram over IPv4
+/// carries at most 65,507 bytes of payload), so none is ever truncated.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// After a read error on the listening socket, how long the listener
+/// waits: errors there are rare (out of memory), and retrying at once
+/// would spin.
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// A `udp` listener of one generation: its socket and its flows.
+#[derive(Debug)]
+pub(crate) struct UdpListener {
+    pub socket: Arc<UdpSocket>,
+    flows: Mutex<HashMap<SocketAddr, Arc<Flow>>>,
+    meter: Arc<UdpMeter>,
+}
+
+/// One client address's flow.
+#[derive(Debug)]
+struct Flow {
+    /// Connected to the endpoint.
+    upstream: UdpSocket,
+    endpoint: (EndpointIndex, SocketAddr),
+    opened: Instant,
+    started: SystemTime,
+    /// When a datagram last moved either way, in ms since `opened`.
+    last: AtomicU64,
+    /// Bytes from the client.
+    received: AtomicU64,
+    /// Bytes to the client.
+    sent: AtomicU64,
+    /// Its unit of the fd budget (its upstream socket).
+    _fds: FdUnits,
+}
+
+impl Flow {
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// When it becomes idle, unless a datagram moves before.
+    fn idle_at(&self, idle: Duration) -> Instant {
+        self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
+    }
+}
+
+impl UdpListener {
+    pub(crate) fn new(socket: UdpSocket, meter: Arc<UdpMeter>) -> UdpListener {
+        UdpListener {
+            socket: Arc::new(socket),
+            flows: Mutex::new(HashMap::new()),
+            meter,
+        }
+    }
+}
+
+/// Reads listener `id`'s datagrams and relays them by flow, until the
+/// task is aborted (the generation stops accepting); the flows opened
+/// live on.
+pub(crate) async fn serve(ctx: Arc<Ctx>, id: ListenerId, listener: Arc<UdpListener>) {
+    let spec = ctx.config.listener(id);
+    let meter = ctx.meters.listener(&spec.name);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    tracing::info!(address = %listener.socket.local_addr().map_or(spec.address, |a| a), "reading datagrams");
+    loop {
+        let (n, client) = match listener.socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(e) => {
+                debug!(error = %e, "recvfrom failed");
+                tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        listener
+            .meter
+            .datagrams_received
+            .fetch_add(1, Ordering::Relaxed);
+        meter.bytes.received.fetch_add(n as u64, Ordering::Relaxed);
+        // Touched under the table's lock: a flow that finds itself idle
+        // decides so under the same lock, so a datagram never goes to a
+        // flow that is ending.
+        let existing = {
+            let flows = listener.flows.lock();
+            flows.get(&client).map(|flow| {
+                flow.touch();
+                Arc::clone(flow)
+            })
+        };
+        let flow = match existing {
+            Some(flow) => flow,
+            None => match open(&ctx, id, spec, &listener, &meter, client) {
+                Ok(flow) => flow,
+                Err(why) => {
+                    debug!(%client, reason = why.label(), "datagram dropped");
+                    listener.meter.count_drop(why);
+                    continue;
+                }
+            },
+        };
+        flow.received.fetch_add(n as u64, Ordering::Relaxed);
+        if let Err(e) = flow.upstream.send(&buf[..n]).await {
+            debug!(%client, upstream = %flow.endpoint.1, error = %e, "send upstream failed");
+            listener.meter.count_drop(UdpDrop::SendFailed);
+        }
+    }
+}
+
+/// Whether the listener's `source_ranges` filters let `client` in.
+fn admitted(spec: &Listener, client: SocketAddr) -> bool {
+    let ip = client.ip().to_canonical();
+    spec.filters.iter().all(|f| match f {
+        Filter::SourceRanges { policy, ranges } => {
+            let inside = ranges.iter().any(|r| r.contains(ip));
+            match policy {
+                RangePolicy::Allow => inside,
+                RangePolicy::Deny => !inside,
+            }
+        }
+        // The config lets no other filter onto a udp listener.
+        _ => true,
+    })
+}
+
+/// Opens `client`'s flow and starts its relay task.
+fn open(
+    ctx: &Arc<Ctx>,
+    id: ListenerId,
+    spec: &Listener,
+    listener: &Arc<UdpListener>,
+    meter: &Arc<ListenerMeter>,
+    client: SocketAddr,
+) -> Result<Arc<Flow>, UdpDrop> {
+    if !admitted(spec, client) {
+        meter.refused.fetch_add(1, Ordering::Relaxed);
+        return Err(UdpDrop::Refused);
+    }
+    let max_flows = spec.udp.map_or(usize::MAX, |u| u.max_flows.get() as usize);
+    if listener.flows.lock().len() >= max_flows {
+        return Err(UdpDrop::MaxFlows);
+    }
+    let Target::Cluster(cluster) = spec.target else {
+        return Err(UdpDrop::NoUpstream);
+    };
+    let upstream = ctx.upstream(cluster);
+    let pick = Pick {
+        source: Some(client.ip()),
+        request: None,
+    };
+    let endpoint = upstream
+        .balancer()
+        .order(&pick)
+        .find_map(|i| upstream.cluster.endpoints.get(i.0).map(|e| (i, e.address)))
+        .ok_or(UdpDrop::NoUpstream)?;
+    let fds = ctx.fds.try_acquire(1).ok_or(UdpDrop::NoUpstream)?;
+    let socket = connect(endpoint.1).map_err(|e| {
+        debug!(upstream = %endpoint.1, error = %e, "flow socket failed");
+        UdpDrop::NoUpstream
+    })?;
+    let opened = Instant::now();
+    let flow = Arc::new(Flow {
+        upstream: socket,
+        endpoint,
+        opened,
+        started: SystemTime::now(),
+        last: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        _fds: fds,
+    });
+    {
+        let mut flows = listener.flows.lock();
+        if flows.len() >= max_flows {
+            return Err(UdpDrop::MaxFlows);
+        }
+        flows.insert(client, Arc::clone(&flow));
+    }
+    if upstream.balancer().counts_load() {
+        upstream.balancer().on_start(endpoint.0);
+    }
+    ctx.stats.active.fetch_add(1, Ordering::AcqRel);
+    ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    meter.accepted.fetch_add(1, Ordering::Relaxed);
+    meter.active.fetch_add(1, Ordering::Relaxed);
+    debug!(%client, upstream = %endpoint.1, "flow opened");
+    let relay = relay(
+        Arc::clone(ctx),
+        id,
+        Arc::clone(listener),
+        Arc::clone(meter),
+        Arc::clone(upstream),
+        client,
+        Arc::clone(&flow),
+    );
+    tokio::spawn(relay);
+    Ok(flow)
+}
+
+/// A UDP socket on an ephemeral port, connected to `endpoint`.
+fn connect(endpoint: SocketAddr) -> std::io::Result<UdpSocket> {
+    let any: SocketAddr = if endpoint.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(any)?;
+    socket.connect(endpoint)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// Relays the endpoint's replies to `client` until the flow is idle or
+/// the generation closes, then ends the flow.
+async fn relay(
+    ctx: Arc<Ctx>,
+    id: ListenerId,
+    listener: Arc<UdpListener>,
+    meter: Arc<ListenerMeter>,
+    upstream: Arc<Upstream>,
+    client: SocketAddr,
+    flow: Arc<Flow>,
+) {
+    let spec = ctx.config.listener(id);
+    let idle = spec.idle_timeout;
+    let mut order = ctx.order.subscribe();
+    let closing = async move {
+        // A closed channel: the generation is gone, so is the flow.
+        let _closed = order.wait_for(|o| *o == Order::Close).await.is_ok();
+    };
+    tokio::pin!(closing);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let outcome = loop {
+        tokio::select! {
+            got = flow.upstream.recv(&mut buf) => match got {
+                Ok(n) => {
+                    flow.touch();
+                    match listener.socket.send_to(&buf[..n], client).await {
+                        Ok(_) => {
+                            flow.sent.fetch_add(n as u64, Ordering::Relaxed);
+                            meter.bytes.sent.fetch_add(n as u64, Ordering::Relaxed);
+                            listener.meter.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => debug!(%client, error = %e, "send to client failed"),
+                    }
+                }
+                // An ICMP error for an earlier datagram (the endpoint's
+                // port closed): the flow stays, as the endpoint may come
+                // back, and idles out otherwise.
+                Err(e) => debug!(%client, upstream = %flow.endpoint.1, error = %e, "recv from upstream failed"),
+            },
+            () = tokio::time::sleep_until(flow.idle_at(idle)) => {
+                let mut flows = listener.flows.lock();
+                if Instant::now() >= flow.idle_at(idle) {
+                    if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                        flows.remove(&client);
+                    }
+                    break "idle";
+                }
+            }
+            () = &mut closing => {
+                let mut flows = listener.flows.lock();
+                if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                    flows.remove(&client);
+                }
+                break "closed";
+            }
+        }
+    };
+    debug!(%client, outcome, "flow ended");
+    if upstream.balancer().counts_load() {
+        upstream.balancer().on_end(flow.endpoint.0);
+    }
+    if let Some(log) = &ctx.access_log {
+        log.log(&Entry {
+            started: flow.started,
+            listener: &spec.name,
+            client: Some(client),
+            destination: ctx.bound_of(id),
+            cluster: Some(&upstream.cluster.name),
+            upstream: Some(flow.endpoint.1),
+            received: flow.received.load(Ordering::Relaxed),
+            sent: flow.sent.load(Ordering::Relaxed),
+            outcome,
+            moves: 0,
+        });
+    }
+    meter.active.fetch_sub(1, Ordering::Relaxed);
+    let stats = &ctx.stats;
+    stats.finished.fetch_add(1, Ordering::Relaxed);
+    if stats.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+        ctx.all_closed.notify_waiters();
+    }
+}
