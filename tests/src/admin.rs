@@ -106,10 +106,17 @@ pub fn endpoint_sample(scrape: &str, family: &str, endpoint: SocketAddr) -> u64 
 
 /// Polls `/metrics` until `endpoint`'s health gauge
 /// (`baton_upstream_healthy`) is `want` (1 healthy, 0 not); panics after
-/// [`PATIENCE`].
+/// [`PATIENCE`]. For 0, the endpoint must also have been judged
+/// (`baton_upstream_health_checked` 1): a series not exported yet reads
+/// as 0 too.
 pub async fn wait_health(baton: &Baton, endpoint: SocketAddr, want: u64) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while endpoint_sample(&metrics(baton).await, "baton_upstream_healthy", endpoint) != want {
+    let reached = |scrape: &str| {
+        endpoint_sample(scrape, "baton_upstream_healthy", endpoint) == want
+            && (want != 0
+                || endpoint_sample(scrape, "baton_upstream_health_checked", endpoint) == 1)
+    };
+    while !reached(&metrics(baton).await) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{endpoint} never became {}",
