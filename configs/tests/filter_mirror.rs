@@ -5,8 +5,12 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::error;
+
 use baton_config::filter::{Filter, Mirror};
-use baton_config::{ConfigError, parse};
+use baton_config::parse;
 
 /// Two clusters: `c` (line 7 on) and `shadow`.
 const TAIL: &str = "[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n\
@@ -18,20 +22,6 @@ fn listener(protocol: &str, extra: &str) -> String {
     format!(
         "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"{protocol}\"\ncluster = \"c\"\n{extra}{TAIL}"
     )
-}
-
-/// The error's line, column, key path and message.
-fn error(text: &str) -> (usize, usize, String, String) {
-    match parse("bad.toml", text) {
-        Err(ConfigError::Invalid {
-            line,
-            column,
-            path,
-            message,
-            ..
-        }) => (line, column, path, message),
-        other => panic!("expected an Invalid error for {text:?}, got {other:?}"),
-    }
 }
 
 #[test]

@@ -4,9 +4,11 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use baton_config::{
-    ClusterId, ClusterKind, ConfigError, OriginalDestination, SupervisorView, Target, parse,
-};
+mod common;
+
+use common::error;
+
+use baton_config::{ClusterId, ClusterKind, OriginalDestination, SupervisorView, Target, parse};
 
 /// A tcp listener with `extra` keys, its fallback cluster `any` (an
 /// original_dst one) and a static cluster `web`.
@@ -17,19 +19,6 @@ fn config(listener_extra: &str, tail: &str) -> String {
          [[clusters]]\nname = \"any\"\ntype = \"original_dst\"\n\
          [[clusters]]\nname = \"web\"\nendpoints = [\"127.0.0.1:80\"]\n{tail}"
     )
-}
-
-fn error(text: &str) -> (usize, usize, String, String) {
-    match parse("bad.toml", text) {
-        Err(ConfigError::Invalid {
-            line,
-            column,
-            path,
-            message,
-            ..
-        }) => (line, column, path, message),
-        other => panic!("expected an Invalid error for {text:?}, got {other:?}"),
-    }
 }
 
 #[test]

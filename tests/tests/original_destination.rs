@@ -150,16 +150,19 @@ fn intercept_pod(ns: &Namespaces, mode: &str, baton: &Baton) {
 
 /// `curl http://to/` in the pod as the application: the body.
 fn curl(ns: &Namespaces, to: SocketAddr) -> String {
-    let out = ns
-        .as_app(
-            "curl",
-            &["-sS", "--max-time", "10", &format!("http://{to}/")],
-        )
-        .output()
-        .unwrap();
+    let command = ns.as_app(
+        "curl",
+        &["-sS", "--max-time", "10", &format!("http://{to}/")],
+    );
+    body_of(command, &format!("curl {to} from the pod"))
+}
+
+/// What `command` (a curl) printed, which must have succeeded.
+fn body_of(mut command: std::process::Command, what: &str) -> String {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "curl http://{to}/ from the pod: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
@@ -178,6 +181,22 @@ fn logged(log: &Path, needles: &[&str]) -> String {
         found.is_some()
     });
     found.unwrap()
+}
+
+/// Asserts the access log has `listener`'s line for a connection to
+/// `to` that went on to `to` itself (the `passthrough` cluster).
+fn passed_through(log: &Path, listener: &str, to: SocketAddr, mode: &str) {
+    let line = logged(
+        log,
+        &[
+            &format!("listener={listener} "),
+            &format!("destination={to} "),
+        ],
+    );
+    assert!(
+        line.contains(&format!("cluster=passthrough upstream={to} ")),
+        "{mode}: {line}"
+    );
 }
 
 /// nginx's answer for `ip:port`, as `$server_addr:$server_port` writes it.
@@ -207,17 +226,7 @@ async fn intercepted_traffic_goes_to_its_original_destination(mode: &str) {
         let to = SocketAddr::new(ip, DIRECT);
         let body = tokio::task::block_in_place(|| curl(&ns, to));
         assert_eq!(body, reached(ip, DIRECT), "{mode}: curl {to}");
-        let line = logged(
-            &log,
-            &[
-                &format!("listener={listener} "),
-                &format!("destination={to} "),
-            ],
-        );
-        assert!(
-            line.contains(&format!("cluster=passthrough upstream={to} ")),
-            "{mode}: {line}"
-        );
+        passed_through(&log, listener, to, mode);
         // Port 8080 is routed by destination to cluster `web`.
         let to = SocketAddr::new(ip, ROUTED);
         let body = tokio::task::block_in_place(|| curl(&ns, to));
@@ -289,17 +298,7 @@ async fn intercepted_traffic_goes_to_its_original_destination(mode: &str) {
         let to = SocketAddr::new(ip, APP);
         let body = tokio::task::block_in_place(|| curl_from_remote(&ns, to));
         assert_eq!(body, "app", "{mode}: curl {to} from the remote host");
-        let line = logged(
-            &log,
-            &[
-                &format!("listener={listener} "),
-                &format!("destination={to} "),
-            ],
-        );
-        assert!(
-            line.contains(&format!("cluster=passthrough upstream={to} ")),
-            "{mode}: {line}"
-        );
+        passed_through(&log, listener, to, mode);
     }
 
     // Removed: no rule left, and the application's traffic goes direct.
@@ -335,7 +334,8 @@ fn pod_nginx(ns: &Namespaces) -> Nginx {
 
 /// `curl http://to/` from the remote host: the body.
 fn curl_from_remote(ns: &Namespaces, to: SocketAddr) -> String {
-    let out = std::process::Command::new("ip")
+    let mut command = std::process::Command::new("ip");
+    command
         .args([
             "netns",
             "exec",
@@ -345,15 +345,8 @@ fn curl_from_remote(ns: &Namespaces, to: SocketAddr) -> String {
             "--max-time",
             "10",
         ])
-        .arg(format!("http://{to}/"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "curl {to} from the remote host: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+        .arg(format!("http://{to}/"));
+    body_of(command, &format!("curl {to} from the remote host"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,28 +403,9 @@ async fn inbound_tproxy_connects_to_the_application_from_the_clients_address() {
            }}\n\
          }}\n"
     ));
-    let out = tokio::task::block_in_place(|| {
-        std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.remote,
-                "curl",
-                "-sS",
-                "--max-time",
-                "10",
-            ])
-            .arg(format!("http://{app}/"))
-            .output()
-            .unwrap()
-    });
-    assert!(
-        out.status.success(),
-        "curl from the remote host: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let body = tokio::task::block_in_place(|| curl_from_remote(&ns, app));
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        body,
         REMOTE_V4.to_string(),
         "the application sees the client's address"
     );

@@ -184,14 +184,7 @@ impl Upstream {
         addr: SocketAddr,
         client: Option<IpAddr>,
     ) -> Result<Connected, ConnectError> {
-        let permit = self
-            .breakers
-            .connection()
-            .map_err(|overflow| ConnectError {
-                cluster: self.cluster.name.clone(),
-                attempts: Vec::new(),
-                overflow: Some(overflow),
-            })?;
+        let permit = self.connection_permit()?;
         let timeout = self.cluster.connect_timeout;
         let started = tokio::time::Instant::now();
         let dialing = dial(addr, self.source(client));
@@ -224,6 +217,16 @@ impl Upstream {
         self.connect_order_from(order, None).await
     }
 
+    /// A connection under the cluster's `max_connections`, or the
+    /// overflow as the connect's error (nothing was tried).
+    fn connection_permit(&self) -> Result<Permit, ConnectError> {
+        self.breakers.connection().map_err(|overflow| ConnectError {
+            cluster: self.cluster.name.clone(),
+            attempts: Vec::new(),
+            overflow: Some(overflow),
+        })
+    }
+
     /// The address to connect from, given the client's: its own with
     /// `source_address = "client"`, else the kernel's choice.
     fn source(&self, client: Option<IpAddr>) -> Option<IpAddr> {
@@ -239,14 +242,7 @@ impl Upstream {
         order: TryOrder,
         from: Option<IpAddr>,
     ) -> Result<Connected, ConnectError> {
-        let permit = self
-            .breakers
-            .connection()
-            .map_err(|overflow| ConnectError {
-                cluster: self.cluster.name.clone(),
-                attempts: Vec::new(),
-                overflow: Some(overflow),
-            })?;
+        let permit = self.connection_permit()?;
         let endpoints = &self.cluster.endpoints;
         let mut attempts = Vec::new();
         for endpoint in order {
