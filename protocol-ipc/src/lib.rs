@@ -102,6 +102,7 @@
 //! old (N)                                          new (N+1)
 //!    | <----------------------------- Hello ------> |   handoff schema versions
 //!    | -- HealthBatch { schema, last, body }* ----> |   schema 3 on: endpoint health
+//!    | -- FlowBatch { schema, last, fds, body }* -> |   schema 6 on: UDP flows + fds
 //!    | <---------------------------------- Accepting |
 //!    | -- ConnBatch { seq, schema, fds, body } ---> |   ≤ 253 fds, ≤ MAX_BODY
 //!    |      (schema 1: ConnBatchV1, raw body) + fds |
@@ -136,12 +137,12 @@ pub use channel::{Channel, Negotiated, Received};
 pub use error::IpcError;
 pub use frame::{MAX_BODY, MAX_DATAGRAM, MAX_FDS, WIRE_VERSION};
 pub use message::{
-    Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnBatchV1, Drain, Drained, Forward,
-    Generation, HISTOGRAMS_VERSION, HandoffAborted, HandoffDone, HandoffFailed, HandoffFrom,
-    HandoffProgress, HandoffStage, HandoffTo, HealthBatch, Hello, HistogramFamily, HistogramSeries,
-    Histograms, Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch, Message,
-    MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse, Role,
-    SetLogLevel, TakeoverEnded,
+    Accepting, Activate, ConfigPart, ConnAck, ConnBatch, ConnBatchV1, Drain, Drained, FlowBatch,
+    Forward, Generation, HISTOGRAMS_VERSION, HandoffAborted, HandoffDone, HandoffFailed,
+    HandoffFrom, HandoffProgress, HandoffStage, HandoffTo, HealthBatch, Hello, HistogramFamily,
+    HistogramSeries, Histograms, Kind, LOG_LEVEL_VERSION, LOSS_REPORTS_VERSION, ListenerBatch,
+    Message, MetricFamily, MetricKind, MetricSample, Metrics, PROTOCOL_VERSIONS, Ready, Refuse,
+    Role, SetLogLevel, TakeoverEnded,
 };
 
 /// Environment variables of the supervisor→worker process contract.

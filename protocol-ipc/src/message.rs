@@ -253,6 +253,20 @@ pub struct HealthBatch {
     pub body: Vec<u8>,
 }
 
+/// Handoff, old → new (handoff schema 6 on), after the last
+/// [`HealthBatch`] and before the new generation accepts: the old
+/// generation's UDP flows, each with its sockets' fds (`fds` in all,
+/// beside the datagram), in as many messages as datagrams need, `last` on
+/// the final one. `body` is the worker's handoff schema `schema`, opaque
+/// here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowBatch {
+    pub schema: u16,
+    pub last: bool,
+    pub fds: u16,
+    pub body: Vec<u8>,
+}
+
 /// Handoff, new → old: batch `seq` is adopted; the old generation may close
 /// its copies. The new generation moves no byte of it before sending this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -468,6 +482,7 @@ messages! {
     SetLogLevel = 24,
     Histograms = 25,
     HealthBatch = 26,
+    FlowBatch = 27,
 }
 
 impl Message {
@@ -479,6 +494,7 @@ impl Message {
             Message::HandoffTo(_) | Message::HandoffFrom(_) => 1,
             Message::ConnBatch(batch) => usize::from(batch.fds),
             Message::ConnBatchV1(batch) => usize::from(batch.fds),
+            Message::FlowBatch(batch) => usize::from(batch.fds),
             _ => 0,
         }
     }
@@ -652,6 +668,13 @@ mod tests {
                 schema: 3,
                 last: true,
                 body: vec![4, 5],
+            }
+            .into(),
+            FlowBatch {
+                schema: 6,
+                last: true,
+                fds: 0,
+                body: vec![6, 7],
             }
             .into(),
         ]

@@ -194,6 +194,13 @@ fn samples() -> Vec<Message> {
             body: vec![0; 1000],
         }
         .into(),
+        baton_ipc::FlowBatch {
+            schema: 6,
+            last: true,
+            fds: 0,
+            body: vec![0; 100],
+        }
+        .into(),
     ]
 }
 

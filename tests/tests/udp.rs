@@ -312,25 +312,20 @@ async fn source_ranges_refuse_a_clients_datagrams() {
     );
 }
 
-/// Across `baton upgrade`: a query in flight on the old generation's flow
-/// is answered through it; the same client's next queries open a flow on
-/// the new generation, a new client is served by the new generation, and
-/// the old generation ends once its flow idles out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queries_keep_being_answered_across_an_upgrade() {
-    let upstream = Answerer::start().await;
-    let baton = Baton::start(&udp_config(upstream.addr, "idle_timeout = \"3s\"\n"));
-    let front = baton.addr("dns");
-    let old_worker = baton.worker_pid();
-    let old = client().await;
-    let before = ask(&old, front, 1, PATIENCE).await.expect("an answer");
-    // In flight during the upgrade: the old generation's flow carries
-    // its answer back.
-    let slow = format!("{SLOW_ID}:{}", old.local_addr().unwrap());
-    old.send_to(slow.as_bytes(), front).await.unwrap();
+/// Asks `client`'s first query, sends a slow one, upgrades while it is in
+/// flight, checks that its answer comes through the flow that carried
+/// it, and asks once more: the answers before and after the upgrade.
+async fn upgrade_with_a_query_in_flight(
+    baton: &Baton,
+    client: &UdpSocket,
+    front: SocketAddr,
+) -> (String, String) {
+    let before = ask(client, front, 1, PATIENCE).await.expect("an answer");
+    let slow = format!("{SLOW_ID}:{}", client.local_addr().unwrap());
+    client.send_to(slow.as_bytes(), front).await.unwrap();
     tokio::task::block_in_place(|| baton.upgrade(&[]));
     let mut buf = vec![0u8; 2048];
-    let (n, _) = timeout(PATIENCE, old.recv_from(&mut buf))
+    let (n, _) = timeout(PATIENCE, client.recv_from(&mut buf))
         .await
         .unwrap()
         .unwrap();
@@ -339,16 +334,31 @@ async fn queries_keep_being_answered_across_an_upgrade() {
     assert_eq!(
         flow_of(&late),
         flow_of(&before),
-        "answered through the old flow"
+        "answered through the flow that carried it"
     );
-    let after = ask(&old, front, 2, PATIENCE)
+    let after = ask(client, front, 2, PATIENCE)
         .await
         .expect("answered after the upgrade");
-    // Phase 1: flows do not move, so the query went through a new flow.
-    assert_ne!(
+    (before, after)
+}
+
+/// Across `baton upgrade` the flow moves to the new generation with its
+/// socket: a query in flight across the upgrade is answered, the same
+/// client's next queries leave by the same upstream socket (the
+/// upstream sees one source address), a new client is served, and the
+/// old generation exits without waiting for the flow to idle out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_keeps_its_socket_across_an_upgrade() {
+    let upstream = Answerer::start().await;
+    let baton = Baton::start(&udp_config(upstream.addr, "idle_timeout = \"1h\"\n"));
+    let front = baton.addr("dns");
+    let old_worker = baton.worker_pid();
+    let old = client().await;
+    let (before, after) = upgrade_with_a_query_in_flight(&baton, &old, front).await;
+    assert_eq!(
         flow_of(&before),
         flow_of(&after),
-        "a flow of the new generation"
+        "the flow moved with its socket"
     );
     let fresh = client().await;
     for id in 0..50 {
@@ -359,16 +369,215 @@ async fn queries_keep_being_answered_across_an_upgrade() {
             .await
             .expect("the old client answered");
     }
+    assert_eq!(
+        upstream.sources.lock().len(),
+        2,
+        "one flow per client, ever"
+    );
+    tokio::task::block_in_place(|| {
+        baton_tests::eventually("the old worker to exit (its flow moved)", || {
+            !baton_tests::alive(old_worker)
+        });
+    });
+    // Counted as migrated, and open once: in the new generation.
+    settles(
+        &baton,
+        "baton_listener_connections_active",
+        "listener=\"dns\"",
+        2,
+    )
+    .await;
+}
+
+/// The receiving end of a one-way stream: every datagram is a sequence
+/// number; it keeps the numbers it got and the addresses they came from.
+struct Sink {
+    addr: SocketAddr,
+    got: Arc<Mutex<HashSet<u64>>>,
+    sources: Arc<Mutex<HashSet<SocketAddr>>>,
+}
+
+impl Sink {
+    async fn start() -> Sink {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let got: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let sources: Arc<Mutex<HashSet<SocketAddr>>> = Arc::default();
+        let (numbers, seen) = (Arc::clone(&got), Arc::clone(&sources));
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 64];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                seen.lock().insert(from);
+                if let Some(seq) = std::str::from_utf8(&buf[..n])
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                {
+                    numbers.lock().insert(seq);
+                }
+            }
+        });
+        Sink { addr, got, sources }
+    }
+
+    /// Waits until the numbers `range` are in (or no more come), and
+    /// returns how many of them are missing.
+    async fn missing(&self, range: std::ops::Range<u64>) -> u64 {
+        let count = |got: &HashSet<u64>| range.clone().filter(|n| got.contains(n)).count() as u64;
+        let mut last = count(&self.got.lock());
+        loop {
+            tokio::time::sleep(SILENCE).await;
+            let now = count(&self.got.lock());
+            if now == last {
+                return range.end - range.start - now;
+            }
+            last = now;
+        }
+    }
+}
+
+/// Sends the sequence numbers `range` to `front`, one per millisecond.
+async fn stream(socket: &UdpSocket, front: SocketAddr, range: std::ops::Range<u64>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    for seq in range {
+        tick.tick().await;
+        socket
+            .send_to(seq.to_string().as_bytes(), front)
+            .await
+            .unwrap();
+    }
+}
+
+/// The issue's UDP test: a DNS-like client (four sockets, at least
+/// 10,000 queries in all) and a steady one-way stream with sequence
+/// numbers, across 10 upgrades. Every query is answered exactly once;
+/// the stream loses no more than the same stream without upgrades; and
+/// every flow kept its 5-tuple all along (the upstreams saw one source
+/// per client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_and_a_stream_cross_ten_upgrades_on_the_same_flows() {
+    const CLIENTS: u32 = 4;
+    const QUERIES: u32 = 10_000;
+    const BASELINE: u64 = 2_000;
+    let upstream = Answerer::start().await;
+    let sink = Sink::start().await;
+    let config = udp_config(upstream.addr, "idle_timeout = \"1h\"\n").replace(
+        "[admin]",
+        &format!(
+            "[[listeners]]\nname = \"stream\"\naddress = \"127.0.0.1:0\"\nprotocol = \"udp\"\n\
+             cluster = \"sink\"\nidle_timeout = \"1h\"\n\n\
+             [[clusters]]\nname = \"sink\"\nendpoints = [\"{}\"]\n\n[admin]",
+            sink.addr
+        ),
+    );
+    let baton = Baton::start(&config);
+    let (dns, front) = (baton.addr("dns"), baton.addr("stream"));
+    let sender = Arc::new(client().await);
+
+    // The same stream without upgrades, for comparison.
+    stream(&sender, front, 0..BASELINE).await;
+    let lost_without = sink.missing(0..BASELINE).await;
+
+    let upgrading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let streaming = {
+        let (sender, upgrading) = (Arc::clone(&sender), Arc::clone(&upgrading));
+        tokio::spawn(async move {
+            let mut next = BASELINE;
+            while upgrading.load(std::sync::atomic::Ordering::SeqCst) {
+                stream(&sender, front, next..next + 100).await;
+                next += 100;
+            }
+            next
+        })
+    };
+    let mut askers = Vec::new();
+    for c in 0..CLIENTS {
+        let upgrading = Arc::clone(&upgrading);
+        askers.push(tokio::spawn(async move {
+            let socket = client().await;
+            let mut id = 0;
+            while id < QUERIES / CLIENTS || upgrading.load(std::sync::atomic::Ordering::SeqCst) {
+                let answer = ask(&socket, dns, id, PATIENCE).await;
+                assert!(answer.is_some(), "client {c}: query {id} unanswered");
+                id += 1;
+            }
+            // Nothing more: no query was answered twice.
+            let mut buf = vec![0u8; 2048];
+            assert!(
+                timeout(SILENCE, socket.recv_from(&mut buf)).await.is_err(),
+                "client {c}: an answer too many"
+            );
+            id
+        }));
+    }
+    let pids = tokio::task::block_in_place(|| {
+        let mut pids = vec![baton.worker_pid()];
+        for _ in 0..10 {
+            baton.upgrade(&[]);
+            pids.push(baton.worker_pid());
+        }
+        pids
+    });
+    upgrading.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut asked = 0;
+    for asker in askers {
+        asked += asker.await.unwrap();
+    }
+    let sent = streaming.await.unwrap();
+    let lost_with = sink.missing(BASELINE..sent).await;
+    eprintln!(
+        "{asked} queries; stream: {lost_with} of {} lost across the upgrades, {lost_without} of {BASELINE} without",
+        sent - BASELINE
+    );
+
+    assert_eq!(
+        pids.iter().collect::<HashSet<_>>().len(),
+        11,
+        "ten upgrades, eleven generations"
+    );
+    assert!(asked >= QUERIES, "{asked} queries");
+    let rate = |lost: u64, of: u64| lost as f64 / of as f64;
+    assert!(
+        rate(lost_with, sent - BASELINE) <= rate(lost_without, BASELINE),
+        "the stream lost {lost_with} of {} across the upgrades, {lost_without} of {BASELINE} without",
+        sent - BASELINE
+    );
+    assert_eq!(
+        upstream.sources.lock().len(),
+        CLIENTS as usize,
+        "each query client kept one flow through the ten upgrades"
+    );
+    assert_eq!(
+        sink.sources.lock().len(),
+        1,
+        "the stream kept its flow through the ten upgrades"
+    );
+}
+
+/// With generations that speak handoff schema 5 at most (the previous
+/// release's), flows do not move: a query in flight is answered through
+/// the old generation's flow, the client's next query opens a new flow
+/// in the new generation, and the old one ends once its flow idles out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_schema_5_a_flow_stays_and_the_next_query_opens_another() {
+    let upstream = Answerer::start().await;
+    let baton = Baton::start_with(
+        &udp_config(upstream.addr, "idle_timeout = \"3s\"\n"),
+        &[("BATON_TEST_HANDOFF_VERSIONS", "1,2,3,4,5")],
+    );
+    let front = baton.addr("dns");
+    let old_worker = baton.worker_pid();
+    let old = client().await;
+    let (before, after) = upgrade_with_a_query_in_flight(&baton, &old, front).await;
+    assert_ne!(
+        flow_of(&before),
+        flow_of(&after),
+        "a flow of the new generation"
+    );
     tokio::task::block_in_place(|| {
         baton_tests::eventually("the old worker to exit once its flow idled out", || {
             !baton_tests::alive(old_worker)
         });
     });
-    assert_ne!(
-        baton.worker_pid(),
-        old_worker,
-        "the new generation serves on"
-    );
 }
 
 /// `baton check -c path`.

@@ -20,7 +20,7 @@
 //!
 //! ```text
 //!  6  generation/   serve (Server: build, accept loops, drain), ctrl (the supervisor session)
-//! 4½  udp           udp listeners: datagrams relayed by flow (conn's Ctx and counters; flows do not migrate)
+//! 4½  udp           udp listeners: datagrams relayed by flow (conn's Ctx and counters; flows handed over by migrate::flows)
 //!  5  migrate/      old (hand_off), new (take_over), schema (handoff versions), wire, forward, health, hooks
 //!  4  conn/         ctx (what tasks share), registry (pause slots), state (Parked; kinds!), task
 //!  3  http/  rpc/   per-protocol proxies: sessions, routes, upstream pools and clients; live, parked
@@ -60,7 +60,8 @@
 //! * [`udp`] — `protocol = "udp"` listeners: a flow per client address
 //!   (a socket connected to an endpoint the balancer picks), replies sent
 //!   back from the listening socket, closed when idle; flows count as the
-//!   generation's connections but do not move at an upgrade (phase 1);
+//!   generation's connections and move at an upgrade with their sockets
+//!   (handoff schema 6, [`migrate::flows`]);
 //! * [`conn`] — one task per connection, whatever its kind, pausable into
 //!   a [`conn::state::Parked`] form and rebuilt from one; the registry of
 //!   kinds (each defines its parked and wire forms in its own module, see
@@ -150,7 +151,7 @@ pub(crate) mod lifecycle;
 pub mod migrate;
 pub(crate) mod rpc;
 pub(crate) mod telemetry;
-pub(crate) mod udp;
+pub mod udp;
 pub(crate) mod upstream;
 
 use std::process::ExitCode;

@@ -30,31 +30,46 @@
 //! listener's meter (opened, open now, bytes each way); the access log
 //! gets a line per flow when it ends.
 //!
-//! # Upgrades (phase 1)
+//! # Upgrades: flows move with their sockets
 //!
 //! The listening socket is shared by the generations (the supervisor keeps
-//! it), so during an upgrade the new generation reads it as soon as it
-//! starts accepting and the old one stops reading it: **new flows open on
-//! the new generation**, and a datagram from a client whose flow lives in
-//! the old generation opens a new flow there too — with its own upstream
-//! socket, so a different source port at the endpoint. The old
-//! generation's flows keep relaying their endpoint's replies until they
-//! are idle for `idle_timeout` or the drain deadline closes them.
+//! it). At an upgrade (handoff schema 6 on, `migrate::flows`) the old
+//! generation hands every flow over **before the new one reads the
+//! listening socket**: each flow's state and its upstream socket's fd
+//! (and its reply socket's, for a `tproxy` listener) cross the handoff
+//! channel, and the new generation puts them in its flow table and starts
+//! relaying. So a client's next datagram finds its flow there, goes out
+//! on the same socket — **the flow keeps its 5-tuple** — and the
+//! endpoint's replies queued in that socket's kernel buffer are read by
+//! whichever generation reads first: none is lost, none is read twice.
 //!
-//! Flows do **not** move yet. Phase 2 will pass each flow's upstream
-//! socket to the new generation (as tcp connections are), so that a flow
-//! keeps its 5-tuple across an upgrade.
+//! Until the handoff commits, the old generation keeps its copies and
+//! relays too (both read the same sockets; each datagram is read once),
+//! and its handed flows do not idle out; at the commit
+//! ([`UdpListener::release`]) they end here without an access-log line (the
+//! new generation logs the flow when it ends, with its `moves`). A
+//! handoff that fails leaves them here as they were
+//! ([`UdpListener::keep`]). A flow that opens in the old generation after
+//! the hand-over (the short window before it stops reading) stays there
+//! and idles out; with a peer of schema 5 or older nothing moves, and a
+//! client's next datagram opens a new flow (a new source port) in the new
+//! generation. The new generation drops a flow whose listener it no
+//! longer has as udp, whose listener now targets another cluster, or
+//! whose endpoint that cluster no longer lists: the client's next
+//! datagram opens a fresh one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use baton_config::filter::{Filter, RangePolicy};
 use baton_config::{Listener, ListenerId, Target};
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -77,10 +92,13 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// A `udp` listener of one generation: its socket and its flows.
 #[derive(Debug)]
-pub(crate) struct UdpListener {
-    pub socket: Arc<UdpSocket>,
+pub struct UdpListener {
+    pub(crate) socket: Arc<UdpSocket>,
     flows: Mutex<HashMap<SocketAddr, Arc<Flow>>>,
     meter: Arc<UdpMeter>,
+    /// Turns true when a handoff commits: the flows handed over are the
+    /// next generation's, and end here.
+    released: watch::Sender<bool>,
 }
 
 /// One client address's flow.
@@ -97,6 +115,11 @@ struct Flow {
     received: AtomicU64,
     /// Bytes to the client.
     sent: AtomicU64,
+    /// Upgrades it crossed before this generation.
+    moves: u32,
+    /// Handed to the next generation, which has not committed yet: it
+    /// does not idle out here.
+    handed: AtomicBool,
     /// Its unit of the fd budget (its upstream socket).
     _fds: FdUnits,
 }
@@ -119,8 +142,178 @@ impl UdpListener {
             socket: Arc::new(socket),
             flows: Mutex::new(HashMap::new()),
             meter,
+            released: watch::Sender::new(false),
         }
     }
+
+    /// Old side of a handoff: every flow open now, marked handed (it no
+    /// longer idles out here), with what the next generation needs.
+    pub fn hand_over(&self) -> Vec<HandedFlow> {
+        let flows = self.flows.lock();
+        flows
+            .iter()
+            .map(|(client, flow)| {
+                flow.handed.store(true, Ordering::Relaxed);
+                let since_last = Duration::from_millis(flow.last.load(Ordering::Relaxed));
+                HandedFlow {
+                    facts: FlowFacts {
+                        client: *client,
+                        endpoint: flow.endpoint.1,
+                        idle_for: flow.opened.elapsed().saturating_sub(since_last),
+                        started: flow.started,
+                        received: flow.received.load(Ordering::Relaxed),
+                        sent: flow.sent.load(Ordering::Relaxed),
+                        moves: flow.moves,
+                    },
+                    flow: Arc::clone(flow),
+                }
+            })
+            .collect()
+    }
+
+    /// The handoff committed: the handed flows are the next generation's
+    /// and end here, quietly. How many there were.
+    pub fn release(&self) -> u64 {
+        let handed = self
+            .flows
+            .lock()
+            .values()
+            .filter(|f| f.handed.load(Ordering::Relaxed))
+            .count();
+        self.released.send_replace(true);
+        handed as u64
+    }
+
+    /// The handoff failed: the handed flows stay this generation's.
+    pub fn keep(&self) {
+        for flow in self.flows.lock().values() {
+            flow.handed.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a flow is, apart from its sockets, as one generation hands it to
+/// the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowFacts {
+    pub client: SocketAddr,
+    pub endpoint: SocketAddr,
+    /// Since a datagram last moved either way.
+    pub idle_for: Duration,
+    pub started: SystemTime,
+    pub received: u64,
+    pub sent: u64,
+    /// Upgrades crossed: before this one when handed, including it when
+    /// adopted.
+    pub moves: u32,
+}
+
+/// A flow the old generation hands over: its state, and its socket
+/// ([`HandedFlow::fds`]), kept open here until the handoff commits.
+#[derive(Debug)]
+pub struct HandedFlow {
+    pub facts: FlowFacts,
+    flow: Arc<Flow>,
+}
+
+impl HandedFlow {
+    /// The fds that cross with it: its upstream socket.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        vec![self.flow.upstream.as_fd()]
+    }
+}
+
+/// A flow the new generation takes over ([`adopt`]).
+#[derive(Debug)]
+pub struct AdoptedFlow {
+    pub facts: FlowFacts,
+    /// The cluster the old generation relayed it to.
+    pub cluster: String,
+    /// Its upstream socket.
+    pub upstream: OwnedFd,
+}
+
+/// Why a flow handed over was not taken (it closes; the client's next
+/// datagram opens a new one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AdoptError {
+    #[error("its listener now targets another cluster")]
+    OtherCluster,
+    #[error("its cluster no longer lists its endpoint")]
+    EndpointGone,
+    #[error("its socket is not a UDP socket connected to its endpoint")]
+    NotItsSocket,
+    #[error("the fd budget is spent")]
+    NoFds,
+    #[error("its listener is full (max_flows)")]
+    Full,
+}
+
+/// New side of a handoff: puts a flow of the previous generation in
+/// listener `id`'s table and starts relaying it, before this generation
+/// reads the listening socket.
+pub fn adopt(
+    ctx: &Arc<Ctx>,
+    id: ListenerId,
+    listener: &Arc<UdpListener>,
+    adopted: AdoptedFlow,
+) -> Result<(), AdoptError> {
+    let AdoptedFlow {
+        facts: flow,
+        cluster: cluster_name,
+        upstream: fd,
+    } = adopted;
+    let spec = ctx.config.listener(id);
+    let Target::Cluster(cluster) = spec.target else {
+        return Err(AdoptError::OtherCluster);
+    };
+    let upstream = ctx.upstream(cluster);
+    if upstream.cluster.name != cluster_name {
+        return Err(AdoptError::OtherCluster);
+    }
+    let index = upstream
+        .cluster
+        .endpoints
+        .iter()
+        .position(|e| e.address == flow.endpoint)
+        .ok_or(AdoptError::EndpointGone)?;
+    let socket = std::net::UdpSocket::from(fd);
+    let connected = socket2::SockRef::from(&socket)
+        .r#type()
+        .is_ok_and(|t| t == socket2::Type::DGRAM)
+        && socket.peer_addr().is_ok_and(|a| a == flow.endpoint);
+    if !connected {
+        return Err(AdoptError::NotItsSocket);
+    }
+    let socket = socket
+        .set_nonblocking(true)
+        .and_then(|()| UdpSocket::from_std(socket))
+        .map_err(|_| AdoptError::NotItsSocket)?;
+    let fds = ctx.fds.try_acquire(1).ok_or(AdoptError::NoFds)?;
+    let max_flows = spec.udp.map_or(usize::MAX, |u| u.max_flows.get() as usize);
+    let now = Instant::now();
+    let adopted = Arc::new(Flow {
+        upstream: socket,
+        endpoint: (EndpointIndex(index), flow.endpoint),
+        opened: now.checked_sub(flow.idle_for).unwrap_or(now),
+        started: flow.started,
+        last: AtomicU64::new(0),
+        received: AtomicU64::new(flow.received),
+        sent: AtomicU64::new(flow.sent),
+        moves: flow.moves,
+        handed: AtomicBool::new(false),
+        _fds: fds,
+    });
+    {
+        let mut flows = listener.flows.lock();
+        if flows.len() >= max_flows {
+            return Err(AdoptError::Full);
+        }
+        flows.insert(flow.client, Arc::clone(&adopted));
+    }
+    let meter = ctx.meters.listener(&spec.name);
+    start(ctx, id, listener, &meter, upstream, flow.client, adopted);
+    Ok(())
 }
 
 /// Reads listener `id`'s datagrams and relays them by flow, until the
@@ -234,6 +427,8 @@ fn open(
         last: AtomicU64::new(0),
         received: AtomicU64::new(0),
         sent: AtomicU64::new(0),
+        moves: 0,
+        handed: AtomicBool::new(false),
         _fds: fds,
     });
     {
@@ -243,14 +438,37 @@ fn open(
         }
         flows.insert(client, Arc::clone(&flow));
     }
-    if upstream.balancer().counts_load() {
-        upstream.balancer().on_start(endpoint.0);
-    }
-    ctx.stats.active.fetch_add(1, Ordering::AcqRel);
     ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
     meter.accepted.fetch_add(1, Ordering::Relaxed);
-    meter.active.fetch_add(1, Ordering::Relaxed);
     debug!(%client, upstream = %endpoint.1, "flow opened");
+    start(
+        ctx,
+        id,
+        listener,
+        meter,
+        upstream,
+        client,
+        Arc::clone(&flow),
+    );
+    Ok(flow)
+}
+
+/// Counts a flow in (its endpoint's load, the generation's and the
+/// listener's open connections) and starts its relay task.
+fn start(
+    ctx: &Arc<Ctx>,
+    id: ListenerId,
+    listener: &Arc<UdpListener>,
+    meter: &Arc<ListenerMeter>,
+    upstream: &Arc<Upstream>,
+    client: SocketAddr,
+    flow: Arc<Flow>,
+) {
+    if upstream.balancer().counts_load() {
+        upstream.balancer().on_start(flow.endpoint.0);
+    }
+    ctx.stats.active.fetch_add(1, Ordering::AcqRel);
+    meter.active.fetch_add(1, Ordering::Relaxed);
     let relay = relay(
         Arc::clone(ctx),
         id,
@@ -258,10 +476,9 @@ fn open(
         Arc::clone(meter),
         Arc::clone(upstream),
         client,
-        Arc::clone(&flow),
+        flow,
     );
     tokio::spawn(relay);
-    Ok(flow)
 }
 
 /// A UDP socket on an ephemeral port, connected to `endpoint`.
@@ -296,6 +513,8 @@ async fn relay(
         let _closed = order.wait_for(|o| *o == Order::Close).await.is_ok();
     };
     tokio::pin!(closing);
+    let mut released = listener.released.subscribe();
+    let mut watching = true;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let outcome = loop {
         tokio::select! {
@@ -318,11 +537,26 @@ async fn relay(
             },
             () = tokio::time::sleep_until(flow.idle_at(idle)) => {
                 let mut flows = listener.flows.lock();
+                if flow.handed.load(Ordering::Relaxed) {
+                    // The next generation has it now; it idles out there.
+                    flow.touch();
+                    continue;
+                }
                 if Instant::now() >= flow.idle_at(idle) {
                     if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
                         flows.remove(&client);
                     }
                     break "idle";
+                }
+            }
+            is_released = async { released.wait_for(|r| *r).await.is_ok() }, if watching => {
+                watching = false;
+                if is_released && flow.handed.load(Ordering::Relaxed) {
+                    let mut flows = listener.flows.lock();
+                    if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                        flows.remove(&client);
+                    }
+                    break "moved";
                 }
             }
             () = &mut closing => {
@@ -338,7 +572,8 @@ async fn relay(
     if upstream.balancer().counts_load() {
         upstream.balancer().on_end(flow.endpoint.0);
     }
-    if let Some(log) = &ctx.access_log {
+    // A moved flow is logged where it ends, in a later generation.
+    if let Some(log) = ctx.access_log.as_ref().filter(|_| outcome != "moved") {
         log.log(&Entry {
             started: flow.started,
             listener: &spec.name,
@@ -349,7 +584,7 @@ async fn relay(
             received: flow.received.load(Ordering::Relaxed),
             sent: flow.sent.load(Ordering::Relaxed),
             outcome,
-            moves: 0,
+            moves: flow.moves,
         });
     }
     meter.active.fetch_sub(1, Ordering::Relaxed);

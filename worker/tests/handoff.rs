@@ -218,8 +218,8 @@ async fn with_no_schema_in_common_the_old_generation_drains() {
 }
 
 /// A fake new generation that speaks `versions`, takes the endpoint
-/// health (schema 3 on) and the filters' state (schema 4 on: buckets,
-/// then plugin shared data), says `Accepting`, and returns the channel
+/// health (schema 3 on), the filters' state (schema 4 on: buckets,
+/// then plugin shared data) and the UDP flows (schema 6 on), says `Accepting`, and returns the channel
 /// for the test to drive.
 async fn fake_peer(chan: &Channel, versions: &[u16]) {
     let peer = chan.exchange_hellos(Role::Worker, versions).await.unwrap();
@@ -237,6 +237,12 @@ async fn fake_peer(chan: &Channel, versions: &[u16]) {
             .await;
             until_last(chan, |m| {
                 schema::decode_shared(agreed, m).map(|(_, last)| last)
+            })
+            .await;
+        }
+        if agreed.carries_flows() {
+            until_last(chan, |m| {
+                schema::decode_flows(agreed, m).map(|(_, last)| last)
             })
             .await;
         }

@@ -24,7 +24,7 @@
 //! an accept loop it gets a task reading its datagrams and relaying them
 //! by flow (`crate::udp`), started and stopped with the accept loops.
 //! Its flows count as the generation's connections (a drain waits for
-//! them), and they do not move at an upgrade (phase 1: see that module).
+//! them); at an upgrade they move with their sockets (see that module).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -573,6 +573,16 @@ impl Host for Server {
 
     fn stop_accepting(&self) -> impl Future<Output = ()> + Send {
         Server::stop_accepting(self)
+    }
+
+    fn udp_listeners(&self) -> Vec<(ListenerId, Arc<UdpListener>)> {
+        let ids = self.ctx.config.listeners_by_id().map(|(id, _)| id);
+        ids.zip(&self.accept.listeners)
+            .filter_map(|(id, bound)| match bound {
+                Bound::Datagram(listener) => Some((id, Arc::clone(listener))),
+                Bound::Stream(_) => None,
+            })
+            .collect()
     }
 }
 

@@ -13,6 +13,8 @@
 //!   |     both take the highest schema both list       |  none in common: drain (below)
 //!   | -- HealthBatch{schema, last, body}* ----------> |  schema 3 on: endpoint health,
 //!   |                                                  |  applied (HEALTH_TIMEOUT)
+//!   | -- FlowBatch{schema, last, fds, body}* + fds --> |  schema 6 on: UDP flows, put in
+//!   |                                                  |  the flow tables (FLOWS_TIMEOUT)
 //!   |                                                  |  N+1 starts accepting
 //!   | <--------------------------------- Accepting -- |  within ACCEPTING_TIMEOUT
 //!   | N stops accepting (both held the same sockets,   |
@@ -53,6 +55,15 @@
 //! `healthy_threshold` passes in N+1. Endpoints the new config lacks are
 //! ignored, new ones start fresh, and with a peer of schema 1 or 2 (or
 //! nothing within `HEALTH_TIMEOUT`) N+1 starts fresh, as before.
+//!
+//! **UDP flows move before N+1 reads a datagram** ([`flows`], schema 6
+//! on). After the health, N hands over every UDP flow — its state and its
+//! upstream socket's fd — and N+1 puts them in its flow tables before it
+//! starts reading the (shared) listening sockets, so a client's next
+//! datagram finds its flow and leaves by the same socket: the flow keeps
+//! its 5-tuple, and replies queued in that socket stay there for whichever
+//! generation reads first. N relays them too until the commit, then
+//! drops its copies; a failed handoff leaves them in N.
 //!
 //! **Pauses are short.** Connections are paused a wave at a time (what one
 //! datagram carries) rather than all at once, so a connection stands still
@@ -133,6 +144,8 @@
 //! * [`forward`] — write migration, both sides;
 //! * [`health`] — endpoint health and ejections, sent and taken over
 //!   before N+1 accepts;
+//! * [`flows`] — UDP flows with their sockets, sent after the health and
+//!   taken over before N+1 reads a listening socket;
 //! * [`hooks`] — the test hooks (environment variables) that make failure
 //!   paths reachable from process tests.
 //!
@@ -142,8 +155,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::conn::ctx::Ctx;
+use baton_config::ListenerId;
 
+use crate::conn::ctx::Ctx;
+use crate::udp::UdpListener;
+
+pub mod flows;
 pub(crate) mod forward;
 pub mod health;
 pub mod hooks;
@@ -167,4 +184,10 @@ pub trait Host: Clone + Send + Sync + 'static {
     /// Stops accepting; resolves once no accept loop can spawn another
     /// connection (the sockets stay open, so clients queue in the kernel).
     fn stop_accepting(&self) -> impl Future<Output = ()> + Send;
+
+    /// The generation's `udp` listeners, whose flows move with a handoff
+    /// ([`flows`]); none by default.
+    fn udp_listeners(&self) -> Vec<(ListenerId, Arc<UdpListener>)> {
+        Vec::new()
+    }
 }

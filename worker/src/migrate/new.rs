@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::conn::state::ConnParts;
 use crate::conn::task;
 use crate::migrate::Host;
+use crate::migrate::flows::{self, FlowsError};
 use crate::migrate::forward;
 use crate::migrate::health::{self, HealthError};
 use crate::migrate::hooks::{Hooks, PausePoint};
@@ -33,6 +34,8 @@ pub enum TakeoverError {
     BatchWithoutSchema,
     #[error(transparent)]
     Health(#[from] HealthError),
+    #[error(transparent)]
+    Flows(#[from] FlowsError),
     #[error("the takeover task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -101,6 +104,20 @@ pub async fn take_over<H: Host>(
             Err(e) => return Err(e.into()),
         }
     }
+    // Its UDP flows, before this generation reads a datagram.
+    if let Some(schema) = schema.filter(|s| s.carries_flows()) {
+        match flows::receive(&chan, schema, &server).await {
+            Ok(_) => {}
+            Err(FlowsError::Ipc(IpcError::Closed)) if activated => {
+                warn!("the old generation closed the handoff before its udp flows");
+                return Ok(TookOver::default());
+            }
+            Err(FlowsError::Timeout) => {
+                warn!("no udp flows from the old generation: they stay there");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     server.start_accepting();
     chan.send_msg(Accepting {}).await?;
     let mut took = TookOver::default();
@@ -155,8 +172,9 @@ pub async fn take_over<H: Host>(
                 }
                 inboxes.deliver(piece);
             }
-            // Late after HEALTH_TIMEOUT: this generation started fresh.
-            Message::HealthBatch(_) => {}
+            // Late after HEALTH_TIMEOUT or FLOWS_TIMEOUT: this generation
+            // started fresh (a late flow's fds close here).
+            Message::HealthBatch(_) | Message::FlowBatch(_) => {}
             Message::HandoffDone(done) => {
                 info!(adopted = took.adopted, lost = done.lost, "handoff complete");
                 took.complete = true;

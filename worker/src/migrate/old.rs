@@ -21,6 +21,7 @@ use crate::conn::registry::Paused;
 use crate::conn::state::{ConnParts, Parked};
 use crate::conn::task;
 use crate::migrate::Host;
+use crate::migrate::flows::{self, FlowsError};
 use crate::migrate::forward;
 use crate::migrate::health::{self, HealthError};
 use crate::migrate::hooks::{Hooks, PausePoint};
@@ -65,6 +66,8 @@ pub enum HandoffError {
     Handshake(#[source] IpcError),
     #[error("send the endpoint health: {0}")]
     Health(#[source] HealthError),
+    #[error("hand the udp flows over: {0}")]
+    Flows(#[source] FlowsError),
     #[error("expected Accepting, got {0:?}")]
     NotAccepting(Kind),
     #[error("waiting for the new generation to accept: {0}")]
@@ -132,6 +135,25 @@ pub async fn hand_off<H: Host>(
     hooks: Hooks,
     progress: Option<Arc<Channel>>,
 ) -> Result<HandedOff, HandoffFailure> {
+    let udp = server.udp_listeners();
+    let result = hand_off_all(server, chan, deadline, hooks, progress).await;
+    if result.is_err() {
+        // The UDP flows handed over stay ours (`flows`).
+        for (_, listener) in &udp {
+            listener.keep();
+        }
+    }
+    result
+}
+
+/// [`hand_off`], but for giving the UDP flows back when it fails.
+async fn hand_off_all<H: Host>(
+    server: H,
+    chan: Channel,
+    deadline: Duration,
+    hooks: Hooks,
+    progress: Option<Arc<Channel>>,
+) -> Result<HandedOff, HandoffFailure> {
     let chan = Arc::new(chan);
     let deadline = Instant::now() + deadline;
     let early = |reason: HandoffError| HandoffFailure {
@@ -152,6 +174,14 @@ pub async fn hand_off<H: Host>(
         health::send(&chan, *schema, server.ctx())
             .await
             .map_err(|e| early(HandoffError::Health(e)))?;
+    }
+    // Then the UDP flows, before the new generation reads a datagram.
+    if let Agreed::Schema(schema) = &agreed
+        && schema.carries_flows()
+    {
+        flows::send(&chan, *schema, &server)
+            .await
+            .map_err(|e| early(HandoffError::Flows(e)))?;
     }
     match tokio::time::timeout(ACCEPTING_TIMEOUT, chan.recv_msg()).await {
         Ok(Ok(Message::Accepting(_))) => {}
@@ -189,6 +219,10 @@ pub async fn hand_off<H: Host>(
     let mut migration = Migration::new(server.clone(), Arc::clone(&chan), hooks, schema);
     if let Err(reason) = migration.run(&chan, deadline).await {
         return Err(migration.fail(reason));
+    }
+    // The UDP flows handed over are the new generation's now.
+    for (_, listener) in server.udp_listeners() {
+        migration.migrated += listener.release();
     }
     // The commit: every connection is acknowledged and belongs to the new
     // generation. What their requests in flight answer is still to be

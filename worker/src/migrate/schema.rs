@@ -59,6 +59,19 @@
 //!   Option<SocketAddr> }> — None for a connection without a header. A
 //!   connection with a header has no form in schemas 1–4: it stays in the
 //!   old generation and drains there.
+//!
+//! schema 6: as schema 5, and after the last shared-data batch, the UDP
+//!   flows (`migrate::flows`), message kind 27 (FlowBatch), each with its
+//!   sockets' fds beside it (at least one message, `last` on the final one):
+//!   envelope: schema: u16 = 6, last: bool, fds: u16
+//!   body = bincode [FlowState]
+//!   fds  = each flow's upstream socket, then its reply socket if it has one
+//!
+//! FlowState:
+//!   listener: string, client: SocketAddr, destination: Option<SocketAddr>,
+//!   cluster: string, endpoint: SocketAddr, reply_socket: bool,
+//!   idle_for: {secs: u64, nanos: u32} (since a datagram last moved),
+//!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
 //! ```
 //!
 //! (bincode 2, standard config: integers as varints, a string or a byte
@@ -93,17 +106,18 @@
 
 use std::time::Duration;
 
-use baton_ipc::{Channel, ConnBatch, ConnBatchV1, HealthBatch, IpcError, Message, Role};
+use baton_ipc::{Channel, ConnBatch, ConnBatchV1, FlowBatch, HealthBatch, IpcError, Message, Role};
 use serde::{Deserialize, Serialize};
 
 /// Handoff schema versions this build speaks, oldest first: the previous
-/// releases' (1, 2, 3, 4) and this one's (5).
+/// releases' (1, 2, 3, 4, 5) and this one's (6).
 pub const HANDOFF_VERSIONS: &[u16] = &[
     Schema::V1.0,
     Schema::V2.0,
     Schema::V3.0,
     Schema::V4.0,
     Schema::V5.0,
+    Schema::V6.0,
 ];
 
 /// A handoff schema version.
@@ -132,6 +146,10 @@ impl Schema {
     /// Schema 5: as schema 4, and each connection's PROXY protocol
     /// addresses after it ([`EndsWire`]); see the module doc.
     pub const V5: Schema = Schema(5);
+    /// Schema 6: as schema 5, and after the plugins' shared data, the UDP
+    /// flows with their sockets ([`FlowState`] lists in kind-27
+    /// `FlowBatch`es); see the module doc.
+    pub const V6: Schema = Schema(6);
 
     /// Whether the old generation sends its endpoint health in this
     /// version (before the new one accepts).
@@ -143,6 +161,12 @@ impl Schema {
     /// version (after its endpoint health).
     pub fn carries_buckets(self) -> bool {
         self >= Schema::V4
+    }
+
+    /// Whether the old generation hands its UDP flows over in this
+    /// version (after its shared data, before the new one accepts).
+    pub fn carries_flows(self) -> bool {
+        self >= Schema::V6
     }
 }
 
@@ -238,7 +262,7 @@ impl ConnState {
     pub fn writable_in(&self, schema: Schema) -> Result<(), SchemaError> {
         if !matches!(
             schema,
-            Schema::V1 | Schema::V2 | Schema::V3 | Schema::V4 | Schema::V5
+            Schema::V1 | Schema::V2 | Schema::V3 | Schema::V4 | Schema::V5 | Schema::V6
         ) {
             return Err(SchemaError::UnknownSchema(schema));
         }
@@ -296,6 +320,10 @@ pub enum SchemaError {
     NoHealth(Schema),
     #[error("an endpoint's health ({0} bytes) does not fit a datagram")]
     RecordTooLarge(usize),
+    #[error("a {0:?} message is not a flow batch")]
+    NotFlows(baton_ipc::Kind),
+    #[error("a flow batch: {0}")]
+    FlowBatch(#[source] IpcError),
 }
 
 /// bincode counts its limit in decoded bytes (a one-byte varint claims
@@ -346,7 +374,7 @@ pub fn encode_batch(schema: Schema, seq: u64, conns: &[ConnState]) -> Result<Mes
             fds,
             body: encode(schema, &conns)?,
         })),
-        Schema::V5 => {
+        Schema::V5 | Schema::V6 => {
             let with: Vec<WithEnds<'_>> = conns
                 .iter()
                 .map(|conn| WithEnds {
@@ -383,16 +411,18 @@ pub fn decode_batch(
                 Schema::V2 | Schema::V3 | Schema::V4 => {
                     decode::<Vec<ConnState>>(got, &batch.body).map(|c| (batch.seq, c))
                 }
-                Schema::V5 => decode::<Vec<WithEndsOwned>>(got, &batch.body).map(|with| {
-                    let conns = with
-                        .into_iter()
-                        .map(|w| ConnState {
-                            ends: w.ends,
-                            ..w.conn
-                        })
-                        .collect();
-                    (batch.seq, conns)
-                }),
+                Schema::V5 | Schema::V6 => {
+                    decode::<Vec<WithEndsOwned>>(got, &batch.body).map(|with| {
+                        let conns = with
+                            .into_iter()
+                            .map(|w| ConnState {
+                                ends: w.ends,
+                                ..w.conn
+                            })
+                            .collect();
+                        (batch.seq, conns)
+                    })
+                }
                 other => Err(SchemaError::UnknownSchema(other)),
             };
             (got, batch.fds, decoded)
@@ -604,3 +634,103 @@ pub enum BucketKey {
 
 #[cfg(test)]
 mod tests;
+
+/// One UDP flow as the old generation hands it over (schema 6 on): with
+/// its sockets' fds beside it, what the new generation needs to go on
+/// relaying it with the same 5-tuple.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowState {
+    /// The udp listener it came in on, and the client's address: the key
+    /// of the new generation's flow table.
+    pub listener: String,
+    pub client: std::net::SocketAddr,
+    /// The client's original destination (a `tproxy` listener), if known.
+    pub destination: Option<std::net::SocketAddr>,
+    /// The cluster and endpoint its upstream socket is connected to.
+    pub cluster: String,
+    pub endpoint: std::net::SocketAddr,
+    /// Whether a reply socket's fd follows the upstream socket's (a
+    /// `tproxy` listener's flow answers from the original destination).
+    pub reply_socket: bool,
+    /// How long since a datagram last moved either way: its idle timer
+    /// goes on from there.
+    pub idle_for: Duration,
+    /// As [`ConnState`]'s: for the access log where it ends.
+    pub started_unix_ms: u64,
+    pub received: u64,
+    pub sent: u64,
+    pub moves: u32,
+}
+
+impl FlowState {
+    /// The fds that travel beside it.
+    pub fn fd_count(&self) -> usize {
+        1 + usize::from(self.reply_socket)
+    }
+}
+
+/// The messages carrying `flows` in `schema` (one that
+/// [`Schema::carries_flows`]): as many `FlowBatch`es as the datagram's
+/// bounds on bytes and fds need (at least one, `last` on the final one),
+/// each with the number of fds its flows describe. Returns each message
+/// with the range of `flows` it carries, whose fds go beside it in order.
+pub fn encode_flows(
+    schema: Schema,
+    flows: &[FlowState],
+) -> Result<Vec<(Message, std::ops::Range<usize>)>, SchemaError> {
+    if !schema.carries_flows() {
+        return Err(SchemaError::NoHealth(schema));
+    }
+    let indexed: Vec<(usize, &FlowState)> = flows.iter().enumerate().collect();
+    let runs = baton_ipc::batch::batches(indexed, |(_, f)| f.fd_count())
+        .map_err(SchemaError::FlowBatch)?;
+    let count = runs.len();
+    runs.into_iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let range = run
+                .first()
+                .map_or(0..0, |(first, _)| *first..*first + run.len());
+            let fds: usize = run.iter().map(|(_, f)| f.fd_count()).sum();
+            let fds = u16::try_from(fds).map_err(|_| SchemaError::TooManyFds(fds))?;
+            let body = encode(schema, &run.iter().map(|(_, f)| *f).collect::<Vec<_>>())?;
+            let message = Message::FlowBatch(FlowBatch {
+                schema: schema.0,
+                last: i + 1 == count,
+                fds,
+                body,
+            });
+            Ok((message, range))
+        })
+        .collect()
+}
+
+/// Reads a flow batch in the `agreed` schema: its flows (whose fds must
+/// be the `FlowBatch`'s count), and whether it is the last.
+pub fn decode_flows(
+    agreed: Schema,
+    message: &Message,
+) -> Result<(Vec<FlowState>, bool), SchemaError> {
+    let Message::FlowBatch(batch) = message else {
+        return Err(SchemaError::NotFlows(message.kind()));
+    };
+    let got = Schema(batch.schema);
+    if got != agreed {
+        return Err(SchemaError::WrongSchema { got, agreed });
+    }
+    if !HANDOFF_VERSIONS.contains(&got.0) {
+        return Err(SchemaError::UnknownSchema(got));
+    }
+    if !got.carries_flows() {
+        return Err(SchemaError::NoHealth(got));
+    }
+    let flows: Vec<FlowState> = decode(got, &batch.body)?;
+    let described: usize = flows.iter().map(FlowState::fd_count).sum();
+    if described != usize::from(batch.fds) {
+        return Err(SchemaError::FdCount {
+            described,
+            carried: usize::from(batch.fds),
+        });
+    }
+    Ok((flows, batch.last))
+}

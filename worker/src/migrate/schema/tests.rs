@@ -582,3 +582,129 @@ fn endpoint_health_in_another_schema_or_message_is_refused() {
         Err(SchemaError::Decode { .. })
     ));
 }
+
+/// UDP flows of every form: IPv4 and IPv6, with and without an original
+/// destination and a reply socket.
+fn flow_samples() -> Vec<FlowState> {
+    vec![
+        FlowState {
+            listener: "dns".into(),
+            client: "10.1.2.3:53124".parse().unwrap(),
+            destination: None,
+            cluster: "resolvers".into(),
+            endpoint: "10.0.0.53:53".parse().unwrap(),
+            reply_socket: false,
+            idle_for: Duration::from_millis(1_250),
+            started_unix_ms: 1_765_000_000_000,
+            received: 4_096,
+            sent: 65_000,
+            moves: 1,
+        },
+        FlowState {
+            listener: "outbound-udp".into(),
+            client: "[fd00::2]:40000".parse().unwrap(),
+            destination: Some("[fd00::9]:5353".parse().unwrap()),
+            cluster: "passthrough".into(),
+            endpoint: "[fd00::9]:5353".parse().unwrap(),
+            reply_socket: true,
+            idle_for: Duration::ZERO,
+            started_unix_ms: 0,
+            received: 0,
+            sent: 0,
+            moves: 3,
+        },
+    ]
+}
+
+#[test]
+fn udp_flows_are_written_as_their_golden_fixture_from_schema_6() {
+    for &version in HANDOFF_VERSIONS {
+        let schema = Schema(version);
+        if !schema.carries_flows() {
+            assert!(matches!(
+                encode_flows(schema, &flow_samples()),
+                Err(SchemaError::NoHealth(_))
+            ));
+            continue;
+        }
+        let messages = encode_flows(schema, &flow_samples()).unwrap();
+        assert_eq!(messages.len(), 1, "two flows fit one datagram");
+        let (message, range) = &messages[0];
+        assert_eq!(range, &(0..2));
+        assert_eq!(message.fd_count(), 3, "one socket, then two");
+        let ours = message.encode_body().unwrap();
+        let golden = fixture(schema, "flows", &ours);
+        assert_eq!(
+            hex(&ours),
+            hex(&golden),
+            "udp flows in schema {schema} changed: a new encoding needs a new schema version"
+        );
+        let back = Message::decode_frame(message.kind() as u8, 3, &golden).unwrap();
+        assert_eq!(decode_flows(schema, &back).unwrap(), (flow_samples(), true));
+    }
+}
+
+/// Flows are cut under both datagram bounds, bytes and fds, each batch
+/// with the fds of exactly its flows; no flow is still one (empty, last)
+/// batch.
+#[test]
+fn udp_flows_are_cut_under_the_fd_bound() {
+    let many: Vec<FlowState> = (0..1_000u16)
+        .map(|i| FlowState {
+            client: SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1000 + i)),
+            reply_socket: i % 3 == 0,
+            ..flow_samples()[0].clone()
+        })
+        .collect();
+    let messages = encode_flows(Schema::V6, &many).unwrap();
+    assert!(messages.len() > 1);
+    let mut back = Vec::new();
+    let mut next = 0;
+    for (i, (message, range)) in messages.iter().enumerate() {
+        assert_eq!(range.start, next, "runs follow each other");
+        next = range.end;
+        assert!(message.fd_count() <= baton_ipc::MAX_FDS);
+        let described: usize = many[range.clone()].iter().map(FlowState::fd_count).sum();
+        assert_eq!(message.fd_count(), described);
+        let (flows, last) = decode_flows(Schema::V6, message).unwrap();
+        assert_eq!(last, i + 1 == messages.len());
+        back.extend(flows);
+    }
+    assert_eq!(back, many);
+    let none = encode_flows(Schema::V6, &[]).unwrap();
+    assert_eq!(none.len(), 1);
+    assert_eq!(none[0].1, 0..0);
+    assert_eq!(
+        decode_flows(Schema::V6, &none[0].0).unwrap(),
+        (vec![], true)
+    );
+}
+
+#[test]
+fn udp_flows_with_other_fds_or_in_another_schema_are_refused() {
+    let (message, _) = encode_flows(Schema::V6, &flow_samples()).unwrap().remove(0);
+    assert!(matches!(
+        decode_flows(Schema::V5, &message),
+        Err(SchemaError::WrongSchema { .. })
+    ));
+    let Message::FlowBatch(mut batch) = message else {
+        panic!("a flow batch");
+    };
+    batch.fds = 2;
+    assert!(matches!(
+        decode_flows(Schema::V6, &Message::FlowBatch(batch.clone())),
+        Err(SchemaError::FdCount {
+            described: 3,
+            carried: 2
+        })
+    ));
+    batch.schema = 5;
+    assert!(matches!(
+        decode_flows(Schema::V5, &Message::FlowBatch(batch)),
+        Err(SchemaError::NoHealth(_))
+    ));
+    assert!(matches!(
+        decode_flows(Schema::V6, &Message::ConnAck(baton_ipc::ConnAck { seq: 1 })),
+        Err(SchemaError::NotFlows(_))
+    ));
+}
