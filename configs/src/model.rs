@@ -346,6 +346,10 @@ pub struct Rpc {
     /// (routes, cluster info) reach clients with the listener's address
     /// in place of the broker's. Empty: answers pass unchanged.
     pub rocketmq_brokers: Vec<(SocketAddr, String)>,
+    /// RocketMQ: one access-log event per message produced or consumed
+    /// through the listener (message trace: topic, tags, keys, ids,
+    /// group, broker, queue, result, latency).
+    pub message_trace: bool,
 }
 
 /// One route: every condition given must hold.

@@ -236,6 +236,8 @@ struct RawListener {
     routes: Option<Spanned<Vec<RawRoute>>>,
     /// RocketMQ: real broker address → name of the listener fronting it.
     rocketmq_brokers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// RocketMQ: an access-log event per message produced or consumed.
+    message_trace: Option<Spanned<bool>>,
     filters: Option<Vec<Spanned<RawFilter>>>,
     proxy_protocol: Option<Spanned<RawProxyVersion>>,
     proxy_protocol_timeout: Option<Spanned<DurationText>>,
@@ -918,6 +920,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                             "rocketmq_brokers",
                             l.rocketmq_brokers.as_ref().map(Spanned::span),
                         ),
+                        ("message_trace", l.message_trace.as_ref().map(Spanned::span)),
                     ],
                     "applies to RPC listeners (any protocol but tcp and http)",
                 )?;
@@ -961,6 +964,15 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         };
         if let Some(brokers) = &l.rocketmq_brokers {
             broker_maps.push((i, brokers.span()));
+        }
+        if let Some(trace) = l.message_trace.as_ref().filter(|t| *t.get_ref())
+            && raw.access_log.is_none()
+        {
+            return Err(error(
+                trace.span(),
+                path("message_trace"),
+                "message_trace writes its events to the access log: configure [access_log]".into(),
+            ));
         }
         let (original_destination, destinations) =
             original_destination(&l, &target, &clusters, |span, key, m| {
@@ -1222,11 +1234,23 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
             rocketmq_brokers.push((addr, listener.clone()));
         }
     }
+    let message_trace = match &l.message_trace {
+        Some(trace) if *trace.get_ref() && l.protocol != Protocol::Rocketmq => {
+            return Err(ctx.error(
+                trace.span(),
+                "message_trace",
+                "message_trace applies to rocketmq listeners",
+            ));
+        }
+        Some(trace) => *trace.get_ref(),
+        None => false,
+    };
     Ok(Rpc {
         request_timeout,
         max_frame_size,
         routes,
         rocketmq_brokers,
+        message_trace,
     })
 }
 
@@ -1545,7 +1569,7 @@ type KeySpan = (&'static str, Option<std::ops::Range<usize>>);
 impl RawListener {
     /// The keys of the protocols over a connection (HTTP and RPC), which
     /// neither a tcp nor a udp listener takes.
-    fn stream_protocol_keys(&self) -> [KeySpan; 10] {
+    fn stream_protocol_keys(&self) -> [KeySpan; 11] {
         [
             (
                 "request_timeout",
@@ -1577,6 +1601,10 @@ impl RawListener {
             (
                 "rocketmq_brokers",
                 self.rocketmq_brokers.as_ref().map(Spanned::span),
+            ),
+            (
+                "message_trace",
+                self.message_trace.as_ref().map(Spanned::span),
             ),
         ]
     }

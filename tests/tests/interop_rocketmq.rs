@@ -260,19 +260,22 @@ fn broker_request_remotes(run: &ClientRun) -> Vec<String> {
 }
 
 /// baton in front of the name server (its answers rewritten) and of the
-/// broker: a listener each.
-fn baton_config(rmq: &RocketMq) -> String {
+/// broker: a listener each; the broker's with a message trace into the
+/// access log at `log`.
+fn baton_config(rmq: &RocketMq, log: &std::path::Path) -> String {
     format!(
         "[[listeners]]\nname = \"namesrv\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
          cluster = \"namesrv\"\nrocketmq_brokers = {{ \"{broker}\" = \"broker-a\" }}\n\n\
          [[listeners]]\nname = \"broker-a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
-         cluster = \"broker-a\"\n\
+         cluster = \"broker-a\"\nmessage_trace = true\n\
          # Above the Java consumer's long-poll (30 s).\n\
          request_timeout = \"60s\"\n\n\
          [[clusters]]\nname = \"namesrv\"\nendpoints = [\"{namesrv}\"]\n\n\
-         [[clusters]]\nname = \"broker-a\"\nendpoints = [\"{broker}\"]\n",
+         [[clusters]]\nname = \"broker-a\"\nendpoints = [\"{broker}\"]\n\n\
+         [access_log]\npath = \"{log}\"\nformat = \"json\"\n",
         broker = rmq.broker,
         namesrv = rmq.namesrv,
+        log = log.display(),
     )
 }
 
@@ -280,7 +283,9 @@ fn baton_config(rmq: &RocketMq) -> String {
 /// The route answers name baton's broker listener, so every send, pull,
 /// heartbeat and transaction check goes through baton.
 fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
-    let baton = Baton::start(&baton_config(rmq));
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("access.log");
+    let baton = Baton::start(&baton_config(rmq, &log));
     let namesrv = baton.addr("namesrv");
     let broker_listener = baton.addr("broker-a");
     // The answers a client gets through baton name baton's listener: the
@@ -356,7 +361,101 @@ fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
         vec![broker_listener.to_string()],
         "broker requests came through baton's broker listener"
     );
+    check_message_trace(rmq, &spec, &run, &log);
     (spec, run)
+}
+
+/// The message trace baton wrote: a produce event (result ok, the
+/// client's tags and keys, both message ids, the broker) for every
+/// message sent and acknowledged (a oneway send has no answer to trace),
+/// and a consume event of the run's group for every message consumed.
+fn check_message_trace(rmq: &RocketMq, spec: &ClientSpec, run: &ClientRun, log: &std::path::Path) {
+    // The worker writes off the data path: wait for the last lines.
+    let events = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["event"] == "message")
+            .collect()
+    };
+    let keyed = |events: &[serde_json::Value],
+                 role: &str|
+     -> std::collections::HashMap<String, serde_json::Value> {
+        events
+            .iter()
+            .filter(|v| v["role"] == role && v["topic"] == TOPIC)
+            .filter_map(|v| Some((v["keys"].as_str()?.to_owned(), v.clone())))
+            .collect()
+    };
+    let produced_keys: Vec<&String> = run
+        .sent
+        .iter()
+        .filter(|k| !k.contains("-oneway-"))
+        .collect();
+    let mut all = Vec::new();
+    baton_tests::eventually("a produce event for every acknowledged send", || {
+        all = events();
+        let produced = keyed(&all, "produce");
+        produced_keys.iter().all(|k| produced.contains_key(*k))
+    });
+    let produced = keyed(&all, "produce");
+    let consumed = keyed(&all, "consume");
+    for key in &produced_keys {
+        let e = &produced[*key];
+        assert_eq!(e["result"], "ok", "{e}");
+        assert_eq!(e["broker"], rmq.broker.to_string(), "{e}");
+        assert!(
+            e["tags"]
+                .as_str()
+                .is_some_and(|t| key.contains(&format!("-{t}-"))),
+            "{key}: {e}"
+        );
+        assert!(e["msg_id"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+        assert!(
+            e["offset_msg_id"].as_str().is_some_and(|m| m.len() >= 32),
+            "{e}"
+        );
+        assert!(
+            e["group"]
+                .as_str()
+                .is_some_and(|g| g.starts_with(&spec.group)),
+            "{e}"
+        );
+    }
+    let not_traced: Vec<&String> = run
+        .consumed
+        .keys()
+        .filter(|k| !consumed.contains_key(*k))
+        .collect();
+    assert!(
+        not_traced.is_empty(),
+        "consumed without a consume event: {} of {}, e.g. {:?}",
+        not_traced.len(),
+        run.consumed.len(),
+        not_traced.first()
+    );
+    for (key, e) in &consumed {
+        assert_eq!(e["group"], spec.group.as_str(), "{key}: {e}");
+        assert_eq!(e["result"], "ok", "{e}");
+        // The same message: the producer's id travels in its
+        // properties; the broker's, but for a transactional message
+        // (its half message is stored elsewhere, then written again on
+        // commit).
+        if let Some(p) = produced.get(key) {
+            assert_eq!(e["msg_id"], p["msg_id"], "{key}");
+            if !key.contains("-tx-") {
+                assert_eq!(e["offset_msg_id"], p["offset_msg_id"], "{key}");
+            }
+        }
+    }
+    eprintln!(
+        "message trace: {} produce and {} consume events for {} sent and {} consumed",
+        all.iter().filter(|v| v["role"] == "produce").count(),
+        all.iter().filter(|v| v["role"] == "consume").count(),
+        run.sent.len(),
+        run.consumed.len()
+    );
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub struct Ctx {
     pub registry: Registry,
     pub stats: Stats,
     pub meters: Meters,
-    pub access_log: Option<AccessLog>,
+    pub access_log: Option<Arc<AccessLog>>,
     /// One per `config.listeners`, same order ([`Ctx::rpc_of`]): what an
     /// RPC listener's connections need.
     pub rpc: Vec<Option<RpcContext>>,

@@ -148,6 +148,7 @@ fn rpc_context(
     upstreams: &[Arc<Upstream>],
     order: &watch::Sender<Order>,
     meters: &Meters,
+    access_log: Option<&Arc<AccessLog>>,
 ) -> Result<Option<rpc::downstream::Context>, BuildError> {
     let (Some(settings), Some(protocol)) =
         (&spec.rpc, rpc::RpcListener::protocol_of(spec.protocol))
@@ -174,6 +175,7 @@ fn rpc_context(
         routes: settings.routes.clone(),
         default_cluster,
         meters: Arc::clone(&rpc_meters),
+        message_trace: access_log.filter(|_| settings.message_trace).cloned(),
     });
     let pools: Vec<Arc<rpc::pool::Pool>> = upstreams
         .iter()
@@ -291,9 +293,9 @@ impl Server {
             listeners.push(bound);
         }
         let access_log = match &config.access_log {
-            Some(log) => {
-                Some(AccessLog::open(&log.target, log.format).map_err(BuildError::AccessLog)?)
-            }
+            Some(log) => Some(Arc::new(
+                AccessLog::open(&log.target, log.format).map_err(BuildError::AccessLog)?,
+            )),
             None => None,
         };
         let plan = fds::plan(fds::open_file_limit(), &config)?;
@@ -337,7 +339,7 @@ impl Server {
         let rpc = config
             .listeners
             .iter()
-            .map(|l| rpc_context(l, &bound, &upstreams, &order, &meters))
+            .map(|l| rpc_context(l, &bound, &upstreams, &order, &meters, access_log.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let pool = Arc::new(http::h1_pool::H1Pool::new(Arc::clone(&fd_budget)));
         let h2_pool = Arc::new(http::client_h2::H2Pool::default());

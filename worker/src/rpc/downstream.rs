@@ -529,13 +529,16 @@ impl Downstream {
             listener.default_cluster,
             frame.attributes(),
         );
-        let request = UpRequest::new(
+        let mut request = UpRequest::new(
             frame,
             reply,
             started + listener.request_timeout,
             started,
             matched,
         );
+        if let Some(log) = &listener.message_trace {
+            request.trace = Some((Arc::clone(&listener.name), Arc::clone(log)));
+        }
         let sent = match listener.protocol.pinning() {
             Pinning::PerClient => self.send_pinned(cluster, request).await,
             Pinning::Pooled => self.ctx.pool(cluster).send(request, self.peer).await,

@@ -39,6 +39,14 @@
 //! the last forwarded response is out. A connection whose RPC filters
 //! keep state that cannot move (`crate::filter`) does not move: it
 //! drains in the old generation.
+//!
+//! # Message trace
+//!
+//! A rocketmq listener with `message_trace` writes one JSON event per
+//! message produced or consumed to the access log, when the broker's
+//! response reaches the upstream connection ([`pool`]): what
+//! `crate::codec::rocketmq::trace` reads from the request and its
+//! response, the listener, the broker's address, and the latency.
 
 pub(crate) mod downstream;
 pub(crate) mod live;
@@ -53,6 +61,7 @@ use baton_config::ClusterId;
 use bytes::BytesMut;
 
 use crate::codec::{CodecConfig, Frame, Protocol};
+use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::meters::RpcMeters;
 
 /// What an RPC connection's inbox receives.
@@ -85,6 +94,8 @@ pub struct RpcListener {
     /// The listener's `cluster`: where unrouted requests go.
     pub default_cluster: ClusterId,
     pub meters: Arc<RpcMeters>,
+    /// `message_trace`: where each message's event goes (the access log).
+    pub message_trace: Option<Arc<AccessLog>>,
 }
 
 impl RpcListener {

@@ -71,6 +71,7 @@ use crate::codec::{
 };
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
+use crate::telemetry::access_log::AccessLog;
 use crate::telemetry::histogram::ClusterTimes;
 use crate::telemetry::meters::RpcMeters;
 use crate::upstream::breaker::Permit;
@@ -120,6 +121,8 @@ pub struct UpRequest {
     /// is sent again ([`Pool::send`]'s "never sent" rule); a request is
     /// sent again at most once.
     pub(crate) retry: Option<Permit>,
+    /// `message_trace`: the listener's name and the log its events go to.
+    pub trace: Option<(Arc<str>, Arc<AccessLog>)>,
 }
 
 impl UpRequest {
@@ -141,6 +144,7 @@ impl UpRequest {
             load: None,
             circuit: None,
             retry: None,
+            trace: None,
         }
     }
 
@@ -380,6 +384,7 @@ struct Pending {
     /// same way.
     _circuit: Option<Permit>,
     retry: Option<Permit>,
+    trace: Option<(Arc<str>, Arc<AccessLog>)>,
 }
 
 impl Pending {
@@ -394,6 +399,7 @@ impl Pending {
             load,
             circuit,
             retry,
+            trace,
         } = request;
         Some(Pending {
             reply: reply?,
@@ -406,6 +412,7 @@ impl Pending {
             _load: load,
             _circuit: circuit,
             retry,
+            trace,
         })
     }
 
@@ -421,6 +428,7 @@ impl Pending {
             load: None,
             circuit: None,
             retry: self.retry,
+            trace: self.trace,
         }
     }
 }
@@ -732,6 +740,9 @@ impl UpConn {
                     ResponseClass::Error => Outcome::Failure,
                 });
                 answered(&pending, &self.meters, &self.times);
+                if let Some((listener, log)) = &pending.trace {
+                    trace_messages(listener, log, &pending, &frame, self.addr);
+                }
                 let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(frame)));
             }
             FrameKind::Heartbeat(crate::codec::Direction::Request) => {
@@ -820,6 +831,45 @@ fn answer(
     meters.hijacked(kind);
     answered(&pending, meters, times);
     let _ = pending.reply.inbox.send(Outbound::Frame(Box::new(error)));
+}
+
+/// Writes a message-trace event for each message `pending`'s request
+/// produced or its `response` delivered (`codec::rocketmq::trace`).
+fn trace_messages(
+    listener: &str,
+    log: &AccessLog,
+    pending: &Pending,
+    response: &Frame,
+    broker: SocketAddr,
+) {
+    let events = crate::codec::rocketmq::trace::events(&pending.request, response);
+    if events.is_empty() {
+        return;
+    }
+    let latency_us = u64::try_from(pending.sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    for e in events {
+        let line = serde_json::json!({
+            "event": "message",
+            "time_ms": time_ms,
+            "listener": listener,
+            "role": e.role.label(),
+            "topic": e.topic,
+            "tags": e.tags,
+            "keys": e.keys,
+            "msg_id": e.msg_id,
+            "offset_msg_id": e.offset_msg_id,
+            "group": e.group,
+            "broker": broker.to_string(),
+            "queue_id": e.queue_id,
+            "queue_offset": e.queue_offset,
+            "result": if e.code == 0 { "ok".to_owned() } else { format!("code {}", e.code) },
+            "latency_us": latency_us,
+        });
+        log.line(line.to_string());
+    }
 }
 
 /// Counts a request's time, decoded to answered, in the listener's and

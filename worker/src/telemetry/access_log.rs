@@ -122,7 +122,12 @@ impl AccessLog {
     }
 
     pub fn log(&self, entry: &Entry<'_>) {
-        let line = format(entry, self.format);
+        self.line(format(entry, self.format));
+    }
+
+    /// Writes `line` as it is (an event of its own, such as a message
+    /// trace's JSON): queued, or dropped and counted like any line.
+    pub fn line(&self, line: String) {
         match self.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {

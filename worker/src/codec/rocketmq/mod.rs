@@ -99,6 +99,7 @@
 
 mod json;
 pub mod route;
+pub mod trace;
 
 use std::ops::Range;
 
