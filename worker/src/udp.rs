@@ -44,6 +44,20 @@
 //! Flows do **not** move yet. Phase 2 will pass each flow's upstream
 //! socket to the new generation (as tcp connections are), so that a flow
 //! keeps its 5-tuple across an upgrade.
+//!
+//! # TPROXY (`original_destination = "tproxy"`)
+//!
+//! A sidecar's outbound udp listener takes datagrams diverted by TPROXY
+//! to many destinations, and each datagram says where it was going
+//! ([`tproxy`]). A flow is then what one client sends **to one original
+//! destination** (a resolver asking two servers has two flows); an
+//! `original_dst` cluster's flow connects its upstream socket to that
+//! destination (a flow without one, a datagram sent to the listener
+//! itself, is dropped and counted as `no_original_destination`), a
+//! static cluster's to an endpoint as above. The flow's replies leave
+//! through its own transparent reply socket bound to the original
+//! destination, so that they reach the client from the address it sent
+//! to; and the access log's `destination` is the original destination.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -52,7 +66,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use baton_config::filter::{Filter, RangePolicy};
-use baton_config::{Listener, ListenerId, Target};
+use baton_config::{ClusterKind, Listener, ListenerId, Target};
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -65,6 +79,12 @@ use crate::telemetry::access_log::Entry;
 use crate::telemetry::meters::{ListenerMeter, UdpDrop, UdpMeter};
 use crate::upstream::cluster::Upstream;
 use crate::upstream::lb::{EndpointIndex, Pick};
+
+mod tproxy;
+
+/// A flow's key: the client's address, and the original destination its
+/// datagrams were going to (listeners with `original_destination`).
+type FlowKey = (SocketAddr, Option<SocketAddr>);
 
 /// The largest datagram relayed: UDP's own bound (a datagram over IPv4
 /// carries at most 65,507 bytes of payload), so none is ever truncated.
@@ -79,7 +99,7 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub(crate) struct UdpListener {
     pub socket: Arc<UdpSocket>,
-    flows: Mutex<HashMap<SocketAddr, Arc<Flow>>>,
+    flows: Mutex<HashMap<FlowKey, Arc<Flow>>>,
     meter: Arc<UdpMeter>,
 }
 
@@ -88,6 +108,12 @@ pub(crate) struct UdpListener {
 struct Flow {
     /// Connected to the endpoint.
     upstream: UdpSocket,
+    /// Where the client's datagrams were going (TPROXY), `None` on a
+    /// listener without `original_destination`.
+    destination: Option<SocketAddr>,
+    /// Bound to `destination`, transparent: replies go out through it
+    /// (`None`: through the listening socket).
+    reply: Option<Arc<UdpSocket>>,
     endpoint: (EndpointIndex, SocketAddr),
     opened: Instant,
     started: SystemTime,
@@ -114,12 +140,23 @@ impl Flow {
 }
 
 impl UdpListener {
-    pub(crate) fn new(socket: UdpSocket, meter: Arc<UdpMeter>) -> UdpListener {
-        UdpListener {
+    /// `socket` is the listener's; a `tproxy` one (`original_destination`)
+    /// is asked for each datagram's original destination here too (the
+    /// supervisor sets the option; one older than it does not, and it
+    /// needs no capability).
+    pub(crate) fn new(
+        socket: UdpSocket,
+        meter: Arc<UdpMeter>,
+        spec: &Listener,
+    ) -> std::io::Result<UdpListener> {
+        if spec.original_destination.is_some() {
+            tproxy::receive_original_destinations(&socket, spec.address.is_ipv6())?;
+        }
+        Ok(UdpListener {
             socket: Arc::new(socket),
             flows: Mutex::new(HashMap::new()),
             meter,
-        }
+        })
     }
 }
 
@@ -130,9 +167,20 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, id: ListenerId, listener: Arc<UdpListen
     let spec = ctx.config.listener(id);
     let meter = ctx.meters.listener(&spec.name);
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    tracing::info!(address = %listener.socket.local_addr().map_or(spec.address, |a| a), "reading datagrams");
+    let listening = listener.socket.local_addr().ok();
+    tracing::info!(address = %listening.unwrap_or(spec.address), "reading datagrams");
+    let transparent = spec.original_destination.is_some();
     loop {
-        let (n, client) = match listener.socket.recv_from(&mut buf).await {
+        let got = if transparent {
+            tproxy::recv(&listener.socket, &mut buf, listening).await
+        } else {
+            listener
+                .socket
+                .recv_from(&mut buf)
+                .await
+                .map(|(n, client)| (n, client, None))
+        };
+        let (n, client, destination) = match got {
             Ok(got) => got,
             Err(e) => {
                 debug!(error = %e, "recvfrom failed");
@@ -150,14 +198,14 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, id: ListenerId, listener: Arc<UdpListen
         // flow that is ending.
         let existing = {
             let flows = listener.flows.lock();
-            flows.get(&client).map(|flow| {
+            flows.get(&(client, destination)).map(|flow| {
                 flow.touch();
                 Arc::clone(flow)
             })
         };
         let flow = match existing {
             Some(flow) => flow,
-            None => match open(&ctx, id, spec, &listener, &meter, client) {
+            None => match open(&ctx, id, spec, &listener, &meter, (client, destination)) {
                 Ok(flow) => flow,
                 Err(why) => {
                     debug!(%client, reason = why.label(), "datagram dropped");
@@ -197,8 +245,9 @@ fn open(
     spec: &Listener,
     listener: &Arc<UdpListener>,
     meter: &Arc<ListenerMeter>,
-    client: SocketAddr,
+    key: FlowKey,
 ) -> Result<Arc<Flow>, UdpDrop> {
+    let (client, destination) = key;
     if !admitted(spec, client) {
         meter.refused.fetch_add(1, Ordering::Relaxed);
         return Err(UdpDrop::Refused);
@@ -211,23 +260,47 @@ fn open(
         return Err(UdpDrop::NoUpstream);
     };
     let upstream = ctx.upstream(cluster);
-    let pick = Pick {
-        source: Some(client.ip()),
-        request: None,
+    let endpoint = match upstream.cluster.kind {
+        ClusterKind::Static => {
+            let pick = Pick {
+                source: Some(client.ip()),
+                request: None,
+            };
+            upstream
+                .balancer()
+                .order(&pick)
+                .find_map(|i| upstream.cluster.endpoints.get(i.0).map(|e| (i, e.address)))
+                .ok_or(UdpDrop::NoUpstream)?
+        }
+        // Where the client was going: no endpoint of the cluster's (it
+        // has none), so nothing counts load on it.
+        ClusterKind::OriginalDst => (
+            EndpointIndex(usize::MAX),
+            destination.ok_or(UdpDrop::NoOriginalDestination)?,
+        ),
     };
-    let endpoint = upstream
-        .balancer()
-        .order(&pick)
-        .find_map(|i| upstream.cluster.endpoints.get(i.0).map(|e| (i, e.address)))
+    // The upstream socket, and the reply socket of a flow with an
+    // original destination.
+    let fds = ctx
+        .fds
+        .try_acquire(1 + u32::from(destination.is_some()))
         .ok_or(UdpDrop::NoUpstream)?;
-    let fds = ctx.fds.try_acquire(1).ok_or(UdpDrop::NoUpstream)?;
     let socket = connect(endpoint.1).map_err(|e| {
         debug!(upstream = %endpoint.1, error = %e, "flow socket failed");
         UdpDrop::NoUpstream
     })?;
+    let reply = match destination {
+        Some(from) => Some(Arc::new(tproxy::reply_socket(from).map_err(|e| {
+            debug!(%from, error = %e, "reply socket failed");
+            UdpDrop::NoUpstream
+        })?)),
+        None => None,
+    };
     let opened = Instant::now();
     let flow = Arc::new(Flow {
         upstream: socket,
+        destination,
+        reply,
         endpoint,
         opened,
         started: SystemTime::now(),
@@ -241,23 +314,23 @@ fn open(
         if flows.len() >= max_flows {
             return Err(UdpDrop::MaxFlows);
         }
-        flows.insert(client, Arc::clone(&flow));
+        flows.insert(key, Arc::clone(&flow));
     }
-    if upstream.balancer().counts_load() {
+    if upstream.cluster.kind == ClusterKind::Static && upstream.balancer().counts_load() {
         upstream.balancer().on_start(endpoint.0);
     }
     ctx.stats.active.fetch_add(1, Ordering::AcqRel);
     ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
     meter.accepted.fetch_add(1, Ordering::Relaxed);
     meter.active.fetch_add(1, Ordering::Relaxed);
-    debug!(%client, upstream = %endpoint.1, "flow opened");
+    debug!(%client, ?destination, upstream = %endpoint.1, "flow opened");
     let relay = relay(
         Arc::clone(ctx),
         id,
         Arc::clone(listener),
         Arc::clone(meter),
         Arc::clone(upstream),
-        client,
+        key,
         Arc::clone(&flow),
     );
     tokio::spawn(relay);
@@ -285,9 +358,10 @@ async fn relay(
     listener: Arc<UdpListener>,
     meter: Arc<ListenerMeter>,
     upstream: Arc<Upstream>,
-    client: SocketAddr,
+    key: FlowKey,
     flow: Arc<Flow>,
 ) {
+    let client = key.0;
     let spec = ctx.config.listener(id);
     let idle = spec.idle_timeout;
     let mut order = ctx.order.subscribe();
@@ -302,7 +376,8 @@ async fn relay(
             got = flow.upstream.recv(&mut buf) => match got {
                 Ok(n) => {
                     flow.touch();
-                    match listener.socket.send_to(&buf[..n], client).await {
+                    let out = flow.reply.as_deref().unwrap_or(&listener.socket);
+                    match out.send_to(&buf[..n], client).await {
                         Ok(_) => {
                             flow.sent.fetch_add(n as u64, Ordering::Relaxed);
                             meter.bytes.sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -319,23 +394,23 @@ async fn relay(
             () = tokio::time::sleep_until(flow.idle_at(idle)) => {
                 let mut flows = listener.flows.lock();
                 if Instant::now() >= flow.idle_at(idle) {
-                    if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
-                        flows.remove(&client);
+                    if flows.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                        flows.remove(&key);
                     }
                     break "idle";
                 }
             }
             () = &mut closing => {
                 let mut flows = listener.flows.lock();
-                if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
-                    flows.remove(&client);
+                if flows.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                    flows.remove(&key);
                 }
                 break "closed";
             }
         }
     };
     debug!(%client, outcome, "flow ended");
-    if upstream.balancer().counts_load() {
+    if upstream.cluster.kind == ClusterKind::Static && upstream.balancer().counts_load() {
         upstream.balancer().on_end(flow.endpoint.0);
     }
     if let Some(log) = &ctx.access_log {
@@ -343,7 +418,7 @@ async fn relay(
             started: flow.started,
             listener: &spec.name,
             client: Some(client),
-            destination: ctx.bound_of(id),
+            destination: flow.destination.or_else(|| ctx.bound_of(id)),
             cluster: Some(&upstream.cluster.name),
             upstream: Some(flow.endpoint.1),
             received: flow.received.load(Ordering::Relaxed),
