@@ -11,7 +11,8 @@
 //! and IPv6, each query is answered once, through baton (the server sees
 //! baton's flow socket, not the application's), by the original
 //! destination the datagram was going to (the `original_dst` cluster);
-//! the access log has each flow's original destination. `baton intercept
+//! the access log has each flow's original destination; a datagram sent
+//! to the listener itself has none, opens no flow and is counted. `baton intercept
 //! remove` takes the rules away, and the application's queries go direct
 //! again.
 // Test code: a panic is a failed test, with its message.
@@ -22,8 +23,9 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use baton_tests::admin::{http, sum};
 use baton_tests::netns::{Namespaces, POD_V4, POD_V6, REMOTE_V4, REMOTE_V6, remote_ips};
-use baton_tests::{Baton, PATIENCE, access_log_line};
+use baton_tests::{Baton, PATIENCE, access_log_line, eventually};
 
 /// The remote host's UDP ports: DNS's, and another one.
 const PORTS: [u16; 2] = [53, 5300];
@@ -89,7 +91,8 @@ fn config(access_log: &Path) -> String {
     };
     format!(
         "[access_log]\npath = \"{}\"\n\n{}{}\
-         [[clusters]]\nname = \"passthrough\"\ntype = \"original_dst\"\n",
+         [[clusters]]\nname = \"passthrough\"\ntype = \"original_dst\"\n\n\
+         [admin]\naddress = \"127.0.0.1:0\"\n",
         access_log.display(),
         listener("udp4", "0.0.0.0:0"),
         listener("udp6", "[::]:0"),
@@ -202,6 +205,27 @@ async fn intercepted_udp_reaches_its_original_destination_and_answers_come_from_
             );
         }
     }
+
+    // A datagram sent to the listener itself (loopback is never
+    // diverted) was going nowhere else: the original_dst cluster has no
+    // destination for it, so it opens no flow, and is counted.
+    let admin = baton.admin_addr();
+    let own = SocketAddr::from(([127, 0, 0, 1], baton.addr("udp4").port()));
+    tokio::task::block_in_place(|| {
+        ns.in_pod_as_app(move || {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            socket.send_to(b"0:to the listener", own).unwrap();
+        });
+        eventually(
+            "a datagram without an original destination, counted",
+            || {
+                let scrape = ns.in_pod_as_app(move || http(admin, "GET", "/metrics").body);
+                let dropped = "baton_udp_dropped_total";
+                sum(&scrape, dropped, "reason=\"no_original_destination\"") == 1
+                    && sum(&scrape, dropped, "listener=\"udp4\"") == 1
+            },
+        );
+    });
 
     // Removed: no rule left, and the application's queries go direct
     // (the server sees the application's own socket).
