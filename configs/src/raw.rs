@@ -855,7 +855,8 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         if let (Target::Cluster(c), Some(span)) = (&target, &l.cluster)
             && l.protocol != Protocol::Tcp
         {
-            l4_only(&clusters[c.index()]).map_err(|m| error(span.span(), path("cluster"), m))?;
+            l4_only(&clusters[c.index()], l.protocol)
+                .map_err(|m| error(span.span(), path("cluster"), m))?;
         }
         let idle_timeout = positive(
             l.idle_timeout.clone(),
@@ -1128,7 +1129,8 @@ impl Ctx<'_> {
     /// for tcp listeners only).
     fn cluster(&self, name: &Spanned<String>, key: &str) -> Result<ClusterId, ConfigError> {
         match resolve_target(name.get_ref(), self.clusters) {
-            Ok(Target::Cluster(id)) => match l4_only(&self.clusters[id.index()]) {
+            // An HTTP or RPC listener's route: the rules of an http one.
+            Ok(Target::Cluster(id)) => match l4_only(&self.clusters[id.index()], Protocol::Http) {
                 Ok(()) => Ok(id),
                 Err(m) => Err(self.error(name.span(), key, m)),
             },
@@ -1611,7 +1613,7 @@ impl RawListener {
 }
 
 /// A `udp` listener refuses what only a connection has: a PROXY header,
-/// an original destination, HTTP and RPC settings, a `max_connections`
+/// routing by destination, HTTP and RPC settings, a `max_connections`
 /// (its bound is `max_flows`), and every filter but `source_ranges` (the
 /// byte stage taps a stream; a datagram has no stream).
 fn udp_keys(l: &RawListener) -> Result<(), (&'static str, std::ops::Range<usize>, String)> {
@@ -1627,10 +1629,6 @@ fn udp_keys(l: &RawListener) -> Result<(), (&'static str, std::ops::Range<usize>
         (
             "proxy_protocol_timeout",
             l.proxy_protocol_timeout.as_ref().map(Spanned::span),
-        ),
-        (
-            "original_destination",
-            l.original_destination.as_ref().map(Spanned::span),
         ),
         ("destinations", l.destinations.as_ref().map(Spanned::span)),
     ]
@@ -1657,17 +1655,17 @@ fn udp_keys(l: &RawListener) -> Result<(), (&'static str, std::ops::Range<usize>
 
 /// A cluster only tcp listeners may use: one that sends a PROXY header
 /// per connection, or one that goes to each connection's original
-/// destination.
-fn l4_only(cluster: &Cluster) -> Result<(), String> {
+/// destination (udp listeners too: each flow's).
+fn l4_only(cluster: &Cluster, protocol: Protocol) -> Result<(), String> {
     if cluster.source_address == SourceAddress::Client {
         return Err(format!(
             "cluster {:?} connects from each client's address (source_address = \"client\"), which only tcp listeners' clusters do (an HTTP or RPC upstream connection carries many clients' requests)",
             cluster.name
         ));
     }
-    if cluster.kind == ClusterKind::OriginalDst {
+    if cluster.kind == ClusterKind::OriginalDst && protocol != Protocol::Udp {
         return Err(format!(
-            "cluster {:?} is type = \"original_dst\", which only tcp listeners use (it connects to a connection's original destination)",
+            "cluster {:?} is type = \"original_dst\", which only tcp and udp listeners use (it connects to a connection's or a flow's original destination)",
             cluster.name
         ));
     }
@@ -1681,7 +1679,9 @@ fn l4_only(cluster: &Cluster) -> Result<(), String> {
 }
 
 /// A listener's `original_destination` and `destinations`, checked: tcp
-/// listeners only; not with `proxy_protocol` (both would say where the
+/// listeners only, but for a udp listener's `original_destination =
+/// "tproxy"` (a datagram's destination comes with it; NAT leaves a
+/// datagram none to read back); not with `proxy_protocol` (both would say where the
 /// connection was going); and a listener that routes by destination or
 /// uses an `original_dst` cluster must learn destinations (from
 /// `original_destination` or `proxy_protocol`).
@@ -1704,9 +1704,19 @@ fn original_destination(
     ] {
         if let Some(span) = span
             && l.protocol != Protocol::Tcp
+            && !(l.protocol == Protocol::Udp && key == "original_destination")
         {
             return Err(error(span, key, format!("{key} applies to tcp listeners")));
         }
+    }
+    if let (Some(mode), Protocol::Udp) = (&l.original_destination, l.protocol)
+        && matches!(mode.get_ref(), RawOriginalDestination::Redirect)
+    {
+        return Err(error(
+            mode.span(),
+            "original_destination",
+            "a udp listener takes original_destination = \"tproxy\" only: NAT (\"redirect\") leaves a datagram no original destination to read back (SO_ORIGINAL_DST needs a connection)".into(),
+        ));
     }
     if let (Some(mode), Some(_)) = (&l.original_destination, &l.proxy_protocol) {
         return Err(error(

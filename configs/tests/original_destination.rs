@@ -196,3 +196,32 @@ fn source_address_client_is_for_tcp_listeners_clusters() {
     assert_eq!(path, "listeners[0].cluster");
     assert!(message.contains("source_address"), "{message}");
 }
+
+/// A udp listener learns each datagram's original destination with
+/// TPROXY only (NAT leaves a datagram none to read back), and its flows
+/// may then go to it (`original_dst`); without it they cannot.
+#[test]
+fn a_udp_listener_takes_tproxy_and_an_original_dst_cluster() {
+    let udp = |extra: &str| config(&format!("protocol = \"udp\"\n{extra}"), "");
+    let text = udp("original_destination = \"tproxy\"\n");
+    let c = parse("ok.toml", &text).unwrap();
+    assert_eq!(
+        c.listeners[0].original_destination,
+        Some(OriginalDestination::Tproxy)
+    );
+    assert_eq!(c.listeners[0].target, Target::Cluster(ClusterId::new(0)));
+    let view = SupervisorView::parse("ok.toml", &text).unwrap();
+    assert!(view.listeners[0].transparent() && view.listeners[0].datagram());
+
+    let (line, column, path, message) = error(&udp("original_destination = \"redirect\"\n"));
+    assert_eq!((line, column), (6, 24));
+    assert_eq!(path, "listeners[0].original_destination");
+    assert!(
+        message.contains("\"tproxy\" only") && message.contains("SO_ORIGINAL_DST"),
+        "{message}"
+    );
+
+    let (_, _, path, message) = error(&udp(""));
+    assert_eq!(path, "listeners[0].cluster");
+    assert!(message.contains("original_destination"), "{message}");
+}

@@ -1,5 +1,5 @@
 //! `baton intercept install|remove`: the netfilter rules that send a
-//! network namespace's TCP traffic through baton — what Istio's
+//! network namespace's TCP (and, with TPROXY, UDP) traffic through baton — what Istio's
 //! `istio-iptables` and MOSN's init container do for a sidecar — written
 //! as one nftables table, `inet baton`, for IPv4 and IPv6 at once.
 //!
@@ -7,23 +7,26 @@
 //!
 //! ```text
 //! table inet baton
-//!   chain output      TCP the namespace's processes send out
-//!     return: not TCP; sent by an excluded owner (uid, gid: baton's own
-//!             upstream connections, which must not loop) or, in redirect
-//!             mode, with the excluded mark; to loopback; to an excluded
-//!             range or port
+//!   chain output      TCP (and UDP) the namespace's processes send out
+//!     return: not TCP (nor UDP with --outbound-udp-port); sent by an
+//!             excluded owner (uid, gid: baton's own upstream connections
+//!             and flows, which must not loop) or, in redirect mode, with
+//!             the excluded mark; to loopback; to an excluded range or
+//!             port (TCP's and UDP's)
 //!     redirect mode (nat hook): redirect to :<outbound-port>
-//!     tproxy mode (route hook): mark it (connections made here, not the
-//!             replies of accepted ones), so `ip rule fwmark <mark>
-//!             lookup <table>` and `ip route local default dev lo table
-//!             <table>` (both families) route it back in through `lo`
+//!     tproxy mode (route hook): mark it (connections and flows started
+//!             here, not the replies of accepted ones), so `ip rule
+//!             fwmark <mark> lookup <table>` and `ip route local default
+//!             dev lo table <table>` (both families) route it back in
+//!             through `lo`
 //!   chain prerouting  redirect mode (nat hook): TCP arriving to the
 //!     application's ports (or all but excluded) → :<inbound-port>
-//!   chain divert      tproxy mode (filter hook, priority mangle): packets
-//!     of connections already on a transparent socket, accepted; marked
-//!     outbound packets back in on `lo` → `tproxy to :<outbound-port>`;
-//!     TCP arriving to the application's ports → `tproxy to
-//!     :<inbound-port>`, unchanged
+//!   chain divert      tproxy mode (filter hook, priority mangle): marked
+//!     outbound UDP back in on `lo` → `tproxy to :<outbound-udp-port>`;
+//!     packets of TCP connections already on a transparent socket,
+//!     accepted; marked outbound TCP back in on `lo` → `tproxy to
+//!     :<outbound-port>`; TCP arriving to the application's ports →
+//!     `tproxy to :<inbound-port>`, unchanged
 //! ```
 //!
 //! With redirect (NAT) a listener reads the original destination with
@@ -33,6 +36,21 @@
 //! as the connection's local address and, inbound, the real client.
 //! IPv4 and IPv6 are one table (`inet`); a listener per family can have
 //! its own port (`--outbound-port-v6`, `--inbound-port-v6`).
+//!
+//! # UDP
+//!
+//! `--outbound-udp-port` (and `--outbound-udp-port-v6`) sends outbound
+//! UDP not excluded — DNS to port 53 included — to a udp listener with
+//! `original_destination = "tproxy"`, with the same exclusions, mark and
+//! routing table as TCP. TPROXY only: a datagram rewritten by NAT leaves
+//! no original destination to read back (`SO_ORIGINAL_DST` needs a
+//! connection), so redirect mode refuses the option. The UDP rule comes
+//! first in `divert`, before the rule that accepts packets of transparent
+//! sockets: baton's per-flow reply sockets are transparent and bound to
+//! the original destinations, and a client's later datagrams must still
+//! be diverted to the listener (TPROXY's own socket lookup passes those
+//! unconnected sockets by), not delivered to them. baton's replies come
+//! from those reply sockets as root, which `--owner-uid` leaves alone.
 //!
 //! # Idempotent, and removable
 //!
@@ -76,6 +94,15 @@ pub struct Plan {
     /// on `[::]` with its own port); default: `--outbound-port`.
     #[arg(long, value_name = "PORT")]
     pub outbound_port_v6: Option<u16>,
+    /// tproxy mode: the outbound udp listener's port (a listener with
+    /// `original_destination = "tproxy"`): every outbound UDP datagram
+    /// not excluded goes there. Without it, UDP is left alone.
+    #[arg(long, value_name = "PORT")]
+    pub outbound_udp_port: Option<u16>,
+    /// The outbound udp listener for IPv6, when it is another one;
+    /// default: `--outbound-udp-port`.
+    #[arg(long, value_name = "PORT")]
+    pub outbound_udp_port_v6: Option<u16>,
     /// The inbound listener's port. Without it, inbound traffic is left
     /// alone.
     #[arg(long, value_name = "PORT")]
@@ -136,12 +163,25 @@ impl Plan {
     /// Checks the options against each other.
     pub fn validate(&self) -> Result<(), PlanError> {
         let invalid = |m: String| Err(PlanError::Invalid(m));
-        if self.outbound_port.is_none() && self.inbound_port.is_none() {
+        if self.outbound_port.is_none()
+            && self.inbound_port.is_none()
+            && self.outbound_udp_port.is_none()
+        {
             return invalid(
-                "nothing to intercept: give --outbound-port, --inbound-port or both".into(),
+                "nothing to intercept: give --outbound-port, --inbound-port, --outbound-udp-port or some of them".into(),
             );
         }
-        if self.outbound_port.is_some()
+        if self.outbound_udp_port_v6.is_some() && self.outbound_udp_port.is_none() {
+            return invalid("--outbound-udp-port-v6 needs --outbound-udp-port".into());
+        }
+        if self.outbound_udp_port.is_some() && self.mode != Mode::Tproxy {
+            return invalid(
+                "--outbound-udp-port needs --mode tproxy: NAT (redirect) leaves a datagram \
+                 no original destination to read back (SO_ORIGINAL_DST needs a connection)"
+                    .into(),
+            );
+        }
+        if (self.outbound_port.is_some() || self.outbound_udp_port.is_some())
             && self.owner_uids.is_empty()
             && self.owner_gids.is_empty()
             && (self.mark == 0 || self.mode == Mode::Tproxy)
@@ -192,30 +232,40 @@ impl Plan {
         let mark = format!("{:#x}", self.mark);
         let mut out = String::new();
         let _ = writeln!(out, "table {TABLE}\ndelete table {TABLE}\ntable {TABLE} {{");
-        if let Some(port) = self.outbound_port {
-            let port_v6 = self.outbound_port_v6.unwrap_or(port);
-            let (hook, last) = match self.mode {
-                Mode::Redirect => (
+        let udp = self.outbound_udp_port.is_some();
+        if self.outbound_port.is_some() || udp {
+            let (hook, last) = match (self.mode, self.outbound_port) {
+                (Mode::Redirect, Some(port)) => (
                     "type nat hook output priority -100",
-                    per_family(port, Some(port_v6), "meta l4proto tcp ", |to| {
+                    per_family(port, self.outbound_port_v6, "meta l4proto tcp ", |to| {
                         format!("redirect to :{to}")
                     }),
                 ),
+                // validate() refuses UDP in redirect mode.
+                (Mode::Redirect, None) => ("type nat hook output priority -100", String::new()),
                 // Marked, the packet is routed back in through `lo`
                 // (`ip rule`), where `divert` hands it to the listener.
                 // Only connections made here: a reply (a SYN-ACK of an
                 // inbound connection, sent before any socket owns it, so
                 // no owner rule can tell) must leave as it is.
-                Mode::Tproxy => (
-                    "type route hook output priority mangle",
-                    format!(
-                        "\t\tct direction reply return\n\t\tmeta l4proto tcp meta mark set {mark}\n"
-                    ),
-                ),
+                (Mode::Tproxy, tcp) => {
+                    let mut last = "\t\tct direction reply return\n".to_string();
+                    for (on, proto) in [(tcp.is_some(), "tcp"), (udp, "udp")] {
+                        if on {
+                            let _ = writeln!(last, "\t\tmeta l4proto {proto} meta mark set {mark}");
+                        }
+                    }
+                    ("type route hook output priority mangle", last)
+                }
+            };
+            let protocols = match (self.outbound_port.is_some(), udp) {
+                (true, true) => "{ tcp, udp }",
+                (false, true) => "udp",
+                _ => "tcp",
             };
             let _ = writeln!(
                 out,
-                "\tchain output {{\n\t\t{hook}; policy accept;\n\t\tmeta l4proto != tcp return"
+                "\tchain output {{\n\t\t{hook}; policy accept;\n\t\tmeta l4proto != {protocols} return"
             );
             out.push_str(&self.outbound_exclusions()?);
             let _ = writeln!(out, "{last}\t}}");
@@ -259,8 +309,18 @@ impl Plan {
                 };
                 let _ = writeln!(
                     out,
-                    "\tchain divert {{\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\
-                     \t\tmeta l4proto != tcp return\n\t\tsocket transparent 1 meta mark set {mark} accept"
+                    "\tchain divert {{\n\t\ttype filter hook prerouting priority mangle; policy accept;"
+                );
+                if let Some(port) = self.outbound_udp_port {
+                    out.push_str(&tproxy(
+                        &format!("iifname \"lo\" meta mark {mark} meta l4proto udp "),
+                        port,
+                        self.outbound_udp_port_v6.unwrap_or(port),
+                    ));
+                }
+                let _ = writeln!(
+                    out,
+                    "\t\tmeta l4proto != tcp return\n\t\tsocket transparent 1 meta mark set {mark} accept"
                 );
                 if let Some(port) = self.outbound_port {
                     let port_v6 = self.outbound_port_v6.unwrap_or(port);
@@ -308,11 +368,13 @@ impl Plan {
             let _ = writeln!(out, "\t\tip6 daddr {} return", set(&v6));
         }
         if !self.exclude_outbound_ports.is_empty() {
-            let _ = writeln!(
-                out,
-                "\t\ttcp dport {} return",
-                set(&self.exclude_outbound_ports)
-            );
+            let ports = set(&self.exclude_outbound_ports);
+            if self.outbound_port.is_some() {
+                let _ = writeln!(out, "\t\ttcp dport {ports} return");
+            }
+            if self.outbound_udp_port.is_some() {
+                let _ = writeln!(out, "\t\tudp dport {ports} return");
+            }
         }
         Ok(out)
     }
@@ -602,6 +664,77 @@ mod tests {
                 .is_err()
         );
         assert_eq!(p.ip_install().len(), 4);
+    }
+
+    #[test]
+    fn tproxy_mode_diverts_outbound_udp_before_transparent_sockets_are_accepted() {
+        let p = plan(&[
+            "--mode",
+            "tproxy",
+            "--outbound-port",
+            "15001",
+            "--outbound-udp-port",
+            "15053",
+            "--outbound-udp-port-v6",
+            "15054",
+            "--exclude-outbound-ports",
+            "22",
+            "--owner-uid",
+            "0",
+        ]);
+        let script = p.nft_install().unwrap();
+        let expected = "table inet baton\ndelete table inet baton\ntable inet baton {\n\
+            \tchain output {\n\t\ttype route hook output priority mangle; policy accept;\n\
+            \t\tmeta l4proto != { tcp, udp } return\n\t\tmeta skuid { 0 } return\n\
+            \t\toifname \"lo\" return\n\t\tip daddr 127.0.0.0/8 return\n\t\tip6 daddr ::1 return\n\
+            \t\ttcp dport { 22 } return\n\t\tudp dport { 22 } return\n\
+            \t\tct direction reply return\n\
+            \t\tmeta l4proto tcp meta mark set 0x539\n\t\tmeta l4proto udp meta mark set 0x539\n\t}\n\
+            \tchain divert {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\
+            \t\tiifname \"lo\" meta mark 0x539 meta l4proto udp meta nfproto ipv4 tproxy ip to :15053 meta mark set 0x539 accept\n\
+            \t\tiifname \"lo\" meta mark 0x539 meta l4proto udp meta nfproto ipv6 tproxy ip6 to :15054 meta mark set 0x539 accept\n\
+            \t\tmeta l4proto != tcp return\n\t\tsocket transparent 1 meta mark set 0x539 accept\n\
+            \t\tiifname \"lo\" meta mark 0x539 meta l4proto tcp meta nfproto ipv4 tproxy ip to :15001 meta mark set 0x539 accept\n\
+            \t\tiifname \"lo\" meta mark 0x539 meta l4proto tcp meta nfproto ipv6 tproxy ip6 to :15001 meta mark set 0x539 accept\n\
+            \t\tiifname \"lo\" return\n\t}\n}\n";
+        assert_eq!(script, expected);
+        // UDP alone: only UDP is marked and diverted.
+        let script = plan(&[
+            "--mode",
+            "tproxy",
+            "--outbound-udp-port",
+            "15053",
+            "--owner-uid",
+            "0",
+        ])
+        .nft_install()
+        .unwrap();
+        assert!(script.contains("meta l4proto != udp return"), "{script}");
+        assert!(!script.contains("meta l4proto tcp"), "{script}");
+        assert!(
+            script.contains("udp meta nfproto ipv6 tproxy ip6 to :15053 "),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn udp_interception_needs_tproxy_and_an_owner() {
+        let refused = |args: &[&str]| plan(args).nft_install().unwrap_err().to_string();
+        let redirect = refused(&["--outbound-udp-port", "15053", "--owner-uid", "0"]);
+        assert!(redirect.contains("needs --mode tproxy"), "{redirect}");
+        let ownerless = refused(&["--mode", "tproxy", "--outbound-udp-port", "15053"]);
+        assert!(ownerless.contains("would loop"), "{ownerless}");
+        let v6 = refused(&[
+            "--mode",
+            "tproxy",
+            "--outbound-port",
+            "1",
+            "--outbound-udp-port-v6",
+            "2",
+            "--owner-uid",
+            "0",
+        ]);
+        assert!(v6.contains("needs --outbound-udp-port"), "{v6}");
     }
 
     #[test]

@@ -23,6 +23,12 @@
 //! never `SO_REUSEPORT`, which would split a client's datagrams between
 //! sockets. A socket is kept across configs only by a listener of the
 //! same kind: a listener that turns from tcp to udp gets a new socket.
+//!
+//! A udp listener with `original_destination = "tproxy"` is transparent
+//! too, and also gets `IP_RECVORIGDSTADDR` (`IPV6_RECVORIGDSTADDR`): a
+//! datagram has no accepted socket whose local address would tell where
+//! it was going, so the kernel attaches its original destination to each
+//! one, for the worker's `recvmsg(2)` (`worker/src/udp/tproxy.rs`).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -94,6 +100,10 @@ pub(crate) fn bind(spec: &ListenerBind) -> Result<BoundListener, BindError> {
     if spec.transparent() {
         set_transparent(&socket, address, true).map_err(fail(transparent_option(address)))?;
     }
+    if spec.datagram() {
+        set_recv_original_destination(&socket, address, spec.transparent())
+            .map_err(fail(recv_original_destination_option(address)))?;
+    }
     socket.bind(&address.into()).map_err(fail("bind"))?;
     if !spec.datagram() {
         let backlog = i32::try_from(spec.backlog).unwrap_or(i32::MAX);
@@ -119,6 +129,30 @@ fn set_transparent(socket: &Socket, address: SocketAddr, on: bool) -> std::io::R
         socket.set_ip_transparent_v6(on)
     } else {
         socket.set_ip_transparent_v4(on)
+    }
+}
+
+/// `IP_RECVORIGDSTADDR` or `IPV6_RECVORIGDSTADDR`, by the address's
+/// family.
+fn set_recv_original_destination(
+    socket: &Socket,
+    address: SocketAddr,
+    on: bool,
+) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if address.is_ipv6() {
+        setsockopt(socket, sockopt::Ipv6OrigDstAddr, &on)?;
+    } else {
+        setsockopt(socket, sockopt::Ipv4OrigDstAddr, &on)?;
+    }
+    Ok(())
+}
+
+fn recv_original_destination_option(address: SocketAddr) -> &'static str {
+    if address.is_ipv6() {
+        "IPV6_RECVORIGDSTADDR"
+    } else {
+        "IP_RECVORIGDSTADDR"
     }
 }
 
@@ -224,6 +258,19 @@ impl ListenerSet {
                             source,
                         },
                     )?;
+                    if kept.datagram {
+                        set_recv_original_destination(
+                            &kept.socket,
+                            spec.address,
+                            spec.transparent(),
+                        )
+                        .map_err(|source| BindError {
+                            name: spec.name.clone(),
+                            address: spec.address,
+                            op: recv_original_destination_option(spec.address),
+                            source,
+                        })?;
+                    }
                     Arc::clone(kept)
                 }
                 None => Arc::new(bind(spec)?),
@@ -266,6 +313,44 @@ mod tests {
         let turned = set.next(&[tcp]).unwrap();
         assert!(!Arc::ptr_eq(bound, &turned.listeners[0]), "a new socket");
         assert!(turned.listeners[0].socket.is_listener().unwrap());
+    }
+
+    /// A tproxy udp listener is transparent and asks for each datagram's
+    /// original destination; a kept socket follows a config that drops
+    /// `original_destination`.
+    #[test]
+    fn tproxy_udp_listeners_receive_original_destinations() {
+        use nix::sys::socket::{getsockopt, sockopt};
+        for address in ["127.0.0.1:0", "[::1]:0"] {
+            let tproxy = ListenerBind {
+                original_destination: Some("tproxy".into()),
+                protocol: Some("udp".into()),
+                ..spec(address)
+            };
+            let set = ListenerSet::bind_all(std::slice::from_ref(&tproxy)).unwrap();
+            let asks = |set: &ListenerSet| {
+                let socket = &set.listeners[0].socket;
+                if address.starts_with('[') {
+                    (
+                        socket.ip_transparent_v6().unwrap(),
+                        getsockopt(socket, sockopt::Ipv6OrigDstAddr).unwrap(),
+                    )
+                } else {
+                    (
+                        socket.ip_transparent_v4().unwrap(),
+                        getsockopt(socket, sockopt::Ipv4OrigDstAddr).unwrap(),
+                    )
+                }
+            };
+            assert_eq!(asks(&set), (true, true), "{address}");
+            let plain = ListenerBind {
+                original_destination: None,
+                ..tproxy
+            };
+            let next = set.next(&[plain]).unwrap();
+            assert!(Arc::ptr_eq(&next.listeners[0], &set.listeners[0]));
+            assert_eq!(asks(&next), (false, false), "{address}");
+        }
     }
 
     /// `original_destination = "tproxy"`: bound transparent, for either

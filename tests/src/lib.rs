@@ -460,6 +460,21 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// The line of access log `log` (a file) that contains every one of
+/// `needles`, once it is written.
+pub fn access_log_line(log: &std::path::Path, needles: &[&str]) -> String {
+    let mut found = None;
+    eventually(&format!("an access log line with {needles:?}"), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        found = text
+            .lines()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string);
+        found.is_some()
+    });
+    found.unwrap_or_default()
+}
+
 /// A short pause between polls of another process's state.
 fn wait_a_little() {
     // Polling another process: there is nothing to await.

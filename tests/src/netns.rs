@@ -145,6 +145,30 @@ impl Namespaces {
         );
     }
 
+    /// `baton intercept install|remove` for the pod, with `args` after
+    /// it, which must succeed.
+    pub fn intercept(&self, action: &str, args: &[String]) {
+        let out = Command::new(crate::bin("baton"))
+            .args(["intercept", action, "--netns", &self.pod])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "baton intercept {action} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The pod's rules, as `nft list ruleset` prints them.
+    pub fn ruleset(&self) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.pod, "nft", "list", "ruleset"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// `ip args` in the pod (`rule add …`, `route add …`).
     pub fn ip(&self, args: &[&str]) {
         let mut all = vec!["-n", self.pod.as_str()];

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use baton_tests::http_peer::Nginx;
 use baton_tests::netns::{Namespaces, POD_V4, POD_V6, REMOTE_V4, REMOTE_V6, remote_ips};
 use baton_tests::traffic::{ModalUpstream, stream_echo_over};
-use baton_tests::{Baton, PATIENCE, eventually};
+use baton_tests::{Baton, PATIENCE, access_log_line as logged, eventually};
 use tokio::sync::watch;
 
 /// The remote host's ports: nginx on 80 (reached through the original
@@ -94,29 +94,6 @@ fn config(mode: &str, access_log: &Path) -> String {
 /// The application's port in the pod (inbound interception).
 const APP: u16 = 8080;
 
-/// `baton intercept install|remove` for the pod, with `args` after it.
-fn intercept(ns: &Namespaces, action: &str, args: &[String]) {
-    let out = std::process::Command::new(baton_tests::bin("baton"))
-        .args(["intercept", action, "--netns", &ns.pod])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "baton intercept {action} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The pod's rules, as `nft list ruleset` prints them.
-fn ruleset(ns: &Namespaces) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.pod, "nft", "list", "ruleset"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The pod's TCP sent through baton: every outbound connection to its
 /// outbound listeners, inbound ones to the application's port to its
 /// inbound listeners; root's own (baton's) left alone. Installed twice:
@@ -142,10 +119,10 @@ fn intercept_pod(ns: &Namespaces, mode: &str, baton: &Baton) {
     .iter()
     .map(ToString::to_string)
     .collect();
-    intercept(ns, "install", &args);
-    let once = ruleset(ns);
-    intercept(ns, "install", &args);
-    assert_eq!(ruleset(ns), once, "a second install changed the rules");
+    ns.intercept("install", &args);
+    let once = ns.ruleset();
+    ns.intercept("install", &args);
+    assert_eq!(ns.ruleset(), once, "a second install changed the rules");
 }
 
 /// `curl http://to/` in the pod as the application: the body.
@@ -166,21 +143,6 @@ fn body_of(mut command: std::process::Command, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// The access log's line that contains every one of `needles`, once it
-/// is written.
-fn logged(log: &Path, needles: &[&str]) -> String {
-    let mut found = None;
-    eventually(&format!("an access log line with {needles:?}"), || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        found = text
-            .lines()
-            .find(|l| needles.iter().all(|n| l.contains(n)))
-            .map(str::to_string);
-        found.is_some()
-    });
-    found.unwrap()
 }
 
 /// Asserts the access log has `listener`'s line for a connection to
@@ -302,9 +264,9 @@ async fn intercepted_traffic_goes_to_its_original_destination(mode: &str) {
     }
 
     // Removed: no rule left, and the application's traffic goes direct.
-    intercept(&ns, "remove", &[]);
-    assert!(!ruleset(&ns).contains("table"), "{}", ruleset(&ns));
-    intercept(&ns, "remove", &[]);
+    ns.intercept("remove", &[]);
+    assert!(!ns.ruleset().contains("table"), "{}", ns.ruleset());
+    ns.intercept("remove", &[]);
     let lines = std::fs::read_to_string(&log).unwrap().lines().count();
     let to = SocketAddr::new(IpAddr::V4(REMOTE_V4), DIRECT);
     let body = tokio::task::block_in_place(|| curl(&ns, to));

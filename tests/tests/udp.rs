@@ -606,7 +606,7 @@ fn keys_that_need_a_connection_are_refused_on_a_udp_listener() {
         (
             "original_destination = \"redirect\"\n",
             "udp.toml:10:24: listeners[0].original_destination",
-            "does not apply to udp listeners",
+            "a udp listener takes original_destination = \"tproxy\" only",
         ),
         (
             "max_connections = 5\nroutes = []\n",

@@ -57,6 +57,20 @@
 //! longer has as udp, whose listener now targets another cluster, or
 //! whose endpoint that cluster no longer lists: the client's next
 //! datagram opens a fresh one.
+//!
+//! # TPROXY (`original_destination = "tproxy"`)
+//!
+//! A sidecar's outbound udp listener takes datagrams diverted by TPROXY
+//! to many destinations, and each datagram says where it was going
+//! ([`tproxy`]). A flow is then what one client sends **to one original
+//! destination** (a resolver asking two servers has two flows); an
+//! `original_dst` cluster's flow connects its upstream socket to that
+//! destination (a flow without one, a datagram sent to the listener
+//! itself, is dropped and counted as `no_original_destination`), a
+//! static cluster's to an endpoint as above. The flow's replies leave
+//! through its own transparent reply socket bound to the original
+//! destination, so that they reach the client from the address it sent
+//! to; and the access log's `destination` is the original destination.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -66,7 +80,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use baton_config::filter::{Filter, RangePolicy};
-use baton_config::{Listener, ListenerId, Target};
+use baton_config::{ClusterKind, Listener, ListenerId, Target};
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -81,6 +95,12 @@ use crate::telemetry::meters::{ListenerMeter, UdpDrop, UdpMeter};
 use crate::upstream::cluster::Upstream;
 use crate::upstream::lb::{EndpointIndex, Pick};
 
+mod tproxy;
+
+/// A flow's key: the client's address, and the original destination its
+/// datagrams were going to (listeners with `original_destination`).
+type FlowKey = (SocketAddr, Option<SocketAddr>);
+
 /// The largest datagram relayed: UDP's own bound (a datagram over IPv4
 /// carries at most 65,507 bytes of payload), so none is ever truncated.
 const MAX_DATAGRAM: usize = 65_536;
@@ -94,7 +114,7 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub struct UdpListener {
     pub(crate) socket: Arc<UdpSocket>,
-    flows: Mutex<HashMap<SocketAddr, Arc<Flow>>>,
+    flows: Mutex<HashMap<FlowKey, Arc<Flow>>>,
     meter: Arc<UdpMeter>,
     /// Turns true when a handoff commits: the flows handed over are the
     /// next generation's, and end here.
@@ -106,6 +126,12 @@ pub struct UdpListener {
 struct Flow {
     /// Connected to the endpoint.
     upstream: UdpSocket,
+    /// Where the client's datagrams were going (TPROXY), `None` on a
+    /// listener without `original_destination`.
+    destination: Option<SocketAddr>,
+    /// Bound to `destination`, transparent: replies go out through it
+    /// (`None`: through the listening socket).
+    reply: Option<Arc<UdpSocket>>,
     endpoint: (EndpointIndex, SocketAddr),
     opened: Instant,
     started: SystemTime,
@@ -137,13 +163,24 @@ impl Flow {
 }
 
 impl UdpListener {
-    pub(crate) fn new(socket: UdpSocket, meter: Arc<UdpMeter>) -> UdpListener {
-        UdpListener {
+    /// `socket` is the listener's; a `tproxy` one (`original_destination`)
+    /// is asked for each datagram's original destination here too (the
+    /// supervisor sets the option; one older than it does not, and it
+    /// needs no capability).
+    pub(crate) fn new(
+        socket: UdpSocket,
+        meter: Arc<UdpMeter>,
+        spec: &Listener,
+    ) -> std::io::Result<UdpListener> {
+        if spec.original_destination.is_some() {
+            tproxy::receive_original_destinations(&socket, spec.address.is_ipv6())?;
+        }
+        Ok(UdpListener {
             socket: Arc::new(socket),
             flows: Mutex::new(HashMap::new()),
             meter,
             released: watch::Sender::new(false),
-        }
+        })
     }
 
     /// Old side of a handoff: every flow open now, marked handed (it no
@@ -152,12 +189,13 @@ impl UdpListener {
         let flows = self.flows.lock();
         flows
             .iter()
-            .map(|(client, flow)| {
+            .map(|(&(client, destination), flow)| {
                 flow.handed.store(true, Ordering::Relaxed);
                 let since_last = Duration::from_millis(flow.last.load(Ordering::Relaxed));
                 HandedFlow {
                     facts: FlowFacts {
-                        client: *client,
+                        client,
+                        destination,
                         endpoint: flow.endpoint.1,
                         idle_for: flow.opened.elapsed().saturating_sub(since_last),
                         started: flow.started,
@@ -197,6 +235,8 @@ impl UdpListener {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowFacts {
     pub client: SocketAddr,
+    /// Its original destination (a `tproxy` listener's flow).
+    pub destination: Option<SocketAddr>,
     pub endpoint: SocketAddr,
     /// Since a datagram last moved either way.
     pub idle_for: Duration,
@@ -217,9 +257,18 @@ pub struct HandedFlow {
 }
 
 impl HandedFlow {
-    /// The fds that cross with it: its upstream socket.
+    /// The fds that cross with it: its upstream socket, then its reply
+    /// socket if it has one.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        vec![self.flow.upstream.as_fd()]
+        let reply = self.flow.reply.as_deref().map(AsFd::as_fd);
+        std::iter::once(self.flow.upstream.as_fd())
+            .chain(reply)
+            .collect()
+    }
+
+    /// Whether a reply socket crosses with it.
+    pub fn has_reply_socket(&self) -> bool {
+        self.flow.reply.is_some()
     }
 }
 
@@ -229,8 +278,9 @@ pub struct AdoptedFlow {
     pub facts: FlowFacts,
     /// The cluster the old generation relayed it to.
     pub cluster: String,
-    /// Its upstream socket.
+    /// Its upstream socket, and its reply socket (a `tproxy` flow).
     pub upstream: OwnedFd,
+    pub reply: Option<OwnedFd>,
 }
 
 /// Why a flow handed over was not taken (it closes; the client's next
@@ -243,6 +293,8 @@ pub enum AdoptError {
     EndpointGone,
     #[error("its socket is not a UDP socket connected to its endpoint")]
     NotItsSocket,
+    #[error("its reply socket is missing or not bound to its original destination")]
+    NotItsReplySocket,
     #[error("the fd budget is spent")]
     NoFds,
     #[error("its listener is full (max_flows)")]
@@ -262,6 +314,7 @@ pub fn adopt(
         facts: flow,
         cluster: cluster_name,
         upstream: fd,
+        reply,
     } = adopted;
     let spec = ctx.config.listener(id);
     let Target::Cluster(cluster) = spec.target else {
@@ -271,12 +324,34 @@ pub fn adopt(
     if upstream.cluster.name != cluster_name {
         return Err(AdoptError::OtherCluster);
     }
-    let index = upstream
-        .cluster
-        .endpoints
-        .iter()
-        .position(|e| e.address == flow.endpoint)
-        .ok_or(AdoptError::EndpointGone)?;
+    let index = match upstream.cluster.kind {
+        ClusterKind::Static => upstream
+            .cluster
+            .endpoints
+            .iter()
+            .position(|e| e.address == flow.endpoint)
+            .ok_or(AdoptError::EndpointGone)?,
+        // Its original destination: no endpoint of the cluster's.
+        ClusterKind::OriginalDst if flow.destination == Some(flow.endpoint) => usize::MAX,
+        ClusterKind::OriginalDst => return Err(AdoptError::EndpointGone),
+    };
+    // A tproxy flow answers from its original destination, through the
+    // reply socket bound there; a plain one from the listening socket.
+    let reply = match (flow.destination, reply) {
+        (None, None) => None,
+        (Some(destination), Some(fd)) => {
+            let socket = std::net::UdpSocket::from(fd);
+            if !socket.local_addr().is_ok_and(|a| a == destination) {
+                return Err(AdoptError::NotItsReplySocket);
+            }
+            let socket = socket
+                .set_nonblocking(true)
+                .and_then(|()| UdpSocket::from_std(socket))
+                .map_err(|_| AdoptError::NotItsReplySocket)?;
+            Some(Arc::new(socket))
+        }
+        _ => return Err(AdoptError::NotItsReplySocket),
+    };
     let socket = std::net::UdpSocket::from(fd);
     let connected = socket2::SockRef::from(&socket)
         .r#type()
@@ -289,11 +364,16 @@ pub fn adopt(
         .set_nonblocking(true)
         .and_then(|()| UdpSocket::from_std(socket))
         .map_err(|_| AdoptError::NotItsSocket)?;
-    let fds = ctx.fds.try_acquire(1).ok_or(AdoptError::NoFds)?;
+    let fds = ctx
+        .fds
+        .try_acquire(1 + u32::from(reply.is_some()))
+        .ok_or(AdoptError::NoFds)?;
     let max_flows = spec.udp.map_or(usize::MAX, |u| u.max_flows.get() as usize);
     let now = Instant::now();
     let adopted = Arc::new(Flow {
         upstream: socket,
+        destination: flow.destination,
+        reply,
         endpoint: (EndpointIndex(index), flow.endpoint),
         opened: now.checked_sub(flow.idle_for).unwrap_or(now),
         started: flow.started,
@@ -309,10 +389,11 @@ pub fn adopt(
         if flows.len() >= max_flows {
             return Err(AdoptError::Full);
         }
-        flows.insert(flow.client, Arc::clone(&adopted));
+        flows.insert((flow.client, flow.destination), Arc::clone(&adopted));
     }
     let meter = ctx.meters.listener(&spec.name);
-    start(ctx, id, listener, &meter, upstream, flow.client, adopted);
+    let key = (flow.client, flow.destination);
+    start(ctx, id, listener, &meter, upstream, key, adopted);
     Ok(())
 }
 
@@ -323,9 +404,20 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, id: ListenerId, listener: Arc<UdpListen
     let spec = ctx.config.listener(id);
     let meter = ctx.meters.listener(&spec.name);
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    tracing::info!(address = %listener.socket.local_addr().map_or(spec.address, |a| a), "reading datagrams");
+    let listening = listener.socket.local_addr().ok();
+    tracing::info!(address = %listening.unwrap_or(spec.address), "reading datagrams");
+    let transparent = spec.original_destination.is_some();
     loop {
-        let (n, client) = match listener.socket.recv_from(&mut buf).await {
+        let got = if transparent {
+            tproxy::recv(&listener.socket, &mut buf, listening).await
+        } else {
+            listener
+                .socket
+                .recv_from(&mut buf)
+                .await
+                .map(|(n, client)| (n, client, None))
+        };
+        let (n, client, destination) = match got {
             Ok(got) => got,
             Err(e) => {
                 debug!(error = %e, "recvfrom failed");
@@ -343,14 +435,14 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, id: ListenerId, listener: Arc<UdpListen
         // flow that is ending.
         let existing = {
             let flows = listener.flows.lock();
-            flows.get(&client).map(|flow| {
+            flows.get(&(client, destination)).map(|flow| {
                 flow.touch();
                 Arc::clone(flow)
             })
         };
         let flow = match existing {
             Some(flow) => flow,
-            None => match open(&ctx, id, spec, &listener, &meter, client) {
+            None => match open(&ctx, id, spec, &listener, &meter, (client, destination)) {
                 Ok(flow) => flow,
                 Err(why) => {
                     debug!(%client, reason = why.label(), "datagram dropped");
@@ -390,8 +482,9 @@ fn open(
     spec: &Listener,
     listener: &Arc<UdpListener>,
     meter: &Arc<ListenerMeter>,
-    client: SocketAddr,
+    key: FlowKey,
 ) -> Result<Arc<Flow>, UdpDrop> {
+    let (client, destination) = key;
     if !admitted(spec, client) {
         meter.refused.fetch_add(1, Ordering::Relaxed);
         return Err(UdpDrop::Refused);
@@ -404,23 +497,47 @@ fn open(
         return Err(UdpDrop::NoUpstream);
     };
     let upstream = ctx.upstream(cluster);
-    let pick = Pick {
-        source: Some(client.ip()),
-        request: None,
+    let endpoint = match upstream.cluster.kind {
+        ClusterKind::Static => {
+            let pick = Pick {
+                source: Some(client.ip()),
+                request: None,
+            };
+            upstream
+                .balancer()
+                .order(&pick)
+                .find_map(|i| upstream.cluster.endpoints.get(i.0).map(|e| (i, e.address)))
+                .ok_or(UdpDrop::NoUpstream)?
+        }
+        // Where the client was going: no endpoint of the cluster's (it
+        // has none), so nothing counts load on it.
+        ClusterKind::OriginalDst => (
+            EndpointIndex(usize::MAX),
+            destination.ok_or(UdpDrop::NoOriginalDestination)?,
+        ),
     };
-    let endpoint = upstream
-        .balancer()
-        .order(&pick)
-        .find_map(|i| upstream.cluster.endpoints.get(i.0).map(|e| (i, e.address)))
+    // The upstream socket, and the reply socket of a flow with an
+    // original destination.
+    let fds = ctx
+        .fds
+        .try_acquire(1 + u32::from(destination.is_some()))
         .ok_or(UdpDrop::NoUpstream)?;
-    let fds = ctx.fds.try_acquire(1).ok_or(UdpDrop::NoUpstream)?;
     let socket = connect(endpoint.1).map_err(|e| {
         debug!(upstream = %endpoint.1, error = %e, "flow socket failed");
         UdpDrop::NoUpstream
     })?;
+    let reply = match destination {
+        Some(from) => Some(Arc::new(tproxy::reply_socket(from).map_err(|e| {
+            debug!(%from, error = %e, "reply socket failed");
+            UdpDrop::NoUpstream
+        })?)),
+        None => None,
+    };
     let opened = Instant::now();
     let flow = Arc::new(Flow {
         upstream: socket,
+        destination,
+        reply,
         endpoint,
         opened,
         started: SystemTime::now(),
@@ -436,20 +553,12 @@ fn open(
         if flows.len() >= max_flows {
             return Err(UdpDrop::MaxFlows);
         }
-        flows.insert(client, Arc::clone(&flow));
+        flows.insert(key, Arc::clone(&flow));
     }
     ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
     meter.accepted.fetch_add(1, Ordering::Relaxed);
-    debug!(%client, upstream = %endpoint.1, "flow opened");
-    start(
-        ctx,
-        id,
-        listener,
-        meter,
-        upstream,
-        client,
-        Arc::clone(&flow),
-    );
+    debug!(%client, ?destination, upstream = %endpoint.1, "flow opened");
+    start(ctx, id, listener, meter, upstream, key, Arc::clone(&flow));
     Ok(flow)
 }
 
@@ -461,10 +570,10 @@ fn start(
     listener: &Arc<UdpListener>,
     meter: &Arc<ListenerMeter>,
     upstream: &Arc<Upstream>,
-    client: SocketAddr,
+    key: FlowKey,
     flow: Arc<Flow>,
 ) {
-    if upstream.balancer().counts_load() {
+    if upstream.cluster.kind == ClusterKind::Static && upstream.balancer().counts_load() {
         upstream.balancer().on_start(flow.endpoint.0);
     }
     ctx.stats.active.fetch_add(1, Ordering::AcqRel);
@@ -475,7 +584,7 @@ fn start(
         Arc::clone(listener),
         Arc::clone(meter),
         Arc::clone(upstream),
-        client,
+        key,
         flow,
     );
     tokio::spawn(relay);
@@ -502,9 +611,10 @@ async fn relay(
     listener: Arc<UdpListener>,
     meter: Arc<ListenerMeter>,
     upstream: Arc<Upstream>,
-    client: SocketAddr,
+    key: FlowKey,
     flow: Arc<Flow>,
 ) {
+    let client = key.0;
     let spec = ctx.config.listener(id);
     let idle = spec.idle_timeout;
     let mut order = ctx.order.subscribe();
@@ -521,7 +631,8 @@ async fn relay(
             got = flow.upstream.recv(&mut buf) => match got {
                 Ok(n) => {
                     flow.touch();
-                    match listener.socket.send_to(&buf[..n], client).await {
+                    let out = flow.reply.as_deref().unwrap_or(&listener.socket);
+                    match out.send_to(&buf[..n], client).await {
                         Ok(_) => {
                             flow.sent.fetch_add(n as u64, Ordering::Relaxed);
                             meter.bytes.sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -543,8 +654,8 @@ async fn relay(
                     continue;
                 }
                 if Instant::now() >= flow.idle_at(idle) {
-                    if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
-                        flows.remove(&client);
+                    if flows.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                        flows.remove(&key);
                     }
                     break "idle";
                 }
@@ -553,23 +664,23 @@ async fn relay(
                 watching = false;
                 if is_released && flow.handed.load(Ordering::Relaxed) {
                     let mut flows = listener.flows.lock();
-                    if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
-                        flows.remove(&client);
+                    if flows.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                        flows.remove(&key);
                     }
                     break "moved";
                 }
             }
             () = &mut closing => {
                 let mut flows = listener.flows.lock();
-                if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
-                    flows.remove(&client);
+                if flows.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                    flows.remove(&key);
                 }
                 break "closed";
             }
         }
     };
     debug!(%client, outcome, "flow ended");
-    if upstream.balancer().counts_load() {
+    if upstream.cluster.kind == ClusterKind::Static && upstream.balancer().counts_load() {
         upstream.balancer().on_end(flow.endpoint.0);
     }
     // A moved flow is logged where it ends, in a later generation.
@@ -578,7 +689,7 @@ async fn relay(
             started: flow.started,
             listener: &spec.name,
             client: Some(client),
-            destination: ctx.bound_of(id),
+            destination: flow.destination.or_else(|| ctx.bound_of(id)),
             cluster: Some(&upstream.cluster.name),
             upstream: Some(flow.endpoint.1),
             received: flow.received.load(Ordering::Relaxed),

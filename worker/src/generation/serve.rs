@@ -286,7 +286,9 @@ impl Server {
             };
             let bound = if spec.protocol == baton_config::Protocol::Udp {
                 let socket = adopt_datagram(fd, spec).map_err(failed)?;
-                Bound::Datagram(Arc::new(UdpListener::new(socket, meters.udp(&spec.name))))
+                let listener = UdpListener::new(socket, meters.udp(&spec.name), spec)
+                    .map_err(|e| failed(e.into()))?;
+                Bound::Datagram(Arc::new(listener))
             } else {
                 Bound::Stream(Arc::new(adopt_listener(fd, spec).map_err(failed)?))
             };

@@ -1,5 +1,6 @@
 //! UDP flows across a handoff (handoff schema 6 on): the old generation's
-//! flows, each with its upstream socket's fd, sent after the shared data
+//! flows, each with its upstream socket's fd (and a `tproxy` flow's reply
+//! socket's), sent after the shared data
 //! and before the new generation reads a listening socket, so that a
 //! client's next datagram finds its flow — and its 5-tuple — in the new
 //! generation (`crate::udp` has the flow's side of it).
@@ -64,10 +65,10 @@ pub(crate) async fn send<H: Host>(
             let state = FlowState {
                 listener: spec.name.clone(),
                 client: facts.client,
-                destination: None,
+                destination: facts.destination,
                 cluster: cluster.clone(),
                 endpoint: facts.endpoint,
-                reply_socket: false,
+                reply_socket: flow.has_reply_socket(),
                 idle_for: facts.idle_for,
                 started_unix_ms: facts
                     .started
@@ -107,7 +108,7 @@ pub(crate) async fn receive<H: Host>(
             let mut fds = received.fds.into_iter();
             for state in flows {
                 let upstream = fds.next();
-                let _reply = if state.reply_socket { fds.next() } else { None };
+                let reply = if state.reply_socket { fds.next() } else { None };
                 let place = ctx
                     .config
                     .listener_id(&state.listener)
@@ -120,6 +121,7 @@ pub(crate) async fn receive<H: Host>(
                         AdoptedFlow {
                             facts: FlowFacts {
                                 client: state.client,
+                                destination: state.destination,
                                 endpoint: state.endpoint,
                                 idle_for: state.idle_for,
                                 started: UNIX_EPOCH + Duration::from_millis(state.started_unix_ms),
@@ -129,6 +131,7 @@ pub(crate) async fn receive<H: Host>(
                             },
                             cluster: state.cluster.clone(),
                             upstream,
+                            reply,
                         },
                     )
                     .map_err(|e| e.to_string()),

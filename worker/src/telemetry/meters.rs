@@ -68,14 +68,19 @@ pub enum UdpDrop {
     /// Sending it upstream failed (an ICMP error came back, a full
     /// buffer).
     SendFailed,
+    /// It would have opened a flow to its original destination (an
+    /// `original_dst` cluster), and had none: it was sent to the listener
+    /// itself.
+    NoOriginalDestination,
 }
 
 impl UdpDrop {
-    pub const ALL: [UdpDrop; 4] = [
+    pub const ALL: [UdpDrop; 5] = [
         UdpDrop::MaxFlows,
         UdpDrop::NoUpstream,
         UdpDrop::Refused,
         UdpDrop::SendFailed,
+        UdpDrop::NoOriginalDestination,
     ];
 
     /// Its `reason` label.
@@ -85,6 +90,7 @@ impl UdpDrop {
             UdpDrop::NoUpstream => "no_upstream",
             UdpDrop::Refused => "refused",
             UdpDrop::SendFailed => "send_failed",
+            UdpDrop::NoOriginalDestination => "no_original_destination",
         }
     }
 }

@@ -498,7 +498,8 @@ impl Meters {
             "baton_udp_dropped_total",
             "Client datagrams a udp listener dropped, by reason: max_flows (it would have \
              opened a flow past max_flows), no_upstream (no endpoint for a new flow), refused \
-             (source_ranges), send_failed (the upstream send failed).",
+             (source_ranges), send_failed (the upstream send failed), no_original_destination \
+             (a tproxy listener's original_dst flow for a datagram sent to the listener itself).",
             &|m| {
                 UdpDrop::ALL
                     .iter()
