@@ -4,6 +4,9 @@
 //! upstream application using the OpenTelemetry Python SDK
 //! (`tests/interop/otel_app.py`) continues baton's trace over HTTP/1.1
 //! and over gRPC (HTTP/2): same trace id, baton's span as its parent.
+//! A Bolt request carries baton's span in its header map to the upstream
+//! (the repo's Bolt peer, `baton_tests::bolt`: no OpenTelemetry SDK reads
+//! Bolt headers).
 //! Then the collector stopped, or stalled: every request is still
 //! answered, and the spans that could not go are counted.
 // Test code: a panic is a failed test, with its message.
@@ -485,4 +488,82 @@ fn a_stopped_or_stalled_collector_never_slows_proxying() {
         counter(&baton, "baton_tracing_spans_dropped_total") >= f64::from(requests) - kept
     });
     assert_eq!(counter(&baton, "baton_tracing_spans_exported_total"), 0.0);
+}
+
+/// Bolt: the context travels in the request's header map. baton's span
+/// (with the RPC attributes) reaches the collector as the child of the
+/// client's, and the upstream's request names it as the parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bolt_requests_carry_batons_span_in_their_header_map() {
+    use baton_tests::bolt::{BoltClient, read_frame, response};
+    use tokio::io::AsyncWriteExt;
+
+    let collector = Collector::start();
+    // The upstream: answers each request, handing its header map to the test.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = upstream.accept().await {
+            let seen_tx = seen_tx.clone();
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = stream.into_split();
+                while let Ok(Some(frame)) = read_frame(&mut rd).await {
+                    if frame.cmd == 0 {
+                        let _ = wr.write_all(&response(frame.id, 0, b"")).await;
+                        continue;
+                    }
+                    let _ = seen_tx.send(frame.headers.clone());
+                    let _ = wr.write_all(&response(frame.id, 0, b"ok")).await;
+                }
+            });
+        }
+    });
+    let config = format!(
+        "[supervisor]\ndrain_timeout = \"5s\"\n\n\
+         [tracing]\notlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"\n\n\
+         [[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"bolt\"\n\
+         cluster = \"default\"\n\n\
+         [[clusters]]\nname = \"default\"\nendpoints = [\"{upstream_addr}\"]\n",
+        collector.grpc
+    );
+    let baton = Baton::start(&config);
+    let client = BoltClient::connect(baton.addr("rpc")).await;
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let headers = [
+        ("service", "com.example.Echo:1.0"),
+        ("sofa_head_method_name", "echo"),
+        ("traceparent", traceparent.as_str()),
+    ];
+    let answer = client.call(7, &headers, b"hi").await.expect("an answer");
+    assert_eq!((answer.id, answer.status), (7, 0));
+    let upstream_headers = seen.recv().await.unwrap();
+    let forwarded = upstream_headers
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .map(|(_, v)| v.clone())
+        .expect("a traceparent upstream");
+    let parts: Vec<&str> = forwarded.split('-').collect();
+    assert_eq!(parts.len(), 4, "{forwarded}");
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", CLIENT_TRACE, "01"));
+    assert_ne!(parts[2], CLIENT_SPAN, "baton's span is in between");
+    assert!(
+        upstream_headers
+            .iter()
+            .any(|(k, v)| k == "sofa_head_method_name" && v == "echo"),
+        "the other headers stay: {upstream_headers:?}"
+    );
+    let span = tokio::task::block_in_place(|| collector.span(parts[2]));
+    assert_eq!(span.trace_id, CLIENT_TRACE);
+    assert_eq!(span.parent, CLIENT_SPAN);
+    assert_eq!(span.name, "com.example.Echo:1.0/echo");
+    for (key, want) in [
+        ("rpc.system", "Str(bolt)"),
+        ("rpc.service", "Str(com.example.Echo:1.0)"),
+        ("rpc.method", "Str(echo)"),
+        ("baton.rpc.status", "Int(0)"),
+        ("baton.cluster", "Str(default)"),
+    ] {
+        assert_eq!(span.attr(key), want, "{key} in {span:?}");
+    }
 }

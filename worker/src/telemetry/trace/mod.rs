@@ -1,7 +1,15 @@
 //! Distributed tracing (`[tracing]`): one span per proxied HTTP request
-//! (HTTP/1.1, HTTP/2, gRPC), its trace context read from the request and
-//! passed on upstream with baton's span as the parent, the finished span
-//! exported over OTLP.
+//! (HTTP/1.1, HTTP/2, gRPC) and per Bolt or Dubbo request, its trace
+//! context read from the request and passed on upstream with baton's span
+//! as the parent, the finished span exported over OTLP.
+//!
+//! RPC requests ([`begin_rpc`], called by `rpc::downstream`) carry the
+//! same headers in Bolt's header map or Dubbo's attachments; their span
+//! has `rpc.system` (`bolt`, `dubbo`), `rpc.service`, `rpc.method`,
+//! `baton.rpc.status` (the response's status as the protocol writes it),
+//! `baton.cluster`, and is named `"<service>/<method>"`; a response the
+//! protocol calls a failure (or none) makes it an error. RocketMQ and Tars
+//! requests are not traced.
 //!
 //! # A request's span
 //!
@@ -98,6 +106,11 @@ pub(crate) fn install(config: &Tracing, generation: u32) {
     });
 }
 
+/// Whether `[tracing]` is on in this process.
+pub(crate) fn enabled() -> bool {
+    TRACER.get().is_some()
+}
+
 tokio::task_local! {
     static CURRENT: Arc<Mutex<Record>>;
 }
@@ -126,9 +139,26 @@ struct Record {
     attempts: u32,
     status: Option<u16>,
     response_bytes: u64,
+    /// An RPC request's call (`None` for HTTP).
+    rpc: Option<RpcCall>,
+}
+
+/// An RPC request: what it calls, and how its response ended.
+#[derive(Debug)]
+struct RpcCall {
+    /// The listener's protocol (`bolt`, `dubbo`), as `rpc.system`.
+    system: &'static str,
+    service: Option<String>,
+    method: Option<String>,
+    /// The response's status as the protocol writes it.
+    status: Option<i32>,
+    /// Whether the protocol calls that status a success; `None` while
+    /// no response came.
+    success: Option<bool>,
 }
 
 /// A traced request: its record, shared with the exchange's scope.
+#[derive(Debug)]
 pub(crate) struct Active(Arc<Mutex<Record>>);
 
 /// What the listener tells [`begin`] of the request.
@@ -146,15 +176,12 @@ pub(crate) struct Origin<'a> {
 pub(crate) fn begin(head: &mut Head, origin: Origin<'_>) -> Option<Active> {
     let tracer = TRACER.get()?;
     let incoming = read(head);
-    let (trace_id, parent) = match &incoming {
-        Some(i) if i.trace_id != 0 => (i.trace_id, i.parent),
-        _ => (nonzero_u128(), None),
-    };
-    let sampled = incoming
-        .as_ref()
-        .and_then(|i| i.sampled)
-        .unwrap_or_else(|| ratio_sampled(trace_id, tracer.config.sampling_millionths));
-    let span_id = nonzero_u64();
+    let Ids {
+        trace_id,
+        parent,
+        span_id,
+        sampled,
+    } = decide(tracer, incoming.as_ref());
     let trace_state = match incoming.as_ref().map(|i| i.format) {
         Some(Format::W3c) => head.header_str("tracestate").map(str::to_string),
         _ => None,
@@ -188,10 +215,122 @@ pub(crate) fn begin(head: &mut Head, origin: Origin<'_>) -> Option<Active> {
         attempts: 0,
         status: None,
         response_bytes: 0,
+        rpc: None,
     }))))
 }
 
+/// A span's ids and sampling decision.
+struct Ids {
+    trace_id: u128,
+    parent: Option<u64>,
+    span_id: u64,
+    sampled: bool,
+}
+
+/// Continues `incoming` or starts a trace; decides sampling (see the
+/// module docs).
+fn decide(tracer: &Tracer, incoming: Option<&Incoming>) -> Ids {
+    let (trace_id, parent) = match incoming {
+        Some(i) if i.trace_id != 0 => (i.trace_id, i.parent),
+        _ => (nonzero_u128(), None),
+    };
+    let sampled = incoming
+        .and_then(|i| i.sampled)
+        .unwrap_or_else(|| ratio_sampled(trace_id, tracer.config.sampling_millionths));
+    Ids {
+        trace_id,
+        parent,
+        span_id: nonzero_u64(),
+        sampled,
+    }
+}
+
+/// What an RPC listener tells [`begin_rpc`] of a request.
+pub(crate) struct RpcOrigin<'a> {
+    pub listener: &'a Arc<str>,
+    /// The protocol's config name (`bolt`, `dubbo`).
+    pub system: &'static str,
+    pub service: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub client: Option<SocketAddr>,
+}
+
+/// [`begin`] for an RPC request whose editable headers (Bolt's header
+/// map, Dubbo's attachments) are `headers`: the span, and the headers to
+/// set and drop for the upstream. `None` when tracing is off.
+pub(crate) fn begin_rpc(
+    headers: &[(String, String)],
+    origin: RpcOrigin<'_>,
+) -> Option<(Active, Propagation)> {
+    let tracer = TRACER.get()?;
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let incoming = header("traceparent")
+        .and_then(context::parse_traceparent)
+        .or_else(|| header("b3").and_then(context::parse_b3))
+        .or_else(|| context::parse_b3_multi(header));
+    let ids = decide(tracer, incoming.as_ref());
+    let trace_state = match incoming.as_ref().map(|i| i.format) {
+        Some(Format::W3c) => header("tracestate").map(str::to_string),
+        _ => None,
+    };
+    let headers = propagation(incoming.as_ref(), ids.trace_id, ids.span_id, ids.sampled);
+    let start_unix_nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let record = Record {
+        trace_id: ids.trace_id,
+        span_id: ids.span_id,
+        parent: ids.parent,
+        trace_state,
+        sampled: ids.sampled,
+        start_unix_nanos,
+        started: Instant::now(),
+        method: String::new(),
+        path: String::new(),
+        scheme: "",
+        host: None,
+        protocol: "",
+        client: origin.client,
+        request_bytes: None,
+        listener: Arc::clone(origin.listener),
+        route: None,
+        cluster: None,
+        peer: None,
+        attempts: 0,
+        status: None,
+        response_bytes: 0,
+        rpc: Some(RpcCall {
+            system: origin.system,
+            service: origin.service.map(str::to_string),
+            method: origin.method.map(str::to_string),
+            status: None,
+            success: None,
+        }),
+    };
+    Some((Active(Arc::new(Mutex::new(record))), headers))
+}
+
 impl Active {
+    /// The cluster the request goes to.
+    pub(crate) fn set_cluster(&self, name: &str) {
+        self.0.lock().cluster = Some(name.to_string());
+    }
+
+    /// Finishes an RPC request's span with its response's `status` and
+    /// whether the protocol calls it a `success` (see [`Active::end`]).
+    pub(crate) fn end_rpc(self, status: Option<i32>, success: bool) {
+        if let Some(call) = self.0.lock().rpc.as_mut() {
+            call.status = status;
+            call.success = Some(success);
+        }
+        self.end(false);
+    }
+
     /// Runs `future` (the exchange) with this span as the current one.
     pub(crate) fn scope<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
         CURRENT.scope(Arc::clone(&self.0), future)
@@ -204,11 +343,17 @@ impl Active {
             return;
         };
         let r = self.0.lock();
-        let error = match r.status {
+        let error = match (&r.rpc, r.status) {
             _ if failed => Some("exchange_error".to_string()),
-            None => Some("no_response".to_string()),
-            Some(s) if s >= 500 => Some(s.to_string()),
-            Some(_) => None,
+            (Some(call), _) => match (call.success, call.status) {
+                (None, _) => Some("no_response".to_string()),
+                (Some(true), _) => None,
+                (Some(false), Some(status)) => Some(status.to_string()),
+                (Some(false), None) => Some("error".to_string()),
+            },
+            (None, None) => Some("no_response".to_string()),
+            (None, Some(s)) if s >= 500 => Some(s.to_string()),
+            (None, Some(_)) => None,
         };
         if !(r.sampled || (tracer.config.always_sample_errors && error.is_some())) {
             return;
@@ -220,6 +365,9 @@ impl Active {
 
 /// The span of a finished request.
 fn finish(r: &Record, generation: u32, error: Option<String>) -> SpanData {
+    if let Some(call) = &r.rpc {
+        return finish_rpc(r, call, generation, error);
+    }
     let mut attributes = vec![
         ("http.request.method", Value::Str(r.method.clone())),
         ("url.path", Value::Str(r.path.clone())),
@@ -295,6 +443,51 @@ fn finish(r: &Record, generation: u32, error: Option<String>) -> SpanData {
     }
 }
 
+/// The span of a finished RPC request: OpenTelemetry's RPC attributes
+/// (`rpc.system`, `rpc.service`, `rpc.method`), the response's status as
+/// the protocol writes it (`baton.rpc.status`), named `service/method`.
+fn finish_rpc(r: &Record, call: &RpcCall, generation: u32, error: Option<String>) -> SpanData {
+    let mut attributes = vec![
+        ("rpc.system", Value::Str(call.system.into())),
+        ("baton.listener", Value::Str(r.listener.to_string())),
+        ("baton.generation", Value::Int(i64::from(generation))),
+    ];
+    let texts = [
+        ("rpc.service", call.service.clone()),
+        ("rpc.method", call.method.clone()),
+        ("baton.cluster", r.cluster.clone()),
+        ("client.address", r.client.map(|c| c.ip().to_string())),
+        ("error.type", error.clone()),
+    ];
+    for (name, value) in texts {
+        if let Some(value) = value {
+            attributes.push((name, Value::Str(value)));
+        }
+    }
+    if let Some(status) = call.status {
+        attributes.push(("baton.rpc.status", Value::Int(i64::from(status))));
+    }
+    let name = match (&call.service, &call.method) {
+        (Some(service), Some(method)) => format!("{service}/{method}"),
+        (Some(service), None) => service.clone(),
+        _ => call.system.to_string(),
+    };
+    SpanData {
+        trace_id: r.trace_id,
+        span_id: r.span_id,
+        parent: r.parent,
+        trace_state: r.trace_state.clone(),
+        name,
+        start_unix_nanos: r.start_unix_nanos,
+        end_unix_nanos: r
+            .start_unix_nanos
+            .saturating_add(r.started.elapsed().as_nanos() as u64),
+        attributes,
+        error,
+        sampled: r.sampled,
+    }
+}
+
 /// `host` without its port (`[v6]:port` keeps its brackets off too).
 fn strip_port(host: &str) -> &str {
     if let Some(v6) = host.strip_prefix('[') {
@@ -357,34 +550,48 @@ fn set(head: &mut Head, name: &str, value: String) {
     head.headers.push((name.to_string(), value.into_bytes()));
 }
 
-/// Rewrites the request's context for the upstream: baton's span is the
-/// parent.
-fn write(head: &mut Head, incoming: Option<&Incoming>, trace_id: u128, span: u64, sampled: bool) {
-    set(
-        head,
-        "traceparent",
-        context::traceparent(trace_id, span, sampled),
-    );
+/// The headers that carry baton's span on to the upstream as the parent:
+/// those to set, and those to drop.
+type Propagation = (Vec<(&'static str, String)>, Vec<&'static str>);
+
+fn propagation(
+    incoming: Option<&Incoming>,
+    trace_id: u128,
+    span: u64,
+    sampled: bool,
+) -> Propagation {
+    let mut set = vec![("traceparent", context::traceparent(trace_id, span, sampled))];
+    let mut remove = Vec::new();
     let Some(incoming) = incoming else {
-        return;
+        return (set, remove);
     };
     let short = incoming.short_id && incoming.trace_id != 0;
     match incoming.format {
         Format::W3c => {}
-        Format::B3Single => set(head, "b3", context::b3(trace_id, short, span, sampled)),
+        Format::B3Single => set.push(("b3", context::b3(trace_id, short, span, sampled))),
         Format::B3Multi => {
-            set(head, "x-b3-traceid", context::b3_trace_id(trace_id, short));
-            set(head, "x-b3-spanid", format!("{span:016x}"));
-            set(head, "x-b3-sampled", u8::from(sampled).to_string());
-            head.headers
-                .retain(|(n, _)| !n.eq_ignore_ascii_case("x-b3-flags"));
+            set.push(("x-b3-traceid", context::b3_trace_id(trace_id, short)));
+            set.push(("x-b3-spanid", format!("{span:016x}")));
+            set.push(("x-b3-sampled", u8::from(sampled).to_string()));
+            remove.push("x-b3-flags");
             match incoming.parent {
-                Some(parent) => set(head, "x-b3-parentspanid", format!("{parent:016x}")),
-                None => head
-                    .headers
-                    .retain(|(n, _)| !n.eq_ignore_ascii_case("x-b3-parentspanid")),
+                Some(parent) => set.push(("x-b3-parentspanid", format!("{parent:016x}"))),
+                None => remove.push("x-b3-parentspanid"),
             }
         }
+    }
+    (set, remove)
+}
+
+/// Rewrites the request's context for the upstream: baton's span is the
+/// parent.
+fn write(head: &mut Head, incoming: Option<&Incoming>, trace_id: u128, span: u64, sampled: bool) {
+    let (sets, removes) = propagation(incoming, trace_id, span, sampled);
+    for name in removes {
+        head.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+    for (name, value) in sets {
+        set(head, name, value);
     }
 }
 
