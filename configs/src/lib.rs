@@ -45,9 +45,9 @@ pub use model::{
     AccessLog, Admin, AdminToken, Builtin, CheckKind, CircuitBreakers, Cluster, ClusterId,
     ClusterKind, Config, Destination, Endpoint, FailurePercentage, HashPolicy, HealthCheck, Http,
     HttpAction, HttpCheck, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget,
-    OriginalDestination, OutlierDetection, PathMatch, Protocol, ProxyProtocol, ProxyVersion,
-    RetryBudget, Route, Rpc, SourceAddress, SuccessRate, Supervisor, Target, Tls, Udp,
-    UpstreamProtocol, UpstreamTls, Weight,
+    OriginalDestination, OtlpExporter, OutlierDetection, PathMatch, Protocol, ProxyProtocol,
+    ProxyVersion, RetryBudget, Route, Rpc, SourceAddress, SuccessRate, Supervisor, Target, Tls,
+    Tracing, Udp, UpstreamProtocol, UpstreamTls, Weight,
 };
 pub use view::{ListenerBind, SupervisorView};
 

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod health;
+mod tracing;
 
 pub use health::{
     CheckKind, FailurePercentage, HealthCheck, HttpCheck, OutlierDetection, SuccessRate,
 };
+pub use tracing::{OtlpExporter, Tracing};
 
 /// A whole config file, as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,8 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// Off when absent.
     pub access_log: Option<AccessLog>,
+    /// `[tracing]`: off when absent.
+    pub tracing: Option<Tracing>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
 }

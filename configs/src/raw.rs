@@ -23,6 +23,7 @@ use crate::model::{
 use crate::raw_filter::{self as filter, Place, RawFilter};
 
 mod health;
+mod tracing;
 
 /// Defaults, each with its reason.
 pub(crate) mod defaults {
@@ -127,6 +128,7 @@ struct RawConfig {
     supervisor: RawSupervisor,
     admin: Option<RawAdmin>,
     access_log: Option<RawAccessLog>,
+    tracing: Option<Spanned<tracing::RawTracing>>,
     #[serde(default)]
     listeners: Vec<RawListener>,
     #[serde(default)]
@@ -1084,6 +1086,17 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                     target,
                     format: log.format,
                 })
+            }
+        },
+        tracing: match raw.tracing {
+            None => None,
+            Some(t) => {
+                let whole = t.span();
+                Some(
+                    t.into_inner()
+                        .validate(whole)
+                        .map_err(|(span, key, why)| error(span, format!("tracing.{key}"), why))?,
+                )
             }
         },
         listeners,

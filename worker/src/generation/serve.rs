@@ -300,6 +300,9 @@ impl Server {
             )),
             None => None,
         };
+        if let Some(tracing) = &config.tracing {
+            crate::telemetry::trace::install(tracing, generation);
+        }
         let plan = fds::plan(fds::open_file_limit(), &config)?;
         info!(
             limit = plan.limit,

@@ -183,6 +183,7 @@ use crate::http::transform::Outgoing;
 use crate::http::{HttpContext, route};
 use crate::telemetry::histogram::Histogram;
 use crate::telemetry::meters::Overflow;
+use crate::telemetry::trace;
 use crate::upstream::breaker::{Breakers, Permit};
 use crate::upstream::health::{ClusterHealth, Outcome};
 use crate::upstream::lb::{EndpointIndex, Load, Pick};
@@ -211,8 +212,21 @@ pub(crate) async fn exchange<D: Downstream>(
 ) -> Result<Done, ExchangeError> {
     let started = Instant::now();
     let mut matched = None;
-    let done = serve(down, ctx, &mut matched).await;
+    let origin = trace::Origin {
+        listener: &ctx.listener.name,
+        scheme: ctx.listener.proto,
+        protocol: down.protocol(),
+        client: down.client_addr(),
+    };
+    let span = trace::begin(down.head_mut(), origin);
+    let done = match &span {
+        None => serve(down, ctx, &mut matched).await,
+        Some(span) => span.scope(serve(down, ctx, &mut matched)).await,
+    };
     ctx.meters.duration.observe(matched, started.elapsed());
+    if let Some(span) = span {
+        span.end(done.is_err());
+    }
     done
 }
 
@@ -274,6 +288,7 @@ async fn serve<D: Downstream>(
     let listener = Arc::clone(&ctx.listener);
     let (at, decision) = route::decide(&listener, down.head(), ctx.generation);
     *matched = at;
+    trace::note_route(at.and_then(|i| listener.routes[i].name.as_ref()));
     let plan = match decision {
         Decision::Forward {
             cluster,
@@ -302,6 +317,7 @@ async fn serve<D: Downstream>(
         }
     };
     down.check_body().await?;
+    trace::note_cluster(&ctx.upstream(plan.cluster).base.cluster.name);
     let started = Instant::now();
     let done = match ctx.upstream(plan.cluster).protocol() {
         UpstreamProtocol::Http1 => forward::<D, H1Client>(down, ctx, plan, filters).await,
@@ -405,6 +421,7 @@ async fn forward<D: Downstream, C: Client>(
             }
         };
         let endpoint = up.endpoint();
+        trace::note_attempt(health.address(endpoint));
         previous = Some(endpoint);
         let _load = Load::counted(balancer, endpoint);
         let sent = Instant::now();
@@ -555,6 +572,7 @@ async fn respond_local<D: Downstream>(
     local: Local<'_>,
 ) -> Result<Done, ExchangeError> {
     if filters.is_none() {
+        trace::note_status(local.status);
         return Ok(down.answer(local).await?);
     }
     let mut headers = vec![(
@@ -626,6 +644,7 @@ async fn answer_local<D: Downstream>(
         close,
         extra: &extra,
     };
+    trace::note_status(local.status);
     Ok(down.answer(local).await?)
 }
 
@@ -967,6 +986,7 @@ impl Attempt<'_> {
                 match respond.switch(&head).await {
                     Ok(true) => {
                         meters.status(101);
+                        trace::note_status(101);
                         return Ended::Switched.into();
                     }
                     Ok(false) => {}
@@ -997,6 +1017,7 @@ impl Attempt<'_> {
         }
         let status = head.status();
         meters.status(status);
+        trace::note_status(status);
         let length = head.length(info.head_request);
         let mut fixed = matches!(length, BodyLength::Known(_)).then(Fixed::default);
         let mut trailers_seen = false;
@@ -1031,6 +1052,7 @@ impl Attempt<'_> {
             // A filter's answer, once the head has gone, cannot be sent.
             let sent = match piece {
                 Some(Piece::Data(data)) => {
+                    trace::note_response_bytes(data.len());
                     match self.filters {
                         None => respond.data(data).await,
                         Some(f) => match filter_data(f, data, false, fixed.as_mut(), false) {

@@ -42,6 +42,19 @@
 //! sent before the connection moved) arrive as bytes and skip the
 //! response side. Whether the connection may move is its filters' to say
 //! ([`Downstream::moves`]): one that must stay drains in its generation.
+//!
+//! # Tracing
+//!
+//! With `[tracing]` ([`crate::telemetry::trace`]), a Bolt or Dubbo
+//! request that the filters let through gets a span: its trace context is
+//! read from its header map (Bolt) or attachments (Dubbo), baton's span
+//! is written there for the upstream (`traceparent`, and B3 when it came
+//! with B3; through [`Frame::edit_headers`]), and the span is kept by the
+//! client's id until the response (or the protocol's error in its place)
+//! goes to the client; a oneway's ends when it is sent. Other protocols
+//! (RocketMQ, Tars) are not traced. The spans of requests in flight when
+//! the connection moves to the next generation are not recorded (their
+//! responses come back as forwarded bytes).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -59,7 +72,8 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::codec::{
-    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, Pinning, RequestId,
+    AnyCodec, CodecError, CodecState, Direction, ErrorKind, Frame, FrameKind, HeaderOp, Pinning,
+    Protocol, RequestId, ResponseClass,
 };
 use crate::filter::ConnInfo;
 use crate::filter::rpc::{RpcChain, RpcFilters, RpcFlow};
@@ -68,6 +82,7 @@ use crate::lifecycle::Order;
 use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
 use crate::telemetry::meters::ByteMeter;
+use crate::telemetry::trace;
 use crate::upstream::cluster::Upstream;
 use crate::upstream::lb::Pick;
 
@@ -151,6 +166,9 @@ pub(crate) struct Downstream {
     meter: Arc<ByteMeter>,
     /// `None` when the listener has no RPC filters.
     filters: Option<Box<Filtering>>,
+    /// With `[tracing]`: the spans of the Bolt and Dubbo requests in
+    /// flight, by the client's id (see "Tracing").
+    traces: HashMap<RequestId, trace::Active>,
 }
 
 /// A connection's RPC filters, and the requests in flight they will see
@@ -229,6 +247,7 @@ impl Downstream {
             sent: 0,
             pinned: Vec::new(),
             asked: VecDeque::new(),
+            traces: HashMap::new(),
             ctx,
             idle: Idle::new(idle_timeout),
             meter,
@@ -287,6 +306,7 @@ impl Downstream {
             sent: 0,
             pinned: Vec::new(),
             asked: VecDeque::new(),
+            traces: HashMap::new(),
             ctx,
             idle: Idle::new(idle_timeout),
             meter,
@@ -394,6 +414,12 @@ impl Downstream {
             Outbound::Frame(mut frame) => {
                 if frame.kind() == FrameKind::Response {
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    if !self.traces.is_empty()
+                        && let Some(span) = self.traces.remove(&frame.request_id())
+                    {
+                        let success = self.codec.classify(&frame) == ResponseClass::Success;
+                        span.end_rpc(frame.status(), success);
+                    }
                     if let Some(filtering) = self.filters.as_mut()
                         && let Some(request) = filtering.requests.remove(&frame.request_id())
                         && let RpcFlow::Answer(answer) =
@@ -517,11 +543,14 @@ impl Downstream {
                 RpcFlow::Drop => return,
             },
         };
+        let span = self.trace(&mut frame);
+        let client_id = frame.request_id();
         let reply = frame.expects_response().then(|| ReplyTo {
             inbox: self.inbox_tx.clone(),
-            client_id: frame.request_id(),
+            client_id,
         });
-        if reply.is_some() {
+        let reply_expected = reply.is_some();
+        if reply_expected {
             self.in_flight += 1;
         }
         let (matched, cluster) = route::pick(
@@ -529,6 +558,9 @@ impl Downstream {
             listener.default_cluster,
             frame.attributes(),
         );
+        if let Some(span) = &span {
+            span.set_cluster(&self.ctx.upstream(cluster).cluster.name);
+        }
         let mut request = UpRequest::new(
             frame,
             reply,
@@ -548,6 +580,14 @@ impl Downstream {
                 if let (Some(filtering), Some(kept)) = (self.filters.as_mut(), kept) {
                     filtering.requests.insert(kept.request_id(), kept);
                 }
+                match span {
+                    Some(span) if reply_expected => {
+                        self.traces.insert(client_id, span);
+                    }
+                    // A oneway: nothing will come back.
+                    Some(span) => span.end_rpc(None, true),
+                    None => {}
+                }
             }
             Err((request, kind)) => {
                 // Answered here, in the protocol's own words; the frame
@@ -563,6 +603,9 @@ impl Downstream {
                         error = *answer;
                     }
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    if let Some(span) = span {
+                        span.end_rpc(error.status(), false);
+                    }
                     self.codec.encode(&error, &mut self.write_buf);
                     let elapsed = started.elapsed();
                     listener.meters.duration.observe(request.route, elapsed);
@@ -570,6 +613,36 @@ impl Downstream {
                 }
             }
         }
+    }
+
+    /// The span of a Bolt or Dubbo request when tracing is on: its
+    /// context read from the request's header map or attachments, and
+    /// baton's span written there as the upstream's parent (a frame
+    /// whose headers cannot be edited goes on as it was, still traced).
+    fn trace(&self, frame: &mut Frame) -> Option<trace::Active> {
+        let system = match frame.protocol() {
+            p @ (Protocol::Bolt | Protocol::Dubbo) if trace::enabled() => p.name(),
+            _ => return None,
+        };
+        let headers = frame.editable_headers();
+        let attributes = frame.attributes();
+        let origin = trace::RpcOrigin {
+            listener: &self.ctx.listener.name,
+            system,
+            service: attributes.service.as_deref(),
+            method: attributes.method.as_deref(),
+            client: self.client.peer_addr().ok(),
+        };
+        let (span, (sets, removes)) = trace::begin_rpc(&headers, origin)?;
+        let ops: Vec<HeaderOp<'_>> = removes
+            .iter()
+            .map(|name| HeaderOp::Remove(name))
+            .chain(sets.iter().map(|(name, value)| HeaderOp::Set(name, value)))
+            .collect();
+        if let Err(e) = frame.edit_headers(&ops) {
+            debug!(error = %e, "cannot pass the trace context on");
+        }
+        Some(span)
     }
 
     /// Pinned protocols: the client's own upstream connection to

@@ -646,6 +646,7 @@ impl Meters {
         ];
         all.append(&mut families);
         all.extend(super::plugin::registry().families());
+        all.extend(super::trace::families());
         Metrics { families: all }
     }
 }

@@ -11,10 +11,13 @@
 //!   its snapshot for the supervisor (also the worker's heartbeat);
 //! * [`access_log`] — one line per connection, off the data path;
 //! * [`plugin`] — the metrics proxy-wasm plugins define, and how often
-//!   plugins were stopped.
+//!   plugins were stopped;
+//! * [`trace`] — distributed tracing: a span per HTTP request, its
+//!   context read and passed on, OTLP export.
 
 pub(crate) mod access_log;
 pub(crate) mod histogram;
 pub(crate) mod meters;
 pub(crate) mod metrics;
 pub(crate) mod plugin;
+pub(crate) mod trace;

@@ -1,0 +1,569 @@
+//! Distributed tracing (`[tracing]`, issue 19) with real peers: a real
+//! OTLP collector (`rotel-agent` from PyPI's `rotel`, printing the spans
+//! it receives) gets baton's spans over OTLP/gRPC and OTLP/HTTP; an
+//! upstream application using the OpenTelemetry Python SDK
+//! (`tests/interop/otel_app.py`) continues baton's trace over HTTP/1.1
+//! and over gRPC (HTTP/2): same trace id, baton's span as its parent.
+//! A Bolt request carries baton's span in its header map to the upstream
+//! (the repo's Bolt peer, `baton_tests::bolt`: no OpenTelemetry SDK reads
+//! Bolt headers).
+//! Then the collector stopped, or stalled: every request is still
+//! answered, and the spans that could not go are counted.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use baton_tests::admin::{http, sample};
+use baton_tests::http_peer::free_port;
+use baton_tests::{Baton, eventually};
+
+/// The Python of `tests/interop/.venv`, where `.ci/run` installs
+/// `tests/interop/requirements.txt` (rotel, the OpenTelemetry SDK, grpcio).
+fn python() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/.venv/bin/python")
+}
+
+fn app_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/otel_app.py")
+}
+
+/// A span as the collector printed it.
+#[derive(Debug, Clone, Default)]
+struct Span {
+    trace_id: String,
+    parent: String,
+    id: String,
+    name: String,
+    /// `key` → the value as printed (`Str(GET)`, `Int(200)`).
+    attributes: HashMap<String, String>,
+}
+
+impl Span {
+    fn attr(&self, key: &str) -> &str {
+        self.attributes.get(key).map_or("<absent>", String::as_str)
+    }
+}
+
+/// `rotel-agent`, receiving OTLP on free loopback ports and printing
+/// every span (`--debug-log traces --debug-log-verbosity detailed`).
+struct Collector {
+    child: Child,
+    grpc: u16,
+    http: u16,
+    output: Arc<Mutex<String>>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        Collector::start_on(free_port(), free_port())
+    }
+
+    fn start_on(grpc: u16, http: u16) -> Collector {
+        let found = Command::new(python())
+            .args([
+                "-c",
+                "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))",
+            ])
+            .output()
+            .expect("the venv's python runs");
+        assert!(
+            found.status.success(),
+            "tests/interop/.venv has no rotel (.ci/run installs tests/interop/requirements.txt): {}",
+            String::from_utf8_lossy(&found.stderr)
+        );
+        let agent = String::from_utf8(found.stdout).unwrap().trim().to_string();
+        let mut child = Command::new(agent)
+            .args(["start", "--exporter", "blackhole"])
+            .args(["--otlp-grpc-endpoint", &format!("127.0.0.1:{grpc}")])
+            .args(["--otlp-http-endpoint", &format!("127.0.0.1:{http}")])
+            .args(["--debug-log", "traces", "--debug-log-verbosity", "detailed"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rotel-agent starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for pipe in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    let mut out = output.lock();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let collector = Collector {
+            child,
+            grpc,
+            http,
+            output,
+        };
+        eventually("the collector to listen", || {
+            [grpc, http]
+                .iter()
+                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        });
+        collector
+    }
+
+    /// Every span received so far.
+    fn spans(&self) -> Vec<Span> {
+        let output = self.output.lock().clone();
+        let mut spans = Vec::new();
+        let mut current: Option<Span> = None;
+        for line in output.lines() {
+            let line = line.trim();
+            if line.starts_with("Span #") {
+                spans.extend(current.take());
+                current = Some(Span::default());
+                continue;
+            }
+            let Some(span) = current.as_mut() else {
+                continue;
+            };
+            if line.starts_with("ResourceSpans #") || line.starts_with("ScopeSpans #") {
+                spans.extend(current.take());
+            } else if let Some(attr) = line.strip_prefix("-> ") {
+                if let Some((k, v)) = attr.split_once(": ") {
+                    span.attributes.insert(k.to_string(), v.to_string());
+                }
+            } else if let Some((k, v)) = line.split_once(':') {
+                let v = v.trim().to_string();
+                match k.trim() {
+                    "Trace ID" => span.trace_id = v,
+                    "Parent ID" => span.parent = v,
+                    "ID" => span.id = v,
+                    "Name" => span.name = v,
+                    _ => {}
+                }
+            }
+        }
+        spans.extend(current);
+        spans
+    }
+
+    /// The span with id `id`, once it has come.
+    fn span(&self, id: &str) -> Span {
+        let mut found = None;
+        eventually(&format!("span {id} at the collector"), || {
+            found = self.spans().into_iter().find(|s| s.id == id);
+            found.is_some()
+        });
+        found.unwrap()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `otel_app.py serve`: its HTTP/1.1 and gRPC ports; it lives while its
+/// stdin is open.
+struct App {
+    child: Child,
+    _stdin: ChildStdin,
+    http: SocketAddr,
+    grpc: SocketAddr,
+}
+
+impl App {
+    fn start() -> App {
+        let mut child = Command::new(python())
+            .arg(app_script())
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("otel_app.py starts");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ports: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("otel_app.py said {line:?}: {e}"));
+        let at =
+            |key: &str| SocketAddr::from(([127, 0, 0, 1], ports[key].as_u64().unwrap() as u16));
+        App {
+            http: at("http"),
+            grpc: at("grpc"),
+            child,
+            _stdin: stdin,
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The application's span, as it answered.
+#[derive(Debug)]
+struct Continued {
+    trace_id: String,
+    parent: String,
+    sampled: bool,
+}
+
+impl Continued {
+    fn parse(body: &str) -> Continued {
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+        Continued {
+            trace_id: v["trace_id"].as_str().unwrap().to_string(),
+            parent: v["parent_span_id"].as_str().unwrap().to_string(),
+            sampled: v["sampled"].as_bool().unwrap(),
+        }
+    }
+}
+
+/// Counter `name` on `/metrics` now (0 when absent). The worker sends
+/// its counters once a second: a test polls for what it expects.
+fn counter(baton: &Baton, name: &str) -> f64 {
+    let scrape = http(baton.admin_addr(), "GET", "/metrics").body;
+    sample(&scrape, name).unwrap_or(0.0)
+}
+
+/// `curl` GET with `headers`: (status, body).
+fn curl(url: &str, headers: &[&str]) -> (u16, String) {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "--max-time", "20", "-w", "\n%{http_code}", url]);
+    for h in headers {
+        command.args(["-H", h]);
+    }
+    let out = command.output().expect("curl runs");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+/// An `http` listener `web` (with routes `api` to `app`, and `fail`
+/// answering 503 itself), an `[admin]` endpoint, and `tracing`.
+fn config(tracing: &str, protocol: &str, app: SocketAddr) -> String {
+    format!(
+        "[supervisor]\ndrain_timeout = \"5s\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n\
+         [tracing]\n{tracing}\n\n\
+         [[listeners]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\nprotocol = \"http\"\n\
+         cluster = \"app\"\n\n\
+         [[listeners.routes]]\nname = \"fail\"\npath = \"/fail\"\n\
+         direct = {{ status = 503, body = \"no\\n\" }}\n\n\
+         [[listeners.routes]]\nname = \"api\"\npath_prefix = \"/\"\ncluster = \"app\"\n\n\
+         [[clusters]]\nname = \"app\"\nprotocol = \"{protocol}\"\nendpoints = [\"{app}\"]\n"
+    )
+}
+
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// HTTP/1.1, spans over OTLP/gRPC: a client's W3C context is continued
+/// (baton's span a child of the client's, the application's a child of
+/// baton's); a request without one starts a trace the application
+/// continues.
+#[test]
+fn http1_upstream_continues_batons_trace_over_otlp_grpc() {
+    let collector = Collector::start();
+    let app = App::start();
+    let tracing = format!(
+        "otlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"\n\
+         service_name = \"edge\"",
+        collector.grpc
+    );
+    let baton = Baton::start(&config(&tracing, "http1", app.http));
+    let web = baton.addr("web");
+
+    let traceparent = format!("traceparent: 00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let (status, body) = curl(&format!("http://{web}/hello?x=1"), &[&traceparent]);
+    assert_eq!(status, 200, "{body}");
+    let continued = Continued::parse(&body);
+    assert_eq!(continued.trace_id, CLIENT_TRACE, "the trace went on");
+    assert!(continued.sampled);
+    assert_ne!(continued.parent, CLIENT_SPAN, "baton's span is in between");
+    let span = collector.span(&continued.parent);
+    assert_eq!(span.trace_id, CLIENT_TRACE);
+    assert_eq!(span.parent, CLIENT_SPAN);
+    assert_eq!(span.name, "GET api");
+    for (key, want) in [
+        ("http.request.method", "Str(GET)".to_string()),
+        ("url.path", "Str(/hello)".into()),
+        ("http.route", "Str(api)".into()),
+        ("http.response.status_code", "Int(200)".into()),
+        ("network.protocol.version", "Str(1.1)".into()),
+        ("server.address", "Str(127.0.0.1)".into()),
+        ("baton.cluster", "Str(app)".into()),
+        ("baton.listener", "Str(web)".into()),
+        ("baton.generation", "Int(1)".into()),
+        ("baton.retries", "Int(0)".into()),
+        ("network.peer.address", "Str(127.0.0.1)".into()),
+        ("network.peer.port", format!("Int({})", app.http.port())),
+        ("http.response.body.size", format!("Int({})", body.len())),
+    ] {
+        assert_eq!(span.attr(key), want, "{key} in {span:?}");
+    }
+    let output = collector.output.lock().clone();
+    assert!(output.contains("service.name: Str(edge)"), "{output}");
+
+    // No context: baton starts the trace, and is the application's parent.
+    let (status, body) = curl(&format!("http://{web}/fresh"), &[]);
+    assert_eq!(status, 200);
+    let continued = Continued::parse(&body);
+    assert_ne!(continued.trace_id, CLIENT_TRACE);
+    let span = collector.span(&continued.parent);
+    assert_eq!(span.trace_id, continued.trace_id);
+    assert_eq!(span.parent, "", "a root span: {span:?}");
+
+    eventually("the exported spans counted", || {
+        counter(&baton, "baton_tracing_spans_exported_total") == 2.0
+    });
+}
+
+/// gRPC over HTTP/2 (an h2c client, an `http2` cluster), spans over
+/// OTLP/HTTP: a B3 context (single header) is read, the application (W3C
+/// only) continues it from baton's `traceparent`.
+#[test]
+fn grpc_upstream_continues_a_b3_trace_over_otlp_http() {
+    let collector = Collector::start();
+    let app = App::start();
+    let tracing = format!(
+        "otlp_http_endpoint = \"http://127.0.0.1:{}/v1/traces\"\nexport_interval = \"100ms\"",
+        collector.http
+    );
+    let baton = Baton::start(&config(&tracing, "http2", app.grpc));
+    let web = baton.addr("web");
+    let b3_trace = "80f198ee56343ba864fe8b2a57d3eff7";
+    let b3_span = "e457b5a2e4d86bd1";
+    let out = Command::new(python())
+        .arg(app_script())
+        .args([
+            "call",
+            &web.to_string(),
+            &format!("b3={b3_trace}-{b3_span}-1"),
+        ])
+        .output()
+        .expect("the gRPC client runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let continued = Continued::parse(String::from_utf8_lossy(&out.stdout).trim());
+    assert_eq!(continued.trace_id, b3_trace);
+    assert!(continued.sampled);
+    let span = collector.span(&continued.parent);
+    assert_eq!(span.trace_id, b3_trace);
+    assert_eq!(span.parent, b3_span);
+    assert_eq!(span.attr("url.path"), "Str(/baton.test.Trace/Where)");
+    assert_eq!(span.attr("http.request.method"), "Str(POST)");
+    assert_eq!(span.attr("network.protocol.version"), "Str(2)");
+    assert_eq!(span.attr("http.response.status_code"), "Int(200)");
+    assert_eq!(
+        span.attr("network.peer.port"),
+        format!("Int({})", app.grpc.port())
+    );
+}
+
+/// `sampling = 0.0` with `always_sample_errors`: a sampled caller is
+/// followed (parent-based), a new trace is not recorded but still passed
+/// on (unsampled), a failure is recorded anyway.
+#[test]
+fn sampling_is_parent_based_and_errors_are_kept() {
+    let collector = Collector::start();
+    let app = App::start();
+    let tracing = format!(
+        "otlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"\n\
+         sampling = 0.0\nalways_sample_errors = true",
+        collector.grpc
+    );
+    let baton = Baton::start(&config(&tracing, "http1", app.http));
+    let web = baton.addr("web");
+
+    let (_, body) = curl(&format!("http://{web}/quiet"), &[]);
+    let quiet = Continued::parse(&body);
+    assert!(!quiet.sampled, "a new trace at 0.0 goes on unsampled");
+    assert_ne!(quiet.parent, "", "baton's (unrecorded) span is the parent");
+
+    let traceparent = format!("traceparent: 00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let (_, body) = curl(&format!("http://{web}/followed"), &[&traceparent]);
+    let followed = Continued::parse(&body);
+    assert!(followed.sampled);
+    let span = collector.span(&followed.parent);
+    assert_eq!(span.parent, CLIENT_SPAN);
+
+    let (status, _) = curl(&format!("http://{web}/fail"), &[]);
+    assert_eq!(status, 503);
+    eventually("the 503's span exported", || {
+        collector
+            .spans()
+            .iter()
+            .any(|s| s.attr("http.response.status_code") == "Int(503)")
+    });
+    let spans = collector.spans();
+    let failed = spans
+        .iter()
+        .find(|s| s.attr("http.response.status_code") == "Int(503)")
+        .unwrap();
+    assert_eq!(failed.attr("error.type"), "Str(503)");
+    assert_eq!(failed.name, "GET fail");
+    assert!(
+        spans.iter().all(|s| s.trace_id != quiet.trace_id),
+        "the unsampled request was recorded: {spans:?}"
+    );
+    // The followed span and the 503's (the metrics lag the export by up
+    // to a heartbeat).
+    eventually("two exported spans counted", || {
+        counter(&baton, "baton_tracing_spans_exported_total") == 2.0
+    });
+}
+
+/// The collector stopped: requests are answered as before and the
+/// spans' failed exports counted; a collector that accepts but never
+/// answers: the queue fills, requests are still answered, and the spans
+/// that did not fit are counted as dropped.
+#[test]
+fn a_stopped_or_stalled_collector_never_slows_proxying() {
+    let app = App::start();
+
+    // Stopped.
+    let collector = Collector::start();
+    let tracing = format!(
+        "otlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"",
+        collector.grpc
+    );
+    let baton = Baton::start(&config(&tracing, "http1", app.http));
+    let web = baton.addr("web");
+    let (_, body) = curl(&format!("http://{web}/before"), &[]);
+    collector.span(&Continued::parse(&body).parent);
+    drop(collector);
+    for i in 0..10 {
+        let (status, body) = curl(&format!("http://{web}/after/{i}"), &[]);
+        assert_eq!(status, 200, "{body}");
+    }
+    eventually("failed exports counted", || {
+        counter(&baton, "baton_tracing_spans_failed_total") >= 1.0
+    });
+    assert_eq!(counter(&baton, "baton_tracing_spans_exported_total"), 1.0);
+
+    // Stalled: the kernel completes the connections, nothing reads them.
+    let stalled = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tracing = format!(
+        "otlp_http_endpoint = \"http://{}\"\nqueue_size = 4\nbatch_size = 1\n\
+         export_interval = \"100ms\"\nexport_timeout = \"10m\"",
+        stalled.local_addr().unwrap()
+    );
+    let baton = Baton::start(&config(&tracing, "http1", app.http));
+    let web = baton.addr("web");
+    let requests = 30;
+    for i in 0..requests {
+        let (status, body) = curl(&format!("http://{web}/stalled/{i}"), &[]);
+        assert_eq!(status, 200, "{body}");
+    }
+    // At most one batch in the stuck export and a full queue are kept.
+    let kept = 1.0 + 4.0;
+    eventually("dropped spans counted", || {
+        counter(&baton, "baton_tracing_spans_dropped_total") >= f64::from(requests) - kept
+    });
+    assert_eq!(counter(&baton, "baton_tracing_spans_exported_total"), 0.0);
+}
+
+/// Bolt: the context travels in the request's header map. baton's span
+/// (with the RPC attributes) reaches the collector as the child of the
+/// client's, and the upstream's request names it as the parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bolt_requests_carry_batons_span_in_their_header_map() {
+    use baton_tests::bolt::{BoltClient, read_frame, response};
+    use tokio::io::AsyncWriteExt;
+
+    let collector = Collector::start();
+    // The upstream: answers each request, handing its header map to the test.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = upstream.accept().await {
+            let seen_tx = seen_tx.clone();
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = stream.into_split();
+                while let Ok(Some(frame)) = read_frame(&mut rd).await {
+                    if frame.cmd == 0 {
+                        let _ = wr.write_all(&response(frame.id, 0, b"")).await;
+                        continue;
+                    }
+                    let _ = seen_tx.send(frame.headers.clone());
+                    let _ = wr.write_all(&response(frame.id, 0, b"ok")).await;
+                }
+            });
+        }
+    });
+    let config = format!(
+        "[supervisor]\ndrain_timeout = \"5s\"\n\n\
+         [tracing]\notlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"\n\n\
+         [[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"bolt\"\n\
+         cluster = \"default\"\n\n\
+         [[clusters]]\nname = \"default\"\nendpoints = [\"{upstream_addr}\"]\n",
+        collector.grpc
+    );
+    let baton = Baton::start(&config);
+    let client = BoltClient::connect(baton.addr("rpc")).await;
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let headers = [
+        ("service", "com.example.Echo:1.0"),
+        ("sofa_head_method_name", "echo"),
+        ("traceparent", traceparent.as_str()),
+    ];
+    let answer = client.call(7, &headers, b"hi").await.expect("an answer");
+    assert_eq!((answer.id, answer.status), (7, 0));
+    let upstream_headers = seen.recv().await.unwrap();
+    let forwarded = upstream_headers
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .map(|(_, v)| v.clone())
+        .expect("a traceparent upstream");
+    let parts: Vec<&str> = forwarded.split('-').collect();
+    assert_eq!(parts.len(), 4, "{forwarded}");
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", CLIENT_TRACE, "01"));
+    assert_ne!(parts[2], CLIENT_SPAN, "baton's span is in between");
+    assert!(
+        upstream_headers
+            .iter()
+            .any(|(k, v)| k == "sofa_head_method_name" && v == "echo"),
+        "the other headers stay: {upstream_headers:?}"
+    );
+    let span = tokio::task::block_in_place(|| collector.span(parts[2]));
+    assert_eq!(span.trace_id, CLIENT_TRACE);
+    assert_eq!(span.parent, CLIENT_SPAN);
+    assert_eq!(span.name, "com.example.Echo:1.0/echo");
+    for (key, want) in [
+        ("rpc.system", "Str(bolt)"),
+        ("rpc.service", "Str(com.example.Echo:1.0)"),
+        ("rpc.method", "Str(echo)"),
+        ("baton.rpc.status", "Int(0)"),
+        ("baton.cluster", "Str(default)"),
+    ] {
+        assert_eq!(span.attr(key), want, "{key} in {span:?}");
+    }
+}
