@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod health;
+mod xds;
 
+pub use xds::{Xds, XdsMode, XdsNode, XdsServer};
 pub use health::{
     CheckKind, FailurePercentage, HealthCheck, HttpCheck, OutlierDetection, SuccessRate,
 };
@@ -22,6 +24,9 @@ pub struct Config {
     pub access_log: Option<AccessLog>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
+    /// `[xds]`: a control plane sends more listeners and clusters, beside
+    /// these static ones. None when absent.
+    pub xds: Option<Xds>,
 }
 
 /// A listener's place in [`Config::listeners`]: how the tables built per

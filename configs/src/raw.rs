@@ -23,6 +23,7 @@ use crate::model::{
 use crate::raw_filter::{self as filter, Place, RawFilter};
 
 mod health;
+mod xds;
 
 /// Defaults, each with its reason.
 pub(crate) mod defaults {
@@ -131,6 +132,7 @@ struct RawConfig {
     listeners: Vec<RawListener>,
     #[serde(default)]
     clusters: Vec<RawCluster>,
+    xds: Option<xds::RawXds>,
 }
 
 #[derive(Deserialize)]
@@ -1075,6 +1077,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         },
         listeners,
         clusters,
+        xds: raw
+            .xds
+            .map(|x| x.validate(source_name, text))
+            .transpose()?,
     })
 }
 
