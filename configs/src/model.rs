@@ -8,10 +8,10 @@ use std::time::Duration;
 mod health;
 mod xds;
 
-pub use xds::{Xds, XdsMode, XdsNode, XdsServer};
 pub use health::{
     CheckKind, FailurePercentage, HealthCheck, HttpCheck, OutlierDetection, SuccessRate,
 };
+pub use xds::{Xds, XdsMode, XdsNode, XdsServer};
 
 /// A whole config file, as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1077,10 +1077,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         },
         listeners,
         clusters,
-        xds: raw
-            .xds
-            .map(|x| x.validate(source_name, text))
-            .transpose()?,
+        xds: raw.xds.map(|x| x.validate(source_name, text)).transpose()?,
     })
 }
 

@@ -1,0 +1,409 @@
+//! The ADS client against a real control plane: go-control-plane's
+//! snapshot cache and ADS server (tests/interop/xds/, built by `.ci/run`
+//! with `tests/interop/xds/build.sh`), in state-of-the-world and delta
+//! modes: the first resources arrive and map, an update is ACKed with its
+//! version, a bad resource is NACKed with a message while the accepted
+//! snapshot stays, and a control plane killed and restarted finds the
+//! client keeping its snapshot and resuming.
+// Test code: a panic is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_config::{HttpAction, Target, Xds, XdsMode, XdsNode, XdsServer};
+use baton_xds::map::{ListenerKind, RouteSource, compose};
+use baton_xds::{Client, Kind, Snapshot};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// How long a test waits for what must happen before it fails (a guard
+/// against hanging, not a measure: nothing here asserts a duration).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+const NODE: &str = "sidecar-1";
+
+/// The control plane process: commands on its stdin, events from its
+/// stdout.
+struct ControlPlane {
+    child: Child,
+    stdin: ChildStdin,
+    events: mpsc::UnboundedReceiver<Value>,
+    /// Every event received, in order.
+    seen: Vec<Value>,
+    port: u16,
+}
+
+impl ControlPlane {
+    async fn start(port: u16) -> ControlPlane {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/interop/xds/bin/xds-control-plane");
+        assert!(
+            binary.exists(),
+            "{} is missing: run tests/interop/xds/build.sh (.ci/run does)",
+            binary.display()
+        );
+        let mut child = Command::new(binary)
+            .arg("-port")
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the control plane");
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (tx, mut events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let event: Value = serde_json::from_str(&line).expect("a JSON line");
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = tokio::time::timeout(PATIENCE, events.recv())
+            .await
+            .expect("the control plane says where it listens")
+            .expect("the control plane's first line");
+        assert_eq!(first["event"], "listening", "{first}");
+        let port = u16::try_from(first["port"].as_u64().unwrap()).unwrap();
+        ControlPlane {
+            child,
+            stdin,
+            events,
+            seen: Vec::new(),
+            port,
+        }
+    }
+
+    /// Sets the node's snapshot; `resources` has the keys `clusters`,
+    /// `endpoints`, `listeners`, `routes`, `secrets` (tests/interop/xds/main.go).
+    async fn set(&mut self, version: &str, mut resources: Value) {
+        resources["op"] = json!("snapshot");
+        resources["node"] = json!(NODE);
+        resources["version"] = json!(version);
+        let mut line = resources.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        // The answer to this command: past every answer seen so far.
+        let answered = self
+            .seen
+            .iter()
+            .filter(|e| e["event"] == "ok" || e["event"] == "error")
+            .count();
+        let mut n = 0;
+        let ok = self
+            .event(|e| {
+                let answer = e["event"] == "ok" || e["event"] == "error";
+                if answer {
+                    n += 1;
+                }
+                answer && n > answered
+            })
+            .await;
+        assert_eq!(ok["event"], "ok", "{ok}");
+    }
+
+    /// The first event `wanted` accepts, seen before or awaited.
+    async fn event(&mut self, mut wanted: impl FnMut(&Value) -> bool) -> Value {
+        if let Some(e) = self.seen.iter().find(|e| wanted(e)) {
+            return e.clone();
+        }
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let e = self.events.recv().await.expect("the control plane runs");
+                self.seen.push(e.clone());
+                if wanted(&e) {
+                    return e;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no awaited control-plane event; seen: {:#?}", self.seen))
+    }
+
+    /// Waits for the ACK of `kind`'s resources at `version`.
+    async fn ack(&mut self, kind: Kind, version: &str) -> Value {
+        self.event(|e| {
+            e["event"] == "ack"
+                && e["type_url"] == kind.type_url()
+                && e["version"] == version
+                && e["node"] == NODE
+        })
+        .await
+    }
+
+    async fn kill(mut self) -> u16 {
+        self.child.kill().await.unwrap();
+        self.port
+    }
+}
+
+fn bootstrap(port: u16, mode: XdsMode) -> Xds {
+    Xds {
+        servers: vec![XdsServer {
+            host: "127.0.0.1".into(),
+            port,
+        }],
+        node: XdsNode {
+            id: NODE.into(),
+            cluster: "test".into(),
+            metadata: Default::default(),
+        },
+        mode,
+    }
+}
+
+/// Resources of every type but secrets: an EDS cluster `web` behind an
+/// HTTP listener (RDS `routes`), a STATIC cluster `db` behind a tcp
+/// listener, `web`'s endpoints on `ports`.
+fn resources(ports: &[u16]) -> Value {
+    let endpoints: Vec<Value> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({ "port": p, "weight": i + 1 }))
+        .collect();
+    json!({
+        "clusters": [
+            { "name": "web", "lb_policy": "LEAST_REQUEST", "max_requests": 77 },
+            { "name": "db", "type": "STATIC", "endpoints": [{ "port": 5432 }] },
+        ],
+        "endpoints": [{ "cluster": "web", "endpoints": endpoints }],
+        "listeners": [
+            { "name": "http", "port": 8080, "route_config": "routes" },
+            { "name": "tcp", "port": 5433, "cluster": "db" },
+        ],
+        "routes": [{
+            "name": "routes",
+            "virtual_hosts": [{
+                "name": "all",
+                "domains": ["*"],
+                "routes": [
+                    { "prefix": "/api", "cluster": "web", "timeout_ms": 1500, "retries": 2,
+                      "add_headers": { "x-from": "xds" } },
+                    { "path": "/old", "redirect": { "host": "new.example", "path": "/new" } },
+                    { "prefix": "/", "direct": { "status": 404, "body": "nothing here" } },
+                ],
+            }],
+        }],
+        "secrets": [{ "name": "ca", "ca_pem": "-----BEGIN CERTIFICATE-----\n" }],
+    })
+}
+
+async fn wait_for(client: &Client, what: &str, ok: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
+    let mut snapshots = client.snapshots();
+    let result = tokio::time::timeout(PATIENCE, snapshots.wait_for(|s| ok(s))).await;
+    match result {
+        Ok(Ok(s)) => Arc::clone(&s),
+        _ => panic!(
+            "no snapshot with {what}; last: {:#?}; status: {:#?}",
+            client.snapshots().borrow(),
+            client.status().borrow()
+        ),
+    }
+}
+
+fn endpoint_ports(s: &Snapshot) -> Vec<u16> {
+    s.resources
+        .endpoints
+        .get("web")
+        .map(|e| e.endpoints.iter().map(|e| e.address.port()).collect())
+        .unwrap_or_default()
+}
+
+/// Everything of version 1 arrived and maps into a config.
+fn complete(s: &Snapshot) -> bool {
+    s.resources.listeners.len() == 2
+        && s.resources.routes.contains_key("routes")
+        && s.resources.clusters.len() == 2
+        && !endpoint_ports(s).is_empty()
+}
+
+fn check_mapping(s: &Snapshot) {
+    let r = &s.resources;
+    assert_eq!(
+        r.listeners["http"].kind,
+        ListenerKind::Http {
+            routes: RouteSource::Rds("routes".into())
+        }
+    );
+    let web = &r.clusters["web"];
+    assert_eq!(web.eds.as_deref(), Some("web"));
+    assert_eq!(web.cluster.lb, baton_config::Lb::LeastRequest);
+    assert_eq!(web.cluster.circuit_breakers.max_requests, 77);
+    let weights: Vec<u32> = r.endpoints["web"]
+        .endpoints
+        .iter()
+        .map(|e| e.weight.get())
+        .collect();
+    assert_eq!(weights, [1]);
+
+    // The static config plus these: one config, names resolved.
+    let base = baton_config::parse(
+        "static.toml",
+        "[[listeners]]\nname = \"static\"\naddress = \"127.0.0.1:9\"\ncluster = \"s\"\n\
+         [[clusters]]\nname = \"s\"\nendpoints = [\"127.0.0.1:1\"]\n",
+    )
+    .unwrap();
+    let (config, warming) = compose(&base, r);
+    assert_eq!(warming, Default::default());
+    let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["static", "http", "tcp"]);
+    let web_id = config
+        .clusters
+        .iter()
+        .position(|c| c.name == "web")
+        .unwrap();
+    let db_id = config.clusters.iter().position(|c| c.name == "db").unwrap();
+    assert_eq!(
+        config.listeners[2].target,
+        Target::Cluster(baton_config::ClusterId::new(db_id))
+    );
+    let routes = &config.listeners[1].http.as_ref().unwrap().routes;
+    assert_eq!(routes.len(), 3);
+    assert_eq!(
+        routes[0].action,
+        HttpAction::Cluster(baton_config::ClusterId::new(web_id))
+    );
+    assert_eq!(routes[0].timeout, Some(Duration::from_millis(1500)));
+    assert_eq!(routes[0].retries, 2);
+    assert_eq!(routes[0].filters.len(), 1, "the header edit");
+    assert_eq!(
+        routes[1].action,
+        HttpAction::Redirect {
+            location: "http://new.example/new".into(),
+            status: 301
+        }
+    );
+    assert!(
+        matches!(&routes[2].action, HttpAction::Direct { status: 404, body, .. } if body == "nothing here")
+    );
+}
+
+/// First resources, an update ACKed, a bad resource NACKed.
+async fn updates(mode: XdsMode) {
+    let mut cp = ControlPlane::start(0).await;
+    cp.set("1", resources(&[7001])).await;
+    let client = Client::start(bootstrap(cp.port, mode));
+
+    let s = wait_for(&client, "every resource of version 1", complete).await;
+    check_mapping(&s);
+    for kind in [Kind::Cluster, Kind::Endpoint, Kind::Listener, Kind::Route] {
+        cp.ack(kind, "1").await;
+    }
+
+    // An EDS scale-up: ACKed with the new version.
+    cp.set("2", resources(&[7001, 7002])).await;
+    let s = wait_for(&client, "two endpoints", |s| {
+        endpoint_ports(s) == [7001, 7002]
+    })
+    .await;
+    assert_eq!(s.versions[&Kind::Endpoint], "2");
+    let weights: Vec<u32> = s.resources.endpoints["web"]
+        .endpoints
+        .iter()
+        .map(|e| e.weight.get())
+        .collect();
+    assert_eq!(weights, [1, 2]);
+    cp.ack(Kind::Endpoint, "2").await;
+
+    // A cluster baton cannot serve: the CDS response is NACKed with a
+    // message naming it, and the accepted clusters stay.
+    let mut bad = resources(&[7001, 7002]);
+    bad["clusters"][0]["lb_policy"] = json!("CLUSTER_PROVIDED");
+    cp.set("3", bad).await;
+    // (A NACK carries the last accepted version, not the rejected one.)
+    let nack = cp
+        .event(|e| e["event"] == "nack" && e["type_url"] == Kind::Cluster.type_url())
+        .await;
+    let message = nack["error"].as_str().unwrap();
+    assert!(
+        message.contains("\"web\"") && message.contains("CLUSTER_PROVIDED"),
+        "{message}"
+    );
+    let mut status = client.status();
+    let status = tokio::time::timeout(
+        PATIENCE,
+        status.wait_for(|s| s.rejected.get(&Kind::Cluster).is_some_and(|n| *n > 0)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert_eq!(status.last_rejection.as_ref().unwrap().1, message);
+    let s = client.snapshots().borrow().clone();
+    assert_ne!(
+        s.versions[&Kind::Cluster],
+        "3",
+        "the rejected version is not taken"
+    );
+    assert_eq!(
+        s.resources.clusters["web"].cluster.lb,
+        baton_config::Lb::LeastRequest
+    );
+    check_mapping_endpoints_kept(&s);
+}
+
+fn check_mapping_endpoints_kept(s: &Snapshot) {
+    assert_eq!(endpoint_ports(s), [7001, 7002]);
+}
+
+/// The control plane killed: the snapshot stays; restarted on the same
+/// port: the client resumes and takes what is new.
+async fn restart(mode: XdsMode) {
+    let mut cp = ControlPlane::start(0).await;
+    cp.set("1", resources(&[7001])).await;
+    let client = Client::start(bootstrap(cp.port, mode));
+    wait_for(&client, "every resource of version 1", complete).await;
+    cp.ack(Kind::Route, "1").await;
+
+    let port = cp.kill().await;
+    let mut status = client.status();
+    tokio::time::timeout(PATIENCE, status.wait_for(|s| !s.connected))
+        .await
+        .unwrap()
+        .unwrap();
+    let kept = client.snapshots().borrow().clone();
+    assert!(complete(&kept), "the last snapshot stays: {kept:#?}");
+    check_mapping(&kept);
+
+    let mut cp = ControlPlane::start(port).await;
+    // The new control plane starts with version 1 again, then 2.
+    cp.set("1", resources(&[7001])).await;
+    tokio::time::timeout(PATIENCE, status.wait_for(|s| s.connected && s.streams >= 2))
+        .await
+        .unwrap()
+        .unwrap();
+    cp.set("2", resources(&[7003])).await;
+    let s = wait_for(&client, "the restarted control plane's update", |s| {
+        endpoint_ports(s) == [7003]
+    })
+    .await;
+    assert!(complete(&s));
+    cp.ack(Kind::Endpoint, "2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_of_the_world_updates_and_nack() {
+    updates(XdsMode::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_updates_and_nack() {
+    updates(XdsMode::Delta).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_of_the_world_survives_a_control_plane_restart() {
+    restart(XdsMode::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_survives_a_control_plane_restart() {
+    restart(XdsMode::Delta).await;
+}
