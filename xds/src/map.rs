@@ -45,6 +45,10 @@ use prost::Message;
 const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TCP_PROXY: &str =
     "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+const UPSTREAM_TLS: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+const DOWNSTREAM_TLS: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 
 /// Fields set in a resource that baton does not honour: left out, each
 /// counted under `"<resource>.<field>"` (the client adds them up in its
@@ -80,6 +84,8 @@ pub struct MappedCluster {
     /// `type: EDS`: the ClusterLoadAssignment name that brings its
     /// endpoints (`eds_cluster_config.service_name`, else the cluster's).
     pub eds: Option<String>,
+    /// SDS secrets its `transport_socket`'s UpstreamTlsContext names.
+    pub secrets: Vec<String>,
 }
 
 /// An EDS ClusterLoadAssignment: its endpoints that may take requests.
@@ -94,6 +100,8 @@ pub struct MappedListener {
     pub name: String,
     pub address: SocketAddr,
     pub kind: ListenerKind,
+    /// SDS secrets its filter chain's DownstreamTlsContext names.
+    pub secrets: Vec<String>,
 }
 
 /// What a listener's (single) filter chain does.
@@ -344,7 +352,58 @@ pub fn cluster(c: &xcluster::Cluster, ignored: &mut Ignored) -> Result<MappedClu
         c.load_balancing_policy.is_some(),
     );
     ignored.note("cluster.dns_lookup_family", c.dns_lookup_family != 0);
-    Ok(MappedCluster { cluster: out, eds })
+    let secrets = sds_names(&c.transport_socket, UPSTREAM_TLS)?;
+    Ok(MappedCluster {
+        cluster: out,
+        eds,
+        secrets,
+    })
+}
+
+/// The SDS secret names in a transport socket's TLS context (`want`: the
+/// upstream or downstream context's type URL): its certificates' and its
+/// validation context's. Another transport socket names none.
+fn sds_names(socket: &Option<xcore::TransportSocket>, want: &str) -> Result<Vec<String>, String> {
+    use xcore::transport_socket::ConfigType;
+    use xtls::common_tls_context::ValidationContextType as V;
+    let Some(ConfigType::TypedConfig(any)) = socket.as_ref().and_then(|s| s.config_type.as_ref())
+    else {
+        return Ok(Vec::new());
+    };
+    let common = match any.type_url.as_str() {
+        UPSTREAM_TLS => decode::<xtls::UpstreamTlsContext>(any, UPSTREAM_TLS)?.common_tls_context,
+        DOWNSTREAM_TLS => {
+            decode::<xtls::DownstreamTlsContext>(any, DOWNSTREAM_TLS)?.common_tls_context
+        }
+        _ => return Ok(Vec::new()),
+    };
+    if any.type_url != want {
+        return Err(format!(
+            "transport socket {:?} where {want:?} belongs",
+            any.type_url
+        ));
+    }
+    let Some(common) = common else {
+        return Ok(Vec::new());
+    };
+    let mut names: Vec<String> = common
+        .tls_certificate_sds_secret_configs
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    match &common.validation_context_type {
+        Some(V::ValidationContextSdsSecretConfig(c)) => names.push(c.name.clone()),
+        Some(V::CombinedValidationContext(c)) => {
+            names.extend(
+                c.validation_context_sds_secret_config
+                    .as_ref()
+                    .map(|c| c.name.clone()),
+            );
+        }
+        _ => {}
+    }
+    names.retain(|n| !n.is_empty());
+    Ok(names)
 }
 
 fn health_check(h: &xcore::HealthCheck) -> Result<HealthCheck, String> {
@@ -563,6 +622,7 @@ pub fn listener(l: &xlistener::Listener, ignored: &mut Ignored) -> Result<Mapped
         name: l.name.clone(),
         address,
         kind,
+        secrets: sds_names(&chain.transport_socket, DOWNSTREAM_TLS)?,
     })
 }
 

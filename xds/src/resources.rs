@@ -187,8 +187,8 @@ impl Snapshot {
     }
 
     /// The names of `kind` that the accepted resources refer to: EDS
-    /// names of EDS clusters, RDS names of HTTP listeners. (SDS names: a
-    /// later phase, with TLS contexts; none yet.) `None` for the wildcard
+    /// names of EDS clusters, RDS names of HTTP listeners, SDS names of
+    /// the clusters' and listeners' TLS contexts. `None` for the wildcard
     /// types.
     pub fn wanted(&self, kind: Kind) -> Option<std::collections::BTreeSet<String>> {
         let r = &self.resources;
@@ -206,7 +206,13 @@ impl Snapshot {
                     })
                     .collect(),
             ),
-            Kind::Secret => Some(Default::default()),
+            Kind::Secret => Some(
+                r.clusters
+                    .values()
+                    .flat_map(|c| c.secrets.iter().cloned())
+                    .chain(r.listeners.values().flat_map(|l| l.secrets.iter().cloned()))
+                    .collect(),
+            ),
         }
     }
 }

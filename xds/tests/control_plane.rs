@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_config::{HttpAction, Target, Xds, XdsMode, XdsNode, XdsServer};
-use baton_xds::map::{ListenerKind, RouteSource, compose};
+use baton_xds::map::{ListenerKind, MappedSecret, Pem, RouteSource, compose};
 use baton_xds::{Client, Kind, Snapshot};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -170,7 +170,8 @@ fn resources(ports: &[u16]) -> Value {
         .collect();
     json!({
         "clusters": [
-            { "name": "web", "lb_policy": "LEAST_REQUEST", "max_requests": 77 },
+            { "name": "web", "lb_policy": "LEAST_REQUEST", "max_requests": 77,
+              "sds_certificate": "web-cert", "sds_validation": "ca" },
             { "name": "db", "type": "STATIC", "endpoints": [{ "port": 5432 }] },
         ],
         "endpoints": [{ "cluster": "web", "endpoints": endpoints }],
@@ -191,7 +192,10 @@ fn resources(ports: &[u16]) -> Value {
                 ],
             }],
         }],
-        "secrets": [{ "name": "ca", "ca_pem": "-----BEGIN CERTIFICATE-----\n" }],
+        "secrets": [
+            { "name": "ca", "ca_pem": "CA PEM" },
+            { "name": "web-cert", "cert_pem": "CHAIN PEM", "key_pem": "KEY PEM" },
+        ],
     })
 }
 
@@ -222,6 +226,7 @@ fn complete(s: &Snapshot) -> bool {
         && s.resources.routes.contains_key("routes")
         && s.resources.clusters.len() == 2
         && !endpoint_ports(s).is_empty()
+        && s.resources.secrets.len() == 2
 }
 
 fn check_mapping(s: &Snapshot) {
@@ -242,6 +247,25 @@ fn check_mapping(s: &Snapshot) {
         .map(|e| e.weight.get())
         .collect();
     assert_eq!(weights, [1]);
+    // SDS: the secrets the cluster's TLS context names. (The snapshot
+    // holds no other: go-control-plane's ADS mode answers a named request
+    // only when the request names every resource of the type it holds.)
+    assert_eq!(web.secrets, ["web-cert", "ca"]);
+    let names: Vec<&str> = r.secrets.keys().map(String::as_str).collect();
+    assert_eq!(names, ["ca", "web-cert"]);
+    assert_eq!(
+        r.secrets["ca"],
+        MappedSecret::Validation {
+            trusted_ca: Pem::Inline(b"CA PEM".to_vec())
+        }
+    );
+    assert_eq!(
+        r.secrets["web-cert"],
+        MappedSecret::Certificate {
+            chain: Pem::Inline(b"CHAIN PEM".to_vec()),
+            key: Pem::Inline(b"KEY PEM".to_vec()),
+        }
+    );
 
     // The static config plus these: one config, names resolved.
     let base = baton_config::parse(
@@ -293,7 +317,7 @@ async fn updates(mode: XdsMode) {
 
     let s = wait_for(&client, "every resource of version 1", complete).await;
     check_mapping(&s);
-    for kind in [Kind::Cluster, Kind::Endpoint, Kind::Listener, Kind::Route] {
+    for kind in Kind::ALL {
         cp.ack(kind, "1").await;
     }
 

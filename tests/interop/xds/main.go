@@ -65,6 +65,9 @@ type clusterJSON struct {
 	MaxConnections   uint32 `json:"max_connections"`
 	MaxRequests      uint32 `json:"max_requests"`
 	Endpoints        []addr `json:"endpoints"` // STATIC
+	// TLS to the endpoints, its certificate and trusted CAs from SDS.
+	SdsCertificate string `json:"sds_certificate"`
+	SdsValidation  string `json:"sds_validation"`
 }
 
 type endpointsJSON struct {
@@ -192,6 +195,20 @@ func makeCluster(c clusterJSON) *cluster.Cluster {
 			t.MaxRequests = wrapperspb.UInt32(c.MaxRequests)
 		}
 		out.CircuitBreakers = &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{t}}
+	}
+	if c.SdsCertificate != "" || c.SdsValidation != "" {
+		ads := &core.ConfigSource{ResourceApiVersion: core.ApiVersion_V3,
+			ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}}}
+		common := &tlsv3.CommonTlsContext{}
+		if c.SdsCertificate != "" {
+			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: c.SdsCertificate, SdsConfig: ads}}
+		}
+		if c.SdsValidation != "" {
+			common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: c.SdsValidation, SdsConfig: ads}}
+		}
+		out.TransportSocket = &core.TransportSocket{Name: "envoy.transport_sockets.tls",
+			ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: must(anypb.New(&tlsv3.UpstreamTlsContext{CommonTlsContext: common}))}}
 	}
 	return out
 }
