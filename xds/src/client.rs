@@ -31,7 +31,7 @@
 //!   with exponential backoff (250 ms doubling to 30 s) and full jitter
 //!   (a random delay up to the bound), reset once a stream has delivered
 //!   a response. A NACK that repeats the previous one waits a second
-//!   before it goes (see [`REPEATED_NACK_DELAY`]).
+//!   before it goes (`REPEATED_NACK_DELAY`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

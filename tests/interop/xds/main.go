@@ -13,7 +13,9 @@
 //   - stdin: one command per line. {"op":"snapshot","node":ID,"version":V,
 //     "clusters":[…],"endpoints":[…],"listeners":[…],"routes":[…],
 //     "secrets":[…]} sets the node's snapshot (the shapes are the Go structs
-//     below, turned into Envoy v3 protos here).
+//     below, turned into Envoy v3 protos here). A listener with "api":true
+//     is an API listener, as gRPC's xDS clients want
+//     (tests/interop/xds/grpc_xds_client.py).
 //
 // Flags: -port P binds 127.0.0.1:P (default 0: any free port), so that a
 // test can kill the server and start it again on the same port.
@@ -35,6 +37,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -85,6 +88,9 @@ type listenerJSON struct {
 	RouteConfig string     `json:"route_config"`
 	Inline      *routeJSON `json:"inline_routes"`
 	Filter      string     `json:"filter"` // any other filter name (typed config left empty)
+	// An API listener (gRPC's xDS clients: the listener named by the
+	// target, its http_connection_manager in api_listener, no address).
+	API bool `json:"api"`
 }
 
 type routeEntry struct {
@@ -282,7 +288,10 @@ func makeListener(l listenerJSON) *listener.Listener {
 		f = &listener.Filter{Name: "envoy.filters.network.tcp_proxy", ConfigType: &listener.Filter_TypedConfig{TypedConfig: must(anypb.New(&tcp.TcpProxy{
 			StatPrefix: l.Name, ClusterSpecifier: &tcp.TcpProxy_Cluster{Cluster: l.Cluster}}))}}
 	default:
-		m := &hcm.HttpConnectionManager{StatPrefix: l.Name}
+		m := &hcm.HttpConnectionManager{StatPrefix: l.Name, HttpFilters: []*hcm.HttpFilter{{
+			Name:       "envoy.filters.http.router",
+			ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: must(anypb.New(&routerv3.Router{}))},
+		}}}
 		if l.Inline != nil {
 			m.RouteSpecifier = &hcm.HttpConnectionManager_RouteConfig{RouteConfig: makeRoutes(*l.Inline)}
 		} else {
@@ -290,6 +299,9 @@ func makeListener(l listenerJSON) *listener.Listener {
 				ResourceApiVersion:    core.ApiVersion_V3,
 				ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
 			}}}
+		}
+		if l.API {
+			return &listener.Listener{Name: l.Name, ApiListener: &listener.ApiListener{ApiListener: must(anypb.New(m))}}
 		}
 		f = &listener.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listener.Filter_TypedConfig{TypedConfig: must(anypb.New(m))}}
 	}
@@ -314,8 +326,11 @@ func snapshot(c command) (*cache.Snapshot, error) {
 		res[resource.ClusterType] = append(res[resource.ClusterType], makeCluster(x))
 	}
 	for _, x := range c.Endpoints {
+		// One locality, with a weight: gRPC's xDS client ignores a
+		// locality without one.
 		res[resource.EndpointType] = append(res[resource.EndpointType], &endpoint.ClusterLoadAssignment{ClusterName: x.Cluster,
-			Endpoints: []*endpoint.LocalityLbEndpoints{{LbEndpoints: lbEndpoints(x.Endpoints)}}})
+			Endpoints: []*endpoint.LocalityLbEndpoints{{Locality: &core.Locality{Zone: "a"},
+				LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbEndpoints(x.Endpoints)}}})
 	}
 	for _, x := range c.Listeners {
 		res[resource.ListenerType] = append(res[resource.ListenerType], makeListener(x))
