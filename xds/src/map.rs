@@ -261,9 +261,13 @@ pub fn cluster(c: &xcluster::Cluster, ignored: &mut Ignored) -> Result<MappedClu
     if let Some(t) = duration(&c.connect_timeout).filter(|t| !t.is_zero()) {
         out.connect_timeout = t;
     }
-    let eds = match &c.cluster_discovery_type {
-        None => None,
-        Some(T::Type(t)) => match D::try_from(*t) {
+    // `type` left out is STATIC (the enum's zero).
+    let kind = c
+        .cluster_discovery_type
+        .clone()
+        .unwrap_or(T::Type(D::Static as i32));
+    let eds = match &kind {
+        T::Type(t) => match D::try_from(*t) {
             Ok(D::Static) => {
                 let endpoints = match &c.load_assignment {
                     Some(cla) => load_assignment(cla, ignored)?.endpoints,
@@ -294,7 +298,7 @@ pub fn cluster(c: &xcluster::Cluster, ignored: &mut Ignored) -> Result<MappedClu
             }
             Err(_) => return Err(format!("cluster type {t} is unknown")),
         },
-        Some(T::ClusterType(t)) => {
+        T::ClusterType(t) => {
             return Err(format!("custom cluster type {:?} is not supported", t.name));
         }
     };
