@@ -13,7 +13,8 @@
 //!   `initial_resource_versions` (each held resource and its version).
 //! * **Accept or reject.** Each response is decoded and every resource in
 //!   it mapped on its own ([`crate::map`]). If all map, the response is
-//!   applied — state of the world: it replaces every resource of its type;
+//!   applied — state of the world: a CDS or LDS response replaces every
+//!   resource of its type, an EDS, RDS or SDS one the resources it holds;
 //!   delta: its resources are added or replaced and `removed_resources`
 //!   removed — the new [`Snapshot`] is published, and an ACK goes back (its
 //!   nonce; state of the world also its `version_info` and names). If one
@@ -336,10 +337,14 @@ impl State {
                 return vec![self.reject(kind, message, |s, m| s.sotw_request(kind, Some(m)))];
             }
         };
-        // The response holds every resource of its type (for a named type,
-        // every one subscribed): it replaces what was held.
-        for name in self.snapshot.names(kind) {
-            self.snapshot.remove(kind, &name);
+        // A CDS or LDS response holds every resource of its type: it
+        // replaces what was held. An EDS, RDS or SDS response holds the
+        // resources it updates; one it leaves out stays until it is no
+        // longer subscribed (xDS's rule for these types).
+        if kind.wildcard() {
+            for name in self.snapshot.names(kind) {
+                self.snapshot.remove(kind, &name);
+            }
         }
         let versions = self.snapshot.resource_versions.entry(kind).or_default();
         for (name, _) in &decoded {
