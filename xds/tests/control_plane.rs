@@ -279,6 +279,34 @@ async fn restart(mode: XdsMode) {
         .await
         .unwrap()
         .unwrap();
+    // The new stream starts from what the client holds: CDS with its
+    // version (state of the world) or each cluster's (delta), and the
+    // EDS subscription it had.
+    let cds = cp
+        .event(|e| e["event"] == "request" && e["type_url"] == Kind::Cluster.type_url())
+        .await;
+    let eds = cp
+        .event(|e| e["event"] == "request" && e["type_url"] == Kind::Endpoint.type_url())
+        .await;
+    assert_eq!(eds["names"], json!(["web"]), "{eds}");
+    match mode {
+        XdsMode::Sotw => {
+            assert_eq!(cds["version"], "1", "{cds}");
+            assert_eq!(eds["version"], "1", "{eds}");
+        }
+        XdsMode::Delta => {
+            let held = cds["initial_versions"].as_object().unwrap();
+            let names: Vec<&str> = held.keys().map(String::as_str).collect();
+            assert_eq!(names, ["db", "web"], "{cds}");
+            assert!(
+                held.values()
+                    .all(|v| v.as_str().is_some_and(|v| !v.is_empty())),
+                "{cds}"
+            );
+            let held = eds["initial_versions"].as_object().unwrap();
+            assert!(held.contains_key("web"), "{eds}");
+        }
+    }
     cp.set("2", resources(&[7003])).await;
     let s = wait_for(&client, "the restarted control plane's update", |s| {
         endpoint_ports(s) == [7003]

@@ -9,7 +9,11 @@
 //     request the server receives that acknowledges or rejects a response:
 //     {"event":"ack"|"nack","node":ID,"type_url":T,"version":V,"nonce":N,
 //     "error":MSG,"delta":BOOL}, and {"event":"stream","delta":BOOL} for
-//     each new stream; {"event":"ok","op":OP} answers each command.
+//     each new stream; a request that answers nothing (a stream's first
+//     per type, or a new subscription) is {"event":"request","node":ID,
+//     "type_url":T,"names":[…],"delta":BOOL} with "version" (state of the
+//     world) or "initial_versions" (delta, a map name → version);
+//     {"event":"ok","op":OP} answers each command.
 //   - stdin: one command per line. {"op":"snapshot","node":ID,"version":V,
 //     "clusters":[…],"endpoints":[…],"listeners":[…],"routes":[…],
 //     "secrets":[…]} sets the node's snapshot (the shapes are the Go structs
@@ -361,7 +365,10 @@ func (callbacks) OnStreamOpen(context.Context, int64, string) error {
 }
 func (callbacks) OnStreamClosed(int64, *core.Node) {}
 func (callbacks) OnStreamRequest(_ int64, r *discovery.DiscoveryRequest) error {
-	if r.ResponseNonce != "" {
+	if r.ResponseNonce == "" {
+		emit(map[string]any{"event": "request", "node": node(r.Node), "type_url": r.TypeUrl,
+			"version": r.VersionInfo, "names": r.ResourceNames, "delta": false})
+	} else {
 		report(node(r.Node), r.TypeUrl, r.VersionInfo, r.ResponseNonce, r.ErrorDetail.GetMessage(), r.ErrorDetail != nil, false)
 	}
 	return nil
@@ -376,7 +383,10 @@ func (callbacks) OnDeltaStreamOpen(context.Context, int64, string) error {
 }
 func (callbacks) OnDeltaStreamClosed(int64, *core.Node) {}
 func (callbacks) OnStreamDeltaRequest(_ int64, r *discovery.DeltaDiscoveryRequest) error {
-	if r.ResponseNonce != "" {
+	if r.ResponseNonce == "" {
+		emit(map[string]any{"event": "request", "node": node(r.Node), "type_url": r.TypeUrl,
+			"initial_versions": r.InitialResourceVersions, "names": r.ResourceNamesSubscribe, "delta": true})
+	} else {
 		report(node(r.Node), r.TypeUrl, "", r.ResponseNonce, r.ErrorDetail.GetMessage(), r.ErrorDetail != nil, true)
 	}
 	return nil
