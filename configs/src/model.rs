@@ -11,7 +11,7 @@ mod xds;
 pub use health::{
     CheckKind, FailurePercentage, HealthCheck, HttpCheck, OutlierDetection, SuccessRate,
 };
-pub use xds::{Xds, XdsMode, XdsNode, XdsServer};
+pub use xds::{Xds, XdsMode, XdsNode, XdsServer, XdsTls};
 
 /// A whole config file, as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

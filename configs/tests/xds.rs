@@ -45,6 +45,27 @@ fn a_bootstrap_beside_static_listeners() {
     assert_eq!(xds.node.cluster, "web");
     assert_eq!(xds.node.metadata["zone"], "a");
     assert_eq!(config.listeners.len(), 1, "the static listener stays");
+    assert_eq!(xds.tls, None, "plaintext without [xds.tls]");
+}
+
+#[test]
+fn tls_and_mtls_to_the_control_plane() {
+    let config = parse(
+        "t.toml",
+        &with(
+            "[xds]\nservers = [\"cp:443\"]\nnode = { id = \"n\" }\n[xds.tls]\nca = \"ca.pem\"\n\
+             server_name = \"cp.example\"\ncertificate = \"me.pem\"\nprivate_key = \"me.key\"\n",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tls = config.xds.unwrap().tls.unwrap();
+    assert_eq!(tls.ca.unwrap().to_str(), Some("ca.pem"));
+    assert_eq!(tls.server_name.as_deref(), Some("cp.example"));
+    let (cert, key) = tls.identity.unwrap();
+    assert_eq!(
+        (cert.to_str(), key.to_str()),
+        (Some("me.pem"), Some("me.key"))
+    );
 }
 
 #[test]
@@ -80,4 +101,10 @@ fn mistakes_point_at_the_key() {
     let (_, _, _, message) =
         error("[xds]\nservers = [\"h:1\"]\nnode = { id = \"n\", zone = \"a\" }\n");
     assert!(message.contains("zone"), "{message}");
+
+    let (line, _, path, message) = error(
+        "[xds]\nservers = [\"h:1\"]\nnode = { id = \"n\" }\n[xds.tls]\ncertificate = \"c.pem\"\n",
+    );
+    assert_eq!((line, path.as_str()), (11, "xds.tls"));
+    assert!(message.contains("private_key"), "{message}");
 }

@@ -3,7 +3,8 @@
 //!
 //! # The protocol, as implemented here
 //!
-//! * **Connect.** `servers` are tried in turn. A stream opens with one
+//! * **Connect.** `servers` are tried in turn, over h2c, or TLS with
+//!   `[xds.tls]` (mTLS with its certificate). A stream opens with one
 //!   request per type: CDS and LDS as wildcards; EDS, RDS and SDS for the
 //!   names the accepted resources use (none on a first start). Every
 //!   request carries the node.
@@ -38,7 +39,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_config::{Xds, XdsMode};
+use baton_config::{Xds, XdsMode, XdsServer, XdsTls};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient as Ads;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -144,6 +145,42 @@ fn node(bootstrap: &Xds) -> Node {
     }
 }
 
+/// Where a system's CA bundle usually is, when `SSL_CERT_FILE` is unset
+/// (the worker's list for clusters' TLS).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// `[xds.tls]` as tonic's (rustls) client config; the files are read at
+/// each connection, so a renewed certificate is taken on the next one.
+fn tls_config(tls: &XdsTls, host: &str) -> Result<tonic::transport::ClientTlsConfig, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let ca = match &tls.ca {
+        Some(ca) => ca.clone(),
+        None => std::env::var_os("SSL_CERT_FILE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                SYSTEM_BUNDLES
+                    .iter()
+                    .map(std::path::PathBuf::from)
+                    .find(|p| p.is_file())
+            })
+            .ok_or("no system CA bundle (SSL_CERT_FILE unset); set [xds.tls] ca")?,
+    };
+    let mut config = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&ca)?))
+        .domain_name(tls.server_name.as_deref().unwrap_or(host));
+    if let Some((cert, key)) = &tls.identity {
+        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(config)
+}
+
 /// Per type, what the stream has said.
 #[derive(Debug, Default, Clone)]
 struct TypeState {
@@ -177,7 +214,7 @@ impl State {
         let mut server = 0;
         loop {
             let target = self.bootstrap.servers[server % self.bootstrap.servers.len()].clone();
-            let ended = self.stream(&target.to_string()).await;
+            let ended = self.stream(&target).await;
             self.status.send_modify(|s| {
                 s.connected = false;
                 s.last_error = Some(ended.error.clone());
@@ -197,19 +234,37 @@ impl State {
         }
     }
 
-    async fn stream(&mut self, server: &str) -> Ended {
+    async fn stream(&mut self, server: &XdsServer) -> Ended {
         let mut responded = false;
-        let error = match self.stream_inner(server, &mut responded).await {
+        let error = match self
+            .stream_inner(&server.to_string(), &server.host, &mut responded)
+            .await
+        {
             Ok(()) => "the control plane closed the stream".to_string(),
             Err(e) => e,
         };
         Ended { responded, error }
     }
 
-    async fn stream_inner(&mut self, server: &str, responded: &mut bool) -> Result<(), String> {
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{server}"))
+    async fn stream_inner(
+        &mut self,
+        server: &str,
+        host: &str,
+        responded: &mut bool,
+    ) -> Result<(), String> {
+        let scheme = if self.bootstrap.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{server}"))
             .map_err(|e| e.to_string())?
             .connect_timeout(CONNECT_TIMEOUT);
+        if let Some(tls) = &self.bootstrap.tls {
+            endpoint = endpoint
+                .tls_config(tls_config(tls, host)?)
+                .map_err(|e| format!("TLS to {server}: {e}"))?;
+        }
         let channel = endpoint
             .connect()
             .await

@@ -15,6 +15,8 @@
 //!
 //! The generated protos and the ADS client stub are the `envoy-types`
 //! crate's (0.7, on tonic 0.14 and prost 0.14): nothing is generated here.
+//! The stream runs over h2c, or TLS / mTLS with `[xds.tls]` (tonic's
+//! rustls, on ring).
 //!
 //! This crate does not touch a running worker yet: wiring a [`Snapshot`]
 //! into live configuration is the next phase (issue 16).

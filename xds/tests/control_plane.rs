@@ -32,6 +32,7 @@ fn bootstrap(port: u16, mode: XdsMode) -> Xds {
             metadata: Default::default(),
         },
         mode,
+        tls: None,
     }
 }
 
@@ -334,4 +335,104 @@ async fn state_of_the_world_survives_a_control_plane_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_survives_a_control_plane_restart() {
     restart(XdsMode::Delta).await;
+}
+
+/// Runs `openssl` in `dir`; it must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and two certificates it signs: the control plane's (for the
+/// name `cp.test`) and the client's.
+fn certificates(dir: &std::path::Path) {
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=xds test CA"];
+    ca.extend(key);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "cp",
+            "subjectAltName=DNS:cp.test\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let mut req = vec!["req", "-subj"];
+        let subject = format!("/CN={name}");
+        req.push(&subject);
+        req.extend(key);
+        let (k, csr) = (format!("{name}.key"), format!("{name}.csr"));
+        req.extend(["-keyout", &k, "-out", &csr]);
+        openssl(dir, &req);
+        let (pem, ext) = (format!("{name}.pem"), format!("{name}.ext"));
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+}
+
+/// `[xds.tls]`: mTLS to a control plane that requires a client
+/// certificate, its name checked as `server_name` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_to_the_control_plane() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let (cert, key, ca) = (d.join("cp.pem"), d.join("cp.key"), d.join("ca.pem"));
+    let mut cp = ControlPlane::start_with(
+        0,
+        &[
+            "-tls-cert".as_ref(),
+            cert.as_os_str(),
+            "-tls-key".as_ref(),
+            key.as_os_str(),
+            "-tls-client-ca".as_ref(),
+            ca.as_os_str(),
+        ],
+    )
+    .await;
+    cp.set("1", resources(&[7001])).await;
+    let mut bootstrap = bootstrap(cp.port, XdsMode::Sotw);
+    bootstrap.tls = Some(baton_config::XdsTls {
+        ca: Some(ca.clone()),
+        server_name: Some("cp.test".into()),
+        identity: Some((d.join("client.pem"), d.join("client.key"))),
+    });
+    let client = Client::start(bootstrap);
+    let s = wait_for(&client, "every resource over mTLS", complete).await;
+    check_mapping(&s);
+    cp.ack(Kind::Cluster, "1").await;
 }

@@ -15,6 +15,24 @@ pub struct Xds {
     pub node: XdsNode,
     /// `mode`: state of the world or delta (incremental) xDS.
     pub mode: XdsMode,
+    /// `[xds.tls]`: TLS (or mTLS) to the control planes; plaintext
+    /// (h2c) when absent.
+    pub tls: Option<XdsTls>,
+}
+
+/// `[xds.tls]`, as a cluster's `[clusters.tls]` with a client
+/// certificate for mTLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsTls {
+    /// `ca`: PEM bundle of trusted CAs; `None` trusts the system's
+    /// (`SSL_CERT_FILE`, else the usual bundle paths).
+    pub ca: Option<std::path::PathBuf>,
+    /// `server_name`: the name sent (SNI) and verified; default: the
+    /// server's host.
+    pub server_name: Option<String>,
+    /// `certificate` and `private_key` (PEM files, both or neither): the
+    /// client certificate presented for mTLS.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// One entry of `servers`: `"host:port"` (a name or an IP address; IPv6

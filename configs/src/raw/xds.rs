@@ -6,7 +6,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::ConfigError;
-use crate::model::{Xds, XdsMode, XdsNode, XdsServer};
+use std::path::PathBuf;
+
+use crate::model::{Xds, XdsMode, XdsNode, XdsServer, XdsTls};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +17,16 @@ pub(super) struct RawXds {
     node: Spanned<RawNode>,
     #[serde(default)]
     mode: XdsMode,
+    tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Option<PathBuf>,
+    server_name: Option<String>,
+    certificate: Option<PathBuf>,
+    private_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -53,7 +65,31 @@ impl RawXds {
                 "empty: control planes key what they send by the node id".into(),
             ));
         }
+        let tls = match self.tls {
+            None => None,
+            Some(t) => {
+                let span = t.span();
+                let t = t.into_inner();
+                let identity = match (t.certificate, t.private_key) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(error(
+                            span,
+                            "xds.tls".into(),
+                            "certificate and private_key go together (mTLS)".into(),
+                        ));
+                    }
+                };
+                Some(XdsTls {
+                    ca: t.ca,
+                    server_name: t.server_name,
+                    identity,
+                })
+            }
+        };
         Ok(Xds {
+            tls,
             servers,
             node: XdsNode {
                 id: node.id.into_inner(),

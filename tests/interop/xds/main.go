@@ -22,12 +22,16 @@
 //     (tests/interop/xds/grpc_xds_client.py).
 //
 // Flags: -port P binds 127.0.0.1:P (default 0: any free port), so that a
-// test can kill the server and start it again on the same port.
+// test can kill the server and start it again on the same port;
+// -tls-cert and -tls-key serve TLS, -tls-client-ca also requires client
+// certificates that CA signed (mTLS).
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -52,6 +56,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -424,11 +429,35 @@ func (deltaRecorder) OnStreamDeltaResponse(_ int64, _ *discovery.DeltaDiscoveryR
 
 func main() {
 	port := flag.Int("port", 0, "port to bind on 127.0.0.1 (0: any)")
+	certFile := flag.String("tls-cert", "", "serve TLS with this certificate (PEM)")
+	keyFile := flag.String("tls-key", "", "and this key (PEM)")
+	clientCA := flag.String("tls-client-ca", "", "require client certificates signed by this CA (mTLS)")
 	flag.Parse()
+	var opts []grpc.ServerOption
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		config := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}
+		if *clientCA != "" {
+			pem, err := os.ReadFile(*clientCA)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			config.ClientCAs = pool
+			config.ClientAuth = tls.RequireAndVerifyClientCert
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(config)))
+	}
 	ctx := context.Background()
 	snapshots := cache.NewSnapshotCache(true, cache.IDHash{}, nil)
 	srv := server.NewServer(ctx, snapshots, deltaRecorder{})
-	g := grpc.NewServer()
+	g := grpc.NewServer(opts...)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
 	lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", *port))
 	if err != nil {

@@ -36,6 +36,11 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub async fn start(port: u16) -> ControlPlane {
+        ControlPlane::start_with(port, &[]).await
+    }
+
+    /// With more flags (`-tls-cert`, …: tests/interop/xds/main.go).
+    pub async fn start_with(port: u16, flags: &[&std::ffi::OsStr]) -> ControlPlane {
         let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/interop/xds/bin/xds-control-plane");
         assert!(
@@ -46,6 +51,7 @@ impl ControlPlane {
         let mut child = Command::new(binary)
             .arg("-port")
             .arg(port.to_string())
+            .args(flags)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
