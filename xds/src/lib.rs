@@ -43,7 +43,7 @@
 //! | `Listener.address` (socket address), one filter chain, its only network filter | `Listener.address` | `listener_filters`, the chain's `transport_socket` | pipes; several filter chains or a `filter_chain_match` (next phase); other network filters |
 //! | `tcp_proxy` (`cluster`) | a `tcp` listener to the cluster (left out, warming, until the cluster is there) | | `weighted_clusters` |
 //! | `http_connection_manager` with `rds` or inline `route_config` | an `http` listener with those routes (RDS: left out, warming, until the RouteConfiguration is there) | HTTP filters other than the router | `scoped_routes` |
-//! | `RouteConfiguration.virtual_hosts[].domains` (`*` = any) | each route's `hosts` | `vhds` | |
+//! | `RouteConfiguration.virtual_hosts[].domains`: exact names, `*.suffix`, `*` (any) | each route's `hosts`; virtual hosts ordered as Envoy picks them (exact, longest suffix, `*`) | `vhds` | prefix wildcards (`foo.*`) |
 //! | `Route.match`: `prefix`, `path`, `safe_regex` (whole path), `headers` with `exact_match` (`:method` → `methods`) | `PathMatch`, `headers`, `methods` | `query_parameters`, `runtime_fraction` | other header matchers, case-insensitive matching |
 //! | `RouteAction`: `cluster`, `weighted_clusters`, `timeout`, `retry_policy.num_retries` | `HttpAction::Cluster`, `HttpAction::Weighted`, `timeout`, `retries` (a cluster not there yet: 503) | `prefix_rewrite`, `hash_policy`, host rewrites | `cluster_header` |
 //! | `request_headers_to_add`/`_remove`, `response_headers_to_add`/`_remove` (route, virtual host, configuration) | a `headers` filter on the route (`append_action` / `append` → append or set) | | |

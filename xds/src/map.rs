@@ -659,8 +659,34 @@ pub fn route_configuration(
     rc: &xroute::RouteConfiguration,
     ignored: &mut Ignored,
 ) -> Result<MappedRoutes, String> {
-    let mut routes = Vec::new();
+    // Envoy picks the virtual host by its best domain match (exact, then
+    // the longest `*.suffix`, then `*`) before any route; baton tries
+    // routes in order, so the virtual hosts go in that order (stable:
+    // equals keep theirs).
+    let mut hosts_in_order: Vec<(usize, &xroute::VirtualHost)> = Vec::new();
     for vh in &rc.virtual_hosts {
+        let mut rank = usize::MAX;
+        for d in &vh.domains {
+            let r = if d == "*" {
+                usize::MAX - 1
+            } else if let Some(suffix) = d.strip_prefix("*.") {
+                // Longer suffixes first, after every exact name.
+                usize::MAX / 2 - suffix.len()
+            } else if d.contains('*') {
+                return Err(format!(
+                    "virtual host {:?}: domain {d:?} (baton matches exact names and `*.suffix`)",
+                    vh.name
+                ));
+            } else {
+                0
+            };
+            rank = rank.min(r);
+        }
+        hosts_in_order.push((rank, vh));
+    }
+    hosts_in_order.sort_by_key(|(rank, _)| *rank);
+    let mut routes = Vec::new();
+    for (_, vh) in hosts_in_order {
         let hosts: Vec<String> = if vh.domains.iter().any(|d| d == "*") {
             Vec::new()
         } else {

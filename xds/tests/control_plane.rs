@@ -248,6 +248,21 @@ async fn updates(mode: XdsMode) {
         baton_config::Lb::LeastRequest
     );
     check_mapping_endpoints_kept(&s);
+
+    // The tcp listener and its cluster removed (and the bad cluster
+    // fixed): gone from the snapshot, the rest kept.
+    let mut fewer = resources(&[7001, 7002]);
+    fewer["listeners"] = json!([fewer["listeners"][0]]);
+    fewer["clusters"] = json!([fewer["clusters"][0]]);
+    cp.set("4", fewer).await;
+    let s = wait_for(&client, "the tcp listener and db cluster removed", |s| {
+        !s.resources.listeners.contains_key("tcp") && !s.resources.clusters.contains_key("db")
+    })
+    .await;
+    assert!(s.resources.listeners.contains_key("http"));
+    assert!(s.resources.clusters.contains_key("web"));
+    assert_eq!(endpoint_ports(&s), [7001, 7002]);
+    cp.ack(Kind::Listener, "4").await;
 }
 
 fn check_mapping_endpoints_kept(s: &Snapshot) {

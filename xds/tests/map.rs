@@ -408,3 +408,47 @@ fn compose_resolves_names_and_holds_back_what_is_warming() {
         http.routes[1].action
     );
 }
+
+#[test]
+fn virtual_hosts_go_in_the_order_envoy_picks_them() {
+    use xroute::route::Action;
+    use xroute::route_match::PathSpecifier as P;
+    let direct = |status| {
+        Action::DirectResponse(xroute::DirectResponseAction {
+            status,
+            ..Default::default()
+        })
+    };
+    let vh = |name: &str, domains: &[&str], status| xroute::VirtualHost {
+        name: name.into(),
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+        routes: vec![route(P::Prefix("/".into()), direct(status))],
+        ..Default::default()
+    };
+    let rc = xroute::RouteConfiguration {
+        virtual_hosts: vec![
+            vh("any", &["*"], 201),
+            vh("short", &["*.example.com"], 202),
+            vh("long", &["*.api.example.com"], 203),
+            vh("exact", &["www.example.com"], 204),
+        ],
+        ..Default::default()
+    };
+    let mapped = map::route_configuration(&rc, &mut Ignored::default()).unwrap();
+    let statuses: Vec<u16> = mapped
+        .routes
+        .iter()
+        .map(|r| match r.target {
+            NamedAction::Fixed(HttpAction::Direct { status, .. }) => status,
+            ref other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(statuses, [204, 203, 202, 201]);
+
+    let prefix = xroute::RouteConfiguration {
+        virtual_hosts: vec![vh("p", &["www.*"], 200)],
+        ..Default::default()
+    };
+    let message = map::route_configuration(&prefix, &mut Ignored::default()).unwrap_err();
+    assert!(message.contains("www.*"), "{message}");
+}
