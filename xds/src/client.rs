@@ -386,12 +386,18 @@ impl State {
             .iter()
             .map(|any| resources::decode(kind, any, &mut ignored))
             .collect();
-        let decoded = match decoded {
+        let mut decoded = match decoded {
             Ok(d) => d,
             Err(message) => {
                 return vec![self.reject(kind, message, |s, m| s.sotw_request(kind, Some(m)))];
             }
         };
+        // Of a named type, only what is subscribed (a response may still
+        // answer an earlier subscription).
+        if !kind.wildcard() {
+            let names = &self.type_state(kind).names;
+            decoded.retain(|(name, _)| names.contains(name));
+        }
         // A CDS or LDS response holds every resource of its type: it
         // replaces what was held. An EDS, RDS or SDS response holds the
         // resources it updates; one it leaves out stays until it is no
@@ -467,6 +473,10 @@ impl State {
                     })];
                 }
             }
+        }
+        if !kind.wildcard() {
+            let names = &self.type_state(kind).names;
+            decoded.retain(|(name, _, _)| names.contains(name));
         }
         for name in &response.removed_resources {
             self.snapshot.remove(kind, name);
