@@ -47,7 +47,7 @@ pub use model::{
     HttpAction, HttpCheck, HttpRoute, Lb, Listener, ListenerId, LogFormat, LogTarget,
     OriginalDestination, OtlpExporter, OutlierDetection, PathMatch, Protocol, ProxyProtocol,
     ProxyVersion, RetryBudget, Route, Rpc, SourceAddress, SuccessRate, Supervisor, Target, Tls,
-    Tracing, Udp, UpstreamProtocol, UpstreamTls, Weight,
+    Tracing, Udp, UpstreamProtocol, UpstreamTls, Weight, Xds, XdsMode, XdsNode, XdsServer, XdsTls,
 };
 pub use view::{ListenerBind, SupervisorView};
 

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 mod health;
 mod tracing;
+mod xds;
 
 pub use health::{
     CheckKind, FailurePercentage, HealthCheck, HttpCheck, OutlierDetection, SuccessRate,
 };
 pub use tracing::{OtlpExporter, Tracing};
+pub use xds::{Xds, XdsMode, XdsNode, XdsServer, XdsTls};
 
 /// A whole config file, as the worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub struct Config {
     pub tracing: Option<Tracing>,
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
+    /// `[xds]`: a control plane sends more listeners and clusters, beside
+    /// these static ones. None when absent.
+    pub xds: Option<Xds>,
 }
 
 /// A listener's place in [`Config::listeners`]: how the tables built per

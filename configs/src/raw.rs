@@ -24,6 +24,7 @@ use crate::raw_filter::{self as filter, Place, RawFilter};
 
 mod health;
 mod tracing;
+mod xds;
 
 /// Defaults, each with its reason.
 pub(crate) mod defaults {
@@ -133,6 +134,7 @@ struct RawConfig {
     listeners: Vec<RawListener>,
     #[serde(default)]
     clusters: Vec<RawCluster>,
+    xds: Option<xds::RawXds>,
 }
 
 #[derive(Deserialize)]
@@ -1101,6 +1103,7 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
         },
         listeners,
         clusters,
+        xds: raw.xds.map(|x| x.validate(source_name, text)).transpose()?,
     })
 }
 

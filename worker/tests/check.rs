@@ -95,3 +95,40 @@ fn files_and_regexes_the_config_names_are_checked_too() {
         assert!(stderr.contains(expected), "{expected:?} in {stderr}");
     }
 }
+
+/// `[xds]` (the control-plane bootstrap) is checked with the rest: a good
+/// one passes beside static listeners, a bad server address fails at its
+/// line and column.
+#[test]
+fn an_xds_bootstrap_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let statics = "[[listeners]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\ncluster = \"c\"\n\
+                   [[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:1\"]\n";
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "{statics}[xds]\nservers = [\"127.0.0.1:18000\"]\nmode = \"delta\"\n\
+             node = {{ id = \"sidecar-1\", cluster = \"web\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = worker().arg("check").arg(&good).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{statics}[xds]\nservers = [\"nowhere\"]\nnode = {{ id = \"n\" }}\n"),
+    )
+    .unwrap();
+    let out = worker().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:9:12: xds.servers[0]"), "{stderr}");
+}
