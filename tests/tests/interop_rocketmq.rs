@@ -370,7 +370,6 @@ fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
 /// message sent and acknowledged (a oneway send has no answer to trace),
 /// and a consume event of the run's group for every message consumed.
 fn check_message_trace(rmq: &RocketMq, spec: &ClientSpec, run: &ClientRun, log: &std::path::Path) {
-    // The worker writes off the data path: wait for the last lines.
     let events = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(log)
             .unwrap_or_default()
@@ -393,13 +392,32 @@ fn check_message_trace(rmq: &RocketMq, spec: &ClientSpec, run: &ClientRun, log: 
         .iter()
         .filter(|k| !k.contains("-oneway-"))
         .collect();
-    let mut all = Vec::new();
-    baton_tests::eventually("a produce event for every acknowledged send", || {
-        all = events();
-        let produced = keyed(&all, "produce");
+    // The worker writes off the data path: wait for the last lines, then
+    // say what is missing.
+    let mut all = events();
+    let deadline = Instant::now() + baton_tests::PATIENCE;
+    let all_produced = |all: &[serde_json::Value]| {
+        let produced = keyed(all, "produce");
         produced_keys.iter().all(|k| produced.contains_key(*k))
-    });
+    };
+    while !all_produced(&all) && Instant::now() < deadline {
+        std::thread::park_timeout(std::time::Duration::from_millis(200));
+        all = events();
+    }
     let produced = keyed(&all, "produce");
+    let missing: Vec<&&String> = produced_keys
+        .iter()
+        .filter(|k| !produced.contains_key(**k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "sent without a produce event: {} of {}, e.g. {:?}; {} events, e.g. {:?}",
+        missing.len(),
+        produced_keys.len(),
+        missing.first(),
+        all.len(),
+        all.iter().take(3).collect::<Vec<_>>()
+    );
     let consumed = keyed(&all, "consume");
     for key in &produced_keys {
         let e = &produced[*key];

@@ -126,8 +126,12 @@ impl AccessLog {
     }
 
     /// Writes `line` as it is (an event of its own, such as a message
-    /// trace's JSON): queued, or dropped and counted like any line.
-    pub fn line(&self, line: String) {
+    /// trace's JSON), ended with a newline if it is not: queued, or
+    /// dropped and counted like any line.
+    pub fn line(&self, mut line: String) {
+        if !line.ends_with('\n') {
+            line.push('\n');
+        }
         match self.tx.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -297,5 +301,33 @@ mod tests {
         assert_eq!(value["received"], 12);
         assert_eq!(value["moves"], 2);
         assert_eq!(value["start"], "1970-01-01T00:00:00.000Z");
+    }
+
+    /// An event line and an entry land on lines of their own, in order.
+    #[test]
+    fn event_lines_end_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::open(&LogTarget::File(path.clone()), LogFormat::Json).unwrap();
+        log.line(r#"{"event":"message"}"#.to_owned());
+        log.log(&entry());
+        log.line("{\"event\":\"message\"}\n".to_owned());
+        drop(log);
+        let mut text = String::new();
+        for _ in 0..200 {
+            text = std::fs::read_to_string(&path).unwrap();
+            if text.lines().count() == 3 {
+                break;
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(10));
+        }
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0]["event"], "message");
+        assert_eq!(lines[1]["listener"], "front door");
+        assert_eq!(lines[2]["event"], "message");
     }
 }
