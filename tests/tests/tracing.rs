@@ -342,6 +342,37 @@ fn http1_upstream_continues_batons_trace_over_otlp_grpc() {
     });
 }
 
+/// A generation's last spans are not lost with its process: with an
+/// export interval no test outlives, the spans of requests served just
+/// before an upgrade are still in the old generation's queue when it
+/// hands over — and reach the collector, because a generation flushes
+/// its spans before it reports drained.
+#[test]
+fn a_generations_last_spans_are_flushed_when_it_ends() {
+    let collector = Collector::start();
+    let app = App::start();
+    let tracing = format!(
+        "otlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"1h\"",
+        collector.grpc
+    );
+    let baton = Baton::start(&config(&tracing, "http1", app.http));
+    let web = baton.addr("web");
+    let spans: Vec<String> = (0..5)
+        .map(|i| {
+            let (status, body) = curl(&format!("http://{web}/last{i}"), &[]);
+            assert_eq!(status, 200, "{body}");
+            Continued::parse(&body).parent
+        })
+        .collect();
+    // Queued: a batch waits for its interval (or 512 spans).
+    assert!(collector.spans().is_empty(), "{:?}", collector.spans());
+    baton.upgrade(&[]);
+    for id in &spans {
+        let span = collector.span(id);
+        assert_eq!(span.attr("baton.generation"), "Int(1)", "{span:?}");
+    }
+}
+
 /// gRPC over HTTP/2 (an h2c client, an `http2` cluster), spans over
 /// OTLP/HTTP: a B3 context (single header) is read, the application (W3C
 /// only) continues it from baton's `traceparent`.

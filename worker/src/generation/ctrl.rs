@@ -168,7 +168,9 @@ impl Session {
                                 stayed = done.stayed,
                                 "handed off; exiting"
                             );
-                            // The last word on this generation's counters.
+                            // Its last spans, then the last word on its
+                            // counters.
+                            crate::telemetry::trace::flush().await;
                             send_metrics(&self.ctrl, &self.server, self.histograms).await?;
                             self.ctrl.send_msg(Drained {
                                 finished: done.finished,
@@ -269,7 +271,8 @@ impl Session {
                     closed = report.closed,
                     "drained"
                 );
-                // The last word on this generation's counters.
+                // Its last spans, then the last word on its counters.
+                crate::telemetry::trace::flush().await;
                 send_metrics(&self.ctrl, &self.server, self.histograms).await?;
                 self.ctrl
                     .send_msg(Drained {

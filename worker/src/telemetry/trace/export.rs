@@ -12,6 +12,12 @@
 //! batch connects again). While an export is under way spans wait in the
 //! queue — so a slow or absent collector costs dropped spans, never
 //! proxy latency.
+//!
+//! A generation that ends (drained, or handed off at an upgrade) asks for
+//! a **flush** ([`Queue::flush`]) before its last word to the supervisor:
+//! the task stops waiting for a batch to fill, sends what is queued, and
+//! says so, within `export_timeout` — so the spans of the requests a
+//! generation served last are not lost with its process.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,7 +25,7 @@ use baton_config::{OtlpExporter, Tracing};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -37,20 +43,37 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub(crate) struct Queue {
     tx: mpsc::Sender<SpanData>,
+    /// Flush requests, each answered once what was queued is sent.
+    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// The longest a flush is waited for.
+    export_timeout: std::time::Duration,
 }
 
 impl Queue {
     /// Starts the exporter task (needs a tokio runtime).
     pub(crate) fn start(config: &Tracing, generation: u32, counters: &'static Counters) -> Queue {
         let (tx, rx) = mpsc::channel(config.queue_size);
+        let (flushes, flush_rx) = mpsc::unbounded_channel();
         let exporter = Exporter {
             config: config.clone(),
             generation,
             counters,
             grpc: None,
         };
-        tokio::spawn(exporter.run(rx));
-        Queue { tx }
+        tokio::spawn(exporter.run(rx, flush_rx));
+        Queue {
+            tx,
+            flushes,
+            export_timeout: config.export_timeout,
+        }
+    }
+
+    /// Sends what is queued now, waiting up to `export_timeout` for it.
+    pub(crate) async fn flush(&self) {
+        let (done, sent) = oneshot::channel();
+        if self.flushes.send(done).is_ok() {
+            let _ = tokio::time::timeout(self.export_timeout, sent).await;
+        }
     }
 
     /// Queues a span, or drops it (counted) when the queue is full.
@@ -77,28 +100,75 @@ struct Exporter {
 }
 
 impl Exporter {
-    async fn run(mut self, mut rx: mpsc::Receiver<SpanData>) {
-        let mut batch = Vec::with_capacity(self.config.batch_size);
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            let deadline = Instant::now() + self.config.export_interval;
-            while batch.len() < self.config.batch_size {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(span)) => batch.push(span),
-                    Ok(None) | Err(_) => break,
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SpanData>,
+        mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    ) {
+        let size = self.config.batch_size;
+        let mut batch = Vec::with_capacity(size);
+        let mut flushing: Option<oneshot::Sender<()>> = None;
+        loop {
+            if flushing.is_none() {
+                // The first span of a batch, or a flush.
+                tokio::select! {
+                    got = rx.recv() => match got {
+                        Some(span) => batch.push(span),
+                        None => return,
+                    },
+                    Some(done) = flushes.recv() => flushing = Some(done),
                 }
             }
-            let body = otlp::encode(&self.config.service_name, self.generation, &batch);
-            let n = batch.len() as u64;
-            batch.clear();
-            let sent = tokio::time::timeout(self.config.export_timeout, self.send(body)).await;
-            match sent {
-                Ok(Ok(())) => {
-                    self.counters.exported.fetch_add(n, Ordering::Relaxed);
+            if flushing.is_none() {
+                // More, until the batch is full or the interval is over
+                // (or a flush cuts it short).
+                let deadline = Instant::now() + self.config.export_interval;
+                while batch.len() < size {
+                    tokio::select! {
+                        got = tokio::time::timeout_at(deadline, rx.recv()) => match got {
+                            Ok(Some(span)) => batch.push(span),
+                            Ok(None) | Err(_) => break,
+                        },
+                        Some(done) = flushes.recv() => {
+                            flushing = Some(done);
+                            break;
+                        }
+                    }
                 }
-                Ok(Err(why)) => self.failed(n, &why),
-                Err(_) => self.failed(n, "timed out"),
             }
+            if flushing.is_some() {
+                // What is queued right now, without waiting.
+                while batch.len() < size {
+                    match rx.try_recv() {
+                        Ok(span) => batch.push(span),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                self.export(&mut batch).await;
+            }
+            if flushing.is_some()
+                && rx.is_empty()
+                && let Some(done) = flushing.take()
+            {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Sends `batch` (emptied), counting its spans exported or failed.
+    async fn export(&mut self, batch: &mut Vec<SpanData>) {
+        let body = otlp::encode(&self.config.service_name, self.generation, batch);
+        let n = batch.len() as u64;
+        batch.clear();
+        let sent = tokio::time::timeout(self.config.export_timeout, self.send(body)).await;
+        match sent {
+            Ok(Ok(())) => {
+                self.counters.exported.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(Err(why)) => self.failed(n, &why),
+            Err(_) => self.failed(n, "timed out"),
         }
     }
 

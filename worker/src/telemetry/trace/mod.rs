@@ -106,6 +106,15 @@ pub(crate) fn install(config: &Tracing, generation: u32) {
     });
 }
 
+/// Sends the spans queued now to the collector and waits (up to
+/// `export_timeout`) until they are: a generation's last act before it
+/// reports drained, so that its last requests' spans are not lost.
+pub(crate) async fn flush() {
+    if let Some(tracer) = TRACER.get() {
+        tracer.queue.flush().await;
+    }
+}
+
 /// Whether `[tracing]` is on in this process.
 pub(crate) fn enabled() -> bool {
     TRACER.get().is_some()
