@@ -4,7 +4,9 @@
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use baton_config::{ConfigError, XdsMode, parse};
+use baton_config::{XdsMode, parse};
+
+mod common;
 
 /// A static listener and cluster, then `xds` (from line 8 on).
 fn with(xds: &str) -> String {
@@ -14,17 +16,9 @@ fn with(xds: &str) -> String {
     )
 }
 
+/// How `xds` after the static part is refused.
 fn error(xds: &str) -> (usize, usize, String, String) {
-    match parse("bad.toml", &with(xds)) {
-        Err(ConfigError::Invalid {
-            line,
-            column,
-            path,
-            message,
-            ..
-        }) => (line, column, path, message),
-        other => panic!("expected an Invalid error for {xds:?}, got {other:?}"),
-    }
+    common::error(&with(xds))
 }
 
 #[test]

@@ -146,6 +146,25 @@ fn queries(socket: &UdpSocket, to: SocketAddr, ids: std::ops::Range<u32>) -> Vec
     askers
 }
 
+/// `baton intercept install` arguments that divert the pod's outbound
+/// UDP (but root's: baton's own) to `baton`'s listeners `udp4` and `udp6`.
+fn install_args(baton: &Baton) -> Vec<String> {
+    let port = |name: &str| baton.addr(name).port().to_string();
+    [
+        "--mode",
+        "tproxy",
+        "--outbound-udp-port",
+        &port("udp4"),
+        "--outbound-udp-port-v6",
+        &port("udp6"),
+        "--owner-uid",
+        "0",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect()
+}
+
 /// The pod's own address in the family of `to`.
 fn pod_ip(to: SocketAddr) -> IpAddr {
     if to.is_ipv4() {
@@ -162,20 +181,7 @@ async fn intercepted_udp_reaches_its_original_destination_and_answers_come_from_
     let log = dir.path().join("access.log");
     let _server = Server::start(&ns);
     let baton = Baton::start_wrapped(&ns.pod_wrapper(), &config(&log));
-    let port = |name: &str| baton.addr(name).port().to_string();
-    let args: Vec<String> = [
-        "--mode",
-        "tproxy",
-        "--outbound-udp-port",
-        &port("udp4"),
-        "--outbound-udp-port-v6",
-        &port("udp6"),
-        "--owner-uid",
-        "0",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let args = install_args(&baton);
     tokio::task::block_in_place(|| {
         ns.intercept("install", &args);
         let once = ns.ruleset();
@@ -265,20 +271,7 @@ async fn an_intercepted_flow_keeps_both_its_sockets_across_an_upgrade() {
     let _server = Server::start(&ns);
     let text = config(&log).replace("idle_timeout = \"1s\"", "idle_timeout = \"1h\"");
     let baton = Baton::start_wrapped(&ns.pod_wrapper(), &text);
-    let port = |name: &str| baton.addr(name).port().to_string();
-    let args: Vec<String> = [
-        "--mode",
-        "tproxy",
-        "--outbound-udp-port",
-        &port("udp4"),
-        "--outbound-udp-port-v6",
-        &port("udp6"),
-        "--owner-uid",
-        "0",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let args = install_args(&baton);
     tokio::task::block_in_place(|| ns.intercept("install", &args));
     let old_worker = baton.worker_pid();
     tokio::task::block_in_place(|| {
