@@ -118,6 +118,11 @@ public final class Launcher {
             // 6 s old), so a test sees CHECK_TRANSACTION_STATE quickly.
             bc.setTransactionCheckInterval(1000);
             bc.setTransactionTimeOut(1000);
+            // A send may wait in the broker's queue this long before it is
+            // refused as "broker busy" (TIMEOUT_CLEAN_QUEUE; default 200 ms):
+            // the test machine has 2 cores shared with other suites, and a
+            // CI run saw one async send refused so, on the direct run.
+            bc.setWaitTimeMillsInSendQueue(2000);
             NettyServerConfig ns = new NettyServerConfig();
             ns.setBindAddress("127.0.0.1");
             ns.setListenPort(port);
