@@ -359,6 +359,12 @@ pub struct Rpc {
     /// through the listener (message trace: topic, tags, keys, ids,
     /// group, broker, queue, result, latency).
     pub message_trace: bool,
+    /// RocketMQ: at an upgrade, each client connection's own broker
+    /// connections (pinned) move with it, so the broker's channel never
+    /// closes (default). `false` keeps them in the old generation, which
+    /// closes them once their requests are answered, and the new one
+    /// dials afresh: kept to compare the two.
+    pub move_pinned_upstreams: bool,
 }
 
 /// One route: every condition given must hold.

@@ -242,6 +242,9 @@ struct RawListener {
     rocketmq_brokers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     /// RocketMQ: an access-log event per message produced or consumed.
     message_trace: Option<Spanned<bool>>,
+    /// RocketMQ: pinned broker connections move with their client at an
+    /// upgrade (default true).
+    move_pinned_upstreams: Option<Spanned<bool>>,
     filters: Option<Vec<Spanned<RawFilter>>>,
     proxy_protocol: Option<Spanned<RawProxyVersion>>,
     proxy_protocol_timeout: Option<Spanned<DurationText>>,
@@ -926,6 +929,10 @@ pub(crate) fn parse(source_name: &str, text: &str) -> Result<Config, ConfigError
                             l.rocketmq_brokers.as_ref().map(Spanned::span),
                         ),
                         ("message_trace", l.message_trace.as_ref().map(Spanned::span)),
+                        (
+                            "move_pinned_upstreams",
+                            l.move_pinned_upstreams.as_ref().map(Spanned::span),
+                        ),
                     ],
                     "applies to RPC listeners (any protocol but tcp and http)",
                 )?;
@@ -1263,12 +1270,25 @@ fn rpc_settings(ctx: &Ctx<'_>, l: &RawListener, target: &Target) -> Result<Rpc, 
         Some(trace) => *trace.get_ref(),
         None => false,
     };
+    let move_pinned_upstreams = match &l.move_pinned_upstreams {
+        Some(moves) if l.protocol != Protocol::Rocketmq => {
+            return Err(ctx.error(
+                moves.span(),
+                "move_pinned_upstreams",
+                "move_pinned_upstreams applies to rocketmq listeners (the protocol that pins \
+                 a client's upstream connections)",
+            ));
+        }
+        Some(moves) => *moves.get_ref(),
+        None => true,
+    };
     Ok(Rpc {
         request_timeout,
         max_frame_size,
         routes,
         rocketmq_brokers,
         message_trace,
+        move_pinned_upstreams,
     })
 }
 
@@ -1587,7 +1607,7 @@ type KeySpan = (&'static str, Option<std::ops::Range<usize>>);
 impl RawListener {
     /// The keys of the protocols over a connection (HTTP and RPC), which
     /// neither a tcp nor a udp listener takes.
-    fn stream_protocol_keys(&self) -> [KeySpan; 11] {
+    fn stream_protocol_keys(&self) -> [KeySpan; 12] {
         [
             (
                 "request_timeout",
@@ -1623,6 +1643,10 @@ impl RawListener {
             (
                 "message_trace",
                 self.message_trace.as_ref().map(Spanned::span),
+            ),
+            (
+                "move_pinned_upstreams",
+                self.move_pinned_upstreams.as_ref().map(Spanned::span),
             ),
         ]
     }

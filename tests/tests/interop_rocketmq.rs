@@ -23,8 +23,15 @@
 //!   reach the client from baton's listener). The client's rates and
 //!   send latencies of both runs are printed side by side, never
 //!   asserted;
-//! * the same through baton across 3 upgrades (`baton upgrade`) spread
-//!   over the sends: no send fails, no message is lost.
+//! * the same through baton across 10 upgrades (SIGHUP and `baton
+//!   upgrade`) spread over the sends, each client connection moving with
+//!   its pinned broker connection: no send fails, no message is lost, and
+//!   once the consumer group has formed the broker sends no
+//!   NOTIFY_CONSUMER_IDS_CHANGED and no consumer's queues change; then
+//!   with `move_pinned_upstreams = false` (3 upgrades), where the broker
+//!   sees new channels and says so. Rebalances and the longest gaps
+//!   between consumed messages, across an upgrade and elsewhere, are
+//!   printed.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -168,7 +175,14 @@ fn check_run(label: &str, spec: &ClientSpec, run: &ClientRun) -> String {
         Vec::<&str>::new(),
         "{label}: sent but never consumed"
     );
-    for mode in ["sync", "async", "oneway", "batch", "tx"] {
+    let modes = [
+        ("sync", spec.sync),
+        ("async", spec.async_),
+        ("oneway", spec.oneway),
+        ("batch", spec.batch),
+        ("tx", spec.tx),
+    ];
+    for (mode, _) in modes.into_iter().filter(|(_, count)| *count > 0) {
         let n = run
             .consumed
             .keys()
@@ -196,9 +210,10 @@ fn check_run(label: &str, spec: &ClientSpec, run: &ClientRun) -> String {
     let checks = run
         .broker_requests
         .get(&i64::from(code::CHECK_TRANSACTION_STATE))
-        .copied();
+        .copied()
+        .unwrap_or(0);
     assert!(
-        checks >= Some(spec.tx as usize),
+        checks >= spec.tx as usize,
         "{label}: CHECK_TRANSACTION_STATE requests: {checks:?}"
     );
     // ... and reached the transactional producer, the client instance
@@ -209,9 +224,14 @@ fn check_run(label: &str, spec: &ClientSpec, run: &ClientRun) -> String {
         .filter(|v| v["event"] == "broker_request" && v["code"] == code::CHECK_TRANSACTION_STATE)
         .map(|v| v["client"].as_str().unwrap_or_default())
         .collect();
+    let transactional = if spec.tx > 0 {
+        vec!["tx-producer"]
+    } else {
+        Vec::new()
+    };
     assert_eq!(
         checked_by.into_iter().collect::<Vec<_>>(),
-        vec!["tx-producer"],
+        transactional,
         "{label}: the clients the broker's checks reached"
     );
     assert!(
@@ -279,13 +299,37 @@ fn baton_config(rmq: &RocketMq, log: &std::path::Path) -> String {
     )
 }
 
+/// What an upgrade run saw once the consumer group had formed (both
+/// consumers holding their share of the topic's queues, before the first
+/// upgrade): the consumers' rebalances of the topic and the
+/// NOTIFY_CONSUMER_IDS_CHANGED frames the broker sent from then
+/// on until the client's summary (before it shuts down), and the longest gap between two consumed messages — across an
+/// upgrade, and elsewhere.
+#[derive(Debug, Default)]
+struct Formed {
+    rebalances: usize,
+    notifies: usize,
+    gap_across_upgrade: std::time::Duration,
+    gap_elsewhere: std::time::Duration,
+}
+
 /// The client through baton: it knows only baton's name-server listener.
 /// The route answers name baton's broker listener, so every send, pull,
-/// heartbeat and transaction check goes through baton.
-fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
+/// heartbeat and transaction check goes through baton. `upgrades` are
+/// spread over the sends once the group has formed, by SIGHUP and by
+/// `baton upgrade` in turn; `moves` is the broker listener's
+/// `move_pinned_upstreams`.
+fn through_baton(rmq: &RocketMq, upgrades: usize, moves: bool) -> (ClientSpec, ClientRun, Formed) {
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("access.log");
-    let baton = Baton::start(&baton_config(rmq, &log));
+    let mut config = baton_config(rmq, &log);
+    if !moves {
+        config = config.replace(
+            "message_trace = true\n",
+            "message_trace = true\nmove_pinned_upstreams = false\n",
+        );
+    }
+    let baton = Baton::start(&config);
     let namesrv = baton.addr("namesrv");
     let broker_listener = baton.addr("broker-a");
     // The answers a client gets through baton name baton's listener: the
@@ -312,48 +356,69 @@ fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
         );
     }
 
-    let mut spec = spec(&format!("via-baton-{upgrades}"));
-    if upgrades > 0 {
-        // Each upgrade waits out the consumers' long-polling pulls (up to
-        // about 20 s); meanwhile the broker's channel for the
-        // transactional producer is the old generation's pinned
-        // connection, and a check it sends there did not reach the
-        // producer in one CI run (60 s without a single check). The next
-        // heartbeat (every 30 s) gives the broker the new generation's
-        // channel, and the checks go through: the bound allows for that.
-        // Moving the pinned connection with the client is issue 18's.
+    let label = if moves { "" } else { "-stay" };
+    let mut spec = spec(&format!("via-baton-{upgrades}{label}"));
+    if upgrades > 0 && !moves {
+        // Without the move, each upgrade waits out the consumers'
+        // long-polling pulls (up to about 20 s) in the old generation,
+        // whose broker connections the broker still writes to: a
+        // transaction check sent there is lost, and the broker checks
+        // again only so often (every second here, 15 times at most)
+        // before it gives the message up. That run compares rebalances
+        // and gaps, without transactions.
+        spec.tx = 0;
         spec.consume_timeout = std::time::Duration::from_secs(150);
     }
     // Upgrades spread over the sends: one after every `every` acknowledged.
     let total = (spec.sync + spec.async_) as usize;
     let every = total / (upgrades + 1);
     // The client runs on a thread of its own; this one upgrades when the
-    // client's progress says so (baton's handle stays here).
+    // client's progress says so (baton's handle stays here), and notes
+    // when each upgrade ran.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let (run, done) = std::thread::scope(|scope| {
+    let ((run, formed_at, consumed_at), windows) = std::thread::scope(|scope| {
         let spec = &spec;
         let client = scope.spawn(move || {
-            let mut sent = 0usize;
-            let mut asked = 0usize;
-            run_client_with(namesrv, spec, |v| {
-                if v["event"] == "sent" {
-                    sent += 1;
-                    if asked < upgrades && sent >= every * (asked + 1) {
-                        asked += 1;
-                        let _ = tx.send(());
+            let (mut sent, mut asked, mut index) = (0usize, 0usize, 0usize);
+            let mut shares = std::collections::BTreeSet::new();
+            let mut formed_at = None;
+            let mut consumed_at = Vec::new();
+            let run = run_client_with(namesrv, spec, |v| {
+                index += 1;
+                match v["event"].as_str() {
+                    Some("rebalance")
+                        if formed_at.is_none() && v["consumers"] == 2 && v["topic"] == TOPIC =>
+                    {
+                        shares.insert(v["consumer"].to_string());
+                        if shares.len() == 2 {
+                            formed_at = Some(index);
+                        }
                     }
+                    Some("consumed") if formed_at.is_some() => consumed_at.push(Instant::now()),
+                    Some("sent") => sent += 1,
+                    _ => {}
                 }
-            })
+                if formed_at.is_some() && asked < upgrades && sent >= every * (asked + 1) {
+                    asked += 1;
+                    let _ = tx.send(());
+                }
+            });
+            (run, formed_at, consumed_at)
         });
-        let mut done = 0u64;
+        let mut windows = Vec::new();
         while rx.recv().is_ok() {
-            baton.upgrade(&[]);
-            done += 1;
-            baton.wait_for_upgrades(done);
+            let started = Instant::now();
+            if windows.len() % 2 == 0 {
+                baton.signal(rustix::process::Signal::HUP);
+            } else {
+                baton.upgrade(&[]);
+            }
+            baton.wait_for_upgrades(windows.len() as u64 + 1);
+            windows.push((started, Instant::now()));
         }
-        (client.join().unwrap(), done)
+        (client.join().unwrap(), windows)
     });
-    assert_eq!(done as usize, upgrades, "upgrades made during the run");
+    assert_eq!(windows.len(), upgrades, "upgrades made during the run");
     // Every broker → client request (transaction checks, consumer-id
     // changes) reached the client on its connection to baton.
     assert_eq!(
@@ -362,7 +427,40 @@ fn through_baton(rmq: &RocketMq, upgrades: usize) -> (ClientSpec, ClientRun) {
         "broker requests came through baton's broker listener"
     );
     check_message_trace(rmq, &spec, &run, &log);
-    (spec, run)
+    let mut formed = Formed::default();
+    if upgrades > 0 {
+        let from = formed_at.expect("the consumer group formed before the first upgrade");
+        // Until the client's summary: then it shuts down, and the broker
+        // tells the last consumer the first one left.
+        let until = run
+            .events
+            .iter()
+            .position(|v| v["event"] == "summary")
+            .unwrap_or(run.events.len());
+        let after = &run.events[from.min(until)..until];
+        formed.rebalances = after
+            .iter()
+            .filter(|v| v["event"] == "rebalance" && v["topic"] == TOPIC)
+            .count();
+        formed.notifies = after
+            .iter()
+            .filter(|v| {
+                v["event"] == "broker_request" && v["code"] == code::NOTIFY_CONSUMER_IDS_CHANGED
+            })
+            .count();
+        for pair in consumed_at.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let gap = b - a;
+            let across = windows.iter().any(|(s, e)| a < *e && b > *s);
+            let slot = if across {
+                &mut formed.gap_across_upgrade
+            } else {
+                &mut formed.gap_elsewhere
+            };
+            *slot = (*slot).max(gap);
+        }
+    }
+    (spec, run, formed)
 }
 
 /// The message trace baton wrote: a produce event (result ok, the
@@ -484,7 +582,7 @@ fn the_real_broker_directly_and_through_baton() {
     let direct_spec = spec("direct");
     let direct = run_client(rmq.namesrv, &direct_spec);
     let direct = check_run("direct", &direct_spec, &direct);
-    let (spec, proxied) = through_baton(&rmq, 0);
+    let (spec, proxied, _) = through_baton(&rmq, 0, true);
     let proxied = check_run("through baton", &spec, &proxied);
     // Figures from the same broker, one run after the other; printed,
     // never asserted.
@@ -502,13 +600,35 @@ fn the_real_broker_directly_and_through_baton() {
     );
 }
 
-/// Through baton across 3 upgrades (`baton upgrade`) spread over the
-/// sends: no send fails, no message is lost (duplicates are counted and
-/// printed: a rebalance may redeliver).
+/// Through baton across 10 upgrades (SIGHUP and `baton upgrade` in turn)
+/// spread over the sends, each client connection moving with its broker
+/// connection: no send fails, no message is lost, every transaction is
+/// committed through the broker's check, and — once the consumer group
+/// has formed — the broker never tells the group its members changed and
+/// no consumer's share of the queues changes: the upgrades are invisible
+/// to the group. Then the same with the move off (3 upgrades): the
+/// broker sees each consumer's channel close and a new one open, and says
+/// so (NOTIFY_CONSUMER_IDS_CHANGED; no transactions there: a check the
+/// broker sends to a channel that is leaving is lost). The rebalances and the longest
+/// consumption gaps of both are printed.
 #[test]
 fn through_baton_across_upgrades() {
     let rmq = RocketMq::start(&[TOPIC]);
-    let (spec, run) = through_baton(&rmq, 3);
-    let figures = check_run("3 upgrades", &spec, &run);
+    let (spec, run, moved) = through_baton(&rmq, 10, true);
+    let figures = check_run("10 upgrades", &spec, &run);
     eprintln!("{figures}");
+    eprintln!("10 upgrades, broker connections moving: {moved:?}");
+    assert_eq!(
+        (moved.notifies, moved.rebalances),
+        (0, 0),
+        "NOTIFY_CONSUMER_IDS_CHANGED frames and rebalances once the group formed"
+    );
+    let (spec, run, stayed) = through_baton(&rmq, 3, false);
+    let figures = check_run("3 upgrades, staying", &spec, &run);
+    eprintln!("{figures}");
+    eprintln!("3 upgrades, broker connections staying: {stayed:?}");
+    assert!(
+        stayed.notifies > 0,
+        "without the move the broker sees new channels: {stayed:?}"
+    );
 }

@@ -3,7 +3,9 @@
 //! topic, a broker-initiated request (CHECK_TRANSACTION_STATE) reaching the
 //! client on its pinned connection and the client's answer reaching the
 //! broker, requests in flight across an upgrade answered on the same
-//! client socket, and responses counted in `/metrics` by RocketMQ's own
+//! client socket — the broker connection moving with its client, or
+//! staying (`move_pinned_upstreams = false`), or staying because the move
+//! failed — and responses counted in `/metrics` by RocketMQ's own
 //! success code (20, PULL_RETRY_IMMEDIATELY, is not one).
 //!
 //! Frames are built here from the remoting format (JSON headers): a 4-byte
@@ -17,6 +19,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use baton_tests::faults::{cli_at, worker_with_env};
 use baton_tests::state::Outcome;
 use baton_tests::{Baton, PATIENCE};
 use serde_json::{Value, json};
@@ -170,9 +173,14 @@ async fn broker(
 }
 
 fn config(default: SocketAddr, orders: SocketAddr) -> String {
+    config_with(default, orders, "")
+}
+
+/// [`config`] with more of the listener's keys (`listener`: TOML lines).
+fn config_with(default: SocketAddr, orders: SocketAddr, listener: &str) -> String {
     format!(
         "[supervisor]\ndrain_timeout = \"10s\"\n\n\
-         [[listeners]]\nname = \"mq\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\ncluster = \"default\"\n\n\
+         [[listeners]]\nname = \"mq\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\ncluster = \"default\"\n{listener}\n\
          [[listeners.routes]]\ncode = {SEND_MESSAGE}\ntopic = \"orders\"\ncluster = \"orders\"\n\n\
          [[clusters]]\nname = \"default\"\nendpoints = [\"{default}\"]\n\n\
          [[clusters]]\nname = \"orders\"\nendpoints = [\"{orders}\"]\n"
@@ -182,10 +190,21 @@ fn config(default: SocketAddr, orders: SocketAddr) -> String {
 /// Sends `count` requests (opaque 1..=count, body `m<opaque>`) on
 /// `topic` and returns the responses by opaque.
 async fn exchange(client: &mut TcpStream, count: i64, topic: &str) -> BTreeMap<i64, Vec<u8>> {
+    send_all(client, count, topic).await;
+    read_answers(client, count).await
+}
+
+/// Sends `count` requests (opaque 1..=count, body `m<opaque>`) on
+/// `topic`, without waiting for their answers.
+async fn send_all(client: &mut TcpStream, count: i64, topic: &str) {
     for opaque in 1..=count {
         let request = Frame::request(SEND_MESSAGE, opaque, topic, format!("m{opaque}").as_bytes());
         client.write_all(&request.encode()).await.unwrap();
     }
+}
+
+/// Reads `count` responses, each opaque answered once, by opaque.
+async fn read_answers(client: &mut TcpStream, count: i64) -> BTreeMap<i64, Vec<u8>> {
     let mut answers = BTreeMap::new();
     while answers.len() < count as usize {
         let frame = timeout(PATIENCE, Frame::read(client))
@@ -204,6 +223,72 @@ async fn exchange(client: &mut TcpStream, count: i64, topic: &str) -> BTreeMap<i
         );
     }
     answers
+}
+
+/// [`read_answers`] of [`send_all`]'s requests, each the `broker`'s
+/// answer to its own body.
+async fn answered_once_by(client: &mut TcpStream, count: i64, broker: &str) {
+    for (opaque, body) in read_answers(client, count).await {
+        assert_eq!(body, format!("{broker}:m{opaque}").as_bytes());
+    }
+}
+
+/// Waits until the broker has seen `count` requests; the connections it
+/// accepted meanwhile.
+async fn requests_seen(seen: &mut mpsc::UnboundedReceiver<Seen>, count: i64) -> usize {
+    let (mut connections, mut requests) = (0, 0);
+    while requests < count {
+        match timeout(PATIENCE, seen.recv()).await.unwrap().unwrap() {
+            Seen::Connection => connections += 1,
+            Seen::Request(code) => {
+                assert_eq!(code, SEND_MESSAGE);
+                requests += 1;
+            }
+            Seen::Answer(..) => panic!("nothing asked yet"),
+        }
+    }
+    connections
+}
+
+/// A request on the default cluster that makes its broker ask the
+/// client: the client answers `checked`, and this waits until the broker
+/// has the answer; the connections the broker accepted meanwhile.
+async fn broker_asks(client: &mut TcpStream, seen: &mut mpsc::UnboundedReceiver<Seen>) -> usize {
+    let ask = Frame::request(SEND_MESSAGE, 100, "logs", b"ask");
+    client.write_all(&ask.encode()).await.unwrap();
+    let (mut asked, mut answered) = (false, false);
+    while !(asked && answered) {
+        let frame = timeout(PATIENCE, Frame::read(client))
+            .await
+            .unwrap()
+            .unwrap();
+        if frame.is_response() {
+            assert_eq!(
+                (frame.opaque(), &frame.body[..]),
+                (100, &b"default:ask"[..])
+            );
+            answered = true;
+        } else {
+            assert_eq!(frame.opaque(), broker_opaque("default"));
+            let reply = Frame::response(frame.opaque(), b"checked");
+            client.write_all(&reply.encode()).await.unwrap();
+            asked = true;
+        }
+    }
+    let mut connections = 0;
+    loop {
+        match timeout(PATIENCE, seen.recv()).await.unwrap().unwrap() {
+            Seen::Connection => connections += 1,
+            Seen::Request(_) => {}
+            Seen::Answer(opaque, body) => {
+                assert_eq!(
+                    (opaque, &body[..]),
+                    (broker_opaque("default"), &b"checked"[..])
+                );
+                return connections;
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,64 +361,84 @@ async fn broker_requests_reach_their_client_and_answers_the_broker_that_asked() 
     }
 }
 
-/// 40 requests in flight (the broker answers after 1 s) when the worker is
-/// replaced: every one is answered once, by opaque and body, on the same
-/// client socket (the one connection the test ever opens), which then
-/// goes on working in the new generation.
+/// The client's broker connection moves with it at an upgrade
+/// (`move_pinned_upstreams`, the default): the 40 requests in flight on it
+/// (answered after 1 s) are answered in the new generation, once each,
+/// on the client's socket (the one connection the test ever opens), and
+/// the broker never sees a second connection — what the client sends
+/// afterwards, the broker's own request to the client and the client's
+/// answer all travel on the one it always had. With the move off, the old
+/// generation keeps that connection until its requests are answered
+/// (their responses forwarded to the new one, which writes them to the
+/// client) and the new one dials the broker afresh: the broker sees two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_in_flight_survive_an_upgrade() {
+async fn the_broker_connection_moves_with_its_client() {
+    for moves in [true, false] {
+        let (default, mut seen) = broker("default", Duration::from_secs(1)).await;
+        let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
+        let listener = if moves {
+            ""
+        } else {
+            "move_pinned_upstreams = false\n"
+        };
+        let baton = Baton::start(&config_with(default, orders, listener));
+        let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+        const COUNT: i64 = 40;
+        send_all(&mut client, COUNT, "logs").await;
+        let mut connections = requests_seen(&mut seen, COUNT).await;
+        let status = tokio::task::block_in_place(|| {
+            baton.upgrade(&[]);
+            baton.wait_for_upgrades(1)
+        });
+        let report = status.last_upgrade.as_ref().unwrap();
+        assert_eq!(
+            (report.outcome, report.migrated, report.lost),
+            (Outcome::Succeeded, 1, 0),
+            "moves {moves}: {status:#?}"
+        );
+        // The old generation handed the connection over and has exited.
+        assert_eq!(status.generations.len(), 1, "{status:#?}");
+        assert_eq!(status.generations[0].generation, 2, "{status:#?}");
+        answered_once_by(&mut client, COUNT, "default").await;
+        // After the upgrade: a request that makes the broker ask the
+        // client, and requests to the other cluster.
+        connections += broker_asks(&mut client, &mut seen).await;
+        assert_eq!(exchange(&mut client, 5, "orders").await.len(), 5);
+        let expected = if moves { 1 } else { 2 };
+        assert_eq!(
+            connections, expected,
+            "moves {moves}: the connections the broker saw"
+        );
+    }
+}
+
+/// A move that fails (the new generation dies before it acknowledges the
+/// client connection) leaves the client and its broker connection in the
+/// old generation, which runs both again as they were: the requests in
+/// flight on the broker connection are answered there, once each, and
+/// the broker still sees one connection, which goes on carrying the
+/// client's requests and the broker's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_move_leaves_the_broker_connection_with_its_client() {
     let (default, mut seen) = broker("default", Duration::from_secs(1)).await;
     let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
     let baton = Baton::start(&config(default, orders));
     let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
-    const COUNT: i64 = 40;
-    for opaque in 1..=COUNT {
-        let request = Frame::request(
-            SEND_MESSAGE,
-            opaque,
-            "logs",
-            format!("m{opaque}").as_bytes(),
-        );
-        client.write_all(&request.encode()).await.unwrap();
-    }
-    // Every request reached the broker before the upgrade.
-    let mut requests = 0;
-    while requests < COUNT {
-        if let Seen::Request(code) = timeout(PATIENCE, seen.recv()).await.unwrap().unwrap() {
-            assert_eq!(code, SEND_MESSAGE);
-            requests += 1;
-        }
-    }
-    let status = tokio::task::block_in_place(|| {
-        baton.upgrade(&[]);
-        baton.wait_for_upgrades(1)
-    });
-    // The old generation handed the connection over and has exited.
-    let report = status.last_upgrade.as_ref().unwrap();
-    assert_eq!(
-        (report.outcome, report.migrated, report.lost),
-        (Outcome::Succeeded, 1, 0),
-        "{status:#?}"
+    const COUNT: i64 = 10;
+    send_all(&mut client, COUNT, "logs").await;
+    let mut connections = requests_seen(&mut seen, COUNT).await;
+    let scripts = tempfile::tempdir().unwrap();
+    let aborts = worker_with_env(
+        scripts.path(),
+        "aborts",
+        &[("BATON_TEST_ABORT_AFTER_ADOPT", "1")],
     );
-    assert_eq!(status.generations.len(), 1, "{status:#?}");
-    assert_eq!(status.generations[0].generation, 2, "{status:#?}");
-    let mut answers = BTreeMap::new();
-    while answers.len() < COUNT as usize {
-        let frame = timeout(PATIENCE, Frame::read(&mut client))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            answers.insert(frame.opaque(), frame.body).is_none(),
-            "answered twice"
-        );
-    }
-    for (opaque, body) in &answers {
-        assert_eq!(body, format!("default:m{opaque}").as_bytes());
-    }
-    // And it goes on working in the new generation.
-    let more = exchange(&mut client, 5, "orders").await;
-    assert_eq!(more.len(), 5);
+    let binary = aborts.to_str().unwrap();
+    let out = cli_at(&baton.control_socket(), &["upgrade", "--binary", binary]).await;
+    assert_eq!(out.status.code(), Some(1), "the upgrade fails: {out:?}");
+    answered_once_by(&mut client, COUNT, "default").await;
+    connections += broker_asks(&mut client, &mut seen).await;
+    assert_eq!(connections, 1, "the connections the broker saw");
 }
 
 /// `baton_rpc_responses_total{result}` counts by RocketMQ's own codes: a

@@ -298,6 +298,8 @@ pub enum WireError {
     MissingFd,
     #[error("register a received socket: {0}")]
     Socket(#[source] std::io::Error),
+    #[error("a moved request: {0}")]
+    Request(String),
 }
 
 fn spill_error(op: &'static str) -> impl FnOnce(std::io::Error) -> WireError {
@@ -306,12 +308,18 @@ fn spill_error(op: &'static str) -> impl FnOnce(std::io::Error) -> WireError {
 
 /// A memfd holding `first` then `second`.
 pub(crate) fn spill(first: &[u8], second: &[u8]) -> Result<OwnedFd, WireError> {
+    spill_all(&[first, second])
+}
+
+/// A memfd holding `parts`, one after the other.
+pub(crate) fn spill_all(parts: &[&[u8]]) -> Result<OwnedFd, WireError> {
     use std::io::Write;
     let fd = rustix::fs::memfd_create("baton-conn-state", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| spill_error("create")(e.into()))?;
     let mut file = std::fs::File::from(fd);
-    file.write_all(first).map_err(spill_error("write"))?;
-    file.write_all(second).map_err(spill_error("write"))?;
+    for part in parts {
+        file.write_all(part).map_err(spill_error("write"))?;
+    }
     Ok(OwnedFd::from(file))
 }
 
@@ -321,17 +329,29 @@ pub(crate) fn unspill(
     fd: OwnedFd,
     (first, second): (u64, u64),
 ) -> Result<(Vec<u8>, Vec<u8>), WireError> {
+    let mut parts = unspill_all(fd, &[first, second])?.into_iter();
+    let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
+        unreachable!("unspill_all gives one part per length");
+    };
+    Ok((a, b))
+}
+
+/// The parts of a peer's spill memfd, of the lengths its wire form
+/// gives, in order; refused past [`MAX_SPILL`] in all.
+pub(crate) fn unspill_all(fd: OwnedFd, lens: &[u64]) -> Result<Vec<Vec<u8>>, WireError> {
     use std::io::{Read, Seek, SeekFrom};
-    let len = first.saturating_add(second);
+    let len = lens.iter().fold(0u64, |sum, l| sum.saturating_add(*l));
     if len > MAX_SPILL {
         return Err(WireError::SpillTooLarge { len });
     }
     let mut file = std::fs::File::from(fd);
     file.seek(SeekFrom::Start(0)).map_err(spill_error("seek"))?;
-    // Both within MAX_SPILL, checked above.
-    let mut a = vec![0u8; first as usize];
-    let mut b = vec![0u8; second as usize];
-    file.read_exact(&mut a).map_err(spill_error("read"))?;
-    file.read_exact(&mut b).map_err(spill_error("read"))?;
-    Ok((a, b))
+    lens.iter()
+        .map(|&n| {
+            // Within MAX_SPILL, checked above.
+            let mut part = vec![0u8; n as usize];
+            file.read_exact(&mut part).map_err(spill_error("read"))?;
+            Ok(part)
+        })
+        .collect()
 }

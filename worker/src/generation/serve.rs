@@ -176,6 +176,7 @@ fn rpc_context(
         default_cluster,
         meters: Arc::clone(&rpc_meters),
         message_trace: access_log.filter(|_| settings.message_trace).cloned(),
+        move_pinned: settings.move_pinned_upstreams,
     });
     let pools: Vec<Arc<rpc::pool::Pool>> = upstreams
         .iter()

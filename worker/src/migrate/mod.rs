@@ -79,6 +79,15 @@
 //! drain deadline, once its upstream connections are closed, which answers
 //! what is left with the protocol's own error, forwarded too.
 //!
+//! **Pinned upstream connections move with their client** (schema 7
+//! on). Just before it is described, a RocketMQ client connection's own
+//! broker connections are parked as well (at a frame boundary, with the
+//! requests in flight on them) and travel in the same batch, their
+//! sockets beside the client's; the new generation reads their answers
+//! itself, so only what the old one had already read is forwarded. An
+//! older peer gets the connection without them, as before: they stay in
+//! N until their requests are answered (see `crate::rpc`).
+//!
 //! **Versions** ([`schema`]). What a connection is on the wire is the
 //! worker's, versioned apart from the ctrl message set: the handoff
 //! `Hello`s list [`schema::HANDOFF_VERSIONS`] and both sides take the

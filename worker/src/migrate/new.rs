@@ -158,7 +158,9 @@ pub async fn take_over<H: Host>(
                 for p in parked {
                     let old_id = p.id.0;
                     if let ConnParts::Rpc(parts) = &p.conn {
-                        took.in_flight_adopted += parts.in_flight;
+                        // Those in flight on its moved pinned connections
+                        // are answered here, not forwarded.
+                        took.in_flight_adopted += parts.forwarded_in_flight();
                     }
                     if let Some(inbox) = task::adopt(server.ctx(), p) {
                         inboxes.insert(old_id, inbox);

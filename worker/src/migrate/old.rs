@@ -490,7 +490,14 @@ impl<H: Host> Migration<H> {
         let mut parked = Vec::with_capacity(rest.len());
         let mut states = Vec::with_capacity(rest.len());
         let mut spills = Vec::with_capacity(rest.len());
-        while let Some(p) = rest.next() {
+        while let Some(mut p) = rest.next() {
+            // Schema 7 on: a client's pinned upstream connections stop at
+            // a frame boundary too, and go with it.
+            if self.schema.carries_pinned()
+                && let ConnParts::Rpc(parts) = &mut p.conn
+            {
+                parts.park_pinned().await;
+            }
             let (state, spill) = match describe(&p) {
                 Ok(described) => described,
                 Err(e) => {
@@ -578,7 +585,7 @@ impl<H: Host> Migration<H> {
                     {
                         let meters = self.server.ctx().rpc_meters(&parked.listener);
                         self.to_forward
-                            .fetch_add(parts.in_flight, Ordering::Relaxed);
+                            .fetch_add(parts.forwarded_in_flight(), Ordering::Relaxed);
                         let task = forward::forward(
                             Arc::clone(&self.chan),
                             parked.id.0,

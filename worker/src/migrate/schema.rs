@@ -20,7 +20,8 @@
 //!   kind: ConnKind (variant index, then its fields),
 //!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
 //! ConnKind variants: 0 Tunnel, 1 Echo, 2 Rpc, 3 Http (also TLS before its
-//!   ClientHello: nothing pending), 4 SpilledTunnel (schema 2 on, see below)
+//!   ClientHello: nothing pending), 4 SpilledTunnel (schema 2 on, see
+//!   below), 5 PinnedRpc (schema 7 on)
 //!   — each variant one kind's wire form, a struct defined in the kind's
 //!   module, listed in this order by the registry in `conn::state`
 //!
@@ -72,6 +73,21 @@
 //!   cluster: string, endpoint: SocketAddr, reply_socket: bool,
 //!   idle_for: {secs: u64, nanos: u32} (since a datagram last moved),
 //!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
+//!
+//! schema 7: as schema 6, and a new connection form, ConnKind variant 5
+//!   PinnedRpc (`rpc::parked::PinnedRpcWire`): an RPC client connection
+//!   with the pinned upstream connections that move with it (RocketMQ's
+//!   broker connections, `move_pinned_upstreams`):
+//!   codec: bytes, in_flight: u64, read_closed: bool,
+//!   pinned: [UpWire { cluster: string, addr: SocketAddr, codec: bytes,
+//!            next_id: u64, requests: [{ id: u64, client_id: u64,
+//!            left: {secs: u64, nanos: u32} }] }],
+//!   asked: [(u64, string)],
+//!   bytes: [bytes] (the client's partial frame and unwritten bytes, then
+//!          per pinned connection its partial frame, its unwritten bytes
+//!          and each request's frame; empty when spilled),
+//!   spilled: Option<[u64]> (the same lists' lengths, in a memfd)
+//!   fds = the client, each pinned connection's socket, the memfd if any
 //! ```
 //!
 //! (bincode 2, standard config: integers as varints, a string or a byte
@@ -110,7 +126,7 @@ use baton_ipc::{Channel, ConnBatch, ConnBatchV1, FlowBatch, HealthBatch, IpcErro
 use serde::{Deserialize, Serialize};
 
 /// Handoff schema versions this build speaks, oldest first: the previous
-/// releases' (1, 2, 3, 4, 5) and this one's (6).
+/// releases' (1 to 6) and this one's (7).
 pub const HANDOFF_VERSIONS: &[u16] = &[
     Schema::V1.0,
     Schema::V2.0,
@@ -118,6 +134,7 @@ pub const HANDOFF_VERSIONS: &[u16] = &[
     Schema::V4.0,
     Schema::V5.0,
     Schema::V6.0,
+    Schema::V7.0,
 ];
 
 /// A handoff schema version.
@@ -150,6 +167,10 @@ impl Schema {
     /// flows with their sockets ([`FlowState`] lists in kind-27
     /// `FlowBatch`es); see the module doc.
     pub const V6: Schema = Schema(6);
+    /// Schema 7: as schema 6, and an RPC client connection may move with
+    /// its pinned upstream connections (`ConnKind::PinnedRpc`); see the
+    /// module doc.
+    pub const V7: Schema = Schema(7);
 
     /// Whether the old generation sends its endpoint health in this
     /// version (before the new one accepts).
@@ -167,6 +188,12 @@ impl Schema {
     /// version (after its shared data, before the new one accepts).
     pub fn carries_flows(self) -> bool {
         self >= Schema::V6
+    }
+
+    /// Whether an RPC client connection's pinned upstream connections
+    /// can move with it in this version.
+    pub fn carries_pinned(self) -> bool {
+        self >= Schema::V7
     }
 }
 
@@ -262,7 +289,13 @@ impl ConnState {
     pub fn writable_in(&self, schema: Schema) -> Result<(), SchemaError> {
         if !matches!(
             schema,
-            Schema::V1 | Schema::V2 | Schema::V3 | Schema::V4 | Schema::V5 | Schema::V6
+            Schema::V1
+                | Schema::V2
+                | Schema::V3
+                | Schema::V4
+                | Schema::V5
+                | Schema::V6
+                | Schema::V7
         ) {
             return Err(SchemaError::UnknownSchema(schema));
         }
@@ -374,7 +407,7 @@ pub fn encode_batch(schema: Schema, seq: u64, conns: &[ConnState]) -> Result<Mes
             fds,
             body: encode(schema, &conns)?,
         })),
-        Schema::V5 | Schema::V6 => {
+        Schema::V5 | Schema::V6 | Schema::V7 => {
             let with: Vec<WithEnds<'_>> = conns
                 .iter()
                 .map(|conn| WithEnds {
@@ -411,7 +444,7 @@ pub fn decode_batch(
                 Schema::V2 | Schema::V3 | Schema::V4 => {
                     decode::<Vec<ConnState>>(got, &batch.body).map(|c| (batch.seq, c))
                 }
-                Schema::V5 | Schema::V6 => {
+                Schema::V5 | Schema::V6 | Schema::V7 => {
                     decode::<Vec<WithEndsOwned>>(got, &batch.body).map(|with| {
                         let conns = with
                             .into_iter()

@@ -92,6 +92,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
+    use crate::codec::RequestId;
     use crate::codec::{CodecConfig, Protocol};
     use crate::conn::state::ConnParts;
     use crate::http::parked::ParkedH1;
@@ -100,7 +101,8 @@ mod tests {
     use crate::l4::pipe::PipeState;
     use crate::l4::tunnel::Parts;
     use crate::migrate::schema::{ConnKind, Schema, decode_batch, encode_batch};
-    use crate::rpc::downstream::RpcParts;
+    use crate::rpc::downstream::{Pinned, RpcParts};
+    use crate::rpc::pool::{MovedRequest, ParkedUp};
 
     /// A connected pair of sockets: ours (to park) and the peer's.
     async fn socket() -> (TcpStream, TcpStream) {
@@ -288,6 +290,9 @@ mod tests {
                 in_flight: 4,
                 read_closed: true,
                 inbox: None,
+                pinned: Vec::new(),
+                asked: Vec::new(),
+                pinned_move: true,
             }));
             let (_, back) = round_trip(&original, Schema::V1);
             same_head(&original, &back);
@@ -298,6 +303,89 @@ mod tests {
             assert_eq!((&b.read_pending, &b.write_pending), (&read, &write));
             assert_eq!((b.in_flight, b.read_closed), (4, true));
             same_socket(&a.client, &b.client);
+        }
+    }
+
+    /// A RocketMQ client connection with its parked broker connection:
+    /// both sockets, every byte list (inline and spilled), the requests
+    /// in flight on the broker connection and the broker's asks come back
+    /// as they left; schema 7's alone.
+    #[tokio::test]
+    async fn an_rpc_connection_round_trips_with_its_pinned_upstream() {
+        let config = CodecConfig::default();
+        let request = {
+            let (_, bytes) = Protocol::RocketMq.fixtures()[0];
+            let mut buf = bytes::BytesMut::from(bytes);
+            Protocol::RocketMq
+                .codec(config)
+                .decode(&mut buf)
+                .unwrap()
+                .unwrap()
+        };
+        for to_broker in [b"SEND".to_vec(), big(5)] {
+            let ((client, _c), (broker, _b)) = (socket().await, socket().await);
+            let original = parked(ConnParts::Rpc(RpcParts {
+                client,
+                codec: Protocol::RocketMq.codec(config).state(),
+                read_pending: vec![0, 0, 1],
+                write_pending: b"for the client".to_vec(),
+                in_flight: 3,
+                read_closed: false,
+                inbox: None,
+                pinned: vec![Pinned::Parked {
+                    cluster: Arc::from("broker-a"),
+                    conn: ParkedUp {
+                        stream: broker,
+                        addr: "127.0.0.1:10911".parse().unwrap(),
+                        codec: Protocol::RocketMq.upstream_codec(config).state(),
+                        read_pending: vec![0, 0],
+                        write_pending: to_broker.clone(),
+                        next_id: 12,
+                        requests: vec![MovedRequest {
+                            id: 11,
+                            client_id: RequestId(5),
+                            left: Duration::from_millis(2500),
+                            request: request.clone(),
+                        }],
+                        permit: None,
+                    },
+                }],
+                asked: vec![(RequestId(9), Arc::from("broker-a"))],
+                pinned_move: true,
+            }));
+            let (state, back) = round_trip(&original, Schema::V7);
+            assert!(matches!(state.kind, ConnKind::PinnedRpc(_)));
+            assert!(state.writable_in(Schema::V6).is_err());
+            same_head(&original, &back);
+            let (ConnParts::Rpc(a), ConnParts::Rpc(b)) = (&original.conn, &back.conn) else {
+                panic!("RPC comes back RPC")
+            };
+            same_socket(&a.client, &b.client);
+            assert_eq!(
+                (&b.read_pending, &b.write_pending),
+                (&a.read_pending, &a.write_pending)
+            );
+            assert_eq!((b.in_flight, b.forwarded_in_flight()), (3, 2));
+            assert_eq!(b.asked, a.asked);
+            let ([(_, x)], [(name, y)]) = (
+                &a.parked_pinned().collect::<Vec<_>>()[..],
+                &b.parked_pinned().collect::<Vec<_>>()[..],
+            ) else {
+                panic!("one pinned connection each")
+            };
+            assert_eq!(&***name, "broker-a");
+            same_socket(&x.stream, &y.stream);
+            assert_eq!((y.addr, &y.codec, y.next_id), (x.addr, &x.codec, 12));
+            assert_eq!(
+                (&y.read_pending, &y.write_pending),
+                (&x.read_pending, &to_broker)
+            );
+            let (rx, ry) = (&x.requests[0], &y.requests[0]);
+            assert_eq!(
+                (ry.id, ry.client_id, ry.left),
+                (rx.id, rx.client_id, rx.left)
+            );
+            assert_eq!(ry.request.as_bytes(), rx.request.as_bytes());
         }
     }
 

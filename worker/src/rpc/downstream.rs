@@ -79,7 +79,7 @@ use crate::filter::ConnInfo;
 use crate::filter::rpc::{RpcChain, RpcFilters, RpcFlow};
 use crate::io::{Idle, Outcome};
 use crate::lifecycle::Order;
-use crate::rpc::pool::{self, Pool, ReplyTo, UpHandle, UpRequest};
+use crate::rpc::pool::{self, ParkedUp, Pool, ReplyTo, UpHandle, UpRequest};
 use crate::rpc::{Outbound, RpcListener, route};
 use crate::telemetry::meters::ByteMeter;
 use crate::telemetry::trace;
@@ -115,6 +115,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// The cluster of that name, in this generation.
+    pub fn cluster_named(&self, name: &str) -> Option<ClusterId> {
+        self.upstreams
+            .iter()
+            .position(|u| u.cluster.name == name)
+            .map(ClusterId::new)
+    }
+
     /// This listener's pool to cluster `id`.
     pub fn pool(&self, id: ClusterId) -> &Arc<Pool> {
         &self.pools[id.index()]
@@ -222,6 +230,76 @@ pub struct RpcParts {
         mpsc::UnboundedReceiver<Outbound>,
         mpsc::WeakUnboundedSender<Outbound>,
     )>,
+    /// Pinned protocols: the client's own upstream connections.
+    pub(crate) pinned: Vec<Pinned>,
+    /// Pinned protocols: the server requests passed to the client, latest
+    /// last: the server's id and the name of the cluster whose
+    /// connection asked.
+    pub asked: Vec<(RequestId, Arc<str>)>,
+    /// Whether its pinned connections move with it
+    /// (`move_pinned_upstreams`; not on the wire: the old generation's
+    /// listener decides).
+    pub pinned_move: bool,
+}
+
+/// A pinned upstream connection of a paused client connection.
+#[derive(Debug)]
+pub(crate) enum Pinned {
+    /// Running in this generation: if the client moves, it stays here,
+    /// answers what is in flight on it (forwarded), and closes.
+    Running {
+        cluster: ClusterId,
+        name: Arc<str>,
+        handle: UpHandle,
+    },
+    /// Stopped at a frame boundary ([`RpcParts::park_pinned`]), to move
+    /// with the client (or run again here if the move fails); its cluster
+    /// by name, looked up again where it resumes.
+    Parked { cluster: Arc<str>, conn: ParkedUp },
+}
+
+impl RpcParts {
+    /// Parks its running pinned connections, so that they move with it:
+    /// each stops between two steps (a frame boundary both ways) with
+    /// what it has in flight. Not when its listener keeps them
+    /// (`move_pinned_upstreams = false`). One whose task has ended is
+    /// dropped.
+    pub(crate) async fn park_pinned(&mut self) {
+        if !self.pinned_move {
+            return;
+        }
+        let mut pinned = Vec::with_capacity(self.pinned.len());
+        for conn in std::mem::take(&mut self.pinned) {
+            match conn {
+                Pinned::Running { name, handle, .. } => {
+                    if let Some(conn) = handle.park().await {
+                        pinned.push(Pinned::Parked {
+                            cluster: name,
+                            conn,
+                        });
+                    }
+                }
+                parked @ Pinned::Parked { .. } => pinned.push(parked),
+            }
+        }
+        self.pinned = pinned;
+    }
+
+    /// Its parked pinned connections.
+    pub(crate) fn parked_pinned(&self) -> impl Iterator<Item = (&Arc<str>, &ParkedUp)> {
+        self.pinned.iter().filter_map(|p| match p {
+            Pinned::Parked { cluster, conn } => Some((cluster, conn)),
+            Pinned::Running { .. } => None,
+        })
+    }
+
+    /// Of its requests in flight, those whose answers the previous
+    /// generation forwards: not those travelling with a parked pinned
+    /// connection, which are answered where it resumes.
+    pub(crate) fn forwarded_in_flight(&self) -> u64 {
+        let moving: usize = self.parked_pinned().map(|(_, c)| c.requests.len()).sum();
+        self.in_flight.saturating_sub(moving as u64)
+    }
 }
 
 impl Downstream {
@@ -286,6 +364,11 @@ impl Downstream {
             None => (None, None),
         };
         let (inbox_tx, inbox_rx) = kept.unwrap_or_else(mpsc::unbounded_channel);
+        let asked = parts
+            .asked
+            .iter()
+            .filter_map(|(id, name)| Some((*id, ctx.cluster_named(name)?)))
+            .collect();
         let mut downstream = Downstream {
             // This generation's filters, afresh (see crate::filter).
             filters: Filtering::of(
@@ -305,7 +388,7 @@ impl Downstream {
             received: 0,
             sent: 0,
             pinned: Vec::new(),
-            asked: VecDeque::new(),
+            asked,
             traces: HashMap::new(),
             ctx,
             idle: Idle::new(idle_timeout),
@@ -316,7 +399,53 @@ impl Downstream {
                 downstream.outbound(out);
             }
         }
+        for pinned in parts.pinned {
+            match pinned {
+                Pinned::Running {
+                    cluster, handle, ..
+                } => downstream.pinned.push((cluster, handle)),
+                Pinned::Parked { cluster, conn } => downstream.resume_pinned(&cluster, conn),
+            }
+        }
         Ok(downstream)
+    }
+
+    /// Runs a parked pinned connection again for this client, in this
+    /// generation's cluster of that name: what is in flight on it is
+    /// answered here. When it cannot run here (the cluster has gone, its
+    /// codec state is not one this build reads), it closes and its
+    /// requests get the protocol's `unavailable` error.
+    fn resume_pinned(&mut self, name: &str, conn: ParkedUp) {
+        let resumed = match self.ctx.cluster_named(name) {
+            Some(cluster) => {
+                let belongs = pool::Belongs {
+                    inbox: &self.inbox_tx,
+                    cluster,
+                    listener: &self.ctx.listener,
+                    order: self.ctx.order.clone(),
+                };
+                pool::resume(conn, self.ctx.upstream(cluster), belongs)
+                    .map(|handle| (cluster, handle))
+                    .map_err(|(e, requests)| (e.to_string(), requests))
+            }
+            None => Err((
+                format!("no cluster {name:?} in this generation"),
+                conn.requests,
+            )),
+        };
+        match resumed {
+            Ok(pinned) => self.pinned.push(pinned),
+            Err((why, requests)) => {
+                warn!(cluster = name, %why, requests = requests.len(), "a moved upstream connection cannot run here; closing it");
+                for moved in requests {
+                    let mut error = self.codec.hijack(&moved.request, ErrorKind::Unavailable);
+                    if error.set_request_id(moved.client_id).is_ok() {
+                        self.ctx.listener.meters.hijacked(ErrorKind::Unavailable);
+                        self.outbound(Outbound::Frame(Box::new(error)));
+                    }
+                }
+            }
+        }
     }
 
     /// A sender into this connection's inbox (the new generation gives it
@@ -327,11 +456,31 @@ impl Downstream {
 
     pub(crate) fn into_parts(self) -> RpcParts {
         let inbox_weak = self.inbox_tx.downgrade();
-        // Dropping our sender (and the pinned connection's handle) lets the
-        // inbox close once the last request in flight is answered: that is
-        // how the forwarding knows it is done.
+        // Dropping our sender (and, once the parts go, the pinned
+        // connections' handles) lets the inbox close once the last request
+        // in flight is answered: that is how the forwarding knows it is
+        // done.
         drop(self.inbox_tx);
+        let name =
+            |cluster: ClusterId| Arc::<str>::from(self.ctx.upstream(cluster).cluster.name.as_str());
+        let pinned = self
+            .pinned
+            .into_iter()
+            .map(|(cluster, handle)| Pinned::Running {
+                cluster,
+                name: name(cluster),
+                handle,
+            })
+            .collect();
+        let asked = self
+            .asked
+            .into_iter()
+            .map(|(id, cluster)| (id, name(cluster)))
+            .collect();
         RpcParts {
+            pinned,
+            asked,
+            pinned_move: self.ctx.listener.move_pinned,
             client: self.client,
             codec: self.codec.state(),
             read_pending: self.read_buf.to_vec(),

@@ -36,7 +36,22 @@
 //! which writes them to the client between its own frames (write
 //! migration: the `forward` module of `migrate`). The client sees every
 //! response on the socket it always had. The old generation exits once
-//! the last forwarded response is out. A connection whose RPC filters
+//! the last forwarded response is out.
+//!
+//! Where the connection has pinned upstream connections
+//! (`move_pinned_upstreams`, handoff schema 7 on), they move with it: the
+//! old generation parks each one too ([`pool::UpHandle::park`]: stopped
+//! between two steps, so at a frame boundary both ways, with the requests
+//! queued for it encoded behind its unwritten bytes), and the client
+//! connection travels with their sockets, pending bytes, codec states and
+//! the requests in flight on them ([`downstream::Pinned`],
+//! [`parked::PinnedRpcWire`]). The new generation runs them again
+//! ([`pool::resume`]) for the moved client: their answers, and what the
+//! server asks, are read there from the same socket, and nothing of
+//! theirs is forwarded. The server never sees the connection close
+//! (RocketMQ: no consumer-group change, transaction checks never sent to
+//! a process that is leaving). A failed move runs them again in the old
+//! generation, as they were. A connection whose RPC filters
 //! keep state that cannot move (`crate::filter`) does not move: it
 //! drains in the old generation.
 //!
@@ -96,6 +111,9 @@ pub struct RpcListener {
     pub meters: Arc<RpcMeters>,
     /// `message_trace`: where each message's event goes (the access log).
     pub message_trace: Option<Arc<AccessLog>>,
+    /// `move_pinned_upstreams`: a moving client connection takes its
+    /// pinned upstream connections along (pinned protocols only).
+    pub move_pinned: bool,
 }
 
 impl RpcListener {

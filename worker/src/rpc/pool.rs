@@ -49,6 +49,14 @@
 //! others get `Unavailable`: the server may have seen them, and an RPC
 //! is not known to be idempotent.
 //!
+//! A pinned connection's task can also be parked ([`UpHandle::park`]):
+//! asked between two of its steps, it encodes the requests queued for it,
+//! stops, and hands over its socket, its partial frame, its unwritten
+//! bytes, its codec state and its requests in flight ([`ParkedUp`]) — to
+//! move with its client to the next generation, where [`resume`] runs it
+//! again, its requests answering into the moved client's inbox and
+//! timing out when they would have.
+//!
 //! The task that answers a request — with the upstream's response or its
 //! own error — times it: decoded to answered into the listener's histogram
 //! (under its route) and the cluster's, queued here to response into the
@@ -62,12 +70,13 @@ use std::sync::{Arc, Weak};
 use baton_config::ClusterId;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
 use crate::codec::{
-    AnyCodec, CodecConfig, ErrorKind, Frame, FrameKind, Protocol, RequestId, ResponseClass,
+    AnyCodec, CodecConfig, CodecState, ErrorKind, Frame, FrameKind, Protocol, RequestId,
+    ResponseClass,
 };
 use crate::lifecycle::Order;
 use crate::rpc::Outbound;
@@ -161,9 +170,22 @@ impl UpRequest {
 #[derive(Debug, Clone)]
 pub(crate) struct UpHandle {
     tx: mpsc::Sender<UpRequest>,
+    /// A pinned connection's: asks its task to stop at a frame boundary
+    /// and give its state ([`UpHandle::park`]).
+    park: Option<mpsc::Sender<oneshot::Sender<ParkedUp>>>,
 }
 
 impl UpHandle {
+    /// A pinned connection, stopped between two steps of its task: its
+    /// socket, what it read of a frame and did not write, and the
+    /// requests in flight on it (those queued for it included). `None`
+    /// when it is not a pinned connection, or its task has ended.
+    pub(crate) async fn park(&self) -> Option<ParkedUp> {
+        let (reply, parked) = oneshot::channel();
+        self.park.as_ref()?.send(reply).await.ok()?;
+        parked.await.ok()
+    }
+
     /// Queues a request; gives it back if the connection is gone.
     pub(crate) async fn send(&self, request: UpRequest) -> Result<(), UpRequest> {
         self.tx.send(request).await.map_err(|e| e.0)
@@ -335,14 +357,11 @@ pub(crate) async fn connect(
         Owner::Pool(pool) => (None, Some(pool)),
     };
     let connected = upstream.connect_order(endpoints).await?;
-    let (stream, addr) = (connected.stream, connected.addr);
-    let outlier = (Arc::clone(upstream.health()), connected.endpoint);
-    let _ = stream.set_nodelay(true);
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let _ = connected.stream.set_nodelay(true);
     let conn = UpConn {
-        stream,
+        stream: connected.stream,
         _circuit: connected.permit,
-        addr,
+        addr: connected.addr,
         codec: protocol.upstream_codec(codec),
         read_buf: BytesMut::new(),
         write_buf: BytesMut::new(),
@@ -352,14 +371,140 @@ pub(crate) async fn connect(
         max_id: protocol.max_request_id().0,
         unsolicited,
         meters,
-        outlier,
+        outlier: Some((Arc::clone(upstream.health()), connected.endpoint)),
         times: Arc::clone(&upstream.times),
         written: 0,
         pool,
     };
-    let span = tracing::debug_span!("upstream", %addr);
-    tokio::spawn(conn.run(rx, order).instrument(span));
-    Ok(UpHandle { tx })
+    Ok(conn.spawn(order))
+}
+
+/// A pinned upstream connection stopped at a frame boundary
+/// ([`UpHandle::park`]), to move with its client connection or to run
+/// again: everything its task held but the client's inbox, which the
+/// requests in flight are given again when it resumes ([`resume`]).
+#[derive(Debug)]
+pub(crate) struct ParkedUp {
+    pub stream: TcpStream,
+    /// The endpoint it is connected to.
+    pub addr: SocketAddr,
+    /// Its (upstream-side) codec's state.
+    pub codec: CodecState,
+    /// A partial frame from the server, not yet decoded.
+    pub read_pending: Vec<u8>,
+    /// Bytes for the server not yet written (whole frames, or the rest
+    /// of one).
+    pub write_pending: Vec<u8>,
+    /// The last id it gave a request: ids go on from there, so that no
+    /// late answer can settle the wrong request.
+    pub next_id: u64,
+    /// The requests written (or queued to be) and not yet answered.
+    pub requests: Vec<MovedRequest>,
+    /// In the generation that parked it, its unit of the cluster's
+    /// `max_connections` (a moved one takes a unit there).
+    pub permit: Option<Permit>,
+}
+
+/// A request in flight on a parked connection.
+#[derive(Debug)]
+pub(crate) struct MovedRequest {
+    /// The id the connection gave it (what the server answers with).
+    pub id: u64,
+    /// The id its client used.
+    pub client_id: RequestId,
+    /// Time left until its deadline.
+    pub left: std::time::Duration,
+    /// The request as it went up (for an error in the protocol's words,
+    /// and the message trace).
+    pub request: Frame,
+}
+
+/// Where a resumed pinned connection belongs: its client's inbox and the
+/// client connection's listener.
+pub(crate) struct Belongs<'a> {
+    pub inbox: &'a mpsc::UnboundedSender<Outbound>,
+    pub cluster: ClusterId,
+    pub listener: &'a super::RpcListener,
+    pub order: watch::Receiver<Order>,
+}
+
+/// Runs a parked pinned connection again (after a failed move, or in the
+/// generation it moved to): its requests in flight are answered into
+/// `to.inbox`, what the server asks goes there too, and the requests
+/// time out `left` after now. Fails, giving its requests back, if its
+/// codec state is not one this build reads.
+pub(crate) fn resume(
+    parked: ParkedUp,
+    upstream: &Upstream,
+    to: Belongs<'_>,
+) -> Result<UpHandle, (crate::codec::CodecError, Vec<MovedRequest>)> {
+    let codec = match AnyCodec::from_state(parked.codec) {
+        Ok(codec) => codec,
+        Err(e) => return Err((e, parked.requests)),
+    };
+    let now = Instant::now();
+    let trace = to
+        .listener
+        .message_trace
+        .as_ref()
+        .map(|log| (Arc::clone(&to.listener.name), Arc::clone(log)));
+    let mut pending = HashMap::with_capacity(parked.requests.len());
+    let mut deadlines = BTreeSet::new();
+    for moved in parked.requests {
+        let deadline = now + moved.left;
+        deadlines.insert((deadline, moved.id));
+        pending.insert(
+            moved.id,
+            Pending {
+                reply: ReplyTo {
+                    inbox: to.inbox.clone(),
+                    client_id: moved.client_id,
+                },
+                request: moved.request,
+                deadline,
+                started: now,
+                sent: now,
+                route: None,
+                start: 0,
+                _load: None,
+                _circuit: None,
+                retry: None,
+                trace: trace.clone(),
+            },
+        );
+    }
+    to.listener
+        .meters
+        .pending
+        .fetch_add(pending.len() as u64, Ordering::Relaxed);
+    // Its endpoint, if the cluster still has it, for outlier detection.
+    let endpoint = upstream
+        .cluster
+        .endpoints
+        .iter()
+        .position(|e| e.address == parked.addr)
+        .map(|at| (Arc::clone(upstream.health()), EndpointIndex(at)));
+    let conn = UpConn {
+        stream: parked.stream,
+        _circuit: parked
+            .permit
+            .unwrap_or_else(|| upstream.breakers().adopt_connection()),
+        addr: parked.addr,
+        read_buf: BytesMut::from(&parked.read_pending[..]),
+        write_buf: BytesMut::from(&parked.write_pending[..]),
+        pending,
+        deadlines,
+        next_id: parked.next_id,
+        max_id: codec.protocol().max_request_id().0,
+        codec,
+        unsolicited: Some((to.inbox.downgrade(), to.cluster)),
+        meters: Arc::clone(&to.listener.meters),
+        outlier: endpoint,
+        times: Arc::clone(&upstream.times),
+        written: 0,
+        pool: None,
+    };
+    Ok(conn.spawn(to.order))
 }
 
 /// A request waiting for its response.
@@ -453,8 +598,9 @@ struct UpConn {
     meters: Arc<RpcMeters>,
     /// Where outcomes are reported for outlier detection: responses by
     /// their class, timeouts and a connection failing under requests as
-    /// failures.
-    outlier: (Arc<ClusterHealth>, EndpointIndex),
+    /// failures (`None`: a moved connection whose endpoint the cluster no
+    /// longer lists).
+    outlier: Option<(Arc<ClusterHealth>, EndpointIndex)>,
     /// The cluster's histograms.
     times: Arc<ClusterTimes>,
     /// Bytes written to the stream so far.
@@ -470,7 +616,28 @@ enum Step {
 }
 
 impl UpConn {
-    async fn run(mut self, mut rx: mpsc::Receiver<UpRequest>, mut order: watch::Receiver<Order>) {
+    /// Starts the connection's task; a pinned connection's handle can
+    /// also park it.
+    fn spawn(self, order: watch::Receiver<Order>) -> UpHandle {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (park, parking) = match self.unsolicited {
+            Some(_) => {
+                let (park, parking) = mpsc::channel(1);
+                (Some(park), Some(parking))
+            }
+            None => (None, None),
+        };
+        let span = tracing::debug_span!("upstream", addr = %self.addr);
+        tokio::spawn(self.run(rx, parking, order).instrument(span));
+        UpHandle { tx, park }
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<UpRequest>,
+        mut parking: Option<mpsc::Receiver<oneshot::Sender<ParkedUp>>>,
+        mut order: watch::Receiver<Order>,
+    ) {
         let mut accepting = true;
         let failure = loop {
             let next_deadline = self.deadlines.first().map(|(d, _)| *d);
@@ -504,6 +671,17 @@ impl UpConn {
                 },
                 () = sleep_until(next_deadline), if next_deadline.is_some() => self.expire(),
                 _ = order.wait_for(|o| *o == Order::Close) => Step::Closed(ErrorKind::Internal),
+                reply = park_asked(&mut parking) => {
+                    // Between two steps: at a frame boundary both ways.
+                    let parked = self.park(&mut rx);
+                    if let Err(parked) = reply.send(parked) {
+                        warn!(
+                            requests = parked.requests.len(),
+                            "a parked upstream connection had no taker; its requests go unanswered"
+                        );
+                    }
+                    return;
+                }
             };
             match step {
                 Step::Continue
@@ -534,6 +712,40 @@ impl UpConn {
                 answer(&self.codec, pending, kind, &self.meters, &self.times);
             }
             self.send_again(unsent, kind);
+        }
+    }
+
+    /// Stops here: the requests queued for the connection are encoded
+    /// behind what it has not written, and everything goes into its
+    /// parked form (see [`ParkedUp`]).
+    fn park(mut self, rx: &mut mpsc::Receiver<UpRequest>) -> ParkedUp {
+        rx.close();
+        while let Ok(request) = rx.try_recv() {
+            self.enqueue(request);
+        }
+        let now = Instant::now();
+        self.meters
+            .pending
+            .fetch_sub(self.pending.len() as u64, Ordering::Relaxed);
+        let requests = self
+            .pending
+            .drain()
+            .map(|(id, pending)| MovedRequest {
+                id,
+                client_id: pending.reply.client_id,
+                left: pending.deadline.saturating_duration_since(now),
+                request: pending.request,
+            })
+            .collect();
+        ParkedUp {
+            addr: self.addr,
+            codec: self.codec.state(),
+            read_pending: self.read_buf.to_vec(),
+            write_pending: self.write_buf.to_vec(),
+            next_id: self.next_id,
+            requests,
+            permit: Some(self._circuit),
+            stream: self.stream,
         }
     }
 
@@ -810,8 +1022,9 @@ impl UpConn {
     }
 
     fn report(&self, outcome: Outcome) {
-        let (health, endpoint) = &self.outlier;
-        health.report(*endpoint, outcome);
+        if let Some((health, endpoint)) = &self.outlier {
+            health.report(*endpoint, outcome);
+        }
     }
 }
 
@@ -878,6 +1091,20 @@ fn answered(pending: &Pending, meters: &RpcMeters, times: &ClusterTimes) {
     let elapsed = pending.started.elapsed();
     meters.duration.observe(pending.route, elapsed);
     times.request.observe(elapsed);
+}
+
+/// The next request to park, on a pinned connection (never, on a pooled
+/// one, or once its handles are gone).
+async fn park_asked(
+    parking: &mut Option<mpsc::Receiver<oneshot::Sender<ParkedUp>>>,
+) -> oneshot::Sender<ParkedUp> {
+    match parking {
+        Some(parking) => match parking.recv().await {
+            Some(reply) => reply,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

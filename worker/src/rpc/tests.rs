@@ -489,6 +489,7 @@ async fn clients_share_a_pool_or_get_their_own_upstream_as_the_codec_says() {
             default_cluster: baton_config::ClusterId::new(0),
             meters: Arc::clone(&meters),
             message_trace: None,
+            move_pinned: true,
         });
         let pool = Arc::new(Pool::new(
             Arc::clone(&upstream),

@@ -17,7 +17,7 @@ use super::*;
 use crate::codec::{CodecConfig, Protocol};
 use crate::http::parked::HttpWire;
 use crate::l4::parked::{EchoWire, SpilledTunnelWire, TunnelWire};
-use crate::rpc::parked::RpcWire;
+use crate::rpc::parked::{PinnedRpcWire, RequestWire, RpcWire, UpWire};
 
 fn head(kind: ConnKind) -> ConnState {
     ConnState {
@@ -130,7 +130,60 @@ fn samples() -> Vec<(String, ConnState)> {
             })),
         ),
     ]);
+    let rocketmq = codec(Protocol::RocketMq, CodecConfig::default());
+    let broker = |requests: Vec<RequestWire>| UpWire {
+        cluster: "broker-a".into(),
+        addr: "10.0.0.7:10911".parse().unwrap(),
+        codec: rocketmq.clone(),
+        next_id: 41,
+        requests,
+    };
+    let pull = RequestWire {
+        id: 40,
+        client_id: 1234,
+        left: Duration::from_millis(29_500),
+    };
+    out.extend([
+        (
+            "rpc_pinned".to_string(),
+            head(ConnKind::PinnedRpc(PinnedRpcWire {
+                codec: rocketmq.clone(),
+                in_flight: 2,
+                read_closed: false,
+                pinned: vec![broker(vec![pull])],
+                asked: vec![(77, "broker-a".into())],
+                bytes: vec![
+                    vec![0, 0],
+                    b"to the client".to_vec(),
+                    Vec::new(),
+                    b"to the broker".to_vec(),
+                    b"the pull request".to_vec(),
+                ],
+                spilled: None,
+            })),
+        ),
+        (
+            "rpc_pinned_spilled".to_string(),
+            head(ConnKind::PinnedRpc(PinnedRpcWire {
+                codec: rocketmq.clone(),
+                in_flight: 0,
+                read_closed: true,
+                pinned: vec![broker(Vec::new())],
+                asked: Vec::new(),
+                bytes: Vec::new(),
+                spilled: Some(vec![0, 0, 40_000, 0]),
+            })),
+        ),
+    ]);
     out
+}
+
+/// Whether `state` has a golden fixture in `schema`: every form has one
+/// in every version, but forms added after schema 6, which are never
+/// written in an older one.
+fn has_fixture(schema: Schema, state: &ConnState) -> bool {
+    let since = Schema(state.kind.since());
+    since <= Schema::V6 || since <= schema
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -203,6 +256,9 @@ fn every_kind_is_written_as_its_golden_fixture_in_every_version() {
     for &version in HANDOFF_VERSIONS {
         let schema = Schema(version);
         for (name, state) in samples() {
+            if !has_fixture(schema, &state) {
+                continue;
+            }
             // Schema 1 fixtures include the spilled tunnel: this build
             // reads it from the previous release, though never writes it.
             let ours = state_bytes(schema, &state);
@@ -337,15 +393,15 @@ fn a_batch_in_another_schema_or_with_other_fds_is_refused() {
         decode_batch(Schema::V2, &Message::ConnBatch(batch.clone())),
         Err(SchemaError::FdCount { .. })
     ));
-    batch.schema = 7;
+    batch.schema = 99;
     assert!(matches!(
         decode_batch(Schema::V2, &Message::ConnBatch(batch.clone())),
         Err(SchemaError::WrongSchema { .. })
     ));
     // Even if a peer claimed to agree on a schema this build does not know.
     assert!(matches!(
-        decode_batch(Schema(7), &Message::ConnBatch(batch)),
-        Err(SchemaError::UnknownSchema(Schema(7)))
+        decode_batch(Schema(99), &Message::ConnBatch(batch)),
+        Err(SchemaError::UnknownSchema(Schema(99)))
     ));
     assert!(matches!(
         decode_batch(Schema::V2, &Message::ConnAck(baton_ipc::ConnAck { seq: 1 })),
