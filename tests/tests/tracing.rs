@@ -6,7 +6,8 @@
 //! and over gRPC (HTTP/2): same trace id, baton's span as its parent.
 //! A Bolt request carries baton's span in its header map to the upstream
 //! (the repo's Bolt peer, `baton_tests::bolt`: no OpenTelemetry SDK reads
-//! Bolt headers).
+//! Bolt headers), and one in flight across an upgrade keeps its span,
+//! ended once, by the next generation.
 //! Then the collector stopped, or stalled: every request is still
 //! answered, and the spans that could not go are counted.
 // Test code: a panic is a failed test, with its message.
@@ -526,38 +527,12 @@ fn a_stopped_or_stalled_collector_never_slows_proxying() {
 /// client's, and the upstream's request names it as the parent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bolt_requests_carry_batons_span_in_their_header_map() {
-    use baton_tests::bolt::{BoltClient, read_frame, response};
-    use tokio::io::AsyncWriteExt;
+    use baton_tests::bolt::BoltClient;
 
     let collector = Collector::start();
-    // The upstream: answers each request, handing its header map to the test.
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream_addr = upstream.local_addr().unwrap();
-    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = upstream.accept().await {
-            let seen_tx = seen_tx.clone();
-            tokio::spawn(async move {
-                let (mut rd, mut wr) = stream.into_split();
-                while let Ok(Some(frame)) = read_frame(&mut rd).await {
-                    if frame.cmd == 0 {
-                        let _ = wr.write_all(&response(frame.id, 0, b"")).await;
-                        continue;
-                    }
-                    let _ = seen_tx.send(frame.headers.clone());
-                    let _ = wr.write_all(&response(frame.id, 0, b"ok")).await;
-                }
-            });
-        }
-    });
-    let config = format!(
-        "[supervisor]\ndrain_timeout = \"5s\"\n\n\
-         [tracing]\notlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"\n\n\
-         [[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"bolt\"\n\
-         cluster = \"default\"\n\n\
-         [[clusters]]\nname = \"default\"\nendpoints = [\"{upstream_addr}\"]\n",
-        collector.grpc
-    );
+    let (upstream_addr, mut seen, release) = bolt_upstream().await;
+    release.send(true).unwrap();
+    let config = bolt_config(&collector, upstream_addr);
     let baton = Baton::start(&config);
     let client = BoltClient::connect(baton.addr("rpc")).await;
     let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
@@ -569,15 +544,8 @@ async fn bolt_requests_carry_batons_span_in_their_header_map() {
     let answer = client.call(7, &headers, b"hi").await.expect("an answer");
     assert_eq!((answer.id, answer.status), (7, 0));
     let upstream_headers = seen.recv().await.unwrap();
-    let forwarded = upstream_headers
-        .iter()
-        .find(|(k, _)| k == "traceparent")
-        .map(|(_, v)| v.clone())
-        .expect("a traceparent upstream");
-    let parts: Vec<&str> = forwarded.split('-').collect();
-    assert_eq!(parts.len(), 4, "{forwarded}");
-    assert_eq!((parts[0], parts[1], parts[3]), ("00", CLIENT_TRACE, "01"));
-    assert_ne!(parts[2], CLIENT_SPAN, "baton's span is in between");
+    let batons_span = batons_span_upstream(&upstream_headers);
+    let parts = ["00", CLIENT_TRACE, batons_span.as_str(), "01"];
     assert!(
         upstream_headers
             .iter()
@@ -597,4 +565,128 @@ async fn bolt_requests_carry_batons_span_in_their_header_map() {
     ] {
         assert_eq!(span.attr(key), want, "{key} in {span:?}");
     }
+}
+
+/// A Bolt upstream that answers each request once `release` has fired
+/// (`ok`, status 0), handing the test each request's header map first.
+async fn bolt_upstream() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<(String, String)>>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    use baton_tests::bolt::{read_frame, response};
+    use tokio::io::AsyncWriteExt;
+
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = upstream.local_addr().unwrap();
+    let (seen_tx, seen) = tokio::sync::mpsc::unbounded_channel();
+    let (release, released) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = upstream.accept().await {
+            let seen_tx = seen_tx.clone();
+            let released = released.clone();
+            tokio::spawn(async move {
+                let (mut rd, wr) = stream.into_split();
+                let wr = Arc::new(tokio::sync::Mutex::new(wr));
+                while let Ok(Some(frame)) = read_frame(&mut rd).await {
+                    if frame.cmd == 0 {
+                        let _ = wr.lock().await.write_all(&response(frame.id, 0, b"")).await;
+                        continue;
+                    }
+                    let _ = seen_tx.send(frame.headers.clone());
+                    let (wr, mut released) = (Arc::clone(&wr), released.clone());
+                    tokio::spawn(async move {
+                        let _ = released.wait_for(|go| *go).await;
+                        let _ = wr
+                            .lock()
+                            .await
+                            .write_all(&response(frame.id, 0, b"ok"))
+                            .await;
+                    });
+                }
+            });
+        }
+    });
+    (upstream_addr, seen, release)
+}
+
+/// A Bolt listener to `upstream`, tracing to `collector`.
+fn bolt_config(collector: &Collector, upstream: SocketAddr) -> String {
+    format!(
+        "[supervisor]\ndrain_timeout = \"5s\"\n\n\
+         [tracing]\notlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"\n\n\
+         [[listeners]]\nname = \"rpc\"\naddress = \"127.0.0.1:0\"\nprotocol = \"bolt\"\n\
+         cluster = \"default\"\n\n\
+         [[clusters]]\nname = \"default\"\nendpoints = [\"{upstream}\"]\n",
+        collector.grpc
+    )
+}
+
+/// baton's span id, as the `traceparent` it sent upstream names it (the
+/// client's trace, sampled).
+fn batons_span_upstream(headers: &[(String, String)]) -> String {
+    let forwarded = headers
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .map(|(_, v)| v.clone())
+        .expect("a traceparent upstream");
+    let parts: Vec<&str> = forwarded.split('-').collect();
+    assert_eq!(parts.len(), 4, "{forwarded}");
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", CLIENT_TRACE, "01"));
+    assert_ne!(parts[2], CLIENT_SPAN, "baton's span is in between");
+    parts[2].to_string()
+}
+
+/// A Bolt request in flight while its connection moves to the next
+/// generation keeps one trace: the old generation does not end its span,
+/// the new one (which writes the forwarded response to the client) ends
+/// it — the same span id, parent and trace — with `baton.moved` and its
+/// own generation; the collector gets it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_crossing_an_upgrade_is_ended_once_by_the_next_generation() {
+    use baton_tests::bolt::BoltClient;
+
+    let collector = Collector::start();
+    let (upstream_addr, mut seen, release) = bolt_upstream().await;
+    let mut baton = Baton::start(&bolt_config(&collector, upstream_addr));
+    let client = BoltClient::connect(baton.addr("rpc")).await;
+    let call = tokio::spawn(async move {
+        let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+        let headers = [
+            ("service", "com.example.Echo:1.0"),
+            ("sofa_head_method_name", "echo"),
+            ("traceparent", traceparent.as_str()),
+        ];
+        client.call(9, &headers, b"hi").await
+    });
+    let batons_span = batons_span_upstream(&seen.recv().await.unwrap());
+    // The request is at the upstream: upgrade, and answer it only once
+    // the connection has moved (the old generation forwards the answer).
+    baton.signal(rustix::process::Signal::HUP);
+    tokio::task::block_in_place(|| {
+        baton.logged("forwarding late responses to the new generation");
+    });
+    release.send(true).unwrap();
+    let answer = call.await.unwrap().expect("an answer");
+    assert_eq!((answer.id, answer.status), (9, 0));
+    let span = tokio::task::block_in_place(|| collector.span(&batons_span));
+    assert_eq!(
+        (span.trace_id.as_str(), span.parent.as_str()),
+        (CLIENT_TRACE, CLIENT_SPAN)
+    );
+    for (key, want) in [
+        ("rpc.system", "Str(bolt)"),
+        ("baton.rpc.status", "Int(0)"),
+        ("baton.generation", "Int(2)"),
+        ("baton.moved", "Bool(true)"),
+    ] {
+        assert_eq!(span.attr(key), want, "{key} in {span:?}");
+    }
+    tokio::task::block_in_place(|| baton.wait_for_upgrades(1));
+    let spans = collector.spans();
+    assert_eq!(
+        spans.iter().filter(|s| s.id == batons_span).count(),
+        1,
+        "one span: {spans:?}"
+    );
 }

@@ -19,7 +19,7 @@ use crate::http::parked::{HttpWire, ParkedH1};
 use crate::kind::{Encode, Env, Fds, Kind, Live, Resume, Task, WireError, WireForm};
 use crate::l4::parked::{EchoWire, ParkedEcho, ParkedTunnel, SpilledTunnelWire, TunnelWire};
 use crate::rpc::downstream::RpcParts;
-use crate::rpc::parked::{PinnedRpcWire, RpcWire};
+use crate::rpc::parked::{RpcWire, RpcWireV7};
 
 /// A connection's id within one generation (for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -216,7 +216,7 @@ kinds! {
         Rpc(RpcWire),
         Http(HttpWire),
         SpilledTunnel(SpilledTunnelWire),
-        PinnedRpc(PinnedRpcWire),
+        RpcV7(RpcWireV7),
     }
 }
 

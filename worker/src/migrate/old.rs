@@ -493,10 +493,13 @@ impl<H: Host> Migration<H> {
         while let Some(mut p) = rest.next() {
             // Schema 7 on: a client's pinned upstream connections stop at
             // a frame boundary too, and go with it.
-            if self.schema.carries_pinned()
-                && let ConnParts::Rpc(parts) = &mut p.conn
-            {
-                parts.park_pinned().await;
+            // Older ones cannot take the spans of its requests in flight.
+            if let ConnParts::Rpc(parts) = &mut p.conn {
+                if self.schema.carries_pinned() {
+                    parts.park_pinned().await;
+                } else {
+                    parts.drop_spans();
+                }
             }
             let (state, spill) = match describe(&p) {
                 Ok(described) => described,

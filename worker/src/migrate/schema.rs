@@ -21,7 +21,7 @@
 //!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
 //! ConnKind variants: 0 Tunnel, 1 Echo, 2 Rpc, 3 Http (also TLS before its
 //!   ClientHello: nothing pending), 4 SpilledTunnel (schema 2 on, see
-//!   below), 5 PinnedRpc (schema 7 on)
+//!   below), 5 RpcV7 (schema 7 on)
 //!   — each variant one kind's wire form, a struct defined in the kind's
 //!   module, listed in this order by the registry in `conn::state`
 //!
@@ -75,9 +75,10 @@
 //!   started_unix_ms: u64, received: u64, sent: u64, moves: u32
 //!
 //! schema 7: as schema 6, and a new connection form, ConnKind variant 5
-//!   PinnedRpc (`rpc::parked::PinnedRpcWire`): an RPC client connection
-//!   with the pinned upstream connections that move with it (RocketMQ's
-//!   broker connections, `move_pinned_upstreams`):
+//!   RpcV7 (`rpc::parked::RpcWireV7`): an RPC client connection with the
+//!   pinned upstream connections that move with it (RocketMQ's broker
+//!   connections, `move_pinned_upstreams`) or the spans of its requests in
+//!   flight (`[tracing]`); one with neither is still written as Rpc:
 //!   codec: bytes, in_flight: u64, read_closed: bool,
 //!   pinned: [UpWire { cluster: string, addr: SocketAddr, codec: bytes,
 //!            next_id: u64, requests: [{ id: u64, client_id: u64,
@@ -86,7 +87,13 @@
 //!   bytes: [bytes] (the client's partial frame and unwritten bytes, then
 //!          per pinned connection its partial frame, its unwritten bytes
 //!          and each request's frame; empty when spilled),
-//!   spilled: Option<[u64]> (the same lists' lengths, in a memfd)
+//!   spilled: Option<[u64]> (the same lists' lengths, in a memfd),
+//!   traces: [(u64 the client's request id, MovingSpan { trace_id: u128,
+//!            span_id: u64, parent: Option<u64>, trace_state:
+//!            Option<string>, sampled: bool, start_unix_nanos: u64,
+//!            listener: string, client: Option<SocketAddr>, cluster:
+//!            Option<string>, system: string, service: Option<string>,
+//!            method: Option<string> })]
 //!   fds = the client, each pinned connection's socket, the memfd if any
 //! ```
 //!
@@ -168,8 +175,8 @@ impl Schema {
     /// `FlowBatch`es); see the module doc.
     pub const V6: Schema = Schema(6);
     /// Schema 7: as schema 6, and an RPC client connection may move with
-    /// its pinned upstream connections (`ConnKind::PinnedRpc`); see the
-    /// module doc.
+    /// its pinned upstream connections and the spans of its requests in
+    /// flight (`ConnKind::RpcV7`); see the module doc.
     pub const V7: Schema = Schema(7);
 
     /// Whether the old generation sends its endpoint health in this
@@ -191,7 +198,7 @@ impl Schema {
     }
 
     /// Whether an RPC client connection's pinned upstream connections
-    /// can move with it in this version.
+    /// (and its requests' spans) can move with it in this version.
     pub fn carries_pinned(self) -> bool {
         self >= Schema::V7
     }

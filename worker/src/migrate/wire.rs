@@ -293,6 +293,7 @@ mod tests {
                 pinned: Vec::new(),
                 asked: Vec::new(),
                 pinned_move: true,
+                traces: Vec::new(),
             }));
             let (_, back) = round_trip(&original, Schema::V1);
             same_head(&original, &back);
@@ -352,9 +353,10 @@ mod tests {
                 }],
                 asked: vec![(RequestId(9), Arc::from("broker-a"))],
                 pinned_move: true,
+                traces: Vec::new(),
             }));
             let (state, back) = round_trip(&original, Schema::V7);
-            assert!(matches!(state.kind, ConnKind::PinnedRpc(_)));
+            assert!(matches!(state.kind, ConnKind::RpcV7(_)));
             assert!(state.writable_in(Schema::V6).is_err());
             same_head(&original, &back);
             let (ConnParts::Rpc(a), ConnParts::Rpc(b)) = (&original.conn, &back.conn) else {

@@ -53,8 +53,11 @@
 //! client's id until the response (or the protocol's error in its place)
 //! goes to the client; a oneway's ends when it is sent. Other protocols
 //! (RocketMQ, Tars) are not traced. The spans of requests in flight when
-//! the connection moves to the next generation are not recorded (their
-//! responses come back as forwarded bytes).
+//! the connection moves to the next generation move with it (handoff
+//! schema 7 on; with an older peer they are not recorded): that
+//! generation ends each when it writes the response — forwarded bytes,
+//! read again for the id and status, or an answer on a moved pinned
+//! connection — as the same span, with `baton.moved`.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -240,6 +243,10 @@ pub struct RpcParts {
     /// (`move_pinned_upstreams`; not on the wire: the old generation's
     /// listener decides).
     pub pinned_move: bool,
+    /// With `[tracing]`: the spans of its requests in flight, by the
+    /// client's id; they move with it (schema 7 on) and are ended by the
+    /// generation that writes their responses.
+    pub(crate) traces: Vec<(RequestId, trace::Active)>,
 }
 
 /// A pinned upstream connection of a paused client connection.
@@ -283,6 +290,12 @@ impl RpcParts {
             }
         }
         self.pinned = pinned;
+    }
+
+    /// Forgets the spans of its requests in flight: they are not
+    /// recorded (a peer of schema 6 or older cannot take them).
+    pub(crate) fn drop_spans(&mut self) {
+        self.traces.clear();
     }
 
     /// Its parked pinned connections.
@@ -394,6 +407,7 @@ impl Downstream {
             idle: Idle::new(idle_timeout),
             meter,
         };
+        downstream.traces.extend(parts.traces);
         if let Some(mut rx) = leftover {
             while let Ok(out) = rx.try_recv() {
                 downstream.outbound(out);
@@ -481,6 +495,7 @@ impl Downstream {
             pinned,
             asked,
             pinned_move: self.ctx.listener.move_pinned,
+            traces: self.traces.into_iter().collect(),
             client: self.client,
             codec: self.codec.state(),
             read_pending: self.read_buf.to_vec(),
@@ -591,9 +606,29 @@ impl Downstream {
             Outbound::Forwarded { bytes, response } => {
                 if response {
                     self.in_flight = self.in_flight.saturating_sub(1);
+                    if !self.traces.is_empty() {
+                        self.end_forwarded_span(&bytes);
+                    }
                 }
                 self.write_buf.extend_from_slice(&bytes);
             }
+        }
+    }
+
+    /// Ends the span of the request a response forwarded from the
+    /// previous generation answers, if its span moved here: the response
+    /// is read again (by a codec of its own, this connection's keeps its
+    /// state) for its id and status.
+    fn end_forwarded_span(&mut self, bytes: &[u8]) {
+        let listener = &self.ctx.listener;
+        let mut codec = listener.protocol.codec(listener.codec);
+        let mut buf = BytesMut::from(bytes);
+        if let Ok(Some(frame)) = codec.decode(&mut buf)
+            && frame.kind() == FrameKind::Response
+            && let Some(span) = self.traces.remove(&frame.request_id())
+        {
+            let success = codec.classify(&frame) == ResponseClass::Success;
+            span.end_rpc(frame.status(), success);
         }
     }
 

@@ -45,7 +45,7 @@
 //! queued for it encoded behind its unwritten bytes), and the client
 //! connection travels with their sockets, pending bytes, codec states and
 //! the requests in flight on them ([`downstream::Pinned`],
-//! [`parked::PinnedRpcWire`]). The new generation runs them again
+//! [`parked::RpcWireV7`]). The new generation runs them again
 //! ([`pool::resume`]) for the moved client: their answers, and what the
 //! server asks, are read there from the same socket, and nothing of
 //! theirs is forwarded. The server never sees the connection close

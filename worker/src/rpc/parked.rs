@@ -1,7 +1,8 @@
 //! An RPC client connection at rest and on the wire: a paused
 //! [`Downstream`](super::downstream::Downstream) is an [`RpcParts`],
 //! written as an [`RpcWire`], or — when its pinned upstream connections
-//! move with it (handoff schema 7 on) — as a [`PinnedRpcWire`]. See
+//! or the spans of its requests in flight move with it (handoff schema 7
+//! on) — as a [`RpcWireV7`]. See
 //! [`crate::kind`] for the traits and `conn::state` for where they are
 //! registered.
 
@@ -17,6 +18,7 @@ use crate::codec::{AnyCodec, CodecState, RequestId};
 use crate::kind::{self, Encode, Fds, INLINE_BYTES, Kind, WireError, WireForm};
 use crate::rpc::downstream::{Pinned, RpcParts};
 use crate::rpc::pool::{MovedRequest, ParkedUp};
+use crate::telemetry::trace::{Active, MovingSpan};
 
 /// An RPC client connection (Bolt, Dubbo, RocketMQ, Tars) on the wire, at
 /// a frame boundary. fds: client, and when `spilled`, a memfd holding
@@ -36,12 +38,14 @@ pub struct RpcWire {
     pub read_closed: bool,
 }
 
-/// An RPC client connection with the pinned upstream connections that
-/// move with it (schema 7 on), at a frame boundary on every socket. fds:
+/// Schema 7's form of an RPC client connection, written when it has more
+/// than a socket and bytes to carry: the pinned upstream connections that
+/// move with it, at a frame boundary on every socket, and the spans of
+/// its requests in flight. fds:
 /// the client, each pinned connection's socket in `pinned` order, and
 /// when `spilled`, a memfd holding the byte lists (see `bytes`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PinnedRpcWire {
+pub struct RpcWireV7 {
     /// The client codec's state ([`CodecState`], bincode).
     pub codec: Vec<u8>,
     /// Requests whose responses the old generation will forward, plus
@@ -59,9 +63,11 @@ pub struct PinnedRpcWire {
     pub bytes: Vec<Vec<u8>>,
     /// When the byte lists went to the memfd: their lengths, in order.
     pub spilled: Option<Vec<u64>>,
+    /// The spans of its requests in flight, by the client's id.
+    pub traces: Vec<(u64, MovingSpan)>,
 }
 
-/// A pinned upstream connection on the wire (in a [`PinnedRpcWire`]).
+/// A pinned upstream connection on the wire (in a [`RpcWireV7`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpWire {
     /// Its cluster's name (looked up again in the new generation).
@@ -116,9 +122,9 @@ fn decode_codec(bytes: &[u8]) -> Result<CodecState, WireError> {
     Ok(codec)
 }
 
-impl<W: From<RpcWire> + From<PinnedRpcWire>> Encode<W> for RpcParts {
+impl<W: From<RpcWire> + From<RpcWireV7>> Encode<W> for RpcParts {
     fn encode(&self) -> Result<(W, Option<OwnedFd>), WireError> {
-        if self.parked_pinned().next().is_some() {
+        if self.parked_pinned().next().is_some() || !self.traces.is_empty() {
             let (wire, memfd) = self.encode_pinned()?;
             return Ok((wire.into(), memfd));
         }
@@ -173,13 +179,14 @@ impl WireForm for RpcWire {
             pinned: Vec::new(),
             asked: Vec::new(),
             pinned_move: true,
+            traces: Vec::new(),
         })
     }
 }
 
 impl RpcParts {
     /// Its form with its parked pinned connections.
-    fn encode_pinned(&self) -> Result<(PinnedRpcWire, Option<OwnedFd>), WireError> {
+    fn encode_pinned(&self) -> Result<(RpcWireV7, Option<OwnedFd>), WireError> {
         let mut bytes: Vec<&[u8]> = vec![&self.read_pending, &self.write_pending];
         let mut pinned = Vec::new();
         for (cluster, conn) in self.parked_pinned() {
@@ -209,7 +216,7 @@ impl RpcParts {
         } else {
             (bytes.iter().map(|b| b.to_vec()).collect(), None, None)
         };
-        let wire = PinnedRpcWire {
+        let wire = RpcWireV7 {
             codec: encode_codec(&self.codec)?,
             in_flight: self.in_flight,
             read_closed: self.read_closed,
@@ -221,14 +228,19 @@ impl RpcParts {
                 .collect(),
             bytes: inline,
             spilled,
+            traces: self
+                .traces
+                .iter()
+                .filter_map(|(id, span)| Some((id.0, span.moving()?)))
+                .collect(),
         };
         Ok((wire, memfd))
     }
 }
 
-impl WireForm for PinnedRpcWire {
+impl WireForm for RpcWireV7 {
     type Kind = RpcParts;
-    const NAME: &'static str = "rpc with pinned upstreams";
+    const NAME: &'static str = "rpc with pinned upstreams or spans";
     const SINCE: u16 = 7;
 
     fn fd_count(&self) -> usize {
@@ -305,6 +317,11 @@ impl WireForm for PinnedRpcWire {
                 .map(|(id, cluster)| (RequestId(id), Arc::from(cluster)))
                 .collect(),
             pinned_move: true,
+            traces: self
+                .traces
+                .into_iter()
+                .map(|(id, span)| (RequestId(id), Active::moved(span)))
+                .collect(),
         })
     }
 }

@@ -17,7 +17,8 @@ use super::*;
 use crate::codec::{CodecConfig, Protocol};
 use crate::http::parked::HttpWire;
 use crate::l4::parked::{EchoWire, SpilledTunnelWire, TunnelWire};
-use crate::rpc::parked::{PinnedRpcWire, RequestWire, RpcWire, UpWire};
+use crate::rpc::parked::{RequestWire, RpcWire, RpcWireV7, UpWire};
+use crate::telemetry::trace::MovingSpan;
 
 fn head(kind: ConnKind) -> ConnState {
     ConnState {
@@ -146,7 +147,7 @@ fn samples() -> Vec<(String, ConnState)> {
     out.extend([
         (
             "rpc_pinned".to_string(),
-            head(ConnKind::PinnedRpc(PinnedRpcWire {
+            head(ConnKind::RpcV7(RpcWireV7 {
                 codec: rocketmq.clone(),
                 in_flight: 2,
                 read_closed: false,
@@ -160,11 +161,12 @@ fn samples() -> Vec<(String, ConnState)> {
                     b"the pull request".to_vec(),
                 ],
                 spilled: None,
+                traces: Vec::new(),
             })),
         ),
         (
             "rpc_pinned_spilled".to_string(),
-            head(ConnKind::PinnedRpc(PinnedRpcWire {
+            head(ConnKind::RpcV7(RpcWireV7 {
                 codec: rocketmq.clone(),
                 in_flight: 0,
                 read_closed: true,
@@ -172,6 +174,36 @@ fn samples() -> Vec<(String, ConnState)> {
                 asked: Vec::new(),
                 bytes: Vec::new(),
                 spilled: Some(vec![0, 0, 40_000, 0]),
+                traces: Vec::new(),
+            })),
+        ),
+        (
+            "rpc_traced".to_string(),
+            head(ConnKind::RpcV7(RpcWireV7 {
+                codec: codec(Protocol::Bolt, CodecConfig::default()),
+                in_flight: 1,
+                read_closed: false,
+                pinned: Vec::new(),
+                asked: Vec::new(),
+                bytes: vec![Vec::new(), Vec::new()],
+                spilled: None,
+                traces: vec![(
+                    3,
+                    MovingSpan {
+                        trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                        span_id: 0x00f0_67aa_0ba9_02b7,
+                        parent: Some(0x1111_2222_3333_4444),
+                        trace_state: Some("vendor=1".into()),
+                        sampled: true,
+                        start_unix_nanos: 1_795_910_400_123_000_000,
+                        listener: "front".into(),
+                        client: Some("10.1.2.3:40000".parse().unwrap()),
+                        cluster: Some("back".into()),
+                        system: "bolt".into(),
+                        service: Some("com.example.Echo".into()),
+                        method: Some("echo".into()),
+                    },
+                )],
             })),
         ),
     ]);

@@ -150,6 +150,9 @@ struct Record {
     response_bytes: u64,
     /// An RPC request's call (`None` for HTTP).
     rpc: Option<RpcCall>,
+    /// Started in an earlier generation: its connection moved while the
+    /// request was in flight (`baton.moved`).
+    moved: bool,
 }
 
 /// An RPC request: what it calls, and how its response ended.
@@ -225,6 +228,7 @@ pub(crate) fn begin(head: &mut Head, origin: Origin<'_>) -> Option<Active> {
         status: None,
         response_bytes: 0,
         rpc: None,
+        moved: false,
     }))))
 }
 
@@ -320,11 +324,105 @@ pub(crate) fn begin_rpc(
             status: None,
             success: None,
         }),
+        moved: false,
     };
     Some((Active(Arc::new(Mutex::new(record))), headers))
 }
 
+/// An RPC request's span in flight, as it crosses to the next generation
+/// with its connection (handoff schema 7 on): what the generation that
+/// ends the request needs to end the same span ([`Active::moving`],
+/// [`Active::moved`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MovingSpan {
+    pub trace_id: u128,
+    pub span_id: u64,
+    pub parent: Option<u64>,
+    pub trace_state: Option<String>,
+    pub sampled: bool,
+    /// When it started (ns since the Unix epoch): its duration runs on
+    /// from there in the next generation.
+    pub start_unix_nanos: u64,
+    pub listener: String,
+    pub client: Option<SocketAddr>,
+    pub cluster: Option<String>,
+    /// `rpc.system` (the protocol's name), `rpc.service`, `rpc.method`.
+    pub system: String,
+    pub service: Option<String>,
+    pub method: Option<String>,
+}
+
 impl Active {
+    /// The span as it moves with its connection (it is not ended here:
+    /// the next generation ends it). `None` for an HTTP request's.
+    pub(crate) fn moving(&self) -> Option<MovingSpan> {
+        let r = self.0.lock();
+        let call = r.rpc.as_ref()?;
+        Some(MovingSpan {
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            parent: r.parent,
+            trace_state: r.trace_state.clone(),
+            sampled: r.sampled,
+            start_unix_nanos: r.start_unix_nanos,
+            listener: r.listener.to_string(),
+            client: r.client,
+            cluster: r.cluster.clone(),
+            system: call.system.to_string(),
+            service: call.service.clone(),
+            method: call.method.clone(),
+        })
+    }
+
+    /// The span of a request whose connection moved here while it was in
+    /// flight: the same span, ended by this generation with
+    /// `baton.moved = true`; its duration from when it started there (by
+    /// the wall clock both generations share).
+    pub(crate) fn moved(span: MovingSpan) -> Active {
+        let now_unix_nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let so_far =
+            std::time::Duration::from_nanos(now_unix_nanos.saturating_sub(span.start_unix_nanos));
+        let now = Instant::now();
+        let system = crate::codec::Protocol::ALL
+            .iter()
+            .map(|p| p.name())
+            .find(|name| *name == span.system)
+            .unwrap_or("rpc");
+        Active(Arc::new(Mutex::new(Record {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            parent: span.parent,
+            trace_state: span.trace_state,
+            sampled: span.sampled,
+            start_unix_nanos: span.start_unix_nanos,
+            started: now.checked_sub(so_far).unwrap_or(now),
+            method: String::new(),
+            path: String::new(),
+            scheme: "",
+            host: None,
+            protocol: "",
+            client: span.client,
+            request_bytes: None,
+            listener: Arc::from(span.listener),
+            route: None,
+            cluster: span.cluster,
+            peer: None,
+            attempts: 0,
+            status: None,
+            response_bytes: 0,
+            rpc: Some(RpcCall {
+                system,
+                service: span.service,
+                method: span.method,
+                status: None,
+                success: None,
+            }),
+            moved: true,
+        })))
+    }
+
     /// The cluster the request goes to.
     pub(crate) fn set_cluster(&self, name: &str) {
         self.0.lock().cluster = Some(name.to_string());
@@ -475,6 +573,9 @@ fn finish_rpc(r: &Record, call: &RpcCall, generation: u32, error: Option<String>
     }
     if let Some(status) = call.status {
         attributes.push(("baton.rpc.status", Value::Int(i64::from(status))));
+    }
+    if r.moved {
+        attributes.push(("baton.moved", Value::Bool(true)));
     }
     let name = match (&call.service, &call.method) {
         (Some(service), Some(method)) => format!("{service}/{method}"),

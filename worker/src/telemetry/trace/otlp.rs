@@ -21,6 +21,7 @@
 pub(crate) enum Value {
     Str(String),
     Int(i64),
+    Bool(bool),
 }
 
 /// A finished span, as exported.
@@ -91,6 +92,7 @@ fn key_value(out: &mut Vec<u8>, field: u32, name: &str, value: &Value) {
             Value::Str(s) => bytes(any, 1, s.as_bytes()),
             // int64: two's complement as a varint.
             Value::Int(i) => uint(any, 3, *i as u64),
+            Value::Bool(b) => uint(any, 2, u64::from(*b)),
         });
     });
 }
