@@ -690,3 +690,100 @@ async fn a_span_crossing_an_upgrade_is_ended_once_by_the_next_generation() {
         "one span: {spans:?}"
     );
 }
+
+/// A RocketMQ frame with a JSON header (`header` is its JSON text).
+fn rocketmq_frame(header: &serde_json::Value, body: &[u8]) -> Vec<u8> {
+    let header = header.to_string();
+    let mut out = Vec::new();
+    out.extend_from_slice(&((4 + header.len() + body.len()) as u32).to_be_bytes());
+    out.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads one RocketMQ frame: its JSON header.
+async fn read_rocketmq(
+    stream: &mut (impl tokio::io::AsyncReadExt + Unpin),
+) -> Option<serde_json::Value> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.ok()?;
+    let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut rest).await.ok()?;
+    let header_len = (u32::from_be_bytes(rest[..4].try_into().ok()?) & 0xFF_FFFF) as usize;
+    serde_json::from_slice(&rest[4..4 + header_len]).ok()
+}
+
+/// RocketMQ: a SEND_MESSAGE_V2 whose message carries the producer's
+/// `traceparent` in its properties (where OpenTelemetry's RocketMQ
+/// instrumentation puts it) gets baton's span, the producer's span its
+/// parent, with the topic and the request code as its RPC attributes and
+/// the broker's answer code as its status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_sends_are_traced_from_their_message_properties() {
+    use tokio::io::AsyncWriteExt;
+
+    let collector = Collector::start();
+    let broker = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broker_addr = broker.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = broker.accept().await {
+            tokio::spawn(async move {
+                while let Some(request) = read_rocketmq(&mut stream).await {
+                    let answer = serde_json::json!({
+                        "code": 0, "flag": 1, "language": "JAVA", "version": 453,
+                        "opaque": request["opaque"], "extFields": { "msgId": "AB", "queueId": "0" },
+                    });
+                    let _ = stream.write_all(&rocketmq_frame(&answer, b"")).await;
+                }
+            });
+        }
+    });
+    let config = format!(
+        "[tracing]\notlp_endpoint = \"http://127.0.0.1:{}\"\nexport_interval = \"100ms\"\n\n\
+         [[listeners]]\nname = \"mq\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+         cluster = \"broker\"\n\n\
+         [[clusters]]\nname = \"broker\"\nendpoints = [\"{broker_addr}\"]\n",
+        collector.grpc
+    );
+    let baton = Baton::start(&config);
+    let mut client = tokio::net::TcpStream::connect(baton.addr("mq"))
+        .await
+        .unwrap();
+    let properties =
+        format!("TAGS\u{1}t\u{2}traceparent\u{1}00-{CLIENT_TRACE}-{CLIENT_SPAN}-01\u{2}");
+    let send = serde_json::json!({
+        "code": 310, "flag": 0, "language": "JAVA", "version": 453, "opaque": 5,
+        "extFields": { "a": "PG", "b": "Trade", "e": "0", "i": properties },
+    });
+    client
+        .write_all(&rocketmq_frame(&send, b"hello"))
+        .await
+        .unwrap();
+    let answer = read_rocketmq(&mut client).await.expect("an answer");
+    assert_eq!(
+        (answer["opaque"].as_i64(), answer["code"].as_i64()),
+        (Some(5), Some(0))
+    );
+    let mut found = None;
+    tokio::task::block_in_place(|| {
+        eventually("baton's RocketMQ span at the collector", || {
+            found = collector
+                .spans()
+                .into_iter()
+                .find(|s| s.trace_id == CLIENT_TRACE && s.attr("rpc.system") == "Str(rocketmq)");
+            found.is_some()
+        });
+    });
+    let span = found.unwrap();
+    assert_eq!(span.parent, CLIENT_SPAN, "{span:?}");
+    assert_eq!(span.name, "Trade/SEND_MESSAGE_V2");
+    for (key, want) in [
+        ("rpc.service", "Str(Trade)"),
+        ("rpc.method", "Str(SEND_MESSAGE_V2)"),
+        ("baton.rpc.status", "Int(0)"),
+        ("baton.cluster", "Str(broker)"),
+    ] {
+        assert_eq!(span.attr(key), want, "{key} in {span:?}");
+    }
+}

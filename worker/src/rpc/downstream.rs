@@ -51,8 +51,10 @@
 //! is written there for the upstream (`traceparent`, and B3 when it came
 //! with B3; through [`Frame::edit_headers`]), and the span is kept by the
 //! client's id until the response (or the protocol's error in its place)
-//! goes to the client; a oneway's ends when it is sent. Other protocols
-//! (RocketMQ, Tars) are not traced. The spans of requests in flight when
+//! goes to the client; a oneway's ends when it is sent. A RocketMQ request
+//! gets one too, its context read from its ext fields or its message's
+//! properties and nothing written back (see `trace_rocketmq`). Tars
+//! requests are not traced. The spans of requests in flight when
 //! the connection moves to the next generation move with it (handoff
 //! schema 7 on; with an older peer they are not recorded): that
 //! generation ends each when it writes the response — forwarded bytes,
@@ -806,6 +808,7 @@ impl Downstream {
     fn trace(&self, frame: &mut Frame) -> Option<trace::Active> {
         let system = match frame.protocol() {
             p @ (Protocol::Bolt | Protocol::Dubbo) if trace::enabled() => p.name(),
+            Protocol::RocketMq if trace::enabled() => return self.trace_rocketmq(frame),
             _ => return None,
         };
         let headers = frame.editable_headers();
@@ -827,6 +830,27 @@ impl Downstream {
             debug!(error = %e, "cannot pass the trace context on");
         }
         Some(span)
+    }
+
+    /// The span of a RocketMQ request when tracing is on: its context read
+    /// from its ext fields or its message's properties
+    /// (`codec::rocketmq::trace::context_fields`), its topic as
+    /// `rpc.service` and its request code's name as `rpc.method`. Nothing
+    /// is written into the frame: the broker does not trace, and a
+    /// message's consumers continue the producer's context, which stays
+    /// in its properties as the producer wrote it.
+    fn trace_rocketmq(&self, frame: &Frame) -> Option<trace::Active> {
+        use crate::codec::rocketmq::trace::{code_name, context_fields};
+        let attributes = frame.attributes();
+        let method = attributes.code.map(code_name);
+        let origin = trace::RpcOrigin {
+            listener: &self.ctx.listener.name,
+            system: Protocol::RocketMq.name(),
+            service: attributes.topic.as_deref(),
+            method: method.as_deref(),
+            client: self.client.peer_addr().ok(),
+        };
+        trace::begin_rpc(&context_fields(frame), origin).map(|(span, _)| span)
     }
 
     /// Pinned protocols: the client's own upstream connection to

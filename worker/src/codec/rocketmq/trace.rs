@@ -29,6 +29,12 @@
 //!
 //! Properties are `name \x01 value \x02` pairs. A body that does not parse
 //! gives the events it parsed so far: a trace never fails a request.
+//!
+//! For distributed tracing ([`context_fields`], [`code_name`]): where a
+//! request's trace context can be — its ext fields, and a single-message
+//! send's properties, where OpenTelemetry's RocketMQ instrumentation puts
+//! `traceparent` (`Message.putUserProperty`) — and what the request code
+//! is called.
 
 use super::{SerializeType, collect_ext_fields, parse_header};
 use crate::codec::Frame;
@@ -42,6 +48,51 @@ pub const PULL_MESSAGE: i32 = 11;
 pub const SEND_MESSAGE_V2: i32 = 310;
 /// SEND_BATCH_MESSAGE.
 pub const SEND_BATCH_MESSAGE: i32 = 320;
+
+/// The request codes a client sends most, by name (`RequestCode`); the
+/// rest go by number.
+const CODE_NAMES: &[(i32, &str)] = &[
+    (SEND_MESSAGE, "SEND_MESSAGE"),
+    (PULL_MESSAGE, "PULL_MESSAGE"),
+    (14, "QUERY_CONSUMER_OFFSET"),
+    (15, "UPDATE_CONSUMER_OFFSET"),
+    (34, "HEART_BEAT"),
+    (35, "UNREGISTER_CLIENT"),
+    (36, "CONSUMER_SEND_MSG_BACK"),
+    (37, "END_TRANSACTION"),
+    (38, "GET_CONSUMER_LIST_BY_GROUP"),
+    (41, "LOCK_BATCH_MQ"),
+    (42, "UNLOCK_BATCH_MQ"),
+    (105, "GET_ROUTEINFO_BY_TOPIC"),
+    (106, "GET_BROKER_CLUSTER_INFO"),
+    (SEND_MESSAGE_V2, "SEND_MESSAGE_V2"),
+    (SEND_BATCH_MESSAGE, "SEND_BATCH_MESSAGE"),
+];
+
+/// A request code's name, or its number.
+pub fn code_name(code: i32) -> std::borrow::Cow<'static, str> {
+    CODE_NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or_else(|| code.to_string().into(), |(_, name)| (*name).into())
+}
+
+/// Where a request's trace context can be: its ext fields, then, for a
+/// single-message send, its message's properties (`properties`, or `i`
+/// in SEND_MESSAGE_V2's short names).
+pub fn context_fields(request: &Frame) -> Vec<(String, String)> {
+    let attributes = request.attributes();
+    let mut fields = attributes.headers.clone();
+    let properties = match attributes.code {
+        Some(SEND_MESSAGE) => attributes.header("properties"),
+        Some(SEND_MESSAGE_V2) => attributes.header("properties").or(attributes.header("i")),
+        _ => None,
+    };
+    if let Some(properties) = properties {
+        fields.extend(pairs(properties).map(|(k, v)| (k.to_owned(), v.to_owned())));
+    }
+    fields
+}
 
 /// `MessageDecoder.MESSAGE_MAGIC_CODE` (topic length in one byte).
 const MAGIC_V1: i32 = -626_843_481;
@@ -192,11 +243,16 @@ fn body(frame: &[u8]) -> &[u8] {
 
 /// The value of property `name` in `name\x01value\x02…` text.
 pub fn property(properties: &str, name: &str) -> Option<String> {
+    pairs(properties)
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The `name\x01value\x02…` pairs of properties text.
+fn pairs(properties: &str) -> impl Iterator<Item = (&str, &str)> {
     properties
         .split('\u{2}')
         .filter_map(|pair| pair.split_once('\u{1}'))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 fn i64_of(c: &mut Cursor<'_>) -> Option<i64> {

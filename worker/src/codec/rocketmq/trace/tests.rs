@@ -235,3 +235,48 @@ proptest::proptest! {
         let _ = batch_properties(&body);
     }
 }
+
+/// A request's trace context is looked for in its ext fields and, for a
+/// single-message send, in its message's properties (where OpenTelemetry's
+/// RocketMQ instrumentation writes `traceparent`); a pull has no
+/// properties to look in.
+#[test]
+fn trace_context_fields_are_the_ext_fields_then_the_properties() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let v2 = request(
+        SEND_MESSAGE_V2,
+        &format!(
+            "\"a\":\"PG\",\"b\":\"Trade\",\"i\":\"TAGS\\u0001t\\u0002traceparent\\u0001{tp}\\u0002\""
+        ),
+        b"m",
+    );
+    let fields = context_fields(&v2);
+    assert!(fields.contains(&("b".into(), "Trade".into())), "{fields:?}");
+    assert!(
+        fields.contains(&("traceparent".into(), tp.into())),
+        "{fields:?}"
+    );
+    assert!(fields.contains(&("TAGS".into(), "t".into())), "{fields:?}");
+    let v1 = request(
+        SEND_MESSAGE,
+        &format!("\"topic\":\"Trade\",\"properties\":\"traceparent\\u0001{tp}\\u0002\""),
+        b"m",
+    );
+    assert!(context_fields(&v1).contains(&("traceparent".into(), tp.into())));
+    // A pull's `i`-like fields are not properties.
+    let pull = request(
+        PULL_MESSAGE,
+        "\"topic\":\"Trade\",\"i\":\"x\\u0001y\\u0002\"",
+        b"",
+    );
+    assert_eq!(
+        context_fields(&pull),
+        vec![
+            ("topic".to_string(), "Trade".to_string()),
+            ("i".to_string(), "x\u{1}y\u{2}".to_string())
+        ]
+    );
+    assert_eq!(code_name(SEND_MESSAGE_V2), "SEND_MESSAGE_V2");
+    assert_eq!(code_name(34), "HEART_BEAT");
+    assert_eq!(code_name(9999), "9999");
+}
