@@ -299,16 +299,19 @@ fn baton_config(rmq: &RocketMq, log: &std::path::Path) -> String {
     )
 }
 
-/// What an upgrade run saw once the consumer group had formed (both
-/// consumers holding their share of the topic's queues, before the first
-/// upgrade): the consumers' rebalances of the topic and the
-/// NOTIFY_CONSUMER_IDS_CHANGED frames the broker sent from then
-/// on until the client's summary (before it shuts down), and the longest gap between two consumed messages — across an
+/// What a run saw once the consumer group had formed (both consumers
+/// holding their share of the topic's queues; upgrades wait for it): the
+/// consumers' rebalances of the topic and the NOTIFY_CONSUMER_IDS_CHANGED
+/// frames the broker sent from then on until the client's summary (before
+/// it shuts down), the extra deliveries of the messages sent from then on
+/// (but transactional ones, which a check answered twice can commit
+/// twice), and the longest gap between two consumed messages — across an
 /// upgrade, and elsewhere.
 #[derive(Debug, Default)]
 struct Formed {
     rebalances: usize,
     notifies: usize,
+    duplicates: u64,
     gap_across_upgrade: std::time::Duration,
     gap_elsewhere: std::time::Duration,
 }
@@ -429,7 +432,12 @@ fn through_baton(rmq: &RocketMq, upgrades: usize, moves: bool) -> (ClientSpec, C
     check_message_trace(rmq, &spec, &run, &log);
     let mut formed = Formed::default();
     if upgrades > 0 {
-        let from = formed_at.expect("the consumer group formed before the first upgrade");
+        assert!(
+            formed_at.is_some(),
+            "the consumer group formed before the first upgrade"
+        );
+    }
+    if let Some(from) = formed_at {
         // Until the client's summary: then it shuts down, and the broker
         // tells the last consumer the first one left.
         let until = run
@@ -448,6 +456,21 @@ fn through_baton(rmq: &RocketMq, upgrades: usize, moves: bool) -> (ClientSpec, C
                 v["event"] == "broker_request" && v["code"] == code::NOTIFY_CONSUMER_IDS_CHANGED
             })
             .count();
+        formed.duplicates = after
+            .iter()
+            .filter(|v| v["event"] == "sent")
+            .filter_map(|v| v["key"].as_str())
+            .filter(|key| !key.contains("-tx-"))
+            .map(|key| {
+                u64::from(
+                    run.consumed
+                        .get(key)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_sub(1),
+                )
+            })
+            .sum();
         for pair in consumed_at.windows(2) {
             let (a, b) = (pair[0], pair[1]);
             let gap = b - a;
@@ -604,9 +627,10 @@ fn the_real_broker_directly_and_through_baton() {
 /// spread over the sends, each client connection moving with its broker
 /// connection: no send fails, no message is lost, every transaction is
 /// committed through the broker's check, and — once the consumer group
-/// has formed — the broker never tells the group its members changed and
-/// no consumer's share of the queues changes: the upgrades are invisible
-/// to the group. Then the same with the move off (3 upgrades): the
+/// has formed — the broker never tells the group its members changed, no
+/// consumer's share of the queues changes, and no more messages come
+/// twice than in the same run without upgrades (run first): the upgrades
+/// are invisible to the group. Then the same with the move off (3 upgrades): the
 /// broker sees each consumer's channel close and a new one open, and says
 /// so (NOTIFY_CONSUMER_IDS_CHANGED; no transactions there: a check the
 /// broker sends to a channel that is leaving is lost). The rebalances and the longest
@@ -614,6 +638,10 @@ fn the_real_broker_directly_and_through_baton() {
 #[test]
 fn through_baton_across_upgrades() {
     let rmq = RocketMq::start(&[TOPIC]);
+    let (spec, run, still) = through_baton(&rmq, 0, true);
+    let figures = check_run("no upgrade", &spec, &run);
+    eprintln!("{figures}");
+    eprintln!("no upgrade: {still:?}");
     let (spec, run, moved) = through_baton(&rmq, 10, true);
     let figures = check_run("10 upgrades", &spec, &run);
     eprintln!("{figures}");
@@ -622,6 +650,12 @@ fn through_baton_across_upgrades() {
         (moved.notifies, moved.rebalances),
         (0, 0),
         "NOTIFY_CONSUMER_IDS_CHANGED frames and rebalances once the group formed"
+    );
+    assert!(
+        moved.duplicates <= still.duplicates,
+        "duplicates with 10 upgrades ({}) above those of the same run without ({})",
+        moved.duplicates,
+        still.duplicates
     );
     let (spec, run, stayed) = through_baton(&rmq, 3, false);
     let figures = check_run("3 upgrades, staying", &spec, &run);
