@@ -9,7 +9,9 @@
 //!   closes its standard input, which halts the JVM at once (and so does
 //!   the death of the test process); a JVM still alive after
 //!   [`STOP_TIMEOUT`] is killed. Nothing is left behind: the temp dir holds
-//!   the store and every log (`user.home`).
+//!   the store and every log (`user.home`). [`RocketMq::restart_broker`]
+//!   restarts the broker alone, on its address and store, as a broker
+//!   process stopping cleanly and starting again.
 //! * [`run_client`] runs `Client` (rocketmq-client: sync, async, oneway and
 //!   batch sends, a transactional producer, a push-consumer group) to the
 //!   end and parses its JSON lines into a [`ClientRun`]; the counts a test
@@ -45,6 +47,12 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a halted (or graceful) launcher JVM may take to exit before it
 /// is killed: a halt is immediate; this only covers a wedged JVM.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a broker restart ([`RocketMq::restart_broker`]) may take: a
+/// clean shutdown joins RocketMQ's service threads, and the new broker
+/// initialises its store and registers its topics (a few seconds each on
+/// a loaded 2-core machine); this bounds a hang.
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long one remoting call in [`remoting_call`] may wait for its answer
 /// (the name server answers from memory, in microseconds).
@@ -120,6 +128,8 @@ pub struct RocketMq {
     pub broker_name: String,
     child: Child,
     stdin: Option<ChildStdin>,
+    /// The launcher's stdout lines after `ready` (its events).
+    lines: mpsc::Receiver<String>,
     dir: tempfile::TempDir,
 }
 
@@ -148,26 +158,10 @@ impl RocketMq {
             broker_name: String::new(),
             child,
             stdin,
+            lines,
             dir,
         };
-        let deadline = started + START_TIMEOUT;
-        let ready = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line)
-                        && v["event"] == "ready"
-                    {
-                        break v;
-                    }
-                }
-                Err(_) => panic!(
-                    "RocketMQ name server + broker not ready within {START_TIMEOUT:?} \
-                     (logs: {})",
-                    rmq.dir.path().join("home/logs").display()
-                ),
-            }
-        };
+        let ready = rmq.event("ready", started + START_TIMEOUT);
         let addr = |k: &str| -> SocketAddr {
             ready[k]
                 .as_str()
@@ -185,6 +179,52 @@ impl RocketMq {
             started.elapsed().as_secs_f64()
         );
         rmq
+    }
+
+    /// The launcher's next event `name` (a JSON line on its stdout), by
+    /// `deadline`; a panic naming the logs if none comes.
+    fn event(&self, name: &str, deadline: Instant) -> Value {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line)
+                        && v["event"] == name
+                    {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "RocketMQ launcher: no {name} event in time (logs: {})",
+                    self.dir.path().join("home/logs").display()
+                ),
+            }
+        }
+    }
+
+    /// Restarts the broker (not the name server): `Launcher` shuts its
+    /// BrokerController down cleanly — its connections closed, offsets
+    /// flushed, unregistered from the name server — and starts a new one
+    /// on the same ports and store, registered again; returns once it
+    /// serves.
+    pub fn restart_broker(&self) {
+        let started = Instant::now();
+        let mut stdin = self.stdin.as_ref().expect("launcher stdin");
+        stdin
+            .write_all(b"restart-broker\n")
+            .and_then(|()| stdin.flush())
+            .expect("ask the launcher to restart the broker");
+        let done = self.event("broker_restarted", started + RESTART_TIMEOUT);
+        assert_eq!(
+            done["broker"].as_str(),
+            Some(self.broker.to_string().as_str()),
+            "restarted on its address: {done}"
+        );
+        eprintln!(
+            "rocketmq: broker {} restarted in {:.1} s",
+            self.broker,
+            started.elapsed().as_secs_f64()
+        );
     }
 
     /// The temp dir (store, logs under `home/logs/rocketmqlogs`).
@@ -264,6 +304,11 @@ pub struct ClientSpec {
     pub size: u32,
     /// The client gives up waiting for consumption after this long.
     pub consume_timeout: Duration,
+    /// A pause after each sync send (`--sync-interval-ms`).
+    pub sync_interval: Duration,
+    /// Every client instance's heartbeat to the brokers (`--heartbeat-ms`;
+    /// the Java client's default is 30 s).
+    pub heartbeat: Duration,
 }
 
 impl ClientSpec {
@@ -279,6 +324,8 @@ impl ClientSpec {
             tx: 0,
             size: 1024,
             consume_timeout: Duration::from_secs(60),
+            sync_interval: Duration::ZERO,
+            heartbeat: Duration::from_secs(30),
         }
     }
 }
@@ -290,6 +337,9 @@ pub struct ClientRun {
     pub events: Vec<Value>,
     /// Keys acknowledged as sent (SEND_OK; oneway: the call returned).
     pub sent: Vec<String>,
+    /// The send events (`sent`, `send_failed`), in order, as indexes into
+    /// `events`.
+    pub sends: Vec<usize>,
     /// Sends that failed, with the error.
     pub send_failures: Vec<Value>,
     /// How many times each key of this run was delivered to the group.
@@ -362,6 +412,11 @@ pub fn run_client_with(
             "--timeout-ms",
             &spec.consume_timeout.as_millis().to_string(),
         ])
+        .args([
+            "--sync-interval-ms",
+            &spec.sync_interval.as_millis().to_string(),
+        ])
+        .args(["--heartbeat-ms", &spec.heartbeat.as_millis().to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -394,11 +449,17 @@ pub fn run_client_with(
     }
     let _ = child.wait();
     run.elapsed = started.elapsed();
-    for v in &run.events {
+    for (index, v) in run.events.iter().enumerate() {
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
         match v["event"].as_str().unwrap_or_default() {
-            "sent" => run.sent.push(s("key")),
-            "send_failed" => run.send_failures.push(v.clone()),
+            "sent" => {
+                run.sent.push(s("key"));
+                run.sends.push(index);
+            }
+            "send_failed" => {
+                run.send_failures.push(v.clone());
+                run.sends.push(index);
+            }
             // Only this run's keys: a group new to a topic that an earlier
             // run filled consumes that run's messages too.
             "consumed" if !s("key").starts_with(&format!("{run_id}-")) => {}

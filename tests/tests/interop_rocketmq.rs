@@ -31,7 +31,12 @@
 //!   with `move_pinned_upstreams = false` (3 upgrades), where the broker
 //!   sees new channels and says so. Rebalances and the longest gaps
 //!   between consumed messages, across an upgrade and elsewhere, are
-//!   printed.
+//!   printed;
+//! * the broker restarted under load (its failure semantics): sends
+//!   during the outage fail with SERVICE_NOT_AVAILABLE from baton, those
+//!   after it succeed, nothing acknowledged is lost, the consumers
+//!   resume, and baton keeps its client connections while it dials the
+//!   broker again.
 // Test code: a panic is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -665,4 +670,205 @@ fn through_baton_across_upgrades() {
         stayed.notifies > 0,
         "without the move the broker sees new channels: {stayed:?}"
     );
+}
+
+/// What `/metrics` says of the broker listener and its broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BrokerSide {
+    /// Client connections baton accepted on the broker listener.
+    accepted: u64,
+    /// Connections baton made to the broker.
+    upstream: u64,
+    /// Requests baton answered itself, for an unavailable broker.
+    unavailable: u64,
+}
+
+fn broker_side(baton: &Baton, rmq: &RocketMq) -> BrokerSide {
+    let scrape = baton_tests::admin::http(baton.admin_addr(), "GET", "/metrics").body;
+    BrokerSide {
+        accepted: baton_tests::admin::sum(
+            &scrape,
+            "baton_listener_connections_total",
+            "listener=\"broker-a\"",
+        ),
+        upstream: baton_tests::admin::endpoint_sample(
+            &scrape,
+            "baton_upstream_connections_total",
+            rmq.broker,
+        ),
+        unavailable: baton_tests::admin::sum(
+            &scrape,
+            "baton_rpc_proxy_errors_total",
+            "listener=\"broker-a\",protocol=\"rocketmq\",reason=\"unavailable\"",
+        ),
+    }
+}
+
+/// The broker restarted under load (issue 18, failure semantics; README
+/// "Failure semantics (RocketMQ)"): the client produces through baton
+/// (sync sends, paced, then async ones) with a consumer group of 2, and
+/// the broker is restarted cleanly once 500 sends are acknowledged.
+/// baton keeps every client connection open (it accepts no new one: the
+/// clients never saw theirs close) and its worker is the same process; the
+/// requests that reach it while the broker is down are answered with
+/// SERVICE_NOT_AVAILABLE (14, counted as `unavailable`), which fails those
+/// sends after the Java producer's own retries, all to the one broker; a
+/// request's next attempt after the restart dials the broker again
+/// (baton's connections to it re-established, one per client instance at
+/// least), and every send from the first acknowledged after the restart
+/// on succeeds; no message acknowledged as sent is lost, and the
+/// consumers resume — once their next heartbeat (every 2 s here, 30 s
+/// by default) has told the new broker about them.
+#[test]
+fn the_broker_restarted_under_load() {
+    let rmq = RocketMq::start(&[TOPIC]);
+    let logs = tempfile::tempdir().unwrap();
+    let config = baton_config(&rmq, &logs.path().join("access.log"))
+        + "\n[admin]\naddress = \"127.0.0.1:0\"\n";
+    let baton = Baton::start(&config);
+    let worker = baton.worker_pid();
+    let namesrv = baton.addr("namesrv");
+    let mut spec = ClientSpec::new(TOPIC);
+    spec.group = "restarted".to_owned();
+    spec.sync = 3_000;
+    spec.async_ = 1_000;
+    spec.sync_interval = std::time::Duration::from_millis(2);
+    spec.heartbeat = std::time::Duration::from_secs(2);
+    const RESTART_AFTER: usize = 500;
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (run, restart) = std::thread::scope(|scope| {
+        let (spec, seen) = (&spec, &seen);
+        let client = scope.spawn(move || {
+            let (mut sent, mut consumed_at) = (0, Vec::new());
+            let run = run_client_with(namesrv, spec, |v| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if v["event"] == "consumed" {
+                    consumed_at.push(Instant::now());
+                }
+                if v["event"] == "sent" {
+                    sent += 1;
+                    if sent == RESTART_AFTER {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            (run, consumed_at)
+        });
+        // The events before `from` were seen before the restart began,
+        // those from `to` on after the new broker served.
+        let restart = rx.recv().ok().map(|()| {
+            let before = broker_side(&baton, &rmq);
+            let from = seen.load(std::sync::atomic::Ordering::SeqCst);
+            rmq.restart_broker();
+            let to = seen.load(std::sync::atomic::Ordering::SeqCst);
+            (from, to, Instant::now(), before)
+        });
+        (client.join().unwrap(), restart)
+    });
+    let ((run, consumed_at), restart) = (run, restart);
+    let (from, to, served_again, before) = restart.expect("the client acknowledged 500 sends");
+    // Printed, never asserted: how long after the new broker served the
+    // consumers got their next message (their next heartbeat tells it of
+    // them).
+    let resumed = consumed_at
+        .iter()
+        .find(|&&t| t > served_again)
+        .map(|&t| t - served_again);
+    let after = broker_side(&baton, &rmq);
+    let failed: Vec<usize> = run
+        .sends
+        .iter()
+        .copied()
+        .filter(|&i| run.events[i]["event"] == "send_failed")
+        .collect();
+    let first_ok_after = run
+        .sends
+        .iter()
+        .copied()
+        .find(|&i| i >= to && run.events[i]["event"] == "sent")
+        .expect("sends acknowledged after the restart");
+    let acked_after = run
+        .sends
+        .iter()
+        .filter(|&&i| i >= first_ok_after && run.events[i]["event"] == "sent")
+        .count();
+    // The response codes that failed sends (the producer's exception
+    // after its retries wraps the last one).
+    let codes: std::collections::BTreeMap<String, usize> =
+        run.send_failures
+            .iter()
+            .fold(std::collections::BTreeMap::new(), |mut codes, v| {
+                *codes.entry(v["code"].to_string()).or_default() += 1;
+                codes
+            });
+    let stored = run
+        .send_failures
+        .iter()
+        .filter(|v| {
+            v["key"]
+                .as_str()
+                .is_some_and(|k| run.consumed.contains_key(k))
+        })
+        .count();
+    eprintln!(
+        "broker restart: events {from}..{to}; {} sends failed (by code: {codes:?}, e.g. {}), \
+         {} acknowledged \
+         ({acked_after} from the first after the restart), {} consumed once or more \
+         ({stored} of them failed sends: stored, their answer lost with the broker's \
+         connection), {} duplicates; consumers resumed {resumed:?} after the broker served \
+         again; baton before {before:?}, after {after:?}",
+        failed.len(),
+        run.send_failures
+            .first()
+            .map_or(json!(null), |v| v["error"].clone()),
+        run.sent.len(),
+        run.consumed.len(),
+        run.duplicates(),
+    );
+    assert!(
+        failed.iter().all(|&i| i >= from && i < first_ok_after),
+        "sends failed only while the broker was down (events {from}..{first_ok_after}): \
+         {failed:?}"
+    );
+    assert_eq!(
+        run.sent.len() + failed.len(),
+        (spec.sync + spec.async_) as usize,
+        "every send answered"
+    );
+    assert!(
+        acked_after >= spec.async_ as usize,
+        "sends go on after the restart: {acked_after}"
+    );
+    assert!(
+        codes.keys().all(|code| code == "14"),
+        "the failed sends got SERVICE_NOT_AVAILABLE: {codes:?}"
+    );
+    assert_eq!(
+        run.missing(),
+        Vec::<&str>::new(),
+        "acknowledged but never consumed"
+    );
+    assert_eq!(
+        run.consumed_by.len(),
+        2,
+        "both consumers consumed: {:?}",
+        run.consumed_by
+    );
+    assert_eq!(
+        after.accepted, before.accepted,
+        "baton kept the client connections: none was made again"
+    );
+    assert!(
+        after.upstream >= before.upstream + 3,
+        "baton's connections to the broker made again (producer and 2 consumers): \
+         {before:?} → {after:?}"
+    );
+    assert_eq!(
+        after.unavailable > before.unavailable,
+        !failed.is_empty(),
+        "requests answered SERVICE_NOT_AVAILABLE while the broker was down: \
+         {before:?} → {after:?}"
+    );
+    assert_eq!(baton.worker_pid(), worker, "the same worker all along");
 }

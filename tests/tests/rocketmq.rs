@@ -8,6 +8,15 @@
 //! failed — and responses counted in `/metrics` by RocketMQ's own
 //! success code (20, PULL_RETRY_IMMEDIATELY, is not one).
 //!
+//! Failure semantics (README, "Failure semantics (RocketMQ)"): a broker
+//! answer that never comes is answered by baton at `request_timeout` with
+//! SYSTEM_BUSY and the request's own opaque, and the broker's late answer
+//! is dropped; a request still held by the broker at the drain deadline of
+//! an upgrade that leaves the broker connection behind is answered by the
+//! old generation with SYSTEM_ERROR, on the client's socket, which is the
+//! new generation's by then — and with the connection moving, the broker
+//! itself answers it through the new generation.
+//!
 //! Frames are built here from the remoting format (JSON headers): a 4-byte
 //! length of what follows, a 4-byte header length (serialisation type 0 =
 //! JSON in the top byte), the header, the body; `flag` bit 0 marks a
@@ -20,7 +29,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use baton_tests::faults::{cli_at, worker_with_env};
-use baton_tests::state::Outcome;
+use baton_tests::state::{Outcome, Status};
 use baton_tests::{Baton, PATIENCE};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,6 +45,11 @@ const CHECK_TRANSACTION_STATE: i64 = 39;
 /// PULL_RETRY_IMMEDIATELY: the broker's answer to a request whose body is
 /// `retry` (the code that is Dubbo's OK, and no success here).
 const PULL_RETRY_IMMEDIATELY: i64 = 20;
+/// SYSTEM_ERROR: baton's answer for a request it gives up on because it
+/// is closing (`ErrorKind::Internal`), e.g. at the drain deadline.
+const SYSTEM_ERROR: i64 = 1;
+/// SYSTEM_BUSY: baton's answer at `request_timeout`.
+const SYSTEM_BUSY: i64 = 2;
 /// A broker's own id for the request it sends a client.
 fn broker_opaque(name: &str) -> i64 {
     if name == "orders" { 8888 } else { 7777 }
@@ -120,9 +134,19 @@ enum Seen {
     Answer(i64, Vec<u8>),
 }
 
+/// A request body the broker holds: answered (`<name>:hold`, SUCCESS)
+/// only when a [`RELEASE`] request comes on the same connection, first
+/// thing, before the release's own answer — never if none comes. A
+/// long-poll, or a broker that does not answer.
+const HOLD: &[u8] = b"hold";
+/// A request body that makes the broker answer the requests it holds on
+/// that connection, then this one.
+const RELEASE: &[u8] = b"release";
+
 /// A broker that answers every request after `delay` with `<name>:<body>`
-/// (code SUCCESS, or PULL_RETRY_IMMEDIATELY to a body of `retry`) and
-/// reports what it sees.
+/// (code SUCCESS, or PULL_RETRY_IMMEDIATELY to a body of `retry`) — but
+/// a [`HOLD`] one, answered at the next [`RELEASE`] — and reports what it
+/// sees.
 async fn broker(
     name: &'static str,
     delay: Duration,
@@ -138,12 +162,24 @@ async fn broker(
             tokio::spawn(async move {
                 let (mut rd, wr) = stream.into_split();
                 let wr = std::sync::Arc::new(tokio::sync::Mutex::new(wr));
+                let mut held = Vec::new();
                 while let Some(frame) = Frame::read(&mut rd).await {
                     if frame.is_response() {
                         let _ = seen.send(Seen::Answer(frame.opaque(), frame.body.clone()));
                         continue;
                     }
                     let _ = seen.send(Seen::Request(frame.code()));
+                    if frame.body == HOLD {
+                        held.push(frame.opaque());
+                        continue;
+                    }
+                    if frame.body == RELEASE {
+                        let mut wr = wr.lock().await;
+                        for opaque in held.drain(..) {
+                            let answer = Frame::response(opaque, format!("{name}:hold").as_bytes());
+                            let _ = wr.write_all(&answer.encode()).await;
+                        }
+                    }
                     let wr = std::sync::Arc::clone(&wr);
                     tokio::spawn(async move {
                         if frame.body == b"ask" {
@@ -178,8 +214,13 @@ fn config(default: SocketAddr, orders: SocketAddr) -> String {
 
 /// [`config`] with more of the listener's keys (`listener`: TOML lines).
 fn config_with(default: SocketAddr, orders: SocketAddr, listener: &str) -> String {
+    config_draining(default, orders, "10s", listener)
+}
+
+/// [`config_with`] and the supervisor's `drain_timeout` (`drain`).
+fn config_draining(default: SocketAddr, orders: SocketAddr, drain: &str, listener: &str) -> String {
     format!(
-        "[supervisor]\ndrain_timeout = \"10s\"\n\n\
+        "[supervisor]\ndrain_timeout = \"{drain}\"\n\n\
          [[listeners]]\nname = \"mq\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\ncluster = \"default\"\n{listener}\n\
          [[listeners.routes]]\ncode = {SEND_MESSAGE}\ntopic = \"orders\"\ncluster = \"orders\"\n\n\
          [[clusters]]\nname = \"default\"\nendpoints = [\"{default}\"]\n\n\
@@ -201,6 +242,14 @@ async fn send_all(client: &mut TcpStream, count: i64, topic: &str) {
         let request = Frame::request(SEND_MESSAGE, opaque, topic, format!("m{opaque}").as_bytes());
         client.write_all(&request.encode()).await.unwrap();
     }
+}
+
+/// The next frame from baton.
+async fn next_frame(client: &mut TcpStream) -> Frame {
+    timeout(PATIENCE, Frame::read(client))
+        .await
+        .expect("a frame in time")
+        .expect("the connection open")
 }
 
 /// Reads `count` responses, each opaque answered once, by opaque.
@@ -231,6 +280,22 @@ async fn answered_once_by(client: &mut TcpStream, count: i64, broker: &str) {
     for (opaque, body) in read_answers(client, count).await {
         assert_eq!(body, format!("{broker}:m{opaque}").as_bytes());
     }
+}
+
+/// Upgrades `baton` (`baton upgrade`) and waits for it to end: it
+/// succeeded, and the one client connection moved.
+fn upgraded_with_one_client(baton: &Baton) -> Status {
+    let status = tokio::task::block_in_place(|| {
+        baton.upgrade(&[]);
+        baton.wait_for_upgrades(1)
+    });
+    let report = status.last_upgrade.as_ref().unwrap();
+    assert_eq!(
+        (report.outcome, report.migrated, report.lost),
+        (Outcome::Succeeded, 1, 0),
+        "{status:#?}"
+    );
+    status
 }
 
 /// Waits until the broker has seen `count` requests; the connections it
@@ -386,16 +451,7 @@ async fn the_broker_connection_moves_with_its_client() {
         const COUNT: i64 = 40;
         send_all(&mut client, COUNT, "logs").await;
         let mut connections = requests_seen(&mut seen, COUNT).await;
-        let status = tokio::task::block_in_place(|| {
-            baton.upgrade(&[]);
-            baton.wait_for_upgrades(1)
-        });
-        let report = status.last_upgrade.as_ref().unwrap();
-        assert_eq!(
-            (report.outcome, report.migrated, report.lost),
-            (Outcome::Succeeded, 1, 0),
-            "moves {moves}: {status:#?}"
-        );
+        let status = upgraded_with_one_client(&baton);
         // The old generation handed the connection over and has exited.
         assert_eq!(status.generations.len(), 1, "{status:#?}");
         assert_eq!(status.generations[0].generation, 2, "{status:#?}");
@@ -481,4 +537,141 @@ async fn code_20_is_counted_as_an_error_and_0_as_ok() {
         (Some(1.0), Some(1.0)),
         "{last}"
     );
+}
+
+/// `baton_rpc_proxy_errors_total{reason}` of the `mq` listener, once it
+/// is at least 1.
+fn proxy_errors(admin: SocketAddr, reason: &str) -> f64 {
+    let series = format!(
+        r#"baton_rpc_proxy_errors_total{{listener="mq",protocol="rocketmq",reason="{reason}"}}"#
+    );
+    let mut count = None;
+    tokio::task::block_in_place(|| {
+        baton_tests::eventually("the proxy error in /metrics", || {
+            let scrape = baton_tests::admin::http(admin, "GET", "/metrics").body;
+            count = baton_tests::admin::sample(&scrape, &series);
+            count.is_some_and(|n| n >= 1.0)
+        });
+    });
+    count.unwrap()
+}
+
+/// A broker answer that never comes: at the listener's `request_timeout`
+/// (500 ms here) baton answers the request itself, with RocketMQ's
+/// SYSTEM_BUSY (2), its remark saying why and the client's own opaque,
+/// and counts it under `baton_rpc_proxy_errors_total{reason="timeout"}`.
+/// The connection goes on working, on the same broker connection; the
+/// broker's answer, when it comes after all, is dropped — the broker
+/// writes it just before its answer to the client's next request, and
+/// the next frame the client reads is that answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_never_comes_is_answered_with_system_busy() {
+    let (default, mut seen) = broker("default", Duration::ZERO).await;
+    let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
+    let config = config_with(default, orders, "request_timeout = \"500ms\"\n")
+        + "\n[admin]\naddress = \"127.0.0.1:0\"\n";
+    let baton = Baton::start(&config);
+    let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+    let held = Frame::request(SEND_MESSAGE, 41, "logs", HOLD);
+    client.write_all(&held.encode()).await.unwrap();
+    baton_answers(&mut client, 41, SYSTEM_BUSY, "baton: upstream timeout").await;
+    // The broker answers the held request now, late, then the release.
+    let release = Frame::request(SEND_MESSAGE, 42, "logs", RELEASE);
+    client.write_all(&release.encode()).await.unwrap();
+    let next = next_frame(&mut client).await;
+    assert_eq!(
+        (next.opaque(), next.code(), &next.body[..]),
+        (42, 0, &b"default:release"[..]),
+        "the late answer was dropped: {:?}",
+        next.header
+    );
+    answered_once_by_exchange(&mut client, 5).await;
+    assert_eq!(
+        requests_seen(&mut seen, 2 + 5).await,
+        1,
+        "one broker connection all along"
+    );
+    assert_eq!(proxy_errors(baton.admin_addr(), "timeout"), 1.0);
+}
+
+/// Reads the next frame: baton's own answer to request `opaque`, with
+/// RocketMQ's `code` and baton's `remark`.
+async fn baton_answers(client: &mut TcpStream, opaque: i64, code: i64, remark: &str) {
+    let answer = next_frame(client).await;
+    assert!(answer.is_response(), "{:?}", answer.header);
+    assert_eq!(
+        (
+            answer.opaque(),
+            answer.code(),
+            answer.header["remark"].as_str()
+        ),
+        (opaque, code, Some(remark)),
+        "{:?}",
+        answer.header
+    );
+}
+
+/// [`exchange`] on the default cluster, each request answered by its
+/// broker.
+async fn answered_once_by_exchange(client: &mut TcpStream, count: i64) {
+    for (opaque, body) in exchange(client, count, "logs").await {
+        assert_eq!(body, format!("default:m{opaque}").as_bytes());
+    }
+}
+
+/// The drain deadline (`drain_timeout`, 2 s here) of an upgrade reached
+/// with a long-poll in flight — a request the broker holds, well within
+/// `request_timeout`. With `move_pinned_upstreams = false` the client
+/// connection moves and its broker connection stays in the old
+/// generation with the request; at the deadline the old generation
+/// closes that connection and answers the request itself with RocketMQ's
+/// SYSTEM_ERROR (1, remark "baton: proxy error"), forwarded to the new
+/// generation, which writes it to the client on its same socket; the
+/// client's next requests go on a new broker connection. With the move
+/// (the default), the broker connection goes along with the request still
+/// in flight on it, and the broker answers it through the new generation
+/// (here when the client's next request releases it): nothing is cut and
+/// the broker sees one connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_at_the_drain_deadline() {
+    for moves in [false, true] {
+        let (default, mut seen) = broker("default", Duration::ZERO).await;
+        let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
+        let listener = if moves {
+            "request_timeout = \"60s\"\n"
+        } else {
+            "request_timeout = \"60s\"\nmove_pinned_upstreams = false\n"
+        };
+        let baton = Baton::start(&config_draining(default, orders, "2s", listener));
+        let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+        let held = Frame::request(SEND_MESSAGE, 41, "logs", HOLD);
+        client.write_all(&held.encode()).await.unwrap();
+        let mut connections = requests_seen(&mut seen, 1).await;
+        upgraded_with_one_client(&baton);
+        if moves {
+            let release = Frame::request(SEND_MESSAGE, 42, "logs", RELEASE);
+            client.write_all(&release.encode()).await.unwrap();
+            let (answer, next) = (next_frame(&mut client).await, next_frame(&mut client).await);
+            assert_eq!(
+                (answer.opaque(), answer.code(), &answer.body[..]),
+                (41, 0, &b"default:hold"[..]),
+                "the broker's own answer: {:?}",
+                answer.header
+            );
+            assert_eq!(
+                (next.opaque(), &next.body[..]),
+                (42, &b"default:release"[..])
+            );
+            connections += requests_seen(&mut seen, 1).await;
+        } else {
+            baton_answers(&mut client, 41, SYSTEM_ERROR, "baton: proxy error").await;
+        }
+        answered_once_by_exchange(&mut client, 5).await;
+        connections += requests_seen(&mut seen, 5).await;
+        let expected = if moves { 1 } else { 2 };
+        assert_eq!(
+            connections, expected,
+            "moves {moves}: the connections the broker saw"
+        );
+    }
 }

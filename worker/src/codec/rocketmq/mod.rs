@@ -83,6 +83,12 @@
 //! SERVICE_NOT_AVAILABLE (its default `retryResponseCodes`), which is what a
 //! proxy-side failure calls for.
 //!
+//! Which of these a client gets when (a request timing out, its broker
+//! connection lost, an upgrade's drain deadline reached — Internal, so
+//! SYSTEM_ERROR) and what baton counts: README.md, "Failure semantics
+//! (RocketMQ)", tested in `tests/tests/rocketmq.rs` and
+//! `tests/tests/interop_rocketmq.rs`.
+//!
 //! # Success and pinning
 //!
 //! A response succeeded only when its `code` is SUCCESS (0)

@@ -17,6 +17,7 @@ import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently;
 import org.apache.rocketmq.client.consumer.rebalance.AllocateMessageQueueAveragely;
+import org.apache.rocketmq.client.exception.MQBrokerException;
 import org.apache.rocketmq.client.producer.DefaultMQProducer;
 import org.apache.rocketmq.client.producer.LocalTransactionState;
 import org.apache.rocketmq.client.producer.SendCallback;
@@ -42,14 +43,18 @@ import org.apache.rocketmq.remoting.protocol.RequestCode;
  * Client --namesrv HOST:PORT --topic T [--group G] [--consumers 2]
  *        [--sync N] [--async N] [--oneway N] [--batch N] [--batch-size 50]
  *        [--tx N] [--size BYTES] [--async-inflight 256] [--timeout-ms 60000]
- *        [--run-id ID]
+ *        [--run-id ID] [--sync-interval-ms 0] [--heartbeat-ms 30000]
  * </pre>
  *
  * Sequence: the consumers start first (CONSUME_FROM_FIRST_OFFSET, one
  * client instance and so one set of connections each), then the producers
- * send; the run ends when every key sent has been consumed, or after
- * --timeout-ms. Every message has a unique key (ID-MODE-N, ID = --run-id)
- * and a body of --size bytes.
+ * send; the run ends when every key acknowledged as sent has been
+ * consumed, or after --timeout-ms. Every message has a unique key
+ * (ID-MODE-N, ID = --run-id) and a body of --size bytes. --sync-interval-ms
+ * paces the sync sends (a pause after each), so that they span an event
+ * such as a broker restart; --heartbeat-ms is every client instance's
+ * heartbeatBrokerInterval (how soon a broker that lost its state learns
+ * the consumers again).
  *
  * Output on stdout, one JSON object per line (everything else the client
  * writes goes to ~/logs, so run with -Duser.home=DIR):
@@ -63,11 +68,13 @@ import org.apache.rocketmq.remoting.protocol.RequestCode;
  *   CHECK_TRANSACTION_STATE = 39), seen by an RPCHook;
  * <li>{"event":"sent","mode":M,"key":K,"msgId":ID,"offsetMsgId":O,"queue":Q,"us":LAT}
  *   for each send acknowledged SEND_OK (oneway: no msgId, no latency);
- * <li>{"event":"send_failed","mode":M,"key":K,"error":E};
+ * <li>{"event":"send_failed","mode":M,"key":K,"error":E,"code":C}, C the
+ *   response code that failed it (MQBrokerException, found among the
+ *   causes), else null;
  * <li>{"event":"tx_check","key":K,"msgId":ID} for each check answered
  *   COMMIT_MESSAGE;
  * <li>{"event":"consumed","consumer":C,"key":K,"msgId":ID,"queue":Q,"offset":O,"reconsume":R};
- * <li>{"event":"summary",...}: counts, duplicates, missing keys, rates
+ * <li>{"event":"summary",...}: counts, duplicates, missing keys (acknowledged, not consumed), rates
  *   (messages/s) and the sync-send latency percentiles (microseconds).
  * </ul>
  * The exit code is 0 when the run completed (all keys consumed), 1 when it
@@ -75,6 +82,8 @@ import org.apache.rocketmq.remoting.protocol.RequestCode;
  */
 public final class Client {
     static final Object OUT = new Object();
+    /** The keys acknowledged as sent (SEND_OK; oneway: the call returned). */
+    static final Set<String> ACKED = ConcurrentHashMap.newKeySet();
 
     static void emit(String json) {
         synchronized (OUT) {
@@ -150,6 +159,8 @@ public final class Client {
         int consumers = 2, sync = 0, async = 0, oneway = 0, batch = 0, batchSize = 50, tx = 0, size = 1024;
         int asyncInflight = 256;
         long timeoutMs = 60_000;
+        long syncIntervalMs = 0;
+        int heartbeatMs = 30_000;
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : "";
             switch (args[i]) {
@@ -167,6 +178,8 @@ public final class Client {
                 case "--size": size = Integer.parseInt(v); break;
                 case "--async-inflight": asyncInflight = Integer.parseInt(v); break;
                 case "--timeout-ms": timeoutMs = Long.parseLong(v); break;
+                case "--sync-interval-ms": syncIntervalMs = Long.parseLong(v); break;
+                case "--heartbeat-ms": heartbeatMs = Integer.parseInt(v); break;
                 default:
                     System.err.println("client: unknown argument " + args[i]);
                     System.exit(2);
@@ -189,7 +202,6 @@ public final class Client {
         AtomicLong duplicates = new AtomicLong();
         AtomicLong firstConsumedNs = new AtomicLong();
         AtomicLong lastConsumedNs = new AtomicLong();
-        CountDownLatch allConsumed = new CountDownLatch(expected);
 
         // === consumers ===
         List<DefaultMQPushConsumer> pushConsumers = new ArrayList<>();
@@ -202,6 +214,7 @@ public final class Client {
             pc.setNamesrvAddr(namesrv);
             pc.setInstanceName(runId + "-" + name);
             pc.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
+            pc.setHeartbeatBrokerInterval(heartbeatMs);
             pc.subscribe(topic, "*");
             pc.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
                 long now = System.nanoTime();
@@ -215,9 +228,7 @@ public final class Client {
                     // message checked again commits again).
                     if (!key.startsWith(runIdPrefix)) {
                         // not ours: reported, not counted
-                    } else if (consumedKeys.add(key)) {
-                        allConsumed.countDown();
-                    } else {
+                    } else if (!consumedKeys.add(key)) {
                         duplicates.incrementAndGet();
                     }
                     emit("{\"event\":\"consumed\",\"consumer\":" + q(name) + ",\"key\":" + q(key)
@@ -236,6 +247,7 @@ public final class Client {
         DefaultMQProducer producer = new DefaultMQProducer(group + "-producer", brokerRequestHook("producer"));
         producer.setNamesrvAddr(namesrv);
         producer.setInstanceName(runId + "-producer");
+        producer.setHeartbeatBrokerInterval(heartbeatMs);
         producer.start();
 
         long[] syncLatencyNs = new long[sync];
@@ -253,6 +265,7 @@ public final class Client {
                 syncLatencyNs[n] = System.nanoTime() - t0;
                 failed("sync", key, e, failures);
             }
+            if (syncIntervalMs > 0) Thread.sleep(syncIntervalMs);
         }
         long syncDoneNs = System.nanoTime();
 
@@ -294,6 +307,7 @@ public final class Client {
             sentKeys.add(key);
             try {
                 producer.sendOneway(new Message(topic, "oneway", key, body));
+                ACKED.add(key);
                 emit("{\"event\":\"sent\",\"mode\":\"oneway\",\"key\":" + q(key) + "}");
             } catch (Exception e) {
                 failed("oneway", key, e, failures);
@@ -315,6 +329,7 @@ public final class Client {
                 for (int k = 0; k < msgs.size(); k++) {
                     String id = k < ids.length ? ids[k] : null;
                     if (r.getSendStatus() == SendStatus.SEND_OK) {
+                        ACKED.add(msgs.get(k).getKeys());
                         emit("{\"event\":\"sent\",\"mode\":\"batch\",\"key\":" + q(msgs.get(k).getKeys())
                             + ",\"msgId\":" + q(id) + ",\"queue\":" + r.getMessageQueue().getQueueId()
                             + ",\"us\":" + (System.nanoTime() - t0) / 1000 + "}");
@@ -335,6 +350,7 @@ public final class Client {
             txProducer = new TransactionMQProducer(group + "-tx", brokerRequestHook("tx-producer"));
             txProducer.setNamesrvAddr(namesrv);
             txProducer.setInstanceName(runId + "-tx");
+            txProducer.setHeartbeatBrokerInterval(heartbeatMs);
             txProducer.setTransactionListener(new TransactionListener() {
                 @Override
                 public LocalTransactionState executeLocalTransaction(Message msg, Object arg) {
@@ -361,9 +377,15 @@ public final class Client {
             }
         }
 
-        boolean complete = allConsumed.await(timeoutMs, TimeUnit.MILLISECONDS);
+        // Every key acknowledged as sent consumed (a send that failed may
+        // or may not have reached the broker: not waited for).
+        long consumeDeadline = System.nanoTime() + timeoutMs * 1_000_000L;
+        boolean complete;
+        while (!(complete = consumedKeys.containsAll(ACKED)) && System.nanoTime() < consumeDeadline) {
+            Thread.sleep(50);
+        }
         List<String> missing = new ArrayList<>();
-        for (String k : sentKeys) if (!consumedKeys.contains(k)) missing.add(k);
+        for (String k : ACKED) if (!consumedKeys.contains(k)) missing.add(k);
         Collections.sort(missing);
 
         long[] lat = syncLatencyNs.clone();
@@ -409,6 +431,7 @@ public final class Client {
 
     static void report(String mode, String key, SendResult r, long ns, AtomicLong failures) {
         if (r.getSendStatus() == SendStatus.SEND_OK) {
+            ACKED.add(key);
             emit("{\"event\":\"sent\",\"mode\":" + q(mode) + ",\"key\":" + q(key) + ",\"msgId\":" + q(r.getMsgId())
                 + ",\"offsetMsgId\":" + q(r.getOffsetMsgId()) + ",\"queue\":" + r.getMessageQueue().getQueueId()
                 + ",\"us\":" + ns / 1000 + "}");
@@ -421,6 +444,13 @@ public final class Client {
 
     static void failed(String mode, String key, Throwable e, AtomicLong failures) {
         failures.incrementAndGet();
-        emit("{\"event\":\"send_failed\",\"mode\":" + q(mode) + ",\"key\":" + q(key) + ",\"error\":" + q(e.toString()) + "}");
+        // The broker's (or baton's) response code, when a response failed
+        // the send: the producer wraps it after its retries.
+        Integer code = null;
+        for (Throwable t = e; t != null && code == null; t = t.getCause()) {
+            if (t instanceof MQBrokerException) code = ((MQBrokerException) t).getResponseCode();
+        }
+        emit("{\"event\":\"send_failed\",\"mode\":" + q(mode) + ",\"key\":" + q(key) + ",\"error\":" + q(e.toString())
+            + ",\"code\":" + code + "}");
     }
 }

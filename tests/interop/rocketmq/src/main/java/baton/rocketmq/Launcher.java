@@ -45,8 +45,13 @@ import org.apache.rocketmq.store.config.MessageStoreConfig;
  *  "cluster":"...","broker_name":"..."} once serving, then
  * {"event":"stopped"} after a clean shutdown, which the line "stop" on
  * standard input asks for (it takes seconds: RocketMQ joins its service
- * threads). EOF on standard input halts the JVM at once, so a harness that
- * dies leaves no broker behind. Logs go to ~/logs/rocketmqlogs: run with
+ * threads). The line "restart-broker" restarts the broker alone: its
+ * BrokerController is shut down (as a broker process stopping cleanly:
+ * its connections closed, its offsets flushed, unregistered from the
+ * name server), then a new one is started on the same ports and store
+ * and registered again, and {"event":"broker_restarted","broker":"..."}
+ * is printed; the name server keeps running. EOF on standard input
+ * halts the JVM at once, so a harness that dies leaves no broker behind. Logs go to ~/logs/rocketmqlogs: run with
  * -Duser.home=DIR/home. TLS is off (tls.server.mode=disabled): the default,
  * "permissive", makes every remoting server generate a self-signed RSA
  * certificate at start, seconds of CPU on a small machine.
@@ -104,72 +109,11 @@ public final class Launcher {
 
         BrokerController broker = null;
         String brokerAddr = null;
+        int port = 0;
         if (runBroker) {
-            int port = brokerPort != 0 ? brokerPort : freePort(2, 1);
-            BrokerConfig bc = new BrokerConfig();
-            bc.setRocketmqHome(dir);
-            bc.setBrokerClusterName(CLUSTER);
-            bc.setBrokerName(BROKER_NAME);
-            bc.setBrokerId(0);
-            bc.setBrokerIP1("127.0.0.1");
-            bc.setNamesrvAddr(namesrvAddr);
-            bc.setListenPort(port);
-            // Half messages are checked within seconds (default: 30 s apart,
-            // 6 s old), so a test sees CHECK_TRANSACTION_STATE quickly.
-            bc.setTransactionCheckInterval(1000);
-            bc.setTransactionTimeOut(1000);
-            // A send may wait in the broker's queue this long before it is
-            // refused as "broker busy" (TIMEOUT_CLEAN_QUEUE; default 200 ms):
-            // the test machine has 2 cores shared with other suites, and a
-            // CI run saw one async send refused so, on the direct run.
-            bc.setWaitTimeMillsInSendQueue(2000);
-            NettyServerConfig ns = new NettyServerConfig();
-            ns.setBindAddress("127.0.0.1");
-            ns.setListenPort(port);
-            MessageStoreConfig ms = new MessageStoreConfig();
-            String store = dir + "/store";
-            ms.setStorePathRootDir(store);
-            ms.setStorePathCommitLog(store + "/commitlog");
-            ms.setHaListenPort(port + 1);
-            // Small mapped files: the defaults (1 GiB commit log) are sparse
-            // but still cost address space and page cache on a shared disk.
-            ms.setMappedFileSizeCommitLog(64 * 1024 * 1024);
-            ms.setMappedFileSizeConsumeQueue(30_000 * 20);
-            // Loopback tests on a shared disk: do not refuse writes because
-            // other people's files fill it.
-            ms.setDiskMaxUsedSpaceRatio(95);
-            // No timer (delay-level) wheel: it allocates and clears tens of
-            // MiB at start; the tests send no delayed messages.
-            ms.setTimerWheelEnable(false);
-            broker = new BrokerController(bc, ns, new NettyClientConfig(), ms);
-            if (!broker.initialize()) fail("broker failed to initialize");
-            progress("broker initialized");
-            broker.start();
-            progress("broker started");
+            port = brokerPort != 0 ? brokerPort : freePort(2, 1);
+            broker = startBroker(dir, namesrvAddr, port, topics, queues, namesrv);
             brokerAddr = "127.0.0.1:" + port;
-            if (!topics.isEmpty()) {
-                for (String t : topics.split(",")) {
-                    TopicConfig tc = new TopicConfig(t, queues, queues, PermName.PERM_READ | PermName.PERM_WRITE);
-                    broker.getTopicConfigManager().updateTopicConfig(tc);
-                }
-            }
-            // Synchronous registration: routes are in the name server when
-            // it returns.
-            broker.registerBrokerAll(true, false, true);
-            // The call returns before the name server has every topic in
-            // its route table (seen with 5.3.3: a route query right after
-            // it answered TOPIC_NOT_EXIST), so "ready" waits until this
-            // process's name server routes each topic (bounded; fails).
-            if (namesrv != null && !topics.isEmpty()) {
-                long deadline = System.nanoTime() + 30_000_000_000L;
-                for (String t : topics.split(",")) {
-                    while (namesrv.getRouteInfoManager().pickupTopicRouteData(t) == null) {
-                        if (System.nanoTime() > deadline) fail("topic " + t + " not routed by the name server within 30 s");
-                        broker.registerBrokerAll(true, false, true);
-                        Thread.sleep(100);
-                    }
-                }
-            }
         }
 
         progress("topics registered");
@@ -192,6 +136,14 @@ public final class Launcher {
                 graceful = true;
                 break;
             }
+            if (line.trim().equals("restart-broker") && broker != null) {
+                progress("broker stopping");
+                broker.shutdown();
+                progress("broker stopped");
+                broker = startBroker(dir, namesrvAddr, port, topics, queues, namesrv);
+                System.out.println("{\"event\":\"broker_restarted\",\"broker\":\"" + brokerAddr + "\"}");
+                System.out.flush();
+            }
         }
         if (!graceful) {
             // EOF: the harness is gone or wants the broker gone now (a
@@ -206,6 +158,80 @@ public final class Launcher {
         System.out.flush();
         // Netty and RocketMQ leave non-daemon threads behind.
         System.exit(0);
+    }
+
+    /**
+     * Starts a broker on {@code port} (and port-2, port+1) with its store
+     * under {@code dir}, creates {@code topics}, registers it with the name
+     * server and, when that runs in this process, waits until it routes
+     * each topic. A restart calls it again with the same port and store.
+     */
+    static BrokerController startBroker(String dir, String namesrvAddr, int port, String topics, int queues,
+                                        NamesrvController namesrv) throws Exception {
+        BrokerConfig bc = new BrokerConfig();
+        bc.setRocketmqHome(dir);
+        bc.setBrokerClusterName(CLUSTER);
+        bc.setBrokerName(BROKER_NAME);
+        bc.setBrokerId(0);
+        bc.setBrokerIP1("127.0.0.1");
+        bc.setNamesrvAddr(namesrvAddr);
+        bc.setListenPort(port);
+        // Half messages are checked within seconds (default: 30 s apart,
+        // 6 s old), so a test sees CHECK_TRANSACTION_STATE quickly.
+        bc.setTransactionCheckInterval(1000);
+        bc.setTransactionTimeOut(1000);
+        // A send may wait in the broker's queue this long before it is
+        // refused as "broker busy" (TIMEOUT_CLEAN_QUEUE; default 200 ms):
+        // the test machine has 2 cores shared with other suites, and a
+        // CI run saw one async send refused so, on the direct run.
+        bc.setWaitTimeMillsInSendQueue(2000);
+        NettyServerConfig ns = new NettyServerConfig();
+        ns.setBindAddress("127.0.0.1");
+        ns.setListenPort(port);
+        MessageStoreConfig ms = new MessageStoreConfig();
+        String store = dir + "/store";
+        ms.setStorePathRootDir(store);
+        ms.setStorePathCommitLog(store + "/commitlog");
+        ms.setHaListenPort(port + 1);
+        // Small mapped files: the defaults (1 GiB commit log) are sparse
+        // but still cost address space and page cache on a shared disk.
+        ms.setMappedFileSizeCommitLog(64 * 1024 * 1024);
+        ms.setMappedFileSizeConsumeQueue(30_000 * 20);
+        // Loopback tests on a shared disk: do not refuse writes because
+        // other people's files fill it.
+        ms.setDiskMaxUsedSpaceRatio(95);
+        // No timer (delay-level) wheel: it allocates and clears tens of
+        // MiB at start; the tests send no delayed messages.
+        ms.setTimerWheelEnable(false);
+        BrokerController broker = new BrokerController(bc, ns, new NettyClientConfig(), ms);
+        if (!broker.initialize()) fail("broker failed to initialize");
+        progress("broker initialized");
+        broker.start();
+        progress("broker started");
+        if (!topics.isEmpty()) {
+            for (String t : topics.split(",")) {
+                TopicConfig tc = new TopicConfig(t, queues, queues, PermName.PERM_READ | PermName.PERM_WRITE);
+                broker.getTopicConfigManager().updateTopicConfig(tc);
+            }
+        }
+        // Synchronous registration: routes are in the name server when
+        // it returns.
+        broker.registerBrokerAll(true, false, true);
+        // The call returns before the name server has every topic in
+        // its route table (seen with 5.3.3: a route query right after
+        // it answered TOPIC_NOT_EXIST), so "ready" waits until this
+        // process's name server routes each topic (bounded; fails).
+        if (namesrv != null && !topics.isEmpty()) {
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            for (String t : topics.split(",")) {
+                while (namesrv.getRouteInfoManager().pickupTopicRouteData(t) == null) {
+                    if (System.nanoTime() > deadline) fail("topic " + t + " not routed by the name server within 30 s");
+                    broker.registerBrokerAll(true, false, true);
+                    Thread.sleep(100);
+                }
+            }
+        }
+        return broker;
     }
 
     /**
