@@ -142,6 +142,11 @@ const HOLD: &[u8] = b"hold";
 /// A request body that makes the broker answer the requests it holds on
 /// that connection, then this one.
 const RELEASE: &[u8] = b"release";
+/// A request body the broker answers, then closes the connection it came
+/// on (as a broker that goes away).
+const CLOSE: &[u8] = b"close";
+/// HEART_BEAT: a client's registration with a broker.
+const HEART_BEAT: i64 = 34;
 
 /// A broker that answers every request after `delay` with `<name>:<body>`
 /// (code SUCCESS, or PULL_RETRY_IMMEDIATELY to a body of `retry`) — but
@@ -172,6 +177,14 @@ async fn broker(
                     if frame.body == HOLD {
                         held.push(frame.opaque());
                         continue;
+                    }
+                    if frame.body == CLOSE {
+                        let answer =
+                            Frame::response(frame.opaque(), format!("{name}:close").as_bytes());
+                        let mut wr = wr.lock().await;
+                        let _ = wr.write_all(&answer.encode()).await;
+                        let _ = wr.shutdown().await;
+                        break;
                     }
                     if frame.body == RELEASE {
                         let mut wr = wr.lock().await;
@@ -495,6 +508,59 @@ async fn a_failed_move_leaves_the_broker_connection_with_its_client() {
     answered_once_by(&mut client, COUNT, "default").await;
     connections += broker_asks(&mut client, &mut seen).await;
     assert_eq!(connections, 1, "the connections the broker saw");
+}
+
+/// A client's broker connection that the broker closed is dialled again
+/// at the client's next request, and starts with the client's last
+/// HEART_BEAT, as the client would send it on a reconnect of its own (it
+/// never sees one): the broker knows the client's groups at once. The
+/// replayed heartbeat's answer reaches no one; the client gets exactly
+/// the answers to what it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_connection_dialled_again_starts_with_the_clients_heartbeat() {
+    let (default, mut seen) = broker("default", Duration::ZERO).await;
+    let (orders, _orders_seen) = broker("orders", Duration::ZERO).await;
+    let baton = Baton::start(&config(default, orders));
+    let mut client = TcpStream::connect(baton.addr("mq")).await.unwrap();
+    let heartbeat = Frame::request(HEART_BEAT, 1, "", b"groups");
+    let close = Frame::request(SEND_MESSAGE, 2, "logs", CLOSE);
+    let again = Frame::request(SEND_MESSAGE, 3, "logs", b"m3");
+    let more = Frame::request(SEND_MESSAGE, 4, "logs", b"m4");
+    for (request, body) in [
+        (&heartbeat, "default:groups"),
+        (&close, "default:close"),
+        (&again, "default:m3"),
+        (&more, "default:m4"),
+    ] {
+        client.write_all(&request.encode()).await.unwrap();
+        let answer = timeout(PATIENCE, Frame::read(&mut client))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                answer.opaque(),
+                String::from_utf8_lossy(&answer.body).into_owned()
+            ),
+            (request.opaque(), body.to_string()),
+            "each answer is its own request's, in turn"
+        );
+    }
+    let mut saw = Vec::new();
+    while saw.len() < 7 {
+        saw.push(
+            match timeout(PATIENCE, seen.recv()).await.unwrap().unwrap() {
+                Seen::Connection => "connection".to_string(),
+                Seen::Request(code) => code.to_string(),
+                Seen::Answer(..) => "answer".to_string(),
+            },
+        );
+    }
+    assert_eq!(
+        saw,
+        ["connection", "34", "10", "connection", "34", "10", "10"],
+        "the second connection starts with the heartbeat"
+    );
 }
 
 /// `baton_rpc_responses_total{result}` counts by RocketMQ's own codes: a

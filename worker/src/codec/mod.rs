@@ -377,6 +377,17 @@ pub trait Codec: fmt::Debug + Send + Sync + Sized + 'static {
     /// upstream connection), or `None` where the protocol has none at the
     /// transport level.
     fn heartbeat(&self, id: RequestId) -> Option<Frame>;
+
+    /// Whether `request` registers its client with the server (where
+    /// [`Pinning::PerClient`]: RocketMQ's HEART_BEAT, which tells a broker
+    /// the client's producer and consumer groups). A pinned connection
+    /// dialled again after its server went away starts with the client's
+    /// last such request, as the client itself would on a reconnect it
+    /// saw. None by default.
+    fn registers(&self, request: &Frame) -> bool {
+        let _ = request;
+        false
+    }
 }
 
 /// Declares the registered protocols. Each line
@@ -505,6 +516,11 @@ macro_rules! registry {
             /// See [`Codec::heartbeat`].
             pub fn heartbeat(&self, id: RequestId) -> Option<Frame> {
                 match self { $( AnyCodec::$variant(c) => c.heartbeat(id), )+ }
+            }
+
+            /// See [`Codec::registers`].
+            pub fn registers(&self, request: &Frame) -> bool {
+                match self { $( AnyCodec::$variant(c) => c.registers(request), )+ }
             }
 
             /// Everything but the unconsumed bytes that a connection needs to

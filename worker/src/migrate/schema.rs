@@ -93,7 +93,9 @@
 //!            Option<string>, sampled: bool, start_unix_nanos: u64,
 //!            listener: string, client: Option<SocketAddr>, cluster:
 //!            Option<string>, system: string, service: Option<string>,
-//!            method: Option<string> })]
+//!            method: Option<string> })],
+//!   registration: Option<bytes> (the client's last registering request,
+//!            a whole frame: RocketMQ's HEART_BEAT)
 //!   fds = the client, each pinned connection's socket, the memfd if any
 //! ```
 //!

@@ -294,6 +294,7 @@ mod tests {
                 asked: Vec::new(),
                 pinned_move: true,
                 traces: Vec::new(),
+                registration: None,
             }));
             let (_, back) = round_trip(&original, Schema::V1);
             same_head(&original, &back);
@@ -354,6 +355,7 @@ mod tests {
                 asked: vec![(RequestId(9), Arc::from("broker-a"))],
                 pinned_move: true,
                 traces: Vec::new(),
+                registration: Some(Box::new(request.clone())),
             }));
             let (state, back) = round_trip(&original, Schema::V7);
             assert!(matches!(state.kind, ConnKind::RpcV7(_)));
@@ -369,6 +371,10 @@ mod tests {
             );
             assert_eq!((b.in_flight, b.forwarded_in_flight()), (3, 2));
             assert_eq!(b.asked, a.asked);
+            assert_eq!(
+                b.registration.as_ref().map(|f| f.as_bytes()),
+                Some(request.as_bytes())
+            );
             let ([(_, x)], [(name, y)]) = (
                 &a.parked_pinned().collect::<Vec<_>>()[..],
                 &b.parked_pinned().collect::<Vec<_>>()[..],

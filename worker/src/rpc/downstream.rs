@@ -174,6 +174,12 @@ pub(crate) struct Downstream {
     /// Pinned protocols: the server requests passed to the client, latest
     /// last: (the server's id, the cluster of the connection that asked).
     asked: VecDeque<(RequestId, ClusterId)>,
+    /// Pinned protocols: the client's last request that registers it with
+    /// its server ([`crate::codec::Codec::registers`]), and the clusters
+    /// it has had a pinned connection to: one dialled again starts with
+    /// it.
+    registration: Option<Box<Frame>>,
+    dialled: Vec<ClusterId>,
     ctx: Context,
     idle: Idle,
     meter: Arc<ByteMeter>,
@@ -249,6 +255,9 @@ pub struct RpcParts {
     /// client's id; they move with it (schema 7 on) and are ended by the
     /// generation that writes their responses.
     pub(crate) traces: Vec<(RequestId, trace::Active)>,
+    /// Pinned protocols: the client's last registration (see
+    /// `Downstream::replay_registration`).
+    pub registration: Option<Box<Frame>>,
 }
 
 /// A pinned upstream connection of a paused client connection.
@@ -340,6 +349,8 @@ impl Downstream {
             sent: 0,
             pinned: Vec::new(),
             asked: VecDeque::new(),
+            registration: None,
+            dialled: Vec::new(),
             traces: HashMap::new(),
             ctx,
             idle: Idle::new(idle_timeout),
@@ -404,6 +415,8 @@ impl Downstream {
             sent: 0,
             pinned: Vec::new(),
             asked,
+            registration: parts.registration,
+            dialled: Vec::new(),
             traces: HashMap::new(),
             ctx,
             idle: Idle::new(idle_timeout),
@@ -419,7 +432,10 @@ impl Downstream {
             match pinned {
                 Pinned::Running {
                     cluster, handle, ..
-                } => downstream.pinned.push((cluster, handle)),
+                } => {
+                    downstream.dialled.push(cluster);
+                    downstream.pinned.push((cluster, handle));
+                }
                 Pinned::Parked { cluster, conn } => downstream.resume_pinned(&cluster, conn),
             }
         }
@@ -450,7 +466,10 @@ impl Downstream {
             )),
         };
         match resumed {
-            Ok(pinned) => self.pinned.push(pinned),
+            Ok(pinned) => {
+                self.dialled.push(pinned.0);
+                self.pinned.push(pinned);
+            }
             Err((why, requests)) => {
                 warn!(cluster = name, %why, requests = requests.len(), "a moved upstream connection cannot run here; closing it");
                 for moved in requests {
@@ -498,6 +517,7 @@ impl Downstream {
             asked,
             pinned_move: self.ctx.listener.move_pinned,
             traces: self.traces.into_iter().collect(),
+            registration: self.registration,
             client: self.client,
             codec: self.codec.state(),
             read_pending: self.read_buf.to_vec(),
@@ -758,7 +778,12 @@ impl Downstream {
             request.trace = Some((Arc::clone(&listener.name), Arc::clone(log)));
         }
         let sent = match listener.protocol.pinning() {
-            Pinning::PerClient => self.send_pinned(cluster, request).await,
+            Pinning::PerClient => {
+                if self.codec.registers(&request.frame) {
+                    self.registration = Some(Box::new(request.frame.clone()));
+                }
+                self.send_pinned(cluster, request).await
+            }
             Pinning::Pooled => self.ctx.pool(cluster).send(request, self.peer).await,
         };
         match sent {
@@ -883,7 +908,10 @@ impl Downstream {
                 )
                 .await;
                 match connected {
-                    Ok(handle) => self.pinned.push((cluster, handle)),
+                    Ok(handle) => {
+                        self.replay_registration(cluster, &handle, &request).await;
+                        self.pinned.push((cluster, handle));
+                    }
                     // The cluster's max_connections (the breaker counted it).
                     Err(e) if e.overflow.is_some() => {
                         return Err((request, ErrorKind::Overloaded));
@@ -901,6 +929,47 @@ impl Downstream {
             .send(request)
             .await
             .map_err(|r| (r, ErrorKind::Unavailable))
+    }
+
+    /// Pinned protocols, on a connection just made to `cluster`: when the
+    /// client had one there before (the server went away, or closed it),
+    /// the client's last registration goes first — unless `next` is one
+    /// — as the client would send it on a reconnect of its own, which it
+    /// never sees. So a restarted broker knows the client's groups at
+    /// once, not at its next periodic heartbeat. Its answer goes nowhere.
+    async fn replay_registration(
+        &mut self,
+        cluster: ClusterId,
+        handle: &UpHandle,
+        next: &UpRequest,
+    ) {
+        if !self.dialled.contains(&cluster) {
+            self.dialled.push(cluster);
+            return;
+        }
+        let Some(registration) = self.registration.as_deref() else {
+            return;
+        };
+        if self.codec.registers(&next.frame) {
+            return;
+        }
+        // A reply nobody reads: the connection gives it an id of its own
+        // and drops the answer.
+        let (inbox, _) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let reply = ReplyTo {
+            inbox,
+            client_id: registration.request_id(),
+        };
+        let replay = UpRequest::new(
+            registration.clone(),
+            Some(reply),
+            now + self.ctx.listener.request_timeout,
+            now,
+            None,
+        );
+        debug!("a pinned connection dialled again: the client's registration goes first");
+        let _ = handle.send(replay).await;
     }
 
     fn write(&mut self) -> std::io::Result<()> {

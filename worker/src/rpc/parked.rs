@@ -65,6 +65,10 @@ pub struct RpcWireV7 {
     pub spilled: Option<Vec<u64>>,
     /// The spans of its requests in flight, by the client's id.
     pub traces: Vec<(u64, MovingSpan)>,
+    /// The client's last request registering it with its server (a
+    /// RocketMQ HEART_BEAT), whole, to replay on a connection dialled
+    /// again (see `rpc::downstream`).
+    pub registration: Option<Vec<u8>>,
 }
 
 /// A pinned upstream connection on the wire (in a [`RpcWireV7`]).
@@ -180,6 +184,7 @@ impl WireForm for RpcWire {
             asked: Vec::new(),
             pinned_move: true,
             traces: Vec::new(),
+            registration: None,
         })
     }
 }
@@ -233,6 +238,7 @@ impl RpcParts {
                 .iter()
                 .filter_map(|(id, span)| Some((id.0, span.moving()?)))
                 .collect(),
+            registration: self.registration.as_ref().map(|f| f.as_bytes().to_vec()),
         };
         Ok((wire, memfd))
     }
@@ -302,6 +308,10 @@ impl WireForm for RpcWireV7 {
                 },
             });
         }
+        let registration = match self.registration {
+            Some(bytes) => Some(Box::new(request_frame(&codec, bytes)?)),
+            None => None,
+        };
         Ok(RpcParts {
             client,
             codec,
@@ -322,6 +332,7 @@ impl WireForm for RpcWireV7 {
                 .into_iter()
                 .map(|(id, span)| (RequestId(id), Active::moved(span)))
                 .collect(),
+            registration,
         })
     }
 }

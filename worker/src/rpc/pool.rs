@@ -894,15 +894,23 @@ impl UpConn {
     }
 
     fn read(&mut self) -> Step {
+        // The server's last answers can come with its end of stream:
+        // they are decoded and delivered before the connection counts as
+        // closed.
+        let mut ended = false;
         loop {
             self.read_buf.reserve(READ_CHUNK);
             match self.stream.try_read_buf(&mut self.read_buf) {
-                Ok(0) => return Step::Closed(ErrorKind::Unavailable),
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     debug!(error = %e, "upstream read failed");
-                    return Step::Closed(ErrorKind::Unavailable);
+                    ended = true;
+                    break;
                 }
             }
             if self.read_buf.len() >= READ_CHUNK * 4 {
@@ -912,6 +920,7 @@ impl UpConn {
         loop {
             match self.codec.decode(&mut self.read_buf) {
                 Ok(Some(frame)) => self.received(frame),
+                Ok(None) if ended => return Step::Closed(ErrorKind::Unavailable),
                 Ok(None) => return Step::Continue,
                 Err(e) => {
                     warn!(error = %e, upstream = %self.addr, "undecodable data from upstream; closing the connection");

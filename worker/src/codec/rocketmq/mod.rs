@@ -44,7 +44,8 @@
 //! `opaque`. There is no transport-level heartbeat: HEART_BEAT (34) is a
 //! client registration that the broker must see, so it is a plain
 //! [`FrameKind::Request`] here and [`RocketMqCodec::heartbeat_reply`] is
-//! always `None`.
+//! always `None`; it is what [`Codec::registers`] names, so that a broker
+//! connection baton dials again (the broker restarted) starts with it.
 //!
 //! # Routing attributes (requests only)
 //!
@@ -138,6 +139,8 @@ const LANGUAGE_JAVA: u8 = 0;
 /// Request codes whose header is `SendMessageRequestHeaderV2`, where the
 /// topic is the short key `b`.
 const SEND_V2_CODES: [i32; 3] = [310, 320, 325];
+/// HEART_BEAT: a client's registration with a broker.
+const HEART_BEAT: i32 = 34;
 
 /// `RemotingSysResponseCode` / `ResponseCode` values used by hijack.
 pub mod code {
@@ -356,6 +359,12 @@ impl Codec for RocketMqCodec {
 
     fn heartbeat(&self, _id: RequestId) -> Option<Frame> {
         None
+    }
+
+    /// HEART_BEAT (34): the client's producer and consumer groups, which a
+    /// broker knows a client by.
+    fn registers(&self, request: &Frame) -> bool {
+        request.attributes().code == Some(HEART_BEAT)
     }
 }
 

@@ -162,6 +162,7 @@ fn samples() -> Vec<(String, ConnState)> {
                 ],
                 spilled: None,
                 traces: Vec::new(),
+                registration: Some(b"the client's HEART_BEAT".to_vec()),
             })),
         ),
         (
@@ -175,6 +176,7 @@ fn samples() -> Vec<(String, ConnState)> {
                 bytes: Vec::new(),
                 spilled: Some(vec![0, 0, 40_000, 0]),
                 traces: Vec::new(),
+                registration: None,
             })),
         ),
         (
@@ -204,6 +206,7 @@ fn samples() -> Vec<(String, ConnState)> {
                         method: Some("echo".into()),
                     },
                 )],
+                registration: None,
             })),
         ),
     ]);
