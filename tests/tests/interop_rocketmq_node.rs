@@ -4,8 +4,8 @@
 //! address, no Aliyun access keys — driven by
 //! `tests/interop/rocketmq_node_client.js` (installed by `.ci/run`'s
 //! `npm ci`). The broker is the one [`baton_tests::rocketmq_broker`] runs
-//! for `interop_rocketmq.rs`, shared by the tests here (its JVM halts when
-//! the test process ends); baton is configured as there: a `rocketmq`
+//! for `interop_rocketmq.rs`, one per test (stopped, its temp dir removed,
+//! when the test ends); baton is configured as there: a `rocketmq`
 //! listener in front of the name server whose route answers
 //! (`rocketmq_brokers`) name baton's broker listener, so the client knows
 //! only baton and every send, pull, heartbeat, offset commit and broker →
@@ -40,7 +40,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use baton_tests::Baton;
@@ -48,18 +47,14 @@ use baton_tests::admin::{http, sum};
 use baton_tests::rocketmq_broker::{RocketMq, START_TIMEOUT, code, json_lines_to_end};
 use serde_json::Value;
 
+const TOPIC: &str = "NodeTopic";
+
 /// Messages per run.
 const COUNT: u32 = 2_000;
 
 /// The client gives up waiting for consumption after this long (a run
 /// takes a few seconds; this bounds a lost message).
 const CONSUME_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One broker for the tests here, each with a topic of its own.
-fn broker() -> &'static RocketMq {
-    static BROKER: OnceLock<RocketMq> = OnceLock::new();
-    BROKER.get_or_init(|| RocketMq::start(&["NodeTopic", "NodeUpgradeTopic"]))
-}
 
 /// `tests/interop/`, checked to hold what `.ci/run` installs.
 fn interop_dir() -> PathBuf {
@@ -251,9 +246,9 @@ fn check_run(label: &str, baton: &Baton, run: &NodeRun) {
 
 #[test]
 fn ali_ons_through_baton() {
-    let rmq = broker();
-    let baton = Baton::start(&baton_config(rmq));
-    let run = run_node_client(baton.addr("namesrv"), "NodeTopic", "node-via-baton", |_| {});
+    let rmq = RocketMq::start(&[TOPIC]);
+    let baton = Baton::start(&baton_config(&rmq));
+    let run = run_node_client(baton.addr("namesrv"), TOPIC, "node-via-baton", |_| {});
     check_run("through baton", &baton, &run);
     let notifies = run
         .before_summary()
@@ -276,8 +271,8 @@ fn ali_ons_through_baton() {
 #[test]
 fn ali_ons_across_upgrades() {
     const UPGRADES: usize = 5;
-    let rmq = broker();
-    let baton = Baton::start(&baton_config(rmq));
+    let rmq = RocketMq::start(&[TOPIC]);
+    let baton = Baton::start(&baton_config(&rmq));
     let every = COUNT as usize / (UPGRADES + 1);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     // Acknowledged sends so far, to print where each upgrade ended.
@@ -288,7 +283,7 @@ fn ali_ons_across_upgrades() {
         let client = scope.spawn(move || {
             let (mut asked, mut index) = (0usize, 0usize);
             let mut first_upgrade_at = None;
-            let run = run_node_client(namesrv, "NodeUpgradeTopic", "node-upgrades", |v| {
+            let run = run_node_client(namesrv, TOPIC, "node-upgrades", |v| {
                 index += 1;
                 if v["event"] == "sent" {
                     sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
