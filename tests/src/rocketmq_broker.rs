@@ -527,3 +527,39 @@ pub fn remoting_call(
     raw.extend_from_slice(&rest);
     RemotingFrame { raw, header, body }
 }
+
+// === other clients ===
+
+/// Reads another client's JSON lines (its stdout; its stderr echoed) to
+/// their end, calling `on_event` with each as it comes, then waits for it
+/// and returns the lines and its exit status. Past `deadline` the child
+/// is killed and the test fails, naming `name`.
+pub fn json_lines_to_end(
+    child: &mut Child,
+    name: &'static str,
+    deadline: Instant,
+    mut on_event: impl FnMut(&Value),
+) -> (Vec<Value>, std::process::ExitStatus) {
+    let lines = lines_of(child.stdout.take().expect("stdout"), name);
+    echo_lines(child.stderr.take().expect("stderr"), name);
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    on_event(&v);
+                    events.push(v);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not finish in time");
+            }
+        }
+    }
+    let status = child.wait().expect("wait for the client");
+    (events, status)
+}

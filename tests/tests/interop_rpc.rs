@@ -9,11 +9,9 @@
 //!   clients, `sofa-rpc-node` with `dubbo-remoting` as the server — three
 //!   independent encoders of the protocol on the client side.
 //!
-//! RocketMQ has no test here: Apache's broker is Java, from Maven Central,
-//! which this project's machines cannot reach, and the Rust
-//! reimplementation on crates.io (rocketmq-broker 1.0) takes a quarter of
-//! an hour to build and drops the requests of the pure-JS client (ali-ons)
-//! unless their headers are rewritten.
+//! RocketMQ has tests of its own, against the real Apache name server and
+//! broker (5.3.3, from Maven Central): `interop_rocketmq.rs` with the
+//! official Java client, `interop_rocketmq_node.rs` with npm `ali-ons`.
 //!
 //! `rpc_server.js` prints what it sees (connections, requests) and every
 //! answer names the server and service that produced it, so a test checks
