@@ -391,7 +391,7 @@ pub fn run_client(namesrv: SocketAddr, spec: &ClientSpec) -> ClientRun {
 pub fn run_client_with(
     namesrv: SocketAddr,
     spec: &ClientSpec,
-    mut on_event: impl FnMut(&Value),
+    on_event: impl FnMut(&Value),
 ) -> ClientRun {
     let home = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
@@ -422,32 +422,9 @@ pub fn run_client_with(
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn java (the JDK is installed by .ci/run)");
-    let lines = lines_of(child.stdout.take().expect("stdout"), "client");
-    echo_lines(child.stderr.take().expect("stderr"), "client");
     let deadline = started + spec.consume_timeout + START_TIMEOUT;
     let mut run = ClientRun::default();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    on_event(&v);
-                    run.events.push(v);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the RocketMQ client did not finish within {:?} (logs: {})",
-                    deadline - started,
-                    home.path().join("logs").display()
-                );
-            }
-        }
-    }
-    let _ = child.wait();
+    (run.events, _) = json_lines_to_end(&mut child, "client", deadline, on_event);
     run.elapsed = started.elapsed();
     for (index, v) in run.events.iter().enumerate() {
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();

@@ -717,8 +717,9 @@ fn broker_side(baton: &Baton, rmq: &RocketMq) -> BrokerSide {
 /// (baton's connections to it re-established, one per client instance at
 /// least), and every send from the first acknowledged after the restart
 /// on succeeds; no message acknowledged as sent is lost, and the
-/// consumers resume — once their next heartbeat (every 2 s here, 30 s
-/// by default) has told the new broker about them.
+/// consumers resume — the new broker knows them from the HEART_BEAT baton
+/// replays on each connection it dials again, not from their next one
+/// (the Java client's default interval, 30 s, here).
 #[test]
 fn the_broker_restarted_under_load() {
     let rmq = RocketMq::start(&[TOPIC]);
@@ -771,8 +772,8 @@ fn the_broker_restarted_under_load() {
     let ((run, consumed_at), restart) = (run, restart);
     let (from, to, served_again, before) = restart.expect("the client acknowledged 500 sends");
     // Printed, never asserted: how long after the new broker served the
-    // consumers got their next message (their next heartbeat tells it of
-    // them).
+    // consumers got their next message (baton's replayed heartbeat tells
+    // it of them).
     let resumed = consumed_at
         .iter()
         .find(|&&t| t > served_again)
