@@ -56,6 +56,7 @@
 
 pub mod client;
 pub mod map;
+pub mod render;
 pub mod resources;
 
 pub use client::Client;
