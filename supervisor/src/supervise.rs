@@ -127,10 +127,14 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
     {
         None => (loaded, None),
         Some(bootstrap) => {
+            let waiting = Systemd::from_env();
             let feed = runtime.block_on(async {
                 let feed =
                     crate::xds::XdsFeed::start(bootstrap, Default::default(), xds_outputs.clone());
-                feed.initial().await;
+                tokio::select! {
+                    _ = feed.initial() => {}
+                    () = waiting.waiting("waiting for the xDS control plane's first answer") => {}
+                }
                 feed
             });
             let composed = crate::xds::compose(&loaded, &feed.snapshot())
