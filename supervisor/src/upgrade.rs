@@ -423,7 +423,7 @@ impl Supervisor {
             return false;
         };
         let snapshot = feed.snapshot();
-        if !crate::xds::complete(&snapshot) {
+        if !crate::xds::resolved(&snapshot) {
             // Envoy's warming: what is in force serves until every
             // resource the accepted ones name has arrived (an LDS update
             // naming a new RouteConfiguration waits for it).

@@ -5,7 +5,7 @@
 //! ```text
 //!  start     parse the file in full (the bootstrap, the static part);
 //!            start the client; the first generation waits for the first
-//!            complete answer (every subscribed type received), at most
+//!            complete answer (LDS, and every resource named there), at most
 //!            [xds] initial_fetch_timeout (15 s) — past it, what arrived
 //!            (perhaps nothing: the static part) serves, with a warning
 //!  update    an accepted snapshot ─▶ [xds] debounce (100 ms: a burst is
@@ -170,16 +170,27 @@ impl XdsFeed {
     }
 }
 
-/// Every type answered at least once, and every named resource the
-/// accepted ones refer to there.
-pub(crate) fn complete(s: &Snapshot) -> bool {
+/// Every named resource the accepted ones refer to has arrived (EDS
+/// assignments of the EDS clusters, RouteConfigurations of the HTTP
+/// listeners, secrets of the TLS contexts): Envoy's warming. An update
+/// that names one not there yet waits for it.
+pub(crate) fn resolved(s: &Snapshot) -> bool {
     Kind::ALL.into_iter().all(|kind| match s.wanted(kind) {
-        None => s.versions.contains_key(&kind),
+        None => true,
         Some(wanted) => {
             let held = s.names(kind);
             wanted.iter().all(|n| held.contains(n))
         }
     })
+}
+
+/// The first complete answer: listeners answered (LDS), and everything
+/// they and the clusters name [`resolved`]. CDS is not awaited apart: a
+/// control plane with no cluster for this node may send no CDS response
+/// at all (go-control-plane sends none for a type it holds nothing of);
+/// clusters answered after the listeners join with the next update.
+fn complete(s: &Snapshot) -> bool {
+    s.versions.contains_key(&Kind::Listener) && resolved(s)
 }
 
 /// Follows the client: publishes its status and each accepted snapshot

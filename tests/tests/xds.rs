@@ -184,6 +184,34 @@ async fn bootstrap_to_serving() {
     assert!(at > Some(0.0), "{scrape}");
 }
 
+/// A control plane with no cluster for the node (go-control-plane then
+/// sends no CDS response at all): the first generation does not wait for
+/// one (an initial wait longer than the test's patience would fail it),
+/// and a change of a direct response applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_without_clusters_serve_and_change() {
+    let direct = |body: &str| {
+        json!({
+            "listeners": [{ "name": "front", "port": 0, "route_config": "r" }],
+            "routes": [{ "name": "r", "virtual_hosts": [{
+                "name": "all", "domains": ["*"],
+                "routes": [{ "prefix": "/", "direct": { "status": 200, "body": body } }],
+            }]}],
+        })
+    };
+    let mut cp = ControlPlane::start(0).await;
+    cp.set("1", direct("one")).await;
+    let baton = Baton::start(&format!("{}initial_fetch_timeout = \"1h\"\n", config(&cp)));
+    let mut client = Client::connect(baton.addr("front")).await;
+    assert_eq!(client.get("/").await.text(), "one");
+    cp.set("2", direct("two")).await;
+    let mut n = 0;
+    while client.get("/").await.text() != "two" {
+        n += 1;
+        assert!(n < 100_000, "the change never applied");
+    }
+}
+
 /// An RDS change while keep-alive HTTP/1.1 clients send without pause:
 /// every request answered 200 on the socket it started on, and each
 /// client sees the new route on that same connection.

@@ -26,7 +26,8 @@
 //! The supervisor runs the [`Client`] when the config has `[xds]`
 //! (`supervisor/src/xds.rs`): it lives across worker generations, so an
 //! upgrade re-fetches nothing. The first generation waits for the first
-//! complete answer (every subscribed type received), at most
+//! complete answer (listeners, and every resource they and the clusters
+//! name), at most
 //! `[xds] initial_fetch_timeout` (15 s), then serves what arrived. Each
 //! accepted change, once `[xds] debounce` (100 ms) has gathered a burst
 //! and every resource it names has arrived (warming), is composed with

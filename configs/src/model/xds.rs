@@ -19,8 +19,9 @@ pub struct Xds {
     /// (h2c) when absent.
     pub tls: Option<XdsTls>,
     /// `initial_fetch_timeout`: how long the first generation waits for
-    /// the control plane's first complete answer (every subscribed type
-    /// received) before it serves the file's static part alone (Envoy's
+    /// the control plane's first complete answer (its listeners, and every
+    /// resource named there) before it serves what it has — the file's
+    /// static part at least (Envoy's
     /// `initial_fetch_timeout`; default 15 s; `"0s"`: no wait).
     pub initial_fetch_timeout: std::time::Duration,
     /// `debounce`: after an accepted update, how long the supervisor

@@ -73,7 +73,8 @@ pub struct UpgradeReport {
     pub outcome: Outcome,
     /// Why, when it did not succeed (or a note when it did with losses).
     pub reason: Option<String>,
-    /// `rollback` or `upgrade`.
+    /// `upgrade`, `reload` (SIGHUP), `rollback`, or `xds` (a control
+    /// plane's change).
     pub kind: String,
     pub from_generation: Option<u32>,
     pub to_generation: Option<u32>,
