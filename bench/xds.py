@@ -107,15 +107,17 @@ class Baton:
             time.sleep(0.01)
 
     def rss_kib(self):
-        pids = [self.p.pid] + [int(p) for p in subprocess.run(
+        """(supervisor, workers) VmRSS in KiB."""
+        workers = [int(p) for p in subprocess.run(
             ["pgrep", "-P", str(self.p.pid)], capture_output=True, text=True).stdout.split()]
-        total = 0
-        for pid in pids:
+
+        def rss(pid):
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        return total
+                        return int(line.split()[1])
+            return 0
+        return rss(self.p.pid), sum(rss(w) for w in workers)
 
     def stop(self):
         self.p.terminate()
@@ -240,13 +242,17 @@ def main():
     print("|---|---|")
     for what, t in rows:
         print(f"| {what} | {t} |")
-    big = statistics.median(rss_big)
+    sup = statistics.median(r[0] for r in rss_big)
+    work = statistics.median(r[1] for r in rss_big)
     print()
-    print("| config | supervisor + worker RSS, MiB |")
-    print("|---|---|")
-    print(f"| 1 route | {rss_small / 1024:.1f} |")
-    print(f"| {n} | {big / 1024:.1f} |")
-    print(f"| difference per 1,000 clusters | {(big - rss_small) / 1024 * 1000 / CLUSTERS:.1f} |")
+    print("| config | supervisor RSS, MiB | worker RSS, MiB | both |")
+    print("|---|---|---|---|")
+    mib = lambda k: f"{k / 1024:.1f}"
+    print(f"| 1 route | {mib(rss_small[0])} | {mib(rss_small[1])} | {mib(sum(rss_small))} |")
+    print(f"| {n} | {mib(sup)} | {mib(work)} | {mib(sup + work)} |")
+    per = 1000 / CLUSTERS
+    print(f"| difference per 1,000 clusters | {mib((sup - rss_small[0]) * per)} | "
+          f"{mib((work - rss_small[1]) * per)} | {mib((sup + work - sum(rss_small)) * per)} |")
 
 
 if __name__ == "__main__":
