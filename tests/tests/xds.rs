@@ -81,12 +81,17 @@ struct Fixture {
 impl Fixture {
     /// Version 1: `front` on RouteConfiguration `rc`, `/` to `cluster`.
     async fn start(rc: &str, cluster: &str) -> Fixture {
+        Fixture::start_with(rc, cluster, "").await
+    }
+
+    /// With more `[xds]` keys.
+    async fn start_with(rc: &str, cluster: &str, xds: &str) -> Fixture {
         let a = HttpUpstream::start("a").await;
         let b = HttpUpstream::start("b").await;
         let mut cp = ControlPlane::start(0).await;
         cp.set("1", http_resources(rc, &[(rc, cluster)], &[&a], &[&b]))
             .await;
-        let baton = Baton::start(&config(&cp));
+        let baton = Baton::start(&format!("{}{xds}", config(&cp)));
         let front = baton.addr("front");
         Fixture {
             a,
@@ -252,6 +257,24 @@ async fn an_rds_change_under_load_reaches_every_connection() {
     let last = f.baton.status().last_upgrade.unwrap();
     assert_eq!(last.kind, "xds", "{last:?}");
     assert_eq!(last.lost, 0, "{last:?}");
+}
+
+/// Delta (incremental) xDS drives baton the same way: a route change
+/// reaches an open keep-alive connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_xds_changes_a_route_too() {
+    let mut f = Fixture::start_with("r", "a", "mode = \"delta\"\n").await;
+    let mut client = Client::connect(f.front).await;
+    assert_eq!(upstream_of(&mut client, "/").await, "a");
+    f.set("2", "r", "b").await;
+    let mut n = 0;
+    while upstream_of(&mut client, &format!("/{n}")).await != "b" {
+        n += 1;
+        assert!(n < 100_000, "the change never applied");
+    }
+    let status = f.baton.status();
+    assert_eq!(status.xds.unwrap().mode, "delta");
+    assert_eq!(status.last_upgrade.unwrap().kind, "xds");
 }
 
 /// EDS adds an endpoint (requests reach it) and removes one (no new
