@@ -19,6 +19,8 @@
 //! name: a RouteConfiguration that sets one header twice, or removes one
 //! before it adds it, runs in that order. [`compose_text`] checks that the
 //! text parses back to the composed config and says where it does not.
+//! Listener and cluster names the file does not allow are written as
+//! [`file_name`] says.
 
 use std::time::Duration;
 
@@ -43,7 +45,13 @@ pub fn compose_text(
     resources: &MappedResources,
 ) -> Result<Composed, String> {
     let base = baton_config::parse(name, static_text).map_err(|e| e.to_string())?;
-    let (config, warming) = compose(&base, resources);
+    let (mut config, warming) = compose(&base, resources);
+    for l in &mut config.listeners[base.listeners.len()..] {
+        l.name = file_name(&l.name);
+    }
+    for c in &mut config.clusters[base.clusters.len()..] {
+        c.name = file_name(&c.name);
+    }
     let mut text = static_text.to_string();
     let appended = render(&config, base.listeners.len(), base.clusters.len());
     if !appended.is_empty() {
@@ -80,6 +88,29 @@ pub fn compose_text(
         warming,
         inexact,
     })
+}
+
+/// A listener's or cluster's name as the file allows it (1 to 64 of
+/// letters, digits, `-`, `_`, `.`: names go into logs, metric labels and
+/// systemd's `FDNAME=`). Another name — Istio's
+/// `outbound|9080||reviews.default.svc.cluster.local` — has each other
+/// character replaced by `_`, is cut to 55 characters, and ends in `-`
+/// and 8 hex digits of a hash (FNV-1a) of the name as sent, so that two
+/// names cannot meet. `/config_dump`'s `xds` key keeps the names as sent.
+pub fn file_name(name: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if !name.is_empty() && name.len() <= 64 && name.chars().all(plain) {
+        return name.to_string();
+    }
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let cut: String = name
+        .chars()
+        .map(|c| if plain(c) { c } else { '_' })
+        .take(55)
+        .collect();
+    format!("{cut}-{hash:08x}")
 }
 
 /// What [`compose_text`] returns.

@@ -601,3 +601,54 @@ fn compose_text_writes_what_compose_makes() {
     assert_eq!(web.endpoints[0].weight.get(), 3);
     assert!(web.health_check.is_some() && web.outlier_detection.is_some());
 }
+
+/// Names the file syntax does not allow (Istio's) are written in a form
+/// it does, distinct and stable; references follow.
+#[test]
+fn istio_names_are_written_as_file_names() {
+    use baton_xds::render::{compose_text, file_name};
+    let istio = "outbound|9080||reviews.default.svc.cluster.local";
+    let name = file_name(istio);
+    assert!(
+        name.len() <= 64 && name.starts_with("outbound_9080__reviews"),
+        "{name}"
+    );
+    assert_eq!(name, file_name(istio), "stable");
+    assert_ne!(file_name("a|b"), file_name("a:b"));
+    assert_eq!(file_name("plain-name_1.2"), "plain-name_1.2");
+    assert_ne!(file_name(&"x".repeat(65)), "x".repeat(65));
+
+    let mut r = MappedResources::default();
+    let c = xcluster::Cluster {
+        name: istio.into(),
+        load_assignment: Some(cla(vec![(
+            0,
+            vec![lb_endpoint(9080, None, xcore::HealthStatus::Healthy)],
+        )])),
+        ..Default::default()
+    };
+    r.clusters.insert(
+        istio.into(),
+        map::cluster(&c, &mut Ignored::default()).unwrap(),
+    );
+    r.listeners.insert(
+        "0.0.0.0:9080".into(),
+        MappedListener {
+            name: "0.0.0.0:9080".into(),
+            address: "127.0.0.1:0".parse().unwrap(),
+            kind: ListenerKind::Tcp {
+                cluster: istio.into(),
+            },
+            secrets: Vec::new(),
+        },
+    );
+    let composed = compose_text("f.toml", "", &r).unwrap();
+    assert_eq!(composed.inexact, None, "{}", composed.text);
+    let parsed = baton_config::parse("f.toml", &composed.text).unwrap();
+    assert_eq!(parsed.clusters[0].name, name);
+    assert_eq!(parsed.listeners[0].name, file_name("0.0.0.0:9080"));
+    assert_eq!(
+        parsed.listeners[0].target,
+        Target::Cluster(baton_config::ClusterId::new(0))
+    );
+}
