@@ -1,13 +1,18 @@
 //! The supervisor's main loop.
 //!
 //! ```text
-//! load config ─▶ bind listeners ─▶ open the worker binary ─▶ control socket
+//! load config ─▶ ([xds]: start the xDS client, wait ≤ initial_fetch_timeout
+//!   for its first answer, compose) ─▶ bind listeners ─▶ open the worker binary
+//!   ─▶ control socket
 //!   ─▶ start gen 1, Activate ─▶ loop:
 //!     worker exited        ─▶ back off ─▶ start gen N+1 (same release, sockets)
 //!     ctrl lost            ─▶ kill the worker (then as above)
 //!     SIGHUP, `upgrade`,   ─▶ queued; run one at a time (see `upgrade`);
 //!       `rollback`            one that leaves no generation alive ─▶ start
 //!                             gen N+1 as after a death
+//!     xDS update           ─▶ queued once (a later one joins it); at its turn
+//!       (crate::xds)          composed with the file: unchanged ─▶ nothing;
+//!                             else an upgrade of kind "xds"
 //!     `status`             ─▶ answered at once, even during an upgrade or a stop
 //!     log level changed    ─▶ `SetLogLevel` to the worker (ctrl version 3);
 //!       (admin `/logging`)    a generation started later inherits it

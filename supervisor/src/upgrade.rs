@@ -2,7 +2,9 @@
 //! connection moves across (`DESIGN.md` §3, §4).
 //!
 //! ```text
-//!  Loading     read the config (a new file, or the current one re-read),
+//!  Loading     read the config (a new file, or the current one re-read;
+//!              with [xds], composed with the resources accepted last — an
+//!              xDS change: the current file and binary, composed anew),
 //!              open the binary, bind new listeners     ── any error: Refused
 //!  Starting    spawn N+1 → Hello → config → listeners → Ready
 //!                                                      ── failure: RolledBack
