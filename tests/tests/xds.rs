@@ -43,7 +43,8 @@ fn endpoints(cluster: &str, upstreams: &[&HttpUpstream]) -> Value {
 
 /// An HTTP listener `front` on a port of baton's choosing whose routes
 /// are RDS `route_config`; RouteConfigurations named in `routes`, each
-/// sending `/` to a cluster; EDS clusters `a` and `b` on `a` and `b`.
+/// sending `/` to a cluster; EDS clusters `a` and `b` on `a` and `b`; a
+/// tcp listener `l4` to cluster `a`.
 fn http_resources(
     route_config: &str,
     routes: &[(&str, &str)],
@@ -62,7 +63,10 @@ fn http_resources(
     json!({
         "clusters": [{ "name": "a" }, { "name": "b" }],
         "endpoints": [endpoints("a", a), endpoints("b", b)],
-        "listeners": [{ "name": "front", "port": 0, "route_config": route_config }],
+        "listeners": [
+            { "name": "front", "port": 0, "route_config": route_config },
+            { "name": "l4", "port": 0, "cluster": "a" },
+        ],
         "routes": routes,
     })
 }
@@ -314,8 +318,9 @@ async fn eds_scale_up_and_down() {
 
 /// LDS points listener `front` at another RouteConfiguration while 100
 /// WebSocket-style tunnels and 100 keep-alive HTTP/1.1 connections are
-/// open: none closes; each tunnel still echoes, each keep-alive
-/// connection's next request takes the new route.
+/// open, and 20 L4 connections through listener `l4`: none closes; each
+/// tunnel still echoes, each keep-alive connection's next request takes
+/// the new route, each L4 connection keeps its upstream connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_lds_change_keeps_tunnels_and_keep_alive_connections() {
     const EACH: usize = 100;
@@ -340,11 +345,30 @@ async fn an_lds_change_keeps_tunnels_and_keep_alive_connections() {
         keep_alive.push(c);
     }
 
+    // L4: bytes to upstream a, here HTTP/1.1 that a answers.
+    let l4 = f.baton.addr("l4");
+    let mut tcp = Vec::new();
+    for i in 0..20 {
+        let mut c = Client::connect(l4).await;
+        assert_eq!(upstream_of(&mut c, &format!("/l4/{i}")).await, "a");
+        tcp.push(c);
+    }
+
     f.set("2", "r2", "b").await;
     f.cp.ack(Kind::Route, "2").await;
     settled(&f.baton, "the listener on r2", |s| {
         s.last_upgrade.as_ref().is_some_and(|u| u.kind == "xds")
     });
+    let a_connections = f.a.connections();
+    for (i, c) in tcp.iter_mut().enumerate() {
+        let from = upstream_of(c, &format!("/l4/{i}/after")).await;
+        assert_eq!(from, "a", "L4 connection {i}");
+    }
+    assert_eq!(
+        f.a.connections(),
+        a_connections,
+        "an L4 connection reconnected upstream"
+    );
 
     for (i, (stream, buf)) in tunnels.iter_mut().enumerate() {
         let again = format!("again {i}|");
