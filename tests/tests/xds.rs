@@ -383,6 +383,32 @@ async fn an_lds_change_keeps_tunnels_and_keep_alive_connections() {
     assert_eq!(last.lost, 0, "{last:?}");
 }
 
+/// LDS adds a listener (the supervisor binds it, it serves) and removes
+/// it (the supervisor closes it: connecting is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lds_adds_and_removes_a_listener() {
+    let mut f = Fixture::start("r", "a").await;
+    let plain = http_resources("r", &[("r", "a")], &[&f.a], &[&f.b]);
+    let mut more = plain.clone();
+    more["listeners"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "name": "extra", "port": 0, "cluster": "b" }));
+    f.cp.set("2", more).await;
+    let extra = listener(&f.baton, "extra");
+    let mut c = Client::connect(extra).await;
+    assert_eq!(upstream_of(&mut c, "/").await, "b");
+    drop(c);
+
+    f.cp.set("3", plain).await;
+    settled(&f.baton, "listener extra gone", |s| {
+        !s.listeners.iter().any(|l| l.name == "extra")
+    });
+    let refused = tokio::net::TcpStream::connect(extra).await;
+    assert!(refused.is_err(), "listener extra still accepts");
+    assert_eq!(curl_upstream(f.front).await, "a");
+}
+
 /// A cluster baton cannot serve is NACKed with a message (the control
 /// plane reports it), and a listener that cannot be bound makes the
 /// composed config refused: either way the old config serves on.
