@@ -23,6 +23,10 @@ pub struct SupervisorView {
     /// and the status page), which the supervisor serves.
     pub admin: Option<Admin>,
     pub listeners: Vec<ListenerBind>,
+    /// The file has an `[xds]` table: the supervisor runs the xDS client
+    /// (and then parses the file in full, to compose with its static
+    /// part).
+    pub xds: bool,
 }
 
 /// What binding a listener needs.
@@ -73,6 +77,7 @@ struct RawView {
     admin: Option<RawAdmin>,
     #[serde(default)]
     listeners: Vec<ListenerBind>,
+    xds: Option<serde::de::IgnoredAny>,
 }
 
 impl SupervisorView {
@@ -86,6 +91,7 @@ impl SupervisorView {
                 .map(|a| a.validate(source_name, text))
                 .transpose()?,
             listeners: raw.listeners,
+            xds: raw.xds.is_some(),
         })
     }
 }

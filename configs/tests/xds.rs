@@ -40,6 +40,28 @@ fn a_bootstrap_beside_static_listeners() {
     assert_eq!(xds.node.metadata["zone"], "a");
     assert_eq!(config.listeners.len(), 1, "the static listener stays");
     assert_eq!(xds.tls, None, "plaintext without [xds.tls]");
+    assert_eq!(
+        xds.initial_fetch_timeout,
+        baton_config::Xds::INITIAL_FETCH_TIMEOUT
+    );
+    assert_eq!(xds.debounce, baton_config::Xds::DEBOUNCE);
+}
+
+#[test]
+fn the_initial_wait_and_the_debounce() {
+    let config = parse(
+        "t.toml",
+        &with(
+            "[xds]\nservers = [\"cp:1\"]\nnode = { id = \"n\" }\n             initial_fetch_timeout = \"2s\"\ndebounce = \"250ms\"\n",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let xds = config.xds.unwrap();
+    assert_eq!(xds.initial_fetch_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(xds.debounce, std::time::Duration::from_millis(250));
+    let (line, _, key, message) =
+        error("[xds]\nservers = [\"cp:1\"]\nnode = { id = \"n\" }\ndebounce = \"soon\"\n");
+    assert_eq!((line, key.as_str()), (11, "xds.debounce"), "{message}");
 }
 
 #[test]

@@ -38,6 +38,10 @@ pub(crate) struct Inbox {
     health: Arc<Health>,
     /// The published status, where queued triggers are counted.
     snapshot: watch::Sender<Status>,
+    /// Notified when the xDS client's accepted resources changed
+    /// (the xDS module): a [`Trigger::Xds`] is queued, unless one already
+    /// waits (it will compose the latest resources when its turn comes).
+    xds: Arc<tokio::sync::Notify>,
 }
 
 impl Inbox {
@@ -50,6 +54,7 @@ impl Inbox {
         tick: std::time::Duration,
         health: Arc<Health>,
         snapshot: watch::Sender<Status>,
+        xds: Arc<tokio::sync::Notify>,
     ) -> Inbox {
         Inbox {
             signals,
@@ -59,7 +64,14 @@ impl Inbox {
             tick: tokio::time::interval(tick),
             health,
             snapshot,
+            xds,
         }
+    }
+
+    /// Counts a trigger that was queued uncounted ([`Trigger::Xds`],
+    /// counted only once it is known to change something).
+    pub(crate) fn count_requested(&self) {
+        self.snapshot.send_modify(|s| s.upgrades.requested += 1);
     }
 
     /// Queues a trigger behind the others, and counts it.
@@ -74,6 +86,12 @@ impl Inbox {
     pub(crate) async fn take_one(&mut self) -> Option<oneshot::Sender<Reply>> {
         tokio::select! {
             _ = self.tick.tick() => self.health.loop_alive(),
+            () = self.xds.notified() => {
+                if !self.queue.iter().any(|p| p.trigger == Trigger::Xds) {
+                    debug!("xDS update: queued");
+                    self.queue.push_back(Pending { trigger: Trigger::Xds, reply: None });
+                }
+            }
             sig = self.signals.next() => match sig {
                 #[cfg(feature = "test-hooks")]
                 Sig::Hang => hang(),

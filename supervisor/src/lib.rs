@@ -29,6 +29,8 @@
 //! * [`check`] — `baton check`;
 //! * [`intercept`] — `baton intercept install|remove`: the nftables
 //!   rules that send a namespace's traffic through baton (sidecar mode);
+//! * [`xds`] — the xDS client (with `[xds]`): the control plane's
+//!   resources composed with the file into each generation's config;
 //! * [`control`] — the control socket (`baton upgrade|rollback|status|stop`);
 //! * [`logging`] — the tracing subscriber, and its filter changed at run
 //!   time.
@@ -73,3 +75,4 @@ pub mod supervise;
 pub(crate) mod systemd;
 pub(crate) mod upgrade;
 pub(crate) mod worker;
+pub(crate) mod xds;

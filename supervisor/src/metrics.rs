@@ -56,6 +56,8 @@ pub(crate) struct MetricsStore {
     requests_lost: u64,
     /// (generation, pid, binary) of the workers alive.
     generations: Vec<(u32, u32, String)>,
+    /// The xDS client's, when `[xds]` runs one.
+    xds: Option<XdsMetrics>,
     /// Help and bounds of every histogram family seen (the latest bounds).
     histogram_meta: BTreeMap<String, (String, Vec<u64>)>,
     /// Histogram series of generations that are gone, by (family, labels).
@@ -372,7 +374,79 @@ impl MetricsStore {
             ];
             sample(&mut out, "baton_generation_info", &labels, "1");
         }
+        if let Some(xds) = &self.xds {
+            xds.render(&mut out);
+        }
         out
+    }
+}
+
+/// The xDS client's families (present only with `[xds]`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct XdsMetrics {
+    /// Responses per (type: `cds`, `eds`, `lds`, `rds`, `sds`; result:
+    /// `accepted`, `rejected`).
+    pub updates: BTreeMap<(String, String), u64>,
+    pub connected: bool,
+    /// When the last accepted update was taken in (after the debounce),
+    /// seconds since the Unix epoch.
+    pub last_update: Option<f64>,
+}
+
+impl XdsMetrics {
+    fn render(&self, out: &mut String) {
+        let name = "baton_xds_updates_total";
+        header(
+            out,
+            name,
+            "xDS responses, by resource type and whether they were accepted (ACK) or rejected (NACK).",
+            "counter",
+        );
+        for ((kind, result), n) in &self.updates {
+            let labels = vec![
+                ("type".to_string(), kind.clone()),
+                ("result".to_string(), result.clone()),
+            ];
+            sample(out, name, &labels, &n.to_string());
+        }
+        let name = "baton_xds_connected";
+        header(
+            out,
+            name,
+            "1 while the ADS stream to a control plane is open.",
+            "gauge",
+        );
+        sample(
+            out,
+            name,
+            &Vec::new(),
+            if self.connected { "1" } else { "0" },
+        );
+        let name = "baton_xds_last_update_timestamp_seconds";
+        header(
+            out,
+            name,
+            "When the last accepted xDS update was taken in (Unix time; 0: none yet).",
+            "gauge",
+        );
+        let at = self.last_update.unwrap_or(0.0);
+        sample(out, name, &Vec::new(), &format!("{at:.3}"));
+    }
+}
+
+impl MetricsStore {
+    /// The xDS client's counters and state (the last update's time kept).
+    pub(crate) fn set_xds(&mut self, metrics: XdsMetrics) {
+        let last_update = self.xds.as_ref().and_then(|x| x.last_update);
+        self.xds = Some(XdsMetrics {
+            last_update,
+            ..metrics
+        });
+    }
+
+    /// An accepted xDS update was taken in at `at` (Unix seconds).
+    pub(crate) fn xds_updated(&mut self, at: f64) {
+        self.xds.get_or_insert_default().last_update = Some(at);
     }
 }
 

@@ -22,6 +22,9 @@ pub(crate) enum Trigger {
     },
     /// `baton rollback`.
     Rollback,
+    /// The control plane's accepted resources changed (the xDS module):
+    /// the current binary and file, composed with them.
+    Xds,
 }
 
 impl Trigger {
@@ -30,6 +33,7 @@ impl Trigger {
             Trigger::Reload => "reload",
             Trigger::Upgrade { .. } => "upgrade",
             Trigger::Rollback => "rollback",
+            Trigger::Xds => "xds",
         }
     }
 }

@@ -107,6 +107,16 @@ impl Release {
         })
     }
 
+    /// The same binary (the same open file) with another config: an xDS
+    /// update changes the config, never the binary.
+    pub(crate) fn with_config(&self, config: Loaded) -> Release {
+        Release {
+            binary: self.binary.clone(),
+            file: Arc::clone(&self.file),
+            config,
+        }
+    }
+
     /// What to `exec`: the open file, through this process's fd table.
     #[expect(
         clippy::disallowed_methods,

@@ -11,8 +11,9 @@ pub enum ConfigSource {
     Embedded,
 }
 
-/// Config text as read, and the supervisor's view of it. The text is what
-/// every worker generation receives and parses in full.
+/// Config text as read (and, with `[xds]`, composed), and the
+/// supervisor's view of it. The text is what every worker generation
+/// receives and parses in full.
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub source: ConfigSource,
@@ -20,6 +21,10 @@ pub struct Loaded {
     pub name: String,
     pub text: String,
     pub view: SupervisorView,
+    /// The text as read from the source. `text` is the same, or, with
+    /// `[xds]`, this with the control plane's resources appended
+    /// (by the xDS module).
+    pub file_text: String,
 }
 
 impl ConfigSource {
@@ -48,6 +53,7 @@ impl ConfigSource {
         Ok(Loaded {
             source: self.clone(),
             name,
+            file_text: text.clone(),
             text,
             view,
         })

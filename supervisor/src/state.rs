@@ -55,6 +55,11 @@ pub(crate) struct Supervisor {
     /// What the watchdog task watches.
     pub health: Arc<Health>,
     pub systemd: Systemd,
+    /// The xDS client, with `[xds]` ([`crate::xds`]).
+    pub xds: Option<crate::xds::XdsFeed>,
+    /// Where a client started later (a reload that adds `[xds]`)
+    /// publishes.
+    pub xds_outputs: crate::xds::Outputs,
 }
 
 impl Supervisor {
@@ -174,6 +179,7 @@ impl Supervisor {
                 binary: r.binary.display().to_string(),
                 config: r.config.name.clone(),
             }),
+            xds: self.xds.as_ref().map(crate::xds::XdsFeed::status),
         };
         self.snapshot.send_replace(status);
         let config = &self.current.config;

@@ -1,13 +1,18 @@
 //! The supervisor's main loop.
 //!
 //! ```text
-//! load config ─▶ bind listeners ─▶ open the worker binary ─▶ control socket
+//! load config ─▶ ([xds]: start the xDS client, wait ≤ initial_fetch_timeout
+//!   for its first answer, compose) ─▶ bind listeners ─▶ open the worker binary
+//!   ─▶ control socket
 //!   ─▶ start gen 1, Activate ─▶ loop:
 //!     worker exited        ─▶ back off ─▶ start gen N+1 (same release, sockets)
 //!     ctrl lost            ─▶ kill the worker (then as above)
 //!     SIGHUP, `upgrade`,   ─▶ queued; run one at a time (see `upgrade`);
 //!       `rollback`            one that leaves no generation alive ─▶ start
 //!                             gen N+1 as after a death
+//!     xDS update           ─▶ queued once (a later one joins it); at its turn
+//!       (crate::xds)          composed with the file: unchanged ─▶ nothing;
+//!                             else an upgrade of kind "xds"
 //!     `status`             ─▶ answered at once, even during an upgrade or a stop
 //!     log level changed    ─▶ `SetLogLevel` to the worker (ctrl version 3);
 //!       (admin `/logging`)    a generation started later inherits it
@@ -46,7 +51,7 @@ use crate::control::proto::{Reply, Status, UpgradeCounts};
 use crate::inbox::{Inbox, Signals};
 use crate::listeners::{BindError, ListenerSet};
 use crate::metrics::MetricsStore;
-use crate::phase::UpgradePhase;
+use crate::phase::{Trigger, UpgradePhase};
 use crate::release::{BinaryError, Release};
 use crate::source::ConfigSource;
 use crate::state::Supervisor;
@@ -103,6 +108,45 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
     let log = Arc::new(crate::logging::init(
         loaded.view.supervisor.log_level.as_deref(),
     ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Io {
+            op: "start the runtime",
+            source,
+        })?;
+    let (snapshot, status) = watch::channel(Status::default());
+    let metrics = Arc::new(Mutex::new(MetricsStore::default()));
+    let (published, published_rx) = watch::channel(Published::default());
+    let xds_outputs = crate::xds::Outputs {
+        changed: Arc::new(tokio::sync::Notify::new()),
+        metrics: Arc::clone(&metrics),
+        status: snapshot.clone(),
+        published: published.clone(),
+    };
+    // With [xds]: the client starts now, and the first generation waits
+    // (bounded) for the control plane's first complete answer; the
+    // listeners it sends are bound with the file's.
+    let (loaded, xds) = match crate::xds::bootstrap(&loaded)
+        .map_err(|e| RunError::FirstWorker(StartError::Refused(e)))?
+    {
+        None => (loaded, None),
+        Some(bootstrap) => {
+            let waiting = Systemd::from_env();
+            let feed = runtime.block_on(async {
+                let feed =
+                    crate::xds::XdsFeed::start(bootstrap, Default::default(), xds_outputs.clone());
+                tokio::select! {
+                    _ = feed.initial() => {}
+                    () = waiting.waiting("waiting for the xDS control plane's first answer") => {}
+                }
+                feed
+            });
+            let composed = crate::xds::compose(&loaded, &feed.snapshot())
+                .map_err(|e| RunError::FirstWorker(StartError::Refused(e)))?;
+            (composed, Some(feed))
+        }
+    };
     let listeners = ListenerSet::adopt_or_bind(&loaded.view.listeners, inherited)?;
     for l in &listeners.listeners {
         info!(name = %l.name, address = %l.address, "listening");
@@ -115,13 +159,6 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
     })?;
     info!(binary = %binary.display(), "worker binary");
     let release = Release::open(&binary, loaded)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| RunError::Io {
-            op: "start the runtime",
-            source,
-        })?;
     // A current-thread runtime on the main thread: workers are spawned
     // from the main thread, which lives as long as the process, so their
     // PR_SET_PDEATHSIG fires only when the supervisor really dies.
@@ -146,9 +183,6 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
                 None
             }
         };
-        let (snapshot, status) = watch::channel(Status::default());
-        let metrics = Arc::new(Mutex::new(MetricsStore::default()));
-        let (published, published_rx) = watch::channel(Published::default());
         let mut admin = Vec::new();
         let mut admin_address = None;
         let mut admin_control = None;
@@ -188,6 +222,7 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
             LOOP_TICK,
             Arc::clone(&health),
             snapshot.clone(),
+            Arc::clone(&xds_outputs.changed),
         );
         let supervisor = Supervisor {
             current: release,
@@ -206,6 +241,8 @@ pub fn run(source: ConfigSource) -> Result<(), RunError> {
             metrics,
             health,
             systemd,
+            xds,
+            xds_outputs,
         };
         let result = supervisor.run(&mut inbox).await;
         // Dropping the inbox closes the command channel: the server writes
@@ -269,8 +306,16 @@ impl Supervisor {
                 return Ok(());
             }
             if let Some(pending) = inbox.queue.pop_front() {
+                if pending.trigger == Trigger::Xds {
+                    if !self.xds_changes_anything() {
+                        debug!("xDS update: nothing the generation in force runs changed");
+                        continue;
+                    }
+                    inbox.count_requested();
+                }
                 self.systemd.reloading();
                 let (report, next) = self.upgrade(pending.trigger, worker, inbox).await;
+                self.sync_xds();
                 if let Some(reply) = pending.reply {
                     let _ = reply.send(Reply::Upgrade(report));
                 }

@@ -80,6 +80,23 @@ impl Systemd {
         self.notify(&[NotifyState::Watchdog]);
     }
 
+    /// While the supervisor waits before its first worker (the xDS
+    /// control plane's first answer, up to `[xds] initial_fetch_timeout`):
+    /// says so in `STATUS=` and pings the watchdog every half period, so
+    /// that a wait longer than `WatchdogSec=` is not taken for a hang.
+    /// Never returns; drop it when the wait ends.
+    pub(crate) async fn waiting(&self, status: &str) {
+        self.notify(&[NotifyState::Status(status)]);
+        let Some(period) = self.watchdog else {
+            return std::future::pending().await;
+        };
+        let mut tick = tokio::time::interval(period / 2);
+        loop {
+            tick.tick().await;
+            self.watchdog_ping();
+        }
+    }
+
     /// Puts `next`'s sockets in the fd store and takes out those of `old`
     /// that `next` no longer uses. systemd ignores a socket stored twice,
     /// so storing them all again is harmless.

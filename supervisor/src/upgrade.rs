@@ -2,7 +2,9 @@
 //! connection moves across (`DESIGN.md` §3, §4).
 //!
 //! ```text
-//!  Loading     read the config (a new file, or the current one re-read),
+//!  Loading     read the config (a new file, or the current one re-read;
+//!              with [xds], composed with the resources accepted last — an
+//!              xDS change: the current file and binary, composed anew),
 //!              open the binary, bind new listeners     ── any error: Refused
 //!  Starting    spawn N+1 → Hello → config → listeners → Ready
 //!                                                      ── failure: RolledBack
@@ -414,6 +416,57 @@ impl Supervisor {
         }
     }
 
+    /// Whether an xDS update changes what the current generation runs
+    /// (the composed text); a composition that fails does (the upgrade
+    /// then says why it is refused). Not while a resource the accepted
+    /// ones refer to has not arrived yet.
+    pub(crate) fn xds_changes_anything(&self) -> bool {
+        let Some(feed) = &self.xds else {
+            return false;
+        };
+        let snapshot = feed.snapshot();
+        if !crate::xds::resolved(&snapshot) {
+            // Envoy's warming: what is in force serves until every
+            // resource the accepted ones name has arrived (an LDS update
+            // naming a new RouteConfiguration waits for it).
+            tracing::debug!("xDS update: waiting for the resources it refers to");
+            return false;
+        }
+        match crate::xds::compose(&self.current.config, &snapshot) {
+            Ok(c) => c.text != self.current.config.text,
+            Err(_) => true,
+        }
+    }
+
+    /// After an upgrade: the xDS client the current config asks for —
+    /// started when `[xds]` appeared, stopped when it went, restarted
+    /// from the resources held when its bootstrap changed.
+    pub(crate) fn sync_xds(&mut self) {
+        let wanted = match crate::xds::bootstrap(&self.current.config) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "[xds]: the config in force does not parse in full");
+                return;
+            }
+        };
+        match (self.xds.take(), wanted) {
+            (Some(feed), Some(b)) if feed.bootstrap == b => self.xds = Some(feed),
+            (old, None) => {
+                if old.is_some() {
+                    info!("[xds] removed: the xDS client stops");
+                }
+            }
+            (old, Some(b)) => {
+                let from = old.map(|f| (*f.snapshot()).clone()).unwrap_or_default();
+                self.xds = Some(crate::xds::XdsFeed::start(
+                    b,
+                    from,
+                    self.xds_outputs.clone(),
+                ));
+            }
+        }
+    }
+
     /// The release a trigger asks for.
     fn target(&self, trigger: &Trigger) -> Result<Release, String> {
         let (source, binary) = match trigger {
@@ -422,6 +475,14 @@ impl Supervisor {
                     .previous
                     .clone()
                     .ok_or_else(|| "no previous generation to roll back to".to_string());
+            }
+            Trigger::Xds => {
+                let feed = self
+                    .xds
+                    .as_ref()
+                    .ok_or("no xDS client runs (the config has no [xds])")?;
+                let config = crate::xds::compose(&self.current.config, &feed.snapshot())?;
+                return Ok(self.current.with_config(config));
             }
             Trigger::Reload => (self.current.config.source.clone(), None),
             Trigger::Upgrade { binary, config } => (
@@ -432,7 +493,13 @@ impl Supervisor {
                 binary.clone(),
             ),
         };
-        let loaded = source.load().map_err(|e| e.to_string())?;
+        let mut loaded = source.load().map_err(|e| e.to_string())?;
+        // With [xds]: the file composed with the resources accepted last
+        // (the control plane need not be up).
+        if loaded.view.xds {
+            let snapshot = self.xds.as_ref().map(crate::xds::XdsFeed::snapshot);
+            loaded = crate::xds::compose(&loaded, &snapshot.unwrap_or_default())?;
+        }
         let release = match binary {
             Some(named) => named.release(loaded),
             None => {

@@ -121,6 +121,21 @@ fn sample_status() -> Status {
             binary: "/opt/old/baton-worker".to_string(),
             config: "/etc/baton/old.toml".to_string(),
         }),
+        xds: Some(baton_supervisor::control::proto::XdsStatus {
+            servers: vec!["127.0.0.1:18000".to_string()],
+            server: Some("127.0.0.1:18000".to_string()),
+            connected: true,
+            mode: "sotw".to_string(),
+            streams: 1,
+            versions: [("CDS".to_string(), "3".to_string())].into(),
+            resources: [("CDS".to_string(), 2)].into(),
+            accepted: 4,
+            rejected: 1,
+            last_rejection: Some(
+                "CDS: CDS \"a\": lb_policy CLUSTER_PROVIDED is not supported".into(),
+            ),
+            last_error: None,
+        }),
     }
 }
 
@@ -592,6 +607,13 @@ async fn status_prints_a_table_or_json() {
     assert!(stdout.starts_with("supervisor    pid 4242, config /etc/baton/baton.toml\n"));
     assert!(
         stdout.contains("\n2           5151  serving  12           /usr/bin/baton-worker\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "\nxds           connected to 127.0.0.1:18000 (sotw, 1 streams), versions CDS 3; \
+             4 accepted, 1 rejected (last: CDS: CDS \"a\": lb_policy CLUSTER_PROVIDED is not supported)\n"
+        ),
         "{stdout}"
     );
 

@@ -18,8 +18,34 @@
 //! The stream runs over h2c, or TLS / mTLS with `[xds.tls]` (tonic's
 //! rustls, on ring).
 //!
-//! This crate does not touch a running worker yet: wiring a [`Snapshot`]
-//! into live configuration is the next phase (issue 16).
+//! * [`render`] — the static file text plus the composed resources, as
+//!   the text a worker generation parses ([`render::compose_text`]).
+//!
+//! # Driving baton (phase 2a)
+//!
+//! The supervisor runs the [`Client`] when the config has `[xds]`
+//! (`supervisor/src/xds.rs`): it lives across worker generations, so an
+//! upgrade re-fetches nothing. The first generation waits for the first
+//! complete answer (listeners, and every resource they and the clusters
+//! name), at most
+//! `[xds] initial_fetch_timeout` (15 s), then serves what arrived. Each
+//! accepted change, once `[xds] debounce` (100 ms) has gathered a burst
+//! and every resource it names has arrived (warming), is composed with
+//! the file ([`render::compose_text`]) and, if the text differs from the
+//! one in force, becomes an upgrade of kind `xds`: a new generation with
+//! the composed config, every connection carried over at its request or
+//! frame boundary (HTTP/1.1 keep-alive, WebSocket-style tunnels, L4 and
+//! RPC connections stay open), listeners LDS added bound and those it
+//! removed closed by the supervisor. One that cannot compose, bind or
+//! start is refused and counted (`baton_upgrades_total{kind="xds"}`);
+//! the generation in force serves on. The client has ACKed the resources
+//! by then (it ACKs what maps), so the control plane is not told of such
+//! a refusal: a NACK names only a resource that does not map. Losing the
+//! control plane keeps the last accepted resources in force; `baton
+//! upgrade` and SIGHUP compose the file with them.
+//!
+//! The next step is to swap routes, clusters and endpoints inside the
+//! running generation, with no new process per change.
 //!
 //! # Mapping
 //!
@@ -56,6 +82,7 @@
 
 pub mod client;
 pub mod map;
+pub mod render;
 pub mod resources;
 
 pub use client::Client;

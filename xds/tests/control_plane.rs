@@ -33,6 +33,8 @@ fn bootstrap(port: u16, mode: XdsMode) -> Xds {
         },
         mode,
         tls: None,
+        initial_fetch_timeout: Xds::INITIAL_FETCH_TIMEOUT,
+        debounce: Xds::DEBOUNCE,
     }
 }
 

@@ -452,3 +452,203 @@ fn virtual_hosts_go_in_the_order_envoy_picks_them() {
     let message = map::route_configuration(&prefix, &mut Ignored::default()).unwrap_err();
     assert!(message.contains("www.*"), "{message}");
 }
+
+/// What a generation runs is text: the static file with the dynamic
+/// listeners and clusters written in the file syntax. It parses back to
+/// exactly what compose made — policies, health checks, outlier
+/// detection, weights, redirects, direct responses, header edits,
+/// timeouts and retries — and adds nothing when nothing is dynamic.
+#[test]
+fn compose_text_writes_what_compose_makes() {
+    use baton_xds::render::compose_text;
+    use xcluster::cluster::{ClusterDiscoveryType, DiscoveryType, LbPolicy};
+    use xroute::route::Action;
+    use xroute::route_match::PathSpecifier as P;
+    let file = "[[listeners]]\nname = \"static\"\naddress = \"127.0.0.1:9\"\ncluster = \"s\"\n\
+                [[clusters]]\nname = \"s\"\nendpoints = [\"127.0.0.1:1\"]\n";
+    let same = compose_text("f.toml", file, &MappedResources::default()).unwrap();
+    assert_eq!(same.text, file);
+
+    let mut ignored = Ignored::default();
+    let mut r = MappedResources::default();
+    let web = xcluster::Cluster {
+        name: "web".into(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+        lb_policy: LbPolicy::RingHash as i32,
+        outlier_detection: Some(xcluster::OutlierDetection {
+            consecutive_5xx: Some(UInt32Value { value: 3 }),
+            ..Default::default()
+        }),
+        health_checks: vec![xcore::HealthCheck {
+            health_checker: Some(xcore::health_check::HealthChecker::HttpHealthCheck(
+                xcore::health_check::HttpHealthCheck {
+                    path: "/healthz".into(),
+                    host: "probe".into(),
+                    ..Default::default()
+                },
+            )),
+            unhealthy_threshold: Some(UInt32Value { value: 5 }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    r.clusters
+        .insert("web".into(), map::cluster(&web, &mut ignored).unwrap());
+    let weights = cla(vec![(
+        0,
+        vec![
+            lb_endpoint(7001, Some(3), xcore::HealthStatus::Healthy),
+            lb_endpoint(7002, None, xcore::HealthStatus::Unknown),
+        ],
+    )]);
+    r.endpoints.insert(
+        "web".into(),
+        map::load_assignment(&weights, &mut ignored).unwrap(),
+    );
+    let to = |c: &str| {
+        Action::Route(xroute::RouteAction {
+            cluster_specifier: Some(xroute::route_action::ClusterSpecifier::Cluster(c.into())),
+            timeout: Some(envoy_types::pb::google::protobuf::Duration {
+                seconds: 2,
+                nanos: 500_000_000,
+            }),
+            retry_policy: Some(xroute::RetryPolicy {
+                num_retries: Some(UInt32Value { value: 2 }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    };
+    let mut api = route(P::Prefix("/api".into()), to("web"));
+    api.request_headers_to_add = vec![
+        envoy_types::pb::envoy::config::core::v3::HeaderValueOption {
+            header: Some(envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                key: "x-from".into(),
+                value: "xds".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    api.response_headers_to_remove = vec!["server".into()];
+    let rc = routes(
+        &["example.com"],
+        vec![
+            api,
+            route(P::Prefix("/gone".into()), to("not-yet")),
+            route(
+                P::Path("/old".into()),
+                Action::Redirect(xroute::RedirectAction {
+                    host_redirect: "new.example".into(),
+                    ..Default::default()
+                }),
+            ),
+            route(
+                P::Prefix("/".into()),
+                Action::DirectResponse(xroute::DirectResponseAction {
+                    status: 418,
+                    body: Some(xcore::DataSource {
+                        specifier: Some(xcore::data_source::Specifier::InlineString(
+                            "teapot \"quoted\"\n".into(),
+                        )),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            ),
+        ],
+    );
+    r.routes.insert(
+        "rc".into(),
+        map::route_configuration(&rc, &mut ignored).unwrap(),
+    );
+    for (name, kind) in [
+        (
+            "front",
+            ListenerKind::Http {
+                routes: RouteSource::Rds("rc".into()),
+            },
+        ),
+        (
+            "l4",
+            ListenerKind::Tcp {
+                cluster: "web".into(),
+            },
+        ),
+    ] {
+        r.listeners.insert(
+            name.into(),
+            MappedListener {
+                name: name.into(),
+                address: "127.0.0.1:0".parse().unwrap(),
+                kind,
+                secrets: Vec::new(),
+            },
+        );
+    }
+
+    let composed = compose_text("f.toml", file, &r).unwrap();
+    assert_eq!(composed.inexact, None, "{}", composed.text);
+    assert!(composed.text.starts_with(file));
+    let (expected, warming) = compose(&baton_config::parse("f.toml", file).unwrap(), &r);
+    assert_eq!(composed.warming, warming);
+    let parsed = baton_config::parse("f.toml", &composed.text).unwrap();
+    assert_eq!(parsed, expected);
+    let names: Vec<&str> = parsed.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["static", "front", "l4"]);
+    let web = &parsed.clusters[1];
+    assert_eq!(web.lb, baton_config::Lb::RingHash);
+    assert_eq!(web.endpoints[0].weight.get(), 3);
+    assert!(web.health_check.is_some() && web.outlier_detection.is_some());
+}
+
+/// Names the file syntax does not allow (Istio's) are written in a form
+/// it does, distinct and stable; references follow.
+#[test]
+fn istio_names_are_written_as_file_names() {
+    use baton_xds::render::{compose_text, file_name};
+    let istio = "outbound|9080||reviews.default.svc.cluster.local";
+    let name = file_name(istio);
+    assert!(
+        name.len() <= 64 && name.starts_with("outbound_9080__reviews"),
+        "{name}"
+    );
+    assert_eq!(name, file_name(istio), "stable");
+    assert_ne!(file_name("a|b"), file_name("a:b"));
+    assert_eq!(file_name("plain-name_1.2"), "plain-name_1.2");
+    assert_ne!(file_name(&"x".repeat(65)), "x".repeat(65));
+
+    let mut r = MappedResources::default();
+    let c = xcluster::Cluster {
+        name: istio.into(),
+        load_assignment: Some(cla(vec![(
+            0,
+            vec![lb_endpoint(9080, None, xcore::HealthStatus::Healthy)],
+        )])),
+        ..Default::default()
+    };
+    r.clusters.insert(
+        istio.into(),
+        map::cluster(&c, &mut Ignored::default()).unwrap(),
+    );
+    r.listeners.insert(
+        "0.0.0.0:9080".into(),
+        MappedListener {
+            name: "0.0.0.0:9080".into(),
+            address: "127.0.0.1:0".parse().unwrap(),
+            kind: ListenerKind::Tcp {
+                cluster: istio.into(),
+            },
+            secrets: Vec::new(),
+        },
+    );
+    let composed = compose_text("f.toml", "", &r).unwrap();
+    assert_eq!(composed.inexact, None, "{}", composed.text);
+    let parsed = baton_config::parse("f.toml", &composed.text).unwrap();
+    assert_eq!(parsed.clusters[0].name, name);
+    assert_eq!(parsed.listeners[0].name, file_name("0.0.0.0:9080"));
+    assert_eq!(
+        parsed.listeners[0].target,
+        Target::Cluster(baton_config::ClusterId::new(0))
+    );
+}

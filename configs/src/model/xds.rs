@@ -18,6 +18,24 @@ pub struct Xds {
     /// `[xds.tls]`: TLS (or mTLS) to the control planes; plaintext
     /// (h2c) when absent.
     pub tls: Option<XdsTls>,
+    /// `initial_fetch_timeout`: how long the first generation waits for
+    /// the control plane's first complete answer (its listeners, and every
+    /// resource named there) before it serves what it has — the file's
+    /// static part at least (Envoy's
+    /// `initial_fetch_timeout`; default 15 s; `"0s"`: no wait).
+    pub initial_fetch_timeout: std::time::Duration,
+    /// `debounce`: after an accepted update, how long the supervisor
+    /// waits for more before it composes and starts a generation (a burst
+    /// of CDS, EDS, LDS, RDS responses makes one new generation; default
+    /// 100 ms).
+    pub debounce: std::time::Duration,
+}
+
+impl Xds {
+    /// The default of `initial_fetch_timeout`.
+    pub const INITIAL_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+    /// The default of `debounce`.
+    pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
 }
 
 /// `[xds.tls]`, as a cluster's `[clusters.tls]` with a client

@@ -18,6 +18,8 @@ pub(super) struct RawXds {
     #[serde(default)]
     mode: XdsMode,
     tls: Option<Spanned<RawTls>>,
+    initial_fetch_timeout: Option<crate::duration::Text>,
+    debounce: Option<crate::duration::Text>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +99,10 @@ impl RawXds {
                 metadata: node.metadata,
             },
             mode: self.mode,
+            initial_fetch_timeout: self
+                .initial_fetch_timeout
+                .map_or(Xds::INITIAL_FETCH_TIMEOUT, |t| t.0),
+            debounce: self.debounce.map_or(Xds::DEBOUNCE, |t| t.0),
         })
     }
 }

@@ -34,10 +34,16 @@ pub(crate) fn config_dump(state: &AdminState, text: bool) -> Response {
     };
     redact::redact(&mut config);
     if text {
+        let xds = published.xds.as_ref().map_or_else(String::new, |x| {
+            format!("# xDS resources in force (name = version): {x}\n")
+        });
         return match toml::to_string_pretty(&config) {
             Ok(toml) => Response::text(
                 200,
-                format!("# {} (secrets redacted)\n{toml}", published.config_name),
+                format!(
+                    "# {} (secrets redacted)\n{xds}{toml}",
+                    published.config_name
+                ),
             ),
             Err(e) => Response::text(500, format!("encode TOML: {e}")),
         };
@@ -49,6 +55,7 @@ pub(crate) fn config_dump(state: &AdminState, text: bool) -> Response {
                 "source": published.config_name,
                 "redacted": redact::REDACTED,
                 "config": config,
+                "xds": published.xds,
             }),
         ),
         Err(e) => Response::error(500, &format!("encode JSON: {e}"), false),

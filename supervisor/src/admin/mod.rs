@@ -11,7 +11,7 @@
 //! | GET | `/metrics` | Prometheus text format ([`crate::metrics`]) |
 //! | GET | `/status` | the same JSON as `baton status --json` |
 //! | GET | `/ready` | 200 while a generation serves, 503 otherwise |
-//! | GET | `/config_dump` | the config in force (the current release's), secrets redacted |
+//! | GET | `/config_dump` | the config in force (the current release's), secrets redacted; with `[xds]`, its `xds` key lists the resources accepted from the control plane, each with its version, and each type's last version (secrets by name only) |
 //! | GET | `/listeners` | each listener: name, address, protocol, connections and requests from the metrics |
 //! | GET | `/clusters` | each cluster and its endpoints: weight, health, ejected, in flight, and the endpoints' metrics |
 //! | GET | `/generations` | the workers alive, and the last [`HISTORY`] upgrades |
@@ -129,6 +129,9 @@ pub(crate) struct Published {
     /// Its `[admin] token`, if any: a token rotated by an upgrade's new
     /// config takes effect with it.
     pub token: Option<Arc<str>>,
+    /// With `[xds]`: the resources in force and their versions
+    /// (the supervisor's xDS module), for `/config_dump`.
+    pub xds: Option<serde_json::Value>,
     /// The last [`HISTORY`] upgrades and rollbacks, oldest first.
     pub history: VecDeque<UpgradeRecord>,
 }

@@ -260,6 +260,7 @@ endpoints = ["10.0.0.5:9000"]
             config_name: "baton.toml".into(),
             config_text: CONFIG.into(),
             token: Some(Arc::from(TOKEN)),
+            xds: None,
             history: Default::default(),
         };
         let (commands, queue) = mpsc::channel(1);

@@ -73,7 +73,8 @@ pub struct UpgradeReport {
     pub outcome: Outcome,
     /// Why, when it did not succeed (or a note when it did with losses).
     pub reason: Option<String>,
-    /// `rollback` or `upgrade`.
+    /// `upgrade`, `reload` (SIGHUP), `rollback`, or `xds` (a control
+    /// plane's change).
     pub kind: String,
     pub from_generation: Option<u32>,
     pub to_generation: Option<u32>,
@@ -127,6 +128,35 @@ pub struct Status {
     pub worker_restarts: u64,
     /// What `baton rollback` would go back to.
     pub rollback_target: Option<ReleaseStatus>,
+    /// The xDS client's stream, with `[xds]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xds: Option<XdsStatus>,
+}
+
+/// The control-plane connection (`[xds]`), as `baton status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct XdsStatus {
+    /// `[xds] servers`.
+    pub servers: Vec<String>,
+    /// The server of the open stream, or of the last one.
+    pub server: Option<String>,
+    pub connected: bool,
+    /// `sotw` or `delta`.
+    pub mode: String,
+    /// Streams opened so far.
+    pub streams: u64,
+    /// Per type (`CDS`, `EDS`, `LDS`, `RDS`, `SDS`), the last accepted
+    /// version.
+    pub versions: std::collections::BTreeMap<String, String>,
+    /// Per type, the resources held.
+    pub resources: std::collections::BTreeMap<String, u64>,
+    /// Responses accepted (ACKed) and rejected (NACKed), all types.
+    pub accepted: u64,
+    pub rejected: u64,
+    /// The last NACK: its type and message.
+    pub last_rejection: Option<String>,
+    /// Why the last stream ended, if one did.
+    pub last_error: Option<String>,
 }
 
 /// How many upgrades and rollbacks were asked for, and how they ended.

@@ -44,6 +44,43 @@ pub fn report_line(report: &UpgradeReport) -> String {
     line
 }
 
+/// The control-plane connection in one line: `connected to
+/// 127.0.0.1:18000 (sotw, 2 streams), versions CDS 3, EDS 4, LDS 1, RDS 2;
+/// 12 accepted, 1 rejected (last: CDS: …)`.
+pub fn xds_line(xds: &super::proto::XdsStatus) -> String {
+    let server = xds.server.clone().unwrap_or_else(|| xds.servers.join(", "));
+    let mut line = if xds.connected {
+        format!("connected to {server}")
+    } else {
+        format!("not connected ({server})")
+    };
+    let _ = write!(line, " ({}, {} streams)", xds.mode, xds.streams);
+    if xds.versions.is_empty() {
+        line.push_str(", nothing accepted yet");
+    } else {
+        let versions: Vec<String> = xds
+            .versions
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = write!(line, ", versions {}", versions.join(", "));
+    }
+    let _ = write!(
+        line,
+        "; {} accepted, {} rejected",
+        xds.accepted, xds.rejected
+    );
+    if let Some(last) = &xds.last_rejection {
+        let _ = write!(line, " (last: {last})");
+    }
+    if !xds.connected
+        && let Some(e) = &xds.last_error
+    {
+        let _ = write!(line, "; {e}");
+    }
+    line
+}
+
 /// `3 requested: 2 succeeded, 0 rolled back, 0 failed, 1 refused`.
 pub fn counts_line(counts: &UpgradeCounts) -> String {
     format!(
@@ -85,6 +122,9 @@ pub fn status_text(status: &Status) -> String {
             |r| format!("{} with config {}", r.binary, r.config)
         )
     );
+    if let Some(xds) = &status.xds {
+        let _ = writeln!(out, "xds           {}", xds_line(xds));
+    }
 
     out.push('\n');
     if status.generations.is_empty() {
@@ -298,6 +338,7 @@ mod tests {
                 binary: "/opt/old/baton-worker".to_string(),
                 config: "/etc/baton/old.toml".to_string(),
             }),
+            xds: None,
         };
         let expected = "\
 supervisor    pid 4242, config /etc/baton/baton.toml

@@ -142,7 +142,9 @@ impl ControlPlane {
         .await
     }
 
-    pub async fn kill(mut self) -> u16 {
+    /// Kills the process (a dead control plane: its port refuses);
+    /// returns the port, to start another on.
+    pub async fn kill(&mut self) -> u16 {
         self.child.kill().await.unwrap();
         self.port
     }
