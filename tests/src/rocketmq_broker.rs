@@ -309,6 +309,9 @@ pub struct ClientSpec {
     /// Every client instance's heartbeat to the brokers (`--heartbeat-ms`;
     /// the Java client's default is 30 s).
     pub heartbeat: Duration,
+    /// A lite pull consumer too (the pull API, group `<group>-pull`,
+    /// `--pull-consumer`): the run also waits for it to poll every key.
+    pub pull_consumer: bool,
 }
 
 impl ClientSpec {
@@ -326,6 +329,7 @@ impl ClientSpec {
             consume_timeout: Duration::from_secs(60),
             sync_interval: Duration::ZERO,
             heartbeat: Duration::from_secs(30),
+            pull_consumer: false,
         }
     }
 }
@@ -342,6 +346,8 @@ pub struct ClientRun {
     pub sends: Vec<usize>,
     /// Sends that failed, with the error.
     pub send_failures: Vec<Value>,
+    /// The keys of this run the lite pull consumer polled.
+    pub pulled: std::collections::HashSet<String>,
     /// How many times each key of this run was delivered to the group.
     pub consumed: HashMap<String, u32>,
     /// Keys consumed per consumer.
@@ -417,6 +423,7 @@ pub fn run_client_with(
             &spec.sync_interval.as_millis().to_string(),
         ])
         .args(["--heartbeat-ms", &spec.heartbeat.as_millis().to_string()])
+        .args(["--pull-consumer", &spec.pull_consumer.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -451,6 +458,9 @@ pub fn run_client_with(
                     .or_default() += 1;
             }
             "tx_check" => run.tx_checks.push(s("key")),
+            "pulled" => {
+                run.pulled.insert(s("key"));
+            }
             "summary" => run.summary = v.clone(),
             _ => {}
         }

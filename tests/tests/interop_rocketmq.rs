@@ -195,6 +195,20 @@ fn check_run(label: &str, spec: &ClientSpec, run: &ClientRun) -> String {
             .count();
         assert!(n > 0, "{label}: no {mode} message consumed");
     }
+    if spec.pull_consumer {
+        let unpulled: Vec<&String> = run
+            .sent
+            .iter()
+            .filter(|k| !run.pulled.contains(*k))
+            .collect();
+        assert!(
+            unpulled.is_empty(),
+            "{label}: sent but never polled by the lite pull consumer: {} of {}, e.g. {:?}",
+            unpulled.len(),
+            run.sent.len(),
+            unpulled.first()
+        );
+    }
     // The group of 2 shares the topic's 4 queues: both consumed.
     assert_eq!(
         run.consumed_by.len(),
@@ -366,6 +380,9 @@ fn through_baton(rmq: &RocketMq, upgrades: usize, moves: bool) -> (ClientSpec, C
 
     let label = if moves { "" } else { "-stay" };
     let mut spec = spec(&format!("via-baton-{upgrades}{label}"));
+    // The pull API too (a lite pull consumer in a group of its own), but
+    // in the comparison run without the move.
+    spec.pull_consumer = moves;
     if upgrades > 0 && !moves {
         // Without the move, each upgrade waits out the consumers'
         // long-polling pulls (up to about 20 s) in the old generation,
@@ -544,7 +561,30 @@ fn check_message_trace(rmq: &RocketMq, spec: &ClientSpec, run: &ClientRun, log: 
         all.len(),
         all.iter().take(3).collect::<Vec<_>>()
     );
-    let consumed = keyed(&all, "consume");
+    // Consume events by group: the push consumers' (the run's group), and
+    // the lite pull consumer's, when there is one.
+    let of_group = |group: &str| -> Vec<serde_json::Value> {
+        all.iter()
+            .filter(|v| v["group"] == group)
+            .cloned()
+            .collect()
+    };
+    let consumed = keyed(&of_group(&spec.group), "consume");
+    if spec.pull_consumer {
+        let traced = keyed(&of_group(&format!("{}-pull", spec.group)), "consume");
+        let untraced: Vec<&String> = run
+            .pulled
+            .iter()
+            .filter(|k| !traced.contains_key(*k))
+            .collect();
+        assert!(
+            untraced.is_empty(),
+            "polled without a consume event of the pull group: {} of {}, e.g. {:?}",
+            untraced.len(),
+            run.pulled.len(),
+            untraced.first()
+        );
+    }
     for key in &produced_keys {
         let e = &produced[*key];
         assert_eq!(e["result"], "ok", "{e}");
@@ -607,7 +647,8 @@ fn the_real_broker_directly_and_through_baton() {
     let started = Instant::now();
     let rmq = RocketMq::start(&[TOPIC]);
     route_answers_match_the_fixtures(&rmq);
-    let direct_spec = spec("direct");
+    let mut direct_spec = spec("direct");
+    direct_spec.pull_consumer = true;
     let direct = run_client(rmq.namesrv, &direct_spec);
     let direct = check_run("direct", &direct_spec, &direct);
     let (spec, proxied, _) = through_baton(&rmq, 0, true);

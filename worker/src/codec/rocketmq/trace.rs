@@ -16,7 +16,8 @@
 //!   broker's offset message id (`msgId`, comma-separated for a batch),
 //!   `queueId` and `queueOffset`.
 //! * **consume** — PULL_MESSAGE (11; ext fields `consumerGroup`,
-//!   `topic`) answered FOUND (0): the response body is the messages in the
+//!   `topic`), or LITE_PULL_MESSAGE (361, a lite pull consumer's), answered
+//!   FOUND (0): the response body is the messages in the
 //!   broker's store format (`MessageDecoder`): `[totalSize i32][magic
 //!   i32][bodyCRC i32][queueId i32][flag i32][queueOffset i64][physicalOffset
 //!   i64][sysFlag i32][bornTimestamp i64][bornHost 8 or 20][storeTimestamp
@@ -48,6 +49,9 @@ pub const PULL_MESSAGE: i32 = 11;
 pub const SEND_MESSAGE_V2: i32 = 310;
 /// SEND_BATCH_MESSAGE.
 pub const SEND_BATCH_MESSAGE: i32 = 320;
+/// LITE_PULL_MESSAGE: a lite pull consumer's PULL_MESSAGE (the pull API,
+/// RocketMQ 5), the same header and answer.
+pub const LITE_PULL_MESSAGE: i32 = 361;
 
 /// The request codes a client sends most, by name (`RequestCode`); the
 /// rest go by number.
@@ -67,6 +71,7 @@ const CODE_NAMES: &[(i32, &str)] = &[
     (106, "GET_BROKER_CLUSTER_INFO"),
     (SEND_MESSAGE_V2, "SEND_MESSAGE_V2"),
     (SEND_BATCH_MESSAGE, "SEND_BATCH_MESSAGE"),
+    (LITE_PULL_MESSAGE, "LITE_PULL_MESSAGE"),
 ];
 
 /// A request code's name, or its number.
@@ -198,7 +203,7 @@ pub fn events(request: &Frame, response: &Frame) -> Vec<MessageEvent> {
                 })
                 .collect()
         }
-        PULL_MESSAGE if status == super::code::SUCCESS => {
+        PULL_MESSAGE | LITE_PULL_MESSAGE if status == super::code::SUCCESS => {
             let group = attributes.header("consumerGroup").map(str::to_owned);
             stored_messages(body(response.as_bytes()))
                 .into_iter()

@@ -213,6 +213,13 @@ fn a_pull_gives_an_event_per_stored_message_in_either_magic() {
         ),
         (Some("k6"), Some(6), None)
     );
+    // A lite pull consumer's LITE_PULL_MESSAGE reads the same.
+    let lite = request(
+        LITE_PULL_MESSAGE,
+        "\"consumerGroup\":\"cg\",\"topic\":\"Trade\",\"queueId\":\"1\"",
+        b"",
+    );
+    assert_eq!(events(&lite, &resp), got);
 }
 
 #[test]

@@ -13,6 +13,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import org.apache.rocketmq.client.consumer.AllocateMessageQueueStrategy;
+import org.apache.rocketmq.client.consumer.DefaultLitePullConsumer;
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently;
@@ -43,6 +44,7 @@ import org.apache.rocketmq.remoting.protocol.RequestCode;
  * Client --namesrv HOST:PORT --topic T [--group G] [--consumers 2]
  *        [--sync N] [--async N] [--oneway N] [--batch N] [--batch-size 50]
  *        [--tx N] [--size BYTES] [--async-inflight 256] [--timeout-ms 60000]
+ *        [--pull-consumer true]
  *        [--run-id ID] [--sync-interval-ms 0] [--heartbeat-ms 30000]
  * </pre>
  *
@@ -71,6 +73,9 @@ import org.apache.rocketmq.remoting.protocol.RequestCode;
  * <li>{"event":"send_failed","mode":M,"key":K,"error":E,"code":C}, C the
  *   response code that failed it (MQBrokerException, found among the
  *   causes), else null;
+ * <li>{"event":"pulled","key":K,"queue":Q,"offset":O} for each of this run's
+ *   messages a lite pull consumer (--pull-consumer true: the pull API,
+ *   in the group G-pull) polled, once per key;
  * <li>{"event":"tx_check","key":K,"msgId":ID} for each check answered
  *   COMMIT_MESSAGE;
  * <li>{"event":"consumed","consumer":C,"key":K,"msgId":ID,"queue":Q,"offset":O,"reconsume":R};
@@ -161,6 +166,7 @@ public final class Client {
         long timeoutMs = 60_000;
         long syncIntervalMs = 0;
         int heartbeatMs = 30_000;
+        boolean pullConsumer = false;
         for (int i = 0; i < args.length; i++) {
             String v = i + 1 < args.length ? args[i + 1] : "";
             switch (args[i]) {
@@ -180,6 +186,7 @@ public final class Client {
                 case "--timeout-ms": timeoutMs = Long.parseLong(v); break;
                 case "--sync-interval-ms": syncIntervalMs = Long.parseLong(v); break;
                 case "--heartbeat-ms": heartbeatMs = Integer.parseInt(v); break;
+                case "--pull-consumer": pullConsumer = Boolean.parseBoolean(v); break;
                 default:
                     System.err.println("client: unknown argument " + args[i]);
                     System.exit(2);
@@ -239,6 +246,32 @@ public final class Client {
             });
             pc.start();
             pushConsumers.add(pc);
+        }
+        // === a lite pull consumer (the pull API), in a group of its own ===
+        Set<String> pulledKeys = ConcurrentHashMap.newKeySet();
+        DefaultLitePullConsumer lite = null;
+        if (pullConsumer) {
+            lite = new DefaultLitePullConsumer(group + "-pull", brokerRequestHook("pull"));
+            lite.setNamesrvAddr(namesrv);
+            lite.setInstanceName(runId + "-pull");
+            lite.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
+            lite.setHeartbeatBrokerInterval(heartbeatMs);
+            lite.subscribe(topic, "*");
+            lite.start();
+            final DefaultLitePullConsumer polled = lite;
+            Thread poller = new Thread(() -> {
+                while (true) {
+                    for (MessageExt m : polled.poll(200)) {
+                        String key = m.getKeys();
+                        if (key != null && key.startsWith(runIdPrefix) && pulledKeys.add(key)) {
+                            emit("{\"event\":\"pulled\",\"key\":" + q(key) + ",\"queue\":" + m.getQueueId()
+                                + ",\"offset\":" + m.getQueueOffset() + "}");
+                        }
+                    }
+                }
+            }, "lite-pull");
+            poller.setDaemon(true);
+            poller.start();
         }
         emit("{\"event\":\"consumers_ready\",\"consumers\":" + consumers + "}");
 
@@ -381,7 +414,8 @@ public final class Client {
         // or may not have reached the broker: not waited for).
         long consumeDeadline = System.nanoTime() + timeoutMs * 1_000_000L;
         boolean complete;
-        while (!(complete = consumedKeys.containsAll(ACKED)) && System.nanoTime() < consumeDeadline) {
+        while (!(complete = consumedKeys.containsAll(ACKED) && (!pullConsumer || pulledKeys.containsAll(ACKED)))
+            && System.nanoTime() < consumeDeadline) {
             Thread.sleep(50);
         }
         List<String> missing = new ArrayList<>();
@@ -403,6 +437,7 @@ public final class Client {
         s.append(",\"consumed_unique\":").append(consumedKeys.size());
         s.append(",\"consumed_total\":").append(consumedTotal.get());
         s.append(",\"duplicates\":").append(duplicates.get());
+        s.append(",\"pulled_unique\":").append(pulledKeys.size());
         s.append(",\"missing\":").append(missing.size());
         s.append(",\"rebalances\":").append(rebalances);
         s.append(",\"size\":").append(size);
@@ -418,6 +453,7 @@ public final class Client {
         producer.shutdown();
         if (txProducer != null) txProducer.shutdown();
         for (DefaultMQPushConsumer pc : pushConsumers) pc.shutdown();
+        if (lite != null) lite.shutdown();
         System.out.flush();
         // The client's own threads are not all daemons.
         System.exit(complete ? 0 : 1);
