@@ -321,7 +321,7 @@ fn baton_config(rmq: &RocketMq, log: &std::path::Path) -> String {
 /// What a run saw once the consumer group had formed (both consumers
 /// holding their share of the topic's queues; upgrades wait for it): the
 /// consumers' rebalances of the topic and the NOTIFY_CONSUMER_IDS_CHANGED
-/// frames the broker sent from then on until the client's summary (before
+/// frames the broker sent the group from then on until the client's summary (before
 /// it shuts down), the extra deliveries of the messages sent from then on
 /// (but transactional ones, which a check answered twice can commit
 /// twice), and the longest gap between two consumed messages — across an
@@ -472,10 +472,14 @@ fn through_baton(rmq: &RocketMq, upgrades: usize, moves: bool) -> (ClientSpec, C
             .iter()
             .filter(|v| v["event"] == "rebalance" && v["topic"] == TOPIC)
             .count();
+        // To the push consumers (`c1`, `c2`): the lite pull consumer, in
+        // a group of its own, hears of that group's own forming.
         formed.notifies = after
             .iter()
             .filter(|v| {
-                v["event"] == "broker_request" && v["code"] == code::NOTIFY_CONSUMER_IDS_CHANGED
+                v["event"] == "broker_request"
+                    && v["code"] == code::NOTIFY_CONSUMER_IDS_CHANGED
+                    && v["client"].as_str().is_some_and(|c| c.starts_with('c'))
             })
             .count();
         formed.duplicates = after
