@@ -563,6 +563,91 @@ async fn a_broker_connection_dialled_again_starts_with_the_clients_heartbeat() {
     );
 }
 
+/// GET_ROUTEINFO_BY_TOPIC.
+const GET_ROUTEINFO_BY_TOPIC: i64 = 105;
+
+/// A route answer naming `broker` as broker-a's master.
+fn route_body(broker: &str) -> Vec<u8> {
+    json!({
+        "brokerDatas": [{
+            "brokerAddrs": { "0": broker },
+            "brokerName": "broker-a",
+            "cluster": "DefaultCluster",
+        }],
+        "queueDatas": [{ "brokerName": "broker-a", "perm": 6, "readQueueNums": 4, "writeQueueNums": 4 }],
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A name server's route answer to a request still in flight when the
+/// client's connection moves to the next generation is rewritten all the
+/// same (`rocketmq_brokers`: the filter's copy of the request moves with
+/// the connection): when the name-server connection moves too and the
+/// answer comes to the new generation, and when it stays and the old one
+/// forwards the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_answers_in_flight_across_an_upgrade_are_rewritten() {
+    const REAL_BROKER: &str = "10.2.3.117:10911";
+    for moves in [true, false] {
+        // A name server that answers the route request once told to.
+        let namesrv = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let namesrv_addr = namesrv.local_addr().unwrap();
+        let (asked_tx, mut asked) = mpsc::unbounded_channel::<()>();
+        let (answer_tx, answer) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut stream, _) = namesrv.accept().await.unwrap();
+            let request = Frame::read(&mut stream).await.unwrap();
+            assert_eq!(request.code(), GET_ROUTEINFO_BY_TOPIC);
+            asked_tx.send(()).unwrap();
+            answer.await.unwrap();
+            let route = Frame::response(request.opaque(), &route_body(REAL_BROKER));
+            stream.write_all(&route.encode()).await.unwrap();
+            // Stay open: the old generation must not see its end.
+            let _ = Frame::read(&mut stream).await;
+        });
+        let stay = if moves {
+            ""
+        } else {
+            "move_pinned_upstreams = false\n"
+        };
+        let config = format!(
+            "[supervisor]\ndrain_timeout = \"10s\"\n\n\
+             [[listeners]]\nname = \"namesrv\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"namesrv\"\nrocketmq_brokers = {{ \"{REAL_BROKER}\" = \"broker-a\" }}\n{stay}\n\
+             [[listeners]]\nname = \"broker-a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"namesrv\"\n\n\
+             [[clusters]]\nname = \"namesrv\"\nendpoints = [\"{namesrv_addr}\"]\n"
+        );
+        let mut baton = Baton::start(&config);
+        let broker_listener = baton.addr("broker-a").to_string();
+        let mut client = TcpStream::connect(baton.addr("namesrv")).await.unwrap();
+        let ask = Frame::request(GET_ROUTEINFO_BY_TOPIC, 7, "BatonTopic", b"");
+        client.write_all(&ask.encode()).await.unwrap();
+        timeout(PATIENCE, asked.recv()).await.unwrap().unwrap();
+        // Answered once the connection has moved (the old generation
+        // forwards what comes to it from then on).
+        baton.signal(rustix::process::Signal::HUP);
+        tokio::task::block_in_place(|| {
+            baton.logged("forwarding late responses to the new generation");
+        });
+        answer_tx.send(()).unwrap();
+        let route = timeout(PATIENCE, Frame::read(&mut client))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(route.opaque(), 7);
+        let body = String::from_utf8_lossy(&route.body).into_owned();
+        assert!(
+            body.contains(&broker_listener) && !body.contains(REAL_BROKER),
+            "moves {moves}: the route names baton's broker listener {broker_listener}: {body}"
+        );
+        let status = tokio::task::block_in_place(|| baton.wait_for_upgrades(1));
+        let report = status.last_upgrade.unwrap();
+        assert_eq!((report.migrated, report.lost), (1, 0), "moves {moves}");
+    }
+}
+
 /// `baton_rpc_responses_total{result}` counts by RocketMQ's own codes: a
 /// PULL_RETRY_IMMEDIATELY (20) answer is an error, a SUCCESS (0) one ok,
 /// and both reach the client as the broker sent them.

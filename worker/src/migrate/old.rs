@@ -493,12 +493,13 @@ impl<H: Host> Migration<H> {
         while let Some(mut p) = rest.next() {
             // Schema 7 on: a client's pinned upstream connections stop at
             // a frame boundary too, and go with it.
-            // Older ones cannot take the spans of its requests in flight.
+            // Older ones cannot take the spans of its requests in flight,
+            // nor its filters' copies of them.
             if let ConnParts::Rpc(parts) = &mut p.conn {
                 if self.schema.carries_pinned() {
                     parts.park_pinned().await;
                 } else {
-                    parts.drop_spans();
+                    parts.keep_to_schema_6();
                 }
             }
             let (state, spill) = match describe(&p) {

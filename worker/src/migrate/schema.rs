@@ -77,8 +77,9 @@
 //! schema 7: as schema 6, and a new connection form, ConnKind variant 5
 //!   RpcV7 (`rpc::parked::RpcWireV7`): an RPC client connection with the
 //!   pinned upstream connections that move with it (RocketMQ's broker
-//!   connections, `move_pinned_upstreams`) or the spans of its requests in
-//!   flight (`[tracing]`); one with neither is still written as Rpc:
+//!   connections, `move_pinned_upstreams`), the spans of its requests in
+//!   flight (`[tracing]`) or its RPC filters' copies of them; one with
+//!   none of these is still written as Rpc:
 //!   codec: bytes, in_flight: u64, read_closed: bool,
 //!   pinned: [UpWire { cluster: string, addr: SocketAddr, codec: bytes,
 //!            next_id: u64, requests: [{ id: u64, client_id: u64,
@@ -86,7 +87,8 @@
 //!   asked: [(u64, string)],
 //!   bytes: [bytes] (the client's partial frame and unwritten bytes, then
 //!          per pinned connection its partial frame, its unwritten bytes
-//!          and each request's frame; empty when spilled),
+//!          and each request's frame, then the filtered requests; empty
+//!          when spilled),
 //!   spilled: Option<[u64]> (the same lists' lengths, in a memfd),
 //!   traces: [(u64 the client's request id, MovingSpan { trace_id: u128,
 //!            span_id: u64, parent: Option<u64>, trace_state:
@@ -95,7 +97,9 @@
 //!            Option<string>, system: string, service: Option<string>,
 //!            method: Option<string> })],
 //!   registration: Option<bytes> (the client's last registering request,
-//!            a whole frame: RocketMQ's HEART_BEAT)
+//!            a whole frame: RocketMQ's HEART_BEAT),
+//!   filtered: u32 (how many of `bytes`, at their end, are the requests in
+//!            flight its RPC filters passed on, whole frames)
 //!   fds = the client, each pinned connection's socket, the memfd if any
 //! ```
 //!

@@ -295,6 +295,7 @@ mod tests {
                 pinned_move: true,
                 traces: Vec::new(),
                 registration: None,
+                filtered: Vec::new(),
             }));
             let (_, back) = round_trip(&original, Schema::V1);
             same_head(&original, &back);
@@ -356,6 +357,7 @@ mod tests {
                 pinned_move: true,
                 traces: Vec::new(),
                 registration: Some(Box::new(request.clone())),
+                filtered: vec![request.clone()],
             }));
             let (state, back) = round_trip(&original, Schema::V7);
             assert!(matches!(state.kind, ConnKind::RpcV7(_)));
@@ -375,6 +377,8 @@ mod tests {
                 b.registration.as_ref().map(|f| f.as_bytes()),
                 Some(request.as_bytes())
             );
+            let filtered: Vec<&[u8]> = b.filtered.iter().map(|f| f.as_bytes()).collect();
+            assert_eq!(filtered, vec![request.as_bytes()]);
             let ([(_, x)], [(name, y)]) = (
                 &a.parked_pinned().collect::<Vec<_>>()[..],
                 &b.parked_pinned().collect::<Vec<_>>()[..],

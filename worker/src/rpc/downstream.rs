@@ -38,9 +38,13 @@
 //! costs a branch per frame. A filter's answer is the codec's hijack of
 //! the request, with the client's id: written to the client in place of
 //! routing (or in place of the upstream's response); an answered oneway
-//! is dropped. Responses forwarded from a previous generation (requests
-//! sent before the connection moved) arrive as bytes and skip the
-//! response side. Whether the connection may move is its filters' to say
+//! is dropped. The copies of the requests in flight move with the
+//! connection (schema 7 on), so the responses to requests sent before it
+//! moved — forwarded from the previous generation as bytes, read again
+//! here, or answered on a moved pinned connection — go through the
+//! response side too (RocketMQ's name-server answers are rewritten
+//! whichever generation writes them); with an older peer, forwarded ones
+//! skip it. Whether the connection may move is its filters' to say
 //! ([`Downstream::moves`]): one that must stay drains in its generation.
 //!
 //! # Tracing
@@ -258,6 +262,10 @@ pub struct RpcParts {
     /// Pinned protocols: the client's last registration (see
     /// `Downstream::replay_registration`).
     pub registration: Option<Box<Frame>>,
+    /// With RPC filters: the requests in flight that the filters passed
+    /// on, whose responses go through the filters' response side where
+    /// they are written (here, or in the next generation: schema 7 on).
+    pub filtered: Vec<Frame>,
 }
 
 /// A pinned upstream connection of a paused client connection.
@@ -303,10 +311,13 @@ impl RpcParts {
         self.pinned = pinned;
     }
 
-    /// Forgets the spans of its requests in flight: they are not
-    /// recorded (a peer of schema 6 or older cannot take them).
-    pub(crate) fn drop_spans(&mut self) {
+    /// Forgets what only schema 7 carries, for a peer of schema 6 or
+    /// older: the spans of its requests in flight (not recorded) and the
+    /// copies its filters kept of them (their forwarded responses skip the
+    /// filters' response side).
+    pub(crate) fn keep_to_schema_6(&mut self) {
         self.traces.clear();
+        self.filtered.clear();
     }
 
     /// Its parked pinned connections.
@@ -423,6 +434,11 @@ impl Downstream {
             meter,
         };
         downstream.traces.extend(parts.traces);
+        if let Some(filtering) = downstream.filters.as_mut() {
+            filtering
+                .requests
+                .extend(parts.filtered.into_iter().map(|r| (r.request_id(), r)));
+        }
         if let Some(mut rx) = leftover {
             while let Ok(out) = rx.try_recv() {
                 downstream.outbound(out);
@@ -518,6 +534,10 @@ impl Downstream {
             pinned_move: self.ctx.listener.move_pinned,
             traces: self.traces.into_iter().collect(),
             registration: self.registration,
+            filtered: self
+                .filters
+                .map(|f| f.requests.into_values().collect())
+                .unwrap_or_default(),
             client: self.client,
             codec: self.codec.state(),
             read_pending: self.read_buf.to_vec(),
@@ -628,8 +648,14 @@ impl Downstream {
             Outbound::Forwarded { bytes, response } => {
                 if response {
                     self.in_flight = self.in_flight.saturating_sub(1);
-                    if !self.traces.is_empty() {
-                        self.end_forwarded_span(&bytes);
+                    let filtered = self
+                        .filters
+                        .as_ref()
+                        .is_some_and(|f| !f.requests.is_empty());
+                    if filtered || !self.traces.is_empty() {
+                        // Its request's span and filters are here now.
+                        self.forwarded_response(&bytes);
+                        return;
                     }
                 }
                 self.write_buf.extend_from_slice(&bytes);
@@ -637,20 +663,44 @@ impl Downstream {
         }
     }
 
-    /// Ends the span of the request a response forwarded from the
-    /// previous generation answers, if its span moved here: the response
-    /// is read again (by a codec of its own, this connection's keeps its
-    /// state) for its id and status.
-    fn end_forwarded_span(&mut self, bytes: &[u8]) {
+    /// A response forwarded from the previous generation to a request
+    /// whose span or filtered copy moved here: read again (by a codec of
+    /// its own, this connection's keeps its state) for its id and status,
+    /// the span ended and the filters' response side run, as for a
+    /// response that came here. Bytes that do not read as a response go
+    /// to the client as they came.
+    fn forwarded_response(&mut self, bytes: &[u8]) {
         let listener = &self.ctx.listener;
         let mut codec = listener.protocol.codec(listener.codec);
         let mut buf = BytesMut::from(bytes);
-        if let Ok(Some(frame)) = codec.decode(&mut buf)
-            && frame.kind() == FrameKind::Response
-            && let Some(span) = self.traces.remove(&frame.request_id())
-        {
+        let mut frame = match codec.decode(&mut buf) {
+            Ok(Some(frame)) if frame.kind() == FrameKind::Response && buf.is_empty() => frame,
+            _ => {
+                self.write_buf.extend_from_slice(bytes);
+                return;
+            }
+        };
+        let id = frame.request_id();
+        if let Some(span) = self.traces.remove(&id) {
             let success = codec.classify(&frame) == ResponseClass::Success;
             span.end_rpc(frame.status(), success);
+        }
+        let request = self
+            .filters
+            .as_mut()
+            .and_then(|filtering| filtering.requests.remove(&id));
+        match (self.filters.as_mut(), request) {
+            (Some(filtering), Some(request)) => {
+                if let RpcFlow::Answer(answer) =
+                    filtering
+                        .filters
+                        .response(&mut frame, &request, &self.codec)
+                {
+                    frame = *answer;
+                }
+                self.codec.encode(&frame, &mut self.write_buf);
+            }
+            _ => self.write_buf.extend_from_slice(bytes),
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{AnyCodec, CodecState, RequestId};
+use crate::codec::{AnyCodec, CodecState, Frame, RequestId};
 use crate::kind::{self, Encode, Fds, INLINE_BYTES, Kind, WireError, WireForm};
 use crate::rpc::downstream::{Pinned, RpcParts};
 use crate::rpc::pool::{MovedRequest, ParkedUp};
@@ -40,8 +40,8 @@ pub struct RpcWire {
 
 /// Schema 7's form of an RPC client connection, written when it has more
 /// than a socket and bytes to carry: the pinned upstream connections that
-/// move with it, at a frame boundary on every socket, and the spans of
-/// its requests in flight. fds:
+/// move with it, at a frame boundary on every socket, the spans of its
+/// requests in flight, and its RPC filters' copies of them. fds:
 /// the client, each pinned connection's socket in `pinned` order, and
 /// when `spilled`, a memfd holding the byte lists (see `bytes`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ pub struct RpcWireV7 {
     /// The byte lists, in this order: the client's partial frame, the
     /// bytes for the client; then for each pinned connection, its partial
     /// frame from the server, its bytes for the server, and each of its
-    /// requests' frame. Empty when spilled.
+    /// requests' frame; then the `filtered` requests. Empty when spilled.
     pub bytes: Vec<Vec<u8>>,
     /// When the byte lists went to the memfd: their lengths, in order.
     pub spilled: Option<Vec<u64>>,
@@ -69,6 +69,10 @@ pub struct RpcWireV7 {
     /// RocketMQ HEART_BEAT), whole, to replay on a connection dialled
     /// again (see `rpc::downstream`).
     pub registration: Option<Vec<u8>>,
+    /// How many of the byte lists, at their end, are the requests in
+    /// flight its RPC filters passed on (their responses go through the
+    /// filters' response side in the new generation).
+    pub filtered: u32,
 }
 
 /// A pinned upstream connection on the wire (in a [`RpcWireV7`]).
@@ -128,7 +132,10 @@ fn decode_codec(bytes: &[u8]) -> Result<CodecState, WireError> {
 
 impl<W: From<RpcWire> + From<RpcWireV7>> Encode<W> for RpcParts {
     fn encode(&self) -> Result<(W, Option<OwnedFd>), WireError> {
-        if self.parked_pinned().next().is_some() || !self.traces.is_empty() {
+        if self.parked_pinned().next().is_some()
+            || !self.traces.is_empty()
+            || !self.filtered.is_empty()
+        {
             let (wire, memfd) = self.encode_pinned()?;
             return Ok((wire.into(), memfd));
         }
@@ -185,6 +192,7 @@ impl WireForm for RpcWire {
             pinned_move: true,
             traces: Vec::new(),
             registration: None,
+            filtered: Vec::new(),
         })
     }
 }
@@ -214,6 +222,7 @@ impl RpcParts {
                     .collect(),
             });
         }
+        bytes.extend(self.filtered.iter().map(Frame::as_bytes));
         let total: usize = bytes.iter().map(|b| b.len()).sum();
         let (inline, spilled, memfd) = if total > INLINE_BYTES {
             let lens = bytes.iter().map(|b| b.len() as u64).collect();
@@ -239,6 +248,7 @@ impl RpcParts {
                 .filter_map(|(id, span)| Some((id.0, span.moving()?)))
                 .collect(),
             registration: self.registration.as_ref().map(|f| f.as_bytes().to_vec()),
+            filtered: u32::try_from(self.filtered.len()).unwrap_or(u32::MAX),
         };
         Ok((wire, memfd))
     }
@@ -246,7 +256,7 @@ impl RpcParts {
 
 impl WireForm for RpcWireV7 {
     type Kind = RpcParts;
-    const NAME: &'static str = "rpc with pinned upstreams or spans";
+    const NAME: &'static str = "rpc with pinned upstreams, spans or filtered requests";
     const SINCE: u16 = 7;
 
     fn fd_count(&self) -> usize {
@@ -260,11 +270,13 @@ impl WireForm for RpcWireV7 {
             .iter()
             .map(|_| fds.socket())
             .collect::<Result<Vec<_>, _>>()?;
-        let expected = 2 + self
-            .pinned
-            .iter()
-            .map(|p| 2 + p.requests.len())
-            .sum::<usize>();
+        let expected = 2
+            + self
+                .pinned
+                .iter()
+                .map(|p| 2 + p.requests.len())
+                .sum::<usize>()
+            + self.filtered as usize;
         let bytes = match &self.spilled {
             None => self.bytes,
             Some(lens) => kind::unspill_all(fds.next_fd()?, lens)?,
@@ -312,6 +324,9 @@ impl WireForm for RpcWireV7 {
             Some(bytes) => Some(Box::new(request_frame(&codec, bytes)?)),
             None => None,
         };
+        let filtered = (0..self.filtered)
+            .map(|_| request_frame(&codec, next()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RpcParts {
             client,
             codec,
@@ -333,6 +348,7 @@ impl WireForm for RpcWireV7 {
                 .map(|(id, span)| (RequestId(id), Active::moved(span)))
                 .collect(),
             registration,
+            filtered,
         })
     }
 }

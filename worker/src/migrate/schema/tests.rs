@@ -159,10 +159,12 @@ fn samples() -> Vec<(String, ConnState)> {
                     Vec::new(),
                     b"to the broker".to_vec(),
                     b"the pull request".to_vec(),
+                    b"a filtered request".to_vec(),
                 ],
                 spilled: None,
                 traces: Vec::new(),
                 registration: Some(b"the client's HEART_BEAT".to_vec()),
+                filtered: 1,
             })),
         ),
         (
@@ -177,6 +179,7 @@ fn samples() -> Vec<(String, ConnState)> {
                 spilled: Some(vec![0, 0, 40_000, 0]),
                 traces: Vec::new(),
                 registration: None,
+                filtered: 0,
             })),
         ),
         (
@@ -207,6 +210,7 @@ fn samples() -> Vec<(String, ConnState)> {
                     },
                 )],
                 registration: None,
+                filtered: 0,
             })),
         ),
     ]);
