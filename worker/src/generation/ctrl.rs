@@ -168,9 +168,9 @@ impl Session {
                                 stayed = done.stayed,
                                 "handed off; exiting"
                             );
-                            // Its last spans, then the last word on its
-                            // counters.
-                            crate::telemetry::trace::flush().await;
+                            // Its last spans and log lines, then the last
+                            // word on its counters.
+                            last_lines(&self.server).await;
                             send_metrics(&self.ctrl, &self.server, self.histograms).await?;
                             self.ctrl.send_msg(Drained {
                                 finished: done.finished,
@@ -271,8 +271,9 @@ impl Session {
                     closed = report.closed,
                     "drained"
                 );
-                // Its last spans, then the last word on its counters.
-                crate::telemetry::trace::flush().await;
+                // Its last spans and log lines, then the last word on its
+                // counters.
+                last_lines(&self.server).await;
                 send_metrics(&self.ctrl, &self.server, self.histograms).await?;
                 self.ctrl
                     .send_msg(Drained {
@@ -309,6 +310,21 @@ async fn heartbeat(ctrl: Arc<Channel>, server: Server, histograms: bool) {
 
 /// Sends the metrics and, when the supervisor takes them, the histograms
 /// (in as many messages as they need).
+/// What a generation writes last before it says it is drained: its
+/// queued spans (within `export_timeout`) and its access log's queued
+/// lines — the message traces and connection records of its last moments
+/// (within a second).
+async fn last_lines(server: &Server) {
+    crate::telemetry::trace::flush().await;
+    if let Some(log) = server.ctx().access_log.clone() {
+        let within = std::time::Duration::from_secs(1);
+        let flushed = tokio::task::spawn_blocking(move || log.flush(within)).await;
+        if !matches!(flushed, Ok(true)) {
+            warn!("the access log's last lines were not written in time");
+        }
+    }
+}
+
 async fn send_metrics(ctrl: &Channel, server: &Server, histograms: bool) -> Result<(), IpcError> {
     ctrl.send_msg(server.meters().snapshot()).await?;
     if histograms {

@@ -26,10 +26,18 @@ use tracing::warn;
 /// few MiB; past it, lines are dropped rather than the proxy slowed.
 const QUEUE: usize = 16 * 1024;
 
+/// What the writer thread is handed.
+#[derive(Debug)]
+enum Item {
+    Line(String),
+    /// Write everything queued before this, then say so.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
 /// An open access log.
 #[derive(Debug)]
 pub struct AccessLog {
-    tx: SyncSender<String>,
+    tx: SyncSender<Item>,
     format: LogFormat,
     dropped: AtomicU64,
 }
@@ -89,19 +97,25 @@ impl AccessLog {
                     })?,
             ),
         };
-        let (tx, rx) = sync_channel::<String>(QUEUE);
+        let (tx, rx) = sync_channel::<Item>(QUEUE);
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
                 let mut failed = false;
-                while let Ok(line) = rx.recv() {
-                    let mut batch = line;
+                let mut flushed = Vec::new();
+                while let Ok(item) = rx.recv() {
+                    let mut batch = String::new();
                     // Gather what is queued into one write.
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push_str(&more);
+                    let mut next = Some(item);
+                    while let Some(item) = next.take() {
+                        match item {
+                            Item::Line(line) => batch.push_str(&line),
+                            Item::Flush(done) => flushed.push(done),
+                        }
                         if batch.len() > 64 * 1024 {
                             break;
                         }
+                        next = rx.try_recv().ok();
                     }
                     if let Err(e) = sink.write_all(batch.as_bytes()).and_then(|()| sink.flush()) {
                         if !failed {
@@ -110,6 +124,9 @@ impl AccessLog {
                         }
                     } else {
                         failed = false;
+                    }
+                    for done in flushed.drain(..) {
+                        let _ = done.send(());
                     }
                 }
             })
@@ -132,7 +149,7 @@ impl AccessLog {
         if !line.ends_with('\n') {
             line.push('\n');
         }
-        match self.tx.try_send(line) {
+        match self.tx.try_send(Item::Line(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -140,6 +157,29 @@ impl AccessLog {
                 }
             }
         }
+    }
+
+    /// Waits, at most `within`, for every line queued so far to be
+    /// written: a generation's last lines (its message traces, its
+    /// connections' records) before it exits. Blocks: call it off the
+    /// runtime. False if the writer did not get there in time.
+    pub fn flush(&self, within: Duration) -> bool {
+        let (done, flushed) = std::sync::mpsc::channel();
+        let deadline = std::time::Instant::now() + within;
+        let mut item = Item::Flush(done);
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
+        }
+        flushed
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .is_ok()
     }
 
     /// Lines dropped so far.
@@ -265,6 +305,22 @@ mod tests {
         assert_eq!(rfc3339(t), "2000-02-29T12:34:56.789Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_824_000);
         assert_eq!(rfc3339(t), "2026-11-28T00:00:00.000Z");
+    }
+
+    /// A flush returns once every line queued before it is in the file:
+    /// what a generation that exits right after its last requests needs.
+    #[test]
+    fn a_flush_waits_for_every_line_queued_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let log = AccessLog::open(&LogTarget::File(path.clone()), LogFormat::Json).unwrap();
+        for n in 0..5_000 {
+            log.line(format!("{{\"n\":{n}}}"));
+        }
+        assert!(log.flush(Duration::from_secs(30)));
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.lines().count(), 5_000);
+        assert_eq!(written.lines().last(), Some("{\"n\":4999}"));
     }
 
     fn entry() -> Entry<'static> {
