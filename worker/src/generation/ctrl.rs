@@ -318,8 +318,10 @@ async fn last_lines(server: &Server) {
     crate::telemetry::trace::flush().await;
     if let Some(log) = server.ctx().access_log.clone() {
         let within = std::time::Duration::from_secs(1);
-        let flushed = tokio::task::spawn_blocking(move || log.flush(within)).await;
-        if !matches!(flushed, Ok(true)) {
+        // Behind a full queue the flush waits to be queued: bounded here.
+        let flush = tokio::task::spawn_blocking(move || log.flush(within));
+        let flushed = tokio::time::timeout(2 * within, flush).await;
+        if !matches!(flushed, Ok(Ok(true))) {
             warn!("the access log's last lines were not written in time");
         }
     }

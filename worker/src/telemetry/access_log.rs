@@ -159,27 +159,18 @@ impl AccessLog {
         }
     }
 
-    /// Waits, at most `within`, for every line queued so far to be
-    /// written: a generation's last lines (its message traces, its
-    /// connections' records) before it exits. Blocks: call it off the
-    /// runtime. False if the writer did not get there in time.
+    /// Waits for every line queued so far to be written (at most
+    /// `within` once the flush is queued behind them): a generation's
+    /// last lines (its message traces, its connections' records) before
+    /// it exits. Blocks, behind a full queue too: call it off the runtime,
+    /// under a timeout of the caller's. False if the writer did not get
+    /// there in time, or is gone.
     pub fn flush(&self, within: Duration) -> bool {
         let (done, flushed) = std::sync::mpsc::channel();
-        let deadline = std::time::Instant::now() + within;
-        let mut item = Item::Flush(done);
-        loop {
-            match self.tx.try_send(item) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
-                    item = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => return false,
-            }
+        if self.tx.send(Item::Flush(done)).is_err() {
+            return false;
         }
-        flushed
-            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-            .is_ok()
+        flushed.recv_timeout(within).is_ok()
     }
 
     /// Lines dropped so far.
