@@ -198,8 +198,11 @@ public final class Launcher {
         ms.setMappedFileSizeCommitLog(64 * 1024 * 1024);
         ms.setMappedFileSizeConsumeQueue(30_000 * 20);
         // Loopback tests on a shared disk: do not refuse writes because
-        // other people's files fill it.
+        // other people's files fill it (nor call the disk full, and refuse
+        // every send with SERVICE_NOT_AVAILABLE, past 90 % of it: the
+        // commit log's warning level, read when the store starts).
         ms.setDiskMaxUsedSpaceRatio(95);
+        System.setProperty("rocketmq.broker.diskSpaceWarningLevelRatio", "0.99");
         // No timer (delay-level) wheel: it allocates and clears tens of
         // MiB at start; the tests send no delayed messages.
         ms.setTimerWheelEnable(false);
