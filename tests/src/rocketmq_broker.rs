@@ -227,6 +227,27 @@ impl RocketMq {
         );
     }
 
+    /// baton in front of this name server (its answers rewritten,
+    /// `rocketmq_brokers`) and of its broker: listeners `namesrv` and
+    /// `broker-a` on free loopback ports, clusters of the same names.
+    /// `broker_listener` is more of the broker listener's keys (TOML
+    /// lines); the caller appends its own tables (`[access_log]`,
+    /// `[admin]`).
+    pub fn through_baton_config(&self, broker_listener: &str) -> String {
+        format!(
+            "[[listeners]]\nname = \"namesrv\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"namesrv\"\nrocketmq_brokers = {{ \"{broker}\" = \"broker-a\" }}\n\n\
+             [[listeners]]\nname = \"broker-a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
+             cluster = \"broker-a\"\n{broker_listener}\
+             # Above the clients' long-polls (the Java client's 30 s, ali-ons' 15 s held).\n\
+             request_timeout = \"60s\"\n\n\
+             [[clusters]]\nname = \"namesrv\"\nendpoints = [\"{namesrv}\"]\n\n\
+             [[clusters]]\nname = \"broker-a\"\nendpoints = [\"{broker}\"]\n\n",
+            broker = self.broker,
+            namesrv = self.namesrv,
+        )
+    }
+
     /// The temp dir (store, logs under `home/logs/rocketmqlogs`).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -302,20 +302,11 @@ fn broker_request_remotes(run: &ClientRun) -> Vec<String> {
 /// broker: a listener each; the broker's with a message trace into the
 /// access log at `log`.
 fn baton_config(rmq: &RocketMq, log: &std::path::Path) -> String {
-    format!(
-        "[[listeners]]\nname = \"namesrv\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
-         cluster = \"namesrv\"\nrocketmq_brokers = {{ \"{broker}\" = \"broker-a\" }}\n\n\
-         [[listeners]]\nname = \"broker-a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
-         cluster = \"broker-a\"\nmessage_trace = true\n\
-         # Above the Java consumer's long-poll (30 s).\n\
-         request_timeout = \"60s\"\n\n\
-         [[clusters]]\nname = \"namesrv\"\nendpoints = [\"{namesrv}\"]\n\n\
-         [[clusters]]\nname = \"broker-a\"\nendpoints = [\"{broker}\"]\n\n\
-         [access_log]\npath = \"{log}\"\nformat = \"json\"\n",
-        broker = rmq.broker,
-        namesrv = rmq.namesrv,
-        log = log.display(),
-    )
+    rmq.through_baton_config("message_trace = true\n")
+        + &format!(
+            "[access_log]\npath = \"{}\"\nformat = \"json\"\n",
+            log.display()
+        )
 }
 
 /// What a run saw once the consumer group had formed (both consumers

@@ -170,19 +170,7 @@ fn run_node_client(
 /// baton in front of the name server (its answers rewritten) and of the
 /// broker, with an admin endpoint for the connection counters.
 fn baton_config(rmq: &RocketMq) -> String {
-    format!(
-        "[[listeners]]\nname = \"namesrv\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
-         cluster = \"namesrv\"\nrocketmq_brokers = {{ \"{broker}\" = \"broker-a\" }}\n\n\
-         [[listeners]]\nname = \"broker-a\"\naddress = \"127.0.0.1:0\"\nprotocol = \"rocketmq\"\n\
-         cluster = \"broker-a\"\n\
-         # Above ali-ons' long-poll (15 s held by the broker, 30 s timeout).\n\
-         request_timeout = \"60s\"\n\n\
-         [[clusters]]\nname = \"namesrv\"\nendpoints = [\"{namesrv}\"]\n\n\
-         [[clusters]]\nname = \"broker-a\"\nendpoints = [\"{broker}\"]\n\n\
-         [admin]\naddress = \"127.0.0.1:0\"\n",
-        broker = rmq.broker,
-        namesrv = rmq.namesrv,
-    )
+    rmq.through_baton_config("") + "[admin]\naddress = \"127.0.0.1:0\"\n"
 }
 
 /// What every run must show: every send acknowledged, every message
